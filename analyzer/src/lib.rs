@@ -1,0 +1,1 @@
+//! Analyzer (filled in by the analyzer work).

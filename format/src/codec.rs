@@ -1,0 +1,554 @@
+//! Event encoding and decoding: a tag byte, then varint fields delta-encoded against the
+//! chunk's running [`DeltaState`]. `FORMAT.md` describes every bit.
+
+use crate::error::DecodeError;
+use crate::event::{Event, Segments};
+use crate::varint::{self, unzigzag, zigzag};
+
+pub(crate) const KIND_MASK: u8 = 0b111;
+pub(crate) const KIND_ALLOC: u8 = 1;
+pub(crate) const KIND_FREE: u8 = 2;
+pub(crate) const KIND_REALLOC: u8 = 3;
+pub(crate) const KIND_STACK_NODE: u8 = 4;
+pub(crate) const KIND_META: u8 = 5;
+
+const ALLOC_HAS_ALIGN: u8 = 1 << 3;
+const ALLOC_SAME_STACK: u8 = 1 << 4;
+const ALLOC_ADDR_RAW: u8 = 1 << 5;
+
+const FREE_RECENT_SHIFT: u8 = 3;
+const FREE_RECENT_MASK: u8 = 0b1111 << FREE_RECENT_SHIFT;
+const FREE_ADDR_RAW: u8 = 1 << 7;
+
+const REALLOC_SAME_STACK: u8 = 1 << 3;
+const REALLOC_IN_PLACE: u8 = 1 << 4;
+const REALLOC_OLD_RAW: u8 = 1 << 5;
+const REALLOC_NEW_RAW: u8 = 1 << 6;
+
+const META_SHIFT: u8 = 3;
+const META_MODULE_LOAD: u8 = 0;
+const META_MODULE_UNLOAD: u8 = 1;
+const META_THREAD_NAME: u8 = 2;
+const META_MARK: u8 = 3;
+
+/// Addresses remembered for frees: a free of one of them costs no address bytes.
+const RECENT_SLOTS: usize = 15;
+
+/// The longest encoding of an alloc, free or realloc event.
+pub const MAX_HOT_EVENT_LEN: usize = 64;
+
+/// The running values that events are delta-encoded against. It starts afresh in every chunk
+/// (from the chunk's base timestamp), so chunks decode independently. Encoder and decoder keep
+/// identical copies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeltaState {
+    prev_ts: u64,
+    prev_addr: u64,
+    prev_stack: u32,
+    prev_node: u32,
+    prev_ip: u64,
+    recent: [u64; RECENT_SLOTS],
+    recent_next: u8,
+}
+
+/// The encoder's view of the [`DeltaState`].
+pub type EncodeState = DeltaState;
+/// The decoder's view of the [`DeltaState`].
+pub type DecodeState = DeltaState;
+
+impl DeltaState {
+    /// The state at the start of a chunk whose header holds `base_ts`.
+    pub const fn new(base_ts: u64) -> Self {
+        DeltaState {
+            prev_ts: base_ts,
+            prev_addr: 0,
+            prev_stack: 0,
+            prev_node: 0,
+            prev_ip: 0,
+            recent: [0; RECENT_SLOTS],
+            recent_next: 0,
+        }
+    }
+
+    /// The timestamp of the last event (the base timestamp before any).
+    pub fn last_timestamp(&self) -> u64 {
+        self.prev_ts
+    }
+
+    fn remember(&mut self, addr: u64) {
+        let slot = usize::from(self.recent_next) % RECENT_SLOTS;
+        self.recent[slot] = addr;
+        self.recent_next = ((slot + 1) % RECENT_SLOTS) as u8;
+    }
+
+    fn recent_index(&self, addr: u64) -> Option<usize> {
+        self.recent.iter().position(|&a| a == addr && a != 0)
+    }
+}
+
+/// Writes the address delta; returns whether it had to be stored unscaled.
+#[inline]
+fn put_addr(out: &mut [u8], pos: &mut usize, prev: u64, addr: u64) -> Option<bool> {
+    let delta = addr.wrapping_sub(prev) as i64;
+    if delta & 0xf == 0 {
+        varint::put(out, pos, zigzag(delta >> 4))?;
+        Some(false)
+    } else {
+        varint::put(out, pos, zigzag(delta))?;
+        Some(true)
+    }
+}
+
+#[inline]
+fn get_addr(input: &[u8], pos: &mut usize, prev: u64, raw: bool) -> Result<u64, DecodeError> {
+    let delta = unzigzag(varint::get(input, pos).ok_or(DecodeError::Truncated)?);
+    let delta = if raw { delta } else { delta.wrapping_shl(4) };
+    Ok(prev.wrapping_add(delta as u64))
+}
+
+#[inline]
+fn put_stack(out: &mut [u8], pos: &mut usize, prev: u32, stack: u32) -> Option<()> {
+    varint::put(out, pos, zigzag(i64::from(stack) - i64::from(prev)))
+}
+
+#[inline]
+fn get_stack(input: &[u8], pos: &mut usize, prev: u32) -> Result<u32, DecodeError> {
+    let delta = unzigzag(varint::get(input, pos).ok_or(DecodeError::Truncated)?);
+    u32::try_from(i64::from(prev).wrapping_add(delta)).map_err(|_| DecodeError::BadValue("stack id"))
+}
+
+fn put_bytes(out: &mut [u8], pos: &mut usize, bytes: &[u8]) -> Option<()> {
+    varint::put(out, pos, bytes.len() as u64)?;
+    let end = pos.checked_add(bytes.len())?;
+    out.get_mut(*pos..end)?.copy_from_slice(bytes);
+    *pos = end;
+    Some(())
+}
+
+fn get_bytes<'a>(input: &'a [u8], pos: &mut usize) -> Result<&'a [u8], DecodeError> {
+    let len = varint::get(input, pos).ok_or(DecodeError::Truncated)?;
+    let len = usize::try_from(len).map_err(|_| DecodeError::Truncated)?;
+    let end = pos.checked_add(len).ok_or(DecodeError::Truncated)?;
+    let bytes = input.get(*pos..end).ok_or(DecodeError::Truncated)?;
+    *pos = end;
+    Ok(bytes)
+}
+
+fn get_u64(input: &[u8], pos: &mut usize) -> Result<u64, DecodeError> {
+    varint::get(input, pos).ok_or(DecodeError::Truncated)
+}
+
+fn get_u32(input: &[u8], pos: &mut usize, what: &'static str) -> Result<u32, DecodeError> {
+    u32::try_from(get_u64(input, pos)?).map_err(|_| DecodeError::BadValue(what))
+}
+
+/// Encodes `event` into `out`, returning the bytes written, or `None` if it does not fit (the
+/// state is then unchanged). Timestamps earlier than the previous event's are clamped to it.
+/// Never allocates.
+pub fn encode_event(state: &mut DeltaState, event: &Event<'_>, out: &mut [u8]) -> Option<usize> {
+    let mut pos = 1usize;
+    let mut next = state.clone_small();
+    let tag = match *event {
+        Event::Alloc { ts, addr, size, align, stack } => {
+            let mut tag = KIND_ALLOC;
+            varint::put(out, &mut pos, next.advance_time(ts))?;
+            if put_addr(out, &mut pos, next.prev_addr, addr)? {
+                tag |= ALLOC_ADDR_RAW;
+            }
+            next.prev_addr = addr;
+            varint::put(out, &mut pos, size)?;
+            if align != 0 {
+                tag |= ALLOC_HAS_ALIGN;
+                varint::put(out, &mut pos, align)?;
+            }
+            if stack == next.prev_stack {
+                tag |= ALLOC_SAME_STACK;
+            } else {
+                put_stack(out, &mut pos, next.prev_stack, stack)?;
+                next.prev_stack = stack;
+            }
+            *out.get_mut(0)? = tag;
+            state.commit_small(next);
+            state.remember(addr);
+            return Some(pos);
+        }
+        Event::Free { ts, addr } => {
+            let mut tag = KIND_FREE;
+            varint::put(out, &mut pos, next.advance_time(ts))?;
+            match state.recent_index(addr) {
+                Some(slot) => tag |= ((slot as u8) + 1) << FREE_RECENT_SHIFT,
+                None => {
+                    if put_addr(out, &mut pos, next.prev_addr, addr)? {
+                        tag |= FREE_ADDR_RAW;
+                    }
+                }
+            }
+            next.prev_addr = addr;
+            tag
+        }
+        Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack } => {
+            let mut tag = KIND_REALLOC;
+            varint::put(out, &mut pos, next.advance_time(ts_free))?;
+            if put_addr(out, &mut pos, next.prev_addr, old_addr)? {
+                tag |= REALLOC_OLD_RAW;
+            }
+            varint::put(out, &mut pos, next.advance_time(ts))?;
+            if new_addr == old_addr {
+                tag |= REALLOC_IN_PLACE;
+            } else if put_addr(out, &mut pos, old_addr, new_addr)? {
+                tag |= REALLOC_NEW_RAW;
+            }
+            next.prev_addr = new_addr;
+            varint::put(out, &mut pos, size)?;
+            if stack == next.prev_stack {
+                tag |= REALLOC_SAME_STACK;
+            } else {
+                put_stack(out, &mut pos, next.prev_stack, stack)?;
+                next.prev_stack = stack;
+            }
+            *out.get_mut(0)? = tag;
+            state.commit_small(next);
+            state.remember(new_addr);
+            return Some(pos);
+        }
+        Event::StackNode { id, parent, ip } => {
+            varint::put(out, &mut pos, zigzag(i64::from(id) - i64::from(next.prev_node)))?;
+            varint::put(out, &mut pos, zigzag(i64::from(id) - i64::from(parent)))?;
+            varint::put(out, &mut pos, zigzag(ip.wrapping_sub(next.prev_ip) as i64))?;
+            next.prev_node = id;
+            next.prev_ip = ip;
+            KIND_STACK_NODE
+        }
+        Event::ModuleLoad { ts, .. }
+        | Event::ModuleUnload { ts, .. }
+        | Event::ThreadName { ts, .. }
+        | Event::Mark { ts, .. } => {
+            varint::put(out, &mut pos, next.advance_time(ts))?;
+            let (sub, len) = meta_payload_len(event);
+            varint::put(out, &mut pos, len as u64)?;
+            let start = pos;
+            put_meta_payload(event, out, &mut pos)?;
+            debug_assert_eq!(pos - start, len);
+            KIND_META | (sub << META_SHIFT)
+        }
+    };
+    *out.get_mut(0)? = tag;
+    state.commit_small(next);
+    Some(pos)
+}
+
+/// The scalar part of [`DeltaState`], updated on a copy until an event is fully encoded.
+#[derive(Clone, Copy)]
+struct Small {
+    prev_ts: u64,
+    prev_addr: u64,
+    prev_stack: u32,
+    prev_node: u32,
+    prev_ip: u64,
+}
+
+impl Small {
+    #[inline]
+    fn advance_time(&mut self, ts: u64) -> u64 {
+        let dt = ts.saturating_sub(self.prev_ts);
+        self.prev_ts = self.prev_ts.wrapping_add(dt);
+        dt
+    }
+}
+
+impl DeltaState {
+    #[inline]
+    fn clone_small(&self) -> Small {
+        Small {
+            prev_ts: self.prev_ts,
+            prev_addr: self.prev_addr,
+            prev_stack: self.prev_stack,
+            prev_node: self.prev_node,
+            prev_ip: self.prev_ip,
+        }
+    }
+
+    #[inline]
+    fn commit_small(&mut self, small: Small) {
+        self.prev_ts = small.prev_ts;
+        self.prev_addr = small.prev_addr;
+        self.prev_stack = small.prev_stack;
+        self.prev_node = small.prev_node;
+        self.prev_ip = small.prev_ip;
+    }
+}
+
+fn bytes_len(bytes: &[u8]) -> usize {
+    varint::encoded_len(bytes.len() as u64) + bytes.len()
+}
+
+fn meta_payload_len(event: &Event<'_>) -> (u8, usize) {
+    match *event {
+        Event::ModuleLoad { id, base, path, build_id, segments, .. } => {
+            let segs: usize = segments
+                .iter()
+                .map(|s| {
+                    varint::encoded_len(s.vaddr)
+                        + varint::encoded_len(s.memsz)
+                        + varint::encoded_len(u64::from(s.flags))
+                })
+                .sum();
+            let len = varint::encoded_len(u64::from(id))
+                + varint::encoded_len(base)
+                + bytes_len(path)
+                + bytes_len(build_id)
+                + varint::encoded_len(segments.len() as u64)
+                + segs;
+            (META_MODULE_LOAD, len)
+        }
+        Event::ModuleUnload { id, .. } => (META_MODULE_UNLOAD, varint::encoded_len(u64::from(id))),
+        Event::ThreadName { tid, name, .. } => {
+            (META_THREAD_NAME, varint::encoded_len(u64::from(tid)) + bytes_len(name))
+        }
+        Event::Mark { label, .. } => (META_MARK, bytes_len(label)),
+        _ => (0, 0),
+    }
+}
+
+fn put_meta_payload(event: &Event<'_>, out: &mut [u8], pos: &mut usize) -> Option<()> {
+    match *event {
+        Event::ModuleLoad { id, base, path, build_id, segments, .. } => {
+            varint::put(out, pos, u64::from(id))?;
+            varint::put(out, pos, base)?;
+            put_bytes(out, pos, path)?;
+            put_bytes(out, pos, build_id)?;
+            varint::put(out, pos, segments.len() as u64)?;
+            for s in segments.iter() {
+                varint::put(out, pos, s.vaddr)?;
+                varint::put(out, pos, s.memsz)?;
+                varint::put(out, pos, u64::from(s.flags))?;
+            }
+        }
+        Event::ModuleUnload { id, .. } => varint::put(out, pos, u64::from(id))?,
+        Event::ThreadName { tid, name, .. } => {
+            varint::put(out, pos, u64::from(tid))?;
+            put_bytes(out, pos, name)?;
+        }
+        Event::Mark { label, .. } => put_bytes(out, pos, label)?,
+        _ => {}
+    }
+    Some(())
+}
+
+/// Decodes the event at `input[*pos..]`, advancing `pos` past it. Meta events of a sub-kind this
+/// version does not know are skipped (`Ok(None)`), as the compatibility rules require.
+pub fn decode_event<'a>(
+    state: &mut DeltaState,
+    input: &'a [u8],
+    pos: &mut usize,
+) -> Result<Option<Event<'a>>, DecodeError> {
+    let tag = *input.get(*pos).ok_or(DecodeError::Truncated)?;
+    *pos += 1;
+    let time = |state: &mut DeltaState, pos: &mut usize| -> Result<u64, DecodeError> {
+        let dt = get_u64(input, pos)?;
+        state.prev_ts = state.prev_ts.wrapping_add(dt);
+        Ok(state.prev_ts)
+    };
+    let event = match tag & KIND_MASK {
+        KIND_ALLOC => {
+            if tag & 0b1100_0000 != 0 {
+                return Err(DecodeError::BadTag(tag));
+            }
+            let ts = time(state, pos)?;
+            let addr = get_addr(input, pos, state.prev_addr, tag & ALLOC_ADDR_RAW != 0)?;
+            state.prev_addr = addr;
+            let size = get_u64(input, pos)?;
+            let align = if tag & ALLOC_HAS_ALIGN != 0 { get_u64(input, pos)? } else { 0 };
+            if tag & ALLOC_SAME_STACK == 0 {
+                state.prev_stack = get_stack(input, pos, state.prev_stack)?;
+            }
+            state.remember(addr);
+            Event::Alloc { ts, addr, size, align, stack: state.prev_stack }
+        }
+        KIND_FREE => {
+            let ts = time(state, pos)?;
+            let slot = (tag & FREE_RECENT_MASK) >> FREE_RECENT_SHIFT;
+            let addr = if slot != 0 {
+                let addr = state.recent[usize::from(slot - 1)];
+                if addr == 0 {
+                    return Err(DecodeError::BadValue("recent-address slot"));
+                }
+                addr
+            } else {
+                get_addr(input, pos, state.prev_addr, tag & FREE_ADDR_RAW != 0)?
+            };
+            state.prev_addr = addr;
+            Event::Free { ts, addr }
+        }
+        KIND_REALLOC => {
+            if tag & 0b1000_0000 != 0 {
+                return Err(DecodeError::BadTag(tag));
+            }
+            let ts_free = time(state, pos)?;
+            let old_addr = get_addr(input, pos, state.prev_addr, tag & REALLOC_OLD_RAW != 0)?;
+            let ts = time(state, pos)?;
+            let new_addr = if tag & REALLOC_IN_PLACE != 0 {
+                old_addr
+            } else {
+                get_addr(input, pos, old_addr, tag & REALLOC_NEW_RAW != 0)?
+            };
+            state.prev_addr = new_addr;
+            let size = get_u64(input, pos)?;
+            if tag & REALLOC_SAME_STACK == 0 {
+                state.prev_stack = get_stack(input, pos, state.prev_stack)?;
+            }
+            state.remember(new_addr);
+            Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack: state.prev_stack }
+        }
+        KIND_STACK_NODE => {
+            if tag != KIND_STACK_NODE {
+                return Err(DecodeError::BadTag(tag));
+            }
+            let id_delta = unzigzag(get_u64(input, pos)?);
+            let id = u32::try_from(i64::from(state.prev_node).wrapping_add(id_delta))
+                .map_err(|_| DecodeError::BadValue("stack node id"))?;
+            let parent_delta = unzigzag(get_u64(input, pos)?);
+            let parent = u32::try_from(i64::from(id).wrapping_sub(parent_delta))
+                .map_err(|_| DecodeError::BadValue("stack node parent"))?;
+            let ip = state.prev_ip.wrapping_add(unzigzag(get_u64(input, pos)?) as u64);
+            state.prev_node = id;
+            state.prev_ip = ip;
+            Event::StackNode { id, parent, ip }
+        }
+        KIND_META => {
+            let ts = time(state, pos)?;
+            let payload = get_bytes(input, pos)?;
+            return decode_meta(tag >> META_SHIFT, ts, payload);
+        }
+        _ => return Err(DecodeError::BadTag(tag)),
+    };
+    Ok(Some(event))
+}
+
+fn decode_meta(sub: u8, ts: u64, payload: &[u8]) -> Result<Option<Event<'_>>, DecodeError> {
+    let mut pos = 0usize;
+    let event = match sub {
+        META_MODULE_LOAD => {
+            let id = get_u32(payload, &mut pos, "module id")?;
+            let base = get_u64(payload, &mut pos)?;
+            let path = get_bytes(payload, &mut pos)?;
+            let build_id = get_bytes(payload, &mut pos)?;
+            let count = get_u32(payload, &mut pos, "segment count")?;
+            let start = pos;
+            for _ in 0..count {
+                for _ in 0..3 {
+                    get_u64(payload, &mut pos)?;
+                }
+            }
+            let bytes = payload.get(start..pos).ok_or(DecodeError::Truncated)?;
+            Event::ModuleLoad { ts, id, base, path, build_id, segments: Segments::Encoded { count, bytes } }
+        }
+        META_MODULE_UNLOAD => Event::ModuleUnload { ts, id: get_u32(payload, &mut pos, "module id")? },
+        META_THREAD_NAME => {
+            let tid = get_u32(payload, &mut pos, "thread id")?;
+            Event::ThreadName { ts, tid, name: get_bytes(payload, &mut pos)? }
+        }
+        META_MARK => Event::Mark { ts, label: get_bytes(payload, &mut pos)? },
+        _ => return Ok(None),
+    };
+    Ok(Some(event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Segment;
+
+    fn round_trip(events: &[Event<'_>]) -> Vec<u8> {
+        let mut enc = DeltaState::new(1000);
+        let mut buf = vec![0u8; 4096];
+        let mut len = 0;
+        for e in events {
+            len += encode_event(&mut enc, e, &mut buf[len..]).expect("fits");
+        }
+        buf.truncate(len);
+        let mut dec = DeltaState::new(1000);
+        let mut pos = 0;
+        for e in events {
+            let got = decode_event(&mut dec, &buf, &mut pos).expect("decodes").expect("known kind");
+            assert_eq!(&got, e);
+        }
+        assert_eq!(pos, buf.len());
+        assert_eq!(enc, dec);
+        buf
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        let segs =
+            [Segment { vaddr: 0, memsz: 4096, flags: 5 }, Segment { vaddr: 8192, memsz: 100, flags: 6 }];
+        round_trip(&[
+            Event::StackNode { id: 1, parent: 0, ip: 0x5555_0000_1234 },
+            Event::StackNode { id: 2, parent: 1, ip: 0x5555_0000_1000 },
+            Event::Alloc { ts: 1010, addr: 0x5555_6000_0010, size: 24, align: 0, stack: 2 },
+            Event::Alloc { ts: 1020, addr: 0x5555_6000_0041, size: 0, align: 64, stack: 2 },
+            Event::Free { ts: 1030, addr: 0x5555_6000_0010 },
+            Event::Free { ts: 1031, addr: 0x7fff_0000_0000 },
+            Event::Realloc { ts_free: 1040, ts: 1045, old_addr: 0x10, new_addr: 0x10, size: 9, stack: 1 },
+            Event::Realloc { ts_free: 1050, ts: 1055, old_addr: 0x10, new_addr: 0x9999, size: 90, stack: 1 },
+            Event::ModuleLoad {
+                ts: 1060,
+                id: 3,
+                base: 0x7f00_0000_0000,
+                path: b"/usr/lib/libc.so.6",
+                build_id: &[1, 2, 3, 4],
+                segments: Segments::Slice(&segs),
+            },
+            Event::ModuleUnload { ts: 1070, id: 3 },
+            Event::ThreadName { ts: 1080, tid: 42, name: b"worker" },
+            Event::Mark { ts: 1090, label: b"warmup done" },
+        ]);
+    }
+
+    #[test]
+    fn free_of_recent_block_costs_two_bytes() {
+        let alloc = Event::Alloc { ts: 1001, addr: 0x5555_6000_0010, size: 24, align: 0, stack: 0 };
+        let alloc_len = round_trip(&[alloc]).len();
+        let both = round_trip(&[alloc, Event::Free { ts: 1002, addr: 0x5555_6000_0010 }]);
+        assert_eq!(both.len() - alloc_len, 2, "{both:02x?}");
+    }
+
+    #[test]
+    fn earlier_timestamps_are_clamped() {
+        let mut enc = DeltaState::new(1000);
+        let mut buf = [0u8; 64];
+        let n = encode_event(&mut enc, &Event::Free { ts: 10, addr: 0x20 }, &mut buf).expect("fits");
+        let mut dec = DeltaState::new(1000);
+        let got = decode_event(&mut dec, &buf[..n], &mut 0).expect("ok").expect("known");
+        assert_eq!(got, Event::Free { ts: 1000, addr: 0x20 });
+    }
+
+    #[test]
+    fn failed_encode_leaves_state_untouched() {
+        let mut enc = DeltaState::new(0);
+        let before = enc.clone();
+        let mut tiny = [0u8; 3];
+        let e = Event::Alloc { ts: 99_999, addr: 0x7fff_ffff_0000, size: 1 << 40, align: 0, stack: 7 };
+        assert_eq!(encode_event(&mut enc, &e, &mut tiny), None);
+        assert_eq!(enc, before);
+    }
+
+    #[test]
+    fn unknown_meta_subkind_is_skipped() {
+        let input = [KIND_META | (17 << META_SHIFT), 5, 2, 0xaa, 0xbb];
+        let mut pos = 0;
+        let got = decode_event(&mut DeltaState::new(0), &input, &mut pos).expect("skips");
+        assert_eq!(got, None);
+        assert_eq!(pos, input.len());
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for tag in [0u8, 6, 7, 0xff, KIND_ALLOC | 0xc0] {
+            let input = [tag, 0xff, 0xff];
+            assert!(decode_event(&mut DeltaState::new(0), &input, &mut 0).is_err(), "tag {tag:#x}");
+        }
+        let free_from_empty_slot = [KIND_FREE | (3 << FREE_RECENT_SHIFT), 0];
+        assert!(decode_event(&mut DeltaState::new(0), &free_from_empty_slot, &mut 0).is_err());
+    }
+}

@@ -1,0 +1,31 @@
+//! The leakview trace format: on-disk layout, event encoding, a lock-free concurrent writer and a
+//! zero-copy reader.
+//!
+//! A trace is one file per recorded process: a 4 KiB header page followed by fixed-size chunks.
+//! Each writing thread owns one chunk at a time, appends varint/delta-encoded events to it and
+//! publishes the chunk's valid length after every event, so a trace cut short by a crash is still
+//! readable up to its last published event. `FORMAT.md` beside this crate is the byte-level spec.
+//!
+//! - [`TraceWriter`] + [`ThreadStream`]: the writer side; never allocates after creation.
+//! - [`TraceReader`]: the reader side; never panics on damaged input.
+//! - [`Event`]: what a trace holds.
+//! - [`TraceMetadata`]: who was recorded, when, and how.
+
+#[cfg(not(target_endian = "little"))]
+compile_error!("leakview-format supports little-endian targets only");
+
+mod codec;
+mod error;
+mod event;
+pub mod layout;
+mod metadata;
+mod reader;
+pub mod varint;
+mod writer;
+
+pub use codec::{DecodeState, DeltaState, EncodeState, MAX_HOT_EVENT_LEN, decode_event, encode_event};
+pub use error::{DecodeError, ReadError, WriteError};
+pub use event::{Event, EventKind, OwnedEvent, Segment, Segments};
+pub use metadata::{RecorderKind, TraceMetadata};
+pub use reader::{ChunkEvents, ChunkInfo, HeaderInfo, TraceReader};
+pub use writer::{ThreadStream, TraceWriter, WriterOptions};

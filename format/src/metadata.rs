@@ -1,0 +1,144 @@
+//! Trace metadata stored in the header page: who was recorded, when, and by what. Encoded with
+//! bincode behind this module's API so the encoding can be swapped without touching callers.
+
+use bincode::{Decode, Encode};
+
+use crate::layout::METADATA_CAPACITY;
+
+/// How the trace was recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, Default)]
+pub enum RecorderKind {
+    /// `libleakview_preload.so` interposing the malloc family of a whole process.
+    #[default]
+    Preload,
+    /// The `leakview` crate's in-process `#[global_allocator]` wrappers.
+    RustApi,
+    /// Written by a test or a tool, not by a recorder.
+    Synthetic,
+}
+
+/// Describes the recorded process. New fields are only ever appended (a minor version bump);
+/// a reader ignores metadata bytes past the fields it knows.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Default)]
+pub struct TraceMetadata {
+    pub pid: u32,
+    pub parent_pid: u32,
+    /// Path of the recorded executable.
+    pub executable: String,
+    /// The command line; long ones are shortened to fit the header page.
+    pub argv: Vec<String>,
+    /// Wall-clock (CLOCK_REALTIME) time of the start, ns since the Unix epoch.
+    pub start_unix_ns: u64,
+    /// CLOCK_MONOTONIC time of the start, ns; event timestamps use the same clock.
+    pub start_monotonic_ns: u64,
+    /// The clock of event timestamps (Linux clock id; 1 = CLOCK_MONOTONIC).
+    pub clock_id: u32,
+    /// Pointer width of the recorded process in bytes.
+    pub pointer_width: u8,
+    /// CPU architecture (`x86_64`, `aarch64`, ...).
+    pub arch: String,
+    /// Name and version of the recorder, e.g. `leakview-preload 0.1.0`.
+    pub recorder: String,
+    pub recorder_kind: RecorderKind,
+    /// Maximum stack depth the recorder captured.
+    pub max_stack_depth: u32,
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_little_endian().with_variable_int_encoding()
+}
+
+impl TraceMetadata {
+    /// Encodes the metadata so it fits the header page, dropping trailing arguments (replaced by
+    /// `"…"`) and then shortening the executable path if it must. `None` if nothing makes it fit.
+    pub fn encode_to_fit(&self) -> Option<Vec<u8>> {
+        let mut meta = self.clone();
+        loop {
+            let bytes = bincode::encode_to_vec(&meta, config()).ok()?;
+            if bytes.len() <= METADATA_CAPACITY {
+                return Some(bytes);
+            }
+            if meta.argv.len() > 1 {
+                let keep = meta.argv.len() / 2;
+                meta.argv.truncate(keep.max(1));
+                meta.argv.push("…".to_string());
+                if meta.argv.len() == 2 && meta.argv[0] == "…" {
+                    meta.argv.clear();
+                }
+            } else if !meta.argv.is_empty() && meta.argv[0].len() > 256 {
+                meta.argv[0] = shorten(&meta.argv[0], 256);
+            } else if meta.executable.len() > 256 {
+                meta.executable = shorten(&meta.executable, 256);
+            } else if meta.recorder.len() > 64 || meta.arch.len() > 64 {
+                meta.recorder = shorten(&meta.recorder, 64);
+                meta.arch = shorten(&meta.arch, 64);
+            } else {
+                return None;
+            }
+        }
+    }
+
+    /// Decodes metadata written by this or a newer minor version.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        bincode::decode_from_slice(bytes, config()).map(|(meta, _)| meta).map_err(|e| e.to_string())
+    }
+
+    /// The command line joined by spaces, for display.
+    pub fn command_line(&self) -> String {
+        self.argv.join(" ")
+    }
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> TraceMetadata {
+        TraceMetadata {
+            pid: 42,
+            parent_pid: 1,
+            executable: "/usr/bin/sqlite3".into(),
+            argv: vec!["sqlite3".into(), ":memory:".into()],
+            start_unix_ns: 1_700_000_000_000_000_000,
+            start_monotonic_ns: 123,
+            clock_id: 1,
+            pointer_width: 8,
+            arch: "x86_64".into(),
+            recorder: "leakview-preload 0.1.0".into(),
+            recorder_kind: RecorderKind::Preload,
+            max_stack_depth: 64,
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let meta = sample();
+        let bytes = meta.encode_to_fit().expect("fits");
+        assert_eq!(TraceMetadata::decode(&bytes), Ok(meta));
+    }
+
+    #[test]
+    fn huge_command_lines_are_shortened_to_fit() {
+        let mut meta = sample();
+        meta.argv = (0..10_000).map(|i| format!("argument-{i}")).collect();
+        let bytes = meta.encode_to_fit().expect("shortened");
+        assert!(bytes.len() <= METADATA_CAPACITY);
+        let back = TraceMetadata::decode(&bytes).expect("decodes");
+        assert_eq!(back.argv.first().map(String::as_str), Some("argument-0"));
+        assert_eq!(back.argv.last().map(String::as_str), Some("…"));
+        assert_eq!(back.pid, 42);
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(TraceMetadata::decode(&[0xff; 3]).is_err());
+    }
+}

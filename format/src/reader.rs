@@ -1,0 +1,298 @@
+//! The zero-copy trace reader: maps the file, validates the header, lists the chunks that hold
+//! published events and decodes each chunk independently (so callers can decode in parallel).
+//! Damaged input yields typed errors or the readable prefix; nothing here panics or reads out of
+//! bounds.
+
+use std::path::{Path, PathBuf};
+
+use crate::codec::{DeltaState, decode_event};
+use crate::error::{DecodeError, ReadError};
+use crate::event::Event;
+use crate::layout::{self, CHUNK_HEADER_LEN, HEADER_LEN};
+use crate::metadata::TraceMetadata;
+
+/// The file header's fields, as read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderInfo {
+    pub version_major: u16,
+    pub version_minor: u16,
+    pub chunk_size: u32,
+    pub flags: u32,
+    pub chunks_claimed: u32,
+    pub chunks_reserved: u32,
+    pub lost_events: u64,
+    /// CLOCK_MONOTONIC ns when the writer finished; 0 if it never did.
+    pub end_timestamp: u64,
+}
+
+impl HeaderInfo {
+    /// The writer finished cleanly.
+    pub fn finished(&self) -> bool {
+        self.flags & layout::FLAG_COMPLETE != 0
+    }
+
+    /// Recording stopped early (disk full or size limit).
+    pub fn truncated(&self) -> bool {
+        self.flags & layout::FLAG_TRUNCATED != 0
+    }
+}
+
+/// A chunk with published events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkInfo {
+    pub index: u32,
+    /// The thread that wrote every event in this chunk.
+    pub tid: u32,
+    /// Order of this chunk among its thread's chunks.
+    pub seq_in_thread: u32,
+    /// Time base of the chunk's first event.
+    pub base_timestamp: u64,
+    /// The writer closed the chunk (it filled up or its thread ended).
+    pub closed: bool,
+    body_offset: usize,
+    body_len: usize,
+}
+
+impl ChunkInfo {
+    /// Bytes of published events in this chunk.
+    pub fn body_len(&self) -> usize {
+        self.body_len
+    }
+}
+
+enum Backing {
+    Map(memmap2::Mmap),
+    Bytes(Vec<u8>),
+}
+
+impl Backing {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Map(m) => m,
+            Backing::Bytes(b) => b,
+        }
+    }
+}
+
+/// An open trace. See the module docs.
+pub struct TraceReader {
+    backing: Backing,
+    path: PathBuf,
+    header: HeaderInfo,
+    metadata: TraceMetadata,
+    chunks: Vec<ChunkInfo>,
+    damaged_chunks: u32,
+    missing_chunks: u32,
+}
+
+fn read_u16(b: &[u8], at: usize) -> u16 {
+    let mut a = [0u8; 2];
+    a.copy_from_slice(&b[at..at + 2]);
+    u16::from_le_bytes(a)
+}
+
+fn read_u32(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(a)
+}
+
+fn read_u64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+impl TraceReader {
+    /// Opens and validates the trace at `path`.
+    pub fn open(path: &Path) -> Result<Self, ReadError> {
+        let io = |source| ReadError::Io { path: path.to_path_buf(), source };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len == 0 {
+            return Err(ReadError::Empty { path: path.to_path_buf() });
+        }
+        // SAFETY: the map is read-only; a recorder may still be appending to the file, which only
+        // changes bytes past the published lengths this reader trusts (or header counters it
+        // re-validates), and every access below is bounds-checked against the mapped length.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        Self::parse(Backing::Map(map), path.to_path_buf())
+    }
+
+    /// Reads a trace held in memory (tests, fuzzing, traces received over a pipe).
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, ReadError> {
+        let path = PathBuf::from("<memory>");
+        if bytes.is_empty() {
+            return Err(ReadError::Empty { path });
+        }
+        Self::parse(Backing::Bytes(bytes), path)
+    }
+
+    fn parse(backing: Backing, path: PathBuf) -> Result<Self, ReadError> {
+        use layout::header as h;
+        let b = backing.bytes();
+        if b.len() < 8 || b[..8] != layout::MAGIC {
+            return Err(ReadError::NotATrace { path });
+        }
+        let bad = |what: &str| ReadError::BadHeader { path: path.clone(), what: what.to_string() };
+        if b.len() < HEADER_LEN {
+            return Err(bad("file is shorter than the header page"));
+        }
+        let (major, minor) = (read_u16(b, h::VERSION_MAJOR), read_u16(b, h::VERSION_MINOR));
+        if major != layout::VERSION_MAJOR {
+            return Err(ReadError::UnsupportedVersion {
+                path,
+                major,
+                minor,
+                supported: layout::VERSION_MAJOR,
+            });
+        }
+        if read_u32(b, h::HEADER_LEN) as usize != HEADER_LEN {
+            return Err(bad("unexpected header length"));
+        }
+        let chunk_size = read_u32(b, h::CHUNK_SIZE);
+        if !(layout::MIN_CHUNK_SIZE..=layout::MAX_CHUNK_SIZE).contains(&chunk_size) || chunk_size % 8 != 0 {
+            return Err(bad("chunk size out of range"));
+        }
+        let meta_len = read_u32(b, h::METADATA_LEN) as usize;
+        if meta_len > layout::METADATA_CAPACITY {
+            return Err(bad("metadata length out of range"));
+        }
+        let meta_bytes = &b[layout::METADATA_OFFSET..layout::METADATA_OFFSET + meta_len];
+        let metadata = TraceMetadata::decode(meta_bytes).map_err(|e| bad(&format!("metadata: {e}")))?;
+        let header = HeaderInfo {
+            version_major: major,
+            version_minor: minor,
+            chunk_size,
+            flags: read_u32(b, h::FLAGS),
+            chunks_claimed: read_u32(b, h::CHUNKS_CLAIMED),
+            chunks_reserved: read_u32(b, h::CHUNKS_RESERVED),
+            lost_events: read_u64(b, h::LOST_EVENTS),
+            end_timestamp: read_u64(b, h::END_TIMESTAMP),
+        };
+        let (chunks, damaged_chunks, missing_chunks) = list_chunks(b, &header);
+        Ok(TraceReader { backing, path, header, metadata, chunks, damaged_chunks, missing_chunks })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn header(&self) -> &HeaderInfo {
+        &self.header
+    }
+
+    pub fn metadata(&self) -> &TraceMetadata {
+        &self.metadata
+    }
+
+    /// Chunks holding published events, in file order.
+    pub fn chunks(&self) -> &[ChunkInfo] {
+        &self.chunks
+    }
+
+    /// Chunks that were skipped because their header is damaged.
+    pub fn damaged_chunks(&self) -> u32 {
+        self.damaged_chunks
+    }
+
+    /// Chunks the header counts that are not in the file (it was cut short).
+    pub fn missing_chunks(&self) -> u32 {
+        self.missing_chunks
+    }
+
+    /// Size of the trace in bytes.
+    pub fn file_len(&self) -> u64 {
+        self.backing.bytes().len() as u64
+    }
+
+    /// Whether the trace holds everything the recorder saw: the writer finished, nothing was
+    /// truncated, lost, damaged or cut off. An incomplete trace is still readable up to its last
+    /// published event in every chunk.
+    pub fn is_complete(&self) -> bool {
+        self.header.finished()
+            && !self.header.truncated()
+            && self.header.lost_events == 0
+            && self.damaged_chunks == 0
+            && self.missing_chunks == 0
+    }
+
+    /// Decodes the events of `chunk`, which must come from [`TraceReader::chunks`] of this reader.
+    pub fn events(&self, chunk: &ChunkInfo) -> ChunkEvents<'_> {
+        let b = self.backing.bytes();
+        let body = b.get(chunk.body_offset..chunk.body_offset + chunk.body_len).unwrap_or(&[]);
+        ChunkEvents { body, pos: 0, state: DeltaState::new(chunk.base_timestamp), done: false }
+    }
+}
+
+fn list_chunks(b: &[u8], header: &HeaderInfo) -> (Vec<ChunkInfo>, u32, u32) {
+    use layout::chunk as c;
+    let chunk_size = header.chunk_size as usize;
+    let in_file = ((b.len() - HEADER_LEN) / chunk_size) as u64;
+    let claimed = u64::from(header.chunks_claimed.min(header.chunks_reserved));
+    let present = claimed.min(in_file);
+    let missing = (claimed - present) as u32;
+    let mut chunks = Vec::new();
+    let mut damaged = 0u32;
+    for index in 0..present as u32 {
+        let start = layout::chunk_offset(index, header.chunk_size) as usize;
+        let raw = &b[start..start + chunk_size];
+        let magic = read_u32(raw, c::MAGIC);
+        if magic != layout::CHUNK_MAGIC {
+            if raw[..CHUNK_HEADER_LEN].iter().any(|&x| x != 0) {
+                damaged += 1;
+            }
+            // An all-zero header: claimed by a writer that died (or stopped) before using it.
+            continue;
+        }
+        let committed = read_u32(raw, c::COMMITTED_LEN) as usize;
+        if read_u32(raw, c::CHUNK_INDEX) != index || committed > chunk_size - CHUNK_HEADER_LEN {
+            damaged += 1;
+            continue;
+        }
+        chunks.push(ChunkInfo {
+            index,
+            tid: read_u32(raw, c::TID),
+            seq_in_thread: read_u32(raw, c::SEQ_IN_THREAD),
+            base_timestamp: read_u64(raw, c::BASE_TIMESTAMP),
+            closed: read_u32(raw, c::FLAGS) & layout::CHUNK_FLAG_CLOSED != 0,
+            body_offset: start + CHUNK_HEADER_LEN,
+            body_len: committed,
+        });
+    }
+    (chunks, damaged, missing)
+}
+
+/// Iterator over one chunk's events. After an error it yields nothing more: the rest of that
+/// chunk cannot be decoded, but other chunks are unaffected.
+pub struct ChunkEvents<'a> {
+    body: &'a [u8],
+    pos: usize,
+    state: DeltaState,
+    done: bool,
+}
+
+impl ChunkEvents<'_> {
+    /// Bytes of the chunk body decoded so far.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+}
+
+impl<'a> Iterator for ChunkEvents<'a> {
+    type Item = Result<Event<'a>, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done && self.pos < self.body.len() {
+            match decode_event(&mut self.state, self.body, &mut self.pos) {
+                Ok(Some(event)) => return Some(Ok(event)),
+                Ok(None) => continue,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+}

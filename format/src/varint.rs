@@ -1,0 +1,106 @@
+//! LEB128 varints and zig-zag mapping, the integer encoding of every event field.
+
+/// The longest LEB128 encoding of a `u64`.
+pub const MAX_VARINT_LEN: usize = 10;
+
+/// Maps signed to unsigned so that small magnitudes stay small: 0, -1, 1, -2 → 0, 1, 2, 3.
+#[inline]
+pub fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+/// The inverse of [`zigzag`].
+#[inline]
+pub fn unzigzag(value: u64) -> i64 {
+    ((value >> 1) as i64) ^ -((value & 1) as i64)
+}
+
+/// Appends `value` at `out[*pos..]`; returns `None` (leaving `pos` unspecified) if it does not fit.
+#[inline]
+pub fn put(out: &mut [u8], pos: &mut usize, mut value: u64) -> Option<()> {
+    loop {
+        let slot = out.get_mut(*pos)?;
+        *pos += 1;
+        if value < 0x80 {
+            *slot = value as u8;
+            return Some(());
+        }
+        *slot = (value as u8) | 0x80;
+        value >>= 7;
+    }
+}
+
+/// Reads a varint at `input[*pos..]`; `None` on truncation or an encoding longer than a `u64`.
+#[inline]
+pub fn get(input: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    let mut shift = 0u32;
+    loop {
+        let byte = *input.get(*pos)?;
+        *pos += 1;
+        if shift == 63 && byte > 1 {
+            return None;
+        }
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return Some(value);
+        }
+        shift += 7;
+        if shift > 63 {
+            return None;
+        }
+    }
+}
+
+/// Bytes [`put`] uses for `value`.
+pub fn encoded_len(value: u64) -> usize {
+    let bits = 64 - (value | 1).leading_zeros() as usize;
+    bits.div_ceil(7)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_boundaries() {
+        for value in [0, 1, 127, 128, 16383, 16384, u32::MAX as u64, u64::MAX - 1, u64::MAX] {
+            let mut buf = [0u8; MAX_VARINT_LEN];
+            let mut pos = 0;
+            put(&mut buf, &mut pos, value).expect("fits");
+            assert_eq!(pos, encoded_len(value), "length of {value}");
+            let mut read = 0;
+            assert_eq!(get(&buf, &mut read), Some(value));
+            assert_eq!(read, pos);
+        }
+    }
+
+    #[test]
+    fn zigzag_keeps_small_magnitudes_small() {
+        assert_eq!(zigzag(0), 0);
+        assert_eq!(zigzag(-1), 1);
+        assert_eq!(zigzag(1), 2);
+        for v in [i64::MIN, -5, 0, 5, i64::MAX] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
+    }
+
+    #[test]
+    fn rejects_truncated_and_overlong() {
+        let mut pos = 0;
+        assert_eq!(get(&[0x80, 0x80], &mut pos), None);
+        let overlong = [0xff; 11];
+        let mut pos = 0;
+        assert_eq!(get(&overlong, &mut pos), None);
+        let too_big = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
+        let mut pos = 0;
+        assert_eq!(get(&too_big, &mut pos), None);
+    }
+
+    #[test]
+    fn put_reports_lack_of_space() {
+        let mut buf = [0u8; 1];
+        let mut pos = 0;
+        assert_eq!(put(&mut buf, &mut pos, 300), None);
+    }
+}

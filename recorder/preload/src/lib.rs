@@ -1,0 +1,1 @@
+//! LD_PRELOAD shim (filled in by the recorder work).

@@ -1,0 +1,1 @@
+//! Recording engine (filled in by the recorder work).

@@ -1,0 +1,151 @@
+//! Command-line syntax: every subcommand and its arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Find native memory leaks: record every allocation of a program, then see what was never freed.
+#[derive(Debug, Parser)]
+#[command(name = "leakview", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Trace to browse (two traces: browse their difference).
+    #[arg(value_name = "TRACE", num_args = 0..=2)]
+    pub traces: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a program with the recorder and write its trace.
+    Record(RecordArgs),
+    /// Record a small bundled leaky program and show its leaks.
+    Demo(DemoArgs),
+    /// Outstanding allocations at a moment, grouped and ranked.
+    Report(ReportArgs),
+    /// Trace summary: header, counts, peak, outstanding at the end.
+    Stats(StatsArgs),
+    /// Exit 1 if any outstanding allocation is not suppressed (a CI gate).
+    Check(CheckArgs),
+    /// Compare what was outstanding in two traces (or at two moments of one).
+    Diff(DiffArgs),
+    /// Open the terminal browser on a trace.
+    View(ViewArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Trace file to write (default: leakview-<program>-<pid>.bin in the current directory).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Maximum call-stack depth to capture.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub depth: u32,
+    /// Overwrite the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// The program and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo trace at this path instead of a temporary file.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print the report instead of opening the browser.
+    #[arg(long)]
+    pub no_tui: bool,
+}
+
+/// How outstanding allocations are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GroupBy {
+    Stack,
+    Function,
+    Size,
+    Thread,
+}
+
+/// Output format of `report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Folded,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Moment to look at: end, peak, 0%..100%, a time from the start (1.5s, 250ms, 800us,
+    /// 12345ns) or a mark (mark:LABEL, mark:LABEL#2).
+    #[arg(long, value_name = "WHEN", default_value = "end")]
+    pub at: String,
+    #[arg(long, value_enum, default_value_t = GroupBy::Stack)]
+    pub group_by: GroupBy,
+    /// Show at most N groups (0: all).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    pub trace: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    pub trace: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[arg(long, value_name = "WHEN", default_value = "end")]
+    pub at: String,
+    /// LeakSanitizer-style suppressions file (`leak:PATTERN` lines).
+    #[arg(long, value_name = "FILE")]
+    pub suppressions: Option<PathBuf>,
+    pub trace: PathBuf,
+}
+
+/// Grouping for `diff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffGroupBy {
+    Stack,
+    Function,
+}
+
+/// Output format of `diff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[arg(long, value_name = "WHEN", default_value = "end")]
+    pub at_a: String,
+    #[arg(long, value_name = "WHEN", default_value = "end")]
+    pub at_b: String,
+    #[arg(long, value_enum, default_value_t = DiffGroupBy::Stack)]
+    pub group_by: DiffGroupBy,
+    #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+    pub format: DiffFormat,
+    /// Exit 1 if any group is new or grew by more than --threshold bytes.
+    #[arg(long)]
+    pub fail_on_growth: bool,
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    pub threshold: u64,
+    /// Open the browser in diff mode.
+    #[arg(long)]
+    pub tui: bool,
+    /// One trace (two moments of it) or two traces.
+    #[arg(required = true, num_args = 1..=2, value_name = "TRACE")]
+    pub traces: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ViewArgs {
+    #[arg(required = true, num_args = 1..=2, value_name = "TRACE")]
+    pub traces: Vec<PathBuf>,
+}

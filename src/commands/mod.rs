@@ -1,0 +1,33 @@
+//! One module per subcommand; `run` dispatches.
+
+mod stats;
+
+use std::process::ExitCode;
+
+use anyhow::bail;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the parsed command line; `Err` means exit code 2.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Some(Command::Stats(args)) => stats::run(&args),
+        Some(other) => bail!("`{}` is not available in this build yet", command_name(&other)),
+        None if cli.traces.is_empty() => {
+            bail!("no trace given; try `leakview demo`, `leakview record -- CMD` or `leakview --help`")
+        }
+        None => bail!("the browser is not available in this build yet"),
+    }
+}
+
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Record(_) => "record",
+        Command::Demo(_) => "demo",
+        Command::Report(_) => "report",
+        Command::Stats(_) => "stats",
+        Command::Check(_) => "check",
+        Command::Diff(_) => "diff",
+        Command::View(_) => "view",
+    }
+}

@@ -1,0 +1,25 @@
+//! `leakview`: record native memory allocations, find leaks, browse traces.
+//!
+//! This binary is thin: it parses arguments (`cli`), calls the libraries (`commands`) and maps
+//! errors to exit codes: 0 ok, 1 leaks found (`check`, `diff --fail-on-growth`), 2 usage or
+//! input error.
+
+#![forbid(unsafe_code)]
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("leakview: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Terminal browser (filled in by the TUI work).
