@@ -3,12 +3,33 @@
 //! Missing files or debug info degrade to `module+0xOFFSET`, never to an error.
 //!
 //! Public surface (stable; callers depend on it): [`ModuleInfo`], [`Frame`],
-//! [`SymbolizeOptions`], [`Symbolizer::new`], [`Symbolizer::symbolize`].
+//! [`SymbolizeOptions`], [`Symbolizer::new`], [`Symbolizer::symbolize`]; also
+//! [`Symbolizer::warnings`], [`SymbolizeWarning`] and [`demangle`].
+//!
+//! Internals: `module_index` maps addresses to modules, `module_file` opens one module's debug
+//! information (found by `debug_files`, read with `elf_file` and addr2line), `symbol_table`
+//! covers code without DWARF, `demangle` makes names readable.
 
-use std::collections::HashMap;
+mod debug_files;
+mod demangle;
+mod elf_file;
+mod module_file;
+mod module_index;
+mod symbol_table;
+mod warnings;
+
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use leakview_format::Segment;
+use rayon::prelude::*;
+
+pub use demangle::demangle;
+pub use warnings::SymbolizeWarning;
+
+use module_file::{ModuleFile, SourceFrame};
+use module_index::ModuleIndex;
 
 /// A module (executable or shared object) as the recorder saw it mapped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,43 +117,146 @@ impl Default for SymbolizeOptions {
 }
 
 /// Symbolizes addresses against a trace's modules.
+///
+/// Each distinct module file (path and build-id) is opened once, on first use, and kept open;
+/// each address is symbolized once and remembered, so later calls only do new work. Calls may
+/// come from several threads at once.
 pub struct Symbolizer {
     modules: Vec<ModuleInfo>,
-    #[allow(dead_code)]
     options: SymbolizeOptions,
+    index: ModuleIndex,
+    /// For each module, the slot in `files` of its file.
+    file_of_module: Vec<usize>,
+    /// Opened files; `None` until first needed.
+    files: Vec<Mutex<Option<ModuleFile>>>,
+    cache: RwLock<HashMap<u64, Vec<Frame>>>,
+    warnings: Mutex<Vec<SymbolizeWarning>>,
 }
 
 impl Symbolizer {
     pub fn new(modules: Vec<ModuleInfo>, options: SymbolizeOptions) -> Self {
-        Symbolizer { modules, options }
+        let index = ModuleIndex::new(&modules);
+        let mut slots: HashMap<(&PathBuf, &[u8]), usize> = HashMap::new();
+        let file_of_module: Vec<usize> = modules
+            .iter()
+            .map(|m| {
+                let next = slots.len();
+                *slots.entry((&m.path, &m.build_id[..])).or_insert(next)
+            })
+            .collect();
+        let files = (0..slots.len()).map(|_| Mutex::new(None)).collect();
+        Symbolizer {
+            modules,
+            options,
+            index,
+            file_of_module,
+            files,
+            cache: RwLock::new(HashMap::new()),
+            warnings: Mutex::new(Vec::new()),
+        }
     }
 
     /// The module containing `addr`; when several did over time (a library unloaded and another
     /// loaded at the same place), the one loaded last.
     pub fn module_for(&self, addr: u64) -> Option<&ModuleInfo> {
-        self.modules.iter().filter(|m| m.contains(addr)).max_by_key(|m| m.loaded_ns)
+        self.index.lookup(addr).and_then(|i| self.modules.get(i))
     }
 
     /// Symbolizes each of `addresses` (return addresses, as recorded; the lookup uses
     /// `address - 1` so the call instruction is found). Every input address gets at least one
     /// frame in the result.
     pub fn symbolize(&self, addresses: &[u64]) -> HashMap<u64, Vec<Frame>> {
-        addresses
-            .iter()
-            .map(|&addr| {
-                let module = self.module_for(addr);
-                let frame = Frame {
-                    function: None,
-                    file: None,
-                    line: None,
-                    module: module.map(|m| m.path.display().to_string()),
-                    address: addr,
-                    module_offset: module.map(|m| addr.wrapping_sub(m.base)),
-                    inlined: false,
-                };
-                (addr, vec![frame])
+        let unique: HashSet<u64> = addresses.iter().copied().collect();
+        let mut result: HashMap<u64, Vec<Frame>> = HashMap::with_capacity(unique.len());
+        let mut by_file: HashMap<usize, Vec<(u64, usize)>> = HashMap::new();
+        {
+            let cache = self.cache.read().unwrap_or_else(PoisonError::into_inner);
+            for &addr in &unique {
+                if let Some(frames) = cache.get(&addr) {
+                    result.insert(addr, frames.clone());
+                } else if let Some(module) = self.index.lookup(addr) {
+                    by_file.entry(self.file_of_module[module]).or_default().push((addr, module));
+                } else {
+                    result.insert(addr, vec![self.fallback_frame(addr, None)]);
+                }
+            }
+        }
+
+        let fresh: Vec<(u64, Vec<Frame>)> = by_file
+            .into_par_iter()
+            .flat_map_iter(|(slot, addrs)| self.symbolize_in_file(slot, addrs))
+            .collect();
+
+        let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
+        for (addr, frames) in fresh {
+            cache.insert(addr, frames.clone());
+            result.insert(addr, frames);
+        }
+        result
+    }
+
+    /// Problems met so far (files missing or changed since recording, missing debug info...),
+    /// each reported once per module file.
+    pub fn warnings(&self) -> Vec<SymbolizeWarning> {
+        self.warnings.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Symbolizes `addrs` (each with its module's index), all in the file of `slot`.
+    fn symbolize_in_file(&self, slot: usize, mut addrs: Vec<(u64, usize)>) -> Vec<(u64, Vec<Frame>)> {
+        let mut guard = self.files[slot].lock().unwrap_or_else(PoisonError::into_inner);
+        let file = guard.get_or_insert_with(|| {
+            let Some(&(_, module)) = addrs.first() else { return ModuleFile::empty() };
+            let info = &self.modules[module];
+            let mut found = Vec::new();
+            let file = ModuleFile::open(&info.path, &info.build_id, &self.options.debug_dirs, &mut found);
+            self.warnings.lock().unwrap_or_else(PoisonError::into_inner).extend(found);
+            file
+        });
+        // Ascending addresses walk the debug info in order.
+        addrs.sort_unstable_by_key(|&(addr, module)| addr.wrapping_sub(self.modules[module].base));
+        addrs
+            .into_iter()
+            .map(|(addr, module)| {
+                let info = &self.modules[module];
+                let svma = addr.wrapping_sub(info.base);
+                let source = file.lookup(svma.saturating_sub(1));
+                (addr, self.frames(addr, info, source))
             })
             .collect()
+    }
+
+    /// Frames for `addr` in `module` from what the debug info said, innermost first.
+    fn frames(&self, addr: u64, module: &ModuleInfo, source: Vec<SourceFrame>) -> Vec<Frame> {
+        if source.is_empty() {
+            return vec![self.fallback_frame(addr, Some(module))];
+        }
+        let outermost = source.len() - 1;
+        source
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| Frame {
+                function: s.function,
+                file: s.file,
+                line: s.line,
+                module: Some(module.path.display().to_string()),
+                address: addr,
+                module_offset: Some(addr.wrapping_sub(module.base)),
+                inlined: i < outermost,
+            })
+            .collect()
+    }
+
+    /// The frame shown when nothing is known: `module+0xOFFSET`, or the bare address.
+    fn fallback_frame(&self, addr: u64, module: Option<&ModuleInfo>) -> Frame {
+        Frame {
+            function: None,
+            file: None,
+            line: None,
+            module: module.map(|m| m.path.display().to_string()),
+            address: addr,
+            module_offset: module.map(|m| addr.wrapping_sub(m.base)),
+            inlined: false,
+        }
     }
 }
 
