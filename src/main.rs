@@ -6,8 +6,15 @@
 
 #![forbid(unsafe_code)]
 
+mod cache_dir;
 mod cli;
 mod commands;
+mod elf;
+mod embedded;
+mod recording;
+mod supervise;
+mod target_program;
+mod trace_paths;
 
 use std::process::ExitCode;
 

@@ -1,5 +1,7 @@
 //! One module per subcommand; `run` dispatches.
 
+mod demo;
+mod record;
 mod stats;
 
 use std::process::ExitCode;
@@ -12,6 +14,8 @@ use crate::cli::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Stats(args)) => stats::run(&args),
+        Some(Command::Record(args)) => record::run(&args),
+        Some(Command::Demo(args)) => demo::run(&args),
         Some(other) => bail!("`{}` is not available in this build yet", command_name(&other)),
         None if cli.traces.is_empty() => {
             bail!("no trace given; try `leakview demo`, `leakview record -- CMD` or `leakview --help`")

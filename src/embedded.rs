@@ -1,0 +1,182 @@
+//! The files this binary carries inside it (built by `build.rs`): the recorder library
+//! `libleakview_preload.so` and the demo program. At run time they are extracted once into the
+//! per-user cache directory `<version>-<content hash>/` (see `cache_dir`), written under a temporary
+//! name and renamed into place, and reused as long as their content is right.
+//!
+//! `LEAKVIEW_PRELOAD_PATH` overrides the library (development and tests).
+
+use std::ffi::OsString;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use anyhow::{Context, bail};
+
+use crate::cache_dir;
+
+/// The recorder library, as built by `cargo build --release -p leakview-preload`.
+const PRELOAD_LIBRARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libleakview_preload.so"));
+/// The demo program `fixtures/demo/*.c`, built at -O2 -g without frame pointers.
+const DEMO_PROGRAM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/leakview-demo"));
+/// Hash of both, so two different builds of the same version never share a cache directory.
+const CONTENT_HASH: &str = env!("LEAKVIEW_EMBED_HASH");
+
+/// Environment variable naming a recorder library to use instead of the embedded one.
+pub const PRELOAD_PATH_ENV: &str = "LEAKVIEW_PRELOAD_PATH";
+
+const PRELOAD_FILE_NAME: &str = "libleakview_preload.so";
+const DEMO_FILE_NAME: &str = "leakview-demo";
+
+/// Path of the recorder library to preload: `LEAKVIEW_PRELOAD_PATH` or the extracted embedded copy.
+pub fn preload_library() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os(PRELOAD_PATH_ENV).filter(|p| !p.is_empty()) {
+        return overridden_library(path);
+    }
+    let dir = cache_dir::ensure(&cache_dir_name(), usable_in_ld_preload)?;
+    extract_into(&dir, PRELOAD_FILE_NAME, PRELOAD_LIBRARY, 0o644)
+        .with_context(|| format!("extracting the recorder library into {}", dir.display()))
+}
+
+/// Path of the extracted demo program (it carries its own debug info, so its stacks symbolize).
+pub fn demo_program() -> anyhow::Result<PathBuf> {
+    let dir = cache_dir::ensure(&cache_dir_name(), usable_in_ld_preload)?;
+    extract_into(&dir, DEMO_FILE_NAME, DEMO_PROGRAM, 0o755)
+        .with_context(|| format!("extracting the demo program into {}", dir.display()))
+}
+
+fn cache_dir_name() -> String {
+    format!("{}-{}", env!("CARGO_PKG_VERSION"), CONTENT_HASH)
+}
+
+fn overridden_library(path: OsString) -> anyhow::Result<PathBuf> {
+    let path = PathBuf::from(path);
+    let path = if path.is_absolute() { path } else { std::env::current_dir()?.join(path) };
+    if !path.is_file() {
+        bail!("{PRELOAD_PATH_ENV}={} is not a file", path.display());
+    }
+    if !usable_in_ld_preload(&path) {
+        bail!(
+            "{PRELOAD_PATH_ENV}={} contains a space or colon, which LD_PRELOAD cannot hold",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// LD_PRELOAD separates entries by spaces and colons, so a path holding either cannot be preloaded.
+pub fn usable_in_ld_preload(path: &Path) -> bool {
+    path.to_str().is_some_and(|s| !s.contains([':', ' ', '\t', '\n']))
+}
+
+/// Makes `dir/name` hold exactly `bytes` with `mode`: reuses a correct existing file, otherwise
+/// writes a temporary file beside it and renames it into place (atomic for concurrent leakviews,
+/// and a program still running the old file keeps its copy).
+pub fn extract_into(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> anyhow::Result<PathBuf> {
+    let path = dir.join(name);
+    if holds_exactly(&path, bytes, mode) {
+        return Ok(path);
+    }
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let temp =
+        dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+    let written = write_new_file(&temp, bytes, mode).and_then(|()| fs::rename(&temp, &path));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&temp);
+        return Err(e).with_context(|| format!("writing {}", path.display()));
+    }
+    Ok(path)
+}
+
+fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// True if `path` is a regular file (not a symlink) of ours with this content and mode.
+fn holds_exactly(path: &Path, bytes: &[u8], mode: u32) -> bool {
+    let Ok(meta) = fs::symlink_metadata(path) else { return false };
+    meta.file_type().is_file()
+        && meta.len() == bytes.len() as u64
+        && meta.mode() & 0o7777 == mode
+        && meta.uid() == cache_dir::current_uid()
+        && fs::read(path).is_ok_and(|content| content == bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn embedded_files_are_not_empty() {
+        // An ELF file starts with its magic number: the build really embedded something.
+        assert_eq!(PRELOAD_LIBRARY.get(..4), Some(&b"\x7fELF"[..]));
+        assert_eq!(DEMO_PROGRAM.get(..4), Some(&b"\x7fELF"[..]));
+    }
+
+    #[test]
+    fn extracts_with_mode_and_content() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = extract_into(dir.path(), "lib.so", b"library bytes", 0o644).expect("extracted");
+        assert_eq!(fs::read(&path).expect("read"), b"library bytes");
+        assert_eq!(fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o644);
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .expect("list")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    }
+
+    #[test]
+    fn reuses_a_correct_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = extract_into(dir.path(), "demo", b"program", 0o755).expect("extracted");
+        let inode = fs::metadata(&first).expect("meta").ino();
+        let second = extract_into(dir.path(), "demo", b"program", 0o755).expect("reused");
+        assert_eq!(fs::metadata(&second).expect("meta").ino(), inode);
+    }
+
+    #[test]
+    fn replaces_a_damaged_or_wrong_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("lib.so");
+        fs::write(&path, b"library bytez").expect("write");
+        extract_into(dir.path(), "lib.so", b"library bytes", 0o644).expect("extracted");
+        assert_eq!(fs::read(&path).expect("read"), b"library bytes");
+    }
+
+    #[test]
+    fn replaces_a_symlink_without_following_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"keep me").expect("write");
+        let path = dir.path().join("lib.so");
+        std::os::unix::fs::symlink(&victim, &path).expect("symlink");
+        extract_into(dir.path(), "lib.so", b"library bytes", 0o644).expect("extracted");
+        assert_eq!(fs::read(&victim).expect("read"), b"keep me");
+        assert!(fs::symlink_metadata(&path).expect("meta").file_type().is_file());
+    }
+
+    #[test]
+    fn concurrent_extractions_agree() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bytes = vec![7u8; 1 << 20];
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| extract_into(dir.path(), "big", &bytes, 0o644).expect("extracted"));
+            }
+        });
+        assert_eq!(fs::read(dir.path().join("big")).expect("read"), bytes);
+    }
+
+    #[test]
+    fn ld_preload_paths_cannot_hold_separators() {
+        assert!(usable_in_ld_preload(Path::new("/home/a/.cache/leakview/x.so")));
+        assert!(!usable_in_ld_preload(Path::new("/home/a b/x.so")));
+        assert!(!usable_in_ld_preload(Path::new("/home/a:b/x.so")));
+    }
+}

@@ -1,0 +1,119 @@
+//! One recorded run: starts a program with the recorder library preloaded and collects the traces
+//! it wrote. Shared by `leakview record` and `leakview demo`.
+//!
+//! The environment protocol with `libleakview_preload.so` (the recorder reads these variables):
+//! - `LD_PRELOAD`: the recorder library, prepended to any existing entries.
+//! - `LEAKVIEW_OUTPUT`: absolute path of the trace; `%p` in it stands for the recorded process's pid.
+//!   Fork children of a process recording to a fixed path write `<stem>.<pid>.bin` beside it.
+//! - `LEAKVIEW_DEPTH`: the maximum number of stack frames captured.
+//! - `LEAKVIEW_MANIFEST`: a file to which every recorded process appends one line: the absolute
+//!   path of the trace it created.
+
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+
+use anyhow::Context;
+
+use crate::{embedded, supervise};
+
+pub const OUTPUT_ENV: &str = "LEAKVIEW_OUTPUT";
+pub const DEPTH_ENV: &str = "LEAKVIEW_DEPTH";
+pub const MANIFEST_ENV: &str = "LEAKVIEW_MANIFEST";
+/// Stack depth `leakview demo` records with (the same as `record`'s default).
+pub const DEFAULT_DEPTH: u32 = 128;
+
+/// What to record and where.
+pub struct RecordPlan<'a> {
+    /// The resolved program to run.
+    pub program: &'a Path,
+    /// `argv`, `argv[0]` as the user wrote it.
+    pub argv: &'a [String],
+    /// Absolute trace path (it may hold `%p`).
+    pub output: &'a Path,
+    pub depth: u32,
+}
+
+/// How the recorded program ended and which traces it left.
+pub struct Finished {
+    pub status: ExitStatus,
+    /// Absolute paths, in the order the processes created them.
+    pub traces: Vec<PathBuf>,
+}
+
+/// Runs the plan to the end. `Err` only if the program could not be started.
+pub fn run(plan: &RecordPlan<'_>) -> anyhow::Result<Finished> {
+    let library = embedded::preload_library()?;
+    let manifest = tempfile::Builder::new()
+        .prefix("leakview-traces-")
+        .suffix(".txt")
+        .tempfile()
+        .context("creating the list of written traces in the temporary directory")?;
+    let manifest_path = std::path::absolute(manifest.path())?;
+
+    let mut command = Command::new(plan.program);
+    if let Some((arg0, args)) = plan.argv.split_first() {
+        command.arg0(arg0).args(args);
+    }
+    command
+        .env("LD_PRELOAD", ld_preload_value(&library, std::env::var_os("LD_PRELOAD")))
+        .env(OUTPUT_ENV, plan.output)
+        .env(DEPTH_ENV, plan.depth.to_string())
+        .env(MANIFEST_ENV, &manifest_path);
+    let status =
+        supervise::run(&mut command).with_context(|| format!("cannot run {}", plan.program.display()))?;
+
+    let listed = fs::read_to_string(&manifest_path).unwrap_or_default();
+    drop(manifest);
+    Ok(Finished { status, traces: parse_manifest(&listed) })
+}
+
+/// The recorder first, then whatever the user already preloads (so a preloaded allocator such as
+/// jemalloc stays the allocator the recorder forwards to).
+pub fn ld_preload_value(library: &Path, existing: Option<OsString>) -> OsString {
+    let mut value = library.as_os_str().to_owned();
+    if let Some(existing) = existing.filter(|e| !e.is_empty()) {
+        value.push(":");
+        value.push(existing);
+    }
+    value
+}
+
+/// Absolute paths listed in the manifest, each once, in order.
+pub fn parse_manifest(text: &str) -> Vec<PathBuf> {
+    let mut traces: Vec<PathBuf> = Vec::new();
+    for line in text.lines().map(str::trim_end) {
+        let path = PathBuf::from(line);
+        if path.is_absolute() && !traces.contains(&path) {
+            traces.push(path);
+        }
+    }
+    traces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorder_comes_first_in_ld_preload() {
+        let lib = Path::new("/cache/libleakview_preload.so");
+        assert_eq!(ld_preload_value(lib, None), OsString::from("/cache/libleakview_preload.so"));
+        assert_eq!(
+            ld_preload_value(lib, Some(OsString::new())),
+            OsString::from("/cache/libleakview_preload.so")
+        );
+        assert_eq!(
+            ld_preload_value(lib, Some(OsString::from("/usr/lib/libjemalloc.so.2"))),
+            OsString::from("/cache/libleakview_preload.so:/usr/lib/libjemalloc.so.2")
+        );
+    }
+
+    #[test]
+    fn manifest_lines_are_deduplicated_absolute_paths() {
+        let text = "/tmp/a.bin\n/tmp/b.1234.bin\n/tmp/a.bin\nrelative.bin\n\n";
+        assert_eq!(parse_manifest(text), vec![PathBuf::from("/tmp/a.bin"), PathBuf::from("/tmp/b.1234.bin")]);
+    }
+}

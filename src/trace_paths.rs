@@ -1,0 +1,151 @@
+//! Where traces go and how their paths are shown: the default name
+//! `leakview-<program>-%p.bin`, the no-clobber rule for `-o` (only `--force` removes an existing
+//! file, and a symlink is removed, never followed), and paths printed ready to paste into a shell.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+/// The recorder replaces this with the pid of the recorded process.
+pub const PID_PLACEHOLDER: &str = "%p";
+
+/// `<dir>/leakview-<program>-%p.bin`, with the program's file name reduced to safe characters.
+pub fn default_output(dir: &Path, program: &str) -> PathBuf {
+    let base = Path::new(program).file_name().and_then(|n| n.to_str()).unwrap_or(program);
+    let mut safe: String = base
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .collect();
+    if safe.is_empty() || safe.chars().all(|c| c == '.') {
+        safe = "program".into();
+    }
+    dir.join(format!("leakview-{safe}-{PID_PLACEHOLDER}.bin"))
+}
+
+/// Makes an explicit `-o` path absolute and ready to be created by the recorder: its directory
+/// must exist; an existing file is an error unless `force`, which removes it (a symlink itself is
+/// removed; what it points to is left alone).
+pub fn prepare_explicit_output(path: &Path, force: bool) -> anyhow::Result<PathBuf> {
+    let absolute = std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))?;
+    if path.as_os_str().is_empty() || absolute.file_name().is_none() {
+        bail!("{} is not a file name", path.display());
+    }
+    let parent = absolute.parent().unwrap_or(Path::new("/"));
+    if !parent.is_dir() {
+        bail!("cannot write {}: directory {} does not exist", path.display(), parent.display());
+    }
+    if absolute.to_string_lossy().contains(PID_PLACEHOLDER) {
+        // Each process gets its own name; the recorder never clobbers one.
+        return Ok(absolute);
+    }
+    match fs::symlink_metadata(&absolute) {
+        Ok(meta) => {
+            if !force {
+                bail!("{} already exists (use --force to overwrite it)", path.display());
+            }
+            if meta.is_dir() {
+                bail!("{} is a directory", path.display());
+            }
+            fs::remove_file(&absolute).with_context(|| format!("removing {}", path.display()))?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("checking {}", path.display())),
+    }
+    Ok(absolute)
+}
+
+/// The first of `<dir>/<stem>.<ext>`, `<dir>/<stem>-2.<ext>`, ... that does not exist yet.
+pub fn first_free(dir: &Path, stem: &str, ext: &str) -> Option<PathBuf> {
+    (1..1000)
+        .map(
+            |n| {
+                if n == 1 { dir.join(format!("{stem}.{ext}")) } else { dir.join(format!("{stem}-{n}.{ext}")) }
+            },
+        )
+        .find(|p| fs::symlink_metadata(p).is_err())
+}
+
+/// `path` as the user would type it: relative to the current directory (`./x.bin`) when inside it,
+/// quoted for a POSIX shell when it holds anything but plain characters.
+pub fn for_shell(path: &Path) -> String {
+    let shown =
+        match std::env::current_dir().ok().and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        {
+            Some(relative) if !relative.as_os_str().is_empty() => Path::new(".").join(relative),
+            _ => path.to_path_buf(),
+        };
+    shell_quote(&shown.to_string_lossy())
+}
+
+fn shell_quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | ',' | ':' | '@' | '%')
+        });
+    if plain { text.to_string() } else { format!("'{}'", text.replace('\'', r"'\''")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_name_uses_the_program_file_name() {
+        let dir = Path::new("/work");
+        assert_eq!(
+            default_output(dir, "./build/my server"),
+            PathBuf::from("/work/leakview-my_server-%p.bin")
+        );
+        assert_eq!(default_output(dir, "sqlite3"), PathBuf::from("/work/leakview-sqlite3-%p.bin"));
+        assert_eq!(default_output(dir, ".."), PathBuf::from("/work/leakview-program-%p.bin"));
+    }
+
+    #[test]
+    fn existing_output_needs_force() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("trace.bin");
+        fs::write(&out, b"old").expect("write");
+        let err = prepare_explicit_output(&out, false).expect_err("refused");
+        assert!(err.to_string().contains("--force"), "{err}");
+        assert_eq!(fs::read(&out).expect("kept"), b"old");
+        assert_eq!(prepare_explicit_output(&out, true).expect("forced"), out);
+        assert!(!out.exists());
+    }
+
+    #[test]
+    fn force_removes_a_symlink_not_its_target() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("precious");
+        fs::write(&target, b"keep").expect("write");
+        let link = dir.path().join("trace.bin");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        assert!(prepare_explicit_output(&link, false).is_err());
+        prepare_explicit_output(&link, true).expect("forced");
+        assert!(fs::symlink_metadata(&link).is_err());
+        assert_eq!(fs::read(&target).expect("kept"), b"keep");
+    }
+
+    #[test]
+    fn missing_directory_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = prepare_explicit_output(&dir.path().join("nope/trace.bin"), false).expect_err("refused");
+        assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn first_free_skips_taken_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(first_free(dir.path(), "demo", "bin"), Some(dir.path().join("demo.bin")));
+        fs::write(dir.path().join("demo.bin"), b"").expect("write");
+        assert_eq!(first_free(dir.path(), "demo", "bin"), Some(dir.path().join("demo-2.bin")));
+    }
+
+    #[test]
+    fn quoting_only_when_needed() {
+        assert_eq!(shell_quote("/tmp/a.bin"), "/tmp/a.bin");
+        assert_eq!(shell_quote("/tmp/my trace.bin"), "'/tmp/my trace.bin'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}
