@@ -1,0 +1,70 @@
+//! Recording settings, read from the environment so that forked and exec'd processes inherit
+//! them (the `leakview record` command sets them):
+//!
+//! - `LEAKVIEW_OUTPUT`: the trace path; `%p` is replaced by the pid of the process creating the
+//!   trace. Unset: `leakview-<program>-<pid>.bin` in the current directory.
+//! - `LEAKVIEW_DEPTH`: maximum frames per stack (default 128, at most 256).
+//! - `LEAKVIEW_MANIFEST`: a file to which each process appends `<absolute trace path>\n`.
+
+use crate::engine::stack::{DEFAULT_DEPTH, MAX_DEPTH_LIMIT};
+use crate::engine::sys;
+
+pub const ENV_OUTPUT: &str = "LEAKVIEW_OUTPUT";
+pub const ENV_DEPTH: &str = "LEAKVIEW_DEPTH";
+pub const ENV_MANIFEST: &str = "LEAKVIEW_MANIFEST";
+
+/// The settings of one recording.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Raw `LEAKVIEW_OUTPUT` (may contain `%p`).
+    pub output: Option<Vec<u8>>,
+    pub manifest: Option<Vec<u8>>,
+    pub max_depth: usize,
+}
+
+fn getenv(name: &str) -> Option<Vec<u8>> {
+    let mut key = [0u8; 64];
+    let bytes = name.as_bytes();
+    if bytes.len() >= key.len() {
+        return None;
+    }
+    key[..bytes.len()].copy_from_slice(bytes);
+    // SAFETY: `key` is NUL-terminated; getenv returns a pointer into the environment or null,
+    // copied out at once (it neither allocates nor takes Rust's environment lock).
+    let value = unsafe { sys::c_bytes(libc::getenv(key.as_ptr().cast())) };
+    (!value.is_empty()).then(|| value.to_vec())
+}
+
+/// Parses a depth setting: a positive integer, clamped to [`MAX_DEPTH_LIMIT`].
+pub fn parse_depth(value: Option<&[u8]>) -> usize {
+    value
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&d| d > 0)
+        .map_or(DEFAULT_DEPTH, |d| d.min(MAX_DEPTH_LIMIT))
+}
+
+impl Config {
+    /// Reads the settings from the environment. Allocates: call with the guard held.
+    pub fn from_env() -> Config {
+        Config {
+            output: getenv(ENV_OUTPUT),
+            manifest: getenv(ENV_MANIFEST),
+            max_depth: parse_depth(getenv(ENV_DEPTH).as_deref()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_defaults_and_clamps() {
+        assert_eq!(parse_depth(None), DEFAULT_DEPTH);
+        assert_eq!(parse_depth(Some(b"12")), 12);
+        assert_eq!(parse_depth(Some(b"0")), DEFAULT_DEPTH);
+        assert_eq!(parse_depth(Some(b"lots")), DEFAULT_DEPTH);
+        assert_eq!(parse_depth(Some(b"100000")), MAX_DEPTH_LIMIT);
+    }
+}

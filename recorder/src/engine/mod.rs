@@ -1,0 +1,23 @@
+//! The recording engine, shared by the LD_PRELOAD library and the in-process Rust API.
+//!
+//! - [`recorder`]: the entry points hooks call (alloc, free, realloc, mark, module changes,
+//!   process lifecycle) and the per-thread reentrancy [`recorder::Guard`].
+//! - [`session`]: the process-wide trace being written and its lifecycle (lazy start, fork, exit).
+//! - [`thread`]: per-thread state in initial-exec TLS (C shim) and thread-exit handling.
+//! - [`stack`]: call-stack capture with framehop over in-memory unwind tables.
+//! - [`trie`]: lock-free interning of stacks into dense node ids.
+//! - [`modules`]: the module map (scan, load/unload events, unwinder snapshots).
+//! - [`config`], [`output`]: environment settings and where the trace file goes.
+//! - [`clock`], [`sys`], [`elf`]: small system helpers.
+
+pub mod clock;
+pub mod config;
+pub mod elf;
+pub mod modules;
+pub mod output;
+pub mod recorder;
+pub mod session;
+pub mod stack;
+pub mod sys;
+pub mod thread;
+pub mod trie;

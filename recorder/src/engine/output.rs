@@ -1,0 +1,157 @@
+//! Where a trace goes: expanding `%p`, never clobbering an existing file (`<stem>.<pid>.bin`,
+//! then `<stem>.<pid>.<n>.bin` beside it), and announcing the trace in the manifest file.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use leakview_format::{TraceMetadata, TraceWriter, WriteError, WriterOptions};
+
+/// Most numbered alternatives tried before giving up.
+const MAX_ALTERNATIVES: u32 = 1000;
+
+/// The first path to try: `LEAKVIEW_OUTPUT` with `%p` replaced by `pid`, or
+/// `leakview-<program>-<pid>.bin`.
+pub fn primary_path(spec: Option<&[u8]>, program: &[u8], pid: u32) -> PathBuf {
+    let pid_text = pid.to_string();
+    let bytes = match spec {
+        Some(spec) => {
+            let mut out = Vec::with_capacity(spec.len() + 8);
+            let mut i = 0;
+            while i < spec.len() {
+                if spec[i] == b'%' && spec.get(i + 1) == Some(&b'p') {
+                    out.extend_from_slice(pid_text.as_bytes());
+                    i += 2;
+                } else {
+                    out.push(spec[i]);
+                    i += 1;
+                }
+            }
+            out
+        }
+        None => {
+            let name = Path::new(std::ffi::OsStr::from_bytes(program))
+                .file_name()
+                .map(|n| n.as_bytes().to_vec())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| b"program".to_vec());
+            let mut out = b"leakview-".to_vec();
+            out.extend_from_slice(&name);
+            out.push(b'-');
+            out.extend_from_slice(pid_text.as_bytes());
+            out.extend_from_slice(b".bin");
+            out
+        }
+    };
+    PathBuf::from(std::ffi::OsStr::from_bytes(&bytes))
+}
+
+/// The `n`-th alternative to an existing `primary`: `<stem>.<pid>.bin` (n = 0), then
+/// `<stem>.<pid>.<n>.bin`.
+pub fn alternative_path(primary: &Path, pid: u32, n: u32) -> PathBuf {
+    let stem = primary.file_stem().map(|s| s.as_bytes().to_vec()).unwrap_or_default();
+    let mut name = stem;
+    name.extend_from_slice(format!(".{pid}").as_bytes());
+    if n > 0 {
+        name.extend_from_slice(format!(".{n}").as_bytes());
+    }
+    name.extend_from_slice(b".bin");
+    primary.with_file_name(std::ffi::OsStr::from_bytes(&name))
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    std::env::current_dir().map(|dir| dir.join(path)).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Creates the trace, trying the primary path and then the alternatives. Returns the writer and
+/// the absolute path, or a one-line reason.
+pub fn create_trace(
+    primary: &Path,
+    pid: u32,
+    metadata: &TraceMetadata,
+    options: &WriterOptions,
+) -> Result<(TraceWriter, PathBuf), String> {
+    let candidates = std::iter::once(primary.to_path_buf())
+        .chain((0..MAX_ALTERNATIVES).map(|n| alternative_path(primary, pid, n)));
+    for path in candidates {
+        match TraceWriter::create(&path, metadata, options) {
+            Ok(writer) => return Ok((writer, absolute(&path))),
+            Err(WriteError::Create { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+                continue;
+            }
+            Err(err) => return Err(err.to_string()),
+        }
+    }
+    Err(format!("cannot create trace {}: too many files with that name", primary.display()))
+}
+
+/// Appends `<trace>\n` to the manifest with a single write(2).
+pub fn announce(manifest: &[u8], trace: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut line = trace.as_os_str().as_bytes().to_vec();
+    line.push(b'\n');
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(std::ffi::OsStr::from_bytes(manifest))?;
+    let written = file.write(&line)?;
+    if written != line.len() {
+        return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "short write to the manifest"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_p_becomes_the_pid() {
+        assert_eq!(primary_path(Some(b"/tmp/t-%p.bin"), b"x", 42), PathBuf::from("/tmp/t-42.bin"));
+        assert_eq!(primary_path(Some(b"a%%p%q"), b"x", 7), PathBuf::from("a%7%q"));
+    }
+
+    #[test]
+    fn default_name_uses_the_program() {
+        assert_eq!(primary_path(None, b"/usr/bin/sqlite3", 9), PathBuf::from("leakview-sqlite3-9.bin"));
+    }
+
+    #[test]
+    fn alternatives_sit_beside_the_primary() {
+        let primary = Path::new("/data/run.bin");
+        assert_eq!(alternative_path(primary, 5, 0), PathBuf::from("/data/run.5.bin"));
+        assert_eq!(alternative_path(primary, 5, 2), PathBuf::from("/data/run.5.2.bin"));
+    }
+
+    fn metadata() -> TraceMetadata {
+        TraceMetadata { pid: 1, recorder: "test".into(), ..TraceMetadata::default() }
+    }
+
+    #[test]
+    fn existing_files_are_never_clobbered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let primary = dir.path().join("t.bin");
+        std::fs::write(&primary, b"keep").expect("write");
+        std::fs::write(dir.path().join("t.77.bin"), b"keep too").expect("write");
+        let options = WriterOptions::default();
+        let (_writer, path) = create_trace(&primary, 77, &metadata(), &options).expect("created");
+        assert_eq!(path, dir.path().join("t.77.1.bin"));
+        assert_eq!(std::fs::read(&primary).expect("read"), b"keep");
+        let manifest = dir.path().join("manifest");
+        std::fs::write(&manifest, b"").expect("write");
+        announce(manifest.as_os_str().as_bytes(), &path).expect("announce");
+        announce(manifest.as_os_str().as_bytes(), &primary).expect("announce");
+        let text = std::fs::read_to_string(&manifest).expect("read");
+        assert_eq!(text, format!("{}\n{}\n", path.display(), primary.display()));
+    }
+
+    #[test]
+    fn other_errors_are_reported() {
+        let err =
+            create_trace(Path::new("/nonexistent-dir/x.bin"), 1, &metadata(), &WriterOptions::default());
+        assert!(err.is_err());
+    }
+}

@@ -1,0 +1,208 @@
+//! The recording entry points the hooks call: one per kind of event. Each expects the calling
+//! thread's reentrancy guard to be held (see [`Guard`]) and never allocates on its common path.
+
+use leakview_format::Event;
+
+use crate::engine::clock;
+use crate::engine::modules;
+use crate::engine::session::{self, ALLOCATIONS_ENABLED, Profile, Session};
+use crate::engine::sys;
+use crate::engine::thread::{self, ThreadState};
+use std::sync::atomic::Ordering;
+
+/// The calling thread's reentrancy guard, held for the life of the value. `enter` returns
+/// `None` when the thread is already inside the recorder: the caller must then pass the call
+/// straight through without recording.
+pub struct Guard {
+    state: *mut ThreadState,
+    errno: i32,
+}
+
+impl Guard {
+    #[inline]
+    pub fn enter() -> Option<Guard> {
+        let state = thread::current();
+        // SAFETY: the calling thread's own state; only this thread touches it.
+        unsafe {
+            if (*state).guard != 0 {
+                return None;
+            }
+            (*state).guard = 1;
+        }
+        Some(Guard { state, errno: 0 })
+    }
+
+    /// The thread's state (valid while the guard is held).
+    #[inline]
+    pub fn state(&mut self) -> &mut ThreadState {
+        // SAFETY: the guard makes this the only live reference to the thread's state.
+        unsafe { &mut *self.state }
+    }
+
+    /// Remembers errno as the real allocator left it, to restore on drop.
+    #[inline]
+    pub fn save_errno(&mut self) {
+        self.errno = sys::errno();
+    }
+}
+
+impl Drop for Guard {
+    #[inline]
+    fn drop(&mut self) {
+        if self.errno != 0 {
+            sys::set_errno(self.errno);
+        }
+        // SAFETY: as in `state`.
+        unsafe { (*self.state).guard = 0 };
+    }
+}
+
+/// Captures the calling thread's stack (frames above `hook_sp`) and returns its node id.
+fn capture(session: &Session, state: &mut ThreadState, hook_sp: u64, ts: u64) -> u32 {
+    if state.has_exited() {
+        return 0;
+    }
+    let Some(mut snapshot) = session.modules.snapshot() else { return 0 };
+    let capture: *mut _ = match state.capture_mut() {
+        Some(capture) => capture,
+        None => return 0,
+    };
+    // SAFETY: the capture state is owned by this thread and separate from its stream.
+    let capture = unsafe { &mut *capture };
+    let mut walk = capture.walk(snapshot, hook_sp, session.max_depth);
+    if walk.unknown_address && modules::loader_generation() != snapshot.loader_generation {
+        let Some(stream) = state.stream() else { return 0 };
+        session.modules.rescan(ts, &mut |event| {
+            session.append(stream, event);
+        });
+        if let Some(fresh) = session.modules.snapshot() {
+            snapshot = fresh;
+        }
+        capture.forget();
+        walk = capture.walk(snapshot, hook_sp, session.max_depth);
+    }
+    let _ = walk;
+    let Some(stream) = state.stream() else { return 0 };
+    capture.commit(snapshot, |parent, ip| {
+        session
+            .stacks
+            .intern(parent, ip, |id| session.append(stream, &Event::StackNode { id, parent, ip }))
+            .id()
+    })
+}
+
+#[inline]
+fn running(profile: &Profile, state: &mut ThreadState) -> Option<&'static Session> {
+    let session = session::current_or_start(profile, state)?;
+    if session.stopped() {
+        return None;
+    }
+    state.bind(session.id);
+    Some(session)
+}
+
+/// A block of `size` bytes (alignment `align`, 0 = default) came into being at `addr`.
+pub fn alloc(guard: &mut Guard, profile: &Profile, addr: u64, size: u64, align: u64, hook_sp: u64) {
+    let ts = clock::monotonic_ns();
+    if !ALLOCATIONS_ENABLED.load(Ordering::Relaxed) {
+        return;
+    }
+    let state = guard.state();
+    let Some(session) = running(profile, state) else { return };
+    let stack = capture(session, state, hook_sp, ts);
+    if let Some(stream) = state.stream() {
+        session.append(stream, &Event::Alloc { ts, addr, size, align, stack });
+    }
+}
+
+/// The block at `addr` is about to be released (call before the real free).
+pub fn free(guard: &mut Guard, addr: u64) {
+    let ts = clock::monotonic_ns();
+    let Some(session) = session::current() else { return };
+    if session.stopped() {
+        return;
+    }
+    let state = guard.state();
+    let stream = state.bind(session.id);
+    session.append(stream, &Event::Free { ts, addr });
+}
+
+/// `old_addr` was released at `ts_free` and `new_addr` holds `size` bytes now.
+pub fn realloc(
+    guard: &mut Guard,
+    profile: &Profile,
+    ts_free: u64,
+    old_addr: u64,
+    new_addr: u64,
+    size: u64,
+    hook_sp: u64,
+) {
+    let ts = clock::monotonic_ns();
+    let state = guard.state();
+    if !ALLOCATIONS_ENABLED.load(Ordering::Relaxed) {
+        // The old block is gone either way; the new one is not recorded.
+        if let Some(session) = session::current()
+            && !session.stopped()
+        {
+            let stream = state.bind(session.id);
+            session.append(stream, &Event::Free { ts: ts_free, addr: old_addr });
+        }
+        return;
+    }
+    let Some(session) = running(profile, state) else { return };
+    let stack = capture(session, state, hook_sp, ts);
+    if let Some(stream) = state.stream() {
+        session.append(stream, &Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack });
+    }
+}
+
+/// A user-placed label.
+pub fn mark(guard: &mut Guard, profile: &Profile, label: &[u8]) {
+    let ts = clock::monotonic_ns();
+    let state = guard.state();
+    let Some(session) = running(profile, state) else { return };
+    if let Some(stream) = state.stream() {
+        session.append(stream, &Event::Mark { ts, label });
+    }
+}
+
+/// Objects may have been unloaded (after the real dlclose): rescan and record what vanished.
+pub fn modules_changed(guard: &mut Guard) {
+    let ts = clock::monotonic_ns();
+    let Some(session) = session::current() else { return };
+    if session.stopped() {
+        return;
+    }
+    let state = guard.state();
+    let stream = state.bind(session.id);
+    session.modules.rescan(ts, &mut |event| {
+        session.append(stream, event);
+    });
+}
+
+/// Process exit: mark the trace complete.
+pub fn process_exit() {
+    let Some(mut guard) = Guard::enter() else {
+        session::finish();
+        return;
+    };
+    let _ = guard.state();
+    session::finish();
+}
+
+/// fork handlers (register with `pthread_atfork`).
+pub fn fork_prepare() {
+    session::before_fork();
+}
+
+pub fn fork_parent() {
+    session::after_fork_in_parent();
+}
+
+pub fn fork_child() {
+    // SAFETY: the forking thread's own state; it is the only thread in the child.
+    let state = unsafe { &mut *thread::current() };
+    state.guard += 1;
+    session::after_fork_in_child(state);
+    state.guard -= 1;
+}

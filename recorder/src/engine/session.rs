@@ -1,0 +1,235 @@
+//! The process-wide recording session: the trace writer, the stack trie and the module map of
+//! the trace this process is writing, created lazily by the first recorded event.
+//!
+//! Lifecycle: [`current_or_start`] creates the session (never waiting on another thread that is
+//! creating it — that thread may hold a loader lock this one needs); [`finish`] marks the trace
+//! complete at exit; the fork handlers make a child drop its parent's session (the child must
+//! never write into the parent's mapping) so that its first event starts its own trace.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, Ordering};
+
+use leakview_format::{Event, RecorderKind, TraceMetadata, TraceWriter, WriteError, WriterOptions};
+
+use crate::engine::clock;
+use crate::engine::config::Config;
+use crate::engine::modules::{self, ModuleRegistry};
+use crate::engine::output;
+use crate::engine::sys;
+use crate::engine::thread::{self, ThreadState};
+use crate::engine::trie::StackTable;
+
+/// Who is recording: goes into the trace metadata.
+#[derive(Debug)]
+pub struct Profile {
+    /// Name and version, e.g. `leakview-preload 0.1.0`.
+    pub recorder: &'static str,
+    pub kind: RecorderKind,
+}
+
+/// Most stack nodes one trace can define (address space is reserved, memory used as needed).
+const NODE_CAPACITY: u32 = 1 << 26;
+
+/// One trace being written.
+pub struct Session {
+    pub id: u64,
+    pub pid: u32,
+    pub writer: TraceWriter,
+    pub stacks: StackTable,
+    pub modules: ModuleRegistry,
+    pub max_depth: usize,
+    pub path: PathBuf,
+    warned: AtomicBool,
+}
+
+const IDLE: u8 = 0;
+const STARTING: u8 = 1;
+const RUNNING: u8 = 2;
+const OFF: u8 = 3;
+
+static SESSION: AtomicPtr<Session> = AtomicPtr::new(std::ptr::null_mut());
+static STATE: AtomicU8 = AtomicU8::new(IDLE);
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Allocations are recorded while this is set (`leakview_enable` / `leakview_disable`).
+/// Frees are always recorded, so blocks allocated while enabled are never falsely outstanding.
+pub static ALLOCATIONS_ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// The running session, if any.
+#[inline]
+pub fn current() -> Option<&'static Session> {
+    let ptr = SESSION.load(Ordering::Acquire);
+    // SAFETY: a published session stays alive until a forked child replaces it, and the child
+    // has only the one thread that does so.
+    (!ptr.is_null()).then(|| unsafe { &*ptr })
+}
+
+/// The running session, starting it if nobody has. Returns `None` while another thread is
+/// starting it and once recording is off. Call with the guard held (starting allocates).
+pub fn current_or_start(profile: &Profile, state: &mut ThreadState) -> Option<&'static Session> {
+    if let Some(session) = current() {
+        return Some(session);
+    }
+    if STATE.compare_exchange(IDLE, STARTING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        return None;
+    }
+    match start(profile, state) {
+        Ok(session) => {
+            let session = Box::leak(Box::new(session));
+            SESSION.store(session, Ordering::Release);
+            STATE.store(RUNNING, Ordering::Release);
+            Some(session)
+        }
+        Err(reason) => {
+            STATE.store(OFF, Ordering::Release);
+            let line = format!("leakview: recording disabled: {reason}\n");
+            sys::warn(line.as_bytes());
+            None
+        }
+    }
+}
+
+fn read_cmdline() -> Vec<String> {
+    std::fs::read("/proc/self/cmdline")
+        .map(|bytes| {
+            bytes
+                .split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn start(profile: &Profile, state: &mut ThreadState) -> Result<Session, String> {
+    if !thread::block_size_matches() {
+        return Err("internal error: TLS block size mismatch".into());
+    }
+    thread::set_exit_hook(release_thread);
+    let config = Config::from_env();
+    let pid = sys::getpid();
+    let executable = modules::executable_path();
+    let start_ts = clock::monotonic_ns();
+    let metadata = TraceMetadata {
+        pid,
+        // SAFETY: getppid cannot fail.
+        parent_pid: unsafe { libc::getppid() } as u32,
+        executable: String::from_utf8_lossy(&executable).into_owned(),
+        argv: read_cmdline(),
+        start_unix_ns: clock::realtime_ns(),
+        start_monotonic_ns: start_ts,
+        clock_id: clock::CLOCK_ID,
+        pointer_width: std::mem::size_of::<usize>() as u8,
+        arch: std::env::consts::ARCH.to_string(),
+        recorder: profile.recorder.to_string(),
+        recorder_kind: profile.kind,
+        max_stack_depth: config.max_depth as u32,
+    };
+    let primary = output::primary_path(config.output.as_deref(), &executable, pid);
+    let (writer, path) = output::create_trace(&primary, pid, &metadata, &WriterOptions::default())?;
+    let stacks = StackTable::new(NODE_CAPACITY).ok_or("cannot reserve memory for stacks")?;
+    let session = Session {
+        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        pid,
+        writer,
+        stacks,
+        modules: ModuleRegistry::new(),
+        max_depth: config.max_depth,
+        path,
+        warned: AtomicBool::new(false),
+    };
+    let stream = state.bind(session.id);
+    session.modules.rescan(start_ts, &mut |event| {
+        let _ = session.writer.append(stream, event);
+    });
+    if let Some(manifest) = &config.manifest
+        && let Err(err) = output::announce(manifest, &session.path)
+    {
+        let line = format!(
+            "leakview: cannot add {} to the manifest {}: {err}\n",
+            session.path.display(),
+            String::from_utf8_lossy(manifest)
+        );
+        sys::warn(line.as_bytes());
+    }
+    Ok(session)
+}
+
+impl Session {
+    /// Appends an event to the thread's stream; the first failure prints the one warning.
+    #[inline]
+    pub fn append(&self, stream: &mut leakview_format::ThreadStream, event: &Event<'_>) -> bool {
+        match self.writer.append(stream, event) {
+            Ok(()) => true,
+            Err(err) => {
+                self.write_failed(&err);
+                false
+            }
+        }
+    }
+
+    #[cold]
+    fn write_failed(&self, err: &WriteError) {
+        if matches!(err, WriteError::EventTooLarge) {
+            return;
+        }
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            sys::warn(
+                b"leakview: cannot write the trace any more (disk full or size limit reached); \
+recording stopped, the program continues\n",
+            );
+        }
+    }
+
+    /// Whether recording into this session has stopped.
+    #[inline]
+    pub fn stopped(&self) -> bool {
+        self.writer.is_stopped()
+    }
+}
+
+/// Releases an exiting thread's chunk (thread-exit destructor, guard held).
+fn release_thread(state: &mut ThreadState) {
+    if let Some(session) = current()
+        && state.session_id() == session.id
+        && let Some(stream) = state.stream()
+    {
+        session.writer.release(stream);
+    }
+}
+
+/// Marks the trace complete (at process exit).
+pub fn finish() {
+    if let Some(session) = current() {
+        session.writer.finish(clock::monotonic_ns());
+    }
+}
+
+/// fork, before: hold the registry lock so the child never sees it mid-update.
+pub fn before_fork() {
+    if let Some(session) = current() {
+        session.modules.lock_for_fork();
+    }
+}
+
+/// fork, in the parent: let go of the lock.
+pub fn after_fork_in_parent() {
+    if let Some(session) = current() {
+        session.modules.unlock_after_fork();
+    }
+}
+
+/// fork, in the child: forget the parent's trace (never write into its mapping) so the child's
+/// first event starts the child's own trace.
+pub fn after_fork_in_child(state: &mut ThreadState) {
+    let old = SESSION.swap(std::ptr::null_mut(), Ordering::AcqRel);
+    let was_off = STATE.load(Ordering::Acquire) == OFF;
+    STATE.store(if was_off { OFF } else { IDLE }, Ordering::Release);
+    state.after_fork_in_child();
+    if !old.is_null() {
+        // SAFETY: the session was leaked from a Box; the child has no other thread that could
+        // use it, and nothing refers to it any more. Dropping unmaps the parent's trace from
+        // the child and closes the child's copy of the descriptor.
+        drop(unsafe { Box::from_raw(old) });
+    }
+}

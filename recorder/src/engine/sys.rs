@@ -1,0 +1,189 @@
+//! Thin, allocation-free wrappers over the system calls the engine needs on hot or fragile paths:
+//! anonymous memory regions, errno, thread ids and the one-line stderr warning.
+
+use std::ptr::NonNull;
+
+/// An anonymous private mapping, reserved with `MAP_NORESERVE`: untouched pages cost nothing.
+/// The engine's own memory comes from here, never from the program's allocator.
+pub struct Region {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: a region is plain memory; the types built on it synchronise their own accesses.
+unsafe impl Send for Region {}
+// SAFETY: as above.
+unsafe impl Sync for Region {}
+
+impl Region {
+    /// Maps `len` bytes (rounded up to whole pages) of zeroed memory, or `None`.
+    pub fn new(len: usize) -> Option<Region> {
+        let len = len.max(1).div_ceil(4096) * 4096;
+        // SAFETY: a fresh anonymous mapping; no existing memory is affected.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return None;
+        }
+        NonNull::new(ptr.cast::<u8>()).map(|ptr| Region { ptr, len })
+    }
+
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the mapping this region created; its users are gone (`&mut self`).
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// The calling thread's errno value.
+#[inline]
+pub fn errno() -> i32 {
+    // SAFETY: __errno_location returns this thread's errno slot, valid for the thread's life.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Restores the calling thread's errno (hooks must leave it as the real allocator set it).
+#[inline]
+pub fn set_errno(value: i32) {
+    // SAFETY: as in `errno`.
+    unsafe { *libc::__errno_location() = value };
+}
+
+/// The kernel thread id of the calling thread.
+pub fn gettid() -> u32 {
+    // SAFETY: gettid has no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as u32 }
+}
+
+/// The process id.
+pub fn getpid() -> u32 {
+    // SAFETY: getpid cannot fail.
+    unsafe { libc::getpid() as u32 }
+}
+
+/// Writes `message` to stderr with one write(2): no buffering, no allocation, no formatting.
+pub fn warn(message: &[u8]) {
+    // SAFETY: writing a caller-provided byte slice to fd 2; failure is ignored on purpose.
+    unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
+}
+
+/// Reads a NUL-terminated C string into a byte slice (without the NUL).
+///
+/// # Safety
+/// `ptr` must be null or point to a NUL-terminated string that outlives the returned slice.
+pub unsafe fn c_bytes<'a>(ptr: *const libc::c_char) -> &'a [u8] {
+    if ptr.is_null() {
+        return &[];
+    }
+    // SAFETY: the caller guarantees a live NUL-terminated string.
+    unsafe { std::ffi::CStr::from_ptr(ptr) }.to_bytes()
+}
+
+/// A tiny spin lock for the engine's rare slow paths (module rescans). Never held while calling
+/// into the dynamic loader or the program's allocator.
+pub struct SpinLock {
+    locked: std::sync::atomic::AtomicBool,
+}
+
+impl SpinLock {
+    pub const fn new() -> Self {
+        SpinLock { locked: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    pub fn lock(&self) -> SpinGuard<'_> {
+        use std::sync::atomic::Ordering;
+        while self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            std::hint::spin_loop();
+            // SAFETY: sched_yield has no preconditions.
+            unsafe { libc::sched_yield() };
+        }
+        SpinGuard { lock: self }
+    }
+
+    /// Takes the lock without a guard object (fork handlers lock in one call, unlock in another).
+    pub fn raw_lock(&self) {
+        std::mem::forget(self.lock());
+    }
+
+    /// Releases a lock taken with [`SpinLock::raw_lock`].
+    pub fn raw_unlock(&self) {
+        self.locked.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
+impl Default for SpinLock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub struct SpinGuard<'a> {
+    lock: &'a SpinLock,
+}
+
+impl Drop for SpinGuard<'_> {
+    fn drop(&mut self) {
+        self.lock.raw_unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_is_zeroed_and_page_rounded() {
+        let region = Region::new(10).expect("mmap");
+        assert_eq!(region.len(), 4096);
+        // SAFETY: the region is 4096 readable bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(region.as_ptr(), region.len()) };
+        assert!(bytes.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn errno_round_trips() {
+        let saved = errno();
+        set_errno(libc::ENOMEM);
+        assert_eq!(errno(), libc::ENOMEM);
+        set_errno(saved);
+    }
+
+    #[test]
+    fn spin_lock_excludes() {
+        let lock = SpinLock::new();
+        let guard = lock.lock();
+        assert!(
+            lock.locked
+                .compare_exchange(
+                    false,
+                    true,
+                    std::sync::atomic::Ordering::Acquire,
+                    std::sync::atomic::Ordering::Relaxed
+                )
+                .is_err()
+        );
+        drop(guard);
+        let _again = lock.lock();
+    }
+}

@@ -1,0 +1,219 @@
+//! Per-thread recorder state, kept in the initial-exec TLS block of the C shim (`csrc/tls.c`):
+//! the reentrancy guard, the thread's stream into the trace and its capture state.
+//!
+//! The block starts all-zero in every new thread, which reads as [`Status::Fresh`]. A pthread
+//! key destructor releases the thread's chunk and capture state when the thread exits; events
+//! that still arrive on the thread after that (other libraries' destructors freeing memory) are
+//! recorded without a stack.
+
+use std::ffi::c_void;
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use leakview_format::ThreadStream;
+
+use crate::engine::stack::CaptureState;
+use crate::engine::sys;
+
+/// Size of the C shim's TLS block; must match `build.rs`.
+pub const TLS_BLOCK_SIZE: usize = 1024;
+
+unsafe extern "C" {
+    fn leakview_engine_tls_block() -> *mut c_void;
+    fn leakview_engine_tls_block_size() -> usize;
+}
+
+const FRESH: u32 = 0;
+const ACTIVE: u32 = 1;
+const EXITED: u32 = 2;
+
+/// One thread's recorder state. All-zero is a valid fresh state.
+#[repr(C)]
+pub struct ThreadState {
+    /// Non-zero while the thread is inside the recorder: nested allocations pass straight through.
+    pub guard: u32,
+    status: u32,
+    tid: u32,
+    _reserved: u32,
+    /// The session `stream` and `capture` belong to (0: none yet).
+    session_id: u64,
+    capture: *mut CaptureState,
+    stream: MaybeUninit<ThreadStream>,
+}
+
+const _: () = assert!(std::mem::size_of::<ThreadState>() <= TLS_BLOCK_SIZE);
+const _: () = assert!(std::mem::align_of::<ThreadState>() <= 64);
+
+/// The calling thread's state. Never allocates (initial-exec TLS).
+#[inline]
+pub fn current() -> *mut ThreadState {
+    // SAFETY: the shim returns this thread's TLS block, 64-aligned and TLS_BLOCK_SIZE bytes,
+    // which the assertions above show is enough for a ThreadState.
+    unsafe { leakview_engine_tls_block().cast::<ThreadState>() }
+}
+
+/// Checks once that the C shim and this crate agree on the block size.
+pub fn block_size_matches() -> bool {
+    // SAFETY: a pure function of the shim.
+    unsafe { leakview_engine_tls_block_size() == TLS_BLOCK_SIZE }
+}
+
+/// Key whose destructor runs at thread exit; stores key + 1 (0: not created yet).
+static EXIT_KEY: AtomicU32 = AtomicU32::new(0);
+const KEY_CREATING: u32 = u32::MAX;
+
+fn exit_key() -> Option<libc::pthread_key_t> {
+    loop {
+        match EXIT_KEY.load(Ordering::Acquire) {
+            0 => {
+                if EXIT_KEY.compare_exchange(0, KEY_CREATING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                    continue;
+                }
+                let mut key: libc::pthread_key_t = 0;
+                // SAFETY: creating a key with a destructor that has the required signature.
+                let rc = unsafe { libc::pthread_key_create(&mut key, Some(on_thread_exit)) };
+                let stored = if rc == 0 { key + 1 } else { KEY_CREATING - 1 };
+                EXIT_KEY.store(stored, Ordering::Release);
+            }
+            KEY_CREATING => std::hint::spin_loop(),
+            v if v == KEY_CREATING - 1 => return None,
+            v => return Some(v - 1),
+        }
+    }
+}
+
+/// Called by the session when the thread exits; set by [`set_exit_hook`].
+static EXIT_HOOK: std::sync::atomic::AtomicPtr<()> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// Registers what runs (with the guard held) when a recording thread exits.
+pub fn set_exit_hook(hook: fn(&mut ThreadState)) {
+    EXIT_HOOK.store(hook as *mut (), Ordering::Release);
+}
+
+unsafe extern "C" fn on_thread_exit(ptr: *mut c_void) {
+    let state = ptr.cast::<ThreadState>();
+    if state.is_null() {
+        return;
+    }
+    // SAFETY: the key's value is this thread's own TLS block (set in `activate`).
+    let state = unsafe { &mut *state };
+    let saved = sys::errno();
+    state.guard += 1;
+    let hook = EXIT_HOOK.load(Ordering::Acquire);
+    if !hook.is_null() {
+        // SAFETY: only `set_exit_hook` stores here, always a `fn(&mut ThreadState)`.
+        let hook: fn(&mut ThreadState) =
+            unsafe { std::mem::transmute::<*mut (), fn(&mut ThreadState)>(hook) };
+        hook(state);
+    }
+    state.drop_capture();
+    state.status = EXITED;
+    state.guard -= 1;
+    sys::set_errno(saved);
+}
+
+impl ThreadState {
+    pub fn tid(&self) -> u32 {
+        self.tid
+    }
+
+    pub fn session_id(&self) -> u64 {
+        self.session_id
+    }
+
+    /// Whether the thread's exit destructor already ran.
+    pub fn has_exited(&self) -> bool {
+        self.status == EXITED
+    }
+
+    /// Makes the state ready to record into session `session_id`, starting a fresh stream when
+    /// the session changed (first use, or a forked child's new trace). Call with the guard held.
+    pub fn bind(&mut self, session_id: u64) -> &mut ThreadStream {
+        if self.status == FRESH {
+            self.tid = sys::gettid();
+            self.status = ACTIVE;
+            if let Some(key) = exit_key() {
+                // SAFETY: storing our own TLS block pointer under our key; glibc may allocate
+                // for keys ≥ 32, which the held guard passes straight through.
+                unsafe { libc::pthread_setspecific(key, (self as *mut ThreadState).cast()) };
+            }
+            self.stream.write(ThreadStream::new(self.tid));
+            self.session_id = session_id;
+        } else if self.session_id != session_id {
+            self.stream.write(ThreadStream::new(self.tid));
+            self.session_id = session_id;
+            if let Some(capture) = self.capture_mut() {
+                capture.forget();
+            }
+        }
+        // SAFETY: written above or on an earlier call (status is not FRESH).
+        unsafe { self.stream.assume_init_mut() }
+    }
+
+    /// The bound stream; only valid after [`ThreadState::bind`].
+    pub fn stream(&mut self) -> Option<&mut ThreadStream> {
+        if self.status == FRESH {
+            return None;
+        }
+        // SAFETY: initialised by `bind` whenever status is not FRESH.
+        Some(unsafe { self.stream.assume_init_mut() })
+    }
+
+    /// The capture state, created on first use (not after the thread's exit destructor).
+    pub fn capture_mut(&mut self) -> Option<&mut CaptureState> {
+        if self.capture.is_null() {
+            if self.status != ACTIVE {
+                return None;
+            }
+            self.capture = CaptureState::create()?;
+        }
+        // SAFETY: created by CaptureState::create and owned by this thread.
+        Some(unsafe { &mut *self.capture })
+    }
+
+    fn drop_capture(&mut self) {
+        if !self.capture.is_null() {
+            // SAFETY: we own it and clear the pointer right after.
+            unsafe { CaptureState::destroy(self.capture) };
+            self.capture = std::ptr::null_mut();
+        }
+    }
+
+    /// In a forked child: this thread has a new id, and nothing it held belongs to the child's
+    /// trace.
+    pub fn after_fork_in_child(&mut self) {
+        if self.status != FRESH {
+            self.tid = sys::gettid();
+            self.stream.write(ThreadStream::new(self.tid));
+        }
+        self.session_id = 0;
+        if let Some(capture) = self.capture_mut() {
+            capture.forget();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shim_block_is_per_thread_and_sized() {
+        assert!(block_size_matches());
+        let here = current() as usize;
+        let there = std::thread::spawn(|| current() as usize).join().expect("thread");
+        assert_ne!(here, there);
+        assert_eq!(here % 64, 0);
+    }
+
+    #[test]
+    fn fresh_threads_start_unguarded() {
+        let guard = std::thread::spawn(|| {
+            // SAFETY: reading this thread's own state.
+            unsafe { (*current()).guard }
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(guard, 0);
+    }
+}
