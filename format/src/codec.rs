@@ -11,6 +11,8 @@ pub(crate) const KIND_FREE: u8 = 2;
 pub(crate) const KIND_REALLOC: u8 = 3;
 pub(crate) const KIND_STACK_NODE: u8 = 4;
 pub(crate) const KIND_META: u8 = 5;
+/// An alloc whose address is one of the recently freed ones (allocators reuse them first).
+pub(crate) const KIND_ALLOC_REUSED: u8 = 6;
 
 const ALLOC_HAS_ALIGN: u8 = 1 << 3;
 const ALLOC_SAME_STACK: u8 = 1 << 4;
@@ -19,6 +21,10 @@ const ALLOC_ADDR_RAW: u8 = 1 << 5;
 const FREE_RECENT_SHIFT: u8 = 3;
 const FREE_RECENT_MASK: u8 = 0b1111 << FREE_RECENT_SHIFT;
 const FREE_ADDR_RAW: u8 = 1 << 7;
+
+const REUSED_SLOT_SHIFT: u8 = 3;
+const REUSED_SLOT_MASK: u8 = 0b1111 << REUSED_SLOT_SHIFT;
+const REUSED_SAME_STACK: u8 = 1 << 7;
 
 const REALLOC_SAME_STACK: u8 = 1 << 3;
 const REALLOC_IN_PLACE: u8 = 1 << 4;
@@ -49,6 +55,8 @@ pub struct DeltaState {
     prev_ip: u64,
     recent: [u64; RECENT_SLOTS],
     recent_next: u8,
+    freed: [u64; RECENT_SLOTS],
+    freed_next: u8,
 }
 
 /// The encoder's view of the [`DeltaState`].
@@ -67,6 +75,8 @@ impl DeltaState {
             prev_ip: 0,
             recent: [0; RECENT_SLOTS],
             recent_next: 0,
+            freed: [0; RECENT_SLOTS],
+            freed_next: 0,
         }
     }
 
@@ -81,21 +91,72 @@ impl DeltaState {
         self.recent_next = ((slot + 1) % RECENT_SLOTS) as u8;
     }
 
+    /// Slot of `addr` (non-zero) among the recently allocated addresses.
     fn recent_index(&self, addr: u64) -> Option<usize> {
-        self.recent.iter().position(|&a| a == addr && a != 0)
+        self.recent.iter().position(|&a| a == addr)
+    }
+
+    fn remember_freed(&mut self, addr: u64) {
+        let slot = usize::from(self.freed_next) % RECENT_SLOTS;
+        self.freed[slot] = addr;
+        self.freed_next = ((slot + 1) % RECENT_SLOTS) as u8;
+    }
+
+    /// Slot of `addr` (non-zero) among the recently freed addresses.
+    fn freed_index(&self, addr: u64) -> Option<usize> {
+        self.freed.iter().position(|&a| a == addr)
     }
 }
 
-/// Writes the address delta; returns whether it had to be stored unscaled.
-#[inline]
-fn put_addr(out: &mut [u8], pos: &mut usize, prev: u64, addr: u64) -> Option<bool> {
-    let delta = addr.wrapping_sub(prev) as i64;
-    if delta & 0xf == 0 {
-        varint::put(out, pos, zigzag(delta >> 4))?;
-        Some(false)
-    } else {
-        varint::put(out, pos, zigzag(delta))?;
-        Some(true)
+/// A fixed buffer for one hot event. Indexing is masked to its size, so writes need no bounds
+/// checks; no hot event is longer than [`MAX_HOT_EVENT_LEN`], so the mask never wraps.
+struct Scratch {
+    buf: [u8; MAX_HOT_EVENT_LEN],
+    len: usize,
+}
+
+impl Scratch {
+    #[inline(always)]
+    fn new() -> Self {
+        Scratch { buf: [0; MAX_HOT_EVENT_LEN], len: 1 }
+    }
+
+    #[inline(always)]
+    fn varint(&mut self, mut value: u64) {
+        while value >= 0x80 {
+            self.buf[self.len & (MAX_HOT_EVENT_LEN - 1)] = (value as u8) | 0x80;
+            self.len += 1;
+            value >>= 7;
+        }
+        self.buf[self.len & (MAX_HOT_EVENT_LEN - 1)] = value as u8;
+        self.len += 1;
+    }
+
+    /// Writes the address delta; returns whether it had to be stored unscaled.
+    #[inline(always)]
+    fn addr(&mut self, prev: u64, addr: u64) -> bool {
+        let delta = addr.wrapping_sub(prev) as i64;
+        if delta & 0xf == 0 {
+            self.varint(zigzag(delta >> 4));
+            false
+        } else {
+            self.varint(zigzag(delta));
+            true
+        }
+    }
+
+    #[inline(always)]
+    fn stack(&mut self, prev: u32, stack: u32) {
+        self.varint(zigzag(i64::from(stack) - i64::from(prev)));
+    }
+
+    /// Copies the event (with `tag`) to `out`; `None` if it does not fit.
+    #[inline(always)]
+    fn finish(mut self, tag: u8, out: &mut [u8]) -> Option<usize> {
+        self.buf[0] = tag;
+        let n = self.len;
+        out.get_mut(..n)?.copy_from_slice(self.buf.get(..n)?);
+        Some(n)
     }
 }
 
@@ -104,11 +165,6 @@ fn get_addr(input: &[u8], pos: &mut usize, prev: u64, raw: bool) -> Result<u64, 
     let delta = unzigzag(varint::get(input, pos).ok_or(DecodeError::Truncated)?);
     let delta = if raw { delta } else { delta.wrapping_shl(4) };
     Ok(prev.wrapping_add(delta as u64))
-}
-
-#[inline]
-fn put_stack(out: &mut [u8], pos: &mut usize, prev: u32, stack: u32) -> Option<()> {
-    varint::put(out, pos, zigzag(i64::from(stack) - i64::from(prev)))
 }
 
 #[inline]
@@ -146,71 +202,100 @@ fn get_u32(input: &[u8], pos: &mut usize, what: &'static str) -> Result<u32, Dec
 /// state is then unchanged). Timestamps earlier than the previous event's are clamped to it.
 /// Never allocates.
 pub fn encode_event(state: &mut DeltaState, event: &Event<'_>, out: &mut [u8]) -> Option<usize> {
-    let mut pos = 1usize;
     let mut next = state.clone_small();
-    let tag = match *event {
+    let mut e = Scratch::new();
+    match *event {
         Event::Alloc { ts, addr, size, align, stack } => {
-            let mut tag = KIND_ALLOC;
-            varint::put(out, &mut pos, next.advance_time(ts))?;
-            if put_addr(out, &mut pos, next.prev_addr, addr)? {
-                tag |= ALLOC_ADDR_RAW;
+            let reused = if align == 0 && addr != 0 { state.freed_index(addr) } else { None };
+            let mut tag;
+            e.varint(next.advance_time(ts));
+            if let Some(slot) = reused {
+                tag = KIND_ALLOC_REUSED | (((slot as u8) + 1) << REUSED_SLOT_SHIFT);
+                e.varint(size);
+                if stack == next.prev_stack {
+                    tag |= REUSED_SAME_STACK;
+                } else {
+                    e.stack(next.prev_stack, stack);
+                }
+            } else {
+                tag = KIND_ALLOC;
+                if e.addr(next.prev_addr, addr) {
+                    tag |= ALLOC_ADDR_RAW;
+                }
+                e.varint(size);
+                if align != 0 {
+                    tag |= ALLOC_HAS_ALIGN;
+                    e.varint(align);
+                }
+                if stack == next.prev_stack {
+                    tag |= ALLOC_SAME_STACK;
+                } else {
+                    e.stack(next.prev_stack, stack);
+                }
             }
             next.prev_addr = addr;
-            varint::put(out, &mut pos, size)?;
-            if align != 0 {
-                tag |= ALLOC_HAS_ALIGN;
-                varint::put(out, &mut pos, align)?;
-            }
-            if stack == next.prev_stack {
-                tag |= ALLOC_SAME_STACK;
-            } else {
-                put_stack(out, &mut pos, next.prev_stack, stack)?;
-                next.prev_stack = stack;
-            }
-            *out.get_mut(0)? = tag;
+            next.prev_stack = stack;
+            let n = e.finish(tag, out)?;
             state.commit_small(next);
+            if let Some(slot) = reused {
+                state.freed[slot] = 0;
+            }
             state.remember(addr);
-            return Some(pos);
+            Some(n)
         }
         Event::Free { ts, addr } => {
             let mut tag = KIND_FREE;
-            varint::put(out, &mut pos, next.advance_time(ts))?;
-            match state.recent_index(addr) {
+            e.varint(next.advance_time(ts));
+            match if addr != 0 { state.recent_index(addr) } else { None } {
                 Some(slot) => tag |= ((slot as u8) + 1) << FREE_RECENT_SHIFT,
                 None => {
-                    if put_addr(out, &mut pos, next.prev_addr, addr)? {
+                    if e.addr(next.prev_addr, addr) {
                         tag |= FREE_ADDR_RAW;
                     }
                 }
             }
             next.prev_addr = addr;
-            tag
+            let n = e.finish(tag, out)?;
+            state.commit_small(next);
+            state.remember_freed(addr);
+            Some(n)
         }
         Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack } => {
             let mut tag = KIND_REALLOC;
-            varint::put(out, &mut pos, next.advance_time(ts_free))?;
-            if put_addr(out, &mut pos, next.prev_addr, old_addr)? {
+            e.varint(next.advance_time(ts_free));
+            if e.addr(next.prev_addr, old_addr) {
                 tag |= REALLOC_OLD_RAW;
             }
-            varint::put(out, &mut pos, next.advance_time(ts))?;
+            e.varint(next.advance_time(ts));
             if new_addr == old_addr {
                 tag |= REALLOC_IN_PLACE;
-            } else if put_addr(out, &mut pos, old_addr, new_addr)? {
+            } else if e.addr(old_addr, new_addr) {
                 tag |= REALLOC_NEW_RAW;
             }
             next.prev_addr = new_addr;
-            varint::put(out, &mut pos, size)?;
+            e.varint(size);
             if stack == next.prev_stack {
                 tag |= REALLOC_SAME_STACK;
             } else {
-                put_stack(out, &mut pos, next.prev_stack, stack)?;
+                e.stack(next.prev_stack, stack);
                 next.prev_stack = stack;
             }
-            *out.get_mut(0)? = tag;
+            let n = e.finish(tag, out)?;
             state.commit_small(next);
+            if new_addr != old_addr {
+                state.remember_freed(old_addr);
+            }
             state.remember(new_addr);
-            return Some(pos);
+            Some(n)
         }
+        _ => encode_cold(state, next, event, out),
+    }
+}
+
+/// Stack nodes and meta events: rare, variable length, written straight into `out`.
+fn encode_cold(state: &mut DeltaState, mut next: Small, event: &Event<'_>, out: &mut [u8]) -> Option<usize> {
+    let mut pos = 1usize;
+    let tag = match *event {
         Event::StackNode { id, parent, ip } => {
             varint::put(out, &mut pos, zigzag(i64::from(id) - i64::from(next.prev_node)))?;
             varint::put(out, &mut pos, zigzag(i64::from(id) - i64::from(parent)))?;
@@ -231,6 +316,7 @@ pub fn encode_event(state: &mut DeltaState, event: &Event<'_>, out: &mut [u8]) -
             debug_assert_eq!(pos - start, len);
             KIND_META | (sub << META_SHIFT)
         }
+        Event::Alloc { .. } | Event::Free { .. } | Event::Realloc { .. } => return None,
     };
     *out.get_mut(0)? = tag;
     state.commit_small(next);
@@ -378,7 +464,25 @@ pub fn decode_event<'a>(
                 get_addr(input, pos, state.prev_addr, tag & FREE_ADDR_RAW != 0)?
             };
             state.prev_addr = addr;
+            state.remember_freed(addr);
             Event::Free { ts, addr }
+        }
+        KIND_ALLOC_REUSED => {
+            let slot = (tag & REUSED_SLOT_MASK) >> REUSED_SLOT_SHIFT;
+            let index = usize::from(slot).checked_sub(1).filter(|&i| i < RECENT_SLOTS);
+            let addr = index.map(|i| state.freed[i]).unwrap_or(0);
+            let Some(index) = index.filter(|_| addr != 0) else {
+                return Err(DecodeError::BadValue("freed-address slot"));
+            };
+            let ts = time(state, pos)?;
+            state.prev_addr = addr;
+            let size = get_u64(input, pos)?;
+            if tag & REUSED_SAME_STACK == 0 {
+                state.prev_stack = get_stack(input, pos, state.prev_stack)?;
+            }
+            state.freed[index] = 0;
+            state.remember(addr);
+            Event::Alloc { ts, addr, size, align: 0, stack: state.prev_stack }
         }
         KIND_REALLOC => {
             if tag & 0b1000_0000 != 0 {
@@ -396,6 +500,9 @@ pub fn decode_event<'a>(
             let size = get_u64(input, pos)?;
             if tag & REALLOC_SAME_STACK == 0 {
                 state.prev_stack = get_stack(input, pos, state.prev_stack)?;
+            }
+            if new_addr != old_addr {
+                state.remember_freed(old_addr);
             }
             state.remember(new_addr);
             Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack: state.prev_stack }
@@ -514,6 +621,25 @@ mod tests {
     }
 
     #[test]
+    fn alloc_of_a_just_freed_address_needs_no_address_bytes() {
+        let a = 0x5555_6000_0010;
+        let first = [
+            Event::Alloc { ts: 1001, addr: a, size: 24, align: 0, stack: 3 },
+            Event::Free { ts: 1002, addr: a },
+        ];
+        let base = round_trip(&first).len();
+        let mut again = first.to_vec();
+        again.push(Event::Alloc { ts: 1003, addr: a, size: 24, align: 0, stack: 3 });
+        let buf = round_trip(&again);
+        assert_eq!(buf.len() - base, 3, "tag, time delta and size only: {buf:02x?}");
+        assert_eq!(buf[base] & KIND_MASK, KIND_ALLOC_REUSED);
+        // A second reuse of the same slot must not hit: the address is live again.
+        again.push(Event::Alloc { ts: 1004, addr: a, size: 8, align: 0, stack: 3 });
+        let buf = round_trip(&again);
+        assert_eq!(buf[base + 3] & KIND_MASK, KIND_ALLOC);
+    }
+
+    #[test]
     fn earlier_timestamps_are_clamped() {
         let mut enc = DeltaState::new(1000);
         let mut buf = [0u8; 64];
@@ -544,7 +670,7 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for tag in [0u8, 6, 7, 0xff, KIND_ALLOC | 0xc0] {
+        for tag in [0u8, 7, 0xff, KIND_ALLOC | 0xc0, KIND_ALLOC_REUSED] {
             let input = [tag, 0xff, 0xff];
             assert!(decode_event(&mut DeltaState::new(0), &input, &mut 0).is_err(), "tag {tag:#x}");
         }

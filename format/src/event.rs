@@ -152,6 +152,15 @@ impl Event<'_> {
         }
     }
 
+    /// The earliest time the event carries (a realloc's release time), if any: a chunk's base
+    /// timestamp must not be later than this for the event to be encoded exactly.
+    pub fn earliest_timestamp(&self) -> Option<u64> {
+        match *self {
+            Event::Realloc { ts_free, ts, .. } => Some(ts_free.min(ts)),
+            _ => self.timestamp(),
+        }
+    }
+
     /// An owned copy, for tests and tools that keep events around.
     pub fn to_owned_event(&self) -> OwnedEvent {
         match *self {

@@ -151,7 +151,9 @@ impl TraceReader {
             return Err(bad("unexpected header length"));
         }
         let chunk_size = read_u32(b, h::CHUNK_SIZE);
-        if !(layout::MIN_CHUNK_SIZE..=layout::MAX_CHUNK_SIZE).contains(&chunk_size) || chunk_size % 8 != 0 {
+        if !(layout::MIN_CHUNK_SIZE..=layout::MAX_CHUNK_SIZE).contains(&chunk_size)
+            || !chunk_size.is_multiple_of(8)
+        {
             return Err(bad("chunk size out of range"));
         }
         let meta_len = read_u32(b, h::METADATA_LEN) as usize;

@@ -137,7 +137,8 @@ impl TraceWriter {
         options: &WriterOptions,
     ) -> Result<Self, WriteError> {
         let chunk_size = options.chunk_size;
-        if !(layout::MIN_CHUNK_SIZE..=layout::MAX_CHUNK_SIZE).contains(&chunk_size) || chunk_size % 4096 != 0
+        if !(layout::MIN_CHUNK_SIZE..=layout::MAX_CHUNK_SIZE).contains(&chunk_size)
+            || !chunk_size.is_multiple_of(4096)
         {
             return Err(WriteError::Options("chunk size must be a multiple of 4096 from 4 KiB to 64 MiB"));
         }
@@ -270,7 +271,7 @@ impl TraceWriter {
             return Err(WriteError::Stopped);
         }
         self.ensure_reserved(index)?;
-        let base_ts = event.timestamp().unwrap_or(stream.state.last_timestamp());
+        let base_ts = event.earliest_timestamp().unwrap_or(stream.state.last_timestamp());
         // SAFETY: `index < max_chunks`, so the chunk lies inside the mapping, and it is reserved
         // on disk; the fetch_add made it ours alone.
         let chunk = unsafe { self.base.as_ptr().add(chunk_offset(index, self.chunk_size) as usize) };
