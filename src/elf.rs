@@ -52,8 +52,10 @@ pub fn inspect(bytes: &[u8]) -> Option<ElfInfo> {
     };
     let mut has_interpreter = false;
     for index in 0..u64::from(phnum) {
-        let offset = phoff.checked_add(index.checked_mul(u64::from(phentsize))?)?;
-        let p_type = read.u32(usize::try_from(offset).ok()?)?;
+        let offset = usize::try_from(phoff.checked_add(index.checked_mul(u64::from(phentsize))?)?).ok()?;
+        // The whole entry must be present, not just its type field.
+        bytes.get(offset..offset.checked_add(usize::from(phentsize.max(4)))?)?;
+        let p_type = read.u32(offset)?;
         has_interpreter |= p_type == PT_INTERP;
     }
     Some(ElfInfo { is_64_bit, machine, has_interpreter })

@@ -1,0 +1,419 @@
+//! End-to-end tests of `leakview record` and `leakview demo`, run through the real binary with the
+//! recorder library it carries. Every test uses its own working directory; all share one cache
+//! directory (`XDG_CACHE_HOME`), which also exercises concurrent extraction.
+
+use std::collections::HashSet;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use leakview_format::{Event, TraceReader};
+
+fn shared_cache() -> &'static Path {
+    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    CACHE.get_or_init(|| tempfile::tempdir().expect("cache tempdir")).path()
+}
+
+/// `leakview ARGS` in `cwd`, with a private cache directory and no inherited recorder settings.
+fn leakview(cwd: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_leakview"));
+    command
+        .current_dir(cwd)
+        .env("XDG_CACHE_HOME", shared_cache())
+        .env_remove("LEAKVIEW_PRELOAD_PATH")
+        .env_remove("LEAKVIEW_OUTPUT")
+        .env_remove("LD_PRELOAD")
+        .stdin(Stdio::null());
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().expect("leakview runs")
+}
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Compiles a C program at -O2 without frame pointers into `dir`.
+fn compile_c(dir: &Path, name: &str, source: &str, extra: &[&str]) -> Result<PathBuf, String> {
+    let src = dir.join(format!("{name}.c"));
+    fs::write(&src, source).map_err(|e| e.to_string())?;
+    let exe = dir.join(name);
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let out = Command::new(cc)
+        .args(["-O2", "-fomit-frame-pointer", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .args(extra)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() { Ok(exe) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+}
+
+/// Allocates 100 blocks of sizes 77000..77100, frees all but the first 10, prints its pid.
+const ALLOCATOR_PROGRAM: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(void) {
+    printf("pid=%d\n", (int)getpid());
+    fflush(stdout);
+    void *blocks[100];
+    for (int i = 0; i < 100; i++) blocks[i] = malloc(77000 + i);
+    for (int i = 10; i < 100; i++) free(blocks[i]);
+    return 0;
+}
+"#;
+
+fn trace_path_in_stderr(stderr: &str) -> Option<String> {
+    let line = stderr.lines().find(|l| l.starts_with("leakview: trace written to "))?;
+    let rest = line.strip_prefix("leakview: trace written to ")?;
+    Some(rest.split(" (open it").next()?.to_string())
+}
+
+#[test]
+fn exit_code_passes_through() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(leakview(dir.path()).args(["record", "-o", "t.bin", "--", "sh", "-c", "exit 3"]));
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", stderr_of(&out));
+}
+
+#[test]
+fn killing_signal_passes_through() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(leakview(dir.path()).args(["record", "-o", "t.bin", "--", "sh", "-c", "kill -TERM $$"]));
+    assert_eq!(out.status.signal(), Some(15), "status {:?}, stderr: {}", out.status, stderr_of(&out));
+}
+
+#[test]
+fn stdin_and_stdout_pass_through() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = leakview(dir.path())
+        .args(["record", "-o", "t.bin", "--", "tr", "a-z", "A-Z"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"hello leakview\n").expect("write");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO LEAKVIEW\n");
+}
+
+#[test]
+fn interrupt_reaches_only_the_child() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The child announces it runs, then waits for `go` and exits 5. A SIGINT sent to leakview alone
+    // meanwhile must not end leakview (in a terminal, Ctrl-C reaches the child directly).
+    let script = "touch started; while [ ! -e go ]; do sleep 0.02; done; exit 5";
+    let mut child = leakview(dir.path())
+        .args(["record", "-o", "t.bin", "--", "sh", "-c", script])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for_file(&dir.path().join("started"));
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("kill -INT");
+    rustix::process::kill_process(pid, rustix::process::Signal::QUIT).expect("kill -QUIT");
+    fs::write(dir.path().join("go"), b"").expect("go");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(5), "status {status:?}");
+}
+
+#[test]
+fn terminate_is_forwarded_to_the_child() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = "touch started; while :; do sleep 0.02; done";
+    let mut child = leakview(dir.path())
+        .args(["record", "-o", "t.bin", "--", "sh", "-c", script])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for_file(&dir.path().join("started"));
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("kill -TERM");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.signal(), Some(15), "status {status:?}");
+}
+
+fn wait_for_file(path: &Path) {
+    // Not a timing assertion: only a bound on how long a broken run may hang the test.
+    for _ in 0..3000 {
+        if path.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{} never appeared", path.display());
+}
+
+#[test]
+fn refuses_to_overwrite_without_force_and_overwrites_with_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = dir.path().join("t.bin");
+    fs::write(&trace, b"precious").expect("write");
+    let marker = dir.path().join("ran");
+    let out = run(leakview(dir.path()).args(["record", "-o", "t.bin", "--", "touch"]).arg(&marker));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = stderr_of(&out);
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("--force"), "{stderr}");
+    assert_eq!(fs::read(&trace).expect("kept"), b"precious");
+    assert!(!marker.exists(), "the command must not run when the output is refused");
+
+    let out =
+        run(leakview(dir.path()).args(["record", "--force", "-o", "t.bin", "--", "touch"]).arg(&marker));
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    assert!(marker.exists());
+    let reader = TraceReader::open(&trace).expect("the old file was replaced by a trace");
+    assert_eq!(reader.metadata().argv.first().map(String::as_str), Some("touch"));
+}
+
+#[test]
+fn force_replaces_a_symlink_without_following_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = dir.path().join("precious");
+    fs::write(&target, b"keep me").expect("write");
+    std::os::unix::fs::symlink(&target, dir.path().join("t.bin")).expect("symlink");
+    let out = run(leakview(dir.path()).args(["record", "--force", "-o", "t.bin", "--", "true"]));
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    assert_eq!(fs::read(&target).expect("target kept"), b"keep me");
+    let meta = fs::symlink_metadata(dir.path().join("t.bin")).expect("trace exists");
+    assert!(meta.file_type().is_file());
+}
+
+#[test]
+fn default_output_is_named_after_program_and_pid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = compile_c(dir.path(), "allocs", ALLOCATOR_PROGRAM, &[]).expect("cc");
+    let out = run(leakview(dir.path()).args(["record", "--"]).arg(&exe));
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    let pid: u32 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .strip_prefix("pid=")
+        .and_then(|p| p.parse().ok())
+        .expect("the program prints its pid");
+    let expected = format!("leakview-allocs-{pid}.bin");
+    assert!(dir.path().join(&expected).is_file(), "missing {expected}");
+    let stderr = stderr_of(&out);
+    assert_eq!(trace_path_in_stderr(&stderr), Some(format!("./{expected}")), "{stderr}");
+    assert!(stderr.contains(&format!("leakview ./{expected}")), "{stderr}");
+}
+
+#[test]
+fn trace_has_mode_0600_pid_argv_and_the_allocations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = compile_c(dir.path(), "allocs", ALLOCATOR_PROGRAM, &[]).expect("cc");
+    let out = run(leakview(dir.path())
+        .args(["record", "-o", "allocs.bin", "--depth", "32", "--"])
+        .arg(&exe)
+        .args(["alpha", "beta"]));
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    let trace = dir.path().join("allocs.bin");
+    assert_eq!(fs::metadata(&trace).expect("trace").mode() & 0o777, 0o600);
+
+    let pid: u32 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .strip_prefix("pid=")
+        .and_then(|p| p.parse().ok())
+        .expect("the program prints its pid");
+    let reader = TraceReader::open(&trace).expect("readable");
+    let meta = reader.metadata();
+    assert_eq!(meta.pid, pid);
+    assert_eq!(meta.argv, vec![exe.to_string_lossy().into_owned(), "alpha".into(), "beta".into()]);
+    assert_eq!(meta.max_stack_depth, 32);
+    assert!(reader.is_complete(), "the recorder finished the trace");
+
+    let mut ours = HashSet::new();
+    let mut ours_freed = 0;
+    for chunk in reader.chunks() {
+        for event in reader.events(chunk) {
+            match event.expect("decodes") {
+                Event::Alloc { addr, size, .. } if (77000..77100).contains(&size) => {
+                    assert!(ours.insert(addr), "address {addr:#x} allocated twice while live");
+                }
+                Event::Free { addr, .. } if ours.contains(&addr) => ours_freed += 1,
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(ours.len(), 100, "the program's 100 tagged allocations");
+    assert_eq!(ours_freed, 90, "of which it freed 90");
+}
+
+#[test]
+fn missing_command_is_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(leakview(dir.path()).args(["record", "--", "leakview-no-such-command-xyz", "arg"]));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = stderr_of(&out);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("command not found: leakview-no-such-command-xyz"), "{stderr}");
+}
+
+#[test]
+fn non_executable_file_is_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("notes.txt");
+    fs::write(&file, b"not a program").expect("write");
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = run(leakview(dir.path()).args(["record", "--", "./notes.txt"]));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = stderr_of(&out);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("not executable"), "{stderr}");
+}
+
+#[test]
+fn statically_linked_program_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = "#include <stdio.h>\nint main(void) { return fopen(\"ran\", \"w\") == 0; }\n";
+    let exe = match compile_c(dir.path(), "static", source, &["-static"]) {
+        Ok(exe) => exe,
+        Err(why) => {
+            eprintln!("note: skipping the static-binary check: `cc -static` does not work here: {why}");
+            return;
+        }
+    };
+    let out = run(leakview(dir.path()).args(["record", "--"]).arg(&exe));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = stderr_of(&out);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("statically linked") && stderr.contains("LD_PRELOAD"), "{stderr}");
+    assert!(!dir.path().join("ran").exists(), "the program must not run");
+}
+
+#[test]
+fn setuid_program_of_another_user_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let program = if rustix::process::geteuid().is_root() {
+        // As root, a copy of `true` made setuid to `nobody` changes identity when run.
+        let copy = dir.path().join("suid-true");
+        fs::copy("/bin/true", &copy).expect("copy /bin/true");
+        let chown = Command::new("chown").args(["65534:65534"]).arg(&copy).status().expect("chown");
+        assert!(chown.success());
+        fs::set_permissions(&copy, fs::Permissions::from_mode(0o4755)).expect("chmod");
+        copy
+    } else {
+        match ["/usr/bin/passwd", "/bin/su", "/usr/bin/su"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| fs::metadata(p).is_ok_and(|m| m.mode() & 0o4000 != 0 && m.uid() == 0))
+        {
+            Some(path) => path,
+            None => {
+                eprintln!("note: skipping the setuid check: no setuid-root program found");
+                return;
+            }
+        }
+    };
+    let out = run(leakview(dir.path()).args(["record", "--"]).arg(&program).arg("--help"));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = stderr_of(&out);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("setuid") && stderr.contains("LD_PRELOAD"), "{stderr}");
+}
+
+#[test]
+fn bad_arguments_are_exit_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(leakview(dir.path()).args(["record", "--depth", "0", "--", "true"]));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    let out = run(leakview(dir.path()).args(["record", "-o", "missing-dir/t.bin", "--", "true"]));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("does not exist"));
+    let out = run(leakview(dir.path())
+        .args(["record", "--", "true"])
+        .env("LEAKVIEW_PRELOAD_PATH", "/no/such/lib.so"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("LEAKVIEW_PRELOAD_PATH"));
+}
+
+#[test]
+fn fork_children_get_their_own_traces() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = r#"
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+    void *p = malloc(4242);
+    pid_t child = fork();
+    if (child == 0) { free(malloc(4343)); _exit(0); }
+    waitpid(child, NULL, 0);
+    free(p);
+    return 0;
+}
+"#;
+    let exe = compile_c(dir.path(), "forks", source, &[]).expect("cc");
+    let out = run(leakview(dir.path()).args(["record", "-o", "forks.bin", "--"]).arg(&exe));
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    let stderr = stderr_of(&out);
+    assert!(stderr.contains("2 traces written"), "{stderr}");
+    let names: Vec<String> = fs::read_dir(dir.path())
+        .expect("list")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with("forks.") && n.ends_with(".bin"))
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    for name in names {
+        assert!(stderr.contains(&format!("./{name}")), "{name} listed in: {stderr}");
+        TraceReader::open(&dir.path().join(&name)).expect("each trace reads");
+    }
+}
+
+#[test]
+fn embedded_library_is_extracted_privately() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(leakview(dir.path()).args(["record", "-o", "t.bin", "--", "true"]));
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    let root = shared_cache().join("leakview");
+    let versions: Vec<PathBuf> =
+        fs::read_dir(&root).expect("cache root").filter_map(|e| e.ok().map(|e| e.path())).collect();
+    assert_eq!(versions.len(), 1, "{versions:?}");
+    let version_dir = &versions[0];
+    let name = version_dir.file_name().expect("name").to_string_lossy().into_owned();
+    assert!(name.starts_with(&format!("{}-", env!("CARGO_PKG_VERSION"))), "{name}");
+    assert_eq!(fs::metadata(version_dir).expect("dir").mode() & 0o777, 0o700);
+    let library = fs::read(version_dir.join("libleakview_preload.so")).expect("library extracted");
+    assert_eq!(library.get(..4), Some(&b"\x7fELF"[..]));
+}
+
+#[test]
+fn demo_shows_the_known_leaks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(leakview(dir.path()).args(["demo", "--no-tui"]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = stderr_of(&out);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(dir.path().join("leakview-demo.bin").is_file(), "the trace is kept: {stderr}");
+    // The three leaks documented at the top of fixtures/demo/leaky.c, by function and bytes.
+    for (function, bytes) in [("handle_request", "20480"), ("cache_put", "2944"), ("config_set", "48")] {
+        assert!(stdout.contains(function), "{function} missing from:\n{stdout}");
+        assert!(
+            stdout.contains(bytes) || stdout.contains(&group_thousands(bytes)),
+            "{bytes} missing from:\n{stdout}"
+        );
+    }
+}
+
+fn group_thousands(digits: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
