@@ -14,10 +14,10 @@ pub fn demangle(name: &str) -> Cow<'_, str> {
         // The alternate form omits the `::h0123456789abcdef` hash suffix.
         return Cow::Owned(format!("{rust:#}"));
     }
-    if name.starts_with("_Z") {
-        if let Some(cpp) = demangle_cpp(name) {
-            return Cow::Owned(cpp);
-        }
+    if name.starts_with("_Z")
+        && let Some(cpp) = demangle_cpp(name)
+    {
+        return Cow::Owned(cpp);
     }
     Cow::Borrowed(name)
 }

@@ -106,7 +106,7 @@ fn symbols_of<Elf: FileHeader<Endian = Endianness>>(cache: &Cache) -> Result<Sym
         let symbols: &[Elf::Sym] = table.data_as_array(endian, cache)?;
         let strings = sections.section(SectionIndex(table.sh_link(endian) as usize))?.data(endian, cache)?;
         let entries: Vec<SymbolEntry> =
-            symbols.iter().filter_map(|sym| function_entry::<Elf>(sym, endian, &sections, strings)).collect();
+            symbols.iter().filter_map(|sym| function_entry::<Elf>(sym, endian, sections, strings)).collect();
         if !entries.is_empty() {
             return Ok(SymbolTable::new(entries));
         }

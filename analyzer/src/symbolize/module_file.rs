@@ -105,12 +105,10 @@ impl ModuleFile {
     pub fn lookup(&mut self, probe: u64) -> Vec<SourceFrame> {
         let mut frames = self.dwarf_frames(probe);
         let needs_name = frames.last().is_none_or(|outer| outer.function.is_none());
-        if needs_name {
-            if let Some(name) = self.symbol_name(probe) {
-                match frames.last_mut() {
-                    Some(outer) => outer.function = Some(name),
-                    None => frames.push(SourceFrame { function: Some(name), ..Default::default() }),
-                }
+        if needs_name && let Some(name) = self.symbol_name(probe) {
+            match frames.last_mut() {
+                Some(outer) => outer.function = Some(name),
+                None => frames.push(SourceFrame { function: Some(name), ..Default::default() }),
             }
         }
         frames
@@ -132,17 +130,12 @@ impl ModuleFile {
                 frames.push(SourceFrame { function, file, line });
             }
         }
-        if frames.is_empty() {
-            // Line tables without function entries (assembly, some toolchains).
-            if let Ok(Some(loc)) = loader.find_location(probe) {
-                if loc.file.is_some() || loc.line.is_some() {
-                    frames.push(SourceFrame {
-                        function: None,
-                        file: loc.file.map(str::to_owned),
-                        line: loc.line,
-                    });
-                }
-            }
+        // Line tables without function entries (assembly, some toolchains).
+        if frames.is_empty()
+            && let Ok(Some(loc)) = loader.find_location(probe)
+            && (loc.file.is_some() || loc.line.is_some())
+        {
+            frames.push(SourceFrame { function: None, file: loc.file.map(str::to_owned), line: loc.line });
         }
         frames
     }

@@ -1,0 +1,180 @@
+//! Symbolization of a C program built with full DWARF: inline chains, files and lines, the
+//! symbol-table fallback, compressed debug sections, and the module+offset fallbacks.
+
+mod symbolize_common;
+
+use std::path::Path;
+
+use leakview_analyzer::symbolize::{Frame, SymbolizeOptions, SymbolizeWarning, Symbolizer};
+use object::{Object, ObjectSection};
+use symbolize_common::*;
+
+fn no_debug_dirs() -> SymbolizeOptions {
+    SymbolizeOptions { debug_dirs: Vec::new() }
+}
+
+/// Checks the frames of the C fixture's two call sites against the source.
+fn assert_full_frames(frames0: &[Frame], frames1: &[Frame], module: &Path) {
+    let source = data_dir().join("symbolize_fixture.c");
+    let names: Vec<_> = frames0.iter().map(Frame::display_name).collect();
+    assert_eq!(names, ["fill_buffer", "outer_function"], "{frames0:#?}");
+    assert!(frames0[0].inlined && !frames0[1].inlined);
+    assert_eq!(frames0[0].line, Some(line_of(&source, "@inlined_call")));
+    assert_eq!(frames0[1].line, Some(line_of(&source, "@outer_call")));
+    for frame in frames0.iter().chain(frames1) {
+        assert!(ends_with(&frame.file, "symbolize_fixture.c"), "{frame:?}");
+        assert_eq!(frame.module.as_deref(), Some(&*module.to_string_lossy()));
+    }
+    assert_eq!(frames1.len(), 1, "{frames1:#?}");
+    assert_eq!(frames1[0].function.as_deref(), Some("plain_function"));
+    assert_eq!(frames1[0].line, Some(line_of(&source, "@plain_call")));
+    assert!(!frames1[0].inlined);
+}
+
+#[test]
+fn inline_chain_function_file_and_line_from_dwarf() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(binary) = build_c_fixture(dir.path(), "prog", &[]) else { return };
+    let sites = c_call_sites(&binary);
+    let module = module_info(1, &binary, FAKE_BASE, true);
+    let (a0, a1) = (FAKE_BASE + sites["site0"], FAKE_BASE + sites["site1"]);
+
+    let symbolizer = Symbolizer::new(vec![module], no_debug_dirs());
+    let out = symbolizer.symbolize(&[a0, a1, a0]);
+    assert_eq!(out.len(), 2);
+    assert_full_frames(&out[&a0], &out[&a1], &binary);
+    for frame in &out[&a0] {
+        assert_eq!(frame.address, a0);
+        assert_eq!(frame.module_offset, Some(sites["site0"]));
+    }
+    assert!(symbolizer.warnings().is_empty(), "{:?}", symbolizer.warnings());
+
+    // A second call with overlapping addresses gives the same answer (from the cache).
+    let again = symbolizer.symbolize(&[a1, a0 + 0x10_0000_0000, a0]);
+    assert_eq!(again[&a0], out[&a0]);
+    assert_eq!(again[&a1], out[&a1]);
+    assert_eq!(again[&(a0 + 0x10_0000_0000)][0].display_name(), format!("{:#x}", a0 + 0x10_0000_0000));
+}
+
+#[test]
+fn build_id_read_from_the_file_when_not_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(binary) = build_c_fixture(dir.path(), "prog", &[]) else { return };
+    let sites = c_call_sites(&binary);
+    let module = module_info(1, &binary, FAKE_BASE, false);
+    let a1 = FAKE_BASE + sites["site1"];
+    let out = Symbolizer::new(vec![module], no_debug_dirs()).symbolize(&[a1]);
+    assert_eq!(out[&a1][0].function.as_deref(), Some("plain_function"));
+}
+
+#[test]
+fn compressed_debug_sections() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(binary) = build_c_fixture(dir.path(), "prog_gz", &["-gz"]) else { return };
+    let bytes = std::fs::read(&binary).expect("read");
+    let file = object::File::parse(&*bytes).expect("parse");
+    let info = file.section_by_name(".debug_info").expect(".debug_info");
+    let compressed = info.compressed_file_range().expect("range");
+    assert_ne!(
+        compressed.format,
+        object::CompressionFormat::None,
+        "the fixture's debug sections are compressed"
+    );
+
+    let sites = c_call_sites(&binary);
+    let module = module_info(1, &binary, FAKE_BASE, true);
+    let (a0, a1) = (FAKE_BASE + sites["site0"], FAKE_BASE + sites["site1"]);
+    let out = Symbolizer::new(vec![module], no_debug_dirs()).symbolize(&[a0, a1]);
+    assert_full_frames(&out[&a0], &out[&a1], &binary);
+}
+
+#[test]
+fn symbol_table_names_without_dwarf() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(binary) = build_c_fixture(dir.path(), "prog", &[]) else { return };
+    if !have_tool("strip") {
+        return;
+    }
+    let sites = c_call_sites(&binary);
+    let stripped = copy(&binary, dir.path(), "prog_nodebug");
+    run("strip", &["--strip-debug", "prog_nodebug"], dir.path());
+    let module = module_info(1, &stripped, FAKE_BASE, true);
+    let (a0, a1) = (FAKE_BASE + sites["site0"], FAKE_BASE + sites["site1"]);
+
+    let symbolizer = Symbolizer::new(vec![module], no_debug_dirs());
+    let out = symbolizer.symbolize(&[a0, a1]);
+    // The inlined helper leaves no symbol: its caller is named.
+    assert_eq!(out[&a0].len(), 1);
+    assert_eq!(out[&a0][0].function.as_deref(), Some("outer_function"));
+    assert_eq!(out[&a1][0].function.as_deref(), Some("plain_function"));
+    assert_eq!(out[&a1][0].file, None);
+    assert_eq!(out[&a1][0].line, None);
+    assert!(matches!(symbolizer.warnings().as_slice(), [SymbolizeWarning::NoDebugInfo { .. }]));
+}
+
+#[test]
+fn no_symbols_at_all_falls_back_to_module_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(binary) = build_c_fixture(dir.path(), "prog", &[]) else { return };
+    if !have_tool("strip") {
+        return;
+    }
+    let sites = c_call_sites(&binary);
+    let stripped = copy(&binary, dir.path(), "prog_bare");
+    run("strip", &["--strip-all", "prog_bare"], dir.path());
+    let module = module_info(1, &stripped, FAKE_BASE, true);
+    let a1 = FAKE_BASE + sites["site1"];
+
+    let out = Symbolizer::new(vec![module], no_debug_dirs()).symbolize(&[a1]);
+    let frame = &out[&a1][0];
+    assert_eq!(out[&a1].len(), 1);
+    assert_eq!(frame.function, None);
+    assert_eq!(frame.display_name(), format!("prog_bare+{:#x}", sites["site1"]));
+}
+
+#[test]
+fn addresses_outside_the_code_and_outside_any_module() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(binary) = build_c_fixture(dir.path(), "prog", &[]) else { return };
+    let module = module_info(1, &binary, FAKE_BASE, true);
+    let symbolizer = Symbolizer::new(vec![module], no_debug_dirs());
+    // Offset 1 is in the ELF header (first PT_LOAD), where no function lives.
+    let header = FAKE_BASE + 1;
+    let outside = 0x1000;
+    let out = symbolizer.symbolize(&[header, outside]);
+    assert_eq!(out[&header][0].display_name(), "prog+0x1");
+    assert_eq!(out[&outside][0].display_name(), "0x1000");
+    assert_eq!(out[&outside][0].module, None);
+}
+
+#[test]
+fn same_file_at_several_bases_is_opened_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(binary) = build_c_fixture(dir.path(), "prog", &[]) else { return };
+    let sites = c_call_sites(&binary);
+    let bases = [FAKE_BASE, FAKE_BASE + 0x1_0000_0000, FAKE_BASE + 0x2_0000_0000];
+    let modules = bases.iter().zip(1..).map(|(&b, id)| module_info(id, &binary, b, true)).collect();
+    let missing = dir.path().join("gone.so");
+    let mut gone: Vec<_> = (10..13)
+        .map(|id| {
+            let mut m = module_info(id, &binary, 0x7000_0000_0000 + u64::from(id) * 0x1_0000_0000, true);
+            m.path = missing.clone();
+            m
+        })
+        .collect();
+    let mut all: Vec<_> = modules;
+    all.append(&mut gone);
+    let gone_addr = 0x7000_0000_0000 + 10 * 0x1_0000_0000 + sites["site1"];
+    let symbolizer = Symbolizer::new(all, no_debug_dirs());
+    let addrs: Vec<u64> =
+        bases.iter().flat_map(|b| [b + sites["site0"], b + sites["site1"]]).chain([gone_addr]).collect();
+    let out = symbolizer.symbolize(&addrs);
+    for b in bases {
+        assert_eq!(out[&(b + sites["site0"])][1].function.as_deref(), Some("outer_function"));
+        assert_eq!(out[&(b + sites["site1"])][0].function.as_deref(), Some("plain_function"));
+    }
+    assert_eq!(out[&gone_addr][0].display_name(), format!("gone.so+{:#x}", sites["site1"]));
+    // The three modules of the missing file share one file, so one warning.
+    let warnings = symbolizer.warnings();
+    assert!(matches!(warnings.as_slice(), [SymbolizeWarning::Unreadable { .. }]), "{warnings:?}");
+}
