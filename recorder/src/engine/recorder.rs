@@ -15,7 +15,8 @@ use std::sync::atomic::Ordering;
 /// straight through without recording.
 pub struct Guard {
     state: *mut ThreadState,
-    errno: i32,
+    /// errno to restore on drop, if saved.
+    errno: Option<i32>,
 }
 
 impl Guard {
@@ -29,7 +30,7 @@ impl Guard {
             }
             (*state).guard = 1;
         }
-        Some(Guard { state, errno: 0 })
+        Some(Guard { state, errno: None })
     }
 
     /// The thread's state (valid while the guard is held).
@@ -39,18 +40,19 @@ impl Guard {
         unsafe { &mut *self.state }
     }
 
-    /// Remembers errno as the real allocator left it, to restore on drop.
+    /// Remembers errno now (as the real allocator left it, or as the caller had it before a
+    /// free), to restore when the guard is dropped.
     #[inline]
     pub fn save_errno(&mut self) {
-        self.errno = sys::errno();
+        self.errno = Some(sys::errno());
     }
 }
 
 impl Drop for Guard {
     #[inline]
     fn drop(&mut self) {
-        if self.errno != 0 {
-            sys::set_errno(self.errno);
+        if let Some(errno) = self.errno {
+            sys::set_errno(errno);
         }
         // SAFETY: as in `state`.
         unsafe { (*self.state).guard = 0 };
@@ -117,7 +119,11 @@ pub fn alloc(guard: &mut Guard, profile: &Profile, addr: u64, size: u64, align: 
 
 /// The block at `addr` is about to be released (call before the real free).
 pub fn free(guard: &mut Guard, addr: u64) {
-    let ts = clock::monotonic_ns();
+    free_at(guard, clock::monotonic_ns(), addr);
+}
+
+/// The block at `addr` was released at `ts` (taken before the real call released it).
+pub fn free_at(guard: &mut Guard, ts: u64, addr: u64) {
     let Some(session) = session::current() else { return };
     if session.stopped() {
         return;
@@ -205,4 +211,12 @@ pub fn fork_child() {
     state.guard += 1;
     session::after_fork_in_child(state);
     state.guard -= 1;
+}
+
+/// Starts the session now if nobody has (library constructor).
+pub fn start(guard: &mut Guard, profile: &Profile) {
+    let state = guard.state();
+    if let Some(session) = session::current_or_start(profile, state) {
+        state.bind(session.id);
+    }
 }

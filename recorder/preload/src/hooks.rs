@@ -1,0 +1,228 @@
+//! The interposed malloc family and `dlclose`. Each hook enters the thread's reentrancy guard
+//! (a nested call passes straight through), calls the real function with the guard held, and
+//! records from the result. Timestamps: after the real allocation, before the real free;
+//! realloc takes one before (the implicit free) and one after. errno is preserved.
+//! `malloc_usable_size` is not interposed: block layouts are never changed.
+
+use std::ffi::c_void;
+
+use leakview::engine::clock;
+use leakview::engine::recorder::{self, Guard};
+use leakview::engine::stack::stack_pointer;
+
+use crate::PROFILE;
+use crate::real;
+
+#[inline(always)]
+fn record_alloc(mut guard: Guard, ptr: *mut c_void, size: usize, align: usize, hook_sp: u64) {
+    guard.save_errno();
+    recorder::alloc(&mut guard, &PROFILE, ptr as u64, size as u64, align as u64, hook_sp);
+}
+
+/// # Safety
+/// The C `malloc` contract.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+    let hook_sp = stack_pointer();
+    let Some(guard) = Guard::enter() else {
+        // SAFETY: forwarding the caller's arguments.
+        return unsafe { real::malloc(size) };
+    };
+    // SAFETY: forwarding the caller's arguments.
+    let ptr = unsafe { real::malloc(size) };
+    if !ptr.is_null() {
+        record_alloc(guard, ptr, size, 0, hook_sp);
+    }
+    ptr
+}
+
+/// # Safety
+/// The C `calloc` contract.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+    let hook_sp = stack_pointer();
+    let Some(guard) = Guard::enter() else {
+        // SAFETY: forwarding the caller's arguments.
+        return unsafe { real::calloc(n, size) };
+    };
+    // SAFETY: forwarding the caller's arguments.
+    let ptr = unsafe { real::calloc(n, size) };
+    if !ptr.is_null() {
+        record_alloc(guard, ptr, n.wrapping_mul(size), 0, hook_sp);
+    }
+    ptr
+}
+
+#[inline(always)]
+unsafe fn free_with(ptr: *mut c_void, release: impl FnOnce(*mut c_void)) {
+    if ptr.is_null() || real::is_bootstrap(ptr) {
+        return;
+    }
+    let Some(mut guard) = Guard::enter() else {
+        release(ptr);
+        return;
+    };
+    guard.save_errno();
+    recorder::free(&mut guard, ptr as u64);
+    release(ptr);
+}
+
+/// # Safety
+/// The C `free` contract.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn free(ptr: *mut c_void) {
+    // SAFETY: forwarding the caller's pointer to the real free.
+    unsafe { free_with(ptr, |p| real::free(p)) }
+}
+
+/// # Safety
+/// The C23 `free_sized` contract.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn free_sized(ptr: *mut c_void, size: usize) {
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { free_with(ptr, |p| real::free_sized(p, size)) }
+}
+
+/// # Safety
+/// The C23 `free_aligned_sized` contract.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn free_aligned_sized(ptr: *mut c_void, align: usize, size: usize) {
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { free_with(ptr, |p| real::free_aligned_sized(p, align, size)) }
+}
+
+#[inline(always)]
+unsafe fn realloc_impl(ptr: *mut c_void, size: usize, hook_sp: u64) -> *mut c_void {
+    let Some(mut guard) = Guard::enter() else {
+        // SAFETY: forwarding the caller's arguments.
+        return unsafe { real::realloc(ptr, size) };
+    };
+    if ptr.is_null() || real::is_bootstrap(ptr) {
+        // SAFETY: forwarding the caller's arguments.
+        let new = unsafe { real::realloc(ptr, size) };
+        if !new.is_null() {
+            record_alloc(guard, new, size, 0, hook_sp);
+        }
+        return new;
+    }
+    let ts_free = clock::monotonic_ns();
+    // SAFETY: forwarding the caller's arguments.
+    let new = unsafe { real::realloc(ptr, size) };
+    guard.save_errno();
+    if new.is_null() {
+        if size == 0 {
+            // realloc(p, 0) freed the block (glibc) and returned nothing.
+            recorder::free_at(&mut guard, ts_free, ptr as u64);
+        }
+        // Otherwise it failed and the old block is still live: nothing happened.
+        return new;
+    }
+    recorder::realloc(&mut guard, &PROFILE, ts_free, ptr as u64, new as u64, size as u64, hook_sp);
+    new
+}
+
+/// # Safety
+/// The C `realloc` contract.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
+    let hook_sp = stack_pointer();
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { realloc_impl(ptr, size, hook_sp) }
+}
+
+/// # Safety
+/// The `reallocarray` contract.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn reallocarray(ptr: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    let hook_sp = stack_pointer();
+    let Some(total) = n.checked_mul(size) else {
+        leakview::engine::sys::set_errno(libc::ENOMEM);
+        return std::ptr::null_mut();
+    };
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { realloc_impl(ptr, total, hook_sp) }
+}
+
+/// # Safety
+/// The `posix_memalign` contract.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> i32 {
+    let hook_sp = stack_pointer();
+    let Some(guard) = Guard::enter() else {
+        // SAFETY: forwarding the caller's arguments.
+        return unsafe { real::posix_memalign(out, align, size) };
+    };
+    // SAFETY: forwarding the caller's arguments.
+    let rc = unsafe { real::posix_memalign(out, align, size) };
+    if rc == 0 {
+        // SAFETY: on success the real function stored the block through `out`.
+        let ptr = unsafe { *out };
+        record_alloc(guard, ptr, size, align, hook_sp);
+    }
+    rc
+}
+
+macro_rules! aligned_hook {
+    ($(#[$doc:meta])* $name:ident, $real:path) => {
+        $(#[$doc])*
+        /// # Safety
+        /// The C contract of the function of the same name.
+        #[cfg_attr(not(test), unsafe(no_mangle))]
+        pub unsafe extern "C" fn $name(align: usize, size: usize) -> *mut c_void {
+            let hook_sp = stack_pointer();
+            let Some(guard) = Guard::enter() else {
+                // SAFETY: forwarding the caller's arguments.
+                return unsafe { $real(align, size) };
+            };
+            // SAFETY: forwarding the caller's arguments.
+            let ptr = unsafe { $real(align, size) };
+            if !ptr.is_null() {
+                record_alloc(guard, ptr, size, align, hook_sp);
+            }
+            ptr
+        }
+    };
+}
+
+aligned_hook!(aligned_alloc, real::aligned_alloc);
+aligned_hook!(memalign, real::memalign);
+
+macro_rules! page_hook {
+    ($name:ident, $real:path) => {
+        /// # Safety
+        /// The C contract of the function of the same name.
+        #[cfg_attr(not(test), unsafe(no_mangle))]
+        pub unsafe extern "C" fn $name(size: usize) -> *mut c_void {
+            let hook_sp = stack_pointer();
+            let Some(guard) = Guard::enter() else {
+                // SAFETY: forwarding the caller's arguments.
+                return unsafe { $real(size) };
+            };
+            // SAFETY: forwarding the caller's arguments.
+            let ptr = unsafe { $real(size) };
+            if !ptr.is_null() {
+                record_alloc(guard, ptr, size, real::page(), hook_sp);
+            }
+            ptr
+        }
+    };
+}
+
+page_hook!(valloc, real::valloc);
+page_hook!(pvalloc, real::pvalloc);
+
+/// `dlclose`: the real call runs unguarded (the frees it makes are the program's), then the
+/// module map is rescanned so that unloaded objects get a `ModuleUnload`.
+///
+/// # Safety
+/// The C `dlclose` contract.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> i32 {
+    // SAFETY: forwarding the caller's handle.
+    let rc = unsafe { real::dlclose(handle) };
+    if let Some(mut guard) = Guard::enter() {
+        guard.save_errno();
+        recorder::modules_changed(&mut guard);
+    }
+    rc
+}

@@ -1,0 +1,220 @@
+//! End-to-end: fixtures built with -O2 and no frame pointers run under the real preload
+//! library; their traces must hold exactly the documented outstanding blocks per function,
+//! with stacks that reach `main`.
+
+mod support;
+
+use std::path::Path;
+
+use leakview_format::RecorderKind;
+use support::{Attribution, Trace, compile, expect, manifest_traces, record};
+
+fn run_fixture(dir: &Path, sources: &[&str], extra: &[&str], args: &[&str]) -> (std::path::PathBuf, Trace) {
+    let exe = dir.join("fixture");
+    compile(sources, &exe, extra);
+    let trace_path = dir.join("trace.bin");
+    record(&exe, args, &trace_path, &dir.join("manifest"), None);
+    (exe, Trace::load(&trace_path))
+}
+
+#[test]
+fn basic_allocation_functions_and_c_api() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (exe, trace) = run_fixture(dir.path(), &["basic.c"], &[], &[]);
+    let attribution = Attribution::new(&[&exe]);
+    assert_eq!(
+        attribution.leaks(&trace),
+        expect(&[
+            ("leak_malloc_blocks", 5, 120),
+            ("leak_calloc", 1, 160),
+            ("grow_buffer", 1, 4096),
+            ("leak_aligned", 3, 396),
+            ("leak_page_aligned", 2, 1100),
+            ("leak_zero_sized", 1, 0),
+            ("leak_reallocarray", 1, 120),
+            ("pool_carve", 1, 32),
+            ("deep_leak", 1, 77),
+        ])
+    );
+    assert_eq!(trace.marks, vec!["start".to_string(), "end".to_string()]);
+    assert!(trace.complete, "trace not marked complete");
+
+    let meta = &trace.metadata;
+    assert_eq!(meta.recorder_kind, RecorderKind::Preload);
+    assert!(meta.recorder.starts_with("leakview-preload "));
+    assert_eq!(meta.clock_id, 1);
+    assert_eq!(meta.pointer_width, 8);
+    assert_eq!(meta.max_stack_depth, 128);
+    assert_eq!(Path::new(&meta.executable), std::fs::canonicalize(&exe).expect("canonical").as_path());
+    assert_eq!(meta.argv.len(), 1);
+    assert_eq!(meta.parent_pid, std::process::id());
+
+    // Alignment is recorded for the aligned functions.
+    let aligns: Vec<u64> = trace
+        .outstanding
+        .iter()
+        .filter(|b| attribution.allocating_function(&trace, b.stack) == "leak_aligned")
+        .map(|b| b.align)
+        .collect();
+    let mut sorted = aligns.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, vec![32, 64, 128]);
+}
+
+#[test]
+fn stacks_are_deep_without_frame_pointers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (exe, trace) = run_fixture(dir.path(), &["basic.c"], &[], &[]);
+    let attribution = Attribution::new(&[&exe]);
+    let deep = trace
+        .outstanding
+        .iter()
+        .find(|b| attribution.allocating_function(&trace, b.stack) == "deep_leak")
+        .expect("deep_leak block");
+    let functions: Vec<String> = trace
+        .frames(deep.stack)
+        .into_iter()
+        .filter_map(|ip| attribution.function(&trace, ip).map(|(_, f)| f))
+        .collect();
+    let recursion = functions.iter().filter(|f| *f == "deep_leak").count();
+    assert_eq!(recursion, 31, "frames: {functions:?}");
+    assert!(functions.iter().any(|f| f == "main"), "stack does not reach main: {functions:?}");
+    // Every fixture allocation's stack reaches main.
+    for block in &trace.outstanding {
+        let function = attribution.allocating_function(&trace, block.stack);
+        if function.starts_with('<') {
+            continue;
+        }
+        let reaches_main = trace
+            .frames(block.stack)
+            .into_iter()
+            .any(|ip| attribution.function(&trace, ip).is_some_and(|(_, f)| f == "main"));
+        assert!(reaches_main, "stack of a {function} block does not reach main");
+    }
+}
+
+#[test]
+fn depth_limit_keeps_the_innermost_frames() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("fixture");
+    compile(&["basic.c"], &exe, &[]);
+    let trace_path = dir.path().join("trace.bin");
+    record(&exe, &[], &trace_path, &dir.path().join("manifest"), Some(8));
+    let trace = Trace::load(&trace_path);
+    assert_eq!(trace.metadata.max_stack_depth, 8);
+    let attribution = Attribution::new(&[&exe]);
+    let deep = trace
+        .outstanding
+        .iter()
+        .find(|b| attribution.allocating_function(&trace, b.stack) == "deep_leak")
+        .expect("deep_leak block");
+    let frames = trace.frames(deep.stack);
+    assert_eq!(frames.len(), 8);
+    assert!(frames.iter().all(|&ip| attribution.function(&trace, ip).is_some_and(|(_, f)| f == "deep_leak")));
+}
+
+#[test]
+fn threads_and_cross_thread_frees() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (exe, trace) = run_fixture(dir.path(), &["threads.c"], &[], &[]);
+    let attribution = Attribution::new(&[&exe]);
+    assert_eq!(attribution.leaks(&trace), expect(&[("worker_leak", 12, 576), ("producer_leak", 1, 500)]));
+    let mut tids = trace.chunk_tids.clone();
+    tids.sort_unstable();
+    tids.dedup();
+    assert!(tids.len() >= 7, "expected a chunk per thread (main + 6), got tids {tids:?}");
+    // The 2000 hand-offs were freed by the consumer thread: no block of `produce` is left.
+    let worker_tids: std::collections::BTreeSet<u32> = trace
+        .outstanding
+        .iter()
+        .filter(|b| attribution.allocating_function(&trace, b.stack) == "worker_leak")
+        .map(|b| b.tid)
+        .collect();
+    assert_eq!(worker_tids.len(), 4, "each worker leaks on its own thread");
+    assert!(trace.complete);
+}
+
+#[test]
+fn cpp_new_and_containers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (exe, trace) = run_fixture(dir.path(), &["containers.cpp"], &[], &[]);
+    let attribution = Attribution::new(&[&exe]);
+    assert_eq!(
+        attribution.leaks(&trace),
+        expect(&[
+            ("leak_array_new()", 1, 100),
+            ("leak_vector()", 2, 280),
+            ("leak_map()", 11, 448),
+            ("leak_string()", 2, 133)
+        ])
+    );
+}
+
+#[test]
+fn dlclosed_plugin_frames_resolve_to_the_plugin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugin = dir.path().join("plugin.so");
+    compile(&["plugin.c"], &plugin, &["-shared", "-fPIC"]);
+    let host = dir.path().join("host");
+    compile(&["plugin_host.c"], &host, &["-ldl"]);
+    let trace_path = dir.path().join("trace.bin");
+    let plugin_arg = plugin.to_string_lossy().into_owned();
+    record(&host, &[&plugin_arg], &trace_path, &dir.path().join("manifest"), None);
+    let trace = Trace::load(&trace_path);
+    let attribution = Attribution::new(&[&host, &plugin]);
+    assert_eq!(attribution.leaks(&trace), expect(&[("plugin_leak", 3, 192), ("host_leak", 1, 16)]));
+
+    let plugin_module =
+        trace.modules.iter().find(|m| m.path.ends_with("plugin.so")).expect("ModuleLoad for the plugin");
+    assert!(plugin_module.unloaded, "no ModuleUnload after dlclose");
+    for block in &trace.outstanding {
+        if attribution.allocating_function(&trace, block.stack) == "plugin_leak" {
+            let innermost = trace.frames(block.stack)[0];
+            assert_eq!(trace.module_of(innermost).map(|m| m.id), Some(plugin_module.id));
+        }
+    }
+}
+
+#[test]
+fn fork_and_exec_write_their_own_traces() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("fixture");
+    compile(&["forking.c"], &exe, &[]);
+    let trace_path = dir.path().join("trace.bin");
+    let manifest = dir.path().join("manifest");
+    record(&exe, &[], &trace_path, &manifest, None);
+    let traces = manifest_traces(&manifest);
+    assert_eq!(traces.len(), 3, "traces: {traces:?}");
+    assert!(traces.contains(&trace_path), "parent trace missing from {traces:?}");
+    let attribution = Attribution::new(&[&exe]);
+
+    let parent = Trace::load(&trace_path);
+    assert_eq!(attribution.leaks(&parent), expect(&[("before_fork_leak", 1, 50), ("parent_leak", 2, 200)]));
+    assert!(parent.complete);
+
+    let others: Vec<Trace> = traces.iter().filter(|p| **p != trace_path).map(|p| Trace::load(p)).collect();
+    for trace in &others {
+        let name = trace.path.file_name().and_then(|n| n.to_str()).expect("file name");
+        assert!(name.starts_with("trace.") && name.ends_with(".bin"), "unexpected name {name}");
+        assert_eq!(trace.metadata.parent_pid, parent.metadata.pid);
+        assert_ne!(trace.metadata.pid, parent.metadata.pid);
+    }
+    let child = others.iter().find(|t| t.metadata.argv.len() == 1).expect("fork child trace");
+    assert_eq!(child.path, dir.path().join(format!("trace.{}.bin", child.metadata.pid)));
+    assert_eq!(attribution.leaks(child), expect(&[("child_leak", 1, 200)]));
+    let execed = others
+        .iter()
+        .find(|t| t.metadata.argv.get(1).map(String::as_str) == Some("exec-child"))
+        .expect("exec trace");
+    assert_eq!(attribution.leaks(execed), expect(&[("exec_leak", 1, 300)]));
+}
+
+#[test]
+fn weak_c_api_runs_without_leakview() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("fixture");
+    compile(&["basic.c"], &exe, &[]);
+    let output = std::process::Command::new(&exe).env_remove("LD_PRELOAD").output().expect("run");
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "basic: done\n");
+}

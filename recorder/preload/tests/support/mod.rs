@@ -1,0 +1,348 @@
+//! End-to-end test support: build the C/C++ fixtures with the system compiler (-O2, no frame
+//! pointers), run them under the real preload library, read their traces and replay them to
+//! find the outstanding blocks, and attribute each block to the fixture function that
+//! allocated it (its innermost frame outside the allocator, symbolized with `nm`).
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use leakview_format::{OwnedEvent, Segment, TraceMetadata, TraceReader};
+
+/// The preload library built for these tests (beside the test executable's `deps/` folder).
+pub fn preload_library() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target profile directory");
+    let lib = dir.join("libleakview_preload.so");
+    assert!(lib.exists(), "{} is missing: build the leakview-preload package first", lib.display());
+    lib
+}
+
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+pub fn include_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("include")
+}
+
+/// Compiles fixture `sources` into `out` with `-O2 -g -fomit-frame-pointer`.
+pub fn compile(sources: &[&str], out: &Path, extra: &[&str]) {
+    let cpp = sources.iter().any(|s| s.ends_with(".cpp"));
+    let compiler = if cpp { "g++" } else { "gcc" };
+    let mut cmd = Command::new(compiler);
+    cmd.args(["-O2", "-g", "-fomit-frame-pointer", "-pthread"]).arg("-I").arg(include_dir());
+    for source in sources {
+        cmd.arg(fixtures_dir().join(source));
+    }
+    cmd.args(extra).arg("-o").arg(out);
+    let output = cmd.output().expect("run the C compiler");
+    assert!(
+        output.status.success(),
+        "{compiler} failed for {sources:?}:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs `exe` under the preload library, recording into `trace` (manifest beside it).
+pub fn record(exe: &Path, args: &[&str], trace: &Path, manifest: &Path, depth: Option<u32>) -> Output {
+    std::fs::write(manifest, b"").expect("create manifest");
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
+        .env("LD_PRELOAD", preload_library())
+        .env("LEAKVIEW_OUTPUT", trace)
+        .env("LEAKVIEW_MANIFEST", manifest);
+    match depth {
+        Some(depth) => cmd.env("LEAKVIEW_DEPTH", depth.to_string()),
+        None => cmd.env_remove("LEAKVIEW_DEPTH"),
+    };
+    let output = cmd.output().expect("run fixture");
+    assert!(
+        output.status.success(),
+        "{} failed: {:?}\nstdout: {}\nstderr: {}",
+        exe.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The traces a run announced in the manifest.
+pub fn manifest_traces(manifest: &Path) -> Vec<PathBuf> {
+    std::fs::read_to_string(manifest).expect("read manifest").lines().map(PathBuf::from).collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct Module {
+    pub id: u32,
+    pub base: u64,
+    pub path: String,
+    pub segments: Vec<Segment>,
+    pub unloaded: bool,
+}
+
+impl Module {
+    pub fn contains(&self, ip: u64) -> bool {
+        self.segments.iter().any(|s| {
+            let start = self.base.wrapping_add(s.vaddr);
+            ip >= start && ip < start + s.memsz
+        })
+    }
+}
+
+/// A block outstanding at the end of the trace.
+#[derive(Debug, Clone)]
+pub struct Block {
+    pub addr: u64,
+    pub size: u64,
+    pub align: u64,
+    pub stack: u32,
+    pub tid: u32,
+}
+
+/// Everything the tests look at in one trace.
+pub struct Trace {
+    pub path: PathBuf,
+    pub metadata: TraceMetadata,
+    pub complete: bool,
+    pub nodes: HashMap<u32, (u32, u64)>,
+    pub modules: Vec<Module>,
+    pub marks: Vec<String>,
+    pub chunk_tids: Vec<u32>,
+    pub outstanding: Vec<Block>,
+    pub allocations: u64,
+    pub frees: u64,
+    pub unknown_frees: u64,
+}
+
+enum Op {
+    Alloc { addr: u64, size: u64, align: u64, stack: u32 },
+    Free { addr: u64 },
+}
+
+impl Trace {
+    pub fn load(path: &Path) -> Trace {
+        let reader = TraceReader::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+        let mut nodes = HashMap::new();
+        let mut modules: Vec<Module> = Vec::new();
+        let mut marks = Vec::new();
+        let mut chunk_tids = Vec::new();
+        // (ts, chunk index, position, tid, op): replay in time order; same-thread order breaks ties.
+        let mut ops: Vec<(u64, u32, u32, u32, Op)> = Vec::new();
+        for chunk in reader.chunks() {
+            chunk_tids.push(chunk.tid);
+            let order = chunk.seq_in_thread;
+            for (pos, event) in (1u32..).zip(reader.events(chunk)) {
+                let event =
+                    event.unwrap_or_else(|e| panic!("decode {}: {e}", path.display())).to_owned_event();
+                let key = |ts| (ts, chunk.tid, order * 1_000_000 + pos);
+                match event {
+                    OwnedEvent::Alloc { ts, addr, size, align, stack } => {
+                        let (t, tid, p) = key(ts);
+                        ops.push((t, tid, p, chunk.tid, Op::Alloc { addr, size, align, stack }));
+                    }
+                    OwnedEvent::Free { ts, addr } => {
+                        let (t, tid, p) = key(ts);
+                        ops.push((t, tid, p, chunk.tid, Op::Free { addr }));
+                    }
+                    OwnedEvent::Realloc { ts_free, ts, old_addr, new_addr, size, stack } => {
+                        let (t, tid, p) = key(ts_free);
+                        ops.push((t, tid, p, chunk.tid, Op::Free { addr: old_addr }));
+                        let (t, tid, p) = key(ts);
+                        ops.push((t, tid, p, chunk.tid, Op::Alloc { addr: new_addr, size, align: 0, stack }));
+                    }
+                    OwnedEvent::StackNode { id, parent, ip } => {
+                        nodes.insert(id, (parent, ip));
+                    }
+                    OwnedEvent::ModuleLoad { id, base, path, segments, .. } => modules.push(Module {
+                        id,
+                        base,
+                        path: String::from_utf8_lossy(&path).into_owned(),
+                        segments,
+                        unloaded: false,
+                    }),
+                    OwnedEvent::ModuleUnload { id, .. } => {
+                        for m in modules.iter_mut().filter(|m| m.id == id) {
+                            m.unloaded = true;
+                        }
+                    }
+                    OwnedEvent::Mark { label, .. } => {
+                        marks.push(String::from_utf8_lossy(&label).into_owned())
+                    }
+                    OwnedEvent::ThreadName { .. } => {}
+                }
+            }
+        }
+        ops.sort_by_key(|(ts, tid, pos, _, _)| (*ts, *tid, *pos));
+        let mut live: HashMap<u64, Block> = HashMap::new();
+        let (mut allocations, mut frees, mut unknown_frees) = (0, 0, 0);
+        for (_, _, _, tid, op) in ops {
+            match op {
+                Op::Alloc { addr, size, align, stack } => {
+                    allocations += 1;
+                    live.insert(addr, Block { addr, size, align, stack, tid });
+                }
+                Op::Free { addr } => {
+                    frees += 1;
+                    if live.remove(&addr).is_none() {
+                        unknown_frees += 1;
+                    }
+                }
+            }
+        }
+        let mut outstanding: Vec<Block> = live.into_values().collect();
+        outstanding.sort_by_key(|b| b.addr);
+        Trace {
+            path: path.to_path_buf(),
+            metadata: reader.metadata().clone(),
+            complete: reader.is_complete(),
+            nodes,
+            modules,
+            marks,
+            chunk_tids,
+            outstanding,
+            allocations,
+            frees,
+            unknown_frees,
+        }
+    }
+
+    /// Return addresses of stack `id`, innermost first.
+    pub fn frames(&self, mut id: u32) -> Vec<u64> {
+        let mut out = Vec::new();
+        while id != 0 {
+            let (parent, ip) =
+                *self.nodes.get(&id).unwrap_or_else(|| panic!("stack node {id} is not defined"));
+            out.push(ip);
+            assert!(out.len() <= 1024, "stack {id} has a cycle");
+            id = parent;
+        }
+        out
+    }
+
+    pub fn module_of(&self, ip: u64) -> Option<&Module> {
+        self.modules.iter().rev().find(|m| m.contains(ip))
+    }
+}
+
+/// Function symbols of one ELF file, from `nm -S --defined-only --demangle`.
+pub struct Symbols {
+    functions: Vec<(u64, u64, String)>,
+}
+
+impl Symbols {
+    pub fn of(path: &Path) -> Symbols {
+        let output = Command::new("nm")
+            .args(["-S", "--defined-only", "--demangle"])
+            .arg(path)
+            .output()
+            .expect("run nm");
+        assert!(output.status.success(), "nm {} failed", path.display());
+        let mut functions = Vec::new();
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let mut parts = line.splitn(4, ' ');
+            let (Some(addr), Some(size), Some(kind), Some(name)) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            if !matches!(kind, "t" | "T" | "W" | "w") {
+                continue;
+            }
+            if let (Ok(addr), Ok(size)) = (u64::from_str_radix(addr, 16), u64::from_str_radix(size, 16)) {
+                functions.push((addr, size, name.to_string()));
+            }
+        }
+        Symbols { functions }
+    }
+
+    /// The function containing file-relative address `svma`.
+    pub fn lookup(&self, svma: u64) -> Option<&str> {
+        self.functions
+            .iter()
+            .find(|(addr, size, _)| svma >= *addr && svma < addr + size)
+            .map(|(_, _, name)| name.as_str())
+    }
+}
+
+fn is_allocator_frame(module: &str, function: Option<&str>) -> bool {
+    module.contains("libstdc++")
+        || module.contains("libleakview_preload")
+        || function.is_some_and(|f| {
+            f.starts_with("std::") || f.starts_with("__gnu_cxx::") || f.starts_with("operator new")
+        })
+}
+
+/// Symbolizes frames of the fixture's own files.
+pub struct Attribution {
+    symbols: Vec<(String, Symbols)>,
+}
+
+impl Attribution {
+    /// `files`: the fixture executable and shared objects, as recorded module paths.
+    pub fn new(files: &[&Path]) -> Attribution {
+        let symbols = files
+            .iter()
+            .map(|p| {
+                let canonical = std::fs::canonicalize(p).expect("canonical fixture path");
+                (canonical.to_string_lossy().into_owned(), Symbols::of(p))
+            })
+            .collect();
+        Attribution { symbols }
+    }
+
+    fn symbols_for(&self, module: &Module) -> Option<&Symbols> {
+        let path = std::fs::canonicalize(&module.path).map(|p| p.to_string_lossy().into_owned()).ok();
+        self.symbols.iter().find(|(p, _)| Some(p) == path.as_ref() || *p == module.path).map(|(_, s)| s)
+    }
+
+    /// The function a frame's return address lies in, if in a fixture file.
+    pub fn function(&self, trace: &Trace, ip: u64) -> Option<(String, String)> {
+        let module = trace.module_of(ip)?;
+        let name = self.symbols_for(module)?.lookup(ip.wrapping_sub(1).wrapping_sub(module.base))?;
+        Some((module.path.clone(), name.to_string()))
+    }
+
+    /// The allocating function: the innermost frame outside the allocator, if it is fixture
+    /// code ("<other>" for blocks that the runtime allocated on its own).
+    pub fn allocating_function(&self, trace: &Trace, stack: u32) -> String {
+        for ip in trace.frames(stack) {
+            let Some(module) = trace.module_of(ip) else { return "<unknown module>".into() };
+            let function = self
+                .symbols_for(module)
+                .and_then(|s| s.lookup(ip.wrapping_sub(1).wrapping_sub(module.base)).map(str::to_string));
+            if is_allocator_frame(&module.path, function.as_deref()) {
+                continue;
+            }
+            return match (self.symbols_for(module), function) {
+                (Some(_), Some(name)) => name,
+                _ => "<other>".into(),
+            };
+        }
+        "<other>".into()
+    }
+
+    /// Outstanding (blocks, bytes) per allocating fixture function; runtime-internal blocks
+    /// are left out.
+    pub fn leaks(&self, trace: &Trace) -> BTreeMap<String, (u64, u64)> {
+        let mut out = BTreeMap::new();
+        for block in &trace.outstanding {
+            let function = self.allocating_function(trace, block.stack);
+            if function.starts_with('<') {
+                continue;
+            }
+            let entry = out.entry(function).or_insert((0, 0));
+            entry.0 += 1;
+            entry.1 += block.size;
+        }
+        out
+    }
+}
+
+/// Builds an expected leak table.
+pub fn expect(rows: &[(&str, u64, u64)]) -> BTreeMap<String, (u64, u64)> {
+    rows.iter().map(|&(f, blocks, bytes)| (f.to_string(), (blocks, bytes))).collect()
+}
