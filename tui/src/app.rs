@@ -1,0 +1,239 @@
+//! [`App`]: the browser over one data source. It turns key and mouse events into state changes,
+//! asks the source for what the state selects (only when the selection changed), and draws.
+
+use ratatui::Frame;
+use ratatui::crossterm::event::{KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::layout::{Position, Rect};
+
+use crate::keys::{self, Action};
+use crate::source::{
+    AllocationPage, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow, Totals,
+};
+use crate::state::{Context, Pane, ViewState};
+use crate::view::{self, Areas, Screen, theme::Theme, timeline::Timeline};
+
+/// What the source answered for the current state; each part is asked again only when what it
+/// depends on changed.
+#[derive(Default)]
+struct Shown {
+    query: Option<GroupQuery>,
+    groups: Vec<GroupRow>,
+    totals: Totals,
+    details_for: Option<(GroupQuery, GroupKey)>,
+    details: Option<GroupDetails>,
+    details_lines: usize,
+    /// (query, group, offset, rows) the page was fetched for.
+    page_for: Option<(GroupQuery, GroupKey, usize, usize)>,
+    page: AllocationPage,
+    /// (tid, name) of each row of `page`.
+    page_threads: Vec<(u32, Option<String>)>,
+    stack_for: Option<crate::source::StackKey>,
+    stack: Vec<FrameInfo>,
+    timeline_dots: usize,
+    levels: Vec<u64>,
+}
+
+/// The browser: state, the data source and what it last answered.
+pub struct App<S> {
+    source: S,
+    state: ViewState,
+    theme: Theme,
+    shown: Shown,
+    areas: Areas,
+    /// Height of the screen last drawn.
+    areas_height: u16,
+    mark_times: Vec<u64>,
+}
+
+impl<S: DataSource> App<S> {
+    pub fn new(source: S, theme: Theme) -> Self {
+        let state = ViewState::new(source.summary().duration_ns);
+        let mark_times = source.summary().marks.iter().map(|m| m.at_ns).collect();
+        App {
+            source,
+            state,
+            theme,
+            shown: Shown::default(),
+            areas: Areas::default(),
+            areas_height: 0,
+            mark_times,
+        }
+    }
+
+    pub fn state(&self) -> &ViewState {
+        &self.state
+    }
+
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    pub fn should_quit(&self) -> bool {
+        self.state.quit
+    }
+
+    fn context(&self) -> Context<'_> {
+        let summary = self.source.summary();
+        let open = self.state.open.is_some();
+        let selected = self.shown.groups.get(self.state.groups.selected).map(|g| (g.key, g.label.as_str()));
+        Context {
+            duration_ns: summary.duration_ns,
+            peak_at_ns: summary.peak_at_ns,
+            marks: &self.mark_times,
+            list_len: if open { self.shown.page.total as usize } else { self.shown.groups.len() },
+            details_len: if open { self.stack_line_count() + 1 } else { self.shown.details_lines },
+            // The overlay has a border above and below.
+            help_overflow: (view::help_line_count() + 2).saturating_sub(usize::from(self.areas_height)),
+            selected_group: if open { None } else { selected },
+        }
+    }
+
+    fn stack_line_count(&self) -> usize {
+        self.shown.stack.iter().map(|f| 1 + usize::from(f.location.is_some() || f.module.is_some())).sum()
+    }
+
+    /// Applies an action and brings the data up to date.
+    pub fn apply(&mut self, action: Action) {
+        let ctx = self.context();
+        let mut state = self.state.clone();
+        state.apply(action, &ctx);
+        self.state = state;
+        self.refresh();
+    }
+
+    /// Handles a key press; other key events (release, repeat on some terminals) are ignored.
+    pub fn handle_key(&mut self, event: KeyEvent) {
+        if event.kind != KeyEventKind::Press {
+            return;
+        }
+        if let Some(action) = keys::action_for(&event, self.state.typing_filter()) {
+            self.apply(action);
+        }
+    }
+
+    /// A click on the timeline moves T; a click on a list row selects it; the wheel scrolls the
+    /// pane under the pointer (over the timeline it moves T).
+    pub fn handle_mouse(&mut self, event: MouseEvent) {
+        let at = Position::new(event.column, event.row);
+        let inside = |r: Rect| r.contains(at);
+        match event.kind {
+            MouseEventKind::Down(MouseButton::Left) | MouseEventKind::Drag(MouseButton::Left) => {
+                let ctx = self.context();
+                let mut state = self.state.clone();
+                if inside(self.areas.timeline_inner) {
+                    let column = event.column - self.areas.timeline_inner.x;
+                    state.click_timeline(column, self.areas.timeline_inner.width, &ctx);
+                } else if inside(self.areas.list_rows) {
+                    let cursor = state.open.as_ref().map(|o| o.cursor).unwrap_or(state.groups);
+                    state.select_row(cursor.offset + usize::from(event.row - self.areas.list_rows.y), &ctx);
+                } else if inside(self.areas.details) {
+                    state.focus = Pane::Details;
+                } else if inside(self.areas.timeline) {
+                    state.focus = Pane::Timeline;
+                }
+                self.state = state;
+                self.refresh();
+            }
+            MouseEventKind::ScrollUp | MouseEventKind::ScrollDown => {
+                let up = event.kind == MouseEventKind::ScrollUp;
+                if inside(self.areas.timeline) {
+                    self.apply(if up { Action::StepForward } else { Action::StepBack });
+                } else {
+                    let pane = if inside(self.areas.details) { Pane::Details } else { Pane::List };
+                    let focus = std::mem::replace(&mut self.state.focus, pane);
+                    self.apply(if up { Action::Up } else { Action::Down });
+                    self.state.focus = focus;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Asks the source for whatever the state now selects and the last answers do not cover.
+    pub fn refresh(&mut self) {
+        let query = self.state.query();
+        if self.shown.query.as_ref() != Some(&query) {
+            self.shown.groups = self.source.groups(&query);
+            if self.shown.query.as_ref().map(|q| q.at_ns) != Some(query.at_ns) {
+                self.shown.totals = self.source.totals_at(query.at_ns);
+            }
+            self.shown.query = Some(query.clone());
+        }
+        let keys: Vec<GroupKey> = self.shown.groups.iter().map(|g| g.key).collect();
+        self.state.sync_groups(&keys);
+        self.refresh_details(&query);
+        if let Some(open) = &self.state.open {
+            let key = open.key;
+            self.refresh_page(&query, key);
+            self.state.sync_open(self.shown.page.total as usize);
+            self.refresh_page(&query, key);
+            self.refresh_stack();
+        }
+    }
+
+    fn refresh_details(&mut self, query: &GroupQuery) {
+        let want = self.state.selected_key.map(|k| (query.clone(), k));
+        if want == self.shown.details_for {
+            return;
+        }
+        self.shown.details = want.as_ref().and_then(|(q, k)| self.source.group_details(q, *k));
+        self.shown.details_lines =
+            self.shown.details.as_ref().map(|d| view::details_line_count(d, &self.theme)).unwrap_or(0);
+        self.shown.details_for = want;
+    }
+
+    fn refresh_page(&mut self, query: &GroupQuery, key: GroupKey) {
+        let offset = self.state.open.as_ref().map(|o| o.cursor.offset).unwrap_or(0);
+        let rows = self.state.list_rows;
+        let want = (query.clone(), key, offset, rows);
+        if self.shown.page_for.as_ref() == Some(&want) {
+            return;
+        }
+        self.shown.page = self.source.allocations(query, key, offset, rows);
+        self.shown.page_threads =
+            self.shown.page.rows.iter().map(|r| (r.tid, self.source.thread_name(r.tid))).collect();
+        self.shown.page_for = Some(want);
+    }
+
+    fn refresh_stack(&mut self) {
+        let Some(open) = &self.state.open else { return };
+        let row =
+            open.cursor.selected.checked_sub(open.cursor.offset).and_then(|i| self.shown.page.rows.get(i));
+        let want = row.map(|r| r.stack);
+        if want != self.shown.stack_for {
+            self.shown.stack = want.map(|s| self.source.stack_frames(s)).unwrap_or_default();
+            self.shown.stack_for = want;
+        }
+    }
+
+    /// Lays out the screen for `frame`, brings the data up to date for that size and draws it.
+    pub fn draw(&mut self, frame: &mut Frame<'_>) {
+        self.areas = Areas::new(frame.area());
+        self.areas_height = frame.area().height;
+        let list_rows = usize::from(self.areas.list_rows.height).max(1);
+        let details_rows = usize::from(self.areas.details_inner.height).max(1);
+        if (list_rows, details_rows) != (self.state.list_rows, self.state.details_rows) {
+            self.state.list_rows = list_rows;
+            self.state.details_rows = details_rows;
+        }
+        self.refresh();
+        let dots = Timeline::dots_for(self.areas.timeline_inner.width);
+        if dots != self.shown.timeline_dots {
+            self.shown.levels = self.source.timeline(dots);
+            self.shown.timeline_dots = dots;
+        }
+        let screen = Screen {
+            summary: self.source.summary(),
+            state: &self.state,
+            theme: &self.theme,
+            levels: &self.shown.levels,
+            totals: self.shown.totals,
+            groups: &self.shown.groups,
+            details: self.shown.details.as_ref(),
+            allocations: &self.shown.page,
+            allocation_threads: &self.shown.page_threads,
+            stack: &self.shown.stack,
+        };
+        view::draw(frame, &screen);
+    }
+}

@@ -1,0 +1,134 @@
+//! Short human-readable numbers for narrow columns: bytes, counts, durations, addresses.
+
+/// `"0 B"`, `"999 B"`, `"1.5 KiB"`, `"12.3 MiB"`, `"512 MiB"`: at most 9 characters.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value >= 100.0 { format!("{value:.0} {}", UNITS[unit]) } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+/// `"1,234,567"`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A count for a narrow column: `"99,999"`, then `"123k"`, `"12.3M"`, `"4.5G"`: at most 6
+/// characters.
+pub fn compact_count(n: u64) -> String {
+    match n {
+        0..=99_999 => count(n),
+        100_000..=999_999 => format!("{}k", n / 1_000),
+        1_000_000..=99_999_999 => format!("{:.1}M", n as f64 / 1e6),
+        100_000_000..=999_999_999 => format!("{}M", n / 1_000_000),
+        _ => format!("{:.1}G", n as f64 / 1e9),
+    }
+}
+
+/// A time from the start: `"0s"`, `"850ns"`, `"12.5us"`, `"3.20ms"`, `"1.234s"`, `"2m05.3s"`.
+pub fn duration(ns: u64) -> String {
+    match ns {
+        0 => "0s".to_string(),
+        1..=999 => format!("{ns}ns"),
+        1_000..=999_999 => format!("{:.1}us", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.2}ms", ns as f64 / 1e6),
+        1_000_000_000..=59_999_999_999 => format!("{:.3}s", ns as f64 / 1e9),
+        _ => {
+            let secs = ns as f64 / 1e9;
+            let minutes = (secs / 60.0).floor();
+            format!("{}m{:04.1}s", minutes as u64, secs - minutes * 60.0)
+        }
+    }
+}
+
+/// `part` as a percentage of `whole`, `"62%"`, or `"<1%"` for small non-zero parts.
+pub fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "-".to_string();
+    }
+    let p = part as f64 * 100.0 / whole as f64;
+    if part > 0 && p < 1.0 { "<1%".to_string() } else { format!("{:.0}%", p) }
+}
+
+/// `"0x7f12_3456_7890"`-style address without separators: `"0x7f1234567890"`.
+pub fn address(addr: u64) -> String {
+    format!("{addr:#x}")
+}
+
+/// Shortens `s` to `width` characters, ending in `…` when cut.
+pub fn fit(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out: String = s.chars().take(width - 1).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_pick_a_unit_and_stay_short() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(300 * 1024 * 1024), "300 MiB");
+        assert!(bytes(u64::MAX).len() <= 9);
+    }
+
+    #[test]
+    fn counts_group_thousands() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1000), "1,000");
+        assert_eq!(count(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn compact_counts_stay_narrow() {
+        assert_eq!(compact_count(99_999), "99,999");
+        assert_eq!(compact_count(123_456), "123k");
+        assert_eq!(compact_count(12_345_678), "12.3M");
+        assert_eq!(compact_count(123_456_789), "123M");
+        assert_eq!(compact_count(4_500_000_000), "4.5G");
+    }
+
+    #[test]
+    fn durations_scale() {
+        assert_eq!(duration(0), "0s");
+        assert_eq!(duration(850), "850ns");
+        assert_eq!(duration(12_500), "12.5us");
+        assert_eq!(duration(3_200_000), "3.20ms");
+        assert_eq!(duration(1_234_000_000), "1.234s");
+        assert_eq!(duration(125_300_000_000), "2m05.3s");
+    }
+
+    #[test]
+    fn percent_and_fit() {
+        assert_eq!(percent(1, 3), "33%");
+        assert_eq!(percent(1, 1000), "<1%");
+        assert_eq!(percent(0, 0), "-");
+        assert_eq!(fit("abcdef", 4), "abc…");
+        assert_eq!(fit("abc", 4), "abc");
+    }
+}

@@ -1,0 +1,341 @@
+//! The key table: every binding, its action and its description. The same table dispatches
+//! keys ([`action_for`]), fills the `?` help overlay and the key-hint line, so what the help says
+//! is what the keys do.
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// Something the user asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    StepBack,
+    StepForward,
+    JumpBack,
+    JumpForward,
+    GoStart,
+    GoEnd,
+    GoPeak,
+    NextMark,
+    PrevMark,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Open,
+    Back,
+    CycleGrouping,
+    CycleSort,
+    StartFilter,
+    FocusNext,
+    FocusPrev,
+    ToggleHelp,
+    Quit,
+    /// While typing a filter: apply it and stop typing.
+    FilterAccept,
+    /// While typing a filter: restore the previous filter.
+    FilterCancel,
+    /// While typing a filter: delete the last character.
+    FilterBackspace,
+    /// While typing a filter: add a character (not bound in the table; any printable key).
+    FilterChar(char),
+}
+
+/// One key a binding answers to. Character keys match whatever Shift state produced them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyPattern {
+    pub code: KeyCode,
+    pub modifiers: KeyModifiers,
+}
+
+const fn key(code: KeyCode) -> KeyPattern {
+    KeyPattern { code, modifiers: KeyModifiers::NONE }
+}
+
+const fn shift(code: KeyCode) -> KeyPattern {
+    KeyPattern { code, modifiers: KeyModifiers::SHIFT }
+}
+
+const fn ctrl(c: char) -> KeyPattern {
+    KeyPattern { code: KeyCode::Char(c), modifiers: KeyModifiers::CONTROL }
+}
+
+const fn ch(c: char) -> KeyPattern {
+    key(KeyCode::Char(c))
+}
+
+impl KeyPattern {
+    pub fn matches(&self, event: &KeyEvent) -> bool {
+        let relevant = KeyModifiers::SHIFT | KeyModifiers::CONTROL | KeyModifiers::ALT;
+        let mut pressed = event.modifiers & relevant;
+        if matches!(event.code, KeyCode::Char(_)) {
+            pressed.remove(KeyModifiers::SHIFT);
+        }
+        // Terminals report Shift+Tab as BackTab, with or without the Shift flag.
+        if event.code == KeyCode::BackTab {
+            pressed.remove(KeyModifiers::SHIFT);
+        }
+        self.code == event.code && self.modifiers == pressed
+    }
+}
+
+/// A row of the key table.
+#[derive(Clone, Copy, Debug)]
+pub struct Binding {
+    pub keys: &'static [KeyPattern],
+    /// How the help overlay writes the keys.
+    pub label: &'static str,
+    pub action: Action,
+    pub description: &'static str,
+    /// Keys and word for the key-hint line; `None` keeps the binding out of it.
+    pub hint: Option<(&'static str, &'static str)>,
+}
+
+/// Keys while browsing.
+pub const BROWSE_KEYS: &[Binding] = &[
+    Binding {
+        keys: &[key(KeyCode::Left), key(KeyCode::Right)],
+        label: "← →",
+        action: Action::StepBack,
+        description: "move T one step back / forward",
+        hint: Some(("←→", "time")),
+    },
+    Binding {
+        keys: &[shift(KeyCode::Left), ch('[')],
+        label: "Shift+← [",
+        action: Action::JumpBack,
+        description: "move T ten steps back",
+        hint: None,
+    },
+    Binding {
+        keys: &[shift(KeyCode::Right), ch(']')],
+        label: "Shift+→ ]",
+        action: Action::JumpForward,
+        description: "move T ten steps forward",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Home)],
+        label: "Home",
+        action: Action::GoStart,
+        description: "T at the start of the trace",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::End)],
+        label: "End",
+        action: Action::GoEnd,
+        description: "T at the end of the trace",
+        hint: None,
+    },
+    Binding {
+        keys: &[ch('p')],
+        label: "p",
+        action: Action::GoPeak,
+        description: "T at the peak of live bytes",
+        hint: Some(("p", "peak")),
+    },
+    Binding {
+        keys: &[ch('m')],
+        label: "m",
+        action: Action::NextMark,
+        description: "T at the next mark",
+        hint: None,
+    },
+    Binding {
+        keys: &[ch('M')],
+        label: "M",
+        action: Action::PrevMark,
+        description: "T at the previous mark",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Up), ch('k')],
+        label: "↑ k",
+        action: Action::Up,
+        description: "previous row (or scroll up)",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Down), ch('j')],
+        label: "↓ j",
+        action: Action::Down,
+        description: "next row (or scroll down)",
+        hint: Some(("↑↓", "select")),
+    },
+    Binding {
+        keys: &[key(KeyCode::PageUp)],
+        label: "PgUp",
+        action: Action::PageUp,
+        description: "one page up",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::PageDown)],
+        label: "PgDn",
+        action: Action::PageDown,
+        description: "one page down",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Enter)],
+        label: "Enter",
+        action: Action::Open,
+        description: "open the group: its allocations and their stacks",
+        hint: Some(("Enter", "open")),
+    },
+    Binding {
+        keys: &[key(KeyCode::Esc)],
+        label: "Esc",
+        action: Action::Back,
+        description: "back; close help; clear the filter",
+        hint: None,
+    },
+    Binding {
+        keys: &[ch('g')],
+        label: "g",
+        action: Action::CycleGrouping,
+        description: "group by stack, function, size",
+        hint: Some(("g", "group")),
+    },
+    Binding {
+        keys: &[ch('s')],
+        label: "s",
+        action: Action::CycleSort,
+        description: "sort by bytes, blocks, newest",
+        hint: Some(("s", "sort")),
+    },
+    Binding {
+        keys: &[ch('/')],
+        label: "/",
+        action: Action::StartFilter,
+        description: "filter by text in any frame (function, file, module)",
+        hint: Some(("/", "filter")),
+    },
+    Binding {
+        keys: &[key(KeyCode::Tab)],
+        label: "Tab",
+        action: Action::FocusNext,
+        description: "focus the next pane",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::BackTab)],
+        label: "Shift+Tab",
+        action: Action::FocusPrev,
+        description: "focus the previous pane",
+        hint: None,
+    },
+    Binding {
+        keys: &[ch('?'), key(KeyCode::F(1))],
+        label: "? F1",
+        action: Action::ToggleHelp,
+        description: "show or hide this help",
+        hint: Some(("?", "help")),
+    },
+    Binding {
+        keys: &[ch('q'), ctrl('c')],
+        label: "q Ctrl+C",
+        action: Action::Quit,
+        description: "quit",
+        hint: Some(("q", "quit")),
+    },
+];
+
+/// Keys while typing a filter (any other printable key is typed).
+pub const FILTER_KEYS: &[Binding] = &[
+    Binding {
+        keys: &[key(KeyCode::Enter)],
+        label: "Enter",
+        action: Action::FilterAccept,
+        description: "keep the filter",
+        hint: Some(("Enter", "keep")),
+    },
+    Binding {
+        keys: &[key(KeyCode::Esc)],
+        label: "Esc",
+        action: Action::FilterCancel,
+        description: "restore the previous filter",
+        hint: Some(("Esc", "cancel")),
+    },
+    Binding {
+        keys: &[key(KeyCode::Backspace)],
+        label: "Backspace",
+        action: Action::FilterBackspace,
+        description: "delete the last character",
+        hint: None,
+    },
+    Binding { keys: &[ctrl('c')], label: "Ctrl+C", action: Action::Quit, description: "quit", hint: None },
+];
+
+/// The action `event` asks for: from `FILTER_KEYS` (or as a typed character) while typing a
+/// filter, from `BROWSE_KEYS` otherwise.
+pub fn action_for(event: &KeyEvent, typing_filter: bool) -> Option<Action> {
+    let table = if typing_filter { FILTER_KEYS } else { BROWSE_KEYS };
+    for binding in table {
+        if let Some(i) = binding.keys.iter().position(|k| k.matches(event)) {
+            // A two-way row ("← →") maps its second key to the opposite action.
+            return Some(if i == 1 { paired(binding.action) } else { binding.action });
+        }
+    }
+    if typing_filter
+        && let KeyCode::Char(c) = event.code
+        && !event.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+    {
+        return Some(Action::FilterChar(c));
+    }
+    None
+}
+
+/// The opposite direction of a two-way row's action; the action itself for other rows.
+fn paired(action: Action) -> Action {
+    match action {
+        Action::StepBack => Action::StepForward,
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn press(code: KeyCode, modifiers: KeyModifiers) -> KeyEvent {
+        KeyEvent::new(code, modifiers)
+    }
+
+    #[test]
+    fn arrows_step_both_ways_and_shift_jumps() {
+        let none = KeyModifiers::NONE;
+        assert_eq!(action_for(&press(KeyCode::Left, none), false), Some(Action::StepBack));
+        assert_eq!(action_for(&press(KeyCode::Right, none), false), Some(Action::StepForward));
+        assert_eq!(action_for(&press(KeyCode::Left, KeyModifiers::SHIFT), false), Some(Action::JumpBack));
+        assert_eq!(action_for(&press(KeyCode::Right, KeyModifiers::SHIFT), false), Some(Action::JumpForward));
+        assert_eq!(action_for(&press(KeyCode::Char(']'), none), false), Some(Action::JumpForward));
+    }
+
+    #[test]
+    fn shifted_characters_match_their_character() {
+        let shifted = KeyModifiers::SHIFT;
+        assert_eq!(action_for(&press(KeyCode::Char('M'), shifted), false), Some(Action::PrevMark));
+        assert_eq!(action_for(&press(KeyCode::Char('?'), shifted), false), Some(Action::ToggleHelp));
+        assert_eq!(action_for(&press(KeyCode::BackTab, shifted), false), Some(Action::FocusPrev));
+        assert_eq!(action_for(&press(KeyCode::Char('c'), KeyModifiers::CONTROL), false), Some(Action::Quit));
+        assert_eq!(action_for(&press(KeyCode::Char('x'), KeyModifiers::NONE), false), None);
+    }
+
+    #[test]
+    fn typing_a_filter_takes_characters_literally() {
+        let none = KeyModifiers::NONE;
+        assert_eq!(action_for(&press(KeyCode::Char('q'), none), true), Some(Action::FilterChar('q')));
+        assert_eq!(action_for(&press(KeyCode::Esc, none), true), Some(Action::FilterCancel));
+        assert_eq!(action_for(&press(KeyCode::Char('c'), KeyModifiers::CONTROL), true), Some(Action::Quit));
+    }
+
+    #[test]
+    fn no_key_is_bound_twice_in_a_table() {
+        for table in [BROWSE_KEYS, FILTER_KEYS] {
+            let keys: Vec<&KeyPattern> = table.iter().flat_map(|b| b.keys.iter()).collect();
+            for (i, a) in keys.iter().enumerate() {
+                assert!(!keys[i + 1..].contains(a), "{a:?} bound twice");
+            }
+        }
+    }
+}

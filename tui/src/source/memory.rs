@@ -1,0 +1,366 @@
+//! [`MemorySource`]: a [`DataSource`] over allocations held in memory, answering each query by
+//! a plain scan. It is the reference the browser's tests run on, and small enough to read as a
+//! specification of what each query returns.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{
+    AllocationPage, AllocationRow, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow,
+    Grouping, Mark, SizeBucket, SortKey, StackKey, Summary, ThreadShare, Totals,
+};
+
+/// One allocation's lifetime.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryAllocation {
+    pub address: u64,
+    pub size: u64,
+    pub alloc_ns: u64,
+    /// `None`: never freed.
+    pub free_ns: Option<u64>,
+    pub tid: u32,
+    /// Index into the source's stacks.
+    pub stack: usize,
+}
+
+/// A data source over explicit lifetimes and stacks.
+#[derive(Clone, Debug)]
+pub struct MemorySource {
+    summary: Summary,
+    stacks: Vec<Vec<FrameInfo>>,
+    allocations: Vec<MemoryAllocation>,
+    thread_names: HashMap<u32, String>,
+    /// Distinct innermost function names, sorted; a function group's key is its index here.
+    functions: Vec<String>,
+}
+
+impl MemorySource {
+    /// Builds a source; the summary's peak, totals and event count are computed from
+    /// `allocations`. A stack index out of range is treated as an empty stack.
+    pub fn new(
+        title: &str,
+        duration_ns: u64,
+        stacks: Vec<Vec<FrameInfo>>,
+        allocations: Vec<MemoryAllocation>,
+        marks: Vec<Mark>,
+        thread_names: HashMap<u32, String>,
+    ) -> Self {
+        let mut functions: Vec<String> = stacks.iter().map(|s| innermost_function(s)).collect();
+        functions.sort();
+        functions.dedup();
+        let mut source =
+            MemorySource { summary: Summary::default(), stacks, allocations, thread_names, functions };
+        let (peak_at_ns, peak) = source.peak();
+        let mut marks = marks;
+        marks.sort_by_key(|m| m.at_ns);
+        source.summary = Summary {
+            title: title.to_string(),
+            pid: 0,
+            duration_ns,
+            events: source.allocations.iter().map(|a| 1 + u64::from(a.free_ns.is_some())).sum(),
+            peak_at_ns,
+            peak,
+            at_end: source.totals_at(duration_ns),
+            marks,
+            complete: true,
+        };
+        source
+    }
+
+    fn frames(&self, stack: usize) -> &[FrameInfo] {
+        self.stacks.get(stack).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// (time, +/- bytes, +/- blocks) changes in time order; frees sort before allocations at
+    /// the same time, matching "outstanding at T" (allocated at or before T, freed after T).
+    fn changes(&self) -> Vec<(u64, i128, i64)> {
+        let mut changes = Vec::with_capacity(self.allocations.len() * 2);
+        for a in &self.allocations {
+            changes.push((a.alloc_ns, i128::from(a.size), 1));
+            if let Some(f) = a.free_ns {
+                changes.push((f, -i128::from(a.size), -1));
+            }
+        }
+        changes.sort_by_key(|&(t, d, _)| (t, d >= 0));
+        changes
+    }
+
+    fn peak(&self) -> (u64, Totals) {
+        let (mut bytes, mut blocks) = (0i128, 0i64);
+        let mut best = (0, Totals::default());
+        for (t, d, b) in self.changes() {
+            bytes += d;
+            blocks += b;
+            if bytes > i128::from(best.1.bytes) {
+                best = (t, Totals { bytes: bytes as u64, blocks: blocks as u64 });
+            }
+        }
+        best
+    }
+
+    fn group_of(&self, a: &MemoryAllocation, grouping: Grouping) -> GroupKey {
+        match grouping {
+            Grouping::Stack => GroupKey(a.stack as u64),
+            Grouping::Function => {
+                let name = innermost_function(self.frames(a.stack));
+                GroupKey(self.functions.binary_search(&name).unwrap_or(0) as u64)
+            }
+            Grouping::Size => GroupKey(u64::from(size_class(a.size))),
+        }
+    }
+
+    fn label_of(&self, key: GroupKey, grouping: Grouping, sample: &MemoryAllocation) -> String {
+        match grouping {
+            Grouping::Stack => innermost_function(self.frames(sample.stack)),
+            Grouping::Function => self.functions.get(key.0 as usize).cloned().unwrap_or_default(),
+            Grouping::Size => size_class_label(key.0 as u32),
+        }
+    }
+
+    fn matches(&self, a: &MemoryAllocation, filter: &str) -> bool {
+        filter.is_empty() || self.frames(a.stack).iter().any(|f| frame_matches(f, filter))
+    }
+
+    fn selected<'a>(&'a self, query: &'a GroupQuery) -> impl Iterator<Item = &'a MemoryAllocation> + 'a {
+        self.allocations
+            .iter()
+            .filter(move |a| outstanding_at(a, query.at_ns) && self.matches(a, &query.filter))
+    }
+}
+
+fn outstanding_at(a: &MemoryAllocation, at_ns: u64) -> bool {
+    a.alloc_ns <= at_ns && a.free_ns.is_none_or(|f| f > at_ns)
+}
+
+fn innermost_function(frames: &[FrameInfo]) -> String {
+    frames.first().map(|f| f.function.clone()).unwrap_or_else(|| "(no stack)".to_string())
+}
+
+/// Whether `frame` contains `needle` in its function, location or module. Smart case: a needle
+/// with an upper-case letter matches case-sensitively, otherwise case is ignored.
+pub fn frame_matches(frame: &FrameInfo, needle: &str) -> bool {
+    let fields = [Some(frame.function.as_str()), frame.location.as_deref(), frame.module.as_deref()];
+    if needle.chars().any(char::is_uppercase) {
+        fields.into_iter().flatten().any(|f| f.contains(needle))
+    } else {
+        let needle = needle.to_lowercase();
+        fields.into_iter().flatten().any(|f| f.to_lowercase().contains(&needle))
+    }
+}
+
+/// The power-of-two class of `size`: class k holds sizes in `[2^k, 2^(k+1))` (class 0 also 0).
+pub fn size_class(size: u64) -> u32 {
+    if size == 0 { 0 } else { 63 - size.leading_zeros() }
+}
+
+/// `"64 B..128 B"`-style label of a size class.
+pub fn size_class_label(class: u32) -> String {
+    let low = 1u64.checked_shl(class).unwrap_or(u64::MAX);
+    let high = low.saturating_mul(2);
+    format!("{}..{}", crate::format::bytes(low), crate::format::bytes(high))
+}
+
+fn sort_rows(rows: &mut [GroupRow], sort: SortKey) {
+    match sort {
+        SortKey::Bytes => rows.sort_by(|a, b| b.totals.bytes.cmp(&a.totals.bytes).then(a.key.cmp(&b.key))),
+        SortKey::Blocks => rows.sort_by(|a, b| b.totals.blocks.cmp(&a.totals.blocks).then(a.key.cmp(&b.key))),
+        SortKey::Newest => rows.sort_by(|a, b| b.newest_ns.cmp(&a.newest_ns).then(a.key.cmp(&b.key))),
+    }
+}
+
+impl DataSource for MemorySource {
+    fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    fn timeline(&self, buckets: usize) -> Vec<u64> {
+        let mut out = vec![0u64; buckets];
+        if buckets == 0 {
+            return out;
+        }
+        let duration = self.summary.duration_ns.max(1);
+        let bucket_of =
+            |t: u64| ((u128::from(t) * buckets as u128 / u128::from(duration)) as usize).min(buckets - 1);
+        let mut live = 0i128;
+        let mut bucket = 0usize;
+        for (t, d, _) in self.changes() {
+            let b = bucket_of(t);
+            // Buckets with no change keep the level reached before them.
+            while bucket < b {
+                bucket += 1;
+                out[bucket] = out[bucket].max(live as u64);
+            }
+            live += d;
+            out[b] = out[b].max(live as u64);
+        }
+        while bucket + 1 < buckets {
+            bucket += 1;
+            out[bucket] = out[bucket].max(live as u64);
+        }
+        out
+    }
+
+    fn totals_at(&self, at_ns: u64) -> Totals {
+        self.allocations
+            .iter()
+            .filter(|a| outstanding_at(a, at_ns))
+            .fold(Totals::default(), |t, a| Totals { bytes: t.bytes + a.size, blocks: t.blocks + 1 })
+    }
+
+    fn groups(&self, query: &GroupQuery) -> Vec<GroupRow> {
+        let mut by_key: BTreeMap<GroupKey, GroupRow> = BTreeMap::new();
+        for a in self.selected(query) {
+            let key = self.group_of(a, query.grouping);
+            let row = by_key.entry(key).or_insert_with(|| GroupRow {
+                key,
+                totals: Totals::default(),
+                newest_ns: 0,
+                label: self.label_of(key, query.grouping, a),
+            });
+            row.totals.bytes += a.size;
+            row.totals.blocks += 1;
+            row.newest_ns = row.newest_ns.max(a.alloc_ns);
+        }
+        let mut rows: Vec<GroupRow> = by_key.into_values().collect();
+        sort_rows(&mut rows, query.sort);
+        rows
+    }
+
+    fn group_details(&self, query: &GroupQuery, key: GroupKey) -> Option<GroupDetails> {
+        let members: Vec<&MemoryAllocation> =
+            self.selected(query).filter(|a| self.group_of(a, query.grouping) == key).collect();
+        let first = members.first()?;
+        let mut stack_bytes: BTreeMap<usize, u64> = BTreeMap::new();
+        let mut histogram: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut threads: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut details = GroupDetails {
+            label: self.label_of(key, query.grouping, first),
+            first_alloc_ns: u64::MAX,
+            ..GroupDetails::default()
+        };
+        for a in &members {
+            details.totals.bytes += a.size;
+            details.totals.blocks += 1;
+            details.first_alloc_ns = details.first_alloc_ns.min(a.alloc_ns);
+            details.last_alloc_ns = details.last_alloc_ns.max(a.alloc_ns);
+            *stack_bytes.entry(a.stack).or_default() += a.size;
+            *histogram.entry(size_class(a.size)).or_default() += 1;
+            *threads.entry(a.tid).or_default() += 1;
+        }
+        let heaviest = stack_bytes.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map(|(s, _)| *s);
+        details.stacks = stack_bytes.len() as u64;
+        details.frames = heaviest.map(|s| self.frames(s).to_vec()).unwrap_or_default();
+        details.histogram =
+            histogram.into_iter().map(|(c, blocks)| SizeBucket { min_size: 1u64 << c, blocks }).collect();
+        let mut threads: Vec<ThreadShare> = threads
+            .into_iter()
+            .map(|(tid, blocks)| ThreadShare { tid, name: self.thread_names.get(&tid).cloned(), blocks })
+            .collect();
+        threads.sort_by(|a, b| b.blocks.cmp(&a.blocks).then(a.tid.cmp(&b.tid)));
+        details.threads = threads;
+        Some(details)
+    }
+
+    fn allocations(&self, query: &GroupQuery, key: GroupKey, offset: usize, limit: usize) -> AllocationPage {
+        let mut members: Vec<&MemoryAllocation> =
+            self.selected(query).filter(|a| self.group_of(a, query.grouping) == key).collect();
+        members.sort_by_key(|a| (a.alloc_ns, a.address));
+        AllocationPage {
+            total: members.len() as u64,
+            rows: members
+                .into_iter()
+                .skip(offset)
+                .take(limit)
+                .map(|a| AllocationRow {
+                    address: a.address,
+                    size: a.size,
+                    at_ns: a.alloc_ns,
+                    tid: a.tid,
+                    stack: StackKey(a.stack as u64),
+                })
+                .collect(),
+        }
+    }
+
+    fn stack_frames(&self, stack: StackKey) -> Vec<FrameInfo> {
+        self.frames(stack.0 as usize).to_vec()
+    }
+
+    fn thread_name(&self, tid: u32) -> Option<String> {
+        self.thread_names.get(&tid).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(name: &str) -> FrameInfo {
+        FrameInfo {
+            function: name.to_string(),
+            location: Some(format!("{name}.c:1")),
+            module: Some("prog".to_string()),
+            inlined: false,
+        }
+    }
+
+    fn alloc(address: u64, size: u64, alloc_ns: u64, free_ns: Option<u64>, stack: usize) -> MemoryAllocation {
+        MemoryAllocation { address, size, alloc_ns, free_ns, tid: 1, stack }
+    }
+
+    fn source() -> MemorySource {
+        MemorySource::new(
+            "prog",
+            100,
+            vec![vec![frame("leak"), frame("main")], vec![frame("cache"), frame("main")]],
+            vec![
+                alloc(0x10, 100, 10, None, 0),
+                alloc(0x20, 50, 20, Some(60), 1),
+                alloc(0x30, 30, 30, Some(40), 0),
+            ],
+            vec![],
+            HashMap::new(),
+        )
+    }
+
+    #[test]
+    fn outstanding_excludes_blocks_freed_at_or_before_t() {
+        let s = source();
+        assert_eq!(s.totals_at(35), Totals { bytes: 180, blocks: 3 });
+        assert_eq!(s.totals_at(40), Totals { bytes: 150, blocks: 2 });
+        assert_eq!(s.totals_at(100), Totals { bytes: 100, blocks: 1 });
+        assert_eq!(s.summary().peak, Totals { bytes: 180, blocks: 3 });
+        assert_eq!(s.summary().peak_at_ns, 30);
+    }
+
+    #[test]
+    fn timeline_keeps_the_highest_level_per_bucket() {
+        let s = source();
+        let line = s.timeline(10);
+        assert_eq!(line.len(), 10);
+        assert_eq!(line[0], 0);
+        assert_eq!(line[3], 180);
+        assert_eq!(line[9], 100);
+    }
+
+    #[test]
+    fn groups_rank_and_filter() {
+        let s = source();
+        let q = GroupQuery { at_ns: 35, ..GroupQuery::default() };
+        let rows = s.groups(&q);
+        assert_eq!(rows.iter().map(|r| r.label.as_str()).collect::<Vec<_>>(), ["leak", "cache"]);
+        assert_eq!(rows[0].totals, Totals { bytes: 130, blocks: 2 });
+        let q = GroupQuery { filter: "CACHE".into(), ..q };
+        assert!(s.groups(&q).is_empty(), "upper case in the filter matches case-sensitively");
+        let q = GroupQuery { filter: "cache".into(), ..q };
+        assert_eq!(s.groups(&q).len(), 1);
+    }
+
+    #[test]
+    fn size_classes_are_powers_of_two() {
+        assert_eq!(size_class(0), 0);
+        assert_eq!(size_class(1), 0);
+        assert_eq!(size_class(64), 6);
+        assert_eq!(size_class(127), 6);
+        assert_eq!(size_class(128), 7);
+    }
+}

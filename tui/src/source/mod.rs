@@ -1,0 +1,226 @@
+//! What the browser needs from a trace, as a small trait ([`DataSource`]) and the plain types it
+//! returns. Every time is in nanoseconds from the start of the trace. The browser never looks
+//! at trace bytes: the analyzer-backed source and the in-memory source used by tests both
+//! implement this trait.
+
+mod memory;
+
+pub use memory::{MemoryAllocation, MemorySource};
+
+/// How outstanding allocations are gathered into groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Grouping {
+    /// One group per full call stack.
+    #[default]
+    Stack,
+    /// One group per allocating function (the innermost frame outside the allocator).
+    Function,
+    /// One group per power-of-two size class.
+    Size,
+}
+
+impl Grouping {
+    /// The next grouping in the cycle the `g` key walks.
+    pub fn next(self) -> Self {
+        match self {
+            Grouping::Stack => Grouping::Function,
+            Grouping::Function => Grouping::Size,
+            Grouping::Size => Grouping::Stack,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Grouping::Stack => "stack",
+            Grouping::Function => "function",
+            Grouping::Size => "size",
+        }
+    }
+}
+
+/// The order of the group list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum SortKey {
+    /// Most outstanding bytes first.
+    #[default]
+    Bytes,
+    /// Most outstanding blocks first.
+    Blocks,
+    /// Most recently allocated first.
+    Newest,
+}
+
+impl SortKey {
+    /// The next sort in the cycle the `s` key walks.
+    pub fn next(self) -> Self {
+        match self {
+            SortKey::Bytes => SortKey::Blocks,
+            SortKey::Blocks => SortKey::Newest,
+            SortKey::Newest => SortKey::Bytes,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SortKey::Bytes => "bytes",
+            SortKey::Blocks => "blocks",
+            SortKey::Newest => "newest",
+        }
+    }
+}
+
+/// Which groups to list: those outstanding at `at_ns`, gathered by `grouping`, restricted to
+/// stacks with a frame containing `filter` (function, file or module; empty = all), in `sort`
+/// order.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct GroupQuery {
+    pub at_ns: u64,
+    pub grouping: Grouping,
+    pub sort: SortKey,
+    pub filter: String,
+}
+
+/// Identifies a group within one grouping; its meaning belongs to the source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupKey(pub u64);
+
+/// Identifies a call stack; its meaning belongs to the source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StackKey(pub u64);
+
+/// Bytes and blocks outstanding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Totals {
+    pub bytes: u64,
+    pub blocks: u64,
+}
+
+/// A user-placed mark.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mark {
+    pub at_ns: u64,
+    pub label: String,
+}
+
+/// Facts about the whole trace.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Summary {
+    /// What was recorded (command line or executable), for the title bar.
+    pub title: String,
+    pub pid: u32,
+    /// Time from the start to the last event (or the recorded end).
+    pub duration_ns: u64,
+    /// Events in the trace.
+    pub events: u64,
+    /// When the live bytes were highest, and how high.
+    pub peak_at_ns: u64,
+    pub peak: Totals,
+    /// Outstanding at the end of the trace.
+    pub at_end: Totals,
+    /// Marks in time order.
+    pub marks: Vec<Mark>,
+    /// False when the trace was cut short (crash, kill, full disk).
+    pub complete: bool,
+}
+
+/// One row of the group list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupRow {
+    pub key: GroupKey,
+    pub totals: Totals,
+    /// Time of the most recent outstanding allocation of the group.
+    pub newest_ns: u64,
+    /// What names the group: the top frame, a function or a size class.
+    pub label: String,
+}
+
+/// One symbolized frame, ready to show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// Function name, or `module+0xOFFSET`, or the address.
+    pub function: String,
+    /// `file:line` when known.
+    pub location: Option<String>,
+    /// File name of the module when known.
+    pub module: Option<String>,
+    /// This frame was inlined into the next one.
+    pub inlined: bool,
+}
+
+/// A bucket of the size histogram: blocks of at least `min_size` bytes (and less than the next
+/// bucket's `min_size`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SizeBucket {
+    pub min_size: u64,
+    pub blocks: u64,
+}
+
+/// A thread that allocated blocks of a group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThreadShare {
+    pub tid: u32,
+    pub name: Option<String>,
+    pub blocks: u64,
+}
+
+/// Everything the details pane shows about one group at one moment.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct GroupDetails {
+    pub label: String,
+    pub totals: Totals,
+    /// Distinct stacks in the group (1 when grouped by stack).
+    pub stacks: u64,
+    /// Frames of the group's heaviest stack, innermost first.
+    pub frames: Vec<FrameInfo>,
+    pub histogram: Vec<SizeBucket>,
+    pub first_alloc_ns: u64,
+    pub last_alloc_ns: u64,
+    /// Threads, most blocks first.
+    pub threads: Vec<ThreadShare>,
+}
+
+/// One outstanding allocation of a group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllocationRow {
+    pub address: u64,
+    pub size: u64,
+    pub at_ns: u64,
+    pub tid: u32,
+    pub stack: StackKey,
+}
+
+/// A page of a group's outstanding allocations.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct AllocationPage {
+    /// All allocations of the group (not only this page).
+    pub total: u64,
+    /// Rows `offset..offset + rows.len()`, oldest first.
+    pub rows: Vec<AllocationRow>,
+}
+
+/// What the browser asks of a trace. Implementations answer from an index, so each call costs
+/// work proportional to what it returns and to the events near `at_ns`, not to the whole trace.
+pub trait DataSource {
+    fn summary(&self) -> &Summary;
+
+    /// The highest live bytes in each of `buckets` equal slices of the trace.
+    fn timeline(&self, buckets: usize) -> Vec<u64>;
+
+    /// Outstanding at `at_ns` (no filter).
+    fn totals_at(&self, at_ns: u64) -> Totals;
+
+    /// The groups `query` selects, in its order.
+    fn groups(&self, query: &GroupQuery) -> Vec<GroupRow>;
+
+    /// Details of group `key` under `query`; `None` if it has nothing outstanding.
+    fn group_details(&self, query: &GroupQuery, key: GroupKey) -> Option<GroupDetails>;
+
+    /// Up to `limit` of group `key`'s outstanding allocations, from the `offset`-th on.
+    fn allocations(&self, query: &GroupQuery, key: GroupKey, offset: usize, limit: usize) -> AllocationPage;
+
+    /// The frames of a stack, innermost first.
+    fn stack_frames(&self, stack: StackKey) -> Vec<FrameInfo>;
+
+    /// The name of thread `tid`, if it was named.
+    fn thread_name(&self, tid: u32) -> Option<String>;
+}

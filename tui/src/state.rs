@@ -1,0 +1,540 @@
+//! The browser's state and how actions change it. Pure: no terminal, no trace; what the state
+//! needs to know about the data (duration, peak, marks, list lengths) comes in a [`Context`].
+
+use crate::keys::Action;
+use crate::source::{GroupKey, GroupQuery, Grouping, SortKey};
+
+/// Steps across the whole trace for ←/→; Shift jumps ten of them.
+pub const STEPS_PER_TRACE: u64 = 200;
+/// Steps of a Shift+←/→ (or `[` `]`) jump.
+pub const JUMP_STEPS: u64 = 10;
+
+/// The panes the focus moves between. While a group is open, `List` is its allocation list and
+/// `Details` the selected allocation's stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pane {
+    Timeline,
+    List,
+    Details,
+}
+
+impl Pane {
+    fn next(self) -> Self {
+        match self {
+            Pane::Timeline => Pane::List,
+            Pane::List => Pane::Details,
+            Pane::Details => Pane::Timeline,
+        }
+    }
+
+    fn prev(self) -> Self {
+        self.next().next()
+    }
+}
+
+/// A scrollable list: the selected row and the first row shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ListCursor {
+    pub selected: usize,
+    pub offset: usize,
+}
+
+impl ListCursor {
+    /// Moves the selection by `delta` rows within `len`, scrolling so it stays among the
+    /// `visible` rows shown.
+    pub fn move_by(&mut self, delta: isize, len: usize, visible: usize) {
+        if len == 0 {
+            *self = ListCursor::default();
+            return;
+        }
+        self.selected = self.selected.saturating_add_signed(delta).min(len - 1);
+        self.keep_visible(len, visible);
+    }
+
+    /// Clamps the selection into `0..len` and scrolls so it is shown.
+    pub fn keep_visible(&mut self, len: usize, visible: usize) {
+        let visible = visible.max(1);
+        self.selected = self.selected.min(len.saturating_sub(1));
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if self.selected >= self.offset + visible {
+            self.offset = self.selected + 1 - visible;
+        }
+        self.offset = self.offset.min(len.saturating_sub(visible));
+    }
+}
+
+/// An opened group: its allocations are listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenGroup {
+    pub key: GroupKey,
+    pub label: String,
+    pub cursor: ListCursor,
+    /// Lines the stack pane is scrolled by.
+    pub stack_scroll: usize,
+    /// Where the group list was, to return to.
+    pub focus_before: Pane,
+}
+
+/// What an action may need to know about the data.
+#[derive(Clone, Debug, Default)]
+pub struct Context<'a> {
+    pub duration_ns: u64,
+    pub peak_at_ns: u64,
+    /// Mark times, ascending.
+    pub marks: &'a [u64],
+    /// Rows in the list being shown (groups, or the open group's allocations).
+    pub list_len: usize,
+    /// Lines in the details pane (group details, or the allocation's stack).
+    pub details_len: usize,
+    /// Lines of the help overlay beyond what the screen shows.
+    pub help_overflow: usize,
+    /// The key of the selected group, if any.
+    pub selected_group: Option<(GroupKey, &'a str)>,
+}
+
+/// Everything about what the browser shows, apart from the data itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ViewState {
+    /// The moment looked at, ns from the start.
+    pub at_ns: u64,
+    pub grouping: Grouping,
+    pub sort: SortKey,
+    /// The filter in force.
+    pub filter: String,
+    /// The filter being typed (shown live), and the one to restore on Esc.
+    pub filter_input: Option<(String, String)>,
+    pub focus: Pane,
+    pub help: bool,
+    /// Lines the help overlay is scrolled by (when it does not fit the screen).
+    pub help_scroll: usize,
+    pub groups: ListCursor,
+    /// The selected group's key, to keep it selected when the list re-ranks.
+    pub selected_key: Option<GroupKey>,
+    pub details_scroll: usize,
+    pub open: Option<OpenGroup>,
+    /// Rows the list pane shows and lines the details pane shows (set when drawing).
+    pub list_rows: usize,
+    pub details_rows: usize,
+    pub quit: bool,
+}
+
+impl ViewState {
+    /// The state a trace opens in: T at its end, grouped by stack, sorted by bytes.
+    pub fn new(duration_ns: u64) -> Self {
+        ViewState {
+            at_ns: duration_ns,
+            grouping: Grouping::default(),
+            sort: SortKey::default(),
+            filter: String::new(),
+            filter_input: None,
+            focus: Pane::List,
+            help: false,
+            help_scroll: 0,
+            groups: ListCursor::default(),
+            selected_key: None,
+            details_scroll: 0,
+            open: None,
+            list_rows: 10,
+            details_rows: 10,
+            quit: false,
+        }
+    }
+
+    /// The query the group list answers.
+    pub fn query(&self) -> GroupQuery {
+        let filter = match &self.filter_input {
+            Some((typed, _)) => typed.clone(),
+            None => self.filter.clone(),
+        };
+        GroupQuery { at_ns: self.at_ns, grouping: self.grouping, sort: self.sort, filter }
+    }
+
+    pub fn typing_filter(&self) -> bool {
+        self.filter_input.is_some()
+    }
+
+    fn step_ns(duration_ns: u64) -> u64 {
+        (duration_ns / STEPS_PER_TRACE).max(1)
+    }
+
+    fn set_time(&mut self, at_ns: u64, ctx: &Context<'_>) {
+        self.at_ns = at_ns.min(ctx.duration_ns);
+    }
+
+    /// Moves T to the time under column `column` of a timeline `width` columns wide.
+    pub fn click_timeline(&mut self, column: u16, width: u16, ctx: &Context<'_>) {
+        self.set_time(time_at_column(column, width, ctx.duration_ns), ctx);
+    }
+
+    /// Applies `action`. Changes to the data shown (T, grouping, sort, filter) are picked up by
+    /// the caller, which then calls [`ViewState::sync_groups`].
+    pub fn apply(&mut self, action: Action, ctx: &Context<'_>) {
+        let step = Self::step_ns(ctx.duration_ns);
+        if self.help {
+            let by = match action {
+                Action::Up => Some(-1),
+                Action::Down => Some(1),
+                Action::PageUp => Some(-(self.list_rows as isize)),
+                Action::PageDown => Some(self.list_rows as isize),
+                _ => None,
+            };
+            if let Some(by) = by {
+                self.help_scroll = self.help_scroll.saturating_add_signed(by).min(ctx.help_overflow);
+                return;
+            }
+        }
+        match action {
+            Action::StepBack => self.set_time(self.at_ns.saturating_sub(step), ctx),
+            Action::StepForward => self.set_time(self.at_ns.saturating_add(step), ctx),
+            Action::JumpBack => self.set_time(self.at_ns.saturating_sub(step * JUMP_STEPS), ctx),
+            Action::JumpForward => self.set_time(self.at_ns.saturating_add(step * JUMP_STEPS), ctx),
+            Action::GoStart => self.set_time(0, ctx),
+            Action::GoEnd => self.set_time(ctx.duration_ns, ctx),
+            Action::GoPeak => self.set_time(ctx.peak_at_ns, ctx),
+            Action::NextMark => {
+                if let Some(&t) = ctx.marks.iter().find(|&&t| t > self.at_ns) {
+                    self.set_time(t, ctx);
+                }
+            }
+            Action::PrevMark => {
+                if let Some(&t) = ctx.marks.iter().rev().find(|&&t| t < self.at_ns) {
+                    self.set_time(t, ctx);
+                }
+            }
+            Action::Up => self.scroll(-1, ctx),
+            Action::Down => self.scroll(1, ctx),
+            Action::PageUp => self.scroll(-(self.page() as isize), ctx),
+            Action::PageDown => self.scroll(self.page() as isize, ctx),
+            Action::Open => self.open_selected(ctx),
+            Action::Back => self.back(),
+            Action::CycleGrouping => {
+                self.grouping = self.grouping.next();
+                self.open = None;
+                self.selected_key = None;
+                self.groups = ListCursor::default();
+            }
+            Action::CycleSort => self.sort = self.sort.next(),
+            Action::StartFilter => {
+                self.help = false;
+                self.filter_input = Some((self.filter.clone(), self.filter.clone()));
+            }
+            Action::FocusNext => self.focus = self.focus.next(),
+            Action::FocusPrev => self.focus = self.focus.prev(),
+            Action::ToggleHelp => {
+                self.help = !self.help;
+                self.help_scroll = 0;
+            }
+            Action::Quit => self.quit = true,
+            Action::FilterAccept => {
+                if let Some((typed, _)) = self.filter_input.take() {
+                    self.filter = typed;
+                }
+            }
+            Action::FilterCancel => {
+                if let Some((_, previous)) = self.filter_input.take() {
+                    self.filter = previous;
+                }
+            }
+            Action::FilterBackspace => {
+                if let Some((typed, _)) = &mut self.filter_input {
+                    typed.pop();
+                }
+            }
+            Action::FilterChar(c) => {
+                if let Some((typed, _)) = &mut self.filter_input {
+                    typed.push(c);
+                }
+            }
+        }
+    }
+
+    fn page(&self) -> usize {
+        match self.focus {
+            Pane::Details => self.details_rows.max(1),
+            _ => self.list_rows.max(1),
+        }
+    }
+
+    /// Scrolls the focused pane: the details pane scrolls its lines, the others move the list's
+    /// selection.
+    pub fn scroll(&mut self, delta: isize, ctx: &Context<'_>) {
+        let details_max = ctx.details_len.saturating_sub(self.details_rows);
+        match (&mut self.open, self.focus) {
+            (Some(open), Pane::Details) => {
+                open.stack_scroll = open.stack_scroll.saturating_add_signed(delta).min(details_max);
+            }
+            (None, Pane::Details) => {
+                self.details_scroll = self.details_scroll.saturating_add_signed(delta).min(details_max);
+            }
+            (Some(open), _) => {
+                open.cursor.move_by(delta, ctx.list_len, self.list_rows);
+                open.stack_scroll = 0;
+            }
+            (None, _) => {
+                self.groups.move_by(delta, ctx.list_len, self.list_rows);
+                self.selected_key = None;
+                self.details_scroll = 0;
+            }
+        }
+    }
+
+    /// Selects row `row` of the list shown (a mouse click).
+    pub fn select_row(&mut self, row: usize, ctx: &Context<'_>) {
+        let cursor = match &mut self.open {
+            Some(open) => &mut open.cursor,
+            None => &mut self.groups,
+        };
+        let delta = row as isize - cursor.selected as isize;
+        self.focus = Pane::List;
+        if row < ctx.list_len {
+            self.scroll(delta, ctx);
+        }
+    }
+
+    fn open_selected(&mut self, ctx: &Context<'_>) {
+        if self.open.is_some() {
+            return;
+        }
+        if let Some((key, label)) = ctx.selected_group {
+            self.open = Some(OpenGroup {
+                key,
+                label: label.to_string(),
+                cursor: ListCursor::default(),
+                stack_scroll: 0,
+                focus_before: self.focus,
+            });
+            self.focus = Pane::List;
+        }
+    }
+
+    fn back(&mut self) {
+        if self.help {
+            self.help = false;
+        } else if let Some(open) = self.open.take() {
+            self.focus = open.focus_before;
+        } else if !self.filter.is_empty() {
+            self.filter.clear();
+        }
+    }
+
+    /// After the group list was recomputed (`keys` in display order): keeps the selected group
+    /// selected if it is still listed, else keeps the row index; scrolls it into view.
+    pub fn sync_groups(&mut self, keys: &[GroupKey]) {
+        if let Some(key) = self.selected_key
+            && let Some(i) = keys.iter().position(|k| *k == key)
+        {
+            self.groups.selected = i;
+        }
+        self.groups.keep_visible(keys.len(), self.list_rows);
+        self.selected_key = keys.get(self.groups.selected).copied();
+    }
+
+    /// After an open group's allocations were counted: keeps the cursor within them.
+    pub fn sync_open(&mut self, len: usize) {
+        let rows = self.list_rows;
+        if let Some(open) = &mut self.open {
+            open.cursor.keep_visible(len, rows);
+        }
+    }
+}
+
+/// The column of a timeline `width` columns wide that shows time `at_ns`.
+pub fn column_of(at_ns: u64, width: u16, duration_ns: u64) -> u16 {
+    if width == 0 || duration_ns == 0 {
+        return 0;
+    }
+    let column = u128::from(at_ns) * u128::from(width) / u128::from(duration_ns);
+    column.min(u128::from(width - 1)) as u16
+}
+
+/// The time a click on `column` of a timeline `width` columns wide stands for: the middle of
+/// the column's slice, the very start for the first column and the very end for the last.
+pub fn time_at_column(column: u16, width: u16, duration_ns: u64) -> u64 {
+    if width <= 1 || column == 0 {
+        return 0;
+    }
+    if column >= width - 1 {
+        return duration_ns;
+    }
+    let middle = (2 * u128::from(column) + 1) * u128::from(duration_ns) / (2 * u128::from(width));
+    middle as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(list_len: usize) -> Context<'static> {
+        Context {
+            duration_ns: 1_000,
+            peak_at_ns: 420,
+            marks: &[100, 500, 900],
+            list_len,
+            details_len: 30,
+            help_overflow: 4,
+            selected_group: Some((GroupKey(7), "leak")),
+        }
+    }
+
+    #[test]
+    fn opens_at_the_end_and_steps_within_the_trace() {
+        let c = ctx(3);
+        let mut s = ViewState::new(1_000);
+        assert_eq!(s.at_ns, 1_000);
+        s.apply(Action::StepForward, &c);
+        assert_eq!(s.at_ns, 1_000, "clamped at the end");
+        s.apply(Action::StepBack, &c);
+        assert_eq!(s.at_ns, 995);
+        s.apply(Action::JumpBack, &c);
+        assert_eq!(s.at_ns, 945);
+        s.apply(Action::GoStart, &c);
+        s.apply(Action::StepBack, &c);
+        assert_eq!(s.at_ns, 0, "clamped at the start");
+        s.apply(Action::GoPeak, &c);
+        assert_eq!(s.at_ns, 420);
+        s.apply(Action::GoEnd, &c);
+        assert_eq!(s.at_ns, 1_000);
+    }
+
+    #[test]
+    fn marks_are_visited_in_both_directions() {
+        let c = ctx(3);
+        let mut s = ViewState::new(1_000);
+        s.apply(Action::GoStart, &c);
+        s.apply(Action::NextMark, &c);
+        assert_eq!(s.at_ns, 100);
+        s.apply(Action::NextMark, &c);
+        assert_eq!(s.at_ns, 500);
+        s.apply(Action::PrevMark, &c);
+        assert_eq!(s.at_ns, 100);
+        s.apply(Action::PrevMark, &c);
+        assert_eq!(s.at_ns, 100, "no mark before the first");
+    }
+
+    #[test]
+    fn selection_moves_within_the_list_and_pages() {
+        let c = ctx(25);
+        let mut s = ViewState::new(1_000);
+        s.list_rows = 10;
+        s.apply(Action::Up, &c);
+        assert_eq!(s.groups.selected, 0);
+        s.apply(Action::PageDown, &c);
+        assert_eq!(s.groups, ListCursor { selected: 10, offset: 1 });
+        s.apply(Action::PageDown, &c);
+        s.apply(Action::PageDown, &c);
+        assert_eq!(s.groups, ListCursor { selected: 24, offset: 15 });
+        s.apply(Action::PageUp, &c);
+        assert_eq!(s.groups.selected, 14);
+    }
+
+    #[test]
+    fn selected_group_stays_selected_when_the_list_reranks() {
+        let mut s = ViewState::new(1_000);
+        s.sync_groups(&[GroupKey(1), GroupKey(2), GroupKey(3)]);
+        s.apply(Action::Down, &ctx(3));
+        s.sync_groups(&[GroupKey(1), GroupKey(2), GroupKey(3)]);
+        assert_eq!(s.selected_key, Some(GroupKey(2)));
+        s.sync_groups(&[GroupKey(2), GroupKey(3), GroupKey(1)]);
+        assert_eq!(s.groups.selected, 0);
+        s.sync_groups(&[GroupKey(3)]);
+        assert_eq!((s.groups.selected, s.selected_key), (0, Some(GroupKey(3))));
+        s.sync_groups(&[]);
+        assert_eq!(s.selected_key, None);
+    }
+
+    #[test]
+    fn open_and_back_form_a_stack_with_help_and_filter() {
+        let c = ctx(3);
+        let mut s = ViewState::new(1_000);
+        s.focus = Pane::Timeline;
+        s.apply(Action::Open, &c);
+        assert_eq!(s.open.as_ref().map(|o| o.key), Some(GroupKey(7)));
+        assert_eq!(s.focus, Pane::List);
+        s.filter = "x".into();
+        s.apply(Action::ToggleHelp, &c);
+        s.apply(Action::Back, &c);
+        assert!(!s.help && s.open.is_some(), "Esc closes help first");
+        s.apply(Action::Back, &c);
+        assert!(s.open.is_none());
+        assert_eq!(s.focus, Pane::Timeline, "focus returns");
+        s.apply(Action::Back, &c);
+        assert_eq!(s.filter, "");
+    }
+
+    #[test]
+    fn filter_typing_is_live_and_cancellable() {
+        let c = ctx(3);
+        let mut s = ViewState::new(1_000);
+        s.filter = "old".into();
+        s.apply(Action::StartFilter, &c);
+        s.apply(Action::FilterBackspace, &c);
+        s.apply(Action::FilterBackspace, &c);
+        s.apply(Action::FilterBackspace, &c);
+        s.apply(Action::FilterChar('n'), &c);
+        assert_eq!(s.query().filter, "n");
+        s.apply(Action::FilterCancel, &c);
+        assert_eq!(s.query().filter, "old");
+        s.apply(Action::StartFilter, &c);
+        s.apply(Action::FilterChar('!'), &c);
+        s.apply(Action::FilterAccept, &c);
+        assert_eq!((s.filter.as_str(), s.typing_filter()), ("old!", false));
+    }
+
+    #[test]
+    fn grouping_and_sort_cycle_back_to_the_start() {
+        let c = ctx(3);
+        let mut s = ViewState::new(1_000);
+        let start = (s.grouping, s.sort);
+        for _ in 0..3 {
+            s.apply(Action::CycleGrouping, &c);
+            s.apply(Action::CycleSort, &c);
+        }
+        assert_eq!((s.grouping, s.sort), start);
+        s.apply(Action::CycleGrouping, &c);
+        assert_eq!(s.query().grouping, Grouping::Function);
+    }
+
+    #[test]
+    fn help_scrolls_while_open_and_leaves_the_list_alone() {
+        let c = ctx(3);
+        let mut s = ViewState::new(1_000);
+        s.apply(Action::ToggleHelp, &c);
+        s.apply(Action::PageDown, &c);
+        assert_eq!((s.help_scroll, s.groups.selected), (4, 0));
+        s.apply(Action::Up, &c);
+        assert_eq!(s.help_scroll, 3);
+        s.apply(Action::ToggleHelp, &c);
+        s.apply(Action::ToggleHelp, &c);
+        assert_eq!(s.help_scroll, 0);
+    }
+
+    #[test]
+    fn focus_cycles_and_details_scroll_is_bounded() {
+        let c = ctx(3);
+        let mut s = ViewState::new(1_000);
+        s.details_rows = 10;
+        s.apply(Action::FocusNext, &c);
+        assert_eq!(s.focus, Pane::Details);
+        s.apply(Action::PageDown, &c);
+        s.apply(Action::PageDown, &c);
+        s.apply(Action::PageDown, &c);
+        assert_eq!(s.details_scroll, 20, "30 lines, 10 shown");
+        s.apply(Action::FocusPrev, &c);
+        assert_eq!(s.focus, Pane::List);
+    }
+
+    #[test]
+    fn timeline_columns_and_clicks_agree() {
+        for width in [1u16, 2, 7, 80] {
+            for column in 0..width {
+                let t = time_at_column(column, width, 1_000_000);
+                assert_eq!(column_of(t, width, 1_000_000), column, "width {width} column {column}");
+            }
+        }
+        assert_eq!(time_at_column(79, 80, 1_000), 1_000);
+        let mut s = ViewState::new(1_000);
+        s.click_timeline(0, 80, &ctx(0));
+        assert_eq!(s.at_ns, 0);
+    }
+}

@@ -1,0 +1,127 @@
+//! The right pane: the selected group's details (stack, size histogram, times, threads), or the
+//! stack of the selected allocation of an open group.
+
+use ratatui::Frame;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use crate::format;
+use crate::source::{FrameInfo, GroupDetails};
+use crate::state::{OpenGroup, Pane};
+
+use super::theme::Theme;
+use super::{Areas, Screen, pane_block};
+
+/// Lines showing `frames`, innermost first: the function, then its place (file:line · module).
+pub fn frame_lines<'a>(frames: &[FrameInfo], theme: &Theme) -> Vec<Line<'a>> {
+    let mut lines = Vec::with_capacity(frames.len() * 2);
+    if frames.is_empty() {
+        lines.push(Line::styled("(no stack recorded)", theme.dim));
+    }
+    for (i, f) in frames.iter().enumerate() {
+        let mut head = vec![
+            Span::styled(format!("{i:>2} "), theme.dim),
+            Span::styled(f.function.clone(), theme.function),
+        ];
+        if f.inlined {
+            head.push(Span::styled(" (inlined)", theme.dim));
+        }
+        lines.push(Line::from(head));
+        let place: Vec<&str> = [f.location.as_deref(), f.module.as_deref()].into_iter().flatten().collect();
+        if !place.is_empty() {
+            lines.push(Line::styled(format!("   {}", place.join(" · ")), theme.dim));
+        }
+    }
+    lines
+}
+
+/// Lines of the details pane for one group; `width` sizes the histogram bars.
+pub fn group_lines<'a>(d: &GroupDetails, width: usize, theme: &Theme) -> Vec<Line<'a>> {
+    let mut lines = vec![
+        Line::styled(d.label.clone(), theme.function),
+        Line::from(format!(
+            "{} in {} blocks{}",
+            format::bytes(d.totals.bytes),
+            format::count(d.totals.blocks),
+            if d.stacks > 1 { format!(" from {} stacks", format::count(d.stacks)) } else { String::new() }
+        )),
+        Line::from(vec![
+            Span::styled("allocated ", theme.dim),
+            Span::raw(format::duration(d.first_alloc_ns)),
+            Span::styled(" .. ", theme.dim),
+            Span::raw(format::duration(d.last_alloc_ns)),
+        ]),
+    ];
+    let threads: Vec<String> = d
+        .threads
+        .iter()
+        .map(|t| match &t.name {
+            Some(name) => format!("{name} ({})", format::count(t.blocks)),
+            None => format!("{} ({})", t.tid, format::count(t.blocks)),
+        })
+        .collect();
+    lines.push(Line::from(vec![Span::styled("threads ", theme.dim), Span::raw(threads.join(", "))]));
+    lines.push(Line::styled("sizes", theme.header));
+    let labels: Vec<String> = d.histogram.iter().map(|b| format!("≥{}", format::bytes(b.min_size))).collect();
+    let label_width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let most = d.histogram.iter().map(|b| b.blocks).max().unwrap_or(1).max(1);
+    for (bucket, label) in d.histogram.iter().zip(&labels) {
+        let count = format::compact_count(bucket.blocks);
+        let room = width.saturating_sub(label_width + count.len() + 3).max(1);
+        let bar = ((u128::from(bucket.blocks) * room as u128).div_ceil(u128::from(most)) as usize).max(1);
+        lines.push(Line::from(vec![
+            Span::raw(format!("{label:>label_width$} ")),
+            Span::styled("█".repeat(bar), theme.bar),
+            Span::raw(format!(" {count}")),
+        ]));
+    }
+    lines.push(Line::styled(if d.stacks > 1 { "heaviest stack" } else { "stack" }, theme.header));
+    lines.extend(frame_lines(&d.frames, theme));
+    lines
+}
+
+pub(super) fn draw_group(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>) {
+    let state = screen.state;
+    let focused = state.focus == Pane::Details;
+    frame.render_widget(pane_block(" Details ", focused, screen.theme), areas.details);
+    let lines = match screen.details {
+        Some(d) => group_lines(d, usize::from(areas.details_inner.width), screen.theme),
+        None => vec![Line::styled("no group selected", screen.theme.dim)],
+    };
+    let scroll = u16::try_from(state.details_scroll).unwrap_or(u16::MAX);
+    frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), areas.details_inner);
+}
+
+pub(super) fn draw_stack(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>, open: &OpenGroup) {
+    let focused = screen.state.focus == Pane::Details;
+    let selected =
+        open.cursor.selected.checked_sub(open.cursor.offset).and_then(|i| screen.allocations.rows.get(i));
+    let title = match selected {
+        Some(row) => format!(" Stack of {} ", format::address(row.address)),
+        None => " Stack ".to_string(),
+    };
+    frame.render_widget(pane_block(title, focused, screen.theme), areas.details);
+    let theme = screen.theme;
+    let lines = match selected {
+        Some(row) => {
+            let index = open.cursor.selected - open.cursor.offset;
+            let thread = match screen.allocation_threads.get(index) {
+                Some((tid, Some(name))) => format!("{name} ({tid})"),
+                Some((tid, None)) => tid.to_string(),
+                None => String::new(),
+            };
+            let mut lines = vec![Line::from(vec![
+                Span::raw(format::bytes(row.size)),
+                Span::styled(" at ", theme.dim),
+                Span::raw(format::duration(row.at_ns)),
+                Span::styled(" by ", theme.dim),
+                Span::raw(thread),
+            ])];
+            lines.extend(frame_lines(screen.stack, theme));
+            lines
+        }
+        None => vec![Line::styled("no allocation selected", theme.dim)],
+    };
+    let scroll = u16::try_from(open.stack_scroll).unwrap_or(u16::MAX);
+    frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), areas.details_inner);
+}

@@ -1,0 +1,60 @@
+//! The `?` overlay: every row of the key tables, with its keys and what it does.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph};
+
+use crate::keys::{BROWSE_KEYS, Binding, FILTER_KEYS};
+
+use super::theme::Theme;
+
+const KEY_COLUMN: usize = 11;
+
+/// The overlay's lines, built from the key tables.
+pub fn help_lines<'a>(theme: &Theme) -> Vec<Line<'a>> {
+    let row = |b: &Binding| {
+        Line::from(vec![
+            Span::styled(format!("{:<KEY_COLUMN$}", b.label), theme.key),
+            Span::raw(b.description),
+        ])
+    };
+    let mut lines: Vec<Line<'a>> = BROWSE_KEYS.iter().map(row).collect();
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("While typing a filter (/)", theme.header));
+    lines.extend(FILTER_KEYS.iter().map(row));
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("Mouse: click the timeline to move T; the wheel scrolls.", theme.dim));
+    lines
+}
+
+/// Draws the overlay, scrolled down by `scroll` lines when it does not fit.
+pub(super) fn draw(frame: &mut Frame<'_>, theme: &Theme, scroll: usize) {
+    let lines = help_lines(theme);
+    let width = lines.iter().map(Line::width).max().unwrap_or(0) as u16 + 4;
+    let height = lines.len() as u16 + 2;
+    let area = centered(frame.area(), width, height);
+    frame.render_widget(Clear, area);
+    let block =
+        Block::new().borders(Borders::ALL).border_style(theme.border_focused).title(" Keys ").title_bottom(
+            Line::from(if height > frame.area().height {
+                " ↑↓ scroll · Esc closes "
+            } else {
+                " Esc or ? closes "
+            })
+            .right_aligned(),
+        );
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let inner = Rect { x: inner.x + 1, width: inner.width.saturating_sub(1), ..inner };
+    let scroll = u16::try_from(scroll).unwrap_or(u16::MAX);
+    frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let [row] =
+        Layout::vertical([Constraint::Length(height.min(area.height))]).flex(Flex::Center).areas(area);
+    let [cell] =
+        Layout::horizontal([Constraint::Length(width.min(area.width))]).flex(Flex::Center).areas(row);
+    cell
+}

@@ -1,0 +1,167 @@
+//! Drawing: turns the state and the data it selects into a screen. Nothing here changes state.
+//!
+//! Screen, top to bottom: title line, timeline, body (list on the left, details on the right),
+//! status line, key-hint line; the help overlay draws over everything.
+
+mod details;
+mod help;
+mod list;
+pub mod loading;
+mod status;
+pub mod theme;
+pub mod timeline;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders};
+
+use crate::format;
+use crate::source::{AllocationPage, FrameInfo, GroupDetails, GroupRow, Summary, Totals};
+use crate::state::{Pane, ViewState};
+
+use theme::Theme;
+use timeline::Timeline;
+
+/// Where each part of the screen is; also used to find what a mouse event points at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Areas {
+    pub title: Rect,
+    pub timeline: Rect,
+    /// The timeline's drawing area inside its border.
+    pub timeline_inner: Rect,
+    pub list: Rect,
+    /// The list's rows (inside the border, below the column header).
+    pub list_rows: Rect,
+    pub details: Rect,
+    pub details_inner: Rect,
+    pub status: Rect,
+    pub hints: Rect,
+}
+
+impl Areas {
+    pub fn new(area: Rect) -> Self {
+        let timeline_height = (area.height / 3).clamp(7, 14);
+        let [title, timeline, body, status, hints] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Length(timeline_height),
+            Constraint::Min(5),
+            Constraint::Length(1),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        let list_share = if area.width >= 140 { 50 } else { 55 };
+        let [list, details] =
+            Layout::horizontal([Constraint::Percentage(list_share), Constraint::Fill(1)]).areas(body);
+        let inner = |r: Rect| Block::new().borders(Borders::ALL).inner(r);
+        let list_inner = inner(list);
+        let list_rows = Rect {
+            y: list_inner.y.saturating_add(1),
+            height: list_inner.height.saturating_sub(1),
+            ..list_inner
+        };
+        Areas {
+            title,
+            timeline,
+            timeline_inner: inner(timeline),
+            list,
+            list_rows,
+            details,
+            details_inner: inner(details),
+            status,
+            hints,
+        }
+    }
+}
+
+/// Everything one frame shows.
+pub struct Screen<'a> {
+    pub summary: &'a Summary,
+    pub state: &'a ViewState,
+    pub theme: &'a Theme,
+    /// Timeline levels for the timeline's inner width.
+    pub levels: &'a [u64],
+    /// Outstanding at T (unfiltered).
+    pub totals: Totals,
+    pub groups: &'a [GroupRow],
+    pub details: Option<&'a GroupDetails>,
+    /// The open group's visible allocations, their thread labels and the selected one's stack.
+    pub allocations: &'a AllocationPage,
+    /// (tid, name) of each allocation's thread.
+    pub allocation_threads: &'a [(u32, Option<String>)],
+    pub stack: &'a [FrameInfo],
+}
+
+/// Draws the whole screen.
+pub fn draw(frame: &mut Frame<'_>, screen: &Screen<'_>) {
+    let areas = Areas::new(frame.area());
+    let theme = screen.theme;
+    let state = screen.state;
+    frame.render_widget(title_line(screen), areas.title);
+
+    let mark_times: Vec<u64> = screen.summary.marks.iter().map(|m| m.at_ns).collect();
+    let timeline_block = pane_block(" Live heap ", state.focus == Pane::Timeline, theme);
+    frame.render_widget(timeline_block, areas.timeline);
+    frame.render_widget(
+        Timeline {
+            levels: screen.levels,
+            duration_ns: screen.summary.duration_ns,
+            at_ns: state.at_ns,
+            peak_at_ns: screen.summary.peak_at_ns,
+            peak_bytes: screen.summary.peak.bytes,
+            marks: &mark_times,
+            theme,
+        },
+        areas.timeline_inner,
+    );
+
+    match &state.open {
+        None => {
+            list::draw_groups(frame, &areas, screen);
+            details::draw_group(frame, &areas, screen);
+        }
+        Some(open) => {
+            list::draw_allocations(frame, &areas, screen, open);
+            details::draw_stack(frame, &areas, screen, open);
+        }
+    }
+    status::draw(frame, &areas, screen);
+    if state.help {
+        help::draw(frame, theme, state.help_scroll);
+    }
+}
+
+fn title_line<'a>(screen: &Screen<'a>) -> Line<'a> {
+    let s = screen.summary;
+    let theme = screen.theme;
+    let mut spans = vec![Span::styled(" leakview ", theme.title), Span::raw(" ")];
+    spans.push(Span::styled(s.title.clone(), theme.emphasis));
+    if s.pid != 0 {
+        spans.push(Span::styled(format!("  pid {}", s.pid), theme.dim));
+    }
+    spans.push(Span::styled(
+        format!("  {} · {} events", format::duration(s.duration_ns), format::count(s.events)),
+        theme.dim,
+    ));
+    if !s.complete {
+        spans.push(Span::styled("  trace cut short", theme.warning));
+    }
+    Line::from(spans)
+}
+
+/// A bordered pane; the focused one has a highlighted border.
+pub(crate) fn pane_block<'a>(title: impl Into<Line<'a>>, focused: bool, theme: &Theme) -> Block<'a> {
+    let style: Style = if focused { theme.border_focused } else { theme.border };
+    Block::new().borders(Borders::ALL).border_style(style).title(title)
+}
+
+/// Lines of the help overlay (for bounding its scrolling).
+pub fn help_line_count() -> usize {
+    help::help_lines(&Theme::monochrome()).len()
+}
+
+/// Lines the details pane has for `details` (for bounding its scrolling).
+pub fn details_line_count(details: &GroupDetails, theme: &Theme) -> usize {
+    details::group_lines(details, 40, theme).len()
+}

@@ -1,0 +1,174 @@
+//! The timeline: live heap bytes over the whole trace as a braille area chart, with the cursor
+//! at T, the peak marked above the chart and marks on the time axis below it.
+//!
+//! Rows of the area it is given: one marker row (the peak), the chart, one axis row.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::widgets::Widget;
+
+use crate::format;
+use crate::state::column_of;
+
+use super::theme::Theme;
+
+/// Braille dot bits by (row from the top, column) within a cell of 4x2 dots.
+const DOTS: [[u8; 2]; 4] = [[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]];
+const BRAILLE_BLANK: u32 = 0x2800;
+
+/// The timeline widget. `levels` holds the highest live bytes of `2 * width` equal slices of
+/// the trace (two braille dots per column).
+pub struct Timeline<'a> {
+    pub levels: &'a [u64],
+    pub duration_ns: u64,
+    pub at_ns: u64,
+    pub peak_at_ns: u64,
+    pub peak_bytes: u64,
+    /// Mark times, ns from the start.
+    pub marks: &'a [u64],
+    pub theme: &'a Theme,
+}
+
+impl Timeline<'_> {
+    /// Dot columns the chart needs for an area `width` columns wide.
+    pub fn dots_for(width: u16) -> usize {
+        usize::from(width) * 2
+    }
+
+    fn render_chart(&self, area: Rect, buf: &mut Buffer) {
+        let dot_rows = u64::from(area.height) * 4;
+        let scale = self.levels.iter().copied().max().unwrap_or(0).max(self.peak_bytes).max(1);
+        for column in 0..area.width {
+            for half in [0usize, 1] {
+                let level = self.levels.get(usize::from(column) * 2 + half).copied().unwrap_or(0);
+                let mut dots = (u128::from(level) * u128::from(dot_rows)).div_ceil(u128::from(scale)) as u64;
+                if level > 0 {
+                    dots = dots.max(1);
+                }
+                for dot in 0..dots.min(dot_rows) {
+                    let row_from_bottom = dot / 4;
+                    let y = area.bottom() - 1 - row_from_bottom as u16;
+                    let dot_in_cell = 3 - (dot % 4) as usize;
+                    let cell = &mut buf[(area.x + column, y)];
+                    let current = cell.symbol().chars().next().map(u32::from).unwrap_or(BRAILLE_BLANK);
+                    let bits = if (BRAILLE_BLANK..BRAILLE_BLANK + 256).contains(&current) {
+                        current - BRAILLE_BLANK
+                    } else {
+                        0
+                    };
+                    let glyph = char::from_u32(BRAILLE_BLANK + (bits | u32::from(DOTS[dot_in_cell][half])))
+                        .unwrap_or(' ');
+                    cell.set_char(glyph).set_style(self.theme.chart);
+                }
+            }
+        }
+        let cursor = area.x + column_of(self.at_ns, area.width, self.duration_ns);
+        for y in area.top()..area.bottom() {
+            let cell = &mut buf[(cursor, y)];
+            if cell.symbol() == " " {
+                cell.set_char('│');
+            }
+            cell.set_style(self.theme.cursor);
+        }
+    }
+
+    fn render_peak_row(&self, area: Rect, buf: &mut Buffer) {
+        if self.peak_bytes == 0 {
+            return;
+        }
+        let column = column_of(self.peak_at_ns, area.width, self.duration_ns);
+        let label =
+            format!("peak {} at {}", format::bytes(self.peak_bytes), format::duration(self.peak_at_ns));
+        let x = area.x + column;
+        buf[(x, area.y)].set_char('▼').set_style(self.theme.peak);
+        let width = label.chars().count() as u16;
+        if column + 2 + width <= area.width {
+            buf.set_string(x + 2, area.y, &label, self.theme.peak);
+        } else if column > width {
+            buf.set_string(x - 1 - width, area.y, &label, self.theme.peak);
+        } else {
+            let label = format::fit(&label, usize::from(area.width.saturating_sub(column + 2)));
+            buf.set_string(x + 2, area.y, label, self.theme.peak);
+        }
+    }
+
+    fn render_axis(&self, area: Rect, buf: &mut Buffer) {
+        let cursor = column_of(self.at_ns, area.width, self.duration_ns);
+        // Time labels give way to the cursor rather than being cut by it.
+        if cursor >= 3 {
+            buf.set_string(area.x, area.y, "0s", self.theme.dim);
+        }
+        let end = format::duration(self.duration_ns);
+        let end_width = end.chars().count() as u16;
+        if area.width > end_width + 3 && cursor + end_width + 1 < area.width {
+            buf.set_string(area.right() - end_width, area.y, &end, self.theme.dim);
+        }
+        for &mark in self.marks {
+            let x = area.x + column_of(mark, area.width, self.duration_ns);
+            buf[(x, area.y)].set_char('m').set_style(self.theme.mark);
+        }
+        buf[(area.x + cursor, area.y)].set_char('▲').set_style(self.theme.cursor);
+    }
+}
+
+impl Widget for Timeline<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        if area.width < 4 || area.height < 3 {
+            return;
+        }
+        buf.set_style(area, Style::new());
+        let peak_row = Rect { height: 1, ..area };
+        let axis_row = Rect { y: area.bottom() - 1, height: 1, ..area };
+        let chart = Rect { y: area.y + 1, height: area.height - 2, ..area };
+        self.render_chart(chart, buf);
+        self.render_peak_row(peak_row, buf);
+        self.render_axis(axis_row, buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(levels: &[u64], at_ns: u64, width: u16, height: u16) -> Buffer {
+        let theme = Theme::monochrome();
+        let area = Rect::new(0, 0, width, height);
+        let mut buf = Buffer::empty(area);
+        Timeline {
+            levels,
+            duration_ns: 100,
+            at_ns,
+            peak_at_ns: 50,
+            peak_bytes: levels.iter().copied().max().unwrap_or(0),
+            marks: &[25],
+            theme: &theme,
+        }
+        .render(area, &mut buf);
+        buf
+    }
+
+    fn row(buf: &Buffer, y: u16) -> String {
+        (0..buf.area.width).map(|x| buf[(x, y)].symbol().to_string()).collect()
+    }
+
+    #[test]
+    fn full_level_fills_the_column_and_half_level_half_of_it() {
+        let buf = render(&[8, 8, 4, 4, 0, 0, 0, 0], 100, 4, 4);
+        // Chart rows are 1 and 2: 8 dots high. Column 0 full, column 1 half, cursor at the end.
+        assert_eq!(row(&buf, 1), "⣿  │");
+        assert_eq!(row(&buf, 2), "⣿⣿ │");
+    }
+
+    #[test]
+    fn peak_cursor_and_marks_are_drawn() {
+        let buf = render(&[1; 80], 0, 40, 5);
+        assert!(row(&buf, 0).contains("▼ peak 1 B at 50ns"), "{}", row(&buf, 0));
+        let axis = row(&buf, 4);
+        assert!(axis.starts_with('▲'), "cursor at the start: {axis}");
+        assert_eq!(axis.chars().nth(10), Some('m'));
+        assert!(axis.ends_with("100ns"));
+        let at_end = row(&render(&[1; 80], 100, 40, 5), 4);
+        assert!(at_end.starts_with("0s") && at_end.ends_with('▲') && !at_end.contains("100ns"), "{at_end}");
+    }
+}

@@ -1,0 +1,139 @@
+//! Whole-screen snapshots of the browser after scripted key sequences, on an in-memory trace.
+//! Snapshots live in `tests/snapshots/`; a difference fails the test (review and accept new
+//! ones with `INSTA_UPDATE=always` or `cargo insta review`).
+
+mod common;
+
+use common::*;
+use ratatui::crossterm::event::KeyModifiers;
+use ratatui::crossterm::event::{KeyCode, MouseButton, MouseEvent, MouseEventKind};
+
+#[test]
+fn opens_at_the_end_of_the_trace() {
+    let mut app = app(server_source());
+    let mut term = terminal(80, 24);
+    draw(&mut app, &mut term);
+    insta::assert_snapshot!("open_80x24", term.backend());
+}
+
+#[test]
+fn peak_shows_the_burst() {
+    let mut app = app(server_source());
+    let mut term = terminal(80, 24);
+    press(&mut app, &mut term, &[key(KeyCode::Char('p'))]);
+    insta::assert_snapshot!("peak_80x24", term.backend());
+}
+
+#[test]
+fn stepping_and_marks_move_t() {
+    let mut app = app(server_source());
+    let mut term = terminal(80, 24);
+    press(
+        &mut app,
+        &mut term,
+        &[
+            key(KeyCode::Home),
+            key(KeyCode::Char('m')),
+            key(KeyCode::Right),
+            shift(KeyCode::Right),
+            key(KeyCode::Char(']')),
+        ],
+    );
+    insta::assert_snapshot!("mark_plus_21_steps", term.backend());
+}
+
+#[test]
+fn grouping_by_function_then_size() {
+    let mut app = app(server_source());
+    let mut term = terminal(80, 24);
+    press(&mut app, &mut term, &[key(KeyCode::Char('p')), key(KeyCode::Char('g'))]);
+    insta::assert_snapshot!("peak_by_function", term.backend());
+    press(&mut app, &mut term, &[key(KeyCode::Char('g'))]);
+    insta::assert_snapshot!("peak_by_size", term.backend());
+}
+
+#[test]
+fn sorting_by_blocks_then_newest() {
+    let mut app = app(server_source());
+    let mut term = terminal(80, 24);
+    press(&mut app, &mut term, &[key(KeyCode::Char('p')), key(KeyCode::Char('s'))]);
+    insta::assert_snapshot!("peak_sorted_by_blocks", term.backend());
+    press(&mut app, &mut term, &[key(KeyCode::Char('s'))]);
+    insta::assert_snapshot!("peak_sorted_by_newest", term.backend());
+}
+
+#[test]
+fn filter_while_typing_and_after() {
+    let mut app = app(server_source());
+    let mut term = terminal(80, 24);
+    let mut keys = vec![key(KeyCode::Char('p')), key(KeyCode::Char('/'))];
+    keys.extend(typed("http"));
+    press(&mut app, &mut term, &keys);
+    insta::assert_snapshot!("filter_typing", term.backend());
+    press(&mut app, &mut term, &[key(KeyCode::Enter)]);
+    insta::assert_snapshot!("filter_applied", term.backend());
+}
+
+#[test]
+fn drill_into_a_group_and_back() {
+    let mut app = app(server_source());
+    let mut term = terminal(80, 24);
+    press(
+        &mut app,
+        &mut term,
+        &[key(KeyCode::Down), key(KeyCode::Enter), key(KeyCode::Char('j')), key(KeyCode::Char('j'))],
+    );
+    insta::assert_snapshot!("open_group_allocations", term.backend());
+    press(&mut app, &mut term, &[key(KeyCode::Esc)]);
+    insta::assert_snapshot!("back_from_group", term.backend());
+}
+
+#[test]
+fn help_overlay_lists_the_key_table() {
+    let mut app = app(server_source());
+    let mut term = terminal(80, 40);
+    press(&mut app, &mut term, &[key(KeyCode::Char('?'))]);
+    insta::assert_snapshot!("help_80x40", term.backend());
+}
+
+#[test]
+fn details_pane_scrolls_when_focused() {
+    let mut app = app(server_source());
+    let mut term = terminal(80, 24);
+    press(&mut app, &mut term, &[key(KeyCode::Tab), key(KeyCode::PageDown)]);
+    insta::assert_snapshot!("details_scrolled", term.backend());
+}
+
+#[test]
+fn large_terminal_layout() {
+    let mut app = app(server_source());
+    let mut term = terminal(140, 40);
+    press(&mut app, &mut term, &[key(KeyCode::Char('p'))]);
+    insta::assert_snapshot!("peak_140x40", term.backend());
+}
+
+#[test]
+fn click_on_the_timeline_moves_t_and_wheel_steps() {
+    let mut app = app(server_source());
+    let mut term = terminal(80, 24);
+    draw(&mut app, &mut term);
+    // The timeline's inner area starts at column 1 of row 2 and is 78 columns wide.
+    let click = |column| MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column,
+        row: 4,
+        modifiers: KeyModifiers::NONE,
+    };
+    app.handle_mouse(click(40));
+    draw(&mut app, &mut term);
+    let clicked = app.state().at_ns;
+    assert!(clicked > 4_800_000_000 && clicked < 5_200_000_000, "middle of the trace: {clicked}");
+    insta::assert_snapshot!("clicked_middle", term.backend());
+    app.handle_mouse(MouseEvent {
+        kind: MouseEventKind::ScrollUp,
+        column: 40,
+        row: 4,
+        modifiers: KeyModifiers::NONE,
+    });
+    assert!(app.state().at_ns > clicked, "the wheel over the timeline moves T forward");
+}
