@@ -1,6 +1,56 @@
 //! leakview analyzer: replays a trace into allocation lifetimes, answers "what was outstanding
 //! at moment T", groups and ranks it, symbolizes stacks and renders reports.
+//!
+//! ```no_run
+//! use leakview_analyzer::{Analysis, GroupBy, LoadOptions, NoProgress};
+//!
+//! let analysis = Analysis::open("trace.bin".as_ref(), &LoadOptions::default(), &NoProgress)?;
+//! let t = analysis.resolve_when("peak")?;
+//! let snapshot = analysis.outstanding_at(t);
+//! let grouping = analysis.group(&snapshot, GroupBy::Stack);
+//! for group in grouping.groups.iter().take(5) {
+//!     println!("{} bytes in {} blocks", group.bytes, group.blocks);
+//!     for frame in analysis.stack_frames(group.stacks[0]).iter() {
+//!         println!("    {}", frame.display_name());
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Every time in this API is in nanoseconds since the start of the trace.
+//!
+//! Modules: `load` (parallel passes over the chunks), `lifetimes` (32-byte lifetime storage),
+//! `index` (checkpoints, timeline, peak), `when` (moments), `group` (grouping and ranking),
+//! `frames` + `trim` (symbol cache, allocator-frame trimming), `symbolize` (addresses to
+//! frames), `suppress` (LeakSanitizer-style suppressions), `report` (text, JSON, folded).
 
 #![forbid(unsafe_code)]
 
+mod analysis;
+mod error;
+mod frames;
+pub mod group;
+mod index;
+mod lifetimes;
+mod load;
+mod model;
+mod progress;
+mod stacks;
 pub mod symbolize;
+pub mod timeline;
+mod trim;
+pub mod when;
+
+pub use analysis::{Analysis, LoadOptions};
+pub use error::{LoadError, WhenError};
+pub use frames::Frames;
+pub use group::{Group, GroupBy, GroupKey, Grouping, Snapshot, SortBy, size_class, size_class_bounds};
+pub use model::{
+    Block, BlockId, EventCounts, LiveTotals, Mark, StackId, Summary, ThreadIndex, ThreadInfo, Totals,
+};
+pub use progress::{NoProgress, Progress, Stage};
+pub use stacks::MAX_STACK_DEPTH;
+pub use symbolize::{Frame, ModuleInfo, SymbolizeOptions};
+pub use timeline::{Timeline, TimelinePoint};
+pub use trim::is_trimmed_frame;
+pub use when::{When, format_duration, parse_duration};

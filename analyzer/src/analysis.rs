@@ -1,0 +1,246 @@
+//! [`Analysis`]: a loaded trace and every query on it. One value serves the CLI, the TUI and the
+//! tests; it is `Send + Sync`, and its caches fill in behind `&self`.
+
+use std::path::Path;
+
+use leakview_format::TraceReader;
+
+use crate::error::{LoadError, WhenError};
+use crate::frames::{FrameCache, Frames};
+use crate::group::{self, Group, GroupBy, Grouping, Snapshot};
+use crate::index::TimeIndex;
+use crate::lifetimes::LifetimeStore;
+use crate::load::{self, Loaded};
+use crate::model::{Block, BlockId, LiveTotals, Mark, StackId, Summary, ThreadIndex, ThreadInfo, Totals};
+use crate::progress::Progress;
+use crate::stacks::StackTable;
+use crate::symbolize::{ModuleInfo, SymbolizeOptions, Symbolizer};
+use crate::timeline::Timeline;
+use crate::when::When;
+
+/// Settings of a load.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Where the symbolizer looks for separate debug information.
+    pub symbolize: SymbolizeOptions,
+}
+
+/// A loaded, indexed trace. See the crate docs for an example.
+pub struct Analysis {
+    summary: Summary,
+    store: LifetimeStore,
+    index: TimeIndex,
+    timeline: Timeline,
+    stacks: StackTable,
+    threads: Vec<ThreadInfo>,
+    marks: Vec<Mark>,
+    modules: Vec<ModuleInfo>,
+    frames: FrameCache,
+}
+
+impl std::fmt::Debug for Analysis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analysis").field("summary", &self.summary).finish_non_exhaustive()
+    }
+}
+
+impl Analysis {
+    /// Maps, decodes, matches and indexes the trace at `path`. A damaged or incomplete trace
+    /// loads what is readable ([`Summary::complete`] is then false); only a file that cannot be
+    /// opened or is not a trace is an error.
+    pub fn open(path: &Path, options: &LoadOptions, progress: &dyn Progress) -> Result<Self, LoadError> {
+        let reader = TraceReader::open(path)?;
+        Self::from_reader(&reader, options, progress)
+    }
+
+    /// Loads from an open reader (e.g. [`TraceReader::from_bytes`]).
+    pub fn from_reader(
+        reader: &TraceReader,
+        options: &LoadOptions,
+        progress: &dyn Progress,
+    ) -> Result<Self, LoadError> {
+        let Loaded { summary, store, index, timeline, stacks, threads, marks, modules } =
+            load::load(reader, progress)?;
+        let frames = FrameCache::new(Symbolizer::new(modules.clone(), options.symbolize.clone()));
+        Ok(Analysis { summary, store, index, timeline, stacks, threads, marks, modules, frames })
+    }
+
+    /// What the trace is and holds.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// Heap totals over the whole trace.
+    pub fn totals(&self) -> &Totals {
+        &self.summary.totals
+    }
+
+    /// Length of the trace (ns); every moment lies in `0..=duration_ns()`.
+    pub fn duration_ns(&self) -> u64 {
+        self.summary.duration_ns
+    }
+
+    /// Live bytes over time, for charts.
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+
+    /// Blocks and bytes outstanding at `t` (exact; cost proportional to the events near `t`).
+    pub fn live_at(&self, t: u64) -> LiveTotals {
+        self.index.totals_at(&self.store, t)
+    }
+
+    /// Marks in time order, each with its occurrence number among marks of the same label.
+    pub fn marks(&self) -> &[Mark] {
+        &self.marks
+    }
+
+    /// The trace's threads; [`ThreadIndex`] indexes this.
+    pub fn threads(&self) -> &[ThreadInfo] {
+        &self.threads
+    }
+
+    pub fn thread(&self, index: ThreadIndex) -> Option<&ThreadInfo> {
+        self.threads.get(index.0 as usize)
+    }
+
+    /// Modules loaded during the trace.
+    pub fn modules(&self) -> &[ModuleInfo] {
+        &self.modules
+    }
+
+    /// Resolves a parsed moment to ns since the start.
+    pub fn resolve(&self, when: &When) -> Result<u64, WhenError> {
+        when.resolve(self.summary.duration_ns, self.summary.totals.peak_at_ns, &self.marks)
+    }
+
+    /// Parses and resolves a `WHEN` string (`end`, `peak`, `40%`, `1.5s`, `mark:LABEL#2`, ...).
+    pub fn resolve_when(&self, text: &str) -> Result<u64, WhenError> {
+        self.resolve(&When::parse(text)?)
+    }
+
+    /// The blocks outstanding at `t`: allocated at or before `t` and not freed by `t`. Costs work
+    /// proportional to the events near `t` plus the answer's size.
+    pub fn outstanding_at(&self, t: u64) -> Snapshot {
+        let ids = self.index.live_at(&self.store, t);
+        let bytes = ids.iter().map(|&i| self.store.size_of_index(i)).sum();
+        Snapshot { at_ns: t, totals: LiveTotals { blocks: ids.len() as u64, bytes }, ids }
+    }
+
+    /// Every block of the trace (freed or not), in allocation order.
+    pub fn block_count(&self) -> usize {
+        self.store.len()
+    }
+
+    pub fn block(&self, id: BlockId) -> Option<Block> {
+        self.store.block(id.0)
+    }
+
+    /// The blocks of a snapshot, in allocation order.
+    pub fn blocks<'a>(&'a self, snapshot: &'a Snapshot) -> impl Iterator<Item = Block> + 'a {
+        snapshot.block_ids().filter_map(|id| self.store.block(id.0))
+    }
+
+    /// Groups a snapshot, ranked by bytes. Grouping by function symbolizes the snapshot's stacks
+    /// first (see [`Analysis::group_with_progress`] to watch that).
+    pub fn group(&self, snapshot: &Snapshot, by: GroupBy) -> Grouping {
+        self.group_with_progress(snapshot, by, &crate::progress::NoProgress)
+    }
+
+    /// [`Analysis::group`], reporting symbolization progress.
+    pub fn group_with_progress(&self, snapshot: &Snapshot, by: GroupBy, progress: &dyn Progress) -> Grouping {
+        match by {
+            GroupBy::Function => {
+                let stacks: Vec<StackId> = {
+                    let mut s: Vec<u32> =
+                        snapshot.ids.iter().map(|&i| self.store.stack_of_index(i)).collect();
+                    s.sort_unstable();
+                    s.dedup();
+                    s.into_iter().map(StackId).collect()
+                };
+                self.prepare_symbols(&stacks, progress);
+                group::group_by_function(&self.store, snapshot, &|s| self.stack_frames(StackId(s)))
+            }
+            other => group::group_simple(&self.store, snapshot, other),
+        }
+    }
+
+    /// Symbolizes every address of `stacks` that is not cached yet, in bulk (much faster than
+    /// one stack at a time).
+    pub fn prepare_symbols(&self, stacks: &[StackId], progress: &dyn Progress) {
+        let ids: Vec<u32> = stacks.iter().map(|s| s.0).collect();
+        self.frames.prepare(&self.stacks, &ids, progress);
+    }
+
+    /// The symbolized frames of `stack`, innermost first, with the allocator's and leakview's own
+    /// frames trimmed from the top. Inlined functions appear as frames of their own.
+    pub fn stack_frames(&self, stack: StackId) -> Frames {
+        self.frames.frames(&self.stacks, stack.0).1
+    }
+
+    /// [`Analysis::stack_frames`] without trimming.
+    pub fn stack_frames_untrimmed(&self, stack: StackId) -> Frames {
+        self.frames.frames(&self.stacks, stack.0).0
+    }
+
+    /// The recorded return addresses of `stack`, innermost first.
+    pub fn stack_addresses(&self, stack: StackId) -> Vec<u64> {
+        self.stacks.addresses(stack.0)
+    }
+
+    /// Whether any frame of any of the group's stacks contains `needle` (ASCII case-insensitive)
+    /// in its function, file or module.
+    pub fn group_matches(&self, group: &Group, needle: &str) -> bool {
+        if needle.is_empty() {
+            return true;
+        }
+        let needle = needle.to_ascii_lowercase();
+        let hit =
+            |text: &Option<String>| text.as_ref().is_some_and(|t| t.to_ascii_lowercase().contains(&needle));
+        if let Some(frame) = &group.frame
+            && (hit(&frame.function) || hit(&frame.file) || hit(&frame.module))
+        {
+            return true;
+        }
+        group.stacks.iter().any(|&s| {
+            self.stack_frames(s).iter().any(|f| {
+                hit(&f.function)
+                    || hit(&f.file)
+                    || hit(&f.module)
+                    || f.display_name().to_ascii_lowercase().contains(&needle)
+            })
+        })
+    }
+
+    /// Indices into `grouping.groups` of the groups that [`Analysis::group_matches`] `needle`.
+    pub fn filter_groups(&self, grouping: &Grouping, needle: &str) -> Vec<usize> {
+        grouping
+            .groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| self.group_matches(g, needle))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Memory held by the analysis' core tables, in bytes (lifetimes, sites, checkpoints,
+    /// stacks), for benchmarks.
+    pub fn index_bytes(&self) -> u64 {
+        (self.store.lifetimes.capacity() * std::mem::size_of::<crate::lifetimes::Lifetime>()
+            + self.store.sites.capacity() * 8
+            + self.index.stored_ids() * 4
+            + self.stacks.len() * 16) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn analysis_can_be_shared_between_threads() {
+        assert_send_sync::<Analysis>();
+    }
+}

@@ -1,0 +1,105 @@
+//! Symbolized stacks with a cache: every unique return address is symbolized once (in bulk,
+//! through [`crate::symbolize::Symbolizer`], which works per module in parallel), and each
+//! stack's trimmed frame list is built once.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use crate::progress::{Progress, Stage};
+use crate::stacks::StackTable;
+use crate::symbolize::{Frame, Symbolizer};
+use crate::trim::trimmed_prefix_len;
+
+/// Addresses symbolized per call, so progress moves.
+const BATCH: usize = 16 * 1024;
+
+/// Frames of a stack, innermost first.
+pub type Frames = Arc<[Frame]>;
+
+/// The symbol and stack caches. All methods take `&self` and are thread-safe.
+pub(crate) struct FrameCache {
+    symbolizer: Symbolizer,
+    by_address: RwLock<HashMap<u64, Arc<[Frame]>>>,
+    by_stack: RwLock<HashMap<u32, (Frames, Frames)>>,
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+impl FrameCache {
+    pub fn new(symbolizer: Symbolizer) -> Self {
+        FrameCache { symbolizer, by_address: RwLock::default(), by_stack: RwLock::default() }
+    }
+
+    /// Symbolizes every address of `stacks` not yet in the cache.
+    pub fn prepare(&self, table: &StackTable, stacks: &[u32], progress: &dyn Progress) {
+        let missing: Vec<u64> = {
+            let cache = read(&self.by_address);
+            let mut seen = HashSet::new();
+            let done = read(&self.by_stack);
+            stacks
+                .iter()
+                .filter(|s| !done.contains_key(s))
+                .flat_map(|&s| table.addresses(s))
+                .filter(|a| !cache.contains_key(a) && seen.insert(*a))
+                .collect()
+        };
+        if missing.is_empty() {
+            return;
+        }
+        progress.start(Stage::Symbolizing, missing.len() as u64);
+        for batch in missing.chunks(BATCH) {
+            let symbolized = self.symbolizer.symbolize(batch);
+            let mut cache = write(&self.by_address);
+            for &addr in batch {
+                let frames = symbolized.get(&addr).cloned().unwrap_or_else(|| vec![self.fallback(addr)]);
+                cache.insert(addr, frames.into());
+            }
+            drop(cache);
+            progress.advance(batch.len() as u64);
+        }
+        progress.finish(Stage::Symbolizing);
+    }
+
+    fn fallback(&self, addr: u64) -> Frame {
+        let module = self.symbolizer.module_for(addr);
+        Frame {
+            function: None,
+            file: None,
+            line: None,
+            module: module.map(|m| m.path.display().to_string()),
+            address: addr,
+            module_offset: module.map(|m| addr.wrapping_sub(m.base)),
+            inlined: false,
+        }
+    }
+
+    /// Full and trimmed frames of `stack`, symbolizing what is missing.
+    pub fn frames(&self, table: &StackTable, stack: u32) -> (Frames, Frames) {
+        if let Some(hit) = read(&self.by_stack).get(&stack) {
+            return hit.clone();
+        }
+        self.prepare(table, &[stack], &crate::progress::NoProgress);
+        let full: Vec<Frame> = {
+            let cache = read(&self.by_address);
+            table
+                .addresses(stack)
+                .into_iter()
+                .flat_map(|a| match cache.get(&a) {
+                    Some(frames) => frames.to_vec(),
+                    None => vec![self.fallback(a)],
+                })
+                .collect()
+        };
+        let cut = trimmed_prefix_len(&full);
+        let trimmed: Frames = full[cut..].to_vec().into();
+        let entry = (Frames::from(full), trimmed);
+        write(&self.by_stack).insert(stack, entry.clone());
+        entry
+    }
+}
