@@ -48,6 +48,13 @@ fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_little_endian().with_variable_int_encoding()
 }
 
+/// Decoding never claims more memory than this, whatever lengths a damaged header states.
+const DECODE_LIMIT: usize = 1 << 20;
+
+fn decode_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_little_endian().with_variable_int_encoding().with_limit::<DECODE_LIMIT>()
+}
+
 impl TraceMetadata {
     /// Encodes the metadata so it fits the header page, dropping trailing arguments (replaced by
     /// `"…"`) and then shortening the executable path if it must. `None` if nothing makes it fit.
@@ -80,7 +87,7 @@ impl TraceMetadata {
 
     /// Decodes metadata written by this or a newer minor version.
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        bincode::decode_from_slice(bytes, config()).map(|(meta, _)| meta).map_err(|e| e.to_string())
+        bincode::decode_from_slice(bytes, decode_config()).map(|(meta, _)| meta).map_err(|e| e.to_string())
     }
 
     /// The command line joined by spaces, for display.
@@ -135,6 +142,15 @@ mod tests {
         assert_eq!(back.argv.first().map(String::as_str), Some("argument-0"));
         assert_eq!(back.argv.last().map(String::as_str), Some("…"));
         assert_eq!(back.pid, 42);
+    }
+
+    #[test]
+    fn absurd_lengths_are_an_error_not_an_allocation() {
+        // pid, parent pid, then an executable path claiming 2^56 bytes.
+        let bytes = [1, 1, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00];
+        assert!(TraceMetadata::decode(&bytes).is_err());
+        let many_strings = [1, 1, 0, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00];
+        assert!(TraceMetadata::decode(&many_strings).is_err());
     }
 
     #[test]
