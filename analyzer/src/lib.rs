@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 mod analysis;
+pub mod check;
 mod error;
 mod frames;
 pub mod group;
@@ -35,13 +36,16 @@ mod lifetimes;
 mod load;
 mod model;
 mod progress;
+pub mod report;
 mod stacks;
+pub mod suppress;
 pub mod symbolize;
 pub mod timeline;
 mod trim;
 pub mod when;
 
 pub use analysis::{Analysis, LoadOptions};
+pub use check::{CheckOutcome, check};
 pub use error::{LoadError, WhenError};
 pub use frames::Frames;
 pub use group::{Group, GroupBy, GroupKey, Grouping, Snapshot, SortBy, size_class, size_class_bounds};
@@ -49,7 +53,9 @@ pub use model::{
     Block, BlockId, EventCounts, LiveTotals, Mark, StackId, Summary, ThreadIndex, ThreadInfo, Totals,
 };
 pub use progress::{NoProgress, Progress, Stage};
+pub use report::Report;
 pub use stacks::MAX_STACK_DEPTH;
+pub use suppress::{SuppressionError, Suppressions};
 pub use symbolize::{Frame, ModuleInfo, SymbolizeOptions};
 pub use timeline::{Timeline, TimelinePoint};
 pub use trim::is_trimmed_frame;

@@ -1,7 +1,10 @@
 //! One module per subcommand; `run` dispatches.
 
+mod check;
 mod demo;
+mod loading;
 mod record;
+mod report;
 mod stats;
 
 use std::process::ExitCode;
@@ -14,6 +17,8 @@ use crate::cli::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Stats(args)) => stats::run(&args),
+        Some(Command::Report(args)) => report::run(&args),
+        Some(Command::Check(args)) => check::run(&args),
         Some(Command::Record(args)) => record::run(&args),
         Some(Command::Demo(args)) => demo::run(&args),
         Some(other) => bail!("`{}` is not available in this build yet", command_name(&other)),

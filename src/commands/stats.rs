@@ -1,41 +1,33 @@
-//! `leakview stats TRACE`: header metadata and counts per event kind.
+//! `leakview stats TRACE`: the trace's header, event counts per kind, and the analyzer's figures
+//! (allocations, frees, peak, outstanding at the end).
 
-use std::collections::BTreeMap;
+use std::fmt::Write;
 use std::process::ExitCode;
 
-use leakview_format::{EventKind, TraceReader};
+use leakview_analyzer::report::units::{bytes, count};
+use leakview_analyzer::{Analysis, format_duration};
+use leakview_format::TraceReader;
 
+use super::loading::{self, Bars};
 use crate::cli::StatsArgs;
 
 pub fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
     let reader = TraceReader::open(&args.trace)?;
+    let bars = Bars::new();
+    let analysis = loading::load(&args.trace, &bars)?;
+    drop(bars);
+    print!("{}", render(&reader, &analysis)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render(reader: &TraceReader, analysis: &Analysis) -> anyhow::Result<String> {
+    let s = analysis.summary();
+    let t = &s.totals;
     let meta = reader.metadata();
     let header = reader.header();
-    let mut counts: BTreeMap<EventKind, u64> = BTreeMap::new();
-    let mut threads = std::collections::BTreeSet::new();
-    let mut first_ts = u64::MAX;
-    let mut last_ts = 0u64;
-    let mut decode_errors = 0u64;
-    for chunk in reader.chunks() {
-        threads.insert(chunk.tid);
-        for event in reader.events(chunk) {
-            match event {
-                Ok(event) => {
-                    *counts.entry(event.kind()).or_default() += 1;
-                    if let Some(ts) = event.timestamp() {
-                        first_ts = first_ts.min(ts);
-                        last_ts = last_ts.max(ts);
-                    }
-                }
-                Err(_) => decode_errors += 1,
-            }
-        }
-    }
-    let total: u64 = counts.values().sum();
     let mut out = String::new();
-    use std::fmt::Write;
     let w = &mut out;
-    writeln!(w, "trace        {}", args.trace.display())?;
+    writeln!(w, "trace        {}", s.path.display())?;
     writeln!(w, "format       {}.{}", header.version_major, header.version_minor)?;
     writeln!(w, "command      {}", meta.command_line())?;
     writeln!(w, "executable   {}", meta.executable)?;
@@ -43,52 +35,63 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
     writeln!(w, "recorder     {} ({:?})", meta.recorder, meta.recorder_kind)?;
     writeln!(w, "arch         {} ({}-bit)", meta.arch, u32::from(meta.pointer_width) * 8)?;
     writeln!(w, "started      {} ns since the Unix epoch", meta.start_unix_ns)?;
-    if total > 0 && last_ts >= first_ts {
-        writeln!(w, "duration     {:.3} s", (last_ts - first_ts) as f64 / 1e9)?;
-    }
-    writeln!(w, "threads      {}", threads.len())?;
+    writeln!(w, "duration     {}", format_duration(s.duration_ns))?;
+    writeln!(w, "threads      {}", s.threads)?;
+    writeln!(w, "modules      {}", s.modules)?;
+    writeln!(w, "stacks       {}", count(s.stacks))?;
     writeln!(
         w,
-        "file size    {} bytes in {} chunks of {} bytes",
-        reader.file_len(),
-        reader.chunks().len(),
-        header.chunk_size
+        "file size    {} in {} chunks of {}",
+        bytes(s.file_bytes),
+        count(reader.chunks().len() as u64),
+        bytes(u64::from(header.chunk_size))
     )?;
-    writeln!(w, "events       {total}")?;
-    for kind in EventKind::ALL {
-        writeln!(w, "  {:<13}{}", kind.name(), counts.get(&kind).copied().unwrap_or(0))?;
+    writeln!(w, "events       {}", count(s.events))?;
+    for (kind, n) in s.event_counts.by_kind() {
+        writeln!(w, "  {kind:<15}{}", count(n))?;
     }
-    if total > 0 {
+    if s.events > 0 {
+        writeln!(w, "bytes/event  {:.2}", s.event_bytes as f64 / s.events as f64)?;
+    }
+    writeln!(w, "allocations  {} ({} allocated)", count(t.allocations), bytes(t.bytes_allocated))?;
+    writeln!(w, "frees        {}", count(t.frees))?;
+    if t.unmatched_frees > 0 {
         writeln!(
             w,
-            "bytes/event  {:.2}",
-            reader.chunks().iter().map(|c| c.body_len() as u64).sum::<u64>() as f64 / total as f64
+            "  unmatched  {} (memory allocated before recording began, or double frees)",
+            count(t.unmatched_frees)
         )?;
     }
-    let complete = reader.is_complete() && decode_errors == 0;
-    writeln!(w, "complete     {}", if complete { "yes" } else { "no" })?;
-    if !header.finished() {
+    writeln!(
+        w,
+        "peak         {} in {} blocks at {}",
+        bytes(t.peak_bytes),
+        count(t.peak_blocks),
+        format_duration(t.peak_at_ns)
+    )?;
+    writeln!(
+        w,
+        "outstanding  {} in {} blocks at the end",
+        bytes(s.outstanding_at_end.bytes),
+        count(s.outstanding_at_end.blocks)
+    )?;
+    writeln!(w, "marks        {}", analysis.marks().len())?;
+    writeln!(w, "complete     {}", if s.complete { "yes" } else { "no" })?;
+    if !s.finished {
         writeln!(
             w,
             "  the recorder did not finish (program killed or still running); read up to the last published event"
         )?;
     }
-    if header.truncated() {
+    if s.truncated {
+        writeln!(w, "  recording stopped early (disk full or size limit); {} events lost", s.lost_events)?;
+    }
+    if s.damaged_chunks + s.undecodable_chunks > 0 {
         writeln!(
             w,
-            "  recording stopped early (disk full or size limit); {} events lost",
-            header.lost_events
+            "  {} damaged or missing chunks, {} undecodable chunk tails",
+            s.damaged_chunks, s.undecodable_chunks
         )?;
     }
-    if reader.damaged_chunks() + reader.missing_chunks() > 0 || decode_errors > 0 {
-        writeln!(
-            w,
-            "  {} damaged chunks, {} missing chunks, {} undecodable chunk tails",
-            reader.damaged_chunks(),
-            reader.missing_chunks(),
-            decode_errors
-        )?;
-    }
-    print!("{out}");
-    Ok(ExitCode::SUCCESS)
+    Ok(out)
 }

@@ -1,0 +1,152 @@
+//! The CI gate behind `leakview check`: outstanding blocks at a moment, minus those whose stack
+//! matches a suppression rule. Any block left is a leak.
+
+use std::fmt::Write;
+
+use crate::analysis::Analysis;
+use crate::group::{Group, GroupBy, GroupKey};
+use crate::model::{LiveTotals, StackId};
+use crate::progress::Progress;
+use crate::report::units::{bytes, plural};
+use crate::suppress::{Rule, Suppressions};
+
+/// Stacks listed in the short text of a failed check.
+const LISTED: usize = 10;
+
+/// What a check found.
+#[derive(Debug, Clone)]
+pub struct CheckOutcome {
+    pub at_ns: u64,
+    /// Everything outstanding at `at_ns`.
+    pub outstanding: LiveTotals,
+    /// Outstanding and not suppressed.
+    pub leaked: LiveTotals,
+    pub suppressed: LiveTotals,
+    /// Unsuppressed stack groups, most bytes first.
+    pub leaks: Vec<Group>,
+    /// Each rule with the blocks it suppressed.
+    pub rule_hits: Vec<(Rule, LiveTotals)>,
+}
+
+impl CheckOutcome {
+    /// Whether the check passes (nothing leaked).
+    pub fn passed(&self) -> bool {
+        self.leaked.blocks == 0
+    }
+
+    /// A short text: the verdict, totals, the largest leaking stacks, suppression hits.
+    pub fn to_text(&self, analysis: &Analysis, when: &str) -> String {
+        let mut out = String::new();
+        let at = crate::when::format_duration(self.at_ns);
+        if self.passed() {
+            let _ = writeln!(
+                out,
+                "ok: no leaks at {when} ({at}); {} in {} outstanding, all suppressed",
+                bytes(self.outstanding.bytes),
+                plural(self.outstanding.blocks, "block", "blocks")
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "leaks: {} in {} outstanding at {when} ({at}) from {}",
+                bytes(self.leaked.bytes),
+                plural(self.leaked.blocks, "block", "blocks"),
+                plural(self.leaks.len() as u64, "stack", "stacks")
+            );
+            for (i, g) in self.leaks.iter().take(LISTED).enumerate() {
+                let _ = writeln!(
+                    out,
+                    "\n#{}  {} in {}",
+                    i + 1,
+                    bytes(g.bytes),
+                    plural(g.blocks, "block", "blocks")
+                );
+                let frames = g.stacks.first().map(|&s| analysis.stack_frames(s)).unwrap_or_default();
+                if frames.is_empty() {
+                    let _ = writeln!(out, "    (no stack recorded)");
+                }
+                for f in frames.iter().take(8) {
+                    let loc = crate::report::text_location(f);
+                    if loc.is_empty() {
+                        let _ = writeln!(out, "    {}", f.display_name());
+                    } else {
+                        let _ = writeln!(out, "    {}  {loc}", f.display_name());
+                    }
+                }
+                if frames.len() > 8 {
+                    let _ = writeln!(out, "    … {} more frames", frames.len() - 8);
+                }
+            }
+            if self.leaks.len() > LISTED {
+                let _ = writeln!(
+                    out,
+                    "\n… and {} more; `leakview report` shows them all",
+                    plural((self.leaks.len() - LISTED) as u64, "stack", "stacks")
+                );
+            }
+        }
+        if self.suppressed.blocks > 0 {
+            let _ = writeln!(
+                out,
+                "\nsuppressed: {} in {}",
+                bytes(self.suppressed.bytes),
+                plural(self.suppressed.blocks, "block", "blocks")
+            );
+            for (rule, hits) in self.rule_hits.iter().filter(|(_, h)| h.blocks > 0) {
+                let _ = writeln!(
+                    out,
+                    "    leak:{}  {} in {}",
+                    rule.pattern,
+                    bytes(hits.bytes),
+                    plural(hits.blocks, "block", "blocks")
+                );
+            }
+        }
+        out
+    }
+}
+
+/// Checks the blocks outstanding at `at_ns` against `suppressions`.
+pub fn check(
+    analysis: &Analysis,
+    at_ns: u64,
+    suppressions: &Suppressions,
+    progress: &dyn Progress,
+) -> CheckOutcome {
+    let snapshot = analysis.outstanding_at(at_ns);
+    let grouping = analysis.group(&snapshot, GroupBy::Stack);
+    if !suppressions.is_empty() {
+        let stacks: Vec<StackId> = grouping.groups.iter().filter_map(|g| g.stacks.first().copied()).collect();
+        analysis.prepare_symbols(&stacks, progress);
+    }
+    let mut outcome = CheckOutcome {
+        at_ns,
+        outstanding: snapshot.totals(),
+        leaked: LiveTotals::default(),
+        suppressed: LiveTotals::default(),
+        leaks: Vec::new(),
+        rule_hits: suppressions.rules().iter().map(|r| (r.clone(), LiveTotals::default())).collect(),
+    };
+    for g in grouping.groups {
+        let GroupKey::Stack(stack) = g.key else { continue };
+        let rule = if suppressions.is_empty() {
+            None
+        } else {
+            suppressions.matching_rule(&analysis.stack_frames(stack))
+        };
+        match rule {
+            Some(i) => {
+                outcome.suppressed.blocks += g.blocks;
+                outcome.suppressed.bytes += g.bytes;
+                outcome.rule_hits[i].1.blocks += g.blocks;
+                outcome.rule_hits[i].1.bytes += g.bytes;
+            }
+            None => {
+                outcome.leaked.blocks += g.blocks;
+                outcome.leaked.bytes += g.bytes;
+                outcome.leaks.push(g);
+            }
+        }
+    }
+    outcome
+}

@@ -1,0 +1,30 @@
+//! Folded stacks for flamegraph tools: `root;caller;...;leaf BYTES`, one line per outstanding
+//! stack, outermost frame first, heaviest stack first.
+
+use super::Report;
+use crate::group::GroupBy;
+use crate::model::StackId;
+
+pub(super) fn render(report: &Report<'_>) -> String {
+    let a = report.analysis;
+    let by_stack = if report.grouping.by == GroupBy::Stack {
+        report.grouping.clone()
+    } else {
+        a.group(&a.outstanding_at(report.at_ns), GroupBy::Stack)
+    };
+    let stacks: Vec<StackId> = by_stack.groups.iter().filter_map(|g| g.stacks.first().copied()).collect();
+    a.prepare_symbols(&stacks, &crate::progress::NoProgress);
+    let mut out = String::new();
+    for g in &by_stack.groups {
+        let Some(&stack) = g.stacks.first() else { continue };
+        let frames = a.stack_frames(stack);
+        let names: Vec<String> =
+            frames.iter().rev().map(|f| f.display_name().replace(';', ":").replace('\n', " ")).collect();
+        let line = if names.is_empty() { "[unknown]".to_string() } else { names.join(";") };
+        out.push_str(&line);
+        out.push(' ');
+        out.push_str(&g.bytes.to_string());
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,95 @@
+//! The JSON report (`--format json`). Its shape is documented in the README; fields are only
+//! ever added, and `schema` changes only if one must be removed or changed.
+
+use serde_json::{Value, json};
+
+use super::Report;
+use crate::group::{GroupKey, size_class_bounds};
+use crate::symbolize::Frame;
+
+/// Version of the JSON shape.
+pub const JSON_SCHEMA: u32 = 1;
+
+/// One frame: `function`, `file`, `line` (null when unknown), `module` (path, or null),
+/// `address` (hex string, since JSON numbers cannot hold every 64-bit address), `inlined`.
+pub fn frame_json(frame: &Frame) -> Value {
+    json!({
+        "function": frame.function,
+        "file": frame.file,
+        "line": frame.line,
+        "module": frame.module,
+        "address": format!("{:#x}", frame.address),
+        "inlined": frame.inlined,
+    })
+}
+
+pub(super) fn render(report: &Report<'_>) -> String {
+    let a = report.analysis;
+    let s = a.summary();
+    let t = &s.totals;
+    let groups: Vec<Value> = report
+        .shown()
+        .iter()
+        .map(|g| {
+            let frames: Vec<Value> = report.frames_of(g).iter().map(frame_json).collect();
+            let mut v = json!({
+                "blocks": g.blocks,
+                "bytes": g.bytes,
+                "first_alloc_ns": g.first_alloc_ns,
+                "last_alloc_ns": g.last_alloc_ns,
+                "threads": g.threads.len(),
+                "frames": frames,
+            });
+            match &g.key {
+                GroupKey::Stack(id) => v["stack_id"] = json!(id.0),
+                GroupKey::Function(name) => v["function"] = json!(name.as_ref()),
+                GroupKey::Size(size) => v["size"] = json!(size),
+                GroupKey::SizeClass(class) => {
+                    let (min, max) = size_class_bounds(*class);
+                    v["size_class"] = json!({ "min": min, "max": max });
+                }
+                GroupKey::Thread(index) => {
+                    let info = a.thread(*index);
+                    v["thread"] = json!({
+                        "tid": info.map(|i| i.tid),
+                        "name": info.and_then(|i| i.name.clone()),
+                    });
+                }
+            }
+            v
+        })
+        .collect();
+    let doc = json!({
+        "schema": JSON_SCHEMA,
+        "trace": {
+            "path": s.path.display().to_string(),
+            "pid": s.pid,
+            "command": s.command,
+            "start_unix_ns": s.start_unix_ns,
+            "duration_ns": s.duration_ns,
+            "events": s.events,
+            "threads": s.threads,
+            "complete": s.complete,
+        },
+        "at": report.when,
+        "at_ns": report.at_ns,
+        "group_by": report.grouping.by.name(),
+        "totals": {
+            "allocations": t.allocations,
+            "frees": t.frees,
+            "unmatched_frees": t.unmatched_frees,
+            "bytes_allocated": t.bytes_allocated,
+            "peak_bytes": t.peak_bytes,
+            "peak_at_ns": t.peak_at_ns,
+        },
+        "outstanding": {
+            "blocks": report.grouping.totals.blocks,
+            "bytes": report.grouping.totals.bytes,
+            "groups": report.grouping.groups.len(),
+        },
+        "groups": groups,
+    });
+    let mut out = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".to_string());
+    out.push('\n');
+    out
+}

@@ -1,0 +1,80 @@
+//! Reports of what was outstanding at a moment: built once ([`Report::new`]) and rendered as
+//! text for people, JSON for programs (`"schema": 1`, fields only ever added) or folded stacks
+//! for flamegraph tools.
+
+mod folded;
+mod json;
+mod text;
+pub mod units;
+
+use crate::analysis::Analysis;
+use crate::frames::Frames;
+use crate::group::{Group, GroupBy, GroupKey, Grouping};
+use crate::model::StackId;
+use crate::progress::Progress;
+
+pub use json::{JSON_SCHEMA, frame_json};
+pub use text::location as text_location;
+
+/// Outstanding blocks at one moment, grouped, ranked and symbolized.
+pub struct Report<'a> {
+    pub analysis: &'a Analysis,
+    /// The moment as the user named it (`end`, `mark:warmup`, ...).
+    pub when: String,
+    pub at_ns: u64,
+    pub grouping: Grouping,
+    /// Groups shown (0: all).
+    pub top: usize,
+}
+
+impl<'a> Report<'a> {
+    /// Groups the blocks outstanding at `at_ns` and symbolizes the stacks the report shows.
+    pub fn new(
+        analysis: &'a Analysis,
+        when: &str,
+        at_ns: u64,
+        by: GroupBy,
+        top: usize,
+        progress: &dyn Progress,
+    ) -> Self {
+        let snapshot = analysis.outstanding_at(at_ns);
+        let grouping = analysis.group_with_progress(&snapshot, by, progress);
+        let report = Report { analysis, when: when.to_string(), at_ns, grouping, top };
+        let stacks: Vec<StackId> = report.shown().iter().filter_map(|g| g.stacks.first().copied()).collect();
+        analysis.prepare_symbols(&stacks, progress);
+        report
+    }
+
+    /// The groups to show, best first.
+    pub fn shown(&self) -> &[Group] {
+        let n =
+            if self.top == 0 { self.grouping.groups.len() } else { self.top.min(self.grouping.groups.len()) };
+        &self.grouping.groups[..n]
+    }
+
+    /// The frames to show for `group`: its stack, or for other groupings the stack contributing
+    /// the most bytes to it.
+    pub fn frames_of(&self, group: &Group) -> Frames {
+        match (&group.key, group.stacks.first()) {
+            (GroupKey::Function(_), _) => group.frame.clone().into_iter().collect::<Vec<_>>().into(),
+            (_, Some(&stack)) => self.analysis.stack_frames(stack),
+            (_, None) => Vec::new().into(),
+        }
+    }
+
+    /// Human-readable text.
+    pub fn to_text(&self) -> String {
+        text::render(self)
+    }
+
+    /// JSON (`"schema": 1`), pretty-printed.
+    pub fn to_json(&self) -> String {
+        json::render(self)
+    }
+
+    /// Folded stacks, `root;...;leaf BYTES`, one line per outstanding stack (all of them,
+    /// whatever the grouping and `top`).
+    pub fn to_folded(&self) -> String {
+        folded::render(self)
+    }
+}

@@ -1,0 +1,182 @@
+//! The text report: a header with the trace and the moment, then the ranked groups with aligned
+//! columns (bytes, blocks, share) and each group's stack as `function  file:line`.
+
+use std::fmt::Write;
+
+use super::Report;
+use super::units::{bytes, count, duration, plural, share};
+use crate::group::{GroupBy, GroupKey, size_class_bounds};
+use crate::symbolize::Frame;
+
+/// Longest function column before names are left to overflow.
+const MAX_FUNCTION_WIDTH: usize = 60;
+
+/// `file:line`, or the module's file name (plus offset when the function is known), or empty.
+pub fn location(frame: &Frame) -> String {
+    match (&frame.file, frame.line) {
+        (Some(file), Some(line)) => format!("{file}:{line}"),
+        (Some(file), None) => file.clone(),
+        _ => match (&frame.module, frame.function.is_some()) {
+            (Some(module), true) => {
+                let name = module.rsplit('/').next().unwrap_or(module);
+                match frame.module_offset {
+                    Some(off) => format!("{name}+{off:#x}"),
+                    None => name.to_string(),
+                }
+            }
+            _ => String::new(),
+        },
+    }
+}
+
+fn group_title(report: &Report<'_>, key: &GroupKey) -> String {
+    match key {
+        GroupKey::Stack(_) => String::new(),
+        GroupKey::Function(name) => name.to_string(),
+        GroupKey::Size(size) => format!("size {}", bytes(*size)),
+        GroupKey::SizeClass(class) => {
+            let (lo, hi) = size_class_bounds(*class);
+            format!("sizes {}..{}", bytes(lo), bytes(hi))
+        }
+        GroupKey::Thread(index) => match report.analysis.thread(*index) {
+            Some(info) => format!("thread {}", info.label()),
+            None => format!("thread #{}", index.0),
+        },
+    }
+}
+
+pub(super) fn render(report: &Report<'_>) -> String {
+    let mut out = String::new();
+    write_header(report, &mut out);
+    let shown = report.shown();
+    if shown.is_empty() {
+        let _ = writeln!(out, "\nNo outstanding allocations.");
+        return out;
+    }
+    let total = report.grouping.totals.bytes;
+    let rows: Vec<[String; 4]> = shown
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            [
+                format!("#{}", i + 1),
+                bytes(g.bytes),
+                plural(g.blocks, "block", "blocks"),
+                share(g.bytes, total),
+            ]
+        })
+        .collect();
+    let width = |k: usize| rows.iter().map(|r| r[k].chars().count()).max().unwrap_or(0);
+    let widths = [width(0), width(1), width(2), width(3)];
+    for (g, row) in shown.iter().zip(&rows) {
+        let _ = write!(
+            out,
+            "\n{:<w0$}  {:>w1$}  {:>w2$}  {:>w3$}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
+        );
+        let title = group_title(report, &g.key);
+        if !title.is_empty() {
+            let _ = write!(out, "  {title}");
+        }
+        let _ = write!(out, "  allocated {}", span(g.first_alloc_ns, g.last_alloc_ns));
+        if g.threads.len() > 1 {
+            let _ = write!(out, " by {} threads", g.threads.len());
+        } else if let Some(info) = g.threads.first().and_then(|&t| report.analysis.thread(t)) {
+            let _ = write!(out, " by thread {}", info.label());
+        }
+        out.push('\n');
+        let frames = report.frames_of(g);
+        if report.grouping.by != GroupBy::Stack
+            && !matches!(g.key, GroupKey::Function(_))
+            && !frames.is_empty()
+        {
+            let _ = writeln!(out, "    heaviest stack:");
+        }
+        write_frames(&frames, &mut out);
+        if let GroupKey::Function(_) = g.key {
+            let _ = writeln!(out, "    on {}", plural(g.stacks.len() as u64, "stack", "stacks"));
+        }
+    }
+    let hidden = report.grouping.groups.len() - shown.len();
+    if hidden > 0 {
+        let _ = writeln!(
+            out,
+            "\n… and {} more (use --top 0 to see all)",
+            plural(hidden as u64, "group", "groups")
+        );
+    }
+    out
+}
+
+fn span(first: u64, last: u64) -> String {
+    if first == last {
+        format!("at {}", duration(first))
+    } else {
+        format!("{}..{}", duration(first), duration(last))
+    }
+}
+
+fn write_frames(frames: &[Frame], out: &mut String) {
+    if frames.is_empty() {
+        let _ = writeln!(out, "    (no stack recorded)");
+        return;
+    }
+    let names: Vec<String> = frames.iter().map(Frame::display_name).collect();
+    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0).min(MAX_FUNCTION_WIDTH);
+    for (frame, name) in frames.iter().zip(&names) {
+        let loc = location(frame);
+        let inlined = if frame.inlined { "  [inlined]" } else { "" };
+        if loc.is_empty() {
+            let _ = writeln!(out, "    {name}{inlined}");
+        } else {
+            let _ = writeln!(out, "    {name:<width$}  {loc}{inlined}");
+        }
+    }
+}
+
+fn write_header(report: &Report<'_>, out: &mut String) {
+    let a = report.analysis;
+    let s = a.summary();
+    let t = &s.totals;
+    let command = if s.command.is_empty() { s.executable.clone() } else { s.command.join(" ") };
+    let _ = writeln!(out, "trace    {} (pid {}: {})", s.path.display(), s.pid, command);
+    let _ = writeln!(
+        out,
+        "heap     {} allocations, {} frees, {} allocated, peak {} at {}",
+        count(t.allocations),
+        count(t.frees),
+        bytes(t.bytes_allocated),
+        bytes(t.peak_bytes),
+        duration(t.peak_at_ns)
+    );
+    let by = match report.grouping.by {
+        GroupBy::Stack => "stacks",
+        GroupBy::Function => "functions",
+        GroupBy::Size => "sizes",
+        GroupBy::SizeClass => "size classes",
+        GroupBy::Thread => "threads",
+    };
+    let _ = writeln!(
+        out,
+        "at       {} ({} of {}): {} in {} outstanding, in {} {by}",
+        report.when,
+        duration(report.at_ns),
+        duration(s.duration_ns),
+        bytes(report.grouping.totals.bytes),
+        plural(report.grouping.totals.blocks, "block", "blocks"),
+        count(report.grouping.groups.len() as u64),
+    );
+    if !s.complete {
+        let _ = writeln!(
+            out,
+            "warning  the trace is incomplete (program killed, disk full or damaged file); shown is what could be read"
+        );
+    }
+}

@@ -1,0 +1,27 @@
+//! `leakview check`: a CI gate. Exit 1 with a short report if any block outstanding at the
+//! moment is not suppressed, 0 otherwise (2 on usage or input errors, via `main`).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use leakview_analyzer::{Suppressions, check};
+
+use super::loading::{self, Bars};
+use crate::cli::CheckArgs;
+
+pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let suppressions = match &args.suppressions {
+        Some(path) => Suppressions::load(path)?,
+        None => Suppressions::default(),
+    };
+    let bars = Bars::new();
+    let analysis = loading::load(&args.trace, &bars)?;
+    let at_ns = analysis.resolve_when(&args.at).with_context(|| format!("--at {}", args.at))?;
+    let outcome = check(&analysis, at_ns, &suppressions, &bars);
+    drop(bars);
+    print!("{}", outcome.to_text(&analysis, args.at.trim()));
+    if !analysis.summary().complete {
+        eprintln!("leakview: warning: {} is incomplete; checked what could be read", args.trace.display());
+    }
+    Ok(if outcome.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

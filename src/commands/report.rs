@@ -1,0 +1,36 @@
+//! `leakview report`: what was outstanding at a moment, grouped and ranked, as text, JSON or
+//! folded stacks.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use leakview_analyzer::{GroupBy, Report};
+
+use super::loading::{self, Bars};
+use crate::cli::{self, ReportArgs, ReportFormat};
+
+pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let bars = Bars::new();
+    let analysis = loading::load(&args.trace, &bars)?;
+    let at_ns = analysis.resolve_when(&args.at).with_context(|| format!("--at {}", args.at))?;
+    let by = match args.group_by {
+        cli::GroupBy::Stack => GroupBy::Stack,
+        cli::GroupBy::Function => GroupBy::Function,
+        cli::GroupBy::Size => GroupBy::Size,
+        cli::GroupBy::Thread => GroupBy::Thread,
+    };
+    let report = Report::new(&analysis, args.at.trim(), at_ns, by, args.top, &bars);
+    let text = match args.format {
+        ReportFormat::Text => report.to_text(),
+        ReportFormat::Json => report.to_json(),
+        ReportFormat::Folded => report.to_folded(),
+    };
+    drop(bars);
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other.context("cannot write the report")?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
