@@ -123,6 +123,8 @@ impl Default for SymbolizeOptions {
 /// come from several threads at once.
 pub struct Symbolizer {
     modules: Vec<ModuleInfo>,
+    /// Each module's path as frames show it.
+    module_names: Vec<String>,
     options: SymbolizeOptions,
     index: ModuleIndex,
     /// For each module, the slot in `files` of its file.
@@ -145,8 +147,10 @@ impl Symbolizer {
             })
             .collect();
         let files = (0..slots.len()).map(|_| Mutex::new(None)).collect();
+        let module_names = modules.iter().map(|m| m.path.display().to_string()).collect();
         Symbolizer {
             modules,
+            module_names,
             options,
             index,
             file_of_module,
@@ -166,15 +170,19 @@ impl Symbolizer {
     /// `address - 1` so the call instruction is found). Every input address gets at least one
     /// frame in the result.
     pub fn symbolize(&self, addresses: &[u64]) -> HashMap<u64, Vec<Frame>> {
-        let unique: HashSet<u64> = addresses.iter().copied().collect();
-        let mut result: HashMap<u64, Vec<Frame>> = HashMap::with_capacity(unique.len());
+        let mut result: HashMap<u64, Vec<Frame>> = HashMap::with_capacity(addresses.len());
         let mut by_file: HashMap<usize, Vec<(u64, usize)>> = HashMap::new();
+        let mut queued: HashSet<u64> = HashSet::new();
         {
             let cache = self.cache.read().unwrap_or_else(PoisonError::into_inner);
-            for &addr in &unique {
+            for &addr in addresses {
+                if result.contains_key(&addr) || queued.contains(&addr) {
+                    continue;
+                }
                 if let Some(frames) = cache.get(&addr) {
                     result.insert(addr, frames.clone());
                 } else if let Some(module) = self.index.lookup(addr) {
+                    queued.insert(addr);
                     by_file.entry(self.file_of_module[module]).or_default().push((addr, module));
                 } else {
                     result.insert(addr, vec![self.fallback_frame(addr, None)]);
@@ -220,16 +228,17 @@ impl Symbolizer {
                 let info = &self.modules[module];
                 let svma = addr.wrapping_sub(info.base);
                 let source = file.lookup(svma.saturating_sub(1));
-                (addr, self.frames(addr, info, source))
+                (addr, self.frames(addr, module, source))
             })
             .collect()
     }
 
     /// Frames for `addr` in `module` from what the debug info said, innermost first.
-    fn frames(&self, addr: u64, module: &ModuleInfo, source: Vec<SourceFrame>) -> Vec<Frame> {
+    fn frames(&self, addr: u64, module: usize, source: Vec<SourceFrame>) -> Vec<Frame> {
         if source.is_empty() {
             return vec![self.fallback_frame(addr, Some(module))];
         }
+        let base = self.modules[module].base;
         let outermost = source.len() - 1;
         source
             .into_iter()
@@ -238,23 +247,23 @@ impl Symbolizer {
                 function: s.function,
                 file: s.file,
                 line: s.line,
-                module: Some(module.path.display().to_string()),
+                module: Some(self.module_names[module].clone()),
                 address: addr,
-                module_offset: Some(addr.wrapping_sub(module.base)),
+                module_offset: Some(addr.wrapping_sub(base)),
                 inlined: i < outermost,
             })
             .collect()
     }
 
     /// The frame shown when nothing is known: `module+0xOFFSET`, or the bare address.
-    fn fallback_frame(&self, addr: u64, module: Option<&ModuleInfo>) -> Frame {
+    fn fallback_frame(&self, addr: u64, module: Option<usize>) -> Frame {
         Frame {
             function: None,
             file: None,
             line: None,
-            module: module.map(|m| m.path.display().to_string()),
+            module: module.map(|m| self.module_names[m].clone()),
             address: addr,
-            module_offset: module.map(|m| addr.wrapping_sub(m.base)),
+            module_offset: module.map(|m| addr.wrapping_sub(self.modules[m].base)),
             inlined: false,
         }
     }

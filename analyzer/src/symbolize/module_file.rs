@@ -2,6 +2,7 @@
 //! (the file itself, a build-id or debuglink debug file, a dwz supplementary file), opens them
 //! once, and answers lookups by ELF virtual address.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use addr2line::Loader;
@@ -31,6 +32,8 @@ enum Symbols {
 pub(crate) struct ModuleFile {
     dwarf: Option<Loader>,
     symbols: Symbols,
+    /// Raw name → readable name: many addresses share a function, demangle each name once.
+    demangled: HashMap<Box<str>, Box<str>>,
 }
 
 /// Names the vDSO and similar in-memory objects have no file behind them.
@@ -45,7 +48,7 @@ fn is_virtual(path: &Path) -> bool {
 impl ModuleFile {
     /// A module with nothing to look up in.
     pub fn empty() -> Self {
-        ModuleFile { dwarf: None, symbols: Symbols::Read(SymbolTable::default()) }
+        ModuleFile { dwarf: None, symbols: Symbols::Read(SymbolTable::default()), demangled: HashMap::new() }
     }
 
     /// Opens the module at `path`, recorded with `recorded_build_id` (empty if unknown), and
@@ -97,7 +100,7 @@ impl ModuleFile {
         if own.is_some() {
             candidates.push(path.to_path_buf());
         }
-        ModuleFile { dwarf, symbols: Symbols::NotRead { candidates } }
+        ModuleFile { dwarf, symbols: Symbols::NotRead { candidates }, demangled: HashMap::new() }
     }
 
     /// The call chain at ELF virtual address `probe`, innermost first; empty when nothing is
@@ -114,7 +117,7 @@ impl ModuleFile {
         frames
     }
 
-    fn dwarf_frames(&self, probe: u64) -> Vec<SourceFrame> {
+    fn dwarf_frames(&mut self, probe: u64) -> Vec<SourceFrame> {
         let Some(loader) = &self.dwarf else { return Vec::new() };
         let mut frames = Vec::new();
         if let Ok(mut iter) = loader.find_frames(probe) {
@@ -124,7 +127,7 @@ impl ModuleFile {
                     .function
                     .as_ref()
                     .and_then(|f| f.raw_name().ok())
-                    .map(|raw| demangle(&raw).into_owned());
+                    .map(|raw| readable(&mut self.demangled, &raw));
                 let (file, line) =
                     frame.location.map(|loc| (loc.file.map(str::to_owned), loc.line)).unwrap_or_default();
                 frames.push(SourceFrame { function, file, line });
@@ -150,8 +153,18 @@ impl ModuleFile {
             self.symbols = Symbols::Read(table);
         }
         let Symbols::Read(table) = &self.symbols else { return None };
-        table.lookup(probe).map(|entry| demangle(&entry.name).into_owned())
+        table.lookup(probe).map(|entry| readable(&mut self.demangled, &entry.name))
     }
+}
+
+/// The demangled form of `raw`, computed once per name.
+fn readable(memo: &mut HashMap<Box<str>, Box<str>>, raw: &str) -> String {
+    if let Some(known) = memo.get(raw) {
+        return known.to_string();
+    }
+    let readable = demangle(raw).into_owned();
+    memo.insert(raw.into(), readable.as_str().into());
+    readable
 }
 
 /// The module's own info if it is the file that was recorded, with the reason when it is not.
