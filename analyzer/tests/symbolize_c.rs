@@ -178,3 +178,73 @@ fn same_file_at_several_bases_is_opened_once() {
     let warnings = symbolizer.warnings();
     assert!(matches!(warnings.as_slice(), [SymbolizeWarning::Unreadable { .. }]), "{warnings:?}");
 }
+
+#[test]
+fn damaged_module_files_degrade_without_panicking() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(binary) = build_c_fixture(dir.path(), "prog", &[]) else { return };
+    let sites = c_call_sites(&binary);
+    let bytes = std::fs::read(&binary).expect("read");
+    let cuts = [0, 16, 64, 200, bytes.len() / 3, bytes.len() / 2, bytes.len() - 100];
+    for (i, &cut) in cuts.iter().enumerate() {
+        let damaged = dir.path().join(format!("damaged{i}"));
+        std::fs::write(&damaged, &bytes[..cut]).expect("write");
+        let mut module = module_info(1, &binary, FAKE_BASE, true);
+        module.path = damaged;
+        let symbolizer = Symbolizer::new(vec![module], no_debug_dirs());
+        let addrs = [FAKE_BASE + sites["site0"], FAKE_BASE + sites["site1"], FAKE_BASE + 1];
+        let out = symbolizer.symbolize(&addrs);
+        for addr in addrs {
+            assert!(!out[&addr].is_empty(), "cut at {cut}: every address gets a frame");
+        }
+    }
+    // Not an object file at all.
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "plain text").expect("write");
+    let mut module = module_info(1, &binary, FAKE_BASE, true);
+    module.path = text;
+    let symbolizer = Symbolizer::new(vec![module], no_debug_dirs());
+    let addr = FAKE_BASE + sites["site1"];
+    assert_eq!(
+        symbolizer.symbolize(&[addr])[&addr][0].display_name(),
+        format!("notes.txt+{:#x}", sites["site1"])
+    );
+    assert!(matches!(symbolizer.warnings().as_slice(), [SymbolizeWarning::Unreadable { .. }]));
+}
+
+#[test]
+fn corrupt_dwarf_degrades_without_panicking() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(binary) = build_c_fixture(dir.path(), "prog", &[]) else { return };
+    let sites = c_call_sites(&binary);
+    let bytes = std::fs::read(&binary).expect("read");
+    let file = object::File::parse(&*bytes).expect("parse");
+    let sections = [".debug_info", ".debug_abbrev", ".debug_line", ".debug_str", ".debug_rnglists"];
+    let ranges: Vec<(usize, usize)> = sections
+        .iter()
+        .filter_map(|name| file.section_by_name(name)?.file_range())
+        .map(|(start, size)| (usize::try_from(start).expect("offset"), usize::try_from(size).expect("size")))
+        .collect();
+    assert!(ranges.len() >= 3, "the fixture has DWARF sections");
+    for (i, &(start, size)) in ranges.iter().enumerate() {
+        for pattern in [0x00u8, 0xff, 0x7f] {
+            let mut damaged_bytes = bytes.clone();
+            // Keep the first bytes of the section (unit headers) and break what follows, or
+            // break everything.
+            let from = if pattern == 0x7f { start } else { start + size.min(12) };
+            for (j, b) in damaged_bytes[from..start + size].iter_mut().enumerate() {
+                *b = pattern ^ (j as u8 & 0x11);
+            }
+            let damaged = dir.path().join(format!("corrupt{i}_{pattern:02x}"));
+            std::fs::write(&damaged, &damaged_bytes).expect("write");
+            let mut module = module_info(1, &binary, FAKE_BASE, true);
+            module.path = damaged;
+            let symbolizer = Symbolizer::new(vec![module], no_debug_dirs());
+            let addrs = [FAKE_BASE + sites["site0"], FAKE_BASE + sites["site1"]];
+            let out = symbolizer.symbolize(&addrs);
+            for addr in addrs {
+                assert!(!out[&addr].is_empty());
+            }
+        }
+    }
+}

@@ -302,4 +302,26 @@ mod tests {
         assert_eq!(s.module_for(0x10_1000).map(|m| m.id), Some(2));
         assert_eq!(s.module_for(0x10_0fff).map(|m| m.id), None);
     }
+
+    #[test]
+    fn vdso_is_not_opened_and_not_warned_about() {
+        let mut vdso = module(1, 0x7fff_0000, 0);
+        vdso.path = PathBuf::from("linux-vdso.so.1");
+        let s = Symbolizer::new(vec![vdso], SymbolizeOptions::default());
+        let out = s.symbolize(&[0x7fff_1010]);
+        assert_eq!(out[&0x7fff_1010][0].display_name(), "linux-vdso.so.1+0x1010");
+        assert!(s.warnings().is_empty());
+    }
+
+    #[test]
+    fn duplicates_and_empty_input() {
+        let s = Symbolizer::new(vec![module(1, 0x10_0000, 0)], SymbolizeOptions::default());
+        assert!(s.symbolize(&[]).is_empty());
+        let out = s.symbolize(&[0x10_1001, 0x10_1001, 0x5]);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[&0x10_1001].len(), 1);
+        // The missing module file is reported once, however often it is asked about.
+        let _ = s.symbolize(&[0x10_1002]);
+        assert_eq!(s.warnings().len(), 1, "{:?}", s.warnings());
+    }
 }
