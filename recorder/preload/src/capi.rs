@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use leakview::engine::recorder::{self, Guard};
 use leakview::engine::session::ALLOCATIONS_ENABLED;
-use leakview::engine::stack::stack_pointer;
+use leakview::engine::stack::HookRegisters;
 
 use crate::PROFILE;
 
@@ -45,13 +45,13 @@ pub extern "C" fn leakview_disable() {
 /// No requirement on `ptr`: it is only recorded.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn leakview_alloc(ptr: *mut c_void, size: usize) {
-    let hook_sp = stack_pointer();
+    let hook = HookRegisters::here();
     if ptr.is_null() {
         return;
     }
     let Some(mut guard) = Guard::enter() else { return };
     guard.save_errno();
-    recorder::alloc(&mut guard, &PROFILE, ptr as u64, size as u64, 0, hook_sp);
+    recorder::alloc(&mut guard, &PROFILE, ptr as u64, size as u64, 0, hook);
 }
 
 /// Reports that the block at `ptr` reported with `leakview_alloc` was released.

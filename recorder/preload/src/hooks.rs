@@ -8,22 +8,22 @@ use std::ffi::c_void;
 
 use leakview::engine::clock;
 use leakview::engine::recorder::{self, Guard};
-use leakview::engine::stack::stack_pointer;
+use leakview::engine::stack::HookRegisters;
 
 use crate::PROFILE;
 use crate::real;
 
 #[inline(always)]
-fn record_alloc(mut guard: Guard, ptr: *mut c_void, size: usize, align: usize, hook_sp: u64) {
+fn record_alloc(mut guard: Guard, ptr: *mut c_void, size: usize, align: usize, hook: HookRegisters) {
     guard.save_errno();
-    recorder::alloc(&mut guard, &PROFILE, ptr as u64, size as u64, align as u64, hook_sp);
+    recorder::alloc(&mut guard, &PROFILE, ptr as u64, size as u64, align as u64, hook);
 }
 
 /// # Safety
 /// The C `malloc` contract.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
-    let hook_sp = stack_pointer();
+    let hook = HookRegisters::here();
     let Some(guard) = Guard::enter() else {
         // SAFETY: forwarding the caller's arguments.
         return unsafe { real::malloc(size) };
@@ -31,7 +31,7 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
     // SAFETY: forwarding the caller's arguments.
     let ptr = unsafe { real::malloc(size) };
     if !ptr.is_null() {
-        record_alloc(guard, ptr, size, 0, hook_sp);
+        record_alloc(guard, ptr, size, 0, hook);
     }
     ptr
 }
@@ -40,7 +40,7 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 /// The C `calloc` contract.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
-    let hook_sp = stack_pointer();
+    let hook = HookRegisters::here();
     let Some(guard) = Guard::enter() else {
         // SAFETY: forwarding the caller's arguments.
         return unsafe { real::calloc(n, size) };
@@ -48,7 +48,7 @@ pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
     // SAFETY: forwarding the caller's arguments.
     let ptr = unsafe { real::calloc(n, size) };
     if !ptr.is_null() {
-        record_alloc(guard, ptr, n.wrapping_mul(size), 0, hook_sp);
+        record_alloc(guard, ptr, n.wrapping_mul(size), 0, hook);
     }
     ptr
 }
@@ -92,7 +92,7 @@ pub unsafe extern "C" fn free_aligned_sized(ptr: *mut c_void, align: usize, size
 }
 
 #[inline(always)]
-unsafe fn realloc_impl(ptr: *mut c_void, size: usize, hook_sp: u64) -> *mut c_void {
+unsafe fn realloc_impl(ptr: *mut c_void, size: usize, hook: HookRegisters) -> *mut c_void {
     let Some(mut guard) = Guard::enter() else {
         // SAFETY: forwarding the caller's arguments.
         return unsafe { real::realloc(ptr, size) };
@@ -101,7 +101,7 @@ unsafe fn realloc_impl(ptr: *mut c_void, size: usize, hook_sp: u64) -> *mut c_vo
         // SAFETY: forwarding the caller's arguments.
         let new = unsafe { real::realloc(ptr, size) };
         if !new.is_null() {
-            record_alloc(guard, new, size, 0, hook_sp);
+            record_alloc(guard, new, size, 0, hook);
         }
         return new;
     }
@@ -117,7 +117,7 @@ unsafe fn realloc_impl(ptr: *mut c_void, size: usize, hook_sp: u64) -> *mut c_vo
         // Otherwise it failed and the old block is still live: nothing happened.
         return new;
     }
-    recorder::realloc(&mut guard, &PROFILE, ts_free, ptr as u64, new as u64, size as u64, hook_sp);
+    recorder::realloc(&mut guard, &PROFILE, ts_free, ptr as u64, new as u64, size as u64, hook);
     new
 }
 
@@ -125,29 +125,29 @@ unsafe fn realloc_impl(ptr: *mut c_void, size: usize, hook_sp: u64) -> *mut c_vo
 /// The C `realloc` contract.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
-    let hook_sp = stack_pointer();
+    let hook = HookRegisters::here();
     // SAFETY: forwarding the caller's arguments.
-    unsafe { realloc_impl(ptr, size, hook_sp) }
+    unsafe { realloc_impl(ptr, size, hook) }
 }
 
 /// # Safety
 /// The `reallocarray` contract.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn reallocarray(ptr: *mut c_void, n: usize, size: usize) -> *mut c_void {
-    let hook_sp = stack_pointer();
+    let hook = HookRegisters::here();
     let Some(total) = n.checked_mul(size) else {
         leakview::engine::sys::set_errno(libc::ENOMEM);
         return std::ptr::null_mut();
     };
     // SAFETY: forwarding the caller's arguments.
-    unsafe { realloc_impl(ptr, total, hook_sp) }
+    unsafe { realloc_impl(ptr, total, hook) }
 }
 
 /// # Safety
 /// The `posix_memalign` contract.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> i32 {
-    let hook_sp = stack_pointer();
+    let hook = HookRegisters::here();
     let Some(guard) = Guard::enter() else {
         // SAFETY: forwarding the caller's arguments.
         return unsafe { real::posix_memalign(out, align, size) };
@@ -157,7 +157,7 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
     if rc == 0 {
         // SAFETY: on success the real function stored the block through `out`.
         let ptr = unsafe { *out };
-        record_alloc(guard, ptr, size, align, hook_sp);
+        record_alloc(guard, ptr, size, align, hook);
     }
     rc
 }
@@ -169,7 +169,7 @@ macro_rules! aligned_hook {
         /// The C contract of the function of the same name.
         #[cfg_attr(not(test), unsafe(no_mangle))]
         pub unsafe extern "C" fn $name(align: usize, size: usize) -> *mut c_void {
-            let hook_sp = stack_pointer();
+            let hook = HookRegisters::here();
             let Some(guard) = Guard::enter() else {
                 // SAFETY: forwarding the caller's arguments.
                 return unsafe { $real(align, size) };
@@ -177,7 +177,7 @@ macro_rules! aligned_hook {
             // SAFETY: forwarding the caller's arguments.
             let ptr = unsafe { $real(align, size) };
             if !ptr.is_null() {
-                record_alloc(guard, ptr, size, align, hook_sp);
+                record_alloc(guard, ptr, size, align, hook);
             }
             ptr
         }
@@ -193,7 +193,7 @@ macro_rules! page_hook {
         /// The C contract of the function of the same name.
         #[cfg_attr(not(test), unsafe(no_mangle))]
         pub unsafe extern "C" fn $name(size: usize) -> *mut c_void {
-            let hook_sp = stack_pointer();
+            let hook = HookRegisters::here();
             let Some(guard) = Guard::enter() else {
                 // SAFETY: forwarding the caller's arguments.
                 return unsafe { $real(size) };
@@ -201,7 +201,7 @@ macro_rules! page_hook {
             // SAFETY: forwarding the caller's arguments.
             let ptr = unsafe { $real(size) };
             if !ptr.is_null() {
-                record_alloc(guard, ptr, size, real::page(), hook_sp);
+                record_alloc(guard, ptr, size, real::page(), hook);
             }
             ptr
         }

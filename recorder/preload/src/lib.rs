@@ -100,8 +100,9 @@ extern "C" fn fork_child() {
 /// Library constructor: resolve the real allocator, register fork and exit handlers, and start
 /// recording (if no allocation has started it already).
 extern "C" fn constructor() {
-    real::ensure_resolved();
     let Some(mut guard) = Guard::enter() else { return };
+    // With the guard held, what dlsym allocates while resolving is not the program's.
+    real::ensure_resolved();
     // SAFETY: registering handlers with the required signatures; what they allocate is the
     // recorder's own (the guard is held), not the program's.
     unsafe {

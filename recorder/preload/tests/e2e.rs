@@ -218,3 +218,73 @@ fn weak_c_api_runs_without_leakview() {
     assert!(output.status.success());
     assert_eq!(String::from_utf8_lossy(&output.stdout), "basic: done\n");
 }
+
+/// The stacks of all allocations, in order, as (module path, offset) frames.
+fn relative_stacks(trace: &Trace) -> Vec<Vec<(String, u64)>> {
+    let reader = leakview_format::TraceReader::open(&trace.path).expect("open");
+    let mut stacks = Vec::new();
+    for chunk in reader.chunks() {
+        for event in reader.events(chunk) {
+            if let leakview_format::Event::Alloc { stack, .. } = event.expect("decode") {
+                let frames = trace
+                    .frames(stack)
+                    .into_iter()
+                    .map(|ip| match trace.module_of(ip) {
+                        Some(m) => (m.path.clone(), ip - m.base),
+                        None => ("?".to_string(), ip),
+                    })
+                    .collect();
+                stacks.push(frames);
+            }
+        }
+    }
+    stacks
+}
+
+/// Records `fixture` twice, reusing recent stacks and unwinding every stack in full; returns
+/// both traces after checking that every allocation's stack is the same in both.
+fn compare_reuse_with_full_unwinds(fixture: &str, args: &[&str]) -> (std::path::PathBuf, Trace) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("fixture");
+    compile(&[fixture], &exe, &[]);
+    let reused_path = dir.path().join("reused.bin");
+    record(&exe, args, &reused_path, &dir.path().join("manifest"), None);
+    let full_path = dir.path().join("full.bin");
+    let output = std::process::Command::new(&exe)
+        .args(args)
+        .env("LD_PRELOAD", support::preload_library())
+        .env("LEAKVIEW_OUTPUT", &full_path)
+        .env("LEAKVIEW_STACK_REUSE", "0")
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+    let reused = Trace::load(&reused_path);
+    let full = Trace::load(&full_path);
+    let a = relative_stacks(&reused);
+    let b = relative_stacks(&full);
+    assert_eq!(a.len(), b.len());
+    let deep = a.iter().filter(|s| s.len() > 20).count();
+    assert!(deep * 4 > a.len(), "expected mostly deep stacks, got {deep} of {}", a.len());
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert_eq!(x, y, "allocation {i}: reused stack differs from the full unwind");
+    }
+    let keep = dir.keep();
+    (keep.join("fixture"), reused)
+}
+
+#[test]
+fn reusing_recent_stacks_never_changes_a_stack() {
+    let (exe, reused) = compare_reuse_with_full_unwinds("stacks.c", &[]);
+    let attribution = Attribution::new(&[&exe]);
+    let expected_bytes: u64 = (0..20000u64).step_by(4).map(|i| 16 + i % 200).sum();
+    assert_eq!(attribution.leaks(&reused), expect(&[("alloc_leaf", 5000, expected_bytes)]));
+    let _ = std::fs::remove_dir_all(exe.parent().expect("dir"));
+}
+
+#[test]
+fn reusing_recent_stacks_is_exact_in_an_allocation_loop() {
+    let (exe, reused) = compare_reuse_with_full_unwinds("churn.c", &["100000"]);
+    assert!(reused.allocations >= 100_000);
+    assert!(reused.outstanding.is_empty() || Attribution::new(&[&exe]).leaks(&reused).is_empty());
+    let _ = std::fs::remove_dir_all(exe.parent().expect("dir"));
+}

@@ -5,6 +5,8 @@
 //!   trace. Unset: `leakview-<program>-<pid>.bin` in the current directory.
 //! - `LEAKVIEW_DEPTH`: maximum frames per stack (default 128, at most 256).
 //! - `LEAKVIEW_MANIFEST`: a file to which each process appends `<absolute trace path>\n`.
+//! - `LEAKVIEW_STACK_REUSE=0`: unwind every stack in full instead of reusing the unchanged
+//!   outer frames of recent stacks (a diagnostic: the stacks recorded are the same).
 
 use crate::engine::stack::{DEFAULT_DEPTH, MAX_DEPTH_LIMIT};
 use crate::engine::sys;
@@ -12,6 +14,7 @@ use crate::engine::sys;
 pub const ENV_OUTPUT: &str = "LEAKVIEW_OUTPUT";
 pub const ENV_DEPTH: &str = "LEAKVIEW_DEPTH";
 pub const ENV_MANIFEST: &str = "LEAKVIEW_MANIFEST";
+pub const ENV_STACK_REUSE: &str = "LEAKVIEW_STACK_REUSE";
 
 /// The settings of one recording.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +23,8 @@ pub struct Config {
     pub output: Option<Vec<u8>>,
     pub manifest: Option<Vec<u8>>,
     pub max_depth: usize,
+    /// Reuse unchanged outer frames of recent stacks (default on).
+    pub stack_reuse: bool,
 }
 
 fn getenv(name: &str) -> Option<Vec<u8>> {
@@ -51,6 +56,7 @@ impl Config {
             output: getenv(ENV_OUTPUT),
             manifest: getenv(ENV_MANIFEST),
             max_depth: parse_depth(getenv(ENV_DEPTH).as_deref()),
+            stack_reuse: getenv(ENV_STACK_REUSE).as_deref() != Some(b"0"),
         }
     }
 }

@@ -78,6 +78,12 @@ impl Snapshot {
         i > 0 && address < self.ranges[i - 1].1
     }
 
+    /// The known module range holding `address`.
+    pub fn range_of(&self, address: u64) -> Option<(u64, u64)> {
+        let i = self.ranges.partition_point(|&(start, _)| start <= address);
+        (i > 0 && address < self.ranges[i - 1].1).then(|| self.ranges[i - 1])
+    }
+
     fn knows(&self, key: u64) -> bool {
         self.keys.contains(&key)
     }

@@ -6,6 +6,7 @@ use leakview_format::Event;
 use crate::engine::clock;
 use crate::engine::modules;
 use crate::engine::session::{self, ALLOCATIONS_ENABLED, Profile, Session};
+use crate::engine::stack::HookRegisters;
 use crate::engine::sys;
 use crate::engine::thread::{self, ThreadState};
 use std::sync::atomic::Ordering;
@@ -59,8 +60,8 @@ impl Drop for Guard {
     }
 }
 
-/// Captures the calling thread's stack (frames above `hook_sp`) and returns its node id.
-fn capture(session: &Session, state: &mut ThreadState, hook_sp: u64, ts: u64) -> u32 {
+/// Captures the calling thread's stack (the frames above the hook's) and returns its node id.
+fn capture(session: &Session, state: &mut ThreadState, hook: HookRegisters, ts: u64) -> u32 {
     if state.has_exited() {
         return 0;
     }
@@ -71,7 +72,10 @@ fn capture(session: &Session, state: &mut ThreadState, hook_sp: u64, ts: u64) ->
     };
     // SAFETY: the capture state is owned by this thread and separate from its stream.
     let capture = unsafe { &mut *capture };
-    let mut walk = capture.walk(snapshot, hook_sp, session.max_depth);
+    if !session.stack_reuse {
+        capture.forget();
+    }
+    let mut walk = capture.walk(snapshot, hook, session.max_depth);
     if walk.unknown_address && modules::loader_generation() != snapshot.loader_generation {
         let Some(stream) = state.stream() else { return 0 };
         session.modules.rescan(ts, &mut |event| {
@@ -81,7 +85,7 @@ fn capture(session: &Session, state: &mut ThreadState, hook_sp: u64, ts: u64) ->
             snapshot = fresh;
         }
         capture.forget();
-        walk = capture.walk(snapshot, hook_sp, session.max_depth);
+        walk = capture.walk(snapshot, hook, session.max_depth);
     }
     let _ = walk;
     let Some(stream) = state.stream() else { return 0 };
@@ -104,14 +108,14 @@ fn running(profile: &Profile, state: &mut ThreadState) -> Option<&'static Sessio
 }
 
 /// A block of `size` bytes (alignment `align`, 0 = default) came into being at `addr`.
-pub fn alloc(guard: &mut Guard, profile: &Profile, addr: u64, size: u64, align: u64, hook_sp: u64) {
+pub fn alloc(guard: &mut Guard, profile: &Profile, addr: u64, size: u64, align: u64, hook: HookRegisters) {
     let ts = clock::monotonic_ns();
     if !ALLOCATIONS_ENABLED.load(Ordering::Relaxed) {
         return;
     }
     let state = guard.state();
     let Some(session) = running(profile, state) else { return };
-    let stack = capture(session, state, hook_sp, ts);
+    let stack = capture(session, state, hook, ts);
     if let Some(stream) = state.stream() {
         session.append(stream, &Event::Alloc { ts, addr, size, align, stack });
     }
@@ -141,7 +145,7 @@ pub fn realloc(
     old_addr: u64,
     new_addr: u64,
     size: u64,
-    hook_sp: u64,
+    hook: HookRegisters,
 ) {
     let ts = clock::monotonic_ns();
     let state = guard.state();
@@ -156,7 +160,7 @@ pub fn realloc(
         return;
     }
     let Some(session) = running(profile, state) else { return };
-    let stack = capture(session, state, hook_sp, ts);
+    let stack = capture(session, state, hook, ts);
     if let Some(stream) = state.stream() {
         session.append(stream, &Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack });
     }

@@ -38,6 +38,8 @@ pub struct Session {
     pub stacks: StackTable,
     pub modules: ModuleRegistry,
     pub max_depth: usize,
+    /// Reuse unchanged outer frames of recent stacks.
+    pub stack_reuse: bool,
     pub path: PathBuf,
     warned: AtomicBool,
 }
@@ -135,6 +137,7 @@ fn start(profile: &Profile, state: &mut ThreadState) -> Result<Session, String> 
         stacks,
         modules: ModuleRegistry::new(),
         max_depth: config.max_depth,
+        stack_reuse: config.stack_reuse,
         path,
         warned: AtomicBool::new(false),
     };

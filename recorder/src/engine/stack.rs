@@ -1,9 +1,9 @@
 //! Call-stack capture inside an allocation hook, for code built without frame pointers.
 //!
-//! The walk starts from registers read with inline asm in [`CaptureState::walk`] and steps
-//! outward with framehop's DWARF CFI unwinder over the in-memory unwind tables of the module
-//! [`Snapshot`]. Every stack read is bounds-checked to `[sp, stack_top)` of the thread.
-//! Frames at or below the hook's own stack pointer are the recorder's and are skipped.
+//! The walk starts from the hook's own registers ([`HookRegisters::here`], inline asm in the
+//! hook) and steps outward with framehop's DWARF CFI unwinder over the in-memory unwind tables
+//! of the module [`Snapshot`]. Every stack read is bounds-checked to `[sp, stack_top)` of the
+//! thread. The hook's own frame is not recorded; every frame above it is.
 //!
 //! Reuse of the previous stack: each thread keeps its last stack (root first) with the
 //! registers of every frame and the stack words read while stepping out of it. When a new walk
@@ -24,20 +24,44 @@ const READS_PER_STEP: usize = 4;
 /// A step that read more words than fit; frames beyond it cannot be reused.
 const UNVERIFIABLE: u8 = u8::MAX;
 
-/// The stack pointer of the calling function (inline: read it in the hook itself).
-#[inline(always)]
-pub fn stack_pointer() -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let sp: u64;
-        // SAFETY: reads a register; no memory or flags are touched.
-        unsafe { std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
-        sp
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let marker = 0u8;
-        std::hint::black_box(&marker) as *const u8 as u64
+/// Registers of a hook's own frame, read in the hook's body: the walk starts there (the
+/// hook's frame is live for the whole walk and its saved words do not change), so the
+/// recorder's own frames below it are never unwound, and every frame above it is recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HookRegisters {
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+}
+
+impl HookRegisters {
+    /// Reads the registers of the calling function: call it directly in the hook (it is
+    /// always inlined).
+    #[inline(always)]
+    pub fn here() -> HookRegisters {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let (ip, sp, bp): (u64, u64, u64);
+            // SAFETY: reads registers only; no memory or flags are touched.
+            unsafe {
+                std::arch::asm!(
+                    "lea {ip}, [rip]",
+                    "mov {sp}, rsp",
+                    "mov {bp}, rbp",
+                    ip = out(reg) ip,
+                    sp = out(reg) sp,
+                    bp = out(reg) bp,
+                    options(nomem, nostack, preserves_flags)
+                );
+            }
+            HookRegisters { ip, sp, bp }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let marker = 0u8;
+            let sp = std::hint::black_box(&marker) as *const u8 as u64;
+            HookRegisters { ip: 0, sp, bp: 0 }
+        }
     }
 }
 
@@ -49,7 +73,11 @@ struct Frame {
     bp: u64,
     /// Trie node of the stack from the root to this frame (only in the kept stack).
     node: u32,
+    /// Stack words read while stepping out of this frame (`UNVERIFIABLE` if not re-checkable).
     read_count: u8,
+    /// The first `check_count` reads are the ones the step's outcome depends on (set when the
+    /// frame is kept, once its caller is known).
+    check_count: u8,
     read_failed: u8,
     reads: [(u64, u64); READS_PER_STEP],
 }
@@ -61,9 +89,55 @@ impl Frame {
         bp: 0,
         node: 0,
         read_count: 0,
+        check_count: 0,
         read_failed: 0,
         reads: [(0, 0); READS_PER_STEP],
     };
+
+    /// Moves the reads the step's outcome depends on to the front: with a `caller`, the
+    /// return-address slot (`caller.sp - 8`) and any word holding the caller's bp (the slot bp
+    /// may have been restored from); other words only restore registers the rules never use.
+    /// The root frame's step (where the walk ended) depends on all of them.
+    fn select_checks(&mut self, caller: Option<&Frame>) {
+        if self.read_count == UNVERIFIABLE {
+            return;
+        }
+        let count = usize::from(self.read_count);
+        let Some(caller) = caller else {
+            self.check_count = self.read_count;
+            return;
+        };
+        let mut kept = 0usize;
+        for i in 0..count {
+            let (addr, value) = self.reads[i];
+            let failed = self.read_failed & (1 << i) != 0;
+            if failed || addr == caller.sp.wrapping_sub(8) || value == caller.bp {
+                self.reads.swap(i, kept);
+                let (a, b) = ((self.read_failed >> i) & 1, (self.read_failed >> kept) & 1);
+                self.read_failed = (self.read_failed & !(1 << i) & !(1 << kept)) | (a << kept) | (b << i);
+                kept += 1;
+            }
+        }
+        self.check_count = kept as u8;
+    }
+}
+
+/// Recent stacks kept per thread: a loop that allocates from a few alternating call paths
+/// finds each path's previous stack among them.
+const KEPT_STACKS: usize = 4;
+/// A walk that joined a kept stack after more new frames than this diverged from it along a
+/// path of its own, kept separately.
+const SHORT_DIVERGENCE: usize = 3;
+
+/// One previous stack, root first.
+struct KeptStack {
+    /// Snapshot the stack was walked with; reuse only within the same one.
+    snapshot: *const Snapshot,
+    len: usize,
+    truncated: bool,
+    /// When it was last used (for replacing the least recently used one).
+    used_at: u64,
+    frames: [Frame; MAX_DEPTH_LIMIT],
 }
 
 /// Per-thread capture state; lives in its own mapping (see [`CaptureState::create`]).
@@ -72,18 +146,14 @@ pub struct CaptureState {
     stack_high: u64,
     #[cfg(target_arch = "x86_64")]
     cache: framehop::x86_64::CacheX86_64<framehop::MustNotAllocateDuringUnwind>,
-    /// Snapshot the kept stack was walked with; reuse only within the same one.
-    kept_snapshot: *const Snapshot,
-    kept_len: usize,
-    kept_truncated: bool,
-    /// The kept (previous) stack, root first.
-    kept: [Frame; MAX_DEPTH_LIMIT],
+    kept: [KeptStack; KEPT_STACKS],
+    clock: u64,
     /// The frames of the current walk, innermost first.
     fresh: [Frame; MAX_DEPTH_LIMIT],
     fresh_len: usize,
     fresh_truncated: bool,
-    /// Index in `kept` where the current walk joined the previous stack.
-    joined: Option<usize>,
+    /// Kept stack and index in it where the current walk joined a previous stack.
+    joined: Option<(usize, usize)>,
     region: Option<Region>,
 }
 
@@ -120,15 +190,14 @@ impl CaptureState {
         let ptr = region.as_ptr().cast::<CaptureState>();
         let (stack_low, stack_high) = thread_stack_bounds().unwrap_or((0, 0));
         // SAFETY: the region is large enough, page-aligned (so aligned for the type), ours alone.
-        // The big arrays are left as the mapping's zero bytes, a valid `Frame` pattern.
+        // The kept stacks and frame arrays are left as the mapping's zero bytes: empty stacks
+        // (null snapshot, length 0) of valid all-zero frames.
         unsafe {
             (&raw mut (*ptr).stack_low).write(stack_low);
             (&raw mut (*ptr).stack_high).write(stack_high);
             #[cfg(target_arch = "x86_64")]
             (&raw mut (*ptr).cache).write(framehop::x86_64::CacheX86_64::new_in());
-            (&raw mut (*ptr).kept_snapshot).write(std::ptr::null());
-            (&raw mut (*ptr).kept_len).write(0);
-            (&raw mut (*ptr).kept_truncated).write(false);
+            (&raw mut (*ptr).clock).write(0);
             (&raw mut (*ptr).fresh_len).write(0);
             (&raw mut (*ptr).fresh_truncated).write(false);
             (&raw mut (*ptr).joined).write(None);
@@ -153,8 +222,10 @@ impl CaptureState {
 
     /// Forgets the kept stack (its node ids belong to another trace, or modules changed).
     pub fn forget(&mut self) {
-        self.kept_len = 0;
-        self.kept_snapshot = std::ptr::null();
+        for kept in &mut self.kept {
+            kept.len = 0;
+            kept.snapshot = std::ptr::null();
+        }
     }
 
     #[inline]
@@ -167,10 +238,15 @@ impl CaptureState {
         Some(unsafe { std::ptr::read_volatile(address as *const u64) })
     }
 
-    fn verify_kept(&self, low: u64, through: usize) -> bool {
-        self.kept[..=through].iter().all(|frame| {
+    /// Checks that stepping out of kept frames `0..=through` would read the same words today
+    /// (only the words each step's outcome depends on; see `Frame::select_checks`). Steps are
+    /// always by cached framehop rules, functions of (sp, bp) and the words they read. Inner
+    /// frames are checked first: that is where stacks diverge.
+    fn verify_kept(&self, slot: usize, low: u64, through: usize) -> bool {
+        let frames = &self.kept[slot].frames;
+        frames[..=through].iter().rev().all(|frame| {
             frame.read_count != UNVERIFIABLE
-                && frame.reads[..usize::from(frame.read_count)].iter().enumerate().all(
+                && frame.reads[..usize::from(frame.check_count)].iter().enumerate().all(
                     |(i, &(addr, value))| {
                         let now = Self::read_word(low, self.stack_high, addr);
                         if frame.read_failed & (1 << i) != 0 { now.is_none() } else { now == Some(value) }
@@ -179,25 +255,76 @@ impl CaptureState {
         })
     }
 
-    /// Walks the current stack (skipping frames at or below `hook_sp`) into the state, keeping
+    /// Whether the walk from `kept[slot][k]` outward would be the same with `bp_now` as the
+    /// incoming frame pointer instead of the kept one; if so, the index of the outermost frame
+    /// the kept bp was passed through to.
+    ///
+    /// framehop's x86_64 rules use the incoming bp only as an address (frame-pointer rules,
+    /// which read at `bp`) or pass it through unchanged to the caller; otherwise the caller's bp
+    /// is restored from the stack. Which of the three a rule does depends only on the ip. So
+    /// walking outward from `k`: while no frame reads at the kept or the current bp and each
+    /// passes bp through (the caller's kept bp equals it), the value does not matter; it stops
+    /// mattering for good at a frame whose caller's bp differs (restored), or at the root.
+    fn bp_chain(&self, slot: usize, k: usize, bp_now: u64) -> Option<usize> {
+        let frames = &self.kept[slot].frames;
+        let bp_kept = frames[k].bp;
+        let mut j = k;
+        loop {
+            let frame = &frames[j];
+            if frame.read_count == UNVERIFIABLE || frame.bp != bp_kept {
+                return None;
+            }
+            let reads = &frame.reads[..usize::from(frame.read_count)];
+            if reads.iter().any(|&(addr, _)| addr == bp_kept || addr == bp_now) {
+                return None;
+            }
+            if j == 0 || frames[j - 1].bp != bp_kept {
+                return Some(j);
+            }
+            j -= 1;
+        }
+    }
+
+    /// Whether the current frame (ip, sp, bp) with `fresh` frames above it joins kept stack
+    /// `slot` at index `k`, with everything from there outward provably the same. On success
+    /// the kept frames take the current bp where it was passed through, so the kept stack
+    /// describes the current one exactly.
+    #[allow(clippy::too_many_arguments)]
+    fn join(&mut self, slot: usize, k: usize, ip: u64, sp: u64, bp: u64, low: u64, max_depth: usize) -> bool {
+        let kept = &self.kept[slot];
+        let candidate = &kept.frames[k];
+        let total = self.fresh_len + k + 1;
+        let depth_ok = if kept.truncated { total == max_depth } else { total <= max_depth };
+        if candidate.sp != sp || candidate.ip != ip || !depth_ok {
+            return false;
+        }
+        let chain_end = if candidate.bp == bp {
+            None
+        } else {
+            match self.bp_chain(slot, k, bp) {
+                Some(end) => Some(end),
+                None => return false,
+            }
+        };
+        if !self.verify_kept(slot, low, k) {
+            return false;
+        }
+        if let Some(end) = chain_end {
+            for frame in &mut self.kept[slot].frames[end..=k] {
+                frame.bp = bp;
+            }
+        }
+        true
+    }
+
+    /// Walks the stack above the hook whose registers are `hook` into the state, keeping
     /// at most `max_depth` frames. Call [`CaptureState::commit`] afterwards.
     #[cfg(target_arch = "x86_64")]
     #[inline(never)]
-    pub fn walk(&mut self, snapshot: &Snapshot, hook_sp: u64, max_depth: usize) -> Walk {
+    pub fn walk(&mut self, snapshot: &Snapshot, hook: HookRegisters, max_depth: usize) -> Walk {
         use framehop::{FrameAddress, Unwinder};
-        let (ip, sp, bp): (u64, u64, u64);
-        // SAFETY: reads registers of this frame, which stays live for the whole walk.
-        unsafe {
-            std::arch::asm!(
-                "lea {ip}, [rip]",
-                "mov {sp}, rsp",
-                "mov {bp}, rbp",
-                ip = out(reg) ip,
-                sp = out(reg) sp,
-                bp = out(reg) bp,
-                options(nomem, nostack, preserves_flags)
-            );
-        }
+        let HookRegisters { ip, sp, bp } = hook;
+        let hook_sp = sp;
         self.fresh_len = 0;
         self.fresh_truncated = false;
         self.joined = None;
@@ -207,34 +334,44 @@ impl CaptureState {
             return result;
         }
         let (low, high) = (sp, self.stack_high);
-        if !std::ptr::eq(self.kept_snapshot, snapshot) {
-            self.kept_len = 0;
+        let mut search = [0usize; KEPT_STACKS];
+        let mut searched = [false; KEPT_STACKS];
+        for (slot, kept) in self.kept.iter().enumerate() {
+            if std::ptr::eq(kept.snapshot, snapshot) {
+                search[slot] = kept.len;
+            }
         }
         let mut regs = framehop::x86_64::UnwindRegsX86_64::new(ip, sp, bp);
         let mut address = FrameAddress::from_instruction_pointer(ip);
-        let mut search = self.kept_len;
         let mut skipped_steps = 0usize;
+        // The module range of the last frame: most frames share it, sparing a search.
+        let mut known = (0u64, 0u64);
         loop {
             let recording = regs.sp() > hook_sp;
             if recording {
                 let frame_ip = address.address();
                 let frame_sp = regs.sp();
-                while search > 0 && self.kept[search - 1].sp < frame_sp {
-                    search -= 1;
-                }
-                if search > 0 {
-                    let k = search - 1;
-                    let candidate = &self.kept[k];
-                    let total = self.fresh_len + k + 1;
-                    let depth_ok = if self.kept_truncated { total == max_depth } else { total <= max_depth };
-                    if candidate.sp == frame_sp
-                        && candidate.ip == frame_ip
-                        && candidate.bp == regs.bp()
-                        && depth_ok
-                        && self.verify_kept(low, k)
-                    {
-                        self.joined = Some(k);
-                        result.depth = total;
+                for slot in 0..KEPT_STACKS {
+                    if search[slot] == 0 {
+                        continue;
+                    }
+                    // Kept frames are root first, so their sp decreases: find the innermost
+                    // one at or above this frame (a binary search the first time, then a few
+                    // steps outward as the walk moves out).
+                    let frames = &self.kept[slot].frames;
+                    let mut at = search[slot];
+                    if !searched[slot] {
+                        at = frames[..at].partition_point(|f| f.sp >= frame_sp);
+                        searched[slot] = true;
+                    } else {
+                        while at > 0 && frames[at - 1].sp < frame_sp {
+                            at -= 1;
+                        }
+                    }
+                    search[slot] = at;
+                    if at > 0 && self.join(slot, at - 1, frame_ip, frame_sp, regs.bp(), low, max_depth) {
+                        self.joined = Some((slot, at - 1));
+                        result.depth = self.fresh_len + at;
                         return result;
                     }
                 }
@@ -242,8 +379,12 @@ impl CaptureState {
                     self.fresh_truncated = true;
                     break;
                 }
-                if !snapshot.contains(frame_ip.wrapping_sub(1)) {
-                    result.unknown_address = true;
+                let lookup = frame_ip.wrapping_sub(1);
+                if lookup < known.0 || lookup >= known.1 {
+                    match snapshot.range_of(lookup) {
+                        Some(range) => known = range,
+                        None => result.unknown_address = true,
+                    }
                 }
                 self.fresh[self.fresh_len] =
                     Frame { ip: frame_ip, sp: frame_sp, bp: regs.bp(), ..Frame::EMPTY };
@@ -256,8 +397,7 @@ impl CaptureState {
             }
             let before_sp = regs.sp();
             let step = {
-                let log = if recording { Some(&mut self.fresh[self.fresh_len - 1]) } else { None };
-                let mut log = log;
+                let mut log = if recording { Some(&mut self.fresh[self.fresh_len - 1]) } else { None };
                 let mut read = |addr: u64| -> Result<u64, ()> {
                     let value = Self::read_word(low, high, addr);
                     if let Some(frame) = log.as_deref_mut()
@@ -276,7 +416,16 @@ impl CaptureState {
                     }
                     value.ok_or(())
                 };
-                snapshot.unwinder.unwind_frame(address, &mut regs, &mut self.cache, &mut read)
+                let hits_before = self.cache.stats().hit_count;
+                let step = snapshot.unwinder.unwind_frame(address, &mut regs, &mut self.cache, &mut read);
+                // Only a cached rule is a function of (sp, bp, words read); a miss may have
+                // evaluated DWARF over other registers, so that step cannot be re-verified.
+                if self.cache.stats().hit_count == hits_before
+                    && let Some(frame) = log
+                {
+                    frame.read_count = UNVERIFIABLE;
+                }
+                step
             };
             match step {
                 Ok(Some(return_address)) if regs.sp() > before_sp => {
@@ -293,7 +442,7 @@ impl CaptureState {
     }
 
     #[cfg(not(target_arch = "x86_64"))]
-    pub fn walk(&mut self, _snapshot: &Snapshot, _hook_sp: u64, _max_depth: usize) -> Walk {
+    pub fn walk(&mut self, _snapshot: &Snapshot, _hook: HookRegisters, _max_depth: usize) -> Walk {
         self.fresh_len = 0;
         self.joined = None;
         Walk { unknown_address: false, depth: 0 }
@@ -301,30 +450,57 @@ impl CaptureState {
 
     /// Turns the last walk into a stack id: reused frames keep their nodes, new frames are
     /// interned from the outside in with `intern(parent, ip)`. Keeps the stack for the next walk.
+    fn least_recently_used(&self) -> usize {
+        (0..KEPT_STACKS).min_by_key(|&i| self.kept[i].used_at).unwrap_or(0)
+    }
+
     pub fn commit(&mut self, snapshot: &Snapshot, mut intern: impl FnMut(u32, u64) -> Option<u32>) -> u32 {
-        let (base_len, mut node) = match self.joined {
-            Some(k) => (k + 1, self.kept[k].node),
-            None => (0, 0),
+        self.clock += 1;
+        let (slot, base_len, mut node) = match self.joined {
+            Some((joined, k)) if self.fresh_len > SHORT_DIVERGENCE => {
+                // A long new part: keep the joined stack for its own path and put this one,
+                // shared prefix included, in place of the least recently used stack.
+                let slot = self.least_recently_used();
+                if slot != joined {
+                    let (from, to) = if joined < slot {
+                        let (a, b) = self.kept.split_at_mut(slot);
+                        (&a[joined], &mut b[0])
+                    } else {
+                        let (a, b) = self.kept.split_at_mut(joined);
+                        (&b[0], &mut a[slot])
+                    };
+                    to.frames[..=k].copy_from_slice(&from.frames[..=k]);
+                    to.truncated = from.truncated;
+                }
+                (slot, k + 1, self.kept[slot].frames[k].node)
+            }
+            Some((slot, k)) => (slot, k + 1, self.kept[slot].frames[k].node),
+            None => {
+                let slot = self.least_recently_used();
+                self.kept[slot].truncated = self.fresh_truncated;
+                (slot, 0, 0)
+            }
         };
-        if self.joined.is_none() {
-            self.kept_truncated = self.fresh_truncated;
-        }
         let mut len = base_len;
         for i in (0..self.fresh_len).rev() {
             let frame = self.fresh[i];
             match intern(node, frame.ip) {
                 Some(id) => node = id,
                 None => {
-                    // Keep nothing we could not intern: the next walk starts from scratch.
+                    // Keep nothing we could not intern: the next walks start from scratch.
                     self.forget();
                     return node;
                 }
             }
-            self.kept[len] = Frame { node, ..frame };
+            let mut frame = Frame { node, ..frame };
+            frame.select_checks(len.checked_sub(1).map(|c| &self.kept[slot].frames[c]));
+            self.kept[slot].frames[len] = frame;
             len += 1;
         }
-        self.kept_len = len;
-        self.kept_snapshot = snapshot;
+        let kept = &mut self.kept[slot];
+        kept.len = len;
+        kept.snapshot = snapshot;
+        kept.used_at = self.clock;
         node
     }
 }

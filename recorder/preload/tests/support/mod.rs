@@ -11,13 +11,28 @@ use std::process::{Command, Output};
 
 use leakview_format::{OwnedEvent, Segment, TraceMetadata, TraceReader};
 
-/// The preload library built for these tests (beside the test executable's `deps/` folder).
+/// The preload library, built (once per test run) into the target directory of these tests:
+/// cargo does not build a cdylib for its own integration tests.
 pub fn preload_library() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target profile directory");
-    let lib = dir.join("libleakview_preload.so");
-    assert!(lib.exists(), "{} is missing: build the leakview-preload package first", lib.display());
-    lib
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test executable path");
+            let profile_dir = exe.parent().and_then(Path::parent).expect("target profile directory");
+            let target_dir = profile_dir.parent().expect("target directory");
+            let release = profile_dir.file_name().is_some_and(|n| n == "release");
+            let mut cmd = Command::new(env!("CARGO"));
+            cmd.args(["build", "--quiet", "-p", "leakview-preload", "--target-dir"]).arg(target_dir);
+            if release {
+                cmd.arg("--release");
+            }
+            let status = cmd.status().expect("run cargo build for the preload library");
+            assert!(status.success(), "building leakview-preload failed");
+            let lib = profile_dir.join("libleakview_preload.so");
+            assert!(lib.exists(), "{} is missing after the build", lib.display());
+            lib
+        })
+        .clone()
 }
 
 pub fn fixtures_dir() -> PathBuf {
@@ -253,7 +268,7 @@ impl Symbols {
                 continue;
             }
             if let (Ok(addr), Ok(size)) = (u64::from_str_radix(addr, 16), u64::from_str_radix(size, 16)) {
-                functions.push((addr, size, name.to_string()));
+                functions.push((addr, size, base_name(name).to_string()));
             }
         }
         Symbols { functions }
@@ -266,6 +281,16 @@ impl Symbols {
             .find(|(addr, size, _)| svma >= *addr && svma < addr + size)
             .map(|(_, _, name)| name.as_str())
     }
+}
+
+/// A compiler-made clone's name without its suffix (`f.isra.0`, `f.constprop.0`, `f.part.0`,
+/// `f.cold` are all `f`).
+fn base_name(name: &str) -> &str {
+    [".isra.", ".constprop.", ".part.", ".cold"]
+        .iter()
+        .filter_map(|s| name.find(s))
+        .min()
+        .map_or(name, |i| &name[..i])
 }
 
 fn is_allocator_frame(module: &str, function: Option<&str>) -> bool {
