@@ -6,6 +6,7 @@ mod loading;
 mod record;
 mod report;
 mod stats;
+mod view;
 
 use std::process::ExitCode;
 
@@ -21,11 +22,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Check(args)) => check::run(&args),
         Some(Command::Record(args)) => record::run(&args),
         Some(Command::Demo(args)) => demo::run(&args),
+        Some(Command::View(args)) => view::run(&args.traces),
         Some(other) => bail!("`{}` is not available in this build yet", command_name(&other)),
         None if cli.traces.is_empty() => {
             bail!("no trace given; try `leakview demo`, `leakview record -- CMD` or `leakview --help`")
         }
-        None => bail!("the browser is not available in this build yet"),
+        None => view::run(&cli.traces),
     }
 }
 

@@ -3,9 +3,11 @@
 //! at trace bytes: the analyzer-backed source and the in-memory source used by tests both
 //! implement this trait.
 
+mod analysis;
 mod memory;
 
-pub use memory::{MemoryAllocation, MemorySource};
+pub use analysis::{AnalysisSource, frame_info};
+pub use memory::{MemoryAllocation, MemorySource, frame_matches, size_class, size_class_label};
 
 /// How outstanding allocations are gathered into groups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

@@ -27,7 +27,9 @@ pub fn frame_lines<'a>(frames: &[FrameInfo], theme: &Theme) -> Vec<Line<'a>> {
             head.push(Span::styled(" (inlined)", theme.dim));
         }
         lines.push(Line::from(head));
-        let place: Vec<&str> = [f.location.as_deref(), f.module.as_deref()].into_iter().flatten().collect();
+        // A frame without symbols is already named `module+0xOFFSET`.
+        let module = f.module.as_deref().filter(|m| !f.function.starts_with(&format!("{m}+")));
+        let place: Vec<&str> = [f.location.as_deref(), module].into_iter().flatten().collect();
         if !place.is_empty() {
             lines.push(Line::styled(format!("   {}", place.join(" · ")), theme.dim));
         }
@@ -40,10 +42,10 @@ pub fn group_lines<'a>(d: &GroupDetails, width: usize, theme: &Theme) -> Vec<Lin
     let mut lines = vec![
         Line::styled(d.label.clone(), theme.function),
         Line::from(format!(
-            "{} in {} blocks{}",
+            "{} · {} blocks{}",
             format::bytes(d.totals.bytes),
             format::count(d.totals.blocks),
-            if d.stacks > 1 { format!(" from {} stacks", format::count(d.stacks)) } else { String::new() }
+            if d.stacks > 1 { format!(" · {} stacks", format::count(d.stacks)) } else { String::new() }
         )),
         Line::from(vec![
             Span::styled("allocated ", theme.dim),

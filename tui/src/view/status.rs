@@ -17,15 +17,11 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>) {
     let mut spans = vec![
         Span::styled(" T ", theme.cursor),
         Span::styled(format::duration(state.at_ns), theme.emphasis),
-        Span::raw(format!(" ({})", format::percent(state.at_ns, summary.duration_ns))),
+        Span::raw(format!(" {}", format::percent(state.at_ns, summary.duration_ns))),
         Span::styled("  live ", theme.dim),
         Span::raw(format::bytes(screen.totals.bytes)),
-        Span::styled(" in ", theme.dim),
+        Span::styled(" · ", theme.dim),
         Span::raw(format!("{} blocks", format::count(screen.totals.blocks))),
-        Span::styled("  by ", theme.dim),
-        Span::raw(state.grouping.name()),
-        Span::styled(" · sort ", theme.dim),
-        Span::raw(state.sort.name()),
     ];
     match &state.filter_input {
         Some((typed, _)) => {
@@ -39,6 +35,12 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>) {
         }
         None => {}
     }
+    spans.extend([
+        Span::styled("  by ", theme.dim),
+        Span::raw(state.grouping.name()),
+        Span::styled(", ", theme.dim),
+        Span::raw(format!("{}↓", state.sort.name())),
+    ]);
     frame.render_widget(Line::from(spans), areas.status);
     let table = if state.typing_filter() { FILTER_KEYS } else { BROWSE_KEYS };
     let mut hints: Vec<(&str, &str)> = table.iter().filter_map(|b: &Binding| b.hint).collect();

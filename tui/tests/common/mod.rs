@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod trace;
+
 use std::collections::HashMap;
 
 use leakview_tui::source::{DataSource, FrameInfo, Mark, MemoryAllocation};

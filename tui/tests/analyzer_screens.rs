@@ -1,0 +1,90 @@
+//! Whole-screen snapshots of the browser on a trace written with the real trace writer and
+//! loaded through the analyzer (`AnalysisSource`), after scripted key sequences.
+
+mod common;
+
+use common::trace::write_server_trace;
+use common::*;
+use leakview_analyzer::{Analysis, LoadOptions, NoProgress};
+use leakview_tui::source::{DataSource, GroupQuery, Grouping};
+use leakview_tui::{AnalysisSource, App};
+use ratatui::crossterm::event::KeyCode;
+
+fn server() -> (tempfile::TempDir, App<AnalysisSource>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("server.bin");
+    write_server_trace(&path);
+    let analysis = Analysis::open(&path, &LoadOptions::default(), &NoProgress).expect("the trace loads");
+    (dir, app(AnalysisSource::new(analysis)))
+}
+
+#[test]
+fn source_answers_match_the_scenario() {
+    let (_dir, app) = server();
+    let source = app.source();
+    let summary = source.summary();
+    assert_eq!(summary.title, "server --port 8080");
+    assert_eq!(summary.duration_ns, 10_000_000_000);
+    assert_eq!(
+        summary.marks.iter().map(|m| m.label.as_str()).collect::<Vec<_>>(),
+        ["warmup-done", "load-start", "load-end"]
+    );
+    // At the end: 100 leaked KiB, the 40 cache blocks of the last 2 s, 5 worker blocks.
+    let end = source.totals_at(summary.duration_ns);
+    assert_eq!(end.blocks, 100 + 40 + 5);
+    assert_eq!(end.bytes, 100 * 1024 + 40 * 4096 + 5 * 256);
+    let groups = source.groups(&GroupQuery { at_ns: summary.duration_ns, ..GroupQuery::default() });
+    assert_eq!(groups.len(), 3);
+    assert_eq!(groups[0].label, "server+0x1800", "the cache holds the most bytes at the end");
+    let at_peak =
+        GroupQuery { at_ns: summary.peak_at_ns, grouping: Grouping::Function, ..GroupQuery::default() };
+    let functions = source.groups(&at_peak);
+    assert!(functions.iter().any(|g| g.label == "libhttp.so+0x2a00"), "{functions:?}");
+    let details = source
+        .group_details(&GroupQuery { at_ns: summary.duration_ns, ..GroupQuery::default() }, groups[1].key);
+    let details = details.expect("the leak has details");
+    assert_eq!(details.totals.blocks, 100);
+    assert_eq!(details.frames.len(), 3);
+    assert_eq!(details.threads.first().and_then(|t| t.name.as_deref()), Some("main"));
+}
+
+#[test]
+fn opens_at_the_end() {
+    let (_dir, mut app) = server();
+    let mut term = terminal(80, 24);
+    draw(&mut app, &mut term);
+    insta::assert_snapshot!("trace_open_80x24", term.backend());
+}
+
+#[test]
+fn peak_then_function_grouping_then_filter() {
+    let (_dir, mut app) = server();
+    let mut term = terminal(80, 24);
+    press(&mut app, &mut term, &[key(KeyCode::Char('p'))]);
+    insta::assert_snapshot!("trace_peak", term.backend());
+    press(&mut app, &mut term, &[key(KeyCode::Char('g'))]);
+    insta::assert_snapshot!("trace_peak_by_function", term.backend());
+    let mut keys = vec![key(KeyCode::Char('/'))];
+    keys.extend(typed("libhttp"));
+    keys.push(key(KeyCode::Enter));
+    press(&mut app, &mut term, &keys);
+    insta::assert_snapshot!("trace_peak_filtered", term.backend());
+}
+
+#[test]
+fn marks_and_drill_down() {
+    let (_dir, mut app) = server();
+    let mut term = terminal(100, 30);
+    press(
+        &mut app,
+        &mut term,
+        &[
+            key(KeyCode::Home),
+            key(KeyCode::Char('m')),
+            key(KeyCode::Char('m')),
+            key(KeyCode::Enter),
+            key(KeyCode::Down),
+        ],
+    );
+    insta::assert_snapshot!("trace_load_start_open", term.backend());
+}

@@ -1,0 +1,193 @@
+//! Writes traces with the real trace writer, for tests and benchmarks that load them through
+//! the analyzer: a small "server" with known leaks, and large synthetic traces.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use leakview_format::{Event, Segment, Segments, ThreadStream, TraceMetadata, TraceWriter, WriterOptions};
+
+/// Monotonic time of the start of every trace written here; events are relative to it.
+pub const START: u64 = 1_000_000_000;
+const MS: u64 = 1_000_000;
+
+/// The executable and library of the "server"; they do not exist on disk, so frames show as
+/// `server+0xOFFSET`, the same on every machine.
+pub const SERVER: &str = "/opt/leakview-fixture/server";
+pub const LIBHTTP: &str = "/opt/leakview-fixture/libhttp.so";
+const SERVER_BASE: u64 = 0x5555_5555_0000;
+const LIBHTTP_BASE: u64 = 0x7f00_0000_0000;
+
+struct Trace {
+    writer: TraceWriter,
+    streams: HashMap<u32, ThreadStream>,
+}
+
+impl Trace {
+    fn create(path: &Path, argv: &[&str]) -> Self {
+        let meta = TraceMetadata {
+            pid: 4242,
+            parent_pid: 1,
+            executable: SERVER.into(),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            start_unix_ns: 1_700_000_000_000_000_000,
+            start_monotonic_ns: START,
+            clock_id: 1,
+            pointer_width: 8,
+            arch: "x86_64".into(),
+            recorder: "leakview-tui tests".into(),
+            recorder_kind: leakview_format::RecorderKind::Synthetic,
+            max_stack_depth: 64,
+        };
+        let writer = TraceWriter::create(path, &meta, &WriterOptions::default()).expect("create trace");
+        Trace { writer, streams: HashMap::new() }
+    }
+
+    fn event(&mut self, tid: u32, event: Event<'_>) {
+        let stream = self.streams.entry(tid).or_insert_with(|| ThreadStream::new(tid));
+        self.writer.append(stream, &event).expect("append");
+    }
+
+    fn module(&mut self, tid: u32, id: u32, base: u64, path: &str) {
+        let segments = [Segment { vaddr: 0, memsz: 0x10_0000, flags: 5 }];
+        self.event(
+            tid,
+            Event::ModuleLoad {
+                ts: START,
+                id,
+                base,
+                path: path.as_bytes(),
+                build_id: &[],
+                segments: Segments::Slice(&segments),
+            },
+        );
+    }
+
+    fn finish(mut self, end: u64) {
+        for stream in self.streams.values_mut() {
+            self.writer.release(stream);
+        }
+        self.writer.finish(START + end);
+    }
+}
+
+/// The "server" of the screen tests, as a trace: over 10 s, a steady leak (1 KiB every 100 ms
+/// in `server+0x1600`), a bounded cache (4 KiB every 50 ms, each freed 2 s later), a burst of
+/// header buffers in `libhttp.so` between the marks `load-start` and `load-end` (freed at 6 s),
+/// and a worker thread whose scratch buffers are freed quickly except every tenth.
+pub fn write_server_trace(path: &Path) {
+    const MAIN: u32 = 100;
+    const WORKER: u32 = 101;
+    let mut t = Trace::create(path, &["server", "--port", "8080"]);
+    t.module(MAIN, 1, SERVER_BASE, SERVER);
+    t.module(MAIN, 2, LIBHTTP_BASE, LIBHTTP);
+    t.event(MAIN, Event::ThreadName { ts: START, tid: MAIN, name: b"main" });
+    t.event(WORKER, Event::ThreadName { ts: START, tid: WORKER, name: b"worker" });
+    let nodes = [
+        (1, 0, SERVER_BASE + 0x1200),  // main
+        (2, 1, SERVER_BASE + 0x1400),  // handle_request
+        (3, 2, SERVER_BASE + 0x1600),  // leak_buffer
+        (4, 2, SERVER_BASE + 0x1800),  // cache_insert
+        (5, 2, LIBHTTP_BASE + 0x2a00), // parse_header
+    ];
+    for (id, parent, ip) in nodes {
+        t.event(MAIN, Event::StackNode { id, parent, ip });
+    }
+    t.event(WORKER, Event::StackNode { id: 6, parent: 0, ip: SERVER_BASE + 0x2000 });
+    t.event(WORKER, Event::StackNode { id: 7, parent: 6, ip: SERVER_BASE + 0x2200 });
+
+    // Main thread events in time order.
+    let mut main: Vec<(u64, Event<'static>)> = Vec::new();
+    let mut address = 0x5555_6000_0000u64;
+    let mut next_address = || {
+        address += 0x1000;
+        address
+    };
+    for i in 1..=100u64 {
+        let ts = START + i * 100 * MS - MS;
+        main.push((ts, Event::Alloc { ts, addr: next_address(), size: 1024, align: 0, stack: 3 }));
+    }
+    for i in 1..200u64 {
+        let ts = START + i * 50 * MS;
+        let addr = next_address();
+        main.push((ts, Event::Alloc { ts, addr, size: 4096, align: 0, stack: 4 }));
+        // The program ends at 10 s; blocks not freed by then are outstanding at the end.
+        if ts + 2_000 * MS < START + 10_000 * MS {
+            main.push((ts + 2_000 * MS, Event::Free { ts: ts + 2_000 * MS, addr }));
+        }
+    }
+    for i in 0..200u64 {
+        let ts = START + 4_000 * MS + i * 5 * MS;
+        let addr = next_address();
+        main.push((ts, Event::Alloc { ts, addr, size: 64 << (i % 4), align: 0, stack: 5 }));
+        main.push((START + 6_000 * MS, Event::Free { ts: START + 6_000 * MS, addr }));
+    }
+    for (at, label) in [(2_000, "warmup-done"), (4_000, "load-start"), (6_000, "load-end")] {
+        let ts = START + at * MS;
+        main.push((ts, Event::Mark { ts, label: label.as_bytes() }));
+    }
+    // Frees sort before allocations at the same moment.
+    main.sort_by_key(|(ts, e)| (*ts, !matches!(e, Event::Free { .. })));
+    for (_, e) in &main {
+        t.event(MAIN, *e);
+    }
+
+    for i in 0..50u64 {
+        let ts = START + i * 200 * MS + 7 * MS;
+        let addr = next_address();
+        t.event(WORKER, Event::Alloc { ts, addr, size: 256, align: 0, stack: 7 });
+        if i % 10 != 9 {
+            t.event(WORKER, Event::Free { ts: ts + 150 * MS, addr });
+        }
+    }
+    t.finish(10_000 * MS);
+}
+
+/// A synthetic trace of about `events` events on four threads: allocations every 100 ns from
+/// 997 call sites (stacks three frames deep), each freed 1,000 allocations later except every
+/// thirteenth, which leaks. Returns the number of events written.
+pub fn write_synthetic_trace(path: &Path, events: u64) -> u64 {
+    const SITES: u64 = 997;
+    const LAG: u64 = 1_000;
+    let mut t = Trace::create(path, &["synthetic", "--events", &events.to_string()]);
+    t.module(1, 1, SERVER_BASE, SERVER);
+    let mut written = 1u64;
+    // Stack nodes: one shared root, 31 middles, one leaf per site.
+    t.event(1, Event::StackNode { id: 1, parent: 0, ip: SERVER_BASE + 0x100 });
+    for m in 0..31u32 {
+        t.event(1, Event::StackNode { id: 2 + m, parent: 1, ip: SERVER_BASE + 0x1000 + u64::from(m) * 0x10 });
+    }
+    for s in 0..SITES as u32 {
+        t.event(
+            1,
+            Event::StackNode {
+                id: 100 + s,
+                parent: 2 + s % 31,
+                ip: SERVER_BASE + 0x8000 + u64::from(s) * 0x10,
+            },
+        );
+    }
+    written += 32 + SITES;
+    // An allocation, plus a free for all but every 13th: 25 events per 13 allocations.
+    let allocations = (events.saturating_sub(written)) * 13 / 25;
+    let address = |i: u64| 0x1000_0000 + i * 0x40;
+    for i in 0..allocations {
+        let ts = START + i * 100;
+        let tid = 1 + (i % 4) as u32;
+        let size = (i * 37) % 4096 + 16;
+        let stack = 100 + (i % SITES) as u32;
+        t.event(tid, Event::Alloc { ts, addr: address(i), size, align: 0, stack });
+        written += 1;
+        if i >= LAG && !(i - LAG).is_multiple_of(13) {
+            t.event(tid, Event::Free { ts, addr: address(i - LAG) });
+            written += 1;
+        }
+        if i == allocations / 2 {
+            t.event(tid, Event::Mark { ts, label: b"half" });
+            written += 1;
+        }
+    }
+    t.finish(allocations * 100 + 1_000);
+    written
+}
