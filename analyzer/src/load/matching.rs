@@ -8,6 +8,11 @@
 //! in place with one timestamp for both halves). Unambiguous frees are matched first, all at
 //! once; tied ones are then replayed per address in time order, each taking the earliest block
 //! still open, which is the address's state machine.
+//!
+//! Known limit: two blocks of one address that came into being in the same clock tick (a block
+//! allocated, freed and its address handed out again within one nanosecond, or a realloc in
+//! place in the tick of the block's own allocation) cannot be ordered by time; their frees are
+//! then matched in either order. Real clocks make this vanishingly rare.
 
 use std::ops::Range;
 
