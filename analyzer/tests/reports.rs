@@ -1,0 +1,208 @@
+//! Reports, JSON shape, folded stacks and `check` with suppressions, on a synthetic trace whose
+//! return addresses point into a small C program compiled with debug info, plus a frame in the
+//! recorder's own library that must be trimmed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Finished, TraceBuilder};
+use leakview_analyzer::{Analysis, GroupBy, LoadOptions, NoProgress, Report, Suppressions, check};
+use leakview_format::Segment;
+
+const BASE: u64 = 0x5555_0000_0000;
+const PRELOAD_BASE: u64 = 0x7f00_0000_0000;
+
+/// Compiles the fixture into `dir` and returns its path.
+fn build_fixture(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/leaky.c");
+    let exe = dir.join("leaky");
+    let status = Command::new("cc")
+        .args(["-g", "-O0", "-fno-omit-frame-pointer", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .status()
+        .expect("run cc");
+    assert!(status.success(), "cc failed");
+    exe
+}
+
+/// ELF virtual address of `symbol` in `exe`, from `nm`.
+fn symbol_address(exe: &Path, symbol: &str) -> u64 {
+    let out = Command::new("nm").arg(exe).output().expect("run nm");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|line| {
+            let mut parts = line.split_whitespace();
+            let addr = parts.next()?;
+            let _kind = parts.next()?;
+            (parts.next()? == symbol).then(|| u64::from_str_radix(addr, 16).ok()).flatten()
+        })
+        .unwrap_or_else(|| panic!("{symbol} not in nm output"))
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    trace: Finished,
+}
+
+/// Stack 2: recorder frame → make_leak → main. Stack 3: make_temp → main.
+/// 0x100: 64 bytes from make_leak, never freed. 0x200: 16 bytes from make_temp, freed.
+/// 0x300: 32 bytes from make_leak on another thread, never freed.
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let exe = build_fixture(dir.path());
+    let leak = symbol_address(&exe, "make_leak");
+    let temp = symbol_address(&exe, "make_temp");
+    let main = symbol_address(&exe, "main");
+    let segments = [Segment { vaddr: 0, memsz: 0x10_0000, flags: 5 }];
+    let mut b = TraceBuilder::new();
+    b.module(1, 0, 1, BASE, exe.to_str().expect("utf-8 path"), &segments);
+    b.module(1, 0, 2, PRELOAD_BASE, "/opt/leakview/libleakview_preload.so", &segments);
+    b.stack(1, 1, 0, BASE + main + 20);
+    b.stack(1, 4, 1, BASE + leak + 12);
+    b.stack(1, 2, 4, PRELOAD_BASE + 0x1234);
+    b.stack(1, 3, 1, BASE + temp + 12);
+    b.alloc(1, 10, 0x100, 64, 2);
+    b.alloc(1, 20, 0x200, 16, 3);
+    b.free(1, 30, 0x200);
+    b.alloc(2, 40, 0x300, 32, 2);
+    b.mark(1, 50, "done");
+    let trace = b.finish(60);
+    Fixture { _dir: dir, trace }
+}
+
+fn load(f: &Fixture) -> Analysis {
+    Analysis::open(&f.trace.path, &LoadOptions::default(), &NoProgress).expect("loads")
+}
+
+#[test]
+fn stacks_are_symbolized_and_trimmed() {
+    let f = fixture();
+    let a = load(&f);
+    let grouping = a.group(&a.outstanding_at(60), GroupBy::Stack);
+    assert_eq!(grouping.groups.len(), 1);
+    let frames = a.stack_frames(grouping.groups[0].stacks[0]);
+    let names: Vec<_> = frames.iter().map(|f| f.function.clone().unwrap_or_default()).collect();
+    assert_eq!(names, vec!["make_leak", "main"]);
+    assert!(frames[0].file.as_deref().is_some_and(|f| f.ends_with("leaky.c")));
+    assert!(frames[0].line.is_some());
+    let untrimmed = a.stack_frames_untrimmed(grouping.groups[0].stacks[0]);
+    assert_eq!(untrimmed.len(), 3);
+    assert!(untrimmed[0].module.as_deref().is_some_and(|m| m.ends_with("libleakview_preload.so")));
+    assert_eq!(a.modules().len(), 2);
+}
+
+#[test]
+fn function_groups_are_inclusive() {
+    let f = fixture();
+    let a = load(&f);
+    let at_20 = a.group(&a.outstanding_at(20), GroupBy::Function);
+    let rows: Vec<_> = at_20
+        .groups
+        .iter()
+        .map(|g| (g.frame.as_ref().and_then(|f| f.function.clone()).unwrap_or_default(), g.blocks, g.bytes))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![("main".to_string(), 2, 80), ("make_leak".to_string(), 1, 64), ("make_temp".to_string(), 1, 16)]
+    );
+    // Any frame of a group's stacks counts: main's stacks include make_temp.
+    assert_eq!(a.filter_groups(&at_20, "MAKE_T"), vec![0, 2]);
+    assert!(a.filter_groups(&at_20, "nowhere").is_empty());
+    assert_eq!(a.filter_groups(&at_20, "leaky.c").len(), 3);
+}
+
+#[test]
+fn json_has_the_documented_shape() {
+    let f = fixture();
+    let a = load(&f);
+    let report = Report::new(&a, "end", 60, GroupBy::Stack, 20, &NoProgress);
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("valid JSON");
+    assert_eq!(json["schema"], 1);
+    let trace = &json["trace"];
+    assert_eq!(trace["path"], f.trace.path.display().to_string());
+    assert_eq!(trace["pid"], 4242);
+    assert_eq!(trace["command"], serde_json::json!(["synthetic", "--leak"]));
+    assert_eq!(trace["start_unix_ns"], 1_700_000_000_000_000_000u64);
+    assert_eq!(trace["duration_ns"], 60);
+    assert_eq!(trace["threads"], 2);
+    assert_eq!(trace["complete"], true);
+    assert!(trace["events"].as_u64().is_some_and(|n| n >= 9));
+    assert_eq!(json["at_ns"], 60);
+    let totals = &json["totals"];
+    assert_eq!(
+        (
+            &totals["allocations"],
+            &totals["frees"],
+            &totals["bytes_allocated"],
+            &totals["peak_bytes"],
+            &totals["peak_at_ns"]
+        ),
+        (
+            &serde_json::json!(3),
+            &serde_json::json!(1),
+            &serde_json::json!(112),
+            &serde_json::json!(96),
+            &serde_json::json!(40)
+        )
+    );
+    assert_eq!(json["outstanding"]["blocks"], 2);
+    assert_eq!(json["outstanding"]["bytes"], 96);
+    let groups = json["groups"].as_array().expect("groups");
+    assert_eq!(groups.len(), 1);
+    assert_eq!((&groups[0]["blocks"], &groups[0]["bytes"]), (&serde_json::json!(2), &serde_json::json!(96)));
+    let frame = &groups[0]["frames"][0];
+    assert_eq!(frame["function"], "make_leak");
+    assert!(frame["file"].as_str().is_some_and(|f| f.ends_with("leaky.c")));
+    assert!(frame["line"].as_u64().is_some());
+    assert!(frame["module"].as_str().is_some_and(|m| m.ends_with("/leaky")));
+    assert!(frame["address"].as_str().is_some_and(|a| a.starts_with("0x5555")));
+
+    let by_function = Report::new(&a, "end", 60, GroupBy::Function, 0, &NoProgress);
+    let json: serde_json::Value = serde_json::from_str(&by_function.to_json()).expect("valid JSON");
+    let functions: Vec<_> =
+        json["groups"].as_array().expect("groups").iter().map(|g| g["function"].clone()).collect();
+    assert_eq!(functions, vec![serde_json::json!("main"), serde_json::json!("make_leak")]);
+}
+
+#[test]
+fn folded_and_text() {
+    let f = fixture();
+    let a = load(&f);
+    let report = Report::new(&a, "mark:done", 50, GroupBy::Stack, 20, &NoProgress);
+    assert_eq!(report.to_folded(), "main;make_leak 96\n");
+    let text = report.to_text();
+    assert!(text.contains("96 B"), "{text}");
+    assert!(text.contains("2 blocks"), "{text}");
+    assert!(text.contains("make_leak"), "{text}");
+    assert!(text.contains("leaky.c:"), "{text}");
+    assert!(!text.contains("libleakview_preload"), "{text}");
+    let empty = Report::new(&a, "start", 0, GroupBy::Stack, 20, &NoProgress);
+    assert!(empty.to_text().contains("No outstanding allocations."));
+    assert_eq!(empty.to_folded(), "");
+}
+
+#[test]
+fn check_with_suppressions() {
+    let f = fixture();
+    let a = load(&f);
+    let none = check(&a, 60, &Suppressions::default(), &NoProgress);
+    assert!(!none.passed());
+    assert_eq!((none.leaked.blocks, none.leaked.bytes), (2, 96));
+    assert!(none.to_text(&a, "end").contains("make_leak"));
+    for pattern in ["make_leak", "make_*", "leaky.c", "^make_leak$"] {
+        let rules = Suppressions::parse(&format!("# ours\nleak:{pattern}\n")).expect("parses");
+        let outcome = check(&a, 60, &rules, &NoProgress);
+        assert!(outcome.passed(), "leak:{pattern}");
+        assert_eq!((outcome.suppressed.blocks, outcome.suppressed.bytes), (2, 96));
+        assert_eq!(outcome.rule_hits[0].1.blocks, 2);
+    }
+    let other = Suppressions::parse("leak:make_temp\nleak:^main_$\n").expect("parses");
+    assert!(!check(&a, 60, &other, &NoProgress).passed());
+    // At 20, make_temp's block is outstanding too; suppressing it alone leaves make_leak's.
+    let partial = check(&a, 20, &other, &NoProgress);
+    assert_eq!((partial.leaked.blocks, partial.suppressed.blocks), (1, 1));
+    assert!(check(&a, 5, &Suppressions::default(), &NoProgress).passed());
+}
