@@ -188,7 +188,10 @@ fn build_demo_program(root: &Path, out_dir: &Path) -> PathBuf {
     let output = out_dir.join("leakview-demo");
     let result = Command::new(program)
         .args(words)
-        .args(["-O2", "-g", "-fomit-frame-pointer", "-pthread", "-Wall", "-Wextra", "-o"])
+        .args(["-O2", "-g", "-fomit-frame-pointer", "-pthread", "-Wall", "-Wextra"])
+        // Source paths in the debug info read `./fixtures/demo/leaky.c`, wherever this was built.
+        .arg(format!("-fdebug-prefix-map={}=.", root.display()))
+        .arg("-o")
         .arg(&output)
         .args(&sources)
         .stdout(Stdio::null())

@@ -3,8 +3,8 @@
 //!
 //! The trace is kept (default `./leakview-demo.bin`, or the next free `-2`, `-3`... name; in the
 //! cache directory if the current one is not writable) so it can be opened again afterwards.
-//! What is shown: the trace summary of `leakview stats`, until the analyzer's report and the
-//! browser exist.
+//! What is shown: `leakview report` of what was outstanding at the end, grouped by allocation
+//! stack, with the command to look again.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,11 +12,11 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use rustix::fs::Access;
 
-use crate::cli::{DemoArgs, StatsArgs};
+use crate::cli::{DemoArgs, GroupBy, ReportArgs, ReportFormat};
 use crate::recording::{self, DEFAULT_DEPTH, RecordPlan};
 use crate::{cache_dir, embedded, trace_paths};
 
-use super::stats;
+use super::report;
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let program = embedded::demo_program()?;
@@ -41,17 +41,26 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let Some(trace) = finished.traces.first() else {
         bail!("the demo ran but the recorder wrote no trace (is LD_PRELOAD usable here?)");
     };
-    eprintln!();
     show_leaks(trace, args.no_tui)?;
     let shown = trace_paths::for_shell(trace);
-    eprintln!("leakview: the demo trace is kept at {shown} (look again: leakview stats {shown})");
+    eprintln!(
+        "leakview: the demo trace is kept at {shown} (look again: leakview report {shown}, \
+         or by function: leakview report --group-by function {shown})"
+    );
     Ok(ExitCode::SUCCESS)
 }
 
-/// The report of what the demo left outstanding. Only the text form exists so far, so `--no-tui`
-/// and the default show the same.
+/// The report of what the demo left outstanding at its end. The browser is not the default yet,
+/// so `--no-tui` and the default both print the report.
 fn show_leaks(trace: &Path, _no_tui: bool) -> anyhow::Result<()> {
-    stats::run(&StatsArgs { trace: trace.to_path_buf() }).map(|_| ())
+    let args = ReportArgs {
+        at: "end".into(),
+        group_by: GroupBy::Stack,
+        top: 10,
+        format: ReportFormat::Text,
+        trace: trace.to_path_buf(),
+    };
+    report::run(&args).map(|_| ())
 }
 
 /// `./leakview-demo.bin` (or the next free numbered name) if the current directory is writable,
