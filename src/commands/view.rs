@@ -9,6 +9,8 @@ use anyhow::bail;
 pub fn run(traces: &[PathBuf]) -> anyhow::Result<ExitCode> {
     match traces {
         [trace] => {
+            // A file that is not a trace is reported plainly, before the screen is taken over.
+            leakview_format::TraceReader::open(trace)?;
             leakview_tui::browse(trace)?;
             Ok(ExitCode::SUCCESS)
         }

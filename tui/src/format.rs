@@ -28,6 +28,11 @@ pub fn count(n: u64) -> String {
     out
 }
 
+/// `"1 block"`, `"1,234 blocks"`.
+pub fn blocks(n: u64) -> String {
+    if n == 1 { "1 block".to_string() } else { format!("{} blocks", count(n)) }
+}
+
 /// A count for a narrow column: `"99,999"`, then `"123k"`, `"12.3M"`, `"4.5G"`: at most 6
 /// characters.
 pub fn compact_count(n: u64) -> String {

@@ -77,13 +77,13 @@ impl KeyPattern {
     }
 }
 
-/// A row of the key table.
+/// A row of the key table: keys that share a description (often a pair of opposite moves),
+/// each with its own action.
 #[derive(Clone, Copy, Debug)]
 pub struct Binding {
-    pub keys: &'static [KeyPattern],
+    pub keys: &'static [(KeyPattern, Action)],
     /// How the help overlay writes the keys.
     pub label: &'static str,
-    pub action: Action,
     pub description: &'static str,
     /// Keys and word for the key-hint line; `None` keeps the binding out of it.
     pub hint: Option<(&'static str, &'static str)>,
@@ -92,149 +92,102 @@ pub struct Binding {
 /// Keys while browsing.
 pub const BROWSE_KEYS: &[Binding] = &[
     Binding {
-        keys: &[key(KeyCode::Left), key(KeyCode::Right)],
+        keys: &[(key(KeyCode::Left), Action::StepBack), (key(KeyCode::Right), Action::StepForward)],
         label: "← →",
-        action: Action::StepBack,
         description: "move T one step back / forward",
         hint: Some(("←→", "time")),
     },
     Binding {
-        keys: &[shift(KeyCode::Left), ch('[')],
-        label: "Shift+← [",
-        action: Action::JumpBack,
-        description: "move T ten steps back",
+        keys: &[
+            (shift(KeyCode::Left), Action::JumpBack),
+            (shift(KeyCode::Right), Action::JumpForward),
+            (ch('['), Action::JumpBack),
+            (ch(']'), Action::JumpForward),
+        ],
+        label: "S-← S-→ [ ]",
+        description: "move T ten steps back / forward",
         hint: None,
     },
     Binding {
-        keys: &[shift(KeyCode::Right), ch(']')],
-        label: "Shift+→ ]",
-        action: Action::JumpForward,
-        description: "move T ten steps forward",
+        keys: &[(key(KeyCode::Home), Action::GoStart), (key(KeyCode::End), Action::GoEnd)],
+        label: "Home End",
+        description: "T at the start / end of the trace",
         hint: None,
     },
     Binding {
-        keys: &[key(KeyCode::Home)],
-        label: "Home",
-        action: Action::GoStart,
-        description: "T at the start of the trace",
-        hint: None,
-    },
-    Binding {
-        keys: &[key(KeyCode::End)],
-        label: "End",
-        action: Action::GoEnd,
-        description: "T at the end of the trace",
-        hint: None,
-    },
-    Binding {
-        keys: &[ch('p')],
+        keys: &[(ch('p'), Action::GoPeak)],
         label: "p",
-        action: Action::GoPeak,
         description: "T at the peak of live bytes",
         hint: Some(("p", "peak")),
     },
     Binding {
-        keys: &[ch('m')],
-        label: "m",
-        action: Action::NextMark,
-        description: "T at the next mark",
+        keys: &[(ch('m'), Action::NextMark), (ch('M'), Action::PrevMark)],
+        label: "m M",
+        description: "T at the next / previous mark",
         hint: None,
     },
     Binding {
-        keys: &[ch('M')],
-        label: "M",
-        action: Action::PrevMark,
-        description: "T at the previous mark",
-        hint: None,
-    },
-    Binding {
-        keys: &[key(KeyCode::Up), ch('k')],
-        label: "↑ k",
-        action: Action::Up,
-        description: "previous row (or scroll up)",
-        hint: None,
-    },
-    Binding {
-        keys: &[key(KeyCode::Down), ch('j')],
-        label: "↓ j",
-        action: Action::Down,
-        description: "next row (or scroll down)",
+        keys: &[
+            (key(KeyCode::Up), Action::Up),
+            (key(KeyCode::Down), Action::Down),
+            (ch('k'), Action::Up),
+            (ch('j'), Action::Down),
+        ],
+        label: "↑ ↓ k j",
+        description: "previous / next row (scrolls the details pane)",
         hint: Some(("↑↓", "select")),
     },
     Binding {
-        keys: &[key(KeyCode::PageUp)],
-        label: "PgUp",
-        action: Action::PageUp,
-        description: "one page up",
+        keys: &[(key(KeyCode::PageUp), Action::PageUp), (key(KeyCode::PageDown), Action::PageDown)],
+        label: "PgUp PgDn",
+        description: "one page up / down",
         hint: None,
     },
     Binding {
-        keys: &[key(KeyCode::PageDown)],
-        label: "PgDn",
-        action: Action::PageDown,
-        description: "one page down",
-        hint: None,
-    },
-    Binding {
-        keys: &[key(KeyCode::Enter)],
+        keys: &[(key(KeyCode::Enter), Action::Open)],
         label: "Enter",
-        action: Action::Open,
         description: "open the group: its allocations and their stacks",
         hint: Some(("Enter", "open")),
     },
     Binding {
-        keys: &[key(KeyCode::Esc)],
+        keys: &[(key(KeyCode::Esc), Action::Back)],
         label: "Esc",
-        action: Action::Back,
         description: "back; close help; clear the filter",
         hint: None,
     },
     Binding {
-        keys: &[ch('g')],
+        keys: &[(ch('g'), Action::CycleGrouping)],
         label: "g",
-        action: Action::CycleGrouping,
         description: "group by stack, function, size",
         hint: Some(("g", "group")),
     },
     Binding {
-        keys: &[ch('s')],
+        keys: &[(ch('s'), Action::CycleSort)],
         label: "s",
-        action: Action::CycleSort,
         description: "sort by bytes, blocks, newest",
         hint: Some(("s", "sort")),
     },
     Binding {
-        keys: &[ch('/')],
+        keys: &[(ch('/'), Action::StartFilter)],
         label: "/",
-        action: Action::StartFilter,
         description: "filter by text in any frame (function, file, module)",
         hint: Some(("/", "filter")),
     },
     Binding {
-        keys: &[key(KeyCode::Tab)],
-        label: "Tab",
-        action: Action::FocusNext,
-        description: "focus the next pane",
+        keys: &[(key(KeyCode::Tab), Action::FocusNext), (key(KeyCode::BackTab), Action::FocusPrev)],
+        label: "Tab S-Tab",
+        description: "focus the next / previous pane",
         hint: None,
     },
     Binding {
-        keys: &[key(KeyCode::BackTab)],
-        label: "Shift+Tab",
-        action: Action::FocusPrev,
-        description: "focus the previous pane",
-        hint: None,
-    },
-    Binding {
-        keys: &[ch('?'), key(KeyCode::F(1))],
+        keys: &[(ch('?'), Action::ToggleHelp), (key(KeyCode::F(1)), Action::ToggleHelp)],
         label: "? F1",
-        action: Action::ToggleHelp,
         description: "show or hide this help",
         hint: Some(("?", "help")),
     },
     Binding {
-        keys: &[ch('q'), ctrl('c')],
+        keys: &[(ch('q'), Action::Quit), (ctrl('c'), Action::Quit)],
         label: "q Ctrl+C",
-        action: Action::Quit,
         description: "quit",
         hint: Some(("q", "quit")),
     },
@@ -243,38 +196,33 @@ pub const BROWSE_KEYS: &[Binding] = &[
 /// Keys while typing a filter (any other printable key is typed).
 pub const FILTER_KEYS: &[Binding] = &[
     Binding {
-        keys: &[key(KeyCode::Enter)],
+        keys: &[(key(KeyCode::Enter), Action::FilterAccept)],
         label: "Enter",
-        action: Action::FilterAccept,
         description: "keep the filter",
         hint: Some(("Enter", "keep")),
     },
     Binding {
-        keys: &[key(KeyCode::Esc)],
+        keys: &[(key(KeyCode::Esc), Action::FilterCancel)],
         label: "Esc",
-        action: Action::FilterCancel,
         description: "restore the previous filter",
         hint: Some(("Esc", "cancel")),
     },
     Binding {
-        keys: &[key(KeyCode::Backspace)],
+        keys: &[(key(KeyCode::Backspace), Action::FilterBackspace)],
         label: "Backspace",
-        action: Action::FilterBackspace,
         description: "delete the last character",
         hint: None,
     },
-    Binding { keys: &[ctrl('c')], label: "Ctrl+C", action: Action::Quit, description: "quit", hint: None },
+    Binding { keys: &[(ctrl('c'), Action::Quit)], label: "Ctrl+C", description: "quit", hint: None },
 ];
 
 /// The action `event` asks for: from `FILTER_KEYS` (or as a typed character) while typing a
 /// filter, from `BROWSE_KEYS` otherwise.
 pub fn action_for(event: &KeyEvent, typing_filter: bool) -> Option<Action> {
     let table = if typing_filter { FILTER_KEYS } else { BROWSE_KEYS };
-    for binding in table {
-        if let Some(i) = binding.keys.iter().position(|k| k.matches(event)) {
-            // A two-way row ("← →") maps its second key to the opposite action.
-            return Some(if i == 1 { paired(binding.action) } else { binding.action });
-        }
+    let bound = table.iter().flat_map(|b| b.keys.iter()).find(|(k, _)| k.matches(event));
+    if let Some((_, action)) = bound {
+        return Some(*action);
     }
     if typing_filter
         && let KeyCode::Char(c) = event.code
@@ -283,14 +231,6 @@ pub fn action_for(event: &KeyEvent, typing_filter: bool) -> Option<Action> {
         return Some(Action::FilterChar(c));
     }
     None
-}
-
-/// The opposite direction of a two-way row's action; the action itself for other rows.
-fn paired(action: Action) -> Action {
-    match action {
-        Action::StepBack => Action::StepForward,
-        other => other,
-    }
 }
 
 #[cfg(test)]
@@ -319,6 +259,8 @@ mod tests {
         assert_eq!(action_for(&press(KeyCode::BackTab, shifted), false), Some(Action::FocusPrev));
         assert_eq!(action_for(&press(KeyCode::Char('c'), KeyModifiers::CONTROL), false), Some(Action::Quit));
         assert_eq!(action_for(&press(KeyCode::Char('x'), KeyModifiers::NONE), false), None);
+        assert_eq!(action_for(&press(KeyCode::Char('j'), KeyModifiers::NONE), false), Some(Action::Down));
+        assert_eq!(action_for(&press(KeyCode::End, KeyModifiers::NONE), false), Some(Action::GoEnd));
     }
 
     #[test]
@@ -332,7 +274,7 @@ mod tests {
     #[test]
     fn no_key_is_bound_twice_in_a_table() {
         for table in [BROWSE_KEYS, FILTER_KEYS] {
-            let keys: Vec<&KeyPattern> = table.iter().flat_map(|b| b.keys.iter()).collect();
+            let keys: Vec<&KeyPattern> = table.iter().flat_map(|b| b.keys.iter().map(|(k, _)| k)).collect();
             for (i, a) in keys.iter().enumerate() {
                 assert!(!keys[i + 1..].contains(a), "{a:?} bound twice");
             }

@@ -91,9 +91,9 @@ fn drill_into_a_group_and_back() {
 #[test]
 fn help_overlay_lists_the_key_table() {
     let mut app = app(server_source());
-    let mut term = terminal(80, 40);
+    let mut term = terminal(80, 24);
     press(&mut app, &mut term, &[key(KeyCode::Char('?'))]);
-    insta::assert_snapshot!("help_80x40", term.backend());
+    insta::assert_snapshot!("help_80x24", term.backend());
 }
 
 #[test]

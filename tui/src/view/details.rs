@@ -42,9 +42,9 @@ pub fn group_lines<'a>(d: &GroupDetails, width: usize, theme: &Theme) -> Vec<Lin
     let mut lines = vec![
         Line::styled(d.label.clone(), theme.function),
         Line::from(format!(
-            "{} · {} blocks{}",
+            "{} · {}{}",
             format::bytes(d.totals.bytes),
-            format::count(d.totals.blocks),
+            format::blocks(d.totals.blocks),
             if d.stacks > 1 { format!(" · {} stacks", format::count(d.stacks)) } else { String::new() }
         )),
         Line::from(vec![
@@ -58,8 +58,8 @@ pub fn group_lines<'a>(d: &GroupDetails, width: usize, theme: &Theme) -> Vec<Lin
         .threads
         .iter()
         .map(|t| match &t.name {
-            Some(name) => format!("{name} ({})", format::count(t.blocks)),
-            None => format!("{} ({})", t.tid, format::count(t.blocks)),
+            Some(name) => format!("{name} ×{}", format::count(t.blocks)),
+            None => format!("tid {} ×{}", t.tid, format::count(t.blocks)),
         })
         .collect();
     lines.push(Line::from(vec![Span::styled("threads ", theme.dim), Span::raw(threads.join(", "))]));

@@ -9,7 +9,7 @@ use crate::keys::{BROWSE_KEYS, Binding, FILTER_KEYS};
 
 use super::theme::Theme;
 
-const KEY_COLUMN: usize = 11;
+const KEY_COLUMN: usize = 13;
 
 /// The overlay's lines, built from the key tables.
 pub fn help_lines<'a>(theme: &Theme) -> Vec<Line<'a>> {
@@ -23,8 +23,7 @@ pub fn help_lines<'a>(theme: &Theme) -> Vec<Line<'a>> {
     lines.push(Line::raw(""));
     lines.push(Line::styled("While typing a filter (/)", theme.header));
     lines.extend(FILTER_KEYS.iter().map(row));
-    lines.push(Line::raw(""));
-    lines.push(Line::styled("Mouse: click the timeline to move T; the wheel scrolls.", theme.dim));
+    lines.push(Line::styled("Mouse: a click on the timeline moves T; the wheel scrolls.", theme.dim));
     lines
 }
 

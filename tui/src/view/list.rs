@@ -99,7 +99,7 @@ pub(super) fn draw_allocations(frame: &mut Frame<'_>, areas: &Areas, screen: &Sc
     let title = Line::from(vec![
         Span::raw(" "),
         Span::styled(format::fit(&open.label, 30), theme.function),
-        Span::raw(format!(" · {} blocks at {} ", format::count(page.total), format::duration(state.at_ns))),
+        Span::raw(format!(" · {} at {} ", format::blocks(page.total), format::duration(state.at_ns))),
     ]);
     let focused = state.focus == Pane::List;
     frame.render_widget(pane_block(title, focused, theme), areas.list);

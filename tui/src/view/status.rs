@@ -21,7 +21,7 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>) {
         Span::styled("  live ", theme.dim),
         Span::raw(format::bytes(screen.totals.bytes)),
         Span::styled(" · ", theme.dim),
-        Span::raw(format!("{} blocks", format::count(screen.totals.blocks))),
+        Span::raw(format::blocks(screen.totals.blocks)),
     ];
     match &state.filter_input {
         Some((typed, _)) => {

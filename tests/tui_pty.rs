@@ -1,0 +1,158 @@
+//! End-to-end test of the browser: the real `leakview` binary runs in a pseudo-terminal (a
+//! private tmux server), keys are sent to it and the screen it draws is read back. Skipped, with
+//! a note, where tmux is not installed.
+
+#[path = "../tui/tests/common/trace.rs"]
+mod trace;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A tmux server of our own (its own socket), killed when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn available() -> bool {
+        Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success())
+    }
+
+    fn new(name: &str) -> Self {
+        Tmux { socket: format!("leakview-test-{name}-{}", std::process::id()) }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("tmux runs")
+    }
+
+    /// Starts `command` (run by `sh -c`) in a 100x30 window; the shell reports the exit status
+    /// and stays a while so the screen after exit can be read.
+    fn start(&self, command: &str) {
+        let script = format!("{command}; echo \"leakview exited with $?\"; sleep 60");
+        let out = self.run(&["new-session", "-d", "-x", "100", "-y", "30", "sh", "-c", &script]);
+        assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p"]).stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys"];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    /// Waits until the screen contains `text`; the screen as last read otherwise.
+    fn wait_for(&self, text: &str) -> Result<String, String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return Ok(screen);
+            }
+            if Instant::now() > deadline {
+                return Err(screen);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn expect(&self, text: &str) -> String {
+        self.wait_for(text)
+            .unwrap_or_else(|screen| panic!("the screen never showed {text:?}; it shows:\n{screen}"))
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}
+
+fn shell_quote(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
+}
+
+#[test]
+fn browser_scrubs_groups_drills_down_and_quits_cleanly() {
+    if !Tmux::available() {
+        eprintln!("note: tmux is not installed; skipping the pseudo-terminal test of the browser");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trace = dir.path().join("server.bin");
+    trace::write_server_trace(&trace);
+    let tmux = Tmux::new("browse");
+    tmux.start(&format!(
+        "NO_COLOR=1 TERM=xterm-256color {} {}",
+        shell_quote(Path::new(env!("CARGO_BIN_EXE_leakview"))),
+        shell_quote(&trace)
+    ));
+
+    // Opens at the end of the trace, ranked by bytes.
+    let screen = tmux.expect("Live heap");
+    assert!(screen.contains("server --port 8080"), "{screen}");
+    tmux.expect("At 10.000s · by stack · 3 groups");
+    let screen = tmux.expect("server+0x1800");
+    assert!(screen.contains("T 10.000s 100%"), "{screen}");
+
+    // The peak: the burst of header buffers from libhttp.so is outstanding.
+    tmux.keys(&["p"]);
+    let screen = tmux.expect("At 5.999s · by stack · 4 groups");
+    assert!(screen.contains("libhttp.so+0x2a00"), "{screen}");
+
+    // Home, then the marks: load-start is at 4 s.
+    tmux.keys(&["Home", "m", "m"]);
+    tmux.expect("T 4.000s 40%");
+
+    // Grouping by function, then back to stacks.
+    tmux.keys(&["g"]);
+    tmux.expect("by function");
+    tmux.keys(&["g", "g"]);
+    tmux.expect("At 4.000s · by stack");
+
+    // Drill into the top group: its allocations and the selected one's stack.
+    tmux.keys(&["End", "Enter"]);
+    let screen = tmux.expect("40 blocks at 10.000s");
+    assert!(screen.contains("Stack of 0x"), "{screen}");
+    tmux.keys(&["Escape"]);
+    tmux.expect("3 groups");
+
+    // The help overlay comes from the key table.
+    tmux.keys(&["?"]);
+    let screen = tmux.expect("Keys");
+    assert!(screen.contains("group by stack, function, size"), "{screen}");
+    tmux.keys(&["Escape"]);
+
+    // q quits with status 0 and the terminal is given back (the browser's screen is gone).
+    tmux.keys(&["q"]);
+    let screen = tmux.expect("leakview exited with 0");
+    assert!(!screen.contains("Live heap"), "the alternate screen was left:\n{screen}");
+}
+
+#[test]
+fn a_file_that_is_not_a_trace_is_an_error_before_any_screen() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bogus = dir.path().join("bogus.bin");
+    std::fs::write(&bogus, b"this is not a trace").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_leakview")).arg(&bogus).output().expect("leakview runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("not a leakview trace"), "{stderr}");
+}
+
+#[test]
+fn without_a_terminal_the_browser_says_so() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trace = dir.path().join("server.bin");
+    trace::write_server_trace(&trace);
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_leakview")).arg("view").arg(&trace).output().expect("leakview runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("needs a terminal"), "{stderr}");
+}
