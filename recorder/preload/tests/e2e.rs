@@ -288,3 +288,81 @@ fn reusing_recent_stacks_is_exact_in_an_allocation_loop() {
     assert!(reused.outstanding.is_empty() || Attribution::new(&[&exe]).leaks(&reused).is_empty());
     let _ = std::fs::remove_dir_all(exe.parent().expect("dir"));
 }
+
+#[test]
+fn signal_handlers_that_allocate_do_not_break_recording() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (exe, trace) = run_fixture(dir.path(), &["signals.c"], &[], &[]);
+    let attribution = Attribution::new(&[&exe]);
+    let leaks = attribution.leaks(&trace);
+    assert_eq!(leaks.get("busy_leak"), Some(&(1, 64)));
+    // A handler's malloc nested inside a recorded call is not recorded, so its free may be of
+    // an unknown block; no recorded block of the handler may stay outstanding otherwise.
+    for (function, (blocks, _)) in &leaks {
+        assert!(function == "busy_leak" || function == "on_alarm", "unexpected leak in {function}: {blocks}");
+    }
+    assert!(trace.allocations > 400_000);
+}
+
+#[test]
+fn posix_spawn_and_vfork_children_are_fine() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let child = dir.path().join("child");
+    compile(&["basic.c"], &child, &[]);
+    let exe = dir.path().join("fixture");
+    compile(&["spawn.c"], &exe, &[]);
+    let trace_path = dir.path().join("trace.bin");
+    let manifest = dir.path().join("manifest");
+    let child_arg = child.to_string_lossy().into_owned();
+    record(&exe, &[&child_arg], &trace_path, &manifest, None);
+    let parent = Trace::load(&trace_path);
+    let attribution = Attribution::new(&[&exe]);
+    assert_eq!(attribution.leaks(&parent), expect(&[("spawn_leak", 1, 24)]));
+    assert!(parent.complete);
+    // Every spawned child (an exec'd image) wrote its own complete trace.
+    let traces = manifest_traces(&manifest);
+    assert_eq!(traces.len(), 5, "{traces:?}");
+    let child_attribution = Attribution::new(&[&child]);
+    for path in traces.iter().filter(|p| **p != trace_path) {
+        let trace = Trace::load(path);
+        assert!(trace.complete);
+        assert_eq!(trace.metadata.parent_pid, parent.metadata.pid);
+        assert_eq!(child_attribution.leaks(&trace).get("deep_leak"), Some(&(1, 77)));
+    }
+}
+
+#[test]
+fn an_unwritable_output_leaves_one_warning_and_the_program_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("fixture");
+    compile(&["basic.c"], &exe, &[]);
+    let output = std::process::Command::new(&exe)
+        .env("LD_PRELOAD", support::preload_library())
+        .env("LEAKVIEW_OUTPUT", dir.path().join("no-such-dir/trace.bin"))
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "basic: done\n");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "stderr: {stderr}");
+    assert!(stderr.starts_with("leakview: "), "stderr: {stderr}");
+}
+
+#[test]
+fn an_existing_output_file_is_never_overwritten() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("fixture");
+    compile(&["basic.c"], &exe, &[]);
+    let trace_path = dir.path().join("trace.bin");
+    std::fs::write(&trace_path, b"precious").expect("write");
+    let manifest = dir.path().join("manifest");
+    record(&exe, &[], &trace_path, &manifest, None);
+    assert_eq!(std::fs::read(&trace_path).expect("read"), b"precious");
+    let traces = manifest_traces(&manifest);
+    assert_eq!(traces.len(), 1);
+    let trace = Trace::load(&traces[0]);
+    assert_eq!(traces[0], dir.path().join(format!("trace.{}.bin", trace.metadata.pid)));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&traces[0]).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}

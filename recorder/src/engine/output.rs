@@ -76,12 +76,20 @@ pub fn create_trace(
     let candidates = std::iter::once(primary.to_path_buf())
         .chain((0..MAX_ALTERNATIVES).map(|n| alternative_path(primary, pid, n)));
     for path in candidates {
+        let existed = std::fs::symlink_metadata(&path).is_ok();
         match TraceWriter::create(&path, metadata, options) {
             Ok(writer) => return Ok((writer, absolute(&path))),
             Err(WriteError::Create { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
                 continue;
             }
-            Err(err) => return Err(err.to_string()),
+            Err(err) => {
+                // Creation got as far as making the file (e.g. the disk is full): do not leave
+                // an empty trace behind.
+                if !existed && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+                    let _ = std::fs::remove_file(&path);
+                }
+                return Err(err.to_string());
+            }
         }
     }
     Err(format!("cannot create trace {}: too many files with that name", primary.display()))

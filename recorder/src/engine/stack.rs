@@ -154,6 +154,9 @@ pub struct CaptureState {
     fresh_truncated: bool,
     /// Kept stack and index in it where the current walk joined a previous stack.
     joined: Option<(usize, usize)>,
+    /// Per kept stack, the outermost frame found changed in this walk: joins at or inside it
+    /// cannot succeed.
+    blocked: [usize; KEPT_STACKS],
     region: Option<Region>,
 }
 
@@ -241,18 +244,24 @@ impl CaptureState {
     /// Checks that stepping out of kept frames `0..=through` would read the same words today
     /// (only the words each step's outcome depends on; see `Frame::select_checks`). Steps are
     /// always by cached framehop rules, functions of (sp, bp) and the words they read. Inner
-    /// frames are checked first: that is where stacks diverge.
-    fn verify_kept(&self, slot: usize, low: u64, through: usize) -> bool {
+    /// frames are checked first: that is where stacks diverge. On failure, returns the frame
+    /// that failed: no join at or inside it can succeed in this walk.
+    fn verify_kept(&self, slot: usize, low: u64, through: usize) -> Result<(), usize> {
         let frames = &self.kept[slot].frames;
-        frames[..=through].iter().rev().all(|frame| {
-            frame.read_count != UNVERIFIABLE
+        for j in (0..=through).rev() {
+            let frame = &frames[j];
+            let same = frame.read_count != UNVERIFIABLE
                 && frame.reads[..usize::from(frame.check_count)].iter().enumerate().all(
                     |(i, &(addr, value))| {
                         let now = Self::read_word(low, self.stack_high, addr);
                         if frame.read_failed & (1 << i) != 0 { now.is_none() } else { now == Some(value) }
                     },
-                )
-        })
+                );
+            if !same {
+                return Err(j);
+            }
+        }
+        Ok(())
     }
 
     /// Whether the walk from `kept[slot][k]` outward would be the same with `bp_now` as the
@@ -295,7 +304,7 @@ impl CaptureState {
         let candidate = &kept.frames[k];
         let total = self.fresh_len + k + 1;
         let depth_ok = if kept.truncated { total == max_depth } else { total <= max_depth };
-        if candidate.sp != sp || candidate.ip != ip || !depth_ok {
+        if candidate.sp != sp || candidate.ip != ip || !depth_ok || k >= self.blocked[slot] {
             return false;
         }
         let chain_end = if candidate.bp == bp {
@@ -306,7 +315,8 @@ impl CaptureState {
                 None => return false,
             }
         };
-        if !self.verify_kept(slot, low, k) {
+        if let Err(failed_at) = self.verify_kept(slot, low, k) {
+            self.blocked[slot] = failed_at;
             return false;
         }
         if let Some(end) = chain_end {
@@ -328,6 +338,7 @@ impl CaptureState {
         self.fresh_len = 0;
         self.fresh_truncated = false;
         self.joined = None;
+        self.blocked = [usize::MAX; KEPT_STACKS];
         let mut result = Walk { unknown_address: false, depth: 0 };
         let max_depth = max_depth.clamp(1, MAX_DEPTH_LIMIT);
         if self.stack_high == 0 || sp < self.stack_low || sp >= self.stack_high {
