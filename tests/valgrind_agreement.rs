@@ -1,0 +1,246 @@
+//! leakview's counts must equal valgrind's on real programs: the number of allocations
+//! (valgrind's "total heap usage", every block that came into being, each successful realloc
+//! included), frees, bytes allocated, and the blocks and bytes still in use at exit, for the
+//! same run of sqlite3, jq, perl and python3.
+//!
+//! The programs are Debian's (`.ci/run` installs them with valgrind when missing). A program
+//! that is not installed is skipped with a note; valgrind itself missing fails the test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Debug, PartialEq, Eq)]
+struct Counts {
+    allocations: u64,
+    frees: u64,
+    bytes_allocated: u64,
+    blocks_at_exit: u64,
+    bytes_at_exit: u64,
+}
+
+fn number(text: &str) -> u64 {
+    text.trim().replace(',', "").parse().unwrap_or_else(|_| panic!("not a number: {text:?}"))
+}
+
+/// Parses memcheck's HEAP SUMMARY.
+fn valgrind_counts(stderr: &str) -> Counts {
+    let line = |key: &str| {
+        stderr
+            .lines()
+            .find_map(|l| l.split_once(key).map(|(_, rest)| rest.to_string()))
+            .unwrap_or_else(|| panic!("valgrind printed no {key:?}:\n{stderr}"))
+    };
+    // "in use at exit: 8,937 bytes in 15 blocks"
+    let in_use = line("in use at exit:");
+    let (bytes, rest) = in_use.split_once(" bytes in ").expect("bytes in");
+    let blocks = rest.trim_end_matches(" blocks").trim_end_matches(" block");
+    // "total heap usage: 489 allocs, 474 frees, 114,431 bytes allocated"
+    let usage = line("total heap usage:");
+    let parts: Vec<&str> = usage.split(", ").collect();
+    Counts {
+        allocations: number(parts[0].trim_end_matches(" allocs").trim_end_matches(" alloc")),
+        frees: number(parts[1].trim_end_matches(" frees").trim_end_matches(" free")),
+        bytes_allocated: number(parts[2].trim_end_matches(" bytes allocated")),
+        blocks_at_exit: number(blocks),
+        bytes_at_exit: number(bytes),
+    }
+}
+
+fn leakview_counts(trace: &Path) -> Counts {
+    let out = Command::new(env!("CARGO_BIN_EXE_leakview"))
+        .args(["report", "--format", "json", "--top", "1"])
+        .arg(trace)
+        .output()
+        .expect("run leakview report");
+    assert!(out.status.success(), "report failed: {}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report JSON");
+    let get = |a: &str, b: &str| json[a][b].as_u64().unwrap_or_else(|| panic!("no {a}.{b} in {json}"));
+    Counts {
+        allocations: get("totals", "allocations"),
+        frees: get("totals", "frees"),
+        bytes_allocated: get("totals", "bytes_allocated"),
+        blocks_at_exit: get("outstanding", "blocks"),
+        bytes_at_exit: get("outstanding", "bytes"),
+    }
+}
+
+fn installed(program: &str) -> Option<PathBuf> {
+    ["/usr/bin", "/bin", "/usr/local/bin"].iter().map(|d| Path::new(d).join(program)).find(|p| p.is_file())
+}
+
+type Env = Vec<(String, String)>;
+
+/// Runs `cmd` with exactly `env`, feeding `stdin`; panics if it fails.
+fn run(cmd: &mut Command, dir: &Path, env: &Env, stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    cmd.current_dir(dir).env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("feed stdin");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// The environment `/usr/bin/env` printed.
+fn parse_env(out: &std::process::Output) -> Env {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect()
+}
+
+fn value<'a>(env: &'a Env, key: &str) -> Option<&'a str> {
+    env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// Both tools add variables to the recorded program's environment (valgrind: LD_PRELOAD,
+/// LD_LIBRARY_PATH, GLIBCXX_FORCE_NEW, ...; leakview: LD_PRELOAD, LEAKVIEW_*), and programs copy
+/// their environment into heap blocks (perl's %ENV, python's os.environ). So that both runs are
+/// the same run, each gets the other's variables too, and leakview's LD_PRELOAD value is made as
+/// long as valgrind's by placing the preload library at a padded path.
+struct SameRun {
+    dir: tempfile::TempDir,
+    /// For `leakview record`.
+    leakview_env: Env,
+    /// For valgrind: the same, plus what `leakview record` sets for its child.
+    valgrind_env: Env,
+}
+
+fn same_run() -> SameRun {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(
+        d.join("input.json"),
+        r#"{"items":[{"id":1,"tags":["a","b"]},{"id":2,"tags":["c"]},{"id":3,"tags":[]}],"name":"leakview"}"#,
+    )
+    .expect("input");
+    let base: Env = [
+        ("HOME", std::env::var("HOME").unwrap_or_else(|_| "/root".into())),
+        ("PATH", "/usr/bin:/bin".into()),
+        ("LC_ALL", "C".into()),
+        ("PYTHONHASHSEED", "0".into()),
+        ("PERL_HASH_SEED", "0".into()),
+        ("PERL_PERTURB_KEYS", "0".into()),
+        ("PWD", d.display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let leakview = env!("CARGO_BIN_EXE_leakview");
+    let valgrind_seen = parse_env(&run(Command::new("valgrind").args(["-q", "/usr/bin/env"]), d, &base, ""));
+    let valgrind_preload_len = value(&valgrind_seen, "LD_PRELOAD").map_or(0, str::len);
+    // What valgrind adds itself (it would prepend to these again if given them).
+    let valgrind_adds: Env = valgrind_seen
+        .iter()
+        .filter(|(k, _)| k != "LD_PRELOAD" && value(&base, k).is_none())
+        .cloned()
+        .collect();
+    let mut common = base.clone();
+    common.extend(valgrind_adds.iter().cloned());
+    let probe = parse_env(&run(
+        Command::new(leakview).args(["record", "-o", "probe.bin", "--", "/usr/bin/env"]),
+        d,
+        &common,
+        "",
+    ));
+    let library = PathBuf::from(value(&probe, "LD_PRELOAD").expect("leakview sets LD_PRELOAD"));
+    let name = "libleakview_preload.so";
+    let short = d.join("p").join(name).display().to_string().len();
+    let padded = d.join(format!("p{}", "x".repeat(valgrind_preload_len.saturating_sub(short)))).join(name);
+    std::fs::create_dir_all(padded.parent().expect("parent")).expect("mkdir");
+    std::fs::copy(&library, &padded).expect("copy preload library");
+    common.push(("LEAKVIEW_PRELOAD_PATH".into(), padded.display().to_string()));
+    let child = parse_env(&run(
+        Command::new(leakview).args(["record", "-o", "trace.bin", "--force", "--", "/usr/bin/env"]),
+        d,
+        &common,
+        "",
+    ));
+    let padded = padded.display().to_string();
+    assert_eq!(
+        value(&child, "LD_PRELOAD"),
+        Some(padded.as_str()),
+        "leakview must preload LEAKVIEW_PRELOAD_PATH"
+    );
+    assert_eq!(padded.len(), valgrind_preload_len, "LD_PRELOAD values must be equally long");
+    let mut valgrind_env: Env =
+        common.iter().filter(|(k, _)| value(&valgrind_adds, k).is_none()).cloned().collect();
+    valgrind_env.extend(
+        child.iter().filter(|(k, _)| k.starts_with("LEAKVIEW_") && value(&common, k).is_none()).cloned(),
+    );
+    SameRun { dir, leakview_env: common, valgrind_env }
+}
+
+/// Runs `program args` (with `stdin` fed in) under valgrind and under leakview and compares.
+fn agree(program: &str, args: &[&str], stdin: &str) {
+    let Some(path) = installed(program) else {
+        eprintln!("note: {program} is not installed; skipping its agreement check");
+        return;
+    };
+    let same = same_run();
+    let d = same.dir.path();
+    let valgrind = run(
+        Command::new("valgrind")
+            .args(["--run-libc-freeres=no", "--run-cxx-freeres=no", "--leak-check=no"])
+            .arg(&path)
+            .args(args),
+        d,
+        &same.valgrind_env,
+        stdin,
+    );
+    let expected = valgrind_counts(&String::from_utf8_lossy(&valgrind.stderr));
+    run(
+        Command::new(env!("CARGO_BIN_EXE_leakview"))
+            .args(["record", "-o", "trace.bin", "--force", "--"])
+            .arg(&path)
+            .args(args),
+        d,
+        &same.leakview_env,
+        stdin,
+    );
+    let got = leakview_counts(&d.join("trace.bin"));
+    assert_eq!(got, expected, "{program}: leakview (left) and valgrind (right) disagree");
+    assert!(expected.allocations > 100, "{program} made too few allocations for a meaningful check");
+}
+
+#[test]
+fn sqlite3_agrees_with_valgrind() {
+    let sql = "create table t(id integer primary key, name text, score real);
+        with recursive n(i) as (select 1 union all select i + 1 from n where i < 2000)
+        insert into t select i, 'name-' || i, i * 1.5 from n;
+        create index t_name on t(name);
+        select count(*), sum(score) from t where name like 'name-1%';
+        select group_concat(name) from (select name from t order by score desc limit 20);";
+    agree("sqlite3", &[":memory:"], sql);
+}
+
+#[test]
+fn jq_agrees_with_valgrind() {
+    agree("jq", &["[.items[] | {id, n: (.tags | length)}] | sort_by(-.n) | map(.id)", "input.json"], "");
+}
+
+#[test]
+fn perl_agrees_with_valgrind() {
+    agree(
+        "perl",
+        &[
+            "-e",
+            "my %h; for my $i (1..3000) { $h{\"k$i\"} = [($i) x ($i % 7)] } my $s = join ',', sort keys %h; print length($s), qq(\\n);",
+        ],
+        "",
+    );
+}
+
+#[test]
+fn python3_agrees_with_valgrind() {
+    agree(
+        "python3",
+        &[
+            "-c",
+            "import json\nd = {str(i): list(range(i % 9)) for i in range(3000)}\ns = json.dumps(d)\nprint(len(s), len(json.loads(s)))",
+        ],
+        "",
+    );
+}
