@@ -122,7 +122,7 @@ fn threads_and_cross_thread_frees() {
     let mut tids = trace.chunk_tids.clone();
     tids.sort_unstable();
     tids.dedup();
-    assert!(tids.len() >= 7, "expected a chunk per thread (main + 6), got tids {tids:?}");
+    assert!(tids.len() >= 8, "expected a chunk per thread (main + 7), got tids {tids:?}");
     // The 2000 hand-offs were freed by the consumer thread: no block of `produce` is left.
     let worker_tids: std::collections::BTreeSet<u32> = trace
         .outstanding

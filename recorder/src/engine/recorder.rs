@@ -66,7 +66,7 @@ fn capture(session: &Session, state: &mut ThreadState, hook: HookRegisters, ts: 
         return 0;
     }
     let Some(mut snapshot) = session.modules.snapshot() else { return 0 };
-    let capture: *mut _ = match state.capture_mut() {
+    let capture: *mut _ = match state.capture_mut(hook.sp) {
         Some(capture) => capture,
         None => return 0,
     };

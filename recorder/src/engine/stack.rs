@@ -169,7 +169,14 @@ pub struct Walk {
     pub depth: usize,
 }
 
-fn thread_stack_bounds() -> Option<(u64, u64)> {
+/// Stack space a walk needs below the hook (framehop evaluates DWARF in fixed on-stack storage).
+pub const WALK_STACK_ROOM: u64 = 64 * 1024;
+/// Stack space creating the capture state needs (framehop builds its cache on the stack).
+pub const CREATE_STACK_ROOM: u64 = 256 * 1024;
+
+/// The calling thread's stack, `[low, high)`. May allocate (the main thread's comes from
+/// /proc/self/maps): call with the guard held.
+pub fn thread_stack_bounds() -> Option<(u64, u64)> {
     // SAFETY: pthread_getattr_np fills an attribute object we own and destroy; for the main
     // thread glibc reads /proc/self/maps, which may allocate (callers hold the guard).
     unsafe {
@@ -186,12 +193,12 @@ fn thread_stack_bounds() -> Option<(u64, u64)> {
 }
 
 impl CaptureState {
-    /// Creates the calling thread's capture state in a fresh mapping. Allocates (framehop's
-    /// cache): call with the reentrancy guard held.
-    pub fn create() -> Option<*mut CaptureState> {
+    /// Creates the calling thread's capture state (for a thread whose stack is
+    /// `[stack_low, stack_high)`) in a fresh mapping. Allocates (framehop's cache) and needs
+    /// [`CREATE_STACK_ROOM`] of stack: call with the reentrancy guard held.
+    pub fn create(stack_low: u64, stack_high: u64) -> Option<*mut CaptureState> {
         let region = Region::new(std::mem::size_of::<CaptureState>())?;
         let ptr = region.as_ptr().cast::<CaptureState>();
-        let (stack_low, stack_high) = thread_stack_bounds().unwrap_or((0, 0));
         // SAFETY: the region is large enough, page-aligned (so aligned for the type), ours alone.
         // The kept stacks and frame arrays are left as the mapping's zero bytes: empty stacks
         // (null snapshot, length 0) of valid all-zero frames.
@@ -341,7 +348,10 @@ impl CaptureState {
         self.blocked = [usize::MAX; KEPT_STACKS];
         let mut result = Walk { unknown_address: false, depth: 0 };
         let max_depth = max_depth.clamp(1, MAX_DEPTH_LIMIT);
-        if self.stack_high == 0 || sp < self.stack_low || sp >= self.stack_high {
+        if self.stack_high == 0
+            || sp >= self.stack_high
+            || sp < self.stack_low.saturating_add(WALK_STACK_ROOM)
+        {
             return result;
         }
         let (low, high) = (sp, self.stack_high);

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use leakview_format::ThreadStream;
 
-use crate::engine::stack::CaptureState;
+use crate::engine::stack::{self, CaptureState};
 use crate::engine::sys;
 
 /// Size of the C shim's TLS block; must match `build.rs`.
@@ -34,7 +34,10 @@ pub struct ThreadState {
     pub guard: u32,
     status: u32,
     tid: u32,
-    _reserved: u32,
+    /// Set once the thread's stack bounds were looked up (they may be unknown: 0, 0).
+    stack_known: u32,
+    stack_low: u64,
+    stack_high: u64,
     /// The session `stream` and `capture` belong to (0: none yet).
     session_id: u64,
     capture: *mut CaptureState,
@@ -142,7 +145,7 @@ impl ThreadState {
         } else if self.session_id != session_id {
             self.stream.write(ThreadStream::new(self.tid));
             self.session_id = session_id;
-            if let Some(capture) = self.capture_mut() {
+            if let Some(capture) = self.existing_capture() {
                 capture.forget();
             }
         }
@@ -159,16 +162,33 @@ impl ThreadState {
         Some(unsafe { self.stream.assume_init_mut() })
     }
 
-    /// The capture state, created on first use (not after the thread's exit destructor).
-    pub fn capture_mut(&mut self) -> Option<&mut CaptureState> {
+    /// The capture state, created on first use (not after the thread's exit destructor, and
+    /// not while the stack at `sp` lacks room for framehop's fixed-size working storage: a
+    /// thread with a tiny stack records its events without stacks rather than crash).
+    pub fn capture_mut(&mut self, sp: u64) -> Option<&mut CaptureState> {
         if self.capture.is_null() {
             if self.status != ACTIVE {
                 return None;
             }
-            self.capture = CaptureState::create()?;
+            if self.stack_known == 0 {
+                let (low, high) = stack::thread_stack_bounds().unwrap_or((0, 0));
+                self.stack_low = low;
+                self.stack_high = high;
+                self.stack_known = 1;
+            }
+            if self.stack_high == 0 || sp < self.stack_low.saturating_add(stack::CREATE_STACK_ROOM) {
+                return None;
+            }
+            self.capture = CaptureState::create(self.stack_low, self.stack_high)?;
         }
         // SAFETY: created by CaptureState::create and owned by this thread.
         Some(unsafe { &mut *self.capture })
+    }
+
+    /// The capture state, if it exists.
+    pub fn existing_capture(&mut self) -> Option<&mut CaptureState> {
+        // SAFETY: created by CaptureState::create and owned by this thread.
+        (!self.capture.is_null()).then(|| unsafe { &mut *self.capture })
     }
 
     fn drop_capture(&mut self) {
@@ -187,7 +207,7 @@ impl ThreadState {
             self.stream.write(ThreadStream::new(self.tid));
         }
         self.session_id = 0;
-        if let Some(capture) = self.capture_mut() {
+        if let Some(capture) = self.existing_capture() {
             capture.forget();
         }
     }
