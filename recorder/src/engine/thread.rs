@@ -176,7 +176,11 @@ impl ThreadState {
                 self.stack_high = high;
                 self.stack_known = 1;
             }
-            if self.stack_high == 0 || sp < self.stack_low.saturating_add(stack::CREATE_STACK_ROOM) {
+            // Outside the thread's stack (a signal's alternate stack, a coroutine): no room known.
+            if self.stack_high == 0
+                || sp >= self.stack_high
+                || sp < self.stack_low.saturating_add(stack::CREATE_STACK_ROOM)
+            {
                 return None;
             }
             self.capture = CaptureState::create(self.stack_low, self.stack_high)?;
