@@ -6,7 +6,7 @@
 //! complete at exit; the fork handlers make a child drop its parent's session (the child must
 //! never write into the parent's mapping) so that its first event starts its own trace.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, Ordering};
 
 use leakview_format::{Event, RecorderKind, TraceMetadata, TraceWriter, WriteError, WriterOptions};
@@ -75,13 +75,8 @@ pub fn current_or_start(profile: &Profile, state: &mut ThreadState) -> Option<&'
     if STATE.compare_exchange(IDLE, STARTING, Ordering::AcqRel, Ordering::Acquire).is_err() {
         return None;
     }
-    match start(profile, state) {
-        Ok(session) => {
-            let session = Box::leak(Box::new(session));
-            SESSION.store(session, Ordering::Release);
-            STATE.store(RUNNING, Ordering::Release);
-            Some(session)
-        }
+    match start(profile, state, None) {
+        Ok(session) => Some(publish(session)),
         Err(reason) => {
             STATE.store(OFF, Ordering::Release);
             let line = format!("leakview: recording disabled: {reason}\n");
@@ -103,7 +98,33 @@ fn read_cmdline() -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn start(profile: &Profile, state: &mut ThreadState) -> Result<Session, String> {
+/// Starts the session now, writing to `path` instead of the configured output (an in-process
+/// recorder that chooses its own file). Like the configured output, an existing file is never
+/// clobbered: the trace then goes to an alternative name beside it (`Session::path` tells).
+/// Fails if a session is running or being started, or if the trace cannot be created (a later
+/// call may then try again). Call with the guard held.
+pub fn start_at(profile: &Profile, state: &mut ThreadState, path: &Path) -> Result<&'static Session, String> {
+    if STATE.compare_exchange(IDLE, STARTING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        return Err("a trace is already being recorded in this process".into());
+    }
+    match start(profile, state, Some(path)) {
+        Ok(session) => Ok(publish(session)),
+        Err(reason) => {
+            STATE.store(IDLE, Ordering::Release);
+            Err(reason)
+        }
+    }
+}
+
+fn publish(session: Session) -> &'static Session {
+    let session = Box::leak(Box::new(session));
+    SESSION.store(session, Ordering::Release);
+    STATE.store(RUNNING, Ordering::Release);
+    session
+}
+
+/// `chosen_output`: the trace path chosen by the caller, instead of the configured one.
+fn start(profile: &Profile, state: &mut ThreadState, chosen_output: Option<&Path>) -> Result<Session, String> {
     if !thread::block_size_matches() {
         return Err("internal error: TLS block size mismatch".into());
     }
@@ -127,7 +148,10 @@ fn start(profile: &Profile, state: &mut ThreadState) -> Result<Session, String> 
         recorder_kind: profile.kind,
         max_stack_depth: config.max_depth as u32,
     };
-    let primary = output::primary_path(config.output.as_deref(), &executable, pid);
+    let primary = match chosen_output {
+        Some(path) => path.to_path_buf(),
+        None => output::primary_path(config.output.as_deref(), &executable, pid),
+    };
     let (writer, path) = output::create_trace(&primary, pid, &metadata, &WriterOptions::default())?;
     let stacks = StackTable::new(NODE_CAPACITY).ok_or("cannot reserve memory for stacks")?;
     let session = Session {
