@@ -390,6 +390,50 @@ fn embedded_library_is_extracted_privately() {
 }
 
 #[test]
+fn preload_path_override_is_used() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Extract the embedded library once, then record with a copy of it named by the override.
+    let out = run(leakview(dir.path()).args(["record", "-o", "first.bin", "--", "true"]));
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    let extracted = fs::read_dir(shared_cache().join("leakview"))
+        .expect("cache")
+        .filter_map(|e| e.ok().map(|e| e.path().join("libleakview_preload.so")))
+        .find(|p| p.is_file())
+        .expect("extracted library");
+    let copy = dir.path().join("libcopy.so");
+    fs::copy(&extracted, &copy).expect("copy");
+    let out = run(leakview(dir.path())
+        .args(["record", "-o", "second.bin", "--", "sh", "-c", "echo $LD_PRELOAD"])
+        .env("LEAKVIEW_PRELOAD_PATH", &copy));
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), copy.to_string_lossy());
+    TraceReader::open(&dir.path().join("second.bin")).expect("recorded through the override");
+}
+
+#[test]
+fn existing_ld_preload_entries_are_kept_after_the_recorder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(leakview(dir.path())
+        .args(["record", "-o", "t.bin", "--", "sh", "-c", "echo $LD_PRELOAD"])
+        .env("LD_PRELOAD", "libm.so.6"));
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    let value = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (first, rest) = value.split_once(':').expect("two entries");
+    assert!(first.ends_with("/libleakview_preload.so"), "{value}");
+    assert_eq!(rest, "libm.so.6");
+}
+
+#[test]
+fn demo_never_overwrites_an_explicit_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("mine.bin"), b"mine").expect("write");
+    let out = run(leakview(dir.path()).args(["demo", "--no-tui", "-o", "mine.bin"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr_of(&out).lines().count(), 1, "{}", stderr_of(&out));
+    assert_eq!(fs::read(dir.path().join("mine.bin")).expect("kept"), b"mine");
+}
+
+#[test]
 fn demo_shows_the_known_leaks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = run(leakview(dir.path()).args(["demo", "--no-tui"]));
@@ -413,4 +457,15 @@ fn demo_shows_the_known_leaks() {
     }
     let cache_groups = groups.iter().filter(|g| g.contains("cache_put") && g.contains("16 blocks")).count();
     assert_eq!(cache_groups, 2, "cache entries and their values:\n{stdout}");
+}
+
+#[test]
+fn demo_twice_keeps_both_traces() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("leakview-demo.bin"), b"an earlier trace").expect("write");
+    let out = run(leakview(dir.path()).args(["demo", "--no-tui"]));
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    assert_eq!(fs::read(dir.path().join("leakview-demo.bin")).expect("kept"), b"an earlier trace");
+    TraceReader::open(&dir.path().join("leakview-demo-2.bin")).expect("the next free name");
+    assert!(stderr_of(&out).contains("./leakview-demo-2.bin"), "{}", stderr_of(&out));
 }

@@ -21,7 +21,15 @@ use super::report;
 pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let program = embedded::demo_program()?;
     let output = match &args.output {
-        Some(path) => trace_paths::prepare_explicit_output(path, false)?,
+        Some(path) => {
+            if std::fs::symlink_metadata(path).is_ok() {
+                bail!(
+                    "{} already exists (the demo never overwrites a file; choose another -o)",
+                    path.display()
+                );
+            }
+            trace_paths::prepare_explicit_output(path, false)?
+        }
         None => default_output()?,
     };
     eprintln!(
