@@ -28,6 +28,7 @@
 
 mod analysis;
 pub mod check;
+pub mod diff;
 mod error;
 mod frames;
 pub mod group;
@@ -46,6 +47,7 @@ pub mod when;
 
 pub use analysis::{Analysis, LoadOptions};
 pub use check::{CheckOutcome, check};
+pub use diff::{Comparison, Diff, DiffBy, DiffGroup, DiffReport, DiffStatus, Side};
 pub use error::{LoadError, WhenError};
 pub use frames::Frames;
 pub use group::{Group, GroupBy, GroupKey, Grouping, Snapshot, SortBy, size_class, size_class_bounds};
