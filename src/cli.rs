@@ -123,14 +123,19 @@ pub enum DiffFormat {
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
+    /// Moment of trace A (the first, or the only trace): end, peak, 0%..100%, 1.5s, mark:LABEL...
     #[arg(long, value_name = "WHEN", default_value = "end")]
     pub at_a: String,
+    /// Moment of trace B (the second, or the only trace).
     #[arg(long, value_name = "WHEN", default_value = "end")]
     pub at_b: String,
     #[arg(long, value_enum, default_value_t = DiffGroupBy::Stack)]
     pub group_by: DiffGroupBy,
     #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
     pub format: DiffFormat,
+    /// Show at most N groups, largest change first (0: all).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
     /// Exit 1 if any group is new or grew by more than --threshold bytes.
     #[arg(long)]
     pub fail_on_growth: bool,

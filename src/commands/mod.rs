@@ -2,6 +2,7 @@
 
 mod check;
 mod demo;
+mod diff;
 mod loading;
 mod record;
 mod report;
@@ -22,23 +23,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Check(args)) => check::run(&args),
         Some(Command::Record(args)) => record::run(&args),
         Some(Command::Demo(args)) => demo::run(&args),
+        Some(Command::Diff(args)) => diff::run(&args),
         Some(Command::View(args)) => view::run(&args.traces),
-        Some(other) => bail!("`{}` is not available in this build yet", command_name(&other)),
         None if cli.traces.is_empty() => {
             bail!("no trace given; try `leakview demo`, `leakview record -- CMD` or `leakview --help`")
         }
         None => view::run(&cli.traces),
-    }
-}
-
-fn command_name(command: &Command) -> &'static str {
-    match command {
-        Command::Record(_) => "record",
-        Command::Demo(_) => "demo",
-        Command::Report(_) => "report",
-        Command::Stats(_) => "stats",
-        Command::Check(_) => "check",
-        Command::Diff(_) => "diff",
-        Command::View(_) => "view",
     }
 }

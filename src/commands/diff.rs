@@ -1,0 +1,77 @@
+//! `leakview diff`: what was outstanding in trace A against trace B (or at two moments of one
+//! trace), matched by symbolized stacks, as text or JSON; with `--fail-on-growth`, a CI gate
+//! that exits 1 when a group is new or grew by more than `--threshold` bytes.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use leakview_analyzer::report::units::{bytes, plural};
+use leakview_analyzer::{Analysis, Comparison, DiffBy, DiffReport, Side};
+
+use super::loading::{self, Bars};
+use crate::cli::{DiffArgs, DiffFormat, DiffGroupBy};
+
+pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
+    if args.tui {
+        bail!("the diff browser is not available yet; use --format text");
+    }
+    let bars = Bars::new();
+    let load = |path: &Path| loading::load(path, &bars).map(Arc::new);
+    let comparison = match args.traces.as_slice() {
+        [one] => Comparison::one_trace(load(one)?),
+        [a, b] => Comparison::new(load(a)?, load(b)?),
+        _ => bail!("give one trace (two moments of it) or two traces to compare"),
+    };
+    let at_a =
+        comparison.resolve_when(Side::A, &args.at_a).with_context(|| format!("--at-a {}", args.at_a))?;
+    let at_b =
+        comparison.resolve_when(Side::B, &args.at_b).with_context(|| format!("--at-b {}", args.at_b))?;
+    let by = match args.group_by {
+        DiffGroupBy::Stack => DiffBy::Stack,
+        DiffGroupBy::Function => DiffBy::Function,
+    };
+    let diff = comparison.diff_with_progress(at_a, at_b, by, &bars);
+    let report = DiffReport::new(&comparison, &diff, &args.at_a, &args.at_b, args.top);
+    let text = match args.format {
+        DiffFormat::Text => report.to_text(),
+        DiffFormat::Json => report.to_json(),
+    };
+    drop(bars);
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other.context("cannot write the diff")?,
+    }
+    warn_if_incomplete(&comparison);
+    if args.fail_on_growth {
+        let failing = diff.grown_over(args.threshold);
+        if !failing.is_empty() {
+            let growth: u64 = failing.iter().map(|g| g.growth_bytes()).sum();
+            eprintln!(
+                "leakview: {} new or grew by more than {} ({} in all)",
+                plural(failing.len() as u64, "group is", "groups are"),
+                bytes(args.threshold),
+                bytes(growth),
+            );
+            return Ok(ExitCode::from(1));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn warn_if_incomplete(comparison: &Comparison) {
+    let sides: Vec<&Analysis> =
+        if comparison.is_one_trace() { vec![comparison.a()] } else { vec![comparison.a(), comparison.b()] };
+    for analysis in sides {
+        let summary = analysis.summary();
+        if !summary.complete {
+            eprintln!(
+                "leakview: warning: {} is incomplete; compared what could be read",
+                summary.path.display()
+            );
+        }
+    }
+}
