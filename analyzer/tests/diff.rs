@@ -93,7 +93,7 @@ fn stack_group<'a>(diff: &'a Diff, module: &str, offset: u64) -> &'a DiffGroup {
     let wanted = FrameKey::ModuleOffset { module: module.to_string(), offset };
     diff.groups
         .iter()
-        .find(|g| matches!(&g.key, DiffKey::Stack(k) if k.first() == Some(&wanted)))
+        .find(|g| matches!(&g.key, DiffKey::Stack(k) if k.first().map(|f| f.as_ref()) == Some(&wanted)))
         .unwrap_or_else(|| panic!("no group at {module}+{offset:#x} in {:#?}", diff.groups))
 }
 
@@ -161,7 +161,7 @@ fn different_builds_match_by_module_name_alone() {
     // Every stack is [libapp.so, libapp.so] now: one group holding everything.
     assert_eq!(diff.groups.len(), 1, "{:#?}", diff.groups);
     let group = &diff.groups[0];
-    let module = FrameKey::Module { module: "libapp.so".into() };
+    let module = Arc::new(FrameKey::Module { module: "libapp.so".into() });
     assert_eq!(group.key, DiffKey::Stack(vec![module.clone(), module].into()));
     assert_eq!(counts(group), (DiffStatus::Shrank, 6, 410, 7, 147));
     assert_eq!(group.stacks_a.len(), 3);
@@ -183,7 +183,7 @@ fn function_grouping_credits_every_frame_once_per_stack() {
     let b = program("/tmp/two/libapp.so", b"\xaa\xbb", 0x7f12_3400_0000, 0x77, &after());
     let (_, diff) = diff_at_ends(&a, &b, DiffBy::Function);
     let function = |offset: u64| {
-        let key = DiffKey::Function(FrameKey::ModuleOffset { module: "libapp.so".into(), offset });
+        let key = DiffKey::Function(FrameKey::ModuleOffset { module: "libapp.so".into(), offset }.into());
         diff.groups.iter().find(|g| g.key == key).unwrap_or_else(|| panic!("no function at {offset:#x}"))
     };
     assert_eq!(diff.groups.len(), 5);
@@ -271,7 +271,7 @@ fn two_moments_of_one_trace() {
     let outside = diff
         .groups
         .iter()
-        .find(|g| g.key == DiffKey::Stack(vec![FrameKey::Address(0xdead_0000)].into()))
+        .find(|g| g.key == DiffKey::Stack(vec![Arc::new(FrameKey::Address(0xdead_0000))].into()))
         .expect("a group for the address outside modules");
     assert_eq!(counts(outside), (DiffStatus::Same, 1, 8, 1, 8));
     assert_eq!(diff.groups.len(), 5);

@@ -6,10 +6,13 @@
 //! offset when both traces hold the same build of that module (same GNU build-id), and its
 //! module's file name alone otherwise. Two moments of one trace share every build, and there a
 //! frame known only by its address keeps that address.
+//!
+//! Frame keys are interned: a stack key is a slice of shared pointers, so keys of many deep
+//! stacks cost little more than the distinct frames they name.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::symbolize::{Frame, ModuleInfo};
 
@@ -42,20 +45,22 @@ impl fmt::Display for FrameKey {
 }
 
 /// A stack's key: its frames' keys, innermost first, allocator frames trimmed.
-pub type StackKey = Arc<[FrameKey]>;
+pub type StackKey = Arc<[Arc<FrameKey>]>;
 
 /// The last component of a `/`-separated path.
 pub(crate) fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// Decides each frame's key for one pair of traces.
-#[derive(Debug, Clone, Default)]
+/// Decides each frame's key for one pair of traces, and interns the keys.
+#[derive(Debug, Default)]
 pub(crate) struct KeyPolicy {
     /// Module file names whose frames are matched by offset.
     offset_modules: HashSet<String>,
     /// Both sides are one trace: every build is shared and addresses mean the same thing.
     one_trace: bool,
+    /// Every frame key handed out, once.
+    interned: RwLock<HashSet<Arc<FrameKey>>>,
 }
 
 impl KeyPolicy {
@@ -81,7 +86,7 @@ impl KeyPolicy {
             })
             .map(|(name, _)| name)
             .collect();
-        KeyPolicy { offset_modules, one_trace }
+        KeyPolicy { offset_modules, one_trace, interned: RwLock::default() }
     }
 
     /// The key of one frame.
@@ -107,9 +112,25 @@ impl KeyPolicy {
         }
     }
 
+    /// The shared copy of `key`.
+    fn intern(&self, key: FrameKey) -> Arc<FrameKey> {
+        if let Some(found) = self.interned.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return found.clone();
+        }
+        let mut interned = self.interned.write().unwrap_or_else(|p| p.into_inner());
+        match interned.get(&key) {
+            Some(found) => found.clone(),
+            None => {
+                let key = Arc::new(key);
+                interned.insert(key.clone());
+                key
+            }
+        }
+    }
+
     /// The key of a stack given its trimmed frames (innermost first).
     pub fn stack_key(&self, frames: &[Frame]) -> StackKey {
-        frames.iter().map(|f| self.frame_key(f)).collect()
+        frames.iter().map(|f| self.intern(self.frame_key(f))).collect()
     }
 }
 
@@ -215,5 +236,8 @@ mod tests {
         assert_ne!(forward, backward);
         assert_eq!(forward.len(), 2);
         assert_eq!(forward[0].to_string(), "leaf");
+        // Equal frame keys are one shared value.
+        assert!(Arc::ptr_eq(&forward[0], &backward[1]));
+        assert!(Arc::ptr_eq(&forward[1], &backward[0]));
     }
 }

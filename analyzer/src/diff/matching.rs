@@ -122,7 +122,7 @@ mod tests {
     use crate::model::LiveTotals;
 
     fn function(name: &str) -> DiffKey {
-        DiffKey::Function(FrameKey::Function { name: name.to_string(), file: Some("app.c".into()) })
+        DiffKey::Function(FrameKey::Function { name: name.to_string(), file: Some("app.c".into()) }.into())
     }
 
     fn side(entries: &[(&str, u32, u64, u64)]) -> SideSums {

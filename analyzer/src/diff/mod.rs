@@ -169,7 +169,7 @@ impl Comparison {
         match &group.key {
             DiffKey::Stack(_) => frames,
             DiffKey::Function(key) => {
-                frames.iter().find(|f| &self.policy.frame_key(f) == key).cloned().into_iter().collect()
+                frames.iter().find(|f| self.policy.frame_key(f) == **key).cloned().into_iter().collect()
             }
         }
     }

@@ -3,7 +3,7 @@
 //! snapshot and the stacks not seen before.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use super::DiffBy;
 use super::key::{FrameKey, KeyPolicy, StackKey};
@@ -18,7 +18,7 @@ pub enum DiffKey {
     /// A whole (trimmed) stack.
     Stack(StackKey),
     /// One function (or anonymous frame), credited once per stack it is on.
-    Function(FrameKey),
+    Function(Arc<FrameKey>),
 }
 
 /// The blocks of one side that share a key.
@@ -118,7 +118,7 @@ pub(crate) fn sum_side(
                 sums.groups.entry(DiffKey::Stack(key)).or_default().add(stack, group.blocks, group.bytes);
             }
             DiffBy::Function => {
-                let mut credited: HashSet<&FrameKey> = HashSet::new();
+                let mut credited: HashSet<&Arc<FrameKey>> = HashSet::new();
                 for frame in key.iter() {
                     if credited.insert(frame) {
                         sums.groups.entry(DiffKey::Function(frame.clone())).or_default().add(
