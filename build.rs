@@ -189,11 +189,13 @@ fn build_demo_program(root: &Path, out_dir: &Path) -> PathBuf {
     let result = Command::new(program)
         .args(words)
         .args(["-O2", "-g", "-fomit-frame-pointer", "-pthread", "-Wall", "-Wextra"])
-        // Source paths in the debug info read `./fixtures/demo/leaky.c`, wherever this was built.
+        // Compiled from the repository root with relative source paths and the root mapped to `.`,
+        // the debug info names `fixtures/demo/leaky.c` wherever leakview was built.
         .arg(format!("-fdebug-prefix-map={}=.", root.display()))
+        .current_dir(root)
         .arg("-o")
         .arg(&output)
-        .args(&sources)
+        .args(sources.iter().map(|source| source.strip_prefix(root).unwrap_or(source)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
