@@ -1,15 +1,22 @@
 //! [`AnalysisSource`]: the browser's data source over the analyzer's [`Analysis`] of a trace.
-//! The grouping of the moment looked at is kept, so the list, the details and the allocation
-//! pages of one moment share one pass over the outstanding blocks.
+//!
+//! Scrubbing asks "what is outstanding at T, grouped" many times a second. Regrouping every
+//! outstanding block at each step costs time proportional to the live heap (too slow for tens of
+//! millions of events), so the source keeps per-stack aggregates for the current T and moves
+//! them with the events between two moments ([`super::scrub`]). Function and size groups are
+//! rolled up from those per-stack aggregates with the analyzer's rules (a block counts once for
+//! every function on its trimmed stack; power-of-two size classes). Only the size-group details
+//! and the allocation lists of an opened group walk the analyzer's snapshot of the moment.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use leakview_analyzer as analyzer;
-use leakview_analyzer::{Analysis, GroupBy, LoadOptions, SortBy, StackId};
+use leakview_analyzer::{Analysis, Block, LoadOptions, StackId, size_class};
 
+use super::scrub::{Agg, Live, ScrubIndex};
 use super::{
     AllocationPage, AllocationRow, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow,
     Grouping, Mark, SizeBucket, SortKey, StackKey, Summary, ThreadShare, Totals,
@@ -18,61 +25,40 @@ use crate::format;
 use crate::runner::ProgressFn;
 use crate::view::loading::LoadProgress;
 
-/// The grouping of one moment, and the rows of one query over it.
-#[derive(Default)]
-struct Cache {
-    grouping_for: Option<(u64, Grouping)>,
-    grouping: Option<Arc<analyzer::Grouping>>,
-    /// The query `rows` answer and the indices into `grouping.groups` they list, in order.
-    rows_for: Option<GroupQuery>,
-    rows: Arc<Vec<usize>>,
+/// Per-stack facts computed once, when a stack is first outstanding.
+#[derive(Clone)]
+struct StackFacts {
+    /// Display name of the top (trimmed) frame.
+    label: String,
+    /// Function ids on the trimmed stack, each once.
+    functions: Box<[u32]>,
 }
 
-/// Function names seen, so a function group has a numeric [`GroupKey`].
+/// What the source has computed for the moment and the filter looked at last.
 #[derive(Default)]
-struct FunctionNames {
-    ids: HashMap<Arc<str>, u64>,
-    names: Vec<Arc<str>>,
-}
-
-impl FunctionNames {
-    fn key(&mut self, name: &Arc<str>) -> u64 {
-        if let Some(&id) = self.ids.get(name) {
-            return id;
-        }
-        let id = self.names.len() as u64;
-        self.names.push(name.clone());
-        self.ids.insert(name.clone(), id);
-        id
-    }
+struct Scrub {
+    live: Live,
+    facts: Vec<Option<StackFacts>>,
+    function_names: Vec<Arc<str>>,
+    function_ids: HashMap<Arc<str>, u32>,
+    /// Which stacks match `filter` (computed lazily per stack).
+    filter: String,
+    matches: Vec<Option<bool>>,
+    /// The opened group's outstanding block ids, for the query and group they were listed for.
+    members_for: Option<(GroupQuery, GroupKey)>,
+    members: Arc<Vec<u32>>,
 }
 
 /// A [`DataSource`] over an analyzed trace.
 pub struct AnalysisSource {
     analysis: Analysis,
     summary: Summary,
-    cache: Mutex<Cache>,
-    functions: Mutex<FunctionNames>,
+    index: ScrubIndex,
+    scrub: Mutex<Scrub>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn group_by(grouping: Grouping) -> GroupBy {
-    match grouping {
-        Grouping::Stack => GroupBy::Stack,
-        Grouping::Function => GroupBy::Function,
-        Grouping::Size => GroupBy::SizeClass,
-    }
-}
-
-fn sort_by(sort: SortKey) -> SortBy {
-    match sort {
-        SortKey::Bytes => SortBy::Bytes,
-        SortKey::Blocks => SortBy::Blocks,
-        SortKey::Newest => SortBy::Newest,
-    }
 }
 
 /// The last two components of a source path (`src/leaky.c`), enough to recognise it in a
@@ -90,7 +76,7 @@ pub fn frame_info(frame: &analyzer::Frame) -> FrameInfo {
             Some(line) => format!("{}:{line}", short_path(file)),
             None => short_path(file),
         }),
-        module: frame.module.as_deref().map(|m| short_path(m).rsplit('/').next().unwrap_or(m).to_string()),
+        module: frame.module.as_deref().map(|m| m.rsplit('/').next().unwrap_or(m).to_string()),
         inlined: frame.inlined,
     }
 }
@@ -104,11 +90,22 @@ fn size_class_label(class: u8) -> String {
     }
 }
 
+/// Whether `frame` contains `needle` (already lower case) in its function, file or module, ASCII
+/// case-insensitively, as the analyzer matches.
+fn frame_contains(frame: &analyzer::Frame, needle: &str) -> bool {
+    let hit = |text: &Option<String>| text.as_ref().is_some_and(|t| t.to_ascii_lowercase().contains(needle));
+    hit(&frame.function)
+        || hit(&frame.file)
+        || hit(&frame.module)
+        || frame.display_name().to_ascii_lowercase().contains(needle)
+}
+
 impl AnalysisSource {
     /// Loads the trace at `path`, reporting progress to `progress`.
     pub fn open(path: &Path, progress: ProgressFn<'_>) -> Result<Self, analyzer::LoadError> {
         let reporter = LoadReporter::new(progress);
         let analysis = Analysis::open(path, &LoadOptions::default(), &reporter)?;
+        progress(LoadProgress { stage: "indexing for scrubbing".into(), done: 0, total: 0 });
         Ok(Self::new(analysis))
     }
 
@@ -144,108 +141,230 @@ impl AnalysisSource {
             marks,
             complete: s.complete,
         };
-        AnalysisSource {
-            analysis,
-            summary,
-            cache: Mutex::new(Cache::default()),
-            functions: Mutex::new(FunctionNames::default()),
-        }
+        let index = ScrubIndex::build(&analysis);
+        let scrub = Scrub { facts: vec![None; index.stack_count()], ..Scrub::default() };
+        AnalysisSource { analysis, summary, index, scrub: Mutex::new(scrub) }
     }
 
     pub fn analysis(&self) -> &Analysis {
         &self.analysis
     }
 
-    /// The grouping and listed rows for `query`, computed if the cache holds another query.
-    fn rows(&self, query: &GroupQuery) -> (Arc<analyzer::Grouping>, Arc<Vec<usize>>) {
-        let mut cache = lock(&self.cache);
-        let moment = (query.at_ns, query.grouping);
-        let grouping = match (&cache.grouping_for, &cache.grouping) {
-            (Some(m), Some(g)) if *m == moment => g.clone(),
-            _ => {
-                let snapshot = self.analysis.outstanding_at(query.at_ns);
-                let grouping = Arc::new(self.analysis.group(&snapshot, group_by(query.grouping)));
-                cache.grouping_for = Some(moment);
-                cache.grouping = Some(grouping.clone());
-                cache.rows_for = None;
-                grouping
-            }
-        };
-        if cache.rows_for.as_ref() == Some(query) {
-            return (grouping, cache.rows.clone());
-        }
-        let mut order: Vec<usize> = if query.filter.is_empty() {
-            (0..grouping.groups.len()).collect()
-        } else {
-            self.analysis.filter_groups(&grouping, &query.filter)
-        };
-        let by = sort_by(query.sort);
-        if by != SortBy::Bytes {
-            // The grouping is ranked by bytes; other orders sort the indices the same way the
-            // analyzer would (ties by bytes, then blocks, then key).
-            order.sort_by(|&a, &b| {
-                let (a, b) = (&grouping.groups[a], &grouping.groups[b]);
-                let primary = match by {
-                    SortBy::Blocks => b.blocks.cmp(&a.blocks),
-                    _ => b.last_alloc_ns.cmp(&a.last_alloc_ns),
-                };
-                primary
-                    .then(b.bytes.cmp(&a.bytes))
-                    .then(b.blocks.cmp(&a.blocks))
-                    .then_with(|| a.key.cmp(&b.key))
-            });
-        }
-        let rows = Arc::new(order);
-        cache.rows_for = Some(query.clone());
-        cache.rows = rows.clone();
-        (grouping, rows)
-    }
-
-    fn key_of(&self, key: &analyzer::GroupKey) -> GroupKey {
-        GroupKey(match key {
-            analyzer::GroupKey::Stack(s) => u64::from(s.0),
-            analyzer::GroupKey::Function(name) => lock(&self.functions).key(name),
-            analyzer::GroupKey::Size(size) => *size,
-            analyzer::GroupKey::SizeClass(class) => u64::from(*class),
-            analyzer::GroupKey::Thread(t) => u64::from(t.0),
-        })
-    }
-
-    fn find<'g>(&self, grouping: &'g analyzer::Grouping, key: GroupKey) -> Option<&'g analyzer::Group> {
-        let function = match grouping.by {
-            GroupBy::Function => Some(lock(&self.functions).names.get(key.0 as usize).cloned()?),
-            _ => None,
-        };
-        grouping.groups.iter().find(|g| match (&g.key, &function) {
-            (analyzer::GroupKey::Function(name), Some(wanted)) => name == wanted,
-            (analyzer::GroupKey::Stack(s), None) => u64::from(s.0) == key.0,
-            (analyzer::GroupKey::SizeClass(c), None) => u64::from(*c) == key.0,
-            (analyzer::GroupKey::Size(s), None) => *s == key.0,
-            (analyzer::GroupKey::Thread(t), None) => u64::from(t.0) == key.0,
-            _ => false,
-        })
-    }
-
-    fn label(&self, group: &analyzer::Group) -> String {
-        match &group.key {
-            analyzer::GroupKey::Stack(s) => self
-                .analysis
-                .stack_frames(*s)
-                .first()
-                .map(|f| f.display_name())
-                .unwrap_or_else(|| "(no stack)".to_string()),
-            analyzer::GroupKey::Function(name) => name.to_string(),
-            analyzer::GroupKey::Size(size) => format::bytes(*size),
-            analyzer::GroupKey::SizeClass(class) => size_class_label(*class),
-            analyzer::GroupKey::Thread(t) => {
-                self.analysis.thread(*t).map(|t| t.label()).unwrap_or_else(|| t.0.to_string())
+    /// Moves the aggregates to `at_ns`, then makes sure every outstanding stack has its facts
+    /// (symbolizing new stacks in bulk) and, for `filter`, its match.
+    fn prepare(&self, scrub: &mut Scrub, at_ns: u64, filter: &str) {
+        scrub.live.move_to(&self.index, &self.analysis, at_ns);
+        let missing: Vec<u32> = (0..self.index.stack_count() as u32)
+            .filter(|&d| scrub.live.per_stack[d as usize].blocks > 0 && scrub.facts[d as usize].is_none())
+            .collect();
+        if !missing.is_empty() {
+            let stacks: Vec<StackId> = missing.iter().map(|&d| self.index.stack(d)).collect();
+            self.analysis.prepare_symbols(&stacks, &analyzer::NoProgress);
+            for d in missing {
+                let frames = self.analysis.stack_frames(self.index.stack(d));
+                let mut seen = HashSet::new();
+                let mut functions = Vec::new();
+                for frame in frames.iter() {
+                    let name = frame.display_name();
+                    if seen.insert(name.clone()) {
+                        let name: Arc<str> = name.into();
+                        let next = scrub.function_names.len() as u32;
+                        let id = *scrub.function_ids.entry(name.clone()).or_insert(next);
+                        if id == next {
+                            scrub.function_names.push(name);
+                        }
+                        functions.push(id);
+                    }
+                }
+                let label =
+                    frames.first().map(|f| f.display_name()).unwrap_or_else(|| "(no stack)".to_string());
+                scrub.facts[d as usize] = Some(StackFacts { label, functions: functions.into() });
             }
         }
+        if scrub.filter != filter {
+            scrub.filter = filter.to_string();
+            scrub.matches = vec![None; self.index.stack_count()];
+        }
+        if !filter.is_empty() {
+            let needle = filter.to_ascii_lowercase();
+            for d in 0..self.index.stack_count() {
+                if scrub.live.per_stack[d].blocks > 0 && scrub.matches[d].is_none() {
+                    let frames = self.analysis.stack_frames(self.index.stack(d as u32));
+                    scrub.matches[d] = Some(frames.iter().any(|f| frame_contains(f, &needle)));
+                }
+            }
+        }
+    }
+
+    /// Outstanding stacks that pass the filter.
+    fn shown_stacks(&self, scrub: &Scrub) -> Vec<u32> {
+        (0..self.index.stack_count() as u32)
+            .filter(|&d| {
+                scrub.live.per_stack[d as usize].blocks > 0
+                    && (scrub.filter.is_empty() || scrub.matches[d as usize] == Some(true))
+            })
+            .collect()
+    }
+
+    /// The shown stacks that belong to group `key` (all shown stacks for a size group).
+    fn group_stacks(&self, scrub: &Scrub, grouping: Grouping, key: GroupKey) -> Vec<u32> {
+        let shown = self.shown_stacks(scrub);
+        match grouping {
+            Grouping::Stack => {
+                shown.into_iter().filter(|&d| u64::from(self.index.stack(d).0) == key.0).collect()
+            }
+            Grouping::Function => shown
+                .into_iter()
+                .filter(|&d| {
+                    scrub.facts[d as usize]
+                        .as_ref()
+                        .is_some_and(|f| f.functions.iter().any(|&id| u64::from(id) == key.0))
+                })
+                .collect(),
+            Grouping::Size => shown,
+        }
+    }
+
+    fn newest_of(&self, stacks: &[u32], at_ns: u64) -> u64 {
+        stacks
+            .iter()
+            .filter_map(|&d| self.index.live_span(&self.analysis, d, at_ns))
+            .map(|(_, last)| last)
+            .max()
+            .unwrap_or(0)
     }
 
     fn tid_of(&self, thread: analyzer::ThreadIndex) -> u32 {
         self.analysis.thread(thread).map(|t| t.tid).unwrap_or(thread.0)
     }
+
+    /// Blocks outstanding at `query.at_ns` that belong to group `key`, in allocation order.
+    fn members(&self, scrub: &Scrub, query: &GroupQuery, key: GroupKey) -> Vec<Block> {
+        let stacks: HashSet<u32> = self.group_stacks(scrub, query.grouping, key).into_iter().collect();
+        let snapshot = self.analysis.outstanding_at(query.at_ns);
+        self.analysis
+            .blocks(&snapshot)
+            .filter(|b| self.index.dense(b.stack).is_some_and(|d| stacks.contains(&d)))
+            .filter(|b| query.grouping != Grouping::Size || u64::from(size_class(b.size)) == key.0)
+            .collect()
+    }
+
+    fn threads(&self, counts: HashMap<u32, u64>) -> Vec<ThreadShare> {
+        let mut threads: Vec<ThreadShare> = counts
+            .into_iter()
+            .map(|(index, blocks)| {
+                let info = self.analysis.thread(analyzer::ThreadIndex(index));
+                ThreadShare {
+                    tid: info.map(|t| t.tid).unwrap_or(index),
+                    name: info.and_then(|t| t.name.clone()),
+                    blocks,
+                }
+            })
+            .collect();
+        threads.sort_by(|a, b| b.blocks.cmp(&a.blocks).then(a.tid.cmp(&b.tid)));
+        threads
+    }
+
+    fn histogram(counts: HashMap<u8, u64>) -> Vec<SizeBucket> {
+        let mut histogram: Vec<SizeBucket> = counts
+            .into_iter()
+            .map(|(class, blocks)| SizeBucket { min_size: analyzer::size_class_bounds(class).0, blocks })
+            .collect();
+        histogram.sort_by_key(|b| b.min_size);
+        histogram
+    }
+
+    fn frames_of(&self, stack: StackId) -> Vec<FrameInfo> {
+        self.analysis.stack_frames(stack).iter().map(frame_info).collect()
+    }
+
+    /// Details of a stack or function group, from the per-stack aggregates.
+    fn rolled_up_details(&self, scrub: &Scrub, query: &GroupQuery, key: GroupKey) -> Option<GroupDetails> {
+        let stacks = self.group_stacks(scrub, query.grouping, key);
+        if stacks.is_empty() {
+            return None;
+        }
+        let member: HashSet<u32> = stacks.iter().copied().collect();
+        let mut totals = Agg::default();
+        for &d in &stacks {
+            let a = scrub.live.per_stack[d as usize];
+            totals.bytes += a.bytes;
+            totals.blocks += a.blocks;
+        }
+        let heaviest = stacks.iter().copied().max_by(|&a, &b| {
+            let (x, y) = (scrub.live.per_stack[a as usize], scrub.live.per_stack[b as usize]);
+            x.bytes.cmp(&y.bytes).then(b.cmp(&a))
+        })?;
+        let mut classes: HashMap<u8, u64> = HashMap::new();
+        for (k, agg) in &scrub.live.per_class {
+            if member.contains(&((k >> 8) as u32)) {
+                *classes.entry((k & 0xff) as u8).or_default() += agg.blocks;
+            }
+        }
+        let mut threads: HashMap<u32, u64> = HashMap::new();
+        for (k, blocks) in &scrub.live.per_thread {
+            if member.contains(&((k >> 32) as u32)) {
+                *threads.entry(*k as u32).or_default() += blocks;
+            }
+        }
+        let spans: Vec<(u64, u64)> =
+            stacks.iter().filter_map(|&d| self.index.live_span(&self.analysis, d, query.at_ns)).collect();
+        let label = match query.grouping {
+            Grouping::Function => scrub.function_names.get(key.0 as usize).map(|n| n.to_string()),
+            _ => scrub.facts[heaviest as usize].as_ref().map(|f| f.label.clone()),
+        };
+        Some(GroupDetails {
+            label: label.unwrap_or_default(),
+            totals: Totals { bytes: totals.bytes, blocks: totals.blocks },
+            stacks: stacks.len() as u64,
+            frames: self.frames_of(self.index.stack(heaviest)),
+            histogram: Self::histogram(classes),
+            first_alloc_ns: spans.iter().map(|s| s.0).min().unwrap_or(0),
+            last_alloc_ns: spans.iter().map(|s| s.1).max().unwrap_or(0),
+            threads: self.threads(threads),
+        })
+    }
+
+    /// Details of a size group, from the blocks outstanding at the moment.
+    fn size_details(&self, scrub: &Scrub, query: &GroupQuery, key: GroupKey) -> Option<GroupDetails> {
+        let blocks = self.members(scrub, query, key);
+        let first = blocks.first()?;
+        let mut stack_bytes: HashMap<StackId, u64> = HashMap::new();
+        let mut threads: HashMap<u32, u64> = HashMap::new();
+        let mut totals = Agg::default();
+        for b in &blocks {
+            totals.bytes += b.size;
+            totals.blocks += 1;
+            *stack_bytes.entry(b.stack).or_default() += b.size;
+            *threads.entry(b.thread.0).or_default() += 1;
+        }
+        let heaviest = stack_bytes.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map(|(s, _)| *s)?;
+        Some(GroupDetails {
+            label: size_class_label(key.0 as u8),
+            totals: Totals { bytes: totals.bytes, blocks: totals.blocks },
+            stacks: stack_bytes.len() as u64,
+            frames: self.frames_of(heaviest),
+            histogram: Self::histogram(HashMap::from([(key.0 as u8, totals.blocks)])),
+            first_alloc_ns: first.alloc_ns,
+            last_alloc_ns: blocks.last().map(|b| b.alloc_ns).unwrap_or(first.alloc_ns),
+            threads: self.threads(threads),
+        })
+    }
+}
+
+fn sort_rows(rows: &mut [GroupRow], sort: SortKey) {
+    rows.sort_by(|a, b| {
+        let primary = match sort {
+            SortKey::Bytes => b.totals.bytes.cmp(&a.totals.bytes),
+            SortKey::Blocks => b.totals.blocks.cmp(&a.totals.blocks),
+            SortKey::Newest => b.newest_ns.cmp(&a.newest_ns),
+        };
+        primary
+            .then(b.totals.bytes.cmp(&a.totals.bytes))
+            .then(b.totals.blocks.cmp(&a.totals.blocks))
+            .then(a.label.cmp(&b.label))
+            .then(a.key.cmp(&b.key))
+    });
 }
 
 impl DataSource for AnalysisSource {
@@ -263,85 +382,117 @@ impl DataSource for AnalysisSource {
     }
 
     fn totals_at(&self, at_ns: u64) -> Totals {
-        let live = self.analysis.live_at(at_ns);
-        Totals { bytes: live.bytes, blocks: live.blocks }
+        let mut scrub = lock(&self.scrub);
+        scrub.live.move_to(&self.index, &self.analysis, at_ns);
+        Totals { bytes: scrub.live.total.bytes, blocks: scrub.live.total.blocks }
     }
 
     fn groups(&self, query: &GroupQuery) -> Vec<GroupRow> {
-        let (grouping, rows) = self.rows(query);
-        let stacks: Vec<StackId> = rows
-            .iter()
-            .filter_map(|&i| match grouping.groups[i].key {
-                analyzer::GroupKey::Stack(s) => Some(s),
-                _ => None,
-            })
-            .collect();
-        // Symbolizing in bulk is much faster than stack by stack.
-        self.analysis.prepare_symbols(&stacks, &analyzer::NoProgress);
-        rows.iter()
-            .map(|&i| {
-                let g = &grouping.groups[i];
-                GroupRow {
-                    key: self.key_of(&g.key),
-                    totals: Totals { bytes: g.bytes, blocks: g.blocks },
-                    newest_ns: g.last_alloc_ns,
-                    label: self.label(g),
+        let mut guard = lock(&self.scrub);
+        let scrub = &mut *guard;
+        self.prepare(scrub, query.at_ns, &query.filter);
+        let shown = self.shown_stacks(scrub);
+        let newest = query.sort == SortKey::Newest;
+        let mut rows: Vec<GroupRow> = match query.grouping {
+            Grouping::Stack => shown
+                .iter()
+                .map(|&d| {
+                    let a = scrub.live.per_stack[d as usize];
+                    GroupRow {
+                        key: GroupKey(u64::from(self.index.stack(d).0)),
+                        totals: Totals { bytes: a.bytes, blocks: a.blocks },
+                        newest_ns: if newest { self.newest_of(&[d], query.at_ns) } else { 0 },
+                        label: scrub.facts[d as usize].as_ref().map(|f| f.label.clone()).unwrap_or_default(),
+                    }
+                })
+                .collect(),
+            Grouping::Function => {
+                let mut by_function: HashMap<u32, (Agg, Vec<u32>)> = HashMap::new();
+                for &d in &shown {
+                    let a = scrub.live.per_stack[d as usize];
+                    for &f in scrub.facts[d as usize].as_ref().map(|f| &f.functions[..]).unwrap_or(&[]) {
+                        let entry = by_function.entry(f).or_default();
+                        entry.0.bytes += a.bytes;
+                        entry.0.blocks += a.blocks;
+                        entry.1.push(d);
+                    }
                 }
-            })
-            .collect()
+                by_function
+                    .into_iter()
+                    .map(|(f, (a, stacks))| GroupRow {
+                        key: GroupKey(u64::from(f)),
+                        totals: Totals { bytes: a.bytes, blocks: a.blocks },
+                        newest_ns: if newest { self.newest_of(&stacks, query.at_ns) } else { 0 },
+                        label: scrub
+                            .function_names
+                            .get(f as usize)
+                            .map(|n| n.to_string())
+                            .unwrap_or_default(),
+                    })
+                    .collect()
+            }
+            Grouping::Size => {
+                let shown: HashSet<u32> = shown.into_iter().collect();
+                let mut by_class: HashMap<u8, Agg> = HashMap::new();
+                for (k, agg) in &scrub.live.per_class {
+                    if shown.contains(&((k >> 8) as u32)) {
+                        let entry = by_class.entry((k & 0xff) as u8).or_default();
+                        entry.bytes += agg.bytes;
+                        entry.blocks += agg.blocks;
+                    }
+                }
+                let mut newest_by_class: HashMap<u8, u64> = HashMap::new();
+                if newest {
+                    let snapshot = self.analysis.outstanding_at(query.at_ns);
+                    for b in self.analysis.blocks(&snapshot) {
+                        if self.index.dense(b.stack).is_some_and(|d| shown.contains(&d)) {
+                            let n = newest_by_class.entry(size_class(b.size)).or_default();
+                            *n = (*n).max(b.alloc_ns);
+                        }
+                    }
+                }
+                by_class
+                    .into_iter()
+                    .map(|(class, a)| GroupRow {
+                        key: GroupKey(u64::from(class)),
+                        totals: Totals { bytes: a.bytes, blocks: a.blocks },
+                        newest_ns: newest_by_class.get(&class).copied().unwrap_or(0),
+                        label: size_class_label(class),
+                    })
+                    .collect()
+            }
+        };
+        sort_rows(&mut rows, query.sort);
+        rows
     }
 
     fn group_details(&self, query: &GroupQuery, key: GroupKey) -> Option<GroupDetails> {
-        let (grouping, _) = self.rows(query);
-        let group = self.find(&grouping, key)?;
-        let mut histogram: HashMap<u32, u64> = HashMap::new();
-        let mut threads: HashMap<u32, u64> = HashMap::new();
-        for id in grouping.block_ids(group) {
-            if let Some(block) = self.analysis.block(id) {
-                *histogram.entry(super::size_class(block.size)).or_default() += 1;
-                *threads.entry(self.tid_of(block.thread)).or_default() += 1;
-            }
+        let mut guard = lock(&self.scrub);
+        let scrub = &mut *guard;
+        self.prepare(scrub, query.at_ns, &query.filter);
+        match query.grouping {
+            Grouping::Size => self.size_details(scrub, query, key),
+            _ => self.rolled_up_details(scrub, query, key),
         }
-        let mut histogram: Vec<SizeBucket> = histogram
-            .into_iter()
-            .map(|(class, blocks)| SizeBucket {
-                min_size: if class == 0 { 0 } else { 1u64 << class },
-                blocks,
-            })
-            .collect();
-        histogram.sort_by_key(|b| b.min_size);
-        let mut threads: Vec<ThreadShare> = threads
-            .into_iter()
-            .map(|(tid, blocks)| ThreadShare { tid, name: self.thread_name(tid), blocks })
-            .collect();
-        threads.sort_by(|a, b| b.blocks.cmp(&a.blocks).then(a.tid.cmp(&b.tid)));
-        Some(GroupDetails {
-            label: self.label(group),
-            totals: Totals { bytes: group.bytes, blocks: group.blocks },
-            stacks: group.stacks.len() as u64,
-            frames: group
-                .stacks
-                .first()
-                .map(|&s| self.analysis.stack_frames(s).iter().map(frame_info).collect())
-                .unwrap_or_default(),
-            histogram,
-            first_alloc_ns: group.first_alloc_ns,
-            last_alloc_ns: group.last_alloc_ns,
-            threads,
-        })
     }
 
     fn allocations(&self, query: &GroupQuery, key: GroupKey, offset: usize, limit: usize) -> AllocationPage {
-        let (grouping, _) = self.rows(query);
-        let Some(group) = self.find(&grouping, key) else { return AllocationPage::default() };
-        let ids = grouping.block_ids(group);
+        let mut guard = lock(&self.scrub);
+        let scrub = &mut *guard;
+        self.prepare(scrub, query.at_ns, &query.filter);
+        let wanted = (query.clone(), key);
+        if scrub.members_for.as_ref() != Some(&wanted) {
+            scrub.members = Arc::new(self.members(scrub, query, key).iter().map(|b| b.id.0).collect());
+            scrub.members_for = Some(wanted);
+        }
         AllocationPage {
-            total: ids.len() as u64,
-            rows: ids
+            total: scrub.members.len() as u64,
+            rows: scrub
+                .members
                 .iter()
                 .skip(offset)
                 .take(limit)
-                .filter_map(|&id| self.analysis.block(id))
+                .filter_map(|&id| self.analysis.block(analyzer::BlockId(id)))
                 .map(|b| AllocationRow {
                     address: b.address,
                     size: b.size,
@@ -355,7 +506,7 @@ impl DataSource for AnalysisSource {
 
     fn stack_frames(&self, stack: StackKey) -> Vec<FrameInfo> {
         let Ok(id) = u32::try_from(stack.0) else { return Vec::new() };
-        self.analysis.stack_frames(StackId(id)).iter().map(frame_info).collect()
+        self.frames_of(StackId(id))
     }
 
     fn thread_name(&self, tid: u32) -> Option<String> {

@@ -5,6 +5,7 @@
 
 mod analysis;
 mod memory;
+mod scrub;
 
 pub use analysis::{AnalysisSource, frame_info};
 pub use memory::{MemoryAllocation, MemorySource, frame_matches, size_class, size_class_label};

@@ -1,0 +1,93 @@
+//! One scrub step of the browser on a 10-million-event trace: the state update (T moves one
+//! step, the groups outstanding at the new T are asked for) plus drawing the whole screen into a
+//! 120x40 `TestBackend`. The trace is written with the real trace writer and loaded through the
+//! analyzer in the setup (not measured).
+//!
+//! Run: `cargo bench -p leakview-tui --bench scrub` (set `LEAKVIEW_BENCH_EVENTS` for another
+//! size). The target is under 50 ms per step.
+
+#[path = "../tests/common/trace.rs"]
+mod trace;
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use leakview_analyzer::{Analysis, LoadOptions, NoProgress};
+use leakview_tui::{AnalysisSource, App, Theme};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+fn events() -> u64 {
+    std::env::var("LEAKVIEW_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000)
+}
+
+/// Presses `code` and redraws: what the runner does for one key.
+fn step(app: &mut App<AnalysisSource>, terminal: &mut Terminal<TestBackend>, code: KeyCode) {
+    app.handle_key(KeyEvent::new(code, KeyModifiers::NONE));
+    terminal.draw(|f| app.draw(f)).expect("draw");
+}
+
+fn scrub(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("bench.bin");
+    let started = Instant::now();
+    let written = trace::write_synthetic_trace(&path, events());
+    eprintln!("wrote {written} events in {:.2?}", started.elapsed());
+    let started = Instant::now();
+    let analysis = Analysis::open(&path, &LoadOptions::default(), &NoProgress).expect("the trace loads");
+    eprintln!(
+        "loaded in {:.2?}: {} events, {} blocks outstanding at the end",
+        started.elapsed(),
+        analysis.summary().events,
+        analysis.summary().outstanding_at_end.blocks
+    );
+    let started = Instant::now();
+    let source = AnalysisSource::new(analysis);
+    eprintln!("scrub index built in {:.2?}", started.elapsed());
+    let started = Instant::now();
+    let mut app = App::new(source, Theme::colour());
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).expect("terminal");
+    terminal.draw(|f| app.draw(f)).expect("draw");
+    eprintln!("first screen (at the end of the trace) in {:.2?}", started.elapsed());
+
+    let mut group = c.benchmark_group("scrub");
+    group.sample_size(20).measurement_time(Duration::from_secs(15));
+
+    // Near the end, where the most blocks are outstanding: back and forth over ten steps.
+    let mut i = 0u64;
+    group.bench_function("step_near_end_10m_events", |b| {
+        b.iter(|| {
+            let code = if i % 20 < 10 { KeyCode::Left } else { KeyCode::Right };
+            i += 1;
+            step(&mut app, &mut terminal, code);
+        })
+    });
+
+    // Across the whole trace, ten steps at a time.
+    step(&mut app, &mut terminal, KeyCode::Home);
+    let mut i = 0u64;
+    group.bench_function("jump_across_trace_10m_events", |b| {
+        b.iter(|| {
+            let code = if i % 40 < 20 { KeyCode::Char(']') } else { KeyCode::Char('[') };
+            i += 1;
+            step(&mut app, &mut terminal, code);
+        })
+    });
+
+    // The same near the end, grouped by function.
+    step(&mut app, &mut terminal, KeyCode::End);
+    step(&mut app, &mut terminal, KeyCode::Char('g'));
+    let mut i = 0u64;
+    group.bench_function("step_near_end_by_function_10m_events", |b| {
+        b.iter(|| {
+            let code = if i % 20 < 10 { KeyCode::Left } else { KeyCode::Right };
+            i += 1;
+            step(&mut app, &mut terminal, code);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, scrub);
+criterion_main!(benches);

@@ -1,0 +1,105 @@
+//! The analyzer-backed source moves its aggregates incrementally while scrubbing; at every moment
+//! of a walk (steps both ways, jumps, returns) its answers must equal the analyzer's own
+//! grouping of the blocks outstanding at that moment.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::trace::write_synthetic_trace;
+use leakview_analyzer::{Analysis, GroupBy, GroupKey as AKey, LoadOptions, NoProgress};
+use leakview_tui::AnalysisSource;
+use leakview_tui::source::{DataSource, GroupQuery, Grouping, SortKey};
+
+fn expected(analysis: &Analysis, at_ns: u64, by: GroupBy) -> HashMap<String, (u64, u64)> {
+    let snapshot = analysis.outstanding_at(at_ns);
+    let grouping = analysis.group(&snapshot, by);
+    grouping
+        .groups
+        .iter()
+        .map(|g| {
+            let name = match &g.key {
+                AKey::Stack(s) => format!("stack {}", s.0),
+                AKey::Function(f) => f.to_string(),
+                AKey::SizeClass(c) => format!("class {c}"),
+                other => format!("{other:?}"),
+            };
+            (name, (g.bytes, g.blocks))
+        })
+        .collect()
+}
+
+fn actual(source: &AnalysisSource, at_ns: u64, grouping: Grouping) -> HashMap<String, (u64, u64)> {
+    let query = GroupQuery { at_ns, grouping, sort: SortKey::Bytes, filter: String::new() };
+    source
+        .groups(&query)
+        .into_iter()
+        .map(|row| {
+            let name = match grouping {
+                Grouping::Stack => format!("stack {}", row.key.0),
+                Grouping::Function => row.label.clone(),
+                Grouping::Size => format!("class {}", row.key.0),
+            };
+            (name, (row.totals.bytes, row.totals.blocks))
+        })
+        .collect()
+}
+
+#[test]
+fn incremental_groups_equal_the_analyzers_at_every_moment_of_a_walk() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("walk.bin");
+    write_synthetic_trace(&path, 60_000);
+    let load = || Analysis::open(&path, &LoadOptions::default(), &NoProgress).expect("loads");
+    let reference = load();
+    let source = AnalysisSource::new(load());
+    let end = reference.duration_ns();
+    let step = end / 200;
+    let mut moments = vec![end];
+    moments.extend((1..=25).map(|k| end - k * step));
+    moments.extend((0..12).map(|k| end - 25 * step + k * 7 * step / 3));
+    moments.extend([0, step, end / 2, end / 2 - 1, end / 2 + 1, end, 0, end]);
+    assert!(reference.live_at(end).blocks > 1_000, "the walk covers a sizeable live heap");
+    for (i, &t) in moments.iter().enumerate() {
+        let grouping = [Grouping::Stack, Grouping::Function, Grouping::Size][i % 3];
+        let by = match grouping {
+            Grouping::Stack => GroupBy::Stack,
+            Grouping::Function => GroupBy::Function,
+            Grouping::Size => GroupBy::SizeClass,
+        };
+        assert_eq!(
+            actual(&source, t, grouping),
+            expected(&reference, t, by),
+            "{grouping:?} at {t} (moment {i})"
+        );
+        let live = reference.live_at(t);
+        assert_eq!(source.totals_at(t).blocks, live.blocks, "at {t}");
+        assert_eq!(source.totals_at(t).bytes, live.bytes, "at {t}");
+    }
+}
+
+#[test]
+fn details_and_allocations_match_the_analyzers_group() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("details.bin");
+    write_synthetic_trace(&path, 30_000);
+    let load = || Analysis::open(&path, &LoadOptions::default(), &NoProgress).expect("loads");
+    let reference = load();
+    let source = AnalysisSource::new(load());
+    let at = reference.duration_ns() * 3 / 4;
+    let grouping = reference.group(&reference.outstanding_at(at), GroupBy::Stack);
+    let top = &grouping.groups[0];
+    let query = GroupQuery { at_ns: at, ..GroupQuery::default() };
+    let rows = source.groups(&query);
+    assert_eq!(rows[0].totals.bytes, top.bytes);
+    let details = source.group_details(&query, rows[0].key).expect("details");
+    assert_eq!((details.first_alloc_ns, details.last_alloc_ns), (top.first_alloc_ns, top.last_alloc_ns));
+    assert_eq!(details.histogram.iter().map(|b| b.blocks).sum::<u64>(), top.blocks);
+    assert_eq!(details.threads.iter().map(|t| t.blocks).sum::<u64>(), top.blocks);
+    let page = source.allocations(&query, rows[0].key, 0, 5);
+    assert_eq!(page.total, top.blocks);
+    let ids = grouping.block_ids(top);
+    let first = reference.block(ids[0]).expect("block");
+    assert_eq!(page.rows[0].address, first.address);
+    assert_eq!(page.rows[0].at_ns, first.alloc_ns);
+}
