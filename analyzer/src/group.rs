@@ -3,6 +3,8 @@
 //! size, by power-of-two size class, or by thread; and ranking the groups.
 
 use std::collections::{HashMap, HashSet};
+
+use crate::hashing::IntMap;
 use std::sync::Arc;
 
 use crate::lifetimes::LifetimeStore;
@@ -169,8 +171,9 @@ struct Agg {
     bytes: u64,
     first: u64,
     last: u64,
-    threads: HashSet<u32>,
-    stack_bytes: HashMap<u32, u64>,
+    /// Few per group in practice; a vector beats a set.
+    threads: Vec<u32>,
+    stack_bytes: IntMap<u32, u64>,
     members: Vec<u32>,
 }
 
@@ -183,7 +186,9 @@ impl Agg {
         self.bytes += size;
         self.first = self.first.min(alloc_ns);
         self.last = self.last.max(alloc_ns);
-        self.threads.insert(thread);
+        if !self.threads.contains(&thread) {
+            self.threads.push(thread);
+        }
         if keep_stack {
             *self.stack_bytes.entry(stack).or_default() += size;
         }
@@ -211,7 +216,7 @@ impl Agg {
     }
 }
 
-fn ranked_stacks(bytes: HashMap<u32, u64>) -> Vec<StackId> {
+fn ranked_stacks(bytes: IntMap<u32, u64>) -> Vec<StackId> {
     let mut v: Vec<(u32, u64)> = bytes.into_iter().collect();
     v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     v.into_iter().map(|(s, _)| StackId(s)).collect()
@@ -219,7 +224,7 @@ fn ranked_stacks(bytes: HashMap<u32, u64>) -> Vec<StackId> {
 
 /// Groups `snapshot` by anything but function.
 pub(crate) fn group_simple(store: &LifetimeStore, snapshot: &Snapshot, by: GroupBy) -> Grouping {
-    let mut aggs: HashMap<u64, Agg> = HashMap::new();
+    let mut aggs: IntMap<u64, Agg> = IntMap::default();
     for &id in &snapshot.ids {
         let l = &store.lifetimes[id as usize];
         let site = store.site_of(l);

@@ -32,6 +32,7 @@ pub mod diff;
 mod error;
 mod frames;
 pub mod group;
+mod hashing;
 mod index;
 mod lifetimes;
 mod load;

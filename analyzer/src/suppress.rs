@@ -67,7 +67,8 @@ impl Suppressions {
         self.rules.is_empty()
     }
 
-    /// The index of the first rule matching any of `frames`' function, file or module.
+    /// The index of the first rule matching any of `frames`' function, file or module (or, for
+    /// a frame without a function name, its `module+0xOFFSET` / `0xADDRESS` name).
     pub fn matching_rule(&self, frames: &[Frame]) -> Option<usize> {
         self.rules.iter().position(|rule| {
             frames.iter().any(|f| {
@@ -75,6 +76,7 @@ impl Suppressions {
                     .into_iter()
                     .flatten()
                     .any(|text| pattern_matches(&rule.pattern, text))
+                    || (f.function.is_none() && pattern_matches(&rule.pattern, &f.display_name()))
             })
         })
     }

@@ -2,32 +2,39 @@
 //! slice of the lifetime array (sized by the first pass), so memory holds lifetimes only, never
 //! raw events. Stack and thread of each block are interned into sites on the way.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use leakview_format::{ChunkInfo, Event, TraceReader};
 use rayon::prelude::*;
 
+use crate::hashing::IntMap;
 use crate::lifetimes::{Lifetime, Site};
 use crate::progress::Progress;
 
 /// Interns (stack, thread) pairs into dense site ids, shared by all decoding threads.
 #[derive(Debug, Default)]
 pub(crate) struct SiteInterner {
-    inner: Mutex<(HashMap<Site, u32>, Vec<Site>)>,
+    inner: Mutex<(IntMap<Site, u32>, Vec<Site>)>,
 }
 
 impl SiteInterner {
-    fn intern(&self, site: Site) -> u32 {
+    /// Site ids of `stacks` on `thread`, under one lock.
+    fn intern_all(&self, stacks: &[u32], thread: u32) -> Vec<u32> {
         let mut guard = match self.inner.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
         let (map, list) = &mut *guard;
-        *map.entry(site).or_insert_with(|| {
-            list.push(site);
-            (list.len() - 1) as u32
-        })
+        stacks
+            .iter()
+            .map(|&stack| {
+                let site = Site { stack, thread };
+                *map.entry(site).or_insert_with(|| {
+                    list.push(site);
+                    (list.len() - 1) as u32
+                })
+            })
+            .collect()
     }
 
     pub fn into_sites(self) -> Vec<Site> {
@@ -46,7 +53,8 @@ pub(crate) struct DecodeContext<'a> {
 }
 
 /// Decodes the blocks of `chunk` (of thread `thread`) into `out`; returns sizes of 4 GiB and
-/// more as (alloc time, address, size).
+/// more as (alloc time, address, size). Sites are interned once per distinct stack of the chunk,
+/// with one lock for the whole chunk.
 fn decode_chunk(
     ctx: &DecodeContext<'_>,
     chunk: &ChunkInfo,
@@ -54,31 +62,34 @@ fn decode_chunk(
     out: &mut [Lifetime],
 ) -> Vec<(u64, u64, u64)> {
     let mut big = Vec::new();
-    let mut local_sites: HashMap<u32, u32> = HashMap::new();
     let mut filled = 0usize;
-    let mut push = |ts: u64, addr: u64, size: u64, stack: u32, big: &mut Vec<(u64, u64, u64)>| {
+    for event in ctx.reader.events(chunk) {
+        let (ts, addr, size, stack) = match event {
+            Ok(Event::Alloc { ts, addr, size, stack, .. }) if addr != 0 => (ts, addr, size, stack),
+            Ok(Event::Realloc { ts, new_addr, size, stack, .. }) if new_addr != 0 => {
+                (ts, new_addr, size, stack)
+            }
+            Ok(_) => continue,
+            Err(_) => break,
+        };
         if filled >= out.len() {
-            return;
+            break;
         }
-        let site = *local_sites.entry(stack).or_insert_with(|| ctx.interner.intern(Site { stack, thread }));
         let alloc_ns = ts.saturating_sub(ctx.origin);
         if Lifetime::needs_big_size(size) {
             big.push((alloc_ns, addr, size));
         }
-        out[filled] = Lifetime::new(alloc_ns, addr, size, site);
+        // The stack id stands in for the site until the chunk's stacks are interned.
+        out[filled] = Lifetime::new(alloc_ns, addr, size, stack);
         filled += 1;
-    };
-    for event in ctx.reader.events(chunk) {
-        match event {
-            Ok(Event::Alloc { ts, addr, size, stack, .. }) if addr != 0 => {
-                push(ts, addr, size, stack, &mut big);
-            }
-            Ok(Event::Realloc { ts, new_addr, size, stack, .. }) if new_addr != 0 => {
-                push(ts, new_addr, size, stack, &mut big);
-            }
-            Ok(_) => {}
-            Err(_) => break,
-        }
+    }
+    let mut stacks: Vec<u32> = out[..filled].iter().map(|l| l.site).collect();
+    stacks.sort_unstable();
+    stacks.dedup();
+    let sites = ctx.interner.intern_all(&stacks, thread);
+    let site_of: IntMap<u32, u32> = stacks.into_iter().zip(sites).collect();
+    for l in &mut out[..filled] {
+        l.site = site_of.get(&l.site).copied().unwrap_or(0);
     }
     big
 }

@@ -97,7 +97,7 @@ pub(crate) fn load(reader: &TraceReader, progress: &dyn Progress) -> Result<Load
 
     check_cancel(progress)?;
     progress.start(Stage::Matching, chunks.len() as u64);
-    lifetimes.par_sort_unstable_by_key(|l| (l.addr, l.alloc_ns));
+    lifetimes.par_sort_unstable_by_key(matching::sort_key);
     let matched = matching::match_all(reader, origin, &lifetimes, progress).ok_or(LoadError::Cancelled)?;
     lifetimes.par_sort_unstable_by_key(|l| (l.alloc_ns, l.addr, l.free_ns()));
     progress.finish(Stage::Matching);

@@ -106,11 +106,8 @@ pub(super) fn render(report: &Report<'_>) -> String {
     }
     let hidden = report.grouping.groups.len() - shown.len();
     if hidden > 0 {
-        let _ = writeln!(
-            out,
-            "\n… and {} more (use --top 0 to see all)",
-            plural(hidden as u64, "group", "groups")
-        );
+        let noun = if hidden == 1 { "group" } else { "groups" };
+        let _ = writeln!(out, "\n… and {} more {noun} (--top 0 shows all)", count(hidden as u64));
     }
     out
 }

@@ -1,0 +1,193 @@
+//! Load + index benchmark on large synthetic traces (widely varied sizes and stacks, four
+//! threads, cross-thread frees, address reuse, reallocs, a slow leak).
+//!
+//! ```text
+//! cargo bench -p leakview-analyzer --bench load -- 10000000 100000000
+//! ```
+//!
+//! For each event count it writes the trace once (kept in `$CARGO_TARGET_DIR/leakview-bench/`),
+//! then loads it in a fresh child process and prints: load + index time, the child's peak
+//! resident memory (VmHWM, which includes the trace's mapped pages), bytes per lifetime of the
+//! analyzer's own tables, and the time of `--at` queries (outstanding set + totals + grouping by
+//! stack) at several moments after indexing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use leakview_analyzer::{Analysis, GroupBy, LoadOptions, Progress, Stage};
+
+/// Prints when each load stage starts, relative to the start of the load.
+struct StageTimes(Instant);
+
+impl Progress for StageTimes {
+    fn start(&self, stage: Stage, _total: u64) {
+        println!("    {:>6.2} s  {}", self.0.elapsed().as_secs_f64(), stage.name());
+    }
+}
+use leakview_format::{Event, ThreadStream, TraceMetadata, TraceWriter, WriterOptions};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const STACKS: u32 = 200_000;
+const THREADS: u32 = 4;
+
+fn generate(path: &Path, events: u64) {
+    let meta = TraceMetadata {
+        pid: 1,
+        executable: "/bench".into(),
+        argv: vec!["bench".into()],
+        start_monotonic_ns: 1_000,
+        clock_id: 1,
+        pointer_width: 8,
+        arch: "x86_64".into(),
+        recorder: "bench".into(),
+        recorder_kind: leakview_format::RecorderKind::Synthetic,
+        ..TraceMetadata::default()
+    };
+    let options = WriterOptions { chunk_size: 1 << 20, max_file_size: 64 << 30 };
+    let writer = TraceWriter::create(path, &meta, &options).expect("create bench trace");
+    let mut streams: Vec<ThreadStream> = (0..THREADS).map(|t| ThreadStream::new(1000 + t)).collect();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    // A stack trie: each node's parent is an earlier node, depths up to a few dozen.
+    for id in 1..=STACKS {
+        let parent = if id < 64 { 0 } else { 1 + rng.below(u64::from(id - 1)) as u32 };
+        let ip = 0x40_0000 + rng.below(1 << 24);
+        writer.append(&mut streams[0], &Event::StackNode { id, parent, ip }).expect("append");
+    }
+    let mut live: Vec<(u64, u64)> = Vec::new();
+    let mut free_addrs: Vec<u64> = Vec::new();
+    let mut next_addr = 0x1000_0000u64;
+    let mut ts = 1_000u64;
+    let mut written = u64::from(STACKS);
+    while written < events {
+        ts += 1 + rng.below(100);
+        let stream = &mut streams[rng.below(u64::from(THREADS)) as usize];
+        let roll = rng.below(1000);
+        let event = if roll < 502 || live.is_empty() {
+            // Log-uniform sizes from 1 byte to 1 MiB.
+            let size = 1 + (rng.next() >> (44 + rng.below(20)));
+            let addr = free_addrs.pop().unwrap_or_else(|| {
+                next_addr += 64;
+                next_addr
+            });
+            let stack = 1 + rng.below(u64::from(STACKS)) as u32;
+            live.push((addr, size));
+            Event::Alloc { ts, addr, size, align: 0, stack }
+        } else if roll < 990 {
+            let (addr, _) = live.swap_remove(rng.below(live.len() as u64) as usize);
+            free_addrs.push(addr);
+            Event::Free { ts, addr }
+        } else {
+            let i = rng.below(live.len() as u64) as usize;
+            let (old, size) = live[i];
+            let new_size = size + 1 + rng.below(4096);
+            let new = if rng.below(2) == 0 {
+                old
+            } else {
+                free_addrs.push(old);
+                next_addr += 64;
+                next_addr
+            };
+            live[i] = (new, new_size);
+            let stack = 1 + rng.below(u64::from(STACKS)) as u32;
+            Event::Realloc { ts_free: ts, ts, old_addr: old, new_addr: new, size: new_size, stack }
+        };
+        writer.append(stream, &event).expect("append");
+        written += 1;
+        if written % 10_000_000 == 0 {
+            writer.append(stream, &Event::Mark { ts, label: b"tick" }).expect("append");
+            written += 1;
+        }
+    }
+    for s in &mut streams {
+        writer.release(s);
+    }
+    writer.finish(ts + 1);
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn load_and_query(path: &Path) {
+    let started = Instant::now();
+    let a = Analysis::open(path, &LoadOptions::default(), &StageTimes(started)).expect("load");
+    let load = started.elapsed();
+    let s = a.summary();
+    println!(
+        "  events {}  lifetimes {}  load+index {:.2} s  peak RSS {} MiB  analyzer tables {:.1} B/lifetime",
+        s.events,
+        s.totals.allocations,
+        load.as_secs_f64(),
+        peak_rss_kib() / 1024,
+        a.index_bytes() as f64 / s.totals.allocations.max(1) as f64
+    );
+    for when in ["10%", "50%", "peak", "end"] {
+        let t = a.resolve_when(when).expect("moment");
+        let started = Instant::now();
+        let snapshot = a.outstanding_at(t);
+        let outstanding = started.elapsed();
+        let started = Instant::now();
+        let live = a.live_at(t);
+        let totals = started.elapsed();
+        let started = Instant::now();
+        let groups = a.group(&snapshot, GroupBy::Stack).groups.len();
+        let grouping = started.elapsed();
+        println!(
+            "  --at {when:<4}: {} blocks live; outstanding set {:.1} ms, live totals {:.1} ms, group by stack {:.1} ms ({groups} stacks)",
+            live.blocks,
+            outstanding.as_secs_f64() * 1e3,
+            totals.as_secs_f64() * 1e3,
+            grouping.as_secs_f64() * 1e3,
+        );
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    if let [flag, path] = args.as_slice()
+        && flag == "--load"
+    {
+        load_and_query(Path::new(path));
+        return;
+    }
+    let counts: Vec<u64> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let counts = if counts.is_empty() { vec![10_000_000] } else { counts };
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"))
+        .join("leakview-bench");
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    for events in counts {
+        let path = dir.join(format!("synthetic-{events}.bin"));
+        if !path.exists() {
+            let started = Instant::now();
+            generate(&path, events);
+            println!("wrote {} in {:.1} s", path.display(), started.elapsed().as_secs_f64());
+        }
+        println!("{} ({} MiB)", path.display(), std::fs::metadata(&path).map(|m| m.len() >> 20).unwrap_or(0));
+        let exe = std::env::current_exe().expect("own path");
+        let status = Command::new(exe).arg("--load").arg(&path).status().expect("run loader");
+        assert!(status.success(), "loader failed");
+    }
+}

@@ -1,0 +1,222 @@
+//! `leakview report`, `stats` and `check` as a user runs them: exit codes, output formats and the
+//! one-line errors for missing, empty and damaged traces.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use leakview_format::{Event, ThreadStream, TraceMetadata, TraceWriter, WriterOptions};
+
+const START: u64 = 5_000;
+
+/// A trace with one leak (64 bytes from stack 2, thread 7), one freed block, and a mark.
+fn write_trace(dir: &Path) -> PathBuf {
+    let path = dir.join("leak.bin");
+    let meta = TraceMetadata {
+        pid: 77,
+        executable: "/bin/leaky".into(),
+        argv: vec!["leaky".into(), "--once".into()],
+        start_monotonic_ns: START,
+        clock_id: 1,
+        pointer_width: 8,
+        arch: "x86_64".into(),
+        recorder: "test".into(),
+        ..TraceMetadata::default()
+    };
+    let options = WriterOptions { chunk_size: 4096, ..WriterOptions::default() };
+    let writer = TraceWriter::create(&path, &meta, &options).expect("create");
+    let mut main = ThreadStream::new(7);
+    let mut worker = ThreadStream::new(8);
+    let events = [
+        Event::StackNode { id: 1, parent: 0, ip: 0x1000 },
+        Event::StackNode { id: 2, parent: 1, ip: 0x2000 },
+        Event::Alloc { ts: START + 100, addr: 0x10, size: 64, align: 0, stack: 2 },
+        Event::Mark { ts: START + 150, label: b"half" },
+        Event::Alloc { ts: START + 200, addr: 0x20, size: 1000, align: 0, stack: 1 },
+    ];
+    for e in &events {
+        writer.append(&mut main, e).expect("append");
+    }
+    writer.append(&mut worker, &Event::Free { ts: START + 300, addr: 0x20 }).expect("append");
+    writer.release(&mut main);
+    writer.release(&mut worker);
+    writer.finish(START + 400);
+    path
+}
+
+fn leakview(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_leakview")).args(args).output().expect("run leakview")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn report_text_json_and_folded() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trace = write_trace(dir.path());
+    let t = trace.to_str().expect("utf-8");
+
+    let text = leakview(&["report", t]);
+    assert_eq!(text.status.code(), Some(0), "{}", stderr(&text));
+    let out = stdout(&text);
+    assert!(out.contains("64 B"), "{out}");
+    assert!(out.contains("1 block"), "{out}");
+    assert!(out.contains("0x2000"), "{out}");
+    assert!(!out.contains("1000 B  "), "{out}");
+
+    let json = leakview(&["report", "--format", "json", "--at", "mark:half", t]);
+    assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON on stdout");
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["at_ns"], 150);
+    assert_eq!(v["trace"]["pid"], 77);
+    assert_eq!(v["outstanding"]["bytes"], 64);
+    assert_eq!(v["totals"]["allocations"], 2);
+    assert_eq!(v["totals"]["peak_bytes"], 1064);
+    assert_eq!(v["groups"][0]["frames"][0]["address"], "0x2000");
+
+    let at_peak = leakview(&["report", "--format", "json", "--at", "peak", "--group-by", "thread", t]);
+    let v: serde_json::Value = serde_json::from_slice(&at_peak.stdout).expect("JSON on stdout");
+    assert_eq!(v["outstanding"]["bytes"], 1064);
+    assert_eq!(v["groups"][0]["thread"]["tid"], 7);
+
+    let by_size = leakview(&["report", "--format", "json", "--at", "60%", "--group-by", "size", t]);
+    let v: serde_json::Value = serde_json::from_slice(&by_size.stdout).expect("JSON on stdout");
+    let sizes: Vec<_> = v["groups"].as_array().expect("groups").iter().map(|g| g["size"].clone()).collect();
+    assert_eq!(sizes, vec![serde_json::json!(1000), serde_json::json!(64)]);
+
+    let folded = leakview(&["report", "--format", "folded", t]);
+    assert_eq!(stdout(&folded), "0x1000;0x2000 64\n");
+
+    let by_function = leakview(&["report", "--group-by", "function", "--top", "1", t]);
+    assert_eq!(by_function.status.code(), Some(0));
+    assert!(stdout(&by_function).contains("and 1 more group"), "{}", stdout(&by_function));
+}
+
+#[test]
+fn bad_moments_are_usage_errors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trace = write_trace(dir.path());
+    let t = trace.to_str().expect("utf-8");
+    for (at, says) in [
+        ("mark:nope", "no mark labelled `nope`"),
+        ("mark:half#2", "occurs 1 time"),
+        ("10s", "past the end"),
+        ("soon", "is not a moment"),
+        ("120%", "percentage"),
+    ] {
+        let out = leakview(&["report", "--at", at, t]);
+        assert_eq!(out.status.code(), Some(2), "--at {at}");
+        let err = stderr(&out);
+        assert!(err.contains(says), "--at {at}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(out.stdout.is_empty());
+    }
+    let bad_group = leakview(&["report", "--group-by", "colour", t]);
+    assert_eq!(bad_group.status.code(), Some(2));
+}
+
+#[test]
+fn unreadable_traces_are_input_errors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let empty = dir.path().join("empty.bin");
+    std::fs::write(&empty, b"").expect("write");
+    let junk = dir.path().join("junk.bin");
+    std::fs::write(&junk, b"this is not a leakview trace at all").expect("write");
+    let missing = dir.path().join("missing.bin");
+    for command in ["report", "stats", "check"] {
+        for (path, says) in [(&empty, "is empty"), (&junk, "not a leakview trace"), (&missing, "cannot read")]
+        {
+            let out = leakview(&[command, path.to_str().expect("utf-8")]);
+            assert_eq!(out.status.code(), Some(2), "{command} {}", path.display());
+            let err = stderr(&out);
+            assert!(err.starts_with("leakview: "), "{err}");
+            assert!(err.contains(says), "{command}: {err}");
+            assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        }
+    }
+}
+
+#[test]
+fn damaged_traces_load_what_they_can() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trace = write_trace(dir.path());
+    let mut bytes = std::fs::read(&trace).expect("read");
+    // Garbage over the first chunk's events.
+    for b in &mut bytes[4096 + 40..4096 + 60] {
+        *b = 0xff;
+    }
+    let damaged = dir.path().join("damaged.bin");
+    std::fs::write(&damaged, &bytes).expect("write");
+    let d = damaged.to_str().expect("utf-8");
+    let stats = leakview(&["stats", d]);
+    assert_eq!(stats.status.code(), Some(0), "{}", stderr(&stats));
+    assert!(stdout(&stats).contains("complete     no"), "{}", stdout(&stats));
+    let report = leakview(&["report", d]);
+    assert_eq!(report.status.code(), Some(0), "{}", stderr(&report));
+    assert!(stdout(&report).contains("incomplete"), "{}", stdout(&report));
+}
+
+#[test]
+fn stats_shows_the_analyzer_figures() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trace = write_trace(dir.path());
+    let out = leakview(&["stats", trace.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let s = stdout(&out);
+    for line in [
+        "command      leaky --once",
+        "duration     400ns",
+        "threads      2",
+        "events       6",
+        "  alloc          2",
+        "  free           1",
+        "  stack-node     2",
+        "  mark           1",
+        "allocations  2 (1.0 KiB allocated)",
+        "frees        1",
+        "peak         1.0 KiB in 2 blocks at 200ns",
+        "outstanding  64 B in 1 blocks at the end",
+        "complete     yes",
+    ] {
+        assert!(s.lines().any(|l| l == line), "missing `{line}` in\n{s}");
+    }
+}
+
+#[test]
+fn check_exit_codes_and_suppressions() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trace = write_trace(dir.path());
+    let t = trace.to_str().expect("utf-8");
+
+    let leaks = leakview(&["check", t]);
+    assert_eq!(leaks.status.code(), Some(1), "{}", stderr(&leaks));
+    assert!(stdout(&leaks).contains("leaks: 64 B in 1 block"), "{}", stdout(&leaks));
+
+    let before = leakview(&["check", "--at", "50ns", t]);
+    assert_eq!(before.status.code(), Some(0), "{}", stdout(&before));
+
+    let supp = dir.path().join("leaks.supp");
+    std::fs::write(&supp, "# known\nleak:0x2*\n").expect("write");
+    let suppressed = leakview(&["check", "--suppressions", supp.to_str().expect("utf-8"), t]);
+    assert_eq!(suppressed.status.code(), Some(0), "{}", stdout(&suppressed));
+    assert!(stdout(&suppressed).contains("suppressed: 64 B in 1 block"), "{}", stdout(&suppressed));
+
+    std::fs::write(&supp, "leak:nothing-matches-this\n").expect("write");
+    let unsuppressed = leakview(&["check", "--suppressions", supp.to_str().expect("utf-8"), t]);
+    assert_eq!(unsuppressed.status.code(), Some(1));
+
+    std::fs::write(&supp, "race:foo\n").expect("write");
+    let bad = leakview(&["check", "--suppressions", supp.to_str().expect("utf-8"), t]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("line 1"), "{}", stderr(&bad));
+
+    let missing = leakview(&["check", "--suppressions", "/nonexistent/x.supp", t]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("cannot read suppressions"), "{}", stderr(&missing));
+}
