@@ -60,6 +60,15 @@ impl Tmux {
         }
     }
 
+    /// Waits until the screen no longer contains `text`.
+    fn expect_gone(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.screen().contains(text) {
+            assert!(Instant::now() < deadline, "the screen kept showing {text:?}:\n{}", self.screen());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn expect(&self, text: &str) -> String {
         self.wait_for(text)
             .unwrap_or_else(|screen| panic!("the screen never showed {text:?}; it shows:\n{screen}"))
@@ -93,16 +102,17 @@ fn browser_scrubs_groups_drills_down_and_quits_cleanly() {
     ));
 
     // Opens at the end of the trace, ranked by bytes.
-    let screen = tmux.expect("Live heap");
-    assert!(screen.contains("server --port 8080"), "{screen}");
+    // (A screen is read while it may still be drawing, so every check waits for its text.)
+    tmux.expect("Live heap");
+    tmux.expect("server --port 8080");
     tmux.expect("At 10.000s · by stack · 3 groups");
-    let screen = tmux.expect("server+0x1800");
-    assert!(screen.contains("T 10.000s 100%"), "{screen}");
+    tmux.expect("server+0x1800");
+    tmux.expect("T 10.000s 100%");
 
     // The peak: the burst of header buffers from libhttp.so is outstanding.
     tmux.keys(&["p"]);
-    let screen = tmux.expect("At 5.999s · by stack · 4 groups");
-    assert!(screen.contains("libhttp.so+0x2a00"), "{screen}");
+    tmux.expect("At 5.999s · by stack · 4 groups");
+    tmux.expect("libhttp.so+0x2a00");
 
     // Home, then the marks: load-start is at 4 s.
     tmux.keys(&["Home", "m", "m"]);
@@ -116,16 +126,17 @@ fn browser_scrubs_groups_drills_down_and_quits_cleanly() {
 
     // Drill into the top group: its allocations and the selected one's stack.
     tmux.keys(&["End", "Enter"]);
-    let screen = tmux.expect("40 blocks at 10.000s");
-    assert!(screen.contains("Stack of 0x"), "{screen}");
+    tmux.expect("40 blocks at 10.000s");
+    tmux.expect("Stack of 0x");
     tmux.keys(&["Escape"]);
     tmux.expect("3 groups");
 
     // The help overlay comes from the key table.
     tmux.keys(&["?"]);
-    let screen = tmux.expect("Keys");
-    assert!(screen.contains("group by stack, function, size"), "{screen}");
+    tmux.expect("group by stack, function, size");
+    // Esc closes it. (A key sent right after Esc would arrive as Alt+key, as in any terminal.)
     tmux.keys(&["Escape"]);
+    tmux.expect_gone("group by stack, function, size");
 
     // q quits with status 0 and the terminal is given back (the browser's screen is gone).
     tmux.keys(&["q"]);

@@ -137,3 +137,22 @@ fn click_on_the_timeline_moves_t_and_wheel_steps() {
     });
     assert!(app.state().at_ns > clicked, "the wheel over the timeline moves T forward");
 }
+
+#[test]
+fn monochrome_theme_draws_no_colour_but_keeps_the_selection_visible() {
+    let mut app = leakview_tui::App::new(server_source(), leakview_tui::Theme::monochrome());
+    let mut term = terminal(80, 24);
+    draw(&mut app, &mut term);
+    let buffer = term.backend().buffer();
+    let reset = ratatui::style::Color::Reset;
+    assert!(
+        buffer.content().iter().all(|cell| cell.fg == reset && cell.bg == reset),
+        "NO_COLOR: no colours at all"
+    );
+    let reversed = buffer
+        .content()
+        .iter()
+        .filter(|cell| cell.modifier.contains(ratatui::style::Modifier::REVERSED))
+        .count();
+    assert!(reversed >= 40, "the selected row is drawn reversed ({reversed} cells)");
+}
