@@ -124,7 +124,11 @@ fn publish(session: Session) -> &'static Session {
 }
 
 /// `chosen_output`: the trace path chosen by the caller, instead of the configured one.
-fn start(profile: &Profile, state: &mut ThreadState, chosen_output: Option<&Path>) -> Result<Session, String> {
+fn start(
+    profile: &Profile,
+    state: &mut ThreadState,
+    chosen_output: Option<&Path>,
+) -> Result<Session, String> {
     if !thread::block_size_matches() {
         return Err("internal error: TLS block size mismatch".into());
     }

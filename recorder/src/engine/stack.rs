@@ -19,8 +19,12 @@ use crate::engine::sys::Region;
 pub const MAX_DEPTH_LIMIT: usize = 256;
 /// Default maximum number of frames per stack.
 pub const DEFAULT_DEPTH: usize = 128;
-/// Stack words one step may read and still be re-verifiable.
-const READS_PER_STEP: usize = 4;
+/// Stack words one step may read and still be re-verifiable (a rule pops at most 8 saved
+/// registers, then reads the return address).
+const READS_PER_STEP: usize = 10;
+/// Words a kept frame re-checks: the return-address slot and the slot bp came from (more only
+/// when several read words hold the caller's bp value).
+const CHECKS_PER_STEP: usize = 3;
 /// A step that read more words than fit; frames beyond it cannot be reused.
 const UNVERIFIABLE: u8 = u8::MAX;
 
@@ -65,60 +69,96 @@ impl HookRegisters {
     }
 }
 
+/// A frame of the current walk, with every stack word read while stepping out of it.
 #[derive(Clone, Copy)]
-struct Frame {
+struct FreshFrame {
     /// Return address (the innermost frame's too: it is where the hook returns to).
     ip: u64,
     sp: u64,
     bp: u64,
-    /// Trie node of the stack from the root to this frame (only in the kept stack).
-    node: u32,
-    /// Stack words read while stepping out of this frame (`UNVERIFIABLE` if not re-checkable).
+    /// Words read by the step out of this frame (`UNVERIFIABLE`: too many, or the step was not
+    /// by a cached rule, so it cannot be re-checked).
     read_count: u8,
-    /// The first `check_count` reads are the ones the step's outcome depends on (set when the
-    /// frame is kept, once its caller is known).
-    check_count: u8,
-    read_failed: u8,
+    read_failed: u16,
     reads: [(u64, u64); READS_PER_STEP],
 }
 
-impl Frame {
-    const EMPTY: Frame = Frame {
-        ip: 0,
-        sp: 0,
-        bp: 0,
-        node: 0,
-        read_count: 0,
-        check_count: 0,
-        read_failed: 0,
-        reads: [(0, 0); READS_PER_STEP],
-    };
+impl FreshFrame {
+    const EMPTY: FreshFrame =
+        FreshFrame { ip: 0, sp: 0, bp: 0, read_count: 0, read_failed: 0, reads: [(0, 0); READS_PER_STEP] };
+}
 
-    /// Moves the reads the step's outcome depends on to the front: with a `caller`, the
-    /// return-address slot (`caller.sp - 8`) and any word holding the caller's bp (the slot bp
-    /// may have been restored from); other words only restore registers the rules never use.
-    /// The root frame's step (where the walk ended) depends on all of them.
-    fn select_checks(&mut self, caller: Option<&Frame>) {
-        if self.read_count == UNVERIFIABLE {
-            return;
-        }
-        let count = usize::from(self.read_count);
-        let Some(caller) = caller else {
-            self.check_count = self.read_count;
-            return;
+/// A frame of a kept stack: its registers, its trie node, and the words the step out of it
+/// depends on.
+#[derive(Clone, Copy)]
+struct Frame {
+    ip: u64,
+    sp: u64,
+    bp: u64,
+    /// Trie node of the stack from the root to this frame.
+    node: u32,
+    /// Number of `checks` (`UNVERIFIABLE`: the step cannot be re-checked).
+    check_count: u8,
+    check_failed: u8,
+    /// Whether the walk from this frame outward depends on its incoming bp (see `Frame::keep`).
+    bp_matters: bool,
+    checks: [(u64, u64); CHECKS_PER_STEP],
+}
+
+impl Frame {
+    /// Keeps what re-checking the step out of `fresh` needs, given its `caller` (the frame the
+    /// step led to; `None` for the root, where the walk ended).
+    ///
+    /// A cached framehop rule depends on the incoming sp and bp and on the words it reads. It
+    /// uses bp as an address only if it is a frame-pointer rule, which always reads at bp; it
+    /// either passes bp through to the caller or restores it from a stack slot; and it restores
+    /// other registers that cached rules never use. Which of these a rule does depends only on
+    /// its ip. So the step's outcome depends on: the return-address slot (`caller.sp - 8`), the
+    /// slot bp was restored from — any word read that holds the caller's bp — but only if the
+    /// caller's bp matters further out, and bp itself if the rule reads at it. The walk from
+    /// this frame outward depends on its bp if the rule reads at it, or if it may pass bp
+    /// through (the caller's bp is the same) and the caller's bp matters. The root frame's step
+    /// depends on every word it read.
+    fn keep(fresh: &FreshFrame, node: u32, caller: Option<&Frame>) -> Frame {
+        let mut frame = Frame {
+            ip: fresh.ip,
+            sp: fresh.sp,
+            bp: fresh.bp,
+            node,
+            check_count: UNVERIFIABLE,
+            check_failed: 0,
+            bp_matters: true,
+            checks: [(0, 0); CHECKS_PER_STEP],
         };
-        let mut kept = 0usize;
-        for i in 0..count {
-            let (addr, value) = self.reads[i];
-            let failed = self.read_failed & (1 << i) != 0;
-            if failed || addr == caller.sp.wrapping_sub(8) || value == caller.bp {
-                self.reads.swap(i, kept);
-                let (a, b) = ((self.read_failed >> i) & 1, (self.read_failed >> kept) & 1);
-                self.read_failed = (self.read_failed & !(1 << i) & !(1 << kept)) | (a << kept) | (b << i);
-                kept += 1;
-            }
+        if fresh.read_count == UNVERIFIABLE {
+            return frame;
         }
-        self.check_count = kept as u8;
+        let reads = &fresh.reads[..usize::from(fresh.read_count)];
+        let bp_read = reads.iter().any(|&(addr, _)| addr == fresh.bp);
+        frame.bp_matters = bp_read || caller.is_some_and(|c| c.bp_matters && c.bp == fresh.bp);
+        let mut count = 0usize;
+        for (i, &(addr, value)) in reads.iter().enumerate() {
+            let failed = fresh.read_failed & (1 << i) != 0;
+            let relevant = match caller {
+                Some(c) => failed || addr == c.sp.wrapping_sub(8) || (c.bp_matters && value == c.bp),
+                None => true,
+            };
+            if !relevant {
+                continue;
+            }
+            if count == CHECKS_PER_STEP {
+                frame.check_count = UNVERIFIABLE;
+                frame.bp_matters = true;
+                return frame;
+            }
+            frame.checks[count] = (addr, value);
+            if failed {
+                frame.check_failed |= 1 << count;
+            }
+            count += 1;
+        }
+        frame.check_count = count as u8;
+        frame
     }
 }
 
@@ -149,7 +189,7 @@ pub struct CaptureState {
     kept: [KeptStack; KEPT_STACKS],
     clock: u64,
     /// The frames of the current walk, innermost first.
-    fresh: [Frame; MAX_DEPTH_LIMIT],
+    fresh: [FreshFrame; MAX_DEPTH_LIMIT],
     fresh_len: usize,
     fresh_truncated: bool,
     /// Kept stack and index in it where the current walk joined a previous stack.
@@ -249,7 +289,7 @@ impl CaptureState {
     }
 
     /// Checks that stepping out of kept frames `0..=through` would read the same words today
-    /// (only the words each step's outcome depends on; see `Frame::select_checks`). Steps are
+    /// (only the words each step's outcome depends on; see `Frame::keep`). Steps are
     /// always by cached framehop rules, functions of (sp, bp) and the words they read. Inner
     /// frames are checked first: that is where stacks diverge. On failure, returns the frame
     /// that failed: no join at or inside it can succeed in this walk.
@@ -257,81 +297,84 @@ impl CaptureState {
         let frames = &self.kept[slot].frames;
         for j in (0..=through).rev() {
             let frame = &frames[j];
-            let same = frame.read_count != UNVERIFIABLE
-                && frame.reads[..usize::from(frame.check_count)].iter().enumerate().all(
-                    |(i, &(addr, value))| {
-                        let now = Self::read_word(low, self.stack_high, addr);
-                        if frame.read_failed & (1 << i) != 0 { now.is_none() } else { now == Some(value) }
-                    },
-                );
-            if !same {
+            if frame.check_count == UNVERIFIABLE {
                 return Err(j);
+            }
+            for (i, &(addr, value)) in frame.checks[..usize::from(frame.check_count)].iter().enumerate() {
+                let now = Self::read_word(low, self.stack_high, addr);
+                let same =
+                    if frame.check_failed & (1 << i) != 0 { now.is_none() } else { now == Some(value) };
+                if !same {
+                    return Err(j);
+                }
             }
         }
         Ok(())
     }
 
-    /// Whether the walk from `kept[slot][k]` outward would be the same with `bp_now` as the
-    /// incoming frame pointer instead of the kept one; if so, the index of the outermost frame
-    /// the kept bp was passed through to.
-    ///
-    /// framehop's x86_64 rules use the incoming bp only as an address (frame-pointer rules,
-    /// which read at `bp`) or pass it through unchanged to the caller; otherwise the caller's bp
-    /// is restored from the stack. Which of the three a rule does depends only on the ip. So
-    /// walking outward from `k`: while no frame reads at the kept or the current bp and each
-    /// passes bp through (the caller's kept bp equals it), the value does not matter; it stops
-    /// mattering for good at a frame whose caller's bp differs (restored), or at the root.
-    fn bp_chain(&self, slot: usize, k: usize, bp_now: u64) -> Option<usize> {
-        let frames = &self.kept[slot].frames;
-        let bp_kept = frames[k].bp;
-        let mut j = k;
-        loop {
-            let frame = &frames[j];
-            if frame.read_count == UNVERIFIABLE || frame.bp != bp_kept {
-                return None;
-            }
-            let reads = &frame.reads[..usize::from(frame.read_count)];
-            if reads.iter().any(|&(addr, _)| addr == bp_kept || addr == bp_now) {
-                return None;
-            }
-            if j == 0 || frames[j - 1].bp != bp_kept {
-                return Some(j);
-            }
-            j -= 1;
-        }
-    }
-
     /// Whether the current frame (ip, sp, bp) with `fresh` frames above it joins kept stack
-    /// `slot` at index `k`, with everything from there outward provably the same. On success
-    /// the kept frames take the current bp where it was passed through, so the kept stack
-    /// describes the current one exactly.
+    /// `slot` at index `k`, with everything from there outward provably the same: same ip and
+    /// sp, the same bp unless the walk outward does not depend on it, and every word the kept
+    /// steps depend on unchanged.
     #[allow(clippy::too_many_arguments)]
     fn join(&mut self, slot: usize, k: usize, ip: u64, sp: u64, bp: u64, low: u64, max_depth: usize) -> bool {
         let kept = &self.kept[slot];
         let candidate = &kept.frames[k];
         let total = self.fresh_len + k + 1;
         let depth_ok = if kept.truncated { total == max_depth } else { total <= max_depth };
-        if candidate.sp != sp || candidate.ip != ip || !depth_ok || k >= self.blocked[slot] {
+        if candidate.sp != sp
+            || candidate.ip != ip
+            || (candidate.bp != bp && candidate.bp_matters)
+            || !depth_ok
+            || k >= self.blocked[slot]
+        {
             return false;
         }
-        let chain_end = if candidate.bp == bp {
-            None
-        } else {
-            match self.bp_chain(slot, k, bp) {
-                Some(end) => Some(end),
-                None => return false,
-            }
-        };
         if let Err(failed_at) = self.verify_kept(slot, low, k) {
             self.blocked[slot] = failed_at;
             return false;
         }
-        if let Some(end) = chain_end {
-            for frame in &mut self.kept[slot].frames[end..=k] {
-                frame.bp = bp;
-            }
-        }
         true
+    }
+
+    /// One framehop step out of `frame`, logging the words it reads into the frame. The frame
+    /// is marked unverifiable if the step was not by a cached rule (only a cached rule is a
+    /// function of sp, bp and the words read; a miss may have evaluated DWARF over other
+    /// registers). Returns the step's result and whether it missed the cache.
+    #[cfg(target_arch = "x86_64")]
+    fn logged_step(
+        snapshot: &Snapshot,
+        address: framehop::FrameAddress,
+        regs: &mut framehop::x86_64::UnwindRegsX86_64,
+        cache: &mut framehop::x86_64::CacheX86_64<framehop::MustNotAllocateDuringUnwind>,
+        frame: &mut FreshFrame,
+        low: u64,
+        high: u64,
+    ) -> (Result<Option<u64>, framehop::Error>, bool) {
+        use framehop::Unwinder;
+        let mut read = |addr: u64| -> Result<u64, ()> {
+            let value = Self::read_word(low, high, addr);
+            if frame.read_count != UNVERIFIABLE {
+                let i = usize::from(frame.read_count);
+                if i < READS_PER_STEP {
+                    frame.reads[i] = (addr, value.unwrap_or(0));
+                    if value.is_none() {
+                        frame.read_failed |= 1 << i;
+                    }
+                    frame.read_count += 1;
+                } else {
+                    frame.read_count = UNVERIFIABLE;
+                }
+            }
+            value.ok_or(())
+        };
+        let hits_before = cache.stats().hit_count;
+        let step = snapshot.unwinder.unwind_frame(address, regs, cache, &mut read);
+        let missed = cache.stats().hit_count == hits_before;
+        if missed {
+            frame.read_count = UNVERIFIABLE;
+        }
+        (step, missed)
     }
 
     /// Walks the stack above the hook whose registers are `hook` into the state, keeping
@@ -408,7 +451,7 @@ impl CaptureState {
                     }
                 }
                 self.fresh[self.fresh_len] =
-                    Frame { ip: frame_ip, sp: frame_sp, bp: regs.bp(), ..Frame::EMPTY };
+                    FreshFrame { ip: frame_ip, sp: frame_sp, bp: regs.bp(), ..FreshFrame::EMPTY };
                 self.fresh_len += 1;
             } else {
                 skipped_steps += 1;
@@ -417,36 +460,23 @@ impl CaptureState {
                 }
             }
             let before_sp = regs.sp();
-            let step = {
-                let mut log = if recording { Some(&mut self.fresh[self.fresh_len - 1]) } else { None };
-                let mut read = |addr: u64| -> Result<u64, ()> {
-                    let value = Self::read_word(low, high, addr);
-                    if let Some(frame) = log.as_deref_mut()
-                        && frame.read_count != UNVERIFIABLE
-                    {
-                        let i = usize::from(frame.read_count);
-                        if i < READS_PER_STEP {
-                            frame.reads[i] = (addr, value.unwrap_or(0));
-                            if value.is_none() {
-                                frame.read_failed |= 1 << i;
-                            }
-                            frame.read_count += 1;
-                        } else {
-                            frame.read_count = UNVERIFIABLE;
-                        }
-                    }
-                    value.ok_or(())
-                };
-                let hits_before = self.cache.stats().hit_count;
-                let step = snapshot.unwinder.unwind_frame(address, &mut regs, &mut self.cache, &mut read);
-                // Only a cached rule is a function of (sp, bp, words read); a miss may have
-                // evaluated DWARF over other registers, so that step cannot be re-verified.
-                if self.cache.stats().hit_count == hits_before
-                    && let Some(frame) = log
-                {
-                    frame.read_count = UNVERIFIABLE;
+            let before = regs;
+            let step = if recording {
+                let frame = &mut self.fresh[self.fresh_len - 1];
+                let mut step =
+                    Self::logged_step(snapshot, address, &mut regs, &mut self.cache, frame, low, high);
+                if frame.read_count == UNVERIFIABLE && step.1 {
+                    // A cache miss: framehop evaluated DWARF. If the rule was cacheable it is
+                    // cached now; stepping again from the same registers then runs it, and the
+                    // step becomes re-checkable. (Uncacheable rules miss again.)
+                    regs = before;
+                    *frame = FreshFrame { ip: frame.ip, sp: frame.sp, bp: frame.bp, ..FreshFrame::EMPTY };
+                    step = Self::logged_step(snapshot, address, &mut regs, &mut self.cache, frame, low, high);
                 }
-                step
+                step.0
+            } else {
+                let mut read = |addr: u64| Self::read_word(low, high, addr).ok_or(());
+                snapshot.unwinder.unwind_frame(address, &mut regs, &mut self.cache, &mut read)
             };
             match step {
                 Ok(Some(return_address)) if regs.sp() > before_sp => {
@@ -504,8 +534,8 @@ impl CaptureState {
         };
         let mut len = base_len;
         for i in (0..self.fresh_len).rev() {
-            let frame = self.fresh[i];
-            match intern(node, frame.ip) {
+            let fresh = self.fresh[i];
+            match intern(node, fresh.ip) {
                 Some(id) => node = id,
                 None => {
                     // Keep nothing we could not intern: the next walks start from scratch.
@@ -513,8 +543,7 @@ impl CaptureState {
                     return node;
                 }
             }
-            let mut frame = Frame { node, ..frame };
-            frame.select_checks(len.checked_sub(1).map(|c| &self.kept[slot].frames[c]));
+            let frame = Frame::keep(&fresh, node, len.checked_sub(1).map(|c| &self.kept[slot].frames[c]));
             self.kept[slot].frames[len] = frame;
             len += 1;
         }
@@ -532,8 +561,8 @@ mod tests {
 
     #[test]
     fn frames_are_plain_data() {
-        // The kept/fresh arrays start as zeroed memory: all-zero must be a valid empty frame.
-        let zero = Frame::EMPTY;
+        // The frame arrays start as zeroed memory: all-zero must be a valid empty frame.
+        let zero = FreshFrame::EMPTY;
         assert_eq!(zero.ip, 0);
         assert_eq!(zero.read_count, 0);
     }
@@ -548,5 +577,73 @@ mod tests {
         assert_eq!(CaptureState::read_word(low, high, low + 32), None);
         assert_eq!(CaptureState::read_word(low, high, low - 8), None);
         assert_eq!(CaptureState::read_word(low, high, low + 4), None);
+    }
+}
+
+#[cfg(test)]
+mod keep_tests {
+    use super::*;
+
+    fn fresh(reads: &[(u64, u64)], bp: u64) -> FreshFrame {
+        let mut f = FreshFrame { ip: 0x1000, sp: 0x7000, bp, ..FreshFrame::EMPTY };
+        f.reads[..reads.len()].copy_from_slice(reads);
+        f.read_count = reads.len() as u8;
+        f
+    }
+
+    fn caller(sp: u64, bp: u64, bp_matters: bool) -> Frame {
+        Frame { sp, bp, bp_matters, ..Frame::keep(&FreshFrame::EMPTY, 1, None) }
+    }
+
+    #[test]
+    fn keeps_the_return_address_and_the_restored_bp_when_it_matters() {
+        // Six popped registers, the return address at caller.sp - 8; one pop restored bp.
+        let reads = [
+            (0x7008, 1),
+            (0x7010, 0x9999),
+            (0x7018, 3),
+            (0x7020, 4),
+            (0x7028, 5),
+            (0x7030, 6),
+            (0x7038, 0x2000),
+        ];
+        let frame = Frame::keep(&fresh(&reads, 0x5555), 7, Some(&caller(0x7040, 0x9999, true)));
+        assert_eq!(frame.node, 7);
+        assert_eq!(frame.check_count, 2);
+        assert_eq!(&frame.checks[..2], &[(0x7010, 0x9999), (0x7038, 0x2000)]);
+        assert!(!frame.bp_matters, "bp was restored, not used");
+        // If the caller's bp does not matter further out, only the return address does.
+        let frame = Frame::keep(&fresh(&reads, 0x5555), 7, Some(&caller(0x7040, 0x9999, false)));
+        assert_eq!(frame.check_count, 1);
+        assert_eq!(frame.checks[0], (0x7038, 0x2000));
+    }
+
+    #[test]
+    fn bp_matters_through_frame_pointer_rules_and_pass_through() {
+        // A frame-pointer rule reads at bp (the caller's bp) and bp + 8 (the return address).
+        let frame = Frame::keep(
+            &fresh(&[(0x7030, 0x7100), (0x7038, 0x2000)], 0x7030),
+            2,
+            Some(&caller(0x7040, 0x7100, false)),
+        );
+        assert!(frame.bp_matters);
+        // Passing bp through to a caller whose bp matters: it matters here too.
+        let passes = Frame::keep(&fresh(&[(0x7038, 0x2000)], 0x4444), 3, Some(&caller(0x7040, 0x4444, true)));
+        assert!(passes.bp_matters);
+        let passes =
+            Frame::keep(&fresh(&[(0x7038, 0x2000)], 0x4444), 3, Some(&caller(0x7040, 0x4444, false)));
+        assert!(!passes.bp_matters);
+    }
+
+    #[test]
+    fn the_root_step_checks_every_word_and_overflow_is_unverifiable() {
+        let frame = Frame::keep(&fresh(&[(0x7008, 1), (0x7010, 2)], 0), 3, None);
+        assert_eq!(frame.check_count, 2);
+        let mut many = fresh(&[(0x7008, 7), (0x7010, 7), (0x7018, 7), (0x7020, 7)], 0);
+        assert_eq!(Frame::keep(&many, 4, Some(&caller(0x7100, 7, true))).check_count, UNVERIFIABLE);
+        many.read_count = UNVERIFIABLE;
+        let frame = Frame::keep(&many, 4, None);
+        assert_eq!(frame.check_count, UNVERIFIABLE);
+        assert!(frame.bp_matters);
     }
 }
