@@ -109,7 +109,7 @@ pub(super) fn draw_stack(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'
             let index = open.cursor.selected - open.cursor.offset;
             let thread = match screen.allocation_threads.get(index) {
                 Some((tid, Some(name))) => format!("{name} ({tid})"),
-                Some((tid, None)) => tid.to_string(),
+                Some((tid, None)) => format!("thread {tid}"),
                 None => String::new(),
             };
             let mut lines = vec![Line::from(vec![
