@@ -1,0 +1,245 @@
+//! What the tracker reports: [`Leak`] (one outstanding block), its [`Backtrace`] (return
+//! addresses captured cheaply, symbolized into [`Frame`]s on first use), and [`LeakError`]
+//! (what `verify_no_leaks` returns).
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use super::symbolize;
+
+/// One tracked block that is still outstanding.
+#[derive(Clone, Debug)]
+pub struct Leak {
+    /// Address of the block.
+    pub address: usize,
+    /// Size in bytes, as requested.
+    pub size: usize,
+    /// Alignment, as requested.
+    pub align: usize,
+    /// The OS id of the thread that allocated it (Linux: the kernel thread id, as in `gettid`).
+    pub thread: u64,
+    /// When it was allocated: `CLOCK_MONOTONIC` nanoseconds (the clock of leakview traces).
+    pub timestamp: u64,
+    /// Where it was allocated.
+    pub backtrace: Backtrace,
+}
+
+/// A call stack: return addresses, innermost first, symbolized on first use.
+#[derive(Clone, Debug, Default)]
+pub struct Backtrace {
+    addresses: Vec<usize>,
+    frames: OnceLock<Vec<Frame>>,
+}
+
+/// One symbolized frame. Frames are innermost first; an address in inlined code gives several
+/// frames, all but the outermost marked `inlined`. Unknown fields are `None` (the frame is then
+/// identified by `module` and `address`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// Demangled function name.
+    pub function: Option<String>,
+    /// Source file.
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    /// Path of the executable or shared object.
+    pub module: Option<String>,
+    /// The return address this frame was resolved from.
+    pub address: usize,
+    /// Inlined into the next frame.
+    pub inlined: bool,
+}
+
+impl Backtrace {
+    pub(crate) fn from_addresses(addresses: Vec<usize>) -> Backtrace {
+        Backtrace { addresses, frames: OnceLock::new() }
+    }
+
+    /// Return addresses, innermost first (allocator frames included).
+    pub fn addresses(&self) -> &[usize] {
+        &self.addresses
+    }
+
+    /// Every frame, symbolized (on the first call; later calls reuse the result).
+    pub fn frames(&self) -> &[Frame] {
+        self.frames.get_or_init(|| symbolize::resolve(&self.addresses))
+    }
+
+    /// The frames from the first one that is not the allocator's or leakview's: where the
+    /// program allocated.
+    pub fn user_frames(&self) -> &[Frame] {
+        let frames = self.frames();
+        &frames[symbolize::allocator_prefix_len(frames)..]
+    }
+
+    /// Up to `max` frames summarising where the block came from: the user frames, starting at
+    /// the first frame outside the standard library if there is one.
+    pub fn summary_frames(&self, max: usize) -> &[Frame] {
+        let frames = self.user_frames();
+        let library = frames.iter().take_while(|f| symbolize::is_library_frame(f)).count();
+        let start = if library < frames.len() { library } else { 0 };
+        let frames = &frames[start..];
+        &frames[..frames.len().min(max)]
+    }
+
+    /// Whether any frame's function name contains `pattern`.
+    pub fn has_function(&self, pattern: &str) -> bool {
+        self.frames().iter().any(|f| f.function.as_deref().is_some_and(|name| name.contains(pattern)))
+    }
+}
+
+impl PartialEq for Backtrace {
+    fn eq(&self, other: &Backtrace) -> bool {
+        self.addresses == other.addresses
+    }
+}
+
+impl Eq for Backtrace {}
+
+impl fmt::Display for Frame {
+    /// `function (file:line)`, falling back to `module+address` pieces when unknown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.function {
+            Some(name) => f.write_str(name)?,
+            None => write!(f, "{:#x}", self.address)?,
+        }
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => write!(f, " ({file}:{line})"),
+            (Some(file), None) => write!(f, " ({file})"),
+            _ => match &self.module {
+                Some(module) => write!(f, " (in {})", module.rsplit('/').next().unwrap_or(module)),
+                None => Ok(()),
+            },
+        }
+    }
+}
+
+/// Outstanding blocks found by `LeakTracker::verify_no_leaks`. Its `Display` lists the count,
+/// the total bytes and each block's size and top frames.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", describe(.leaks, .total_bytes))]
+pub struct LeakError {
+    /// The outstanding blocks, oldest first.
+    pub leaks: Vec<Leak>,
+    /// Their total size in bytes.
+    pub total_bytes: usize,
+}
+
+impl LeakError {
+    pub(crate) fn new(leaks: Vec<Leak>) -> LeakError {
+        let total_bytes = leaks.iter().map(|l| l.size).sum();
+        LeakError { leaks, total_bytes }
+    }
+
+    /// Number of outstanding blocks.
+    pub fn count(&self) -> usize {
+        self.leaks.len()
+    }
+}
+
+/// Most blocks a `LeakError` lists one by one.
+const LISTED: usize = 20;
+/// Frames shown per block.
+const FRAMES_PER_LEAK: usize = 5;
+
+fn describe(leaks: &[Leak], total_bytes: &usize) -> String {
+    let mut out = format!(
+        "leakview: {} leaked {}, {} in total",
+        leaks.len(),
+        if leaks.len() == 1 { "allocation" } else { "allocations" },
+        bytes_text(*total_bytes)
+    );
+    for leak in leaks.iter().take(LISTED) {
+        out.push_str(&format!(
+            "\n  {} (align {}) at {:#x}, thread {}",
+            bytes_text(leak.size),
+            leak.align,
+            leak.address,
+            leak.thread
+        ));
+        let frames = leak.backtrace.summary_frames(FRAMES_PER_LEAK);
+        if frames.is_empty() {
+            out.push_str("\n      (no stack)");
+        }
+        for frame in frames {
+            out.push_str(&format!("\n      at {frame}"));
+        }
+    }
+    if leaks.len() > LISTED {
+        out.push_str(&format!("\n  ... and {} more", leaks.len() - LISTED));
+    }
+    out
+}
+
+/// `1 byte`, `12 bytes`, `1.5 KiB (1536 bytes)`.
+pub(crate) fn bytes_text(bytes: usize) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes == 1 {
+        return "1 byte".to_string();
+    }
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {} ({bytes} bytes)", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leak(size: usize, frames: Vec<Frame>) -> Leak {
+        let backtrace = Backtrace::from_addresses(frames.iter().map(|f| f.address).collect());
+        let _ = backtrace.frames.set(frames);
+        Leak { address: 0x1000 + size, size, align: 8, thread: 42, timestamp: 1, backtrace }
+    }
+
+    fn frame(name: &str, line: u32) -> Frame {
+        Frame {
+            function: Some(name.to_string()),
+            file: Some("src/lib.rs".to_string()),
+            line: Some(line),
+            module: Some("/bin/app".to_string()),
+            address: line as usize,
+            inlined: false,
+        }
+    }
+
+    #[test]
+    fn error_lists_count_bytes_sizes_and_frames() {
+        let err = LeakError::new(vec![
+            leak(24, vec![frame("__rust_alloc", 1), frame("alloc::raw_vec::grow", 2), frame("app::make", 3)]),
+            leak(2048, vec![frame("app::other", 4)]),
+        ]);
+        assert_eq!(err.count(), 2);
+        assert_eq!(err.total_bytes, 2072);
+        let text = err.to_string();
+        assert!(text.contains("2 leaked allocations, 2.0 KiB (2072 bytes) in total"), "{text}");
+        assert!(text.contains("24 bytes (align 8)"), "{text}");
+        assert!(text.contains("at app::make (src/lib.rs:3)"), "{text}");
+        assert!(text.contains("at app::other (src/lib.rs:4)"), "{text}");
+        assert!(!text.contains("__rust_alloc"), "{text}");
+        assert!(!text.contains("raw_vec"), "{text}");
+    }
+
+    #[test]
+    fn summaries_keep_library_frames_when_nothing_else_is_there() {
+        let only_std = leak(8, vec![frame("std::thread::spawn", 1)]);
+        assert_eq!(only_std.backtrace.summary_frames(3).len(), 1);
+        let none = leak(8, Vec::new());
+        assert!(none.backtrace.summary_frames(3).is_empty());
+        assert!(LeakError::new(vec![none]).to_string().contains("(no stack)"));
+    }
+
+    #[test]
+    fn byte_counts_read_well() {
+        assert_eq!(bytes_text(1), "1 byte");
+        assert_eq!(bytes_text(1023), "1023 bytes");
+        assert_eq!(bytes_text(1536), "1.5 KiB (1536 bytes)");
+        assert_eq!(bytes_text(3 << 20), "3.0 MiB (3145728 bytes)");
+    }
+}

@@ -1,0 +1,198 @@
+//! Report-time symbolization of return addresses (never on the allocation path): function,
+//! source file and line through the `backtrace` crate's resolver (inline frames included), the
+//! module through `dladdr`. Results are cached per address for the life of the process. Runs
+//! with the thread's reentrancy guard held, so what the resolver allocates is never tracked.
+//!
+//! Also decides which leading frames belong to the allocator or to leakview (the same rules as
+//! the analyzer's report), so reports start at the program's own code.
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::Mutex;
+
+use super::leak::Frame;
+use super::platform;
+
+static CACHE: Mutex<Option<HashMap<usize, Vec<Frame>>>> = Mutex::new(None);
+
+/// Symbolizes return addresses (innermost first) into frames, innermost first; an address in
+/// inlined code gives several frames (all but the last marked `inlined`).
+pub(crate) fn resolve(addresses: &[usize]) -> Vec<Frame> {
+    let _guard = platform::enter();
+    let mut cache = CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let cache = cache.get_or_insert_with(HashMap::new);
+    let mut frames = Vec::with_capacity(addresses.len());
+    for &address in addresses {
+        let resolved = cache.entry(address).or_insert_with(|| resolve_one(address));
+        frames.extend(resolved.iter().cloned());
+    }
+    frames
+}
+
+fn resolve_one(address: usize) -> Vec<Frame> {
+    let module = module_of(address);
+    let mut frames = Vec::new();
+    backtrace::resolve(address as *mut c_void, |symbol| {
+        frames.push(Frame {
+            function: symbol.name().map(|name| format!("{name:#}")),
+            file: symbol.filename().map(|path| path.display().to_string()),
+            line: symbol.lineno(),
+            module: module.clone(),
+            address,
+            inlined: true,
+        });
+    });
+    match frames.last_mut() {
+        Some(last) => last.inlined = false,
+        None => {
+            frames.push(Frame { function: None, file: None, line: None, module, address, inlined: false })
+        }
+    }
+    frames
+}
+
+/// Path of the loaded object that holds `address`.
+fn module_of(address: usize) -> Option<String> {
+    // SAFETY: an all-zero Dl_info is a valid value for dladdr to fill in.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr only reads the loader's tables; `info` is ours.
+    let found = unsafe { libc::dladdr(address as *const c_void, &mut info) } != 0;
+    if !found || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dli_fname points to a NUL-terminated string owned by the loader.
+    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned();
+    if name.contains('/') {
+        return Some(name);
+    }
+    // The main program may be named without a path (or not at all).
+    std::env::current_exe().ok().map(|p| p.display().to_string()).or(Some(name).filter(|n| !n.is_empty()))
+}
+
+/// C allocation functions (and glibc-internal aliases of them, by prefix below).
+const C_ALLOCATORS: &[&str] = &[
+    "malloc",
+    "calloc",
+    "realloc",
+    "free",
+    "cfree",
+    "posix_memalign",
+    "aligned_alloc",
+    "memalign",
+    "valloc",
+    "pvalloc",
+    "reallocarray",
+    "malloc_usable_size",
+];
+
+/// Prefixes of allocator and leakview function names (as in the analyzer's report).
+const ALLOCATOR_PREFIXES: &[&str] = &[
+    "operator new",
+    "operator delete",
+    "_Znw",
+    "_Zna",
+    "_Zdl",
+    "_Zda",
+    "__rust_alloc",
+    "__rust_realloc",
+    "__rust_dealloc",
+    "__rdl_",
+    "__rg_",
+    "alloc::alloc::",
+    "<alloc::alloc::Global as core::alloc::Allocator>",
+    "leakview_",
+    "leakview::",
+    "<leakview::",
+];
+
+/// Prefixes of standard-library internals a summary skips to reach the program's own code.
+const LIBRARY_PREFIXES: &[&str] = &["alloc::", "<alloc::", "core::", "<core::", "std::", "<std::"];
+
+/// Whether `frame` belongs to the allocator or to leakview.
+pub(crate) fn is_allocator_frame(frame: &Frame) -> bool {
+    let Some(name) = frame.function.as_deref() else { return false };
+    let bare = name.split('@').next().unwrap_or(name);
+    // Newer toolchains name the allocator shims `__rustc::__rust_alloc` and so on.
+    let bare = bare.strip_prefix("__rustc::").unwrap_or(bare);
+    let candidates = [
+        Some(bare),
+        bare.strip_prefix("__GI___libc_"),
+        bare.strip_prefix("__libc_"),
+        bare.strip_prefix("__GI_"),
+        bare.strip_prefix("_int_"),
+    ];
+    candidates.into_iter().flatten().any(|c| C_ALLOCATORS.contains(&c))
+        || ALLOCATOR_PREFIXES.iter().any(|p| bare.starts_with(p))
+}
+
+/// Number of leading allocator/leakview frames.
+pub(crate) fn allocator_prefix_len(frames: &[Frame]) -> usize {
+    frames.iter().take_while(|f| is_allocator_frame(f)).count()
+}
+
+/// Whether `frame` is standard-library code (`std`, `core`, `alloc`).
+pub(crate) fn is_library_frame(frame: &Frame) -> bool {
+    frame.function.as_deref().is_some_and(|name| LIBRARY_PREFIXES.iter().any(|p| name.starts_with(p)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(name: &str) -> Frame {
+        Frame {
+            function: Some(name.to_string()),
+            file: None,
+            line: None,
+            module: None,
+            address: 1,
+            inlined: false,
+        }
+    }
+
+    #[test]
+    fn allocator_frames_are_recognised_like_the_analyzer() {
+        for name in [
+            "__rust_alloc",
+            "__rustc::__rust_alloc_zeroed",
+            "alloc::alloc::alloc",
+            "<leakview::api::alloc::Adaptive<A> as core::alloc::global::GlobalAlloc>::alloc",
+            "leakview::api::hooks::track_alloc",
+            "malloc",
+            "__libc_malloc",
+            "operator new(unsigned long)",
+        ] {
+            assert!(is_allocator_frame(&named(name)), "{name}");
+        }
+        for name in ["main", "my_crate::leaky", "mallocator", "alloc::vec::Vec<T>::push"] {
+            assert!(!is_allocator_frame(&named(name)), "{name}");
+        }
+        let frames = [named("__rust_alloc"), named("alloc::raw_vec::finish_grow"), named("app::run")];
+        assert_eq!(allocator_prefix_len(&frames), 1);
+        assert!(is_library_frame(&frames[1]));
+        assert!(!is_library_frame(&frames[2]));
+    }
+
+    #[inline(never)]
+    fn a_function_to_find() -> Vec<usize> {
+        let mut ips = [0usize; 16];
+        let n = super::super::capture_backtrace::trace_into(&mut ips, 0);
+        std::hint::black_box(ips[..n].to_vec())
+    }
+
+    #[test]
+    fn resolves_a_known_function() {
+        let addresses = a_function_to_find();
+        let frames = resolve(&addresses);
+        let found: Vec<_> = frames
+            .iter()
+            .filter(|f| f.function.as_deref().is_some_and(|n| n.contains("a_function_to_find")))
+            .collect();
+        assert!(!found.is_empty(), "{frames:?}");
+        assert!(found[0].module.as_deref().is_some_and(|m| m.contains('/')));
+        assert!(found[0].line.is_some());
+        assert!(frames.iter().all(|f| addresses.contains(&f.address)));
+        // Cached: the same frames again.
+        assert_eq!(resolve(&addresses), frames);
+    }
+}
