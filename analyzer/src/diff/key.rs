@@ -6,13 +6,10 @@
 //! offset when both traces hold the same build of that module (same GNU build-id), and its
 //! module's file name alone otherwise. Two moments of one trace share every build, and there a
 //! frame known only by its address keeps that address.
-//!
-//! Frame keys are interned: a stack key is a slice of shared pointers, so keys of many deep
-//! stacks cost little more than the distinct frames they name.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use crate::symbolize::{Frame, ModuleInfo};
 
@@ -52,15 +49,13 @@ pub(crate) fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// Decides each frame's key for one pair of traces, and interns the keys.
-#[derive(Debug, Default)]
+/// Decides each frame's key for one pair of traces.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct KeyPolicy {
     /// Module file names whose frames are matched by offset.
     offset_modules: HashSet<String>,
     /// Both sides are one trace: every build is shared and addresses mean the same thing.
     one_trace: bool,
-    /// Every frame key handed out, once.
-    interned: RwLock<HashSet<Arc<FrameKey>>>,
 }
 
 impl KeyPolicy {
@@ -86,7 +81,7 @@ impl KeyPolicy {
             })
             .map(|(name, _)| name)
             .collect();
-        KeyPolicy { offset_modules, one_trace, interned: RwLock::default() }
+        KeyPolicy { offset_modules, one_trace }
     }
 
     /// The key of one frame.
@@ -110,27 +105,6 @@ impl KeyPolicy {
             (None, _) if self.one_trace => FrameKey::Address(frame.address),
             (None, _) => FrameKey::Unknown,
         }
-    }
-
-    /// The shared copy of `key`.
-    fn intern(&self, key: FrameKey) -> Arc<FrameKey> {
-        if let Some(found) = self.interned.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return found.clone();
-        }
-        let mut interned = self.interned.write().unwrap_or_else(|p| p.into_inner());
-        match interned.get(&key) {
-            Some(found) => found.clone(),
-            None => {
-                let key = Arc::new(key);
-                interned.insert(key.clone());
-                key
-            }
-        }
-    }
-
-    /// The key of a stack given its trimmed frames (innermost first).
-    pub fn stack_key(&self, frames: &[Frame]) -> StackKey {
-        frames.iter().map(|f| self.intern(self.frame_key(f))).collect()
     }
 }
 
@@ -224,20 +198,5 @@ mod tests {
         assert_eq!(policy.frame_key(&anonymous(None, 0xdead, None)), FrameKey::Address(0xdead));
         let two = KeyPolicy::new(&m, &m, false);
         assert_eq!(two.frame_key(&anonymous(None, 0xdead, None)), FrameKey::Unknown);
-    }
-
-    #[test]
-    fn stack_keys_keep_frame_order() {
-        let policy = KeyPolicy::default();
-        let inner = named("leaf", Some("a.c"), 1, 0x1100);
-        let outer = named("main", Some("a.c"), 9, 0x1200);
-        let forward = policy.stack_key(&[inner.clone(), outer.clone()]);
-        let backward = policy.stack_key(&[outer, inner]);
-        assert_ne!(forward, backward);
-        assert_eq!(forward.len(), 2);
-        assert_eq!(forward[0].to_string(), "leaf");
-        // Equal frame keys are one shared value.
-        assert!(Arc::ptr_eq(&forward[0], &backward[1]));
-        assert!(Arc::ptr_eq(&forward[1], &backward[0]));
     }
 }

@@ -2,11 +2,23 @@
 //! ranking them by the size of their change.
 
 use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Arc;
 
-use super::side::{DiffKey, SideGroup, SideSums};
+use super::key::{FrameKey, StackKey};
+use super::side::{SideGroup, SideSums};
 use super::status::DiffStatus;
 use crate::frames::Frames;
 use crate::model::StackId;
+
+/// What one diff group is matched by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DiffKey {
+    /// A whole (trimmed) stack.
+    Stack(StackKey),
+    /// One function (or anonymous frame), credited once per stack it is on.
+    Function(Arc<FrameKey>),
+}
 
 /// One group of the diff: a key, its blocks and bytes on each side, and what happened to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,57 +87,68 @@ impl DiffGroup {
     }
 }
 
-/// Pairs the groups of `a` and `b` by key, classifies them and ranks them (frames left empty).
-pub(crate) fn match_sides(a: SideSums, b: SideSums) -> Vec<DiffGroup> {
-    let mut pairs: HashMap<DiffKey, (SideGroup, SideGroup)> = HashMap::new();
+/// Pairs the groups of `a` and `b` by key, classifies them and ranks them. Each comes with its
+/// key `K`; `key_of` gives the readable key; frames are left empty.
+pub(crate) fn match_sides<K: Hash + Eq>(
+    a: SideSums<K>,
+    b: SideSums<K>,
+    key_of: &dyn Fn(&K) -> DiffKey,
+) -> Vec<(K, DiffGroup)> {
+    let mut pairs: HashMap<K, (SideGroup, SideGroup)> = HashMap::new();
     for (key, group) in a.groups {
         pairs.entry(key).or_default().0 = group;
     }
     for (key, group) in b.groups {
         pairs.entry(key).or_default().1 = group;
     }
-    let mut groups: Vec<DiffGroup> = pairs
+    let mut groups: Vec<(K, DiffGroup)> = pairs
         .into_iter()
-        .map(|(key, (a, b))| DiffGroup {
-            key,
-            status: DiffStatus::classify(a.blocks, a.bytes, b.blocks, b.bytes),
-            blocks_a: a.blocks,
-            bytes_a: a.bytes,
-            blocks_b: b.blocks,
-            bytes_b: b.bytes,
-            stacks_a: a.ranked_stacks(),
-            stacks_b: b.ranked_stacks(),
-            frames: Vec::new().into(),
+        .map(|(id, (a, b))| {
+            let group = DiffGroup {
+                key: key_of(&id),
+                status: DiffStatus::classify(a.blocks, a.bytes, b.blocks, b.bytes),
+                blocks_a: a.blocks,
+                bytes_a: a.bytes,
+                blocks_b: b.blocks,
+                bytes_b: b.bytes,
+                stacks_a: a.ranked_stacks(),
+                stacks_b: b.ranked_stacks(),
+                frames: Vec::new().into(),
+            };
+            (id, group)
         })
         .collect();
-    rank(&mut groups);
+    groups.sort_by(|(_, x), (_, y)| rank(x, y));
     groups
 }
 
 /// Largest change of bytes first (either way), then largest change of blocks, then largest
 /// group, then by key so the order is stable.
-pub(crate) fn rank(groups: &mut [DiffGroup]) {
-    groups.sort_by(|x, y| {
+pub(crate) fn rank(x: &DiffGroup, y: &DiffGroup) -> std::cmp::Ordering {
+    {
         y.change_bytes()
             .unsigned_abs()
             .cmp(&x.change_bytes().unsigned_abs())
             .then(y.change_blocks().unsigned_abs().cmp(&x.change_blocks().unsigned_abs()))
             .then(y.bytes_a.max(y.bytes_b).cmp(&x.bytes_a.max(x.bytes_b)))
             .then_with(|| x.key.cmp(&y.key))
-    });
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diff::key::FrameKey;
     use crate::model::LiveTotals;
 
     fn function(name: &str) -> DiffKey {
         DiffKey::Function(FrameKey::Function { name: name.to_string(), file: Some("app.c".into()) }.into())
     }
 
-    fn side(entries: &[(&str, u32, u64, u64)]) -> SideSums {
+    fn match_sides(a: SideSums<DiffKey>, b: SideSums<DiffKey>) -> Vec<DiffGroup> {
+        super::match_sides(a, b, &|k| k.clone()).into_iter().map(|(_, g)| g).collect()
+    }
+
+    fn side(entries: &[(&str, u32, u64, u64)]) -> SideSums<DiffKey> {
         let mut sums = SideSums::default();
         for &(name, stack, blocks, bytes) in entries {
             sums.groups.entry(function(name)).or_default().add(StackId(stack), blocks, bytes);

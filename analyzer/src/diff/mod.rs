@@ -19,10 +19,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Matching keys (`key`) ignore addresses, line numbers and directories; each side's blocks are
-//! summed per key (`side`, with a per-stack key cache); the sums are paired, classified and
-//! ranked (`matching`, `status`); [`DiffReport`] renders text (`text`) and JSON (`json`).
+//! Matching keys (`key`) ignore addresses, line numbers and directories and are interned to
+//! dense ids (`intern`); each side's blocks are summed per key (`side`, with a per-stack key
+//! cache); the sums are paired, classified and ranked (`matching`, `status`); [`DiffReport`]
+//! renders text (`text`) and JSON (`json`).
 
+mod intern;
 mod json;
 mod key;
 mod matching;
@@ -39,12 +41,12 @@ use crate::model::{LiveTotals, StackId};
 use crate::progress::{NoProgress, Progress};
 
 pub use key::{FrameKey, StackKey};
-pub use matching::DiffGroup;
-pub use side::DiffKey;
+pub use matching::{DiffGroup, DiffKey};
 pub use status::{DiffStatus, StatusCounts};
 
+use intern::KeyTable;
 use key::KeyPolicy;
-use side::KeyCache;
+use side::{GroupId, KeyCache, Keying};
 
 /// How a diff groups blocks before matching them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -78,6 +80,9 @@ pub struct Comparison {
     a: Arc<Analysis>,
     b: Arc<Analysis>,
     policy: KeyPolicy,
+    /// Interned keys, shared by both sides.
+    table: KeyTable,
+    /// Each side's stacks' keys (one cache when both sides are one trace).
     keys_a: Arc<KeyCache>,
     keys_b: Arc<KeyCache>,
 }
@@ -99,7 +104,7 @@ impl Comparison {
         let policy = KeyPolicy::new(a.modules(), b.modules(), one_trace);
         let keys_a = Arc::new(KeyCache::default());
         let keys_b = if one_trace { keys_a.clone() } else { Arc::new(KeyCache::default()) };
-        Comparison { a, b, policy, keys_a, keys_b }
+        Comparison { a, b, policy, table: KeyTable::default(), keys_a, keys_b }
     }
 
     /// Compares two moments of one trace.
@@ -148,28 +153,46 @@ impl Comparison {
         by: DiffBy,
         progress: &dyn Progress,
     ) -> Diff {
-        let a = side::sum_side(&self.a, &self.keys_a, &self.policy, at_a_ns, by, progress);
-        let b = side::sum_side(&self.b, &self.keys_b, &self.policy, at_b_ns, by, progress);
+        let a = self.keying(Side::A).sum(at_a_ns, by, progress);
+        let b = self.keying(Side::B).sum(at_b_ns, by, progress);
         let (totals_a, totals_b) = (a.totals, b.totals);
-        let mut groups = matching::match_sides(a, b);
-        for group in &mut groups {
-            group.frames = self.frames_of(group);
-        }
+        let key_of = |id: &GroupId| match *id {
+            GroupId::Stack(id) => DiffKey::Stack(self.table.stack_key(id)),
+            GroupId::Function(id) => DiffKey::Function(self.table.frame_key(id)),
+        };
+        let groups = matching::match_sides(a, b, &key_of)
+            .into_iter()
+            .map(|(id, mut group)| {
+                group.frames = self.frames_of(id, &group);
+                group
+            })
+            .collect();
         Diff { by, at_a_ns, at_b_ns, totals_a, totals_b, groups }
     }
 
-    /// The frames to show for `group`: from B when B holds it, else from A.
-    fn frames_of(&self, group: &DiffGroup) -> Frames {
-        let (analysis, stack) = match (group.stacks_b.first(), group.stacks_a.first()) {
-            (Some(&s), _) => (&self.b, s),
-            (None, Some(&s)) => (&self.a, s),
+    fn keying(&self, side: Side) -> Keying<'_> {
+        let (analysis, cache) = match side {
+            Side::A => (&self.a, &self.keys_a),
+            Side::B => (&self.b, &self.keys_b),
+        };
+        Keying { analysis, cache, policy: &self.policy, table: &self.table }
+    }
+
+    /// The frames to show for `group` (whose key is `id`): from B when B holds it, else from A.
+    fn frames_of(&self, id: GroupId, group: &DiffGroup) -> Frames {
+        let (side, stack) = match (group.stacks_b.first(), group.stacks_a.first()) {
+            (Some(&s), _) => (Side::B, s),
+            (None, Some(&s)) => (Side::A, s),
             (None, None) => return Vec::new().into(),
         };
-        let frames = analysis.stack_frames(stack);
-        match &group.key {
-            DiffKey::Stack(_) => frames,
-            DiffKey::Function(key) => {
-                frames.iter().find(|f| self.policy.frame_key(f) == **key).cloned().into_iter().collect()
+        let frames = self.analysis(side).stack_frames(stack);
+        match id {
+            GroupId::Stack(_) => frames,
+            GroupId::Function(function) => {
+                // A stack key has one frame key per trimmed frame, in order.
+                let key = self.keying(side).key(stack);
+                let position = key.frames.iter().position(|&f| f == function);
+                position.and_then(|i| frames.get(i).cloned()).into_iter().collect()
             }
         }
     }

@@ -1,24 +1,23 @@
 //! One side of a diff: the blocks outstanding at a moment of one trace, summed per matching
-//! key. Stack keys are cached per stack, so looking at another moment costs only the new
+//! key. Each stack's interned key is cached, so looking at another moment costs only the new
 //! snapshot and the stacks not seen before.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::RwLock;
 
 use super::DiffBy;
-use super::key::{FrameKey, KeyPolicy, StackKey};
+use super::intern::{FrameKeyId, InternedStack, KeyTable, StackKeyId};
+use super::key::KeyPolicy;
 use crate::analysis::Analysis;
 use crate::group::{GroupBy, GroupKey};
 use crate::model::{LiveTotals, StackId};
 use crate::progress::Progress;
 
-/// What one diff group is matched by.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DiffKey {
-    /// A whole (trimmed) stack.
-    Stack(StackKey),
-    /// One function (or anonymous frame), credited once per stack it is on.
-    Function(Arc<FrameKey>),
+/// What one side's blocks are summed by: an interned stack key or an interned frame key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum GroupId {
+    Stack(StackKeyId),
+    Function(FrameKeyId),
 }
 
 /// The blocks of one side that share a key.
@@ -46,82 +45,89 @@ impl SideGroup {
 }
 
 /// One side, summed per key.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct SideSums {
+#[derive(Debug, Clone)]
+pub(crate) struct SideSums<K> {
     pub totals: LiveTotals,
-    pub groups: HashMap<DiffKey, SideGroup>,
+    pub groups: HashMap<K, SideGroup>,
 }
 
-/// Stack keys of one trace, computed once per stack.
+impl<K> Default for SideSums<K> {
+    fn default() -> Self {
+        SideSums { totals: LiveTotals::default(), groups: HashMap::new() }
+    }
+}
+
+/// The interned keys of one trace's stacks, computed once per stack.
 #[derive(Debug, Default)]
 pub(crate) struct KeyCache {
-    keys: RwLock<HashMap<u32, StackKey>>,
+    keys: RwLock<HashMap<u32, InternedStack>>,
 }
 
-impl KeyCache {
-    fn get(&self, stack: StackId) -> Option<StackKey> {
-        self.keys.read().unwrap_or_else(|p| p.into_inner()).get(&stack.0).cloned()
-    }
+/// What computing a stack's key needs.
+pub(crate) struct Keying<'a> {
+    pub analysis: &'a Analysis,
+    pub cache: &'a KeyCache,
+    pub policy: &'a KeyPolicy,
+    pub table: &'a KeyTable,
+}
 
-    fn insert(&self, stack: StackId, key: StackKey) {
-        self.keys.write().unwrap_or_else(|p| p.into_inner()).insert(stack.0, key);
-    }
-
-    /// The key of `stack`, computing (and symbolizing) it if needed.
-    pub fn key(&self, analysis: &Analysis, policy: &KeyPolicy, stack: StackId) -> StackKey {
-        if let Some(key) = self.get(stack) {
-            return key;
+impl Keying<'_> {
+    /// The interned key of `stack`, computing (and symbolizing) it if needed.
+    pub fn key(&self, stack: StackId) -> InternedStack {
+        if let Some(key) = self.cache.keys.read().unwrap_or_else(|p| p.into_inner()).get(&stack.0) {
+            return key.clone();
         }
-        let key = policy.stack_key(&analysis.stack_frames(stack));
-        self.insert(stack, key.clone());
+        let key = self.table.intern_stack(self.policy, &self.analysis.stack_frames(stack));
+        self.cache.keys.write().unwrap_or_else(|p| p.into_inner()).insert(stack.0, key.clone());
         key
     }
 
     /// Symbolizes, in bulk, the stacks of `stacks` whose keys are not cached yet.
-    pub fn prepare(&self, analysis: &Analysis, stacks: &[StackId], progress: &dyn Progress) {
+    fn prepare(&self, stacks: &[StackId], progress: &dyn Progress) {
         let missing: Vec<StackId> = {
-            let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+            let keys = self.cache.keys.read().unwrap_or_else(|p| p.into_inner());
             stacks.iter().copied().filter(|s| !keys.contains_key(&s.0)).collect()
         };
         if !missing.is_empty() {
-            analysis.prepare_symbols(&missing, progress);
+            self.analysis.prepare_symbols(&missing, progress);
         }
     }
-}
 
-/// Sums the blocks of `analysis` outstanding at `at_ns` per key.
-pub(crate) fn sum_side(
-    analysis: &Analysis,
-    cache: &KeyCache,
-    policy: &KeyPolicy,
-    at_ns: u64,
-    by: DiffBy,
-    progress: &dyn Progress,
-) -> SideSums {
-    let snapshot = analysis.outstanding_at(at_ns);
-    let by_stack = analysis.group(&snapshot, GroupBy::Stack);
-    let stacks: Vec<StackId> = by_stack
-        .groups
-        .iter()
-        .filter_map(|g| match g.key {
-            GroupKey::Stack(s) => Some(s),
-            _ => None,
-        })
-        .collect();
-    cache.prepare(analysis, &stacks, progress);
-    let mut sums = SideSums { totals: snapshot.totals(), groups: HashMap::new() };
-    for group in &by_stack.groups {
-        let GroupKey::Stack(stack) = group.key else { continue };
-        let key = cache.key(analysis, policy, stack);
-        match by {
-            DiffBy::Stack => {
-                sums.groups.entry(DiffKey::Stack(key)).or_default().add(stack, group.blocks, group.bytes);
-            }
-            DiffBy::Function => {
-                let mut credited: HashSet<&Arc<FrameKey>> = HashSet::new();
-                for frame in key.iter() {
-                    if credited.insert(frame) {
-                        sums.groups.entry(DiffKey::Function(frame.clone())).or_default().add(
+    /// Sums the blocks outstanding at `at_ns` per key.
+    pub fn sum(&self, at_ns: u64, by: DiffBy, progress: &dyn Progress) -> SideSums<GroupId> {
+        let snapshot = self.analysis.outstanding_at(at_ns);
+        let by_stack = self.analysis.group(&snapshot, GroupBy::Stack);
+        let stacks: Vec<StackId> = by_stack
+            .groups
+            .iter()
+            .filter_map(|g| match g.key {
+                GroupKey::Stack(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        self.prepare(&stacks, progress);
+        let mut sums = SideSums { totals: snapshot.totals(), groups: HashMap::new() };
+        let mut credited: Vec<FrameKeyId> = Vec::new();
+        for group in &by_stack.groups {
+            let GroupKey::Stack(stack) = group.key else { continue };
+            let key = self.key(stack);
+            match by {
+                DiffBy::Stack => {
+                    sums.groups.entry(GroupId::Stack(key.id)).or_default().add(
+                        stack,
+                        group.blocks,
+                        group.bytes,
+                    );
+                }
+                DiffBy::Function => {
+                    // Each function once per stack, even when it recurses.
+                    credited.clear();
+                    for &frame in key.frames.iter() {
+                        if credited.contains(&frame) {
+                            continue;
+                        }
+                        credited.push(frame);
+                        sums.groups.entry(GroupId::Function(frame)).or_default().add(
                             stack,
                             group.blocks,
                             group.bytes,
@@ -130,6 +136,6 @@ pub(crate) fn sum_side(
                 }
             }
         }
+        sums
     }
-    sums
 }
