@@ -25,7 +25,7 @@ pub struct Leak {
 }
 
 /// A call stack: return addresses, innermost first, symbolized on first use.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Backtrace {
     addresses: Vec<usize>,
     frames: OnceLock<Vec<Frame>>,
@@ -87,6 +87,13 @@ impl Backtrace {
     }
 }
 
+impl fmt::Debug for Backtrace {
+    /// The return addresses (symbolized frames are in [`Backtrace::frames`]).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.addresses.iter().map(|a| format!("{a:#x}"))).finish()
+    }
+}
+
 impl PartialEq for Backtrace {
     fn eq(&self, other: &Backtrace) -> bool {
         self.addresses == other.addresses
@@ -114,8 +121,9 @@ impl fmt::Display for Frame {
 }
 
 /// Outstanding blocks found by `LeakTracker::verify_no_leaks`. Its `Display` lists the count,
-/// the total bytes and each block's size and top frames.
-#[derive(Debug, thiserror::Error)]
+/// the total bytes and each block's size and top frames; so does its `Debug` (what `unwrap` and
+/// `expect` print).
+#[derive(thiserror::Error)]
 #[error("{}", describe(.leaks, .total_bytes))]
 pub struct LeakError {
     /// The outstanding blocks, oldest first.
@@ -133,6 +141,12 @@ impl LeakError {
     /// Number of outstanding blocks.
     pub fn count(&self) -> usize {
         self.leaks.len()
+    }
+}
+
+impl fmt::Debug for LeakError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&describe(&self.leaks, &self.total_bytes))
     }
 }
 
@@ -224,6 +238,7 @@ mod tests {
         assert!(text.contains("at app::other (src/lib.rs:4)"), "{text}");
         assert!(!text.contains("__rust_alloc"), "{text}");
         assert!(!text.contains("raw_vec"), "{text}");
+        assert_eq!(format!("{err:?}"), text);
     }
 
     #[test]

@@ -130,9 +130,11 @@ pub(crate) fn allocator_prefix_len(frames: &[Frame]) -> usize {
     frames.iter().take_while(|f| is_allocator_frame(f)).count()
 }
 
-/// Whether `frame` is standard-library code (`std`, `core`, `alloc`).
+/// Whether `frame` is standard-library code: its source is the toolchain's (`/rustc/<hash>/`)
+/// or its name is in `std`, `core` or `alloc`.
 pub(crate) fn is_library_frame(frame: &Frame) -> bool {
-    frame.function.as_deref().is_some_and(|name| LIBRARY_PREFIXES.iter().any(|p| name.starts_with(p)))
+    frame.file.as_deref().is_some_and(|file| file.starts_with("/rustc/"))
+        || frame.function.as_deref().is_some_and(|name| LIBRARY_PREFIXES.iter().any(|p| name.starts_with(p)))
 }
 
 #[cfg(test)]
@@ -171,6 +173,11 @@ mod tests {
         assert_eq!(allocator_prefix_len(&frames), 1);
         assert!(is_library_frame(&frames[1]));
         assert!(!is_library_frame(&frames[2]));
+        let generic = Frame {
+            file: Some("/rustc/0123abcd/library/alloc/src/slice.rs".to_string()),
+            ..named("<T as alloc::slice::<impl [T]>::to_vec_in::ConvertVec>::to_vec")
+        };
+        assert!(is_library_frame(&generic));
     }
 
     #[inline(never)]

@@ -1,0 +1,95 @@
+//! One-line leak checks in tests: `LeakGuard` and `assert_no_leaks`, with `Adaptive` as the
+//! global allocator (so in release builds they always pass). Tests run in parallel, each with
+//! its own guard: they never see each other's allocations.
+
+use std::alloc::System;
+use std::panic::catch_unwind;
+
+use leakview::{Adaptive, LeakGuard, LeakTracker, assert_no_leaks};
+
+#[global_allocator]
+static ALLOCATOR: Adaptive = Adaptive::new(System);
+
+#[inline(never)]
+fn leak_a_string(text: &str) -> usize {
+    let leaked: &'static mut str = text.to_string().leak();
+    leaked.as_ptr() as usize
+}
+
+#[test]
+fn a_clean_test_passes() {
+    let _guard = LeakGuard::new();
+    let mut map = std::collections::HashMap::new();
+    for i in 0..500 {
+        map.insert(i, format!("value {i}"));
+    }
+    assert_eq!(map.len(), 500);
+}
+
+#[test]
+fn a_leaking_test_fails_with_the_report() {
+    let outcome = catch_unwind(|| {
+        let _guard = LeakGuard::new();
+        leak_a_string("this string is never freed");
+    });
+    if cfg!(debug_assertions) {
+        let payload = outcome.expect_err("the guard panics on a leak");
+        let message = payload.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(message.starts_with("leakview: 1 leaked allocation, 26 bytes in total"), "{message}");
+        assert!(message.contains("leak_a_string"), "{message}");
+    } else {
+        assert!(outcome.is_ok());
+    }
+}
+
+#[test]
+fn guards_in_parallel_threads_are_independent() {
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            std::thread::spawn(move || {
+                catch_unwind(move || {
+                    let _guard = LeakGuard::new();
+                    let temporary = vec![i; 1000];
+                    if i == 2 {
+                        std::mem::forget(temporary);
+                    }
+                })
+                .is_err()
+            })
+        })
+        .collect();
+    let failed: Vec<bool> = handles.into_iter().map(|h| h.join().expect("thread")).collect();
+    let expected: Vec<bool> = (0..4).map(|i| i == 2 && cfg!(debug_assertions)).collect();
+    assert_eq!(failed, expected);
+}
+
+#[test]
+fn guards_nest() {
+    let _outer = LeakGuard::new();
+    let kept = vec![1u8; 10];
+    {
+        let _inner = LeakGuard::new();
+        let temporary = vec![2u8; 10];
+        drop(temporary);
+    }
+    drop(kept);
+}
+
+#[test]
+fn assert_no_leaks_returns_the_result_or_panics() {
+    let total = assert_no_leaks(|| (1..=100).map(|i| i.to_string().len()).sum::<usize>());
+    assert_eq!(total, 192);
+    let outcome = catch_unwind(|| assert_no_leaks(|| leak_a_string("kept")));
+    assert_eq!(outcome.is_err(), cfg!(debug_assertions));
+}
+
+#[test]
+fn a_guard_does_not_disturb_the_process_registry() {
+    let before = LeakTracker::leaks().len();
+    {
+        let _guard = LeakGuard::new();
+        let temporary = Box::new(5);
+        drop(temporary);
+    }
+    assert_eq!(LeakTracker::leaks().len(), before);
+}
