@@ -10,8 +10,9 @@ use crate::symbolize::Frame;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SuppressionError {
-    #[error("cannot read suppressions {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    /// The OS error is in the message, not a `source()`, so error chains print it once.
+    #[error("cannot read suppressions {path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("suppressions line {line}: `{text}` is not `leak:PATTERN`")]
     Syntax { line: usize, text: String },
 }
@@ -55,7 +56,7 @@ impl Suppressions {
     /// Reads and parses a suppressions file.
     pub fn load(path: &Path) -> Result<Self, SuppressionError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|source| SuppressionError::Io { path: path.to_path_buf(), source })?;
+            .map_err(|error| SuppressionError::Io { path: path.to_path_buf(), error })?;
         Self::parse(&text)
     }
 

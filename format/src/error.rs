@@ -17,8 +17,10 @@ pub enum DecodeError {
 /// Why a trace file could not be opened or read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    /// The OS error is part of the message (and deliberately not a `source()`, so that error
+    /// chains print it once).
+    #[error("cannot read {path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
     #[error("{path} is empty")]
     Empty { path: PathBuf },
     #[error("{path} is not a leakview trace (bad magic)")]
@@ -34,8 +36,9 @@ pub enum ReadError {
 /// Why a trace could not be created or an event not written.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("cannot create trace {path}: {source}")]
-    Create { path: PathBuf, source: io::Error },
+    /// As for [`ReadError::Io`], the OS error is in the message, not a `source()`.
+    #[error("cannot create trace {path}: {error}")]
+    Create { path: PathBuf, error: io::Error },
     #[error("invalid writer options: {0}")]
     Options(&'static str),
     #[error("trace metadata does not fit in the header page")]

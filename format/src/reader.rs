@@ -106,7 +106,7 @@ fn read_u64(b: &[u8], at: usize) -> u64 {
 impl TraceReader {
     /// Opens and validates the trace at `path`.
     pub fn open(path: &Path) -> Result<Self, ReadError> {
-        let io = |source| ReadError::Io { path: path.to_path_buf(), source };
+        let io = |error| ReadError::Io { path: path.to_path_buf(), error };
         let file = std::fs::File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         if len == 0 {

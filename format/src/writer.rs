@@ -154,9 +154,9 @@ impl TraceWriter {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)
-            .map_err(|source| WriteError::Create { path: path.to_path_buf(), source })?;
+            .map_err(|error| WriteError::Create { path: path.to_path_buf(), error })?;
         let fd = OwnedFd::from(file);
-        let create_err = |source| WriteError::Create { path: path.to_path_buf(), source };
+        let create_err = |error| WriteError::Create { path: path.to_path_buf(), error };
         let first_len = initial_len.min(options.max_file_size);
         if !reserve(fd.as_raw_fd(), 0, first_len) {
             return Err(create_err(std::io::Error::last_os_error()));

@@ -79,7 +79,7 @@ pub fn create_trace(
         let existed = std::fs::symlink_metadata(&path).is_ok();
         match TraceWriter::create(&path, metadata, options) {
             Ok(writer) => return Ok((writer, absolute(&path))),
-            Err(WriteError::Create { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(WriteError::Create { error, .. }) if error.kind() == std::io::ErrorKind::AlreadyExists => {
                 continue;
             }
             Err(err) => {
