@@ -84,6 +84,7 @@ struct FreshFrame {
 }
 
 impl FreshFrame {
+    #[cfg(test)]
     const EMPTY: FreshFrame =
         FreshFrame { ip: 0, sp: 0, bp: 0, read_count: 0, read_failed: 0, reads: [(0, 0); READS_PER_STEP] };
 }
@@ -320,14 +321,12 @@ impl CaptureState {
     fn join(&mut self, slot: usize, k: usize, ip: u64, sp: u64, bp: u64, low: u64, max_depth: usize) -> bool {
         let kept = &self.kept[slot];
         let candidate = &kept.frames[k];
+        if candidate.sp != sp || candidate.ip != ip {
+            return false;
+        }
         let total = self.fresh_len + k + 1;
         let depth_ok = if kept.truncated { total == max_depth } else { total <= max_depth };
-        if candidate.sp != sp
-            || candidate.ip != ip
-            || (candidate.bp != bp && candidate.bp_matters)
-            || !depth_ok
-            || k >= self.blocked[slot]
-        {
+        if (candidate.bp != bp && candidate.bp_matters) || !depth_ok || k >= self.blocked[slot] {
             return false;
         }
         if let Err(failed_at) = self.verify_kept(slot, low, k) {
@@ -427,9 +426,11 @@ impl CaptureState {
                     if !searched[slot] {
                         at = frames[..at].partition_point(|f| f.sp >= frame_sp);
                         searched[slot] = true;
-                    } else {
-                        while at > 0 && frames[at - 1].sp < frame_sp {
-                            at -= 1;
+                    } else if at > 0 && frames[at - 1].sp < frame_sp {
+                        // Usually one step outward; a big frame can skip several.
+                        at -= 1;
+                        if at > 0 && frames[at - 1].sp < frame_sp {
+                            at = frames[..at].partition_point(|f| f.sp >= frame_sp);
                         }
                     }
                     search[slot] = at;
@@ -450,8 +451,12 @@ impl CaptureState {
                         None => result.unknown_address = true,
                     }
                 }
-                self.fresh[self.fresh_len] =
-                    FreshFrame { ip: frame_ip, sp: frame_sp, bp: regs.bp(), ..FreshFrame::EMPTY };
+                let fresh = &mut self.fresh[self.fresh_len];
+                fresh.ip = frame_ip;
+                fresh.sp = frame_sp;
+                fresh.bp = regs.bp();
+                fresh.read_count = 0;
+                fresh.read_failed = 0;
                 self.fresh_len += 1;
             } else {
                 skipped_steps += 1;
@@ -470,7 +475,8 @@ impl CaptureState {
                     // cached now; stepping again from the same registers then runs it, and the
                     // step becomes re-checkable. (Uncacheable rules miss again.)
                     regs = before;
-                    *frame = FreshFrame { ip: frame.ip, sp: frame.sp, bp: frame.bp, ..FreshFrame::EMPTY };
+                    frame.read_count = 0;
+                    frame.read_failed = 0;
                     step = Self::logged_step(snapshot, address, &mut regs, &mut self.cache, frame, low, high);
                 }
                 step.0
@@ -508,9 +514,13 @@ impl CaptureState {
     pub fn commit(&mut self, snapshot: &Snapshot, mut intern: impl FnMut(u32, u64) -> Option<u32>) -> u32 {
         self.clock += 1;
         let (slot, base_len, mut node) = match self.joined {
-            Some((joined, k)) if self.fresh_len > SHORT_DIVERGENCE => {
-                // A long new part: keep the joined stack for its own path and put this one,
-                // shared prefix included, in place of the least recently used stack.
+            Some((joined, k))
+                if self.fresh_len > SHORT_DIVERGENCE
+                    && self.kept[joined].len - (k + 1) > SHORT_DIVERGENCE =>
+            {
+                // Both the new part and the joined stack's own inner part are long: keep the
+                // joined stack for its own path and put this one, shared prefix included, in
+                // place of the least recently used stack.
                 let slot = self.least_recently_used();
                 if slot != joined {
                     let (from, to) = if joined < slot {
@@ -534,8 +544,7 @@ impl CaptureState {
         };
         let mut len = base_len;
         for i in (0..self.fresh_len).rev() {
-            let fresh = self.fresh[i];
-            match intern(node, fresh.ip) {
+            match intern(node, self.fresh[i].ip) {
                 Some(id) => node = id,
                 None => {
                     // Keep nothing we could not intern: the next walks start from scratch.
@@ -543,7 +552,8 @@ impl CaptureState {
                     return node;
                 }
             }
-            let frame = Frame::keep(&fresh, node, len.checked_sub(1).map(|c| &self.kept[slot].frames[c]));
+            let frame =
+                Frame::keep(&self.fresh[i], node, len.checked_sub(1).map(|c| &self.kept[slot].frames[c]));
             self.kept[slot].frames[len] = frame;
             len += 1;
         }
