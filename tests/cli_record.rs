@@ -60,10 +60,10 @@ const ALLOCATOR_PROGRAM: &str = r#"
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+void *volatile blocks[100]; /* so the compiler keeps every allocation */
 int main(void) {
     printf("pid=%d\n", (int)getpid());
     fflush(stdout);
-    void *blocks[100];
     for (int i = 0; i < 100; i++) blocks[i] = malloc(77000 + i);
     for (int i = 10; i < 100; i++) free(blocks[i]);
     return 0;
@@ -346,12 +346,13 @@ fn fork_children_get_their_own_traces() {
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
+void *volatile sink; /* so the compiler keeps every allocation */
 int main(void) {
-    void *p = malloc(4242);
+    sink = malloc(4242);
     pid_t child = fork();
-    if (child == 0) { free(malloc(4343)); _exit(0); }
+    if (child == 0) { sink = malloc(4343); _exit(0); }
     waitpid(child, NULL, 0);
-    free(p);
+    free(sink);
     return 0;
 }
 "#;
@@ -366,10 +367,21 @@ int main(void) {
         .filter(|n| n.starts_with("forks.") && n.ends_with(".bin"))
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
-    for name in names {
+    for name in &names {
         assert!(stderr.contains(&format!("./{name}")), "{name} listed in: {stderr}");
-        TraceReader::open(&dir.path().join(&name)).expect("each trace reads");
     }
+    let has_alloc_of = |reader: &TraceReader, wanted: u64| {
+        reader.chunks().iter().any(|chunk| {
+            reader.events(chunk).any(|e| matches!(e, Ok(Event::Alloc { size, .. }) if size == wanted))
+        })
+    };
+    let parent = TraceReader::open(&dir.path().join("forks.bin")).expect("parent trace");
+    let child_name = names.iter().find(|n| *n != "forks.bin").expect("child trace");
+    let child = TraceReader::open(&dir.path().join(child_name)).expect("child trace");
+    assert_eq!(child_name, &format!("forks.{}.bin", child.metadata().pid));
+    assert_eq!(child.metadata().parent_pid, parent.metadata().pid);
+    assert!(has_alloc_of(&parent, 4242) && !has_alloc_of(&parent, 4343), "parent holds its own block only");
+    assert!(has_alloc_of(&child, 4343) && !has_alloc_of(&child, 4242), "child holds its own block only");
 }
 
 #[test]
