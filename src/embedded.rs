@@ -1,7 +1,8 @@
 //! The files this binary carries inside it (built by `build.rs`): the recorder library
 //! `libleakview_preload.so` and the demo program. At run time they are extracted once into the
 //! per-user cache directory `<version>-<content hash>/` (see `cache_dir`), written under a temporary
-//! name and renamed into place, and reused as long as their content is right.
+//! name and renamed into place, and reused as long as their content is right. Directories of other
+//! builds that have not been used for [`STALE_AFTER`] are removed.
 //!
 //! `LEAKVIEW_PRELOAD_PATH` overrides the library (development and tests).
 
@@ -11,6 +12,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 
@@ -28,26 +30,64 @@ pub const PRELOAD_PATH_ENV: &str = "LEAKVIEW_PRELOAD_PATH";
 
 const PRELOAD_FILE_NAME: &str = "libleakview_preload.so";
 const DEMO_FILE_NAME: &str = "leakview-demo";
+/// Cache directories of other leakview builds unused this long are removed.
+pub const STALE_AFTER: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// Path of the recorder library to preload: `LEAKVIEW_PRELOAD_PATH` or the extracted embedded copy.
 pub fn preload_library() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os(PRELOAD_PATH_ENV).filter(|p| !p.is_empty()) {
         return overridden_library(path);
     }
-    let dir = cache_dir::ensure(&cache_dir_name(), usable_in_ld_preload)?;
+    let dir = build_cache_dir()?;
     extract_into(&dir, PRELOAD_FILE_NAME, PRELOAD_LIBRARY, 0o644)
         .with_context(|| format!("extracting the recorder library into {}", dir.display()))
 }
 
 /// Path of the extracted demo program (it carries its own debug info, so its stacks symbolize).
 pub fn demo_program() -> anyhow::Result<PathBuf> {
-    let dir = cache_dir::ensure(&cache_dir_name(), usable_in_ld_preload)?;
+    let dir = build_cache_dir()?;
     extract_into(&dir, DEMO_FILE_NAME, DEMO_PROGRAM, 0o755)
         .with_context(|| format!("extracting the demo program into {}", dir.display()))
 }
 
 fn cache_dir_name() -> String {
     format!("{}-{}", env!("CARGO_PKG_VERSION"), CONTENT_HASH)
+}
+
+/// This build's cache directory, marked as used now; stale ones of other builds are removed.
+fn build_cache_dir() -> anyhow::Result<PathBuf> {
+    let dir = cache_dir::ensure(&cache_dir_name(), usable_in_ld_preload)?;
+    if let Ok(handle) = fs::File::open(&dir) {
+        let _ = handle.set_modified(SystemTime::now());
+    }
+    remove_stale_builds(&dir, SystemTime::now());
+    Ok(dir)
+}
+
+/// Removes the siblings of `ours` named like a build's cache directory (`<version>-<16 hex>`) that
+/// belong to us and were last used before `now - STALE_AFTER`. Failures are ignored: it is tidying.
+pub fn remove_stale_builds(ours: &Path, now: SystemTime) {
+    let (Some(root), Some(our_name)) = (ours.parent(), ours.file_name()) else { return };
+    let Ok(entries) = fs::read_dir(root) else { return };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        if name == our_name || !looks_like_build_dir(&name.to_string_lossy()) {
+            continue;
+        }
+        let Ok(meta) = fs::symlink_metadata(entry.path()) else { continue };
+        let unused_since = meta.modified().ok().and_then(|m| now.duration_since(m).ok());
+        if meta.is_dir() && meta.uid() == cache_dir::current_uid() && unused_since > Some(STALE_AFTER) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn looks_like_build_dir(name: &str) -> bool {
+    name.rsplit_once('-').is_some_and(|(version, hash)| {
+        version.starts_with(|c: char| c.is_ascii_digit())
+            && hash.len() == 16
+            && hash.chars().all(|c| c.is_ascii_hexdigit())
+    })
 }
 
 fn overridden_library(path: OsString) -> anyhow::Result<PathBuf> {
@@ -171,6 +211,25 @@ mod tests {
             }
         });
         assert_eq!(fs::read(dir.path().join("big")).expect("read"), bytes);
+    }
+
+    #[test]
+    fn stale_build_directories_are_removed() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let make = |name: &str, age_days: u64| {
+            let dir = root.path().join(name);
+            fs::create_dir(&dir).expect("mkdir");
+            let when = SystemTime::now() - Duration::from_secs(age_days * 24 * 3600);
+            fs::File::open(&dir).expect("open").set_modified(when).expect("set mtime");
+            dir
+        };
+        let ours = make("0.2.0-00112233445566ff", 90);
+        let stale = make("0.1.0-8d98eed1d510b6f7", 31);
+        let recent = make("0.1.0-d77825a593c9850e", 2);
+        let unrelated = make("demo-traces", 400);
+        remove_stale_builds(&ours, SystemTime::now());
+        assert!(ours.exists() && recent.exists() && unrelated.exists());
+        assert!(!stale.exists());
     }
 
     #[test]
