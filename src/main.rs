@@ -15,6 +15,7 @@ mod recording;
 mod supervise;
 mod target_program;
 mod trace_paths;
+mod traces_written;
 
 use std::process::ExitCode;
 

@@ -2,14 +2,13 @@
 //! recorder preloaded, tells where its traces went, and exits the way the program did.
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
 
 use crate::cli::RecordArgs;
 use crate::recording::{self, RecordPlan};
-use crate::{supervise, target_program, trace_paths};
+use crate::{supervise, target_program, trace_paths, traces_written};
 
 pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     if args.depth == 0 {
@@ -28,27 +27,6 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         output: &output,
         depth: args.depth,
     })?;
-    tell_where_traces_went(&finished.traces, name);
+    traces_written::tell(&finished.traces, name);
     Ok(supervise::exit_like(finished.status))
-}
-
-/// One line on stderr per trace, with the command that opens it.
-pub fn tell_where_traces_went(traces: &[PathBuf], program: &str) {
-    match traces {
-        [] => eprintln!(
-            "leakview: no trace was written: the recorder did not start in {program} \
-             (it may have cleared LD_PRELOAD, or the trace file could not be created)"
-        ),
-        [only] => {
-            let shown = trace_paths::for_shell(only);
-            eprintln!("leakview: trace written to {shown} (open it: leakview {shown})");
-        }
-        [first, ..] => {
-            eprintln!("leakview: {} traces written, one per recorded process:", traces.len());
-            for trace in traces {
-                eprintln!("leakview:   {}", trace_paths::for_shell(trace));
-            }
-            eprintln!("leakview: open one: leakview {}", trace_paths::for_shell(first));
-        }
-    }
 }

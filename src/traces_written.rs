@@ -1,0 +1,177 @@
+//! The message `leakview record` prints on stderr about the traces a run left: one trace gets one
+//! line with the command that opens it; several (a program that forks or runs others) get one
+//! line each with the process's command line and amount recorded; many (a wrapper script running
+//! dozens of tools) are cut to the largest few, and the largest is the one suggested to open.
+
+use std::path::{Path, PathBuf};
+
+use leakview_format::TraceReader;
+
+use crate::trace_paths;
+
+/// At most this many traces are listed one per line.
+pub const MAX_LISTED: usize = 8;
+
+/// What a trace says about itself, for the listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceSummary {
+    pub path: PathBuf,
+    /// The recorded command line, if the trace is readable.
+    pub command: Option<String>,
+    /// Bytes of recorded events.
+    pub recorded_bytes: u64,
+}
+
+impl TraceSummary {
+    pub fn read(path: &Path) -> TraceSummary {
+        match TraceReader::open(path) {
+            Ok(reader) => TraceSummary {
+                path: path.to_path_buf(),
+                command: Some(reader.metadata().command_line()),
+                recorded_bytes: reader.chunks().iter().map(|c| c.body_len() as u64).sum(),
+            },
+            Err(_) => TraceSummary { path: path.to_path_buf(), command: None, recorded_bytes: 0 },
+        }
+    }
+}
+
+/// The lines to print (without the `leakview: ` prefix), given the traces in creation order.
+pub fn message(traces: &[TraceSummary], program: &str) -> Vec<String> {
+    match traces {
+        [] => vec![format!(
+            "no trace was written: the recorder did not start in {program} \
+             (it may have cleared LD_PRELOAD, or the trace file could not be created)"
+        )],
+        [only] => {
+            let shown = trace_paths::for_shell(&only.path);
+            vec![format!("trace written to {shown} (open it: leakview {shown})")]
+        }
+        _ => {
+            let mut largest: Vec<usize> = (0..traces.len()).collect();
+            largest.sort_by_key(|&i| (std::cmp::Reverse(traces[i].recorded_bytes), i));
+            let listed: Vec<usize> = {
+                let mut kept = largest[..traces.len().min(MAX_LISTED)].to_vec();
+                kept.sort_unstable();
+                kept
+            };
+            let mut lines = vec![if listed.len() == traces.len() {
+                format!("{} traces written, one per recorded process:", traces.len())
+            } else {
+                format!(
+                    "{} traces written, one per recorded process; the {} largest:",
+                    traces.len(),
+                    listed.len()
+                )
+            }];
+            let width =
+                listed.iter().map(|&i| trace_paths::for_shell(&traces[i].path).len()).max().unwrap_or(0);
+            for &i in &listed {
+                let trace = &traces[i];
+                let shown = trace_paths::for_shell(&trace.path);
+                lines.push(match &trace.command {
+                    Some(command) => format!(
+                        "  {shown:<width$}  {}  {}",
+                        human_bytes(trace.recorded_bytes),
+                        shorten(command, 60)
+                    ),
+                    None => format!("  {shown}"),
+                });
+            }
+            if listed.len() < traces.len() {
+                lines.push(format!("  ... and {} smaller ones", traces.len() - listed.len()));
+            }
+            lines.push(format!("open one: leakview {}", trace_paths::for_shell(&traces[largest[0]].path)));
+            lines
+        }
+    }
+}
+
+/// Prints [`message`] on stderr.
+pub fn tell(traces: &[PathBuf], program: &str) {
+    let summaries: Vec<TraceSummary> = traces.iter().map(|p| TraceSummary::read(p)).collect();
+    for line in message(&summaries, program) {
+        eprintln!("leakview: {line}");
+    }
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes:>5} B  ") } else { format!("{value:>5.1} {:<3}", UNITS[unit]) }
+}
+
+fn shorten(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(max_chars.saturating_sub(1)).collect();
+    format!("{kept}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(name: &str, bytes: u64) -> TraceSummary {
+        TraceSummary {
+            path: PathBuf::from(format!("/traces/{name}")),
+            command: Some(format!("prog {name}")),
+            recorded_bytes: bytes,
+        }
+    }
+
+    #[test]
+    fn one_trace_one_line() {
+        let lines = message(&[summary("a.bin", 10)], "prog");
+        assert_eq!(lines, vec!["trace written to /traces/a.bin (open it: leakview /traces/a.bin)"]);
+    }
+
+    #[test]
+    fn no_trace_names_the_program() {
+        let lines = message(&[], "sqlite3");
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].contains("sqlite3"));
+    }
+
+    #[test]
+    fn several_traces_are_all_listed_and_the_largest_suggested() {
+        let traces = [summary("a.bin", 10), summary("a.1.bin", 5000), summary("a.2.bin", 20)];
+        let lines = message(&traces, "prog");
+        assert_eq!(lines.len(), 5, "{lines:#?}");
+        assert!(lines[0].starts_with("3 traces written"));
+        for (line, name) in lines[1..4].iter().zip(["a.bin", "a.1.bin", "a.2.bin"]) {
+            assert!(
+                line.contains(&format!("/traces/{name} ")) && line.contains(&format!("prog {name}")),
+                "{line}"
+            );
+        }
+        assert_eq!(lines[4], "open one: leakview /traces/a.1.bin");
+    }
+
+    #[test]
+    fn many_traces_are_cut_to_the_largest() {
+        let traces: Vec<TraceSummary> = (0..20).map(|i| summary(&format!("t{i}.bin"), i * 100)).collect();
+        let lines = message(&traces, "prog");
+        assert!(lines[0].contains("20 traces") && lines[0].contains("the 8 largest"), "{}", lines[0]);
+        let listed: Vec<&String> = lines.iter().filter(|l| l.starts_with("  /traces/")).collect();
+        assert_eq!(listed.len(), MAX_LISTED);
+        // In creation order, and only the largest (t12..t19).
+        assert!(
+            listed[0].contains("/traces/t12.bin") && listed[7].contains("/traces/t19.bin"),
+            "{listed:#?}"
+        );
+        assert!(lines.iter().any(|l| l == "  ... and 12 smaller ones"));
+        assert_eq!(lines.last().map(String::as_str), Some("open one: leakview /traces/t19.bin"));
+    }
+
+    #[test]
+    fn sizes_are_readable() {
+        assert_eq!(human_bytes(512).trim(), "512 B");
+        assert_eq!(human_bytes(3 * 1024 * 1024).trim(), "3.0 MiB");
+    }
+}
