@@ -21,7 +21,8 @@
 //!     LeakTracker::enable_in_debug();
 //!     let forgotten = Box::leak(Box::new([0u8; 256]));
 //!     let leaks = LeakTracker::leaks();
-//!     if cfg!(debug_assertions) {
+//!     if LeakTracker::enabled() {
+//!         // A debug build of leakview: tracked.
 //!         let leak = leaks.iter().find(|l| l.address == forgotten.as_ptr() as usize).unwrap();
 //!         assert_eq!(leak.size, 256);
 //!         // Symbolized on demand: the frames say where the block was allocated.

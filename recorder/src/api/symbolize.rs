@@ -108,8 +108,19 @@ const ALLOCATOR_PREFIXES: &[&str] = &[
 /// Prefixes of standard-library internals a summary skips to reach the program's own code.
 const LIBRARY_PREFIXES: &[&str] = &["alloc::", "<alloc::", "core::", "<core::", "std::", "<std::"];
 
-/// Whether `frame` belongs to the allocator or to leakview.
+/// Source directory of this API, as the debug info of the program names it.
+const API_SOURCES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/api/");
+
+/// Whether `frame` belongs to the allocator or to leakview. By name (as the analyzer decides),
+/// or by source file: optimised builds with line tables only name functions without their
+/// module (`alloc`, not `alloc::alloc::alloc`).
 pub(crate) fn is_allocator_frame(frame: &Frame) -> bool {
+    if let Some(file) = frame.file.as_deref()
+        && (file.starts_with(API_SOURCES)
+            || (file.starts_with("/rustc/") && file.ends_with("/library/alloc/src/alloc.rs")))
+    {
+        return true;
+    }
     let Some(name) = frame.function.as_deref() else { return false };
     let bare = name.split('@').next().unwrap_or(name);
     // Newer toolchains name the allocator shims `__rustc::__rust_alloc` and so on.
@@ -178,6 +189,13 @@ mod tests {
             ..named("<T as alloc::slice::<impl [T]>::to_vec_in::ConvertVec>::to_vec")
         };
         assert!(is_library_frame(&generic));
+        let short_names = [
+            Frame { file: Some(format!("{API_SOURCES}hooks.rs")), ..named("alloc<std::alloc::System>") },
+            Frame { file: Some("/rustc/0123abcd/library/alloc/src/alloc.rs".to_string()), ..named("alloc") },
+            named("__rust_alloc"),
+            Frame { file: Some("/home/me/app/src/main.rs".to_string()), ..named("alloc") },
+        ];
+        assert_eq!(allocator_prefix_len(&short_names), 3);
     }
 
     #[inline(never)]
