@@ -131,6 +131,15 @@ fn threads_and_cross_thread_frees() {
         .map(|b| b.tid)
         .collect();
     assert_eq!(worker_tids.len(), 4, "each worker leaks on its own thread");
+    // Each worker's name, as it set it, is recorded for its tid.
+    for tid in &worker_tids {
+        let names: Vec<&str> =
+            trace.thread_names.iter().filter(|(t, _)| t == tid).map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names.len(), 1, "names of {tid}: {names:?}");
+        assert!(names[0].starts_with("worker-"), "{names:?}");
+    }
+    let main_tid = trace.metadata.pid;
+    assert!(trace.thread_names.iter().any(|(t, n)| *t == main_tid && n == "fixture"));
     assert!(trace.complete);
 }
 

@@ -190,13 +190,13 @@ pub fn modules_changed(guard: &mut Guard) {
     });
 }
 
-/// Process exit: mark the trace complete.
+/// Process exit: record the exiting thread's name and mark the trace complete.
 pub fn process_exit() {
     let Some(mut guard) = Guard::enter() else {
         session::finish();
         return;
     };
-    let _ = guard.state();
+    session::record_thread_name(guard.state());
     session::finish();
 }
 

@@ -219,8 +219,33 @@ recording stopped, the program continues\n",
     }
 }
 
-/// Releases an exiting thread's chunk (thread-exit destructor, guard held).
+/// The kernel's name of thread `tid` of this process (`/proc/self/task/<tid>/comm`).
+/// Allocates: call with the guard held.
+fn thread_name(tid: u32) -> Option<Vec<u8>> {
+    let mut name = std::fs::read(format!("/proc/self/task/{tid}/comm")).ok()?;
+    while name.last() == Some(&b'\n') {
+        name.pop();
+    }
+    (!name.is_empty()).then_some(name)
+}
+
+/// Records the calling thread's current name (threads usually name themselves after they
+/// start, so this runs when they end). Guard held.
+pub fn record_thread_name(state: &mut ThreadState) {
+    if let Some(session) = current()
+        && state.session_id() == session.id
+        && let Some(name) = thread_name(state.tid())
+        && let Some(stream) = state.stream()
+    {
+        let tid = stream.tid();
+        session.append(stream, &Event::ThreadName { ts: clock::monotonic_ns(), tid, name: &name });
+    }
+}
+
+/// An exiting thread: records its name and releases its chunk (thread-exit destructor, guard
+/// held).
 fn release_thread(state: &mut ThreadState) {
+    record_thread_name(state);
     if let Some(session) = current()
         && state.session_id() == session.id
         && let Some(stream) = state.stream()

@@ -126,6 +126,8 @@ pub struct Trace {
     pub nodes: HashMap<u32, (u32, u64)>,
     pub modules: Vec<Module>,
     pub marks: Vec<String>,
+    /// (tid, name) of every ThreadName event.
+    pub thread_names: Vec<(u32, String)>,
     pub chunk_tids: Vec<u32>,
     pub outstanding: Vec<Block>,
     pub allocations: u64,
@@ -144,6 +146,7 @@ impl Trace {
         let mut nodes = HashMap::new();
         let mut modules: Vec<Module> = Vec::new();
         let mut marks = Vec::new();
+        let mut thread_names = Vec::new();
         let mut chunk_tids = Vec::new();
         // (ts, chunk index, position, tid, op): replay in time order; same-thread order breaks ties.
         let mut ops: Vec<(u64, u32, u32, u32, Op)> = Vec::new();
@@ -187,7 +190,9 @@ impl Trace {
                     OwnedEvent::Mark { label, .. } => {
                         marks.push(String::from_utf8_lossy(&label).into_owned())
                     }
-                    OwnedEvent::ThreadName { .. } => {}
+                    OwnedEvent::ThreadName { tid, name, .. } => {
+                        thread_names.push((tid, String::from_utf8_lossy(&name).into_owned()));
+                    }
                 }
             }
         }
@@ -217,6 +222,7 @@ impl Trace {
             nodes,
             modules,
             marks,
+            thread_names,
             chunk_tids,
             outstanding,
             allocations,
