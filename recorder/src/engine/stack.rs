@@ -5,12 +5,18 @@
 //! of the module [`Snapshot`]. Every stack read is bounds-checked to `[sp, stack_top)` of the
 //! thread. The hook's own frame is not recorded; every frame above it is.
 //!
-//! Reuse of the previous stack: each thread keeps its last stack (root first) with the
-//! registers of every frame and the stack words read while stepping out of it. When a new walk
-//! reaches a frame with the same (ip, sp, bp) as the previous stack, and every word the previous
-//! walk read from there outward still holds the same value, the rest of the walk would repeat
-//! exactly — so its frames and trie nodes are reused. This is exact, not a heuristic: framehop's
-//! x86_64 state is just (ip, sp, bp), and the rules are the same while the snapshot is.
+//! Reuse of recent stacks: each thread keeps its last few stacks (root first, see
+//! `KEPT_STACKS`), each frame with its registers, its trie node and the stack words the step
+//! out of it depends on. When a new walk reaches a frame with the same ip and sp as a kept
+//! frame (and the same bp, unless the walk outward does not depend on bp), and every such word
+//! from there to the root still holds its kept value, the rest of the walk would repeat
+//! exactly — so the kept frames and their trie nodes are reused. This is exact, not a
+//! heuristic, because only steps by framehop's cached rules are kept as re-checkable: a cached
+//! x86_64 rule is a function of sp, bp and the words it reads (see `Frame::keep` for which of
+//! them matter). A step that missed framehop's cache (it may have evaluated DWARF over other
+//! registers) is retried once from the now-filled cache, and otherwise never reused through.
+//! `LEAKVIEW_STACK_REUSE=0` unwinds every stack in full; the end-to-end tests check that both
+//! give the same stacks.
 
 use crate::engine::modules::Snapshot;
 use crate::engine::sys::Region;
