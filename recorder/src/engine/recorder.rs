@@ -75,7 +75,9 @@ fn capture(session: &Session, state: &mut ThreadState, hook: HookRegisters, ts: 
     if !session.stack_reuse {
         capture.forget();
     }
-    let mut walk = capture.walk(snapshot, hook, session.max_depth);
+    let walk = capture.walk(snapshot, hook, session.max_depth);
+    // A frame outside every known module, and the loader has changed: scan again (emitting
+    // the new modules) and walk again with their unwind tables.
     if walk.unknown_address && modules::loader_generation() != snapshot.loader_generation {
         let Some(stream) = state.stream() else { return 0 };
         session.modules.rescan(ts, &mut |event| {
@@ -85,9 +87,8 @@ fn capture(session: &Session, state: &mut ThreadState, hook: HookRegisters, ts: 
             snapshot = fresh;
         }
         capture.forget();
-        walk = capture.walk(snapshot, hook, session.max_depth);
+        capture.walk(snapshot, hook, session.max_depth);
     }
-    let _ = walk;
     let Some(stream) = state.stream() else { return 0 };
     capture.commit(snapshot, |parent, ip| {
         session
