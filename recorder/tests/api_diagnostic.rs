@@ -389,3 +389,42 @@ fn enable_disable_and_enabled() {
     assert_eq!(LeakTracker::enabled(), cfg!(debug_assertions));
     LeakTracker::disable();
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn forked_children_keep_tracking_while_other_threads_allocate() {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            LeakTracker::run_scoped(|| {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let v: Vec<u64> = (0..64).collect();
+                    std::hint::black_box(v);
+                }
+            })
+        })
+    };
+    for _ in 0..8 {
+        let status = LeakTracker::run_scoped(|| {
+            let kept = leak_bytes(48);
+            // SAFETY: fork in a test; the child only allocates, queries and leaves with _exit.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                let child_block = leak_bytes(96);
+                let leaks = LeakTracker::leaks();
+                let ok = find(&leaks, kept).is_some() && find(&leaks, child_block).is_some();
+                // SAFETY: ends the child without running the parent's exit handlers.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+            }
+            assert!(pid > 0, "fork failed");
+            let mut status = 0;
+            // SAFETY: waiting for our own child.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            status
+        });
+        assert_eq!(status, 0, "child failed");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    busy.join().expect("thread");
+}

@@ -85,6 +85,18 @@ impl SpinLock {
     }
 }
 
+impl SpinLock {
+    /// Takes the lock without a guard (fork handlers lock in one call and unlock in another).
+    pub(crate) fn raw_lock(&self) {
+        std::mem::forget(self.lock());
+    }
+
+    /// Releases a lock taken with [`SpinLock::raw_lock`].
+    pub(crate) fn raw_unlock(&self) {
+        self.locked.store(false, Ordering::Release);
+    }
+}
+
 pub(crate) struct SpinGuard<'a> {
     lock: &'a SpinLock,
 }

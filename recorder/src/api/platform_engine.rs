@@ -66,8 +66,8 @@ const FAILED: u8 = 3;
 static OWN: AtomicPtr<OwnStacks> = AtomicPtr::new(std::ptr::null_mut());
 static OWN_STATE: AtomicU8 = AtomicU8::new(IDLE);
 
-/// Set while the session's trace is being written (cleared by `stop_recording` and, by an
-/// atfork handler, in a forked child, which must never write into its parent's trace).
+/// Set while the session's trace is being written (cleared by `stop_recording` and, by the
+/// fork handler, in a forked child, which must never write into its parent's trace).
 static WRITING: AtomicBool = AtomicBool::new(false);
 /// The process that is writing the trace (a forked child must not write into it).
 static WRITING_PID: AtomicU32 = AtomicU32::new(0);
@@ -330,8 +330,27 @@ extern "C" fn finish_at_exit() {
     }
 }
 
-extern "C" fn stop_in_forked_child() {
-    WRITING.store(false, Ordering::Release);
+/// Before `fork`: hold the module maps' locks (a rescan may be running on another thread).
+pub(crate) fn before_fork() {
+    if let Some(own) = published() {
+        own.modules.lock_for_fork();
+    }
+    if let Some(session) = session::current() {
+        session.modules.lock_for_fork();
+    }
+}
+
+/// After `fork`: release them; a child never writes into its parent's trace.
+pub(crate) fn after_fork(in_child: bool) {
+    if in_child {
+        WRITING.store(false, Ordering::Release);
+    }
+    if let Some(session) = session::current() {
+        session.modules.unlock_after_fork();
+    }
+    if let Some(own) = published() {
+        own.modules.unlock_after_fork();
+    }
 }
 
 /// Starts writing every tracked allocation, reallocation and free to a new trace at `path`
@@ -343,12 +362,9 @@ pub(crate) fn start_recording(path: &Path) -> io::Result<PathBuf> {
     let state = entered.guard.state();
     let session = session::start_at(&PROFILE, state, path).map_err(io::Error::other)?;
     if !HANDLERS_REGISTERED.swap(true, Ordering::AcqRel) {
-        // SAFETY: registering handlers with the required signatures; what registration
+        // SAFETY: registering a handler with the required signature; what registration
         // allocates is the tracker's own (the guard is held).
-        unsafe {
-            libc::atexit(finish_at_exit);
-            libc::pthread_atfork(None, None, Some(stop_in_forked_child));
-        }
+        unsafe { libc::atexit(finish_at_exit) };
     }
     WRITING_PID.store(crate::engine::sys::getpid(), Ordering::Relaxed);
     WRITING.store(true, Ordering::Release);

@@ -139,6 +139,11 @@ impl Entered {
     }
 }
 
+/// Fork handlers: nothing of this layer is locked.
+pub(crate) fn before_fork() {}
+
+pub(crate) fn after_fork(_in_child: bool) {}
+
 /// Recording a trace needs the engine, which is Linux-only.
 pub(crate) fn start_recording(_path: &Path) -> io::Result<PathBuf> {
     Err(io::Error::new(

@@ -233,6 +233,21 @@ impl Registry {
         }
     }
 
+    /// Takes every shard's lock (before `fork`, so the child never inherits one held by a
+    /// thread that does not exist there).
+    pub(crate) fn lock_all(&self) {
+        for shard in &self.shards {
+            shard.lock.raw_lock();
+        }
+    }
+
+    /// Releases the locks taken by [`Registry::lock_all`].
+    pub(crate) fn unlock_all(&self) {
+        for shard in &self.shards {
+            shard.lock.raw_unlock();
+        }
+    }
+
     /// Removes every record `drop_it` says to.
     pub(crate) fn remove_where(&self, mut drop_it: impl FnMut(&Record) -> bool) {
         for shard in &self.shards {

@@ -1,10 +1,13 @@
 //! Whether anything should be tracked right now: the process-wide switch
 //! (`LeakTracker::enable` / `disable`) and the number of live scopes, in one atomic word so the
-//! allocation path pays one relaxed load when nothing is tracked.
+//! allocation path pays one relaxed load when nothing is tracked. Starting to track also
+//! registers the fork handlers (once).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::mem::monotonic_ns;
+use super::platform;
+use super::registry::REGISTRY;
 
 /// Bit 0: tracking enabled process-wide; the rest: live scopes × 2.
 static WANTED: AtomicUsize = AtomicUsize::new(0);
@@ -45,6 +48,35 @@ pub(crate) fn scope_ended() {
 
 fn mark_epoch() {
     let _ = EPOCH_NS.compare_exchange(0, monotonic_ns(), Ordering::Relaxed, Ordering::Relaxed);
+    register_fork_handlers();
+}
+
+static FORK_HANDLERS: AtomicBool = AtomicBool::new(false);
+
+/// A child must not inherit a lock held by a thread that does not exist in it: the tracker's
+/// locks are all taken before `fork` and released after it, in parent and child.
+fn register_fork_handlers() {
+    if FORK_HANDLERS.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    // SAFETY: registering handlers with the required signatures; registration may allocate
+    // with the C allocator, never through this one.
+    unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child)) };
+}
+
+extern "C" fn before_fork() {
+    platform::before_fork();
+    REGISTRY.lock_all();
+}
+
+extern "C" fn after_fork_in_parent() {
+    REGISTRY.unlock_all();
+    platform::after_fork(false);
+}
+
+extern "C" fn after_fork_in_child() {
+    REGISTRY.unlock_all();
+    platform::after_fork(true);
 }
 
 /// When tracking first started (CLOCK_MONOTONIC ns), or 0 if it never did.
