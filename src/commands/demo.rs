@@ -52,14 +52,15 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     show_leaks(trace, args.no_tui)?;
     let shown = trace_paths::for_shell(trace);
     eprintln!(
-        "leakview: the demo trace is kept at {shown} (look again: leakview report {shown}, \
-         or by function: leakview report --group-by function {shown})"
+        "leakview: the demo trace is kept at {shown}: browse it over time with `leakview {shown}`, \
+         or group by function with `leakview report --group-by function {shown}`"
     );
     Ok(ExitCode::SUCCESS)
 }
 
-/// The report of what the demo left outstanding at its end. The browser is not the default yet,
-/// so `--no-tui` and the default both print the report.
+/// The report of what the demo left outstanding at its end. For now the default is this report
+/// too (a newcomer sees the answer at once, and the closing message shows how to open the
+/// browser); `--no-tui` keeps meaning "print, never open the browser" once that changes.
 fn show_leaks(trace: &Path, _no_tui: bool) -> anyhow::Result<()> {
     let args = ReportArgs {
         at: "end".into(),
