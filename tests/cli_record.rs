@@ -131,6 +131,26 @@ fn interrupt_reaches_only_the_child() {
 }
 
 #[test]
+fn ctrl_c_to_the_process_group_ends_both_with_sigint() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Like a terminal's Ctrl-C: SIGINT to the whole (foreground) process group. The child dies of
+    // it, and leakview, which ignored it meanwhile, then dies of the same signal.
+    let script = "touch started; while :; do sleep 0.02; done";
+    let mut child = leakview(dir.path())
+        .args(["record", "-o", "t.bin", "--", "sh", "-c", script])
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("spawn");
+    wait_for_file(&dir.path().join("started"));
+    let group = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process_group(group, rustix::process::Signal::INT).expect("kill -INT -pgid");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.signal(), Some(2), "status {status:?}");
+}
+
+#[test]
 fn terminate_is_forwarded_to_the_child() {
     let dir = tempfile::tempdir().expect("tempdir");
     let script = "touch started; while :; do sleep 0.02; done";
