@@ -106,22 +106,25 @@ impl ConsoleEmitter {
                 if g.leaks.len() == 1 { "block" } else { "blocks" },
                 size_text
             ));
-            let user = g.first().backtrace.user_frames();
-            let frames = g.first().backtrace.summary_frames(usize::MAX);
-            let library = user.len() - frames.len();
+            let backtrace = &g.first().backtrace;
+            let user = backtrace.user_frames();
+            let range = backtrace.summary_range();
+            let frames = &user[range.clone()];
             if frames.is_empty() {
                 out.push_str("    (no stack)\n");
-            } else if library > 0 {
+            } else if range.start > 0 {
                 out.push_str(&format!(
-                    "    ({library} standard-library {} above)\n",
-                    if library == 1 { "frame" } else { "frames" }
+                    "    ({} standard-library {} above)\n",
+                    range.start,
+                    plural(range.start)
                 ));
             }
             for frame in frames.iter().take(self.max_frames) {
                 out.push_str(&format!("    at {frame}\n"));
             }
-            if frames.len() > self.max_frames {
-                out.push_str(&format!("    ... {} more frames\n", frames.len() - self.max_frames));
+            let hidden = user.len() - range.start - frames.len().min(self.max_frames);
+            if hidden > 0 {
+                out.push_str(&format!("    ... {hidden} more {}\n", plural(hidden)));
             }
         }
         out
@@ -188,6 +191,10 @@ impl JsonEmitter {
             "groups": groups,
         })
     }
+}
+
+fn plural(frames: usize) -> &'static str {
+    if frames == 1 { "frame" } else { "frames" }
 }
 
 /// One frame, as the analyzer's JSON report writes it.

@@ -72,13 +72,23 @@ impl Backtrace {
     }
 
     /// Up to `max` frames summarising where the block came from: the user frames, starting at
-    /// the first frame outside the standard library if there is one.
+    /// the first frame outside the standard library if there is one, and ending before the
+    /// Rust runtime's own start-up frames (as Rust's short backtraces do).
     pub fn summary_frames(&self, max: usize) -> &[Frame] {
+        let range = self.summary_range();
+        let frames = &self.user_frames()[range.clone()];
+        &frames[..frames.len().min(max)]
+    }
+
+    /// Where [`Backtrace::summary_frames`] lies within [`Backtrace::user_frames`].
+    pub(crate) fn summary_range(&self) -> std::ops::Range<usize> {
         let frames = self.user_frames();
         let library = frames.iter().take_while(|f| symbolize::is_library_frame(f)).count();
         let start = if library < frames.len() { library } else { 0 };
-        let frames = &frames[start..];
-        &frames[..frames.len().min(max)]
+        let end =
+            frames[start..].iter().position(symbolize::is_runtime_start).map_or(frames.len(), |i| start + i);
+        let end = if end == start { frames.len() } else { end };
+        start..end
     }
 
     /// Whether any frame's function name contains `pattern`.

@@ -11,7 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, Ordering};
 
-use leakview_format::{Event, RecorderKind};
+use leakview_format::{Event, RecorderKind, WriteError};
 
 use crate::engine::config::Config;
 use crate::engine::modules::ModuleRegistry;
@@ -244,7 +244,13 @@ impl Entered {
     fn append(&mut self, event: &Event<'_>) -> bool {
         let Some(session) = writing_session() else { return false };
         let stream = self.guard.state().bind(session.id);
-        session.append(stream, event)
+        match session.writer.append(stream, event) {
+            Ok(()) => true,
+            // `stop_recording` ran meanwhile: nothing to say.
+            Err(WriteError::Stopped) if !WRITING.load(Ordering::Acquire) => false,
+            // Anything else (the disk is full...): the session's one warning.
+            Err(_) => session.append(stream, event),
+        }
     }
 }
 

@@ -141,11 +141,18 @@ pub(crate) fn allocator_prefix_len(frames: &[Frame]) -> usize {
     frames.iter().take_while(|f| is_allocator_frame(f)).count()
 }
 
-/// Whether `frame` is standard-library code: its source is the toolchain's (`/rustc/<hash>/`)
-/// or its name is in `std`, `core` or `alloc`.
+/// Whether `frame` is standard-library code: its source is the toolchain's (`/rustc/<hash>/`,
+/// or `/rust/deps/` for the crates the standard library embeds) or its name is in `std`,
+/// `core` or `alloc`.
 pub(crate) fn is_library_frame(frame: &Frame) -> bool {
-    frame.file.as_deref().is_some_and(|file| file.starts_with("/rustc/"))
+    frame.file.as_deref().is_some_and(|file| file.starts_with("/rustc/") || file.starts_with("/rust/deps/"))
         || frame.function.as_deref().is_some_and(|name| LIBRARY_PREFIXES.iter().any(|p| name.starts_with(p)))
+}
+
+/// Whether `frame` is where the Rust runtime hands over to `main` or to a thread's closure:
+/// what lies beyond it is start-up code.
+pub(crate) fn is_runtime_start(frame: &Frame) -> bool {
+    frame.function.as_deref().is_some_and(|name| name.contains("__rust_begin_short_backtrace"))
 }
 
 #[cfg(test)]
