@@ -11,7 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, Ordering};
 
-use leakview_format::{Event, RecorderKind, WriteError};
+use leakview_format::{Event, RecorderKind, ThreadStream, WriteError};
 
 use crate::engine::config::Config;
 use crate::engine::modules::ModuleRegistry;
@@ -244,13 +244,18 @@ impl Entered {
     fn append(&mut self, event: &Event<'_>) -> bool {
         let Some(session) = writing_session() else { return false };
         let stream = self.guard.state().bind(session.id);
-        match session.writer.append(stream, event) {
-            Ok(()) => true,
-            // `stop_recording` ran meanwhile: nothing to say.
-            Err(WriteError::Stopped) if !WRITING.load(Ordering::Acquire) => false,
-            // Anything else (the disk is full...): the session's one warning.
-            Err(_) => session.append(stream, event),
-        }
+        append(session, stream, event)
+    }
+}
+
+/// Appends `event` to the thread's stream of the trace.
+fn append(session: &Session, stream: &mut ThreadStream, event: &Event<'_>) -> bool {
+    match session.writer.append(stream, event) {
+        Ok(()) => true,
+        // `stop_recording` ran meanwhile: nothing to say.
+        Err(WriteError::Stopped) if !WRITING.load(Ordering::Acquire) => false,
+        // Anything else (the disk is full...): the session's one warning.
+        Err(_) => session.append(stream, event),
     }
 }
 
@@ -283,7 +288,7 @@ fn capture_into(state: &mut ThreadState, ctx: &Context, hook: Hook) -> u32 {
         match (ctx.writer, stream) {
             (Some(session), Some(stream)) => {
                 ctx.modules.rescan(ts, &mut |event| {
-                    session.append(stream, event);
+                    append(session, stream, event);
                 });
             }
             _ => {
@@ -318,10 +323,10 @@ fn capture_into(state: &mut ThreadState, ctx: &Context, hook: Hook) -> u32 {
     node
 }
 
-fn intern(ctx: &Context, stream: &mut leakview_format::ThreadStream, parent: u32, ip: u64) -> Option<u32> {
+fn intern(ctx: &Context, stream: &mut ThreadStream, parent: u32, ip: u64) -> Option<u32> {
     ctx.stacks
         .intern(parent, ip, |id| match ctx.writer {
-            Some(session) => session.append(stream, &Event::StackNode { id, parent, ip }),
+            Some(session) => append(session, stream, &Event::StackNode { id, parent, ip }),
             None => true,
         })
         .id()
@@ -332,7 +337,16 @@ extern "C" fn finish_at_exit() {
         && WRITING_PID.load(Ordering::Relaxed) == crate::engine::sys::getpid()
         && let Some(session) = session::current()
     {
+        record_own_thread_name();
         session.writer.finish(crate::engine::clock::monotonic_ns());
+    }
+}
+
+/// Writes the calling thread's name into the trace (other threads' names are written by the
+/// engine as they end).
+fn record_own_thread_name() {
+    if let Some(mut entered) = enter() {
+        session::record_thread_name(entered.guard.state());
     }
 }
 
@@ -382,9 +396,11 @@ pub(crate) fn stop_recording() -> bool {
     if !WRITING.swap(false, Ordering::AcqRel) {
         return false;
     }
+    // The writer itself is not stopped: the engine still records the names of threads as they
+    // end (readers take events after the end mark as they come).
     if let Some(session) = session::current() {
+        record_own_thread_name();
         session.writer.finish(crate::engine::clock::monotonic_ns());
-        session.writer.stop(false);
     }
     true
 }
