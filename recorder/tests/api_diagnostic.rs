@@ -428,3 +428,27 @@ fn forked_children_keep_tracking_while_other_threads_allocate() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     busy.join().expect("thread");
 }
+
+#[test]
+fn a_filter_may_query_the_tracker_and_allocate_without_recursing() {
+    let seen_inside = Arc::new(Mutex::new(Vec::new()));
+    let record = seen_inside.clone();
+    let kept = LeakTracker::run_scoped_with(
+        move |a: &Allocation<'_>| {
+            // Inside the tracker: queries see nothing, allocations pass straight through.
+            let names: Vec<String> =
+                a.backtrace().frames().iter().filter_map(|f| f.function.clone()).collect();
+            record.lock().expect("lock").push((LeakTracker::leaks().len(), names.len(), a.size()));
+            true
+        },
+        || {
+            let address = leak_bytes(4444);
+            find(&LeakTracker::leaks(), address).is_some()
+        },
+    );
+    assert!(kept);
+    let seen = seen_inside.lock().expect("lock");
+    let judged = seen.iter().find(|(_, _, size)| *size == 4444).expect("the filter judged the block");
+    assert_eq!(judged.0, 0);
+    assert!(judged.1 > 0);
+}

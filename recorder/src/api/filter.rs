@@ -1,7 +1,9 @@
 //! Scope filters: which allocations a scope keeps. A filter runs inside the allocation it
-//! judges (with the tracker's reentrancy guard held, so what it allocates is never tracked) and
-//! sees the block's size and alignment at once; its stack is symbolized only if the filter asks
-//! for it — cheap filters stay cheap.
+//! judges (with the tracker's reentrancy guard held, so what it allocates is never tracked and
+//! tracker queries made from it see nothing) and sees the block's size and alignment at once;
+//! its stack is symbolized only if the filter asks for it — cheap filters stay cheap. Since it
+//! runs inside an allocation, a filter must not wait for a lock that the code in the scope may
+//! hold while allocating. A filter that panics keeps the allocation.
 
 use std::sync::OnceLock;
 

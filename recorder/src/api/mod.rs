@@ -1,6 +1,6 @@
 //! The in-process Rust API: leak tracking without `LD_PRELOAD`, through a global allocator.
 //!
-//! - [`Adaptive`] / [`Diagnostic`] ([`alloc`](self::alloc)): the `#[global_allocator]` wrappers;
+//! - [`Adaptive`] / [`Diagnostic`] ([`alloc`]): the `#[global_allocator]` wrappers;
 //!   the tracked path they share is in `hooks`.
 //! - [`LeakTracker`] (`tracker`): enable/disable, `leaks`, `reset`, `verify_no_leaks`, `emit`,
 //!   scopes, `record_to`.
