@@ -20,6 +20,7 @@ mod event;
 pub mod layout;
 mod metadata;
 mod reader;
+mod trim;
 pub mod varint;
 mod writer;
 
@@ -28,4 +29,5 @@ pub use error::{DecodeError, ReadError, WriteError};
 pub use event::{Event, EventKind, OwnedEvent, Segment, Segments};
 pub use metadata::{RecorderKind, TraceMetadata};
 pub use reader::{ChunkEvents, ChunkInfo, HeaderInfo, TraceReader};
+pub use trim::trim_finished;
 pub use writer::{ThreadStream, TraceWriter, WriterOptions};

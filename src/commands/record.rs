@@ -27,6 +27,21 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         output: &output,
         depth: args.depth,
     })?;
+    trim_ended(&finished.traces);
     traces_written::tell(&finished.traces, name);
     Ok(supervise::exit_like(finished.status))
+}
+
+/// Trims the disk space reserved ahead of use off each trace whose process has ended (a
+/// daemonised descendant may still be writing its own trace: that one is left as it is).
+fn trim_ended(traces: &[std::path::PathBuf]) {
+    for path in traces {
+        let Ok(reader) = leakview_format::TraceReader::open(path) else { continue };
+        let pid = reader.metadata().pid;
+        drop(reader);
+        if pid != 0 && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            // A trace that cannot be trimmed is still whole; nothing to report.
+            let _ = leakview_format::trim_finished(path);
+        }
+    }
 }

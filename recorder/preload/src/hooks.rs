@@ -226,3 +226,26 @@ pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> i32 {
     }
     rc
 }
+
+/// `_exit(2)`: ends the process without atexit handlers; the trace is marked complete first.
+///
+/// # Safety
+/// The C `_exit` contract.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn _exit(status: i32) -> ! {
+    recorder::process_exit_now();
+    loop {
+        // SAFETY: exit_group ends every thread of the process, as glibc's _exit does.
+        unsafe { libc::syscall(libc::SYS_exit_group, status) };
+    }
+}
+
+/// `_Exit(3)`: as [`_exit`].
+///
+/// # Safety
+/// The C `_Exit` contract.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn _Exit(status: i32) -> ! {
+    // SAFETY: the same contract.
+    unsafe { _exit(status) }
+}

@@ -201,6 +201,14 @@ pub fn process_exit() {
     session::finish();
 }
 
+/// `_exit`/`_Exit`: the process ends without running atexit handlers, so mark its trace
+/// complete here. A vfork child (same memory, different pid) leaves its parent's trace alone.
+pub fn process_exit_now() {
+    if session::current().is_some_and(|s| s.pid == sys::getpid()) {
+        process_exit();
+    }
+}
+
 /// fork handlers (register with `pthread_atfork`).
 pub fn fork_prepare() {
     session::before_fork();
