@@ -83,7 +83,8 @@ impl<S: DataSource> App<S> {
             list_len: if open { self.shown.page.total as usize } else { self.shown.groups.len() },
             details_len: if open { self.stack_line_count() + 1 } else { self.shown.details_lines },
             // The overlay has a border above and below.
-            help_overflow: (view::help_line_count() + 2).saturating_sub(usize::from(self.areas_height)),
+            help_overflow: (view::help_line_count(keys::BROWSE_KEYS) + 2)
+                .saturating_sub(usize::from(self.areas_height)),
             selected_group: if open { None } else { selected },
         }
     }

@@ -15,6 +15,24 @@ pub fn bytes(n: u64) -> String {
     if value >= 100.0 { format!("{value:.0} {}", UNITS[unit]) } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
+/// A change of bytes: `"+1.0 KiB"`, `"-640 B"`, `"0 B"`: at most 10 characters.
+pub fn signed_bytes(change: i64) -> String {
+    match change {
+        0 => "0 B".to_string(),
+        1.. => format!("+{}", bytes(change.unsigned_abs())),
+        _ => format!("-{}", bytes(change.unsigned_abs())),
+    }
+}
+
+/// A change of a count: `"+5"`, `"-1,024"`, `"0"`.
+pub fn signed_count(change: i64) -> String {
+    match change {
+        0 => "0".to_string(),
+        1.. => format!("+{}", count(change.unsigned_abs())),
+        _ => format!("-{}", count(change.unsigned_abs())),
+    }
+}
+
 /// `"1,234,567"`.
 pub fn count(n: u64) -> String {
     let digits = n.to_string();
@@ -99,6 +117,16 @@ mod tests {
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(300 * 1024 * 1024), "300 MiB");
         assert!(bytes(u64::MAX).len() <= 9);
+    }
+
+    #[test]
+    fn changes_carry_their_sign() {
+        assert_eq!(signed_bytes(0), "0 B");
+        assert_eq!(signed_bytes(1024), "+1.0 KiB");
+        assert_eq!(signed_bytes(-640), "-640 B");
+        assert_eq!(signed_bytes(i64::MIN), "-8.0 EiB");
+        assert_eq!(signed_count(-1024), "-1,024");
+        assert_eq!(signed_count(5), "+5");
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The key table: every binding, its action and its description. The same table dispatches
-//! keys ([`action_for`]), fills the `?` help overlay and the key-hint line, so what the help says
-//! is what the keys do.
+//! The key tables: every binding, its action and its description. The same table dispatches
+//! keys ([`action_in`]), fills the `?` help overlay and the key-hint line, so what the help says
+//! is what the keys do. [`BROWSE_KEYS`] serve the browser of one trace, [`DIFF_KEYS`] the diff
+//! browser (two traces, or two moments of one), [`FILTER_KEYS`] both while a filter is typed.
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -29,6 +30,10 @@ pub enum Action {
     FocusPrev,
     ToggleHelp,
     Quit,
+    /// Diff browser: the time keys move side A's moment from now on.
+    SideA,
+    /// Diff browser: the time keys move side B's moment from now on.
+    SideB,
     /// While typing a filter: apply it and stop typing.
     FilterAccept,
     /// While typing a filter: restore the previous filter.
@@ -89,108 +94,153 @@ pub struct Binding {
     pub hint: Option<(&'static str, &'static str)>,
 }
 
+const STEP: Binding = Binding {
+    keys: &[(key(KeyCode::Left), Action::StepBack), (key(KeyCode::Right), Action::StepForward)],
+    label: "← →",
+    description: "move T one step back / forward",
+    hint: Some(("←→", "time")),
+};
+
+const JUMP: Binding = Binding {
+    keys: &[
+        (shift(KeyCode::Left), Action::JumpBack),
+        (shift(KeyCode::Right), Action::JumpForward),
+        (ch('['), Action::JumpBack),
+        (ch(']'), Action::JumpForward),
+    ],
+    label: "S-← S-→ [ ]",
+    description: "move T ten steps back / forward",
+    hint: None,
+};
+
+const ENDS: Binding = Binding {
+    keys: &[(key(KeyCode::Home), Action::GoStart), (key(KeyCode::End), Action::GoEnd)],
+    label: "Home End",
+    description: "T at the start / end of the trace",
+    hint: None,
+};
+
+const PEAK: Binding = Binding {
+    keys: &[(ch('p'), Action::GoPeak)],
+    label: "p",
+    description: "T at the peak of live bytes",
+    hint: Some(("p", "peak")),
+};
+
+const MARKS: Binding = Binding {
+    keys: &[(ch('m'), Action::NextMark), (ch('M'), Action::PrevMark)],
+    label: "m M",
+    description: "T at the next / previous mark",
+    hint: None,
+};
+
+const ROWS: Binding = Binding {
+    keys: &[
+        (key(KeyCode::Up), Action::Up),
+        (key(KeyCode::Down), Action::Down),
+        (ch('k'), Action::Up),
+        (ch('j'), Action::Down),
+    ],
+    label: "↑ ↓ k j",
+    description: "previous / next row (scrolls the details pane)",
+    hint: Some(("↑↓", "select")),
+};
+
+const PAGES: Binding = Binding {
+    keys: &[(key(KeyCode::PageUp), Action::PageUp), (key(KeyCode::PageDown), Action::PageDown)],
+    label: "PgUp PgDn",
+    description: "one page up / down",
+    hint: None,
+};
+
+const OPEN: Binding = Binding {
+    keys: &[(key(KeyCode::Enter), Action::Open)],
+    label: "Enter",
+    description: "open the group: its allocations and their stacks",
+    hint: Some(("Enter", "open")),
+};
+
+const BACK: Binding = Binding {
+    keys: &[(key(KeyCode::Esc), Action::Back)],
+    label: "Esc",
+    description: "back; close help; clear the filter",
+    hint: None,
+};
+
+const GROUPING: Binding = Binding {
+    keys: &[(ch('g'), Action::CycleGrouping)],
+    label: "g",
+    description: "group by stack, function, size",
+    hint: Some(("g", "group")),
+};
+
+const SORT: Binding = Binding {
+    keys: &[(ch('s'), Action::CycleSort)],
+    label: "s",
+    description: "sort by bytes, blocks, newest",
+    hint: Some(("s", "sort")),
+};
+
+const FILTER: Binding = Binding {
+    keys: &[(ch('/'), Action::StartFilter)],
+    label: "/",
+    description: "filter by text in any frame (function, file, module)",
+    hint: Some(("/", "filter")),
+};
+
+const FOCUS: Binding = Binding {
+    keys: &[(key(KeyCode::Tab), Action::FocusNext), (key(KeyCode::BackTab), Action::FocusPrev)],
+    label: "Tab S-Tab",
+    description: "focus the next / previous pane",
+    hint: None,
+};
+
+const HELP: Binding = Binding {
+    keys: &[(ch('?'), Action::ToggleHelp), (key(KeyCode::F(1)), Action::ToggleHelp)],
+    label: "? F1",
+    description: "show or hide this help",
+    hint: Some(("?", "help")),
+};
+
+const QUIT: Binding = Binding {
+    keys: &[(ch('q'), Action::Quit), (ctrl('c'), Action::Quit)],
+    label: "q Ctrl+C",
+    description: "quit",
+    hint: Some(("q", "quit")),
+};
+
+/// The same keys, described for the diff browser.
+const fn described(binding: Binding, description: &'static str) -> Binding {
+    Binding { description, ..binding }
+}
+
 /// Keys while browsing.
-pub const BROWSE_KEYS: &[Binding] = &[
+pub const BROWSE_KEYS: &[Binding] =
+    &[STEP, JUMP, ENDS, PEAK, MARKS, ROWS, PAGES, OPEN, BACK, GROUPING, SORT, FILTER, FOCUS, HELP, QUIT];
+
+/// Keys of the diff browser. Each side has its own moment; the time keys move the side chosen
+/// with `a` / `b` (or by focusing its timeline with Tab, or clicking it).
+pub const DIFF_KEYS: &[Binding] = &[
     Binding {
-        keys: &[(key(KeyCode::Left), Action::StepBack), (key(KeyCode::Right), Action::StepForward)],
-        label: "← →",
-        description: "move T one step back / forward",
-        hint: Some(("←→", "time")),
+        keys: &[(ch('a'), Action::SideA), (ch('b'), Action::SideB)],
+        label: "a b",
+        description: "scrub side A / side B (the time keys move its T)",
+        hint: Some(("a b", "side")),
     },
-    Binding {
-        keys: &[
-            (shift(KeyCode::Left), Action::JumpBack),
-            (shift(KeyCode::Right), Action::JumpForward),
-            (ch('['), Action::JumpBack),
-            (ch(']'), Action::JumpForward),
-        ],
-        label: "S-← S-→ [ ]",
-        description: "move T ten steps back / forward",
-        hint: None,
-    },
-    Binding {
-        keys: &[(key(KeyCode::Home), Action::GoStart), (key(KeyCode::End), Action::GoEnd)],
-        label: "Home End",
-        description: "T at the start / end of the trace",
-        hint: None,
-    },
-    Binding {
-        keys: &[(ch('p'), Action::GoPeak)],
-        label: "p",
-        description: "T at the peak of live bytes",
-        hint: Some(("p", "peak")),
-    },
-    Binding {
-        keys: &[(ch('m'), Action::NextMark), (ch('M'), Action::PrevMark)],
-        label: "m M",
-        description: "T at the next / previous mark",
-        hint: None,
-    },
-    Binding {
-        keys: &[
-            (key(KeyCode::Up), Action::Up),
-            (key(KeyCode::Down), Action::Down),
-            (ch('k'), Action::Up),
-            (ch('j'), Action::Down),
-        ],
-        label: "↑ ↓ k j",
-        description: "previous / next row (scrolls the details pane)",
-        hint: Some(("↑↓", "select")),
-    },
-    Binding {
-        keys: &[(key(KeyCode::PageUp), Action::PageUp), (key(KeyCode::PageDown), Action::PageDown)],
-        label: "PgUp PgDn",
-        description: "one page up / down",
-        hint: None,
-    },
-    Binding {
-        keys: &[(key(KeyCode::Enter), Action::Open)],
-        label: "Enter",
-        description: "open the group: its allocations and their stacks",
-        hint: Some(("Enter", "open")),
-    },
-    Binding {
-        keys: &[(key(KeyCode::Esc), Action::Back)],
-        label: "Esc",
-        description: "back; close help; clear the filter",
-        hint: None,
-    },
-    Binding {
-        keys: &[(ch('g'), Action::CycleGrouping)],
-        label: "g",
-        description: "group by stack, function, size",
-        hint: Some(("g", "group")),
-    },
-    Binding {
-        keys: &[(ch('s'), Action::CycleSort)],
-        label: "s",
-        description: "sort by bytes, blocks, newest",
-        hint: Some(("s", "sort")),
-    },
-    Binding {
-        keys: &[(ch('/'), Action::StartFilter)],
-        label: "/",
-        description: "filter by text in any frame (function, file, module)",
-        hint: Some(("/", "filter")),
-    },
-    Binding {
-        keys: &[(key(KeyCode::Tab), Action::FocusNext), (key(KeyCode::BackTab), Action::FocusPrev)],
-        label: "Tab S-Tab",
-        description: "focus the next / previous pane",
-        hint: None,
-    },
-    Binding {
-        keys: &[(ch('?'), Action::ToggleHelp), (key(KeyCode::F(1)), Action::ToggleHelp)],
-        label: "? F1",
-        description: "show or hide this help",
-        hint: Some(("?", "help")),
-    },
-    Binding {
-        keys: &[(ch('q'), Action::Quit), (ctrl('c'), Action::Quit)],
-        label: "q Ctrl+C",
-        description: "quit",
-        hint: Some(("q", "quit")),
-    },
+    described(STEP, "move the side's T one step back / forward"),
+    described(JUMP, "move the side's T ten steps back / forward"),
+    described(ENDS, "the side's T at the start / end of its trace"),
+    Binding { hint: None, ..described(PEAK, "the side's T at its peak of live bytes") },
+    described(MARKS, "the side's T at its next / previous mark"),
+    described(ROWS, "previous / next group (scrolls the details pane)"),
+    PAGES,
+    described(BACK, "close help; clear the filter"),
+    described(GROUPING, "group by stack, function"),
+    described(SORT, "sort by change, A bytes, B bytes, status"),
+    FILTER,
+    described(FOCUS, "focus the next / previous pane (a timeline: its side)"),
+    HELP,
+    QUIT,
 ];
 
 /// Keys while typing a filter (any other printable key is typed).
@@ -216,10 +266,15 @@ pub const FILTER_KEYS: &[Binding] = &[
     Binding { keys: &[(ctrl('c'), Action::Quit)], label: "Ctrl+C", description: "quit", hint: None },
 ];
 
-/// The action `event` asks for: from `FILTER_KEYS` (or as a typed character) while typing a
-/// filter, from `BROWSE_KEYS` otherwise.
+/// The action `event` asks for in the browser of one trace: [`action_in`] [`BROWSE_KEYS`].
 pub fn action_for(event: &KeyEvent, typing_filter: bool) -> Option<Action> {
-    let table = if typing_filter { FILTER_KEYS } else { BROWSE_KEYS };
+    action_in(BROWSE_KEYS, event, typing_filter)
+}
+
+/// The action `event` asks for: from `FILTER_KEYS` (or as a typed character) while typing a
+/// filter, from `keys` otherwise.
+pub fn action_in(keys: &[Binding], event: &KeyEvent, typing_filter: bool) -> Option<Action> {
+    let table = if typing_filter { FILTER_KEYS } else { keys };
     let bound = table.iter().flat_map(|b| b.keys.iter()).find(|(k, _)| k.matches(event));
     if let Some((_, action)) = bound {
         return Some(*action);
@@ -272,8 +327,28 @@ mod tests {
     }
 
     #[test]
+    fn diff_keys_choose_the_side_and_share_the_browser_moves() {
+        let none = KeyModifiers::NONE;
+        let diff = |code| action_in(DIFF_KEYS, &press(code, none), false);
+        assert_eq!(diff(KeyCode::Char('a')), Some(Action::SideA));
+        assert_eq!(diff(KeyCode::Char('b')), Some(Action::SideB));
+        assert_eq!(diff(KeyCode::Right), Some(Action::StepForward));
+        assert_eq!(diff(KeyCode::Char('s')), Some(Action::CycleSort));
+        assert_eq!(diff(KeyCode::Char('/')), Some(Action::StartFilter));
+        assert_eq!(diff(KeyCode::Char('q')), Some(Action::Quit));
+        // No drill-down in the diff browser; `a` and `b` mean nothing while browsing one trace.
+        assert_eq!(diff(KeyCode::Enter), None);
+        assert_eq!(action_for(&press(KeyCode::Char('a'), none), false), None);
+        // While typing a filter, `a` is a letter of it.
+        assert_eq!(
+            action_in(DIFF_KEYS, &press(KeyCode::Char('a'), none), true),
+            Some(Action::FilterChar('a'))
+        );
+    }
+
+    #[test]
     fn no_key_is_bound_twice_in_a_table() {
-        for table in [BROWSE_KEYS, FILTER_KEYS] {
+        for table in [BROWSE_KEYS, DIFF_KEYS, FILTER_KEYS] {
             let keys: Vec<&KeyPattern> = table.iter().flat_map(|b| b.keys.iter().map(|(k, _)| k)).collect();
             for (i, a) in keys.iter().enumerate() {
                 assert!(!keys[i + 1..].contains(a), "{a:?} bound twice");

@@ -1,23 +1,24 @@
 //! The terminal runner: raw mode, alternate screen and mouse capture on the way in; the terminal
-//! restored on the way out and on panic. The trace loads on a background thread while a
-//! progress screen keeps drawing and answering keys.
+//! restored on the way out and on panic. The trace (or traces) load on a background thread while
+//! a progress screen keeps drawing and answering keys; then a [`Browser`] runs until it quits.
 
 use std::io::{self, IsTerminal, Stdout};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
 
-use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{
-    self, DisableMouseCapture, EnableMouseCapture, Event, KeyCode, KeyModifiers,
+    self, DisableMouseCapture, EnableMouseCapture, Event, KeyCode, KeyEvent, KeyModifiers, MouseEvent,
 };
 use ratatui::crossterm::execute;
 use ratatui::crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
+use ratatui::{Frame, Terminal};
 
 use crate::app::App;
+use crate::diff_app::DiffApp;
 use crate::error::TuiError;
 use crate::source::DataSource;
 use crate::view::loading::{self, LoadProgress};
@@ -25,6 +26,61 @@ use crate::view::theme::Theme;
 
 /// How often the loading screen redraws.
 const LOADING_FRAME: Duration = Duration::from_millis(80);
+/// How often the runner looks for background work finished while a browser is busy.
+const BUSY_POLL: Duration = Duration::from_millis(25);
+
+/// What the runner drives: a screen that draws itself and answers keys and the mouse.
+pub trait Browser {
+    fn draw(&mut self, frame: &mut Frame<'_>);
+    fn handle_key(&mut self, event: KeyEvent);
+    fn handle_mouse(&mut self, event: MouseEvent);
+    fn should_quit(&self) -> bool;
+    /// Whether work is under way in the background; the runner then looks for it with
+    /// [`Browser::poll`] while waiting for input.
+    fn busy(&self) -> bool {
+        false
+    }
+    /// Picks up finished background work; returns whether the screen needs drawing.
+    fn poll(&mut self) -> bool {
+        false
+    }
+}
+
+impl<S: DataSource> Browser for App<S> {
+    fn draw(&mut self, frame: &mut Frame<'_>) {
+        App::draw(self, frame);
+    }
+    fn handle_key(&mut self, event: KeyEvent) {
+        App::handle_key(self, event);
+    }
+    fn handle_mouse(&mut self, event: MouseEvent) {
+        App::handle_mouse(self, event);
+    }
+    fn should_quit(&self) -> bool {
+        App::should_quit(self)
+    }
+}
+
+impl Browser for DiffApp {
+    fn draw(&mut self, frame: &mut Frame<'_>) {
+        DiffApp::draw(self, frame);
+    }
+    fn handle_key(&mut self, event: KeyEvent) {
+        DiffApp::handle_key(self, event);
+    }
+    fn handle_mouse(&mut self, event: MouseEvent) {
+        DiffApp::handle_mouse(self, event);
+    }
+    fn should_quit(&self) -> bool {
+        DiffApp::should_quit(self)
+    }
+    fn busy(&self) -> bool {
+        DiffApp::busy(self)
+    }
+    fn poll(&mut self) -> bool {
+        DiffApp::poll(self)
+    }
+}
 
 /// Reports loading progress to the loading screen; cheap to call often.
 pub type ProgressFn<'a> = &'a (dyn Fn(LoadProgress) + Sync);
@@ -83,13 +139,26 @@ where
     S: DataSource + Send + 'static,
     F: FnOnce(ProgressFn<'_>) -> Result<S, String> + Send + 'static,
 {
+    run_with(label, load, App::new)
+}
+
+/// Loads with `load` on a background thread (showing `label` and its progress), makes a browser
+/// of what was loaded with `make` and runs it until the user quits. Returns `Ok` after a quit,
+/// including a quit while loading.
+pub fn run_with<T, B, F, M>(label: &str, load: F, make: M) -> Result<(), TuiError>
+where
+    T: Send + 'static,
+    B: Browser,
+    F: FnOnce(ProgressFn<'_>) -> Result<T, String> + Send + 'static,
+    M: FnOnce(T, Theme) -> B,
+{
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
         return Err(TuiError::NotATerminal);
     }
     let theme = Theme::from_env();
     let (_guard, mut terminal) = enter_terminal()?;
 
-    let (tx, rx) = mpsc::channel::<Loading<S>>();
+    let (tx, rx) = mpsc::channel::<Loading<T>>();
     let progress_tx = tx.clone();
     thread::Builder::new().name("leakview-load".into()).spawn(move || {
         let report = move |p: LoadProgress| {
@@ -101,7 +170,7 @@ where
 
     let mut progress = LoadProgress::default();
     let mut tick = 0usize;
-    let source = loop {
+    let loaded = loop {
         terminal.draw(|f| loading::draw(f, label, &progress, tick, &theme))?;
         tick += 1;
         if event::poll(Duration::ZERO)? && is_abort(&event::read()?) {
@@ -120,21 +189,27 @@ where
         for message in received {
             match message {
                 Loading::Progress(p) => progress = p,
-                Loading::Done(Ok(source)) => loaded = Some(source),
+                Loading::Done(Ok(value)) => loaded = Some(value),
                 Loading::Done(Err(message)) => return Err(TuiError::Load(message)),
             }
         }
-        if let Some(source) = loaded {
-            break source;
+        if let Some(value) = loaded {
+            break value;
         }
     };
 
-    let mut app = App::new(source, theme);
+    let mut app = make(loaded, theme);
+    let mut redraw = true;
     while !app.should_quit() {
-        terminal.draw(|f| app.draw(f))?;
+        if redraw {
+            terminal.draw(|f| app.draw(f))?;
+        }
+        // Wait for input; while background work is under way, wake up now and then for it.
+        let first = if !app.busy() || event::poll(BUSY_POLL)? { Some(event::read()?) } else { None };
+        redraw = first.is_some();
         // Handle everything already waiting before drawing again, so holding a key down never
         // queues up redraws.
-        let mut next = Some(event::read()?);
+        let mut next = first;
         while let Some(ev) = next.take() {
             match ev {
                 Event::Key(key) => app.handle_key(key),
@@ -148,6 +223,7 @@ where
                 next = Some(event::read()?);
             }
         }
+        redraw |= app.poll();
     }
     Ok(())
 }

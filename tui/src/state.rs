@@ -154,23 +154,14 @@ impl ViewState {
         self.filter_input.is_some()
     }
 
-    fn step_ns(duration_ns: u64) -> u64 {
-        (duration_ns / STEPS_PER_TRACE).max(1)
-    }
-
-    fn set_time(&mut self, at_ns: u64, ctx: &Context<'_>) {
-        self.at_ns = at_ns.min(ctx.duration_ns);
-    }
-
     /// Moves T to the time under column `column` of a timeline `width` columns wide.
     pub fn click_timeline(&mut self, column: u16, width: u16, ctx: &Context<'_>) {
-        self.set_time(time_at_column(column, width, ctx.duration_ns), ctx);
+        self.at_ns = time_at_column(column, width, ctx.duration_ns).min(ctx.duration_ns);
     }
 
     /// Applies `action`. Changes to the data shown (T, grouping, sort, filter) are picked up by
     /// the caller, which then calls [`ViewState::sync_groups`].
     pub fn apply(&mut self, action: Action, ctx: &Context<'_>) {
-        let step = Self::step_ns(ctx.duration_ns);
         if self.help {
             let by = match action {
                 Action::Up => Some(-1),
@@ -184,24 +175,15 @@ impl ViewState {
                 return;
             }
         }
+        let span = Timespan { duration_ns: ctx.duration_ns, peak_at_ns: ctx.peak_at_ns, marks: ctx.marks };
+        if let Some(at_ns) = moved_time(action, self.at_ns, &span) {
+            self.at_ns = at_ns;
+            return;
+        }
+        if edit_filter(action, &mut self.filter, &mut self.filter_input) {
+            return;
+        }
         match action {
-            Action::StepBack => self.set_time(self.at_ns.saturating_sub(step), ctx),
-            Action::StepForward => self.set_time(self.at_ns.saturating_add(step), ctx),
-            Action::JumpBack => self.set_time(self.at_ns.saturating_sub(step * JUMP_STEPS), ctx),
-            Action::JumpForward => self.set_time(self.at_ns.saturating_add(step * JUMP_STEPS), ctx),
-            Action::GoStart => self.set_time(0, ctx),
-            Action::GoEnd => self.set_time(ctx.duration_ns, ctx),
-            Action::GoPeak => self.set_time(ctx.peak_at_ns, ctx),
-            Action::NextMark => {
-                if let Some(&t) = ctx.marks.iter().find(|&&t| t > self.at_ns) {
-                    self.set_time(t, ctx);
-                }
-            }
-            Action::PrevMark => {
-                if let Some(&t) = ctx.marks.iter().rev().find(|&&t| t < self.at_ns) {
-                    self.set_time(t, ctx);
-                }
-            }
             Action::Up => self.scroll(-1, ctx),
             Action::Down => self.scroll(1, ctx),
             Action::PageUp => self.scroll(-(self.page() as isize), ctx),
@@ -215,10 +197,7 @@ impl ViewState {
                 self.groups = ListCursor::default();
             }
             Action::CycleSort => self.sort = self.sort.next(),
-            Action::StartFilter => {
-                self.help = false;
-                self.filter_input = Some((self.filter.clone(), self.filter.clone()));
-            }
+            Action::StartFilter => self.help = false,
             Action::FocusNext => self.focus = self.focus.next(),
             Action::FocusPrev => self.focus = self.focus.prev(),
             Action::ToggleHelp => {
@@ -226,26 +205,7 @@ impl ViewState {
                 self.help_scroll = 0;
             }
             Action::Quit => self.quit = true,
-            Action::FilterAccept => {
-                if let Some((typed, _)) = self.filter_input.take() {
-                    self.filter = typed;
-                }
-            }
-            Action::FilterCancel => {
-                if let Some((_, previous)) = self.filter_input.take() {
-                    self.filter = previous;
-                }
-            }
-            Action::FilterBackspace => {
-                if let Some((typed, _)) = &mut self.filter_input {
-                    typed.pop();
-                }
-            }
-            Action::FilterChar(c) => {
-                if let Some((typed, _)) = &mut self.filter_input {
-                    typed.push(c);
-                }
-            }
+            _ => {}
         }
     }
 
@@ -337,6 +297,70 @@ impl ViewState {
             open.cursor.keep_visible(len, rows);
         }
     }
+}
+
+/// What the time keys need to know about one trace.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timespan<'a> {
+    pub duration_ns: u64,
+    pub peak_at_ns: u64,
+    /// Mark times, ascending.
+    pub marks: &'a [u64],
+}
+
+/// Where a time key (←/→, Shift+←/→, Home/End, `p`, `m`/`M`) moves a moment `at_ns` of the trace
+/// `span` describes, always within the trace; `None` for any other action. A mark key with no
+/// mark in its direction leaves the moment where it is.
+pub fn moved_time(action: Action, at_ns: u64, span: &Timespan<'_>) -> Option<u64> {
+    let step = (span.duration_ns / STEPS_PER_TRACE).max(1);
+    let to = match action {
+        Action::StepBack => at_ns.saturating_sub(step),
+        Action::StepForward => at_ns.saturating_add(step),
+        Action::JumpBack => at_ns.saturating_sub(step * JUMP_STEPS),
+        Action::JumpForward => at_ns.saturating_add(step * JUMP_STEPS),
+        Action::GoStart => 0,
+        Action::GoEnd => span.duration_ns,
+        Action::GoPeak => span.peak_at_ns,
+        Action::NextMark => span.marks.iter().copied().find(|&t| t > at_ns).unwrap_or(at_ns),
+        Action::PrevMark => span.marks.iter().rev().copied().find(|&t| t < at_ns).unwrap_or(at_ns),
+        _ => return None,
+    };
+    Some(to.min(span.duration_ns))
+}
+
+/// Applies a filter action to a filter in force and the one being typed (`(typed, previous)`):
+/// `/` starts typing (from the filter in force), Enter keeps what was typed, Esc restores the
+/// previous filter. Returns whether `action` was fully handled; `StartFilter` starts typing and
+/// returns false, so the caller can also close what the filter would be typed over.
+pub fn edit_filter(action: Action, filter: &mut String, input: &mut Option<(String, String)>) -> bool {
+    match action {
+        Action::StartFilter => {
+            *input = Some((filter.clone(), filter.clone()));
+            return false;
+        }
+        Action::FilterAccept => {
+            if let Some((typed, _)) = input.take() {
+                *filter = typed;
+            }
+        }
+        Action::FilterCancel => {
+            if let Some((_, previous)) = input.take() {
+                *filter = previous;
+            }
+        }
+        Action::FilterBackspace => {
+            if let Some((typed, _)) = input {
+                typed.pop();
+            }
+        }
+        Action::FilterChar(c) => {
+            if let Some((typed, _)) = input {
+                typed.push(c);
+            }
+        }
+        _ => return false,
+    }
+    true
 }
 
 /// The column of a timeline `width` columns wide that shows time `at_ns`.

@@ -103,44 +103,14 @@ fn frame_contains(frame: &analyzer::Frame, needle: &str) -> bool {
 impl AnalysisSource {
     /// Loads the trace at `path`, reporting progress to `progress`.
     pub fn open(path: &Path, progress: ProgressFn<'_>) -> Result<Self, analyzer::LoadError> {
-        let reporter = LoadReporter::new(progress);
+        let reporter = LoadReporter::new(progress, "");
         let analysis = Analysis::open(path, &LoadOptions::default(), &reporter)?;
         progress(LoadProgress { stage: "indexing for scrubbing".into(), done: 0, total: 0 });
         Ok(Self::new(analysis))
     }
 
     pub fn new(analysis: Analysis) -> Self {
-        let s = analysis.summary();
-        let title = if !s.command.is_empty() {
-            s.command.join(" ")
-        } else if !s.executable.is_empty() {
-            s.executable.clone()
-        } else {
-            s.path.display().to_string()
-        };
-        let marks = analysis
-            .marks()
-            .iter()
-            .map(|m| Mark {
-                at_ns: m.at_ns,
-                label: if m.occurrence > 1 {
-                    format!("{}#{}", m.label, m.occurrence)
-                } else {
-                    m.label.clone()
-                },
-            })
-            .collect();
-        let summary = Summary {
-            title,
-            pid: s.pid,
-            duration_ns: s.duration_ns,
-            events: s.events,
-            peak_at_ns: s.totals.peak_at_ns,
-            peak: Totals { bytes: s.totals.peak_bytes, blocks: s.totals.peak_blocks },
-            at_end: Totals { bytes: s.outstanding_at_end.bytes, blocks: s.outstanding_at_end.blocks },
-            marks,
-            complete: s.complete,
-        };
+        let summary = summary_of(&analysis);
         let index = ScrubIndex::build(&analysis);
         let scrub = Scrub { facts: vec![None; index.stack_count()], ..Scrub::default() };
         AnalysisSource { analysis, summary, index, scrub: Mutex::new(scrub) }
@@ -352,6 +322,47 @@ impl AnalysisSource {
     }
 }
 
+/// What the browser shows about a whole trace: its title, length, peak, marks...
+pub(crate) fn summary_of(analysis: &Analysis) -> Summary {
+    let s = analysis.summary();
+    let title = if !s.command.is_empty() {
+        s.command.join(" ")
+    } else if !s.executable.is_empty() {
+        s.executable.clone()
+    } else {
+        s.path.display().to_string()
+    };
+    let marks = analysis
+        .marks()
+        .iter()
+        .map(|m| Mark {
+            at_ns: m.at_ns,
+            label: if m.occurrence > 1 { format!("{}#{}", m.label, m.occurrence) } else { m.label.clone() },
+        })
+        .collect();
+    Summary {
+        title,
+        pid: s.pid,
+        duration_ns: s.duration_ns,
+        events: s.events,
+        peak_at_ns: s.totals.peak_at_ns,
+        peak: Totals { bytes: s.totals.peak_bytes, blocks: s.totals.peak_blocks },
+        at_end: Totals { bytes: s.outstanding_at_end.bytes, blocks: s.outstanding_at_end.blocks },
+        marks,
+        complete: s.complete,
+    }
+}
+
+/// The highest live bytes in each of `buckets` equal slices of the trace.
+pub(crate) fn timeline_levels(analysis: &Analysis, buckets: usize) -> Vec<u64> {
+    let points = analysis.timeline().downsample(buckets);
+    if points.is_empty() {
+        return vec![0; buckets];
+    }
+    // Fewer points than buckets (a short trace): each bucket shows the point covering it.
+    (0..buckets).map(|i| points[i * points.len() / buckets].max_live_bytes).collect()
+}
+
 fn sort_rows(rows: &mut [GroupRow], sort: SortKey) {
     rows.sort_by(|a, b| {
         let primary = match sort {
@@ -373,12 +384,7 @@ impl DataSource for AnalysisSource {
     }
 
     fn timeline(&self, buckets: usize) -> Vec<u64> {
-        let points = self.analysis.timeline().downsample(buckets);
-        if points.is_empty() {
-            return vec![0; buckets];
-        }
-        // Fewer points than buckets (a short trace): each bucket shows the point covering it.
-        (0..buckets).map(|i| points[i * points.len() / buckets].max_live_bytes).collect()
+        timeline_levels(&self.analysis, buckets)
     }
 
     fn totals_at(&self, at_ns: u64) -> Totals {
@@ -515,16 +521,18 @@ impl DataSource for AnalysisSource {
 }
 
 /// Turns the analyzer's progress reports into [`LoadProgress`] for the loading screen, sending
-/// one report per percent of each stage at most.
-struct LoadReporter<'a> {
+/// one report per percent of each stage at most. Stage names get `prefix` (e.g. which of two
+/// traces is loading).
+pub(crate) struct LoadReporter<'a> {
     report: ProgressFn<'a>,
+    prefix: &'a str,
     stage: Mutex<(&'static str, u64)>,
     done: AtomicU64,
 }
 
 impl<'a> LoadReporter<'a> {
-    fn new(report: ProgressFn<'a>) -> Self {
-        LoadReporter { report, stage: Mutex::new(("opening", 0)), done: AtomicU64::new(0) }
+    pub(crate) fn new(report: ProgressFn<'a>, prefix: &'a str) -> Self {
+        LoadReporter { report, prefix, stage: Mutex::new(("opening", 0)), done: AtomicU64::new(0) }
     }
 }
 
@@ -532,7 +540,7 @@ impl analyzer::Progress for LoadReporter<'_> {
     fn start(&self, stage: analyzer::Stage, total: u64) {
         *lock(&self.stage) = (stage.name(), total);
         self.done.store(0, Ordering::Relaxed);
-        (self.report)(LoadProgress { stage: stage.name().to_string(), done: 0, total });
+        (self.report)(LoadProgress { stage: format!("{}{}", self.prefix, stage.name()), done: 0, total });
     }
 
     fn advance(&self, units: u64) {
@@ -540,7 +548,11 @@ impl analyzer::Progress for LoadReporter<'_> {
         let (name, total) = *lock(&self.stage);
         let percent = |n: u64| if total == 0 { 0 } else { u128::from(n) * 100 / u128::from(total) };
         if percent(before) != percent(before + units) {
-            (self.report)(LoadProgress { stage: name.to_string(), done: before + units, total });
+            (self.report)(LoadProgress {
+                stage: format!("{}{name}", self.prefix),
+                done: before + units,
+                total,
+            });
         }
     }
 }

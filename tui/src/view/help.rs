@@ -5,21 +5,21 @@ use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
-use crate::keys::{BROWSE_KEYS, Binding, FILTER_KEYS};
+use crate::keys::{Binding, FILTER_KEYS};
 
 use super::theme::Theme;
 
 const KEY_COLUMN: usize = 13;
 
-/// The overlay's lines, built from the key tables.
-pub fn help_lines<'a>(theme: &Theme) -> Vec<Line<'a>> {
+/// The overlay's lines, built from the key table `keys` and the filter keys.
+pub fn help_lines<'a>(theme: &Theme, keys: &[Binding]) -> Vec<Line<'a>> {
     let row = |b: &Binding| {
         Line::from(vec![
             Span::styled(format!("{:<KEY_COLUMN$}", b.label), theme.key),
             Span::raw(b.description),
         ])
     };
-    let mut lines: Vec<Line<'a>> = BROWSE_KEYS.iter().map(row).collect();
+    let mut lines: Vec<Line<'a>> = keys.iter().map(row).collect();
     lines.push(Line::raw(""));
     lines.push(Line::styled("While typing a filter (/)", theme.header));
     lines.extend(FILTER_KEYS.iter().map(row));
@@ -27,9 +27,10 @@ pub fn help_lines<'a>(theme: &Theme) -> Vec<Line<'a>> {
     lines
 }
 
-/// Draws the overlay, scrolled down by `scroll` lines when it does not fit.
-pub(super) fn draw(frame: &mut Frame<'_>, theme: &Theme, scroll: usize) {
-    let lines = help_lines(theme);
+/// Draws the overlay for the key table `keys`, scrolled down by `scroll` lines when it does not
+/// fit.
+pub(super) fn draw(frame: &mut Frame<'_>, theme: &Theme, scroll: usize, keys: &[Binding]) {
+    let lines = help_lines(theme, keys);
     let width = lines.iter().map(Line::width).max().unwrap_or(0) as u16 + 4;
     let height = lines.len() as u16 + 2;
     let area = centered(frame.area(), width, height);

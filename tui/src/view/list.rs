@@ -19,7 +19,7 @@ fn label_header(grouping: Grouping) -> &'static str {
 }
 
 /// Pads or cuts `text` to exactly `width` characters.
-fn pad(text: &str, width: usize) -> String {
+pub(super) fn pad(text: &str, width: usize) -> String {
     let cut = format::fit(text, width);
     let len = cut.chars().count();
     format!("{cut}{}", " ".repeat(width.saturating_sub(len)))

@@ -4,6 +4,7 @@
 //! status line, key-hint line; the help overlay draws over everything.
 
 mod details;
+pub mod diff;
 mod help;
 mod list;
 pub mod loading;
@@ -128,7 +129,7 @@ pub fn draw(frame: &mut Frame<'_>, screen: &Screen<'_>) {
     }
     status::draw(frame, &areas, screen);
     if state.help {
-        help::draw(frame, theme, state.help_scroll);
+        help::draw(frame, theme, state.help_scroll, crate::keys::BROWSE_KEYS);
     }
 }
 
@@ -156,9 +157,9 @@ pub(crate) fn pane_block<'a>(title: impl Into<Line<'a>>, focused: bool, theme: &
     Block::new().borders(Borders::ALL).border_style(style).title(title)
 }
 
-/// Lines of the help overlay (for bounding its scrolling).
-pub fn help_line_count() -> usize {
-    help::help_lines(&Theme::monochrome()).len()
+/// Lines of the help overlay for the key table `keys` (for bounding its scrolling).
+pub fn help_line_count(keys: &[crate::keys::Binding]) -> usize {
+    help::help_lines(&Theme::monochrome(), keys).len()
 }
 
 /// Lines the details pane has for `details` (for bounding its scrolling).

@@ -52,7 +52,7 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>) {
 
 /// `key word` pairs separated by two spaces; when they do not fit, the ones after the first are
 /// dropped in order until they do (the last two, help and quit, stay).
-fn hint_line<'a>(hints: &[(&'a str, &'a str)], width: usize, theme: &Theme) -> Line<'a> {
+pub(super) fn hint_line<'a>(hints: &[(&'a str, &'a str)], width: usize, theme: &Theme) -> Line<'a> {
     let mut hints = hints.to_vec();
     let len = |h: &[(&str, &str)]| h.iter().map(|(k, w)| k.chars().count() + w.len() + 3).sum::<usize>();
     while len(&hints) > width && hints.len() > 3 {

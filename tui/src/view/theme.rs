@@ -1,7 +1,8 @@
 //! Colours and text styles, in one place. Only the terminal's named colours are used (they are
 //! tuned by the user's palette for dark and light backgrounds), never grey levels or RGB; the
 //! selection is shown by reversing colours. With `NO_COLOR` set, every colour is dropped and only
-//! bold, dim, underline and reverse remain.
+//! bold, dim, underline and reverse remain (the diff's statuses also carry a text marker, so they
+//! read without colour).
 
 use ratatui::style::{Color, Modifier, Style};
 
@@ -23,6 +24,12 @@ pub struct Theme {
     pub warning: Style,
     pub key: Style,
     pub bar: Style,
+    /// Diff statuses.
+    pub new: Style,
+    pub fixed: Style,
+    pub grew: Style,
+    pub shrank: Style,
+    pub same: Style,
 }
 
 impl Theme {
@@ -54,6 +61,11 @@ impl Theme {
             warning: plain.fg(Color::Red).add_modifier(Modifier::BOLD),
             key: plain.fg(Color::Yellow).add_modifier(Modifier::BOLD),
             bar: plain.fg(Color::Green),
+            new: plain.fg(Color::Red).add_modifier(Modifier::BOLD),
+            fixed: plain.fg(Color::Green).add_modifier(Modifier::BOLD),
+            grew: plain.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            shrank: plain.fg(Color::Cyan),
+            same: plain.add_modifier(Modifier::DIM),
         }
     }
 
@@ -77,6 +89,11 @@ impl Theme {
             warning: strip(c.warning),
             key: strip(c.key),
             bar: strip(c.bar),
+            new: strip(c.new),
+            fixed: strip(c.fixed),
+            grew: strip(c.grew),
+            shrank: strip(c.shrank),
+            same: strip(c.same),
         }
     }
 }
@@ -99,9 +116,15 @@ mod tests {
             t.function,
             t.key,
             t.bar,
+            t.new,
+            t.fixed,
+            t.grew,
+            t.shrank,
+            t.same,
         ] {
             assert_eq!((s.fg, s.bg), (None, None));
         }
         assert_ne!(Theme::colour().chart.fg, None);
+        assert_ne!(Theme::colour().new.fg, Theme::colour().fixed.fg);
     }
 }

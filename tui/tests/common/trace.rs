@@ -50,6 +50,11 @@ impl Trace {
     }
 
     fn module(&mut self, tid: u32, id: u32, base: u64, path: &str) {
+        self.module_built(tid, id, base, path, &[]);
+    }
+
+    /// A module with a GNU build-id (two traces with the same build-id match its frames by offset).
+    fn module_built(&mut self, tid: u32, id: u32, base: u64, path: &str, build_id: &[u8]) {
         let segments = [Segment { vaddr: 0, memsz: 0x10_0000, flags: 5 }];
         self.event(
             tid,
@@ -58,7 +63,7 @@ impl Trace {
                 id,
                 base,
                 path: path.as_bytes(),
-                build_id: &[],
+                build_id,
                 segments: Segments::Slice(&segments),
             },
         );
@@ -142,6 +147,88 @@ pub fn write_server_trace(path: &Path) {
         }
     }
     t.finish(10_000 * MS);
+}
+
+/// One of two versions of the "server" for diff tests: `after == false` is version 1 (10 s),
+/// `after == true` version 2 (8 s), the same build of the same executable (so frames match by
+/// offset). Outstanding at the end, per allocating frame:
+///
+/// | frame            | version 1  | version 2   | status |
+/// |------------------|------------|-------------|--------|
+/// | `server+0x1600`  | 3 × 1000 B | (freed)     | fixed  |
+/// | `server+0x1a00`  | -          | 2 × 512 B   | new    |
+/// | `server+0x1c00`  | 5 × 128 B  | 10 × 128 B  | grew   |
+/// | `server+0x2200`  | 8 × 32 B   | 2 × 32 B    | shrank |
+/// | `server+0x1800`  | 10 × 4 KiB | 10 × 4 KiB  | same   |
+///
+/// `0x1800` is a cache (4 KiB every 100 ms, each freed 1 s later), `0x2200` runs on the thread
+/// `worker`; both versions have the mark `warmup` at 2 s.
+pub fn write_diff_trace(path: &Path, after: bool) {
+    const MAIN: u32 = 100;
+    const WORKER: u32 = 101;
+    let end_ms: u64 = if after { 8_000 } else { 10_000 };
+    let version = if after { "2" } else { "1" };
+    let mut t = Trace::create(path, &["server", "--version", version]);
+    t.module_built(MAIN, 1, SERVER_BASE, SERVER, &[0xab; 20]);
+    t.event(MAIN, Event::ThreadName { ts: START, tid: MAIN, name: b"main" });
+    t.event(WORKER, Event::ThreadName { ts: START, tid: WORKER, name: b"worker" });
+    let nodes = [
+        (1, 0, SERVER_BASE + 0x1200), // main
+        (2, 1, SERVER_BASE + 0x1400), // handle_request
+        (3, 2, SERVER_BASE + 0x1600), // fixed in version 2
+        (4, 2, SERVER_BASE + 0x1800), // cache
+        (5, 2, SERVER_BASE + 0x1a00), // new in version 2
+        (6, 2, SERVER_BASE + 0x1c00), // grows
+    ];
+    for (id, parent, ip) in nodes {
+        t.event(MAIN, Event::StackNode { id, parent, ip });
+    }
+    t.event(WORKER, Event::StackNode { id: 7, parent: 0, ip: SERVER_BASE + 0x2000 });
+    t.event(WORKER, Event::StackNode { id: 8, parent: 7, ip: SERVER_BASE + 0x2200 });
+
+    let mut address = 0x5555_6000_0000u64;
+    let mut next_address = || {
+        address += 0x1000;
+        address
+    };
+    let at = |ms: u64| START + ms * MS;
+    let mut main: Vec<(u64, Event<'static>)> = Vec::new();
+    let mut alloc =
+        |events: &mut Vec<(u64, Event<'static>)>, ms: u64, size: u64, stack: u32, free_ms: Option<u64>| {
+            let addr = next_address();
+            events.push((at(ms), Event::Alloc { ts: at(ms), addr, size, align: 0, stack }));
+            if let Some(free) = free_ms.filter(|&f| f < end_ms) {
+                events.push((at(free), Event::Free { ts: at(free), addr }));
+            }
+        };
+    for i in 0..3 {
+        let ms = 1_000 + i * 1_000;
+        alloc(&mut main, ms, 1000, 3, after.then_some(ms + 500));
+    }
+    for k in 1..end_ms / 100 {
+        alloc(&mut main, k * 100, 4096, 4, Some(k * 100 + 1_000));
+    }
+    if after {
+        alloc(&mut main, 6_000, 512, 5, None);
+        alloc(&mut main, 7_000, 512, 5, None);
+    }
+    for i in 0..if after { 10 } else { 5 } {
+        alloc(&mut main, 2_500 + i * 500, 128, 6, None);
+    }
+    main.push((at(2_000), Event::Mark { ts: at(2_000), label: b"warmup" }));
+    // Frees sort before allocations at the same moment.
+    main.sort_by_key(|(ts, e)| (*ts, !matches!(e, Event::Free { .. })));
+    for (_, e) in &main {
+        t.event(MAIN, *e);
+    }
+    let mut worker = Vec::new();
+    for i in 0..if after { 2 } else { 8 } {
+        alloc(&mut worker, i * 900 + 7, 32, 8, None);
+    }
+    for (_, e) in &worker {
+        t.event(WORKER, *e);
+    }
+    t.finish(end_ms * MS);
 }
 
 /// A synthetic trace of about `events` events on four threads: allocations every 100 ns from

@@ -1,0 +1,297 @@
+//! [`DiffApp`]: the diff browser. It turns key and mouse events into [`DiffState`] changes, asks
+//! its [`Differ`] for the diff at the state's moments (right away, or on a worker thread while
+//! the screen keeps answering), filters and sorts the answer, and draws.
+
+use std::sync::Arc;
+
+use leakview_analyzer::Side;
+use ratatui::Frame;
+use ratatui::crossterm::event::{KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::layout::{Position, Rect};
+
+use crate::diff_state::{DiffContext, DiffPane, DiffState};
+use crate::differ::Differ;
+use crate::keys::{self, Action, DIFF_KEYS};
+use crate::source::{ComparisonSource, DiffDetails, DiffMoment, DiffSort, DiffTable, GroupKey, Totals};
+use crate::state::Timespan;
+use crate::view::diff::{self as diff_view, DiffAreas, DiffScreen, SideView};
+use crate::view::theme::Theme;
+use crate::view::{self, timeline::Timeline};
+
+/// The list as last filtered and sorted, and what it was for.
+#[derive(Default)]
+struct Listed {
+    /// (table moment, filter, sort) the list is for.
+    for_: Option<(DiffMoment, String, DiffSort)>,
+    /// Indices into the table's rows.
+    rows: Vec<usize>,
+    details_for: Option<(DiffMoment, GroupKey, Side)>,
+    details: Option<DiffDetails>,
+    details_lines: usize,
+}
+
+/// The diff browser over one comparison.
+pub struct DiffApp {
+    differ: Differ,
+    state: DiffState,
+    theme: Theme,
+    /// The latest diff computed; for the state's moments unless an answer is awaited.
+    table: DiffTable,
+    listed: Listed,
+    /// Each side's timeline levels, for `timeline_dots` dots.
+    levels: [Vec<u64>; 2],
+    timeline_dots: usize,
+    /// Each side's live totals at its T, and the T they are for.
+    live: [(u64, Totals); 2],
+    marks: [Vec<u64>; 2],
+    areas: DiffAreas,
+    areas_height: u16,
+}
+
+fn index(side: Side) -> usize {
+    match side {
+        Side::A => 0,
+        Side::B => 1,
+    }
+}
+
+impl DiffApp {
+    /// A browser showing `table` (computed on `source`), opening at its moments. Later diffs are
+    /// computed on the caller's thread; see [`DiffApp::in_background`].
+    pub fn new(source: Arc<ComparisonSource>, table: DiffTable, theme: Theme) -> Self {
+        let state = DiffState::new(table.moment);
+        let marks =
+            [Side::A, Side::B].map(|side| source.summary(side).marks.iter().map(|m| m.at_ns).collect());
+        let live = [Side::A, Side::B].map(|side| {
+            let at = table.moment.at(side);
+            (at, source.totals_at(side, at))
+        });
+        let mut app = DiffApp {
+            differ: Differ::inline(source),
+            state,
+            theme,
+            table,
+            listed: Listed::default(),
+            levels: [Vec::new(), Vec::new()],
+            timeline_dots: 0,
+            live,
+            marks,
+            areas: DiffAreas::default(),
+            areas_height: 0,
+        };
+        app.refresh();
+        app
+    }
+
+    /// A browser at `moment`, computing its first diff now.
+    pub fn at(source: Arc<ComparisonSource>, moment: DiffMoment, theme: Theme) -> Self {
+        let table = source.table(moment);
+        Self::new(source, table, theme)
+    }
+
+    /// Computes later diffs on a worker thread: the screen keeps answering while a side is
+    /// scrubbed, showing the last diff (and "updating…") until the new one is ready.
+    pub fn in_background(mut self) -> Self {
+        self.differ = Differ::in_background(self.differ.source().clone());
+        self
+    }
+
+    pub fn state(&self) -> &DiffState {
+        &self.state
+    }
+
+    pub fn source(&self) -> &ComparisonSource {
+        self.differ.source()
+    }
+
+    /// The latest diff computed.
+    pub fn table(&self) -> &DiffTable {
+        &self.table
+    }
+
+    /// The rows listed (indices into [`DiffApp::table`]'s rows), in order.
+    pub fn listed(&self) -> &[usize] {
+        &self.listed.rows
+    }
+
+    pub fn should_quit(&self) -> bool {
+        self.state.quit
+    }
+
+    /// Whether a diff is being computed in the background.
+    pub fn busy(&self) -> bool {
+        self.differ.busy()
+    }
+
+    fn context(&self) -> DiffContext<'_> {
+        let span = |side: Side| {
+            let summary = self.source().summary(side);
+            Timespan {
+                duration_ns: summary.duration_ns,
+                peak_at_ns: summary.peak_at_ns,
+                marks: &self.marks[index(side)],
+            }
+        };
+        DiffContext {
+            a: span(Side::A),
+            b: span(Side::B),
+            list_len: self.listed.rows.len(),
+            details_len: self.listed.details_lines,
+            // The overlay has a border above and below.
+            help_overflow: (view::help_line_count(DIFF_KEYS) + 2)
+                .saturating_sub(usize::from(self.areas_height)),
+        }
+    }
+
+    /// Applies an action and brings the data up to date.
+    pub fn apply(&mut self, action: Action) {
+        let ctx = self.context();
+        let mut state = self.state.clone();
+        state.apply(action, &ctx);
+        self.state = state;
+        self.refresh();
+    }
+
+    /// Handles a key press; other key events are ignored.
+    pub fn handle_key(&mut self, event: KeyEvent) {
+        if event.kind != KeyEventKind::Press {
+            return;
+        }
+        if let Some(action) = keys::action_in(DIFF_KEYS, &event, self.state.typing_filter()) {
+            self.apply(action);
+        }
+    }
+
+    /// A click on a timeline moves that side's T (and chooses the side); a click on a list row
+    /// selects it; the wheel over a timeline moves its T, elsewhere it scrolls.
+    pub fn handle_mouse(&mut self, event: MouseEvent) {
+        let at = Position::new(event.column, event.row);
+        let inside = |r: Rect| r.contains(at);
+        let timeline_side =
+            [Side::A, Side::B].into_iter().find(|&side| inside(self.areas.timelines[index(side)]));
+        match event.kind {
+            MouseEventKind::Down(MouseButton::Left) | MouseEventKind::Drag(MouseButton::Left) => {
+                let ctx = self.context();
+                let mut state = self.state.clone();
+                if let Some(side) = timeline_side {
+                    let inner = self.areas.timelines_inner[index(side)];
+                    if inside(inner) {
+                        state.click_timeline(side, event.column - inner.x, inner.width, &ctx);
+                    } else {
+                        state.choose_side(side);
+                    }
+                } else if inside(self.areas.list_rows) {
+                    state.select_row(
+                        state.groups.offset + usize::from(event.row - self.areas.list_rows.y),
+                        &ctx,
+                    );
+                } else if inside(self.areas.details) {
+                    state.focus = DiffPane::Details;
+                } else if inside(self.areas.list) {
+                    state.focus = DiffPane::List;
+                }
+                self.state = state;
+                self.refresh();
+            }
+            MouseEventKind::ScrollUp | MouseEventKind::ScrollDown => {
+                let up = event.kind == MouseEventKind::ScrollUp;
+                if let Some(side) = timeline_side {
+                    self.state.side = side;
+                    self.apply(if up { Action::StepForward } else { Action::StepBack });
+                } else {
+                    let pane = if inside(self.areas.details) { DiffPane::Details } else { DiffPane::List };
+                    let focus = std::mem::replace(&mut self.state.focus, pane);
+                    self.apply(if up { Action::Up } else { Action::Down });
+                    self.state.focus = focus;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Picks up a diff finished in the background; returns whether there was one (the screen
+    /// then needs drawing).
+    pub fn poll(&mut self) -> bool {
+        match self.differ.poll() {
+            Some(table) => {
+                self.table = table;
+                self.refresh();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Asks for the diff at the state's moments if the table is for others, then filters, sorts
+    /// and details what the table holds.
+    pub fn refresh(&mut self) {
+        let want = self.state.moment();
+        if self.table.moment != want
+            && let Some(table) = self.differ.request(want)
+        {
+            self.table = table;
+        }
+        for side in [Side::A, Side::B] {
+            let at = self.state.at(side);
+            if self.live[index(side)].0 != at {
+                self.live[index(side)] = (at, self.source().totals_at(side, at));
+            }
+        }
+        let list_for = (self.table.moment, self.state.shown_filter().to_string(), self.state.sort);
+        if self.listed.for_.as_ref() != Some(&list_for) {
+            self.listed.rows = self.table.shown(&list_for.1, list_for.2);
+            self.listed.for_ = Some(list_for);
+        }
+        let keys: Vec<GroupKey> = self.listed.rows.iter().map(|&i| self.table.rows[i].key).collect();
+        self.state.sync_groups(&keys);
+        self.refresh_details();
+    }
+
+    fn refresh_details(&mut self) {
+        let row = self.listed.rows.get(self.state.groups.selected).copied();
+        let want = row.map(|i| (self.table.moment, self.table.rows[i].key, self.state.side));
+        if want == self.listed.details_for {
+            return;
+        }
+        self.listed.details = row.and_then(|i| self.source().details(&self.table, i, self.state.side));
+        self.listed.details_lines = self
+            .listed
+            .details
+            .as_ref()
+            .map(|d| diff_view::details_lines(d, self.state.side, &self.theme).len())
+            .unwrap_or(0);
+        self.listed.details_for = want;
+    }
+
+    /// Lays out the screen for `frame`, brings the data up to date for that size and draws it.
+    pub fn draw(&mut self, frame: &mut Frame<'_>) {
+        self.areas = DiffAreas::new(frame.area());
+        self.areas_height = frame.area().height;
+        self.state.list_rows = usize::from(self.areas.list_rows.height).max(1);
+        self.state.details_rows = usize::from(self.areas.details_inner.height).max(1);
+        self.refresh();
+        let dots = Timeline::dots_for(self.areas.timelines_inner[0].width);
+        if dots != self.timeline_dots {
+            self.levels = [Side::A, Side::B].map(|side| self.source().timeline(side, dots));
+            self.timeline_dots = dots;
+        }
+        let source = self.differ.source();
+        let side_view = |side: Side| SideView {
+            summary: source.summary(side),
+            name: source.trace_name(side),
+            levels: &self.levels[index(side)],
+            live: self.live[index(side)].1,
+        };
+        let screen = DiffScreen {
+            sides: [side_view(Side::A), side_view(Side::B)],
+            one_trace: source.is_one_trace(),
+            state: &self.state,
+            theme: &self.theme,
+            table: &self.table,
+            shown: &self.listed.rows,
+            details: self.listed.details.as_ref(),
+            updating: self.table.moment != self.state.moment(),
+        };
+        diff_view::draw(frame, &screen);
+    }
+}

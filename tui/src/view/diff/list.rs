@@ -1,0 +1,110 @@
+//! The diff list: every group present on either side, with its status, its change and its size
+//! on each side, in the chosen order.
+
+use leakview_analyzer::{DiffBy, DiffStatus};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use crate::diff_state::DiffPane;
+use crate::format;
+use crate::source::DiffSort;
+use crate::view::list::pad;
+use crate::view::pane_block;
+
+use super::{DiffAreas, DiffScreen, status_style, status_text};
+
+const STATUS: usize = 8;
+const CHANGE: usize = 9;
+const SIZE: usize = 8;
+
+fn label_header(by: DiffBy) -> &'static str {
+    match by {
+        DiffBy::Stack => "top frame",
+        DiffBy::Function => "function",
+    }
+}
+
+/// ` 5 groups · 1 new 2 grew ` (statuses without groups are left out; the grouping is on the
+/// status line).
+fn title(screen: &DiffScreen<'_>) -> String {
+    let mut counts = [0u64; 5];
+    for &i in screen.shown {
+        let status = screen.table.rows[i].status;
+        if let Some(at) = DiffStatus::ALL.iter().position(|&s| s == status) {
+            counts[at] += 1;
+        }
+    }
+    let mut title = match screen.shown.len() {
+        1 => " 1 group ·".to_string(),
+        n => format!(" {} groups ·", format::count(n as u64)),
+    };
+    for (status, n) in DiffStatus::ALL.iter().zip(counts) {
+        if n > 0 {
+            title.push_str(&format!(" {n} {status}"));
+        }
+    }
+    title.push(' ');
+    title
+}
+
+pub(super) fn draw(frame: &mut Frame<'_>, areas: &DiffAreas, screen: &DiffScreen<'_>) {
+    let state = screen.state;
+    let theme = screen.theme;
+    let width = usize::from(areas.list_rows.width);
+    let focused = state.focus == DiffPane::List;
+    let title = format::fit(&title(screen), usize::from(areas.list.width.saturating_sub(2)));
+    frame.render_widget(pane_block(title, focused, theme), areas.list);
+
+    let sorted =
+        |name: &str, key: DiffSort| if state.sort == key { format!("{name}↓") } else { name.to_string() };
+    let header = format!(
+        "{:<STATUS$} {:>CHANGE$} {:>SIZE$} {:>SIZE$}  {}",
+        sorted("status", DiffSort::Status),
+        sorted("change", DiffSort::Change),
+        sorted("A", DiffSort::BytesA),
+        sorted("B", DiffSort::BytesB),
+        label_header(state.by)
+    );
+    let mut lines = Vec::with_capacity(usize::from(areas.list_rows.height) + 1);
+    lines.push(Line::styled(pad(&header, width), theme.header));
+    if screen.shown.is_empty() {
+        let empty = if state.shown_filter().is_empty() {
+            "nothing outstanding on either side".to_string()
+        } else {
+            format!("no group matches \"{}\"", state.shown_filter())
+        };
+        lines.push(Line::styled(format::fit(&empty, width), theme.dim));
+    }
+    let visible =
+        screen.shown.iter().enumerate().skip(state.groups.offset).take(usize::from(areas.list_rows.height));
+    for (i, &row) in visible {
+        let row = &screen.table.rows[row];
+        let numbers = format!(
+            " {:>CHANGE$} {:>SIZE$} {:>SIZE$}  ",
+            format::signed_bytes(row.change_bytes()),
+            format::bytes(row.a.bytes),
+            format::bytes(row.b.bytes),
+        );
+        let label_width = width.saturating_sub(STATUS + numbers.chars().count());
+        let line_style = if i != state.groups.selected {
+            Style::new()
+        } else if focused {
+            theme.selected
+        } else {
+            theme.selected_unfocused
+        };
+        lines.push(
+            Line::from(vec![
+                Span::styled(pad(status_text(row.status), STATUS), status_style(row.status, theme)),
+                Span::raw(numbers),
+                Span::raw(pad(&row.label, label_width)),
+            ])
+            .style(line_style),
+        );
+    }
+    let inner = Rect { y: areas.list_rows.y - 1, height: areas.list_rows.height + 1, ..areas.list_rows };
+    frame.render_widget(Paragraph::new(lines), inner);
+}

@@ -1,0 +1,228 @@
+//! Drawing the diff browser: two traces (or two moments of one) side by side in time.
+//!
+//! Screen, top to bottom: title line, side A's timeline, side B's timeline (each with its own
+//! cursor at its T and its peak marked; the side the time keys move is marked `▶`), the body
+//! (the diff list on the left, the selected group's details on the right), status line, key
+//! hints; the help overlay draws over everything.
+
+mod details;
+mod list;
+mod status;
+
+use leakview_analyzer::{DiffStatus, Side};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders};
+
+use crate::diff_state::{DiffPane, DiffState};
+use crate::format;
+use crate::keys::DIFF_KEYS;
+use crate::source::{DiffDetails, DiffTable, Summary, Totals};
+
+use super::theme::Theme;
+use super::timeline::Timeline;
+use super::{help, pane_block};
+
+pub use details::details_lines;
+
+/// Where each part of the diff screen is; also used to find what a mouse event points at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiffAreas {
+    pub title: Rect,
+    /// Side A's and side B's timelines, and their drawing areas inside the borders.
+    pub timelines: [Rect; 2],
+    pub timelines_inner: [Rect; 2],
+    pub list: Rect,
+    /// The list's rows (inside the border, below the column header).
+    pub list_rows: Rect,
+    pub details: Rect,
+    pub details_inner: Rect,
+    pub status: Rect,
+    pub hints: Rect,
+}
+
+impl DiffAreas {
+    pub fn new(area: Rect) -> Self {
+        let timeline_height = (area.height / 5).clamp(6, 10);
+        let [title, timeline_a, timeline_b, body, status, hints] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Length(timeline_height),
+            Constraint::Length(timeline_height),
+            Constraint::Min(5),
+            Constraint::Length(1),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        // The list needs room for four number columns and a name; the details pane gets the rest.
+        let list_share = match area.width {
+            140.. => 55,
+            100.. => 60,
+            _ => 68,
+        };
+        let [list, details] =
+            Layout::horizontal([Constraint::Percentage(list_share), Constraint::Fill(1)]).areas(body);
+        let inner = |r: Rect| Block::new().borders(Borders::ALL).inner(r);
+        let list_inner = inner(list);
+        let list_rows = Rect {
+            y: list_inner.y.saturating_add(1),
+            height: list_inner.height.saturating_sub(1),
+            ..list_inner
+        };
+        DiffAreas {
+            title,
+            timelines: [timeline_a, timeline_b],
+            timelines_inner: [inner(timeline_a), inner(timeline_b)],
+            list,
+            list_rows,
+            details,
+            details_inner: inner(details),
+            status,
+            hints,
+        }
+    }
+}
+
+/// One side as the screen shows it.
+pub struct SideView<'a> {
+    pub summary: &'a Summary,
+    /// The trace's file name.
+    pub name: &'a str,
+    /// Timeline levels for the timeline's inner width.
+    pub levels: &'a [u64],
+    /// Outstanding at the side's T.
+    pub live: Totals,
+}
+
+/// Everything one frame of the diff browser shows.
+pub struct DiffScreen<'a> {
+    /// Side A, then side B.
+    pub sides: [SideView<'a>; 2],
+    /// Both sides are one trace (two moments of it).
+    pub one_trace: bool,
+    pub state: &'a DiffState,
+    pub theme: &'a Theme,
+    /// The latest diff computed (for the state's moments, unless `updating`).
+    pub table: &'a DiffTable,
+    /// Indices into `table.rows` of the rows listed, in order.
+    pub shown: &'a [usize],
+    pub details: Option<&'a DiffDetails>,
+    /// The diff at the state's moments is being computed.
+    pub updating: bool,
+}
+
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::A => 0,
+        Side::B => 1,
+    }
+}
+
+fn side_name(side: Side) -> &'static str {
+    match side {
+        Side::A => "A",
+        Side::B => "B",
+    }
+}
+
+/// A status as listed: a marker that reads without colour, then its name.
+pub fn status_text(status: DiffStatus) -> &'static str {
+    match status {
+        DiffStatus::New => "+ new",
+        DiffStatus::Fixed => "- fixed",
+        DiffStatus::Grew => "↑ grew",
+        DiffStatus::Shrank => "↓ shrank",
+        DiffStatus::Same => "= same",
+    }
+}
+
+pub fn status_style(status: DiffStatus, theme: &Theme) -> Style {
+    match status {
+        DiffStatus::New => theme.new,
+        DiffStatus::Fixed => theme.fixed,
+        DiffStatus::Grew => theme.grew,
+        DiffStatus::Shrank => theme.shrank,
+        DiffStatus::Same => theme.same,
+    }
+}
+
+/// Draws the whole diff screen.
+pub fn draw(frame: &mut Frame<'_>, screen: &DiffScreen<'_>) {
+    let areas = DiffAreas::new(frame.area());
+    let state = screen.state;
+    let theme = screen.theme;
+    frame.render_widget(title_line(screen), areas.title);
+    for side in [Side::A, Side::B] {
+        draw_timeline(frame, &areas, screen, side);
+    }
+    list::draw(frame, &areas, screen);
+    details::draw(frame, &areas, screen);
+    status::draw(frame, &areas, screen);
+    if state.help {
+        help::draw(frame, theme, state.help_scroll, DIFF_KEYS);
+    }
+}
+
+fn title_line<'a>(screen: &DiffScreen<'a>) -> Line<'a> {
+    let theme = screen.theme;
+    let [a, b] = &screen.sides;
+    let mut spans = vec![Span::styled(" leakview ", theme.title), Span::styled(" diff  ", theme.emphasis)];
+    if screen.one_trace {
+        spans.push(Span::styled(a.name.to_string(), theme.emphasis));
+        spans.push(Span::styled(" at two moments", theme.dim));
+    } else {
+        spans.push(Span::styled(a.name.to_string(), theme.emphasis));
+        spans.push(Span::styled(" → ", theme.dim));
+        spans.push(Span::styled(b.name.to_string(), theme.emphasis));
+    }
+    let titles = if a.summary.title == b.summary.title || screen.one_trace {
+        b.summary.title.clone()
+    } else {
+        format!("{} → {}", a.summary.title, b.summary.title)
+    };
+    spans.push(Span::styled(format!("  {titles}"), theme.dim));
+    let cut = [a, b].iter().any(|s| !s.summary.complete);
+    if cut {
+        spans.push(Span::styled("  trace cut short", theme.warning));
+    }
+    Line::from(spans)
+}
+
+fn draw_timeline(frame: &mut Frame<'_>, areas: &DiffAreas, screen: &DiffScreen<'_>, side: Side) {
+    let state = screen.state;
+    let theme = screen.theme;
+    let view = &screen.sides[side_index(side)];
+    let at_ns = state.at(side);
+    let chosen = state.side == side;
+    let mut title = vec![
+        Span::raw(" "),
+        if chosen { Span::styled("▶", theme.cursor) } else { Span::raw(" ") },
+        Span::styled(format!(" {} ", side_name(side)), theme.emphasis),
+    ];
+    if !screen.one_trace {
+        title.push(Span::raw(format!("{} ", view.name)));
+    }
+    title.extend([
+        Span::styled("· T ", theme.dim),
+        Span::styled(format::duration(at_ns), theme.emphasis),
+        Span::styled(format!(" {}", format::percent(at_ns, view.summary.duration_ns)), theme.dim),
+        Span::styled(" · live ", theme.dim),
+        Span::raw(format!("{} ", format::bytes(view.live.bytes))),
+    ]);
+    let focused = state.focus == DiffPane::timeline(side);
+    frame.render_widget(pane_block(Line::from(title), focused, theme), areas.timelines[side_index(side)]);
+    let marks: Vec<u64> = view.summary.marks.iter().map(|m| m.at_ns).collect();
+    frame.render_widget(
+        Timeline {
+            levels: view.levels,
+            duration_ns: view.summary.duration_ns,
+            at_ns,
+            peak_at_ns: view.summary.peak_at_ns,
+            peak_bytes: view.summary.peak.bytes,
+            marks: &marks,
+            theme,
+        },
+        areas.timelines_inner[side_index(side)],
+    );
+}
