@@ -302,7 +302,7 @@ fn bad_input_exits_2_with_one_line() {
         assert!(out.stdout.is_empty(), "{args:?}");
     }
     let tui = stderr_of(&diff(&["--tui", a(), b()]));
-    assert!(tui.contains("the diff browser is not available yet; use --format text"), "{tui}");
+    assert!(tui.contains("the diff browser needs a terminal; leave out --tui"), "{tui}");
     let unknown_mark = stderr_of(&diff(&["--at-a", "mark:nope", a(), b()]));
     assert!(unknown_mark.contains("--at-a mark:nope") && unknown_mark.contains("warmup"), "{unknown_mark}");
     // Usage errors (clap's own) also exit 2.

@@ -1,12 +1,13 @@
-//! End-to-end test of the browser: the real `leakview` binary runs in a pseudo-terminal (a
+//! End-to-end tests of the browser: the real `leakview` binary runs in a pseudo-terminal (a
 //! private tmux server), keys are sent to it and the screen it draws is read back. Skipped, with
-//! a note, where tmux is not installed.
+//! a note, where tmux is not installed. The diff browser runs on `fixtures/diff/leaks.c` built in
+//! its two variants and recorded with `leakview record`.
 
 #[path = "../tui/tests/common/trace.rs"]
 mod trace;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A tmux server of our own (its own socket), killed when dropped.
@@ -142,6 +143,107 @@ fn browser_scrubs_groups_drills_down_and_quits_cleanly() {
     tmux.keys(&["q"]);
     let screen = tmux.expect("leakview exited with 0");
     assert!(!screen.contains("Live heap"), "the alternate screen was left:\n{screen}");
+}
+
+/// Builds `fixtures/diff/leaks.c` (variant B with `-DVARIANT_B`) and records it into `dir`.
+fn record_diff_variant(dir: &Path, variant_b: bool) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let name = if variant_b { "b" } else { "a" };
+    let exe = dir.join(format!("leaks_{name}"));
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let mut compile = Command::new(cc);
+    compile
+        .args(["-O2", "-g", "-fomit-frame-pointer", "-o"])
+        .arg(&exe)
+        .arg(root.join("fixtures/diff/leaks.c"))
+        .arg("-I")
+        .arg(root.join("recorder/preload/include"));
+    if variant_b {
+        compile.arg("-DVARIANT_B");
+    }
+    let out = compile.output().expect("the C compiler runs");
+    assert!(out.status.success(), "compiling {name}: {}", String::from_utf8_lossy(&out.stderr));
+    let trace = format!("{name}.bin");
+    let out = Command::new(env!("CARGO_BIN_EXE_leakview"))
+        .current_dir(dir)
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .env_remove("LEAKVIEW_PRELOAD_PATH")
+        .env_remove("LEAKVIEW_OUTPUT")
+        .env_remove("LD_PRELOAD")
+        .stdin(Stdio::null())
+        .args(["record", "--force", "-o", &trace, "--"])
+        .arg(&exe)
+        .output()
+        .expect("leakview runs");
+    assert!(out.status.success(), "recording {name}: {}", String::from_utf8_lossy(&out.stderr));
+    dir.join(trace)
+}
+
+#[test]
+fn diff_browser_shows_statuses_and_scrubs_each_side() {
+    if !Tmux::available() {
+        eprintln!("note: tmux is not installed; skipping the pseudo-terminal test of the diff browser");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = record_diff_variant(dir.path(), false);
+    let b = record_diff_variant(dir.path(), true);
+    let leakview = shell_quote(Path::new(env!("CARGO_BIN_EXE_leakview")));
+    let tmux = Tmux::new("diff");
+    tmux.start(&format!("NO_COLOR=1 TERM=xterm-256color {leakview} {} {}", shell_quote(&a), shell_quote(&b)));
+
+    // Both traces at their ends; every status reads without colour, by its marker and name.
+    tmux.expect("a.bin → b.bin");
+    tmux.expect("5 groups · 1 new 1 fixed 1 grew 1 shrank 1 same");
+    for row in ["- fixed", "+ new", "↑ grew", "↓ shrank", "= same"] {
+        tmux.expect(row);
+    }
+    for function in ["leak_fixed", "leak_added", "leak_growing", "leak_shrinking", "leak_unchanged"] {
+        tmux.expect(function);
+    }
+    // The selected (first) group: fixed, so its stack comes from A.
+    tmux.expect("stack in A");
+    tmux.expect("▶ A a.bin");
+
+    // Side B back to its start: nothing outstanding in B, so A's four leaks all read fixed.
+    tmux.keys(&["b", "Home"]);
+    tmux.expect("▶ B b.bin · T 0s 0%");
+    tmux.expect("4 groups · 4 fixed");
+
+    // Back to B's end, then the filter.
+    tmux.keys(&["End", "/", "g", "r", "o", "w", "Enter"]);
+    tmux.expect("1 group · 1 grew");
+    tmux.expect("filter \"grow\"");
+
+    // The help overlay comes from the diff key table.
+    tmux.keys(&["?"]);
+    tmux.expect("scrub side A / side B");
+    tmux.keys(&["Escape"]);
+    tmux.expect_gone("scrub side A / side B");
+
+    tmux.keys(&["q"]);
+    let screen = tmux.expect("leakview exited with 0");
+    assert!(!screen.contains("top frame"), "the alternate screen was left:\n{screen}");
+
+    // Two moments of one trace: at the mark "warmup" and at the end of variant A.
+    let tmux = Tmux::new("diff-moments");
+    tmux.start(&format!(
+        "NO_COLOR=1 {leakview} diff --tui --at-a mark:warmup --at-b end {}",
+        shell_quote(&a)
+    ));
+    tmux.expect("a.bin at two moments");
+    tmux.expect("1 new 1 fixed 1 grew 2 same");
+    let screen = tmux.expect("scratch_fill");
+    // The list's row of a function (the part of a line left of the details pane).
+    let row = |function: &str| {
+        let mut list = screen.lines().filter_map(|l| l.split("││").next());
+        list.find(|l| l.contains(function)).unwrap_or("").to_string()
+    };
+    assert!(row("leak_fixed").contains("+ new"), "{screen}");
+    assert!(row("scratch_fill").contains("- fixed"), "{screen}");
+    assert!(row("leak_growing").contains("↑ grew"), "{screen}");
+    tmux.keys(&["q"]);
+    tmux.expect("leakview exited with 0");
 }
 
 #[test]

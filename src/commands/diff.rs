@@ -1,8 +1,9 @@
 //! `leakview diff`: what was outstanding in trace A against trace B (or at two moments of one
 //! trace), matched by symbolized stacks, as text or JSON; with `--fail-on-growth`, a CI gate
-//! that exits 1 when a group is new or grew by more than `--threshold` bytes.
+//! that exits 1 when a group is new or grew by more than `--threshold` bytes. With `--tui`, the
+//! diff browser opens at the same moments instead.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,8 +16,12 @@ use super::loading::{self, Bars};
 use crate::cli::{DiffArgs, DiffFormat, DiffGroupBy};
 
 pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
+    let by = match args.group_by {
+        DiffGroupBy::Stack => DiffBy::Stack,
+        DiffGroupBy::Function => DiffBy::Function,
+    };
     if args.tui {
-        bail!("the diff browser is not available yet; use --format text");
+        return browse(args, by);
     }
     let bars = Bars::new();
     let load = |path: &Path| loading::load(path, &bars).map(Arc::new);
@@ -29,10 +34,6 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         comparison.resolve_when(Side::A, &args.at_a).with_context(|| format!("--at-a {}", args.at_a))?;
     let at_b =
         comparison.resolve_when(Side::B, &args.at_b).with_context(|| format!("--at-b {}", args.at_b))?;
-    let by = match args.group_by {
-        DiffGroupBy::Stack => DiffBy::Stack,
-        DiffGroupBy::Function => DiffBy::Function,
-    };
     let diff = comparison.diff_with_progress(at_a, at_b, by, &bars);
     let report = DiffReport::new(&comparison, &diff, &args.at_a, &args.at_b, args.top);
     let text = match args.format {
@@ -59,6 +60,33 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--tui`: the diff browser at the moments and grouping asked for.
+fn browse(args: &DiffArgs, by: DiffBy) -> anyhow::Result<ExitCode> {
+    if args.fail_on_growth {
+        bail!("--fail-on-growth is a gate for scripts; it does not go with --tui");
+    }
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        bail!("the diff browser needs a terminal; leave out --tui for the text diff");
+    }
+    // A file that is not a trace is reported plainly, before the screen is taken over.
+    for trace in &args.traces {
+        leakview_format::TraceReader::open(trace)?;
+    }
+    let (a, b) = match args.traces.as_slice() {
+        [one] => (one.clone(), None),
+        [a, b] => (a.clone(), Some(b.clone())),
+        _ => bail!("give one trace (two moments of it) or two traces to compare"),
+    };
+    leakview_tui::browse_diff(leakview_tui::DiffRequest {
+        a,
+        b,
+        at_a: args.at_a.clone(),
+        at_b: args.at_b.clone(),
+        by,
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
