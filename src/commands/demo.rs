@@ -3,9 +3,11 @@
 //!
 //! The trace is kept (default `./leakview-demo.bin`, or the next free `-2`, `-3`... name; in the
 //! cache directory if the current one is not writable) so it can be opened again afterwards.
-//! What is shown: `leakview report` of what was outstanding at the end, grouped by allocation
-//! stack, with the command to look again.
+//! What is shown: in a terminal, the browser on the trace (q quits); otherwise, or with
+//! `--no-tui`, `leakview report` of what was outstanding at the end, grouped by allocation stack;
+//! then the command to look again.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -58,10 +60,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The report of what the demo left outstanding at its end. For now the default is this report
-/// too (a newcomer sees the answer at once, and the closing message shows how to open the
-/// browser); `--no-tui` keeps meaning "print, never open the browser" once that changes.
-fn show_leaks(trace: &Path, _no_tui: bool) -> anyhow::Result<()> {
+/// The browser on the demo trace when standard input and output are a terminal (and `--no-tui`
+/// is not given); otherwise (a pipe, CI) the report of what the demo left outstanding at its end.
+fn show_leaks(trace: &Path, no_tui: bool) -> anyhow::Result<()> {
+    if !no_tui && std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+        return Ok(leakview_tui::browse(trace)?);
+    }
     let args = ReportArgs {
         at: "end".into(),
         group_by: GroupBy::Stack,
