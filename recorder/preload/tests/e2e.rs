@@ -145,6 +145,9 @@ fn threads_and_cross_thread_frees() {
 
 #[test]
 fn cpp_new_and_containers() {
+    if !support::cpp_compiler_available() {
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let (exe, trace) = run_fixture(dir.path(), &["containers.cpp"], &[], &[]);
     let attribution = Attribution::new(&[&exe]);
