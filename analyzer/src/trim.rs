@@ -34,6 +34,11 @@ const PREFIXES: &[&str] = &[
     "__rust_dealloc",
     "__rdl_",
     "__rg_",
+    // The same shims as newer toolchains name them, and std's default allocator.
+    "__rustc::__rust_",
+    "__rustc::__rdl_",
+    "__rustc::__rg_",
+    "std::alloc::",
     "alloc::alloc::",
     "<alloc::alloc::Global as core::alloc::Allocator>",
     // leakview's own frames.
@@ -113,7 +118,11 @@ mod tests {
             "_Znwm",
             "_ZnamSt11align_val_t",
             "__rust_alloc",
+            "__rustc::__rust_alloc",
+            "__rustc::__rdl_alloc_zeroed",
+            "std::alloc::__default_lib_allocator::__rdl_alloc",
             "alloc::alloc::alloc",
+            "<leakview::api::alloc::Diagnostic<A> as core::alloc::global::GlobalAlloc>::alloc",
             "leakview_malloc_hook",
         ] {
             assert!(is_allocator_function(name), "{name}");
