@@ -253,16 +253,14 @@ fn relative_stacks(trace: &Trace) -> Vec<Vec<(String, u64)>> {
     stacks
 }
 
-/// Records `fixture` twice, reusing recent stacks and unwinding every stack in full; returns
-/// both traces after checking that every allocation's stack is the same in both.
-fn compare_reuse_with_full_unwinds(fixture: &str, args: &[&str]) -> (std::path::PathBuf, Trace) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let exe = dir.path().join("fixture");
-    compile(&[fixture], &exe, &[]);
-    let reused_path = dir.path().join("reused.bin");
-    record(&exe, args, &reused_path, &dir.path().join("manifest"), None);
-    let full_path = dir.path().join("full.bin");
-    let output = std::process::Command::new(&exe)
+/// Records `exe args` twice: with the recorder's caches (unwind rules learned per address,
+/// whole stacks found again by hash) and with `LEAKVIEW_STACK_REUSE=0`, which steps every frame
+/// with framehop and interns every stack frame by frame. Returns (cached, full).
+fn record_cached_and_full(dir: &Path, exe: &Path, args: &[&str]) -> (Trace, Trace) {
+    let cached_path = dir.join("cached.bin");
+    record(exe, args, &cached_path, &dir.join("manifest"), None);
+    let full_path = dir.join("full.bin");
+    let output = std::process::Command::new(exe)
         .args(args)
         .env("LD_PRELOAD", support::preload_library())
         .env("LEAKVIEW_OUTPUT", &full_path)
@@ -270,35 +268,103 @@ fn compare_reuse_with_full_unwinds(fixture: &str, args: &[&str]) -> (std::path::
         .output()
         .expect("run");
     assert!(output.status.success());
-    let reused = Trace::load(&reused_path);
-    let full = Trace::load(&full_path);
-    let a = relative_stacks(&reused);
-    let b = relative_stacks(&full);
+    (Trace::load(&cached_path), Trace::load(&full_path))
+}
+
+/// Checks that every allocation has the same stack in both traces (in the same order when the
+/// program has one thread; as the same multiset of stacks otherwise, since threads interleave
+/// differently from run to run). Returns the stacks.
+fn assert_same_stacks(cached: &Trace, full: &Trace, ordered: bool) -> Vec<Vec<(String, u64)>> {
+    let mut a = relative_stacks(cached);
+    let mut b = relative_stacks(full);
     assert_eq!(a.len(), b.len());
-    let deep = a.iter().filter(|s| s.len() > 20).count();
-    assert!(deep * 4 > a.len(), "expected mostly deep stacks, got {deep} of {}", a.len());
+    assert!(!a.is_empty());
+    if !ordered {
+        a.sort();
+        b.sort();
+    }
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-        assert_eq!(x, y, "allocation {i}: reused stack differs from the full unwind");
+        assert_eq!(x, y, "allocation {i}: the stack recorded with caching differs from the full unwind");
+    }
+    a
+}
+
+/// Compiles `fixture` and compares its cached and full recordings; returns the executable (in
+/// a directory the caller removes) and the cached trace.
+fn compare_cached_with_full_unwinds(
+    fixture: &str,
+    args: &[&str],
+    expect_deep: bool,
+) -> (std::path::PathBuf, Trace) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("fixture");
+    compile(&[fixture], &exe, &[]);
+    let (cached, full) = record_cached_and_full(dir.path(), &exe, args);
+    let stacks = assert_same_stacks(&cached, &full, true);
+    if expect_deep {
+        let deep = stacks.iter().filter(|s| s.len() > 20).count();
+        assert!(deep * 4 > stacks.len(), "expected mostly deep stacks, got {deep} of {}", stacks.len());
     }
     let keep = dir.keep();
-    (keep.join("fixture"), reused)
+    (keep.join("fixture"), cached)
 }
 
 #[test]
-fn reusing_recent_stacks_never_changes_a_stack() {
-    let (exe, reused) = compare_reuse_with_full_unwinds("stacks.c", &[]);
+fn cached_unwinding_never_changes_a_stack() {
+    let (exe, cached) = compare_cached_with_full_unwinds("stacks.c", &[], true);
     let attribution = Attribution::new(&[&exe]);
     let expected_bytes: u64 = (0..20000u64).step_by(4).map(|i| 16 + i % 200).sum();
-    assert_eq!(attribution.leaks(&reused), expect(&[("alloc_leaf", 5000, expected_bytes)]));
+    assert_eq!(attribution.leaks(&cached), expect(&[("alloc_leaf", 5000, expected_bytes)]));
     let _ = std::fs::remove_dir_all(exe.parent().expect("dir"));
 }
 
 #[test]
-fn reusing_recent_stacks_is_exact_in_an_allocation_loop() {
-    let (exe, reused) = compare_reuse_with_full_unwinds("churn.c", &["100000"]);
-    assert!(reused.allocations >= 100_000);
-    assert!(reused.outstanding.is_empty() || Attribution::new(&[&exe]).leaks(&reused).is_empty());
+fn cached_unwinding_is_exact_in_an_allocation_loop() {
+    let (exe, cached) = compare_cached_with_full_unwinds("churn.c", &["100000"], true);
+    assert!(cached.allocations >= 100_000);
+    assert!(cached.outstanding.is_empty() || Attribution::new(&[&exe]).leaks(&cached).is_empty());
     let _ = std::fs::remove_dir_all(exe.parent().expect("dir"));
+}
+
+#[test]
+fn cached_unwinding_is_exact_through_cpp_containers_and_exceptions() {
+    if !support::cpp_compiler_available() {
+        return;
+    }
+    let (exe, cached) = compare_cached_with_full_unwinds("containers.cpp", &[], false);
+    assert_eq!(Attribution::new(&[&exe]).leaks(&cached).len(), 4);
+    let _ = std::fs::remove_dir_all(exe.parent().expect("dir"));
+}
+
+#[test]
+fn cached_unwinding_is_exact_on_several_threads() {
+    let (exe, cached) = compare_cached_with_full_unwinds_unordered("threads.c");
+    assert!(cached.allocations > 2000);
+    let _ = std::fs::remove_dir_all(exe.parent().expect("dir"));
+}
+
+fn compare_cached_with_full_unwinds_unordered(fixture: &str) -> (std::path::PathBuf, Trace) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("fixture");
+    compile(&[fixture], &exe, &[]);
+    let (cached, full) = record_cached_and_full(dir.path(), &exe, &[]);
+    assert_same_stacks(&cached, &full, false);
+    let keep = dir.keep();
+    (keep.join("fixture"), cached)
+}
+
+#[test]
+fn cached_unwinding_is_exact_across_dlopen_and_dlclose() {
+    // Loading and unloading the plugin changes the module map: learned rules start over.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugin = dir.path().join("plugin.so");
+    compile(&["plugin.c"], &plugin, &["-shared", "-fPIC"]);
+    let host = dir.path().join("host");
+    compile(&["plugin_host.c"], &host, &["-ldl"]);
+    let plugin_arg = plugin.to_string_lossy().into_owned();
+    let (cached, full) = record_cached_and_full(dir.path(), &host, &[&plugin_arg]);
+    let stacks = assert_same_stacks(&cached, &full, true);
+    assert!(stacks.iter().flatten().any(|(module, _)| module.ends_with("plugin.so")));
 }
 
 #[test]

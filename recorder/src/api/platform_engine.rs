@@ -278,9 +278,7 @@ fn capture_into(state: &mut ThreadState, ctx: &Context, hook: Hook) -> u32 {
     };
     // SAFETY: the capture state is owned by this thread and separate from its stream.
     let capture = unsafe { &mut *capture };
-    if !ctx.stack_reuse {
-        capture.forget();
-    }
+    capture.set_caching(ctx.stack_reuse);
     let walk = capture.walk(snapshot, hook, ctx.max_depth);
     if walk.unknown_address && modules::loader_generation() != snapshot.loader_generation {
         let ts = crate::engine::clock::monotonic_ns();
@@ -302,7 +300,7 @@ fn capture_into(state: &mut ThreadState, ctx: &Context, hook: Hook) -> u32 {
         let _ = capture.walk(snapshot, hook, ctx.max_depth);
     }
     let Some(stream) = state.stream() else { return 0 };
-    capture.commit(snapshot, |parent, ip| intern(ctx, stream, parent, ip))
+    capture.commit(ctx.stacks, |parent, ip| intern(ctx, stream, parent, ip))
 }
 
 /// Captures the stack with the platform unwinder and interns it into `ctx`'s trie.

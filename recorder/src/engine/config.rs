@@ -5,8 +5,9 @@
 //!   trace. Unset: `leakview-<program>-<pid>.bin` in the current directory.
 //! - `LEAKVIEW_DEPTH`: maximum frames per stack (default 128, at most 256).
 //! - `LEAKVIEW_MANIFEST`: a file to which each process appends `<absolute trace path>\n`.
-//! - `LEAKVIEW_STACK_REUSE=0`: unwind every stack in full instead of reusing the unchanged
-//!   outer frames of recent stacks (a diagnostic: the stacks recorded are the same).
+//! - `LEAKVIEW_STACK_REUSE=0`: step every frame with framehop and intern every stack frame by
+//!   frame, instead of using the per-thread caches of unwind rules and whole stacks (a
+//!   diagnostic: the stacks recorded are the same).
 
 use crate::engine::stack::{DEFAULT_DEPTH, MAX_DEPTH_LIMIT};
 use crate::engine::sys;
@@ -23,7 +24,7 @@ pub struct Config {
     pub output: Option<Vec<u8>>,
     pub manifest: Option<Vec<u8>>,
     pub max_depth: usize,
-    /// Reuse unchanged outer frames of recent stacks (default on).
+    /// Use the per-thread unwind-rule and stack caches (default on).
     pub stack_reuse: bool,
 }
 

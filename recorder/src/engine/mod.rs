@@ -4,7 +4,9 @@
 //!   process lifecycle) and the per-thread reentrancy [`recorder::Guard`].
 //! - [`session`]: the process-wide trace being written and its lifecycle (lazy start, fork, exit).
 //! - [`thread`]: per-thread state in initial-exec TLS (C shim) and thread-exit handling.
-//! - [`stack`]: call-stack capture with framehop over in-memory unwind tables.
+//! - [`stack`]: call-stack capture with framehop over in-memory unwind tables, and its
+//!   per-thread caches: [`unwind_rules`] (rules by code address) and [`stack_cache`] (whole
+//!   stacks to trie nodes).
 //! - [`trie`]: lock-free interning of stacks into dense node ids.
 //! - [`modules`]: the module map (scan, load/unload events, unwinder snapshots).
 //! - [`config`], [`output`]: environment settings and where the trace file goes.
@@ -18,6 +20,9 @@ pub mod output;
 pub mod recorder;
 pub mod session;
 pub mod stack;
+pub mod stack_cache;
 pub mod sys;
 pub mod thread;
 pub mod trie;
+#[cfg(target_arch = "x86_64")]
+pub mod unwind_rules;

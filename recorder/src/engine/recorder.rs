@@ -72,9 +72,7 @@ fn capture(session: &Session, state: &mut ThreadState, hook: HookRegisters, ts: 
     };
     // SAFETY: the capture state is owned by this thread and separate from its stream.
     let capture = unsafe { &mut *capture };
-    if !session.stack_reuse {
-        capture.forget();
-    }
+    capture.set_caching(session.stack_reuse);
     let walk = capture.walk(snapshot, hook, session.max_depth);
     // A frame outside every known module, and the loader has changed: scan again (emitting
     // the new modules) and walk again with their unwind tables.
@@ -90,7 +88,7 @@ fn capture(session: &Session, state: &mut ThreadState, hook: HookRegisters, ts: 
         capture.walk(snapshot, hook, session.max_depth);
     }
     let Some(stream) = state.stream() else { return 0 };
-    capture.commit(snapshot, |parent, ip| {
+    capture.commit(&session.stacks, |parent, ip| {
         session
             .stacks
             .intern(parent, ip, |id| session.append(stream, &Event::StackNode { id, parent, ip }))

@@ -38,7 +38,7 @@ pub struct Session {
     pub stacks: StackTable,
     pub modules: ModuleRegistry,
     pub max_depth: usize,
-    /// Reuse unchanged outer frames of recent stacks.
+    /// Use the per-thread unwind-rule and stack caches (see `stack::CaptureState::set_caching`).
     pub stack_reuse: bool,
     pub path: PathBuf,
     warned: AtomicBool,

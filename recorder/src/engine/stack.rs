@@ -1,38 +1,33 @@
 //! Call-stack capture inside an allocation hook, for code built without frame pointers.
 //!
 //! The walk starts from the hook's own registers ([`HookRegisters::here`], inline asm in the
-//! hook) and steps outward with framehop's DWARF CFI unwinder over the in-memory unwind tables
+//! hook) and steps outward by the DWARF CFI rules framehop finds in the in-memory unwind tables
 //! of the module [`Snapshot`]. Every stack read is bounds-checked to `[sp, stack_top)` of the
 //! thread. The hook's own frame is not recorded; every frame above it is.
 //!
-//! Reuse of recent stacks: each thread keeps its last few stacks (root first, see
-//! `KEPT_STACKS`), each frame with its registers, its trie node and the stack words the step
-//! out of it depends on. When a new walk reaches a frame with the same ip and sp as a kept
-//! frame (and the same bp, unless the walk outward does not depend on bp), and every such word
-//! from there to the root still holds its kept value, the rest of the walk would repeat
-//! exactly — so the kept frames and their trie nodes are reused. This is exact, not a
-//! heuristic, because only steps by framehop's cached rules are kept as re-checkable: a cached
-//! x86_64 rule is a function of sp, bp and the words it reads (see `Frame::keep` for which of
-//! them matter). A step that missed framehop's cache (it may have evaluated DWARF over other
-//! registers) is retried once from the now-filled cache, and otherwise never reused through.
-//! `LEAKVIEW_STACK_REUSE=0` unwinds every stack in full; the end-to-end tests check that both
-//! give the same stacks.
+//! Two per-thread caches make a capture cheap, and both are exact:
+//! - [`UnwindRules`]: each code address's unwind rule, learned from framehop the first time a
+//!   thread steps out of it and applied afterwards with two or three loads (see that module for
+//!   why the steps are the same as framehop's);
+//! - [`StackCache`]: a whole stack → its trie node, checked against the trie frame by frame. A
+//!   stack not found there is interned from the root, sharing the outer frames it has in common
+//!   with the last stack interned that way.
+//!
+//! With caching off (`LEAKVIEW_STACK_REUSE=0`, see [`CaptureState::set_caching`]) every frame is
+//! stepped by framehop and every stack is interned frame by frame from the root: the end-to-end
+//! tests check that both record the same stacks.
 
 use crate::engine::modules::Snapshot;
+use crate::engine::stack_cache::{self, StackCache};
 use crate::engine::sys::Region;
+use crate::engine::trie::StackTable;
+#[cfg(target_arch = "x86_64")]
+use crate::engine::unwind_rules::{self, FramehopCache, UnwindRules};
 
 /// Largest depth a session can be configured with.
 pub const MAX_DEPTH_LIMIT: usize = 256;
 /// Default maximum number of frames per stack.
 pub const DEFAULT_DEPTH: usize = 128;
-/// Stack words one step may read and still be re-verifiable (a rule pops at most 8 saved
-/// registers, then reads the return address).
-const READS_PER_STEP: usize = 10;
-/// Words a kept frame re-checks: the return-address slot and the slot bp came from (more only
-/// when several read words hold the caller's bp value).
-const CHECKS_PER_STEP: usize = 3;
-/// A step that read more words than fit; frames beyond it cannot be reused.
-const UNVERIFIABLE: u8 = u8::MAX;
 
 /// Registers of a hook's own frame, read in the hook's body: the walk starts there (the
 /// hook's frame is live for the whole walk and its saved words do not change), so the
@@ -75,144 +70,33 @@ impl HookRegisters {
     }
 }
 
-/// A frame of the current walk, with every stack word read while stepping out of it.
-#[derive(Clone, Copy)]
-struct FreshFrame {
-    /// Return address (the innermost frame's too: it is where the hook returns to).
-    ip: u64,
-    sp: u64,
-    bp: u64,
-    /// Words read by the step out of this frame (`UNVERIFIABLE`: too many, or the step was not
-    /// by a cached rule, so it cannot be re-checked).
-    read_count: u8,
-    read_failed: u16,
-    reads: [(u64, u64); READS_PER_STEP],
-}
-
-impl FreshFrame {
-    #[cfg(test)]
-    const EMPTY: FreshFrame =
-        FreshFrame { ip: 0, sp: 0, bp: 0, read_count: 0, read_failed: 0, reads: [(0, 0); READS_PER_STEP] };
-}
-
-/// A frame of a kept stack: its registers, its trie node, and the words the step out of it
-/// depends on.
-#[derive(Clone, Copy)]
-struct Frame {
-    ip: u64,
-    sp: u64,
-    bp: u64,
-    /// Trie node of the stack from the root to this frame.
-    node: u32,
-    /// Number of `checks` (`UNVERIFIABLE`: the step cannot be re-checked).
-    check_count: u8,
-    check_failed: u8,
-    /// Whether the walk from this frame outward depends on its incoming bp (see `Frame::keep`).
-    bp_matters: bool,
-    checks: [(u64, u64); CHECKS_PER_STEP],
-}
-
-impl Frame {
-    /// Keeps what re-checking the step out of `fresh` needs, given its `caller` (the frame the
-    /// step led to; `None` for the root, where the walk ended).
-    ///
-    /// A cached framehop rule depends on the incoming sp and bp and on the words it reads. It
-    /// uses bp as an address only if it is a frame-pointer rule, which always reads at bp; it
-    /// either passes bp through to the caller or restores it from a stack slot; and it restores
-    /// other registers that cached rules never use. Which of these a rule does depends only on
-    /// its ip. So the step's outcome depends on: the return-address slot (`caller.sp - 8`), the
-    /// slot bp was restored from — any word read that holds the caller's bp — but only if the
-    /// caller's bp matters further out, and bp itself if the rule reads at it. The walk from
-    /// this frame outward depends on its bp if the rule reads at it, or if it may pass bp
-    /// through (the caller's bp is the same) and the caller's bp matters. The root frame's step
-    /// depends on every word it read.
-    fn keep(fresh: &FreshFrame, node: u32, caller: Option<&Frame>) -> Frame {
-        let mut frame = Frame {
-            ip: fresh.ip,
-            sp: fresh.sp,
-            bp: fresh.bp,
-            node,
-            check_count: UNVERIFIABLE,
-            check_failed: 0,
-            bp_matters: true,
-            checks: [(0, 0); CHECKS_PER_STEP],
-        };
-        if fresh.read_count == UNVERIFIABLE {
-            return frame;
-        }
-        let reads = &fresh.reads[..usize::from(fresh.read_count)];
-        let bp_read = reads.iter().any(|&(addr, _)| addr == fresh.bp);
-        frame.bp_matters = bp_read || caller.is_some_and(|c| c.bp_matters && c.bp == fresh.bp);
-        let mut count = 0usize;
-        for (i, &(addr, value)) in reads.iter().enumerate() {
-            let failed = fresh.read_failed & (1 << i) != 0;
-            let relevant = match caller {
-                Some(c) => failed || addr == c.sp.wrapping_sub(8) || (c.bp_matters && value == c.bp),
-                None => true,
-            };
-            if !relevant {
-                continue;
-            }
-            if count == CHECKS_PER_STEP {
-                frame.check_count = UNVERIFIABLE;
-                frame.bp_matters = true;
-                return frame;
-            }
-            frame.checks[count] = (addr, value);
-            if failed {
-                frame.check_failed |= 1 << count;
-            }
-            count += 1;
-        }
-        frame.check_count = count as u8;
-        frame
-    }
-}
-
-/// Recent stacks kept per thread: a loop that allocates from a few alternating call paths
-/// finds each path's previous stack among them.
-const KEPT_STACKS: usize = 4;
-/// A walk that joined a kept stack after more new frames than this diverged from it along a
-/// path of its own, kept separately.
-const SHORT_DIVERGENCE: usize = 3;
-
-/// One previous stack, root first.
-struct KeptStack {
-    /// Snapshot the stack was walked with; reuse only within the same one.
-    snapshot: *const Snapshot,
-    len: usize,
-    truncated: bool,
-    /// When it was last used (for replacing the least recently used one).
-    used_at: u64,
-    frames: [Frame; MAX_DEPTH_LIMIT],
-}
-
 /// Per-thread capture state; lives in its own mapping (see [`CaptureState::create`]).
 pub struct CaptureState {
     stack_low: u64,
     stack_high: u64,
+    /// Use the rule and stack caches (see [`CaptureState::set_caching`]).
+    caching: bool,
     #[cfg(target_arch = "x86_64")]
-    cache: framehop::x86_64::CacheX86_64<framehop::MustNotAllocateDuringUnwind>,
-    kept: [KeptStack; KEPT_STACKS],
-    clock: u64,
-    /// The frames of the current walk, innermost first.
-    fresh: [FreshFrame; MAX_DEPTH_LIMIT],
-    fresh_len: usize,
-    fresh_truncated: bool,
-    /// Kept stack and index in it where the current walk joined a previous stack.
-    joined: Option<(usize, usize)>,
-    /// Per kept stack, the outermost frame found changed in this walk: joins at or inside it
-    /// cannot succeed.
-    blocked: [usize; KEPT_STACKS],
+    framehop: FramehopCache,
+    #[cfg(target_arch = "x86_64")]
+    rules: UnwindRules,
+    stacks: StackCache,
+    /// The last walk's return addresses, innermost first, and their hash.
+    ips: [u64; MAX_DEPTH_LIMIT],
+    len: usize,
+    hash: u64,
+    /// The last stack interned frame by frame, root first: (return address, node).
+    last: [(u64, u32); MAX_DEPTH_LIMIT],
+    last_len: usize,
     region: Option<Region>,
 }
 
 /// What a walk found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Walk {
-    /// Some new frame lies outside every known module.
+    /// Some frame lies outside every known module.
     pub unknown_address: bool,
-    /// Frames in the stack (new plus reused).
+    /// Frames in the stack.
     pub depth: usize,
 }
 
@@ -239,6 +123,40 @@ pub fn thread_stack_bounds() -> Option<(u64, u64)> {
     }
 }
 
+/// The live part of the calling thread's stack above the hook, `[low, high)`: the only memory a
+/// walk reads.
+#[derive(Clone, Copy, Debug)]
+pub struct StackBounds {
+    low: u64,
+    /// `high - 8 - low`: a word at `a` lies inside iff `a - low <= last`.
+    last: u64,
+}
+
+impl StackBounds {
+    /// `None` if not even one word fits.
+    pub fn new(low: u64, high: u64) -> Option<StackBounds> {
+        let last = high.checked_sub(8)?.checked_sub(low)?;
+        Some(StackBounds { low, last })
+    }
+
+    /// The top of the bounds (exclusive).
+    #[inline(always)]
+    pub fn high(self) -> u64 {
+        self.low + self.last + 8
+    }
+
+    /// The stack word at `address`, if it is 8-aligned and inside the bounds.
+    #[inline(always)]
+    pub fn read(self, address: u64) -> Option<u64> {
+        if address.wrapping_sub(self.low) > self.last || address & 7 != 0 {
+            return None;
+        }
+        // SAFETY: the address is 8-aligned and its 8 bytes lie inside [sp, stack_top) of this
+        // thread's stack, which is mapped and readable.
+        Some(unsafe { std::ptr::read_volatile(address as *const u64) })
+    }
+}
+
 impl CaptureState {
     /// Creates the calling thread's capture state (for a thread whose stack is
     /// `[stack_low, stack_high)`) in a fresh mapping. Allocates (framehop's cache) and needs
@@ -247,17 +165,16 @@ impl CaptureState {
         let region = Region::new(std::mem::size_of::<CaptureState>())?;
         let ptr = region.as_ptr().cast::<CaptureState>();
         // SAFETY: the region is large enough, page-aligned (so aligned for the type), ours alone.
-        // The kept stacks and frame arrays are left as the mapping's zero bytes: empty stacks
-        // (null snapshot, length 0) of valid all-zero frames.
+        // The caches and frame arrays are left as the mapping's zero bytes: empty caches and
+        // stacks (see `UnwindRules` and `StackCache`).
         unsafe {
             (&raw mut (*ptr).stack_low).write(stack_low);
             (&raw mut (*ptr).stack_high).write(stack_high);
+            (&raw mut (*ptr).caching).write(true);
             #[cfg(target_arch = "x86_64")]
-            (&raw mut (*ptr).cache).write(framehop::x86_64::CacheX86_64::new_in());
-            (&raw mut (*ptr).clock).write(0);
-            (&raw mut (*ptr).fresh_len).write(0);
-            (&raw mut (*ptr).fresh_truncated).write(false);
-            (&raw mut (*ptr).joined).write(None);
+            (&raw mut (*ptr).framehop).write(FramehopCache::new_in());
+            (&raw mut (*ptr).len).write(0);
+            (&raw mut (*ptr).last_len).write(0);
             (&raw mut (*ptr).region).write(Some(region));
         }
         Some(ptr)
@@ -271,129 +188,32 @@ impl CaptureState {
         // SAFETY: the caller hands over ownership; the region is moved out before unmapping.
         unsafe {
             #[cfg(target_arch = "x86_64")]
-            std::ptr::drop_in_place(&raw mut (*state).cache);
+            std::ptr::drop_in_place(&raw mut (*state).framehop);
             let region = (*state).region.take();
             drop(region);
         }
     }
 
-    /// Forgets the kept stack (its node ids belong to another trace, or modules changed).
+    /// Uses the rule and stack caches (the default), or steps every frame with framehop and
+    /// interns every stack frame by frame (`LEAKVIEW_STACK_REUSE=0`, a diagnostic).
+    pub fn set_caching(&mut self, on: bool) {
+        self.caching = on;
+    }
+
+    /// Forgets the stacks the thread interned (their node ids belong to another trie).
     pub fn forget(&mut self) {
-        for kept in &mut self.kept {
-            kept.len = 0;
-            kept.snapshot = std::ptr::null();
-        }
-    }
-
-    #[inline]
-    fn read_word(low: u64, high: u64, address: u64) -> Option<u64> {
-        if address < low || address & 7 != 0 || address >= high || high - address < 8 {
-            return None;
-        }
-        // SAFETY: the address is 8-aligned and inside [sp, stack_top) of this thread's stack,
-        // which is mapped and readable.
-        Some(unsafe { std::ptr::read_volatile(address as *const u64) })
-    }
-
-    /// Checks that stepping out of kept frames `0..=through` would read the same words today
-    /// (only the words each step's outcome depends on; see `Frame::keep`). Steps are
-    /// always by cached framehop rules, functions of (sp, bp) and the words they read. Inner
-    /// frames are checked first: that is where stacks diverge. On failure, returns the frame
-    /// that failed: no join at or inside it can succeed in this walk.
-    fn verify_kept(&self, slot: usize, low: u64, through: usize) -> Result<(), usize> {
-        let frames = &self.kept[slot].frames;
-        for j in (0..=through).rev() {
-            let frame = &frames[j];
-            if frame.check_count == UNVERIFIABLE {
-                return Err(j);
-            }
-            for (i, &(addr, value)) in frame.checks[..usize::from(frame.check_count)].iter().enumerate() {
-                let now = Self::read_word(low, self.stack_high, addr);
-                let same =
-                    if frame.check_failed & (1 << i) != 0 { now.is_none() } else { now == Some(value) };
-                if !same {
-                    return Err(j);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether the current frame (ip, sp, bp) with `fresh` frames above it joins kept stack
-    /// `slot` at index `k`, with everything from there outward provably the same: same ip and
-    /// sp, the same bp unless the walk outward does not depend on it, and every word the kept
-    /// steps depend on unchanged.
-    #[allow(clippy::too_many_arguments)]
-    fn join(&mut self, slot: usize, k: usize, ip: u64, sp: u64, bp: u64, low: u64, max_depth: usize) -> bool {
-        let kept = &self.kept[slot];
-        let candidate = &kept.frames[k];
-        if candidate.sp != sp || candidate.ip != ip {
-            return false;
-        }
-        let total = self.fresh_len + k + 1;
-        let depth_ok = if kept.truncated { total == max_depth } else { total <= max_depth };
-        if (candidate.bp != bp && candidate.bp_matters) || !depth_ok || k >= self.blocked[slot] {
-            return false;
-        }
-        if let Err(failed_at) = self.verify_kept(slot, low, k) {
-            self.blocked[slot] = failed_at;
-            return false;
-        }
-        true
-    }
-
-    /// One framehop step out of `frame`, logging the words it reads into the frame. The frame
-    /// is marked unverifiable if the step was not by a cached rule (only a cached rule is a
-    /// function of sp, bp and the words read; a miss may have evaluated DWARF over other
-    /// registers). Returns the step's result and whether it missed the cache.
-    #[cfg(target_arch = "x86_64")]
-    fn logged_step(
-        snapshot: &Snapshot,
-        address: framehop::FrameAddress,
-        regs: &mut framehop::x86_64::UnwindRegsX86_64,
-        cache: &mut framehop::x86_64::CacheX86_64<framehop::MustNotAllocateDuringUnwind>,
-        frame: &mut FreshFrame,
-        low: u64,
-        high: u64,
-    ) -> (Result<Option<u64>, framehop::Error>, bool) {
-        use framehop::Unwinder;
-        let mut read = |addr: u64| -> Result<u64, ()> {
-            let value = Self::read_word(low, high, addr);
-            if frame.read_count != UNVERIFIABLE {
-                let i = usize::from(frame.read_count);
-                if i < READS_PER_STEP {
-                    frame.reads[i] = (addr, value.unwrap_or(0));
-                    if value.is_none() {
-                        frame.read_failed |= 1 << i;
-                    }
-                    frame.read_count += 1;
-                } else {
-                    frame.read_count = UNVERIFIABLE;
-                }
-            }
-            value.ok_or(())
-        };
-        let hits_before = cache.stats().hit_count;
-        let step = snapshot.unwinder.unwind_frame(address, regs, cache, &mut read);
-        let missed = cache.stats().hit_count == hits_before;
-        if missed {
-            frame.read_count = UNVERIFIABLE;
-        }
-        (step, missed)
+        self.stacks.forget();
+        self.last_len = 0;
     }
 
     /// Walks the stack above the hook whose registers are `hook` into the state, keeping
-    /// at most `max_depth` frames. Call [`CaptureState::commit`] afterwards.
+    /// at most `max_depth` frames (the innermost ones). Call [`CaptureState::commit`] afterwards.
     #[cfg(target_arch = "x86_64")]
     #[inline(never)]
     pub fn walk(&mut self, snapshot: &Snapshot, hook: HookRegisters, max_depth: usize) -> Walk {
-        use framehop::{FrameAddress, Unwinder};
+        use framehop::FrameAddress;
         let HookRegisters { ip, sp, bp } = hook;
-        let hook_sp = sp;
-        self.fresh_len = 0;
-        self.fresh_truncated = false;
-        self.joined = None;
-        self.blocked = [usize::MAX; KEPT_STACKS];
+        self.len = 0;
         let mut result = Walk { unknown_address: false, depth: 0 };
         let max_depth = max_depth.clamp(1, MAX_DEPTH_LIMIT);
         if self.stack_high == 0
@@ -402,171 +222,104 @@ impl CaptureState {
         {
             return result;
         }
-        let (low, high) = (sp, self.stack_high);
-        let mut search = [0usize; KEPT_STACKS];
-        let mut searched = [false; KEPT_STACKS];
-        for (slot, kept) in self.kept.iter().enumerate() {
-            if std::ptr::eq(kept.snapshot, snapshot) {
-                search[slot] = kept.len;
-            }
+        let Some(bounds) = StackBounds::new(sp, self.stack_high) else { return result };
+        let mut read = |a: u64| bounds.read(a).ok_or(());
+        let caching = self.caching;
+        if caching {
+            self.rules.use_snapshot(snapshot);
         }
-        let mut regs = framehop::x86_64::UnwindRegsX86_64::new(ip, sp, bp);
-        let mut address = FrameAddress::from_instruction_pointer(ip);
-        let mut skipped_steps = 0usize;
-        // The module range of the last frame: most frames share it, sparing a search.
-        let mut known = (0u64, 0u64);
-        loop {
-            let recording = regs.sp() > hook_sp;
-            if recording {
-                let frame_ip = address.address();
-                let frame_sp = regs.sp();
-                for slot in 0..KEPT_STACKS {
-                    if search[slot] == 0 {
-                        continue;
-                    }
-                    // Kept frames are root first, so their sp decreases: find the innermost
-                    // one at or above this frame (a binary search the first time, then a few
-                    // steps outward as the walk moves out).
-                    let frames = &self.kept[slot].frames;
-                    let mut at = search[slot];
-                    if !searched[slot] {
-                        at = frames[..at].partition_point(|f| f.sp >= frame_sp);
-                        searched[slot] = true;
-                    } else if at > 0 && frames[at - 1].sp < frame_sp {
-                        // Usually one step outward; a big frame can skip several.
-                        at -= 1;
-                        if at > 0 && frames[at - 1].sp < frame_sp {
-                            at = frames[..at].partition_point(|f| f.sp >= frame_sp);
-                        }
-                    }
-                    search[slot] = at;
-                    if at > 0 && self.join(slot, at - 1, frame_ip, frame_sp, regs.bp(), low, max_depth) {
-                        self.joined = Some((slot, at - 1));
-                        result.depth = self.fresh_len + at;
-                        return result;
-                    }
-                }
-                if self.fresh_len == max_depth {
-                    self.fresh_truncated = true;
-                    break;
-                }
-                let lookup = frame_ip.wrapping_sub(1);
+        // Out of the hook's own frame (not recorded).
+        let first = if caching {
+            self.rules.step_innermost(snapshot, &mut self.framehop, ip, sp, bp, bounds)
+        } else {
+            let address = FrameAddress::from_instruction_pointer(ip);
+            unwind_rules::framehop_step(snapshot, &mut self.framehop, address, sp, bp, &mut read)
+        };
+        let Some(mut caller) = first else { return result };
+        let out = &mut self.ips[..max_depth];
+        let (len, hash) = if caching {
+            self.rules.walk(snapshot, &mut self.framehop, caller, bounds, out, &mut result.unknown_address)
+        } else {
+            let mut hash = stack_cache::HASH_START;
+            let mut len = 0;
+            // The module range of the last frame: most frames share it.
+            let mut known = (0u64, 0u64);
+            for frame in out.iter_mut() {
+                let (ra, sp, bp) = caller;
+                *frame = ra;
+                len += 1;
+                hash = stack_cache::hash_frame(hash, ra);
+                let lookup = ra.wrapping_sub(1);
                 if lookup < known.0 || lookup >= known.1 {
                     match snapshot.range_of(lookup) {
                         Some(range) => known = range,
                         None => result.unknown_address = true,
                     }
                 }
-                let fresh = &mut self.fresh[self.fresh_len];
-                fresh.ip = frame_ip;
-                fresh.sp = frame_sp;
-                fresh.bp = regs.bp();
-                fresh.read_count = 0;
-                fresh.read_failed = 0;
-                self.fresh_len += 1;
-            } else {
-                skipped_steps += 1;
-                if skipped_steps > 64 {
-                    break;
+                let Some(address) = FrameAddress::from_return_address(ra) else { break };
+                match unwind_rules::framehop_step(snapshot, &mut self.framehop, address, sp, bp, &mut read) {
+                    Some(next) => caller = next,
+                    None => break,
                 }
             }
-            let before_sp = regs.sp();
-            let before = regs;
-            let step = if recording {
-                let frame = &mut self.fresh[self.fresh_len - 1];
-                let mut step =
-                    Self::logged_step(snapshot, address, &mut regs, &mut self.cache, frame, low, high);
-                if frame.read_count == UNVERIFIABLE && step.1 {
-                    // A cache miss: framehop evaluated DWARF. If the rule was cacheable it is
-                    // cached now; stepping again from the same registers then runs it, and the
-                    // step becomes re-checkable. (Uncacheable rules miss again.)
-                    regs = before;
-                    frame.read_count = 0;
-                    frame.read_failed = 0;
-                    step = Self::logged_step(snapshot, address, &mut regs, &mut self.cache, frame, low, high);
-                }
-                step.0
-            } else {
-                let mut read = |addr: u64| Self::read_word(low, high, addr).ok_or(());
-                snapshot.unwinder.unwind_frame(address, &mut regs, &mut self.cache, &mut read)
-            };
-            match step {
-                Ok(Some(return_address)) if regs.sp() > before_sp => {
-                    match FrameAddress::from_return_address(return_address) {
-                        Some(next) => address = next,
-                        None => break,
-                    }
-                }
-                _ => break,
-            }
-        }
-        result.depth = self.fresh_len;
+            (len, hash)
+        };
+        self.len = len;
+        self.hash = stack_cache::hash_finish(hash, len);
+        result.depth = len;
         result
     }
 
     #[cfg(not(target_arch = "x86_64"))]
     pub fn walk(&mut self, _snapshot: &Snapshot, _hook: HookRegisters, _max_depth: usize) -> Walk {
-        self.fresh_len = 0;
-        self.joined = None;
+        self.len = 0;
         Walk { unknown_address: false, depth: 0 }
     }
 
-    /// Turns the last walk into a stack id: reused frames keep their nodes, new frames are
-    /// interned from the outside in with `intern(parent, ip)`. Keeps the stack for the next walk.
-    fn least_recently_used(&self) -> usize {
-        (0..KEPT_STACKS).min_by_key(|&i| self.kept[i].used_at).unwrap_or(0)
+    /// The last walk's return addresses, innermost first.
+    pub fn frames(&self) -> &[u64] {
+        &self.ips[..self.len]
     }
 
-    pub fn commit(&mut self, snapshot: &Snapshot, mut intern: impl FnMut(u32, u64) -> Option<u32>) -> u32 {
-        self.clock += 1;
-        let (slot, base_len, mut node) = match self.joined {
-            Some((joined, k))
-                if self.fresh_len > SHORT_DIVERGENCE
-                    && self.kept[joined].len - (k + 1) > SHORT_DIVERGENCE =>
-            {
-                // Both the new part and the joined stack's own inner part are long: keep the
-                // joined stack for its own path and put this one, shared prefix included, in
-                // place of the least recently used stack.
-                let slot = self.least_recently_used();
-                if slot != joined {
-                    let (from, to) = if joined < slot {
-                        let (a, b) = self.kept.split_at_mut(slot);
-                        (&a[joined], &mut b[0])
-                    } else {
-                        let (a, b) = self.kept.split_at_mut(joined);
-                        (&b[0], &mut a[slot])
-                    };
-                    to.frames[..=k].copy_from_slice(&from.frames[..=k]);
-                    to.truncated = from.truncated;
+    /// Turns the last walk into a node of `table`: found in the stack cache, or interned from
+    /// the root with `intern(parent, ip)` (which finds or creates the node in `table`).
+    /// Returns 0 for an empty stack; if interning fails, the node of the frames interned so far.
+    pub fn commit(&mut self, table: &StackTable, mut intern: impl FnMut(u32, u64) -> Option<u32>) -> u32 {
+        let len = self.len;
+        if len == 0 {
+            return 0;
+        }
+        let ips = &self.ips[..len];
+        if self.caching
+            && let Some(node) = self.stacks.find(table, self.hash, ips)
+        {
+            return node;
+        }
+        let mut shared = 0;
+        if self.caching {
+            let limit = len.min(self.last_len);
+            while shared < limit && self.last[shared].0 == ips[len - 1 - shared] {
+                shared += 1;
+            }
+        }
+        let mut node = if shared > 0 { self.last[shared - 1].1 } else { 0 };
+        for i in shared..len {
+            let ip = ips[len - 1 - i];
+            match intern(node, ip) {
+                Some(id) => {
+                    node = id;
+                    self.last[i] = (ip, id);
                 }
-                (slot, k + 1, self.kept[slot].frames[k].node)
-            }
-            Some((slot, k)) => (slot, k + 1, self.kept[slot].frames[k].node),
-            None => {
-                let slot = self.least_recently_used();
-                self.kept[slot].truncated = self.fresh_truncated;
-                (slot, 0, 0)
-            }
-        };
-        let mut len = base_len;
-        for i in (0..self.fresh_len).rev() {
-            match intern(node, self.fresh[i].ip) {
-                Some(id) => node = id,
                 None => {
-                    // Keep nothing we could not intern: the next walks start from scratch.
-                    self.forget();
+                    self.last_len = i;
                     return node;
                 }
             }
-            let frame =
-                Frame::keep(&self.fresh[i], node, len.checked_sub(1).map(|c| &self.kept[slot].frames[c]));
-            self.kept[slot].frames[len] = frame;
-            len += 1;
         }
-        let kept = &mut self.kept[slot];
-        kept.len = len;
-        kept.snapshot = snapshot;
-        kept.used_at = self.clock;
+        self.last_len = len;
+        if self.caching {
+            self.stacks.insert(self.hash, len, node);
+        }
         node
     }
 }
@@ -575,91 +328,85 @@ impl CaptureState {
 mod tests {
     use super::*;
 
+    /// Walks (and interns) the stack of the calling function three ways — caching while the
+    /// rules are learned, without caching, and caching with learned rules — and returns the
+    /// frames and nodes of each.
+    #[inline(never)]
+    fn walk_three_ways(
+        capture: &mut CaptureState,
+        snapshot: &Snapshot,
+        table: &StackTable,
+    ) -> Vec<(Vec<u64>, u32)> {
+        let hook = HookRegisters::here();
+        let mut out = Vec::new();
+        for caching in [true, false, true] {
+            capture.set_caching(caching);
+            capture.forget();
+            capture.walk(snapshot, hook, MAX_DEPTH_LIMIT);
+            let frames = capture.frames().to_vec();
+            let node = capture.commit(table, |parent, ip| table.intern(parent, ip, |_| true).id());
+            out.push((frames, node));
+        }
+        out
+    }
+
+    #[inline(never)]
+    fn deep_a(depth: u32, f: &mut dyn FnMut() -> Vec<(Vec<u64>, u32)>) -> Vec<(Vec<u64>, u32)> {
+        let pad = std::hint::black_box([depth; 9]);
+        let out = if depth == 0 { f() } else { deep_b(depth - 1, f) };
+        std::hint::black_box(pad);
+        out
+    }
+
+    #[inline(never)]
+    fn deep_b(depth: u32, f: &mut dyn FnMut() -> Vec<(Vec<u64>, u32)>) -> Vec<(Vec<u64>, u32)> {
+        let out = if depth.is_multiple_of(3) { deep_a(depth, f) } else { deep_a(depth.saturating_sub(1), f) };
+        std::hint::black_box(depth);
+        out
+    }
+
+    #[cfg(target_arch = "x86_64")]
     #[test]
-    fn frames_are_plain_data() {
-        // The frame arrays start as zeroed memory: all-zero must be a valid empty frame.
-        let zero = FreshFrame::EMPTY;
-        assert_eq!(zero.ip, 0);
-        assert_eq!(zero.read_count, 0);
+    fn cached_rules_and_stacks_give_the_full_unwind() {
+        let registry = crate::engine::modules::ModuleRegistry::new();
+        registry.rescan(0, &mut |_| {});
+        let snapshot = registry.snapshot().expect("snapshot");
+        let table = StackTable::new(1 << 16).expect("table");
+        let (low, high) = thread_stack_bounds().expect("stack bounds");
+        let state = CaptureState::create(low, high).expect("capture state");
+        // SAFETY: created just above, used by this thread only, destroyed below.
+        let capture = unsafe { &mut *state };
+        for depth in [30, 31, 45] {
+            let ways = deep_a(depth, &mut || walk_three_ways(capture, snapshot, &table));
+            let (frames, node) = &ways[0];
+            assert!(frames.len() > depth as usize, "{} frames at depth {depth}", frames.len());
+            assert!(table.spells(*node, frames));
+            assert_eq!(&ways[1], &ways[0], "full unwind differs (depth {depth})");
+            assert_eq!(&ways[2], &ways[0], "learned rules differ (depth {depth})");
+        }
+        let (learned, left_to_framehop) = capture.rules.counts();
+        assert!(learned >= 8, "{learned} rules learned, {left_to_framehop} left to framehop");
+        // SAFETY: from `create`, not used afterwards.
+        unsafe { CaptureState::destroy(state) };
     }
 
     #[test]
     fn reads_are_bounds_checked() {
         let words = [1u64, 2, 3, 4];
         let low = words.as_ptr() as u64;
-        let high = low + 32;
-        assert_eq!(CaptureState::read_word(low, high, low + 8), Some(2));
-        assert_eq!(CaptureState::read_word(low, high, low + 24), Some(4));
-        assert_eq!(CaptureState::read_word(low, high, low + 32), None);
-        assert_eq!(CaptureState::read_word(low, high, low - 8), None);
-        assert_eq!(CaptureState::read_word(low, high, low + 4), None);
-    }
-}
-
-#[cfg(test)]
-mod keep_tests {
-    use super::*;
-
-    fn fresh(reads: &[(u64, u64)], bp: u64) -> FreshFrame {
-        let mut f = FreshFrame { ip: 0x1000, sp: 0x7000, bp, ..FreshFrame::EMPTY };
-        f.reads[..reads.len()].copy_from_slice(reads);
-        f.read_count = reads.len() as u8;
-        f
-    }
-
-    fn caller(sp: u64, bp: u64, bp_matters: bool) -> Frame {
-        Frame { sp, bp, bp_matters, ..Frame::keep(&FreshFrame::EMPTY, 1, None) }
-    }
-
-    #[test]
-    fn keeps_the_return_address_and_the_restored_bp_when_it_matters() {
-        // Six popped registers, the return address at caller.sp - 8; one pop restored bp.
-        let reads = [
-            (0x7008, 1),
-            (0x7010, 0x9999),
-            (0x7018, 3),
-            (0x7020, 4),
-            (0x7028, 5),
-            (0x7030, 6),
-            (0x7038, 0x2000),
-        ];
-        let frame = Frame::keep(&fresh(&reads, 0x5555), 7, Some(&caller(0x7040, 0x9999, true)));
-        assert_eq!(frame.node, 7);
-        assert_eq!(frame.check_count, 2);
-        assert_eq!(&frame.checks[..2], &[(0x7010, 0x9999), (0x7038, 0x2000)]);
-        assert!(!frame.bp_matters, "bp was restored, not used");
-        // If the caller's bp does not matter further out, only the return address does.
-        let frame = Frame::keep(&fresh(&reads, 0x5555), 7, Some(&caller(0x7040, 0x9999, false)));
-        assert_eq!(frame.check_count, 1);
-        assert_eq!(frame.checks[0], (0x7038, 0x2000));
-    }
-
-    #[test]
-    fn bp_matters_through_frame_pointer_rules_and_pass_through() {
-        // A frame-pointer rule reads at bp (the caller's bp) and bp + 8 (the return address).
-        let frame = Frame::keep(
-            &fresh(&[(0x7030, 0x7100), (0x7038, 0x2000)], 0x7030),
-            2,
-            Some(&caller(0x7040, 0x7100, false)),
-        );
-        assert!(frame.bp_matters);
-        // Passing bp through to a caller whose bp matters: it matters here too.
-        let passes = Frame::keep(&fresh(&[(0x7038, 0x2000)], 0x4444), 3, Some(&caller(0x7040, 0x4444, true)));
-        assert!(passes.bp_matters);
-        let passes =
-            Frame::keep(&fresh(&[(0x7038, 0x2000)], 0x4444), 3, Some(&caller(0x7040, 0x4444, false)));
-        assert!(!passes.bp_matters);
-    }
-
-    #[test]
-    fn the_root_step_checks_every_word_and_overflow_is_unverifiable() {
-        let frame = Frame::keep(&fresh(&[(0x7008, 1), (0x7010, 2)], 0), 3, None);
-        assert_eq!(frame.check_count, 2);
-        let mut many = fresh(&[(0x7008, 7), (0x7010, 7), (0x7018, 7), (0x7020, 7)], 0);
-        assert_eq!(Frame::keep(&many, 4, Some(&caller(0x7100, 7, true))).check_count, UNVERIFIABLE);
-        many.read_count = UNVERIFIABLE;
-        let frame = Frame::keep(&many, 4, None);
-        assert_eq!(frame.check_count, UNVERIFIABLE);
-        assert!(frame.bp_matters);
+        let bounds = StackBounds::new(low, low + 32).expect("bounds");
+        assert_eq!(bounds.read(low), Some(1));
+        assert_eq!(bounds.read(low + 8), Some(2));
+        assert_eq!(bounds.read(low + 24), Some(4));
+        assert_eq!(bounds.read(low + 32), None);
+        assert_eq!(bounds.read(low - 8), None);
+        assert_eq!(bounds.read(low + 4), None);
+        assert_eq!(bounds.read(u64::MAX - 7), None);
+        // A last word cut short by the top of the stack is not read.
+        let short = StackBounds::new(low, low + 31).expect("bounds");
+        assert_eq!(short.read(low + 24), None);
+        assert_eq!(short.read(low + 16), Some(3));
+        assert_eq!(short.high(), low + 31);
+        assert!(StackBounds::new(low, low + 7).is_none());
     }
 }

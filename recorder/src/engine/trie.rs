@@ -124,6 +124,23 @@ impl StackTable {
         (ip != 0).then(|| (node.parent.load(Ordering::Relaxed), ip))
     }
 
+    /// Whether node `id` is exactly the stack `ips` (innermost first): its ip is `ips[0]`, its
+    /// parent's `ips[1]`, and so on, and the last one is outermost.
+    pub fn spells(&self, mut id: u32, ips: &[u64]) -> bool {
+        let limit = self.next_id.load(Ordering::Acquire).min(self.node_capacity);
+        for &ip in ips {
+            if id == 0 || id >= limit {
+                return false;
+            }
+            let node = self.node(id);
+            if node.ip.load(Ordering::Acquire) != ip {
+                return false;
+            }
+            id = node.parent.load(Ordering::Relaxed);
+        }
+        id == 0
+    }
+
     fn matches(&self, id: u32, parent: u32, ip: u64) -> bool {
         let node = self.node(id);
         node.ip.load(Ordering::Acquire) == ip && node.parent.load(Ordering::Relaxed) == parent
@@ -291,6 +308,20 @@ mod tests {
             assert_eq!(again.id(), Some(ids[i as usize]));
         }
         assert_eq!(table.ids_used(), 100_000);
+    }
+
+    #[test]
+    fn spells_compares_a_whole_stack() {
+        let table = StackTable::new(1 << 10).expect("table");
+        let outer = table.intern(0, 0x10, |_| true).id().expect("id");
+        let inner = table.intern(outer, 0x20, |_| true).id().expect("id");
+        assert!(table.spells(inner, &[0x20, 0x10]));
+        assert!(table.spells(outer, &[0x10]));
+        assert!(!table.spells(inner, &[0x20]), "not the whole stack");
+        assert!(!table.spells(inner, &[0x20, 0x10, 0x8]), "longer than the stack");
+        assert!(!table.spells(inner, &[0x21, 0x10]));
+        assert!(!table.spells(999, &[0x20, 0x10]), "no such node");
+        assert!(table.spells(0, &[]));
     }
 
     #[test]

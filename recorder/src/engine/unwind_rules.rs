@@ -1,0 +1,711 @@
+//! A per-thread cache of unwind rules keyed by code address, learned from framehop and applied
+//! with two or three bounds-checked loads per frame.
+//!
+//! framehop's step for one frame costs a few hundred instructions even when its rule cache hits
+//! (module search, a generation check, a 136-byte register set per call). Yet on x86_64 nearly
+//! every frame's rule has one of three shapes:
+//! - *sp rule*: the caller's sp is `sp + offset`; its bp is unchanged or the word at
+//!   `sp + bp_slot`; the return address is the word at `new_sp - 8`;
+//! - *frame-pointer rule*: the caller's sp is `bp + 16`, its bp the word at `bp`, the return
+//!   address the word at `bp + 8` (and a bp of 0 ends the walk);
+//! - *end of stack*.
+//!
+//! This cache stores the shape per address in 16 bytes and [`apply`]s it directly.
+//!
+//! Exactness: a step framehop takes by a *cached* rule (`UnwindRuleX86_64::exec`) is a function
+//! of sp, bp and the stack words it reads alone, fixed by the frame's address. So once framehop
+//! has stepped out of a frame for real (its own cache then holds the rule), the rule is read off
+//! framehop by probing: framehop steps the same address again over synthetic registers and a
+//! synthetic stack whose every word encodes its own address, and must report a cache hit. The
+//! outcome shows the shape exactly: which register the new sp derives from and by how much,
+//! which word the new bp came from, where the return address was. A second probe with other
+//! registers must then give what the learned shape predicts. Whatever does not pass — steps
+//! framehop does not cache (DWARF expressions), shapes outside the three — is marked "ask
+//! framehop", which then steps that frame every time. (framehop 0.16's rules also pop other
+//! registers; those reads lie between sp and the return-address slot, so they succeed exactly
+//! when the return address can be read, and the values are never used.)
+//!
+//! The cache belongs to one module [`Snapshot`]: when the snapshot changes (a library was
+//! loaded or unloaded) it starts empty again.
+
+use crate::engine::modules::Snapshot;
+use crate::engine::stack::StackBounds;
+use crate::engine::stack_cache;
+use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64};
+use framehop::{FrameAddress, MustNotAllocateDuringUnwind, Unwinder as _};
+
+/// framehop's per-thread cache.
+pub type FramehopCache = CacheX86_64<MustNotAllocateDuringUnwind>;
+
+const SLOTS_LOG2: u32 = 12;
+/// Entries per thread (16 bytes each).
+const SLOTS: usize = 1 << SLOTS_LOG2;
+
+/// Key bit for the hook's own frame: its step is framehop's step for an instruction pointer
+/// (not a return address), which may differ.
+const INNERMOST: u64 = 1 << 63;
+
+/// Largest sp offset a rule can have (framehop's are below 8 * (65535 + 9)).
+const MAX_OFFSET: u64 = 1 << 24;
+
+// `Entry::word`, for the two shapes the walk applies inline (`SLOW` clear):
+// - an sp rule: the offset (a multiple of 8, not 0); `Entry::slot` is the bp slot, a multiple
+//   of 8 from 0 to offset - 8 (inside the frame, so readable whenever the return address is),
+//   or -1 if bp is unchanged;
+// - the frame-pointer rule: 0.
+// Any other entry has `SLOW` set, the kind in bits 24-25, the `UNKNOWN_MODULE` flag, and for an
+// sp rule the offset in bits 0-23 with the bp slot (or `BP_UNCHANGED`) in `Entry::slot`.
+const SLOW: u32 = 1 << 31;
+/// The address lies outside every known module.
+const UNKNOWN_MODULE: u32 = 1 << 30;
+const KIND_SHIFT: u32 = 24;
+const KIND_SP: u32 = 0;
+const KIND_FRAME_POINTER: u32 = 1;
+const KIND_END: u32 = 2;
+const KIND_FRAMEHOP: u32 = 3;
+const OFFSET_MASK: u32 = (1 << KIND_SHIFT) - 1;
+/// `Entry::slot` of a slow sp rule that leaves bp unchanged.
+const BP_UNCHANGED: i32 = i32::MIN;
+
+/// A learned rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// new sp = sp + offset; new bp = bp, or the word at sp + bp_slot; return address at
+    /// new sp - 8.
+    Sp { offset: u32, bp_slot: Option<i32> },
+    /// new sp = bp + 16, new bp = the word at bp, return address at bp + 8; ends at bp = 0.
+    FramePointer,
+    /// The outermost frame.
+    End,
+}
+
+/// One cached address. All-zero is an empty slot (no key is 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+struct Entry {
+    key: u64,
+    word: u32,
+    slot: i32,
+}
+
+impl Entry {
+    const EMPTY: Entry = Entry { key: 0, word: 0, slot: 0 };
+
+    /// The entry for `key` (`rule`: `None` if framehop must step it every time).
+    fn new(key: u64, rule: Option<Rule>, unknown_module: bool) -> Entry {
+        if !unknown_module {
+            match rule {
+                Some(Rule::Sp { offset, bp_slot: None }) if offset % 8 == 0 && offset > 0 => {
+                    return Entry { key, word: offset, slot: -1 };
+                }
+                Some(Rule::Sp { offset, bp_slot: Some(slot) })
+                    if offset % 8 == 0
+                        && slot >= 0
+                        && slot % 8 == 0
+                        && i64::from(slot) <= i64::from(offset) - 8 =>
+                {
+                    return Entry { key, word: offset, slot };
+                }
+                Some(Rule::FramePointer) => return Entry { key, word: 0, slot: 0 },
+                _ => {}
+            }
+        }
+        let flag = if unknown_module { UNKNOWN_MODULE } else { 0 };
+        let (kind, offset, slot) = match rule {
+            Some(Rule::Sp { offset, bp_slot }) => (KIND_SP, offset, bp_slot.unwrap_or(BP_UNCHANGED)),
+            Some(Rule::FramePointer) => (KIND_FRAME_POINTER, 0, 0),
+            Some(Rule::End) => (KIND_END, 0, 0),
+            None => (KIND_FRAMEHOP, 0, 0),
+        };
+        Entry { key, word: SLOW | flag | kind << KIND_SHIFT | offset, slot }
+    }
+
+    /// The rule, `None` if framehop steps this address every time.
+    fn rule(self) -> Option<Rule> {
+        if self.word & SLOW == 0 {
+            return Some(match self.word {
+                0 => Rule::FramePointer,
+                offset => Rule::Sp { offset, bp_slot: (self.slot >= 0).then_some(self.slot) },
+            });
+        }
+        match (self.word >> KIND_SHIFT) & 3 {
+            KIND_SP => Some(Rule::Sp {
+                offset: self.word & OFFSET_MASK,
+                bp_slot: (self.slot != BP_UNCHANGED).then_some(self.slot),
+            }),
+            KIND_FRAME_POINTER => Some(Rule::FramePointer),
+            KIND_END => Some(Rule::End),
+            _ => None,
+        }
+    }
+
+    fn unknown_module(self) -> bool {
+        self.word & (SLOW | UNKNOWN_MODULE) == SLOW | UNKNOWN_MODULE
+    }
+}
+
+/// The caller of a frame: (return address, sp, bp).
+pub type Caller = (u64, u64, u64);
+
+/// Applies `rule` to the frame at (`sp`, `bp`), reading stack words with `read`. `None`: the
+/// walk ends here (as it does when framehop's step fails, ends the stack, returns 0, or does not
+/// move sp outward).
+#[inline]
+fn apply(rule: Rule, sp: u64, bp: u64, read: impl Fn(u64) -> Option<u64>) -> Option<Caller> {
+    let (new_sp, new_bp) = match rule {
+        Rule::Sp { offset, bp_slot } => {
+            let new_sp = sp.checked_add(u64::from(offset))?;
+            let new_bp = match bp_slot {
+                None => bp,
+                Some(slot) => read(sp.checked_add_signed(i64::from(slot))?)?,
+            };
+            (new_sp, new_bp)
+        }
+        Rule::FramePointer => {
+            if bp == 0 {
+                return None;
+            }
+            (bp.checked_add(16)?, read(bp)?)
+        }
+        Rule::End => return None,
+    };
+    if new_sp <= sp {
+        return None;
+    }
+    let ra = read(new_sp - 8)?;
+    (ra != 0).then_some((ra, new_sp, new_bp))
+}
+
+/// One framehop step out of the frame at (`sp`, `bp`) whose code address is `address`.
+#[inline(never)]
+pub fn framehop_step<F: FnMut(u64) -> Result<u64, ()>>(
+    snapshot: &Snapshot,
+    cache: &mut FramehopCache,
+    address: FrameAddress,
+    sp: u64,
+    bp: u64,
+    read: &mut F,
+) -> Option<Caller> {
+    let mut regs = UnwindRegsX86_64::new(address.address(), sp, bp);
+    match snapshot.unwinder.unwind_frame(address, &mut regs, cache, read) {
+        Ok(Some(ra)) if regs.sp() > sp && ra != 0 => Some((ra, regs.sp(), regs.bp())),
+        _ => None,
+    }
+}
+
+/// Marks a synthetic stack word: word(address) = address ^ PROBE_TAG (never 0 for the probe
+/// addresses, and never equal to a probe's registers).
+const PROBE_TAG: u64 = 0x5a00_0000_0000_0000;
+/// The probes' (sp, bp): far apart, so that no sp offset can be mistaken for the bp distance.
+const PROBES: [(u64, u64); 2] = [(0x1000_0000_0000, 0x1040_0000_0000), (0x2000_0001_0008, 0x2010_0000_0000)];
+
+fn probe_word(address: u64) -> u64 {
+    address ^ PROBE_TAG
+}
+
+/// What one framehop step did on a synthetic stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub result: Result<Option<u64>, ()>,
+    pub sp: u64,
+    pub bp: u64,
+    /// framehop stepped by a rule from its cache.
+    pub hit: bool,
+}
+
+fn probe(
+    snapshot: &Snapshot,
+    cache: &mut FramehopCache,
+    address: FrameAddress,
+    (sp, bp): (u64, u64),
+) -> Probe {
+    let mut regs = UnwindRegsX86_64::new(address.address(), sp, bp);
+    let hits = cache.stats().hit_count;
+    let mut read = |a: u64| Ok(probe_word(a));
+    let result = snapshot.unwinder.unwind_frame(address, &mut regs, cache, &mut read).map_err(|_| ());
+    Probe { result, sp: regs.sp(), bp: regs.bp(), hit: cache.stats().hit_count > hits }
+}
+
+/// The rule behind two probes (made at [`PROBES`]), if both were by a cached rule of one of
+/// the three shapes and the second is exactly what the shape learned from the first predicts.
+pub fn learn_from_probes(first: Probe, second: Probe) -> Option<Rule> {
+    if !first.hit || !second.hit {
+        return None;
+    }
+    let (sp, bp) = PROBES[0];
+    let rule = match first.result {
+        Ok(None) => Rule::End,
+        Ok(Some(ra)) => {
+            if first.sp == bp + 16 && first.bp == probe_word(bp) && ra == probe_word(bp + 8) {
+                Rule::FramePointer
+            } else {
+                let offset =
+                    first.sp.checked_sub(sp).filter(|&o| o > 0 && o < MAX_OFFSET && o.is_multiple_of(8))?;
+                if ra != probe_word(first.sp - 8) {
+                    return None;
+                }
+                let bp_slot = if first.bp == bp {
+                    None
+                } else {
+                    let slot = first.bp ^ PROBE_TAG;
+                    Some(i32::try_from(slot.wrapping_sub(sp) as i64).ok().filter(|&s| s != BP_UNCHANGED)?)
+                };
+                Rule::Sp { offset: offset as u32, bp_slot }
+            }
+        }
+        Err(()) => return None,
+    };
+    let (sp2, bp2) = PROBES[1];
+    let predicted = apply(rule, sp2, bp2, |a| Some(probe_word(a)));
+    let actual = match second.result {
+        Ok(Some(ra)) if second.sp > sp2 && ra != 0 => Some((ra, second.sp, second.bp)),
+        _ => None,
+    };
+    (predicted == actual).then_some(rule)
+}
+
+/// Where a walk is: the frame at (`sp`, `bp`) returning to `ra`, the `len` frames before it
+/// (already written out) and their hash.
+#[derive(Clone, Copy)]
+struct Cursor {
+    ra: u64,
+    sp: u64,
+    bp: u64,
+    len: usize,
+    hash: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// The walk is over (or `out` is full).
+    End,
+    /// The last frame written needs a step by [`UnwindRules::step`].
+    Careful,
+}
+
+/// The walk's inner loop: records frames and steps out of them by the sp rules cached for them
+/// (the common case, spelled out), while `out` has room. The cursor's sp must be 8-aligned
+/// and at least the low bound; `high` is the bound's top. Sp rules keep sp 8-aligned (offsets
+/// and slots are multiples of 8) and inside the bounds (sp only grows, never past `high`).
+#[inline(never)]
+fn inline_steps(entries: &[Entry; SLOTS], cursor: &mut Cursor, out: &mut [u64], high: u64) -> Stop {
+    let Cursor { mut ra, mut sp, mut bp, mut len, mut hash } = *cursor;
+    let stop = loop {
+        let Some(frame) = out.get_mut(len) else { break Stop::End };
+        *frame = ra;
+        len += 1;
+        let product = ra.wrapping_mul(stack_cache::ADDRESS_MULTIPLIER);
+        hash = stack_cache::hash_product(hash, product);
+        let entry = entries[(product >> (64 - SLOTS_LOG2)) as usize];
+        if entry.key != ra || entry.word & SLOW != 0 || entry.word == 0 {
+            break Stop::Careful;
+        }
+        // sp <= new_sp - 8 < high: the return-address slot and the bp slot (between sp and
+        // it) are inside the bounds, and both are aligned.
+        let new_sp = sp + u64::from(entry.word);
+        if new_sp > high {
+            break Stop::End;
+        }
+        if entry.slot >= 0 {
+            // SAFETY: sp + slot lies in [sp, new_sp - 8]: inside the bounds, aligned.
+            bp = unsafe { std::ptr::read_volatile((sp + entry.slot as u64) as *const u64) };
+        }
+        // SAFETY: new_sp - 8 lies in [sp, high - 8]: inside the bounds, aligned.
+        ra = unsafe { std::ptr::read_volatile((new_sp - 8) as *const u64) };
+        sp = new_sp;
+        if ra == 0 {
+            break Stop::End;
+        }
+    };
+    *cursor = Cursor { ra, sp, bp, len, hash };
+    stop
+}
+
+/// The per-thread rule cache (lives in the thread's capture state; all-zero is empty).
+pub struct UnwindRules {
+    /// The snapshot the entries were learned with.
+    snapshot: *const Snapshot,
+    entries: [Entry; SLOTS],
+}
+
+#[inline(always)]
+fn slot(key: u64) -> usize {
+    (key.wrapping_mul(stack_cache::ADDRESS_MULTIPLIER) >> (64 - SLOTS_LOG2)) as usize
+}
+
+impl UnwindRules {
+    /// Makes the cache belong to `snapshot`, emptying it if it was learned with another one.
+    #[inline]
+    pub fn use_snapshot(&mut self, snapshot: &Snapshot) {
+        if !std::ptr::eq(self.snapshot, snapshot) {
+            if !self.snapshot.is_null() {
+                self.entries.fill(Entry::EMPTY);
+            }
+            self.snapshot = snapshot;
+        }
+    }
+
+    /// Steps out of the hook's own frame at (`ip`, `sp`, `bp`).
+    #[inline]
+    pub fn step_innermost(
+        &mut self,
+        snapshot: &Snapshot,
+        cache: &mut FramehopCache,
+        ip: u64,
+        sp: u64,
+        bp: u64,
+        bounds: StackBounds,
+    ) -> Option<Caller> {
+        let key = ip | INNERMOST;
+        let entry = self.entries[slot(key)];
+        if entry.key == key
+            && let Some(rule) = entry.rule()
+        {
+            return apply(rule, sp, bp, |a| bounds.read(a));
+        }
+        self.learn(snapshot, cache, key, FrameAddress::from_instruction_pointer(ip), sp, bp, bounds)
+    }
+
+    /// Walks outward from the frame at (`sp`, `bp`) that returns to `ra`, writing each frame's
+    /// return address into `out` (innermost first) until the walk ends or `out` is full.
+    /// Returns the number of frames and their hash (see [`stack_cache::hash_frame`]); sets
+    /// `unknown` if a frame lies outside every known module.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn walk(
+        &mut self,
+        snapshot: &Snapshot,
+        cache: &mut FramehopCache,
+        (ra, sp, bp): Caller,
+        bounds: StackBounds,
+        out: &mut [u64],
+        unknown: &mut bool,
+    ) -> (usize, u64) {
+        if sp & 7 != 0 {
+            return self.walk_careful(snapshot, cache, (ra, sp, bp), bounds, out, unknown);
+        }
+        let mut cursor = Cursor { ra, sp, bp, len: 0, hash: stack_cache::HASH_START };
+        while cursor.len < out.len() {
+            if inline_steps(&self.entries, &mut cursor, out, bounds.high()) == Stop::End {
+                break;
+            }
+            // The frame at out[len - 1] needs a step the loop does not take inline.
+            let Cursor { ra, sp, bp, len, hash } = cursor;
+            match self.step(snapshot, cache, ra, sp, bp, bounds, unknown) {
+                Some((ra, sp, bp)) => cursor = Cursor { ra, sp, bp, len, hash },
+                None => break,
+            }
+            if cursor.sp & 7 != 0 && len < out.len() {
+                let (more, rest) = self.walk_careful(
+                    snapshot,
+                    cache,
+                    (cursor.ra, cursor.sp, cursor.bp),
+                    bounds,
+                    &mut out[len..],
+                    unknown,
+                );
+                return (len + more, stack_cache::hash_continue(hash, rest, more));
+            }
+        }
+        (cursor.len, cursor.hash)
+    }
+
+    /// [`UnwindRules::walk`] for a frame whose sp is not 8-aligned (hand-written code may leave
+    /// it so): every step by [`UnwindRules::step`], with every read checked.
+    #[cold]
+    #[inline(never)]
+    fn walk_careful(
+        &mut self,
+        snapshot: &Snapshot,
+        cache: &mut FramehopCache,
+        (mut ra, mut sp, mut bp): Caller,
+        bounds: StackBounds,
+        out: &mut [u64],
+        unknown: &mut bool,
+    ) -> (usize, u64) {
+        let mut hash = stack_cache::HASH_START;
+        let mut len = 0;
+        for frame in out.iter_mut() {
+            *frame = ra;
+            len += 1;
+            hash = stack_cache::hash_frame(hash, ra);
+            match self.step(snapshot, cache, ra, sp, bp, bounds, unknown) {
+                Some(caller) => (ra, sp, bp) = caller,
+                None => break,
+            }
+        }
+        (len, hash)
+    }
+
+    /// Steps out of the frame at (`sp`, `bp`) that returns to `ra` by a rule the walk does not
+    /// apply inline, or learns its rule; sets `unknown` if `ra` lies outside every known module.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &mut self,
+        snapshot: &Snapshot,
+        cache: &mut FramehopCache,
+        ra: u64,
+        sp: u64,
+        bp: u64,
+        bounds: StackBounds,
+        unknown: &mut bool,
+    ) -> Option<Caller> {
+        let entry = self.entries[slot(ra)];
+        if entry.key == ra {
+            if entry.unknown_module() {
+                *unknown = true;
+            }
+            if let Some(rule) = entry.rule() {
+                return apply(rule, sp, bp, |a| bounds.read(a));
+            }
+        } else if !snapshot.contains(ra.wrapping_sub(1)) {
+            *unknown = true;
+        }
+        let address = FrameAddress::from_return_address(ra)?;
+        self.learn(snapshot, cache, ra, address, sp, bp, bounds)
+    }
+
+    /// Entries with a learned rule, and entries left to framehop.
+    #[cfg(test)]
+    pub fn counts(&self) -> (usize, usize) {
+        let used = self.entries.iter().filter(|e| e.key != 0);
+        let framehop = used.clone().filter(|e| e.rule().is_none()).count();
+        (used.count() - framehop, framehop)
+    }
+
+    /// Steps with framehop and, if the entry for `key` is not there yet, learns it.
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn learn(
+        &mut self,
+        snapshot: &Snapshot,
+        cache: &mut FramehopCache,
+        key: u64,
+        address: FrameAddress,
+        sp: u64,
+        bp: u64,
+        bounds: StackBounds,
+    ) -> Option<Caller> {
+        let mut read = |a: u64| bounds.read(a).ok_or(());
+        let caller = framehop_step(snapshot, cache, address, sp, bp, &mut read);
+        let entry = &mut self.entries[slot(key)];
+        if entry.key != key {
+            let first = probe(snapshot, cache, address, PROBES[0]);
+            let second = probe(snapshot, cache, address, PROBES[1]);
+            let mut rule = learn_from_probes(first, second);
+            if key & INNERMOST != 0 && matches!(rule, Some(Rule::Sp { bp_slot: Some(s), .. }) if s < 0) {
+                // framehop keeps bp when the innermost frame's bp slot lies below sp and cannot
+                // be read; the rule would end the walk instead.
+                rule = None;
+            }
+            let unknown_module = key & INNERMOST == 0 && !snapshot.contains(key.wrapping_sub(1));
+            *entry = Entry::new(key, rule, unknown_module);
+        }
+        caller
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What framehop's step by `rule` gives on the synthetic stack at `at` (written out from
+    /// framehop 0.16's `UnwindRuleX86_64::exec` for each shape).
+    fn framehop_like(rule: Rule, (sp, bp): (u64, u64)) -> Probe {
+        let (new_sp, new_bp) = match rule {
+            Rule::End => return Probe { result: Ok(None), sp, bp, hit: true },
+            Rule::Sp { offset, bp_slot } => {
+                (sp + u64::from(offset), bp_slot.map_or(bp, |s| probe_word(sp.wrapping_add_signed(s.into()))))
+            }
+            Rule::FramePointer => (bp + 16, probe_word(bp)),
+        };
+        Probe { result: Ok(Some(probe_word(new_sp - 8))), sp: new_sp, bp: new_bp, hit: true }
+    }
+
+    #[test]
+    fn every_shape_is_learned_exactly() {
+        let rules = [
+            Rule::End,
+            Rule::FramePointer,
+            Rule::Sp { offset: 8, bp_slot: None },
+            Rule::Sp { offset: 48, bp_slot: Some(16) },
+            Rule::Sp { offset: 8 * 70000, bp_slot: Some(8 * 69990) },
+            Rule::Sp { offset: 24, bp_slot: Some(-8) },
+        ];
+        for rule in rules {
+            let learned = learn_from_probes(framehop_like(rule, PROBES[0]), framehop_like(rule, PROBES[1]));
+            assert_eq!(learned, Some(rule));
+        }
+    }
+
+    #[test]
+    fn misses_and_disagreeing_probes_are_left_to_framehop() {
+        let rule = Rule::Sp { offset: 16, bp_slot: None };
+        let first = framehop_like(rule, PROBES[0]);
+        let missed = Probe { hit: false, ..framehop_like(rule, PROBES[1]) };
+        assert_eq!(learn_from_probes(first, missed), None);
+        // The second probe behaves like another shape: not one of ours.
+        let other = framehop_like(Rule::Sp { offset: 32, bp_slot: None }, PROBES[1]);
+        assert_eq!(learn_from_probes(first, other), None);
+        let failed = Probe { result: Err(()), ..first };
+        assert_eq!(learn_from_probes(failed, failed), None);
+        // A return address that is not at new sp - 8.
+        let odd = Probe { result: Ok(Some(probe_word(first.sp - 16))), ..first };
+        assert_eq!(learn_from_probes(odd, framehop_like(rule, PROBES[1])), None);
+    }
+
+    #[test]
+    fn rules_read_only_inside_the_stack_and_end_where_framehop_would() {
+        let words = [0u64, 0x1111, 0x7000, 0x2222, 0, 0x3333];
+        let low = words.as_ptr() as u64;
+        let bounds = StackBounds::new(low, low + 48).expect("bounds");
+        let read = |a| bounds.read(a);
+        let rule = Rule::Sp { offset: 24, bp_slot: Some(8) };
+        assert_eq!(apply(rule, low, 5, read), Some((0x7000, low + 24, 0x1111)));
+        // A return address of 0 ends the walk; so does a word past the stack top.
+        let rule = Rule::Sp { offset: 40, bp_slot: None };
+        assert_eq!(apply(rule, low, 5, read), None);
+        let rule = Rule::Sp { offset: 56, bp_slot: None };
+        assert_eq!(apply(rule, low, 5, read), None);
+        // A bp slot below the stack cannot be read.
+        let rule = Rule::Sp { offset: 24, bp_slot: Some(-8) };
+        assert_eq!(apply(rule, low, 5, read), None);
+        let rule = Rule::FramePointer;
+        assert_eq!(apply(rule, low, low + 8, read), Some((0x7000, low + 24, 0x1111)));
+        assert_eq!(apply(rule, low, 0, read), None, "bp 0 ends a frame-pointer walk");
+        assert_eq!(apply(rule, low + 16, low, read), None, "sp must move outward");
+        let rule = Rule::End;
+        assert_eq!(apply(rule, low, 5, read), None);
+    }
+
+    /// A little xorshift generator (tests must not depend on a crate for this).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    #[test]
+    fn inline_and_careful_steps_agree_with_the_rules() {
+        let registry = crate::engine::modules::ModuleRegistry::new();
+        registry.rescan(0, &mut |_| {});
+        let snapshot = registry.snapshot().expect("snapshot");
+        let mut framehop = FramehopCache::new_in();
+        let mut rules = Box::new(UnwindRules { snapshot, entries: [Entry::EMPTY; SLOTS] });
+        let mut stack = vec![0u64; 96];
+        let base = stack.as_ptr() as u64;
+        let bounds = StackBounds::new(base, base + 8 * 96).expect("bounds");
+        // Every word is 0, a return address below, or a pointer into the stack (a bp, possibly
+        // misaligned); every non-zero value has a rule, so the walk never asks framehop.
+        let shapes = [
+            Rule::Sp { offset: 8, bp_slot: None },
+            Rule::Sp { offset: 24, bp_slot: Some(8) },
+            Rule::Sp { offset: 40, bp_slot: Some(0) },
+            Rule::Sp { offset: 16, bp_slot: Some(-8) },
+            Rule::Sp { offset: 12, bp_slot: None },
+            Rule::Sp { offset: 32, bp_slot: Some(40) },
+            Rule::FramePointer,
+            Rule::End,
+        ];
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut values: Vec<u64> = (1..40u64).map(|i| 0x40_0000 + i * 0x31).collect();
+        values.extend((0..96u64).map(|i| base + 8 * i));
+        values.extend((0..8u64).map(|i| base + 8 * i + 4));
+        let mut rule_of = std::collections::HashMap::new();
+        for &value in &values {
+            if rules.entries[slot(value)].key != 0 {
+                continue;
+            }
+            let rule = shapes[rng.below(shapes.len() as u64) as usize];
+            rules.entries[slot(value)] = Entry::new(value, Some(rule), false);
+            rule_of.insert(value, rule);
+        }
+        // (Values whose slot was taken are left out: the walk would ask framehop about them.)
+        let known: Vec<u64> = values.iter().copied().filter(|v| rule_of.contains_key(v)).collect();
+        let pointers: Vec<u64> = known.iter().copied().filter(|&v| v >= base).collect();
+        assert!(known.len() > 100 && pointers.len() > 80);
+        let mut inline_frames = 0usize;
+        for round in 0..3000 {
+            for word in stack.iter_mut() {
+                *word = match rng.below(8) {
+                    0 => 0,
+                    1..=5 => known[rng.below(known.len() as u64) as usize],
+                    _ => pointers[rng.below(pointers.len() as u64) as usize],
+                };
+            }
+            let sp = base + 8 * rng.below(24) + if round % 50 == 0 { 4 } else { 0 };
+            let start = (known[rng.below(known.len() as u64) as usize], sp, known[0]);
+            let max = 1 + rng.below(40) as usize;
+            // The reference: every step by `apply`.
+            let mut expected = Vec::new();
+            let (mut ra, mut sp, mut bp) = start;
+            while expected.len() < max {
+                expected.push(ra);
+                match apply(rule_of[&ra], sp, bp, |a| bounds.read(a)) {
+                    Some(caller) => (ra, sp, bp) = caller,
+                    None => break,
+                }
+            }
+            let mut out = vec![0u64; max];
+            let mut unknown = false;
+            let (len, hash) = rules.walk(snapshot, &mut framehop, start, bounds, &mut out, &mut unknown);
+            assert_eq!(&out[..len], &expected[..], "round {round}");
+            let expected_hash =
+                expected.iter().fold(stack_cache::HASH_START, |h, &ip| stack_cache::hash_frame(h, ip));
+            assert_eq!(hash, expected_hash, "round {round}");
+            assert!(!unknown);
+            inline_frames += expected.iter().filter(|ra| rules.entries[slot(**ra)].word & SLOW == 0).count();
+        }
+        assert!(inline_frames > 1000, "only {inline_frames} frames had inline rules");
+    }
+
+    #[test]
+    fn entries_are_small_and_zero_is_empty() {
+        assert_eq!(std::mem::size_of::<Entry>(), 16);
+        assert_eq!(Entry::EMPTY, Entry { key: 0, word: 0, slot: 0 });
+    }
+
+    #[test]
+    fn entries_keep_every_rule_and_mark_the_inline_ones() {
+        let inline = [
+            Rule::Sp { offset: 8, bp_slot: None },
+            Rule::Sp { offset: 64, bp_slot: Some(0) },
+            Rule::Sp { offset: 64, bp_slot: Some(56) },
+            Rule::FramePointer,
+        ];
+        let careful = [
+            Rule::Sp { offset: 12, bp_slot: None },
+            Rule::Sp { offset: 64, bp_slot: Some(64) },
+            Rule::Sp { offset: 64, bp_slot: Some(-8) },
+            Rule::Sp { offset: 64, bp_slot: Some(12) },
+            Rule::Sp { offset: 8 * 65000, bp_slot: Some(i32::MAX) },
+            Rule::End,
+        ];
+        for (rules, inline) in [(&inline[..], true), (&careful[..], false)] {
+            for &rule in rules {
+                let entry = Entry::new(0x1234, Some(rule), false);
+                assert_eq!(entry.rule(), Some(rule));
+                assert_eq!(entry.word & SLOW == 0, inline, "{rule:?}");
+                assert!(!entry.unknown_module());
+                // Outside every module, every rule takes the careful path (which notes it).
+                let unknown = Entry::new(0x1234, Some(rule), true);
+                assert_eq!(unknown.rule(), Some(rule));
+                assert!(unknown.unknown_module() && unknown.word & SLOW != 0);
+            }
+        }
+        let framehop = Entry::new(0x1234, None, false);
+        assert_eq!(framehop.rule(), None);
+        assert_ne!(framehop, Entry::EMPTY);
+    }
+}
