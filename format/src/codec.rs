@@ -85,10 +85,11 @@ impl DeltaState {
         self.prev_ts
     }
 
+    #[inline(always)]
     fn remember(&mut self, addr: u64) {
         let slot = usize::from(self.recent_next) % RECENT_SLOTS;
         self.recent[slot] = addr;
-        self.recent_next = ((slot + 1) % RECENT_SLOTS) as u8;
+        self.recent_next = next_slot(slot);
     }
 
     /// Slot of `addr` (non-zero) among the recently allocated addresses.
@@ -96,16 +97,23 @@ impl DeltaState {
         self.recent.iter().position(|&a| a == addr)
     }
 
+    #[inline(always)]
     fn remember_freed(&mut self, addr: u64) {
         let slot = usize::from(self.freed_next) % RECENT_SLOTS;
         self.freed[slot] = addr;
-        self.freed_next = ((slot + 1) % RECENT_SLOTS) as u8;
+        self.freed_next = next_slot(slot);
     }
 
     /// Slot of `addr` (non-zero) among the recently freed addresses.
     fn freed_index(&self, addr: u64) -> Option<usize> {
         self.freed.iter().position(|&a| a == addr)
     }
+}
+
+/// The ring slot after `slot` (which is below [`RECENT_SLOTS`]).
+#[inline(always)]
+fn next_slot(slot: usize) -> u8 {
+    if slot + 1 < RECENT_SLOTS { (slot + 1) as u8 } else { 0 }
 }
 
 /// A fixed buffer for one hot event. Indexing is masked to its size, so writes need no bounds
@@ -160,14 +168,14 @@ impl Scratch {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn get_addr(input: &[u8], pos: &mut usize, prev: u64, raw: bool) -> Result<u64, DecodeError> {
     let delta = unzigzag(varint::get(input, pos).ok_or(DecodeError::Truncated)?);
     let delta = if raw { delta } else { delta.wrapping_shl(4) };
     Ok(prev.wrapping_add(delta as u64))
 }
 
-#[inline]
+#[inline(always)]
 fn get_stack(input: &[u8], pos: &mut usize, prev: u32) -> Result<u32, DecodeError> {
     let delta = unzigzag(varint::get(input, pos).ok_or(DecodeError::Truncated)?);
     u32::try_from(i64::from(prev).wrapping_add(delta)).map_err(|_| DecodeError::BadValue("stack id"))
@@ -190,6 +198,7 @@ fn get_bytes<'a>(input: &'a [u8], pos: &mut usize) -> Result<&'a [u8], DecodeErr
     Ok(bytes)
 }
 
+#[inline(always)]
 fn get_u64(input: &[u8], pos: &mut usize) -> Result<u64, DecodeError> {
     varint::get(input, pos).ok_or(DecodeError::Truncated)
 }
@@ -421,20 +430,39 @@ fn put_meta_payload(event: &Event<'_>, out: &mut [u8], pos: &mut usize) -> Optio
     Some(())
 }
 
+/// Advances the state's time by the delta at `input[*pos..]`.
+#[inline(always)]
+fn next_time(state: &mut DeltaState, input: &[u8], pos: &mut usize) -> Result<u64, DecodeError> {
+    let dt = get_u64(input, pos)?;
+    state.prev_ts = state.prev_ts.wrapping_add(dt);
+    Ok(state.prev_ts)
+}
+
 /// Decodes the event at `input[*pos..]`, advancing `pos` past it. Meta events of a sub-kind this
 /// version does not know are skipped (`Ok(None)`), as the compatibility rules require.
+#[inline(always)]
 pub fn decode_event<'a>(
     state: &mut DeltaState,
     input: &'a [u8],
     pos: &mut usize,
 ) -> Result<Option<Event<'a>>, DecodeError> {
+    let mut decoded = None;
+    decode_with(state, input, pos, |event| decoded = Some(event))?;
+    Ok(decoded)
+}
+
+/// [`decode_event`], handing the event (if it is of a known kind) to `deliver` instead of
+/// returning it: when `deliver` is inlined, the event never goes through memory.
+#[inline(always)]
+pub(crate) fn decode_with<'a>(
+    state: &mut DeltaState,
+    input: &'a [u8],
+    pos: &mut usize,
+    deliver: impl FnOnce(Event<'a>),
+) -> Result<(), DecodeError> {
     let tag = *input.get(*pos).ok_or(DecodeError::Truncated)?;
     *pos += 1;
-    let time = |state: &mut DeltaState, pos: &mut usize| -> Result<u64, DecodeError> {
-        let dt = get_u64(input, pos)?;
-        state.prev_ts = state.prev_ts.wrapping_add(dt);
-        Ok(state.prev_ts)
-    };
+    let time = |state: &mut DeltaState, pos: &mut usize| next_time(state, input, pos);
     let event = match tag & KIND_MASK {
         KIND_ALLOC => {
             if tag & 0b1100_0000 != 0 {
@@ -525,11 +553,15 @@ pub fn decode_event<'a>(
         KIND_META => {
             let ts = time(state, pos)?;
             let payload = get_bytes(input, pos)?;
-            return decode_meta(tag >> META_SHIFT, ts, payload);
+            match decode_meta(tag >> META_SHIFT, ts, payload)? {
+                Some(event) => event,
+                None => return Ok(()),
+            }
         }
         _ => return Err(DecodeError::BadTag(tag)),
     };
-    Ok(Some(event))
+    deliver(event);
+    Ok(())
 }
 
 fn decode_meta(sub: u8, ts: u64, payload: &[u8]) -> Result<Option<Event<'_>>, DecodeError> {

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::codec::{DeltaState, decode_event};
+use crate::codec::{DeltaState, decode_event, decode_with};
 use crate::error::{DecodeError, ReadError};
 use crate::event::Event;
 use crate::layout::{self, CHUNK_HEADER_LEN, HEADER_LEN};
@@ -112,10 +112,12 @@ impl TraceReader {
         if len == 0 {
             return Err(ReadError::Empty { path: path.to_path_buf() });
         }
+        // Readers go through every page of a trace; mapping them all up front costs far less than
+        // a page fault for each 4 KiB.
         // SAFETY: the map is read-only; a recorder may still be appending to the file, which only
         // changes bytes past the published lengths this reader trusts (or header counters it
         // re-validates), and every access below is bounds-checked against the mapped length.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(io)?;
         Self::parse(Backing::Map(map), path.to_path_buf())
     }
 
@@ -221,9 +223,36 @@ impl TraceReader {
 
     /// Decodes the events of `chunk`, which must come from [`TraceReader::chunks`] of this reader.
     pub fn events(&self, chunk: &ChunkInfo) -> ChunkEvents<'_> {
+        ChunkEvents {
+            body: self.body(chunk),
+            pos: 0,
+            state: DeltaState::new(chunk.base_timestamp),
+            done: false,
+        }
+    }
+
+    /// Calls `f` with each event of `chunk` in order: the events [`TraceReader::events`] yields,
+    /// without an iterator's bookkeeping per event (for readers that go through every event of
+    /// many chunks). Stops at the first event that cannot be decoded and returns its error; the
+    /// events before it have been delivered.
+    #[inline]
+    pub fn for_each_event<'a>(
+        &'a self,
+        chunk: &ChunkInfo,
+        mut f: impl FnMut(Event<'a>),
+    ) -> Result<(), DecodeError> {
+        let body = self.body(chunk);
+        let mut state = DeltaState::new(chunk.base_timestamp);
+        let mut pos = 0;
+        while pos < body.len() {
+            decode_with(&mut state, body, &mut pos, &mut f)?;
+        }
+        Ok(())
+    }
+
+    fn body(&self, chunk: &ChunkInfo) -> &[u8] {
         let b = self.backing.bytes();
-        let body = b.get(chunk.body_offset..chunk.body_offset + chunk.body_len).unwrap_or(&[]);
-        ChunkEvents { body, pos: 0, state: DeltaState::new(chunk.base_timestamp), done: false }
+        b.get(chunk.body_offset..chunk.body_offset + chunk.body_len).unwrap_or(&[])
     }
 }
 
@@ -284,6 +313,7 @@ impl ChunkEvents<'_> {
 impl<'a> Iterator for ChunkEvents<'a> {
     type Item = Result<Event<'a>, DecodeError>;
 
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         while !self.done && self.pos < self.body.len() {
             match decode_event(&mut self.state, self.body, &mut self.pos) {

@@ -31,8 +31,40 @@ pub fn put(out: &mut [u8], pos: &mut usize, mut value: u64) -> Option<()> {
 }
 
 /// Reads a varint at `input[*pos..]`; `None` on truncation or an encoding longer than a `u64`.
-#[inline]
+#[inline(always)]
 pub fn get(input: &[u8], pos: &mut usize) -> Option<u64> {
+    // Fast path: an encoding of at most 8 bytes with 8 bytes readable, decoded from one word
+    // without a loop (longer than two bytes: the 7-bit groups are gathered pairwise, then in
+    // fours, then in eights).
+    let start = *pos;
+    if let Some(&bytes) = input.get(start..).and_then(|rest| rest.first_chunk::<8>()) {
+        let word = u64::from_le_bytes(bytes);
+        // One and two bytes, the usual lengths, without the gathering steps.
+        if word & 0x80 == 0 {
+            *pos = start + 1;
+            return Some(word & 0x7f);
+        }
+        if word & 0x8000 == 0 {
+            *pos = start + 2;
+            return Some((word & 0x7f) | ((word >> 1) & 0x3f80));
+        }
+        let stops = !word & 0x8080_8080_8080_8080;
+        if stops != 0 {
+            // The lowest stop bit ends the encoding: keep the bytes up to it.
+            let kept = word & (stops ^ (stops - 1)) & 0x7f7f_7f7f_7f7f_7f7f;
+            let x = ((kept & 0x7f00_7f00_7f00_7f00) >> 1) | (kept & 0x007f_007f_007f_007f);
+            let x = ((x & 0x3fff_0000_3fff_0000) >> 2) | (x & 0x0000_3fff_0000_3fff);
+            let x = ((x & 0x0fff_ffff_0000_0000) >> 4) | (x & 0x0000_0000_0fff_ffff);
+            *pos = start + (stops.trailing_zeros() / 8) as usize + 1;
+            return Some(x);
+        }
+    }
+    get_slow(input, pos)
+}
+
+/// [`get`] byte by byte: near the end of the input and for encodings longer than 8 bytes.
+#[inline(never)]
+fn get_slow(input: &[u8], pos: &mut usize) -> Option<u64> {
     let mut value = 0u64;
     let mut shift = 0u32;
     loop {
@@ -72,6 +104,34 @@ mod tests {
             let mut read = 0;
             assert_eq!(get(&buf, &mut read), Some(value));
             assert_eq!(read, pos);
+        }
+    }
+
+    #[test]
+    fn word_and_byte_paths_agree() {
+        // Every encoding length, canonical or padded with continuation bytes, read with at least
+        // 8 bytes available (the word path) and with nothing after it (the byte path).
+        let mut values: Vec<u64> = (0..64).flat_map(|bit| [1u64 << bit, (1u64 << bit) - 1]).collect();
+        values.extend([0x1234_5678_9abc_def0, u64::MAX, 300, 16_511]);
+        for &value in &values {
+            let mut canonical = [0u8; MAX_VARINT_LEN];
+            let mut len = 0;
+            put(&mut canonical, &mut len, value).expect("fits");
+            let mut padded = canonical[..len].to_vec();
+            if len < MAX_VARINT_LEN - 1 && value < 1 << 56 {
+                // The same value with one more (zero) group: longer but equal.
+                let last = padded.len() - 1;
+                padded[last] |= 0x80;
+                padded.push(0);
+            }
+            for encoding in [&canonical[..len], &padded[..]] {
+                let mut roomy = encoding.to_vec();
+                roomy.extend([0xffu8; 9]);
+                let (mut a, mut b) = (0, 0);
+                assert_eq!(get(&roomy, &mut a), Some(value), "{encoding:02x?}");
+                assert_eq!(get(encoding, &mut b), Some(value), "{encoding:02x?}");
+                assert_eq!((a, b), (encoding.len(), encoding.len()));
+            }
         }
     }
 
