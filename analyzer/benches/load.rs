@@ -17,12 +17,26 @@ use std::time::Instant;
 
 use leakview_analyzer::{Analysis, GroupBy, LoadOptions, Progress, Stage};
 
-/// Prints when each load stage starts, relative to the start of the load.
-struct StageTimes(Instant);
+/// CPU time (user + system) of this process so far, in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime and stime are 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Prints when each load stage starts, relative to the start of the load (wall and CPU time).
+struct StageTimes(Instant, f64);
 
 impl Progress for StageTimes {
     fn start(&self, stage: Stage, _total: u64) {
-        println!("    {:>6.2} s  {}", self.0.elapsed().as_secs_f64(), stage.name());
+        println!(
+            "    {:>6.2} s wall {:>6.2} s cpu  {}",
+            self.0.elapsed().as_secs_f64(),
+            cpu_seconds() - self.1,
+            stage.name()
+        );
     }
 }
 use leakview_format::{Event, ThreadStream, TraceMetadata, TraceWriter, WriterOptions};
@@ -131,14 +145,17 @@ fn peak_rss_kib() -> u64 {
 
 fn load_and_query(path: &Path) {
     let started = Instant::now();
-    let a = Analysis::open(path, &LoadOptions::default(), &StageTimes(started)).expect("load");
+    let cpu_start = cpu_seconds();
+    let a = Analysis::open(path, &LoadOptions::default(), &StageTimes(started, cpu_start)).expect("load");
     let load = started.elapsed();
+    let load_cpu = cpu_seconds() - cpu_start;
     let s = a.summary();
     println!(
-        "  events {}  lifetimes {}  load+index {:.2} s  peak RSS {} MiB  analyzer tables {:.1} B/lifetime",
+        "  events {}  lifetimes {}  load+index {:.2} s wall, {:.2} s cpu  peak RSS {} MiB  analyzer tables {:.1} B/lifetime",
         s.events,
         s.totals.allocations,
         load.as_secs_f64(),
+        load_cpu,
         peak_rss_kib() / 1024,
         a.index_bytes() as f64 / s.totals.allocations.max(1) as f64
     );

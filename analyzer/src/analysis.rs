@@ -123,7 +123,7 @@ impl Analysis {
     /// proportional to the events near `t` plus the answer's size.
     pub fn outstanding_at(&self, t: u64) -> Snapshot {
         let ids = self.index.live_at(&self.store, t);
-        let bytes = ids.iter().map(|&i| self.store.size_of_index(i)).sum();
+        let bytes = ids.iter().map(|&i| self.store.size_of(i)).sum();
         Snapshot { at_ns: t, totals: LiveTotals { blocks: ids.len() as u64, bytes }, ids }
     }
 
@@ -152,8 +152,7 @@ impl Analysis {
         match by {
             GroupBy::Function => {
                 let stacks: Vec<StackId> = {
-                    let mut s: Vec<u32> =
-                        snapshot.ids.iter().map(|&i| self.store.stack_of_index(i)).collect();
+                    let mut s: Vec<u32> = snapshot.ids.iter().map(|&i| self.store.stack_of(i)).collect();
                     s.sort_unstable();
                     s.dedup();
                     s.into_iter().map(StackId).collect()
@@ -226,10 +225,7 @@ impl Analysis {
     /// Memory held by the analysis' core tables, in bytes (lifetimes, sites, checkpoints,
     /// stacks), for benchmarks.
     pub fn index_bytes(&self) -> u64 {
-        (self.store.lifetimes.capacity() * std::mem::size_of::<crate::lifetimes::Lifetime>()
-            + self.store.sites.capacity() * 8
-            + self.index.stored_ids() * 4
-            + self.stacks.len() * 16) as u64
+        (self.store.heap_bytes() + self.index.stored_ids() * 4 + self.stacks.len() * 16) as u64
     }
 }
 

@@ -1,11 +1,17 @@
 //! Grouping the blocks outstanding at a moment: by full stack, by function (inclusive: every
 //! function on a block's stack is credited once per block, like a bottom-up profile), by exact
 //! size, by power-of-two size class, or by thread; and ranking the groups.
+//!
+//! Grouping is flat: each outstanding block gets its group's key, the block ids are sorted by
+//! key with a (parallel) counting sort when keys are dense (stack ids, threads, size classes) or
+//! a parallel sort otherwise, and each group is then one contiguous run of ids, summed in
+//! parallel. No per-group hash maps, no per-block allocations.
 
 use std::collections::{HashMap, HashSet};
-
-use crate::hashing::IntMap;
+use std::ops::Range;
 use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use crate::lifetimes::LifetimeStore;
 use crate::model::{BlockId, LiveTotals, StackId, ThreadIndex};
@@ -112,8 +118,9 @@ pub struct Group {
     pub stacks: Vec<StackId>,
     /// For function groups: the function's frame (file and line as seen on the heaviest stack).
     pub frame: Option<Frame>,
-    /// Block ids (empty for function groups, whose blocks come from their stacks).
-    members: Vec<u32>,
+    /// The group's block ids in [`Grouping::members`] (empty for function groups, whose blocks
+    /// come from their stacks).
+    members: Range<u32>,
 }
 
 /// How groups are ranked.
@@ -134,14 +141,17 @@ pub struct Grouping {
     /// sums can exceed this).
     pub totals: LiveTotals,
     pub groups: Vec<Group>,
-    /// Block ids per stack, for function groups.
-    by_stack: HashMap<u32, Vec<u32>>,
+    /// Block ids of every group (or of every stack, for function groups), each group's a
+    /// contiguous run in allocation order.
+    members: Vec<u32>,
+    /// Each stack's run of `members`, for function groups.
+    by_stack: HashMap<u32, Range<u32>>,
 }
 
 impl Grouping {
     /// Re-ranks the groups; ties are broken by bytes, then by key.
     pub fn sort(&mut self, by: SortBy) {
-        self.groups.sort_by(|a, b| {
+        self.groups.par_sort_by(|a, b| {
             let primary = match by {
                 SortBy::Bytes => b.bytes.cmp(&a.bytes),
                 SortBy::Blocks => b.blocks.cmp(&a.blocks),
@@ -153,104 +163,206 @@ impl Grouping {
 
     /// The outstanding blocks of `group` (one of `self.groups`), in allocation order.
     pub fn block_ids(&self, group: &Group) -> Vec<BlockId> {
+        let run = |r: &Range<u32>| self.members.get(r.start as usize..r.end as usize).unwrap_or(&[]);
         if !matches!(group.key, GroupKey::Function(_)) {
-            return group.members.iter().map(|&i| BlockId(i)).collect();
+            return run(&group.members).iter().map(|&i| BlockId(i)).collect();
         }
         let mut ids: Vec<u32> =
-            group.stacks.iter().filter_map(|s| self.by_stack.get(&s.0)).flatten().copied().collect();
+            group.stacks.iter().filter_map(|s| self.by_stack.get(&s.0)).flat_map(run).copied().collect();
         ids.sort_unstable();
         ids.dedup();
         ids.into_iter().map(BlockId).collect()
     }
 }
 
-/// Running sums for one group.
-#[derive(Debug, Default)]
-struct Agg {
-    blocks: u64,
-    bytes: u64,
-    first: u64,
-    last: u64,
-    /// Few per group in practice; a vector beats a set.
-    threads: Vec<u32>,
-    stack_bytes: IntMap<u32, u64>,
-    members: Vec<u32>,
+/// Snapshots at least this large are keyed and summed in parallel.
+const PARALLEL_BLOCKS: usize = 32 * 1024;
+
+/// The key of each block of `ids` (in parallel when there are many).
+fn keys_of(ids: &[u32], key: impl Fn(u32) -> u64 + Sync) -> Vec<u64> {
+    if ids.len() >= PARALLEL_BLOCKS {
+        ids.par_iter().map(|&i| key(i)).collect()
+    } else {
+        ids.iter().map(|&i| key(i)).collect()
+    }
 }
 
-impl Agg {
-    fn add(&mut self, id: u32, size: u64, alloc_ns: u64, thread: u32, stack: u32, keep_stack: bool) {
-        if self.blocks == 0 {
-            self.first = alloc_ns;
+/// `ids` reordered so equal keys are contiguous (each run in the original order), and each run's
+/// key and range. `dense` bounds the keys when a counting sort applies.
+fn runs_by_key(ids: &[u32], keys: &[u64], dense: Option<u64>) -> (Vec<u32>, Vec<(u64, Range<u32>)>) {
+    match dense {
+        Some(bound) if bound as usize <= 4 * ids.len() + (1 << 20) => {
+            counting_runs(ids, keys, bound as usize)
         }
-        self.blocks += 1;
-        self.bytes += size;
-        self.first = self.first.min(alloc_ns);
-        self.last = self.last.max(alloc_ns);
-        if !self.threads.contains(&thread) {
-            self.threads.push(thread);
-        }
-        if keep_stack {
-            *self.stack_bytes.entry(stack).or_default() += size;
-        }
-        self.members.push(id);
-    }
-
-    fn into_group(self, key: GroupKey, single_stack: Option<u32>) -> Group {
-        let mut threads: Vec<ThreadIndex> = self.threads.into_iter().map(ThreadIndex).collect();
-        threads.sort_unstable();
-        let stacks = match single_stack {
-            Some(s) => vec![StackId(s)],
-            None => ranked_stacks(self.stack_bytes),
-        };
-        Group {
-            key,
-            blocks: self.blocks,
-            bytes: self.bytes,
-            first_alloc_ns: self.first,
-            last_alloc_ns: self.last,
-            threads,
-            stacks,
-            frame: None,
-            members: self.members,
+        _ => {
+            let mut pairs: Vec<(u64, u32)> = keys.iter().copied().zip(ids.iter().copied()).collect();
+            pairs.par_sort_unstable();
+            let mut runs: Vec<(u64, Range<u32>)> = Vec::new();
+            for (pos, &(k, _)) in pairs.iter().enumerate() {
+                match runs.last_mut() {
+                    Some((last, r)) if *last == k => r.end = pos as u32 + 1,
+                    _ => runs.push((k, pos as u32..pos as u32 + 1)),
+                }
+            }
+            (pairs.into_iter().map(|(_, id)| id).collect(), runs)
         }
     }
 }
 
-fn ranked_stacks(bytes: IntMap<u32, u64>) -> Vec<StackId> {
-    let mut v: Vec<(u32, u64)> = bytes.into_iter().collect();
-    v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    v.into_iter().map(|(s, _)| StackId(s)).collect()
+/// A stable counting sort of `ids` by `keys` (all below `bound`), in parallel parts.
+fn counting_runs(ids: &[u32], keys: &[u64], bound: usize) -> (Vec<u32>, Vec<(u64, Range<u32>)>) {
+    let parts = (ids.len() / PARALLEL_BLOCKS).clamp(1, rayon::current_num_threads().max(1));
+    let part_len = ids.len().div_ceil(parts).max(1);
+    let key_parts: Vec<&[u64]> = keys.chunks(part_len).collect();
+    let mut counts: Vec<Vec<u32>> = key_parts
+        .par_iter()
+        .map(|part| {
+            let mut c = vec![0u32; bound];
+            for &k in part.iter() {
+                c[k as usize] += 1;
+            }
+            c
+        })
+        .collect();
+    // Turn counts into each part's first slot per key: keys in order, parts in order within a key.
+    let mut runs = Vec::new();
+    let mut next = 0u32;
+    for k in 0..bound {
+        let start = next;
+        for c in counts.iter_mut() {
+            let n = c[k];
+            c[k] = next;
+            next += n;
+        }
+        if next > start {
+            runs.push((k as u64, start..next));
+        }
+    }
+    let mut out = vec![0u32; ids.len()];
+    {
+        // Each part writes its own slots; collect them per part, then place them.
+        let placed: Vec<Vec<(u32, u32)>> = key_parts
+            .par_iter()
+            .zip(ids.par_chunks(part_len))
+            .zip(counts.par_iter_mut())
+            .map(|((part_keys, part_ids), slots)| {
+                part_keys
+                    .iter()
+                    .zip(part_ids)
+                    .map(|(&k, &id)| {
+                        let slot = slots[k as usize];
+                        slots[k as usize] += 1;
+                        (slot, id)
+                    })
+                    .collect()
+            })
+            .collect();
+        for part in placed {
+            for (slot, id) in part {
+                out[slot as usize] = id;
+            }
+        }
+    }
+    (out, runs)
+}
+
+/// A group's figures from its run of block ids (in allocation order).
+fn summarize(store: &LifetimeStore, key: GroupKey, ids: &[u32], range: Range<u32>, by: GroupBy) -> Group {
+    let mut bytes = 0u64;
+    let mut threads: Vec<u32> = Vec::new();
+    let mut last_site = u32::MAX;
+    let mut stack_bytes: Vec<(u32, u64)> = Vec::new();
+    let size32 = store.size32_column();
+    let site_col = store.site_column();
+    for &id in ids {
+        let size = store.full_size(id, size32[id as usize]);
+        bytes += size;
+        let site_id = site_col[id as usize];
+        if by != GroupBy::Stack {
+            stack_bytes.push((store.site_by_id(site_id).stack, size));
+        }
+        if site_id != last_site {
+            last_site = site_id;
+            let thread = store.site_by_id(site_id).thread;
+            if !threads.contains(&thread) {
+                threads.push(thread);
+            }
+        }
+    }
+    threads.sort_unstable();
+    let stacks = match key {
+        GroupKey::Stack(stack) => vec![stack],
+        _ => ranked_stacks(stack_bytes),
+    };
+    let first = ids.first().map_or(0, |&i| store.alloc_ns(i));
+    let last = ids.last().map_or(0, |&i| store.alloc_ns(i));
+    Group {
+        key,
+        blocks: ids.len() as u64,
+        bytes,
+        first_alloc_ns: first,
+        last_alloc_ns: last,
+        threads: threads.into_iter().map(ThreadIndex).collect(),
+        stacks,
+        frame: None,
+        members: range,
+    }
+}
+
+/// Stacks by bytes (most first, ties by id) from (stack, size) pairs.
+fn ranked_stacks(mut pairs: Vec<(u32, u64)>) -> Vec<StackId> {
+    pairs.sort_unstable_by_key(|p| p.0);
+    let mut sums: Vec<(u32, u64)> = Vec::new();
+    for (stack, size) in pairs {
+        match sums.last_mut() {
+            Some((s, b)) if *s == stack => *b += size,
+            _ => sums.push((stack, size)),
+        }
+    }
+    sums.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    sums.into_iter().map(|(s, _)| StackId(s)).collect()
 }
 
 /// Groups `snapshot` by anything but function.
 pub(crate) fn group_simple(store: &LifetimeStore, snapshot: &Snapshot, by: GroupBy) -> Grouping {
-    let mut aggs: IntMap<u64, Agg> = IntMap::default();
-    for &id in &snapshot.ids {
-        let l = &store.lifetimes[id as usize];
-        let site = store.site_of(l);
-        let size = store.size_of(l);
-        let key = match by {
-            GroupBy::Stack | GroupBy::Function => u64::from(site.stack),
-            GroupBy::Size => size,
-            GroupBy::SizeClass => u64::from(size_class(size)),
-            GroupBy::Thread => u64::from(site.thread),
-        };
-        let keep_stack = by != GroupBy::Stack;
-        aggs.entry(key).or_default().add(id, size, l.alloc_ns, site.thread, site.stack, keep_stack);
-    }
-    let groups = aggs
-        .into_iter()
-        .map(|(k, agg)| match by {
-            GroupBy::Stack | GroupBy::Function => {
-                agg.into_group(GroupKey::Stack(StackId(k as u32)), Some(k as u32))
-            }
-            GroupBy::Size => agg.into_group(GroupKey::Size(k), None),
-            GroupBy::SizeClass => agg.into_group(GroupKey::SizeClass(k as u8), None),
-            GroupBy::Thread => agg.into_group(GroupKey::Thread(ThreadIndex(k as u32)), None),
-        })
-        .collect();
-    let mut grouping =
-        Grouping { by, at_ns: snapshot.at_ns, totals: snapshot.totals, groups, by_stack: HashMap::new() };
+    let sites = &store.sites;
+    let site_col = store.site_column();
+    let site = |i: u32| store.site_by_id(site_col[i as usize]);
+    let (keys, dense) = match by {
+        GroupBy::Stack | GroupBy::Function => {
+            (keys_of(&snapshot.ids, |i| u64::from(site(i).stack)), Some(u64::from(store.max_stack()) + 1))
+        }
+        GroupBy::Thread => {
+            let bound = sites.iter().map(|s| s.thread).max().map_or(1, |t| u64::from(t) + 1);
+            (keys_of(&snapshot.ids, |i| u64::from(site(i).thread)), Some(bound))
+        }
+        GroupBy::Size => (keys_of(&snapshot.ids, |i| store.size_of(i)), None),
+        GroupBy::SizeClass => (keys_of(&snapshot.ids, |i| u64::from(size_class(store.size_of(i)))), Some(65)),
+    };
+    let (members, runs) = runs_by_key(&snapshot.ids, &keys, dense);
+    drop(keys);
+    let group_key = |k: u64| match by {
+        GroupBy::Stack | GroupBy::Function => GroupKey::Stack(StackId(k as u32)),
+        GroupBy::Size => GroupKey::Size(k),
+        GroupBy::SizeClass => GroupKey::SizeClass(k as u8),
+        GroupBy::Thread => GroupKey::Thread(ThreadIndex(k as u32)),
+    };
+    let make = |(k, r): &(u64, Range<u32>)| {
+        summarize(store, group_key(*k), &members[r.start as usize..r.end as usize], r.clone(), by)
+    };
+    let groups: Vec<Group> = if snapshot.ids.len() >= PARALLEL_BLOCKS {
+        runs.par_iter().map(make).collect()
+    } else {
+        runs.iter().map(make).collect()
+    };
+    let mut grouping = Grouping {
+        by,
+        at_ns: snapshot.at_ns,
+        totals: snapshot.totals,
+        groups,
+        members,
+        by_stack: HashMap::new(),
+    };
     grouping.sort(SortBy::Bytes);
     grouping
 }
@@ -261,11 +373,11 @@ pub(crate) fn group_by_function(
     snapshot: &Snapshot,
     frames_of: &dyn Fn(u32) -> Arc<[Frame]>,
 ) -> Grouping {
-    let by_stacks = group_simple(store, snapshot, GroupBy::Stack);
+    let Grouping { groups: stack_groups, members, .. } = group_simple(store, snapshot, GroupBy::Stack);
     let mut functions: HashMap<Arc<str>, Group> = HashMap::new();
     let mut by_stack = HashMap::new();
     // Heaviest stacks first, so each function's frame comes from its heaviest stack.
-    for stack_group in by_stacks.groups {
+    for stack_group in stack_groups {
         let GroupKey::Stack(stack) = stack_group.key else { continue };
         let frames = frames_of(stack.0);
         let mut credited: HashSet<String> = HashSet::new();
@@ -284,7 +396,7 @@ pub(crate) fn group_by_function(
                 threads: Vec::new(),
                 stacks: Vec::new(),
                 frame: Some(frame.clone()),
-                members: Vec::new(),
+                members: 0..0,
             });
             g.blocks += stack_group.blocks;
             g.bytes += stack_group.bytes;
@@ -303,8 +415,14 @@ pub(crate) fn group_by_function(
             g
         })
         .collect();
-    let mut grouping =
-        Grouping { by: GroupBy::Function, at_ns: snapshot.at_ns, totals: snapshot.totals, groups, by_stack };
+    let mut grouping = Grouping {
+        by: GroupBy::Function,
+        at_ns: snapshot.at_ns,
+        totals: snapshot.totals,
+        groups,
+        members,
+        by_stack,
+    };
     grouping.sort(SortBy::Bytes);
     grouping
 }

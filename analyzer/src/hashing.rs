@@ -1,5 +1,6 @@
 //! A fast hasher for the analyzer's integer keys (addresses, stack and site ids), which need no
-//! protection against adversarial collisions, and the address mix used to shard by address.
+//! protection against adversarial collisions, the address mix, and [`AddrMap`], the small
+//! open-addressing table that holds the live blocks while a trace is replayed.
 
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -39,6 +40,137 @@ impl Hasher for IntHasher {
 
 pub(crate) type IntMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<IntHasher>>;
 
+/// A map from non-zero `u64` keys (addresses) to `u64` values: linear probing over one array of
+/// (key, value) slots, Fibonacci hashing (good spread for aligned, clustered addresses) and
+/// backward-shift deletion, so it never accumulates tombstones. At most half full.
+#[derive(Debug)]
+pub(crate) struct AddrMap {
+    slots: Vec<(u64, u64)>,
+    len: usize,
+    shift: u32,
+}
+
+impl Default for AddrMap {
+    fn default() -> Self {
+        AddrMap::with_capacity(0)
+    }
+}
+
+impl AddrMap {
+    /// An empty map that holds `n` keys before it grows.
+    pub fn with_capacity(n: usize) -> Self {
+        let slots = (n.max(8) * 2).next_power_of_two();
+        AddrMap { slots: vec![(0, 0); slots], len: 0, shift: 64 - slots.trailing_zeros() }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn home(&self, key: u64) -> usize {
+        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
+    }
+
+    #[inline]
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// The value of `key` (non-zero).
+    #[cfg(test)]
+    fn get(&self, key: u64) -> Option<u64> {
+        let mask = self.mask();
+        let mut i = self.home(key);
+        loop {
+            let (k, v) = self.slots[i];
+            if k == key {
+                return Some(v);
+            }
+            if k == 0 {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Sets the value of `key` (non-zero; zero is ignored); returns the previous value.
+    #[inline]
+    pub fn insert(&mut self, key: u64, value: u64) -> Option<u64> {
+        if key == 0 {
+            return None;
+        }
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.mask();
+        let mut i = self.home(key);
+        loop {
+            let k = self.slots[i].0;
+            if k == key {
+                return Some(std::mem::replace(&mut self.slots[i].1, value));
+            }
+            if k == 0 {
+                self.slots[i] = (key, value);
+                self.len += 1;
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Removes `key` and returns its value.
+    #[inline]
+    pub fn remove(&mut self, key: u64) -> Option<u64> {
+        if key == 0 {
+            return None;
+        }
+        let mask = self.mask();
+        let mut i = self.home(key);
+        loop {
+            let k = self.slots[i].0;
+            if k == key {
+                break;
+            }
+            if k == 0 {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+        let value = self.slots[i].1;
+        // Shift later members of the probe run back into the hole when that is on their way
+        // from their home slot.
+        let mut hole = i;
+        let mut j = i;
+        loop {
+            j = (j + 1) & mask;
+            let k = self.slots[j].0;
+            if k == 0 {
+                break;
+            }
+            let home = self.home(k);
+            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
+                self.slots[hole] = self.slots[j];
+                hole = j;
+            }
+        }
+        self.slots[hole] = (0, 0);
+        self.len -= 1;
+        Some(value)
+    }
+
+    fn grow(&mut self) {
+        let old = std::mem::take(&mut self.slots);
+        *self = AddrMap::with_capacity(old.len());
+        for (k, v) in old {
+            if k != 0 {
+                self.insert(k, v);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +185,31 @@ mod tests {
         let buckets: std::collections::HashSet<u64> =
             (0..1000u64).map(|i| mix(0x7f00_0000_0000 + i * 16) >> 56).collect();
         assert!(buckets.len() > 200);
+    }
+
+    #[test]
+    fn addr_map_agrees_with_a_std_map() {
+        let mut ours = AddrMap::default();
+        let mut std_map = std::collections::HashMap::new();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for step in 0..200_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Few distinct, clustered keys, so probe runs collide, wrap and shift back.
+            let key = 0x5555_0000 + (x % 3000) * 16;
+            if x.is_multiple_of(3) {
+                assert_eq!(ours.remove(key), std_map.remove(&key), "step {step}");
+            } else {
+                assert_eq!(ours.insert(key, step), std_map.insert(key, step), "step {step}");
+            }
+            assert_eq!(ours.len(), std_map.len());
+        }
+        for (&k, &v) in &std_map {
+            assert_eq!(ours.get(k), Some(v));
+        }
+        assert_eq!(ours.get(0x1234), None);
+        assert_eq!(ours.insert(0, 1), None);
+        assert_eq!(ours.remove(0), None);
     }
 }

@@ -1,6 +1,7 @@
 //! The time index: checkpoints of the live set, so "outstanding at T" costs work proportional to
-//! the events near T (plus the answer's size), not to the whole trace; built in the same walk
-//! that computes the timeline and the peak.
+//! the events near T (plus the answer's size), not to the whole trace. The replay feeds
+//! [`IndexBuilder`] the live totals after every moment; it keeps the timeline and the peak, and
+//! decides where checkpoints go. Their live sets are filled in afterwards, in parallel.
 //!
 //! Blocks are numbered in order of allocation time, so the blocks allocated by T are the ids
 //! `0..allocated_by(T)`. A checkpoint at time C stores the ids of blocks live at C, sorted. The
@@ -12,13 +13,16 @@
 
 use rayon::prelude::*;
 
-use crate::lifetimes::{LifetimeStore, OPEN};
+use crate::lifetimes::LifetimeStore;
 use crate::model::{LiveTotals, Totals};
 use crate::progress::{Progress, Stage};
 use crate::timeline::{TIMELINE_BUCKETS, Timeline, TimelinePoint};
 
 /// Fewest events between two checkpoints.
 pub const MIN_SPACING: u64 = 32 * 1024;
+
+/// Id lists at least this long are filtered in parallel.
+const PARALLEL_IDS: usize = 64 * 1024;
 
 #[derive(Debug)]
 struct Checkpoint {
@@ -29,10 +33,95 @@ struct Checkpoint {
     live: Box<[u32]>,
 }
 
-/// Checkpoints over a [`LifetimeStore`] sorted by allocation time.
+/// Checkpoints over a [`LifetimeStore`].
 #[derive(Debug)]
 pub(crate) struct TimeIndex {
     checkpoints: Vec<Checkpoint>,
+}
+
+/// Ids in `ids` (sorted) and in `range` whose block is still live at `t`, sorted.
+fn live_ids(free: &[u64], ids: &[u32], range: std::ops::Range<u32>, t: u64) -> Vec<u32> {
+    let live = |&i: &u32| free[i as usize] > t;
+    if ids.len() + range.len() < PARALLEL_IDS {
+        return ids.iter().copied().chain(range).filter(live).collect();
+    }
+    let (mut head, tail): (Vec<u32>, Vec<u32>) = rayon::join(
+        || ids.par_iter().copied().filter(live).collect(),
+        || range.into_par_iter().filter(live).collect(),
+    );
+    head.extend(tail);
+    head
+}
+
+impl TimeIndex {
+    fn checkpoint_for(&self, t: u64) -> &Checkpoint {
+        let i = self.checkpoints.partition_point(|c| c.at_ns <= t);
+        &self.checkpoints[i.saturating_sub(1)]
+    }
+
+    /// The checkpoint to start from and the window of later allocations, for a query at `t`.
+    fn window(&self, store: &LifetimeStore, t: u64) -> (&Checkpoint, std::ops::Range<u32>) {
+        let cp = self.checkpoint_for(t);
+        let end = store.allocated_by(t) as u32;
+        (cp, cp.alloc_pos..end.max(cp.alloc_pos))
+    }
+
+    /// Ids of the blocks live at `t`, sorted.
+    pub fn live_at(&self, store: &LifetimeStore, t: u64) -> Vec<u32> {
+        let (cp, window) = self.window(store, t);
+        live_ids(store.free_column(), &cp.live, window, t)
+    }
+
+    /// Blocks and bytes live at `t`, without listing them.
+    pub fn totals_at(&self, store: &LifetimeStore, t: u64) -> LiveTotals {
+        let (cp, window) = self.window(store, t);
+        let free = store.free_column();
+        let size32 = store.size32_column();
+        let add = |mut acc: LiveTotals, i: u32| {
+            if free[i as usize] > t {
+                acc.blocks += 1;
+                acc.bytes += store.full_size(i, size32[i as usize]);
+            }
+            acc
+        };
+        let sum = |a: LiveTotals, b: LiveTotals| LiveTotals {
+            blocks: a.blocks + b.blocks,
+            bytes: a.bytes + b.bytes,
+        };
+        if cp.live.len() + window.len() < PARALLEL_IDS {
+            return cp.live.iter().copied().chain(window).fold(LiveTotals::default(), add);
+        }
+        let (a, b) = rayon::join(
+            || cp.live.par_iter().copied().fold(LiveTotals::default, add).reduce(LiveTotals::default, sum),
+            || window.into_par_iter().fold(LiveTotals::default, add).reduce(LiveTotals::default, sum),
+        );
+        sum(a, b)
+    }
+
+    /// Ids held by all checkpoints (for memory accounting).
+    pub fn stored_ids(&self) -> usize {
+        self.checkpoints.iter().map(|c| c.live.len()).sum()
+    }
+}
+
+/// Builds the timeline, the peak and the checkpoint plan from the live totals after each
+/// moment of the replay (moments in time order, times relative to the start).
+#[derive(Debug)]
+pub(crate) struct IndexBuilder {
+    duration_ns: u64,
+    points: Vec<Option<TimelinePoint>>,
+    /// Timeline bucket of the current moment, where the next one starts, and the current
+    /// bucket's point (if any moment fell in it yet).
+    bucket: usize,
+    next_bucket_start: u64,
+    current: Option<TimelinePoint>,
+    /// (bytes, blocks, time) of the first moment with the most live bytes.
+    peak: (u64, u64, u64),
+    since_checkpoint: u64,
+    /// Events after which the next checkpoint is due.
+    checkpoint_due: u64,
+    /// (time, blocks allocated by then) of each checkpoint after the first.
+    plan: Vec<(u64, u32)>,
 }
 
 /// What building the index found besides the index itself.
@@ -42,110 +131,94 @@ pub(crate) struct IndexBuild {
     pub peak: (u64, u64, u64),
 }
 
-impl TimeIndex {
-    fn checkpoint_for(&self, t: u64) -> &Checkpoint {
-        let i = self.checkpoints.partition_point(|c| c.at_ns <= t);
-        &self.checkpoints[i.saturating_sub(1)]
+impl IndexBuilder {
+    pub fn new(duration_ns: u64) -> Self {
+        IndexBuilder {
+            duration_ns,
+            points: vec![None; TIMELINE_BUCKETS],
+            bucket: 0,
+            next_bucket_start: Timeline::bucket_start(duration_ns, TIMELINE_BUCKETS, 1),
+            current: None,
+            peak: (0, 0, 0),
+            since_checkpoint: 0,
+            checkpoint_due: MIN_SPACING,
+            plan: Vec::new(),
+        }
     }
 
-    /// Ids of the blocks live at `t`, sorted.
-    pub fn live_at(&self, store: &LifetimeStore, t: u64) -> Vec<u32> {
-        let cp = self.checkpoint_for(t);
-        let end = store.allocated_by(t) as u32;
-        let lts = &store.lifetimes;
-        let mut out: Vec<u32> = cp.live.iter().copied().filter(|&i| lts[i as usize].free_ns() > t).collect();
-        out.extend((cp.alloc_pos..end.max(cp.alloc_pos)).filter(|&i| lts[i as usize].free_ns() > t));
-        out
-    }
-
-    /// Blocks and bytes live at `t`, without listing them.
-    pub fn totals_at(&self, store: &LifetimeStore, t: u64) -> LiveTotals {
-        let cp = self.checkpoint_for(t);
-        let end = store.allocated_by(t) as u32;
-        let mut totals = LiveTotals::default();
-        let lts = &store.lifetimes;
-        for i in cp.live.iter().copied().chain(cp.alloc_pos..end.max(cp.alloc_pos)) {
-            let l = &lts[i as usize];
-            if l.free_ns() > t {
-                totals.blocks += 1;
-                totals.bytes += store.size_of(l);
+    /// The moment `t` ended with `bytes` and `blocks` live, `allocated` blocks allocated so far
+    /// and `events` allocations and frees applied at `t`.
+    #[inline(always)]
+    pub fn step(&mut self, t: u64, bytes: u64, blocks: u64, allocated: u32, events: u64) {
+        if bytes > self.peak.0 {
+            self.peak = (bytes, blocks, t);
+        }
+        if t >= self.next_bucket_start {
+            self.enter_bucket_of(t);
+        }
+        match &mut self.current {
+            Some(p) => {
+                p.live_bytes = bytes;
+                p.live_blocks = blocks;
+                p.max_live_bytes = p.max_live_bytes.max(bytes);
+            }
+            None => {
+                self.current = Some(TimelinePoint {
+                    live_bytes: bytes,
+                    live_blocks: blocks,
+                    max_live_bytes: bytes,
+                    ..TimelinePoint::default()
+                })
             }
         }
-        totals
-    }
-
-    /// Ids held by all checkpoints (for memory accounting).
-    pub fn stored_ids(&self) -> usize {
-        self.checkpoints.iter().map(|c| c.live.len()).sum()
-    }
-
-    /// Builds the index, the timeline and the peak of `store` (sorted by allocation time) over
-    /// `[0, duration_ns]`.
-    pub fn build(store: &LifetimeStore, duration_ns: u64, progress: &dyn Progress) -> IndexBuild {
-        let lts = &store.lifetimes;
-        let mut frees: Vec<u32> =
-            (0..lts.len() as u32).into_par_iter().filter(|&i| lts[i as usize].free_ns() != OPEN).collect();
-        frees.par_sort_unstable_by_key(|&i| (lts[i as usize].free_ns(), i));
-        let total_events = (lts.len() + frees.len()) as u64;
-        progress.start(Stage::Indexing, total_events);
-
-        let buckets = TIMELINE_BUCKETS;
-        let mut points: Vec<Option<TimelinePoint>> = vec![None; buckets];
-        let mut checkpoints = vec![Checkpoint { at_ns: 0, alloc_pos: 0, live: Box::new([]) }];
-        let (mut a, mut f) = (0usize, 0usize);
-        let (mut bytes, mut blocks) = (0u64, 0u64);
-        let mut peak = (0u64, 0u64, 0u64);
-        let mut since_checkpoint = 0u64;
-        let mut since_progress = 0u64;
-        while a < lts.len() || f < frees.len() {
-            let next_alloc = lts.get(a).map_or(u64::MAX, |l| l.alloc_ns);
-            let next_free = frees.get(f).map_or(u64::MAX, |&i| lts[i as usize].free_ns());
-            let t = next_alloc.min(next_free);
-            let before = (a, f);
-            while a < lts.len() && lts[a].alloc_ns == t {
-                bytes += store.size_of(&lts[a]);
-                blocks += 1;
-                a += 1;
-            }
-            while f < frees.len() && lts[frees[f] as usize].free_ns() == t {
-                bytes = bytes.saturating_sub(store.size_of(&lts[frees[f] as usize]));
-                blocks = blocks.saturating_sub(1);
-                f += 1;
-            }
-            if bytes > peak.0 {
-                peak = (bytes, blocks, t);
-            }
-            let k = Timeline::bucket_of(duration_ns, buckets, t);
-            let p = points[k].get_or_insert(TimelinePoint { max_live_bytes: 0, ..Default::default() });
-            p.live_bytes = bytes;
-            p.live_blocks = blocks;
-            p.max_live_bytes = p.max_live_bytes.max(bytes);
-            let stepped = ((a - before.0) + (f - before.1)) as u64;
-            since_checkpoint += stepped;
-            since_progress += stepped;
-            if since_progress >= 1 << 20 {
-                progress.advance(since_progress);
-                since_progress = 0;
-            }
-            let last = checkpoints.last().map_or(0, |c: &Checkpoint| c.live.len() as u64);
-            if since_checkpoint >= MIN_SPACING.max(2 * last) {
-                let prev = &checkpoints[checkpoints.len() - 1];
-                let live: Vec<u32> = prev
-                    .live
-                    .iter()
-                    .copied()
-                    .chain(prev.alloc_pos..a as u32)
-                    .filter(|&i| lts[i as usize].free_ns() > t)
-                    .collect();
-                checkpoints.push(Checkpoint { at_ns: t, alloc_pos: a as u32, live: live.into_boxed_slice() });
-                since_checkpoint = 0;
-            }
+        self.since_checkpoint += events;
+        if self.since_checkpoint >= self.checkpoint_due {
+            self.plan_checkpoint(t, allocated, blocks);
         }
-        progress.advance(since_progress);
+    }
+
+    /// Moves to the timeline bucket that holds `t`.
+    #[cold]
+    fn enter_bucket_of(&mut self, t: u64) {
+        self.points[self.bucket] = self.current.take();
+        while t >= self.next_bucket_start && self.bucket + 1 < TIMELINE_BUCKETS {
+            self.bucket += 1;
+            self.next_bucket_start =
+                Timeline::bucket_start(self.duration_ns, TIMELINE_BUCKETS, self.bucket + 1);
+        }
+        if self.bucket + 1 == TIMELINE_BUCKETS {
+            self.next_bucket_start = u64::MAX;
+        }
+        self.current = self.points[self.bucket].take();
+    }
+
+    #[cold]
+    fn plan_checkpoint(&mut self, t: u64, allocated: u32, blocks: u64) {
+        self.plan.push((t, allocated));
+        self.checkpoint_due = MIN_SPACING.max(2 * blocks);
+        self.since_checkpoint = 0;
+    }
+
+    /// The index over `store` (which holds the replayed blocks) and the timeline.
+    pub fn finish(mut self, store: &LifetimeStore, progress: &dyn Progress) -> IndexBuild {
+        self.points[self.bucket] = self.current.take();
+        progress.start(Stage::Indexing, self.plan.len() as u64);
+        let free = store.free_column();
+        let mut checkpoints = Vec::with_capacity(self.plan.len() + 1);
+        checkpoints.push(Checkpoint { at_ns: 0, alloc_pos: 0, live: Box::new([]) });
+        for &(at_ns, alloc_pos) in &self.plan {
+            let prev = &checkpoints[checkpoints.len() - 1];
+            let live = live_ids(free, &prev.live, prev.alloc_pos..alloc_pos.max(prev.alloc_pos), at_ns);
+            checkpoints.push(Checkpoint { at_ns, alloc_pos, live: live.into_boxed_slice() });
+            progress.advance(1);
+        }
         progress.finish(Stage::Indexing);
 
+        let duration_ns = self.duration_ns;
+        let buckets = TIMELINE_BUCKETS;
         let mut carried = TimelinePoint::default();
-        let points = points
+        let points = self
+            .points
             .into_iter()
             .enumerate()
             .map(|(k, p)| {
@@ -168,7 +241,7 @@ impl TimeIndex {
         IndexBuild {
             index: TimeIndex { checkpoints },
             timeline: Timeline::from_points(duration_ns, points),
-            peak,
+            peak: self.peak,
         }
     }
 }
@@ -178,4 +251,28 @@ pub(crate) fn apply_peak(totals: &mut Totals, peak: (u64, u64, u64)) {
     totals.peak_bytes = peak.0;
     totals.peak_blocks = peak.1;
     totals.peak_at_ns = peak.2;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::NoProgress;
+
+    #[test]
+    fn timeline_buckets_follow_the_moments() {
+        let mut b = IndexBuilder::new(999);
+        b.step(0, 10, 1, 1, 1);
+        b.step(150, 30, 2, 2, 1);
+        b.step(160, 5, 1, 2, 1);
+        b.step(999, 7, 1, 3, 1);
+        let build = b.finish(&LifetimeStore::default(), &NoProgress);
+        assert_eq!(build.peak, (30, 2, 150));
+        let points = build.timeline.points();
+        let at = |t: u64| points[Timeline::bucket_of(999, TIMELINE_BUCKETS, t)];
+        assert_eq!((at(0).live_bytes, at(0).max_live_bytes), (10, 10));
+        assert_eq!((at(150).live_bytes, at(150).max_live_bytes), (30, 30));
+        assert_eq!((at(160).live_bytes, at(160).max_live_bytes), (5, 30));
+        assert_eq!((at(500).live_bytes, at(500).max_live_bytes), (5, 5));
+        assert_eq!(points.last().map(|p| p.live_bytes), Some(7));
+    }
 }

@@ -1,27 +1,37 @@
-//! Loading a trace: three parallel passes over the mapped chunks (scan, decode lifetimes, match
-//! frees), then the time index. Damaged or incomplete traces load as far as they can be read
-//! and are flagged, never an error or a panic.
+//! Loading a trace: the replay (chunks decoded in parallel a round ahead, merged in time order,
+//! each address's allocations and frees paired by its state machine, lifetimes appended in order
+//! of allocation time, the time index built along), then the checkpoints' live sets. Damaged or
+//! incomplete traces load as far as they can be read and are flagged, never an error or a panic.
+//!
+//! The replay needs the trace's time span before it starts (for the timeline) and a lower bound
+//! of each chunk's timestamps (to know when every earlier event has been decoded). A trace that
+//! was finished cleanly says both in its headers (start, end, each chunk's base timestamp), so
+//! one pass over the chunks is enough; the decoder checks that every timestamp keeps those
+//! promises. Otherwise (the program was killed, or the promises were broken) a scan pass over
+//! all chunks finds the exact span first.
 
 mod decode;
-mod matching;
+mod lifecycle;
+mod replay;
 mod scan;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use leakview_format::TraceReader;
-use rayon::prelude::*;
 
 use crate::error::LoadError;
-use crate::index::{IndexBuild, TimeIndex, apply_peak};
-use crate::lifetimes::{Lifetime, LifetimeStore};
+use crate::index::{IndexBuild, IndexBuilder, TimeIndex, apply_peak};
+use crate::lifetimes::LifetimeStore;
 use crate::model::{EventCounts, LiveTotals, Mark, Summary, ThreadInfo, Totals};
 use crate::progress::{Progress, Stage};
 use crate::stacks::StackTable;
 use crate::symbolize::ModuleInfo;
 use crate::timeline::Timeline;
 
-use decode::{DecodeContext, SiteInterner};
+use decode::SiteInterner;
+use lifecycle::Lifecycle;
+use replay::{ReplayPlan, Replayed};
 use scan::{ChunkScan, ModuleEvent};
 
 /// Everything a load produces; [`crate::Analysis`] wraps it.
@@ -40,19 +50,56 @@ fn check_cancel(progress: &dyn Progress) -> Result<(), LoadError> {
     if progress.cancelled() { Err(LoadError::Cancelled) } else { Ok(()) }
 }
 
+/// Most blocks a trace may hold (ids are `u32`).
+const MAX_BLOCKS: u64 = u32::MAX as u64 - 1;
+
+/// The time span the replay works in, and where each chunk's events may start.
+struct Span {
+    /// Monotonic time of the trace's start (every `*_ns` counts from it).
+    origin: u64,
+    /// Monotonic time of the trace's end.
+    end: u64,
+    /// A lower bound of each chunk's timestamps.
+    lower_bounds: Vec<u64>,
+    /// Records expected per chunk, and blocks in all (capacity hints).
+    expected: Vec<usize>,
+    blocks: usize,
+}
+
 /// Loads everything from an open reader.
 pub(crate) fn load(reader: &TraceReader, progress: &dyn Progress) -> Result<Loaded, LoadError> {
+    if let Some(span) = span_from_headers(reader)
+        && let Some(loaded) = load_in(reader, span, true, progress)?
+    {
+        return Ok(loaded);
+    }
+    let span = span_from_scan(reader, progress)?;
+    // A scan's span is exact, so its promises hold.
+    load_in(reader, span, false, progress)?.ok_or(LoadError::Cancelled)
+}
+
+/// The span a cleanly finished trace's headers give; `None` if they do not give one.
+fn span_from_headers(reader: &TraceReader) -> Option<Span> {
+    let (meta, header) = (reader.metadata(), reader.header());
+    let origin = meta.start_monotonic_ns;
+    if !header.finished() || origin == 0 || header.end_timestamp < origin {
+        return None;
+    }
+    let chunks = reader.chunks();
+    // Each hot event takes at least 3 bytes; the store reserves address space, not memory.
+    let expected: Vec<usize> = chunks.iter().map(|c| c.body_len() / 3).collect();
+    let blocks = expected.iter().sum::<usize>().min(MAX_BLOCKS as usize);
+    let lower_bounds = chunks.iter().map(|c| c.base_timestamp).collect();
+    Some(Span { origin, end: header.end_timestamp, lower_bounds, expected, blocks })
+}
+
+/// The exact span, from a scan of every chunk.
+fn span_from_scan(reader: &TraceReader, progress: &dyn Progress) -> Result<Span, LoadError> {
     let chunks = reader.chunks();
     progress.start(Stage::Scanning, chunks.len() as u64);
     let scans = scan::scan_all(reader, progress).ok_or(LoadError::Cancelled)?;
     progress.finish(Stage::Scanning);
-
-    let meta = reader.metadata();
-    let header = reader.header();
-    let mut counts = EventCounts::default();
-    for s in &scans {
-        counts.add(&s.counts);
-    }
+    let (meta, header) = (reader.metadata(), reader.header());
     let min_ts = scans.iter().filter_map(|s| s.min_ts).min();
     let max_ts = scans.iter().filter_map(|s| s.max_ts).max();
     let origin = match min_ts {
@@ -63,6 +110,31 @@ pub(crate) fn load(reader: &TraceReader, progress: &dyn Progress) -> Result<Load
     if header.finished() && header.end_timestamp >= end {
         end = header.end_timestamp;
     }
+    let total_blocks: u64 = scans.iter().map(|s| s.blocks).sum();
+    if total_blocks > MAX_BLOCKS {
+        return Err(LoadError::TooManyAllocations { path: reader.path().to_path_buf(), limit: MAX_BLOCKS });
+    }
+    Ok(Span {
+        origin,
+        end: end.max(origin),
+        lower_bounds: scans.iter().map(|s| s.min_ts.unwrap_or(origin)).collect(),
+        expected: scans.iter().map(|s| (s.blocks + s.releases) as usize).collect(),
+        blocks: total_blocks as usize,
+    })
+}
+
+/// Replays and indexes the trace in `span`; `Ok(None)` if the span's promises were broken and
+/// `checked` asks for them to hold.
+fn load_in(
+    reader: &TraceReader,
+    span: Span,
+    checked: bool,
+    progress: &dyn Progress,
+) -> Result<Option<Loaded>, LoadError> {
+    let chunks = reader.chunks();
+    let meta = reader.metadata();
+    let header = reader.header();
+    let (origin, end) = (span.origin, span.end);
     let duration_ns = end.saturating_sub(origin);
 
     // Threads: one per distinct chunk tid, in tid order.
@@ -75,49 +147,51 @@ pub(crate) fn load(reader: &TraceReader, progress: &dyn Progress) -> Result<Load
     let thread_of = |tid: u32| tids.binary_search(&tid).map_or(0, |i| i as u32);
     let chunk_threads: Vec<u32> = chunks.iter().map(|c| thread_of(c.tid)).collect();
 
-    let total_blocks: u64 = scans.iter().map(|s| s.blocks).sum();
-    let limit = u64::from(u32::MAX - 1);
-    if total_blocks > limit {
-        return Err(LoadError::TooManyAllocations { path: reader.path().to_path_buf(), limit });
-    }
-
-    check_cancel(progress)?;
-    progress.start(Stage::Decoding, chunks.len() as u64);
-    let mut lifetimes: Vec<Lifetime> = (0..total_blocks).map(|_| Lifetime::empty()).collect();
-    let interner = SiteInterner::default();
-    let ctx = DecodeContext { reader, origin, interner: &interner };
-    let blocks_per_chunk: Vec<u64> = scans.iter().map(|s| s.blocks).collect();
-    let big = decode::decode_all(&ctx, &chunk_threads, &blocks_per_chunk, &mut lifetimes, progress)
-        .ok_or(LoadError::Cancelled)?;
-    progress.finish(Stage::Decoding);
-    let mut big_sizes = HashMap::new();
-    for (t, a, s) in big {
-        LifetimeStore::record_big_size(&mut big_sizes, t, a, s);
-    }
-
     check_cancel(progress)?;
     progress.start(Stage::Matching, chunks.len() as u64);
-    lifetimes.par_sort_unstable_by_key(matching::sort_key);
-    let matched = matching::match_all(reader, origin, &lifetimes, progress).ok_or(LoadError::Cancelled)?;
-    lifetimes.par_sort_unstable_by_key(|l| (l.alloc_ns, l.addr, l.free_ns()));
+    let interner = SiteInterner::default();
+    let store = LifetimeStore::with_capacity(span.blocks);
+    let mut life = Lifecycle::new(origin, store, IndexBuilder::new(duration_ns), 1024);
+    let plan = ReplayPlan {
+        reader,
+        lower_bounds: &span.lower_bounds,
+        chunk_threads: &chunk_threads,
+        expected: &span.expected,
+        times: origin..=end,
+        checked,
+        interner: &interner,
+    };
+    let Replayed { scans, promises_held } =
+        replay::replay(&plan, &mut life, progress).ok_or(LoadError::Cancelled)?;
     progress.finish(Stage::Matching);
+    if checked && !promises_held {
+        return Ok(None);
+    }
+    if life.too_many {
+        return Err(LoadError::TooManyAllocations { path: reader.path().to_path_buf(), limit: MAX_BLOCKS });
+    }
+    let (live_blocks, live_bytes) = life.live_totals();
+    let Lifecycle { mut store, index, matched, unmatched, bytes_allocated, tie_runs, .. } = life;
+    store.order_ties(&tie_runs);
+    store.set_sites(interner.into_sites());
+    store.shrink_to_fit();
 
-    let store = LifetimeStore { lifetimes, sites: interner.into_sites(), big_sizes };
     check_cancel(progress)?;
-    let IndexBuild { index, timeline, peak } = TimeIndex::build(&store, duration_ns, progress);
+    let IndexBuild { index, timeline, peak } = index.finish(&store, progress);
 
+    let mut counts = EventCounts::default();
+    for s in &scans {
+        counts.add(&s.counts);
+    }
     let mut totals = Totals {
         allocations: store.len() as u64,
-        frees: matched.matched,
-        unmatched_frees: matched.unmatched,
-        bytes_allocated: store.lifetimes.par_iter().map(|l| store.size_of(l)).sum(),
+        frees: matched,
+        unmatched_frees: unmatched,
+        bytes_allocated,
         ..Totals::default()
     };
     apply_peak(&mut totals, peak);
-    let open: Vec<u32> =
-        (0..store.len() as u32).into_par_iter().filter(|&i| store.lifetimes[i as usize].is_open()).collect();
-    let outstanding_at_end =
-        LiveTotals { blocks: open.len() as u64, bytes: open.iter().map(|&i| store.size_of_index(i)).sum() };
+    let outstanding_at_end = LiveTotals { blocks: live_blocks, bytes: live_bytes };
 
     let undecodable_chunks = scans.iter().filter(|s| s.undecodable).count() as u64;
     let (stacks, threads, marks, modules) = collect_small_records(scans, &tids, origin);
@@ -147,7 +221,7 @@ pub(crate) fn load(reader: &TraceReader, progress: &dyn Progress) -> Result<Load
         totals,
         outstanding_at_end,
     };
-    Ok(Loaded { summary, store, index, timeline, stacks, threads, marks, modules })
+    Ok(Some(Loaded { summary, store, index, timeline, stacks, threads, marks, modules }))
 }
 
 type SmallRecords = (StackTable, Vec<ThreadInfo>, Vec<Mark>, Vec<ModuleInfo>);

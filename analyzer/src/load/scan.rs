@@ -1,6 +1,8 @@
-//! First pass over a trace: every chunk decoded in parallel to count events and allocations per
-//! chunk (so lifetimes can be written in place by the next pass) and to collect the small
-//! records: stack nodes, modules, thread names and marks.
+//! What a load learns about each chunk besides its allocations and frees: event counts, time
+//! span, and the small records (stack nodes, modules, thread names, marks). The replay's decoder
+//! gathers it as it goes ([`ChunkScan::observe`]). A separate scan pass over all chunks
+//! ([`scan_all`]) is needed only when a trace does not say its own time span (it was not
+//! finished cleanly, or its timestamps fall outside the span its header gives).
 
 use leakview_format::{ChunkInfo, Event, TraceReader};
 use rayon::prelude::*;
@@ -25,11 +27,13 @@ pub(crate) enum ModuleEvent {
     },
 }
 
-/// What the first pass learned about one chunk.
+/// What is known about one chunk.
 #[derive(Debug, Default)]
 pub(crate) struct ChunkScan {
     /// Blocks that came into being in this chunk (allocs and reallocs with a new address).
     pub blocks: u64,
+    /// Frees of a non-zero address (including the release half of reallocs).
+    pub releases: u64,
     pub counts: EventCounts,
     pub min_ts: Option<u64>,
     pub max_ts: Option<u64>,
@@ -47,44 +51,41 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Scans one chunk.
-pub(crate) fn scan_chunk(reader: &TraceReader, chunk: &ChunkInfo) -> ChunkScan {
-    let mut scan = ChunkScan::default();
-    for event in reader.events(chunk) {
-        let event = match event {
-            Ok(event) => event,
-            Err(_) => {
-                scan.undecodable = true;
-                break;
-            }
-        };
-        if let Some(ts) = event.timestamp() {
-            scan.min_ts = Some(scan.min_ts.map_or(ts, |m| m.min(ts)));
-            scan.max_ts = Some(scan.max_ts.map_or(ts, |m| m.max(ts)));
-        }
-        let c = &mut scan.counts;
-        match event {
-            Event::Alloc { addr, .. } => {
+impl ChunkScan {
+    fn saw_time(&mut self, ts: u64) {
+        self.min_ts = Some(self.min_ts.map_or(ts, |m| m.min(ts)));
+        self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
+    }
+
+    /// Takes note of one decoded event.
+    pub fn observe(&mut self, event: &Event<'_>) {
+        let c = &mut self.counts;
+        match *event {
+            Event::Alloc { ts, addr, .. } => {
                 c.alloc += 1;
-                if addr != 0 {
-                    scan.blocks += 1;
-                }
+                self.blocks += u64::from(addr != 0);
+                self.saw_time(ts);
             }
-            Event::Free { .. } => c.free += 1,
-            Event::Realloc { ts_free, new_addr, .. } => {
+            Event::Free { ts, addr } => {
+                c.free += 1;
+                self.releases += u64::from(addr != 0);
+                self.saw_time(ts);
+            }
+            Event::Realloc { ts_free, ts, old_addr, new_addr, .. } => {
                 c.realloc += 1;
-                scan.min_ts = Some(scan.min_ts.map_or(ts_free, |m| m.min(ts_free)));
-                if new_addr != 0 {
-                    scan.blocks += 1;
-                }
+                self.releases += u64::from(old_addr != 0);
+                self.blocks += u64::from(new_addr != 0);
+                self.saw_time(ts_free);
+                self.saw_time(ts);
             }
             Event::StackNode { id, parent, ip } => {
                 c.stack_node += 1;
-                scan.nodes.push((id, parent, ip));
+                self.nodes.push((id, parent, ip));
             }
             Event::ModuleLoad { ts, id, base, path, build_id, segments } => {
                 c.module_load += 1;
-                scan.modules.push(ModuleEvent::Load {
+                self.saw_time(ts);
+                self.modules.push(ModuleEvent::Load {
                     ts,
                     id,
                     base,
@@ -95,15 +96,32 @@ pub(crate) fn scan_chunk(reader: &TraceReader, chunk: &ChunkInfo) -> ChunkScan {
             }
             Event::ModuleUnload { ts, id } => {
                 c.module_unload += 1;
-                scan.modules.push(ModuleEvent::Unload { ts, id });
+                self.saw_time(ts);
+                self.modules.push(ModuleEvent::Unload { ts, id });
             }
             Event::ThreadName { ts, tid, name } => {
                 c.thread_name += 1;
-                scan.thread_names.push((ts, tid, text(name)));
+                self.saw_time(ts);
+                self.thread_names.push((ts, tid, text(name)));
             }
             Event::Mark { ts, label } => {
                 c.mark += 1;
-                scan.marks.push((ts, text(label)));
+                self.saw_time(ts);
+                self.marks.push((ts, text(label)));
+            }
+        }
+    }
+}
+
+/// Scans one chunk.
+pub(crate) fn scan_chunk(reader: &TraceReader, chunk: &ChunkInfo) -> ChunkScan {
+    let mut scan = ChunkScan::default();
+    for event in reader.events(chunk) {
+        match event {
+            Ok(event) => scan.observe(&event),
+            Err(_) => {
+                scan.undecodable = true;
+                break;
             }
         }
     }

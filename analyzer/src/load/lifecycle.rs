@@ -1,0 +1,251 @@
+//! Each address's state machine, driven by the replay in time order: an allocation opens a block
+//! (appended to the lifetime store, so block ids follow allocation time) and makes it the
+//! address's live block; a free closes the address's live block, or is counted as unmatched
+//! when the address has none (memory allocated before recording began, or a double free). Only
+//! live blocks are held in the address table, so it stays small and cache-resident.
+//!
+//! Events of one moment (a clock tie) are applied per address in the only order the address's
+//! state allows: a release first if the address holds a live block, an allocation first
+//! otherwise, alternating. This is what FORMAT.md's ordering rules promise: a block must be
+//! released before its address comes into being again.
+//!
+//! Known limit: two blocks of one address that came into being in the same clock tick cannot be
+//! told apart by time; the frees of that tick and later go to them in an arbitrary order. Real
+//! clocks make this vanishingly rare. Such blocks are ordered by free time in the store.
+
+use std::ops::Range;
+
+use super::decode::Record;
+use crate::hashing::AddrMap;
+use crate::index::IndexBuilder;
+use crate::lifetimes::{LifetimeStore, size32};
+
+/// An event of a clock tie.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TieEvent {
+    addr: u64,
+    /// `None` for a free.
+    alloc: Option<(u64, u32)>,
+}
+
+impl TieEvent {
+    /// The event of `record`, whose full size (for an allocation) is `size`.
+    pub fn of(record: &Record, size: u64) -> Self {
+        TieEvent { addr: record.addr, alloc: (!record.is_free()).then_some((size, record.site())) }
+    }
+}
+
+/// A live block in the address table: its id (low half) and 32-bit size (high half).
+fn live_value(id: u32, size32: u32) -> u64 {
+    u64::from(id) | (u64::from(size32) << 32)
+}
+
+/// The replay's state: the store being filled, the live blocks, running totals and the index
+/// being built.
+pub(crate) struct Lifecycle {
+    origin: u64,
+    pub store: LifetimeStore,
+    live: AddrMap,
+    pub index: IndexBuilder,
+    pub matched: u64,
+    pub unmatched: u64,
+    pub bytes_allocated: u64,
+    /// More blocks than ids can number: the rest were not stored.
+    pub too_many: bool,
+    bytes: u64,
+    blocks: u64,
+    /// Allocations and matched frees since the last moment ended.
+    step_events: u64,
+    /// Id ranges of blocks with equal allocation time and address.
+    pub tie_runs: Vec<Range<u32>>,
+    /// Scratch for ties.
+    tie_allocs: Vec<(u64, u64, u32)>,
+}
+
+impl Lifecycle {
+    pub fn new(origin: u64, store: LifetimeStore, index: IndexBuilder, live_hint: usize) -> Self {
+        Lifecycle {
+            origin,
+            store,
+            live: AddrMap::with_capacity(live_hint),
+            index,
+            matched: 0,
+            unmatched: 0,
+            bytes_allocated: 0,
+            too_many: false,
+            bytes: 0,
+            blocks: 0,
+            step_events: 0,
+            tie_runs: Vec::new(),
+            tie_allocs: Vec::new(),
+        }
+    }
+
+    fn rel(&self, ts: u64) -> u64 {
+        ts.saturating_sub(self.origin)
+    }
+
+    /// Appends a block and counts it as live.
+    #[inline]
+    fn open(&mut self, ts: u64, addr: u64, size: u64, site: u32) -> u32 {
+        if self.store.len() as u64 >= super::MAX_BLOCKS {
+            self.too_many = true;
+            return u32::MAX;
+        }
+        let id = self.store.push(self.rel(ts), addr, size, site);
+        self.bytes += size;
+        self.blocks += 1;
+        self.bytes_allocated += size;
+        self.step_events += 1;
+        id
+    }
+
+    /// Closes the live block `value` (from the address table) at `ts`.
+    #[inline]
+    fn close(&mut self, value: u64, ts: u64) {
+        let id = value as u32;
+        let size = self.store.full_size(id, (value >> 32) as u32);
+        self.store.set_free(id, self.rel(ts));
+        self.bytes = self.bytes.saturating_sub(size);
+        self.blocks = self.blocks.saturating_sub(1);
+        self.matched += 1;
+        self.step_events += 1;
+    }
+
+    /// An allocation at `ts` that no other event shares its moment with.
+    #[inline]
+    pub fn alloc(&mut self, ts: u64, addr: u64, size: u64, site: u32) {
+        let id = self.open(ts, addr, size, site);
+        // A live block still at this address lost its free; it stays open.
+        self.live.insert(addr, live_value(id, size32(size)));
+    }
+
+    /// A free at `ts` that no other event shares its moment with.
+    #[inline]
+    pub fn free(&mut self, ts: u64, addr: u64) {
+        match self.live.remove(addr) {
+            Some(value) => self.close(value, ts),
+            None => self.unmatched += 1,
+        }
+    }
+
+    /// The events of one moment `ts`, in any order.
+    pub fn tie(&mut self, ts: u64, events: &mut [TieEvent]) {
+        // Blocks of one moment take ids in order of address (the store's order).
+        events.sort_by_key(|e| (e.addr, e.alloc.is_none()));
+        let mut tie_allocs = std::mem::take(&mut self.tie_allocs);
+        let mut i = 0;
+        while i < events.len() {
+            let addr = events[i].addr;
+            let mut j = i;
+            tie_allocs.clear();
+            while j < events.len() && events[j].addr == addr {
+                if let Some((size, site)) = events[j].alloc {
+                    let id = self.open(ts, addr, size, site);
+                    tie_allocs.push((u64::from(id), size, site));
+                }
+                j += 1;
+            }
+            let mut frees = (j - i) - tie_allocs.len();
+            if tie_allocs.len() > 1 {
+                let first = tie_allocs[0].0 as u32;
+                self.tie_runs.push(first..first + tie_allocs.len() as u32);
+            }
+            let mut current = self.live.remove(addr);
+            let mut next_alloc = 0;
+            loop {
+                if frees > 0 && current.is_some() {
+                    if let Some(value) = current.take() {
+                        self.close(value, ts);
+                    }
+                    frees -= 1;
+                } else if let Some(&(id, size, _)) = tie_allocs.get(next_alloc) {
+                    current = Some(live_value(id as u32, size32(size)));
+                    next_alloc += 1;
+                } else if frees > 0 {
+                    self.unmatched += 1;
+                    frees -= 1;
+                } else {
+                    break;
+                }
+            }
+            if let Some(value) = current {
+                self.live.insert(addr, value);
+            }
+            i = j;
+        }
+        self.tie_allocs = tie_allocs;
+    }
+
+    /// Every event at `ts` has been applied.
+    #[inline]
+    pub fn end_moment(&mut self, ts: u64) {
+        let t = self.rel(ts);
+        self.index.step(t, self.bytes, self.blocks, self.store.len() as u32, self.step_events);
+        self.step_events = 0;
+    }
+
+    /// Blocks and bytes live at the end.
+    pub fn live_totals(&self) -> (u64, u64) {
+        (self.blocks, self.bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifetimes::OPEN;
+
+    fn life() -> Lifecycle {
+        Lifecycle::new(0, LifetimeStore::with_capacity(16), IndexBuilder::new(1000), 4)
+    }
+
+    fn alloc(addr: u64) -> TieEvent {
+        TieEvent { addr, alloc: Some((8, 0)) }
+    }
+
+    fn free(addr: u64) -> TieEvent {
+        TieEvent { addr, alloc: None }
+    }
+
+    fn frees(l: &Lifecycle) -> Vec<u64> {
+        l.store.free_column().to_vec()
+    }
+
+    #[test]
+    fn a_free_closes_the_live_block_of_its_address() {
+        let mut l = life();
+        l.alloc(5, 0x10, 8, 0);
+        l.alloc(7, 0x20, 8, 0);
+        l.free(10, 0x10);
+        l.free(11, 0x10);
+        l.alloc(20, 0x10, 8, 0);
+        l.free(25, 0x10);
+        assert_eq!(frees(&l), vec![10, OPEN, 25]);
+        assert_eq!((l.matched, l.unmatched), (2, 1));
+    }
+
+    #[test]
+    fn a_tie_releases_first_when_the_address_is_live() {
+        // 0x10 allocated at 5; at 10 it is freed and allocated again (order unknown).
+        let mut l = life();
+        l.alloc(5, 0x10, 8, 0);
+        l.tie(10, &mut [alloc(0x10), free(0x10)]);
+        assert_eq!(frees(&l), vec![10, OPEN]);
+        // At 20: allocated and freed in one tick while not live.
+        l.free(15, 0x10);
+        l.tie(20, &mut [free(0x10), alloc(0x10)]);
+        assert_eq!(frees(&l), vec![10, 15, 20]);
+        assert_eq!((l.matched, l.unmatched), (3, 0));
+    }
+
+    #[test]
+    fn surplus_frees_of_a_tie_are_unmatched_and_blocks_of_one_tick_are_noted() {
+        let mut l = life();
+        l.tie(10, &mut [free(0x10), alloc(0x10), free(0x10), alloc(0x10), free(0x10), free(0x30)]);
+        assert_eq!(frees(&l), vec![10, 10]);
+        assert_eq!((l.matched, l.unmatched), (2, 2));
+        assert_eq!(l.tie_runs.len(), 1);
+        assert_eq!(l.tie_runs[0], 0..2);
+    }
+}
