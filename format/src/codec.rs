@@ -116,17 +116,18 @@ fn next_slot(slot: usize) -> u8 {
     if slot + 1 < RECENT_SLOTS { (slot + 1) as u8 } else { 0 }
 }
 
-/// A fixed buffer for one hot event. Indexing is masked to its size, so writes need no bounds
-/// checks; no hot event is longer than [`MAX_HOT_EVENT_LEN`], so the mask never wraps.
-struct Scratch {
-    buf: [u8; MAX_HOT_EVENT_LEN],
+/// Writes one hot event into a 64-byte window. Indexing is masked to the window's size, so
+/// writes need no bounds checks; no hot event is longer than [`MAX_HOT_EVENT_LEN`], so the mask
+/// never wraps.
+struct Scratch<'a> {
+    buf: &'a mut [u8; MAX_HOT_EVENT_LEN],
     len: usize,
 }
 
-impl Scratch {
+impl<'a> Scratch<'a> {
     #[inline(always)]
-    fn new() -> Self {
-        Scratch { buf: [0; MAX_HOT_EVENT_LEN], len: 1 }
+    fn new(buf: &'a mut [u8; MAX_HOT_EVENT_LEN]) -> Self {
+        Scratch { buf, len: 1 }
     }
 
     #[inline(always)]
@@ -158,13 +159,11 @@ impl Scratch {
         self.varint(zigzag(i64::from(stack) - i64::from(prev)));
     }
 
-    /// Copies the event (with `tag`) to `out`; `None` if it does not fit.
+    /// Stores the tag and returns the event's length.
     #[inline(always)]
-    fn finish(mut self, tag: u8, out: &mut [u8]) -> Option<usize> {
+    fn finish(self, tag: u8) -> usize {
         self.buf[0] = tag;
-        let n = self.len;
-        out.get_mut(..n)?.copy_from_slice(self.buf.get(..n)?);
-        Some(n)
+        self.len
     }
 }
 
@@ -211,8 +210,28 @@ fn get_u32(input: &[u8], pos: &mut usize, what: &'static str) -> Result<u32, Dec
 /// state is then unchanged). Timestamps earlier than the previous event's are clamped to it.
 /// Never allocates.
 pub fn encode_event(state: &mut DeltaState, event: &Event<'_>, out: &mut [u8]) -> Option<usize> {
+    if !matches!(event, Event::Alloc { .. } | Event::Free { .. } | Event::Realloc { .. }) {
+        let next = state.clone_small();
+        return encode_cold(state, next, event, out);
+    }
+    if let Some(window) = out.get_mut(..MAX_HOT_EVENT_LEN) {
+        // The common case: room for any hot event, so encode in place.
+        let window: &mut [u8; MAX_HOT_EVENT_LEN] = window.try_into().ok()?;
+        return Some(encode_hot(state, event, window));
+    }
+    // Near the end of a chunk: encode aside and keep it only if it fits.
+    let mut trial = state.clone();
+    let mut window = [0u8; MAX_HOT_EVENT_LEN];
+    let n = encode_hot(&mut trial, event, &mut window);
+    out.get_mut(..n)?.copy_from_slice(window.get(..n)?);
+    *state = trial;
+    Some(n)
+}
+
+/// Alloc, free and realloc, encoded into a window that always has room (any other event: 0).
+fn encode_hot(state: &mut DeltaState, event: &Event<'_>, buf: &mut [u8; MAX_HOT_EVENT_LEN]) -> usize {
     let mut next = state.clone_small();
-    let mut e = Scratch::new();
+    let mut e = Scratch::new(buf);
     match *event {
         Event::Alloc { ts, addr, size, align, stack } => {
             let reused = if align == 0 && addr != 0 { state.freed_index(addr) } else { None };
@@ -244,13 +263,13 @@ pub fn encode_event(state: &mut DeltaState, event: &Event<'_>, out: &mut [u8]) -
             }
             next.prev_addr = addr;
             next.prev_stack = stack;
-            let n = e.finish(tag, out)?;
+            let n = e.finish(tag);
             state.commit_small(next);
             if let Some(slot) = reused {
                 state.freed[slot] = 0;
             }
             state.remember(addr);
-            Some(n)
+            n
         }
         Event::Free { ts, addr } => {
             let mut tag = KIND_FREE;
@@ -264,10 +283,10 @@ pub fn encode_event(state: &mut DeltaState, event: &Event<'_>, out: &mut [u8]) -
                 }
             }
             next.prev_addr = addr;
-            let n = e.finish(tag, out)?;
+            let n = e.finish(tag);
             state.commit_small(next);
             state.remember_freed(addr);
-            Some(n)
+            n
         }
         Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack } => {
             let mut tag = KIND_REALLOC;
@@ -289,15 +308,15 @@ pub fn encode_event(state: &mut DeltaState, event: &Event<'_>, out: &mut [u8]) -
                 e.stack(next.prev_stack, stack);
                 next.prev_stack = stack;
             }
-            let n = e.finish(tag, out)?;
+            let n = e.finish(tag);
             state.commit_small(next);
             if new_addr != old_addr {
                 state.remember_freed(old_addr);
             }
             state.remember(new_addr);
-            Some(n)
+            n
         }
-        _ => encode_cold(state, next, event, out),
+        _ => 0,
     }
 }
 
