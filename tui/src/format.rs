@@ -33,18 +33,8 @@ pub fn signed_count(change: i64) -> String {
     }
 }
 
-/// `"1,234,567"`.
-pub fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+/// `"1,234,567"`: the same thousands separators as the text report.
+pub use leakview_analyzer::report::units::count;
 
 /// `"1 block"`, `"1,234 blocks"`.
 pub fn blocks(n: u64) -> String {
