@@ -5,8 +5,8 @@
 //! - [`session`]: the process-wide trace being written and its lifecycle (lazy start, fork, exit).
 //! - [`thread`]: per-thread state in initial-exec TLS (C shim) and thread-exit handling.
 //! - [`stack`]: call-stack capture with framehop over in-memory unwind tables, and its
-//!   per-thread caches: [`unwind_rules`] (rules by code address) and [`stack_cache`] (whole
-//!   stacks to trie nodes).
+//!   per-thread caches: [`kept_stacks`] (recent stacks recognised by their stack words),
+//!   [`unwind_rules`] (rules by code address) and [`stack_cache`] (whole stacks to trie nodes).
 //! - [`trie`]: lock-free interning of stacks into dense node ids.
 //! - [`modules`]: the module map (scan, load/unload events, unwinder snapshots).
 //! - [`config`], [`output`]: environment settings and where the trace file goes.
@@ -15,6 +15,8 @@
 pub mod clock;
 pub mod config;
 pub mod elf;
+#[cfg(target_arch = "x86_64")]
+pub mod kept_stacks;
 pub mod modules;
 pub mod output;
 pub mod recorder;

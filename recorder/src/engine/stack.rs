@@ -5,24 +5,29 @@
 //! of the module [`Snapshot`]. Every stack read is bounds-checked to `[sp, stack_top)` of the
 //! thread. The hook's own frame is not recorded; every frame above it is.
 //!
-//! Two per-thread caches make a capture cheap, and both are exact:
+//! Three per-thread caches make a capture cheap, and all are exact:
+//! - [`KeptStacks`]: stacks recently recorded from the same innermost frame, with the stack
+//!   words their walk read; if those words still hold, the stack and its trie node are known
+//!   without unwinding (see that module for why);
 //! - [`UnwindRules`]: each code address's unwind rule, learned from framehop the first time a
 //!   thread steps out of it and applied afterwards with two or three loads (see that module for
 //!   why the steps are the same as framehop's);
-//! - [`StackCache`]: a whole stack → its trie node, checked against the trie frame by frame. A
-//!   stack not found there is interned from the root, sharing the outer frames it has in common
-//!   with the last stack interned that way.
+//! - [`StackCache`]: a whole walked stack → its trie node, checked against the trie frame by
+//!   frame. A stack not found there is interned from the root, sharing the outer frames it has
+//!   in common with the last stack interned that way.
 //!
 //! With caching off (`LEAKVIEW_STACK_REUSE=0`, see [`CaptureState::set_caching`]) every frame is
 //! stepped by framehop and every stack is interned frame by frame from the root: the end-to-end
 //! tests check that both record the same stacks.
 
+#[cfg(target_arch = "x86_64")]
+use crate::engine::kept_stacks::{Checks, KeptStacks};
 use crate::engine::modules::Snapshot;
 use crate::engine::stack_cache::{self, StackCache};
 use crate::engine::sys::Region;
 use crate::engine::trie::StackTable;
 #[cfg(target_arch = "x86_64")]
-use crate::engine::unwind_rules::{self, FramehopCache, UnwindRules};
+use crate::engine::unwind_rules::{self, FramehopCache, Frames, Rule, UnwindRules};
 
 /// Largest depth a session can be configured with.
 pub const MAX_DEPTH_LIMIT: usize = 256;
@@ -80,11 +85,26 @@ pub struct CaptureState {
     framehop: FramehopCache,
     #[cfg(target_arch = "x86_64")]
     rules: UnwindRules,
+    #[cfg(target_arch = "x86_64")]
+    kept: KeptStacks,
     stacks: StackCache,
-    /// The last walk's return addresses, innermost first, and their hash.
+    /// The last walk's frames, innermost first: return addresses, sp and bp; their number and
+    /// hash.
     ips: [u64; MAX_DEPTH_LIMIT],
+    sps: [u64; MAX_DEPTH_LIMIT],
+    bps: [u64; MAX_DEPTH_LIMIT],
     len: usize,
     hash: u64,
+    /// The last walk found a kept stack: its node (the frames were not walked).
+    found: Option<u32>,
+    /// Whether the last walk's stack may be kept: walked with caching, every frame in a known
+    /// module, not cut at its `max_depth`; and the bounds it read within.
+    keepable: bool,
+    max_depth: usize,
+    bounds: Option<StackBounds>,
+    /// Scratch space for keeping a stack.
+    #[cfg(target_arch = "x86_64")]
+    checks: Checks,
     /// The last stack interned frame by frame, root first: (return address, node).
     last: [(u64, u32); MAX_DEPTH_LIMIT],
     last_len: usize,
@@ -174,6 +194,9 @@ impl CaptureState {
             #[cfg(target_arch = "x86_64")]
             (&raw mut (*ptr).framehop).write(FramehopCache::new_in());
             (&raw mut (*ptr).len).write(0);
+            (&raw mut (*ptr).found).write(None);
+            (&raw mut (*ptr).keepable).write(false);
+            (&raw mut (*ptr).bounds).write(None);
             (&raw mut (*ptr).last_len).write(0);
             (&raw mut (*ptr).region).write(Some(region));
         }
@@ -203,6 +226,8 @@ impl CaptureState {
     /// Forgets the stacks the thread interned (their node ids belong to another trie).
     pub fn forget(&mut self) {
         self.stacks.forget();
+        #[cfg(target_arch = "x86_64")]
+        self.kept.forget();
         self.last_len = 0;
     }
 
@@ -214,6 +239,8 @@ impl CaptureState {
         use framehop::FrameAddress;
         let HookRegisters { ip, sp, bp } = hook;
         self.len = 0;
+        self.found = None;
+        self.keepable = false;
         let mut result = Walk { unknown_address: false, depth: 0 };
         let max_depth = max_depth.clamp(1, MAX_DEPTH_LIMIT);
         if self.stack_high == 0
@@ -225,8 +252,9 @@ impl CaptureState {
         let Some(bounds) = StackBounds::new(sp, self.stack_high) else { return result };
         let mut read = |a: u64| bounds.read(a).ok_or(());
         let caching = self.caching;
-        if caching {
-            self.rules.use_snapshot(snapshot);
+        if caching && self.rules.use_snapshot(snapshot) {
+            // Kept stacks were walked by the old snapshot's rules.
+            self.kept.forget();
         }
         // Out of the hook's own frame (not recorded).
         let first = if caching {
@@ -236,10 +264,31 @@ impl CaptureState {
             unwind_rules::framehop_step(snapshot, &mut self.framehop, address, sp, bp, &mut read)
         };
         let Some(mut caller) = first else { return result };
-        let out = &mut self.ips[..max_depth];
+        if caching && let Some((node, len)) = self.kept.find(caller, max_depth, |a| bounds.read(a)) {
+            self.found = Some(node);
+            result.depth = len;
+            return result;
+        }
         let (len, hash) = if caching {
-            self.rules.walk(snapshot, &mut self.framehop, caller, bounds, out, &mut result.unknown_address)
+            let mut frames = Frames {
+                ips: &mut self.ips[..max_depth],
+                sps: &mut self.sps[..max_depth],
+                bps: &mut self.bps[..max_depth],
+            };
+            let (len, hash) = self.rules.walk(
+                snapshot,
+                &mut self.framehop,
+                caller,
+                bounds,
+                &mut frames,
+                &mut result.unknown_address,
+            );
+            self.keepable = !result.unknown_address && len < max_depth;
+            self.max_depth = max_depth;
+            self.bounds = Some(bounds);
+            (len, hash)
         } else {
+            let out = &mut self.ips[..max_depth];
             let mut hash = stack_cache::HASH_START;
             let mut len = 0;
             // The module range of the last frame: most frames share it.
@@ -276,15 +325,22 @@ impl CaptureState {
         Walk { unknown_address: false, depth: 0 }
     }
 
-    /// The last walk's return addresses, innermost first.
-    pub fn frames(&self) -> &[u64] {
-        &self.ips[..self.len]
-    }
-
     /// Turns the last walk into a node of `table`: found in the stack cache, or interned from
     /// the root with `intern(parent, ip)` (which finds or creates the node in `table`).
     /// Returns 0 for an empty stack; if interning fails, the node of the frames interned so far.
-    pub fn commit(&mut self, table: &StackTable, mut intern: impl FnMut(u32, u64) -> Option<u32>) -> u32 {
+    pub fn commit(&mut self, table: &StackTable, intern: impl FnMut(u32, u64) -> Option<u32>) -> u32 {
+        if let Some(node) = self.found.take() {
+            return node;
+        }
+        let node = self.intern_walk(table, intern);
+        #[cfg(target_arch = "x86_64")]
+        if self.keepable && node != 0 && self.kept.worth_keeping(self.ips[0], self.sps[0]) {
+            self.keep(node);
+        }
+        node
+    }
+
+    fn intern_walk(&mut self, table: &StackTable, mut intern: impl FnMut(u32, u64) -> Option<u32>) -> u32 {
         let len = self.len;
         if len == 0 {
             return 0;
@@ -312,6 +368,7 @@ impl CaptureState {
                 }
                 None => {
                     self.last_len = i;
+                    self.keepable = false;
                     return node;
                 }
             }
@@ -322,36 +379,119 @@ impl CaptureState {
         }
         node
     }
+
+    /// Keeps the last walk's stack, `node`, for [`KeptStacks::find`], if every step of it was
+    /// by a learned rule and the walk ended in a way that depends only on what is checked.
+    #[cfg(target_arch = "x86_64")]
+    #[cold]
+    #[inline(never)]
+    fn keep(&mut self, node: u32) {
+        let (len, Some(bounds)) = (self.len, self.bounds) else { return };
+        if len == 0 || len >= self.max_depth {
+            return;
+        }
+        let frames = (&self.ips[..len], &self.sps[..len], &self.bps[..len]);
+        self.checks.clear();
+        if let Some(bp_matters) = gather_checks(&self.rules, frames, bounds, &mut self.checks) {
+            self.checks.reverse();
+            self.kept.keep((self.ips[0], self.sps[0], self.bps[0]), bp_matters, node, len, &self.checks);
+        }
+    }
+}
+
+/// Gathers the checks of a walk's frames (return addresses, sp and bp, innermost first),
+/// outermost first; returns whether the walk depends on the innermost frame's bp, or `None` if
+/// the stack cannot be kept.
+#[cfg(target_arch = "x86_64")]
+fn gather_checks(
+    rules: &UnwindRules,
+    (ips, sps, bps): (&[u64], &[u64], &[u64]),
+    bounds: StackBounds,
+    checks: &mut Checks,
+) -> Option<bool> {
+    // How the walk ended, after the outermost frame.
+    let last = ips.len().checked_sub(1)?;
+    let (ra, sp, bp) = (ips[last], sps[last], bps[last]);
+    let rule = rules.rule_of(ra)?;
+    let mut bp_matters = match rule {
+        Rule::End => false,
+        Rule::FramePointer if bp == 0 => true,
+        _ => {
+            let reads = rule.reads(sp, bp)?;
+            if reads.new_sp <= sp || reads.new_sp > bounds.high() {
+                // No step outward, or above the top of the stack: ends whatever the words.
+            } else {
+                // Otherwise the walk must have ended on a return address of 0, read just
+                // like the bp word (if any).
+                if let Some(at) = reads.bp_at {
+                    checks.push(at, bounds.read(at)?)?;
+                }
+                if bounds.read(reads.ra_at)? != 0 {
+                    return None;
+                }
+                checks.push(reads.ra_at, 0)?;
+            }
+            reads.uses_bp
+        }
+    };
+    // Each step outward, from the outermost inward; `bp_matters` is whether the walk from
+    // frame i + 1 on depends on that frame's bp.
+    for i in (0..last).rev() {
+        let rule = rules.rule_of(ips[i])?;
+        let reads = rule.reads(sps[i], bps[i])?;
+        if reads.new_sp != sps[i + 1] {
+            return None;
+        }
+        checks.push(reads.ra_at, ips[i + 1])?;
+        if let Some(at) = reads.bp_at
+            && (bp_matters || reads.uses_bp || at < sps[i])
+        {
+            checks.push(at, bps[i + 1])?;
+        }
+        bp_matters = reads.uses_bp || (reads.bp_at.is_none() && bp_matters);
+    }
+    Some(bp_matters)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Walks (and interns) the stack of the calling function three ways — caching while the
-    /// rules are learned, without caching, and caching with learned rules — and returns the
-    /// frames and nodes of each.
+    /// What one capture gave: the frames, the node, and whether it was a kept stack.
+    type Ways = Vec<(Vec<u64>, u32, bool)>;
+
+    /// Walks (and interns) the stack of the calling function four ways — caching while the
+    /// rules are learned, without caching, caching with learned rules, and again (found among
+    /// the kept stacks if it could be kept).
     #[inline(never)]
-    fn walk_three_ways(
-        capture: &mut CaptureState,
-        snapshot: &Snapshot,
-        table: &StackTable,
-    ) -> Vec<(Vec<u64>, u32)> {
+    fn walk_four_ways(capture: &mut CaptureState, snapshot: &Snapshot, table: &StackTable) -> Ways {
         let hook = HookRegisters::here();
         let mut out = Vec::new();
-        for caching in [true, false, true] {
+        for (caching, forget) in [(true, true), (false, true), (true, true), (true, false)] {
             capture.set_caching(caching);
-            capture.forget();
+            if forget {
+                capture.forget();
+            }
             capture.walk(snapshot, hook, MAX_DEPTH_LIMIT);
-            let frames = capture.frames().to_vec();
+            let found = capture.found.is_some();
             let node = capture.commit(table, |parent, ip| table.intern(parent, ip, |_| true).id());
-            out.push((frames, node));
+            out.push((frames_of(table, node), node, found));
         }
         out
     }
 
+    /// The return addresses of stack `node`, innermost first.
+    fn frames_of(table: &StackTable, mut node: u32) -> Vec<u64> {
+        let mut frames = Vec::new();
+        while let Some((parent, ip)) = table.get(node) {
+            frames.push(ip);
+            node = parent;
+        }
+        frames
+    }
+
     #[inline(never)]
-    fn deep_a(depth: u32, f: &mut dyn FnMut() -> Vec<(Vec<u64>, u32)>) -> Vec<(Vec<u64>, u32)> {
+    fn deep_a(depth: u32, f: &mut dyn FnMut() -> Ways) -> Ways {
         let pad = std::hint::black_box([depth; 9]);
         let out = if depth == 0 { f() } else { deep_b(depth - 1, f) };
         std::hint::black_box(pad);
@@ -359,7 +499,7 @@ mod tests {
     }
 
     #[inline(never)]
-    fn deep_b(depth: u32, f: &mut dyn FnMut() -> Vec<(Vec<u64>, u32)>) -> Vec<(Vec<u64>, u32)> {
+    fn deep_b(depth: u32, f: &mut dyn FnMut() -> Ways) -> Ways {
         let out = if depth.is_multiple_of(3) { deep_a(depth, f) } else { deep_a(depth.saturating_sub(1), f) };
         std::hint::black_box(depth);
         out
@@ -376,14 +516,21 @@ mod tests {
         let state = CaptureState::create(low, high).expect("capture state");
         // SAFETY: created just above, used by this thread only, destroyed below.
         let capture = unsafe { &mut *state };
-        for depth in [30, 31, 45] {
-            let ways = deep_a(depth, &mut || walk_three_ways(capture, snapshot, &table));
-            let (frames, node) = &ways[0];
-            assert!(frames.len() > depth as usize, "{} frames at depth {depth}", frames.len());
+        let mut kept = 0;
+        for depth in [2, 3, 6, 30, 31, 45] {
+            let ways = deep_a(depth, &mut || walk_four_ways(capture, snapshot, &table));
+            let (frames, node, _) = &ways[0];
+            assert!(frames.len() > depth as usize + 2, "{} frames at depth {depth}", frames.len());
             assert!(table.spells(*node, frames));
-            assert_eq!(&ways[1], &ways[0], "full unwind differs (depth {depth})");
-            assert_eq!(&ways[2], &ways[0], "learned rules differ (depth {depth})");
+            assert!(!ways[0].2 && !ways[1].2 && !ways[2].2, "nothing is kept after forgetting");
+            let same = |(f, n, _): &(Vec<u64>, u32, bool)| (f.clone(), *n);
+            assert_eq!(same(&ways[1]), same(&ways[0]), "full unwind differs (depth {depth})");
+            assert_eq!(same(&ways[2]), same(&ways[0]), "learned rules differ (depth {depth})");
+            assert_eq!(same(&ways[3]), same(&ways[0]), "the fourth capture differs (depth {depth})");
+            kept += usize::from(ways[3].2);
         }
+        // Shallow stacks are kept (deep ones here may need more checks than a kept stack holds).
+        assert!(kept >= 3, "only {kept} stacks were found among the kept ones");
         let (learned, left_to_framehop) = capture.rules.counts();
         assert!(learned >= 8, "{learned} rules learned, {left_to_framehop} left to framehop");
         // SAFETY: from `create`, not used afterwards.

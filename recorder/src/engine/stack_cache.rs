@@ -9,9 +9,9 @@
 
 use crate::engine::trie::StackTable;
 
-const SLOTS_LOG2: u32 = 12;
-/// Entries per thread (16 bytes each).
-const SLOTS: usize = 1 << SLOTS_LOG2;
+/// Sets of two entries (16 bytes each): 64 KiB per thread.
+const SETS_LOG2: u32 = 11;
+const SETS: usize = 1 << SETS_LOG2;
 
 /// One cached stack. All-zero is an empty slot (epochs start at 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,7 +27,8 @@ struct Entry {
 pub struct StackCache {
     /// Entries of other epochs are stale. 0 until first use.
     epoch: u16,
-    entries: [Entry; SLOTS],
+    /// Per set, the most recently used entry first.
+    sets: [[Entry; 2]; SETS],
 }
 
 /// Multiplier of each return address in the stack hash (the unwind-rule cache's slot hash uses
@@ -65,31 +66,46 @@ pub fn hash_finish(hash: u64, len: usize) -> u64 {
 }
 
 #[inline(always)]
-fn slot(hash: u64) -> usize {
-    (hash >> (64 - SLOTS_LOG2)) as usize
+fn set_of(hash: u64) -> usize {
+    (hash >> (64 - SETS_LOG2)) as usize
 }
+
+const EMPTY: Entry = Entry { hash: 0, node: 0, len: 0, epoch: 0 };
 
 impl StackCache {
     /// The node of the stack `ips` (innermost first, hashed to `hash`) in `table`, if cached.
     #[inline]
-    pub fn find(&self, table: &StackTable, hash: u64, ips: &[u64]) -> Option<u32> {
-        let entry = self.entries[slot(hash)];
-        let hit = entry.hash == hash
-            && entry.epoch == self.epoch
-            && self.epoch != 0
-            && usize::from(entry.len) == ips.len()
-            && table.spells(entry.node, ips);
-        hit.then_some(entry.node)
+    pub fn find(&mut self, table: &StackTable, hash: u64, ips: &[u64]) -> Option<u32> {
+        let set = &mut self.sets[set_of(hash)];
+        let epoch = self.epoch;
+        let hit = |entry: &Entry| {
+            entry.hash == hash
+                && entry.epoch == epoch
+                && epoch != 0
+                && usize::from(entry.len) == ips.len()
+                && table.spells(entry.node, ips)
+        };
+        if hit(&set[0]) {
+            return Some(set[0].node);
+        }
+        if hit(&set[1]) {
+            set.swap(0, 1);
+            return Some(set[0].node);
+        }
+        None
     }
 
-    /// Remembers that the stack hashed to `hash`, `len` frames deep, is `node`.
+    /// Remembers that the stack hashed to `hash`, `len` frames deep, is `node` (in place of
+    /// the less recently used entry of its set).
     #[inline]
     pub fn insert(&mut self, hash: u64, len: usize, node: u32) {
         if self.epoch == 0 {
             self.epoch = 1;
         }
         let Ok(len) = u16::try_from(len) else { return };
-        self.entries[slot(hash)] = Entry { hash, node, len, epoch: self.epoch };
+        let set = &mut self.sets[set_of(hash)];
+        set[1] = set[0];
+        set[0] = Entry { hash, node, len, epoch: self.epoch };
     }
 
     /// Makes every entry stale (the thread now records into another trie).
@@ -97,7 +113,7 @@ impl StackCache {
         self.epoch = self.epoch.wrapping_add(1);
         if self.epoch == 0 {
             // Epochs wrapped: entries of the old epoch 1, 2... must not come back to life.
-            self.entries.fill(Entry { hash: 0, node: 0, len: 0, epoch: 0 });
+            self.sets.fill([EMPTY; 2]);
             self.epoch = 1;
         }
     }
@@ -108,7 +124,7 @@ mod tests {
     use super::*;
 
     fn cache() -> Box<StackCache> {
-        Box::new(StackCache { epoch: 0, entries: [Entry { hash: 0, node: 0, len: 0, epoch: 0 }; SLOTS] })
+        Box::new(StackCache { epoch: 0, sets: [[EMPTY; 2]; SETS] })
     }
 
     fn hash_of(ips: &[u64]) -> u64 {
@@ -146,6 +162,25 @@ mod tests {
         // So is a stack that is a suffix or an extension of the cached one.
         assert_eq!(cache.find(&table, hash_of(&stack), &stack[..2]), None);
         assert_eq!(cache.find(&table, hash_of(&stack), &[0x30, 0x20, 0x10, 0x5]), None);
+    }
+
+    #[test]
+    fn two_stacks_of_one_set_are_both_kept_and_a_third_replaces_the_least_recent() {
+        let table = StackTable::new(1 << 10).expect("table");
+        let mut cache = cache();
+        let stacks = [[0x30, 0x10], [0x31, 0x10], [0x32, 0x10]];
+        let nodes: Vec<u32> = stacks.iter().map(|s| intern(&table, s)).collect();
+        // Hashes chosen to fall into one set.
+        let hashes = [5u64, 6, 7];
+        cache.insert(hashes[0], 2, nodes[0]);
+        cache.insert(hashes[1], 2, nodes[1]);
+        assert_eq!(cache.find(&table, hashes[0], &stacks[0]), Some(nodes[0]));
+        assert_eq!(cache.find(&table, hashes[1], &stacks[1]), Some(nodes[1]));
+        // Stack 1 was used last: stack 0 makes room for stack 2.
+        cache.insert(hashes[2], 2, nodes[2]);
+        assert_eq!(cache.find(&table, hashes[0], &stacks[0]), None);
+        assert_eq!(cache.find(&table, hashes[1], &stacks[1]), Some(nodes[1]));
+        assert_eq!(cache.find(&table, hashes[2], &stacks[2]), Some(nodes[2]));
     }
 
     #[test]

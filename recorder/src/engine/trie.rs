@@ -127,9 +127,14 @@ impl StackTable {
     /// Whether node `id` is exactly the stack `ips` (innermost first): its ip is `ips[0]`, its
     /// parent's `ips[1]`, and so on, and the last one is outermost.
     pub fn spells(&self, mut id: u32, ips: &[u64]) -> bool {
-        let limit = self.next_id.load(Ordering::Acquire).min(self.node_capacity);
+        // A node's parent was created before it, so only the first id needs comparing with
+        // the ids handed out (node 0, never created, has ip 0, which no stack holds). The
+        // capacity check keeps every read inside the nodes' memory.
+        if id >= self.next_id.load(Ordering::Acquire) {
+            return false;
+        }
         for &ip in ips {
-            if id == 0 || id >= limit {
+            if id >= self.node_capacity {
                 return false;
             }
             let node = self.node(id);
@@ -152,24 +157,34 @@ impl StackTable {
         if ip == 0 {
             return Interned::Failed;
         }
-        // SAFETY: the table pointer always points at a live table (old ones are retired, not freed).
-        let table = unsafe { &*self.table.load(Ordering::Acquire) };
-        let mut index = hash(parent, ip);
-        let mut probes = 0usize;
-        loop {
-            let id = table.slot(index).load(Ordering::Acquire);
-            if id == 0 {
-                break;
+        let (table, mut index, mut probes) = loop {
+            // SAFETY: the table pointer always points at a live table (old ones are retired,
+            // not freed).
+            let table = unsafe { &*self.table.load(Ordering::Acquire) };
+            let mut index = hash(parent, ip);
+            let mut probes = 0usize;
+            let full = loop {
+                let id = table.slot(index).load(Ordering::Acquire);
+                if id == 0 {
+                    break false;
+                }
+                if self.matches(id, parent, ip) {
+                    return Interned::Found(id);
+                }
+                index = index.wrapping_add(1);
+                probes += 1;
+                if probes > table.mask {
+                    break true;
+                }
+            };
+            if !full {
+                break (table, index, probes);
             }
-            if self.matches(id, parent, ip) {
-                return Interned::Found(id);
-            }
-            index = index.wrapping_add(1);
-            probes += 1;
-            if probes > table.mask {
+            // Other threads filled the table while one was making a bigger one.
+            if !self.replace_full(table) {
                 return Interned::Failed;
             }
-        }
+        };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         if id >= self.node_capacity {
             self.next_id.store(self.node_capacity, Ordering::Relaxed);
@@ -203,6 +218,33 @@ impl StackTable {
             self.grow(table);
         }
         Interned::Created(id)
+    }
+
+    /// Waits until the full table `full` is replaced by a bigger one, making it unless another
+    /// thread is. Returns false if no bigger table can be made.
+    #[cold]
+    fn replace_full(&self, full: &Table) -> bool {
+        let mut spins = 0u32;
+        loop {
+            if !std::ptr::eq(self.table.load(Ordering::Acquire), full) {
+                return true;
+            }
+            if !self.resizing.load(Ordering::Acquire) {
+                self.grow(full);
+                if std::ptr::eq(self.table.load(Ordering::Acquire), full)
+                    && !self.resizing.load(Ordering::Acquire)
+                {
+                    return false;
+                }
+            }
+            spins += 1;
+            if spins.is_multiple_of(64) {
+                // The resizing thread may not be running: let it.
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
     }
 
     fn grow(&self, current: &Table) {

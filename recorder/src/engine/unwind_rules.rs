@@ -79,6 +79,41 @@ pub enum Rule {
     End,
 }
 
+/// The stack words a step by a rule reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reads {
+    /// The caller's sp.
+    pub new_sp: u64,
+    /// Where the caller's return address is read (new sp - 8).
+    pub ra_at: u64,
+    /// Where the caller's bp is read, if it is not passed on unchanged.
+    pub bp_at: Option<u64>,
+    /// Whether the step uses bp itself (the frame-pointer rule).
+    pub uses_bp: bool,
+}
+
+impl Rule {
+    /// What a step by this rule out of the frame at (`sp`, `bp`) reads (`None` for the end
+    /// of the stack, or where the addresses overflow).
+    pub fn reads(self, sp: u64, bp: u64) -> Option<Reads> {
+        match self {
+            Rule::Sp { offset, bp_slot } => {
+                let new_sp = sp.checked_add(u64::from(offset))?;
+                let bp_at = match bp_slot {
+                    Some(slot) => Some(sp.checked_add_signed(i64::from(slot))?),
+                    None => None,
+                };
+                Some(Reads { new_sp, ra_at: new_sp.checked_sub(8)?, bp_at, uses_bp: false })
+            }
+            Rule::FramePointer => {
+                let new_sp = bp.checked_add(16)?;
+                Some(Reads { new_sp, ra_at: new_sp - 8, bp_at: Some(bp), uses_bp: true })
+            }
+            Rule::End => None,
+        }
+    }
+}
+
 /// One cached address. All-zero is an empty slot (no key is 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
@@ -264,6 +299,31 @@ pub fn learn_from_probes(first: Probe, second: Probe) -> Option<Rule> {
     (predicted == actual).then_some(rule)
 }
 
+/// Where a walk writes its frames, innermost first: each frame's return address, sp and bp
+/// (three slices of one length).
+pub struct Frames<'a> {
+    pub ips: &'a mut [u64],
+    pub sps: &'a mut [u64],
+    pub bps: &'a mut [u64],
+}
+
+impl Frames<'_> {
+    fn len(&self) -> usize {
+        self.ips.len()
+    }
+
+    fn from(&mut self, start: usize) -> Frames<'_> {
+        Frames { ips: &mut self.ips[start..], sps: &mut self.sps[start..], bps: &mut self.bps[start..] }
+    }
+
+    #[inline(always)]
+    fn set(&mut self, i: usize, (ra, sp, bp): Caller) {
+        self.ips[i] = ra;
+        self.sps[i] = sp;
+        self.bps[i] = bp;
+    }
+}
+
 /// Where a walk is: the frame at (`sp`, `bp`) returning to `ra`, the `len` frames before it
 /// (already written out) and their hash.
 #[derive(Clone, Copy)]
@@ -288,11 +348,16 @@ enum Stop {
 /// and at least the low bound; `high` is the bound's top. Sp rules keep sp 8-aligned (offsets
 /// and slots are multiples of 8) and inside the bounds (sp only grows, never past `high`).
 #[inline(never)]
-fn inline_steps(entries: &[Entry; SLOTS], cursor: &mut Cursor, out: &mut [u64], high: u64) -> Stop {
+fn inline_steps(entries: &[Entry; SLOTS], cursor: &mut Cursor, out: &mut Frames<'_>, high: u64) -> Stop {
     let Cursor { mut ra, mut sp, mut bp, mut len, mut hash } = *cursor;
+    let (ips, sps, bps) = (&mut *out.ips, &mut *out.sps, &mut *out.bps);
+    let sps = &mut sps[..ips.len()];
+    let bps = &mut bps[..ips.len()];
     let stop = loop {
-        let Some(frame) = out.get_mut(len) else { break Stop::End };
+        let Some(frame) = ips.get_mut(len) else { break Stop::End };
         *frame = ra;
+        sps[len] = sp;
+        bps[len] = bp;
         len += 1;
         let product = ra.wrapping_mul(stack_cache::ADDRESS_MULTIPLIER);
         hash = stack_cache::hash_product(hash, product);
@@ -335,14 +400,23 @@ fn slot(key: u64) -> usize {
 
 impl UnwindRules {
     /// Makes the cache belong to `snapshot`, emptying it if it was learned with another one.
+    /// Returns whether the rules were forgotten (rules learned with another snapshot).
     #[inline]
-    pub fn use_snapshot(&mut self, snapshot: &Snapshot) {
-        if !std::ptr::eq(self.snapshot, snapshot) {
-            if !self.snapshot.is_null() {
-                self.entries.fill(Entry::EMPTY);
-            }
-            self.snapshot = snapshot;
+    pub fn use_snapshot(&mut self, snapshot: &Snapshot) -> bool {
+        if std::ptr::eq(self.snapshot, snapshot) {
+            return false;
         }
+        if !self.snapshot.is_null() {
+            self.entries.fill(Entry::EMPTY);
+        }
+        self.snapshot = snapshot;
+        true
+    }
+
+    /// The rule learned for the return address `ra`, if it is cached and not left to framehop.
+    pub fn rule_of(&self, ra: u64) -> Option<Rule> {
+        let entry = self.entries[slot(ra)];
+        if entry.key == ra { entry.rule() } else { None }
     }
 
     /// Steps out of the hook's own frame at (`ip`, `sp`, `bp`).
@@ -378,7 +452,7 @@ impl UnwindRules {
         cache: &mut FramehopCache,
         (ra, sp, bp): Caller,
         bounds: StackBounds,
-        out: &mut [u64],
+        out: &mut Frames<'_>,
         unknown: &mut bool,
     ) -> (usize, u64) {
         if sp & 7 != 0 {
@@ -401,7 +475,7 @@ impl UnwindRules {
                     cache,
                     (cursor.ra, cursor.sp, cursor.bp),
                     bounds,
-                    &mut out[len..],
+                    &mut out.from(len),
                     unknown,
                 );
                 return (len + more, stack_cache::hash_continue(hash, rest, more));
@@ -420,13 +494,13 @@ impl UnwindRules {
         cache: &mut FramehopCache,
         (mut ra, mut sp, mut bp): Caller,
         bounds: StackBounds,
-        out: &mut [u64],
+        out: &mut Frames<'_>,
         unknown: &mut bool,
     ) -> (usize, u64) {
         let mut hash = stack_cache::HASH_START;
         let mut len = 0;
-        for frame in out.iter_mut() {
-            *frame = ra;
+        while len < out.len() {
+            out.set(len, (ra, sp, bp));
             len += 1;
             hash = stack_cache::hash_frame(hash, ra);
             match self.step(snapshot, cache, ra, sp, bp, bounds, unknown) {
@@ -657,10 +731,16 @@ mod tests {
                     None => break,
                 }
             }
-            let mut out = vec![0u64; max];
+            let (mut out, mut sps, mut bps) = (vec![0u64; max], vec![0u64; max], vec![0u64; max]);
+            let mut frames = Frames { ips: &mut out, sps: &mut sps, bps: &mut bps };
             let mut unknown = false;
-            let (len, hash) = rules.walk(snapshot, &mut framehop, start, bounds, &mut out, &mut unknown);
+            let (len, hash) = rules.walk(snapshot, &mut framehop, start, bounds, &mut frames, &mut unknown);
             assert_eq!(&out[..len], &expected[..], "round {round}");
+            // Each frame's registers are logged: the next frame is where its rule leads.
+            for i in 1..len {
+                let reads = rule_of[&out[i - 1]].reads(sps[i - 1], bps[i - 1]).expect("not the end");
+                assert_eq!(reads.new_sp, sps[i], "round {round}");
+            }
             let expected_hash =
                 expected.iter().fold(stack_cache::HASH_START, |h, &ip| stack_cache::hash_frame(h, ip));
             assert_eq!(hash, expected_hash, "round {round}");

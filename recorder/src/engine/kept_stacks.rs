@@ -1,0 +1,353 @@
+//! Per-thread kept stacks: the stacks recently recorded from each innermost frame, recognised
+//! again without unwinding.
+//!
+//! A kept stack is found by its innermost frame — return address and sp, and bp where the walk
+//! depends on it — and holds the stack words the walk out of that frame read ("checks": each
+//! return-address slot, and each slot bp was restored from where the restored value matters),
+//! with the trie node of the whole stack. When a new capture reaches the same innermost frame
+//! and every check word still holds its kept value, the walk would repeat exactly, so the
+//! kept node is the stack: a capture then costs one load and compare per frame instead of an
+//! unwinding step, and no interning at all.
+//!
+//! Why this is exact: each step of the walk is a function of the frame's return address (which
+//! fixes the unwind rule, for one module snapshot), its sp and bp, and the stack words the rule
+//! reads. By induction from the innermost frame outward, equal registers and equal words give
+//! equal frames. A bp that no later step uses (every step restores it from the stack before
+//! any rule reads it) need not be equal, and the slot it was restored from need not be
+//! checked. Stacks are only kept when every step was by a learned rule whose reads are known,
+//! and the walk ended in a way that depends on nothing else (the end-of-stack rule, a zero return
+//! address, which is a check, or a caller above the top of the thread's stack). Checks are read
+//! with the bounds checks of any stack read; a check that cannot be read fails.
+//!
+//! Kept stacks depend on the unwind rules and on node ids: [`KeptStacks::forget`] drops them
+//! all when the module snapshot or the trie changes.
+
+/// Sets (by innermost frame) and stacks per set: 128 stacks, about 100 KiB per thread.
+const SETS_LOG2: u32 = 5;
+const SETS: usize = 1 << SETS_LOG2;
+const WAYS: usize = 4;
+/// Most checks a kept stack holds; deeper stacks are not kept.
+pub const MAX_CHECKS: usize = 64;
+/// Bounds of a set's credit, and the credit at or below which lookups are rationed.
+const MAX_CREDIT: i8 = 64;
+const NO_CREDIT: i8 = -32;
+/// Where lookups or keeping are rationed, one in this many goes ahead.
+const RETRY_EVERY: u8 = 32;
+
+/// One kept stack (all-zero: empty, as epochs start at 1).
+#[repr(C)]
+struct Kept {
+    ra: u64,
+    sp: u64,
+    bp: u64,
+    node: u32,
+    epoch: u32,
+    /// When it was last found or kept (for replacing the least recently used of a set).
+    used_at: u32,
+    /// Frames in the stack.
+    len: u16,
+    count: u8,
+    /// Whether the walk depends on the innermost frame's bp.
+    bp_matters: bool,
+    /// Check addresses, relative to `sp`, and the values they must hold.
+    offsets: [i32; MAX_CHECKS],
+    values: [u64; MAX_CHECKS],
+}
+
+/// The per-thread kept stacks (live in the thread's capture state; all-zero is empty).
+pub struct KeptStacks {
+    /// Stacks of other epochs are stale; 0 until first use.
+    epoch: u32,
+    clock: u32,
+    /// Per set, how well finding has paid lately: up by 4 for a stack found, down by 1 for
+    /// one not found. Where stacks are rarely found again (many stacks share an innermost
+    /// frame), looking costs more than it saves: then stacks are looked for and kept only now
+    /// and then.
+    credit: [i8; SETS],
+    /// Per set, lookups and keepings skipped since the last one made.
+    skipped_finds: [u8; SETS],
+    skipped_keeps: [u8; SETS],
+    sets: [[Kept; WAYS]; SETS],
+}
+
+/// The checks of one walk being kept, innermost first.
+pub struct Checks {
+    count: usize,
+    addresses: [u64; MAX_CHECKS],
+    values: [u64; MAX_CHECKS],
+}
+
+impl Checks {
+    pub const fn new() -> Checks {
+        Checks { count: 0, addresses: [0; MAX_CHECKS], values: [0; MAX_CHECKS] }
+    }
+
+    pub fn clear(&mut self) {
+        self.count = 0;
+    }
+
+    /// Adds a check; `None` if there are too many.
+    #[must_use]
+    pub fn push(&mut self, address: u64, value: u64) -> Option<()> {
+        let i = self.count;
+        *self.addresses.get_mut(i)? = address;
+        self.values[i] = value;
+        self.count += 1;
+        Some(())
+    }
+
+    /// Reverses the order (checks are gathered outermost first, and run innermost first: wrong
+    /// candidates usually differ near the innermost frame).
+    pub fn reverse(&mut self) {
+        self.addresses[..self.count].reverse();
+        self.values[..self.count].reverse();
+    }
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Checks::new()
+    }
+}
+
+/// Whether to go ahead where a set's credit says no: one time in [`RETRY_EVERY`] (`skipped`
+/// counts the times since the last).
+fn try_now(skipped: &mut u8) -> bool {
+    *skipped += 1;
+    if *skipped < RETRY_EVERY {
+        return false;
+    }
+    *skipped = 0;
+    true
+}
+
+#[inline(always)]
+fn set_of(ra: u64, sp: u64) -> usize {
+    // sp of nearby frames differ in a few low bits: mix before taking the top bits.
+    let mut h = ra ^ sp.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 31;
+    h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> (64 - SETS_LOG2)) as usize
+}
+
+impl KeptStacks {
+    /// The kept stack whose innermost frame is (`ra`, `sp`, `bp`), if all its checks hold
+    /// (each word read with `read`) and it has at most `max_len` frames: its node and length.
+    #[inline]
+    pub fn find(
+        &mut self,
+        (ra, sp, bp): (u64, u64, u64),
+        max_len: usize,
+        read: impl Fn(u64) -> Option<u64>,
+    ) -> Option<(u32, usize)> {
+        let set = set_of(ra, sp);
+        if self.credit[set] <= NO_CREDIT && !try_now(&mut self.skipped_finds[set]) {
+            return None;
+        }
+        for way in 0..WAYS {
+            let kept = &self.sets[set][way];
+            if kept.ra != ra
+                || kept.sp != sp
+                || kept.epoch != self.epoch
+                || (kept.bp_matters && kept.bp != bp)
+                || usize::from(kept.len) > max_len
+            {
+                continue;
+            }
+            let count = usize::from(kept.count);
+            let holds = kept.offsets[..count]
+                .iter()
+                .zip(&kept.values[..count])
+                .all(|(&offset, &value)| read(sp.wrapping_add_signed(i64::from(offset))) == Some(value));
+            if holds {
+                self.clock = self.clock.wrapping_add(1);
+                let kept = &mut self.sets[set][way];
+                kept.used_at = self.clock;
+                self.credit[set] = self.credit[set].saturating_add(4).min(MAX_CREDIT);
+                return Some((kept.node, usize::from(kept.len)));
+            }
+        }
+        self.credit[set] = self.credit[set].saturating_sub(1).max(-MAX_CREDIT);
+        None
+    }
+
+    /// Whether to keep a stack whose innermost frame is (`ra`, `sp`), just not found: yes while
+    /// finding pays in its set, otherwise only now and then (stacks there keep replacing each
+    /// other, and keeping costs more than it saves).
+    #[inline]
+    pub fn worth_keeping(&mut self, ra: u64, sp: u64) -> bool {
+        let set = set_of(ra, sp);
+        self.credit[set] > -(WAYS as i8) || try_now(&mut self.skipped_keeps[set])
+    }
+
+    /// Keeps the stack `node` of `len` frames whose innermost frame is (`ra`, `sp`, `bp`), with
+    /// its `checks` (innermost first), in place of the least recently used one of its set.
+    #[allow(clippy::too_many_arguments)]
+    pub fn keep(
+        &mut self,
+        (ra, sp, bp): (u64, u64, u64),
+        bp_matters: bool,
+        node: u32,
+        len: usize,
+        checks: &Checks,
+    ) {
+        let Ok(len) = u16::try_from(len) else { return };
+        if self.epoch == 0 {
+            self.epoch = 1;
+        }
+        let mut offsets = [0i32; MAX_CHECKS];
+        for (offset, &address) in offsets.iter_mut().zip(&checks.addresses[..checks.count]) {
+            match i32::try_from(address.wrapping_sub(sp) as i64) {
+                Ok(o) => *offset = o,
+                Err(_) => return,
+            }
+        }
+        let set = set_of(ra, sp);
+        let epoch = self.epoch;
+        // Stale stacks go first, then the least recently used.
+        let age = |w: usize| {
+            let kept = &self.sets[set][w];
+            if kept.epoch != epoch { u64::MAX } else { u64::from(self.clock.wrapping_sub(kept.used_at)) }
+        };
+        let way = (0..WAYS).max_by_key(|&w| age(w)).unwrap_or(0);
+        self.clock = self.clock.wrapping_add(1);
+        let kept = &mut self.sets[set][way];
+        kept.ra = ra;
+        kept.sp = sp;
+        kept.bp = bp;
+        kept.node = node;
+        kept.epoch = epoch;
+        kept.used_at = self.clock;
+        kept.len = len;
+        kept.count = checks.count as u8;
+        kept.bp_matters = bp_matters;
+        kept.offsets = offsets;
+        kept.values[..checks.count].copy_from_slice(&checks.values[..checks.count]);
+    }
+
+    /// Drops every kept stack (the module snapshot or the trie changed).
+    pub fn forget(&mut self) {
+        if self.epoch == 0 {
+            return;
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        self.credit = [0; SETS];
+        self.skipped_finds = [0; SETS];
+        self.skipped_keeps = [0; SETS];
+        if self.epoch == 0 {
+            // Epochs wrapped: stacks of old epochs must not come back to life.
+            for set in &mut self.sets {
+                for kept in set {
+                    kept.epoch = 0;
+                }
+            }
+            self.epoch = 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty() -> Box<KeptStacks> {
+        // SAFETY: all-zero is a valid, empty `KeptStacks` (plain integers and bools).
+        unsafe { Box::<KeptStacks>::new_zeroed().assume_init() }
+    }
+
+    #[test]
+    fn a_kept_stack_is_found_only_while_its_words_hold() {
+        let mut kept = empty();
+        let mut words = [0x11u64, 0x22, 0x33, 0x44];
+        let sp = words.as_ptr() as u64;
+        let mut checks = Checks::new();
+        checks.push(sp + 8, 0x22).expect("room");
+        checks.push(sp + 24, 0x44).expect("room");
+        let read = |w: &[u64; 4]| {
+            let w = *w;
+            move |a: u64| Some(w[((a - sp) / 8) as usize])
+        };
+        assert_eq!(kept.find((0x1000, sp, 5), 64, read(&words)), None);
+        kept.keep((0x1000, sp, 5), false, 42, 3, &checks);
+        assert_eq!(kept.find((0x1000, sp, 5), 64, read(&words)), Some((42, 3)));
+        // bp does not matter for this stack; the frame's address and sp do.
+        assert_eq!(kept.find((0x1000, sp, 6), 64, read(&words)), Some((42, 3)));
+        assert_eq!(kept.find((0x1001, sp, 5), 64, read(&words)), None);
+        assert_eq!(kept.find((0x1000, sp + 8, 5), 64, read(&words)), None);
+        // Deeper than the walk may go.
+        assert_eq!(kept.find((0x1000, sp, 5), 2, read(&words)), None);
+        // A changed word, or one that cannot be read, fails the stack.
+        words[3] = 0x45;
+        assert_eq!(kept.find((0x1000, sp, 5), 64, read(&words)), None);
+        assert_eq!(kept.find((0x1000, sp, 5), 64, |_| None), None);
+        words[3] = 0x44;
+        assert_eq!(kept.find((0x1000, sp, 5), 64, read(&words)), Some((42, 3)));
+        kept.forget();
+        assert_eq!(kept.find((0x1000, sp, 5), 64, read(&words)), None);
+    }
+
+    #[test]
+    fn bp_is_compared_where_it_matters_and_sets_keep_the_recently_used() {
+        let mut kept = empty();
+        let checks = Checks::new();
+        kept.keep((0x1000, 0x7000, 5), true, 1, 1, &checks);
+        assert_eq!(kept.find((0x1000, 0x7000, 6), 64, |_| None), None);
+        assert_eq!(kept.find((0x1000, 0x7000, 5), 64, |_| None), Some((1, 1)));
+        // Stacks with the same innermost frame (bp differing) fill the set; the least recently
+        // used one goes first.
+        for bp in 6..6 + WAYS as u64 - 1 {
+            kept.keep((0x1000, 0x7000, bp), true, bp as u32, 1, &checks);
+        }
+        assert!(kept.find((0x1000, 0x7000, 5), 64, |_| None).is_some());
+        kept.keep((0x1000, 0x7000, 100), true, 100, 1, &checks);
+        assert_eq!(kept.find((0x1000, 0x7000, 5), 64, |_| None), Some((1, 1)), "recently found: kept");
+        assert_eq!(kept.find((0x1000, 0x7000, 6), 64, |_| None), None, "least recently used: replaced");
+        assert_eq!(kept.find((0x1000, 0x7000, 100), 64, |_| None), Some((100, 1)));
+    }
+
+    #[test]
+    fn frames_of_one_call_path_spread_over_the_sets() {
+        // The innermost frame of one function called at many depths: sp differs by a frame size.
+        let sets: std::collections::HashSet<usize> =
+            (0..32u64).map(|depth| set_of(0x55a9_760f_f262, 0x7ffc_a0b9_98c0 - depth * 0x30)).collect();
+        assert!(sets.len() >= 16, "{} sets used", sets.len());
+    }
+
+    #[test]
+    fn looking_and_keeping_are_rationed_where_stacks_are_rarely_found() {
+        let mut kept = empty();
+        let (mut kept_count, mut looked) = (0, 0);
+        let mut one_check = Checks::new();
+        one_check.push(0x7008, 1).expect("room");
+        // Every capture from this innermost frame is a new stack: keeping never pays.
+        for i in 0..1000u32 {
+            let reads = std::cell::Cell::new(0);
+            let read = |_| {
+                reads.set(reads.get() + 1);
+                Some(2)
+            };
+            assert_eq!(kept.find((0x1000, 0x7000, 0), 64, read), None);
+            looked += usize::from(reads.get() > 0);
+            if kept.worth_keeping(0x1000, 0x7000) {
+                kept.keep((0x1000, 0x7000, 0), false, i, 1, &one_check);
+                kept_count += 1;
+            }
+        }
+        assert!(looked < 120, "looked {looked} times");
+        assert!(kept_count < 120, "kept {kept_count} stacks");
+        // Where stacks are found again, every one is kept and looked for.
+        let mut kept = empty();
+        let mut found = 0;
+        for i in 0..1000u64 {
+            let bp = i % 3;
+            match kept.find((0x1000, 0x7000, bp), 64, |_| None) {
+                Some(_) => found += 1,
+                None => {
+                    assert!(kept.worth_keeping(0x1000, 0x7000));
+                    kept.keep((0x1000, 0x7000, bp), true, bp as u32, 1, &Checks::new());
+                }
+            }
+        }
+        assert_eq!(found, 997);
+    }
+}
