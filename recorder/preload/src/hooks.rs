@@ -245,6 +245,7 @@ pub unsafe extern "C" fn _exit(status: i32) -> ! {
 /// # Safety
 /// The C `_Exit` contract.
 #[cfg_attr(not(test), unsafe(no_mangle))]
+#[allow(non_snake_case)] // the C name
 pub unsafe extern "C" fn _Exit(status: i32) -> ! {
     // SAFETY: the same contract.
     unsafe { _exit(status) }
