@@ -123,6 +123,10 @@ pub struct Group {
     members: Range<u32>,
 }
 
+/// A group's rank as one sortable value: (primary figure, bytes, blocks) complemented so that
+/// larger sorts first, then the key's order, then the group's position.
+type RankKey = (u64, u64, u64, u64, u32);
+
 /// How groups are ranked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SortBy {
@@ -151,14 +155,47 @@ pub struct Grouping {
 impl Grouping {
     /// Re-ranks the groups; ties are broken by bytes, then by key.
     pub fn sort(&mut self, by: SortBy) {
-        self.groups.par_sort_by(|a, b| {
+        let order = |a: &Group, b: &Group| {
             let primary = match by {
                 SortBy::Bytes => b.bytes.cmp(&a.bytes),
                 SortBy::Blocks => b.blocks.cmp(&a.blocks),
                 SortBy::Newest => b.last_alloc_ns.cmp(&a.last_alloc_ns),
             };
             primary.then(b.bytes.cmp(&a.bytes)).then(b.blocks.cmp(&a.blocks)).then_with(|| a.key.cmp(&b.key))
-        });
+        };
+        if self.groups.len() < PARALLEL_GROUPS {
+            self.groups.sort_by(order);
+            return;
+        }
+        // Many groups (of one key kind other than function): sort compact keys, not the large
+        // groups, then move each group once. Descending figures sort as their complements.
+        let rank = |key: &GroupKey| match key {
+            GroupKey::Stack(s) => Some(u64::from(s.0)),
+            GroupKey::Size(size) => Some(*size),
+            GroupKey::SizeClass(c) => Some(u64::from(*c)),
+            GroupKey::Thread(t) => Some(u64::from(t.0)),
+            GroupKey::Function(_) => None,
+        };
+        let keys: Option<Vec<RankKey>> = self
+            .groups
+            .par_iter()
+            .enumerate()
+            .map(|(i, g)| {
+                let primary = match by {
+                    SortBy::Bytes => g.bytes,
+                    SortBy::Blocks => g.blocks,
+                    SortBy::Newest => g.last_alloc_ns,
+                };
+                rank(&g.key).map(|r| (!primary, !g.bytes, !g.blocks, r, i as u32))
+            })
+            .collect();
+        let Some(mut keys) = keys else {
+            self.groups.par_sort_by(order);
+            return;
+        };
+        keys.par_sort_unstable();
+        let mut taken: Vec<Option<Group>> = std::mem::take(&mut self.groups).into_iter().map(Some).collect();
+        self.groups = keys.iter().filter_map(|k| taken[k.4 as usize].take()).collect();
     }
 
     /// The outstanding blocks of `group` (one of `self.groups`), in allocation order.
@@ -177,49 +214,68 @@ impl Grouping {
 
 /// Snapshots at least this large are keyed and summed in parallel.
 const PARALLEL_BLOCKS: usize = 32 * 1024;
+/// Groupings with at least this many groups are ranked in parallel.
+const PARALLEL_GROUPS: usize = 4 * 1024;
 
-/// The key of each block of `ids` (in parallel when there are many).
-fn keys_of(ids: &[u32], key: impl Fn(u32) -> u64 + Sync) -> Vec<u64> {
+/// One outstanding block, with everything grouping needs, gathered in one pass over the
+/// store's columns (so each block's entries are read once, whatever the key).
+#[derive(Debug, Clone, Copy, Default)]
+struct Row {
+    key: u64,
+    id: u32,
+    stack: u32,
+    thread: u32,
+    size: u64,
+}
+
+/// The row of each block of `ids` (in parallel when there are many); `key` gets its stack,
+/// thread and size.
+fn rows_of(store: &LifetimeStore, ids: &[u32], key: impl Fn(u32, u32, u64) -> u64 + Sync) -> Vec<Row> {
+    let size32 = store.size32_column();
+    let site_col = store.site_column();
+    let row = |&id: &u32| {
+        let i = id as usize;
+        let site = store.site_by_id(site_col[i]);
+        let size = store.full_size(id, size32[i]);
+        Row { key: key(site.stack, site.thread, size), id, stack: site.stack, thread: site.thread, size }
+    };
     if ids.len() >= PARALLEL_BLOCKS {
-        ids.par_iter().map(|&i| key(i)).collect()
+        ids.par_iter().map(row).collect()
     } else {
-        ids.iter().map(|&i| key(i)).collect()
+        ids.iter().map(row).collect()
     }
 }
 
-/// `ids` reordered so equal keys are contiguous (each run in the original order), and each run's
-/// key and range. `dense` bounds the keys when a counting sort applies.
-fn runs_by_key(ids: &[u32], keys: &[u64], dense: Option<u64>) -> (Vec<u32>, Vec<(u64, Range<u32>)>) {
-    match dense {
-        Some(bound) if bound as usize <= 4 * ids.len() + (1 << 20) => {
-            counting_runs(ids, keys, bound as usize)
-        }
-        _ => {
-            let mut pairs: Vec<(u64, u32)> = keys.iter().copied().zip(ids.iter().copied()).collect();
-            pairs.par_sort_unstable();
-            let mut runs: Vec<(u64, Range<u32>)> = Vec::new();
-            for (pos, &(k, _)) in pairs.iter().enumerate() {
-                match runs.last_mut() {
-                    Some((last, r)) if *last == k => r.end = pos as u32 + 1,
-                    _ => runs.push((k, pos as u32..pos as u32 + 1)),
-                }
-            }
-            (pairs.into_iter().map(|(_, id)| id).collect(), runs)
+/// `rows` reordered so equal keys are contiguous (each run in the original order), and each
+/// run's key and range. `dense` bounds the keys when a counting sort applies.
+fn runs_by_key(mut rows: Vec<Row>, dense: Option<u64>) -> (Vec<Row>, Vec<(u64, Range<u32>)>) {
+    if let Some(bound) = dense.filter(|&b| b as usize <= 4 * rows.len() + (1 << 20)) {
+        return counting_runs(&rows, bound as usize);
+    }
+    // Ids are unique, so an unstable sort by (key, id) keeps each run in allocation order.
+    rows.par_sort_unstable_by_key(|r| (r.key, r.id));
+    let mut runs: Vec<(u64, Range<u32>)> = Vec::new();
+    for (pos, r) in rows.iter().enumerate() {
+        match runs.last_mut() {
+            Some((last, range)) if *last == r.key => range.end = pos as u32 + 1,
+            _ => runs.push((r.key, pos as u32..pos as u32 + 1)),
         }
     }
+    (rows, runs)
 }
 
-/// A stable counting sort of `ids` by `keys` (all below `bound`), in parallel parts.
-fn counting_runs(ids: &[u32], keys: &[u64], bound: usize) -> (Vec<u32>, Vec<(u64, Range<u32>)>) {
-    let parts = (ids.len() / PARALLEL_BLOCKS).clamp(1, rayon::current_num_threads().max(1));
-    let part_len = ids.len().div_ceil(parts).max(1);
-    let key_parts: Vec<&[u64]> = keys.chunks(part_len).collect();
-    let mut counts: Vec<Vec<u32>> = key_parts
-        .par_iter()
+/// A stable counting sort of `rows` by key (all below `bound`), in parallel parts.
+fn counting_runs(rows: &[Row], bound: usize) -> (Vec<Row>, Vec<(u64, Range<u32>)>) {
+    let parts = (rows.len() / PARALLEL_BLOCKS).clamp(1, rayon::current_num_threads().max(1));
+    let part_len = rows.len().div_ceil(parts).max(1);
+    let mut counts: Vec<Vec<u32>> = rows
+        .par_chunks(part_len)
         .map(|part| {
             let mut c = vec![0u32; bound];
-            for &k in part.iter() {
-                c[k as usize] += 1;
+            for r in part {
+                if let Some(n) = c.get_mut(r.key as usize) {
+                    *n += 1;
+                }
             }
             c
         })
@@ -238,55 +294,31 @@ fn counting_runs(ids: &[u32], keys: &[u64], bound: usize) -> (Vec<u32>, Vec<(u64
             runs.push((k as u64, start..next));
         }
     }
-    let mut out = vec![0u32; ids.len()];
-    {
-        // Each part writes its own slots; collect them per part, then place them.
-        let placed: Vec<Vec<(u32, u32)>> = key_parts
-            .par_iter()
-            .zip(ids.par_chunks(part_len))
-            .zip(counts.par_iter_mut())
-            .map(|((part_keys, part_ids), slots)| {
-                part_keys
-                    .iter()
-                    .zip(part_ids)
-                    .map(|(&k, &id)| {
-                        let slot = slots[k as usize];
-                        slots[k as usize] += 1;
-                        (slot, id)
-                    })
-                    .collect()
-            })
-            .collect();
-        for part in placed {
-            for (slot, id) in part {
-                out[slot as usize] = id;
+    let mut out = vec![Row::default(); rows.len()];
+    for (part, slots) in rows.chunks(part_len).zip(counts.iter_mut()) {
+        for r in part {
+            if let Some(slot) = slots.get_mut(r.key as usize) {
+                out[*slot as usize] = *r;
+                *slot += 1;
             }
         }
     }
     (out, runs)
 }
 
-/// A group's figures from its run of block ids (in allocation order).
-fn summarize(store: &LifetimeStore, key: GroupKey, ids: &[u32], range: Range<u32>, by: GroupBy) -> Group {
+/// A group's figures from its run of rows (in allocation order).
+fn summarize(store: &LifetimeStore, key: GroupKey, rows: &[Row], range: Range<u32>) -> Group {
     let mut bytes = 0u64;
     let mut threads: Vec<u32> = Vec::new();
-    let mut last_site = u32::MAX;
     let mut stack_bytes: Vec<(u32, u64)> = Vec::new();
-    let size32 = store.size32_column();
-    let site_col = store.site_column();
-    for &id in ids {
-        let size = store.full_size(id, size32[id as usize]);
-        bytes += size;
-        let site_id = site_col[id as usize];
-        if by != GroupBy::Stack {
-            stack_bytes.push((store.site_by_id(site_id).stack, size));
+    let by_stack = matches!(key, GroupKey::Stack(_));
+    for r in rows {
+        bytes += r.size;
+        if !by_stack {
+            stack_bytes.push((r.stack, r.size));
         }
-        if site_id != last_site {
-            last_site = site_id;
-            let thread = store.site_by_id(site_id).thread;
-            if !threads.contains(&thread) {
-                threads.push(thread);
-            }
+        if threads.last() != Some(&r.thread) && !threads.contains(&r.thread) {
+            threads.push(r.thread);
         }
     }
     threads.sort_unstable();
@@ -294,11 +326,11 @@ fn summarize(store: &LifetimeStore, key: GroupKey, ids: &[u32], range: Range<u32
         GroupKey::Stack(stack) => vec![stack],
         _ => ranked_stacks(stack_bytes),
     };
-    let first = ids.first().map_or(0, |&i| store.alloc_ns(i));
-    let last = ids.last().map_or(0, |&i| store.alloc_ns(i));
+    let first = rows.first().map_or(0, |r| store.alloc_ns(r.id));
+    let last = rows.last().map_or(0, |r| store.alloc_ns(r.id));
     Group {
         key,
-        blocks: ids.len() as u64,
+        blocks: rows.len() as u64,
         bytes,
         first_alloc_ns: first,
         last_alloc_ns: last,
@@ -325,22 +357,19 @@ fn ranked_stacks(mut pairs: Vec<(u32, u64)>) -> Vec<StackId> {
 
 /// Groups `snapshot` by anything but function.
 pub(crate) fn group_simple(store: &LifetimeStore, snapshot: &Snapshot, by: GroupBy) -> Grouping {
-    let sites = &store.sites;
-    let site_col = store.site_column();
-    let site = |i: u32| store.site_by_id(site_col[i as usize]);
-    let (keys, dense) = match by {
+    let ids = &snapshot.ids;
+    let (rows, dense) = match by {
         GroupBy::Stack | GroupBy::Function => {
-            (keys_of(&snapshot.ids, |i| u64::from(site(i).stack)), Some(u64::from(store.max_stack()) + 1))
+            (rows_of(store, ids, |stack, _, _| u64::from(stack)), Some(u64::from(store.max_stack()) + 1))
         }
         GroupBy::Thread => {
-            let bound = sites.iter().map(|s| s.thread).max().map_or(1, |t| u64::from(t) + 1);
-            (keys_of(&snapshot.ids, |i| u64::from(site(i).thread)), Some(bound))
+            let bound = store.sites.iter().map(|s| s.thread).max().map_or(1, |t| u64::from(t) + 1);
+            (rows_of(store, ids, |_, thread, _| u64::from(thread)), Some(bound))
         }
-        GroupBy::Size => (keys_of(&snapshot.ids, |i| store.size_of(i)), None),
-        GroupBy::SizeClass => (keys_of(&snapshot.ids, |i| u64::from(size_class(store.size_of(i)))), Some(65)),
+        GroupBy::Size => (rows_of(store, ids, |_, _, size| size), None),
+        GroupBy::SizeClass => (rows_of(store, ids, |_, _, size| u64::from(size_class(size))), Some(65)),
     };
-    let (members, runs) = runs_by_key(&snapshot.ids, &keys, dense);
-    drop(keys);
+    let (rows, runs) = runs_by_key(rows, dense);
     let group_key = |k: u64| match by {
         GroupBy::Stack | GroupBy::Function => GroupKey::Stack(StackId(k as u32)),
         GroupBy::Size => GroupKey::Size(k),
@@ -348,12 +377,17 @@ pub(crate) fn group_simple(store: &LifetimeStore, snapshot: &Snapshot, by: Group
         GroupBy::Thread => GroupKey::Thread(ThreadIndex(k as u32)),
     };
     let make = |(k, r): &(u64, Range<u32>)| {
-        summarize(store, group_key(*k), &members[r.start as usize..r.end as usize], r.clone(), by)
+        summarize(store, group_key(*k), &rows[r.start as usize..r.end as usize], r.clone())
     };
-    let groups: Vec<Group> = if snapshot.ids.len() >= PARALLEL_BLOCKS {
+    let groups: Vec<Group> = if runs.len() >= PARALLEL_GROUPS {
         runs.par_iter().map(make).collect()
     } else {
         runs.iter().map(make).collect()
+    };
+    let members = if rows.len() >= PARALLEL_BLOCKS {
+        rows.par_iter().map(|r| r.id).collect()
+    } else {
+        rows.iter().map(|r| r.id).collect()
     };
     let mut grouping = Grouping {
         by,

@@ -79,8 +79,8 @@ impl AddrMap {
     }
 
     /// The value of `key` (non-zero).
-    #[cfg(test)]
-    fn get(&self, key: u64) -> Option<u64> {
+    #[inline]
+    pub fn get(&self, key: u64) -> Option<u64> {
         let mask = self.mask();
         let mut i = self.home(key);
         loop {
@@ -93,6 +93,13 @@ impl AddrMap {
             }
             i = (i + 1) & mask;
         }
+    }
+
+    /// Reads `key`'s home slot, so that a lookup soon after finds it in the cache (a batch of
+    /// these, independent of each other, overlaps the memory latencies).
+    #[inline(always)]
+    pub fn touch(&self, key: u64) -> u64 {
+        self.slots[self.home(key)].0
     }
 
     /// Sets the value of `key` (non-zero; zero is ignored); returns the previous value.

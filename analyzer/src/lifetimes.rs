@@ -185,9 +185,10 @@ impl LifetimeStore {
         self.alloc.get(i as usize)
     }
 
-    /// Free time of block `i` ([`OPEN`] if never freed).
+    /// Free time of block `i` ([`OPEN`] if never freed; also for an id out of range).
+    #[inline]
     pub fn free_ns(&self, i: u32) -> u64 {
-        self.free[i as usize]
+        self.free.get(i as usize).copied().unwrap_or(OPEN)
     }
 
     /// The free times column ([`OPEN`] for blocks never freed).

@@ -52,27 +52,44 @@ impl Record {
     }
 }
 
-/// A decoded chunk: its records in time order, the sizes that do not fit 32 bits, and the rest
-/// of what it holds.
+/// A decoded chunk: its records in time order and the rest of what it holds.
 #[derive(Debug, Default)]
 pub(crate) struct DecodedChunk {
     pub records: Vec<Record>,
-    /// Full sizes of the records whose 32-bit size is the big marker, by record position.
-    big_sizes: IntMap<u32, u64>,
     pub scan: ChunkScan,
     /// Every timestamp of the chunk lies in the range the replay was promised.
     pub in_range: bool,
 }
 
-impl DecodedChunk {
-    /// The size of the allocation record at `pos`.
-    pub fn size_at(&self, pos: usize) -> u64 {
-        let s = self.records[pos].size32();
-        if is_big(s) {
-            self.big_sizes.get(&(pos as u32)).copied().unwrap_or(u64::from(s))
-        } else {
-            u64::from(s)
+/// Sizes of 4 GiB and more (whose records hold a marker), by (time, address) of the allocation.
+#[derive(Debug, Default)]
+pub(crate) struct BigSizes {
+    map: Mutex<IntMap<(u64, u64), u64>>,
+}
+
+impl BigSizes {
+    fn add(&self, sizes: Vec<((u64, u64), u64)>) {
+        if sizes.is_empty() {
+            return;
         }
+        let mut g = match self.map.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        g.extend(sizes);
+    }
+
+    /// The size of the allocation `record`.
+    pub fn size_of(&self, record: &Record) -> u64 {
+        let s = record.size32();
+        if !is_big(s) {
+            return u64::from(s);
+        }
+        let g = match self.map.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        g.get(&(record.ts, record.addr)).copied().unwrap_or(u64::from(s))
     }
 }
 
@@ -104,45 +121,91 @@ impl RecordPool {
     }
 }
 
+/// One thread's stack → site table: dense while its stack ids are not too sparse.
+#[derive(Debug)]
+enum ThreadSites {
+    /// `site + 1` by stack id (0: none yet).
+    Dense(Vec<u32>),
+    Sparse(IntMap<u32, u32>),
+}
+
+/// The site table: sites in order of first use, and each thread's stack → site table.
+#[derive(Debug, Default)]
+struct SiteTables {
+    sites: Vec<Site>,
+    threads: Vec<(ThreadSites, u32)>,
+}
+
+impl SiteTables {
+    fn intern(&mut self, stack: u32, thread: u32) -> u32 {
+        let t = thread as usize;
+        if self.threads.len() <= t {
+            self.threads.resize_with(t + 1, || (ThreadSites::Dense(Vec::new()), 0));
+        }
+        let next = self.sites.len() as u32;
+        let (table, count) = &mut self.threads[t];
+        let s = stack as usize;
+        let found = match table {
+            ThreadSites::Dense(v) => match v.get(s) {
+                Some(&plus_one) if plus_one != 0 => Some(plus_one - 1),
+                Some(_) => {
+                    v[s] = next + 1;
+                    None
+                }
+                // Dense while the table stays within a few times the stacks it holds.
+                None if s < 1 << 16 || s < 8 * (*count as usize) => {
+                    v.resize((s + 1).next_power_of_two(), 0);
+                    v[s] = next + 1;
+                    None
+                }
+                None => {
+                    let mut map: IntMap<u32, u32> = v
+                        .iter()
+                        .enumerate()
+                        .filter(|&(_, &p)| p != 0)
+                        .map(|(k, &p)| (k as u32, p - 1))
+                        .collect();
+                    map.insert(stack, next);
+                    *table = ThreadSites::Sparse(map);
+                    None
+                }
+            },
+            ThreadSites::Sparse(map) => match map.get(&stack) {
+                Some(&site) => Some(site),
+                None => {
+                    map.insert(stack, next);
+                    None
+                }
+            },
+        };
+        found.unwrap_or_else(|| {
+            *count += 1;
+            self.sites.push(Site { stack, thread });
+            next
+        })
+    }
+}
+
 /// Interns (stack, thread) pairs into dense site ids, shared by all decoding threads.
 #[derive(Debug)]
 pub(crate) struct SiteInterner {
     /// Tells this interner's ids apart from another load's in the workers' caches.
     id: u64,
-    inner: Mutex<(IntMap<Site, u32>, Vec<Site>)>,
+    tables: Mutex<SiteTables>,
 }
 
 impl Default for SiteInterner {
     fn default() -> Self {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        SiteInterner { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), inner: Mutex::default() }
+        SiteInterner { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), tables: Mutex::default() }
     }
 }
 
 impl SiteInterner {
-    /// Site ids of `stacks` on `thread`, under one lock.
-    fn intern_all(&self, stacks: &[u32], thread: u32) -> Vec<u32> {
-        let mut guard = match self.inner.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let (map, list) = &mut *guard;
-        stacks
-            .iter()
-            .map(|&stack| {
-                let site = Site { stack, thread };
-                *map.entry(site).or_insert_with(|| {
-                    list.push(site);
-                    (list.len() - 1) as u32
-                })
-            })
-            .collect()
-    }
-
     pub fn into_sites(self) -> Vec<Site> {
-        match self.inner.into_inner() {
-            Ok((_, list)) => list,
-            Err(poisoned) => poisoned.into_inner().1,
+        match self.tables.into_inner() {
+            Ok(t) => t.sites,
+            Err(poisoned) => poisoned.into_inner().sites,
         }
     }
 }
@@ -179,7 +242,7 @@ type Pending = Vec<(u32, u32)>;
 #[inline(always)]
 fn push_alloc(
     records: &mut Vec<Record>,
-    big: &mut Vec<(usize, u64)>,
+    big: &mut Vec<((u64, u64), u64)>,
     cache: &[(u64, u32)],
     thread: u32,
     pending: &mut Pending,
@@ -188,7 +251,7 @@ fn push_alloc(
     let (ts, addr, size, stack) = a;
     let s = size32(size);
     if is_big(s) {
-        big.push((records.len(), size));
+        big.push(((ts, addr), size));
     }
     let key = site_key(thread, stack);
     let site = match cache.get(site_slot(key)) {
@@ -213,17 +276,15 @@ fn resolve_pending(
     if pending.is_empty() {
         return;
     }
-    let mut stacks: Vec<u32> = pending.iter().map(|&(_, stack)| stack).collect();
-    stacks.sort_unstable();
-    stacks.dedup();
-    let sites = interner.intern_all(&stacks, thread);
+    let mut tables = match interner.tables.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
     for &(pos, stack) in pending {
-        let site = stacks.binary_search(&stack).ok().and_then(|i| sites.get(i)).copied().unwrap_or(0);
+        let site = tables.intern(stack, thread);
         if let Some(r) = records.get_mut(pos as usize) {
             r.set_site(site);
         }
-    }
-    for (&stack, &site) in stacks.iter().zip(&sites) {
         let key = site_key(thread, stack);
         if let Some(slot) = cache.get_mut(site_slot(key)) {
             *slot = (key, site);
@@ -245,6 +306,7 @@ pub(crate) struct DecodeSpec {
 pub(crate) struct DecodeShared<'a> {
     pub interner: &'a SiteInterner,
     pub pool: &'a RecordPool,
+    pub big_sizes: &'a BigSizes,
 }
 
 /// Decodes `chunk`.
@@ -256,7 +318,7 @@ pub(crate) fn decode_chunk(
 ) -> DecodedChunk {
     let mut records: Vec<Record> = shared.pool.take(spec.expected);
     let mut scan = ChunkScan::default();
-    let mut big: Vec<(usize, u64)> = Vec::new();
+    let mut big: Vec<((u64, u64), u64)> = Vec::new();
     let mut cache = SITE_CACHE.with(|c| std::mem::take(&mut c.borrow_mut().slots));
     let owner = SITE_CACHE.with(|c| c.borrow().owner);
     if owner != shared.interner.id || cache.len() != SITE_CACHE_SLOTS {
@@ -313,17 +375,11 @@ pub(crate) fn decode_chunk(
     };
     if records.windows(2).any(|w| w[1].ts < w[0].ts) {
         // Only a damaged chunk gets here: put its records in time order (stably, so events of
-        // one moment keep their order), carrying the big sizes along.
-        let mut with_big: Vec<(Record, Option<u64>)> = records.iter().map(|&r| (r, None)).collect();
-        for &(pos, size) in &big {
-            with_big[pos].1 = Some(size);
-        }
-        with_big.sort_by_key(|(r, _)| r.ts);
-        records = with_big.iter().map(|(r, _)| *r).collect();
-        big = with_big.iter().enumerate().filter_map(|(pos, (_, b))| b.map(|s| (pos, s))).collect();
+        // one moment keep their order).
+        records.sort_by_key(|r| r.ts);
     }
-    let big_sizes = big.into_iter().map(|(pos, size)| (pos as u32, size)).collect();
-    DecodedChunk { records, big_sizes, scan, in_range }
+    shared.big_sizes.add(big);
+    DecodedChunk { records, scan, in_range }
 }
 
 #[cfg(test)]

@@ -1,201 +1,35 @@
 //! The replay: every chunk's allocations and frees merged into one stream in time order and fed
 //! to the [`Lifecycle`], one moment (timestamp) at a time.
 //!
-//! Chunks are taken in order of their earliest timestamp and decoded in rounds: while the
-//! replay works through the chunks of one round, the next round is decoded in parallel. After
-//! a round is decoded, every event before the earliest timestamp of the next round is known, so
-//! the replay may run up to (not including) that moment. A decoded chunk is dropped as soon as
-//! it is replayed. A min-heap over the decoded chunks' next timestamps picks the next event;
-//! usually a run of events of one chunk comes before any other chunk's next one and is taken
-//! without touching the heap.
+//! Chunks are taken in order of the earliest timestamp they may hold and decoded in rounds. Once
+//! the chunks of rounds up to `r` are decoded, every event before the earliest timestamp of round
+//! `r + 1` is known: those events form window `r`, cut from the decoded chunks and merged into
+//! time order (a stable sort of a few sorted runs). Three stages run at once, on the pool's
+//! threads: round `r + 1` is decoded, window `r` is merged, and window `r - 1` is replayed. Only
+//! the replay is sequential, and it is a flat loop over one array. A decoded chunk's buffer goes
+//! back to a pool as soon as its last record is cut into a window.
 //!
 //! Events of one moment (a clock tie) are handed over together, since their order is not
-//! known: the [`Lifecycle`] orders them by each address's state.
+//! known: the [`Lifecycle`] orders them by each address's state. A window never splits a moment.
 
 use leakview_format::TraceReader;
 use rayon::prelude::*;
 
-use super::decode::{DecodeShared, DecodeSpec, DecodedChunk, RecordPool, SiteInterner, decode_chunk};
+use super::decode::{
+    BigSizes, DecodeShared, DecodeSpec, DecodedChunk, Record, RecordPool, SiteInterner, decode_chunk,
+};
 use super::lifecycle::{Lifecycle, TieEvent};
 use super::scan::ChunkScan;
 use crate::progress::Progress;
 
-/// Chunk bytes decoded per round (at least one chunk per worker thread).
+/// Events whose address-table slots are brought into the cache together.
+const PREFETCH: usize = 16;
+
+/// Chunk bytes decoded per round, at most (and at least one chunk per worker thread): enough
+/// to keep the threads busy, small enough for the decoded records in flight to stay small.
 const ROUND_BYTES: usize = 2 << 20;
-
-/// A binary min-heap of (next timestamp, chunk) that exposes the runner-up.
-#[derive(Debug, Default)]
-struct ChunkHeap {
-    items: Vec<(u64, u32)>,
-}
-
-impl ChunkHeap {
-    fn push(&mut self, item: (u64, u32)) {
-        self.items.push(item);
-        let mut i = self.items.len() - 1;
-        while i > 0 {
-            let parent = (i - 1) / 2;
-            if self.items[parent] <= self.items[i] {
-                break;
-            }
-            self.items.swap(parent, i);
-            i = parent;
-        }
-    }
-
-    fn peek(&self) -> Option<(u64, u32)> {
-        self.items.first().copied()
-    }
-
-    /// The smallest timestamp after the top's.
-    fn runner_up(&self) -> u64 {
-        match self.items.len() {
-            0 | 1 => u64::MAX,
-            2 => self.items[1].0,
-            _ => self.items[1].0.min(self.items[2].0),
-        }
-    }
-
-    fn sift_down(&mut self, mut i: usize) {
-        let n = self.items.len();
-        loop {
-            let (l, r) = (2 * i + 1, 2 * i + 2);
-            let mut smallest = i;
-            if l < n && self.items[l] < self.items[smallest] {
-                smallest = l;
-            }
-            if r < n && self.items[r] < self.items[smallest] {
-                smallest = r;
-            }
-            if smallest == i {
-                return;
-            }
-            self.items.swap(i, smallest);
-            i = smallest;
-        }
-    }
-
-    /// Gives the top a new timestamp.
-    fn replace_top_key(&mut self, ts: u64) {
-        if let Some(top) = self.items.first_mut() {
-            top.0 = ts;
-            self.sift_down(0);
-        }
-    }
-
-    fn pop(&mut self) -> Option<(u64, u32)> {
-        let last = self.items.pop()?;
-        if self.items.is_empty() {
-            return Some(last);
-        }
-        let top = std::mem::replace(&mut self.items[0], last);
-        self.sift_down(0);
-        Some(top)
-    }
-}
-
-/// The decoded chunks being replayed.
-struct Active<'p> {
-    pool: &'p RecordPool,
-    chunks: Vec<Option<DecodedChunk>>,
-    scans: Vec<Option<ChunkScan>>,
-    in_range: bool,
-    cursor: Vec<usize>,
-    heap: ChunkHeap,
-    ties: Vec<TieEvent>,
-}
-
-impl Active<'_> {
-    fn add(&mut self, index: usize, mut chunk: DecodedChunk) {
-        self.scans[index] = Some(std::mem::take(&mut chunk.scan));
-        self.in_range &= chunk.in_range;
-        if let Some(first) = chunk.records.first() {
-            self.heap.push((first.ts, index as u32));
-            self.cursor[index] = 0;
-            self.chunks[index] = Some(chunk);
-        }
-    }
-
-    /// Moves chunk `c` to position `pos`: re-keys it in the heap (it must be the top) or drops it.
-    fn advance_top(&mut self, c: usize, pos: usize) {
-        self.cursor[c] = pos;
-        let next = self.chunks[c].as_ref().and_then(|d| d.records.get(pos)).map(|r| r.ts);
-        match next {
-            Some(ts) => self.heap.replace_top_key(ts),
-            None => {
-                self.heap.pop();
-                if let Some(done) = self.chunks[c].take() {
-                    self.pool.put(done.records);
-                }
-            }
-        }
-    }
-
-    /// Replays every event before `bound`.
-    fn replay_until(&mut self, bound: u64, life: &mut Lifecycle) {
-        while let Some((t, c)) = self.heap.peek() {
-            if t >= bound {
-                return;
-            }
-            let c = c as usize;
-            let runner_up = self.heap.runner_up();
-            if runner_up == t {
-                self.replay_tie_across_chunks(t, life);
-                continue;
-            }
-            let limit = runner_up.min(bound);
-            let Some(chunk) = self.chunks[c].as_ref() else {
-                self.heap.pop();
-                continue;
-            };
-            let records = &chunk.records;
-            let mut i = self.cursor[c];
-            while i < records.len() && records[i].ts < limit {
-                let r = records[i];
-                let next_same = records.get(i + 1).is_some_and(|n| n.ts == r.ts);
-                if !next_same {
-                    if r.is_free() {
-                        life.free(r.ts, r.addr);
-                    } else {
-                        life.alloc(r.ts, r.addr, chunk.size_at(i), r.site());
-                    }
-                    life.end_moment(r.ts);
-                    i += 1;
-                    continue;
-                }
-                self.ties.clear();
-                while i < records.len() && records[i].ts == r.ts {
-                    self.ties.push(TieEvent::of(&records[i], chunk.size_at(i)));
-                    i += 1;
-                }
-                life.tie(r.ts, &mut self.ties);
-                life.end_moment(r.ts);
-            }
-            self.advance_top(c, i);
-        }
-    }
-
-    /// Replays the events at `t` of every chunk whose next event is at `t`.
-    fn replay_tie_across_chunks(&mut self, t: u64, life: &mut Lifecycle) {
-        self.ties.clear();
-        while let Some((ts, c)) = self.heap.peek() {
-            if ts != t {
-                break;
-            }
-            let c = c as usize;
-            let mut i = self.cursor[c];
-            if let Some(chunk) = self.chunks[c].as_ref() {
-                while i < chunk.records.len() && chunk.records[i].ts == t {
-                    self.ties.push(TieEvent::of(&chunk.records[i], chunk.size_at(i)));
-                    i += 1;
-                }
-            }
-            self.advance_top(c, i);
-        }
-        life.tie(t, &mut self.ties);
-        life.end_moment(t);
-    }
-}
+/// Rounds a trace is split into, at least, so small traces also go through the pipeline.
+const MIN_ROUNDS: usize = 32;
 
 /// What the replay needs to know about the chunks.
 pub(crate) struct ReplayPlan<'a> {
@@ -221,6 +55,128 @@ pub(crate) struct Replayed {
     pub promises_held: bool,
 }
 
+/// Decoded chunks not yet wholly cut into windows.
+struct Merger<'p> {
+    pool: &'p RecordPool,
+    /// (records, position of the first record not yet in a window).
+    pending: Vec<(Vec<Record>, usize)>,
+    scans: Vec<Option<ChunkScan>>,
+    in_range: bool,
+    scratch: Vec<Record>,
+}
+
+/// Merges the sorted runs of `window` that begin at `starts` (the first at 0) into one sorted
+/// run, pairwise (each pass halves the runs; equal times keep their run order).
+fn merge_runs(window: &mut Vec<Record>, starts: &mut Vec<usize>, scratch: &mut Vec<Record>) {
+    while starts.len() > 1 {
+        scratch.clear();
+        let n = starts.len();
+        let end = |k: usize| if k < n { starts[k] } else { window.len() };
+        let mut merged = Vec::with_capacity(n.div_ceil(2));
+        let mut k = 0;
+        while k < n {
+            merged.push(scratch.len());
+            let a = &window[starts[k]..end(k + 1)];
+            if k + 1 == n {
+                scratch.extend_from_slice(a);
+                break;
+            }
+            let b = &window[end(k + 1)..end(k + 2)];
+            let (mut i, mut j) = (0, 0);
+            while let (Some(&x), Some(&y)) = (a.get(i), b.get(j)) {
+                // Without a branch: which run comes next is as good as random.
+                let take_b = y.ts < x.ts;
+                scratch.push(if take_b { y } else { x });
+                j += usize::from(take_b);
+                i += usize::from(!take_b);
+            }
+            scratch.extend_from_slice(&a[i..]);
+            scratch.extend_from_slice(&b[j..]);
+            k += 2;
+        }
+        std::mem::swap(window, scratch);
+        *starts = merged;
+    }
+}
+
+impl Merger<'_> {
+    fn add(&mut self, index: usize, mut chunk: DecodedChunk) {
+        self.scans[index] = Some(std::mem::take(&mut chunk.scan));
+        self.in_range &= chunk.in_range;
+        if chunk.records.is_empty() {
+            self.pool.put(chunk.records);
+        } else {
+            self.pending.push((chunk.records, 0));
+        }
+    }
+
+    /// Fills `window` with every pending record before `bound` (all of them for `u64::MAX`), in
+    /// time order.
+    fn cut_window(&mut self, bound: u64, window: &mut Vec<Record>) {
+        window.clear();
+        // The runs to cut, by their first timestamp: a thread's successive chunks then follow
+        // each other already in order, and only runs that overlap in time need merging.
+        let mut runs: Vec<(u64, usize, usize)> = Vec::new();
+        for (k, (records, from)) in self.pending.iter().enumerate() {
+            let rest = &records[*from..];
+            let take = if bound == u64::MAX { rest.len() } else { rest.partition_point(|r| r.ts < bound) };
+            if take > 0 {
+                runs.push((rest[0].ts, k, take));
+            }
+        }
+        runs.sort_unstable();
+        // Where each run starts in the window; runs that follow in time are joined.
+        let mut starts: Vec<usize> = Vec::with_capacity(runs.len());
+        for &(first, k, take) in &runs {
+            let (records, from) = &mut self.pending[k];
+            if window.last().is_none_or(|last| last.ts > first) {
+                starts.push(window.len());
+            }
+            window.extend_from_slice(&records[*from..*from + take]);
+            *from += take;
+        }
+        merge_runs(window, &mut starts, &mut self.scratch);
+        let pool = self.pool;
+        self.pending.retain_mut(|(records, from)| {
+            let done = *from == records.len();
+            if done {
+                pool.put(std::mem::take(records));
+            }
+            !done
+        });
+    }
+}
+
+/// Replays one window (records in time order, no moment split with another window).
+fn replay_window(window: &[Record], big_sizes: &BigSizes, life: &mut Lifecycle, ties: &mut Vec<TieEvent>) {
+    let mut i = 0;
+    let mut prefetched = 0;
+    while let Some(&r) = window.get(i) {
+        if i >= prefetched {
+            // The address table outgrows the caches on large heaps: touch the slots of the next
+            // events together, so their misses overlap instead of coming one after another.
+            prefetched = (i + PREFETCH).min(window.len());
+            life.prefetch(&window[i..prefetched]);
+        }
+        if window.get(i + 1).is_none_or(|next| next.ts != r.ts) {
+            if r.is_free() {
+                life.free(r.ts, r.addr);
+            } else {
+                life.alloc(r.ts, r.addr, big_sizes.size_of(&r), r.site());
+            }
+            i += 1;
+        } else {
+            ties.clear();
+            while let Some(e) = window.get(i).filter(|e| e.ts == r.ts) {
+                ties.push(TieEvent::of(e, big_sizes.size_of(e)));
+                i += 1;
+            }
+            life.tie(r.ts, ties);
+        }
+        life.end_moment(r.ts);
+    }
+}
+
 /// Replays the whole trace into `life`; `None` if cancelled.
 pub(crate) fn replay(
     plan: &ReplayPlan<'_>,
@@ -231,12 +187,14 @@ pub(crate) fn replay(
     let mut order: Vec<usize> = (0..chunks.len()).collect();
     order.sort_by_key(|&i| (plan.lower_bounds[i], i));
     let workers = rayon::current_num_threads().max(1);
+    let total: usize = chunks.iter().map(|c| c.body_len()).sum();
+    let round_bytes = (total / MIN_ROUNDS).clamp(1, ROUND_BYTES);
     let mut rounds: Vec<&[usize]> = Vec::new();
     let mut rest = order.as_slice();
     while !rest.is_empty() {
         let mut take = 0;
         let mut bytes = 0;
-        while take < rest.len() && (take < workers || bytes < ROUND_BYTES) {
+        while take < rest.len() && (take < workers || bytes < round_bytes) {
             bytes += chunks[rest[take]].body_len();
             take += 1;
         }
@@ -245,7 +203,8 @@ pub(crate) fn replay(
         rest = tail;
     }
     let pool = RecordPool::default();
-    let shared = DecodeShared { interner: plan.interner, pool: &pool };
+    let big_sizes = BigSizes::default();
+    let shared = DecodeShared { interner: plan.interner, pool: &pool, big_sizes: &big_sizes };
     let decode_round = |round: &[usize]| -> Vec<(usize, DecodedChunk)> {
         round
             .par_iter()
@@ -260,61 +219,44 @@ pub(crate) fn replay(
             })
             .collect()
     };
-    let mut active = Active {
+    let mut merger = Merger {
         pool: &pool,
-        chunks: (0..chunks.len()).map(|_| None).collect(),
+        pending: Vec::new(),
         scans: (0..chunks.len()).map(|_| None).collect(),
         in_range: true,
-        cursor: vec![0; chunks.len()],
-        heap: ChunkHeap::default(),
-        ties: Vec::new(),
+        scratch: Vec::new(),
     };
-    let mut next = rounds.first().map(|r| decode_round(r)).unwrap_or_default();
+    let mut ties = Vec::new();
+    // Window r - 1 (being replayed) and window r (being cut), swapped each round.
+    let (mut replaying, mut cutting): (Vec<Record>, Vec<Record>) = (Vec::new(), Vec::new());
+    let mut decoded = rounds.first().map(|r| decode_round(r)).unwrap_or_default();
     for (k, round) in rounds.iter().enumerate() {
         if progress.cancelled() {
             return None;
         }
-        for (i, d) in std::mem::take(&mut next) {
-            active.add(i, d);
+        for (i, d) in std::mem::take(&mut decoded) {
+            merger.add(i, d);
         }
-        if !active.in_range && plan.checked {
+        if !merger.in_range && plan.checked {
             // The plan's promises were broken: this replay is void, stop early.
             return Some(Replayed { scans: Vec::new(), promises_held: false });
         }
         let bound = rounds.get(k + 1).and_then(|r| r.first()).map_or(u64::MAX, |&i| plan.lower_bounds[i]);
         let following = rounds.get(k + 1).copied();
-        let (decoded, ()) = rayon::join(
-            || following.map(decode_round).unwrap_or_default(),
-            || active.replay_until(bound, life),
+        let ((next, ()), ()) = rayon::join(
+            || {
+                rayon::join(
+                    || following.map(decode_round).unwrap_or_default(),
+                    || merger.cut_window(bound, &mut cutting),
+                )
+            },
+            || replay_window(&replaying, &big_sizes, life, &mut ties),
         );
-        next = decoded;
+        decoded = next;
+        std::mem::swap(&mut replaying, &mut cutting);
         progress.advance(round.len() as u64);
     }
-    active.replay_until(u64::MAX, life);
-    let scans = active.scans.into_iter().map(Option::unwrap_or_default).collect();
-    Some(Replayed { scans, promises_held: active.in_range })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn heap_pops_in_order_and_knows_the_runner_up() {
-        let mut h = ChunkHeap::default();
-        for (i, ts) in [50u64, 10, 40, 10, 30, 20].into_iter().enumerate() {
-            h.push((ts, i as u32));
-        }
-        assert_eq!(h.peek(), Some((10, 1)));
-        assert_eq!(h.runner_up(), 10);
-        h.replace_top_key(35);
-        assert_eq!(h.peek(), Some((10, 3)));
-        assert_eq!(h.runner_up(), 20);
-        let mut out = Vec::new();
-        while let Some(x) = h.pop() {
-            out.push(x);
-        }
-        assert_eq!(out, vec![(10, 3), (20, 5), (30, 4), (35, 1), (40, 2), (50, 0)]);
-        assert_eq!(h.runner_up(), u64::MAX);
-    }
+    replay_window(&replaying, &big_sizes, life, &mut ties);
+    let scans = merger.scans.into_iter().map(Option::unwrap_or_default).collect();
+    Some(Replayed { scans, promises_held: merger.in_range })
 }
