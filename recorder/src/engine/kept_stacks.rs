@@ -22,6 +22,8 @@
 //! Kept stacks depend on the unwind rules and on node ids: [`KeptStacks::forget`] drops them
 //! all when the module snapshot or the trie changes.
 
+use crate::engine::stack::StackBounds;
+
 /// Sets (by innermost frame) and stacks per set: 128 stacks, about 100 KiB per thread.
 const SETS_LOG2: u32 = 5;
 const SETS: usize = 1 << SETS_LOG2;
@@ -49,6 +51,9 @@ struct Kept {
     count: u8,
     /// Whether the walk depends on the innermost frame's bp.
     bp_matters: bool,
+    /// The lowest and highest check offsets.
+    lowest: i32,
+    highest: i32,
     /// Check addresses, relative to `sp`, and the values they must hold.
     offsets: [i32; MAX_CHECKS],
     values: [u64; MAX_CHECKS],
@@ -67,6 +72,9 @@ pub struct KeptStacks {
     /// Per set, lookups and keepings skipped since the last one made.
     skipped_finds: [u8; SETS],
     skipped_keeps: [u8; SETS],
+    /// Lookups that compared stacks (for tests).
+    #[cfg(test)]
+    looked: usize,
     sets: [[Kept; WAYS]; SETS],
 }
 
@@ -132,17 +140,21 @@ fn set_of(ra: u64, sp: u64) -> usize {
 
 impl KeptStacks {
     /// The kept stack whose innermost frame is (`ra`, `sp`, `bp`), if all its checks hold
-    /// (each word read with `read`) and it has at most `max_len` frames: its node and length.
+    /// (each word inside `bounds`) and it has at most `max_len` frames: its node and length.
     #[inline]
     pub fn find(
         &mut self,
         (ra, sp, bp): (u64, u64, u64),
         max_len: usize,
-        read: impl Fn(u64) -> Option<u64>,
+        bounds: StackBounds,
     ) -> Option<(u32, usize)> {
         let set = set_of(ra, sp);
         if self.credit[set] <= NO_CREDIT && !try_now(&mut self.skipped_finds[set]) {
             return None;
+        }
+        #[cfg(test)]
+        {
+            self.looked += 1;
         }
         for way in 0..WAYS {
             let kept = &self.sets[set][way];
@@ -154,12 +166,28 @@ impl KeptStacks {
             {
                 continue;
             }
-            let count = usize::from(kept.count);
-            let holds = kept.offsets[..count]
-                .iter()
-                .zip(&kept.values[..count])
-                .all(|(&offset, &value)| read(sp.wrapping_add_signed(i64::from(offset))) == Some(value));
-            if holds {
+            let count = usize::from(kept.count).min(MAX_CHECKS);
+            let lowest = sp.wrapping_add_signed(i64::from(kept.lowest));
+            let highest = sp.wrapping_add_signed(i64::from(kept.highest));
+            if count > 0 && !(bounds.contains(lowest) && bounds.contains(highest)) {
+                // A check that cannot be read fails.
+                continue;
+            }
+            let (offsets, values) = (&kept.offsets[..count], &kept.values[..count]);
+            let mut i = 0;
+            while i < count {
+                let address = sp.wrapping_add_signed(i64::from(offsets[i]));
+                // SAFETY: `address` lies between the lowest and the highest check address,
+                // both inside the bounds (the live part of this thread's stack), and is
+                // 8-aligned: it was when the stack was kept, with the same sp (`keep` keeps
+                // only aligned checks).
+                let word = unsafe { std::ptr::read_volatile(address as *const u64) };
+                if word != values[i] {
+                    break;
+                }
+                i += 1;
+            }
+            if i == count {
                 self.clock = self.clock.wrapping_add(1);
                 let kept = &mut self.sets[set][way];
                 kept.used_at = self.clock;
@@ -198,10 +226,13 @@ impl KeptStacks {
         let mut offsets = [0i32; MAX_CHECKS];
         for (offset, &address) in offsets.iter_mut().zip(&checks.addresses[..checks.count]) {
             match i32::try_from(address.wrapping_sub(sp) as i64) {
-                Ok(o) => *offset = o,
-                Err(_) => return,
+                Ok(o) if address & 7 == 0 => *offset = o,
+                _ => return,
             }
         }
+        let offsets_used = &offsets[..checks.count];
+        let lowest = offsets_used.iter().copied().min().unwrap_or(0);
+        let highest = offsets_used.iter().copied().max().unwrap_or(0);
         let set = set_of(ra, sp);
         let epoch = self.epoch;
         // Stale stacks go first, then the least recently used.
@@ -222,6 +253,8 @@ impl KeptStacks {
         kept.count = checks.count as u8;
         kept.bp_matters = bp_matters;
         kept.offsets = offsets;
+        kept.lowest = lowest;
+        kept.highest = highest;
         kept.values[..checks.count].copy_from_slice(&checks.values[..checks.count]);
     }
 
@@ -258,51 +291,55 @@ mod tests {
     #[test]
     fn a_kept_stack_is_found_only_while_its_words_hold() {
         let mut kept = empty();
-        let mut words = [0x11u64, 0x22, 0x33, 0x44];
+        let mut words = Box::new([0x11u64, 0x22, 0x33, 0x44]);
         let sp = words.as_ptr() as u64;
+        let bounds = StackBounds::new(sp, sp + 32).expect("bounds");
         let mut checks = Checks::new();
         checks.push(sp + 8, 0x22).expect("room");
         checks.push(sp + 24, 0x44).expect("room");
-        let read = |w: &[u64; 4]| {
-            let w = *w;
-            move |a: u64| Some(w[((a - sp) / 8) as usize])
-        };
-        assert_eq!(kept.find((0x1000, sp, 5), 64, read(&words)), None);
+        assert_eq!(kept.find((0x1000, sp, 5), 64, bounds), None);
         kept.keep((0x1000, sp, 5), false, 42, 3, &checks);
-        assert_eq!(kept.find((0x1000, sp, 5), 64, read(&words)), Some((42, 3)));
+        assert_eq!(kept.find((0x1000, sp, 5), 64, bounds), Some((42, 3)));
         // bp does not matter for this stack; the frame's address and sp do.
-        assert_eq!(kept.find((0x1000, sp, 6), 64, read(&words)), Some((42, 3)));
-        assert_eq!(kept.find((0x1001, sp, 5), 64, read(&words)), None);
-        assert_eq!(kept.find((0x1000, sp + 8, 5), 64, read(&words)), None);
+        assert_eq!(kept.find((0x1000, sp, 6), 64, bounds), Some((42, 3)));
+        assert_eq!(kept.find((0x1001, sp, 5), 64, bounds), None);
+        assert_eq!(kept.find((0x1000, sp + 8, 5), 64, bounds), None);
         // Deeper than the walk may go.
-        assert_eq!(kept.find((0x1000, sp, 5), 2, read(&words)), None);
-        // A changed word, or one that cannot be read, fails the stack.
+        assert_eq!(kept.find((0x1000, sp, 5), 2, bounds), None);
+        // A changed word, or one outside the bounds, fails the stack.
         words[3] = 0x45;
-        assert_eq!(kept.find((0x1000, sp, 5), 64, read(&words)), None);
-        assert_eq!(kept.find((0x1000, sp, 5), 64, |_| None), None);
+        assert_eq!(kept.find((0x1000, sp, 5), 64, bounds), None);
         words[3] = 0x44;
-        assert_eq!(kept.find((0x1000, sp, 5), 64, read(&words)), Some((42, 3)));
+        let short = StackBounds::new(sp, sp + 24).expect("bounds");
+        assert_eq!(kept.find((0x1000, sp, 5), 64, short), None);
+        assert_eq!(kept.find((0x1000, sp, 5), 64, bounds), Some((42, 3)));
         kept.forget();
-        assert_eq!(kept.find((0x1000, sp, 5), 64, read(&words)), None);
+        assert_eq!(kept.find((0x1000, sp, 5), 64, bounds), None);
+        // Checks that are not 8-aligned are never kept.
+        let mut odd = Checks::new();
+        odd.push(sp + 4, 0x22).expect("room");
+        kept.keep((0x1000, sp, 5), false, 43, 3, &odd);
+        assert!(kept.sets.iter().flatten().all(|k| k.node != 43));
     }
 
     #[test]
     fn bp_is_compared_where_it_matters_and_sets_keep_the_recently_used() {
         let mut kept = empty();
         let checks = Checks::new();
+        let bounds = StackBounds::new(0x7000, 0x8000).expect("bounds");
         kept.keep((0x1000, 0x7000, 5), true, 1, 1, &checks);
-        assert_eq!(kept.find((0x1000, 0x7000, 6), 64, |_| None), None);
-        assert_eq!(kept.find((0x1000, 0x7000, 5), 64, |_| None), Some((1, 1)));
+        assert_eq!(kept.find((0x1000, 0x7000, 6), 64, bounds), None);
+        assert_eq!(kept.find((0x1000, 0x7000, 5), 64, bounds), Some((1, 1)));
         // Stacks with the same innermost frame (bp differing) fill the set; the least recently
         // used one goes first.
         for bp in 6..6 + WAYS as u64 - 1 {
             kept.keep((0x1000, 0x7000, bp), true, bp as u32, 1, &checks);
         }
-        assert!(kept.find((0x1000, 0x7000, 5), 64, |_| None).is_some());
+        assert!(kept.find((0x1000, 0x7000, 5), 64, bounds).is_some());
         kept.keep((0x1000, 0x7000, 100), true, 100, 1, &checks);
-        assert_eq!(kept.find((0x1000, 0x7000, 5), 64, |_| None), Some((1, 1)), "recently found: kept");
-        assert_eq!(kept.find((0x1000, 0x7000, 6), 64, |_| None), None, "least recently used: replaced");
-        assert_eq!(kept.find((0x1000, 0x7000, 100), 64, |_| None), Some((100, 1)));
+        assert_eq!(kept.find((0x1000, 0x7000, 5), 64, bounds), Some((1, 1)), "recently found: kept");
+        assert_eq!(kept.find((0x1000, 0x7000, 6), 64, bounds), None, "least recently used: replaced");
+        assert_eq!(kept.find((0x1000, 0x7000, 100), 64, bounds), Some((100, 1)));
     }
 
     #[test]
@@ -316,31 +353,28 @@ mod tests {
     #[test]
     fn looking_and_keeping_are_rationed_where_stacks_are_rarely_found() {
         let mut kept = empty();
-        let (mut kept_count, mut looked) = (0, 0);
-        let mut one_check = Checks::new();
-        one_check.push(0x7008, 1).expect("room");
+        let words = Box::new([1u64, 2]);
+        let sp = words.as_ptr() as u64;
+        let bounds = StackBounds::new(sp, sp + 16).expect("bounds");
+        let mut wrong = Checks::new();
+        wrong.push(sp + 8, 3).expect("room");
+        let mut kept_count = 0;
         // Every capture from this innermost frame is a new stack: keeping never pays.
         for i in 0..1000u32 {
-            let reads = std::cell::Cell::new(0);
-            let read = |_| {
-                reads.set(reads.get() + 1);
-                Some(2)
-            };
-            assert_eq!(kept.find((0x1000, 0x7000, 0), 64, read), None);
-            looked += usize::from(reads.get() > 0);
-            if kept.worth_keeping(0x1000, 0x7000) {
-                kept.keep((0x1000, 0x7000, 0), false, i, 1, &one_check);
+            assert_eq!(kept.find((0x1000, sp, 0), 64, bounds), None);
+            if kept.worth_keeping(0x1000, sp) {
+                kept.keep((0x1000, sp, 0), false, i, 1, &wrong);
                 kept_count += 1;
             }
         }
-        assert!(looked < 120, "looked {looked} times");
+        assert!(kept.looked < 120, "looked {} times", kept.looked);
         assert!(kept_count < 120, "kept {kept_count} stacks");
         // Where stacks are found again, every one is kept and looked for.
         let mut kept = empty();
         let mut found = 0;
         for i in 0..1000u64 {
             let bp = i % 3;
-            match kept.find((0x1000, 0x7000, bp), 64, |_| None) {
+            match kept.find((0x1000, 0x7000, bp), 64, StackBounds::new(0x7000, 0x8000).expect("bounds")) {
                 Some(_) => found += 1,
                 None => {
                     assert!(kept.worth_keeping(0x1000, 0x7000));

@@ -165,6 +165,12 @@ impl StackBounds {
         self.low + self.last + 8
     }
 
+    /// Whether the word at `address` is 8-aligned and inside the bounds.
+    #[inline(always)]
+    pub fn contains(self, address: u64) -> bool {
+        address.wrapping_sub(self.low) <= self.last && address & 7 == 0
+    }
+
     /// The stack word at `address`, if it is 8-aligned and inside the bounds.
     #[inline(always)]
     pub fn read(self, address: u64) -> Option<u64> {
@@ -264,7 +270,7 @@ impl CaptureState {
             unwind_rules::framehop_step(snapshot, &mut self.framehop, address, sp, bp, &mut read)
         };
         let Some(mut caller) = first else { return result };
-        if caching && let Some((node, len)) = self.kept.find(caller, max_depth, |a| bounds.read(a)) {
+        if caching && let Some((node, len)) = self.kept.find(caller, max_depth, bounds) {
             self.found = Some(node);
             result.depth = len;
             return result;
@@ -554,6 +560,7 @@ mod tests {
         assert_eq!(short.read(low + 24), None);
         assert_eq!(short.read(low + 16), Some(3));
         assert_eq!(short.high(), low + 31);
+        assert!(short.contains(low + 16) && !short.contains(low + 24) && !short.contains(low + 1));
         assert!(StackBounds::new(low, low + 7).is_none());
     }
 }
