@@ -131,7 +131,19 @@ impl ThreadState {
 
     /// Makes the state ready to record into session `session_id`, starting a fresh stream when
     /// the session changed (first use, or a forked child's new trace). Call with the guard held.
+    #[inline]
     pub fn bind(&mut self, session_id: u64) -> &mut ThreadStream {
+        if self.status == FRESH || self.session_id != session_id {
+            self.bind_first(session_id);
+        }
+        // SAFETY: written by `bind_first` now or earlier (status is not FRESH).
+        unsafe { self.stream.assume_init_mut() }
+    }
+
+    /// [`ThreadState::bind`] for a thread's first event, or its first in session `session_id`.
+    #[cold]
+    #[inline(never)]
+    fn bind_first(&mut self, session_id: u64) {
         if self.status == FRESH {
             self.tid = sys::gettid();
             self.status = ACTIVE;
@@ -149,8 +161,6 @@ impl ThreadState {
                 capture.forget();
             }
         }
-        // SAFETY: written above or on an earlier call (status is not FRESH).
-        unsafe { self.stream.assume_init_mut() }
     }
 
     /// The bound stream; only valid after [`ThreadState::bind`].
