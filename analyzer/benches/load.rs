@@ -6,13 +6,20 @@
 //! ```
 //!
 //! For each event count it writes the trace once (kept in `$CARGO_TARGET_DIR/leakview-bench/`),
-//! then loads it in a fresh child process and prints: load + index time, the child's peak
-//! resident memory (VmHWM, which includes the trace's mapped pages), bytes per lifetime of the
-//! analyzer's own tables, and the time of `--at` queries (outstanding set + totals + grouping by
-//! stack) at several moments after indexing.
+//! then loads it in a fresh child process and prints: load + index time (wall and CPU), the
+//! child's peak resident memory (VmHWM, which includes the trace's mapped pages), the analyzer's
+//! own memory per lifetime — the peak of anonymous resident memory (RssAnon, sampled every
+//! millisecond during the load: everything but the mapped trace), what stays after the load,
+//! and the size of its tables — and the time of `--at` queries (outstanding set + totals +
+//! grouping by stack, median of three) at several moments after indexing. The last line,
+//! `RESULT ...`, repeats the figures as `key=value` pairs for scripts.
+//!
+//! `cargo bench -p leakview-analyzer --bench load -- --load TRACE` loads any trace that way.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use leakview_analyzer::{Analysis, GroupBy, LoadOptions, Progress, Stage};
@@ -132,52 +139,123 @@ fn generate(path: &Path, events: u64) {
     writer.finish(ts + 1);
 }
 
-fn peak_rss_kib() -> u64 {
+/// A `kB` field of /proc/self/status.
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
         })
         .unwrap_or(0)
 }
 
+fn peak_rss_kib() -> u64 {
+    status_kib("VmHWM:")
+}
+
+/// Samples anonymous resident memory every millisecond until dropped; keeps the largest.
+struct AnonPeak {
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl AnonPeak {
+    fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(status_kib("RssAnon:")));
+        let (s, p) = (stop.clone(), peak.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                p.fetch_max(status_kib("RssAnon:"), Ordering::Relaxed);
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        });
+        AnonPeak { stop, peak, thread: Some(thread) }
+    }
+
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.peak.load(Ordering::Relaxed).max(status_kib("RssAnon:"))
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
 fn load_and_query(path: &Path) {
+    let anon_before = status_kib("RssAnon:");
+    let sampler = AnonPeak::start();
     let started = Instant::now();
     let cpu_start = cpu_seconds();
     let a = Analysis::open(path, &LoadOptions::default(), &StageTimes(started, cpu_start)).expect("load");
     let load = started.elapsed();
     let load_cpu = cpu_seconds() - cpu_start;
+    let peak_anon = sampler.finish().saturating_sub(anon_before);
+    let kept_anon = status_kib("RssAnon:").saturating_sub(anon_before);
     let s = a.summary();
+    let lifetimes = s.totals.allocations.max(1) as f64;
+    let per_lifetime = |kib: u64| kib as f64 * 1024.0 / lifetimes;
     println!(
-        "  events {}  lifetimes {}  load+index {:.2} s wall, {:.2} s cpu  peak RSS {} MiB  analyzer tables {:.1} B/lifetime",
+        "  events {}  lifetimes {}  load+index {:.3} s wall, {:.3} s cpu  peak RSS {} MiB (trace mapped: {} MiB)",
         s.events,
         s.totals.allocations,
         load.as_secs_f64(),
         load_cpu,
         peak_rss_kib() / 1024,
-        a.index_bytes() as f64 / s.totals.allocations.max(1) as f64
+        s.file_bytes >> 20,
     );
+    println!(
+        "  analyzer memory: peak {:.1} B/lifetime during the load, {:.1} B/lifetime after it, tables {:.1} B/lifetime",
+        per_lifetime(peak_anon),
+        per_lifetime(kept_anon),
+        a.index_bytes() as f64 / lifetimes,
+    );
+    let mut worst_at = 0f64;
+    let mut at_fields = String::new();
     for when in ["10%", "50%", "peak", "end"] {
         let t = a.resolve_when(when).expect("moment");
-        let started = Instant::now();
-        let snapshot = a.outstanding_at(t);
-        let outstanding = started.elapsed();
-        let started = Instant::now();
-        let live = a.live_at(t);
-        let totals = started.elapsed();
-        let started = Instant::now();
-        let groups = a.group(&snapshot, GroupBy::Stack).groups.len();
-        let grouping = started.elapsed();
+        let (mut outstanding, mut totals, mut grouping) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut live_blocks, mut groups) = (0, 0);
+        for _ in 0..3 {
+            let started = Instant::now();
+            let snapshot = a.outstanding_at(t);
+            outstanding.push(started.elapsed().as_secs_f64() * 1e3);
+            let started = Instant::now();
+            live_blocks = a.live_at(t).blocks;
+            totals.push(started.elapsed().as_secs_f64() * 1e3);
+            let started = Instant::now();
+            groups = a.group(&snapshot, GroupBy::Stack).groups.len();
+            grouping.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        let (o, l, g) = (median(outstanding), median(totals), median(grouping));
+        worst_at = worst_at.max(o + g);
+        at_fields.push_str(&format!(" at_{}_ms={:.1}", when.trim_end_matches('%'), o + g));
         println!(
-            "  --at {when:<4}: {} blocks live; outstanding set {:.1} ms, live totals {:.1} ms, group by stack {:.1} ms ({groups} stacks)",
-            live.blocks,
-            outstanding.as_secs_f64() * 1e3,
-            totals.as_secs_f64() * 1e3,
-            grouping.as_secs_f64() * 1e3,
+            "  --at {when:<4}: {live_blocks} blocks live; outstanding set {o:.1} ms, live totals {l:.1} ms, group by stack {g:.1} ms ({groups} stacks)",
         );
     }
+    println!(
+        "RESULT events={} lifetimes={} load_wall_s={:.3} load_cpu_s={:.3} peak_rss_mib={} file_mib={} peak_anon_b_per_lifetime={:.1} kept_anon_b_per_lifetime={:.1} tables_b_per_lifetime={:.1} worst_at_ms={:.1}{}",
+        s.events,
+        s.totals.allocations,
+        load.as_secs_f64(),
+        load_cpu,
+        peak_rss_kib() / 1024,
+        s.file_bytes >> 20,
+        per_lifetime(peak_anon),
+        per_lifetime(kept_anon),
+        a.index_bytes() as f64 / lifetimes,
+        worst_at,
+        at_fields,
+    );
 }
 
 fn main() {

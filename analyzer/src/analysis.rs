@@ -225,7 +225,7 @@ impl Analysis {
     /// Memory held by the analysis' core tables, in bytes (lifetimes, sites, checkpoints,
     /// stacks), for benchmarks.
     pub fn index_bytes(&self) -> u64 {
-        (self.store.heap_bytes() + self.index.stored_ids() * 4 + self.stacks.len() * 16) as u64
+        (self.store.heap_bytes() + self.index.heap_bytes() + self.stacks.len() * 16) as u64
     }
 }
 

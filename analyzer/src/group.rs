@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::lifetimes::LifetimeStore;
+use crate::lifetimes::{LifetimeStore, Site};
 use crate::model::{BlockId, LiveTotals, StackId, ThreadIndex};
 use crate::symbolize::Frame;
 
@@ -217,63 +217,63 @@ const PARALLEL_BLOCKS: usize = 32 * 1024;
 /// Groupings with at least this many groups are ranked in parallel.
 const PARALLEL_GROUPS: usize = 4 * 1024;
 
-/// One outstanding block, with everything grouping needs, gathered in one pass over the
-/// store's columns (so each block's entries are read once, whatever the key).
+/// One outstanding block as grouping carries it: its store entry and site, read once (20
+/// bytes, so the buffers of a large grouping stay small).
 #[derive(Debug, Clone, Copy, Default)]
 struct Row {
-    key: u64,
     id: u32,
+    size32: u32,
+    alloc_low: u32,
     stack: u32,
     thread: u32,
-    size: u64,
 }
 
-/// The row of each block of `ids` (in parallel when there are many); `key` gets its stack,
-/// thread and size.
-fn rows_of(store: &LifetimeStore, ids: &[u32], key: impl Fn(u32, u32, u64) -> u64 + Sync) -> Vec<Row> {
-    let size32 = store.size32_column();
-    let site_col = store.site_column();
+/// The row and key of each block of `ids` (in parallel when there are many); `key` gets the
+/// block's site and size.
+fn rows_of(
+    store: &LifetimeStore,
+    ids: &[u32],
+    key: impl Fn(Site, u64) -> u64 + Sync,
+) -> (Vec<Row>, Vec<u64>) {
     let row = |&id: &u32| {
-        let i = id as usize;
-        let site = store.site_by_id(site_col[i]);
-        let size = store.full_size(id, size32[i]);
-        Row { key: key(site.stack, site.thread, size), id, stack: site.stack, thread: site.thread, size }
+        let (size32, site, alloc_low) = store.entry(id);
+        let site = store.site_by_id(site);
+        let row = Row { id, size32, alloc_low, stack: site.stack, thread: site.thread };
+        (row, key(site, store.full_size(id, size32)))
     };
-    if ids.len() >= PARALLEL_BLOCKS {
-        ids.par_iter().map(row).collect()
-    } else {
-        ids.iter().map(row).collect()
-    }
+    if ids.len() >= PARALLEL_BLOCKS { ids.par_iter().map(row).unzip() } else { ids.iter().map(row).unzip() }
 }
 
 /// `rows` reordered so equal keys are contiguous (each run in the original order), and each
 /// run's key and range. `dense` bounds the keys when a counting sort applies.
-fn runs_by_key(mut rows: Vec<Row>, dense: Option<u64>) -> (Vec<Row>, Vec<(u64, Range<u32>)>) {
+fn runs_by_key(rows: Vec<Row>, keys: Vec<u64>, dense: Option<u64>) -> (Vec<Row>, Vec<(u64, Range<u32>)>) {
     if let Some(bound) = dense.filter(|&b| b as usize <= 4 * rows.len() + (1 << 20)) {
-        return counting_runs(&rows, bound as usize);
+        return counting_runs(&rows, &keys, bound as usize);
     }
     // Ids are unique, so an unstable sort by (key, id) keeps each run in allocation order.
-    rows.par_sort_unstable_by_key(|r| (r.key, r.id));
+    let mut keyed: Vec<(u64, u32, usize)> =
+        keys.iter().zip(&rows).enumerate().map(|(i, (&k, r))| (k, r.id, i)).collect();
+    keyed.par_sort_unstable();
     let mut runs: Vec<(u64, Range<u32>)> = Vec::new();
-    for (pos, r) in rows.iter().enumerate() {
+    for (pos, &(k, _, _)) in keyed.iter().enumerate() {
         match runs.last_mut() {
-            Some((last, range)) if *last == r.key => range.end = pos as u32 + 1,
-            _ => runs.push((r.key, pos as u32..pos as u32 + 1)),
+            Some((last, range)) if *last == k => range.end = pos as u32 + 1,
+            _ => runs.push((k, pos as u32..pos as u32 + 1)),
         }
     }
-    (rows, runs)
+    (keyed.iter().map(|&(_, _, i)| rows[i]).collect(), runs)
 }
 
-/// A stable counting sort of `rows` by key (all below `bound`), in parallel parts.
-fn counting_runs(rows: &[Row], bound: usize) -> (Vec<Row>, Vec<(u64, Range<u32>)>) {
+/// A stable counting sort of `rows` by `keys` (all below `bound`), in parallel parts.
+fn counting_runs(rows: &[Row], keys: &[u64], bound: usize) -> (Vec<Row>, Vec<(u64, Range<u32>)>) {
     let parts = (rows.len() / PARALLEL_BLOCKS).clamp(1, rayon::current_num_threads().max(1));
     let part_len = rows.len().div_ceil(parts).max(1);
-    let mut counts: Vec<Vec<u32>> = rows
+    let mut counts: Vec<Vec<u32>> = keys
         .par_chunks(part_len)
         .map(|part| {
             let mut c = vec![0u32; bound];
-            for r in part {
-                if let Some(n) = c.get_mut(r.key as usize) {
+            for &k in part {
+                if let Some(n) = c.get_mut(k as usize) {
                     *n += 1;
                 }
             }
@@ -295,9 +295,10 @@ fn counting_runs(rows: &[Row], bound: usize) -> (Vec<Row>, Vec<(u64, Range<u32>)
         }
     }
     let mut out = vec![Row::default(); rows.len()];
-    for (part, slots) in rows.chunks(part_len).zip(counts.iter_mut()) {
-        for r in part {
-            if let Some(slot) = slots.get_mut(r.key as usize) {
+    for ((part, part_keys), slots) in rows.chunks(part_len).zip(keys.chunks(part_len)).zip(counts.iter_mut())
+    {
+        for (r, &k) in part.iter().zip(part_keys) {
+            if let Some(slot) = slots.get_mut(k as usize) {
                 out[*slot as usize] = *r;
                 *slot += 1;
             }
@@ -306,38 +307,39 @@ fn counting_runs(rows: &[Row], bound: usize) -> (Vec<Row>, Vec<(u64, Range<u32>)
     (out, runs)
 }
 
-/// A group's figures from its run of rows (in allocation order).
-fn summarize(store: &LifetimeStore, key: GroupKey, rows: &[Row], range: Range<u32>) -> Group {
+/// A group's figures, summed from its run of rows (in allocation order).
+struct Sums {
+    bytes: u64,
+    first_alloc_ns: u64,
+    last_alloc_ns: u64,
+    threads: Vec<ThreadIndex>,
+    stacks: Vec<StackId>,
+}
+
+fn summarize(store: &LifetimeStore, key: u64, rows: &[Row], by: GroupBy) -> Sums {
     let mut bytes = 0u64;
     let mut threads: Vec<u32> = Vec::new();
     let mut stack_bytes: Vec<(u32, u64)> = Vec::new();
-    let by_stack = matches!(key, GroupKey::Stack(_));
+    let by_stack = matches!(by, GroupBy::Stack | GroupBy::Function);
     for r in rows {
-        bytes += r.size;
+        let size = store.full_size(r.id, r.size32);
+        bytes += size;
         if !by_stack {
-            stack_bytes.push((r.stack, r.size));
+            stack_bytes.push((r.stack, size));
         }
         if threads.last() != Some(&r.thread) && !threads.contains(&r.thread) {
             threads.push(r.thread);
         }
     }
     threads.sort_unstable();
-    let stacks = match key {
-        GroupKey::Stack(stack) => vec![stack],
-        _ => ranked_stacks(stack_bytes),
-    };
-    let first = rows.first().map_or(0, |r| store.alloc_ns(r.id));
-    let last = rows.last().map_or(0, |r| store.alloc_ns(r.id));
-    Group {
-        key,
-        blocks: rows.len() as u64,
+    let stacks = if by_stack { vec![StackId(key as u32)] } else { ranked_stacks(stack_bytes) };
+    let alloc_ns = |r: &Row| store.alloc_ns_from_low(r.id, r.alloc_low);
+    Sums {
         bytes,
-        first_alloc_ns: first,
-        last_alloc_ns: last,
+        first_alloc_ns: rows.first().map_or(0, alloc_ns),
+        last_alloc_ns: rows.last().map_or(0, alloc_ns),
         threads: threads.into_iter().map(ThreadIndex).collect(),
         stacks,
-        frame: None,
-        members: range,
     }
 }
 
@@ -358,47 +360,65 @@ fn ranked_stacks(mut pairs: Vec<(u32, u64)>) -> Vec<StackId> {
 /// Groups `snapshot` by anything but function.
 pub(crate) fn group_simple(store: &LifetimeStore, snapshot: &Snapshot, by: GroupBy) -> Grouping {
     let ids = &snapshot.ids;
-    let (rows, dense) = match by {
+    let ((rows, keys), dense) = match by {
         GroupBy::Stack | GroupBy::Function => {
-            (rows_of(store, ids, |stack, _, _| u64::from(stack)), Some(u64::from(store.max_stack()) + 1))
+            (rows_of(store, ids, |site, _| u64::from(site.stack)), Some(u64::from(store.max_stack()) + 1))
         }
         GroupBy::Thread => {
             let bound = store.sites.iter().map(|s| s.thread).max().map_or(1, |t| u64::from(t) + 1);
-            (rows_of(store, ids, |_, thread, _| u64::from(thread)), Some(bound))
+            (rows_of(store, ids, |site, _| u64::from(site.thread)), Some(bound))
         }
-        GroupBy::Size => (rows_of(store, ids, |_, _, size| size), None),
-        GroupBy::SizeClass => (rows_of(store, ids, |_, _, size| u64::from(size_class(size))), Some(65)),
+        GroupBy::Size => (rows_of(store, ids, |_, size| size), None),
+        GroupBy::SizeClass => (rows_of(store, ids, |_, size| u64::from(size_class(size))), Some(65)),
     };
-    let (rows, runs) = runs_by_key(rows, dense);
+    let (rows, runs) = runs_by_key(rows, keys, dense);
     let group_key = |k: u64| match by {
         GroupBy::Stack | GroupBy::Function => GroupKey::Stack(StackId(k as u32)),
         GroupBy::Size => GroupKey::Size(k),
         GroupBy::SizeClass => GroupKey::SizeClass(k as u8),
         GroupBy::Thread => GroupKey::Thread(ThreadIndex(k as u32)),
     };
-    let make = |(k, r): &(u64, Range<u32>)| {
-        summarize(store, group_key(*k), &rows[r.start as usize..r.end as usize], r.clone())
-    };
-    let groups: Vec<Group> = if runs.len() >= PARALLEL_GROUPS {
-        runs.par_iter().map(make).collect()
+    // Sum each run where its rows lie (in key order), then make the groups in rank order:
+    // (bytes, blocks, key), so they are never moved once made.
+    let sum = |(k, r): &(u64, Range<u32>)| summarize(store, *k, &rows[r.start as usize..r.end as usize], by);
+    let sums: Vec<Sums> = if runs.len() >= PARALLEL_GROUPS {
+        runs.par_iter().map(sum).collect()
     } else {
-        runs.iter().map(make).collect()
+        runs.iter().map(sum).collect()
     };
+    let mut ranked: Vec<(u64, u64, u64, usize)> = runs
+        .iter()
+        .zip(&sums)
+        .enumerate()
+        .map(|(i, ((k, r), s))| (!s.bytes, !u64::from(r.end - r.start), *k, i))
+        .collect();
+    ranked.par_sort_unstable();
+    let mut sums: Vec<Option<Sums>> = sums.into_iter().map(Some).collect();
+    let groups: Vec<Group> = ranked
+        .iter()
+        .filter_map(|&(_, _, k, i)| {
+            let s = sums[i].take()?;
+            let r = runs[i].1.clone();
+            Some(Group {
+                key: group_key(k),
+                blocks: u64::from(r.end - r.start),
+                bytes: s.bytes,
+                first_alloc_ns: s.first_alloc_ns,
+                last_alloc_ns: s.last_alloc_ns,
+                threads: s.threads,
+                stacks: s.stacks,
+                frame: None,
+                members: r,
+            })
+        })
+        .collect();
     let members = if rows.len() >= PARALLEL_BLOCKS {
         rows.par_iter().map(|r| r.id).collect()
     } else {
         rows.iter().map(|r| r.id).collect()
     };
-    let mut grouping = Grouping {
-        by,
-        at_ns: snapshot.at_ns,
-        totals: snapshot.totals,
-        groups,
-        members,
-        by_stack: HashMap::new(),
-    };
-    grouping.sort(SortBy::Bytes);
-    grouping
+    // Already ranked by bytes (as `sort(SortBy::Bytes)` would).
+    Grouping { by, at_ns: snapshot.at_ns, totals: snapshot.totals, groups, members, by_stack: HashMap::new() }
 }
 
 /// Groups `snapshot` by function, given each stack's trimmed frames.

@@ -9,7 +9,8 @@
 //! free(i) > T}`: no free-list needs replaying. A new checkpoint is taken once the events since
 //! the previous one reach `max(MIN_SPACING, 2 × its live set)`, so a query touches at most about
 //! three times the larger of those, and all checkpoints together hold at most about as many ids
-//! as the trace has blocks.
+//! as the trace has blocks. The ids are stored as varint deltas (live blocks are spread thinly
+//! over the trace, so most deltas take a byte or two), with restart points for parallel decoding.
 
 use rayon::prelude::*;
 
@@ -24,13 +25,77 @@ pub const MIN_SPACING: u64 = 32 * 1024;
 /// Id lists at least this long are filtered in parallel.
 const PARALLEL_IDS: usize = 64 * 1024;
 
+/// Ids per restart point of [`CompactIds`].
+const RESTART: usize = 4096;
+
+/// Sorted block ids as LEB128 deltas, with a restart point every [`RESTART`] ids.
+#[derive(Debug, Default)]
+struct CompactIds {
+    bytes: Vec<u8>,
+    len: usize,
+    /// (byte offset, id before the part) of each part of [`RESTART`] ids.
+    restarts: Vec<(usize, u32)>,
+}
+
+impl CompactIds {
+    fn from_sorted(ids: &[u32]) -> Self {
+        let mut bytes = Vec::with_capacity(ids.len() + ids.len() / 4);
+        let mut restarts = Vec::with_capacity(ids.len().div_ceil(RESTART));
+        let mut prev = 0u32;
+        for (k, &id) in ids.iter().enumerate() {
+            if k % RESTART == 0 {
+                restarts.push((bytes.len(), prev));
+            }
+            let mut delta = id.wrapping_sub(prev);
+            while delta >= 0x80 {
+                bytes.push((delta as u8) | 0x80);
+                delta >>= 7;
+            }
+            bytes.push(delta as u8);
+            prev = id;
+        }
+        bytes.shrink_to_fit();
+        CompactIds { bytes, len: ids.len(), restarts }
+    }
+
+    /// The ids of part `k`.
+    fn part(&self, k: usize) -> impl Iterator<Item = u32> + '_ {
+        let (offset, mut prev) = self.restarts.get(k).copied().unwrap_or((self.bytes.len(), 0));
+        let count = self.len.saturating_sub(k * RESTART).min(RESTART);
+        let mut pos = offset;
+        (0..count).map_while(move |_| {
+            let mut delta = 0u32;
+            let mut shift = 0;
+            loop {
+                let byte = *self.bytes.get(pos)?;
+                pos += 1;
+                delta |= u32::from(byte & 0x7f).checked_shl(shift).unwrap_or(0);
+                if byte < 0x80 {
+                    break;
+                }
+                shift += 7;
+            }
+            prev = prev.wrapping_add(delta);
+            Some(prev)
+        })
+    }
+
+    fn parts(&self) -> usize {
+        self.restarts.len()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.bytes.capacity() + self.restarts.capacity() * 16
+    }
+}
+
 #[derive(Debug)]
 struct Checkpoint {
     at_ns: u64,
     /// Blocks `0..alloc_pos` were allocated at or before `at_ns`.
     alloc_pos: u32,
-    /// Ids of the blocks live at `at_ns`, sorted.
-    live: Box<[u32]>,
+    /// Ids of the blocks live at `at_ns`.
+    live: CompactIds,
 }
 
 /// Checkpoints over a [`LifetimeStore`].
@@ -39,18 +104,24 @@ pub(crate) struct TimeIndex {
     checkpoints: Vec<Checkpoint>,
 }
 
-/// Ids in `ids` (sorted) and in `range` whose block is still live at `t`, sorted.
-fn live_ids(free: &[u64], ids: &[u32], range: std::ops::Range<u32>, t: u64) -> Vec<u32> {
-    let live = |&i: &u32| free[i as usize] > t;
-    if ids.len() + range.len() < PARALLEL_IDS {
-        return ids.iter().copied().chain(range).filter(live).collect();
+/// Ids in `ids` and in `range` (all above them) whose block is still live at `t`, sorted.
+fn live_ids(free: &[u64], ids: &CompactIds, range: std::ops::Range<u32>, t: u64) -> Vec<u32> {
+    let live = |i: &u32| free.get(*i as usize).is_some_and(|&f| f > t);
+    if ids.len + range.len() < PARALLEL_IDS {
+        let mut out: Vec<u32> = (0..ids.parts()).flat_map(|k| ids.part(k)).filter(live).collect();
+        out.extend(range.filter(live));
+        return out;
     }
-    let (mut head, tail): (Vec<u32>, Vec<u32>) = rayon::join(
-        || ids.par_iter().copied().filter(live).collect(),
+    let (head, tail): (Vec<Vec<u32>>, Vec<u32>) = rayon::join(
+        || (0..ids.parts()).into_par_iter().map(|k| ids.part(k).filter(live).collect()).collect(),
         || range.into_par_iter().filter(live).collect(),
     );
-    head.extend(tail);
-    head
+    let mut out = Vec::with_capacity(head.iter().map(Vec::len).sum::<usize>() + tail.len());
+    for part in head {
+        out.extend(part);
+    }
+    out.extend(tail);
+    out
 }
 
 impl TimeIndex {
@@ -76,11 +147,10 @@ impl TimeIndex {
     pub fn totals_at(&self, store: &LifetimeStore, t: u64) -> LiveTotals {
         let (cp, window) = self.window(store, t);
         let free = store.free_column();
-        let size32 = store.size32_column();
         let add = |mut acc: LiveTotals, i: u32| {
-            if free[i as usize] > t {
+            if free.get(i as usize).is_some_and(|&f| f > t) {
                 acc.blocks += 1;
-                acc.bytes += store.full_size(i, size32[i as usize]);
+                acc.bytes += store.size_of(i);
             }
             acc
         };
@@ -88,19 +158,27 @@ impl TimeIndex {
             blocks: a.blocks + b.blocks,
             bytes: a.bytes + b.bytes,
         };
-        if cp.live.len() + window.len() < PARALLEL_IDS {
-            return cp.live.iter().copied().chain(window).fold(LiveTotals::default(), add);
+        if cp.live.len + window.len() < PARALLEL_IDS {
+            let from_checkpoint =
+                (0..cp.live.parts()).flat_map(|k| cp.live.part(k)).fold(LiveTotals::default(), add);
+            return window.fold(from_checkpoint, add);
         }
         let (a, b) = rayon::join(
-            || cp.live.par_iter().copied().fold(LiveTotals::default, add).reduce(LiveTotals::default, sum),
+            || {
+                (0..cp.live.parts())
+                    .into_par_iter()
+                    .map(|k| cp.live.part(k).fold(LiveTotals::default(), add))
+                    .reduce(LiveTotals::default, sum)
+            },
             || window.into_par_iter().fold(LiveTotals::default, add).reduce(LiveTotals::default, sum),
         );
         sum(a, b)
     }
 
-    /// Ids held by all checkpoints (for memory accounting).
-    pub fn stored_ids(&self) -> usize {
-        self.checkpoints.iter().map(|c| c.live.len()).sum()
+    /// Bytes held by the checkpoints.
+    pub fn heap_bytes(&self) -> usize {
+        self.checkpoints.iter().map(|c| c.live.heap_bytes()).sum::<usize>()
+            + self.checkpoints.capacity() * std::mem::size_of::<Checkpoint>()
     }
 }
 
@@ -205,11 +283,11 @@ impl IndexBuilder {
         progress.start(Stage::Indexing, self.plan.len() as u64);
         let free = store.free_column();
         let mut checkpoints = Vec::with_capacity(self.plan.len() + 1);
-        checkpoints.push(Checkpoint { at_ns: 0, alloc_pos: 0, live: Box::new([]) });
+        checkpoints.push(Checkpoint { at_ns: 0, alloc_pos: 0, live: CompactIds::default() });
         for &(at_ns, alloc_pos) in &self.plan {
             let prev = &checkpoints[checkpoints.len() - 1];
             let live = live_ids(free, &prev.live, prev.alloc_pos..alloc_pos.max(prev.alloc_pos), at_ns);
-            checkpoints.push(Checkpoint { at_ns, alloc_pos, live: live.into_boxed_slice() });
+            checkpoints.push(Checkpoint { at_ns, alloc_pos, live: CompactIds::from_sorted(&live) });
             progress.advance(1);
         }
         progress.finish(Stage::Indexing);
@@ -257,6 +335,21 @@ pub(crate) fn apply_peak(totals: &mut Totals, peak: (u64, u64, u64)) {
 mod tests {
     use super::*;
     use crate::progress::NoProgress;
+
+    #[test]
+    fn compact_ids_decode_to_what_went_in() {
+        let ids: Vec<u32> = (0..10_000u32).map(|i| i * 3 + (i % 7) * 1000 + i * i % 5).collect();
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        sorted.extend([u32::MAX - 1, u32::MAX]);
+        let c = CompactIds::from_sorted(&sorted);
+        let back: Vec<u32> = (0..c.parts()).flat_map(|k| c.part(k)).collect();
+        assert_eq!(back, sorted);
+        assert!(c.bytes.len() < sorted.len() * 3);
+        let empty = CompactIds::from_sorted(&[]);
+        assert_eq!((0..empty.parts()).flat_map(|k| empty.part(k)).count(), 0);
+    }
 
     #[test]
     fn timeline_buckets_follow_the_moments() {

@@ -1,8 +1,9 @@
-//! Compact, columnar storage of allocation lifetimes, in order of allocation time: 28 bytes per
-//! block. Alloc times are non-decreasing, so they are kept as their low 32 bits plus the few
-//! places where the high bits change (4 bytes); free time (8), address (8), size (4, sizes of
-//! 4 GiB and more in a side table) and site (4: the block's stack and thread, interned
-//! together) each have a column of their own, so a query touches only the columns it needs.
+//! Compact storage of allocation lifetimes, in order of allocation time: 28 bytes per block.
+//! Alloc times are non-decreasing, so they are kept as their low 32 bits plus the few places
+//! where the high bits change. The fields a grouping reads together — alloc time (low bits),
+//! size (4 bytes; sizes of 4 GiB and more in a side table) and site (the block's stack and
+//! thread, interned together) — share one 12-byte entry; free time (8) and address (8) have
+//! columns of their own, so a time query touches only the free times.
 
 use crate::hashing::IntMap;
 use crate::model::{Block, BlockId, StackId, ThreadIndex};
@@ -22,60 +23,12 @@ pub(crate) fn is_big(size32: u32) -> bool {
     size32 == BIG_SIZE
 }
 
-/// Non-decreasing `u64` times, stored as their low 32 bits plus the index at which each new
-/// value of the high 32 bits starts (a handful for any real trace: one per 4.3 s).
-#[derive(Debug, Default)]
-pub(crate) struct SortedTimes {
-    low: Vec<u32>,
-    last: u64,
-    /// `(first index, high bits)` of each run of equal high bits, in order.
-    highs: Vec<(u32, u32)>,
-}
-
-impl SortedTimes {
-    pub fn with_capacity(n: usize) -> Self {
-        SortedTimes { low: Vec::with_capacity(n), last: 0, highs: Vec::new() }
-    }
-
-    /// Appends `t`, which must not be below the last time (a smaller one is stored as the last).
-    #[inline(always)]
-    pub fn push(&mut self, t: u64) {
-        let t = t.max(self.last);
-        if self.low.is_empty() || (t >> 32) != (self.last >> 32) {
-            self.highs.push((self.low.len() as u32, (t >> 32) as u32));
-        }
-        self.last = t;
-        self.low.push(t as u32);
-    }
-
-    fn high_of(&self, i: usize) -> u64 {
-        let run = self.highs.partition_point(|&(first, _)| first as usize <= i);
-        run.checked_sub(1).map_or(0, |r| u64::from(self.highs[r].1) << 32)
-    }
-
-    /// The `i`-th time; `i` must be below `len()`.
-    pub fn get(&self, i: usize) -> u64 {
-        self.high_of(i) | u64::from(self.low[i])
-    }
-
-    /// How many times are at or below `t`.
-    pub fn count_at_or_below(&self, t: u64) -> usize {
-        let high = (t >> 32) as u32;
-        // Runs wholly below `t`'s high bits are counted whole; only the run with the same high
-        // bits is searched.
-        let run = self.highs.partition_point(|&(_, h)| h < high);
-        let Some(&(start, h)) = self.highs.get(run) else { return self.low.len() };
-        if h > high {
-            return start as usize;
-        }
-        let end = self.highs.get(run + 1).map_or(self.low.len(), |&(first, _)| first as usize);
-        let start = start as usize;
-        start + self.low[start..end].partition_point(|&low| low <= t as u32)
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.low.capacity() * 4 + self.highs.capacity() * 8
-    }
+/// The fields of a block read together.
+#[derive(Debug, Clone, Copy, Default)]
+struct Entry {
+    alloc_low: u32,
+    size32: u32,
+    site: u32,
 }
 
 /// Where a block was allocated: its stack and thread.
@@ -89,11 +42,12 @@ pub(crate) struct Site {
 /// their compact fields refer to. Block ids are positions in this order.
 #[derive(Debug, Default)]
 pub(crate) struct LifetimeStore {
-    alloc: SortedTimes,
+    entries: Vec<Entry>,
+    /// `(first id, high 32 bits)` of each run of equal high bits of the alloc times, in order.
+    alloc_highs: Vec<(u32, u32)>,
+    last_alloc: u64,
     free: Vec<u64>,
     addr: Vec<u64>,
-    size32: Vec<u32>,
-    site: Vec<u32>,
     pub sites: Vec<Site>,
     /// Sizes of 4 GiB and more, by block id.
     big_sizes: IntMap<u32, u64>,
@@ -102,14 +56,12 @@ pub(crate) struct LifetimeStore {
 }
 
 impl LifetimeStore {
-    /// An empty store with room for `n` blocks.
+    /// An empty store with room for `n` blocks (address space only until filled).
     pub fn with_capacity(n: usize) -> Self {
         LifetimeStore {
-            alloc: SortedTimes::with_capacity(n),
+            entries: Vec::with_capacity(n),
             free: Vec::with_capacity(n),
             addr: Vec::with_capacity(n),
-            size32: Vec::with_capacity(n),
-            site: Vec::with_capacity(n),
             ..LifetimeStore::default()
         }
     }
@@ -118,24 +70,28 @@ impl LifetimeStore {
         self.addr.len()
     }
 
-    /// Appends an open block allocated at `alloc_ns` (not before the last block's) and returns
-    /// its id.
+    /// Appends an open block allocated at `alloc_ns` (not before the last block's; an earlier
+    /// time is stored as the last one) and returns its id.
     #[inline(always)]
     pub fn push(&mut self, alloc_ns: u64, addr: u64, size: u64, site: u32) -> u32 {
         let id = self.addr.len() as u32;
-        self.alloc.push(alloc_ns);
-        self.free.push(OPEN);
-        self.addr.push(addr);
+        let t = alloc_ns.max(self.last_alloc);
+        if id == 0 || (t >> 32) != (self.last_alloc >> 32) {
+            self.alloc_highs.push((id, (t >> 32) as u32));
+        }
+        self.last_alloc = t;
         let s = size32(size);
         if is_big(s) {
             self.big_sizes.insert(id, size);
         }
-        self.size32.push(s);
-        self.site.push(site);
+        self.entries.push(Entry { alloc_low: t as u32, size32: s, site });
+        self.free.push(OPEN);
+        self.addr.push(addr);
         id
     }
 
     /// Sets the free time of block `id`.
+    #[inline]
     pub fn set_free(&mut self, id: u32, free_ns: u64) {
         if let Some(f) = self.free.get_mut(id as usize) {
             *f = free_ns;
@@ -159,12 +115,10 @@ impl LifetimeStore {
             let mut order: Vec<usize> = (from..to).collect();
             order.sort_by_key(|&i| self.free[i]);
             let free: Vec<u64> = order.iter().map(|&i| self.free[i]).collect();
-            let size32: Vec<u32> = order.iter().map(|&i| self.size32[i]).collect();
-            let site: Vec<u32> = order.iter().map(|&i| self.site[i]).collect();
+            let entries: Vec<Entry> = order.iter().map(|&i| self.entries[i]).collect();
             let big: Vec<Option<u64>> = order.iter().map(|&i| self.big_sizes.remove(&(i as u32))).collect();
             self.free[from..to].copy_from_slice(&free);
-            self.size32[from..to].copy_from_slice(&size32);
-            self.site[from..to].copy_from_slice(&site);
+            self.entries[from..to].copy_from_slice(&entries);
             for (k, b) in big.into_iter().enumerate() {
                 if let Some(size) = b {
                     self.big_sizes.insert((from + k) as u32, size);
@@ -174,15 +128,28 @@ impl LifetimeStore {
     }
 
     pub fn shrink_to_fit(&mut self) {
-        self.alloc.low.shrink_to_fit();
+        self.entries.shrink_to_fit();
         self.free.shrink_to_fit();
         self.addr.shrink_to_fit();
-        self.size32.shrink_to_fit();
-        self.site.shrink_to_fit();
     }
 
-    pub fn alloc_ns(&self, i: u32) -> u64 {
-        self.alloc.get(i as usize)
+    /// High bits of the alloc time of block `i`.
+    #[inline]
+    fn alloc_high(&self, i: usize) -> u64 {
+        let run = self.alloc_highs.partition_point(|&(first, _)| first as usize <= i);
+        run.checked_sub(1).map_or(0, |r| u64::from(self.alloc_highs[r].1) << 32)
+    }
+
+    /// The alloc time of block `i` whose low 32 bits are `low` (from [`LifetimeStore::entry`]).
+    #[inline]
+    pub fn alloc_ns_from_low(&self, i: u32, low: u32) -> u64 {
+        self.alloc_high(i as usize) | u64::from(low)
+    }
+
+    /// (32-bit size, site id, low 32 bits of the alloc time) of block `i`, read together.
+    #[inline]
+    pub fn entry(&self, i: u32) -> (u32, u32, u32) {
+        self.entries.get(i as usize).map_or((0, 0, 0), |e| (e.size32, e.site, e.alloc_low))
     }
 
     /// Free time of block `i` ([`OPEN`] if never freed; also for an id out of range).
@@ -196,17 +163,8 @@ impl LifetimeStore {
         &self.free
     }
 
-    /// The 32-bit sizes column (see [`LifetimeStore::size_of`] for the real size).
-    pub fn size32_column(&self) -> &[u32] {
-        &self.size32
-    }
-
-    /// The site ids column.
-    pub fn site_column(&self) -> &[u32] {
-        &self.site
-    }
-
     /// Size of block `i` given its 32-bit size.
+    #[inline]
     pub fn full_size(&self, i: u32, size32: u32) -> u64 {
         if is_big(size32) {
             self.big_sizes.get(&i).copied().unwrap_or(u64::from(BIG_SIZE))
@@ -215,14 +173,29 @@ impl LifetimeStore {
         }
     }
 
+    #[inline]
     pub fn size_of(&self, i: u32) -> u64 {
-        self.full_size(i, self.size32[i as usize])
+        self.entries.get(i as usize).map_or(0, |e| self.full_size(i, e.size32))
+    }
+
+    /// (alloc time, size, site) of block `i`, read together.
+    #[inline]
+    pub fn fields(&self, i: u32) -> (u64, u64, Site) {
+        match self.entries.get(i as usize) {
+            Some(e) => (
+                self.alloc_high(i as usize) | u64::from(e.alloc_low),
+                self.full_size(i, e.size32),
+                self.site_by_id(e.site),
+            ),
+            None => (0, 0, Site { stack: 0, thread: 0 }),
+        }
     }
 
     pub fn site_of(&self, i: u32) -> Site {
-        self.site_by_id(self.site[i as usize])
+        self.entries.get(i as usize).map_or(Site { stack: 0, thread: 0 }, |e| self.site_by_id(e.site))
     }
 
+    #[inline]
     pub fn site_by_id(&self, site: u32) -> Site {
         self.sites.get(site as usize).copied().unwrap_or(Site { stack: 0, thread: 0 })
     }
@@ -241,13 +214,13 @@ impl LifetimeStore {
         if index as usize >= self.len() {
             return None;
         }
-        let site = self.site_of(index);
+        let (alloc_ns, size, site) = self.fields(index);
         let free = self.free_ns(index);
         Some(Block {
             id: BlockId(index),
             address: self.addr[index as usize],
-            size: self.size_of(index),
-            alloc_ns: self.alloc_ns(index),
+            size,
+            alloc_ns,
             free_ns: (free != OPEN).then_some(free),
             thread: ThreadIndex(site.thread),
             stack: StackId(site.stack),
@@ -256,16 +229,25 @@ impl LifetimeStore {
 
     /// Number of blocks allocated at or before `t` (they are the ids `0..n`).
     pub fn allocated_by(&self, t: u64) -> usize {
-        self.alloc.count_at_or_below(t)
+        let high = (t >> 32) as u32;
+        // Runs wholly below `t`'s high bits count whole; only the run with the same high bits is
+        // searched.
+        let run = self.alloc_highs.partition_point(|&(_, h)| h < high);
+        let Some(&(start, h)) = self.alloc_highs.get(run) else { return self.len() };
+        if h > high {
+            return start as usize;
+        }
+        let end = self.alloc_highs.get(run + 1).map_or(self.entries.len(), |&(first, _)| first as usize);
+        let start = start as usize;
+        start + self.entries[start..end].partition_point(|e| e.alloc_low <= t as u32)
     }
 
     /// Bytes held by the store's tables.
     pub fn heap_bytes(&self) -> usize {
-        self.alloc.heap_bytes()
+        self.entries.capacity() * std::mem::size_of::<Entry>()
+            + self.alloc_highs.capacity() * 8
             + self.free.capacity() * 8
             + self.addr.capacity() * 8
-            + self.size32.capacity() * 4
-            + self.site.capacity() * 4
             + self.sites.capacity() * std::mem::size_of::<Site>()
             + self.big_sizes.capacity() * 16
     }
@@ -290,18 +272,18 @@ mod tests {
     }
 
     #[test]
-    fn sorted_times_cross_the_32_bit_boundary() {
+    fn alloc_times_cross_the_32_bit_boundary() {
         let times = [0u64, 5, (1 << 32) - 1, 1 << 32, (1 << 32) + 7, (1 << 32) + 7, 3 << 32, (3 << 32) + 1];
-        let mut s = SortedTimes::default();
-        for &t in &times {
-            s.push(t);
+        let mut s = LifetimeStore::default();
+        for (k, &t) in times.iter().enumerate() {
+            s.push(t, 0x10 * k as u64, 8, 0);
         }
         for (i, &t) in times.iter().enumerate() {
-            assert_eq!(s.get(i), t);
+            assert_eq!(s.block(i as u32).map(|b| b.alloc_ns), Some(t));
         }
         for probe in [0u64, 4, 5, (1 << 32) - 1, 1 << 32, (1 << 32) + 7, 2 << 32, 3 << 32, u64::MAX] {
             let want = times.iter().filter(|&&t| t <= probe).count();
-            assert_eq!(s.count_at_or_below(probe), want, "{probe:#x}");
+            assert_eq!(s.allocated_by(probe), want, "{probe:#x}");
         }
     }
 

@@ -153,7 +153,7 @@ impl SiteTables {
                     None
                 }
                 // Dense while the table stays within a few times the stacks it holds.
-                None if s < 1 << 16 || s < 8 * (*count as usize) => {
+                None if s < 1 << 18 || s < 16 * (*count as usize) => {
                     v.resize((s + 1).next_power_of_two(), 0);
                     v[s] = next + 1;
                     None

@@ -86,9 +86,11 @@ fn span_from_headers(reader: &TraceReader) -> Option<Span> {
         return None;
     }
     let chunks = reader.chunks();
-    // Each hot event takes at least 3 bytes; the store reserves address space, not memory.
-    let expected: Vec<usize> = chunks.iter().map(|c| c.body_len() / 3).collect();
-    let blocks = expected.iter().sum::<usize>().min(MAX_BLOCKS as usize);
+    // Every block takes at least 3 bytes: the store reserves address space for the most a trace
+    // can hold (memory is used only as it fills). Records per chunk are a hint (events of real
+    // traces take about 6 bytes).
+    let blocks = (chunks.iter().map(|c| c.body_len() / 3).sum::<usize>()).min(MAX_BLOCKS as usize);
+    let expected: Vec<usize> = chunks.iter().map(|c| c.body_len() / 4).collect();
     let lower_bounds = chunks.iter().map(|c| c.base_timestamp).collect();
     Some(Span { origin, end: header.end_timestamp, lower_bounds, expected, blocks })
 }

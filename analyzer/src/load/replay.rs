@@ -27,7 +27,7 @@ const PREFETCH: usize = 16;
 
 /// Chunk bytes decoded per round, at most (and at least one chunk per worker thread): enough
 /// to keep the threads busy, small enough for the decoded records in flight to stay small.
-const ROUND_BYTES: usize = 2 << 20;
+const ROUND_BYTES: usize = 512 << 10;
 /// Rounds a trace is split into, at least, so small traces also go through the pipeline.
 const MIN_ROUNDS: usize = 32;
 
@@ -70,6 +70,7 @@ struct Merger<'p> {
 fn merge_runs(window: &mut Vec<Record>, starts: &mut Vec<usize>, scratch: &mut Vec<Record>) {
     while starts.len() > 1 {
         scratch.clear();
+        scratch.reserve_exact(window.len());
         let n = starts.len();
         let end = |k: usize| if k < n { starts[k] } else { window.len() };
         let mut merged = Vec::with_capacity(n.div_ceil(2));
@@ -125,6 +126,8 @@ impl Merger<'_> {
             }
         }
         runs.sort_unstable();
+        // Exactly the room needed: these buffers are the largest transient memory of a load.
+        window.reserve_exact(runs.iter().map(|r| r.2).sum());
         // Where each run starts in the window; runs that follow in time are joined.
         let mut starts: Vec<usize> = Vec::with_capacity(runs.len());
         for &(first, k, take) in &runs {
