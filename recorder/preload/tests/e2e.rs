@@ -367,6 +367,66 @@ fn cached_unwinding_is_exact_across_dlopen_and_dlclose() {
     assert!(stacks.iter().flatten().any(|(module, _)| module.ends_with("plugin.so")));
 }
 
+/// Runs `program args` under the recorder with `LEAKVIEW_STACK_VERIFY=1` (every stack captured
+/// with the caches is also unwound in full, in the same capture, and compared) and checks
+/// that no stack differed. For runs that differ from one run to the next (signals, threads,
+/// interpreters), where two recordings cannot be compared. At least 100 stacks must be
+/// `min_depth` frames deep or more. Returns the trace.
+fn record_verified(dir: &Path, program: &Path, args: &[&str], env: &[(&str, &str)], min_depth: usize) -> Trace {
+    let name = program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let path = dir.join(format!("{name}-verified.bin"));
+    let output = std::process::Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .env("LD_PRELOAD", support::preload_library())
+        .env("LEAKVIEW_OUTPUT", &path)
+        .env("LEAKVIEW_STACK_VERIFY", "1")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{} failed: {stderr}", program.display());
+    assert!(!stderr.contains("stack check failed"), "{}: {stderr}", program.display());
+    let trace = Trace::load(&path);
+    let deep = relative_stacks(&trace).iter().filter(|s| s.len() >= min_depth).count();
+    assert!(deep > 100, "{}: only {deep} stacks of {min_depth} frames or more", program.display());
+    trace
+}
+
+#[test]
+fn cached_stacks_equal_full_unwinds_in_signal_handlers_and_threads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (fixture, min_depth) in [("signals.c", 4), ("threads.c", 4), ("stacks.c", 20)] {
+        let exe = dir.path().join(fixture.trim_end_matches(".c"));
+        compile(&[fixture], &exe, &[]);
+        let trace = record_verified(dir.path(), &exe, &[], &[], min_depth);
+        assert!(trace.allocations > 2000, "{fixture}: {} allocations", trace.allocations);
+    }
+}
+
+#[test]
+fn cached_stacks_equal_full_unwinds_in_real_programs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let python = Path::new("/usr/bin/python3");
+    if python.exists() {
+        let script = "import json\nd = [{'k': str(i), 'v': list(range(i % 9))} for i in range(20000)]\n\
+                      s = json.dumps(d)\nprint(len(s), len(json.loads(s)))";
+        record_verified(dir.path(), python, &["-c", script], &[("PYTHONMALLOC", "malloc")], 8);
+    } else {
+        eprintln!("note: /usr/bin/python3 is not installed; skipped");
+    }
+    let sqlite = Path::new("/usr/bin/sqlite3");
+    if sqlite.exists() {
+        let sql = "create table t(id integer primary key, name text);\n\
+                   with recursive n(i) as (select 1 union all select i + 1 from n where i < 20000)\n\
+                   insert into t select i, 'name-' || i from n;\n\
+                   create index t_name on t(name);\n\
+                   select count(*) from t where name like 'name-1%';";
+        record_verified(dir.path(), sqlite, &[":memory:", sql], &[], 8);
+    } else {
+        eprintln!("note: /usr/bin/sqlite3 is not installed; skipped");
+    }
+}
+
 #[test]
 fn signal_handlers_that_allocate_do_not_break_recording() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -8,6 +8,8 @@
 //! - `LEAKVIEW_STACK_REUSE=0`: step every frame with framehop and intern every stack frame by
 //!   frame, instead of using the per-thread caches of unwind rules and whole stacks (a
 //!   diagnostic: the stacks recorded are the same).
+//! - `LEAKVIEW_STACK_VERIFY=1`: also unwind every stack in full and compare; a difference is
+//!   reported once on stderr (a diagnostic, for testing the caches on real programs).
 
 use crate::engine::stack::{DEFAULT_DEPTH, MAX_DEPTH_LIMIT};
 use crate::engine::sys;
@@ -16,6 +18,7 @@ pub const ENV_OUTPUT: &str = "LEAKVIEW_OUTPUT";
 pub const ENV_DEPTH: &str = "LEAKVIEW_DEPTH";
 pub const ENV_MANIFEST: &str = "LEAKVIEW_MANIFEST";
 pub const ENV_STACK_REUSE: &str = "LEAKVIEW_STACK_REUSE";
+pub const ENV_STACK_VERIFY: &str = "LEAKVIEW_STACK_VERIFY";
 
 /// The settings of one recording.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +29,8 @@ pub struct Config {
     pub max_depth: usize,
     /// Use the per-thread unwind-rule and stack caches (default on).
     pub stack_reuse: bool,
+    /// Check every cached stack against a full unwind (default off).
+    pub verify_stacks: bool,
 }
 
 fn getenv(name: &str) -> Option<Vec<u8>> {
@@ -58,6 +63,7 @@ impl Config {
             manifest: getenv(ENV_MANIFEST),
             max_depth: parse_depth(getenv(ENV_DEPTH).as_deref()),
             stack_reuse: getenv(ENV_STACK_REUSE).as_deref() != Some(b"0"),
+            verify_stacks: getenv(ENV_STACK_VERIFY).as_deref() == Some(b"1"),
         }
     }
 }

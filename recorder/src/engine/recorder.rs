@@ -6,10 +6,11 @@ use leakview_format::Event;
 use crate::engine::clock;
 use crate::engine::modules;
 use crate::engine::session::{self, ALLOCATIONS_ENABLED, Profile, Session};
-use crate::engine::stack::HookRegisters;
+use crate::engine::stack::{self, HookRegisters};
 use crate::engine::sys;
 use crate::engine::thread::{self, ThreadState};
-use std::sync::atomic::Ordering;
+use crate::engine::trie::StackTable;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The calling thread's reentrancy guard, held for the life of the value. `enter` returns
 /// `None` when the thread is already inside the recorder: the caller must then pass the call
@@ -88,12 +89,48 @@ fn capture(session: &Session, state: &mut ThreadState, hook: HookRegisters, ts: 
         capture.walk(snapshot, hook, session.max_depth);
     }
     let Some(stream) = state.stream() else { return 0 };
-    capture.commit(&session.stacks, |parent, ip| {
+    let mut intern = |parent, ip| {
         session
             .stacks
             .intern(parent, ip, |id| session.append(stream, &Event::StackNode { id, parent, ip }))
             .id()
-    })
+    };
+    let node = capture.commit(&session.stacks, &mut intern);
+    if session.verify_stacks && session.stack_reuse {
+        capture.set_caching(false);
+        capture.walk(snapshot, hook, session.max_depth);
+        let full = capture.commit(&session.stacks, &mut intern);
+        if !same_stack(&session.stacks, node, full) {
+            stack_check_failed();
+        }
+    }
+    node
+}
+
+/// Whether nodes `a` and `b` of `table` are the same stack (the same return addresses).
+fn same_stack(table: &StackTable, mut a: u32, mut b: u32) -> bool {
+    for _ in 0..=stack::MAX_DEPTH_LIMIT {
+        if a == b {
+            return true;
+        }
+        match (table.get(a), table.get(b)) {
+            (Some((pa, ia)), Some((pb, ib))) if ia == ib => (a, b) = (pa, pb),
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// A stack captured with the caches differed from the full unwind (`LEAKVIEW_STACK_VERIFY=1`):
+/// says so once.
+#[cold]
+fn stack_check_failed() {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        sys::warn(
+            b"leakview: stack check failed: a stack captured with the caches differs from the full unwind\n",
+        );
+    }
 }
 
 #[inline]

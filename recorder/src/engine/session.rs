@@ -40,6 +40,8 @@ pub struct Session {
     pub max_depth: usize,
     /// Use the per-thread unwind-rule and stack caches (see `stack::CaptureState::set_caching`).
     pub stack_reuse: bool,
+    /// Check every cached stack against a full unwind (`LEAKVIEW_STACK_VERIFY=1`).
+    pub verify_stacks: bool,
     pub path: PathBuf,
     warned: AtomicBool,
 }
@@ -166,6 +168,7 @@ fn start(
         modules: ModuleRegistry::new(),
         max_depth: config.max_depth,
         stack_reuse: config.stack_reuse,
+        verify_stacks: config.verify_stacks,
         path,
         warned: AtomicBool::new(false),
     };

@@ -76,6 +76,8 @@ impl HookRegisters {
 }
 
 /// Per-thread capture state; lives in its own mapping (see [`CaptureState::create`]).
+// Only the x86_64 walk logs sp and bp and keeps stacks.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub struct CaptureState {
     stack_low: u64,
     stack_high: u64,
