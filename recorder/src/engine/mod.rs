@@ -6,7 +6,8 @@
 //! - [`thread`]: per-thread state in initial-exec TLS (C shim) and thread-exit handling.
 //! - [`stack`]: call-stack capture with framehop over in-memory unwind tables, and its
 //!   per-thread caches: [`kept_stacks`] (recent stacks recognised by their stack words),
-//!   [`unwind_rules`] (rules by code address) and [`stack_cache`] (whole stacks to trie nodes).
+//!   [`unwind_rules`] (rules by code address, read off framehop by [`rule_probes`]) and
+//!   [`stack_cache`] (whole stacks to trie nodes).
 //! - [`trie`]: lock-free interning of stacks into dense node ids.
 //! - [`modules`]: the module map (scan, load/unload events, unwinder snapshots).
 //! - [`config`], [`output`]: environment settings and where the trace file goes.
@@ -20,6 +21,8 @@ pub mod kept_stacks;
 pub mod modules;
 pub mod output;
 pub mod recorder;
+#[cfg(target_arch = "x86_64")]
+pub mod rule_probes;
 pub mod session;
 pub mod stack;
 pub mod stack_cache;

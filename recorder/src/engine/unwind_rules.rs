@@ -15,20 +15,15 @@
 //! Exactness: a step framehop takes by a *cached* rule (`UnwindRuleX86_64::exec`) is a function
 //! of sp, bp and the stack words it reads alone, fixed by the frame's address. So once framehop
 //! has stepped out of a frame for real (its own cache then holds the rule), the rule is read off
-//! framehop by probing: framehop steps the same address again over synthetic registers and a
-//! synthetic stack whose every word encodes its own address, and must report a cache hit. The
-//! outcome shows the shape exactly: which register the new sp derives from and by how much,
-//! which word the new bp came from, where the return address was. A second probe with other
-//! registers must then give what the learned shape predicts. Whatever does not pass — steps
+//! framehop by probing it ([`rule_probes`]). Whatever cannot be read off that way — steps
 //! framehop does not cache (DWARF expressions), shapes outside the three — is marked "ask
-//! framehop", which then steps that frame every time. (framehop 0.16's rules also pop other
-//! registers; those reads lie between sp and the return-address slot, so they succeed exactly
-//! when the return address can be read, and the values are never used.)
+//! framehop", which then steps that frame every time.
 //!
 //! The cache belongs to one module [`Snapshot`]: when the snapshot changes (a library was
 //! loaded or unloaded) it starts empty again.
 
 use crate::engine::modules::Snapshot;
+use crate::engine::rule_probes;
 use crate::engine::stack::StackBounds;
 use crate::engine::stack_cache;
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64};
@@ -46,7 +41,7 @@ const SLOTS: usize = 1 << SLOTS_LOG2;
 const INNERMOST: u64 = 1 << 63;
 
 /// Largest sp offset a rule can have (framehop's are below 8 * (65535 + 9)).
-const MAX_OFFSET: u64 = 1 << 24;
+pub(crate) const MAX_OFFSET: u64 = 1 << 24;
 
 // `Entry::word`, for the two shapes the walk applies inline (`SLOW` clear):
 // - an sp rule: the offset (a multiple of 8, not 0); `Entry::slot` is the bp slot, a multiple
@@ -65,7 +60,7 @@ const KIND_END: u32 = 2;
 const KIND_FRAMEHOP: u32 = 3;
 const OFFSET_MASK: u32 = (1 << KIND_SHIFT) - 1;
 /// `Entry::slot` of a slow sp rule that leaves bp unchanged.
-const BP_UNCHANGED: i32 = i32::MIN;
+pub(crate) const BP_UNCHANGED: i32 = i32::MIN;
 
 /// A learned rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,7 +181,7 @@ pub type Caller = (u64, u64, u64);
 /// walk ends here (as it does when framehop's step fails, ends the stack, returns 0, or does not
 /// move sp outward).
 #[inline]
-fn apply(rule: Rule, sp: u64, bp: u64, read: impl Fn(u64) -> Option<u64>) -> Option<Caller> {
+pub(crate) fn apply(rule: Rule, sp: u64, bp: u64, read: impl Fn(u64) -> Option<u64>) -> Option<Caller> {
     let (new_sp, new_bp) = match rule {
         Rule::Sp { offset, bp_slot } => {
             let new_sp = sp.checked_add(u64::from(offset))?;
@@ -226,77 +221,6 @@ pub fn framehop_step<F: FnMut(u64) -> Result<u64, ()>>(
         Ok(Some(ra)) if regs.sp() > sp && ra != 0 => Some((ra, regs.sp(), regs.bp())),
         _ => None,
     }
-}
-
-/// Marks a synthetic stack word: word(address) = address ^ PROBE_TAG (never 0 for the probe
-/// addresses, and never equal to a probe's registers).
-const PROBE_TAG: u64 = 0x5a00_0000_0000_0000;
-/// The probes' (sp, bp): far apart, so that no sp offset can be mistaken for the bp distance.
-const PROBES: [(u64, u64); 2] = [(0x1000_0000_0000, 0x1040_0000_0000), (0x2000_0001_0008, 0x2010_0000_0000)];
-
-fn probe_word(address: u64) -> u64 {
-    address ^ PROBE_TAG
-}
-
-/// What one framehop step did on a synthetic stack.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Probe {
-    pub result: Result<Option<u64>, ()>,
-    pub sp: u64,
-    pub bp: u64,
-    /// framehop stepped by a rule from its cache.
-    pub hit: bool,
-}
-
-fn probe(
-    snapshot: &Snapshot,
-    cache: &mut FramehopCache,
-    address: FrameAddress,
-    (sp, bp): (u64, u64),
-) -> Probe {
-    let mut regs = UnwindRegsX86_64::new(address.address(), sp, bp);
-    let hits = cache.stats().hit_count;
-    let mut read = |a: u64| Ok(probe_word(a));
-    let result = snapshot.unwinder.unwind_frame(address, &mut regs, cache, &mut read).map_err(|_| ());
-    Probe { result, sp: regs.sp(), bp: regs.bp(), hit: cache.stats().hit_count > hits }
-}
-
-/// The rule behind two probes (made at [`PROBES`]), if both were by a cached rule of one of
-/// the three shapes and the second is exactly what the shape learned from the first predicts.
-pub fn learn_from_probes(first: Probe, second: Probe) -> Option<Rule> {
-    if !first.hit || !second.hit {
-        return None;
-    }
-    let (sp, bp) = PROBES[0];
-    let rule = match first.result {
-        Ok(None) => Rule::End,
-        Ok(Some(ra)) => {
-            if first.sp == bp + 16 && first.bp == probe_word(bp) && ra == probe_word(bp + 8) {
-                Rule::FramePointer
-            } else {
-                let offset =
-                    first.sp.checked_sub(sp).filter(|&o| o > 0 && o < MAX_OFFSET && o.is_multiple_of(8))?;
-                if ra != probe_word(first.sp - 8) {
-                    return None;
-                }
-                let bp_slot = if first.bp == bp {
-                    None
-                } else {
-                    let slot = first.bp ^ PROBE_TAG;
-                    Some(i32::try_from(slot.wrapping_sub(sp) as i64).ok().filter(|&s| s != BP_UNCHANGED)?)
-                };
-                Rule::Sp { offset: offset as u32, bp_slot }
-            }
-        }
-        Err(()) => return None,
-    };
-    let (sp2, bp2) = PROBES[1];
-    let predicted = apply(rule, sp2, bp2, |a| Some(probe_word(a)));
-    let actual = match second.result {
-        Ok(Some(ra)) if second.sp > sp2 && ra != 0 => Some((ra, second.sp, second.bp)),
-        _ => None,
-    };
-    (predicted == actual).then_some(rule)
 }
 
 /// Where a walk writes its frames, innermost first: each frame's return address, sp and bp
@@ -566,9 +490,7 @@ impl UnwindRules {
         let caller = framehop_step(snapshot, cache, address, sp, bp, &mut read);
         let entry = &mut self.entries[slot(key)];
         if entry.key != key {
-            let first = probe(snapshot, cache, address, PROBES[0]);
-            let second = probe(snapshot, cache, address, PROBES[1]);
-            let mut rule = learn_from_probes(first, second);
+            let mut rule = rule_probes::probe_rule(snapshot, cache, address);
             if key & INNERMOST != 0 && matches!(rule, Some(Rule::Sp { bp_slot: Some(s), .. }) if s < 0) {
                 // framehop keeps bp when the innermost frame's bp slot lies below sp and cannot
                 // be read; the rule would end the walk instead.
@@ -584,51 +506,6 @@ impl UnwindRules {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// What framehop's step by `rule` gives on the synthetic stack at `at` (written out from
-    /// framehop 0.16's `UnwindRuleX86_64::exec` for each shape).
-    fn framehop_like(rule: Rule, (sp, bp): (u64, u64)) -> Probe {
-        let (new_sp, new_bp) = match rule {
-            Rule::End => return Probe { result: Ok(None), sp, bp, hit: true },
-            Rule::Sp { offset, bp_slot } => {
-                (sp + u64::from(offset), bp_slot.map_or(bp, |s| probe_word(sp.wrapping_add_signed(s.into()))))
-            }
-            Rule::FramePointer => (bp + 16, probe_word(bp)),
-        };
-        Probe { result: Ok(Some(probe_word(new_sp - 8))), sp: new_sp, bp: new_bp, hit: true }
-    }
-
-    #[test]
-    fn every_shape_is_learned_exactly() {
-        let rules = [
-            Rule::End,
-            Rule::FramePointer,
-            Rule::Sp { offset: 8, bp_slot: None },
-            Rule::Sp { offset: 48, bp_slot: Some(16) },
-            Rule::Sp { offset: 8 * 70000, bp_slot: Some(8 * 69990) },
-            Rule::Sp { offset: 24, bp_slot: Some(-8) },
-        ];
-        for rule in rules {
-            let learned = learn_from_probes(framehop_like(rule, PROBES[0]), framehop_like(rule, PROBES[1]));
-            assert_eq!(learned, Some(rule));
-        }
-    }
-
-    #[test]
-    fn misses_and_disagreeing_probes_are_left_to_framehop() {
-        let rule = Rule::Sp { offset: 16, bp_slot: None };
-        let first = framehop_like(rule, PROBES[0]);
-        let missed = Probe { hit: false, ..framehop_like(rule, PROBES[1]) };
-        assert_eq!(learn_from_probes(first, missed), None);
-        // The second probe behaves like another shape: not one of ours.
-        let other = framehop_like(Rule::Sp { offset: 32, bp_slot: None }, PROBES[1]);
-        assert_eq!(learn_from_probes(first, other), None);
-        let failed = Probe { result: Err(()), ..first };
-        assert_eq!(learn_from_probes(failed, failed), None);
-        // A return address that is not at new sp - 8.
-        let odd = Probe { result: Ok(Some(probe_word(first.sp - 16))), ..first };
-        assert_eq!(learn_from_probes(odd, framehop_like(rule, PROBES[1])), None);
-    }
 
     #[test]
     fn rules_read_only_inside_the_stack_and_end_where_framehop_would() {
