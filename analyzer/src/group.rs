@@ -393,23 +393,23 @@ pub(crate) fn group_simple(store: &LifetimeStore, snapshot: &Snapshot, by: Group
         .map(|(i, ((k, r), s))| (!s.bytes, !u64::from(r.end - r.start), *k, i))
         .collect();
     ranked.par_sort_unstable();
-    let mut sums: Vec<Option<Sums>> = sums.into_iter().map(Some).collect();
+    let mut sums = sums;
     let groups: Vec<Group> = ranked
         .iter()
-        .filter_map(|&(_, _, k, i)| {
-            let s = sums[i].take()?;
+        .map(|&(_, _, k, i)| {
+            let s = &mut sums[i];
             let r = runs[i].1.clone();
-            Some(Group {
+            Group {
                 key: group_key(k),
                 blocks: u64::from(r.end - r.start),
                 bytes: s.bytes,
                 first_alloc_ns: s.first_alloc_ns,
                 last_alloc_ns: s.last_alloc_ns,
-                threads: s.threads,
-                stacks: s.stacks,
+                threads: std::mem::take(&mut s.threads),
+                stacks: std::mem::take(&mut s.stacks),
                 frame: None,
                 members: r,
-            })
+            }
         })
         .collect();
     let members = if rows.len() >= PARALLEL_BLOCKS {

@@ -19,7 +19,7 @@
 //!
 //! Every time in this API is in nanoseconds since the start of the trace.
 //!
-//! Modules: `load` (parallel passes over the chunks), `lifetimes` (32-byte lifetime storage),
+//! Modules: `load` (the replay of a trace into lifetimes), `lifetimes` (28-byte lifetime storage),
 //! `index` (checkpoints, timeline, peak), `when` (moments), `group` (grouping and ranking),
 //! `frames` + `trim` (symbol cache, allocator-frame trimming), `symbolize` (addresses to
 //! frames), `suppress` (LeakSanitizer-style suppressions), `report` (text, JSON, folded).

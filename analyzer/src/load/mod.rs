@@ -9,6 +9,14 @@
 //! one pass over the chunks is enough; the decoder checks that every timestamp keeps those
 //! promises. Otherwise (the program was killed, or the promises were broken) a scan pass over
 //! all chunks finds the exact span first.
+//!
+//! Why one replay in time order rather than matching shards of addresses in parallel: the replay
+//! holds only the live blocks in its address table (small and cache-resident for most programs,
+//! where a sorted join by address would touch every block), it never needs the raw events of the
+//! whole trace in memory (decoded chunks are dropped as soon as they are replayed, so a load
+//! stays within the lifetimes' own 28 bytes plus a few megabytes), and it builds the timeline,
+//! peak and checkpoints in the same walk. The parallel work — decoding, merging the threads'
+//! streams — runs beside it on the other workers, and on two cores the replay keeps pace with it.
 
 mod decode;
 mod lifecycle;
