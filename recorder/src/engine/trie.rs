@@ -133,11 +133,13 @@ impl StackTable {
         if id >= self.next_id.load(Ordering::Acquire) {
             return false;
         }
+        let (nodes, capacity) = (self.nodes.as_ptr().cast::<Node>(), self.node_capacity);
         for &ip in ips {
-            if id >= self.node_capacity {
+            if id >= capacity {
                 return false;
             }
-            let node = self.node(id);
+            // SAFETY: as in `node`: `id` is below the capacity the region was sized for.
+            let node = unsafe { &*nodes.add(id as usize) };
             if node.ip.load(Ordering::Acquire) != ip {
                 return false;
             }
