@@ -372,7 +372,13 @@ fn cached_unwinding_is_exact_across_dlopen_and_dlclose() {
 /// that no stack differed. For runs that differ from one run to the next (signals, threads,
 /// interpreters), where two recordings cannot be compared. At least 100 stacks must be
 /// `min_depth` frames deep or more. Returns the trace.
-fn record_verified(dir: &Path, program: &Path, args: &[&str], env: &[(&str, &str)], min_depth: usize) -> Trace {
+fn record_verified(
+    dir: &Path,
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    min_depth: usize,
+) -> Trace {
     let name = program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let path = dir.join(format!("{name}-verified.bin"));
     let output = std::process::Command::new(program)
