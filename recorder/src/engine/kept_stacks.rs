@@ -24,12 +24,13 @@
 
 use crate::engine::stack::StackBounds;
 
-/// Sets (by innermost frame) and stacks per set: 128 stacks, about 100 KiB per thread.
-const SETS_LOG2: u32 = 5;
+/// Sets (by innermost frame) and stacks per set: 256 stacks, about 160 KiB per thread (fewer
+/// sets made the hit rate depend on where the stack happens to lie).
+const SETS_LOG2: u32 = 6;
 const SETS: usize = 1 << SETS_LOG2;
 const WAYS: usize = 4;
 /// Most checks a kept stack holds; deeper stacks are not kept.
-pub const MAX_CHECKS: usize = 64;
+pub const MAX_CHECKS: usize = 48;
 /// Bounds of a set's credit, and the credit at or below which lookups are rationed.
 const MAX_CREDIT: i8 = 64;
 const NO_CREDIT: i8 = -32;
