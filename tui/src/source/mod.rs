@@ -128,6 +128,13 @@ pub struct Summary {
     pub complete: bool,
 }
 
+impl Summary {
+    /// The times of the marks, in order.
+    pub fn mark_times(&self) -> Vec<u64> {
+        self.marks.iter().map(|m| m.at_ns).collect()
+    }
+}
+
 /// One row of the group list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupRow {

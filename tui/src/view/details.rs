@@ -3,12 +3,12 @@
 
 use ratatui::Frame;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use crate::format;
 use crate::source::{FrameInfo, GroupDetails};
 use crate::state::{OpenGroup, Pane};
 
+use super::pane::draw_scrolled;
 use super::theme::Theme;
 use super::{Areas, Screen, pane_block};
 
@@ -84,14 +84,12 @@ pub fn group_lines<'a>(d: &GroupDetails, width: usize, theme: &Theme) -> Vec<Lin
 
 pub(super) fn draw_group(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>) {
     let state = screen.state;
-    let focused = state.focus == Pane::Details;
-    frame.render_widget(pane_block(" Details ", focused, screen.theme), areas.details);
+    let block = pane_block(" Details ", state.focus == Pane::Details, screen.theme);
     let lines = match screen.details {
         Some(d) => group_lines(d, usize::from(areas.details_inner.width), screen.theme),
         None => vec![Line::styled("no group selected", screen.theme.dim)],
     };
-    let scroll = u16::try_from(state.details_scroll).unwrap_or(u16::MAX);
-    frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), areas.details_inner);
+    draw_scrolled(frame, (areas.details, areas.details_inner), block, lines, state.details_scroll);
 }
 
 pub(super) fn draw_stack(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>, open: &OpenGroup) {
@@ -102,7 +100,7 @@ pub(super) fn draw_stack(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'
         Some(row) => format!(" Stack of {} ", format::address(row.address)),
         None => " Stack ".to_string(),
     };
-    frame.render_widget(pane_block(title, focused, screen.theme), areas.details);
+    let block = pane_block(title, focused, screen.theme);
     let theme = screen.theme;
     let lines = match selected {
         Some(row) => {
@@ -124,6 +122,5 @@ pub(super) fn draw_stack(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'
         }
         None => vec![Line::styled("no allocation selected", theme.dim)],
     };
-    let scroll = u16::try_from(open.stack_scroll).unwrap_or(u16::MAX);
-    frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), areas.details_inner);
+    draw_scrolled(frame, (areas.details, areas.details_inner), block, lines, open.stack_scroll);
 }

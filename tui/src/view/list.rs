@@ -2,12 +2,12 @@
 
 use ratatui::Frame;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use crate::format;
 use crate::source::{Grouping, SortKey};
 use crate::state::{OpenGroup, Pane};
 
+use super::rows::{draw_with_header, pad, row_style};
 use super::{Areas, Screen, pane_block};
 
 fn label_header(grouping: Grouping) -> &'static str {
@@ -16,13 +16,6 @@ fn label_header(grouping: Grouping) -> &'static str {
         Grouping::Function => "function",
         Grouping::Size => "size",
     }
-}
-
-/// Pads or cuts `text` to exactly `width` characters.
-pub(super) fn pad(text: &str, width: usize) -> String {
-    let cut = format::fit(text, width);
-    let len = cut.chars().count();
-    format!("{cut}{}", " ".repeat(width.saturating_sub(len)))
 }
 
 pub(super) fn draw_groups(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>) {
@@ -74,21 +67,9 @@ pub(super) fn draw_groups(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<
             format::percent(row.totals.bytes, screen.totals.bytes),
             row.label
         );
-        let style = if i != state.groups.selected {
-            ratatui::style::Style::new()
-        } else if focused {
-            theme.selected
-        } else {
-            theme.selected_unfocused
-        };
-        lines.push(Line::styled(pad(&text, width), style));
+        lines.push(Line::styled(pad(&text, width), row_style(i == state.groups.selected, focused, theme)));
     }
-    let inner = ratatui::layout::Rect {
-        y: areas.list_rows.y - 1,
-        height: areas.list_rows.height + 1,
-        ..areas.list_rows
-    };
-    frame.render_widget(Paragraph::new(lines), inner);
+    draw_with_header(frame, areas.list_rows, lines);
 }
 
 pub(super) fn draw_allocations(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>, open: &OpenGroup) {
@@ -120,19 +101,8 @@ pub(super) fn draw_allocations(frame: &mut Frame<'_>, areas: &Areas, screen: &Sc
             format::duration(row.at_ns),
             thread
         );
-        let style = if open.cursor.offset + i != open.cursor.selected {
-            ratatui::style::Style::new()
-        } else if focused {
-            theme.selected
-        } else {
-            theme.selected_unfocused
-        };
-        lines.push(Line::styled(pad(&text, width), style));
+        let selected = open.cursor.offset + i == open.cursor.selected;
+        lines.push(Line::styled(pad(&text, width), row_style(selected, focused, theme)));
     }
-    let inner = ratatui::layout::Rect {
-        y: areas.list_rows.y - 1,
-        height: areas.list_rows.height + 1,
-        ..areas.list_rows
-    };
-    frame.render_widget(Paragraph::new(lines), inner);
+    draw_with_header(frame, areas.list_rows, lines);
 }

@@ -8,20 +8,22 @@ pub mod diff;
 mod help;
 mod list;
 pub mod loading;
+mod pane;
+mod rows;
 mod status;
 pub mod theme;
 pub mod timeline;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders};
 
 use crate::format;
 use crate::source::{AllocationPage, FrameInfo, GroupDetails, GroupRow, Summary, Totals};
 use crate::state::{Pane, ViewState};
 
+pub(crate) use pane::pane_block;
+use pane::{Body, inner};
 use theme::Theme;
 use timeline::Timeline;
 
@@ -53,15 +55,7 @@ impl Areas {
         ])
         .areas(area);
         let list_share = if area.width >= 140 { 50 } else { 55 };
-        let [list, details] =
-            Layout::horizontal([Constraint::Percentage(list_share), Constraint::Fill(1)]).areas(body);
-        let inner = |r: Rect| Block::new().borders(Borders::ALL).inner(r);
-        let list_inner = inner(list);
-        let list_rows = Rect {
-            y: list_inner.y.saturating_add(1),
-            height: list_inner.height.saturating_sub(1),
-            ..list_inner
-        };
+        let Body { list, list_rows, details, details_inner } = Body::split(body, list_share);
         Areas {
             title,
             timeline,
@@ -69,7 +63,7 @@ impl Areas {
             list,
             list_rows,
             details,
-            details_inner: inner(details),
+            details_inner,
             status,
             hints,
         }
@@ -101,19 +95,11 @@ pub fn draw(frame: &mut Frame<'_>, screen: &Screen<'_>) {
     let state = screen.state;
     frame.render_widget(title_line(screen), areas.title);
 
-    let mark_times: Vec<u64> = screen.summary.marks.iter().map(|m| m.at_ns).collect();
+    let mark_times = screen.summary.mark_times();
     let timeline_block = pane_block(" Live heap ", state.focus == Pane::Timeline, theme);
     frame.render_widget(timeline_block, areas.timeline);
     frame.render_widget(
-        Timeline {
-            levels: screen.levels,
-            duration_ns: screen.summary.duration_ns,
-            at_ns: state.at_ns,
-            peak_at_ns: screen.summary.peak_at_ns,
-            peak_bytes: screen.summary.peak.bytes,
-            marks: &mark_times,
-            theme,
-        },
+        Timeline::of_trace(screen.summary, screen.levels, state.at_ns, &mark_times, theme),
         areas.timeline_inner,
     );
 
@@ -149,12 +135,6 @@ fn title_line<'a>(screen: &Screen<'a>) -> Line<'a> {
         spans.push(Span::styled("  trace cut short", theme.warning));
     }
     Line::from(spans)
-}
-
-/// A bordered pane; the focused one has a highlighted border.
-pub(crate) fn pane_block<'a>(title: impl Into<Line<'a>>, focused: bool, theme: &Theme) -> Block<'a> {
-    let style: Style = if focused { theme.border_focused } else { theme.border };
-    Block::new().borders(Borders::ALL).border_style(style).title(title)
 }
 
 /// Lines of the help overlay for the key table `keys` (for bounding its scrolling).

@@ -9,6 +9,7 @@ use ratatui::style::Style;
 use ratatui::widgets::Widget;
 
 use crate::format;
+use crate::source::Summary;
 use crate::state::column_of;
 
 use super::theme::Theme;
@@ -30,7 +31,27 @@ pub struct Timeline<'a> {
     pub theme: &'a Theme,
 }
 
-impl Timeline<'_> {
+impl<'a> Timeline<'a> {
+    /// The timeline of the trace `summary` describes, with the cursor at `at_ns`; `marks` are
+    /// its mark times ([`Summary::mark_times`]).
+    pub fn of_trace(
+        summary: &Summary,
+        levels: &'a [u64],
+        at_ns: u64,
+        marks: &'a [u64],
+        theme: &'a Theme,
+    ) -> Self {
+        Timeline {
+            levels,
+            duration_ns: summary.duration_ns,
+            at_ns,
+            peak_at_ns: summary.peak_at_ns,
+            peak_bytes: summary.peak.bytes,
+            marks,
+            theme,
+        }
+    }
+
     /// Dot columns the chart needs for an area `width` columns wide.
     pub fn dots_for(width: u16) -> usize {
         usize::from(width) * 2

@@ -4,12 +4,12 @@
 use leakview_analyzer::Side;
 use ratatui::Frame;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use crate::diff_state::DiffPane;
 use crate::format;
 use crate::source::{DiffDetails, Totals};
 use crate::view::details::frame_lines;
+use crate::view::pane::draw_scrolled;
 use crate::view::pane_block;
 use crate::view::theme::Theme;
 
@@ -50,12 +50,10 @@ pub fn details_lines<'a>(d: &DiffDetails, chosen: Side, theme: &Theme) -> Vec<Li
 
 pub(super) fn draw(frame: &mut Frame<'_>, areas: &DiffAreas, screen: &DiffScreen<'_>) {
     let state = screen.state;
-    let focused = state.focus == DiffPane::Details;
-    frame.render_widget(pane_block(" Details ", focused, screen.theme), areas.details);
+    let block = pane_block(" Details ", state.focus == DiffPane::Details, screen.theme);
     let lines = match screen.details {
         Some(d) => details_lines(d, state.side, screen.theme),
         None => vec![Line::styled("no group selected", screen.theme.dim)],
     };
-    let scroll = u16::try_from(state.details_scroll).unwrap_or(u16::MAX);
-    frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), areas.details_inner);
+    draw_scrolled(frame, (areas.details, areas.details_inner), block, lines, state.details_scroll);
 }

@@ -3,16 +3,13 @@
 
 use leakview_analyzer::{DiffBy, DiffStatus};
 use ratatui::Frame;
-use ratatui::layout::Rect;
-use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use crate::diff_state::DiffPane;
 use crate::format;
 use crate::source::DiffSort;
-use crate::view::list::pad;
 use crate::view::pane_block;
+use crate::view::rows::{draw_with_header, pad, row_style};
 
 use super::{DiffAreas, DiffScreen, status_style, status_text};
 
@@ -89,13 +86,7 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &DiffAreas, screen: &DiffScreen
             format::bytes(row.b.bytes),
         );
         let label_width = width.saturating_sub(STATUS + numbers.chars().count());
-        let line_style = if i != state.groups.selected {
-            Style::new()
-        } else if focused {
-            theme.selected
-        } else {
-            theme.selected_unfocused
-        };
+        let line_style = row_style(i == state.groups.selected, focused, theme);
         lines.push(
             Line::from(vec![
                 Span::styled(pad(status_text(row.status), STATUS), status_style(row.status, theme)),
@@ -105,6 +96,5 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &DiffAreas, screen: &DiffScreen
             .style(line_style),
         );
     }
-    let inner = Rect { y: areas.list_rows.y - 1, height: areas.list_rows.height + 1, ..areas.list_rows };
-    frame.render_widget(Paragraph::new(lines), inner);
+    draw_with_header(frame, areas.list_rows, lines);
 }

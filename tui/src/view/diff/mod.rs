@@ -14,13 +14,13 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders};
 
 use crate::diff_state::{DiffPane, DiffState};
 use crate::format;
 use crate::keys::DIFF_KEYS;
 use crate::source::{DiffDetails, DiffTable, Summary, Totals};
 
+use super::pane::{Body, inner};
 use super::theme::Theme;
 use super::timeline::Timeline;
 use super::{help, pane_block};
@@ -61,15 +61,7 @@ impl DiffAreas {
             100.. => 60,
             _ => 68,
         };
-        let [list, details] =
-            Layout::horizontal([Constraint::Percentage(list_share), Constraint::Fill(1)]).areas(body);
-        let inner = |r: Rect| Block::new().borders(Borders::ALL).inner(r);
-        let list_inner = inner(list);
-        let list_rows = Rect {
-            y: list_inner.y.saturating_add(1),
-            height: list_inner.height.saturating_sub(1),
-            ..list_inner
-        };
+        let Body { list, list_rows, details, details_inner } = Body::split(body, list_share);
         DiffAreas {
             title,
             timelines: [timeline_a, timeline_b],
@@ -77,7 +69,7 @@ impl DiffAreas {
             list,
             list_rows,
             details,
-            details_inner: inner(details),
+            details_inner,
             status,
             hints,
         }
@@ -212,17 +204,9 @@ fn draw_timeline(frame: &mut Frame<'_>, areas: &DiffAreas, screen: &DiffScreen<'
     ]);
     let focused = state.focus == DiffPane::timeline(side);
     frame.render_widget(pane_block(Line::from(title), focused, theme), areas.timelines[side_index(side)]);
-    let marks: Vec<u64> = view.summary.marks.iter().map(|m| m.at_ns).collect();
+    let marks = view.summary.mark_times();
     frame.render_widget(
-        Timeline {
-            levels: view.levels,
-            duration_ns: view.summary.duration_ns,
-            at_ns,
-            peak_at_ns: view.summary.peak_at_ns,
-            peak_bytes: view.summary.peak.bytes,
-            marks: &marks,
-            theme,
-        },
+        Timeline::of_trace(view.summary, view.levels, at_ns, &marks, theme),
         areas.timelines_inner[side_index(side)],
     );
 }
