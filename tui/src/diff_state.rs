@@ -9,7 +9,7 @@ use leakview_analyzer::{DiffBy, Side};
 
 use crate::keys::Action;
 use crate::source::{DiffMoment, DiffSort, GroupKey, next_diff_by};
-use crate::state::{ListCursor, Timespan, edit_filter, moved_time, time_at_column};
+use crate::state::{Filter, HelpOverlay, ListCursor, Timespan, moved_time, time_at_column};
 
 /// The panes the focus moves between.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,13 +85,9 @@ pub struct DiffState {
     pub side: Side,
     pub by: DiffBy,
     pub sort: DiffSort,
-    /// The filter in force.
-    pub filter: String,
-    /// The filter being typed (shown live), and the one to restore on Esc.
-    pub filter_input: Option<(String, String)>,
+    pub filter: Filter,
     pub focus: DiffPane,
-    pub help: bool,
-    pub help_scroll: usize,
+    pub help: HelpOverlay,
     pub groups: ListCursor,
     /// The selected group's key, to keep it selected when the list re-ranks.
     pub selected_key: Option<GroupKey>,
@@ -112,11 +108,9 @@ impl DiffState {
             side: Side::A,
             by: moment.by,
             sort: DiffSort::default(),
-            filter: String::new(),
-            filter_input: None,
+            filter: Filter::default(),
             focus: DiffPane::List,
-            help: false,
-            help_scroll: 0,
+            help: HelpOverlay::default(),
             groups: ListCursor::default(),
             selected_key: None,
             details_scroll: 0,
@@ -145,14 +139,11 @@ impl DiffState {
 
     /// The filter shown: the one being typed, else the one in force.
     pub fn shown_filter(&self) -> &str {
-        match &self.filter_input {
-            Some((typed, _)) => typed,
-            None => &self.filter,
-        }
+        self.filter.shown()
     }
 
     pub fn typing_filter(&self) -> bool {
-        self.filter_input.is_some()
+        self.filter.is_typing()
     }
 
     /// Chooses `side` for the time keys and focuses its timeline.
@@ -172,24 +163,14 @@ impl DiffState {
     /// Applies `action`. The caller then brings the list up to date and calls
     /// [`DiffState::sync_groups`].
     pub fn apply(&mut self, action: Action, ctx: &DiffContext<'_>) {
-        if self.help {
-            let by = match action {
-                Action::Up => Some(-1),
-                Action::Down => Some(1),
-                Action::PageUp => Some(-(self.list_rows as isize)),
-                Action::PageDown => Some(self.list_rows as isize),
-                _ => None,
-            };
-            if let Some(by) = by {
-                self.help_scroll = self.help_scroll.saturating_add_signed(by).min(ctx.help_overflow);
-                return;
-            }
+        if self.help.scroll_by(action, self.list_rows, ctx.help_overflow) {
+            return;
         }
         if let Some(at_ns) = moved_time(action, self.at(self.side), ctx.span(self.side)) {
             self.set_at(self.side, at_ns);
             return;
         }
-        if edit_filter(action, &mut self.filter, &mut self.filter_input) {
+        if self.filter.edit(action) {
             return;
         }
         match action {
@@ -200,10 +181,10 @@ impl DiffState {
             Action::PageUp => self.scroll(-(self.page() as isize), ctx),
             Action::PageDown => self.scroll(self.page() as isize, ctx),
             Action::Back => {
-                if self.help {
-                    self.help = false;
+                if self.help.shown {
+                    self.help.shown = false;
                 } else {
-                    self.filter.clear();
+                    self.filter.in_force.clear();
                 }
             }
             Action::CycleGrouping => {
@@ -213,13 +194,10 @@ impl DiffState {
                 self.details_scroll = 0;
             }
             Action::CycleSort => self.sort = self.sort.next(),
-            Action::StartFilter => self.help = false,
+            Action::StartFilter => self.help.shown = false,
             Action::FocusNext => self.focus_on(self.focus.next()),
             Action::FocusPrev => self.focus_on(self.focus.prev()),
-            Action::ToggleHelp => {
-                self.help = !self.help;
-                self.help_scroll = 0;
-            }
+            Action::ToggleHelp => self.help.toggle(),
             Action::Quit => self.quit = true,
             _ => {}
         }
@@ -265,13 +243,7 @@ impl DiffState {
     /// After the list was recomputed (`keys` in display order): keeps the selected group
     /// selected if it is still listed, else keeps the row index; scrolls it into view.
     pub fn sync_groups(&mut self, keys: &[GroupKey]) {
-        if let Some(key) = self.selected_key
-            && let Some(i) = keys.iter().position(|k| *k == key)
-        {
-            self.groups.selected = i;
-        }
-        self.groups.keep_visible(keys.len(), self.list_rows);
-        self.selected_key = keys.get(self.groups.selected).copied();
+        self.selected_key = self.groups.follow(self.selected_key, keys, self.list_rows);
     }
 }
 
@@ -410,20 +382,20 @@ mod tests {
         for ch in "leak".chars() {
             s.apply(Action::FilterChar(ch), &c);
         }
-        assert_eq!((s.shown_filter(), s.filter.as_str()), ("leak", ""));
+        assert_eq!((s.shown_filter(), s.filter.in_force.as_str()), ("leak", ""));
         s.apply(Action::FilterAccept, &c);
-        assert_eq!((s.filter.as_str(), s.typing_filter()), ("leak", false));
+        assert_eq!((s.filter.in_force.as_str(), s.typing_filter()), ("leak", false));
         s.apply(Action::StartFilter, &c);
         s.apply(Action::FilterBackspace, &c);
         s.apply(Action::FilterCancel, &c);
-        assert_eq!(s.filter, "leak");
+        assert_eq!(s.filter.in_force, "leak");
         s.apply(Action::ToggleHelp, &c);
         s.apply(Action::PageDown, &c);
-        assert_eq!((s.help_scroll, s.groups.selected), (3, 0), "help scrolls, bounded");
+        assert_eq!((s.help.scroll, s.groups.selected), (3, 0), "help scrolls, bounded");
         s.apply(Action::Back, &c);
-        assert!(!s.help && s.filter == "leak", "Esc closes help first");
+        assert!(!s.help.shown && s.filter.in_force == "leak", "Esc closes help first");
         s.apply(Action::Back, &c);
-        assert_eq!(s.filter, "");
+        assert_eq!(s.filter.in_force, "");
         s.apply(Action::CycleSort, &c);
         assert_eq!(s.sort, DiffSort::BytesA);
         s.apply(Action::Down, &c);

@@ -1,13 +1,21 @@
 //! The browser's state and how actions change it. Pure: no terminal, no trace; what the state
 //! needs to know about the data (duration, peak, marks, list lengths) comes in a [`Context`].
+//!
+//! The pieces the diff browser's state shares live in the submodules: the list cursor, the
+//! filter, the help overlay and time on a timeline.
+
+mod cursor;
+mod filter;
+mod help;
+mod time;
+
+pub use cursor::ListCursor;
+pub use filter::Filter;
+pub use help::HelpOverlay;
+pub use time::{JUMP_STEPS, STEPS_PER_TRACE, Timespan, column_of, moved_time, time_at_column};
 
 use crate::keys::Action;
 use crate::source::{GroupKey, GroupQuery, Grouping, SortKey};
-
-/// Steps across the whole trace for ←/→; Shift jumps ten of them.
-pub const STEPS_PER_TRACE: u64 = 200;
-/// Steps of a Shift+←/→ (or `[` `]`) jump.
-pub const JUMP_STEPS: u64 = 10;
 
 /// The panes the focus moves between. While a group is open, `List` is its allocation list and
 /// `Details` the selected allocation's stack.
@@ -29,38 +37,6 @@ impl Pane {
 
     fn prev(self) -> Self {
         self.next().next()
-    }
-}
-
-/// A scrollable list: the selected row and the first row shown.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct ListCursor {
-    pub selected: usize,
-    pub offset: usize,
-}
-
-impl ListCursor {
-    /// Moves the selection by `delta` rows within `len`, scrolling so it stays among the
-    /// `visible` rows shown.
-    pub fn move_by(&mut self, delta: isize, len: usize, visible: usize) {
-        if len == 0 {
-            *self = ListCursor::default();
-            return;
-        }
-        self.selected = self.selected.saturating_add_signed(delta).min(len - 1);
-        self.keep_visible(len, visible);
-    }
-
-    /// Clamps the selection into `0..len` and scrolls so it is shown.
-    pub fn keep_visible(&mut self, len: usize, visible: usize) {
-        let visible = visible.max(1);
-        self.selected = self.selected.min(len.saturating_sub(1));
-        if self.selected < self.offset {
-            self.offset = self.selected;
-        } else if self.selected >= self.offset + visible {
-            self.offset = self.selected + 1 - visible;
-        }
-        self.offset = self.offset.min(len.saturating_sub(visible));
     }
 }
 
@@ -100,14 +76,9 @@ pub struct ViewState {
     pub at_ns: u64,
     pub grouping: Grouping,
     pub sort: SortKey,
-    /// The filter in force.
-    pub filter: String,
-    /// The filter being typed (shown live), and the one to restore on Esc.
-    pub filter_input: Option<(String, String)>,
+    pub filter: Filter,
     pub focus: Pane,
-    pub help: bool,
-    /// Lines the help overlay is scrolled by (when it does not fit the screen).
-    pub help_scroll: usize,
+    pub help: HelpOverlay,
     pub groups: ListCursor,
     /// The selected group's key, to keep it selected when the list re-ranks.
     pub selected_key: Option<GroupKey>,
@@ -126,11 +97,9 @@ impl ViewState {
             at_ns: duration_ns,
             grouping: Grouping::default(),
             sort: SortKey::default(),
-            filter: String::new(),
-            filter_input: None,
+            filter: Filter::default(),
             focus: Pane::List,
-            help: false,
-            help_scroll: 0,
+            help: HelpOverlay::default(),
             groups: ListCursor::default(),
             selected_key: None,
             details_scroll: 0,
@@ -143,15 +112,12 @@ impl ViewState {
 
     /// The query the group list answers.
     pub fn query(&self) -> GroupQuery {
-        let filter = match &self.filter_input {
-            Some((typed, _)) => typed.clone(),
-            None => self.filter.clone(),
-        };
+        let filter = self.filter.shown().to_string();
         GroupQuery { at_ns: self.at_ns, grouping: self.grouping, sort: self.sort, filter }
     }
 
     pub fn typing_filter(&self) -> bool {
-        self.filter_input.is_some()
+        self.filter.is_typing()
     }
 
     /// Moves T to the time under column `column` of a timeline `width` columns wide.
@@ -162,25 +128,15 @@ impl ViewState {
     /// Applies `action`. Changes to the data shown (T, grouping, sort, filter) are picked up by
     /// the caller, which then calls [`ViewState::sync_groups`].
     pub fn apply(&mut self, action: Action, ctx: &Context<'_>) {
-        if self.help {
-            let by = match action {
-                Action::Up => Some(-1),
-                Action::Down => Some(1),
-                Action::PageUp => Some(-(self.list_rows as isize)),
-                Action::PageDown => Some(self.list_rows as isize),
-                _ => None,
-            };
-            if let Some(by) = by {
-                self.help_scroll = self.help_scroll.saturating_add_signed(by).min(ctx.help_overflow);
-                return;
-            }
+        if self.help.scroll_by(action, self.list_rows, ctx.help_overflow) {
+            return;
         }
         let span = Timespan { duration_ns: ctx.duration_ns, peak_at_ns: ctx.peak_at_ns, marks: ctx.marks };
         if let Some(at_ns) = moved_time(action, self.at_ns, &span) {
             self.at_ns = at_ns;
             return;
         }
-        if edit_filter(action, &mut self.filter, &mut self.filter_input) {
+        if self.filter.edit(action) {
             return;
         }
         match action {
@@ -197,13 +153,10 @@ impl ViewState {
                 self.groups = ListCursor::default();
             }
             Action::CycleSort => self.sort = self.sort.next(),
-            Action::StartFilter => self.help = false,
+            Action::StartFilter => self.help.shown = false,
             Action::FocusNext => self.focus = self.focus.next(),
             Action::FocusPrev => self.focus = self.focus.prev(),
-            Action::ToggleHelp => {
-                self.help = !self.help;
-                self.help_scroll = 0;
-            }
+            Action::ToggleHelp => self.help.toggle(),
             Action::Quit => self.quit = true,
             _ => {}
         }
@@ -269,25 +222,19 @@ impl ViewState {
     }
 
     fn back(&mut self) {
-        if self.help {
-            self.help = false;
+        if self.help.shown {
+            self.help.shown = false;
         } else if let Some(open) = self.open.take() {
             self.focus = open.focus_before;
-        } else if !self.filter.is_empty() {
-            self.filter.clear();
+        } else if !self.filter.in_force.is_empty() {
+            self.filter.in_force.clear();
         }
     }
 
     /// After the group list was recomputed (`keys` in display order): keeps the selected group
     /// selected if it is still listed, else keeps the row index; scrolls it into view.
     pub fn sync_groups(&mut self, keys: &[GroupKey]) {
-        if let Some(key) = self.selected_key
-            && let Some(i) = keys.iter().position(|k| *k == key)
-        {
-            self.groups.selected = i;
-        }
-        self.groups.keep_visible(keys.len(), self.list_rows);
-        self.selected_key = keys.get(self.groups.selected).copied();
+        self.selected_key = self.groups.follow(self.selected_key, keys, self.list_rows);
     }
 
     /// After an open group's allocations were counted: keeps the cursor within them.
@@ -297,92 +244,6 @@ impl ViewState {
             open.cursor.keep_visible(len, rows);
         }
     }
-}
-
-/// What the time keys need to know about one trace.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Timespan<'a> {
-    pub duration_ns: u64,
-    pub peak_at_ns: u64,
-    /// Mark times, ascending.
-    pub marks: &'a [u64],
-}
-
-/// Where a time key (←/→, Shift+←/→, Home/End, `p`, `m`/`M`) moves a moment `at_ns` of the trace
-/// `span` describes, always within the trace; `None` for any other action. A mark key with no
-/// mark in its direction leaves the moment where it is.
-pub fn moved_time(action: Action, at_ns: u64, span: &Timespan<'_>) -> Option<u64> {
-    let step = (span.duration_ns / STEPS_PER_TRACE).max(1);
-    let to = match action {
-        Action::StepBack => at_ns.saturating_sub(step),
-        Action::StepForward => at_ns.saturating_add(step),
-        Action::JumpBack => at_ns.saturating_sub(step * JUMP_STEPS),
-        Action::JumpForward => at_ns.saturating_add(step * JUMP_STEPS),
-        Action::GoStart => 0,
-        Action::GoEnd => span.duration_ns,
-        Action::GoPeak => span.peak_at_ns,
-        Action::NextMark => span.marks.iter().copied().find(|&t| t > at_ns).unwrap_or(at_ns),
-        Action::PrevMark => span.marks.iter().rev().copied().find(|&t| t < at_ns).unwrap_or(at_ns),
-        _ => return None,
-    };
-    Some(to.min(span.duration_ns))
-}
-
-/// Applies a filter action to a filter in force and the one being typed (`(typed, previous)`):
-/// `/` starts typing (from the filter in force), Enter keeps what was typed, Esc restores the
-/// previous filter. Returns whether `action` was fully handled; `StartFilter` starts typing and
-/// returns false, so the caller can also close what the filter would be typed over.
-pub fn edit_filter(action: Action, filter: &mut String, input: &mut Option<(String, String)>) -> bool {
-    match action {
-        Action::StartFilter => {
-            *input = Some((filter.clone(), filter.clone()));
-            return false;
-        }
-        Action::FilterAccept => {
-            if let Some((typed, _)) = input.take() {
-                *filter = typed;
-            }
-        }
-        Action::FilterCancel => {
-            if let Some((_, previous)) = input.take() {
-                *filter = previous;
-            }
-        }
-        Action::FilterBackspace => {
-            if let Some((typed, _)) = input {
-                typed.pop();
-            }
-        }
-        Action::FilterChar(c) => {
-            if let Some((typed, _)) = input {
-                typed.push(c);
-            }
-        }
-        _ => return false,
-    }
-    true
-}
-
-/// The column of a timeline `width` columns wide that shows time `at_ns`.
-pub fn column_of(at_ns: u64, width: u16, duration_ns: u64) -> u16 {
-    if width == 0 || duration_ns == 0 {
-        return 0;
-    }
-    let column = u128::from(at_ns) * u128::from(width) / u128::from(duration_ns);
-    column.min(u128::from(width - 1)) as u16
-}
-
-/// The time a click on `column` of a timeline `width` columns wide stands for: the middle of
-/// the column's slice, the very start for the first column and the very end for the last.
-pub fn time_at_column(column: u16, width: u16, duration_ns: u64) -> u64 {
-    if width <= 1 || column == 0 {
-        return 0;
-    }
-    if column >= width - 1 {
-        return duration_ns;
-    }
-    let middle = (2 * u128::from(column) + 1) * u128::from(duration_ns) / (2 * u128::from(width));
-    middle as u64
 }
 
 #[cfg(test)]
@@ -475,22 +336,22 @@ mod tests {
         s.apply(Action::Open, &c);
         assert_eq!(s.open.as_ref().map(|o| o.key), Some(GroupKey(7)));
         assert_eq!(s.focus, Pane::List);
-        s.filter = "x".into();
+        s.filter.in_force = "x".into();
         s.apply(Action::ToggleHelp, &c);
         s.apply(Action::Back, &c);
-        assert!(!s.help && s.open.is_some(), "Esc closes help first");
+        assert!(!s.help.shown && s.open.is_some(), "Esc closes help first");
         s.apply(Action::Back, &c);
         assert!(s.open.is_none());
         assert_eq!(s.focus, Pane::Timeline, "focus returns");
         s.apply(Action::Back, &c);
-        assert_eq!(s.filter, "");
+        assert_eq!(s.filter.in_force, "");
     }
 
     #[test]
     fn filter_typing_is_live_and_cancellable() {
         let c = ctx(3);
         let mut s = ViewState::new(1_000);
-        s.filter = "old".into();
+        s.filter.in_force = "old".into();
         s.apply(Action::StartFilter, &c);
         s.apply(Action::FilterBackspace, &c);
         s.apply(Action::FilterBackspace, &c);
@@ -502,7 +363,7 @@ mod tests {
         s.apply(Action::StartFilter, &c);
         s.apply(Action::FilterChar('!'), &c);
         s.apply(Action::FilterAccept, &c);
-        assert_eq!((s.filter.as_str(), s.typing_filter()), ("old!", false));
+        assert_eq!((s.filter.in_force.as_str(), s.typing_filter()), ("old!", false));
     }
 
     #[test]
@@ -525,12 +386,12 @@ mod tests {
         let mut s = ViewState::new(1_000);
         s.apply(Action::ToggleHelp, &c);
         s.apply(Action::PageDown, &c);
-        assert_eq!((s.help_scroll, s.groups.selected), (4, 0));
+        assert_eq!((s.help.scroll, s.groups.selected), (4, 0));
         s.apply(Action::Up, &c);
-        assert_eq!(s.help_scroll, 3);
+        assert_eq!(s.help.scroll, 3);
         s.apply(Action::ToggleHelp, &c);
         s.apply(Action::ToggleHelp, &c);
-        assert_eq!(s.help_scroll, 0);
+        assert_eq!(s.help.scroll, 0);
     }
 
     #[test]
@@ -549,14 +410,7 @@ mod tests {
     }
 
     #[test]
-    fn timeline_columns_and_clicks_agree() {
-        for width in [1u16, 2, 7, 80] {
-            for column in 0..width {
-                let t = time_at_column(column, width, 1_000_000);
-                assert_eq!(column_of(t, width, 1_000_000), column, "width {width} column {column}");
-            }
-        }
-        assert_eq!(time_at_column(79, 80, 1_000), 1_000);
+    fn a_click_on_the_timeline_moves_t() {
         let mut s = ViewState::new(1_000);
         s.click_timeline(0, 80, &ctx(0));
         assert_eq!(s.at_ns, 0);

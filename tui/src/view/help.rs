@@ -6,6 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use crate::keys::{Binding, FILTER_KEYS};
+use crate::state::HelpOverlay;
 
 use super::theme::Theme;
 
@@ -27,9 +28,12 @@ pub fn help_lines<'a>(theme: &Theme, keys: &[Binding]) -> Vec<Line<'a>> {
     lines
 }
 
-/// Draws the overlay for the key table `keys`, scrolled down by `scroll` lines when it does not
-/// fit.
-pub(super) fn draw(frame: &mut Frame<'_>, theme: &Theme, scroll: usize, keys: &[Binding]) {
+/// Draws the overlay for the key table `keys` if `help` shows it, scrolled down as `help` says
+/// when it does not fit.
+pub(super) fn draw(frame: &mut Frame<'_>, theme: &Theme, help: &HelpOverlay, keys: &[Binding]) {
+    if !help.shown {
+        return;
+    }
     let lines = help_lines(theme, keys);
     let width = lines.iter().map(Line::width).max().unwrap_or(0) as u16 + 4;
     let height = lines.len() as u16 + 2;
@@ -47,7 +51,7 @@ pub(super) fn draw(frame: &mut Frame<'_>, theme: &Theme, scroll: usize, keys: &[
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let inner = Rect { x: inner.x + 1, width: inner.width.saturating_sub(1), ..inner };
-    let scroll = u16::try_from(scroll).unwrap_or(u16::MAX);
+    let scroll = u16::try_from(help.scroll).unwrap_or(u16::MAX);
     frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
 }
 

@@ -11,6 +11,7 @@ pub mod loading;
 mod pane;
 mod rows;
 mod status;
+mod status_pieces;
 pub mod theme;
 pub mod timeline;
 
@@ -114,9 +115,7 @@ pub fn draw(frame: &mut Frame<'_>, screen: &Screen<'_>) {
         }
     }
     status::draw(frame, &areas, screen);
-    if state.help {
-        help::draw(frame, theme, state.help_scroll, crate::keys::BROWSE_KEYS);
-    }
+    help::draw(frame, theme, &state.help, crate::keys::BROWSE_KEYS);
 }
 
 fn title_line<'a>(screen: &Screen<'a>) -> Line<'a> {

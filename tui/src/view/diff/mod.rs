@@ -151,9 +151,7 @@ pub fn draw(frame: &mut Frame<'_>, screen: &DiffScreen<'_>) {
     list::draw(frame, &areas, screen);
     details::draw(frame, &areas, screen);
     status::draw(frame, &areas, screen);
-    if state.help {
-        help::draw(frame, theme, state.help_scroll, DIFF_KEYS);
-    }
+    help::draw(frame, theme, &state.help, DIFF_KEYS);
 }
 
 fn title_line<'a>(screen: &DiffScreen<'a>) -> Line<'a> {

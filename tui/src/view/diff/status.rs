@@ -7,8 +7,8 @@ use ratatui::Frame;
 use ratatui::text::{Line, Span};
 
 use crate::format;
-use crate::keys::{Binding, DIFF_KEYS, FILTER_KEYS};
-use crate::view::status::hint_line;
+use crate::keys::DIFF_KEYS;
+use crate::view::status_pieces::{draw_hints, filter_spans, grouping_and_sort, hints_of};
 
 use super::{DiffAreas, DiffScreen, side_name};
 
@@ -26,30 +26,14 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &DiffAreas, screen: &DiffScreen
     if screen.updating {
         spans.push(Span::styled("  updating…", theme.warning));
     }
-    match &state.filter_input {
-        Some((typed, _)) => {
-            spans.push(Span::styled("  filter /", theme.key));
-            spans.push(Span::styled(typed.clone(), theme.emphasis));
-            spans.push(Span::styled("▏", theme.key));
-        }
-        None if !state.filter.is_empty() => {
-            spans.push(Span::styled("  filter ", theme.dim));
-            spans.push(Span::styled(format!("\"{}\"", state.filter), theme.emphasis));
-        }
-        None => {}
-    }
+    spans.extend(filter_spans(&state.filter, theme));
     let (a, b) = (screen.table.totals_a.bytes, screen.table.totals_b.bytes);
     let change = (i128::from(b) - i128::from(a)).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
     spans.extend([
         Span::styled("  live ", theme.dim),
         Span::raw(format!("{} → {} ({})", format::bytes(a), format::bytes(b), format::signed_bytes(change))),
-        Span::styled("  by ", theme.dim),
-        Span::raw(state.by.name()),
-        Span::styled(", ", theme.dim),
-        Span::raw(format!("{}↓", state.sort.name())),
     ]);
+    spans.extend(grouping_and_sort(state.by.name(), state.sort.name(), theme));
     frame.render_widget(Line::from(spans), areas.status);
-    let table = if state.typing_filter() { FILTER_KEYS } else { DIFF_KEYS };
-    let hints: Vec<(&str, &str)> = table.iter().filter_map(|b: &Binding| b.hint).collect();
-    frame.render_widget(hint_line(&hints, usize::from(areas.hints.width), theme), areas.hints);
+    draw_hints(frame, areas.hints, &hints_of(DIFF_KEYS, state.typing_filter()), theme);
 }
