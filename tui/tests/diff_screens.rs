@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use common::trace::write_diff_trace;
 use common::{key, terminal, typed};
 use leakview_analyzer::{Analysis, Comparison, DiffBy, DiffStatus, LoadOptions, NoProgress, Side};
+use leakview_tui::diff_state::DiffPane;
 use leakview_tui::source::{DiffMoment, DiffSort};
 use leakview_tui::{ComparisonSource, DiffApp, Theme};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::style::Color;
 
 const S: u64 = 1_000_000_000;
@@ -118,6 +119,38 @@ fn each_side_scrubs_on_its_own() {
     press(&mut app, &mut term, &[key(KeyCode::Char('b')), key(KeyCode::Char('[')), key(KeyCode::Down)]);
     assert_eq!((app.state().at_a_ns, app.state().at_b_ns), (2 * S, 7_600_000_000));
     insta::assert_snapshot!("diff_b_stepped_back", term.backend());
+}
+
+#[test]
+fn the_mouse_chooses_a_side_scrubs_it_and_selects_rows() {
+    let (_t, mut app) = two_versions(Theme::monochrome());
+    let mut term = terminal(80, 24);
+    draw(&mut app, &mut term);
+    let mouse = |kind, column, row| MouseEvent { kind, column, row, modifiers: KeyModifiers::NONE };
+    let click = MouseEventKind::Down(MouseButton::Left);
+    // At 80x24, A's timeline takes rows 1 to 6 and B's rows 7 to 12; their charts start at
+    // column 1. The list's rows start at row 15; the details pane at column 54.
+    app.handle_mouse(mouse(click, 1, 9));
+    assert_eq!((app.state().side, app.state().at_a_ns, app.state().at_b_ns), (Side::B, 10 * S, 0));
+    assert_eq!(app.table().moment.at_b_ns, 0, "the diff follows the click");
+    app.handle_mouse(mouse(MouseEventKind::ScrollDown, 40, 3));
+    assert_eq!(app.state().side, Side::A, "the wheel over A's timeline chooses A");
+    assert!(app.state().at_a_ns < 10 * S, "and steps its T back");
+    app.handle_mouse(mouse(click, 10, 17));
+    assert_eq!((app.state().groups.selected, app.state().focus), (2, DiffPane::List));
+    app.handle_mouse(mouse(MouseEventKind::ScrollDown, 10, 17));
+    assert_eq!((app.state().groups.selected, app.state().focus), (3, DiffPane::List));
+    app.handle_mouse(mouse(MouseEventKind::ScrollUp, 60, 17));
+    assert_eq!((app.state().groups.selected, app.state().focus), (3, DiffPane::List), "the details scroll");
+    app.handle_mouse(mouse(click, 60, 17));
+    assert_eq!(app.state().focus, DiffPane::Details);
+    // A click on the border of B's timeline chooses B without moving its T.
+    let at_b = app.state().at_b_ns;
+    app.handle_mouse(mouse(click, 0, 9));
+    assert_eq!(
+        (app.state().side, app.state().at_b_ns, app.state().focus),
+        (Side::B, at_b, DiffPane::TimelineB)
+    );
 }
 
 #[test]
