@@ -2,10 +2,10 @@
 //! asks the source for what the state selects (only when the selection changed), and draws.
 
 use ratatui::Frame;
-use ratatui::crossterm::event::{KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
-use ratatui::layout::{Position, Rect};
+use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 
 use crate::keys::{self, Action};
+use crate::pointer::{Pointer, wheel_row_step, wheel_time_step};
 use crate::source::{
     AllocationPage, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow, Totals,
 };
@@ -82,9 +82,7 @@ impl<S: DataSource> App<S> {
             marks: &self.mark_times,
             list_len: if open { self.shown.page.total as usize } else { self.shown.groups.len() },
             details_len: if open { self.stack_line_count() + 1 } else { self.shown.details_lines },
-            // The overlay has a border above and below.
-            help_overflow: (view::help_line_count(keys::BROWSE_KEYS) + 2)
-                .saturating_sub(usize::from(self.areas_height)),
+            help_overflow: view::help_overflow(keys::BROWSE_KEYS, self.areas_height),
             selected_group: if open { None } else { selected },
         }
     }
@@ -104,10 +102,7 @@ impl<S: DataSource> App<S> {
 
     /// Handles a key press; other key events (release, repeat on some terminals) are ignored.
     pub fn handle_key(&mut self, event: KeyEvent) {
-        if event.kind != KeyEventKind::Press {
-            return;
-        }
-        if let Some(action) = keys::action_for(&event, self.state.typing_filter()) {
+        if let Some(action) = keys::pressed_action(keys::BROWSE_KEYS, &event, self.state.typing_filter()) {
             self.apply(action);
         }
     }
@@ -115,38 +110,36 @@ impl<S: DataSource> App<S> {
     /// A click on the timeline moves T; a click on a list row selects it; the wheel scrolls the
     /// pane under the pointer (over the timeline it moves T).
     pub fn handle_mouse(&mut self, event: MouseEvent) {
-        let at = Position::new(event.column, event.row);
-        let inside = |r: Rect| r.contains(at);
-        match event.kind {
-            MouseEventKind::Down(MouseButton::Left) | MouseEventKind::Drag(MouseButton::Left) => {
+        let body = self.areas.body;
+        match Pointer::of(&event) {
+            Some(Pointer::Press(at)) => {
                 let ctx = self.context();
                 let mut state = self.state.clone();
-                if inside(self.areas.timeline_inner) {
-                    let column = event.column - self.areas.timeline_inner.x;
-                    state.click_timeline(column, self.areas.timeline_inner.width, &ctx);
-                } else if inside(self.areas.list_rows) {
+                let timeline = self.areas.timeline_inner;
+                if timeline.contains(at) {
+                    state.click_timeline(at.x - timeline.x, timeline.width, &ctx);
+                } else if let Some(row) = body.list_row_at(at) {
                     let cursor = state.open.as_ref().map(|o| o.cursor).unwrap_or(state.groups);
-                    state.select_row(cursor.offset + usize::from(event.row - self.areas.list_rows.y), &ctx);
-                } else if inside(self.areas.details) {
+                    state.select_row(cursor.offset + row, &ctx);
+                } else if body.details.contains(at) {
                     state.focus = Pane::Details;
-                } else if inside(self.areas.timeline) {
+                } else if self.areas.timeline.contains(at) {
                     state.focus = Pane::Timeline;
                 }
                 self.state = state;
                 self.refresh();
             }
-            MouseEventKind::ScrollUp | MouseEventKind::ScrollDown => {
-                let up = event.kind == MouseEventKind::ScrollUp;
-                if inside(self.areas.timeline) {
-                    self.apply(if up { Action::StepForward } else { Action::StepBack });
+            Some(Pointer::Wheel { at, up }) => {
+                if self.areas.timeline.contains(at) {
+                    self.apply(wheel_time_step(up));
                 } else {
-                    let pane = if inside(self.areas.details) { Pane::Details } else { Pane::List };
+                    let pane = if body.details.contains(at) { Pane::Details } else { Pane::List };
                     let focus = std::mem::replace(&mut self.state.focus, pane);
-                    self.apply(if up { Action::Up } else { Action::Down });
+                    self.apply(wheel_row_step(up));
                     self.state.focus = focus;
                 }
             }
-            _ => {}
+            None => {}
         }
     }
 
@@ -211,12 +204,7 @@ impl<S: DataSource> App<S> {
     pub fn draw(&mut self, frame: &mut Frame<'_>) {
         self.areas = Areas::new(frame.area());
         self.areas_height = frame.area().height;
-        let list_rows = usize::from(self.areas.list_rows.height).max(1);
-        let details_rows = usize::from(self.areas.details_inner.height).max(1);
-        if (list_rows, details_rows) != (self.state.list_rows, self.state.details_rows) {
-            self.state.list_rows = list_rows;
-            self.state.details_rows = details_rows;
-        }
+        (self.state.list_rows, self.state.details_rows) = self.areas.body.rows();
         self.refresh();
         let dots = Timeline::dots_for(self.areas.timeline_inner.width);
         if dots != self.shown.timeline_dots {

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use leakview_analyzer::Side;
 use ratatui::Frame;
-use ratatui::crossterm::event::{KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
-use ratatui::layout::{Position, Rect};
+use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 
 use crate::diff_state::{DiffContext, DiffPane, DiffState};
 use crate::differ::Differ;
 use crate::keys::{self, Action, DIFF_KEYS};
+use crate::pointer::{Pointer, wheel_row_step, wheel_time_step};
 use crate::source::{ComparisonSource, DiffDetails, DiffMoment, DiffSort, DiffTable, GroupKey, Totals};
 use crate::state::Timespan;
 use crate::view::diff::{self as diff_view, DiffAreas, DiffScreen, SideView};
@@ -137,9 +137,7 @@ impl DiffApp {
             b: span(Side::B),
             list_len: self.listed.rows.len(),
             details_len: self.listed.details_lines,
-            // The overlay has a border above and below.
-            help_overflow: (view::help_line_count(DIFF_KEYS) + 2)
-                .saturating_sub(usize::from(self.areas_height)),
+            help_overflow: view::help_overflow(DIFF_KEYS, self.areas_height),
         }
     }
 
@@ -154,10 +152,7 @@ impl DiffApp {
 
     /// Handles a key press; other key events are ignored.
     pub fn handle_key(&mut self, event: KeyEvent) {
-        if event.kind != KeyEventKind::Press {
-            return;
-        }
-        if let Some(action) = keys::action_in(DIFF_KEYS, &event, self.state.typing_filter()) {
+        if let Some(action) = keys::pressed_action(DIFF_KEYS, &event, self.state.typing_filter()) {
             self.apply(action);
         }
     }
@@ -165,47 +160,42 @@ impl DiffApp {
     /// A click on a timeline moves that side's T (and chooses the side); a click on a list row
     /// selects it; the wheel over a timeline moves its T, elsewhere it scrolls.
     pub fn handle_mouse(&mut self, event: MouseEvent) {
-        let at = Position::new(event.column, event.row);
-        let inside = |r: Rect| r.contains(at);
+        let body = self.areas.body;
         let timeline_side =
-            [Side::A, Side::B].into_iter().find(|&side| inside(self.areas.timelines[index(side)]));
-        match event.kind {
-            MouseEventKind::Down(MouseButton::Left) | MouseEventKind::Drag(MouseButton::Left) => {
+            |at| [Side::A, Side::B].into_iter().find(|&s| self.areas.timelines[index(s)].contains(at));
+        match Pointer::of(&event) {
+            Some(Pointer::Press(at)) => {
                 let ctx = self.context();
                 let mut state = self.state.clone();
-                if let Some(side) = timeline_side {
+                if let Some(side) = timeline_side(at) {
                     let inner = self.areas.timelines_inner[index(side)];
-                    if inside(inner) {
-                        state.click_timeline(side, event.column - inner.x, inner.width, &ctx);
+                    if inner.contains(at) {
+                        state.click_timeline(side, at.x - inner.x, inner.width, &ctx);
                     } else {
                         state.choose_side(side);
                     }
-                } else if inside(self.areas.list_rows) {
-                    state.select_row(
-                        state.groups.offset + usize::from(event.row - self.areas.list_rows.y),
-                        &ctx,
-                    );
-                } else if inside(self.areas.details) {
+                } else if let Some(row) = body.list_row_at(at) {
+                    state.select_row(state.groups.offset + row, &ctx);
+                } else if body.details.contains(at) {
                     state.focus = DiffPane::Details;
-                } else if inside(self.areas.list) {
+                } else if body.list.contains(at) {
                     state.focus = DiffPane::List;
                 }
                 self.state = state;
                 self.refresh();
             }
-            MouseEventKind::ScrollUp | MouseEventKind::ScrollDown => {
-                let up = event.kind == MouseEventKind::ScrollUp;
-                if let Some(side) = timeline_side {
+            Some(Pointer::Wheel { at, up }) => {
+                if let Some(side) = timeline_side(at) {
                     self.state.side = side;
-                    self.apply(if up { Action::StepForward } else { Action::StepBack });
+                    self.apply(wheel_time_step(up));
                 } else {
-                    let pane = if inside(self.areas.details) { DiffPane::Details } else { DiffPane::List };
+                    let pane = if body.details.contains(at) { DiffPane::Details } else { DiffPane::List };
                     let focus = std::mem::replace(&mut self.state.focus, pane);
-                    self.apply(if up { Action::Up } else { Action::Down });
+                    self.apply(wheel_row_step(up));
                     self.state.focus = focus;
                 }
             }
-            _ => {}
+            None => {}
         }
     }
 
@@ -267,8 +257,7 @@ impl DiffApp {
     pub fn draw(&mut self, frame: &mut Frame<'_>) {
         self.areas = DiffAreas::new(frame.area());
         self.areas_height = frame.area().height;
-        self.state.list_rows = usize::from(self.areas.list_rows.height).max(1);
-        self.state.details_rows = usize::from(self.areas.details_inner.height).max(1);
+        (self.state.list_rows, self.state.details_rows) = self.areas.body.rows();
         self.refresh();
         let dots = Timeline::dots_for(self.areas.timelines_inner[0].width);
         if dots != self.timeline_dots {

@@ -3,7 +3,7 @@
 //! is what the keys do. [`BROWSE_KEYS`] serve the browser of one trace, [`DIFF_KEYS`] the diff
 //! browser (two traces, or two moments of one), [`FILTER_KEYS`] both while a filter is typed.
 
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 /// Something the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -271,6 +271,15 @@ pub fn action_for(event: &KeyEvent, typing_filter: bool) -> Option<Action> {
     action_in(BROWSE_KEYS, event, typing_filter)
 }
 
+/// The action a key press asks for, as [`action_in`] finds it; other key events (release,
+/// repeat on some terminals) ask for nothing.
+pub fn pressed_action(keys: &[Binding], event: &KeyEvent, typing_filter: bool) -> Option<Action> {
+    if event.kind != KeyEventKind::Press {
+        return None;
+    }
+    action_in(keys, event, typing_filter)
+}
+
 /// The action `event` asks for: from `FILTER_KEYS` (or as a typed character) while typing a
 /// filter, from `keys` otherwise.
 pub fn action_in(keys: &[Binding], event: &KeyEvent, typing_filter: bool) -> Option<Action> {
@@ -344,6 +353,16 @@ mod tests {
             action_in(DIFF_KEYS, &press(KeyCode::Char('a'), none), true),
             Some(Action::FilterChar('a'))
         );
+    }
+
+    #[test]
+    fn only_presses_ask_for_an_action() {
+        let mut event = press(KeyCode::Char('q'), KeyModifiers::NONE);
+        assert_eq!(pressed_action(BROWSE_KEYS, &event, false), Some(Action::Quit));
+        event.kind = KeyEventKind::Release;
+        assert_eq!(pressed_action(BROWSE_KEYS, &event, false), None);
+        event.kind = KeyEventKind::Repeat;
+        assert_eq!(pressed_action(DIFF_KEYS, &event, false), None);
     }
 
     #[test]

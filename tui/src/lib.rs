@@ -21,6 +21,7 @@ mod differ;
 mod error;
 pub mod format;
 pub mod keys;
+mod pointer;
 mod runner;
 pub mod source;
 pub mod state;

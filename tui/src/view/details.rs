@@ -10,7 +10,7 @@ use crate::state::{OpenGroup, Pane};
 
 use super::pane::draw_scrolled;
 use super::theme::Theme;
-use super::{Areas, Screen, pane_block};
+use super::{BodyAreas, Screen, pane_block};
 
 /// Lines showing `frames`, innermost first: the function, then its place (file:line · module).
 pub fn frame_lines<'a>(frames: &[FrameInfo], theme: &Theme) -> Vec<Line<'a>> {
@@ -82,17 +82,17 @@ pub fn group_lines<'a>(d: &GroupDetails, width: usize, theme: &Theme) -> Vec<Lin
     lines
 }
 
-pub(super) fn draw_group(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>) {
+pub(super) fn draw_group(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Screen<'_>) {
     let state = screen.state;
     let block = pane_block(" Details ", state.focus == Pane::Details, screen.theme);
     let lines = match screen.details {
-        Some(d) => group_lines(d, usize::from(areas.details_inner.width), screen.theme),
+        Some(d) => group_lines(d, usize::from(body.details_inner.width), screen.theme),
         None => vec![Line::styled("no group selected", screen.theme.dim)],
     };
-    draw_scrolled(frame, (areas.details, areas.details_inner), block, lines, state.details_scroll);
+    draw_scrolled(frame, (body.details, body.details_inner), block, lines, state.details_scroll);
 }
 
-pub(super) fn draw_stack(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>, open: &OpenGroup) {
+pub(super) fn draw_stack(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Screen<'_>, open: &OpenGroup) {
     let focused = screen.state.focus == Pane::Details;
     let selected =
         open.cursor.selected.checked_sub(open.cursor.offset).and_then(|i| screen.allocations.rows.get(i));
@@ -122,5 +122,5 @@ pub(super) fn draw_stack(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'
         }
         None => vec![Line::styled("no allocation selected", theme.dim)],
     };
-    draw_scrolled(frame, (areas.details, areas.details_inner), block, lines, open.stack_scroll);
+    draw_scrolled(frame, (body.details, body.details_inner), block, lines, open.stack_scroll);
 }

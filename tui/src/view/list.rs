@@ -8,7 +8,7 @@ use crate::source::{Grouping, SortKey};
 use crate::state::{OpenGroup, Pane};
 
 use super::rows::{draw_with_header, pad, row_style};
-use super::{Areas, Screen, pane_block};
+use super::{BodyAreas, Screen, pane_block};
 
 fn label_header(grouping: Grouping) -> &'static str {
     match grouping {
@@ -18,10 +18,10 @@ fn label_header(grouping: Grouping) -> &'static str {
     }
 }
 
-pub(super) fn draw_groups(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>) {
+pub(super) fn draw_groups(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Screen<'_>) {
     let state = screen.state;
     let theme = screen.theme;
-    let width = usize::from(areas.list_rows.width);
+    let width = usize::from(body.list_rows.width);
     let title = format!(
         " At {} · by {} · {} ",
         format::duration(state.at_ns),
@@ -32,8 +32,8 @@ pub(super) fn draw_groups(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<
         }
     );
     let focused = state.focus == Pane::List;
-    frame.render_widget(pane_block(title, focused, theme), areas.list);
-    let mut lines = Vec::with_capacity(usize::from(areas.list_rows.height) + 1);
+    frame.render_widget(pane_block(title, focused, theme), body.list);
+    let mut lines = Vec::with_capacity(usize::from(body.list_rows.height) + 1);
     let sort_mark = |name: &str, key: SortKey| {
         if state.sort == key { format!("{name}↓") } else { name.to_string() }
     };
@@ -58,7 +58,7 @@ pub(super) fn draw_groups(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<
         lines.push(Line::styled(format::fit(&empty, width), theme.dim));
     }
     let visible =
-        screen.groups.iter().enumerate().skip(state.groups.offset).take(usize::from(areas.list_rows.height));
+        screen.groups.iter().enumerate().skip(state.groups.offset).take(usize::from(body.list_rows.height));
     for (i, row) in visible {
         let text = format!(
             "{:>9} {:>6} {:>5}  {}",
@@ -69,13 +69,18 @@ pub(super) fn draw_groups(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<
         );
         lines.push(Line::styled(pad(&text, width), row_style(i == state.groups.selected, focused, theme)));
     }
-    draw_with_header(frame, areas.list_rows, lines);
+    draw_with_header(frame, body.list_rows, lines);
 }
 
-pub(super) fn draw_allocations(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>, open: &OpenGroup) {
+pub(super) fn draw_allocations(
+    frame: &mut Frame<'_>,
+    body: &BodyAreas,
+    screen: &Screen<'_>,
+    open: &OpenGroup,
+) {
     let state = screen.state;
     let theme = screen.theme;
-    let width = usize::from(areas.list_rows.width);
+    let width = usize::from(body.list_rows.width);
     let page = screen.allocations;
     let title = Line::from(vec![
         Span::raw(" "),
@@ -83,8 +88,8 @@ pub(super) fn draw_allocations(frame: &mut Frame<'_>, areas: &Areas, screen: &Sc
         Span::raw(format!(" · {} at {} ", format::blocks(page.total), format::duration(state.at_ns))),
     ]);
     let focused = state.focus == Pane::List;
-    frame.render_widget(pane_block(title, focused, theme), areas.list);
-    let mut lines = Vec::with_capacity(usize::from(areas.list_rows.height) + 1);
+    frame.render_widget(pane_block(title, focused, theme), body.list);
+    let mut lines = Vec::with_capacity(usize::from(body.list_rows.height) + 1);
     lines.push(Line::styled(
         pad(&format!("{:<14} {:>8} {:>8}  thread", "address", "size", "time"), width),
         theme.header,
@@ -104,5 +109,5 @@ pub(super) fn draw_allocations(frame: &mut Frame<'_>, areas: &Areas, screen: &Sc
         let selected = open.cursor.offset + i == open.cursor.selected;
         lines.push(Line::styled(pad(&text, width), row_style(selected, focused, theme)));
     }
-    draw_with_header(frame, areas.list_rows, lines);
+    draw_with_header(frame, body.list_rows, lines);
 }

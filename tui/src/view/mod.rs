@@ -23,8 +23,9 @@ use crate::format;
 use crate::source::{AllocationPage, FrameInfo, GroupDetails, GroupRow, Summary, Totals};
 use crate::state::{Pane, ViewState};
 
+pub use pane::BodyAreas;
+use pane::inner;
 pub(crate) use pane::pane_block;
-use pane::{Body, inner};
 use theme::Theme;
 use timeline::Timeline;
 
@@ -35,11 +36,8 @@ pub struct Areas {
     pub timeline: Rect,
     /// The timeline's drawing area inside its border.
     pub timeline_inner: Rect,
-    pub list: Rect,
-    /// The list's rows (inside the border, below the column header).
-    pub list_rows: Rect,
-    pub details: Rect,
-    pub details_inner: Rect,
+    /// The list and details panes.
+    pub body: BodyAreas,
     pub status: Rect,
     pub hints: Rect,
 }
@@ -56,15 +54,11 @@ impl Areas {
         ])
         .areas(area);
         let list_share = if area.width >= 140 { 50 } else { 55 };
-        let Body { list, list_rows, details, details_inner } = Body::split(body, list_share);
         Areas {
             title,
             timeline,
             timeline_inner: inner(timeline),
-            list,
-            list_rows,
-            details,
-            details_inner,
+            body: BodyAreas::split(body, list_share),
             status,
             hints,
         }
@@ -106,12 +100,12 @@ pub fn draw(frame: &mut Frame<'_>, screen: &Screen<'_>) {
 
     match &state.open {
         None => {
-            list::draw_groups(frame, &areas, screen);
-            details::draw_group(frame, &areas, screen);
+            list::draw_groups(frame, &areas.body, screen);
+            details::draw_group(frame, &areas.body, screen);
         }
         Some(open) => {
-            list::draw_allocations(frame, &areas, screen, open);
-            details::draw_stack(frame, &areas, screen, open);
+            list::draw_allocations(frame, &areas.body, screen, open);
+            details::draw_stack(frame, &areas.body, screen, open);
         }
     }
     status::draw(frame, &areas, screen);
@@ -139,6 +133,13 @@ fn title_line<'a>(screen: &Screen<'a>) -> Line<'a> {
 /// Lines of the help overlay for the key table `keys` (for bounding its scrolling).
 pub fn help_line_count(keys: &[crate::keys::Binding]) -> usize {
     help::help_lines(&Theme::monochrome(), keys).len()
+}
+
+/// Lines of the help overlay for the key table `keys` beyond what a screen `screen_height`
+/// lines high shows (for bounding its scrolling).
+pub fn help_overflow(keys: &[crate::keys::Binding], screen_height: u16) -> usize {
+    // The overlay has a border above and below.
+    (help_line_count(keys) + 2).saturating_sub(usize::from(screen_height))
 }
 
 /// Lines the details pane has for `details` (for bounding its scrolling).

@@ -2,7 +2,7 @@
 //! focused), the split of the body into the list and details panes, and a pane of scrolled text.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::Style;
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph};
@@ -20,9 +20,9 @@ pub(crate) fn inner(pane: Rect) -> Rect {
     Block::new().borders(Borders::ALL).inner(pane)
 }
 
-/// The body of a screen: the list pane on the left, the details pane on the right.
+/// Where the body of a screen is: the list pane on the left, the details pane on the right.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Body {
+pub struct BodyAreas {
     pub list: Rect,
     /// The list's rows (inside the border, below the column header).
     pub list_rows: Rect,
@@ -30,7 +30,7 @@ pub(crate) struct Body {
     pub details_inner: Rect,
 }
 
-impl Body {
+impl BodyAreas {
     /// Splits `body` into the list pane, `list_share` percent wide, and the details pane.
     pub fn split(body: Rect, list_share: u16) -> Self {
         let [list, details] =
@@ -41,7 +41,17 @@ impl Body {
             height: list_inner.height.saturating_sub(1),
             ..list_inner
         };
-        Body { list, list_rows, details, details_inner: inner(details) }
+        BodyAreas { list, list_rows, details, details_inner: inner(details) }
+    }
+
+    /// The row of the list (counted from the first row shown) at `at`, if `at` is on one.
+    pub fn list_row_at(&self, at: Position) -> Option<usize> {
+        self.list_rows.contains(at).then(|| usize::from(at.y - self.list_rows.y))
+    }
+
+    /// Rows the list pane shows and lines the details pane shows (at least one each).
+    pub fn rows(&self) -> (usize, usize) {
+        (usize::from(self.list_rows.height).max(1), usize::from(self.details_inner.height).max(1))
     }
 }
 

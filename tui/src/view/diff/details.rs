@@ -10,10 +10,10 @@ use crate::format;
 use crate::source::{DiffDetails, Totals};
 use crate::view::details::frame_lines;
 use crate::view::pane::draw_scrolled;
-use crate::view::pane_block;
 use crate::view::theme::Theme;
+use crate::view::{BodyAreas, pane_block};
 
-use super::{DiffAreas, DiffScreen, side_name, status_style, status_text};
+use super::{DiffScreen, side_name, status_style, status_text};
 
 fn side_line<'a>(side: Side, totals: Totals, theme: &Theme) -> Line<'a> {
     Line::from(vec![
@@ -48,12 +48,12 @@ pub fn details_lines<'a>(d: &DiffDetails, chosen: Side, theme: &Theme) -> Vec<Li
     lines
 }
 
-pub(super) fn draw(frame: &mut Frame<'_>, areas: &DiffAreas, screen: &DiffScreen<'_>) {
+pub(super) fn draw(frame: &mut Frame<'_>, body: &BodyAreas, screen: &DiffScreen<'_>) {
     let state = screen.state;
     let block = pane_block(" Details ", state.focus == DiffPane::Details, screen.theme);
     let lines = match screen.details {
         Some(d) => details_lines(d, state.side, screen.theme),
         None => vec![Line::styled("no group selected", screen.theme.dim)],
     };
-    draw_scrolled(frame, (areas.details, areas.details_inner), block, lines, state.details_scroll);
+    draw_scrolled(frame, (body.details, body.details_inner), block, lines, state.details_scroll);
 }

@@ -8,10 +8,10 @@ use ratatui::text::{Line, Span};
 use crate::diff_state::DiffPane;
 use crate::format;
 use crate::source::DiffSort;
-use crate::view::pane_block;
 use crate::view::rows::{draw_with_header, pad, row_style};
+use crate::view::{BodyAreas, pane_block};
 
-use super::{DiffAreas, DiffScreen, status_style, status_text};
+use super::{DiffScreen, status_style, status_text};
 
 const STATUS: usize = 8;
 const CHANGE: usize = 9;
@@ -47,13 +47,13 @@ fn title(screen: &DiffScreen<'_>) -> String {
     title
 }
 
-pub(super) fn draw(frame: &mut Frame<'_>, areas: &DiffAreas, screen: &DiffScreen<'_>) {
+pub(super) fn draw(frame: &mut Frame<'_>, body: &BodyAreas, screen: &DiffScreen<'_>) {
     let state = screen.state;
     let theme = screen.theme;
-    let width = usize::from(areas.list_rows.width);
+    let width = usize::from(body.list_rows.width);
     let focused = state.focus == DiffPane::List;
-    let title = format::fit(&title(screen), usize::from(areas.list.width.saturating_sub(2)));
-    frame.render_widget(pane_block(title, focused, theme), areas.list);
+    let title = format::fit(&title(screen), usize::from(body.list.width.saturating_sub(2)));
+    frame.render_widget(pane_block(title, focused, theme), body.list);
 
     let sorted =
         |name: &str, key: DiffSort| if state.sort == key { format!("{name}↓") } else { name.to_string() };
@@ -65,7 +65,7 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &DiffAreas, screen: &DiffScreen
         sorted("B", DiffSort::BytesB),
         label_header(state.by)
     );
-    let mut lines = Vec::with_capacity(usize::from(areas.list_rows.height) + 1);
+    let mut lines = Vec::with_capacity(usize::from(body.list_rows.height) + 1);
     lines.push(Line::styled(pad(&header, width), theme.header));
     if screen.shown.is_empty() {
         let empty = if state.shown_filter().is_empty() {
@@ -76,7 +76,7 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &DiffAreas, screen: &DiffScreen
         lines.push(Line::styled(format::fit(&empty, width), theme.dim));
     }
     let visible =
-        screen.shown.iter().enumerate().skip(state.groups.offset).take(usize::from(areas.list_rows.height));
+        screen.shown.iter().enumerate().skip(state.groups.offset).take(usize::from(body.list_rows.height));
     for (i, &row) in visible {
         let row = &screen.table.rows[row];
         let numbers = format!(
@@ -96,5 +96,5 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &DiffAreas, screen: &DiffScreen
             .style(line_style),
         );
     }
-    draw_with_header(frame, areas.list_rows, lines);
+    draw_with_header(frame, body.list_rows, lines);
 }

@@ -20,7 +20,7 @@ use crate::format;
 use crate::keys::DIFF_KEYS;
 use crate::source::{DiffDetails, DiffTable, Summary, Totals};
 
-use super::pane::{Body, inner};
+use super::pane::{BodyAreas, inner};
 use super::theme::Theme;
 use super::timeline::Timeline;
 use super::{help, pane_block};
@@ -34,11 +34,8 @@ pub struct DiffAreas {
     /// Side A's and side B's timelines, and their drawing areas inside the borders.
     pub timelines: [Rect; 2],
     pub timelines_inner: [Rect; 2],
-    pub list: Rect,
-    /// The list's rows (inside the border, below the column header).
-    pub list_rows: Rect,
-    pub details: Rect,
-    pub details_inner: Rect,
+    /// The list and details panes.
+    pub body: BodyAreas,
     pub status: Rect,
     pub hints: Rect,
 }
@@ -61,15 +58,11 @@ impl DiffAreas {
             100.. => 60,
             _ => 68,
         };
-        let Body { list, list_rows, details, details_inner } = Body::split(body, list_share);
         DiffAreas {
             title,
             timelines: [timeline_a, timeline_b],
             timelines_inner: [inner(timeline_a), inner(timeline_b)],
-            list,
-            list_rows,
-            details,
-            details_inner,
+            body: BodyAreas::split(body, list_share),
             status,
             hints,
         }
@@ -148,8 +141,8 @@ pub fn draw(frame: &mut Frame<'_>, screen: &DiffScreen<'_>) {
     for side in [Side::A, Side::B] {
         draw_timeline(frame, &areas, screen, side);
     }
-    list::draw(frame, &areas, screen);
-    details::draw(frame, &areas, screen);
+    list::draw(frame, &areas.body, screen);
+    details::draw(frame, &areas.body, screen);
     status::draw(frame, &areas, screen);
     help::draw(frame, theme, &state.help, DIFF_KEYS);
 }
