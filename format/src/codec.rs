@@ -39,6 +39,9 @@ const META_MARK: u8 = 3;
 
 /// Addresses remembered for frees: a free of one of them costs no address bytes.
 const RECENT_SLOTS: usize = 15;
+/// The rings' array length: one more than [`RECENT_SLOTS`], a power of two, so a slot index is
+/// masked instead of bounds-checked and a search compares whole vectors. The extra entry stays 0.
+const RING_LEN: usize = 16;
 
 /// The longest encoding of an alloc, free or realloc event.
 pub const MAX_HOT_EVENT_LEN: usize = 64;
@@ -53,9 +56,9 @@ pub struct DeltaState {
     prev_stack: u32,
     prev_node: u32,
     prev_ip: u64,
-    recent: [u64; RECENT_SLOTS],
+    recent: [u64; RING_LEN],
     recent_next: u8,
-    freed: [u64; RECENT_SLOTS],
+    freed: [u64; RING_LEN],
     freed_next: u8,
 }
 
@@ -73,9 +76,9 @@ impl DeltaState {
             prev_stack: 0,
             prev_node: 0,
             prev_ip: 0,
-            recent: [0; RECENT_SLOTS],
+            recent: [0; RING_LEN],
             recent_next: 0,
-            freed: [0; RECENT_SLOTS],
+            freed: [0; RING_LEN],
             freed_next: 0,
         }
     }
@@ -87,33 +90,127 @@ impl DeltaState {
 
     #[inline(always)]
     fn remember(&mut self, addr: u64) {
-        let slot = usize::from(self.recent_next) % RECENT_SLOTS;
+        let slot = usize::from(self.recent_next) & (RING_LEN - 1);
         self.recent[slot] = addr;
         self.recent_next = next_slot(slot);
     }
 
     /// Slot of `addr` (non-zero) among the recently allocated addresses.
+    #[inline(always)]
     fn recent_index(&self, addr: u64) -> Option<usize> {
-        self.recent.iter().position(|&a| a == addr)
+        ring_position(&self.recent, addr)
     }
 
     #[inline(always)]
     fn remember_freed(&mut self, addr: u64) {
-        let slot = usize::from(self.freed_next) % RECENT_SLOTS;
+        let slot = usize::from(self.freed_next) & (RING_LEN - 1);
         self.freed[slot] = addr;
         self.freed_next = next_slot(slot);
     }
 
     /// Slot of `addr` (non-zero) among the recently freed addresses.
+    #[inline(always)]
     fn freed_index(&self, addr: u64) -> Option<usize> {
-        self.freed.iter().position(|&a| a == addr)
+        ring_position(&self.freed, addr)
     }
+
+    #[inline(always)]
+    fn advance_time(&mut self, ts: u64) -> u64 {
+        let dt = ts.saturating_sub(self.prev_ts);
+        self.prev_ts = self.prev_ts.wrapping_add(dt);
+        dt
+    }
+}
+
+/// The first slot holding `addr`, found without a data-dependent loop exit: every slot is
+/// compared and the matches gathered into a bit mask. SSE2 (every x86_64 has it) does it in eight
+/// vector compares.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn ring_position(ring: &[u64; RING_LEN], addr: u64) -> Option<usize> {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi32, _mm_loadu_si128, _mm_movemask_epi8, _mm_packs_epi16, _mm_packs_epi32,
+        _mm_set1_epi64x,
+    };
+    let half_equal = |pair: usize, needle: __m128i| -> __m128i {
+        // SAFETY: `pair` is below 8, so the 16 bytes read are ring[2 * pair..2 * pair + 2], inside
+        // the array; the load is unaligned and SSE2 is part of the x86_64 baseline.
+        unsafe { _mm_cmpeq_epi32(_mm_loadu_si128(ring.as_ptr().add(2 * pair).cast()), needle) }
+    };
+    // SAFETY: SSE2 intrinsics without memory access; SSE2 is part of the x86_64 baseline.
+    let (low, high) = unsafe {
+        let needle = _mm_set1_epi64x(addr as i64);
+        // Each 32-bit half compares to all-ones or zero; packing with signed saturation keeps
+        // that, so after two packs byte 2k (2k+1) says whether slot k's low (high) half matched.
+        let first = _mm_packs_epi16(
+            _mm_packs_epi32(half_equal(0, needle), half_equal(1, needle)),
+            _mm_packs_epi32(half_equal(2, needle), half_equal(3, needle)),
+        );
+        let second = _mm_packs_epi16(
+            _mm_packs_epi32(half_equal(4, needle), half_equal(5, needle)),
+            _mm_packs_epi32(half_equal(6, needle), half_equal(7, needle)),
+        );
+        (_mm_movemask_epi8(first) as u32, _mm_movemask_epi8(second) as u32)
+    };
+    let halves = low | (high << 16);
+    // Slot k matched when both of its halves did, i.e. bits 2k and 2k+1 are both set.
+    let matches = halves & (halves >> 1) & 0x5555_5555;
+    if matches == 0 { None } else { Some(matches.trailing_zeros() as usize / 2) }
+}
+
+/// The first slot holding `addr`: every slot is compared and the matches gathered into a bit
+/// mask, so the search has no data-dependent loop exit.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn ring_position(ring: &[u64; RING_LEN], addr: u64) -> Option<usize> {
+    let mut matches = 0u32;
+    for (slot, &held) in ring.iter().enumerate() {
+        matches |= u32::from(held == addr) << slot;
+    }
+    if matches == 0 { None } else { Some(matches.trailing_zeros() as usize) }
 }
 
 /// The ring slot after `slot` (which is below [`RECENT_SLOTS`]).
 #[inline(always)]
 fn next_slot(slot: usize) -> u8 {
     if slot + 1 < RECENT_SLOTS { (slot + 1) as u8 } else { 0 }
+}
+
+/// LEB128 lengths by the value's count of leading zero bits (1 to 10 bytes).
+const VARINT_LEN_BY_LEADING_ZEROS: [u8; 65] = {
+    let mut table = [1u8; 65];
+    let mut zeros = 0;
+    while zeros < 64 {
+        table[zeros] = (64 - zeros).div_ceil(7) as u8;
+        zeros += 1;
+    }
+    table
+};
+
+/// The continuation bits of an encoding up to 8 bytes long, by the value's count of leading zero
+/// bits: 0x80 in every byte but the last.
+const CONTINUATION_BY_LEADING_ZEROS: [u64; 65] = {
+    let mut table = [0u64; 65];
+    let mut zeros = 8;
+    while zeros <= 64 {
+        let len = VARINT_LEN_BY_LEADING_ZEROS[zeros] as u32;
+        table[zeros] = 0x8080_8080_8080_8080u64 & ((1u64 << (8 * len - 8)) - 1);
+        zeros += 1;
+    }
+    table
+};
+
+/// Moves the 7-bit groups of `value` (below 2^56) into the low 7 bits of successive bytes.
+#[inline(always)]
+fn spread_7bit_groups(value: u64) -> u64 {
+    // Below 2^28 (all but the rarest deltas) the upper four groups are empty: skip their stage.
+    let x = if value < 1 << 28 {
+        value
+    } else {
+        (value & 0x0000_0000_0fff_ffff) | ((value & 0x00ff_ffff_f000_0000) << 4)
+    };
+    let x = (x & 0x0000_3fff_0000_3fff) | ((x & 0x0fff_c000_0fff_c000) << 2);
+    (x & 0x007f_007f_007f_007f) | ((x & 0x3f80_3f80_3f80_3f80) << 1)
 }
 
 /// Writes one hot event into a 64-byte window. Indexing is masked to the window's size, so
@@ -130,8 +227,28 @@ impl<'a> Scratch<'a> {
         Scratch { buf, len: 1 }
     }
 
+    /// Appends a LEB128 varint. Values below 2^56 (every realistic delta) are laid out
+    /// without a loop or a length-dependent branch: the 7-bit groups are spread into bytes,
+    /// the continuation bits set below the last one, and one 8-byte word stored (the bytes
+    /// past the encoding are zero and are overwritten by whatever follows).
     #[inline(always)]
-    fn varint(&mut self, mut value: u64) {
+    fn varint(&mut self, value: u64) {
+        let pos = self.len;
+        if value < 1 << 56 && pos <= MAX_HOT_EVENT_LEN - 8 {
+            let leading_zeros = value.leading_zeros() as usize;
+            let len = usize::from(VARINT_LEN_BY_LEADING_ZEROS[leading_zeros]);
+            let word = spread_7bit_groups(value) | CONTINUATION_BY_LEADING_ZEROS[leading_zeros];
+            if let Some(out) = self.buf.get_mut(pos..pos + 8) {
+                out.copy_from_slice(&word.to_le_bytes());
+                self.len = pos + len;
+                return;
+            }
+        }
+        self.varint_bytewise(value);
+    }
+
+    #[cold]
+    fn varint_bytewise(&mut self, mut value: u64) {
         while value >= 0x80 {
             self.buf[self.len & (MAX_HOT_EVENT_LEN - 1)] = (value as u8) | 0x80;
             self.len += 1;
@@ -229,25 +346,27 @@ pub fn encode_event(state: &mut DeltaState, event: &Event<'_>, out: &mut [u8]) -
 }
 
 /// Alloc, free and realloc, encoded into a window that always has room (any other event: 0).
+/// The window never runs short, so the state is updated as the fields are written.
+#[inline(always)]
 fn encode_hot(state: &mut DeltaState, event: &Event<'_>, buf: &mut [u8; MAX_HOT_EVENT_LEN]) -> usize {
-    let mut next = state.clone_small();
     let mut e = Scratch::new(buf);
     match *event {
         Event::Alloc { ts, addr, size, align, stack } => {
             let reused = if align == 0 && addr != 0 { state.freed_index(addr) } else { None };
             let mut tag;
-            e.varint(next.advance_time(ts));
+            e.varint(state.advance_time(ts));
             if let Some(slot) = reused {
                 tag = KIND_ALLOC_REUSED | (((slot as u8) + 1) << REUSED_SLOT_SHIFT);
                 e.varint(size);
-                if stack == next.prev_stack {
+                if stack == state.prev_stack {
                     tag |= REUSED_SAME_STACK;
                 } else {
-                    e.stack(next.prev_stack, stack);
+                    e.stack(state.prev_stack, stack);
                 }
+                state.freed[slot & (RING_LEN - 1)] = 0;
             } else {
                 tag = KIND_ALLOC;
-                if e.addr(next.prev_addr, addr) {
+                if e.addr(state.prev_addr, addr) {
                     tag |= ALLOC_ADDR_RAW;
                 }
                 e.varint(size);
@@ -255,66 +374,57 @@ fn encode_hot(state: &mut DeltaState, event: &Event<'_>, buf: &mut [u8; MAX_HOT_
                     tag |= ALLOC_HAS_ALIGN;
                     e.varint(align);
                 }
-                if stack == next.prev_stack {
+                if stack == state.prev_stack {
                     tag |= ALLOC_SAME_STACK;
                 } else {
-                    e.stack(next.prev_stack, stack);
+                    e.stack(state.prev_stack, stack);
                 }
             }
-            next.prev_addr = addr;
-            next.prev_stack = stack;
-            let n = e.finish(tag);
-            state.commit_small(next);
-            if let Some(slot) = reused {
-                state.freed[slot] = 0;
-            }
+            state.prev_addr = addr;
+            state.prev_stack = stack;
             state.remember(addr);
-            n
+            e.finish(tag)
         }
         Event::Free { ts, addr } => {
             let mut tag = KIND_FREE;
-            e.varint(next.advance_time(ts));
+            e.varint(state.advance_time(ts));
             match if addr != 0 { state.recent_index(addr) } else { None } {
                 Some(slot) => tag |= ((slot as u8) + 1) << FREE_RECENT_SHIFT,
                 None => {
-                    if e.addr(next.prev_addr, addr) {
+                    if e.addr(state.prev_addr, addr) {
                         tag |= FREE_ADDR_RAW;
                     }
                 }
             }
-            next.prev_addr = addr;
-            let n = e.finish(tag);
-            state.commit_small(next);
+            state.prev_addr = addr;
             state.remember_freed(addr);
-            n
+            e.finish(tag)
         }
         Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack } => {
             let mut tag = KIND_REALLOC;
-            e.varint(next.advance_time(ts_free));
-            if e.addr(next.prev_addr, old_addr) {
+            e.varint(state.advance_time(ts_free));
+            if e.addr(state.prev_addr, old_addr) {
                 tag |= REALLOC_OLD_RAW;
             }
-            e.varint(next.advance_time(ts));
+            e.varint(state.advance_time(ts));
             if new_addr == old_addr {
                 tag |= REALLOC_IN_PLACE;
             } else if e.addr(old_addr, new_addr) {
                 tag |= REALLOC_NEW_RAW;
             }
-            next.prev_addr = new_addr;
+            state.prev_addr = new_addr;
             e.varint(size);
-            if stack == next.prev_stack {
+            if stack == state.prev_stack {
                 tag |= REALLOC_SAME_STACK;
             } else {
-                e.stack(next.prev_stack, stack);
-                next.prev_stack = stack;
+                e.stack(state.prev_stack, stack);
+                state.prev_stack = stack;
             }
-            let n = e.finish(tag);
-            state.commit_small(next);
             if new_addr != old_addr {
                 state.remember_freed(old_addr);
             }
             state.remember(new_addr);
-            n
+            e.finish(tag)
         }
         _ => 0,
     }
@@ -616,6 +726,56 @@ fn decode_meta(sub: u8, ts: u64, payload: &[u8]) -> Result<Option<Event<'_>>, De
 mod tests {
     use super::*;
     use crate::event::Segment;
+
+    /// Values around every varint length boundary, and the extremes.
+    fn boundary_values() -> Vec<u64> {
+        let mut values = vec![0, 1, u64::MAX, u64::MAX - 1];
+        for bits in (7..64).step_by(7).chain([28, 56]) {
+            let edge = 1u64 << bits;
+            values.extend([edge - 1, edge, edge + 1, edge | (edge >> 1)]);
+        }
+        values
+    }
+
+    #[test]
+    fn scratch_varints_match_the_plain_encoder_at_every_window_position() {
+        for value in boundary_values() {
+            let mut expected = [0u8; 10];
+            let mut expected_len = 0;
+            varint::put(&mut expected, &mut expected_len, value).expect("ten bytes hold any u64");
+            for start in 1..=MAX_HOT_EVENT_LEN - expected_len {
+                let mut window = [0u8; MAX_HOT_EVENT_LEN];
+                let mut scratch = Scratch { buf: &mut window, len: start };
+                scratch.varint(value);
+                assert_eq!(scratch.len, start + expected_len, "length of {value:#x} at {start}");
+                assert_eq!(
+                    &window[start..start + expected_len],
+                    &expected[..expected_len],
+                    "{value:#x} at {start}"
+                );
+                assert!(
+                    window[start + expected_len..].iter().all(|&b| b == 0),
+                    "bytes past {value:#x} at {start}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ring_search_finds_the_first_slot_holding_the_address() {
+        let mut ring = [0u64; RING_LEN];
+        for (slot, held) in ring.iter_mut().enumerate().take(RECENT_SLOTS) {
+            // Pairs of slots share an address; some differ from others only in one 32-bit half.
+            *held = 0x7f00_0000_0000 + (slot as u64 / 2) * 0x1_0000_0010;
+        }
+        for (slot, &held) in ring.iter().enumerate().take(RECENT_SLOTS) {
+            let first = ring.iter().position(|&a| a == held);
+            assert_eq!(ring_position(&ring, held), first, "slot {slot}");
+        }
+        for absent in [1, 0x7f00_0000_0010, 0x7f01_0000_0000, u64::MAX] {
+            assert_eq!(ring_position(&ring, absent), None, "{absent:#x}");
+        }
+    }
 
     fn round_trip(events: &[Event<'_>]) -> Vec<u8> {
         let mut enc = DeltaState::new(1000);
