@@ -8,7 +8,7 @@ use crate::format;
 use crate::source::{FrameInfo, GroupDetails};
 use crate::state::{OpenGroup, Pane};
 
-use super::pane::draw_scrolled;
+use super::pane::{draw_group_details, draw_scrolled};
 use super::theme::Theme;
 use super::{BodyAreas, Screen, pane_block};
 
@@ -84,12 +84,9 @@ pub fn group_lines<'a>(d: &GroupDetails, width: usize, theme: &Theme) -> Vec<Lin
 
 pub(super) fn draw_group(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Screen<'_>) {
     let state = screen.state;
-    let block = pane_block(" Details ", state.focus == Pane::Details, screen.theme);
-    let lines = match screen.details {
-        Some(d) => group_lines(d, usize::from(body.details_inner.width), screen.theme),
-        None => vec![Line::styled("no group selected", screen.theme.dim)],
-    };
-    draw_scrolled(frame, (body.details, body.details_inner), block, lines, state.details_scroll);
+    let lines = screen.details.map(|d| group_lines(d, usize::from(body.details_inner.width), screen.theme));
+    let focused = state.focus == Pane::Details;
+    draw_group_details(frame, body, focused, lines, state.details_scroll, screen.theme);
 }
 
 pub(super) fn draw_stack(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Screen<'_>, open: &OpenGroup) {

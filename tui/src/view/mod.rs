@@ -6,6 +6,7 @@
 mod details;
 pub mod diff;
 mod help;
+mod layout;
 mod list;
 pub mod loading;
 mod pane;
@@ -16,15 +17,15 @@ pub mod theme;
 pub mod timeline;
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
 use crate::format;
 use crate::source::{AllocationPage, FrameInfo, GroupDetails, GroupRow, Summary, Totals};
 use crate::state::{Pane, ViewState};
 
-pub use pane::BodyAreas;
-use pane::inner;
+pub use layout::BodyAreas;
+use layout::{ScreenRows, inner};
 pub(crate) use pane::pane_block;
 use theme::Theme;
 use timeline::Timeline;
@@ -44,23 +45,16 @@ pub struct Areas {
 
 impl Areas {
     pub fn new(area: Rect) -> Self {
-        let timeline_height = (area.height / 3).clamp(7, 14);
-        let [title, timeline, body, status, hints] = Layout::vertical([
-            Constraint::Length(1),
-            Constraint::Length(timeline_height),
-            Constraint::Min(5),
-            Constraint::Length(1),
-            Constraint::Length(1),
-        ])
-        .areas(area);
+        let rows = ScreenRows::<1>::split(area, (area.height / 3).clamp(7, 14));
+        let [timeline] = rows.timelines;
         let list_share = if area.width >= 140 { 50 } else { 55 };
         Areas {
-            title,
+            title: rows.title,
             timeline,
             timeline_inner: inner(timeline),
-            body: BodyAreas::split(body, list_share),
-            status,
-            hints,
+            body: BodyAreas::split(rows.body, list_share),
+            status: rows.status,
+            hints: rows.hints,
         }
     }
 }

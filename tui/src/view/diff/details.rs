@@ -8,10 +8,10 @@ use ratatui::text::{Line, Span};
 use crate::diff_state::DiffPane;
 use crate::format;
 use crate::source::{DiffDetails, Totals};
+use crate::view::BodyAreas;
 use crate::view::details::frame_lines;
-use crate::view::pane::draw_scrolled;
+use crate::view::pane::draw_group_details;
 use crate::view::theme::Theme;
-use crate::view::{BodyAreas, pane_block};
 
 use super::{DiffScreen, side_name, status_style, status_text};
 
@@ -50,10 +50,7 @@ pub fn details_lines<'a>(d: &DiffDetails, chosen: Side, theme: &Theme) -> Vec<Li
 
 pub(super) fn draw(frame: &mut Frame<'_>, body: &BodyAreas, screen: &DiffScreen<'_>) {
     let state = screen.state;
-    let block = pane_block(" Details ", state.focus == DiffPane::Details, screen.theme);
-    let lines = match screen.details {
-        Some(d) => details_lines(d, state.side, screen.theme),
-        None => vec![Line::styled("no group selected", screen.theme.dim)],
-    };
-    draw_scrolled(frame, (body.details, body.details_inner), block, lines, state.details_scroll);
+    let lines = screen.details.map(|d| details_lines(d, state.side, screen.theme));
+    let focused = state.focus == DiffPane::Details;
+    draw_group_details(frame, body, focused, lines, state.details_scroll, screen.theme);
 }

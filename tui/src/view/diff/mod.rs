@@ -11,7 +11,7 @@ mod status;
 
 use leakview_analyzer::{DiffStatus, Side};
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
@@ -20,7 +20,7 @@ use crate::format;
 use crate::keys::DIFF_KEYS;
 use crate::source::{DiffDetails, DiffTable, Summary, Totals};
 
-use super::pane::{BodyAreas, inner};
+use super::layout::{BodyAreas, ScreenRows, inner};
 use super::theme::Theme;
 use super::timeline::Timeline;
 use super::{help, pane_block};
@@ -42,16 +42,7 @@ pub struct DiffAreas {
 
 impl DiffAreas {
     pub fn new(area: Rect) -> Self {
-        let timeline_height = (area.height / 5).clamp(6, 10);
-        let [title, timeline_a, timeline_b, body, status, hints] = Layout::vertical([
-            Constraint::Length(1),
-            Constraint::Length(timeline_height),
-            Constraint::Length(timeline_height),
-            Constraint::Min(5),
-            Constraint::Length(1),
-            Constraint::Length(1),
-        ])
-        .areas(area);
+        let rows = ScreenRows::<2>::split(area, (area.height / 5).clamp(6, 10));
         // The list needs room for four number columns and a name; the details pane gets the rest.
         let list_share = match area.width {
             140.. => 55,
@@ -59,12 +50,12 @@ impl DiffAreas {
             _ => 68,
         };
         DiffAreas {
-            title,
-            timelines: [timeline_a, timeline_b],
-            timelines_inner: [inner(timeline_a), inner(timeline_b)],
-            body: BodyAreas::split(body, list_share),
-            status,
-            hints,
+            title: rows.title,
+            timelines: rows.timelines,
+            timelines_inner: rows.timelines.map(inner),
+            body: BodyAreas::split(rows.body, list_share),
+            status: rows.status,
+            hints: rows.hints,
         }
     }
 }
