@@ -12,7 +12,9 @@ use crate::diff_state::{DiffContext, DiffPane, DiffState};
 use crate::differ::Differ;
 use crate::keys::{self, Action, DIFF_KEYS};
 use crate::pointer::{Pointer, wheel_row_step, wheel_time_step};
-use crate::source::{ComparisonSource, DiffDetails, DiffMoment, DiffSort, DiffTable, GroupKey, Totals};
+use crate::source::{
+    ComparisonSource, DiffDetails, DiffMoment, DiffSort, DiffTable, GroupKey, Totals, side_index,
+};
 use crate::state::Timespan;
 use crate::view::diff::{self as diff_view, DiffAreas, DiffScreen, SideView};
 use crate::view::theme::Theme;
@@ -46,13 +48,6 @@ pub struct DiffApp {
     marks: [Vec<u64>; 2],
     areas: DiffAreas,
     areas_height: u16,
-}
-
-fn index(side: Side) -> usize {
-    match side {
-        Side::A => 0,
-        Side::B => 1,
-    }
 }
 
 impl DiffApp {
@@ -129,7 +124,7 @@ impl DiffApp {
             Timespan {
                 duration_ns: summary.duration_ns,
                 peak_at_ns: summary.peak_at_ns,
-                marks: &self.marks[index(side)],
+                marks: &self.marks[side_index(side)],
             }
         };
         DiffContext {
@@ -162,13 +157,13 @@ impl DiffApp {
     pub fn handle_mouse(&mut self, event: MouseEvent) {
         let body = self.areas.body;
         let timeline_side =
-            |at| [Side::A, Side::B].into_iter().find(|&s| self.areas.timelines[index(s)].contains(at));
+            |at| [Side::A, Side::B].into_iter().find(|&s| self.areas.timelines[side_index(s)].contains(at));
         match Pointer::of(&event) {
             Some(Pointer::Press(at)) => {
                 let ctx = self.context();
                 let mut state = self.state.clone();
                 if let Some(side) = timeline_side(at) {
-                    let inner = self.areas.timelines_inner[index(side)];
+                    let inner = self.areas.timelines_inner[side_index(side)];
                     if inner.contains(at) {
                         state.click_timeline(side, at.x - inner.x, inner.width, &ctx);
                     } else {
@@ -223,8 +218,8 @@ impl DiffApp {
         }
         for side in [Side::A, Side::B] {
             let at = self.state.at(side);
-            if self.live[index(side)].0 != at {
-                self.live[index(side)] = (at, self.source().totals_at(side, at));
+            if self.live[side_index(side)].0 != at {
+                self.live[side_index(side)] = (at, self.source().totals_at(side, at));
             }
         }
         let list_for = (self.table.moment, self.state.shown_filter().to_string(), self.state.sort);
@@ -268,8 +263,8 @@ impl DiffApp {
         let side_view = |side: Side| SideView {
             summary: source.summary(side),
             name: source.trace_name(side),
-            levels: &self.levels[index(side)],
-            live: self.live[index(side)].1,
+            levels: &self.levels[side_index(side)],
+            live: self.live[side_index(side)].1,
         };
         let screen = DiffScreen {
             sides: [side_view(Side::A), side_view(Side::B)],

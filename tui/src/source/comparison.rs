@@ -185,7 +185,8 @@ pub struct ComparisonSource {
     keys: Mutex<HashMap<DiffKey, u64>>,
 }
 
-fn index(side: Side) -> usize {
+/// Where `side` stands in the `[A, B]` arrays of the diff browser: 0 for A, 1 for B.
+pub fn side_index(side: Side) -> usize {
     match side {
         Side::A => 0,
         Side::B => 1,
@@ -227,12 +228,12 @@ impl ComparisonSource {
     }
 
     pub fn summary(&self, side: Side) -> &Summary {
-        &self.summaries[index(side)]
+        &self.summaries[side_index(side)]
     }
 
     /// The file name of `side`'s trace.
     pub fn trace_name(&self, side: Side) -> &str {
-        &self.names[index(side)]
+        &self.names[side_index(side)]
     }
 
     /// Outstanding on `side` at `at_ns` (cheap: from the analyzer's index).

@@ -9,7 +9,9 @@ mod memory;
 mod scrub;
 
 pub use analysis::{AnalysisSource, frame_info};
-pub use comparison::{ComparisonSource, DiffDetails, DiffMoment, DiffRow, DiffSort, DiffTable, next_diff_by};
+pub use comparison::{
+    ComparisonSource, DiffDetails, DiffMoment, DiffRow, DiffSort, DiffTable, next_diff_by, side_index,
+};
 pub use memory::{MemoryAllocation, MemorySource, frame_matches, size_class, size_class_label};
 
 /// How outstanding allocations are gathered into groups.

@@ -18,7 +18,7 @@ use ratatui::text::{Line, Span};
 use crate::diff_state::{DiffPane, DiffState};
 use crate::format;
 use crate::keys::DIFF_KEYS;
-use crate::source::{DiffDetails, DiffTable, Summary, Totals};
+use crate::source::{DiffDetails, DiffTable, Summary, Totals, side_index};
 
 use super::layout::{BodyAreas, ScreenRows, inner};
 use super::theme::Theme;
@@ -86,13 +86,6 @@ pub struct DiffScreen<'a> {
     pub details: Option<&'a DiffDetails>,
     /// The diff at the state's moments is being computed.
     pub updating: bool,
-}
-
-fn side_index(side: Side) -> usize {
-    match side {
-        Side::A => 0,
-        Side::B => 1,
-    }
 }
 
 fn side_name(side: Side) -> &'static str {
