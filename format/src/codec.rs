@@ -234,6 +234,17 @@ impl<'a> Scratch<'a> {
     #[inline(always)]
     fn varint(&mut self, value: u64) {
         let pos = self.len;
+        if value < 1 << 14 && pos <= MAX_HOT_EVENT_LEN - 8 {
+            // One or two bytes, the usual case (time deltas under 16 µs, small sizes and
+            // stack deltas): the length comes from one comparison instead of a table.
+            let two_bytes = u64::from(value >= 0x80);
+            let word = (value & 0x7f) | ((value << 1) & 0x7f00) | (two_bytes << 7);
+            if let Some(out) = self.buf.get_mut(pos..pos + 8) {
+                out.copy_from_slice(&word.to_le_bytes());
+                self.len = pos + 1 + two_bytes as usize;
+                return;
+            }
+        }
         if value < 1 << 56 && pos <= MAX_HOT_EVENT_LEN - 8 {
             let leading_zeros = value.leading_zeros() as usize;
             let len = usize::from(VARINT_LEN_BY_LEADING_ZEROS[leading_zeros]);
@@ -326,6 +337,7 @@ fn get_u32(input: &[u8], pos: &mut usize, what: &'static str) -> Result<u32, Dec
 /// Encodes `event` into `out`, returning the bytes written, or `None` if it does not fit (the
 /// state is then unchanged). Timestamps earlier than the previous event's are clamped to it.
 /// Never allocates.
+#[inline]
 pub fn encode_event(state: &mut DeltaState, event: &Event<'_>, out: &mut [u8]) -> Option<usize> {
     if !matches!(event, Event::Alloc { .. } | Event::Free { .. } | Event::Realloc { .. }) {
         let next = state.clone_small();
@@ -336,7 +348,13 @@ pub fn encode_event(state: &mut DeltaState, event: &Event<'_>, out: &mut [u8]) -
         let window: &mut [u8; MAX_HOT_EVENT_LEN] = window.try_into().ok()?;
         return Some(encode_hot(state, event, window));
     }
-    // Near the end of a chunk: encode aside and keep it only if it fits.
+    encode_hot_near_end(state, event, out)
+}
+
+/// A hot event near the end of a chunk: encoded aside and kept only if it fits.
+#[cold]
+#[inline(never)]
+fn encode_hot_near_end(state: &mut DeltaState, event: &Event<'_>, out: &mut [u8]) -> Option<usize> {
     let mut trial = state.clone();
     let mut window = [0u8; MAX_HOT_EVENT_LEN];
     let n = encode_hot(&mut trial, event, &mut window);
@@ -431,6 +449,7 @@ fn encode_hot(state: &mut DeltaState, event: &Event<'_>, buf: &mut [u8; MAX_HOT_
 }
 
 /// Stack nodes and meta events: rare, variable length, written straight into `out`.
+#[inline(never)]
 fn encode_cold(state: &mut DeltaState, mut next: Small, event: &Event<'_>, out: &mut [u8]) -> Option<usize> {
     let mut pos = 1usize;
     let tag = match *event {

@@ -209,7 +209,33 @@ impl TraceWriter {
 
     /// Appends `event` to the calling thread's `stream`. Never allocates. Returns
     /// [`WriteError::Stopped`] once recording has stopped (the event is counted as lost).
+    #[inline]
     pub fn append(&self, stream: &mut ThreadStream, event: &Event<'_>) -> Result<(), WriteError> {
+        // The usual case, kept small enough to inline into a recorder's hooks: recording, the
+        // stream holds one of this writer's chunks, and the event fits in it.
+        if !self.stopped.load(Ordering::Relaxed) && stream.writer_id == self.id && !stream.chunk.is_null() {
+            let body_len = self.chunk_size as usize - CHUNK_HEADER_LEN;
+            // SAFETY: `stream.chunk` is a chunk of this writer's mapping (checked by writer id)
+            // that this stream claimed, so it is reserved on disk and written by no one else.
+            let body =
+                unsafe { std::slice::from_raw_parts_mut(stream.chunk.add(CHUNK_HEADER_LEN), body_len) };
+            if let Some(free) = body.get_mut(stream.used as usize..)
+                && let Some(n) = encode_event(&mut stream.state, event, free)
+            {
+                stream.used += n as u32;
+                self.chunk_u32(stream.chunk, layout::chunk::COMMITTED_LEN)
+                    .store(stream.used, Ordering::Release);
+                return Ok(());
+            }
+        }
+        self.append_slow(stream, event)
+    }
+
+    /// [`TraceWriter::append`] when recording stopped, the stream has no chunk of this writer
+    /// yet, or its chunk is full.
+    #[cold]
+    #[inline(never)]
+    fn append_slow(&self, stream: &mut ThreadStream, event: &Event<'_>) -> Result<(), WriteError> {
         if self.stopped.load(Ordering::Relaxed) {
             self.atomic_u64(layout::header::LOST_EVENTS).fetch_add(1, Ordering::Relaxed);
             return Err(WriteError::Stopped);
