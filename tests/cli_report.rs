@@ -200,12 +200,15 @@ fn check_exit_codes_and_suppressions() {
 
     let before = leakview(&["check", "--at", "50ns", t]);
     assert_eq!(before.status.code(), Some(0), "{}", stdout(&before));
+    assert!(stdout(&before).starts_with("ok: no leaks at 50ns"), "{}", stdout(&before));
+    assert!(stdout(&before).contains("nothing outstanding"), "{}", stdout(&before));
 
     let supp = dir.path().join("leaks.supp");
     std::fs::write(&supp, "# known\nleak:0x2*\n").expect("write");
     let suppressed = leakview(&["check", "--suppressions", supp.to_str().expect("utf-8"), t]);
     assert_eq!(suppressed.status.code(), Some(0), "{}", stdout(&suppressed));
     assert!(stdout(&suppressed).contains("suppressed: 64 B in 1 block"), "{}", stdout(&suppressed));
+    assert!(stdout(&suppressed).contains("1 block outstanding, all suppressed"), "{}", stdout(&suppressed));
 
     std::fs::write(&supp, "leak:nothing-matches-this\n").expect("write");
     let unsuppressed = leakview(&["check", "--suppressions", supp.to_str().expect("utf-8"), t]);

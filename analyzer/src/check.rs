@@ -38,7 +38,9 @@ impl CheckOutcome {
     pub fn to_text(&self, analysis: &Analysis, when: &str) -> String {
         let mut out = String::new();
         let at = crate::when::format_duration(self.at_ns);
-        if self.passed() {
+        if self.passed() && self.outstanding.blocks == 0 {
+            let _ = writeln!(out, "ok: no leaks at {when} ({at}); nothing outstanding");
+        } else if self.passed() {
             let _ = writeln!(
                 out,
                 "ok: no leaks at {when} ({at}); {} in {} outstanding, all suppressed",
