@@ -4,12 +4,13 @@
 use std::path::Path;
 
 use leakview_format::TraceReader;
+use rayon::prelude::*;
 
 use crate::error::{LoadError, WhenError};
 use crate::frames::{FrameCache, Frames};
 use crate::group::{self, Group, GroupBy, Grouping, Snapshot};
 use crate::index::TimeIndex;
-use crate::lifetimes::LifetimeStore;
+use crate::lifetimes::{LifetimeStore, LiveBlock};
 use crate::load::{self, Loaded};
 use crate::model::{Block, BlockId, LiveTotals, Mark, StackId, Summary, ThreadIndex, ThreadInfo, Totals};
 use crate::progress::Progress;
@@ -17,6 +18,9 @@ use crate::stacks::StackTable;
 use crate::symbolize::{ModuleInfo, SymbolizeOptions, Symbolizer};
 use crate::timeline::Timeline;
 use crate::when::When;
+
+/// Snapshots at least this large have their bytes summed in parallel.
+const PARALLEL_SUM: usize = 64 * 1024;
 
 /// Settings of a load.
 #[derive(Debug, Clone, Default)]
@@ -122,9 +126,14 @@ impl Analysis {
     /// The blocks outstanding at `t`: allocated at or before `t` and not freed by `t`. Costs work
     /// proportional to the events near `t` plus the answer's size.
     pub fn outstanding_at(&self, t: u64) -> Snapshot {
-        let ids = self.index.live_at(&self.store, t);
-        let bytes = ids.iter().map(|&i| self.store.size_of(i)).sum();
-        Snapshot { at_ns: t, totals: LiveTotals { blocks: ids.len() as u64, bytes }, ids }
+        let blocks = self.index.live_at(&self.store, t);
+        let size = |b: &LiveBlock| self.store.full_size(b.id, b.size32);
+        let bytes = if blocks.len() >= PARALLEL_SUM {
+            blocks.par_iter().map(size).sum()
+        } else {
+            blocks.iter().map(size).sum()
+        };
+        Snapshot { at_ns: t, totals: LiveTotals { blocks: blocks.len() as u64, bytes }, blocks }
     }
 
     /// Every block of the trace (freed or not), in allocation order.
@@ -152,7 +161,8 @@ impl Analysis {
         match by {
             GroupBy::Function => {
                 let stacks: Vec<StackId> = {
-                    let mut s: Vec<u32> = snapshot.ids.iter().map(|&i| self.store.stack_of(i)).collect();
+                    let mut s: Vec<u32> =
+                        snapshot.blocks.iter().map(|b| self.store.site_by_id(b.site).stack).collect();
                     s.sort_unstable();
                     s.dedup();
                     s.into_iter().map(StackId).collect()

@@ -2,10 +2,12 @@
 //! function on a block's stack is credited once per block, like a bottom-up profile), by exact
 //! size, by power-of-two size class, or by thread; and ranking the groups.
 //!
-//! Grouping is flat: each outstanding block gets its group's key, the block ids are sorted by
-//! key with a (parallel) counting sort when keys are dense (stack ids, threads, size classes) or
-//! a parallel sort otherwise, and each group is then one contiguous run of ids, summed in
-//! parallel. No per-group hash maps, no per-block allocations.
+//! Grouping is flat: the snapshot holds each outstanding block's fields (read from the store
+//! when it was found live), the blocks' positions are ordered by key with a counting sort
+//! when keys are dense (stack ids, threads, size classes) or a parallel sort otherwise, so each
+//! group is one contiguous run; the runs are ranked by their bytes, and only then is each group
+//! made, in its place and in parallel. No per-group hash maps, no per-block allocations, and
+//! only small buffers (fresh memory costs a page fault per 4 KiB, a large part of a query).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -13,15 +15,16 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::lifetimes::{LifetimeStore, Site};
+use crate::lifetimes::{LifetimeStore, LiveBlock, Site};
 use crate::model::{BlockId, LiveTotals, StackId, ThreadIndex};
 use crate::symbolize::Frame;
 
-/// The blocks live at one moment (ids sorted, i.e. in allocation order).
+/// The blocks live at one moment (in allocation order), each with the fields a grouping reads,
+/// taken from the store in the same read that found it live.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
     pub(crate) at_ns: u64,
-    pub(crate) ids: Vec<u32>,
+    pub(crate) blocks: Vec<LiveBlock>,
     pub(crate) totals: LiveTotals,
 }
 
@@ -37,16 +40,16 @@ impl Snapshot {
     }
 
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.blocks.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.blocks.is_empty()
     }
 
     /// The outstanding blocks, in allocation order.
     pub fn block_ids(&self) -> impl ExactSizeIterator<Item = BlockId> + '_ {
-        self.ids.iter().map(|&i| BlockId(i))
+        self.blocks.iter().map(|b| BlockId(b.id))
     }
 }
 
@@ -117,7 +120,7 @@ pub struct Group {
     /// Stacks of the group's blocks, most bytes first.
     pub stacks: Vec<StackId>,
     /// For function groups: the function's frame (file and line as seen on the heaviest stack).
-    pub frame: Option<Frame>,
+    pub frame: Option<Box<Frame>>,
     /// The group's block ids in [`Grouping::members`] (empty for function groups, whose blocks
     /// come from their stacks).
     members: Range<u32>,
@@ -212,135 +215,112 @@ impl Grouping {
     }
 }
 
-/// Snapshots at least this large are keyed and summed in parallel.
+/// Snapshots at least this large are gathered, ordered and summed in parallel.
 const PARALLEL_BLOCKS: usize = 32 * 1024;
-/// Groupings with at least this many groups are ranked in parallel.
+/// Groupings with at least this many groups are summed, ranked and made in parallel.
 const PARALLEL_GROUPS: usize = 4 * 1024;
 
-/// One outstanding block as grouping carries it: its store entry and site, read once (20
-/// bytes, so the buffers of a large grouping stay small).
-#[derive(Debug, Clone, Copy, Default)]
-struct Row {
-    id: u32,
-    size32: u32,
-    alloc_low: u32,
-    stack: u32,
-    thread: u32,
-}
-
-/// The row and key of each block of `ids` (in parallel when there are many); `key` gets the
-/// block's site and size.
-fn rows_of(
-    store: &LifetimeStore,
-    ids: &[u32],
-    key: impl Fn(Site, u64) -> u64 + Sync,
-) -> (Vec<Row>, Vec<u64>) {
-    let row = |&id: &u32| {
-        let (size32, site, alloc_low) = store.entry(id);
-        let site = store.site_by_id(site);
-        let row = Row { id, size32, alloc_low, stack: site.stack, thread: site.thread };
-        (row, key(site, store.full_size(id, size32)))
-    };
-    if ids.len() >= PARALLEL_BLOCKS { ids.par_iter().map(row).unzip() } else { ids.iter().map(row).unzip() }
-}
-
-/// `rows` reordered so equal keys are contiguous (each run in the original order), and each
-/// run's key and range. `dense` bounds the keys when a counting sort applies.
-fn runs_by_key(rows: Vec<Row>, keys: Vec<u64>, dense: Option<u64>) -> (Vec<Row>, Vec<(u64, Range<u32>)>) {
-    if let Some(bound) = dense.filter(|&b| b as usize <= 4 * rows.len() + (1 << 20)) {
-        return counting_runs(&rows, &keys, bound as usize);
+/// The site (stack and thread) of each block of `blocks`, in their order (looked up in
+/// parallel when there are many; the site table is small, so this stays in the cache).
+fn sites_of(store: &LifetimeStore, blocks: &[LiveBlock]) -> Vec<Site> {
+    let site = |b: &LiveBlock| store.site_by_id(b.site);
+    if blocks.len() >= PARALLEL_BLOCKS {
+        blocks.par_iter().map(site).collect()
+    } else {
+        blocks.iter().map(site).collect()
     }
-    // Ids are unique, so an unstable sort by (key, id) keeps each run in allocation order.
-    let mut keyed: Vec<(u64, u32, usize)> =
-        keys.iter().zip(&rows).enumerate().map(|(i, (&k, r))| (k, r.id, i)).collect();
-    keyed.par_sort_unstable();
+}
+
+/// The positions `0..n` ordered by `key` (each key's positions ascending, i.e. in allocation
+/// order), and each key's run of them. A counting sort when the keys are below `dense` (and
+/// that bound is not much larger than `n`), otherwise a sort of (key, position) pairs.
+fn order_by_key(
+    n: usize,
+    key: impl Fn(usize) -> u64 + Sync,
+    dense: Option<u64>,
+) -> (Vec<u32>, Vec<(u64, Range<u32>)>) {
+    if let Some(bound) = dense.filter(|&b| b as usize <= 4 * n + (1 << 20)) {
+        return counting_order(n, &key, bound as usize);
+    }
+    let mut keyed: Vec<(u64, u32)> = if n >= PARALLEL_BLOCKS {
+        (0..n).into_par_iter().map(|p| (key(p), p as u32)).collect()
+    } else {
+        (0..n).map(|p| (key(p), p as u32)).collect()
+    };
+    if n >= PARALLEL_BLOCKS {
+        keyed.par_sort_unstable();
+    } else {
+        keyed.sort_unstable();
+    }
     let mut runs: Vec<(u64, Range<u32>)> = Vec::new();
-    for (pos, &(k, _, _)) in keyed.iter().enumerate() {
+    for (pos, &(k, _)) in keyed.iter().enumerate() {
         match runs.last_mut() {
             Some((last, range)) if *last == k => range.end = pos as u32 + 1,
             _ => runs.push((k, pos as u32..pos as u32 + 1)),
         }
     }
-    (keyed.iter().map(|&(_, _, i)| rows[i]).collect(), runs)
+    (keyed.into_iter().map(|(_, p)| p).collect(), runs)
 }
 
-/// A stable counting sort of `rows` by `keys` (all below `bound`), in parallel parts.
-fn counting_runs(rows: &[Row], keys: &[u64], bound: usize) -> (Vec<Row>, Vec<(u64, Range<u32>)>) {
-    let parts = (rows.len() / PARALLEL_BLOCKS).clamp(1, rayon::current_num_threads().max(1));
-    let part_len = rows.len().div_ceil(parts).max(1);
-    let mut counts: Vec<Vec<u32>> = keys
-        .par_chunks(part_len)
-        .map(|part| {
-            let mut c = vec![0u32; bound];
-            for &k in part {
-                if let Some(n) = c.get_mut(k as usize) {
-                    *n += 1;
-                }
+/// A stable counting sort of the positions `0..n` by `key` (all below `bound`): counted in
+/// parallel parts, then placed in one pass.
+fn counting_order(
+    n: usize,
+    key: &(impl Fn(usize) -> u64 + Sync),
+    bound: usize,
+) -> (Vec<u32>, Vec<(u64, Range<u32>)>) {
+    let parts = (n / PARALLEL_BLOCKS).clamp(1, rayon::current_num_threads().max(1));
+    let part_len = n.div_ceil(parts).max(1);
+    let count = |part: usize| {
+        let mut c = vec![0u32; bound];
+        for p in part * part_len..((part + 1) * part_len).min(n) {
+            if let Some(slot) = c.get_mut(key(p) as usize) {
+                *slot += 1;
             }
-            c
-        })
-        .collect();
-    // Turn counts into each part's first slot per key: keys in order, parts in order within a key.
+        }
+        c
+    };
+    let mut counts: Vec<Vec<u32>> =
+        if parts > 1 { (0..parts).into_par_iter().map(count).collect() } else { vec![count(0)] };
+    // Counts become each part's first slot per key: keys in order, parts in order within a key.
     let mut runs = Vec::new();
     let mut next = 0u32;
     for k in 0..bound {
         let start = next;
         for c in counts.iter_mut() {
-            let n = c[k];
+            let here = c[k];
             c[k] = next;
-            next += n;
+            next += here;
         }
         if next > start {
             runs.push((k as u64, start..next));
         }
     }
-    let mut out = vec![Row::default(); rows.len()];
-    for ((part, part_keys), slots) in rows.chunks(part_len).zip(keys.chunks(part_len)).zip(counts.iter_mut())
-    {
-        for (r, &k) in part.iter().zip(part_keys) {
-            if let Some(slot) = slots.get_mut(k as usize) {
-                out[*slot as usize] = *r;
+    let mut order = vec![0u32; n];
+    for (part, slots) in counts.iter_mut().enumerate() {
+        for p in part * part_len..((part + 1) * part_len).min(n) {
+            if let Some(slot) = slots.get_mut(key(p) as usize)
+                && let Some(out) = order.get_mut(*slot as usize)
+            {
+                *out = p as u32;
                 *slot += 1;
             }
         }
     }
-    (out, runs)
+    (order, runs)
 }
 
-/// A group's figures, summed from its run of rows (in allocation order).
-struct Sums {
-    bytes: u64,
-    first_alloc_ns: u64,
-    last_alloc_ns: u64,
-    threads: Vec<ThreadIndex>,
-    stacks: Vec<StackId>,
-}
-
-fn summarize(store: &LifetimeStore, key: u64, rows: &[Row], by: GroupBy) -> Sums {
-    let mut bytes = 0u64;
+/// Threads of a group's blocks, sorted and distinct.
+fn threads_of(rows: &[Site], run: &[u32]) -> Vec<ThreadIndex> {
     let mut threads: Vec<u32> = Vec::new();
-    let mut stack_bytes: Vec<(u32, u64)> = Vec::new();
-    let by_stack = matches!(by, GroupBy::Stack | GroupBy::Function);
-    for r in rows {
-        let size = store.full_size(r.id, r.size32);
-        bytes += size;
-        if !by_stack {
-            stack_bytes.push((r.stack, size));
-        }
-        if threads.last() != Some(&r.thread) && !threads.contains(&r.thread) {
-            threads.push(r.thread);
+    for &p in run {
+        let t = rows[p as usize].thread;
+        if threads.last() != Some(&t) && !threads.contains(&t) {
+            threads.push(t);
         }
     }
     threads.sort_unstable();
-    let stacks = if by_stack { vec![StackId(key as u32)] } else { ranked_stacks(stack_bytes) };
-    let alloc_ns = |r: &Row| store.alloc_ns_from_low(r.id, r.alloc_low);
-    Sums {
-        bytes,
-        first_alloc_ns: rows.first().map_or(0, alloc_ns),
-        last_alloc_ns: rows.last().map_or(0, alloc_ns),
-        threads: threads.into_iter().map(ThreadIndex).collect(),
-        stacks,
-    }
+    threads.into_iter().map(ThreadIndex).collect()
 }
 
 /// Stacks by bytes (most first, ties by id) from (stack, size) pairs.
@@ -357,65 +337,245 @@ fn ranked_stacks(mut pairs: Vec<(u32, u64)>) -> Vec<StackId> {
     sums.into_iter().map(|(s, _)| StackId(s)).collect()
 }
 
+/// A stack's figures while grouping by stack: summed per part of the snapshot, then merged.
+#[derive(Debug, Clone, Copy, Default)]
+struct StackSums {
+    bytes: u64,
+    /// Bit `t` for each thread `t` below [`MASK_THREADS`]; higher threads are listed apart.
+    threads: u64,
+    blocks: u32,
+    /// Snapshot positions of the stack's first and last block.
+    first: u32,
+    last: u32,
+}
+
+/// A part's sums by stack, and the (stack, thread) pairs of its threads beyond the mask.
+type PartSums = (Vec<StackSums>, Vec<(u32, u32)>);
+
+/// Threads kept in [`StackSums::threads`].
+const MASK_THREADS: u32 = 64;
+
+impl StackSums {
+    /// Adds `other`, which sums blocks after this one's.
+    fn merge(&mut self, other: &StackSums) {
+        if other.blocks == 0 {
+            return;
+        }
+        if self.blocks == 0 {
+            self.first = other.first;
+        }
+        self.last = other.last;
+        self.blocks += other.blocks;
+        self.bytes += other.bytes;
+        self.threads |= other.threads;
+    }
+}
+
+/// Groups `snapshot` by stack with one dense table of sums per part (no ordering of blocks
+/// before the groups are known); `None` when stack ids are too sparse for dense tables.
+fn group_by_stack_dense(store: &LifetimeStore, snapshot: &Snapshot) -> Option<Grouping> {
+    let blocks = &snapshot.blocks;
+    let n = blocks.len();
+    let bound = store.max_stack() as usize + 1;
+    if bound > 4 * n + (1 << 16) {
+        return None;
+    }
+    let sites = &store.sites;
+    let site_of = |b: &LiveBlock| sites.get(b.site as usize).copied().unwrap_or(Site { stack: 0, thread: 0 });
+    let size = |b: &LiveBlock| store.full_size(b.id, b.size32);
+    let parts = (n / PARALLEL_BLOCKS).clamp(1, rayon::current_num_threads().max(1));
+    let part_len = n.div_ceil(parts).max(1);
+    // Each part: its stacks' sums, and (stack, thread) of its blocks of threads beyond the mask.
+    let sum_part = |part: usize| {
+        let mut sums = vec![StackSums::default(); bound];
+        let mut high_threads: Vec<(u32, u32)> = Vec::new();
+        let from = part * part_len;
+        for (k, b) in blocks.iter().enumerate().take(n.min(from + part_len)).skip(from) {
+            let site = site_of(b);
+            let Some(s) = sums.get_mut(site.stack as usize) else { continue };
+            if s.blocks == 0 {
+                s.first = k as u32;
+            }
+            s.last = k as u32;
+            s.blocks += 1;
+            s.bytes += size(b);
+            if site.thread < MASK_THREADS {
+                s.threads |= 1 << site.thread;
+            } else if high_threads.last() != Some(&(site.stack, site.thread)) {
+                high_threads.push((site.stack, site.thread));
+            }
+        }
+        (sums, high_threads)
+    };
+    let mut per_part: Vec<PartSums> =
+        if parts > 1 { (0..parts).into_par_iter().map(sum_part).collect() } else { vec![sum_part(0)] };
+    let mut high_threads: Vec<(u32, u32)> =
+        per_part.iter_mut().flat_map(|p| std::mem::take(&mut p.1)).collect();
+    high_threads.sort_unstable();
+    high_threads.dedup();
+    let (first, rest) = per_part.split_first_mut()?;
+    let sums = &mut first.0;
+    if !rest.is_empty() {
+        sums.par_iter_mut().enumerate().with_min_len(4096).for_each(|(k, s)| {
+            for (other, _) in rest.iter() {
+                s.merge(&other[k]);
+            }
+        });
+    }
+    // Each stack's run of members, in stack order; members in allocation order within a run.
+    let mut next = vec![0u32; bound];
+    let mut stacks: Vec<u32> = Vec::new();
+    let mut at = 0u32;
+    for (k, s) in sums.iter().enumerate() {
+        if s.blocks > 0 {
+            next[k] = at;
+            at += s.blocks;
+            stacks.push(k as u32);
+        }
+    }
+    let mut members = vec![0u32; n];
+    for b in blocks {
+        if let Some(slot) = next.get_mut(site_of(b).stack as usize)
+            && let Some(m) = members.get_mut(*slot as usize)
+        {
+            *m = b.id;
+            *slot += 1;
+        }
+    }
+    let rank = |&k: &u32| {
+        let s = &sums[k as usize];
+        (!s.bytes, !u64::from(s.blocks), k)
+    };
+    let mut ranked: Vec<(u64, u64, u32)> = if stacks.len() >= PARALLEL_GROUPS {
+        stacks.par_iter().map(rank).collect()
+    } else {
+        stacks.iter().map(rank).collect()
+    };
+    if ranked.len() >= PARALLEL_GROUPS {
+        ranked.par_sort_unstable();
+    } else {
+        ranked.sort_unstable();
+    }
+    let alloc_ns =
+        |pos: u32| blocks.get(pos as usize).map_or(0, |b| store.alloc_ns_from_low(b.id, b.alloc_low));
+    let make = |&(_, _, k): &(u64, u64, u32)| {
+        let s = &sums[k as usize];
+        let end = next[k as usize];
+        let mut threads: Vec<ThreadIndex> =
+            (0..MASK_THREADS).filter(|t| s.threads & (1 << t) != 0).map(ThreadIndex).collect();
+        let high = high_threads.partition_point(|&(stack, _)| stack < k);
+        threads.extend(
+            high_threads[high..].iter().take_while(|&&(stack, _)| stack == k).map(|&(_, t)| ThreadIndex(t)),
+        );
+        Group {
+            key: GroupKey::Stack(StackId(k)),
+            blocks: u64::from(s.blocks),
+            bytes: s.bytes,
+            first_alloc_ns: alloc_ns(s.first),
+            last_alloc_ns: alloc_ns(s.last),
+            threads,
+            stacks: vec![StackId(k)],
+            frame: None,
+            members: end - s.blocks..end,
+        }
+    };
+    let groups: Vec<Group> = if ranked.len() >= PARALLEL_GROUPS {
+        ranked.par_iter().map(make).collect()
+    } else {
+        ranked.iter().map(make).collect()
+    };
+    Some(Grouping {
+        by: GroupBy::Stack,
+        at_ns: snapshot.at_ns,
+        totals: snapshot.totals,
+        groups,
+        members,
+        by_stack: HashMap::new(),
+    })
+}
+
 /// Groups `snapshot` by anything but function.
 pub(crate) fn group_simple(store: &LifetimeStore, snapshot: &Snapshot, by: GroupBy) -> Grouping {
-    let ids = &snapshot.ids;
-    let ((rows, keys), dense) = match by {
+    if matches!(by, GroupBy::Stack | GroupBy::Function)
+        && let Some(grouping) = group_by_stack_dense(store, snapshot)
+    {
+        return grouping;
+    }
+    group_by_order(store, snapshot, by)
+}
+
+/// Groups `snapshot` by ordering its blocks by key (any grouping but function).
+fn group_by_order(store: &LifetimeStore, snapshot: &Snapshot, by: GroupBy) -> Grouping {
+    let blocks = &snapshot.blocks;
+    let rows = sites_of(store, blocks);
+    let size = |p: usize| store.full_size(blocks[p].id, blocks[p].size32);
+    let (order, runs) = match by {
         GroupBy::Stack | GroupBy::Function => {
-            (rows_of(store, ids, |site, _| u64::from(site.stack)), Some(u64::from(store.max_stack()) + 1))
+            order_by_key(rows.len(), |p| u64::from(rows[p].stack), Some(u64::from(store.max_stack()) + 1))
         }
         GroupBy::Thread => {
             let bound = store.sites.iter().map(|s| s.thread).max().map_or(1, |t| u64::from(t) + 1);
-            (rows_of(store, ids, |site, _| u64::from(site.thread)), Some(bound))
+            order_by_key(rows.len(), |p| u64::from(rows[p].thread), Some(bound))
         }
-        GroupBy::Size => (rows_of(store, ids, |_, size| size), None),
-        GroupBy::SizeClass => (rows_of(store, ids, |_, size| u64::from(size_class(size))), Some(65)),
+        GroupBy::Size => order_by_key(rows.len(), size, None),
+        GroupBy::SizeClass => order_by_key(rows.len(), |p| u64::from(size_class(size(p))), Some(65)),
     };
-    let (rows, runs) = runs_by_key(rows, keys, dense);
     let group_key = |k: u64| match by {
         GroupBy::Stack | GroupBy::Function => GroupKey::Stack(StackId(k as u32)),
         GroupBy::Size => GroupKey::Size(k),
         GroupBy::SizeClass => GroupKey::SizeClass(k as u8),
         GroupBy::Thread => GroupKey::Thread(ThreadIndex(k as u32)),
     };
-    // Sum each run where its rows lie (in key order), then make the groups in rank order:
-    // (bytes, blocks, key), so they are never moved once made.
-    let sum = |(k, r): &(u64, Range<u32>)| summarize(store, *k, &rows[r.start as usize..r.end as usize], by);
-    let sums: Vec<Sums> = if runs.len() >= PARALLEL_GROUPS {
-        runs.par_iter().map(sum).collect()
-    } else {
-        runs.iter().map(sum).collect()
+    let run_of = |r: &Range<u32>| &order[r.start as usize..r.end as usize];
+    // Rank first, from each run's bytes alone: (bytes, blocks, key), so that each group is made
+    // once, in its place, with only what it needs.
+    let rank = |(i, (k, r)): (usize, &(u64, Range<u32>))| {
+        let bytes: u64 = run_of(r).iter().map(|&p| size(p as usize)).sum();
+        (!bytes, !u64::from(r.end - r.start), *k, i)
     };
-    let mut ranked: Vec<(u64, u64, u64, usize)> = runs
-        .iter()
-        .zip(&sums)
-        .enumerate()
-        .map(|(i, ((k, r), s))| (!s.bytes, !u64::from(r.end - r.start), *k, i))
-        .collect();
-    ranked.par_sort_unstable();
-    let mut sums = sums;
-    let groups: Vec<Group> = ranked
-        .iter()
-        .map(|&(_, _, k, i)| {
-            let s = &mut sums[i];
-            let r = runs[i].1.clone();
-            Group {
-                key: group_key(k),
-                blocks: u64::from(r.end - r.start),
-                bytes: s.bytes,
-                first_alloc_ns: s.first_alloc_ns,
-                last_alloc_ns: s.last_alloc_ns,
-                threads: std::mem::take(&mut s.threads),
-                stacks: std::mem::take(&mut s.stacks),
-                frame: None,
-                members: r,
-            }
-        })
-        .collect();
-    let members = if rows.len() >= PARALLEL_BLOCKS {
-        rows.par_iter().map(|r| r.id).collect()
+    let mut ranked: Vec<(u64, u64, u64, usize)> = if runs.len() >= PARALLEL_GROUPS {
+        runs.par_iter().enumerate().map(rank).collect()
     } else {
-        rows.iter().map(|r| r.id).collect()
+        runs.iter().enumerate().map(rank).collect()
+    };
+    if ranked.len() >= PARALLEL_GROUPS {
+        ranked.par_sort_unstable();
+    } else {
+        ranked.sort_unstable();
+    }
+    let by_stack = matches!(by, GroupBy::Stack | GroupBy::Function);
+    let make = |&(not_bytes, _, k, i): &(u64, u64, u64, usize)| {
+        let r = runs[i].1.clone();
+        let run = run_of(&r);
+        let alloc_ns = |p: Option<&u32>| {
+            p.map_or(0, |&p| store.alloc_ns_from_low(blocks[p as usize].id, blocks[p as usize].alloc_low))
+        };
+        let stacks = if by_stack {
+            vec![StackId(k as u32)]
+        } else {
+            ranked_stacks(run.iter().map(|&p| (rows[p as usize].stack, size(p as usize))).collect())
+        };
+        Group {
+            key: group_key(k),
+            blocks: u64::from(r.end - r.start),
+            bytes: !not_bytes,
+            first_alloc_ns: alloc_ns(run.first()),
+            last_alloc_ns: alloc_ns(run.last()),
+            threads: threads_of(&rows, run),
+            stacks,
+            frame: None,
+            members: r,
+        }
+    };
+    let groups: Vec<Group> = if ranked.len() >= PARALLEL_GROUPS {
+        ranked.par_iter().map(make).collect()
+    } else {
+        ranked.iter().map(make).collect()
+    };
+    let members = if order.len() >= PARALLEL_BLOCKS {
+        order.par_iter().map(|&p| blocks[p as usize].id).collect()
+    } else {
+        order.iter().map(|&p| blocks[p as usize].id).collect()
     };
     // Already ranked by bytes (as `sort(SortBy::Bytes)` would).
     Grouping { by, at_ns: snapshot.at_ns, totals: snapshot.totals, groups, members, by_stack: HashMap::new() }
@@ -449,7 +609,7 @@ pub(crate) fn group_by_function(
                 last_alloc_ns: stack_group.last_alloc_ns,
                 threads: Vec::new(),
                 stacks: Vec::new(),
-                frame: Some(frame.clone()),
+                frame: Some(Box::new(frame.clone())),
                 members: 0..0,
             });
             g.blocks += stack_group.blocks;
@@ -484,6 +644,62 @@ pub(crate) fn group_by_function(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store of `n` blocks over `stacks` stacks and `threads` threads, half of them freed.
+    fn random_store(n: u32, stacks: u32, threads: u32) -> LifetimeStore {
+        let mut store = LifetimeStore::default();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut sites = Vec::new();
+        for i in 0..n {
+            let site = sites.len() as u32;
+            sites.push(Site {
+                stack: 1 + (next() % u64::from(stacks)) as u32,
+                thread: (next() % u64::from(threads)) as u32,
+            });
+            let size = if next() % 1000 == 0 { 5 << 32 } else { 1 + next() % 5000 };
+            store.push(u64::from(i) * 3, 0x1000 + u64::from(i) * 16, size, site);
+            if next() % 2 == 0 {
+                store.set_free(i, u64::from(i) * 3 + 1 + next() % 1000);
+            }
+        }
+        store.set_sites(sites);
+        store
+    }
+
+    fn snapshot_at(store: &LifetimeStore, t: u64) -> Snapshot {
+        let blocks: Vec<LiveBlock> = (0..store.len() as u32).filter_map(|i| store.live_block(i, t)).collect();
+        let bytes = blocks.iter().map(|b| store.full_size(b.id, b.size32)).sum();
+        Snapshot { at_ns: t, totals: LiveTotals { blocks: blocks.len() as u64, bytes }, blocks }
+    }
+
+    #[test]
+    fn dense_stack_grouping_agrees_with_grouping_by_order() {
+        // Enough blocks for several parallel parts; threads beyond the dense thread mask.
+        for (n, stacks, threads) in [(300_000, 5_000, 70), (5_000, 40, 3)] {
+            let store = random_store(n, stacks, threads);
+            let snapshot = snapshot_at(&store, u64::from(n) * 2);
+            assert!(snapshot.len() > n as usize / 4);
+            let dense = group_by_stack_dense(&store, &snapshot).map(|g| {
+                let members: Vec<Vec<BlockId>> = g.groups.iter().map(|x| g.block_ids(x)).collect();
+                (g.groups, members)
+            });
+            let ordered = group_by_order(&store, &snapshot, GroupBy::Stack);
+            let members: Vec<Vec<BlockId>> = ordered.groups.iter().map(|x| ordered.block_ids(x)).collect();
+            let strip = |groups: Vec<Group>| -> Vec<Group> {
+                groups.into_iter().map(|g| Group { members: 0..0, ..g }).collect()
+            };
+            let (dense_groups, dense_members) = dense.expect("dense tables apply");
+            assert_eq!(strip(dense_groups), strip(ordered.groups.clone()));
+            assert_eq!(dense_members, members);
+            assert!(ordered.groups.iter().any(|g| g.threads.len() > 1));
+        }
+    }
 
     #[test]
     fn size_classes_are_powers_of_two() {

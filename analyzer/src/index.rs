@@ -14,7 +14,7 @@
 
 use rayon::prelude::*;
 
-use crate::lifetimes::LifetimeStore;
+use crate::lifetimes::{LifetimeStore, LiveBlock};
 use crate::model::{LiveTotals, Totals};
 use crate::progress::{Progress, Stage};
 use crate::timeline::{TIMELINE_BUCKETS, Timeline, TimelinePoint};
@@ -104,17 +104,21 @@ pub(crate) struct TimeIndex {
     checkpoints: Vec<Checkpoint>,
 }
 
-/// Ids in `ids` and in `range` (all above them) whose block is still live at `t`, sorted.
-fn live_ids(free: &[u64], ids: &CompactIds, range: std::ops::Range<u32>, t: u64) -> Vec<u32> {
-    let live = |i: &u32| free.get(*i as usize).is_some_and(|&f| f > t);
+/// `keep(i)` of each id `i` in `ids` and in `range` (all above them) for which it is `Some`, in
+/// id order (in parallel parts when there are many).
+fn live_filter<T: Send>(
+    ids: &CompactIds,
+    range: std::ops::Range<u32>,
+    keep: impl Fn(u32) -> Option<T> + Sync,
+) -> Vec<T> {
     if ids.len + range.len() < PARALLEL_IDS {
-        let mut out: Vec<u32> = (0..ids.parts()).flat_map(|k| ids.part(k)).filter(live).collect();
-        out.extend(range.filter(live));
+        let mut out: Vec<T> = (0..ids.parts()).flat_map(|k| ids.part(k)).filter_map(&keep).collect();
+        out.extend(range.filter_map(&keep));
         return out;
     }
-    let (head, tail): (Vec<Vec<u32>>, Vec<u32>) = rayon::join(
-        || (0..ids.parts()).into_par_iter().map(|k| ids.part(k).filter(live).collect()).collect(),
-        || range.into_par_iter().filter(live).collect(),
+    let (head, tail): (Vec<Vec<T>>, Vec<T>) = rayon::join(
+        || (0..ids.parts()).into_par_iter().map(|k| ids.part(k).filter_map(&keep).collect()).collect(),
+        || range.into_par_iter().filter_map(&keep).collect(),
     );
     let mut out = Vec::with_capacity(head.iter().map(Vec::len).sum::<usize>() + tail.len());
     for part in head {
@@ -122,6 +126,11 @@ fn live_ids(free: &[u64], ids: &CompactIds, range: std::ops::Range<u32>, t: u64)
     }
     out.extend(tail);
     out
+}
+
+/// Ids in `ids` and in `range` (all above them) whose block is still live at `t`, sorted.
+fn live_ids(store: &LifetimeStore, ids: &CompactIds, range: std::ops::Range<u32>, t: u64) -> Vec<u32> {
+    live_filter(ids, range, |i| store.is_live_at(i, t).then_some(i))
 }
 
 impl TimeIndex {
@@ -137,20 +146,19 @@ impl TimeIndex {
         (cp, cp.alloc_pos..end.max(cp.alloc_pos))
     }
 
-    /// Ids of the blocks live at `t`, sorted.
-    pub fn live_at(&self, store: &LifetimeStore, t: u64) -> Vec<u32> {
+    /// The blocks live at `t` with their fields, in id order.
+    pub fn live_at(&self, store: &LifetimeStore, t: u64) -> Vec<LiveBlock> {
         let (cp, window) = self.window(store, t);
-        live_ids(store.free_column(), &cp.live, window, t)
+        live_filter(&cp.live, window, |i| store.live_block(i, t))
     }
 
     /// Blocks and bytes live at `t`, without listing them.
     pub fn totals_at(&self, store: &LifetimeStore, t: u64) -> LiveTotals {
         let (cp, window) = self.window(store, t);
-        let free = store.free_column();
         let add = |mut acc: LiveTotals, i: u32| {
-            if free.get(i as usize).is_some_and(|&f| f > t) {
+            if let Some(b) = store.live_block(i, t) {
                 acc.blocks += 1;
-                acc.bytes += store.size_of(i);
+                acc.bytes += store.full_size(i, b.size32);
             }
             acc
         };
@@ -281,12 +289,11 @@ impl IndexBuilder {
     pub fn finish(mut self, store: &LifetimeStore, progress: &dyn Progress) -> IndexBuild {
         self.points[self.bucket] = self.current.take();
         progress.start(Stage::Indexing, self.plan.len() as u64);
-        let free = store.free_column();
         let mut checkpoints = Vec::with_capacity(self.plan.len() + 1);
         checkpoints.push(Checkpoint { at_ns: 0, alloc_pos: 0, live: CompactIds::default() });
         for &(at_ns, alloc_pos) in &self.plan {
             let prev = &checkpoints[checkpoints.len() - 1];
-            let live = live_ids(free, &prev.live, prev.alloc_pos..alloc_pos.max(prev.alloc_pos), at_ns);
+            let live = live_ids(store, &prev.live, prev.alloc_pos..alloc_pos.max(prev.alloc_pos), at_ns);
             checkpoints.push(Checkpoint { at_ns, alloc_pos, live: CompactIds::from_sorted(&live) });
             progress.advance(1);
         }

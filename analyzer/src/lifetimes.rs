@@ -1,9 +1,10 @@
 //! Compact storage of allocation lifetimes, in order of allocation time: 28 bytes per block.
 //! Alloc times are non-decreasing, so they are kept as their low 32 bits plus the few places
-//! where the high bits change. The fields a grouping reads together — alloc time (low bits),
-//! size (4 bytes; sizes of 4 GiB and more in a side table) and site (the block's stack and
-//! thread, interned together) — share one 12-byte entry; free time (8) and address (8) have
-//! columns of their own, so a time query touches only the free times.
+//! where the high bits change. Everything a time query and a grouping read about a block —
+//! free time (its two halves), alloc time (low bits), size (4 bytes; sizes of 4 GiB and more
+//! in a side table) and site (the block's stack and thread, interned together) — shares one
+//! 20-byte entry, so "is it live at T, and what is it" costs one memory access per block, not
+//! one per column. The address (8) has a column of its own.
 
 use crate::hashing::IntMap;
 use crate::model::{Block, BlockId, StackId, ThreadIndex};
@@ -29,6 +30,25 @@ struct Entry {
     alloc_low: u32,
     size32: u32,
     site: u32,
+    /// Free time ([`OPEN`] if never freed), low and high halves.
+    free_low: u32,
+    free_high: u32,
+}
+
+impl Entry {
+    #[inline(always)]
+    fn free_ns(&self) -> u64 {
+        (u64::from(self.free_high) << 32) | u64::from(self.free_low)
+    }
+}
+
+/// A block live at some moment, with the fields a grouping reads (16 bytes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LiveBlock {
+    pub id: u32,
+    pub alloc_low: u32,
+    pub size32: u32,
+    pub site: u32,
 }
 
 /// Where a block was allocated: its stack and thread.
@@ -46,7 +66,6 @@ pub(crate) struct LifetimeStore {
     /// `(first id, high 32 bits)` of each run of equal high bits of the alloc times, in order.
     alloc_highs: Vec<(u32, u32)>,
     last_alloc: u64,
-    free: Vec<u64>,
     addr: Vec<u64>,
     pub sites: Vec<Site>,
     /// Sizes of 4 GiB and more, by block id.
@@ -60,7 +79,6 @@ impl LifetimeStore {
     pub fn with_capacity(n: usize) -> Self {
         LifetimeStore {
             entries: Vec::with_capacity(n),
-            free: Vec::with_capacity(n),
             addr: Vec::with_capacity(n),
             ..LifetimeStore::default()
         }
@@ -84,8 +102,13 @@ impl LifetimeStore {
         if is_big(s) {
             self.big_sizes.insert(id, size);
         }
-        self.entries.push(Entry { alloc_low: t as u32, size32: s, site });
-        self.free.push(OPEN);
+        self.entries.push(Entry {
+            alloc_low: t as u32,
+            size32: s,
+            site,
+            free_low: OPEN as u32,
+            free_high: (OPEN >> 32) as u32,
+        });
         self.addr.push(addr);
         id
     }
@@ -93,8 +116,9 @@ impl LifetimeStore {
     /// Sets the free time of block `id`.
     #[inline]
     pub fn set_free(&mut self, id: u32, free_ns: u64) {
-        if let Some(f) = self.free.get_mut(id as usize) {
-            *f = free_ns;
+        if let Some(e) = self.entries.get_mut(id as usize) {
+            e.free_low = free_ns as u32;
+            e.free_high = (free_ns >> 32) as u32;
         }
     }
 
@@ -113,11 +137,9 @@ impl LifetimeStore {
                 continue;
             }
             let mut order: Vec<usize> = (from..to).collect();
-            order.sort_by_key(|&i| self.free[i]);
-            let free: Vec<u64> = order.iter().map(|&i| self.free[i]).collect();
+            order.sort_by_key(|&i| self.entries[i].free_ns());
             let entries: Vec<Entry> = order.iter().map(|&i| self.entries[i]).collect();
             let big: Vec<Option<u64>> = order.iter().map(|&i| self.big_sizes.remove(&(i as u32))).collect();
-            self.free[from..to].copy_from_slice(&free);
             self.entries[from..to].copy_from_slice(&entries);
             for (k, b) in big.into_iter().enumerate() {
                 if let Some(size) = b {
@@ -129,7 +151,6 @@ impl LifetimeStore {
 
     pub fn shrink_to_fit(&mut self) {
         self.entries.shrink_to_fit();
-        self.free.shrink_to_fit();
         self.addr.shrink_to_fit();
     }
 
@@ -140,27 +161,35 @@ impl LifetimeStore {
         run.checked_sub(1).map_or(0, |r| u64::from(self.alloc_highs[r].1) << 32)
     }
 
-    /// The alloc time of block `i` whose low 32 bits are `low` (from [`LifetimeStore::entry`]).
+    /// The alloc time of block `i` whose low 32 bits are `low` (from a [`LiveBlock`]).
     #[inline]
     pub fn alloc_ns_from_low(&self, i: u32, low: u32) -> u64 {
         self.alloc_high(i as usize) | u64::from(low)
     }
 
-    /// (32-bit size, site id, low 32 bits of the alloc time) of block `i`, read together.
-    #[inline]
-    pub fn entry(&self, i: u32) -> (u32, u32, u32) {
-        self.entries.get(i as usize).map_or((0, 0, 0), |e| (e.size32, e.site, e.alloc_low))
-    }
-
     /// Free time of block `i` ([`OPEN`] if never freed; also for an id out of range).
     #[inline]
     pub fn free_ns(&self, i: u32) -> u64 {
-        self.free.get(i as usize).copied().unwrap_or(OPEN)
+        self.entries.get(i as usize).map_or(OPEN, Entry::free_ns)
     }
 
-    /// The free times column ([`OPEN`] for blocks never freed).
-    pub fn free_column(&self) -> &[u64] {
-        &self.free
+    /// Whether block `i` (allocated at or before `t`) is still live at `t`.
+    #[inline]
+    pub fn is_live_at(&self, i: u32, t: u64) -> bool {
+        self.entries.get(i as usize).is_some_and(|e| e.free_ns() > t)
+    }
+
+    /// Block `i` with its fields if it (allocated at or before `t`) is still live at `t`: one
+    /// read of its entry.
+    #[inline]
+    pub fn live_block(&self, i: u32, t: u64) -> Option<LiveBlock> {
+        let e = self.entries.get(i as usize)?;
+        (e.free_ns() > t).then_some(LiveBlock {
+            id: i,
+            alloc_low: e.alloc_low,
+            size32: e.size32,
+            site: e.site,
+        })
     }
 
     /// Size of block `i` given its 32-bit size.
@@ -171,11 +200,6 @@ impl LifetimeStore {
         } else {
             u64::from(size32)
         }
-    }
-
-    #[inline]
-    pub fn size_of(&self, i: u32) -> u64 {
-        self.entries.get(i as usize).map_or(0, |e| self.full_size(i, e.size32))
     }
 
     /// (alloc time, size, site) of block `i`, read together.
@@ -191,17 +215,9 @@ impl LifetimeStore {
         }
     }
 
-    pub fn site_of(&self, i: u32) -> Site {
-        self.entries.get(i as usize).map_or(Site { stack: 0, thread: 0 }, |e| self.site_by_id(e.site))
-    }
-
     #[inline]
     pub fn site_by_id(&self, site: u32) -> Site {
         self.sites.get(site as usize).copied().unwrap_or(Site { stack: 0, thread: 0 })
-    }
-
-    pub fn stack_of(&self, i: u32) -> u32 {
-        self.site_of(i).stack
     }
 
     /// The largest stack id any block refers to.
@@ -246,7 +262,6 @@ impl LifetimeStore {
     pub fn heap_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<Entry>()
             + self.alloc_highs.capacity() * 8
-            + self.free.capacity() * 8
             + self.addr.capacity() * 8
             + self.sites.capacity() * std::mem::size_of::<Site>()
             + self.big_sizes.capacity() * 16
@@ -295,6 +310,8 @@ mod tests {
         store.push(10, 0x10, 3, 2);
         store.set_free(0, 30);
         store.set_free(2, 20);
+        assert_eq!(store.free_ns(1), OPEN);
+        assert!(store.is_live_at(1, u64::MAX - 1) && !store.is_live_at(0, 30) && store.is_live_at(0, 29));
         let runs = vec![0..3, 3..3];
         store.order_ties(&runs);
         let got: Vec<_> = (0..3).filter_map(|i| store.block(i)).map(|b| (b.size, b.free_ns)).collect();

@@ -226,7 +226,7 @@ mod tests {
     }
 
     fn frees(l: &Lifecycle) -> Vec<u64> {
-        l.store.free_column().to_vec()
+        (0..l.store.len() as u32).map(|i| l.store.free_ns(i)).collect()
     }
 
     #[test]

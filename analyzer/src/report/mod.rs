@@ -12,6 +12,7 @@ use crate::frames::Frames;
 use crate::group::{Group, GroupBy, GroupKey, Grouping};
 use crate::model::StackId;
 use crate::progress::Progress;
+use crate::symbolize::Frame;
 
 pub use json::{JSON_SCHEMA, frame_json};
 pub use text::location as text_location;
@@ -56,7 +57,9 @@ impl<'a> Report<'a> {
     /// the most bytes to it.
     pub fn frames_of(&self, group: &Group) -> Frames {
         match (&group.key, group.stacks.first()) {
-            (GroupKey::Function(_), _) => group.frame.clone().into_iter().collect::<Vec<_>>().into(),
+            (GroupKey::Function(_), _) => {
+                group.frame.iter().map(|f| Frame::clone(f)).collect::<Vec<_>>().into()
+            }
             (_, Some(&stack)) => self.analysis.stack_frames(stack),
             (_, None) => Vec::new().into(),
         }
