@@ -14,6 +14,7 @@
 #[cfg(not(target_endian = "little"))]
 compile_error!("leakview-format supports little-endian targets only");
 
+pub mod allocator_names;
 mod codec;
 mod error;
 mod event;

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::Mutex;
 
+use leakview_format::allocator_names::is_allocator_function;
+
 use super::leak::Frame;
 use super::platform;
 
@@ -69,42 +71,6 @@ fn module_of(address: usize) -> Option<String> {
     std::env::current_exe().ok().map(|p| p.display().to_string()).or(Some(name).filter(|n| !n.is_empty()))
 }
 
-/// C allocation functions (and glibc-internal aliases of them, by prefix below).
-const C_ALLOCATORS: &[&str] = &[
-    "malloc",
-    "calloc",
-    "realloc",
-    "free",
-    "cfree",
-    "posix_memalign",
-    "aligned_alloc",
-    "memalign",
-    "valloc",
-    "pvalloc",
-    "reallocarray",
-    "malloc_usable_size",
-];
-
-/// Prefixes of allocator and leakview function names (as in the analyzer's report).
-const ALLOCATOR_PREFIXES: &[&str] = &[
-    "operator new",
-    "operator delete",
-    "_Znw",
-    "_Zna",
-    "_Zdl",
-    "_Zda",
-    "__rust_alloc",
-    "__rust_realloc",
-    "__rust_dealloc",
-    "__rdl_",
-    "__rg_",
-    "alloc::alloc::",
-    "<alloc::alloc::Global as core::alloc::Allocator>",
-    "leakview_",
-    "leakview::",
-    "<leakview::",
-];
-
 /// Prefixes of standard-library internals a summary skips to reach the program's own code.
 const LIBRARY_PREFIXES: &[&str] = &["alloc::", "<alloc::", "core::", "<core::", "std::", "<std::"];
 
@@ -121,19 +87,7 @@ pub(crate) fn is_allocator_frame(frame: &Frame) -> bool {
     {
         return true;
     }
-    let Some(name) = frame.function.as_deref() else { return false };
-    let bare = name.split('@').next().unwrap_or(name);
-    // Newer toolchains name the allocator shims `__rustc::__rust_alloc` and so on.
-    let bare = bare.strip_prefix("__rustc::").unwrap_or(bare);
-    let candidates = [
-        Some(bare),
-        bare.strip_prefix("__GI___libc_"),
-        bare.strip_prefix("__libc_"),
-        bare.strip_prefix("__GI_"),
-        bare.strip_prefix("_int_"),
-    ];
-    candidates.into_iter().flatten().any(|c| C_ALLOCATORS.contains(&c))
-        || ALLOCATOR_PREFIXES.iter().any(|p| bare.starts_with(p))
+    frame.function.as_deref().is_some_and(is_allocator_function)
 }
 
 /// Number of leading allocator/leakview frames.
