@@ -1,18 +1,14 @@
 //! Short human-readable numbers for narrow columns: bytes, counts, durations, addresses.
 
+use leakview_analyzer::report::units::binary_units;
+
 /// `"0 B"`, `"999 B"`, `"1.5 KiB"`, `"12.3 MiB"`, `"512 MiB"`: at most 9 characters.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if n < 1024 {
-        return format!("{n} B");
+    match binary_units(n) {
+        None => format!("{n} B"),
+        Some((value, unit)) if value >= 100.0 => format!("{value:.0} {unit}"),
+        Some((value, unit)) => format!("{value:.1} {unit}"),
     }
-    let mut value = n as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if value >= 100.0 { format!("{value:.0} {}", UNITS[unit]) } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
 /// A change of bytes: `"+1.0 KiB"`, `"-640 B"`, `"0 B"`: at most 10 characters.

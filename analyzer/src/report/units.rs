@@ -3,9 +3,18 @@
 
 /// `512 B`, `1.5 KiB`, `3.2 MiB`, `1.0 GiB`.
 pub fn bytes(n: u64) -> String {
+    match binary_units(n) {
+        None => format!("{n} B"),
+        Some((value, unit)) => format!("{value:.1} {unit}"),
+    }
+}
+
+/// `n` bytes as a value in KiB, MiB, ... EiB (the largest unit that keeps the value at or above
+/// 1), or `None` below 1 KiB.
+pub fn binary_units(n: u64) -> Option<(f64, &'static str)> {
     const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     if n < 1024 {
-        return format!("{n} B");
+        return None;
     }
     let mut value = n as f64 / 1024.0;
     let mut unit = 0;
@@ -13,7 +22,7 @@ pub fn bytes(n: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    format!("{value:.1} {}", UNITS[unit])
+    Some((value, UNITS[unit]))
 }
 
 /// `1,234,567`.
