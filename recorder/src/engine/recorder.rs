@@ -95,11 +95,11 @@ fn capture(session: &Session, state: &mut ThreadState, hook: HookRegisters, ts: 
             .intern(parent, ip, |id| session.append(stream, &Event::StackNode { id, parent, ip }))
             .id()
     };
-    let node = capture.commit(&session.stacks, &mut intern);
+    let node = capture.commit(&mut intern);
     if session.verify_stacks && session.stack_reuse {
         capture.set_caching(false);
         capture.walk(snapshot, hook, session.max_depth);
-        let full = capture.commit(&session.stacks, &mut intern);
+        let full = capture.commit(&mut intern);
         if !same_stack(&session.stacks, node, full) {
             stack_check_failed();
         }

@@ -12,8 +12,8 @@
 //! - [`UnwindRules`]: each code address's unwind rule, learned from framehop the first time a
 //!   thread steps out of it and applied afterwards with two or three loads (see that module for
 //!   why the steps are the same as framehop's);
-//! - [`StackCache`]: a whole walked stack → its trie node, checked against the trie frame by
-//!   frame. A stack not found there is interned from the root, sharing the outer frames it has
+//! - [`StackCache`]: a whole walked stack → its trie node, checked against the frames it
+//!   keeps. A stack not found there is interned from the root, sharing the outer frames it has
 //!   in common with the last stack interned that way.
 //!
 //! With caching off (`LEAKVIEW_STACK_REUSE=0`, see [`CaptureState::set_caching`]) every frame is
@@ -25,7 +25,6 @@ use crate::engine::kept_stacks::{Checks, KeptStacks};
 use crate::engine::modules::Snapshot;
 use crate::engine::stack_cache::{self, StackCache};
 use crate::engine::sys::Region;
-use crate::engine::trie::StackTable;
 #[cfg(target_arch = "x86_64")]
 use crate::engine::unwind_rules::{self, FramehopCache, Frames, Rule, UnwindRules};
 
@@ -333,14 +332,14 @@ impl CaptureState {
         Walk { unknown_address: false, depth: 0 }
     }
 
-    /// Turns the last walk into a node of `table`: found in the stack cache, or interned from
-    /// the root with `intern(parent, ip)` (which finds or creates the node in `table`).
+    /// Turns the last walk into a node of the trie: found in the stack cache, or interned from
+    /// the root with `intern(parent, ip)` (which finds or creates the node in the trie).
     /// Returns 0 for an empty stack; if interning fails, the node of the frames interned so far.
-    pub fn commit(&mut self, table: &StackTable, intern: impl FnMut(u32, u64) -> Option<u32>) -> u32 {
+    pub fn commit(&mut self, intern: impl FnMut(u32, u64) -> Option<u32>) -> u32 {
         if let Some(node) = self.found.take() {
             return node;
         }
-        let node = self.intern_walk(table, intern);
+        let node = self.intern_walk(intern);
         #[cfg(target_arch = "x86_64")]
         if self.keepable && node != 0 && self.kept.worth_keeping(self.ips[0], self.sps[0]) {
             self.keep(node);
@@ -348,14 +347,14 @@ impl CaptureState {
         node
     }
 
-    fn intern_walk(&mut self, table: &StackTable, mut intern: impl FnMut(u32, u64) -> Option<u32>) -> u32 {
+    fn intern_walk(&mut self, mut intern: impl FnMut(u32, u64) -> Option<u32>) -> u32 {
         let len = self.len;
         if len == 0 {
             return 0;
         }
         let ips = &self.ips[..len];
         if self.caching
-            && let Some(node) = self.stacks.find(table, self.hash, ips)
+            && let Some(node) = self.stacks.find(self.hash, ips)
         {
             return node;
         }
@@ -383,7 +382,7 @@ impl CaptureState {
         }
         self.last_len = len;
         if self.caching {
-            self.stacks.insert(self.hash, len, node);
+            self.stacks.insert(self.hash, &self.ips[..len], node);
         }
         node
     }
@@ -464,6 +463,7 @@ fn gather_checks(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::trie::StackTable;
 
     /// What one capture gave: the frames, the node, and whether it was a kept stack.
     type Ways = Vec<(Vec<u64>, u32, bool)>;
@@ -482,7 +482,7 @@ mod tests {
             }
             capture.walk(snapshot, hook, MAX_DEPTH_LIMIT);
             let found = capture.found.is_some();
-            let node = capture.commit(table, |parent, ip| table.intern(parent, ip, |_| true).id());
+            let node = capture.commit(|parent, ip| table.intern(parent, ip, |_| true).id());
             out.push((frames_of(table, node), node, found));
         }
         out

@@ -2,23 +2,31 @@
 //! recorded before costs a hash, one lookup and a comparison, not one trie lookup per frame.
 //!
 //! Entries are found by a hash of the stack's return addresses and its length, and are only
-//! believed after [`StackTable::spells`] confirmed, frame by frame, that the cached node is
-//! exactly this stack in the trie: a hash collision costs a miss, never a wrong stack. Entries
-//! belong to one trie: [`StackCache::forget`] (when the thread moves to another trace) makes
-//! them all stale at once.
-
-use crate::engine::trie::StackTable;
+//! believed after the stack's return addresses, kept in the cache's own ring of words when the
+//! entry was made, compared equal with the walked ones: a hash collision costs a miss, never a
+//! wrong stack. (Comparing two arrays is a few instructions per frame; following the trie's
+//! parent links frame by frame, as the cache once did, cost a dependent load and a dozen
+//! instructions per frame.) An entry whose words the ring has since overwritten is stale.
+//! Entries belong to one trie: [`StackCache::forget`] (when the thread moves to another trace)
+//! makes them all stale at once.
 
 /// Sets of two entries (16 bytes each): 64 KiB per thread.
 const SETS_LOG2: u32 = 11;
 const SETS: usize = 1 << SETS_LOG2;
+/// Return addresses the ring holds: 256 KiB per thread (memory is used as it is written), room
+/// for about 2,000 stacks of 16 frames.
+const RING_LOG2: u32 = 15;
+const RING: usize = 1 << RING_LOG2;
 
 /// One cached stack. All-zero is an empty slot (epochs start at 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 struct Entry {
-    hash: u64,
+    /// The low half of the stack's hash (the set gives some of the high bits).
+    hash: u32,
     node: u32,
+    /// Where in the ring's history the stack's return addresses were written.
+    start: u32,
     len: u16,
     epoch: u16,
 }
@@ -27,8 +35,12 @@ struct Entry {
 pub struct StackCache {
     /// Entries of other epochs are stale. 0 until first use.
     epoch: u16,
+    /// Words written to the ring so far (positions in its history; the word at position `p`
+    /// is `ring[p % RING]` until it is overwritten, RING words later).
+    written: u32,
     /// Per set, the most recently used entry first.
     sets: [[Entry; 2]; SETS],
+    ring: [u64; RING],
 }
 
 /// Multiplier of each return address in the stack hash (the unwind-rule cache's slot hash uses
@@ -70,42 +82,65 @@ fn set_of(hash: u64) -> usize {
     (hash >> (64 - SETS_LOG2)) as usize
 }
 
-const EMPTY: Entry = Entry { hash: 0, node: 0, len: 0, epoch: 0 };
+const EMPTY: Entry = Entry { hash: 0, node: 0, start: 0, len: 0, epoch: 0 };
 
 impl StackCache {
-    /// The node of the stack `ips` (innermost first, hashed to `hash`) in `table`, if cached.
+    /// The node of the stack `ips` (innermost first, hashed to `hash`), if cached.
     #[inline]
-    pub fn find(&mut self, table: &StackTable, hash: u64, ips: &[u64]) -> Option<u32> {
-        let set = &mut self.sets[set_of(hash)];
-        let epoch = self.epoch;
+    pub fn find(&mut self, hash: u64, ips: &[u64]) -> Option<u32> {
+        let set = set_of(hash);
+        let (epoch, written) = (self.epoch, self.written);
+        let ring = &self.ring;
         let hit = |entry: &Entry| {
-            entry.hash == hash
+            let start = entry.start as usize % RING;
+            entry.hash == hash as u32
                 && entry.epoch == epoch
                 && epoch != 0
                 && usize::from(entry.len) == ips.len()
-                && table.spells(entry.node, ips)
+                // Not overwritten since (a stack's words never wrap around the ring's end).
+                && written.wrapping_sub(entry.start) as usize <= RING
+                && ring.get(start..start + ips.len()) == Some(ips)
         };
-        if hit(&set[0]) {
-            return Some(set[0].node);
+        let entries = &mut self.sets[set];
+        if hit(&entries[0]) {
+            return Some(entries[0].node);
         }
-        if hit(&set[1]) {
-            set.swap(0, 1);
-            return Some(set[0].node);
+        if hit(&entries[1]) {
+            entries.swap(0, 1);
+            return Some(entries[0].node);
         }
         None
     }
 
-    /// Remembers that the stack hashed to `hash`, `len` frames deep, is `node` (in place of
-    /// the less recently used entry of its set).
+    /// Remembers that the stack `ips` (innermost first, hashed to `hash`) is `node`, in place
+    /// of the less recently used entry of its set.
     #[inline]
-    pub fn insert(&mut self, hash: u64, len: usize, node: u32) {
+    pub fn insert(&mut self, hash: u64, ips: &[u64], node: u32) {
+        let Ok(len) = u16::try_from(ips.len()) else { return };
+        if ips.len() > RING {
+            return;
+        }
         if self.epoch == 0 {
             self.epoch = 1;
         }
-        let Ok(len) = u16::try_from(len) else { return };
-        let set = &mut self.sets[set_of(hash)];
-        set[1] = set[0];
-        set[0] = Entry { hash, node, len, epoch: self.epoch };
+        let mut start = self.written;
+        if start as usize % RING + ips.len() > RING {
+            // Not across the ring's end: start again at its beginning.
+            start = start.wrapping_add((RING - start as usize % RING) as u32);
+        }
+        let Some(end) = start.checked_add(u32::from(len)) else {
+            // Positions would wrap around (after 4 G words): entries made before could look
+            // fresh again, so all go.
+            self.forget();
+            self.written = 0;
+            return self.insert(hash, ips, node);
+        };
+        let at = start as usize % RING;
+        self.ring[at..at + ips.len()].copy_from_slice(ips);
+        self.written = end;
+        let entries = &mut self.sets[set_of(hash)];
+        entries[1] = entries[0];
+        entries[0] = Entry { hash: hash as u32, node, start, len, epoch: self.epoch };
     }
 
     /// Makes every entry stale (the thread now records into another trie).
@@ -124,16 +159,12 @@ mod tests {
     use super::*;
 
     fn cache() -> Box<StackCache> {
-        Box::new(StackCache { epoch: 0, sets: [[EMPTY; 2]; SETS] })
+        // SAFETY: all-zero is a valid, empty `StackCache` (plain integers).
+        unsafe { Box::<StackCache>::new_zeroed().assume_init() }
     }
 
     fn hash_of(ips: &[u64]) -> u64 {
         hash_finish(ips.iter().fold(HASH_START, |h, &ip| hash_frame(h, ip)), ips.len())
-    }
-
-    /// Interns `ips` (innermost first) root first and returns the innermost node.
-    fn intern(table: &StackTable, ips: &[u64]) -> u32 {
-        ips.iter().rev().fold(0, |parent, &ip| table.intern(parent, ip, |_| true).id().expect("id"))
     }
 
     #[test]
@@ -149,54 +180,83 @@ mod tests {
 
     #[test]
     fn finds_only_the_exact_stack() {
-        let table = StackTable::new(1 << 10).expect("table");
         let mut cache = cache();
         let stack = [0x30, 0x20, 0x10];
-        assert_eq!(cache.find(&table, hash_of(&stack), &stack), None);
-        let node = intern(&table, &stack);
-        cache.insert(hash_of(&stack), stack.len(), node);
-        assert_eq!(cache.find(&table, hash_of(&stack), &stack), Some(node));
-        // A colliding hash for another stack is refused by the comparison with the trie.
+        assert_eq!(cache.find(hash_of(&stack), &stack), None);
+        cache.insert(hash_of(&stack), &stack, 7);
+        assert_eq!(cache.find(hash_of(&stack), &stack), Some(7));
+        // A colliding hash for another stack is refused by the comparison of the frames.
         let other = [0x31, 0x20, 0x10];
-        assert_eq!(cache.find(&table, hash_of(&stack), &other), None);
-        // So is a stack that is a suffix or an extension of the cached one.
-        assert_eq!(cache.find(&table, hash_of(&stack), &stack[..2]), None);
-        assert_eq!(cache.find(&table, hash_of(&stack), &[0x30, 0x20, 0x10, 0x5]), None);
+        assert_eq!(cache.find(hash_of(&stack), &other), None);
+        // So is a stack that is a prefix or an extension of the cached one.
+        assert_eq!(cache.find(hash_of(&stack), &stack[..2]), None);
+        assert_eq!(cache.find(hash_of(&stack), &[0x30, 0x20, 0x10, 0x5]), None);
     }
 
     #[test]
     fn two_stacks_of_one_set_are_both_kept_and_a_third_replaces_the_least_recent() {
-        let table = StackTable::new(1 << 10).expect("table");
         let mut cache = cache();
         let stacks = [[0x30, 0x10], [0x31, 0x10], [0x32, 0x10]];
-        let nodes: Vec<u32> = stacks.iter().map(|s| intern(&table, s)).collect();
         // Hashes chosen to fall into one set.
         let hashes = [5u64, 6, 7];
-        cache.insert(hashes[0], 2, nodes[0]);
-        cache.insert(hashes[1], 2, nodes[1]);
-        assert_eq!(cache.find(&table, hashes[0], &stacks[0]), Some(nodes[0]));
-        assert_eq!(cache.find(&table, hashes[1], &stacks[1]), Some(nodes[1]));
+        cache.insert(hashes[0], &stacks[0], 1);
+        cache.insert(hashes[1], &stacks[1], 2);
+        assert_eq!(cache.find(hashes[0], &stacks[0]), Some(1));
+        assert_eq!(cache.find(hashes[1], &stacks[1]), Some(2));
         // Stack 1 was used last: stack 0 makes room for stack 2.
-        cache.insert(hashes[2], 2, nodes[2]);
-        assert_eq!(cache.find(&table, hashes[0], &stacks[0]), None);
-        assert_eq!(cache.find(&table, hashes[1], &stacks[1]), Some(nodes[1]));
-        assert_eq!(cache.find(&table, hashes[2], &stacks[2]), Some(nodes[2]));
+        cache.insert(hashes[2], &stacks[2], 3);
+        assert_eq!(cache.find(hashes[0], &stacks[0]), None);
+        assert_eq!(cache.find(hashes[1], &stacks[1]), Some(2));
+        assert_eq!(cache.find(hashes[2], &stacks[2]), Some(3));
+    }
+
+    #[test]
+    fn stacks_whose_frames_the_ring_overwrote_are_not_found() {
+        let mut cache = cache();
+        // The first stack alone in set 0; the others spread over the other sets.
+        let first: Vec<u64> = (1..=20).collect();
+        cache.insert(5, &first, 1);
+        let other_hash = |i: u64| ((i % (SETS as u64 - 1)) + 1) << (64 - SETS_LOG2);
+        // Other stacks fill the ring, the last of them wrapping past its end.
+        let mut filled = first.len();
+        let mut i = 0u64;
+        while filled + 30 <= RING {
+            let other: Vec<u64> = (0..30).map(|f| 0x1000 + i * 64 + f).collect();
+            cache.insert(other_hash(i), &other, 2);
+            filled += other.len();
+            i += 1;
+            assert_eq!(cache.find(5, &first), Some(1), "still in the ring");
+        }
+        let last: Vec<u64> = (0..30).map(|f| 0x9000_0000 + f).collect();
+        cache.insert(other_hash(i), &last, 3);
+        assert_eq!(cache.find(other_hash(i), &last), Some(3), "written at the ring's start");
+        assert_eq!(cache.find(5, &first), None, "its frames were overwritten");
     }
 
     #[test]
     fn forgetting_makes_entries_stale_even_after_epochs_wrap() {
-        let table = StackTable::new(1 << 10).expect("table");
         let mut cache = cache();
         let stack = [0x30, 0x20];
-        let node = intern(&table, &stack);
-        cache.insert(hash_of(&stack), stack.len(), node);
+        cache.insert(hash_of(&stack), &stack, 9);
         cache.forget();
-        assert_eq!(cache.find(&table, hash_of(&stack), &stack), None);
-        cache.insert(hash_of(&stack), stack.len(), node);
+        assert_eq!(cache.find(hash_of(&stack), &stack), None);
+        cache.insert(hash_of(&stack), &stack, 9);
         // Exactly one full cycle of epochs: without clearing, the entry's epoch would be current again.
         for _ in 0..u16::MAX {
             cache.forget();
         }
-        assert_eq!(cache.find(&table, hash_of(&stack), &stack), None);
+        assert_eq!(cache.find(hash_of(&stack), &stack), None);
+    }
+
+    #[test]
+    fn positions_running_out_make_every_entry_stale() {
+        let mut cache = cache();
+        let stack = [0x30, 0x20];
+        cache.insert(hash_of(&stack), &stack, 9);
+        cache.written = u32::MAX - 1;
+        let other = [0x40, 0x20];
+        cache.insert(hash_of(&other), &other, 10);
+        assert_eq!(cache.find(hash_of(&other), &other), Some(10));
+        assert_eq!(cache.find(hash_of(&stack), &stack), None);
     }
 }
