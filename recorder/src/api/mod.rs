@@ -38,6 +38,8 @@ mod platform;
 #[cfg(not(all(target_os = "linux", not(leakview_portable))))]
 #[path = "platform_portable.rs"]
 mod platform;
+#[cfg(test)]
+mod platform_contract;
 
 pub use alloc::{Adaptive, Diagnostic};
 pub use emit::{ConsoleEmitter, JSON_SCHEMA, JsonEmitter, LeaksEmitter};

@@ -413,13 +413,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_same_call_site_reuses_the_same_stack() {
+    fn captures_share_one_stack_table() {
         let (stack, _) = crate::api::platform_contract::capture_from_here();
         let (again, _) = crate::api::platform_contract::capture_from_here();
         assert_eq!(again.table, stack.table);
         let (mut ips, mut ips_again) = (Vec::new(), Vec::new());
         addresses(stack, &mut ips);
         addresses(again, &mut ips_again);
-        assert_eq!(ips_again, ips);
+        // Called from two lines of this test: only the innermost frame, in this test, differs.
+        assert_eq!(ips_again.len(), ips.len());
+        assert_eq!(ips_again[1..], ips[1..]);
     }
 }

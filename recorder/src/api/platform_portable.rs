@@ -159,32 +159,3 @@ pub(crate) fn stop_recording() -> bool {
 pub(crate) fn recording() -> bool {
     false
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nested_entry_is_refused() {
-        let outer = enter().expect("first entry");
-        assert!(enter().is_none());
-        drop(outer);
-        assert!(enter().is_some());
-    }
-
-    #[inline(never)]
-    fn capture_from_here() -> (StackRef, u64) {
-        let hook = hook_here();
-        let mut entered = enter().expect("entry");
-        entered.capture(hook)
-    }
-
-    #[test]
-    fn captures_inline_frames() {
-        let (stack, tid) = capture_from_here();
-        assert_ne!(tid, 0);
-        let mut ips = Vec::new();
-        addresses(stack, &mut ips);
-        assert!(ips.len() >= 2, "stack of {} frames", ips.len());
-    }
-}
