@@ -405,6 +405,50 @@ int main(void) {
 }
 
 #[test]
+fn an_image_replaced_by_exec_leaves_a_complete_trace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = r#"
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+void *volatile sink; /* so the compiler keeps every allocation */
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "again") == 0) { sink = malloc(8888); return 0; }
+    sink = malloc(7777);
+    char *args[] = {argv[0], "again", NULL};
+    execv(argv[0], args);
+    return 1;
+}
+"#;
+    let exe = compile_c(dir.path(), "reexec", source, &[]).expect("cc");
+    let out = run(leakview(dir.path()).args(["record", "-o", "reexec.bin", "--"]).arg(&exe));
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("2 traces written"), "{}", stderr_of(&out));
+    let before = TraceReader::open(&dir.path().join("reexec.bin")).expect("trace of the first image");
+    let pid = before.metadata().pid;
+    let after = TraceReader::open(&dir.path().join(format!("reexec.{pid}.bin"))).expect("trace of the exec'd image");
+    assert_eq!(after.metadata().pid, pid);
+    let sizes = |reader: &TraceReader| -> Vec<u64> {
+        let mut sizes = Vec::new();
+        for chunk in reader.chunks() {
+            for event in reader.events(chunk) {
+                if let Ok(Event::Alloc { size, .. }) = event
+                    && (size == 7777 || size == 8888)
+                {
+                    sizes.push(size);
+                }
+            }
+        }
+        sizes
+    };
+    assert_eq!(sizes(&before), [7777]);
+    assert_eq!(sizes(&after), [8888]);
+    assert!(before.is_complete(), "the replaced image's trace is marked complete: {:?}", before.header());
+    assert!(before.header().end_timestamp <= after.metadata().start_monotonic_ns);
+    assert!(after.is_complete());
+}
+
+#[test]
 fn embedded_library_is_extracted_privately() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = run(leakview(dir.path()).args(["record", "-o", "t.bin", "--", "true"]));

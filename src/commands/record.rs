@@ -27,9 +27,31 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         output: &output,
         depth: args.depth,
     })?;
+    finish_replaced_images(&finished.traces);
     trim_ended(&finished.traces);
     traces_written::tell(&finished.traces, name);
     Ok(supervise::exit_like(finished.status))
+}
+
+/// Marks complete each unfinished trace whose process went on, under the same pid, to write a
+/// later trace (listed in creation order): that image replaced itself with `exec`, so its trace
+/// holds everything up to the exec.
+fn finish_replaced_images(traces: &[std::path::PathBuf]) {
+    let states: Vec<Option<(u32, bool)>> = traces
+        .iter()
+        .map(|path| {
+            let reader = leakview_format::TraceReader::open(path).ok()?;
+            Some((reader.metadata().pid, reader.header().finished()))
+        })
+        .collect();
+    for (i, path) in traces.iter().enumerate() {
+        let Some((pid, false)) = states[i] else { continue };
+        let replaced = states[i + 1..].iter().flatten().any(|&(later_pid, _)| later_pid == pid && pid != 0);
+        if replaced {
+            // A trace that cannot be marked stays readable; the analyzer says it is incomplete.
+            let _ = leakview_format::finish_replaced_image(path);
+        }
+    }
 }
 
 /// Trims the disk space reserved ahead of use off each trace whose process has ended (a
