@@ -26,7 +26,7 @@ use crate::engine::modules::Snapshot;
 use crate::engine::stack_cache::{self, StackCache};
 use crate::engine::sys::Region;
 #[cfg(target_arch = "x86_64")]
-use crate::engine::unwind_rules::{self, FramehopCache, Frames, Rule, UnwindRules};
+use crate::engine::unwind_rules::{self, FramehopCache, Rule, UnwindRules};
 
 /// Largest depth a session can be configured with.
 pub const MAX_DEPTH_LIMIT: usize = 256;
@@ -89,8 +89,8 @@ pub struct CaptureState {
     #[cfg(target_arch = "x86_64")]
     kept: KeptStacks,
     stacks: StackCache,
-    /// The last walk's frames, innermost first: return addresses, sp and bp; their number and
-    /// hash.
+    /// The last walk's frames, innermost first: return addresses; their number and hash. The
+    /// walk logs only the first frame's sp and bp; `keep` works out the others'.
     ips: [u64; MAX_DEPTH_LIMIT],
     sps: [u64; MAX_DEPTH_LIMIT],
     bps: [u64; MAX_DEPTH_LIMIT],
@@ -277,17 +277,14 @@ impl CaptureState {
             return result;
         }
         let (len, hash) = if caching {
-            let mut frames = Frames {
-                ips: &mut self.ips[..max_depth],
-                sps: &mut self.sps[..max_depth],
-                bps: &mut self.bps[..max_depth],
-            };
+            self.sps[0] = caller.1;
+            self.bps[0] = caller.2;
             let (len, hash) = self.rules.walk(
                 snapshot,
                 &mut self.framehop,
                 caller,
                 bounds,
-                &mut frames,
+                &mut self.ips[..max_depth],
                 &mut result.unknown_address,
             );
             self.keepable = !result.unknown_address && len < max_depth;
@@ -395,6 +392,10 @@ impl CaptureState {
     fn keep(&mut self, node: u32) {
         let (len, Some(bounds)) = (self.len, self.bounds) else { return };
         if len == 0 || len >= self.max_depth {
+            return;
+        }
+        let (ips, sps, bps) = (&self.ips[..len], &mut self.sps[..len], &mut self.bps[..len]);
+        if self.rules.registers(ips, sps, bps, bounds).is_none() {
             return;
         }
         let frames = (&self.ips[..len], &self.sps[..len], &self.bps[..len]);

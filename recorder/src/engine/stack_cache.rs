@@ -62,6 +62,13 @@ pub fn hash_product(hash: u64, product: u64) -> u64 {
     hash.rotate_left(23) ^ product
 }
 
+/// The hash before the last frame was added, if that frame's return address was 0.
+#[inline(always)]
+pub fn hash_without_last_zero(hash: u64) -> u64 {
+    // `hash_product(h, 0 * ADDRESS_MULTIPLIER)` only rotated `h`.
+    hash.rotate_right(23)
+}
+
 /// The hash of frames hashed to `first` followed by `count` more frames hashed (from
 /// [`HASH_START`]) to `rest`: the same as hashing all of them in one go.
 pub fn hash_continue(first: u64, rest: u64, count: usize) -> u64 {
@@ -176,6 +183,12 @@ mod tests {
             let rest = ips[split..].iter().fold(HASH_START, |h, &ip| hash_frame(h, ip));
             assert_eq!(hash_continue(first, rest, ips.len() - split), whole, "split at {split}");
         }
+    }
+
+    #[test]
+    fn a_last_zero_frame_can_be_taken_back() {
+        let h = hash_frame(hash_frame(HASH_START, 0x1234), 0x5678);
+        assert_eq!(hash_without_last_zero(hash_frame(h, 0)), h);
     }
 
     #[test]

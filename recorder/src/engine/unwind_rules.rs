@@ -223,31 +223,6 @@ pub fn framehop_step<F: FnMut(u64) -> Result<u64, ()>>(
     }
 }
 
-/// Where a walk writes its frames, innermost first: each frame's return address, sp and bp
-/// (three slices of one length).
-pub struct Frames<'a> {
-    pub ips: &'a mut [u64],
-    pub sps: &'a mut [u64],
-    pub bps: &'a mut [u64],
-}
-
-impl Frames<'_> {
-    fn len(&self) -> usize {
-        self.ips.len()
-    }
-
-    fn from(&mut self, start: usize) -> Frames<'_> {
-        Frames { ips: &mut self.ips[start..], sps: &mut self.sps[start..], bps: &mut self.bps[start..] }
-    }
-
-    #[inline(always)]
-    fn set(&mut self, i: usize, (ra, sp, bp): Caller) {
-        self.ips[i] = ra;
-        self.sps[i] = sp;
-        self.bps[i] = bp;
-    }
-}
-
 /// Where a walk is: the frame at (`sp`, `bp`) returning to `ra`, the `len` frames before it
 /// (already written out) and their hash.
 #[derive(Clone, Copy)]
@@ -267,26 +242,29 @@ enum Stop {
     Careful,
 }
 
-/// The walk's inner loop: records frames and steps out of them by the sp rules cached for them
-/// (the common case, spelled out), while `out` has room. The cursor's sp must be 8-aligned
-/// and at least the low bound; `high` is the bound's top. Sp rules keep sp 8-aligned (offsets
-/// and slots are multiples of 8) and inside the bounds (sp only grows, never past `high`).
+/// The walk's inner loop: records frames (their return addresses, in `out`) and steps out of
+/// them by the sp rules cached for them (the common case, spelled out), while `out` has room.
+/// The cursor's sp must be 8-aligned and at least the low bound; `high` is the bound's top. Sp
+/// rules keep sp 8-aligned (offsets and slots are multiples of 8) and inside the bounds (sp only
+/// grows, never past `high`).
 #[inline(never)]
-fn inline_steps(entries: &[Entry; SLOTS], cursor: &mut Cursor, out: &mut Frames<'_>, high: u64) -> Stop {
+fn inline_steps(entries: &[Entry; SLOTS], cursor: &mut Cursor, out: &mut [u64], high: u64) -> Stop {
     let Cursor { mut ra, mut sp, mut bp, mut len, mut hash } = *cursor;
-    let (ips, sps, bps) = (&mut *out.ips, &mut *out.sps, &mut *out.bps);
-    let sps = &mut sps[..ips.len()];
-    let bps = &mut bps[..ips.len()];
     let stop = loop {
-        let Some(frame) = ips.get_mut(len) else { break Stop::End };
+        let Some(frame) = out.get_mut(len) else { break Stop::End };
         *frame = ra;
-        sps[len] = sp;
-        bps[len] = bp;
         len += 1;
         let product = ra.wrapping_mul(stack_cache::ADDRESS_MULTIPLIER);
         hash = stack_cache::hash_product(hash, product);
         let entry = entries[(product >> (64 - SLOTS_LOG2)) as usize];
+        // A return address of 0 (no key is 0) always stops here.
         if entry.key != ra || entry.word & SLOW != 0 || entry.word == 0 {
+            if ra == 0 {
+                // The end of the stack: the frame is not one.
+                len -= 1;
+                hash = stack_cache::hash_without_last_zero(hash);
+                break Stop::End;
+            }
             break Stop::Careful;
         }
         // sp <= new_sp - 8 < high: the return-address slot and the bp slot (between sp and
@@ -302,9 +280,6 @@ fn inline_steps(entries: &[Entry; SLOTS], cursor: &mut Cursor, out: &mut Frames<
         // SAFETY: new_sp - 8 lies in [sp, high - 8]: inside the bounds, aligned.
         ra = unsafe { std::ptr::read_volatile((new_sp - 8) as *const u64) };
         sp = new_sp;
-        if ra == 0 {
-            break Stop::End;
-        }
     };
     *cursor = Cursor { ra, sp, bp, len, hash };
     stop
@@ -365,7 +340,8 @@ impl UnwindRules {
     }
 
     /// Walks outward from the frame at (`sp`, `bp`) that returns to `ra`, writing each frame's
-    /// return address into `out` (innermost first) until the walk ends or `out` is full.
+    /// return address into `out` (innermost first) until the walk ends or `out` is full. (Each
+    /// frame's sp and bp are not logged: [`UnwindRules::registers`] works them out again.)
     /// Returns the number of frames and their hash (see [`stack_cache::hash_frame`]); sets
     /// `unknown` if a frame lies outside every known module.
     #[inline(always)]
@@ -376,7 +352,7 @@ impl UnwindRules {
         cache: &mut FramehopCache,
         (ra, sp, bp): Caller,
         bounds: StackBounds,
-        out: &mut Frames<'_>,
+        out: &mut [u64],
         unknown: &mut bool,
     ) -> (usize, u64) {
         if sp & 7 != 0 {
@@ -399,7 +375,7 @@ impl UnwindRules {
                     cache,
                     (cursor.ra, cursor.sp, cursor.bp),
                     bounds,
-                    &mut out.from(len),
+                    &mut out[len..],
                     unknown,
                 );
                 return (len + more, stack_cache::hash_continue(hash, rest, more));
@@ -418,13 +394,13 @@ impl UnwindRules {
         cache: &mut FramehopCache,
         (mut ra, mut sp, mut bp): Caller,
         bounds: StackBounds,
-        out: &mut Frames<'_>,
+        out: &mut [u64],
         unknown: &mut bool,
     ) -> (usize, u64) {
         let mut hash = stack_cache::HASH_START;
         let mut len = 0;
         while len < out.len() {
-            out.set(len, (ra, sp, bp));
+            out[len] = ra;
             len += 1;
             hash = stack_cache::hash_frame(hash, ra);
             match self.step(snapshot, cache, ra, sp, bp, bounds, unknown) {
@@ -462,6 +438,29 @@ impl UnwindRules {
         }
         let address = FrameAddress::from_return_address(ra)?;
         self.learn(snapshot, cache, ra, address, sp, bp, bounds)
+    }
+
+    /// Works out the sp and bp of each frame of a walk from the first frame's (`sps[0]`,
+    /// `bps[0]`), stepping by the learned rules as the walk did (the stack words above the hook
+    /// have not changed since). `None` if a frame has no learned rule or a step does not lead to
+    /// the next frame's return address.
+    pub fn registers(
+        &self,
+        ips: &[u64],
+        sps: &mut [u64],
+        bps: &mut [u64],
+        bounds: StackBounds,
+    ) -> Option<()> {
+        for i in 1..ips.len() {
+            let rule = self.rule_of(ips[i - 1])?;
+            let (ra, sp, bp) = apply(rule, *sps.get(i - 1)?, *bps.get(i - 1)?, |a| bounds.read(a))?;
+            if ra != ips[i] {
+                return None;
+            }
+            *sps.get_mut(i)? = sp;
+            *bps.get_mut(i)? = bp;
+        }
+        Some(())
     }
 
     /// Entries with a learned rule, and entries left to framehop.
@@ -608,12 +607,13 @@ mod tests {
                     None => break,
                 }
             }
-            let (mut out, mut sps, mut bps) = (vec![0u64; max], vec![0u64; max], vec![0u64; max]);
-            let mut frames = Frames { ips: &mut out, sps: &mut sps, bps: &mut bps };
+            let mut out = vec![0u64; max];
             let mut unknown = false;
-            let (len, hash) = rules.walk(snapshot, &mut framehop, start, bounds, &mut frames, &mut unknown);
+            let (len, hash) = rules.walk(snapshot, &mut framehop, start, bounds, &mut out, &mut unknown);
             assert_eq!(&out[..len], &expected[..], "round {round}");
-            // Each frame's registers are logged: the next frame is where its rule leads.
+            // Each frame's registers are worked out again: the next frame is where its rule leads.
+            let (mut sps, mut bps) = (vec![start.1; len], vec![start.2; len]);
+            rules.registers(&out[..len], &mut sps, &mut bps, bounds).expect("registers");
             for i in 1..len {
                 let reads = rule_of[&out[i - 1]].reads(sps[i - 1], bps[i - 1]).expect("not the end");
                 assert_eq!(reads.new_sp, sps[i], "round {round}");
