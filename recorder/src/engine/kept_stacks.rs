@@ -34,8 +34,11 @@ pub const MAX_CHECKS: usize = 48;
 /// Bounds of a set's credit, and the credit at or below which lookups are rationed.
 const MAX_CREDIT: i8 = 64;
 const NO_CREDIT: i8 = -32;
-/// Where lookups or keeping are rationed, one in this many goes ahead.
-const RETRY_EVERY: u8 = 32;
+/// Where lookups are rationed, one in this many goes ahead.
+const RETRY_FIND_EVERY: u8 = 32;
+/// Where keeping is rationed, one in this many goes ahead (keeping a stack costs about as much
+/// as three captures, so it is rationed harder than looking).
+const RETRY_KEEP_EVERY: u8 = 128;
 
 /// One kept stack (all-zero: empty, as epochs start at 1).
 #[repr(C)]
@@ -119,11 +122,11 @@ impl Default for Checks {
     }
 }
 
-/// Whether to go ahead where a set's credit says no: one time in [`RETRY_EVERY`] (`skipped`
-/// counts the times since the last).
-fn try_now(skipped: &mut u8) -> bool {
+/// Whether to go ahead where a set's credit says no: one time in `every` (`skipped` counts the
+/// times since the last).
+fn try_now(skipped: &mut u8, every: u8) -> bool {
     *skipped += 1;
-    if *skipped < RETRY_EVERY {
+    if *skipped < every {
         return false;
     }
     *skipped = 0;
@@ -150,7 +153,7 @@ impl KeptStacks {
         bounds: StackBounds,
     ) -> Option<(u32, usize)> {
         let set = set_of(ra, sp);
-        if self.credit[set] <= NO_CREDIT && !try_now(&mut self.skipped_finds[set]) {
+        if self.credit[set] <= NO_CREDIT && !try_now(&mut self.skipped_finds[set], RETRY_FIND_EVERY) {
             return None;
         }
         #[cfg(test)]
@@ -206,7 +209,7 @@ impl KeptStacks {
     #[inline]
     pub fn worth_keeping(&mut self, ra: u64, sp: u64) -> bool {
         let set = set_of(ra, sp);
-        self.credit[set] > -(WAYS as i8) || try_now(&mut self.skipped_keeps[set])
+        self.credit[set] > -(WAYS as i8) || try_now(&mut self.skipped_keeps[set], RETRY_KEEP_EVERY)
     }
 
     /// Keeps the stack `node` of `len` frames whose innermost frame is (`ra`, `sp`, `bp`), with
