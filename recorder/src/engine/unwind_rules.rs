@@ -59,6 +59,8 @@ const KIND_FRAME_POINTER: u32 = 1;
 const KIND_END: u32 = 2;
 const KIND_FRAMEHOP: u32 = 3;
 const OFFSET_MASK: u32 = (1 << KIND_SHIFT) - 1;
+/// `Entry::word` of the end-of-stack rule for an address in a known module.
+const END_IN_KNOWN_MODULE: u32 = SLOW | KIND_END << KIND_SHIFT;
 /// `Entry::slot` of a slow sp rule that leaves bp unchanged.
 pub(crate) const BP_UNCHANGED: i32 = i32::MIN;
 
@@ -263,6 +265,10 @@ fn inline_steps(entries: &[Entry; SLOTS], cursor: &mut Cursor, out: &mut [u64], 
                 // The end of the stack: the frame is not one.
                 len -= 1;
                 hash = stack_cache::hash_without_last_zero(hash);
+                break Stop::End;
+            }
+            if entry.key == ra && entry.word == END_IN_KNOWN_MODULE {
+                // The outermost frame (what `UnwindRules::step` would find, without the call).
                 break Stop::End;
             }
             break Stop::Careful;
