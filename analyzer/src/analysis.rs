@@ -2,13 +2,14 @@
 //! tests; it is `Send + Sync`, and its caches fill in behind `&self`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use leakview_format::TraceReader;
 use rayon::prelude::*;
 
 use crate::error::{LoadError, WhenError};
 use crate::frames::{FrameCache, Frames};
-use crate::group::{self, Group, GroupBy, Grouping, Snapshot};
+use crate::group::{self, Group, GroupBy, Grouping, ScratchPool, Snapshot};
 use crate::index::TimeIndex;
 use crate::lifetimes::{LifetimeStore, LiveBlock};
 use crate::load::{self, Loaded};
@@ -32,7 +33,9 @@ pub struct LoadOptions {
 /// A loaded, indexed trace. See the crate docs for an example.
 pub struct Analysis {
     summary: Summary,
-    store: LifetimeStore,
+    store: Arc<LifetimeStore>,
+    /// Buffers reused by one query after another.
+    scratch: Arc<ScratchPool>,
     index: TimeIndex,
     timeline: Timeline,
     stacks: StackTable,
@@ -66,7 +69,18 @@ impl Analysis {
         let Loaded { summary, store, index, timeline, stacks, threads, marks, modules } =
             load::load(reader, progress)?;
         let frames = FrameCache::new(Symbolizer::new(modules.clone(), options.symbolize.clone()));
-        Ok(Analysis { summary, store, index, timeline, stacks, threads, marks, modules, frames })
+        Ok(Analysis {
+            summary,
+            store: Arc::new(store),
+            scratch: Arc::default(),
+            index,
+            timeline,
+            stacks,
+            threads,
+            marks,
+            modules,
+            frames,
+        })
     }
 
     /// What the trace is and holds.
@@ -133,7 +147,11 @@ impl Analysis {
         } else {
             blocks.iter().map(size).sum()
         };
-        Snapshot { at_ns: t, totals: LiveTotals { blocks: blocks.len() as u64, bytes }, blocks }
+        Snapshot {
+            at_ns: t,
+            totals: LiveTotals { blocks: blocks.len() as u64, bytes },
+            blocks: Arc::new(blocks),
+        }
     }
 
     /// Every block of the trace (freed or not), in allocation order.
@@ -168,9 +186,11 @@ impl Analysis {
                     s.into_iter().map(StackId).collect()
                 };
                 self.prepare_symbols(&stacks, progress);
-                group::group_by_function(&self.store, snapshot, &|s| self.stack_frames(StackId(s)))
+                group::group_by_function(&self.store, &self.scratch, snapshot, &|s| {
+                    self.stack_frames(StackId(s))
+                })
             }
-            other => group::group_simple(&self.store, snapshot, other),
+            other => group::group_simple(&self.store, &self.scratch, snapshot, other),
         }
     }
 
@@ -223,13 +243,7 @@ impl Analysis {
 
     /// Indices into `grouping.groups` of the groups that [`Analysis::group_matches`] `needle`.
     pub fn filter_groups(&self, grouping: &Grouping, needle: &str) -> Vec<usize> {
-        grouping
-            .groups
-            .iter()
-            .enumerate()
-            .filter(|(_, g)| self.group_matches(g, needle))
-            .map(|(i, _)| i)
-            .collect()
+        grouping.iter().enumerate().filter(|(_, g)| self.group_matches(g, needle)).map(|(i, _)| i).collect()
     }
 
     /// Memory held by the analysis' core tables, in bytes (lifetimes, sites, checkpoints,

@@ -116,9 +116,9 @@ pub fn check(
     progress: &dyn Progress,
 ) -> CheckOutcome {
     let snapshot = analysis.outstanding_at(at_ns);
-    let grouping = analysis.group(&snapshot, GroupBy::Stack);
+    let groups = analysis.group(&snapshot, GroupBy::Stack).all();
     if !suppressions.is_empty() {
-        let stacks: Vec<StackId> = grouping.groups.iter().filter_map(|g| g.stacks.first().copied()).collect();
+        let stacks: Vec<StackId> = groups.iter().filter_map(|g| g.stacks.first().copied()).collect();
         analysis.prepare_symbols(&stacks, progress);
     }
     let mut outcome = CheckOutcome {
@@ -129,7 +129,7 @@ pub fn check(
         leaks: Vec::new(),
         rule_hits: suppressions.rules().iter().map(|r| (r.clone(), LiveTotals::default())).collect(),
     };
-    for g in grouping.groups {
+    for g in groups {
         let GroupKey::Stack(stack) = g.key else { continue };
         let rule = if suppressions.is_empty() {
             None

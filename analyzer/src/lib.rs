@@ -8,7 +8,7 @@
 //! let t = analysis.resolve_when("peak")?;
 //! let snapshot = analysis.outstanding_at(t);
 //! let grouping = analysis.group(&snapshot, GroupBy::Stack);
-//! for group in grouping.groups.iter().take(5) {
+//! for group in grouping.top(5) {
 //!     println!("{} bytes in {} blocks", group.bytes, group.blocks);
 //!     for frame in analysis.stack_frames(group.stacks[0]).iter() {
 //!         println!("    {}", frame.display_name());

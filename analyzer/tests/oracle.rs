@@ -198,8 +198,8 @@ fn check_seed(seed: u64, ops: usize) {
             continue;
         }
         let grouping = a.group(&snapshot, GroupBy::Stack);
-        assert_eq!(grouping.groups.iter().map(|g| g.bytes).sum::<u64>(), live.bytes);
-        for g in &grouping.groups {
+        assert_eq!(grouping.iter().map(|g| g.bytes).sum::<u64>(), live.bytes);
+        for g in grouping.iter() {
             let GroupKey::Stack(StackId(stack)) = g.key else { panic!("stack key") };
             let model_bytes: u64 = model
                 .blocks
@@ -208,7 +208,7 @@ fn check_seed(seed: u64, ops: usize) {
                 .map(|b| b.size)
                 .sum();
             assert_eq!(g.bytes, model_bytes);
-            assert_eq!(grouping.block_ids(g).len() as u64, g.blocks);
+            assert_eq!(grouping.block_ids(&g).len() as u64, g.blocks);
         }
     }
 

@@ -146,16 +146,16 @@ fn grouping_by_every_key() {
     let end = a.outstanding_at(150);
 
     let by_stack = a.group(&end, GroupBy::Stack);
-    let rows: Vec<_> = by_stack.groups.iter().map(|g| (g.key.clone(), g.blocks, g.bytes)).collect();
+    let rows: Vec<_> = by_stack.iter().map(|g| (g.key.clone(), g.blocks, g.bytes)).collect();
     assert_eq!(rows, vec![(GroupKey::Stack(StackId(4)), 1, 600), (GroupKey::Stack(StackId(2)), 1, 150)]);
-    assert_eq!(by_stack.groups[0].threads, vec![ThreadIndex(1)]);
-    assert_eq!((by_stack.groups[0].first_alloc_ns, by_stack.groups[0].last_alloc_ns), (80, 80));
-    let ids = by_stack.block_ids(&by_stack.groups[1]);
+    let first = by_stack.group(0).expect("group");
+    assert_eq!(first.threads, vec![ThreadIndex(1)]);
+    assert_eq!((first.first_alloc_ns, first.last_alloc_ns), (80, 80));
+    let ids = by_stack.block_ids(&by_stack.group(1).expect("group"));
     assert_eq!(ids.iter().filter_map(|&id| a.block(id)).map(|b| b.address).collect::<Vec<_>>(), vec![0x100]);
 
     let by_function = a.group(&end, GroupBy::Function);
     let rows: Vec<_> = by_function
-        .groups
         .iter()
         .map(|g| match &g.key {
             GroupKey::Function(name) => (name.to_string(), g.blocks, g.bytes),
@@ -166,24 +166,24 @@ fn grouping_by_every_key() {
         rows,
         vec![("0x1000".to_string(), 2, 750), ("0x2000".to_string(), 2, 750), ("0x4000".to_string(), 1, 600)]
     );
-    let root = &by_function.groups[0];
+    let root = &by_function.group(0).expect("group");
     assert_eq!(root.threads, vec![ThreadIndex(0), ThreadIndex(1)]);
     assert_eq!((root.first_alloc_ns, root.last_alloc_ns), (70, 80));
     assert_eq!(by_function.block_ids(root).len(), 2);
 
     let by_size = a.group(&end, GroupBy::Size);
-    let keys: Vec<_> = by_size.groups.iter().map(|g| g.key.clone()).collect();
+    let keys: Vec<_> = by_size.iter().map(|g| g.key.clone()).collect();
     assert_eq!(keys, vec![GroupKey::Size(600), GroupKey::Size(150)]);
 
     let by_class = a.group(&end, GroupBy::SizeClass);
-    let keys: Vec<_> = by_class.groups.iter().map(|g| g.key.clone()).collect();
+    let keys: Vec<_> = by_class.iter().map(|g| g.key.clone()).collect();
     assert_eq!(keys, vec![GroupKey::SizeClass(10), GroupKey::SizeClass(8)]);
 
     let mut by_thread = a.group(&end, GroupBy::Thread);
-    let keys: Vec<_> = by_thread.groups.iter().map(|g| (g.key.clone(), g.bytes)).collect();
+    let keys: Vec<_> = by_thread.iter().map(|g| (g.key.clone(), g.bytes)).collect();
     assert_eq!(keys, vec![(GroupKey::Thread(ThreadIndex(1)), 600), (GroupKey::Thread(ThreadIndex(0)), 150)]);
     by_thread.sort(SortBy::Blocks);
-    assert_eq!(by_thread.groups.len(), 2);
+    assert_eq!(by_thread.len(), 2);
 }
 
 #[test]

@@ -82,13 +82,14 @@ fn stacks_are_symbolized_and_trimmed() {
     let f = fixture();
     let a = load(&f);
     let grouping = a.group(&a.outstanding_at(60), GroupBy::Stack);
-    assert_eq!(grouping.groups.len(), 1);
-    let frames = a.stack_frames(grouping.groups[0].stacks[0]);
+    assert_eq!(grouping.len(), 1);
+    let stack = grouping.group(0).expect("group").stacks[0];
+    let frames = a.stack_frames(stack);
     let names: Vec<_> = frames.iter().map(|f| f.function.clone().unwrap_or_default()).collect();
     assert_eq!(names, vec!["make_leak", "main"]);
     assert!(frames[0].file.as_deref().is_some_and(|f| f.ends_with("leaky.c")));
     assert!(frames[0].line.is_some());
-    let untrimmed = a.stack_frames_untrimmed(grouping.groups[0].stacks[0]);
+    let untrimmed = a.stack_frames_untrimmed(stack);
     assert_eq!(untrimmed.len(), 3);
     assert!(untrimmed[0].module.as_deref().is_some_and(|m| m.ends_with("libleakview_preload.so")));
     assert_eq!(a.modules().len(), 2);
@@ -100,7 +101,6 @@ fn function_groups_are_inclusive() {
     let a = load(&f);
     let at_20 = a.group(&a.outstanding_at(20), GroupBy::Function);
     let rows: Vec<_> = at_20
-        .groups
         .iter()
         .map(|g| (g.frame.as_ref().and_then(|f| f.function.clone()).unwrap_or_default(), g.blocks, g.bytes))
         .collect();

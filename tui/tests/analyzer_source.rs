@@ -15,7 +15,6 @@ fn expected(analysis: &Analysis, at_ns: u64, by: GroupBy) -> HashMap<String, (u6
     let snapshot = analysis.outstanding_at(at_ns);
     let grouping = analysis.group(&snapshot, by);
     grouping
-        .groups
         .iter()
         .map(|g| {
             let name = match &g.key {
@@ -88,7 +87,7 @@ fn details_and_allocations_match_the_analyzers_group() {
     let source = AnalysisSource::new(load());
     let at = reference.duration_ns() * 3 / 4;
     let grouping = reference.group(&reference.outstanding_at(at), GroupBy::Stack);
-    let top = &grouping.groups[0];
+    let top = &grouping.group(0).expect("group");
     let query = GroupQuery { at_ns: at, ..GroupQuery::default() };
     let rows = source.groups(&query);
     assert_eq!(rows[0].totals.bytes, top.bytes);

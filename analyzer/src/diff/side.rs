@@ -96,9 +96,8 @@ impl Keying<'_> {
     /// Sums the blocks outstanding at `at_ns` per key.
     pub fn sum(&self, at_ns: u64, by: DiffBy, progress: &dyn Progress) -> SideSums<GroupId> {
         let snapshot = self.analysis.outstanding_at(at_ns);
-        let by_stack = self.analysis.group(&snapshot, GroupBy::Stack);
+        let by_stack = self.analysis.group(&snapshot, GroupBy::Stack).all();
         let stacks: Vec<StackId> = by_stack
-            .groups
             .iter()
             .filter_map(|g| match g.key {
                 GroupKey::Stack(s) => Some(s),
@@ -108,7 +107,7 @@ impl Keying<'_> {
         self.prepare(&stacks, progress);
         let mut sums = SideSums { totals: snapshot.totals(), groups: HashMap::new() };
         let mut credited: Vec<FrameKeyId> = Vec::new();
-        for group in &by_stack.groups {
+        for group in &by_stack {
             let GroupKey::Stack(stack) = group.key else { continue };
             let key = self.key(stack);
             match by {

@@ -12,10 +12,11 @@ pub(super) fn render(report: &Report<'_>) -> String {
     } else {
         a.group(&a.outstanding_at(report.at_ns), GroupBy::Stack)
     };
-    let stacks: Vec<StackId> = by_stack.groups.iter().filter_map(|g| g.stacks.first().copied()).collect();
+    let groups = by_stack.all();
+    let stacks: Vec<StackId> = groups.iter().filter_map(|g| g.stacks.first().copied()).collect();
     a.prepare_symbols(&stacks, &crate::progress::NoProgress);
     let mut out = String::new();
-    for g in &by_stack.groups {
+    for g in &groups {
         let Some(&stack) = g.stacks.first() else { continue };
         let frames = a.stack_frames(stack);
         let names: Vec<String> =

@@ -85,7 +85,7 @@ pub(super) fn render(report: &Report<'_>) -> String {
         "outstanding": {
             "blocks": report.grouping.totals.blocks,
             "bytes": report.grouping.totals.bytes,
-            "groups": report.grouping.groups.len(),
+            "groups": report.grouping.len(),
         },
         "groups": groups,
     });

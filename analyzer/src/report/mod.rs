@@ -26,6 +26,8 @@ pub struct Report<'a> {
     pub grouping: Grouping,
     /// Groups shown (0: all).
     pub top: usize,
+    /// The groups shown, best first (made once; the others stay unmade).
+    shown: Vec<Group>,
 }
 
 impl<'a> Report<'a> {
@@ -40,7 +42,8 @@ impl<'a> Report<'a> {
     ) -> Self {
         let snapshot = analysis.outstanding_at(at_ns);
         let grouping = analysis.group_with_progress(&snapshot, by, progress);
-        let report = Report { analysis, when: when.to_string(), at_ns, grouping, top };
+        let shown = grouping.top(if top == 0 { usize::MAX } else { top });
+        let report = Report { analysis, when: when.to_string(), at_ns, grouping, top, shown };
         let stacks: Vec<StackId> = report.shown().iter().filter_map(|g| g.stacks.first().copied()).collect();
         analysis.prepare_symbols(&stacks, progress);
         report
@@ -48,9 +51,7 @@ impl<'a> Report<'a> {
 
     /// The groups to show, best first.
     pub fn shown(&self) -> &[Group] {
-        let n =
-            if self.top == 0 { self.grouping.groups.len() } else { self.top.min(self.grouping.groups.len()) };
-        &self.grouping.groups[..n]
+        &self.shown
     }
 
     /// The frames to show for `group`: its stack, or for other groupings the stack contributing

@@ -104,7 +104,7 @@ pub(super) fn render(report: &Report<'_>) -> String {
             let _ = writeln!(out, "    on {}", plural(g.stacks.len() as u64, "stack", "stacks"));
         }
     }
-    let hidden = report.grouping.groups.len() - shown.len();
+    let hidden = report.grouping.len() - shown.len();
     if hidden > 0 {
         let noun = if hidden == 1 { "group" } else { "groups" };
         let _ = writeln!(out, "\n… and {} more {noun} (--top 0 shows all)", count(hidden as u64));
@@ -168,7 +168,7 @@ fn write_header(report: &Report<'_>, out: &mut String) {
         duration(s.duration_ns),
         bytes(report.grouping.totals.bytes),
         plural(report.grouping.totals.blocks, "block", "blocks"),
-        count(report.grouping.groups.len() as u64),
+        count(report.grouping.len() as u64),
     );
     if !s.complete {
         let _ = writeln!(

@@ -2,7 +2,9 @@
 //! function on a block's stack is credited once per block, like a bottom-up profile), by exact
 //! size, by power-of-two size class, or by thread; and ranking the groups.
 //!
-//! Grouping is flat: the snapshot holds each outstanding block's fields (read from the store
+//! Grouping by stack (the default, and the one a time query must answer fast) sums into a
+//! dense table and makes groups only when they are read: see `by_stack.rs`. The other
+//! groupings are flat: the snapshot holds each outstanding block's fields (read from the store
 //! when it was found live), the blocks' positions are ordered by key with a counting sort
 //! when keys are dense (stack ids, threads, size classes) or a parallel sort otherwise, so each
 //! group is one contiguous run; the runs are ranked by their bytes, and only then is each group
@@ -15,16 +17,21 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+mod by_stack;
+
 use crate::lifetimes::{LifetimeStore, LiveBlock, Site};
 use crate::model::{BlockId, LiveTotals, StackId, ThreadIndex};
 use crate::symbolize::Frame;
+pub(crate) use by_stack::ScratchPool;
+use by_stack::StackGroups;
 
 /// The blocks live at one moment (in allocation order), each with the fields a grouping reads,
 /// taken from the store in the same read that found it live.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
     pub(crate) at_ns: u64,
-    pub(crate) blocks: Vec<LiveBlock>,
+    /// Shared with the groupings made from it.
+    pub(crate) blocks: Arc<Vec<LiveBlock>>,
     pub(crate) totals: LiveTotals,
 }
 
@@ -139,7 +146,9 @@ pub enum SortBy {
     Newest,
 }
 
-/// Outstanding blocks at one moment, grouped and ranked (by bytes unless re-sorted).
+/// Outstanding blocks at one moment, grouped and ranked (by bytes unless re-sorted). Groups
+/// by stack are made only when read ([`Grouping::top`], [`Grouping::group`],
+/// [`Grouping::iter`]), so a query that shows a few of 200k stacks makes only those.
 #[derive(Debug, Clone)]
 pub struct Grouping {
     pub by: GroupBy,
@@ -147,72 +156,134 @@ pub struct Grouping {
     /// All outstanding blocks and bytes at `at_ns` (function groups overlap, so the groups'
     /// sums can exceed this).
     pub totals: LiveTotals,
-    pub groups: Vec<Group>,
-    /// Block ids of every group (or of every stack, for function groups), each group's a
-    /// contiguous run in allocation order.
-    members: Vec<u32>,
-    /// Each stack's run of `members`, for function groups.
-    by_stack: HashMap<u32, Range<u32>>,
+    groups: Groups,
+}
+
+#[derive(Debug, Clone)]
+enum Groups {
+    /// Every group made, ranked.
+    Made {
+        groups: Vec<Group>,
+        /// Block ids of every group (or of every stack, for function groups), each group's a
+        /// contiguous run in allocation order.
+        members: Vec<u32>,
+        /// Each stack's run of `members`, for function groups.
+        by_stack: HashMap<u32, Range<u32>>,
+    },
+    /// Sums by stack; groups made on demand.
+    Stacks(StackGroups),
 }
 
 impl Grouping {
-    /// Re-ranks the groups; ties are broken by bytes, then by key.
-    pub fn sort(&mut self, by: SortBy) {
-        let order = |a: &Group, b: &Group| {
-            let primary = match by {
-                SortBy::Bytes => b.bytes.cmp(&a.bytes),
-                SortBy::Blocks => b.blocks.cmp(&a.blocks),
-                SortBy::Newest => b.last_alloc_ns.cmp(&a.last_alloc_ns),
-            };
-            primary.then(b.bytes.cmp(&a.bytes)).then(b.blocks.cmp(&a.blocks)).then_with(|| a.key.cmp(&b.key))
-        };
-        if self.groups.len() < PARALLEL_GROUPS {
-            self.groups.sort_by(order);
-            return;
+    /// Number of groups.
+    pub fn len(&self) -> usize {
+        match &self.groups {
+            Groups::Made { groups, .. } => groups.len(),
+            Groups::Stacks(s) => s.len(),
         }
-        // Many groups (of one key kind other than function): sort compact keys, not the large
-        // groups, then move each group once. Descending figures sort as their complements.
-        let rank = |key: &GroupKey| match key {
-            GroupKey::Stack(s) => Some(u64::from(s.0)),
-            GroupKey::Size(size) => Some(*size),
-            GroupKey::SizeClass(c) => Some(u64::from(*c)),
-            GroupKey::Thread(t) => Some(u64::from(t.0)),
-            GroupKey::Function(_) => None,
-        };
-        let keys: Option<Vec<RankKey>> = self
-            .groups
-            .par_iter()
-            .enumerate()
-            .map(|(i, g)| {
-                let primary = match by {
-                    SortBy::Bytes => g.bytes,
-                    SortBy::Blocks => g.blocks,
-                    SortBy::Newest => g.last_alloc_ns,
-                };
-                rank(&g.key).map(|r| (!primary, !g.bytes, !g.blocks, r, i as u32))
-            })
-            .collect();
-        let Some(mut keys) = keys else {
-            self.groups.par_sort_by(order);
-            return;
-        };
-        keys.par_sort_unstable();
-        let mut taken: Vec<Option<Group>> = std::mem::take(&mut self.groups).into_iter().map(Some).collect();
-        self.groups = keys.iter().filter_map(|k| taken[k.4 as usize].take()).collect();
     }
 
-    /// The outstanding blocks of `group` (one of `self.groups`), in allocation order.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The group ranked `rank` (0: the first).
+    pub fn group(&self, rank: usize) -> Option<Group> {
+        match &self.groups {
+            Groups::Made { groups, .. } => groups.get(rank).cloned(),
+            Groups::Stacks(s) => s.group(rank),
+        }
+    }
+
+    /// The best `n` groups (all of them if there are fewer), in rank order.
+    pub fn top(&self, n: usize) -> Vec<Group> {
+        match &self.groups {
+            Groups::Made { groups, .. } => groups.iter().take(n).cloned().collect(),
+            Groups::Stacks(s) => s.top(n),
+        }
+    }
+
+    /// Every group, in rank order.
+    pub fn iter(&self) -> impl Iterator<Item = Group> + '_ {
+        (0..self.len()).map_while(move |rank| self.group(rank))
+    }
+
+    /// Every group, in rank order, as one list.
+    pub fn all(&self) -> Vec<Group> {
+        self.top(usize::MAX)
+    }
+
+    /// Re-ranks the groups; ties are broken by bytes, then by blocks, then by key.
+    pub fn sort(&mut self, by: SortBy) {
+        match &mut self.groups {
+            Groups::Made { groups, .. } => sort_groups(groups, by),
+            Groups::Stacks(s) => s.sort(by),
+        }
+    }
+
+    /// The outstanding blocks of `group` (one of this grouping's), in allocation order.
     pub fn block_ids(&self, group: &Group) -> Vec<BlockId> {
-        let run = |r: &Range<u32>| self.members.get(r.start as usize..r.end as usize).unwrap_or(&[]);
+        let (members, by_stack) = match &self.groups {
+            Groups::Stacks(s) => {
+                let GroupKey::Stack(stack) = group.key else { return Vec::new() };
+                return s.block_ids(stack.0);
+            }
+            Groups::Made { members, by_stack, .. } => (members, by_stack),
+        };
+        let run = |r: &Range<u32>| members.get(r.start as usize..r.end as usize).unwrap_or(&[]);
         if !matches!(group.key, GroupKey::Function(_)) {
             return run(&group.members).iter().map(|&i| BlockId(i)).collect();
         }
         let mut ids: Vec<u32> =
-            group.stacks.iter().filter_map(|s| self.by_stack.get(&s.0)).flat_map(run).copied().collect();
+            group.stacks.iter().filter_map(|s| by_stack.get(&s.0)).flat_map(run).copied().collect();
         ids.sort_unstable();
         ids.dedup();
         ids.into_iter().map(BlockId).collect()
     }
+}
+
+/// Ranks `groups` by `by`; ties are broken by bytes, then by blocks, then by key.
+fn sort_groups(groups: &mut Vec<Group>, by: SortBy) {
+    let order = |a: &Group, b: &Group| {
+        let primary = match by {
+            SortBy::Bytes => b.bytes.cmp(&a.bytes),
+            SortBy::Blocks => b.blocks.cmp(&a.blocks),
+            SortBy::Newest => b.last_alloc_ns.cmp(&a.last_alloc_ns),
+        };
+        primary.then(b.bytes.cmp(&a.bytes)).then(b.blocks.cmp(&a.blocks)).then_with(|| a.key.cmp(&b.key))
+    };
+    if groups.len() < PARALLEL_GROUPS {
+        groups.sort_by(order);
+        return;
+    }
+    // Many groups (of one key kind other than function): sort compact keys, not the large
+    // groups, then move each group once. Descending figures sort as their complements.
+    let rank = |key: &GroupKey| match key {
+        GroupKey::Stack(s) => Some(u64::from(s.0)),
+        GroupKey::Size(size) => Some(*size),
+        GroupKey::SizeClass(c) => Some(u64::from(*c)),
+        GroupKey::Thread(t) => Some(u64::from(t.0)),
+        GroupKey::Function(_) => None,
+    };
+    let keys: Option<Vec<RankKey>> = groups
+        .par_iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let primary = match by {
+                SortBy::Bytes => g.bytes,
+                SortBy::Blocks => g.blocks,
+                SortBy::Newest => g.last_alloc_ns,
+            };
+            rank(&g.key).map(|r| (!primary, !g.bytes, !g.blocks, r, i as u32))
+        })
+        .collect();
+    let Some(mut keys) = keys else {
+        groups.par_sort_by(order);
+        return;
+    };
+    keys.par_sort_unstable();
+    let mut taken: Vec<Option<Group>> = std::mem::take(groups).into_iter().map(Some).collect();
+    *groups = keys.iter().filter_map(|k| taken[k.4 as usize].take()).collect();
 }
 
 /// Snapshots at least this large are gathered, ordered and summed in parallel.
@@ -337,169 +408,22 @@ fn ranked_stacks(mut pairs: Vec<(u32, u64)>) -> Vec<StackId> {
     sums.into_iter().map(|(s, _)| StackId(s)).collect()
 }
 
-/// A stack's figures while grouping by stack: summed per part of the snapshot, then merged.
-#[derive(Debug, Clone, Copy, Default)]
-struct StackSums {
-    bytes: u64,
-    /// Bit `t` for each thread `t` below [`MASK_THREADS`]; higher threads are listed apart.
-    threads: u64,
-    blocks: u32,
-    /// Snapshot positions of the stack's first and last block.
-    first: u32,
-    last: u32,
-}
-
-/// A part's sums by stack, and the (stack, thread) pairs of its threads beyond the mask.
-type PartSums = (Vec<StackSums>, Vec<(u32, u32)>);
-
-/// Threads kept in [`StackSums::threads`].
-const MASK_THREADS: u32 = 64;
-
-impl StackSums {
-    /// Adds `other`, which sums blocks after this one's.
-    fn merge(&mut self, other: &StackSums) {
-        if other.blocks == 0 {
-            return;
-        }
-        if self.blocks == 0 {
-            self.first = other.first;
-        }
-        self.last = other.last;
-        self.blocks += other.blocks;
-        self.bytes += other.bytes;
-        self.threads |= other.threads;
-    }
-}
-
-/// Groups `snapshot` by stack with one dense table of sums per part (no ordering of blocks
-/// before the groups are known); `None` when stack ids are too sparse for dense tables.
-fn group_by_stack_dense(store: &LifetimeStore, snapshot: &Snapshot) -> Option<Grouping> {
-    let blocks = &snapshot.blocks;
-    let n = blocks.len();
-    let bound = store.max_stack() as usize + 1;
-    if bound > 4 * n + (1 << 16) {
-        return None;
-    }
-    let sites = &store.sites;
-    let site_of = |b: &LiveBlock| sites.get(b.site as usize).copied().unwrap_or(Site { stack: 0, thread: 0 });
-    let size = |b: &LiveBlock| store.full_size(b.id, b.size32);
-    let parts = (n / PARALLEL_BLOCKS).clamp(1, rayon::current_num_threads().max(1));
-    let part_len = n.div_ceil(parts).max(1);
-    // Each part: its stacks' sums, and (stack, thread) of its blocks of threads beyond the mask.
-    let sum_part = |part: usize| {
-        let mut sums = vec![StackSums::default(); bound];
-        let mut high_threads: Vec<(u32, u32)> = Vec::new();
-        let from = part * part_len;
-        for (k, b) in blocks.iter().enumerate().take(n.min(from + part_len)).skip(from) {
-            let site = site_of(b);
-            let Some(s) = sums.get_mut(site.stack as usize) else { continue };
-            if s.blocks == 0 {
-                s.first = k as u32;
-            }
-            s.last = k as u32;
-            s.blocks += 1;
-            s.bytes += size(b);
-            if site.thread < MASK_THREADS {
-                s.threads |= 1 << site.thread;
-            } else if high_threads.last() != Some(&(site.stack, site.thread)) {
-                high_threads.push((site.stack, site.thread));
-            }
-        }
-        (sums, high_threads)
-    };
-    let mut per_part: Vec<PartSums> =
-        if parts > 1 { (0..parts).into_par_iter().map(sum_part).collect() } else { vec![sum_part(0)] };
-    let mut high_threads: Vec<(u32, u32)> =
-        per_part.iter_mut().flat_map(|p| std::mem::take(&mut p.1)).collect();
-    high_threads.sort_unstable();
-    high_threads.dedup();
-    let (first, rest) = per_part.split_first_mut()?;
-    let sums = &mut first.0;
-    if !rest.is_empty() {
-        sums.par_iter_mut().enumerate().with_min_len(4096).for_each(|(k, s)| {
-            for (other, _) in rest.iter() {
-                s.merge(&other[k]);
-            }
-        });
-    }
-    // Each stack's run of members, in stack order; members in allocation order within a run.
-    let mut next = vec![0u32; bound];
-    let mut stacks: Vec<u32> = Vec::new();
-    let mut at = 0u32;
-    for (k, s) in sums.iter().enumerate() {
-        if s.blocks > 0 {
-            next[k] = at;
-            at += s.blocks;
-            stacks.push(k as u32);
-        }
-    }
-    let mut members = vec![0u32; n];
-    for b in blocks {
-        if let Some(slot) = next.get_mut(site_of(b).stack as usize)
-            && let Some(m) = members.get_mut(*slot as usize)
-        {
-            *m = b.id;
-            *slot += 1;
-        }
-    }
-    let rank = |&k: &u32| {
-        let s = &sums[k as usize];
-        (!s.bytes, !u64::from(s.blocks), k)
-    };
-    let mut ranked: Vec<(u64, u64, u32)> = if stacks.len() >= PARALLEL_GROUPS {
-        stacks.par_iter().map(rank).collect()
-    } else {
-        stacks.iter().map(rank).collect()
-    };
-    if ranked.len() >= PARALLEL_GROUPS {
-        ranked.par_sort_unstable();
-    } else {
-        ranked.sort_unstable();
-    }
-    let alloc_ns =
-        |pos: u32| blocks.get(pos as usize).map_or(0, |b| store.alloc_ns_from_low(b.id, b.alloc_low));
-    let make = |&(_, _, k): &(u64, u64, u32)| {
-        let s = &sums[k as usize];
-        let end = next[k as usize];
-        let mut threads: Vec<ThreadIndex> =
-            (0..MASK_THREADS).filter(|t| s.threads & (1 << t) != 0).map(ThreadIndex).collect();
-        let high = high_threads.partition_point(|&(stack, _)| stack < k);
-        threads.extend(
-            high_threads[high..].iter().take_while(|&&(stack, _)| stack == k).map(|&(_, t)| ThreadIndex(t)),
-        );
-        Group {
-            key: GroupKey::Stack(StackId(k)),
-            blocks: u64::from(s.blocks),
-            bytes: s.bytes,
-            first_alloc_ns: alloc_ns(s.first),
-            last_alloc_ns: alloc_ns(s.last),
-            threads,
-            stacks: vec![StackId(k)],
-            frame: None,
-            members: end - s.blocks..end,
-        }
-    };
-    let groups: Vec<Group> = if ranked.len() >= PARALLEL_GROUPS {
-        ranked.par_iter().map(make).collect()
-    } else {
-        ranked.iter().map(make).collect()
-    };
-    Some(Grouping {
-        by: GroupBy::Stack,
-        at_ns: snapshot.at_ns,
-        totals: snapshot.totals,
-        groups,
-        members,
-        by_stack: HashMap::new(),
-    })
-}
-
 /// Groups `snapshot` by anything but function.
-pub(crate) fn group_simple(store: &LifetimeStore, snapshot: &Snapshot, by: GroupBy) -> Grouping {
+pub(crate) fn group_simple(
+    store: &Arc<LifetimeStore>,
+    pool: &Arc<ScratchPool>,
+    snapshot: &Snapshot,
+    by: GroupBy,
+) -> Grouping {
     if matches!(by, GroupBy::Stack | GroupBy::Function)
-        && let Some(grouping) = group_by_stack_dense(store, snapshot)
+        && let Some(stacks) = StackGroups::new(store, pool, snapshot)
     {
-        return grouping;
+        return Grouping {
+            by: GroupBy::Stack,
+            at_ns: snapshot.at_ns,
+            totals: snapshot.totals,
+            groups: Groups::Stacks(stacks),
+        };
     }
     group_by_order(store, snapshot, by)
 }
@@ -578,18 +502,30 @@ fn group_by_order(store: &LifetimeStore, snapshot: &Snapshot, by: GroupBy) -> Gr
         order.iter().map(|&p| blocks[p as usize].id).collect()
     };
     // Already ranked by bytes (as `sort(SortBy::Bytes)` would).
-    Grouping { by, at_ns: snapshot.at_ns, totals: snapshot.totals, groups, members, by_stack: HashMap::new() }
+    Grouping {
+        by,
+        at_ns: snapshot.at_ns,
+        totals: snapshot.totals,
+        groups: Groups::Made { groups, members, by_stack: HashMap::new() },
+    }
 }
 
 /// Groups `snapshot` by function, given each stack's trimmed frames.
 pub(crate) fn group_by_function(
-    store: &LifetimeStore,
+    store: &Arc<LifetimeStore>,
+    pool: &Arc<ScratchPool>,
     snapshot: &Snapshot,
     frames_of: &dyn Fn(u32) -> Arc<[Frame]>,
 ) -> Grouping {
-    let Grouping { groups: stack_groups, members, .. } = group_simple(store, snapshot, GroupBy::Stack);
+    let by_stacks = group_simple(store, pool, snapshot, GroupBy::Stack);
+    let (stack_groups, members, mut by_stack) = match by_stacks.groups {
+        Groups::Stacks(ref s) => {
+            let (members, by_stack) = s.members_by_stack();
+            (s.top(usize::MAX), members, by_stack)
+        }
+        Groups::Made { ref groups, ref members, .. } => (groups.clone(), members.clone(), HashMap::new()),
+    };
     let mut functions: HashMap<Arc<str>, Group> = HashMap::new();
-    let mut by_stack = HashMap::new();
     // Heaviest stacks first, so each function's frame comes from its heaviest stack.
     for stack_group in stack_groups {
         let GroupKey::Stack(stack) = stack_group.key else { continue };
@@ -619,7 +555,9 @@ pub(crate) fn group_by_function(
             g.threads.extend(stack_group.threads.iter().copied());
             g.stacks.push(stack);
         }
-        by_stack.insert(stack.0, stack_group.members);
+        if !matches!(by_stacks.groups, Groups::Stacks(_)) {
+            by_stack.insert(stack.0, stack_group.members.clone());
+        }
     }
     let groups = functions
         .into_values()
@@ -633,9 +571,7 @@ pub(crate) fn group_by_function(
         by: GroupBy::Function,
         at_ns: snapshot.at_ns,
         totals: snapshot.totals,
-        groups,
-        members,
-        by_stack,
+        groups: Groups::Made { groups, members, by_stack },
     };
     grouping.sort(SortBy::Bytes);
     grouping
@@ -675,29 +611,55 @@ mod tests {
     fn snapshot_at(store: &LifetimeStore, t: u64) -> Snapshot {
         let blocks: Vec<LiveBlock> = (0..store.len() as u32).filter_map(|i| store.live_block(i, t)).collect();
         let bytes = blocks.iter().map(|b| store.full_size(b.id, b.size32)).sum();
-        Snapshot { at_ns: t, totals: LiveTotals { blocks: blocks.len() as u64, bytes }, blocks }
+        Snapshot {
+            at_ns: t,
+            totals: LiveTotals { blocks: blocks.len() as u64, bytes },
+            blocks: Arc::new(blocks),
+        }
+    }
+
+    /// The groups of `grouping` with their block ids (the ids apart, as groups made on demand
+    /// do not carry their run of members).
+    fn with_members(grouping: &Grouping) -> (Vec<Group>, Vec<Vec<BlockId>>) {
+        let groups = grouping.all();
+        let members = groups.iter().map(|g| grouping.block_ids(g)).collect();
+        (groups.into_iter().map(|g| Group { members: 0..0, ..g }).collect(), members)
     }
 
     #[test]
-    fn dense_stack_grouping_agrees_with_grouping_by_order() {
+    fn lazy_stack_grouping_agrees_with_grouping_by_order() {
         // Enough blocks for several parallel parts; threads beyond the dense thread mask.
-        for (n, stacks, threads) in [(300_000, 5_000, 70), (5_000, 40, 3)] {
-            let store = random_store(n, stacks, threads);
-            let snapshot = snapshot_at(&store, u64::from(n) * 2);
-            assert!(snapshot.len() > n as usize / 4);
-            let dense = group_by_stack_dense(&store, &snapshot).map(|g| {
-                let members: Vec<Vec<BlockId>> = g.groups.iter().map(|x| g.block_ids(x)).collect();
-                (g.groups, members)
-            });
-            let ordered = group_by_order(&store, &snapshot, GroupBy::Stack);
-            let members: Vec<Vec<BlockId>> = ordered.groups.iter().map(|x| ordered.block_ids(x)).collect();
-            let strip = |groups: Vec<Group>| -> Vec<Group> {
-                groups.into_iter().map(|g| Group { members: 0..0, ..g }).collect()
-            };
-            let (dense_groups, dense_members) = dense.expect("dense tables apply");
-            assert_eq!(strip(dense_groups), strip(ordered.groups.clone()));
-            assert_eq!(dense_members, members);
-            assert!(ordered.groups.iter().any(|g| g.threads.len() > 1));
+        for (n, stacks, threads) in [(300_000, 5_000, 70), (5_000, 40, 3), (20_000, 9_000, 2)] {
+            let store = Arc::new(random_store(n, stacks, threads));
+            let pool = Arc::new(ScratchPool::default());
+            for t in [u64::from(n) * 2, u64::from(n) / 3, u64::from(n) * 3] {
+                let snapshot = snapshot_at(&store, t);
+                assert!(snapshot.len() > n as usize / 8);
+                let mut lazy = group_simple(&store, &pool, &snapshot, GroupBy::Stack);
+                assert!(matches!(lazy.groups, Groups::Stacks(_)), "dense sums apply");
+                let mut ordered = group_by_order(&store, &snapshot, GroupBy::Stack);
+                assert_eq!(lazy.len(), ordered.len());
+                let (want, want_members) = with_members(&ordered);
+                assert_eq!(with_members(&lazy), (want.clone(), want_members));
+                assert!(want.iter().any(|g| g.threads.len() > 1));
+                // The best few, one by rank, and re-ranking, each as the full order says.
+                for k in [0, 1, 7, 100, want.len()] {
+                    let fresh = group_simple(&store, &pool, &snapshot, GroupBy::Stack);
+                    let top: Vec<Group> =
+                        fresh.top(k).into_iter().map(|g| Group { members: 0..0, ..g }).collect();
+                    assert_eq!(top[..], want[..k.min(want.len())], "top {k}");
+                    let fresh = group_simple(&store, &pool, &snapshot, GroupBy::Stack);
+                    assert_eq!(fresh.group(k).map(|g| g.key), want.get(k).map(|g| g.key.clone()), "rank {k}");
+                }
+                for by in [SortBy::Newest, SortBy::Blocks, SortBy::Bytes] {
+                    lazy.sort(by);
+                    ordered.sort(by);
+                    let keys = |g: &Grouping| g.top(50).into_iter().map(|g| g.key).collect::<Vec<_>>();
+                    assert_eq!(keys(&lazy), keys(&ordered), "{by:?}");
+                    assert_eq!(lazy.all().len(), ordered.len());
+                    assert_eq!(with_members(&lazy).0.last(), with_members(&ordered).0.last(), "{by:?}");
+                }
+            }
         }
     }
 
