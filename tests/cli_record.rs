@@ -426,7 +426,8 @@ int main(int argc, char **argv) {
     assert!(stderr_of(&out).contains("2 traces written"), "{}", stderr_of(&out));
     let before = TraceReader::open(&dir.path().join("reexec.bin")).expect("trace of the first image");
     let pid = before.metadata().pid;
-    let after = TraceReader::open(&dir.path().join(format!("reexec.{pid}.bin"))).expect("trace of the exec'd image");
+    let after =
+        TraceReader::open(&dir.path().join(format!("reexec.{pid}.bin"))).expect("trace of the exec'd image");
     assert_eq!(after.metadata().pid, pid);
     let sizes = |reader: &TraceReader| -> Vec<u64> {
         let mut sizes = Vec::new();
