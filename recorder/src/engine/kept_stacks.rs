@@ -21,14 +21,30 @@
 //!
 //! Kept stacks depend on the unwind rules and on node ids: [`KeptStacks::forget`] drops them
 //! all when the module snapshot or the trie changes.
+//!
+//! Many stacks can share one innermost frame (one function called on many paths at one stack
+//! depth). Where they crowd each other out of their set, the frame is marked (see
+//! [`KeptStacks::wants_link`]) and its stacks are filed by the innermost frame together with
+//! a `link`: the return addresses of the next two callers, as the learned rules read them
+//! (see [`UnwindRules::caller_link`](crate::engine::unwind_rules::UnwindRules::caller_link),
+//! which costs a few dozen instructions, hence only where it pays). The link only picks the
+//! set to look in — the checks alone decide a match — so a link that is out of date costs a
+//! miss, never a wrong stack. The checks live in a per-thread ring (as
+//! the stack cache's frames do), so a set's slots stay small: a kept stack whose checks the
+//! ring has since overwritten is stale.
 
 use crate::engine::stack::StackBounds;
 
-/// Sets (by innermost frame) and stacks per set: 256 stacks, about 160 KiB per thread (fewer
-/// sets made the hit rate depend on where the stack happens to lie).
-const SETS_LOG2: u32 = 6;
+/// Sets (by innermost frame and link) and stacks per set: 8,192 stacks of 48 bytes, 384 KiB
+/// per thread (with 1,024 sets, conflicts cost the C workload of bench/instructions.sh 65
+/// instructions per allocation).
+const SETS_LOG2: u32 = 11;
 const SETS: usize = 1 << SETS_LOG2;
 const WAYS: usize = 4;
+/// Checks the ring holds: 320 KiB per thread (memory is used as it is written), room for
+/// about 1,600 stacks of 20 checks.
+const RING_LOG2: u32 = 15;
+const RING: usize = 1 << RING_LOG2;
 /// Most checks a kept stack holds; deeper stacks are not kept.
 pub const MAX_CHECKS: usize = 48;
 /// Bounds of a set's credit, and the credit at or below which lookups are rationed.
@@ -50,17 +66,16 @@ struct Kept {
     epoch: u32,
     /// When it was last found or kept (for replacing the least recently used of a set).
     used_at: u32,
+    /// Where in the ring's history its checks were written.
+    start: u32,
     /// Frames in the stack.
     len: u16,
     count: u8,
     /// Whether the walk depends on the innermost frame's bp.
     bp_matters: bool,
-    /// The lowest and highest check offsets.
-    lowest: i32,
-    highest: i32,
-    /// Check addresses, relative to `sp`, and the values they must hold.
-    offsets: [i32; MAX_CHECKS],
-    values: [u64; MAX_CHECKS],
+    /// The lowest and highest check offsets, in words from `sp`.
+    lowest: i16,
+    highest: i16,
 }
 
 /// The per-thread kept stacks (live in the thread's capture state; all-zero is empty).
@@ -68,18 +83,26 @@ pub struct KeptStacks {
     /// Stacks of other epochs are stale; 0 until first use.
     epoch: u32,
     clock: u32,
+    /// Checks written to the ring so far (positions in its history; the check at position `p`
+    /// is at `p % RING` until it is overwritten, RING checks later).
+    written: u32,
     /// Per set, how well finding has paid lately: up by 4 for a stack found, down by 1 for
     /// one not found. Where stacks are rarely found again (many stacks share an innermost
-    /// frame), looking costs more than it saves: then stacks are looked for and kept only now
-    /// and then.
+    /// frame and link), looking costs more than it saves: then stacks are looked for and kept
+    /// only now and then.
     credit: [i8; SETS],
     /// Per set, lookups and keepings skipped since the last one made.
     skipped_finds: [u8; SETS],
     skipped_keeps: [u8; SETS],
+    /// By the set of an innermost frame without link: whether its stacks are filed with one.
+    linked: [bool; SETS],
     /// Lookups that compared stacks (for tests).
     #[cfg(test)]
     looked: usize,
     sets: [[Kept; WAYS]; SETS],
+    /// The checks: addresses in words from their stack's `sp`, and the values they must hold.
+    offsets: [i16; RING],
+    values: [u64; RING],
 }
 
 /// The checks of one walk being kept, innermost first.
@@ -134,25 +157,34 @@ fn try_now(skipped: &mut u8, every: u8) -> bool {
 }
 
 #[inline(always)]
-fn set_of(ra: u64, sp: u64) -> usize {
+fn set_of(ra: u64, sp: u64, link: u64) -> usize {
     // sp of nearby frames differ in a few low bits: mix before taking the top bits.
-    let mut h = ra ^ sp.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let mut h = ra ^ sp.wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ link.rotate_left(29);
     h ^= h >> 31;
     h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     (h >> (64 - SETS_LOG2)) as usize
 }
 
 impl KeptStacks {
-    /// The kept stack whose innermost frame is (`ra`, `sp`, `bp`), if all its checks hold
-    /// (each word inside `bounds`) and it has at most `max_len` frames: its node and length.
+    /// Whether stacks from the innermost frame (`ra`, `sp`) are filed with a link (otherwise
+    /// their link is 0).
+    #[inline(always)]
+    pub fn wants_link(&self, ra: u64, sp: u64) -> bool {
+        self.linked[set_of(ra, sp, 0)]
+    }
+
+    /// The kept stack whose innermost frame is (`ra`, `sp`, `bp`), filed under `link`, if all
+    /// its checks hold (each word inside `bounds`) and it has at most `max_len` frames: its
+    /// node and length.
     #[inline]
     pub fn find(
         &mut self,
         (ra, sp, bp): (u64, u64, u64),
+        link: u64,
         max_len: usize,
         bounds: StackBounds,
     ) -> Option<(u32, usize)> {
-        let set = set_of(ra, sp);
+        let set = set_of(ra, sp, link);
         if self.credit[set] <= NO_CREDIT && !try_now(&mut self.skipped_finds[set], RETRY_FIND_EVERY) {
             return None;
         }
@@ -167,20 +199,27 @@ impl KeptStacks {
                 || kept.epoch != self.epoch
                 || (kept.bp_matters && kept.bp != bp)
                 || usize::from(kept.len) > max_len
+                // Its checks overwritten since (a stack's checks never wrap around the ring's end).
+                || self.written.wrapping_sub(kept.start) as usize > RING
             {
                 continue;
             }
             let count = usize::from(kept.count).min(MAX_CHECKS);
-            let lowest = sp.wrapping_add_signed(i64::from(kept.lowest));
-            let highest = sp.wrapping_add_signed(i64::from(kept.highest));
+            let lowest = sp.wrapping_add_signed(i64::from(kept.lowest) * 8);
+            let highest = sp.wrapping_add_signed(i64::from(kept.highest) * 8);
             if count > 0 && !(bounds.contains(lowest) && bounds.contains(highest)) {
                 // A check that cannot be read fails.
                 continue;
             }
-            let (offsets, values) = (&kept.offsets[..count], &kept.values[..count]);
+            let start = kept.start as usize % RING;
+            let (Some(offsets), Some(values)) =
+                (self.offsets.get(start..start + count), self.values.get(start..start + count))
+            else {
+                continue;
+            };
             let mut i = 0;
             while i < count {
-                let address = sp.wrapping_add_signed(i64::from(offsets[i]));
+                let address = sp.wrapping_add_signed(i64::from(offsets[i]) * 8);
                 // SAFETY: `address` lies between the lowest and the highest check address,
                 // both inside the bounds (the live part of this thread's stack), and is
                 // 8-aligned: it was when the stack was kept, with the same sp (`keep` keeps
@@ -203,41 +242,61 @@ impl KeptStacks {
         None
     }
 
-    /// Whether to keep a stack whose innermost frame is (`ra`, `sp`), just not found: yes while
-    /// finding pays in its set, otherwise only now and then (stacks there keep replacing each
-    /// other, and keeping costs more than it saves).
+    /// Whether to keep a stack whose innermost frame is (`ra`, `sp`), filed under `link`, just
+    /// not found: yes while finding pays in its set, otherwise only now and then (stacks there
+    /// keep replacing each other, and keeping costs more than it saves).
     #[inline]
-    pub fn worth_keeping(&mut self, ra: u64, sp: u64) -> bool {
-        let set = set_of(ra, sp);
+    pub fn worth_keeping(&mut self, ra: u64, sp: u64, link: u64) -> bool {
+        let set = set_of(ra, sp, link);
         self.credit[set] > -(WAYS as i8) || try_now(&mut self.skipped_keeps[set], RETRY_KEEP_EVERY)
     }
 
-    /// Keeps the stack `node` of `len` frames whose innermost frame is (`ra`, `sp`, `bp`), with
-    /// its `checks` (innermost first), in place of the least recently used one of its set.
+    /// Keeps the stack `node` of `len` frames whose innermost frame is (`ra`, `sp`, `bp`), filed
+    /// under `link`, with its `checks` (innermost first), in place of the least recently used
+    /// one of its set.
     #[allow(clippy::too_many_arguments)]
     pub fn keep(
         &mut self,
         (ra, sp, bp): (u64, u64, u64),
+        link: u64,
         bp_matters: bool,
         node: u32,
         len: usize,
         checks: &Checks,
     ) {
         let Ok(len) = u16::try_from(len) else { return };
+        let count = checks.count.min(MAX_CHECKS);
         if self.epoch == 0 {
             self.epoch = 1;
         }
-        let mut offsets = [0i32; MAX_CHECKS];
-        for (offset, &address) in offsets.iter_mut().zip(&checks.addresses[..checks.count]) {
-            match i32::try_from(address.wrapping_sub(sp) as i64) {
+        let mut offsets = [0i16; MAX_CHECKS];
+        for (offset, &address) in offsets.iter_mut().zip(&checks.addresses[..count]) {
+            let bytes = address.wrapping_sub(sp) as i64;
+            match i16::try_from(bytes >> 3) {
                 Ok(o) if address & 7 == 0 => *offset = o,
                 _ => return,
             }
         }
-        let offsets_used = &offsets[..checks.count];
-        let lowest = offsets_used.iter().copied().min().unwrap_or(0);
-        let highest = offsets_used.iter().copied().max().unwrap_or(0);
-        let set = set_of(ra, sp);
+        let offsets = &offsets[..count];
+        let lowest = offsets.iter().copied().min().unwrap_or(0);
+        let highest = offsets.iter().copied().max().unwrap_or(0);
+        let mut start = self.written;
+        if start as usize % RING + count > RING {
+            // Not across the ring's end: start again at its beginning.
+            start = start.wrapping_add((RING - start as usize % RING) as u32);
+        }
+        let Some(end) = start.checked_add(count as u32) else {
+            // Positions would wrap around (after 4 G checks): stacks kept before could look
+            // fresh again, so all go.
+            self.drop_all();
+            self.written = 0;
+            return self.keep((ra, sp, bp), link, bp_matters, node, len.into(), checks);
+        };
+        let at = start as usize % RING;
+        self.offsets[at..at + count].copy_from_slice(offsets);
+        self.values[at..at + count].copy_from_slice(&checks.values[..count]);
+        self.written = end;
+        let set = set_of(ra, sp, link);
         let epoch = self.epoch;
         // Stale stacks go first, then the least recently used.
         let age = |w: usize| {
@@ -245,21 +304,26 @@ impl KeptStacks {
             if kept.epoch != epoch { u64::MAX } else { u64::from(self.clock.wrapping_sub(kept.used_at)) }
         };
         let way = (0..WAYS).max_by_key(|&w| age(w)).unwrap_or(0);
+        let victim = &self.sets[set][way];
+        if link == 0 && victim.epoch == epoch && victim.ra == ra && victim.sp == sp {
+            // Stacks of one innermost frame crowd each other out: file them by link from now.
+            self.linked[set] = true;
+        }
         self.clock = self.clock.wrapping_add(1);
-        let kept = &mut self.sets[set][way];
-        kept.ra = ra;
-        kept.sp = sp;
-        kept.bp = bp;
-        kept.node = node;
-        kept.epoch = epoch;
-        kept.used_at = self.clock;
-        kept.len = len;
-        kept.count = checks.count as u8;
-        kept.bp_matters = bp_matters;
-        kept.offsets = offsets;
-        kept.lowest = lowest;
-        kept.highest = highest;
-        kept.values[..checks.count].copy_from_slice(&checks.values[..checks.count]);
+        self.sets[set][way] = Kept {
+            ra,
+            sp,
+            bp,
+            node,
+            epoch,
+            used_at: self.clock,
+            start,
+            len,
+            count: count as u8,
+            bp_matters,
+            lowest,
+            highest,
+        };
     }
 
     /// Drops every kept stack (the module snapshot or the trie changed).
@@ -267,10 +331,15 @@ impl KeptStacks {
         if self.epoch == 0 {
             return;
         }
+        self.drop_all();
+    }
+
+    fn drop_all(&mut self) {
         self.epoch = self.epoch.wrapping_add(1);
         self.credit = [0; SETS];
         self.skipped_finds = [0; SETS];
         self.skipped_keeps = [0; SETS];
+        self.linked = [false; SETS];
         if self.epoch == 0 {
             // Epochs wrapped: stacks of old epochs must not come back to life.
             for set in &mut self.sets {
@@ -301,28 +370,28 @@ mod tests {
         let mut checks = Checks::new();
         checks.push(sp + 8, 0x22).expect("room");
         checks.push(sp + 24, 0x44).expect("room");
-        assert_eq!(kept.find((0x1000, sp, 5), 64, bounds), None);
-        kept.keep((0x1000, sp, 5), false, 42, 3, &checks);
-        assert_eq!(kept.find((0x1000, sp, 5), 64, bounds), Some((42, 3)));
+        assert_eq!(kept.find((0x1000, sp, 5), 0, 64, bounds), None);
+        kept.keep((0x1000, sp, 5), 0, false, 42, 3, &checks);
+        assert_eq!(kept.find((0x1000, sp, 5), 0, 64, bounds), Some((42, 3)));
         // bp does not matter for this stack; the frame's address and sp do.
-        assert_eq!(kept.find((0x1000, sp, 6), 64, bounds), Some((42, 3)));
-        assert_eq!(kept.find((0x1001, sp, 5), 64, bounds), None);
-        assert_eq!(kept.find((0x1000, sp + 8, 5), 64, bounds), None);
+        assert_eq!(kept.find((0x1000, sp, 6), 0, 64, bounds), Some((42, 3)));
+        assert_eq!(kept.find((0x1001, sp, 5), 0, 64, bounds), None);
+        assert_eq!(kept.find((0x1000, sp + 8, 5), 0, 64, bounds), None);
         // Deeper than the walk may go.
-        assert_eq!(kept.find((0x1000, sp, 5), 2, bounds), None);
+        assert_eq!(kept.find((0x1000, sp, 5), 0, 2, bounds), None);
         // A changed word, or one outside the bounds, fails the stack.
         words[3] = 0x45;
-        assert_eq!(kept.find((0x1000, sp, 5), 64, bounds), None);
+        assert_eq!(kept.find((0x1000, sp, 5), 0, 64, bounds), None);
         words[3] = 0x44;
         let short = StackBounds::new(sp, sp + 24).expect("bounds");
-        assert_eq!(kept.find((0x1000, sp, 5), 64, short), None);
-        assert_eq!(kept.find((0x1000, sp, 5), 64, bounds), Some((42, 3)));
+        assert_eq!(kept.find((0x1000, sp, 5), 0, 64, short), None);
+        assert_eq!(kept.find((0x1000, sp, 5), 0, 64, bounds), Some((42, 3)));
         kept.forget();
-        assert_eq!(kept.find((0x1000, sp, 5), 64, bounds), None);
+        assert_eq!(kept.find((0x1000, sp, 5), 0, 64, bounds), None);
         // Checks that are not 8-aligned are never kept.
         let mut odd = Checks::new();
         odd.push(sp + 4, 0x22).expect("room");
-        kept.keep((0x1000, sp, 5), false, 43, 3, &odd);
+        kept.keep((0x1000, sp, 5), 0, false, 43, 3, &odd);
         assert!(kept.sets.iter().flatten().all(|k| k.node != 43));
     }
 
@@ -331,27 +400,99 @@ mod tests {
         let mut kept = empty();
         let checks = Checks::new();
         let bounds = StackBounds::new(0x7000, 0x8000).expect("bounds");
-        kept.keep((0x1000, 0x7000, 5), true, 1, 1, &checks);
-        assert_eq!(kept.find((0x1000, 0x7000, 6), 64, bounds), None);
-        assert_eq!(kept.find((0x1000, 0x7000, 5), 64, bounds), Some((1, 1)));
+        kept.keep((0x1000, 0x7000, 5), 0, true, 1, 1, &checks);
+        assert_eq!(kept.find((0x1000, 0x7000, 6), 0, 64, bounds), None);
+        assert_eq!(kept.find((0x1000, 0x7000, 5), 0, 64, bounds), Some((1, 1)));
         // Stacks with the same innermost frame (bp differing) fill the set; the least recently
         // used one goes first.
         for bp in 6..6 + WAYS as u64 - 1 {
-            kept.keep((0x1000, 0x7000, bp), true, bp as u32, 1, &checks);
+            kept.keep((0x1000, 0x7000, bp), 0, true, bp as u32, 1, &checks);
         }
-        assert!(kept.find((0x1000, 0x7000, 5), 64, bounds).is_some());
-        kept.keep((0x1000, 0x7000, 100), true, 100, 1, &checks);
-        assert_eq!(kept.find((0x1000, 0x7000, 5), 64, bounds), Some((1, 1)), "recently found: kept");
-        assert_eq!(kept.find((0x1000, 0x7000, 6), 64, bounds), None, "least recently used: replaced");
-        assert_eq!(kept.find((0x1000, 0x7000, 100), 64, bounds), Some((100, 1)));
+        assert!(kept.find((0x1000, 0x7000, 5), 0, 64, bounds).is_some());
+        kept.keep((0x1000, 0x7000, 100), 0, true, 100, 1, &checks);
+        assert_eq!(kept.find((0x1000, 0x7000, 5), 0, 64, bounds), Some((1, 1)), "recently found: kept");
+        assert_eq!(kept.find((0x1000, 0x7000, 6), 0, 64, bounds), None, "least recently used: replaced");
+        assert_eq!(kept.find((0x1000, 0x7000, 100), 0, 64, bounds), Some((100, 1)));
+    }
+
+    #[test]
+    fn kept_stacks_are_small() {
+        assert_eq!(std::mem::size_of::<Kept>(), 48);
     }
 
     #[test]
     fn frames_of_one_call_path_spread_over_the_sets() {
         // The innermost frame of one function called at many depths: sp differs by a frame size.
         let sets: std::collections::HashSet<usize> =
-            (0..32u64).map(|depth| set_of(0x55a9_760f_f262, 0x7ffc_a0b9_98c0 - depth * 0x30)).collect();
+            (0..32u64).map(|depth| set_of(0x55a9_760f_f262, 0x7ffc_a0b9_98c0 - depth * 0x30, 0)).collect();
         assert!(sets.len() >= 16, "{} sets used", sets.len());
+    }
+
+    #[test]
+    fn stacks_sharing_an_innermost_frame_are_filed_apart_by_their_link() {
+        let mut kept = empty();
+        let mut words = Box::new([0u64; 4]);
+        let sp = words.as_ptr() as u64;
+        let bounds = StackBounds::new(sp, sp + 32).expect("bounds");
+        // 40 stacks from one innermost frame, each with its own caller (the link, also the
+        // word the walk read at sp + 8): more than a set holds.
+        let link = |i: u64| 0x40_0000 + i * 0x37;
+        // Kept without a link, they crowd each other out of their set: the frame is marked.
+        assert!(!kept.wants_link(0x1000, sp));
+        for i in 0..WAYS as u64 {
+            let mut checks = Checks::new();
+            checks.push(sp + 8, link(i)).expect("room");
+            kept.keep((0x1000, sp, 0), 0, false, i as u32 + 1, 2, &checks);
+            assert!(!kept.wants_link(0x1000, sp), "room for {i}");
+        }
+        kept.keep((0x1000, sp, 0), 0, false, 99, 2, &Checks::new());
+        assert!(kept.wants_link(0x1000, sp));
+        assert!(!kept.wants_link(0x1001, sp) || set_of(0x1001, sp, 0) == set_of(0x1000, sp, 0));
+        for i in 0..40u64 {
+            let mut checks = Checks::new();
+            checks.push(sp + 8, link(i)).expect("room");
+            kept.keep((0x1000, sp, 0), link(i), false, i as u32 + 1, 2, &checks);
+        }
+        for i in 0..40u64 {
+            words[1] = link(i);
+            assert_eq!(kept.find((0x1000, sp, 0), link(i), 64, bounds), Some((i as u32 + 1, 2)), "stack {i}");
+            // The link only picks the set: the words decide.
+            words[1] = link(i) + 1;
+            assert_eq!(kept.find((0x1000, sp, 0), link(i), 64, bounds), None, "stack {i}");
+        }
+    }
+
+    #[test]
+    fn stacks_whose_checks_the_ring_overwrote_are_not_found() {
+        let mut kept = empty();
+        let words = Box::new([7u64; MAX_CHECKS]);
+        let sp = words.as_ptr() as u64;
+        let bounds = StackBounds::new(sp, sp + 8 * MAX_CHECKS as u64).expect("bounds");
+        let mut checks = Checks::new();
+        for i in 0..MAX_CHECKS as u64 {
+            checks.push(sp + 8 * i, 7).expect("room");
+        }
+        kept.keep((0x1000, sp, 0), 0, false, 1, 2, &checks);
+        // Other stacks (other innermost frames) fill the ring, the last wrapping past its end.
+        let mut filled = MAX_CHECKS;
+        let mut ra = 0x2000;
+        let own_set = set_of(0x1000, sp, 0);
+        while filled + MAX_CHECKS <= RING {
+            ra += 1;
+            if set_of(ra, sp, 0) == own_set {
+                continue;
+            }
+            kept.keep((ra, sp, 0), 0, false, 2, 2, &checks);
+            filled += MAX_CHECKS;
+            assert_eq!(kept.find((0x1000, sp, 0), 0, 64, bounds), Some((1, 2)), "still in the ring");
+        }
+        ra += 1;
+        while set_of(ra, sp, 0) == own_set {
+            ra += 1;
+        }
+        kept.keep((ra, sp, 0), 0, false, 3, 2, &checks);
+        assert_eq!(kept.find((ra, sp, 0), 0, 64, bounds), Some((3, 2)), "written at the ring's start");
+        assert_eq!(kept.find((0x1000, sp, 0), 0, 64, bounds), None, "its checks were overwritten");
     }
 
     #[test]
@@ -365,9 +506,9 @@ mod tests {
         let mut kept_count = 0;
         // Every capture from this innermost frame is a new stack: keeping never pays.
         for i in 0..1000u32 {
-            assert_eq!(kept.find((0x1000, sp, 0), 64, bounds), None);
-            if kept.worth_keeping(0x1000, sp) {
-                kept.keep((0x1000, sp, 0), false, i, 1, &wrong);
+            assert_eq!(kept.find((0x1000, sp, 0), 0, 64, bounds), None);
+            if kept.worth_keeping(0x1000, sp, 0) {
+                kept.keep((0x1000, sp, 0), 0, false, i, 1, &wrong);
                 kept_count += 1;
             }
         }
@@ -378,11 +519,11 @@ mod tests {
         let mut found = 0;
         for i in 0..1000u64 {
             let bp = i % 3;
-            match kept.find((0x1000, 0x7000, bp), 64, StackBounds::new(0x7000, 0x8000).expect("bounds")) {
+            match kept.find((0x1000, 0x7000, bp), 0, 64, StackBounds::new(0x7000, 0x8000).expect("bounds")) {
                 Some(_) => found += 1,
                 None => {
-                    assert!(kept.worth_keeping(0x1000, 0x7000));
-                    kept.keep((0x1000, 0x7000, bp), true, bp as u32, 1, &Checks::new());
+                    assert!(kept.worth_keeping(0x1000, 0x7000, 0));
+                    kept.keep((0x1000, 0x7000, bp), 0, true, bp as u32, 1, &Checks::new());
                 }
             }
         }

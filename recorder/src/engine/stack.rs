@@ -98,6 +98,9 @@ pub struct CaptureState {
     hash: u64,
     /// The last walk found a kept stack: its node (the frames were not walked).
     found: Option<u32>,
+    /// The last walk's key among the kept stacks (see [`UnwindRules::caller_link`]).
+    #[cfg(target_arch = "x86_64")]
+    link: u64,
     /// Whether the last walk's stack may be kept: walked with caching, every frame in a known
     /// module, not cut at its `max_depth`; and the bounds it read within.
     keepable: bool,
@@ -271,10 +274,17 @@ impl CaptureState {
             unwind_rules::framehop_step(snapshot, &mut self.framehop, address, sp, bp, &mut read)
         };
         let Some(mut caller) = first else { return result };
-        if caching && let Some((node, len)) = self.kept.find(caller, max_depth, bounds) {
-            self.found = Some(node);
-            result.depth = len;
-            return result;
+        if caching {
+            self.link = if self.kept.wants_link(caller.0, caller.1) {
+                self.rules.caller_link(caller, bounds)
+            } else {
+                0
+            };
+            if let Some((node, len)) = self.kept.find(caller, self.link, max_depth, bounds) {
+                self.found = Some(node);
+                result.depth = len;
+                return result;
+            }
         }
         let (len, hash) = if caching {
             self.sps[0] = caller.1;
@@ -336,24 +346,33 @@ impl CaptureState {
         if let Some(node) = self.found.take() {
             return node;
         }
-        let node = self.intern_walk(intern);
+        let (node, seen_before) = self.intern_walk(intern);
+        // Only a stack seen before is kept: most stacks seen once are never seen again, and
+        // keeping one costs about three captures.
         #[cfg(target_arch = "x86_64")]
-        if self.keepable && node != 0 && self.kept.worth_keeping(self.ips[0], self.sps[0]) {
+        if seen_before
+            && self.keepable
+            && node != 0
+            && self.kept.worth_keeping(self.ips[0], self.sps[0], self.link)
+        {
             self.keep(node);
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = seen_before;
         node
     }
 
-    fn intern_walk(&mut self, mut intern: impl FnMut(u32, u64) -> Option<u32>) -> u32 {
+    /// The last walk's node, and whether it was found in the stack cache.
+    fn intern_walk(&mut self, mut intern: impl FnMut(u32, u64) -> Option<u32>) -> (u32, bool) {
         let len = self.len;
         if len == 0 {
-            return 0;
+            return (0, false);
         }
         let ips = &self.ips[..len];
         if self.caching
             && let Some(node) = self.stacks.find(self.hash, ips)
         {
-            return node;
+            return (node, true);
         }
         let mut shared = 0;
         if self.caching {
@@ -373,7 +392,7 @@ impl CaptureState {
                 None => {
                     self.last_len = i;
                     self.keepable = false;
-                    return node;
+                    return (node, false);
                 }
             }
         }
@@ -381,7 +400,7 @@ impl CaptureState {
         if self.caching {
             self.stacks.insert(self.hash, &self.ips[..len], node);
         }
-        node
+        (node, false)
     }
 
     /// Keeps the last walk's stack, `node`, for [`KeptStacks::find`], if every step of it was
@@ -402,7 +421,8 @@ impl CaptureState {
         self.checks.clear();
         if let Some(bp_matters) = gather_checks(&self.rules, frames, bounds, &mut self.checks) {
             self.checks.reverse();
-            self.kept.keep((self.ips[0], self.sps[0], self.bps[0]), bp_matters, node, len, &self.checks);
+            let first = (self.ips[0], self.sps[0], self.bps[0]);
+            self.kept.keep(first, self.link, bp_matters, node, len, &self.checks);
         }
     }
 }
@@ -469,14 +489,15 @@ mod tests {
     /// What one capture gave: the frames, the node, and whether it was a kept stack.
     type Ways = Vec<(Vec<u64>, u32, bool)>;
 
-    /// Walks (and interns) the stack of the calling function four ways — caching while the
-    /// rules are learned, without caching, caching with learned rules, and again (found among
-    /// the kept stacks if it could be kept).
+    /// Walks (and interns) the stack of the calling function five ways — caching while the
+    /// rules are learned, without caching, caching with learned rules, again (found in the
+    /// stack cache, so kept if it can be), and once more (found among the kept stacks if it
+    /// was kept).
     #[inline(never)]
-    fn walk_four_ways(capture: &mut CaptureState, snapshot: &Snapshot, table: &StackTable) -> Ways {
+    fn walk_five_ways(capture: &mut CaptureState, snapshot: &Snapshot, table: &StackTable) -> Ways {
         let hook = HookRegisters::here();
         let mut out = Vec::new();
-        for (caching, forget) in [(true, true), (false, true), (true, true), (true, false)] {
+        for (caching, forget) in [(true, true), (false, true), (true, true), (true, false), (true, false)] {
             capture.set_caching(caching);
             if forget {
                 capture.forget();
@@ -527,16 +548,17 @@ mod tests {
         let capture = unsafe { &mut *state };
         let mut kept = 0;
         for depth in [2, 3, 6, 30, 31, 45] {
-            let ways = deep_a(depth, &mut || walk_four_ways(capture, snapshot, &table));
+            let ways = deep_a(depth, &mut || walk_five_ways(capture, snapshot, &table));
             let (frames, node, _) = &ways[0];
             assert!(frames.len() > depth as usize + 2, "{} frames at depth {depth}", frames.len());
             assert!(table.spells(*node, frames));
-            assert!(!ways[0].2 && !ways[1].2 && !ways[2].2, "nothing is kept after forgetting");
+            assert!(!ways[0].2 && !ways[1].2 && !ways[2].2 && !ways[3].2, "nothing kept before");
             let same = |(f, n, _): &(Vec<u64>, u32, bool)| (f.clone(), *n);
             assert_eq!(same(&ways[1]), same(&ways[0]), "full unwind differs (depth {depth})");
             assert_eq!(same(&ways[2]), same(&ways[0]), "learned rules differ (depth {depth})");
             assert_eq!(same(&ways[3]), same(&ways[0]), "the fourth capture differs (depth {depth})");
-            kept += usize::from(ways[3].2);
+            assert_eq!(same(&ways[4]), same(&ways[0]), "the fifth capture differs (depth {depth})");
+            kept += usize::from(ways[4].2);
         }
         // Shallow stacks are kept (deep ones here may need more checks than a kept stack holds).
         assert!(kept >= 3, "only {kept} stacks were found among the kept ones");

@@ -469,6 +469,41 @@ impl UnwindRules {
         Some(())
     }
 
+    /// A key for the stacks that pass through the frame at (`sp`, `bp`) returning to `ra`: the
+    /// return addresses of its caller and its caller's caller, read as the walk reads them by
+    /// the rules it applies inline (0 where a step has no such rule or ends the walk). Stacks
+    /// from one innermost frame usually differ right there.
+    #[inline(always)]
+    pub fn caller_link(&self, (ra, sp, bp): Caller, bounds: StackBounds) -> u64 {
+        let Some(caller) = self.inline_step((ra, sp, bp), bounds) else { return 0 };
+        let outer = self.inline_step(caller, bounds).map_or(0, |(next, _, _)| next);
+        caller.0 ^ outer.rotate_left(32)
+    }
+
+    /// [`apply`] for a frame whose learned rule the walk applies inline; `None` for any other.
+    #[inline(always)]
+    fn inline_step(&self, (ra, sp, bp): Caller, bounds: StackBounds) -> Option<Caller> {
+        let entry = self.entries[slot(ra)];
+        if entry.key != ra || entry.word & SLOW != 0 {
+            return None;
+        }
+        let (new_sp, new_bp) = if entry.word == 0 {
+            // The frame-pointer rule.
+            if bp == 0 {
+                return None;
+            }
+            (bp.checked_add(16)?, bounds.read(bp)?)
+        } else {
+            let new_bp = if entry.slot >= 0 { bounds.read(sp.checked_add(entry.slot as u64)?)? } else { bp };
+            (sp.checked_add(u64::from(entry.word))?, new_bp)
+        };
+        if new_sp <= sp {
+            return None;
+        }
+        let ra = bounds.read(new_sp - 8)?;
+        (ra != 0).then_some((ra, new_sp, new_bp))
+    }
+
     /// Entries with a learned rule, and entries left to framehop.
     #[cfg(test)]
     pub fn counts(&self) -> (usize, usize) {
