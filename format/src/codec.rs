@@ -126,7 +126,7 @@ impl DeltaState {
 /// compared and the matches gathered into a bit mask. SSE2 (every x86_64 has it) does it in eight
 /// vector compares.
 #[cfg(target_arch = "x86_64")]
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
 fn ring_position(ring: &[u64; RING_LEN], addr: u64) -> Option<usize> {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi32, _mm_loadu_si128, _mm_movemask_epi8, _mm_packs_epi16, _mm_packs_epi32,
@@ -161,7 +161,7 @@ fn ring_position(ring: &[u64; RING_LEN], addr: u64) -> Option<usize> {
 /// The first slot holding `addr`: every slot is compared and the matches gathered into a bit
 /// mask, so the search has no data-dependent loop exit.
 #[cfg(not(target_arch = "x86_64"))]
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
 fn ring_position(ring: &[u64; RING_LEN], addr: u64) -> Option<usize> {
     let mut matches = 0u32;
     for (slot, &held) in ring.iter().enumerate() {
@@ -201,7 +201,7 @@ const CONTINUATION_BY_LEADING_ZEROS: [u64; 65] = {
 };
 
 /// Moves the 7-bit groups of `value` (below 2^56) into the low 7 bits of successive bytes.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
 fn spread_7bit_groups(value: u64) -> u64 {
     // Below 2^28 (all but the rarest deltas) the upper four groups are empty: skip their stage.
     let x = if value < 1 << 28 {
@@ -231,7 +231,7 @@ impl<'a> Scratch<'a> {
     /// without a loop or a length-dependent branch: the 7-bit groups are spread into bytes,
     /// the continuation bits set below the last one, and one 8-byte word stored (the bytes
     /// past the encoding are zero and are overwritten by whatever follows).
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn varint(&mut self, value: u64) {
         let pos = self.len;
         if value < 1 << 14 && pos <= MAX_HOT_EVENT_LEN - 8 {
@@ -365,7 +365,11 @@ fn encode_hot_near_end(state: &mut DeltaState, event: &Event<'_>, out: &mut [u8]
 
 /// Alloc, free and realloc, encoded into a window that always has room (any other event: 0).
 /// The window never runs short, so the state is updated as the fields are written.
-#[inline(always)]
+///
+/// Inlining here and in the helpers is forced only in optimized builds: at opt-level 0 every
+/// inlined copy keeps stack slots of its own (20 KiB for this function), and the encoder runs
+/// inside allocation hooks on threads whose whole stack may be 16 KiB (`PTHREAD_STACK_MIN`).
+#[cfg_attr(not(debug_assertions), inline(always))]
 fn encode_hot(state: &mut DeltaState, event: &Event<'_>, buf: &mut [u8; MAX_HOT_EVENT_LEN]) -> usize {
     let mut e = Scratch::new(buf);
     match *event {
