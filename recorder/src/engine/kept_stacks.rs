@@ -45,6 +45,9 @@ const WAYS: usize = 4;
 /// about 1,600 stacks of 20 checks.
 const RING_LOG2: u32 = 15;
 const RING: usize = 1 << RING_LOG2;
+/// A stack found when its checks are older than this (in checks written since) has them
+/// written again at the ring's head, so stacks in use stay while the ring comes round.
+const REFRESH_AGE: usize = RING - RING / 4;
 /// Most checks a kept stack holds; deeper stacks are not kept.
 pub const MAX_CHECKS: usize = 48;
 /// Bounds of a set's credit, and the credit at or below which lookups are rationed.
@@ -234,8 +237,12 @@ impl KeptStacks {
                 self.clock = self.clock.wrapping_add(1);
                 let kept = &mut self.sets[set][way];
                 kept.used_at = self.clock;
+                let found = (kept.node, usize::from(kept.len));
+                if self.written.wrapping_sub(kept.start) as usize > REFRESH_AGE {
+                    self.refresh(set, way);
+                }
                 self.credit[set] = self.credit[set].saturating_add(4).min(MAX_CREDIT);
-                return Some((kept.node, usize::from(kept.len)));
+                return Some(found);
             }
         }
         self.credit[set] = self.credit[set].saturating_sub(1).max(-MAX_CREDIT);
@@ -280,28 +287,22 @@ impl KeptStacks {
         let offsets = &offsets[..count];
         let lowest = offsets.iter().copied().min().unwrap_or(0);
         let highest = offsets.iter().copied().max().unwrap_or(0);
-        let mut start = self.written;
-        if start as usize % RING + count > RING {
-            // Not across the ring's end: start again at its beginning.
-            start = start.wrapping_add((RING - start as usize % RING) as u32);
-        }
-        let Some(end) = start.checked_add(count as u32) else {
-            // Positions would wrap around (after 4 G checks): stacks kept before could look
-            // fresh again, so all go.
-            self.drop_all();
-            self.written = 0;
-            return self.keep((ra, sp, bp), link, bp_matters, node, len.into(), checks);
+        let values = &checks.values[..count];
+        let Some(start) = self.write_checks(offsets, values).or_else(|| self.write_checks(offsets, values))
+        else {
+            return;
         };
-        let at = start as usize % RING;
-        self.offsets[at..at + count].copy_from_slice(offsets);
-        self.values[at..at + count].copy_from_slice(&checks.values[..count]);
-        self.written = end;
         let set = set_of(ra, sp, link);
         let epoch = self.epoch;
         // Stale stacks go first, then the least recently used.
+        let written = self.written;
         let age = |w: usize| {
             let kept = &self.sets[set][w];
-            if kept.epoch != epoch { u64::MAX } else { u64::from(self.clock.wrapping_sub(kept.used_at)) }
+            if kept.epoch != epoch || written.wrapping_sub(kept.start) as usize > RING {
+                u64::MAX
+            } else {
+                u64::from(self.clock.wrapping_sub(kept.used_at))
+            }
         };
         let way = (0..WAYS).max_by_key(|&w| age(w)).unwrap_or(0);
         let victim = &self.sets[set][way];
@@ -324,6 +325,50 @@ impl KeptStacks {
             lowest,
             highest,
         };
+    }
+
+    /// Writes a stack's checks at the ring's head; returns where in its history. `None` if
+    /// positions ran out (after 4 G checks): then every kept stack is dropped, since stacks
+    /// kept before could look fresh again, and positions start again from 0.
+    fn write_checks(&mut self, offsets: &[i16], values: &[u64]) -> Option<u32> {
+        let count = offsets.len().min(values.len());
+        let mut start = self.written;
+        if start as usize % RING + count > RING {
+            // Not across the ring's end: start again at its beginning.
+            start = start.wrapping_add((RING - start as usize % RING) as u32);
+        }
+        let Some(end) = start.checked_add(count as u32) else {
+            self.drop_all();
+            self.written = 0;
+            return None;
+        };
+        let at = start as usize % RING;
+        self.offsets[at..at + count].copy_from_slice(&offsets[..count]);
+        self.values[at..at + count].copy_from_slice(&values[..count]);
+        self.written = end;
+        Some(start)
+    }
+
+    /// Writes the checks of the stack in `way` of `set` again at the ring's head: a stack that
+    /// is still found is not lost when the ring comes round to its checks.
+    #[cold]
+    #[inline(never)]
+    fn refresh(&mut self, set: usize, way: usize) {
+        let kept = &self.sets[set][way];
+        let count = usize::from(kept.count).min(MAX_CHECKS);
+        let from = kept.start as usize % RING;
+        let (Some(old_offsets), Some(old_values)) =
+            (self.offsets.get(from..from + count), self.values.get(from..from + count))
+        else {
+            return;
+        };
+        let mut offsets = [0i16; MAX_CHECKS];
+        let mut values = [0u64; MAX_CHECKS];
+        offsets[..count].copy_from_slice(old_offsets);
+        values[..count].copy_from_slice(old_values);
+        if let Some(start) = self.write_checks(&offsets[..count], &values[..count]) {
+            self.sets[set][way].start = start;
+        }
     }
 
     /// Drops every kept stack (the module snapshot or the trie changed).
@@ -463,8 +508,7 @@ mod tests {
     }
 
     #[test]
-    fn stacks_whose_checks_the_ring_overwrote_are_not_found() {
-        let mut kept = empty();
+    fn stacks_whose_checks_the_ring_overwrote_are_not_found_unless_found_meanwhile() {
         let words = Box::new([7u64; MAX_CHECKS]);
         let sp = words.as_ptr() as u64;
         let bounds = StackBounds::new(sp, sp + 8 * MAX_CHECKS as u64).expect("bounds");
@@ -472,27 +516,28 @@ mod tests {
         for i in 0..MAX_CHECKS as u64 {
             checks.push(sp + 8 * i, 7).expect("room");
         }
-        kept.keep((0x1000, sp, 0), 0, false, 1, 2, &checks);
-        // Other stacks (other innermost frames) fill the ring, the last wrapping past its end.
-        let mut filled = MAX_CHECKS;
-        let mut ra = 0x2000;
         let own_set = set_of(0x1000, sp, 0);
-        while filled + MAX_CHECKS <= RING {
-            ra += 1;
-            if set_of(ra, sp, 0) == own_set {
-                continue;
+        for looked_meanwhile in [false, true] {
+            let mut kept = empty();
+            kept.keep((0x1000, sp, 0), 0, false, 1, 2, &checks);
+            assert_eq!(kept.find((0x1000, sp, 0), 0, 64, bounds), Some((1, 2)));
+            // Other stacks (other innermost frames, other sets) fill the ring twice over.
+            let mut filled = 0;
+            let mut ra = 0x2000;
+            while filled < 2 * RING {
+                ra += 1;
+                if set_of(ra, sp, 0) == own_set {
+                    continue;
+                }
+                kept.keep((ra, sp, 0), 0, false, 2, 2, &checks);
+                filled += MAX_CHECKS;
+                if looked_meanwhile {
+                    assert_eq!(kept.find((0x1000, sp, 0), 0, 64, bounds), Some((1, 2)), "found meanwhile");
+                }
             }
-            kept.keep((ra, sp, 0), 0, false, 2, 2, &checks);
-            filled += MAX_CHECKS;
-            assert_eq!(kept.find((0x1000, sp, 0), 0, 64, bounds), Some((1, 2)), "still in the ring");
+            let expected = if looked_meanwhile { Some((1, 2)) } else { None };
+            assert_eq!(kept.find((0x1000, sp, 0), 0, 64, bounds), expected, "its checks were overwritten");
         }
-        ra += 1;
-        while set_of(ra, sp, 0) == own_set {
-            ra += 1;
-        }
-        kept.keep((ra, sp, 0), 0, false, 3, 2, &checks);
-        assert_eq!(kept.find((ra, sp, 0), 0, 64, bounds), Some((3, 2)), "written at the ring's start");
-        assert_eq!(kept.find((0x1000, sp, 0), 0, 64, bounds), None, "its checks were overwritten");
     }
 
     #[test]
