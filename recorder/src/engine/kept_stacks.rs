@@ -48,6 +48,12 @@ const RING: usize = 1 << RING_LOG2;
 /// A stack found when its checks are older than this (in checks written since) has them
 /// written again at the ring's head, so stacks in use stay while the ring comes round.
 const REFRESH_AGE: usize = RING - RING / 4;
+/// Stacks recorded before but not found from one innermost frame without link, after which
+/// its stacks are filed with a link (the link costs a few dozen instructions a capture: only
+/// a frame that clearly fails without one gets it; with 8 the python3 workload of
+/// bench/instructions.sh, whose stacks differ further out, paid 42 instructions per allocation
+/// more, with 250 it pays 13 while the C workload saves 30).
+const LINK_AFTER_MISSES: u8 = 250;
 /// Most checks a kept stack holds; deeper stacks are not kept.
 pub const MAX_CHECKS: usize = 48;
 /// Bounds of a set's credit, and the credit at or below which lookups are rationed.
@@ -97,8 +103,10 @@ pub struct KeptStacks {
     /// Per set, lookups and keepings skipped since the last one made.
     skipped_finds: [u8; SETS],
     skipped_keeps: [u8; SETS],
-    /// By the set of an innermost frame without link: whether its stacks are filed with one.
+    /// By the set of an innermost frame without link: whether its stacks are filed with one,
+    /// and how often a stack recorded before was not found there.
     linked: [bool; SETS],
+    missed_again: [u8; SETS],
     /// Lookups that compared stacks (for tests).
     #[cfg(test)]
     looked: usize,
@@ -249,6 +257,19 @@ impl KeptStacks {
         None
     }
 
+    /// A stack from the innermost frame (`ra`, `sp`), filed without link, was not found though
+    /// the thread recorded it before: where that keeps happening, the frame's stacks crowd
+    /// each other out (or are not kept at all, as keeping them did not pay): file them by link.
+    #[inline]
+    pub fn missed_again(&mut self, ra: u64, sp: u64) {
+        let set = set_of(ra, sp, 0);
+        let count = &mut self.missed_again[set];
+        *count = count.saturating_add(1);
+        if *count >= LINK_AFTER_MISSES {
+            self.linked[set] = true;
+        }
+    }
+
     /// Whether to keep a stack whose innermost frame is (`ra`, `sp`), filed under `link`, just
     /// not found: yes while finding pays in its set, otherwise only now and then (stacks there
     /// keep replacing each other, and keeping costs more than it saves).
@@ -385,6 +406,7 @@ impl KeptStacks {
         self.skipped_finds = [0; SETS];
         self.skipped_keeps = [0; SETS];
         self.linked = [false; SETS];
+        self.missed_again = [0; SETS];
         if self.epoch == 0 {
             // Epochs wrapped: stacks of old epochs must not come back to life.
             for set in &mut self.sets {
@@ -458,6 +480,20 @@ mod tests {
         assert_eq!(kept.find((0x1000, 0x7000, 5), 0, 64, bounds), Some((1, 1)), "recently found: kept");
         assert_eq!(kept.find((0x1000, 0x7000, 6), 0, 64, bounds), None, "least recently used: replaced");
         assert_eq!(kept.find((0x1000, 0x7000, 100), 0, 64, bounds), Some((100, 1)));
+    }
+
+    #[test]
+    fn a_frame_whose_stacks_are_not_found_again_is_linked() {
+        let mut kept = empty();
+        for _ in 1..LINK_AFTER_MISSES {
+            kept.missed_again(0x1000, 0x7000);
+        }
+        assert!(!kept.wants_link(0x1000, 0x7000));
+        kept.missed_again(0x1000, 0x7000);
+        assert!(kept.wants_link(0x1000, 0x7000));
+        kept.keep((0x1000, 0x7000, 0), 0, false, 1, 1, &Checks::new());
+        kept.forget();
+        assert!(!kept.wants_link(0x1000, 0x7000), "forgotten with the stacks");
     }
 
     #[test]

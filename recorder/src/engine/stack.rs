@@ -347,6 +347,10 @@ impl CaptureState {
             return node;
         }
         let (node, seen_before) = self.intern_walk(intern);
+        #[cfg(target_arch = "x86_64")]
+        if seen_before && self.link == 0 {
+            self.kept.missed_again(self.ips[0], self.sps[0]);
+        }
         // Only a stack seen before is kept: most stacks seen once are never seen again, and
         // keeping one costs about three captures.
         #[cfg(target_arch = "x86_64")]
