@@ -648,6 +648,14 @@ mod tests {
                     None => break,
                 }
             }
+            // The link of kept stacks steps as the walk does, where the rule is applied inline.
+            if rules.entries[slot(start.0)].word & SLOW == 0 {
+                let step = apply(rule_of[&start.0], start.1, start.2, |a| bounds.read(a));
+                assert_eq!(rules.inline_step(start, bounds), step, "round {round}");
+                let outer = step.and_then(|c| rules.inline_step(c, bounds)).map_or(0, |c| c.0);
+                let expected_link = step.map_or(0, |c| c.0 ^ outer.rotate_left(32));
+                assert_eq!(rules.caller_link(start, bounds), expected_link, "round {round}");
+            }
             let mut out = vec![0u64; max];
             let mut unknown = false;
             let (len, hash) = rules.walk(snapshot, &mut framehop, start, bounds, &mut out, &mut unknown);
