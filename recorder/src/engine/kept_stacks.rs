@@ -20,7 +20,8 @@
 //! with the bounds checks of any stack read; a check that cannot be read fails.
 //!
 //! Kept stacks depend on the unwind rules and on node ids: [`KeptStacks::forget`] drops them
-//! all when the module snapshot or the trie changes.
+//! all when the rules are forgotten (a module was unloaded) or the trie changes. Objects
+//! loaded since do not matter: every frame of a kept stack lay in a module that is still there.
 //!
 //! Many stacks can share one innermost frame (one function called on many paths at one stack
 //! depth). Where they crowd each other out of their set, the frame is marked (see

@@ -84,6 +84,12 @@ impl Snapshot {
         (i > 0 && address < self.ranges[i - 1].1).then(|| self.ranges[i - 1])
     }
 
+    /// Whether every module of `older` is still in this snapshot (objects were loaded since,
+    /// none unloaded): a module kept across scans keeps its range and unwind tables.
+    pub fn extends(&self, older: &Snapshot) -> bool {
+        older.keys.iter().all(|&key| self.knows(key))
+    }
+
     fn knows(&self, key: u64) -> bool {
         self.keys.contains(&key)
     }
@@ -424,8 +430,25 @@ fn build_snapshot(modules: &[ModuleInfo], generation: (u64, u64)) -> Snapshot {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A snapshot of no modules, leaked as the registry's are.
+    pub(crate) fn empty_snapshot() -> &'static Snapshot {
+        Box::leak(Box::new(build_snapshot(&[], (0, 0))))
+    }
+
+    #[test]
+    fn a_snapshot_extends_those_whose_modules_it_still_has() {
+        let registry = ModuleRegistry::new();
+        registry.rescan(0, &mut |_| {});
+        let full = registry.snapshot().expect("snapshot");
+        let empty = empty_snapshot();
+        assert!(!full.keys.is_empty());
+        assert!(full.extends(full));
+        assert!(full.extends(empty));
+        assert!(!empty.extends(full));
+    }
 
     #[test]
     fn scan_finds_this_executable_with_its_code() {

@@ -263,7 +263,7 @@ impl CaptureState {
         let mut read = |a: u64| bounds.read(a).ok_or(());
         let caching = self.caching;
         if caching && self.rules.use_snapshot(snapshot) {
-            // Kept stacks were walked by the old snapshot's rules.
+            // Kept stacks were walked by rules now forgotten.
             self.kept.forget();
         }
         // Out of the hook's own frame (not recorded).

@@ -32,8 +32,10 @@ use framehop::{FrameAddress, MustNotAllocateDuringUnwind, Unwinder as _};
 /// framehop's per-thread cache.
 pub type FramehopCache = CacheX86_64<MustNotAllocateDuringUnwind>;
 
-const SLOTS_LOG2: u32 = 12;
-/// Entries per thread (16 bytes each).
+const SLOTS_LOG2: u32 = 14;
+/// Entries per thread (16 bytes each: 256 KiB, its pages touched as rules are learned; with
+/// 4,096 the python3 workload of bench/instructions.sh, which steps out of some 6,000 code
+/// addresses, learned its rules again and again: 15 instructions per allocation more).
 const SLOTS: usize = 1 << SLOTS_LOG2;
 
 /// Key bit for the hook's own frame: its step is framehop's step for an instruction pointer
@@ -304,18 +306,39 @@ fn slot(key: u64) -> usize {
 }
 
 impl UnwindRules {
-    /// Makes the cache belong to `snapshot`, emptying it if it was learned with another one.
-    /// Returns whether the rules were forgotten (rules learned with another snapshot).
+    /// Makes the cache belong to `snapshot`. Rules learned with another one stay if `snapshot`
+    /// still has every module that one had (objects were only loaded: each known address lies
+    /// in the same module, with the same unwind tables, so its rule and every step by it are
+    /// the same), except the entries of addresses that lay outside every module then; otherwise
+    /// they are all forgotten. Returns whether they were (or the cache was empty).
     #[inline]
     pub fn use_snapshot(&mut self, snapshot: &Snapshot) -> bool {
         if std::ptr::eq(self.snapshot, snapshot) {
             return false;
         }
-        if !self.snapshot.is_null() {
-            self.entries.fill(Entry::EMPTY);
-        }
+        self.change_snapshot(snapshot)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn change_snapshot(&mut self, snapshot: &Snapshot) -> bool {
+        // SAFETY: the cache only ever holds snapshots the module registry published, which it
+        // leaks (see `modules`): the old one is still valid.
+        let old = (!self.snapshot.is_null()).then(|| unsafe { &*self.snapshot });
         self.snapshot = snapshot;
-        true
+        match old {
+            Some(old) if snapshot.extends(old) => {
+                for entry in self.entries.iter_mut().filter(|e| e.unknown_module()) {
+                    *entry = Entry::EMPTY;
+                }
+                false
+            }
+            Some(_) => {
+                self.entries.fill(Entry::EMPTY);
+                true
+            }
+            None => true,
+        }
     }
 
     /// The rule learned for the return address `ra`, if it is cached and not left to framehop.
@@ -674,6 +697,31 @@ mod tests {
             inline_frames += expected.iter().filter(|ra| rules.entries[slot(**ra)].word & SLOW == 0).count();
         }
         assert!(inline_frames > 1000, "only {inline_frames} frames had inline rules");
+    }
+
+    #[test]
+    fn rules_stay_while_modules_are_only_loaded() {
+        let registry = crate::engine::modules::ModuleRegistry::new();
+        registry.rescan(0, &mut |_| {});
+        let full = registry.snapshot().expect("snapshot");
+        let empty = crate::engine::modules::tests::empty_snapshot();
+        let here = rules_stay_while_modules_are_only_loaded as *const () as usize as u64 + 1;
+        let elsewhere = 0x1000;
+        let mut rules = Box::new(UnwindRules { snapshot: std::ptr::null(), entries: [Entry::EMPTY; SLOTS] });
+        assert!(rules.use_snapshot(empty), "an empty cache counts as forgotten");
+        let rule = Rule::Sp { offset: 16, bp_slot: None };
+        rules.entries[slot(here)] = Entry::new(here, Some(rule), false);
+        rules.entries[slot(elsewhere)] = Entry::new(elsewhere, Some(rule), true);
+        assert!(!rules.use_snapshot(empty));
+        // Modules loaded: the rules stay, but not those of addresses outside every module.
+        assert!(!rules.use_snapshot(full));
+        assert_eq!(rules.rule_of(here), Some(rule));
+        assert_eq!(rules.entries[slot(elsewhere)], Entry::EMPTY);
+        // Modules unloaded: every rule goes.
+        rules.entries[slot(elsewhere)] = Entry::new(elsewhere, Some(rule), true);
+        assert!(rules.use_snapshot(empty));
+        assert_eq!(rules.rule_of(here), None);
+        assert!(rules.entries.iter().all(|e| *e == Entry::EMPTY));
     }
 
     #[test]
