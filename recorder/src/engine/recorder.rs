@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// straight through without recording.
 pub struct Guard {
     state: *mut ThreadState,
-    /// errno to restore on drop, if saved.
-    errno: Option<i32>,
+    /// errno to restore on drop, if saved: this thread's errno slot and the value.
+    errno: Option<(*mut i32, i32)>,
 }
 
 impl Guard {
@@ -46,15 +46,18 @@ impl Guard {
     /// free), to restore when the guard is dropped.
     #[inline]
     pub fn save_errno(&mut self) {
-        self.errno = Some(sys::errno());
+        let slot = sys::errno_slot();
+        // SAFETY: the calling thread's errno slot, valid for the thread's life.
+        self.errno = Some((slot, unsafe { *slot }));
     }
 }
 
 impl Drop for Guard {
     #[inline]
     fn drop(&mut self) {
-        if let Some(errno) = self.errno {
-            sys::set_errno(errno);
+        if let Some((slot, value)) = self.errno {
+            // SAFETY: the slot `save_errno` found, on this thread (a guard never leaves it).
+            unsafe { *slot = value };
         }
         // SAFETY: as in `state`.
         unsafe { (*self.state).guard = 0 };

@@ -56,6 +56,13 @@ impl Drop for Region {
     }
 }
 
+/// The calling thread's errno slot (the same for the thread's whole life).
+#[inline]
+pub fn errno_slot() -> *mut i32 {
+    // SAFETY: __errno_location has no preconditions.
+    unsafe { libc::__errno_location() }
+}
+
 /// The calling thread's errno value.
 #[inline]
 pub fn errno() -> i32 {
