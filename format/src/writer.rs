@@ -213,56 +213,55 @@ impl TraceWriter {
     pub fn append(&self, stream: &mut ThreadStream, event: &Event<'_>) -> Result<(), WriteError> {
         // The usual case, kept small enough to inline into a recorder's hooks: recording, the
         // stream holds one of this writer's chunks, and the event fits in it.
-        if !self.stopped.load(Ordering::Relaxed) && stream.writer_id == self.id && !stream.chunk.is_null() {
-            let body_len = self.chunk_size as usize - CHUNK_HEADER_LEN;
-            // SAFETY: `stream.chunk` is a chunk of this writer's mapping (checked by writer id)
-            // that this stream claimed, so it is reserved on disk and written by no one else.
-            let body =
-                unsafe { std::slice::from_raw_parts_mut(stream.chunk.add(CHUNK_HEADER_LEN), body_len) };
-            if let Some(free) = body.get_mut(stream.used as usize..)
-                && let Some(n) = encode_event(&mut stream.state, event, free)
-            {
-                stream.used += n as u32;
-                self.chunk_u32(stream.chunk, layout::chunk::COMMITTED_LEN)
-                    .store(stream.used, Ordering::Release);
-                return Ok(());
-            }
+        let has_chunk = stream.writer_id == self.id && !stream.chunk.is_null();
+        if !self.stopped.load(Ordering::Relaxed) && has_chunk && self.encode_into_chunk(stream, event) {
+            return Ok(());
         }
-        self.append_slow(stream, event)
+        self.append_slow(stream, event, has_chunk)
     }
 
     /// [`TraceWriter::append`] when recording stopped, the stream has no chunk of this writer
-    /// yet, or its chunk is full.
+    /// yet (`has_chunk` false), or the event did not fit in its chunk.
     #[cold]
     #[inline(never)]
-    fn append_slow(&self, stream: &mut ThreadStream, event: &Event<'_>) -> Result<(), WriteError> {
+    fn append_slow(
+        &self,
+        stream: &mut ThreadStream,
+        event: &Event<'_>,
+        has_chunk: bool,
+    ) -> Result<(), WriteError> {
         if self.stopped.load(Ordering::Relaxed) {
             self.atomic_u64(layout::header::LOST_EVENTS).fetch_add(1, Ordering::Relaxed);
             return Err(WriteError::Stopped);
         }
-        if stream.writer_id != self.id || stream.chunk.is_null() {
-            self.claim_chunk(stream, event)?;
-        }
-        for _ in 0..2 {
-            let body_len = self.chunk_size as usize - CHUNK_HEADER_LEN;
-            // SAFETY: `stream.chunk` is a chunk of this writer's mapping (checked by writer id)
-            // that this stream claimed, so it is reserved on disk and written by no one else.
-            let body =
-                unsafe { std::slice::from_raw_parts_mut(stream.chunk.add(CHUNK_HEADER_LEN), body_len) };
-            let free = &mut body[stream.used as usize..];
-            if let Some(n) = encode_event(&mut stream.state, event, free) {
-                stream.used += n as u32;
-                self.chunk_u32(stream.chunk, layout::chunk::COMMITTED_LEN)
-                    .store(stream.used, Ordering::Release);
-                return Ok(());
-            }
+        if has_chunk {
+            // The event did not fit in the rest of the chunk.
             if stream.used == 0 {
                 return Err(WriteError::EventTooLarge);
             }
             self.close_chunk(stream);
-            self.claim_chunk(stream, event)?;
         }
-        Err(WriteError::EventTooLarge)
+        self.claim_chunk(stream, event)?;
+        if self.encode_into_chunk(stream, event) { Ok(()) } else { Err(WriteError::EventTooLarge) }
+    }
+
+    /// Encodes `event` after the stream's last event and publishes the chunk's new length;
+    /// false (nothing written) if it does not fit. The stream must hold a chunk of this writer.
+    #[inline(always)]
+    fn encode_into_chunk(&self, stream: &mut ThreadStream, event: &Event<'_>) -> bool {
+        let body_len = self.chunk_size as usize - CHUNK_HEADER_LEN;
+        // SAFETY: `stream.chunk` is a chunk of this writer's mapping (callers checked the writer
+        // id) that this stream claimed, so it is reserved on disk and written by no one else.
+        let body = unsafe { std::slice::from_raw_parts_mut(stream.chunk.add(CHUNK_HEADER_LEN), body_len) };
+        let Some(n) = body
+            .get_mut(stream.used as usize..)
+            .and_then(|free| encode_event(&mut stream.state, event, free))
+        else {
+            return false;
+        };
+        stream.used += n as u32;
+        self.chunk_u32(stream.chunk, layout::chunk::COMMITTED_LEN).store(stream.used, Ordering::Release);
+        true
     }
 
     fn chunk_u32(&self, chunk: *mut u8, offset: usize) -> &AtomicU32 {

@@ -147,3 +147,27 @@ fn trace_files_are_private_and_never_clobbered() {
     );
     assert!(!target.exists(), "the symlink must not be followed");
 }
+
+#[test]
+fn an_event_larger_than_a_chunk_is_refused_and_the_stream_goes_on() {
+    use leakview_format::{Event, ThreadStream, TraceWriter, WriteError};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("large.bin");
+    let writer = TraceWriter::create(&path, &common::metadata(), &common::small_chunks()).expect("create");
+    let mut stream = ThreadStream::new(7);
+    let huge = vec![b'x'; 64 * 1024];
+    let alloc = |ts| Event::Alloc { ts, addr: 0x1000 + ts * 16, size: 32, align: 0, stack: 0 };
+    // Into an empty stream, and into a stream whose chunk already holds an event.
+    let refused = writer.append(&mut stream, &Event::Mark { ts: 10, label: &huge });
+    assert!(matches!(refused, Err(WriteError::EventTooLarge)), "{refused:?}");
+    writer.append(&mut stream, &alloc(20)).expect("small event after the refused one");
+    let refused = writer.append(&mut stream, &Event::Mark { ts: 30, label: &huge });
+    assert!(matches!(refused, Err(WriteError::EventTooLarge)), "{refused:?}");
+    writer.append(&mut stream, &alloc(40)).expect("small event after the second refusal");
+    writer.release(&mut stream);
+    writer.finish(50);
+    let reader = TraceReader::open(&path).expect("open");
+    let got = common::read_threads(&reader);
+    let want: Vec<OwnedEvent> = [alloc(20), alloc(40)].iter().map(Event::to_owned_event).collect();
+    common::assert_same_events(&got[&7], &want, "thread 7");
+}
