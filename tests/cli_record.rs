@@ -446,6 +446,12 @@ int main(int argc, char **argv) {
     assert_eq!(sizes(&after), [8888]);
     assert!(before.is_complete(), "the replaced image's trace is marked complete: {:?}", before.header());
     assert!(before.header().end_timestamp <= after.metadata().start_monotonic_ns);
+    let header = before.header();
+    assert_eq!(header.chunks_reserved, header.chunks_claimed, "the replaced image's trace is trimmed");
+    assert_eq!(
+        before.file_len(),
+        leakview_format::layout::chunk_offset(header.chunks_claimed, header.chunk_size)
+    );
     assert!(after.is_complete());
 }
 

@@ -27,16 +27,17 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         output: &output,
         depth: args.depth,
     })?;
-    finish_replaced_images(&finished.traces);
-    trim_ended(&finished.traces);
+    settle_traces(&finished.traces);
     traces_written::tell(&finished.traces, name);
     Ok(supervise::exit_like(finished.status))
 }
 
-/// Marks complete each unfinished trace whose process went on, under the same pid, to write a
-/// later trace (listed in creation order): that image replaced itself with `exec`, so its trace
-/// holds everything up to the exec.
-fn finish_replaced_images(traces: &[std::path::PathBuf]) {
+/// Settles each trace no process can write any more: one whose image replaced itself with
+/// `exec` (an unfinished trace followed, in creation order, by a later trace of the same pid) is
+/// marked complete, since it holds everything up to the exec; then the disk space reserved ahead
+/// of use is trimmed off it and off each trace whose process has ended. A daemonised descendant
+/// may still be writing its own trace: that one is left as it is.
+fn settle_traces(traces: &[std::path::PathBuf]) {
     let states: Vec<Option<(u32, bool)>> = traces
         .iter()
         .map(|path| {
@@ -45,24 +46,17 @@ fn finish_replaced_images(traces: &[std::path::PathBuf]) {
         })
         .collect();
     for (i, path) in traces.iter().enumerate() {
-        let Some((pid, false)) = states[i] else { continue };
-        let replaced = states[i + 1..].iter().flatten().any(|&(later_pid, _)| later_pid == pid && pid != 0);
+        let Some((pid, finished)) = states[i] else { continue };
+        if pid == 0 {
+            continue;
+        }
+        let replaced = !finished && states[i + 1..].iter().flatten().any(|&(later_pid, _)| later_pid == pid);
+        // A trace that cannot be marked or trimmed stays readable (the analyzer says when it is
+        // incomplete); nothing to report.
         if replaced {
-            // A trace that cannot be marked stays readable; the analyzer says it is incomplete.
             let _ = leakview_format::finish_replaced_image(path);
         }
-    }
-}
-
-/// Trims the disk space reserved ahead of use off each trace whose process has ended (a
-/// daemonised descendant may still be writing its own trace: that one is left as it is).
-fn trim_ended(traces: &[std::path::PathBuf]) {
-    for path in traces {
-        let Ok(reader) = leakview_format::TraceReader::open(path) else { continue };
-        let pid = reader.metadata().pid;
-        drop(reader);
-        if pid != 0 && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            // A trace that cannot be trimmed is still whole; nothing to report.
+        if replaced || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             let _ = leakview_format::trim_finished(path);
         }
     }
