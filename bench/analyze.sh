@@ -19,7 +19,7 @@
 # a shared machine wall time also measures the neighbours. Peak RSS includes the mapped trace.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 REPEATS="${REPEATS:-3}"
 PAIRS="${PAIRS:-5000000}"
 BIG_EVENTS="${BIG_EVENTS:-100000000}"
@@ -31,20 +31,15 @@ for arg in "$@"; do
         *) echo "usage: $0 [--quick] [--no-big]" >&2; exit 2 ;;
     esac
 done
-WORK="${BENCH_DIR:-$(mktemp -d /tmp/leakview-analyze.XXXXXX)}"
-mkdir -p "$WORK"
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+bench_setup analyze
 export CARGO_TARGET_DIR="$TARGET_DIR"
-
-log() { echo "analyze: $*" >&2; }
 
 for tool in heaptrack heaptrack_print cc; do
     command -v "$tool" >/dev/null || { echo "analyze: $tool is required (Debian: apt-get install heaptrack)" >&2; exit 2; }
 done
 
 log "building leakview and the load benchmark (release)"
-(cd "$ROOT" && cargo build --release -p leakview-cli --quiet)
-LEAKVIEW="$TARGET_DIR/release/leakview"
+build_leakview
 LOAD_BENCH=$(cd "$ROOT" && cargo bench -p leakview-analyzer --bench load --no-run 2>&1 |
     sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)
 [ -x "$LOAD_BENCH" ] || { echo "analyze: cannot find the load benchmark binary" >&2; exit 1; }

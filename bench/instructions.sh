@@ -10,17 +10,12 @@
 # environment: BENCH_DIR (scratch, default a temp dir)
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-WORK="${BENCH_DIR:-$(mktemp -d /tmp/leakview-instructions.XXXXXX)}"
-mkdir -p "$WORK"
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-
-log() { echo "instructions: $*" >&2; }
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+bench_setup instructions
 
 command -v valgrind >/dev/null || { echo "instructions: valgrind is required" >&2; exit 2; }
 log "building leakview (release) and the workloads in $WORK"
-(cd "$ROOT" && cargo build --release -p leakview-cli --quiet)
-LEAKVIEW="$TARGET_DIR/release/leakview"
+build_leakview
 LIBRARY="${1:-}"
 if [ -z "$LIBRARY" ]; then
     # The library `leakview record` preloads (it sets LD_PRELOAD for the command it runs).
@@ -30,7 +25,7 @@ fi
 [ -f "$LIBRARY" ] || { echo "instructions: no preload library at '$LIBRARY'" >&2; exit 2; }
 cp "$LIBRARY" "$WORK/libleakview_preload.so"
 cc -O2 -g -fomit-frame-pointer -pthread -o "$WORK/churn" "$ROOT/fixtures/churn.c"
-cc -O2 -g -fomit-frame-pointer -pthread -o "$WORK/alloc_workload" "$ROOT/bench/alloc_workload.c"
+build_alloc_workload
 
 # instructions OUT CMD...: total instructions of one run of CMD (stdout and stderr dropped).
 instructions() {

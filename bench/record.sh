@@ -13,7 +13,7 @@
 # is shown beside wall time because on a shared machine wall time also measures the neighbours.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 REPEATS="${REPEATS:-3}"
 PAIRS="${PAIRS:-5000000}"
 REAL=1
@@ -24,16 +24,11 @@ for arg in "$@"; do
         *) echo "usage: $0 [--quick] [--no-real]" >&2; exit 2 ;;
     esac
 done
-WORK="${BENCH_DIR:-$(mktemp -d /tmp/leakview-bench.XXXXXX)}"
-mkdir -p "$WORK"
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-
-log() { echo "bench: $*" >&2; }
+bench_setup bench
 
 log "building leakview (release) and the workload in $WORK"
-(cd "$ROOT" && cargo build --release -p leakview-cli --quiet)
-LEAKVIEW="$TARGET_DIR/release/leakview"
-cc -O2 -g -fomit-frame-pointer -pthread -o "$WORK/alloc_workload" "$ROOT/bench/alloc_workload.c"
+build_leakview
+build_alloc_workload
 
 if ! command -v heaptrack >/dev/null; then
     log "installing heaptrack"

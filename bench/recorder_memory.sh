@@ -9,18 +9,12 @@
 #              BENCH_DIR (scratch, default a temp dir)
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+bench_setup memory
 PAIRS="${PAIRS:-5000000}"
-WORK="${BENCH_DIR:-$(mktemp -d /tmp/leakview-memory.XXXXXX)}"
-mkdir -p "$WORK"
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-
-log() { echo "memory: $*" >&2; }
-
 log "building leakview (release) and the workload in $WORK"
-(cd "$ROOT" && cargo build --release -p leakview-cli --quiet)
-LEAKVIEW="$TARGET_DIR/release/leakview"
-cc -O2 -g -fomit-frame-pointer -pthread -o "$WORK/alloc_workload" "$ROOT/bench/alloc_workload.c"
+build_leakview
+build_alloc_workload
 
 # rss_anon_kb PID: the process's RssAnon in KiB (empty once it is gone).
 rss_anon_kb() { awk '/^RssAnon:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
@@ -55,6 +49,11 @@ row() {
     recorded=$(peak_anon "$name" "$LEAKVIEW" record --force -o "$WORK/trace.bin" -- "$@")
     local events
     events=$("$LEAKVIEW" stats "$WORK"/trace.bin | awk '/^events/ { print $2 }')
+    if [ "$plain" -eq 0 ] || [ "$recorded" -eq 0 ]; then
+        log "$label: ended before the first 10 ms sample; raise PAIRS"
+        ROWS+=("| $label | $events | not sampled (run too short) | not sampled | - |")
+        return
+    fi
     ROWS+=("$(awk -v l="$label" -v p="$plain" -v r="$recorded" -v e="$events" 'BEGIN {
         printf "| %s | %s | %.1f MiB | %.1f MiB | %.1f MiB |", l, e, p / 1024, r / 1024, (r - p) / 1024 }')")
 }
