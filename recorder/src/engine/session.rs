@@ -222,26 +222,29 @@ recording stopped, the program continues\n",
     }
 }
 
-/// The kernel's name of thread `tid` of this process (`/proc/self/task/<tid>/comm`).
-/// Allocates: call with the guard held.
-fn thread_name(tid: u32) -> Option<Vec<u8>> {
-    let mut name = std::fs::read(format!("/proc/self/task/{tid}/comm")).ok()?;
-    while name.last() == Some(&b'\n') {
-        name.pop();
+/// The kernel's name of the calling thread (`PR_GET_NAME`, at most 15 bytes), read into `buf`
+/// without allocating: the `_exit` hook may run in a signal handler.
+fn own_thread_name(buf: &mut [u8; 16]) -> Option<&[u8]> {
+    // SAFETY: PR_GET_NAME writes at most 16 bytes, the name and its NUL, into `buf`.
+    let rc = unsafe { libc::prctl(libc::PR_GET_NAME, buf.as_mut_ptr() as libc::c_ulong, 0, 0, 0) };
+    if rc != 0 {
+        return None;
     }
-    (!name.is_empty()).then_some(name)
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    (len > 0).then(|| &buf[..len])
 }
 
 /// Records the calling thread's current name (threads usually name themselves after they
-/// start, so this runs when they end). Guard held.
+/// start, so this runs when they end). `state` is the calling thread's; guard held.
 pub fn record_thread_name(state: &mut ThreadState) {
+    let mut buf = [0u8; 16];
     if let Some(session) = current()
         && state.session_id() == session.id
-        && let Some(name) = thread_name(state.tid())
         && let Some(stream) = state.stream()
+        && let Some(name) = own_thread_name(&mut buf)
     {
         let tid = stream.tid();
-        session.append(stream, &Event::ThreadName { ts: clock::monotonic_ns(), tid, name: &name });
+        session.append(stream, &Event::ThreadName { ts: clock::monotonic_ns(), tid, name });
     }
 }
 
