@@ -64,7 +64,11 @@ pub type Unwinder = framehop::x86_64::UnwinderX86_64<&'static [u8], framehop::Mu
 pub struct Snapshot {
     /// Sorted, non-overlapping absolute ranges of known modules.
     ranges: Vec<(u64, u64)>,
+    /// Load keys (base and path) of its modules: a scan skips the objects it already knows.
     keys: Vec<u64>,
+    /// Registry ids of its modules, ascending. An id names one load of one object: an object
+    /// unloaded and loaded again (even at the same address) gets a new one.
+    ids: Vec<u32>,
     /// The loader's (adds, subs) counters when the scan ran.
     pub loader_generation: (u64, u64),
     #[cfg(target_arch = "x86_64")]
@@ -84,10 +88,11 @@ impl Snapshot {
         (i > 0 && address < self.ranges[i - 1].1).then(|| self.ranges[i - 1])
     }
 
-    /// Whether every module of `older` is still in this snapshot (objects were loaded since,
-    /// none unloaded): a module kept across scans keeps its range and unwind tables.
+    /// Whether every module of `older` is still in this snapshot, the same load of it (objects
+    /// were loaded since, none unloaded): a module kept across scans keeps its range and unwind
+    /// tables.
     pub fn extends(&self, older: &Snapshot) -> bool {
-        older.keys.iter().all(|&key| self.knows(key))
+        older.ids.iter().all(|id| self.ids.binary_search(id).is_ok())
     }
 
     fn knows(&self, key: u64) -> bool {
@@ -423,6 +428,11 @@ fn build_snapshot(modules: &[ModuleInfo], generation: (u64, u64)) -> Snapshot {
     Snapshot {
         ranges,
         keys: modules.iter().map(|m| m.key).collect(),
+        ids: {
+            let mut ids: Vec<u32> = modules.iter().map(|m| m.id).collect();
+            ids.sort_unstable();
+            ids
+        },
         loader_generation: generation,
         #[cfg(target_arch = "x86_64")]
         unwinder,
@@ -444,10 +454,37 @@ pub(crate) mod tests {
         registry.rescan(0, &mut |_| {});
         let full = registry.snapshot().expect("snapshot");
         let empty = empty_snapshot();
-        assert!(!full.keys.is_empty());
+        assert!(!full.ids.is_empty());
         assert!(full.extends(full));
         assert!(full.extends(empty));
         assert!(!empty.extends(full));
+    }
+
+    fn module(id: u32, base: u64, path: &[u8]) -> ModuleInfo {
+        ModuleInfo {
+            id,
+            key: key_of(base, path),
+            base,
+            path: path.to_vec(),
+            build_id: Vec::new(),
+            segments: Vec::new(),
+            range: (base, base + 0x1000),
+            unwind: None,
+        }
+    }
+
+    #[test]
+    fn an_object_loaded_again_at_the_same_place_is_a_new_module() {
+        let before = build_snapshot(&[module(1, 0x1000, b"/app"), module(2, 0x10000, b"/lib.so")], (1, 0));
+        let more = build_snapshot(
+            &[module(1, 0x1000, b"/app"), module(2, 0x10000, b"/lib.so"), module(3, 0x20000, b"/b.so")],
+            (2, 0),
+        );
+        // lib.so unloaded, then loaded again at the same address: same path and base, new id.
+        let reloaded = build_snapshot(&[module(1, 0x1000, b"/app"), module(4, 0x10000, b"/lib.so")], (3, 1));
+        assert!(more.extends(&before));
+        assert!(!reloaded.extends(&before), "learned rules of the unloaded object must not stay");
+        assert!(!before.extends(&more));
     }
 
     #[test]
