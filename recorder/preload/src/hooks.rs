@@ -1,6 +1,6 @@
-//! The interposed malloc family and `dlclose`. Each hook enters the thread's reentrancy guard
-//! (a nested call passes straight through), calls the real function with the guard held, and
-//! records from the result. Timestamps: after the real allocation, before the real free;
+//! The interposed malloc family, `dlclose`, and `_exit`/`_Exit` (which end the trace). Each hook
+//! enters the thread's reentrancy guard (a nested call passes straight through), calls the real
+//! function with the guard held, and records from the result. Timestamps: after the real allocation, before the real free;
 //! realloc takes one before (the implicit free) and one after. errno is preserved.
 //! `malloc_usable_size` is not interposed: block layouts are never changed.
 

@@ -296,7 +296,8 @@ fn capture_into(state: &mut ThreadState, ctx: &Context, hook: Hook) -> u32 {
         if let Some(fresh) = ctx.modules.snapshot() {
             snapshot = fresh;
         }
-        capture.forget();
+        // The walk keeps or drops what it learned by the new snapshot; stacks already interned
+        // keep their trie nodes.
         let _ = capture.walk(snapshot, hook, ctx.max_depth);
     }
     let Some(stream) = state.stream() else { return 0 };

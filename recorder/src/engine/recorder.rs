@@ -88,7 +88,8 @@ fn capture(session: &Session, state: &mut ThreadState, hook: HookRegisters, ts: 
         if let Some(fresh) = session.modules.snapshot() {
             snapshot = fresh;
         }
-        capture.forget();
+        // The walk keeps or drops what it learned by the new snapshot; stacks already interned
+        // keep their trie nodes.
         capture.walk(snapshot, hook, session.max_depth);
     }
     let Some(stream) = state.stream() else { return 0 };

@@ -19,8 +19,9 @@
 //! framehop does not cache (DWARF expressions), shapes outside the three — is marked "ask
 //! framehop", which then steps that frame every time.
 //!
-//! The cache belongs to one module [`Snapshot`]: when the snapshot changes (a library was
-//! loaded or unloaded) it starts empty again.
+//! The cache belongs to module [`Snapshot`]s: when the snapshot changes it stays if the new one
+//! still has every module of the old (libraries were only loaded; rules for addresses outside
+//! every module are dropped), and starts empty again if anything was unloaded.
 
 use crate::engine::modules::Snapshot;
 use crate::engine::rule_probes;
