@@ -144,6 +144,22 @@ fn threads_and_cross_thread_frees() {
 }
 
 #[test]
+fn addresses_handed_between_threads_replay_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (exe, trace) = run_fixture(dir.path(), &["handoff.c"], &[], &[]);
+    let attribution = Attribution::new(&[&exe]);
+    assert_eq!(attribution.leaks(&trace), expect(&[("handoff_leak", 1, 777)]));
+    // Every free's time precedes the next allocation of its address on any thread: no address
+    // comes into being while its block is live, and no free misses its block.
+    assert_eq!(trace.allocated_while_live, 0);
+    assert_eq!(trace.unknown_frees, 0);
+    assert!(trace.allocations > 4 * 20_000, "{} allocations", trace.allocations);
+    assert_eq!(trace.frees, trace.allocations - trace.outstanding.len() as u64);
+    // The fixture did exercise what it is for: addresses freed on one thread, reused on another.
+    assert!(trace.cross_thread_reuses > 100, "only {} cross-thread reuses", trace.cross_thread_reuses);
+}
+
+#[test]
 fn cpp_new_and_containers() {
     if !support::cpp_compiler_available() {
         return;

@@ -10,6 +10,8 @@
 //!   diagnostic: the stacks recorded are the same).
 //! - `LEAKVIEW_STACK_VERIFY=1`: also unwind every stack in full and compare; a difference is
 //!   reported once on stderr (a diagnostic, for testing the caches on real programs).
+//! - `LEAKVIEW_CLOCK=monotonic`: take every timestamp with clock_gettime instead of the
+//!   calibrated TSC (see clock.rs).
 
 use crate::engine::stack::{DEFAULT_DEPTH, MAX_DEPTH_LIMIT};
 use crate::engine::sys;
@@ -19,6 +21,7 @@ pub const ENV_DEPTH: &str = "LEAKVIEW_DEPTH";
 pub const ENV_MANIFEST: &str = "LEAKVIEW_MANIFEST";
 pub const ENV_STACK_REUSE: &str = "LEAKVIEW_STACK_REUSE";
 pub const ENV_STACK_VERIFY: &str = "LEAKVIEW_STACK_VERIFY";
+pub const ENV_CLOCK: &str = "LEAKVIEW_CLOCK";
 
 /// The settings of one recording.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +34,8 @@ pub struct Config {
     pub stack_reuse: bool,
     /// Check every cached stack against a full unwind (default off).
     pub verify_stacks: bool,
+    /// Timestamps from the calibrated TSC where it can stand in for CLOCK_MONOTONIC (default on).
+    pub tsc_clock: bool,
 }
 
 fn getenv(name: &str) -> Option<Vec<u8>> {
@@ -64,6 +69,7 @@ impl Config {
             max_depth: parse_depth(getenv(ENV_DEPTH).as_deref()),
             stack_reuse: getenv(ENV_STACK_REUSE).as_deref() != Some(b"0"),
             verify_stacks: getenv(ENV_STACK_VERIFY).as_deref() == Some(b"1"),
+            tsc_clock: getenv(ENV_CLOCK).as_deref() != Some(b"monotonic"),
         }
     }
 }

@@ -136,6 +136,9 @@ fn start(
     }
     thread::set_exit_hook(release_thread);
     let config = Config::from_env();
+    // The in-process API takes its timestamps with clock_gettime (api/mem.rs): its traces stay
+    // on that clock throughout.
+    clock::calibrate(config.tsc_clock && profile.kind == RecorderKind::Preload);
     let pid = sys::getpid();
     let executable = modules::executable_path();
     let start_ts = clock::monotonic_ns();

@@ -144,11 +144,78 @@ pub struct Trace {
     pub allocations: u64,
     pub frees: u64,
     pub unknown_frees: u64,
+    /// Allocations at an address whose block was still live: its free came later in time, which
+    /// a correct recording never shows.
+    pub allocated_while_live: u64,
+    /// Allocations at an address last freed on another thread.
+    pub cross_thread_reuses: u64,
 }
 
 enum Op {
     Alloc { addr: u64, size: u64, align: u64, stack: u32 },
     Free { addr: u64 },
+}
+
+type TimedOp = (u64, u32, u32, u32, Op);
+
+/// Replays allocations and frees in time order, as the analyzer does (FORMAT.md): the events of
+/// one moment are applied per address in the order its state allows, a release first when the
+/// address holds a live block.
+#[derive(Default)]
+struct Replay {
+    live: HashMap<u64, Block>,
+    last_free_tid: HashMap<u64, u32>,
+    allocations: u64,
+    frees: u64,
+    unknown_frees: u64,
+    allocated_while_live: u64,
+    cross_thread_reuses: u64,
+}
+
+impl Replay {
+    fn alloc(&mut self, tid: u32, addr: u64, size: u64, align: u64, stack: u32) {
+        self.allocations += 1;
+        if self.last_free_tid.get(&addr).is_some_and(|&t| t != tid) {
+            self.cross_thread_reuses += 1;
+        }
+        if self.live.insert(addr, Block { addr, size, align, stack, tid }).is_some() {
+            self.allocated_while_live += 1;
+        }
+    }
+
+    fn free(&mut self, tid: u32, addr: u64) {
+        self.frees += 1;
+        self.last_free_tid.insert(addr, tid);
+        if self.live.remove(&addr).is_none() {
+            self.unknown_frees += 1;
+        }
+    }
+
+    /// The events of one timestamp, sorted by thread and position.
+    fn moment(&mut self, events: &[TimedOp]) {
+        let mut by_addr: BTreeMap<u64, (Vec<&TimedOp>, Vec<u32>)> = BTreeMap::new();
+        for event in events {
+            match event.4 {
+                Op::Alloc { addr, .. } => by_addr.entry(addr).or_default().0.push(event),
+                Op::Free { addr } => by_addr.entry(addr).or_default().1.push(event.3),
+            }
+        }
+        for (addr, (allocs, free_tids)) in by_addr {
+            let (mut allocs, mut free_tids) = (allocs.into_iter(), free_tids.into_iter().peekable());
+            loop {
+                if self.live.contains_key(&addr) && free_tids.peek().is_some() {
+                    let tid = free_tids.next().unwrap_or_default();
+                    self.free(tid, addr);
+                } else if let Some(&(_, _, _, tid, Op::Alloc { addr, size, align, stack })) = allocs.next() {
+                    self.alloc(tid, addr, size, align, stack);
+                } else if let Some(tid) = free_tids.next() {
+                    self.free(tid, addr);
+                } else {
+                    break;
+                }
+            }
+        }
+    }
 }
 
 impl Trace {
@@ -160,7 +227,7 @@ impl Trace {
         let mut thread_names = Vec::new();
         let mut chunk_tids = Vec::new();
         // (ts, chunk index, position, tid, op): replay in time order; same-thread order breaks ties.
-        let mut ops: Vec<(u64, u32, u32, u32, Op)> = Vec::new();
+        let mut ops: Vec<TimedOp> = Vec::new();
         for chunk in reader.chunks() {
             chunk_tids.push(chunk.tid);
             let order = chunk.seq_in_thread;
@@ -208,22 +275,13 @@ impl Trace {
             }
         }
         ops.sort_by_key(|(ts, tid, pos, _, _)| (*ts, *tid, *pos));
-        let mut live: HashMap<u64, Block> = HashMap::new();
-        let (mut allocations, mut frees, mut unknown_frees) = (0, 0, 0);
-        for (_, _, _, tid, op) in ops {
-            match op {
-                Op::Alloc { addr, size, align, stack } => {
-                    allocations += 1;
-                    live.insert(addr, Block { addr, size, align, stack, tid });
-                }
-                Op::Free { addr } => {
-                    frees += 1;
-                    if live.remove(&addr).is_none() {
-                        unknown_frees += 1;
-                    }
-                }
-            }
+        let mut replay = Replay::default();
+        for moment in ops.chunk_by(|a, b| a.0 == b.0) {
+            replay.moment(moment);
         }
+        let Replay {
+            live, allocations, frees, unknown_frees, allocated_while_live, cross_thread_reuses, ..
+        } = replay;
         let mut outstanding: Vec<Block> = live.into_values().collect();
         outstanding.sort_by_key(|b| b.addr);
         Trace {
@@ -239,6 +297,8 @@ impl Trace {
             allocations,
             frees,
             unknown_frees,
+            allocated_while_live,
+            cross_thread_reuses,
         }
     }
 
