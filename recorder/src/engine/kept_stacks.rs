@@ -189,7 +189,7 @@ impl KeptStacks {
 
     /// The kept stack whose innermost frame is (`ra`, `sp`, `bp`), filed under `link`, if all
     /// its checks hold (each word inside `bounds`) and it has at most `max_len` frames: its
-    /// node and length.
+    /// node.
     #[inline]
     pub fn find(
         &mut self,
@@ -197,7 +197,7 @@ impl KeptStacks {
         link: u64,
         max_len: usize,
         bounds: StackBounds,
-    ) -> Option<(u32, usize)> {
+    ) -> Option<u32> {
         let set = set_of(ra, sp, link);
         if self.credit[set] <= NO_CREDIT && !try_now(&mut self.skipped_finds[set], RETRY_FIND_EVERY) {
             return None;
@@ -248,7 +248,7 @@ impl KeptStacks {
                 self.clock = self.clock.wrapping_add(1);
                 let kept = &mut self.sets[set][way];
                 kept.used_at = self.clock;
-                let found = (kept.node, usize::from(kept.len));
+                let found = kept.node;
                 if self.written.wrapping_sub(kept.start) as usize > REFRESH_AGE {
                     self.refresh(set, way);
                 }
@@ -442,9 +442,9 @@ mod tests {
         checks.push(sp + 24, 0x44).expect("room");
         assert_eq!(kept.find((0x1000, sp, 5), 0, 64, bounds), None);
         kept.keep((0x1000, sp, 5), 0, false, 42, 3, &checks);
-        assert_eq!(kept.find((0x1000, sp, 5), 0, 64, bounds), Some((42, 3)));
+        assert_eq!(kept.find((0x1000, sp, 5), 0, 64, bounds), Some(42));
         // bp does not matter for this stack; the frame's address and sp do.
-        assert_eq!(kept.find((0x1000, sp, 6), 0, 64, bounds), Some((42, 3)));
+        assert_eq!(kept.find((0x1000, sp, 6), 0, 64, bounds), Some(42));
         assert_eq!(kept.find((0x1001, sp, 5), 0, 64, bounds), None);
         assert_eq!(kept.find((0x1000, sp + 8, 5), 0, 64, bounds), None);
         // Deeper than the walk may go.
@@ -455,7 +455,7 @@ mod tests {
         words[3] = 0x44;
         let short = StackBounds::new(sp, sp + 24).expect("bounds");
         assert_eq!(kept.find((0x1000, sp, 5), 0, 64, short), None);
-        assert_eq!(kept.find((0x1000, sp, 5), 0, 64, bounds), Some((42, 3)));
+        assert_eq!(kept.find((0x1000, sp, 5), 0, 64, bounds), Some(42));
         kept.forget();
         assert_eq!(kept.find((0x1000, sp, 5), 0, 64, bounds), None);
         // Checks that are not 8-aligned are never kept.
@@ -472,7 +472,7 @@ mod tests {
         let bounds = StackBounds::new(0x7000, 0x8000).expect("bounds");
         kept.keep((0x1000, 0x7000, 5), 0, true, 1, 1, &checks);
         assert_eq!(kept.find((0x1000, 0x7000, 6), 0, 64, bounds), None);
-        assert_eq!(kept.find((0x1000, 0x7000, 5), 0, 64, bounds), Some((1, 1)));
+        assert_eq!(kept.find((0x1000, 0x7000, 5), 0, 64, bounds), Some(1));
         // Stacks with the same innermost frame (bp differing) fill the set; the least recently
         // used one goes first.
         for bp in 6..6 + WAYS as u64 - 1 {
@@ -480,9 +480,9 @@ mod tests {
         }
         assert!(kept.find((0x1000, 0x7000, 5), 0, 64, bounds).is_some());
         kept.keep((0x1000, 0x7000, 100), 0, true, 100, 1, &checks);
-        assert_eq!(kept.find((0x1000, 0x7000, 5), 0, 64, bounds), Some((1, 1)), "recently found: kept");
+        assert_eq!(kept.find((0x1000, 0x7000, 5), 0, 64, bounds), Some(1), "recently found: kept");
         assert_eq!(kept.find((0x1000, 0x7000, 6), 0, 64, bounds), None, "least recently used: replaced");
-        assert_eq!(kept.find((0x1000, 0x7000, 100), 0, 64, bounds), Some((100, 1)));
+        assert_eq!(kept.find((0x1000, 0x7000, 100), 0, 64, bounds), Some(100));
     }
 
     #[test]
@@ -539,7 +539,7 @@ mod tests {
         }
         for i in 0..40u64 {
             words[1] = link(i);
-            assert_eq!(kept.find((0x1000, sp, 0), link(i), 64, bounds), Some((i as u32 + 1, 2)), "stack {i}");
+            assert_eq!(kept.find((0x1000, sp, 0), link(i), 64, bounds), Some(i as u32 + 1), "stack {i}");
             // The link only picks the set: the words decide.
             words[1] = link(i) + 1;
             assert_eq!(kept.find((0x1000, sp, 0), link(i), 64, bounds), None, "stack {i}");
@@ -559,7 +559,7 @@ mod tests {
         for looked_meanwhile in [false, true] {
             let mut kept = empty();
             kept.keep((0x1000, sp, 0), 0, false, 1, 2, &checks);
-            assert_eq!(kept.find((0x1000, sp, 0), 0, 64, bounds), Some((1, 2)));
+            assert_eq!(kept.find((0x1000, sp, 0), 0, 64, bounds), Some(1));
             // Other stacks (other innermost frames, other sets) fill the ring twice over.
             let mut filled = 0;
             let mut ra = 0x2000;
@@ -571,10 +571,10 @@ mod tests {
                 kept.keep((ra, sp, 0), 0, false, 2, 2, &checks);
                 filled += MAX_CHECKS;
                 if looked_meanwhile {
-                    assert_eq!(kept.find((0x1000, sp, 0), 0, 64, bounds), Some((1, 2)), "found meanwhile");
+                    assert_eq!(kept.find((0x1000, sp, 0), 0, 64, bounds), Some(1), "found meanwhile");
                 }
             }
-            let expected = if looked_meanwhile { Some((1, 2)) } else { None };
+            let expected = if looked_meanwhile { Some(1) } else { None };
             assert_eq!(kept.find((0x1000, sp, 0), 0, 64, bounds), expected, "its checks were overwritten");
         }
     }

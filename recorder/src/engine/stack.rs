@@ -120,8 +120,6 @@ pub struct CaptureState {
 pub struct Walk {
     /// Some frame lies outside every known module.
     pub unknown_address: bool,
-    /// Frames in the stack.
-    pub depth: usize,
 }
 
 /// Stack space a walk needs below the hook (framehop evaluates DWARF in fixed on-stack storage).
@@ -251,7 +249,7 @@ impl CaptureState {
         self.len = 0;
         self.found = None;
         self.keepable = false;
-        let mut result = Walk { unknown_address: false, depth: 0 };
+        let mut result = Walk { unknown_address: false };
         let max_depth = max_depth.clamp(1, MAX_DEPTH_LIMIT);
         if self.stack_high == 0
             || sp >= self.stack_high
@@ -280,9 +278,8 @@ impl CaptureState {
             } else {
                 0
             };
-            if let Some((node, len)) = self.kept.find(caller, self.link, max_depth, bounds) {
+            if let Some(node) = self.kept.find(caller, self.link, max_depth, bounds) {
                 self.found = Some(node);
-                result.depth = len;
                 return result;
             }
         }
@@ -329,14 +326,13 @@ impl CaptureState {
         };
         self.len = len;
         self.hash = stack_cache::hash_finish(hash, len);
-        result.depth = len;
         result
     }
 
     #[cfg(not(target_arch = "x86_64"))]
     pub fn walk(&mut self, _snapshot: &Snapshot, _hook: HookRegisters, _max_depth: usize) -> Walk {
         self.len = 0;
-        Walk { unknown_address: false, depth: 0 }
+        Walk { unknown_address: false }
     }
 
     /// Turns the last walk into a node of the trie: found in the stack cache, or interned from

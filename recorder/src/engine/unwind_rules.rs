@@ -366,7 +366,7 @@ impl UnwindRules {
         {
             return apply(rule, sp, bp, |a| bounds.read(a));
         }
-        self.learn(snapshot, cache, key, FrameAddress::from_instruction_pointer(ip), sp, bp, bounds)
+        self.learn(snapshot, cache, key, FrameAddress::from_instruction_pointer(ip), (sp, bp), bounds, false)
     }
 
     /// Walks outward from the frame at (`sp`, `bp`) that returns to `ra`, writing each frame's
@@ -456,6 +456,8 @@ impl UnwindRules {
         unknown: &mut bool,
     ) -> Option<Caller> {
         let entry = self.entries[slot(ra)];
+        // Whether `ra` lies outside every module, for an entry still to be learned.
+        let mut outside = false;
         if entry.key == ra {
             if entry.unknown_module() {
                 *unknown = true;
@@ -465,9 +467,10 @@ impl UnwindRules {
             }
         } else if !snapshot.contains(ra.wrapping_sub(1)) {
             *unknown = true;
+            outside = true;
         }
         let address = FrameAddress::from_return_address(ra)?;
-        self.learn(snapshot, cache, ra, address, sp, bp, bounds)
+        self.learn(snapshot, cache, ra, address, (sp, bp), bounds, outside)
     }
 
     /// Works out the sp and bp of each frame of a walk from the first frame's (`sps[0]`,
@@ -540,7 +543,8 @@ impl UnwindRules {
         (used.count() - framehop, framehop)
     }
 
-    /// Steps with framehop and, if the entry for `key` is not there yet, learns it.
+    /// Steps with framehop out of the frame at (`sp`, `bp`) and, if the entry for `key` is not
+    /// there yet, learns it (`outside`: the address lies outside every known module).
     #[cold]
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
@@ -550,9 +554,9 @@ impl UnwindRules {
         cache: &mut FramehopCache,
         key: u64,
         address: FrameAddress,
-        sp: u64,
-        bp: u64,
+        (sp, bp): (u64, u64),
         bounds: StackBounds,
+        outside: bool,
     ) -> Option<Caller> {
         let mut read = |a: u64| bounds.read(a).ok_or(());
         let caller = framehop_step(snapshot, cache, address, sp, bp, &mut read);
@@ -564,8 +568,7 @@ impl UnwindRules {
                 // be read; the rule would end the walk instead.
                 rule = None;
             }
-            let unknown_module = key & INNERMOST == 0 && !snapshot.contains(key.wrapping_sub(1));
-            *entry = Entry::new(key, rule, unknown_module);
+            *entry = Entry::new(key, rule, outside);
         }
         caller
     }
