@@ -25,7 +25,7 @@
 //!
 //! Many stacks can share one innermost frame (one function called on many paths at one stack
 //! depth). Where they crowd each other out of their set, the frame is marked (see
-//! [`KeptStacks::wants_link`]) and its stacks are filed by the innermost frame together with
+//! [`KeptStacks::filing`]) and its stacks are filed by the innermost frame together with
 //! a `link`: the return addresses of the next two callers, as the learned rules read them
 //! (see [`UnwindRules::caller_link`](crate::engine::unwind_rules::UnwindRules::caller_link),
 //! which costs a few dozen instructions, hence only where it pays). The link only picks the
@@ -170,35 +170,71 @@ fn try_now(skipped: &mut u8, every: u8) -> bool {
     true
 }
 
+/// Where one capture's stack is filed: the set of its innermost frame and link (worked out
+/// once per capture: [`Filing::new`], then [`Filing::with_link`] if
+/// [`KeptStacks::wants_link`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Filing {
+    /// The link (0: filed without one).
+    link: u64,
+    set: usize,
+}
+
+impl Filing {
+    /// Where stacks from the innermost frame (`ra`, `sp`) are filed without link.
+    #[inline(always)]
+    pub fn new(ra: u64, sp: u64) -> Filing {
+        Filing { link: 0, set: set_of_key(frame_key(ra, sp), 0) }
+    }
+
+    /// Where stacks from the innermost frame (`ra`, `sp`) are filed with `link`.
+    #[inline(always)]
+    pub fn with_link(ra: u64, sp: u64, link: u64) -> Filing {
+        Filing { link, set: set_of_key(frame_key(ra, sp), link) }
+    }
+}
+
+/// The innermost frame (`ra`, `sp`) mixed, before a link is added.
 #[inline(always)]
-fn set_of(ra: u64, sp: u64, link: u64) -> usize {
+fn frame_key(ra: u64, sp: u64) -> u64 {
     // sp of nearby frames differ in a few low bits: mix before taking the top bits.
-    let mut h = ra ^ sp.wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ link.rotate_left(29);
+    ra ^ sp.wrapping_mul(0xbf58_476d_1ce4_e5b9)
+}
+
+/// The set of an innermost frame (as `frame_key` mixed it) and `link`.
+#[inline(always)]
+fn set_of_key(key: u64, link: u64) -> usize {
+    let mut h = key ^ link.rotate_left(29);
     h ^= h >> 31;
     h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     (h >> (64 - SETS_LOG2)) as usize
 }
 
+#[cfg(test)]
+fn set_of(ra: u64, sp: u64, link: u64) -> usize {
+    set_of_key(frame_key(ra, sp), link)
+}
+
 impl KeptStacks {
-    /// Whether stacks from the innermost frame (`ra`, `sp`) are filed with a link (otherwise
-    /// their link is 0).
+    /// Whether stacks filed without link at `filing` are to be filed with one instead (see
+    /// [`KeptStacks::missed_again`]).
     #[inline(always)]
-    pub fn wants_link(&self, ra: u64, sp: u64) -> bool {
-        self.linked[set_of(ra, sp, 0)]
+    pub fn wants_link(&self, filing: Filing) -> bool {
+        self.linked[filing.set % SETS]
     }
 
-    /// The kept stack whose innermost frame is (`ra`, `sp`, `bp`), filed under `link`, if all
+    /// The kept stack filed at `filing` whose innermost frame is (`ra`, `sp`, `bp`), if all
     /// its checks hold (each word inside `bounds`) and it has at most `max_len` frames: its
     /// node.
     #[inline]
     pub fn find(
         &mut self,
+        filing: Filing,
         (ra, sp, bp): (u64, u64, u64),
-        link: u64,
         max_len: usize,
         bounds: StackBounds,
     ) -> Option<u32> {
-        let set = set_of(ra, sp, link);
+        let set = filing.set % SETS;
         if self.credit[set] <= NO_CREDIT && !try_now(&mut self.skipped_finds[set], RETRY_FIND_EVERY) {
             return None;
         }
@@ -260,12 +296,15 @@ impl KeptStacks {
         None
     }
 
-    /// A stack from the innermost frame (`ra`, `sp`), filed without link, was not found though
-    /// the thread recorded it before: where that keeps happening, the frame's stacks crowd
-    /// each other out (or are not kept at all, as keeping them did not pay): file them by link.
+    /// A stack filed at `filing` was not found though the thread recorded it before: where that
+    /// keeps happening to stacks filed without link, their innermost frame's stacks crowd each
+    /// other out (or are not kept at all, as keeping them did not pay): file them by link.
     #[inline]
-    pub fn missed_again(&mut self, ra: u64, sp: u64) {
-        let set = set_of(ra, sp, 0);
+    pub fn missed_again(&mut self, filing: Filing) {
+        if filing.link != 0 {
+            return;
+        }
+        let set = filing.set % SETS;
         let count = &mut self.missed_again[set];
         *count = count.saturating_add(1);
         if *count >= LINK_AFTER_MISSES {
@@ -273,23 +312,23 @@ impl KeptStacks {
         }
     }
 
-    /// Whether to keep a stack whose innermost frame is (`ra`, `sp`), filed under `link`, just
-    /// not found: yes while finding pays in its set, otherwise only now and then (stacks there
-    /// keep replacing each other, and keeping costs more than it saves).
+    /// Whether to keep a stack filed at `filing`, just not found: yes while finding pays in its
+    /// set, otherwise only now and then (stacks there keep replacing each other, and keeping
+    /// costs more than it saves).
     #[inline]
-    pub fn worth_keeping(&mut self, ra: u64, sp: u64, link: u64) -> bool {
-        let set = set_of(ra, sp, link);
+    pub fn worth_keeping(&mut self, filing: Filing) -> bool {
+        let set = filing.set % SETS;
         self.credit[set] > -(WAYS as i8) || try_now(&mut self.skipped_keeps[set], RETRY_KEEP_EVERY)
     }
 
     /// Keeps the stack `node` of `len` frames whose innermost frame is (`ra`, `sp`, `bp`), filed
-    /// under `link`, with its `checks` (innermost first), in place of the least recently used
+    /// at `filing`, with its `checks` (innermost first), in place of the least recently used
     /// one of its set.
     #[allow(clippy::too_many_arguments)]
     pub fn keep(
         &mut self,
+        filing: Filing,
         (ra, sp, bp): (u64, u64, u64),
-        link: u64,
         bp_matters: bool,
         node: u32,
         len: usize,
@@ -316,7 +355,7 @@ impl KeptStacks {
         else {
             return;
         };
-        let set = set_of(ra, sp, link);
+        let set = filing.set % SETS;
         let epoch = self.epoch;
         // Stale stacks go first, then the least recently used.
         let written = self.written;
@@ -330,7 +369,7 @@ impl KeptStacks {
         };
         let way = (0..WAYS).max_by_key(|&w| age(w)).unwrap_or(0);
         let victim = &self.sets[set][way];
-        if link == 0 && victim.epoch == epoch && victim.ra == ra && victim.sp == sp {
+        if filing.link == 0 && victim.epoch == epoch && victim.ra == ra && victim.sp == sp {
             // Stacks of one innermost frame crowd each other out: file them by link from now.
             self.linked[set] = true;
         }
@@ -431,6 +470,42 @@ mod tests {
         unsafe { Box::<KeptStacks>::new_zeroed().assume_init() }
     }
 
+    type Frame = (u64, u64, u64);
+
+    /// Where a stack from the innermost frame (`ra`, `sp`) filed under `link` is.
+    fn filed(ra: u64, sp: u64, link: u64) -> Filing {
+        let filing = if link == 0 { Filing::new(ra, sp) } else { Filing::with_link(ra, sp, link) };
+        assert_eq!(filing.set, set_of(ra, sp, link));
+        filing
+    }
+
+    fn find(
+        kept: &mut KeptStacks,
+        frame: Frame,
+        link: u64,
+        max_len: usize,
+        bounds: StackBounds,
+    ) -> Option<u32> {
+        kept.find(filed(frame.0, frame.1, link), frame, max_len, bounds)
+    }
+
+    fn keep(
+        kept: &mut KeptStacks,
+        frame: Frame,
+        link: u64,
+        bp_matters: bool,
+        node: u32,
+        len: usize,
+        checks: &Checks,
+    ) {
+        kept.keep(filed(frame.0, frame.1, link), frame, bp_matters, node, len, checks);
+    }
+
+    /// Whether stacks from the innermost frame (`ra`, `sp`) are filed with a link.
+    fn wants_link(kept: &KeptStacks, ra: u64, sp: u64) -> bool {
+        kept.wants_link(Filing::new(ra, sp))
+    }
+
     #[test]
     fn a_kept_stack_is_found_only_while_its_words_hold() {
         let mut kept = empty();
@@ -440,28 +515,28 @@ mod tests {
         let mut checks = Checks::new();
         checks.push(sp + 8, 0x22).expect("room");
         checks.push(sp + 24, 0x44).expect("room");
-        assert_eq!(kept.find((0x1000, sp, 5), 0, 64, bounds), None);
-        kept.keep((0x1000, sp, 5), 0, false, 42, 3, &checks);
-        assert_eq!(kept.find((0x1000, sp, 5), 0, 64, bounds), Some(42));
+        assert_eq!(find(&mut kept, (0x1000, sp, 5), 0, 64, bounds), None);
+        keep(&mut kept, (0x1000, sp, 5), 0, false, 42, 3, &checks);
+        assert_eq!(find(&mut kept, (0x1000, sp, 5), 0, 64, bounds), Some(42));
         // bp does not matter for this stack; the frame's address and sp do.
-        assert_eq!(kept.find((0x1000, sp, 6), 0, 64, bounds), Some(42));
-        assert_eq!(kept.find((0x1001, sp, 5), 0, 64, bounds), None);
-        assert_eq!(kept.find((0x1000, sp + 8, 5), 0, 64, bounds), None);
+        assert_eq!(find(&mut kept, (0x1000, sp, 6), 0, 64, bounds), Some(42));
+        assert_eq!(find(&mut kept, (0x1001, sp, 5), 0, 64, bounds), None);
+        assert_eq!(find(&mut kept, (0x1000, sp + 8, 5), 0, 64, bounds), None);
         // Deeper than the walk may go.
-        assert_eq!(kept.find((0x1000, sp, 5), 0, 2, bounds), None);
+        assert_eq!(find(&mut kept, (0x1000, sp, 5), 0, 2, bounds), None);
         // A changed word, or one outside the bounds, fails the stack.
         words[3] = 0x45;
-        assert_eq!(kept.find((0x1000, sp, 5), 0, 64, bounds), None);
+        assert_eq!(find(&mut kept, (0x1000, sp, 5), 0, 64, bounds), None);
         words[3] = 0x44;
         let short = StackBounds::new(sp, sp + 24).expect("bounds");
-        assert_eq!(kept.find((0x1000, sp, 5), 0, 64, short), None);
-        assert_eq!(kept.find((0x1000, sp, 5), 0, 64, bounds), Some(42));
+        assert_eq!(find(&mut kept, (0x1000, sp, 5), 0, 64, short), None);
+        assert_eq!(find(&mut kept, (0x1000, sp, 5), 0, 64, bounds), Some(42));
         kept.forget();
-        assert_eq!(kept.find((0x1000, sp, 5), 0, 64, bounds), None);
+        assert_eq!(find(&mut kept, (0x1000, sp, 5), 0, 64, bounds), None);
         // Checks that are not 8-aligned are never kept.
         let mut odd = Checks::new();
         odd.push(sp + 4, 0x22).expect("room");
-        kept.keep((0x1000, sp, 5), 0, false, 43, 3, &odd);
+        keep(&mut kept, (0x1000, sp, 5), 0, false, 43, 3, &odd);
         assert!(kept.sets.iter().flatten().all(|k| k.node != 43));
     }
 
@@ -470,33 +545,37 @@ mod tests {
         let mut kept = empty();
         let checks = Checks::new();
         let bounds = StackBounds::new(0x7000, 0x8000).expect("bounds");
-        kept.keep((0x1000, 0x7000, 5), 0, true, 1, 1, &checks);
-        assert_eq!(kept.find((0x1000, 0x7000, 6), 0, 64, bounds), None);
-        assert_eq!(kept.find((0x1000, 0x7000, 5), 0, 64, bounds), Some(1));
+        keep(&mut kept, (0x1000, 0x7000, 5), 0, true, 1, 1, &checks);
+        assert_eq!(find(&mut kept, (0x1000, 0x7000, 6), 0, 64, bounds), None);
+        assert_eq!(find(&mut kept, (0x1000, 0x7000, 5), 0, 64, bounds), Some(1));
         // Stacks with the same innermost frame (bp differing) fill the set; the least recently
         // used one goes first.
         for bp in 6..6 + WAYS as u64 - 1 {
-            kept.keep((0x1000, 0x7000, bp), 0, true, bp as u32, 1, &checks);
+            keep(&mut kept, (0x1000, 0x7000, bp), 0, true, bp as u32, 1, &checks);
         }
-        assert!(kept.find((0x1000, 0x7000, 5), 0, 64, bounds).is_some());
-        kept.keep((0x1000, 0x7000, 100), 0, true, 100, 1, &checks);
-        assert_eq!(kept.find((0x1000, 0x7000, 5), 0, 64, bounds), Some(1), "recently found: kept");
-        assert_eq!(kept.find((0x1000, 0x7000, 6), 0, 64, bounds), None, "least recently used: replaced");
-        assert_eq!(kept.find((0x1000, 0x7000, 100), 0, 64, bounds), Some(100));
+        assert!(find(&mut kept, (0x1000, 0x7000, 5), 0, 64, bounds).is_some());
+        keep(&mut kept, (0x1000, 0x7000, 100), 0, true, 100, 1, &checks);
+        assert_eq!(find(&mut kept, (0x1000, 0x7000, 5), 0, 64, bounds), Some(1), "recently found: kept");
+        assert_eq!(
+            find(&mut kept, (0x1000, 0x7000, 6), 0, 64, bounds),
+            None,
+            "least recently used: replaced"
+        );
+        assert_eq!(find(&mut kept, (0x1000, 0x7000, 100), 0, 64, bounds), Some(100));
     }
 
     #[test]
     fn a_frame_whose_stacks_are_not_found_again_is_linked() {
         let mut kept = empty();
         for _ in 1..LINK_AFTER_MISSES {
-            kept.missed_again(0x1000, 0x7000);
+            kept.missed_again(filed(0x1000, 0x7000, 0));
         }
-        assert!(!kept.wants_link(0x1000, 0x7000));
-        kept.missed_again(0x1000, 0x7000);
-        assert!(kept.wants_link(0x1000, 0x7000));
-        kept.keep((0x1000, 0x7000, 0), 0, false, 1, 1, &Checks::new());
+        assert!(!wants_link(&kept, 0x1000, 0x7000));
+        kept.missed_again(filed(0x1000, 0x7000, 0));
+        assert!(wants_link(&kept, 0x1000, 0x7000));
+        keep(&mut kept, (0x1000, 0x7000, 0), 0, false, 1, 1, &Checks::new());
         kept.forget();
-        assert!(!kept.wants_link(0x1000, 0x7000), "forgotten with the stacks");
+        assert!(!wants_link(&kept, 0x1000, 0x7000), "forgotten with the stacks");
     }
 
     #[test]
@@ -522,27 +601,31 @@ mod tests {
         // word the walk read at sp + 8): more than a set holds.
         let link = |i: u64| 0x40_0000 + i * 0x37;
         // Kept without a link, they crowd each other out of their set: the frame is marked.
-        assert!(!kept.wants_link(0x1000, sp));
+        assert!(!wants_link(&kept, 0x1000, sp));
         for i in 0..WAYS as u64 {
             let mut checks = Checks::new();
             checks.push(sp + 8, link(i)).expect("room");
-            kept.keep((0x1000, sp, 0), 0, false, i as u32 + 1, 2, &checks);
-            assert!(!kept.wants_link(0x1000, sp), "room for {i}");
+            keep(&mut kept, (0x1000, sp, 0), 0, false, i as u32 + 1, 2, &checks);
+            assert!(!wants_link(&kept, 0x1000, sp), "room for {i}");
         }
-        kept.keep((0x1000, sp, 0), 0, false, 99, 2, &Checks::new());
-        assert!(kept.wants_link(0x1000, sp));
-        assert!(!kept.wants_link(0x1001, sp) || set_of(0x1001, sp, 0) == set_of(0x1000, sp, 0));
+        keep(&mut kept, (0x1000, sp, 0), 0, false, 99, 2, &Checks::new());
+        assert!(wants_link(&kept, 0x1000, sp));
+        assert!(!wants_link(&kept, 0x1001, sp) || set_of(0x1001, sp, 0) == set_of(0x1000, sp, 0));
         for i in 0..40u64 {
             let mut checks = Checks::new();
             checks.push(sp + 8, link(i)).expect("room");
-            kept.keep((0x1000, sp, 0), link(i), false, i as u32 + 1, 2, &checks);
+            keep(&mut kept, (0x1000, sp, 0), link(i), false, i as u32 + 1, 2, &checks);
         }
         for i in 0..40u64 {
             words[1] = link(i);
-            assert_eq!(kept.find((0x1000, sp, 0), link(i), 64, bounds), Some(i as u32 + 1), "stack {i}");
+            assert_eq!(
+                find(&mut kept, (0x1000, sp, 0), link(i), 64, bounds),
+                Some(i as u32 + 1),
+                "stack {i}"
+            );
             // The link only picks the set: the words decide.
             words[1] = link(i) + 1;
-            assert_eq!(kept.find((0x1000, sp, 0), link(i), 64, bounds), None, "stack {i}");
+            assert_eq!(find(&mut kept, (0x1000, sp, 0), link(i), 64, bounds), None, "stack {i}");
         }
     }
 
@@ -558,8 +641,8 @@ mod tests {
         let own_set = set_of(0x1000, sp, 0);
         for looked_meanwhile in [false, true] {
             let mut kept = empty();
-            kept.keep((0x1000, sp, 0), 0, false, 1, 2, &checks);
-            assert_eq!(kept.find((0x1000, sp, 0), 0, 64, bounds), Some(1));
+            keep(&mut kept, (0x1000, sp, 0), 0, false, 1, 2, &checks);
+            assert_eq!(find(&mut kept, (0x1000, sp, 0), 0, 64, bounds), Some(1));
             // Other stacks (other innermost frames, other sets) fill the ring twice over.
             let mut filled = 0;
             let mut ra = 0x2000;
@@ -568,14 +651,18 @@ mod tests {
                 if set_of(ra, sp, 0) == own_set {
                     continue;
                 }
-                kept.keep((ra, sp, 0), 0, false, 2, 2, &checks);
+                keep(&mut kept, (ra, sp, 0), 0, false, 2, 2, &checks);
                 filled += MAX_CHECKS;
                 if looked_meanwhile {
-                    assert_eq!(kept.find((0x1000, sp, 0), 0, 64, bounds), Some(1), "found meanwhile");
+                    assert_eq!(find(&mut kept, (0x1000, sp, 0), 0, 64, bounds), Some(1), "found meanwhile");
                 }
             }
             let expected = if looked_meanwhile { Some(1) } else { None };
-            assert_eq!(kept.find((0x1000, sp, 0), 0, 64, bounds), expected, "its checks were overwritten");
+            assert_eq!(
+                find(&mut kept, (0x1000, sp, 0), 0, 64, bounds),
+                expected,
+                "its checks were overwritten"
+            );
         }
     }
 
@@ -590,9 +677,9 @@ mod tests {
         let mut kept_count = 0;
         // Every capture from this innermost frame is a new stack: keeping never pays.
         for i in 0..1000u32 {
-            assert_eq!(kept.find((0x1000, sp, 0), 0, 64, bounds), None);
-            if kept.worth_keeping(0x1000, sp, 0) {
-                kept.keep((0x1000, sp, 0), 0, false, i, 1, &wrong);
+            assert_eq!(find(&mut kept, (0x1000, sp, 0), 0, 64, bounds), None);
+            if kept.worth_keeping(filed(0x1000, sp, 0)) {
+                keep(&mut kept, (0x1000, sp, 0), 0, false, i, 1, &wrong);
                 kept_count += 1;
             }
         }
@@ -603,11 +690,17 @@ mod tests {
         let mut found = 0;
         for i in 0..1000u64 {
             let bp = i % 3;
-            match kept.find((0x1000, 0x7000, bp), 0, 64, StackBounds::new(0x7000, 0x8000).expect("bounds")) {
+            match find(
+                &mut kept,
+                (0x1000, 0x7000, bp),
+                0,
+                64,
+                StackBounds::new(0x7000, 0x8000).expect("bounds"),
+            ) {
                 Some(_) => found += 1,
                 None => {
-                    assert!(kept.worth_keeping(0x1000, 0x7000, 0));
-                    kept.keep((0x1000, 0x7000, bp), 0, true, bp as u32, 1, &Checks::new());
+                    assert!(kept.worth_keeping(filed(0x1000, 0x7000, 0)));
+                    keep(&mut kept, (0x1000, 0x7000, bp), 0, true, bp as u32, 1, &Checks::new());
                 }
             }
         }

@@ -21,7 +21,7 @@
 //! tests check that both record the same stacks.
 
 #[cfg(target_arch = "x86_64")]
-use crate::engine::kept_stacks::{Checks, KeptStacks};
+use crate::engine::kept_stacks::{Checks, Filing, KeptStacks};
 use crate::engine::modules::Snapshot;
 use crate::engine::stack_cache::{self, StackCache};
 use crate::engine::sys::Region;
@@ -98,9 +98,10 @@ pub struct CaptureState {
     hash: u64,
     /// The last walk found a kept stack: its node (the frames were not walked).
     found: Option<u32>,
-    /// The last walk's key among the kept stacks (see [`UnwindRules::caller_link`]).
+    /// Where the last walk's stack is filed among the kept stacks (see
+    /// [`UnwindRules::caller_link`] for its link).
     #[cfg(target_arch = "x86_64")]
-    link: u64,
+    filing: Filing,
     /// Whether the last walk's stack may be kept: walked with caching, every frame in a known
     /// module, not cut at its `max_depth`; and the bounds it read within.
     keepable: bool,
@@ -273,12 +274,12 @@ impl CaptureState {
         };
         let Some(mut caller) = first else { return result };
         if caching {
-            self.link = if self.kept.wants_link(caller.0, caller.1) {
-                self.rules.caller_link(caller, bounds)
-            } else {
-                0
-            };
-            if let Some(node) = self.kept.find(caller, self.link, max_depth, bounds) {
+            let mut filing = Filing::new(caller.0, caller.1);
+            if self.kept.wants_link(filing) {
+                filing = Filing::with_link(caller.0, caller.1, self.rules.caller_link(caller, bounds));
+            }
+            self.filing = filing;
+            if let Some(node) = self.kept.find(filing, caller, max_depth, bounds) {
                 self.found = Some(node);
                 return result;
             }
@@ -344,17 +345,13 @@ impl CaptureState {
         }
         let (node, seen_before) = self.intern_walk(intern);
         #[cfg(target_arch = "x86_64")]
-        if seen_before && self.link == 0 {
-            self.kept.missed_again(self.ips[0], self.sps[0]);
+        if seen_before {
+            self.kept.missed_again(self.filing);
         }
         // Only a stack seen before is kept: most stacks seen once are never seen again, and
         // keeping one costs about three captures.
         #[cfg(target_arch = "x86_64")]
-        if seen_before
-            && self.keepable
-            && node != 0
-            && self.kept.worth_keeping(self.ips[0], self.sps[0], self.link)
-        {
+        if seen_before && self.keepable && node != 0 && self.kept.worth_keeping(self.filing) {
             self.keep(node);
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -422,7 +419,7 @@ impl CaptureState {
         if let Some(bp_matters) = gather_checks(&self.rules, frames, bounds, &mut self.checks) {
             self.checks.reverse();
             let first = (self.ips[0], self.sps[0], self.bps[0]);
-            self.kept.keep(first, self.link, bp_matters, node, len, &self.checks);
+            self.kept.keep(self.filing, first, bp_matters, node, len, &self.checks);
         }
     }
 }
