@@ -26,7 +26,7 @@ use crate::engine::modules::Snapshot;
 use crate::engine::stack_cache::{self, StackCache};
 use crate::engine::sys::Region;
 #[cfg(target_arch = "x86_64")]
-use crate::engine::unwind_rules::{self, FramehopCache, Rule, UnwindRules};
+use crate::engine::unwind_rules::{self, FramehopCache, Reads, Rule, UnwindRules};
 
 /// Largest depth a session can be configured with.
 pub const MAX_DEPTH_LIMIT: usize = 256;
@@ -107,7 +107,9 @@ pub struct CaptureState {
     keepable: bool,
     max_depth: usize,
     bounds: Option<StackBounds>,
-    /// Scratch space for keeping a stack.
+    /// Scratch space for keeping a stack: what each step of the walk read, and the checks.
+    #[cfg(target_arch = "x86_64")]
+    reads: [Reads; MAX_DEPTH_LIMIT],
     #[cfg(target_arch = "x86_64")]
     checks: Checks,
     /// The last stack interned frame by frame, root first: (return address, node).
@@ -202,6 +204,13 @@ impl CaptureState {
             (&raw mut (*ptr).caching).write(true);
             #[cfg(target_arch = "x86_64")]
             (&raw mut (*ptr).framehop).write(FramehopCache::new_in());
+            #[cfg(target_arch = "x86_64")]
+            {
+                let reads = (&raw mut (*ptr).reads).cast::<Reads>();
+                for i in 0..MAX_DEPTH_LIMIT {
+                    reads.add(i).write(Reads::NONE);
+                }
+            }
             (&raw mut (*ptr).len).write(0);
             (&raw mut (*ptr).found).write(None);
             (&raw mut (*ptr).keepable).write(false);
@@ -411,12 +420,14 @@ impl CaptureState {
             return;
         }
         let (ips, sps, bps) = (&self.ips[..len], &mut self.sps[..len], &mut self.bps[..len]);
-        if self.rules.registers(ips, sps, bps, bounds).is_none() {
+        let Some(last_rule) = self.rules.replay(ips, sps, bps, &mut self.reads[..len], bounds) else {
             return;
-        }
+        };
         let frames = (&self.ips[..len], &self.sps[..len], &self.bps[..len]);
         self.checks.clear();
-        if let Some(bp_matters) = gather_checks(&self.rules, frames, bounds, &mut self.checks) {
+        if let Some(bp_matters) =
+            gather_checks(frames, &self.reads[..len], last_rule, bounds, &mut self.checks)
+        {
             self.checks.reverse();
             let first = (self.ips[0], self.sps[0], self.bps[0]);
             self.kept.keep(self.filing, first, bp_matters, node, len, &self.checks);
@@ -424,25 +435,26 @@ impl CaptureState {
     }
 }
 
-/// Gathers the checks of a walk's frames (return addresses, sp and bp, innermost first),
+/// Gathers the checks of a walk's frames (return addresses, sp and bp, innermost first), from
+/// what each step read (`reads`, see [`UnwindRules::replay`]) and the last frame's rule,
 /// outermost first; returns whether the walk depends on the innermost frame's bp, or `None` if
 /// the stack cannot be kept.
 #[cfg(target_arch = "x86_64")]
 fn gather_checks(
-    rules: &UnwindRules,
     (ips, sps, bps): (&[u64], &[u64], &[u64]),
+    reads: &[Reads],
+    last_rule: Rule,
     bounds: StackBounds,
     checks: &mut Checks,
 ) -> Option<bool> {
     // How the walk ended, after the outermost frame.
     let last = ips.len().checked_sub(1)?;
-    let (ra, sp, bp) = (ips[last], sps[last], bps[last]);
-    let rule = rules.rule_of(ra)?;
-    let mut bp_matters = match rule {
+    let (sp, bp) = (*sps.get(last)?, *bps.get(last)?);
+    let mut bp_matters = match last_rule {
         Rule::End => false,
         Rule::FramePointer if bp == 0 => true,
         _ => {
-            let reads = rule.reads(sp, bp)?;
+            let reads = last_rule.reads(sp, bp)?;
             if reads.new_sp <= sp || reads.new_sp > bounds.high() {
                 // No step outward, or above the top of the stack: ends whatever the words.
             } else {
@@ -462,11 +474,7 @@ fn gather_checks(
     // Each step outward, from the outermost inward; `bp_matters` is whether the walk from
     // frame i + 1 on depends on that frame's bp.
     for i in (0..last).rev() {
-        let rule = rules.rule_of(ips[i])?;
-        let reads = rule.reads(sps[i], bps[i])?;
-        if reads.new_sp != sps[i + 1] {
-            return None;
-        }
+        let reads = *reads.get(i)?;
         checks.push(reads.ra_at, ips[i + 1])?;
         if let Some(at) = reads.bp_at
             && (bp_matters || reads.uses_bp || at < sps[i])

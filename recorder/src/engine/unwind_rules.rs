@@ -92,6 +92,11 @@ pub struct Reads {
     pub uses_bp: bool,
 }
 
+impl Reads {
+    /// Reads of no step (a placeholder).
+    pub const NONE: Reads = Reads { new_sp: 0, ra_at: 0, bp_at: None, uses_bp: false };
+}
+
 impl Rule {
     /// What a step by this rule out of the frame at (`sp`, `bp`) reads (`None` for the end
     /// of the stack, or where the addresses overflow).
@@ -473,31 +478,43 @@ impl UnwindRules {
         self.learn(snapshot, cache, ra, address, (sp, bp), bounds, outside)
     }
 
-    /// Works out the sp and bp of each frame of a walk from the first frame's (`sps[0]`,
-    /// `bps[0]`), stepping by the learned rules as the walk did (the stack words above the hook
-    /// have not changed since). `None` if a frame has no learned rule or a step does not lead to
-    /// the next frame's return address.
-    pub fn registers(
+    /// Steps through a walk's frames again by the learned rules, as the walk did (the stack
+    /// words above the hook have not changed since), from the first frame's (`sps[0]`,
+    /// `bps[0]`): works out each later frame's sp and bp, and what the step out of each frame
+    /// but the last read (`reads[i]`). Returns the rule of the last frame. `None` if a frame
+    /// has no learned rule or a step does not lead to the next frame's return address.
+    pub fn replay(
         &self,
         ips: &[u64],
         sps: &mut [u64],
         bps: &mut [u64],
+        reads: &mut [Reads],
         bounds: StackBounds,
-    ) -> Option<()> {
-        for i in 1..ips.len() {
-            let frame = (ips[i - 1], *sps.get(i - 1)?, *bps.get(i - 1)?);
-            // The inline step is `apply` for the rules it takes (and the cheaper lookup).
-            let (ra, sp, bp) = match self.inline_step(frame, bounds) {
-                Some(caller) => caller,
-                None => apply(self.rule_of(frame.0)?, frame.1, frame.2, |a| bounds.read(a))?,
-            };
-            if ra != ips[i] {
+    ) -> Option<Rule> {
+        let last = ips.len().checked_sub(1)?;
+        for i in 0..last {
+            let (sp, bp) = (*sps.get(i)?, *bps.get(i)?);
+            let rule = self.rule_of(ips[i])?;
+            if rule == Rule::FramePointer && bp == 0 {
                 return None;
             }
-            *sps.get_mut(i)? = sp;
-            *bps.get_mut(i)? = bp;
+            // `apply`, keeping what it read.
+            let step = rule.reads(sp, bp)?;
+            if step.new_sp <= sp {
+                return None;
+            }
+            let new_bp = match step.bp_at {
+                Some(at) => bounds.read(at)?,
+                None => bp,
+            };
+            if bounds.read(step.ra_at)? != ips[i + 1] {
+                return None;
+            }
+            *sps.get_mut(i + 1)? = step.new_sp;
+            *bps.get_mut(i + 1)? = new_bp;
+            *reads.get_mut(i)? = step;
         }
-        Some(())
+        self.rule_of(ips[last])
     }
 
     /// A key for the stacks that pass through the frame at (`sp`, `bp`) returning to `ra`: the
@@ -693,10 +710,15 @@ mod tests {
             assert_eq!(&out[..len], &expected[..], "round {round}");
             // Each frame's registers are worked out again: the next frame is where its rule leads.
             let (mut sps, mut bps) = (vec![start.1; len], vec![start.2; len]);
-            rules.registers(&out[..len], &mut sps, &mut bps, bounds).expect("registers");
+            let mut reads = vec![Reads::NONE; len];
+            let last = rules.replay(&out[..len], &mut sps, &mut bps, &mut reads, bounds).expect("replay");
+            assert_eq!(last, rule_of[&out[len - 1]], "round {round}");
+            let (mut sp, mut bp) = (start.1, start.2);
             for i in 1..len {
-                let reads = rule_of[&out[i - 1]].reads(sps[i - 1], bps[i - 1]).expect("not the end");
-                assert_eq!(reads.new_sp, sps[i], "round {round}");
+                let step = rule_of[&out[i - 1]].reads(sp, bp).expect("not the end");
+                assert_eq!(reads[i - 1], step, "round {round}");
+                (_, sp, bp) = apply(rule_of[&out[i - 1]], sp, bp, |a| bounds.read(a)).expect("a step");
+                assert_eq!((sps[i], bps[i]), (sp, bp), "round {round}");
             }
             let expected_hash =
                 expected.iter().fold(stack_cache::HASH_START, |h, &ip| stack_cache::hash_frame(h, ip));
