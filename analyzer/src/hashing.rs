@@ -63,6 +63,11 @@ impl AddrMap {
         AddrMap { slots: vec![(0, 0); slots], len: 0, shift: 64 - slots.trailing_zeros() }
     }
 
+    /// Bytes of the slot array.
+    pub fn bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<(u64, u64)>()
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.len
@@ -103,7 +108,7 @@ impl AddrMap {
     }
 
     /// Sets the value of `key` (non-zero; zero is ignored); returns the previous value.
-    #[inline]
+    #[inline(always)]
     pub fn insert(&mut self, key: u64, value: u64) -> Option<u64> {
         if key == 0 {
             return None;
@@ -167,6 +172,8 @@ impl AddrMap {
         Some(value)
     }
 
+    #[cold]
+    #[inline(never)]
     fn grow(&mut self) {
         let old = std::mem::take(&mut self.slots);
         *self = AddrMap::with_capacity(old.len());

@@ -28,6 +28,7 @@
 
 mod analysis;
 pub mod check;
+mod column;
 pub mod diff;
 mod error;
 mod frames;

@@ -20,6 +20,9 @@ use crate::hashing::AddrMap;
 use crate::index::IndexBuilder;
 use crate::lifetimes::{LifetimeStore, size32};
 
+/// Address tables at least this large are prefetched from.
+const LARGE_TABLE_BYTES: usize = 1 << 20;
+
 /// An event of a clock tie.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TieEvent {
@@ -200,6 +203,12 @@ impl Lifecycle {
             }
         }
         std::hint::black_box(acc);
+    }
+
+    /// Whether the address table has outgrown the caches (so that prefetching pays).
+    #[inline]
+    pub fn table_is_large(&self) -> bool {
+        self.live.bytes() >= LARGE_TABLE_BYTES
     }
 
     /// Blocks and bytes live at the end.

@@ -112,9 +112,10 @@ impl Merger<'_> {
     }
 
     /// Fills `window` with every pending record before `bound` (all of them for `u64::MAX`), in
-    /// time order.
-    fn cut_window(&mut self, bound: u64, window: &mut Vec<Record>) {
-        window.clear();
+    /// time order: a list of parts, each sorted, each part's times not after the next part's.
+    /// A chunk taken whole whose times overlap no other's becomes a part as it is (no copy);
+    /// runs that overlap in time are merged into a part of their own.
+    fn cut_window(&mut self, bound: u64, window: &mut Vec<Vec<Record>>) {
         // The runs to cut, by their first timestamp: a thread's successive chunks then follow
         // each other already in order, and only runs that overlap in time need merging.
         let mut runs: Vec<(u64, usize, usize)> = Vec::new();
@@ -126,23 +127,42 @@ impl Merger<'_> {
             }
         }
         runs.sort_unstable();
-        // Exactly the room needed: these buffers are the largest transient memory of a load.
-        window.reserve_exact(runs.iter().map(|r| r.2).sum());
-        // Where each run starts in the window; runs that follow in time are joined.
-        let mut starts: Vec<usize> = Vec::with_capacity(runs.len());
-        for &(first, k, take) in &runs {
-            let (records, from) = &mut self.pending[k];
-            if window.last().is_none_or(|last| last.ts > first) {
-                starts.push(window.len());
+        // Clusters of runs that overlap in time: `runs[a..b]`.
+        let mut a = 0;
+        while a < runs.len() {
+            let (_, k, take) = runs[a];
+            let mut last = self.pending[k].0[self.pending[k].1 + take - 1].ts;
+            let mut b = a + 1;
+            while let Some(&(_, k, take)) = runs.get(b).filter(|r| r.0 < last) {
+                last = last.max(self.pending[k].0[self.pending[k].1 + take - 1].ts);
+                b += 1;
             }
-            window.extend_from_slice(&records[*from..*from + take]);
-            *from += take;
+            let (records, from) = &mut self.pending[k];
+            if b == a + 1 && *from == 0 && take == records.len() {
+                window.push(std::mem::take(records));
+            } else {
+                // Exactly the room needed: these buffers are the largest transient memory of a
+                // load.
+                let needed = runs[a..b].iter().map(|r| r.2).sum();
+                let mut part = self.pool.take_exact(needed);
+                let mut starts: Vec<usize> = Vec::with_capacity(b - a);
+                for &(first, k, take) in &runs[a..b] {
+                    let (records, from) = &mut self.pending[k];
+                    if part.last().is_none_or(|last| last.ts > first) {
+                        starts.push(part.len());
+                    }
+                    part.extend_from_slice(&records[*from..*from + take]);
+                    *from += take;
+                }
+                merge_runs(&mut part, &mut starts, &mut self.scratch);
+                window.push(part);
+            }
+            a = b;
         }
-        merge_runs(window, &mut starts, &mut self.scratch);
         let pool = self.pool;
         self.pending.retain_mut(|(records, from)| {
-            let done = *from == records.len();
-            if done {
+            let done = *from >= records.len();
+            if done && records.capacity() > 0 {
                 pool.put(std::mem::take(records));
             }
             !done
@@ -150,33 +170,76 @@ impl Merger<'_> {
     }
 }
 
-/// Replays one window (records in time order, no moment split with another window).
-fn replay_window(window: &[Record], big_sizes: &BigSizes, life: &mut Lifecycle, ties: &mut Vec<TieEvent>) {
-    let mut i = 0;
-    let mut prefetched = 0;
-    while let Some(&r) = window.get(i) {
-        if i >= prefetched {
-            // The address table outgrows the caches on large heaps: touch the slots of the next
-            // events together, so their misses overlap instead of coming one after another.
-            prefetched = (i + PREFETCH).min(window.len());
-            life.prefetch(&window[i..prefetched]);
+/// The record at (`k`, `i`) of a window's parts, moving on to later parts past a part's end.
+fn record_at(parts: &[Vec<Record>], k: &mut usize, i: &mut usize) -> Option<Record> {
+    while let Some(part) = parts.get(*k) {
+        if let Some(&r) = part.get(*i) {
+            return Some(r);
         }
-        if window.get(i + 1).is_none_or(|next| next.ts != r.ts) {
-            if r.is_free() {
-                life.free(r.ts, r.addr);
-            } else {
-                life.alloc(r.ts, r.addr, big_sizes.size_of(&r), r.site());
+        *k += 1;
+        *i = 0;
+    }
+    None
+}
+
+/// Replays one window (its parts in time order, no moment split with another window).
+fn replay_window(
+    window: &[Vec<Record>],
+    big_sizes: &BigSizes,
+    life: &mut Lifecycle,
+    ties: &mut Vec<TieEvent>,
+) {
+    // While the address table fits in the caches, prefetching would only add work.
+    let prefetch = life.table_is_large();
+    let (mut k, mut i) = (0, 0);
+    'parts: while let Some(part) = window.get(k) {
+        let mut prefetched = if prefetch { i } else { usize::MAX };
+        while let Some(&r) = part.get(i) {
+            if i >= prefetched {
+                // The address table outgrows the caches on large heaps: touch the slots of the
+                // next events together, so their misses overlap instead of coming one after
+                // another.
+                prefetched = (i + PREFETCH).min(part.len());
+                life.prefetch(&part[i..prefetched]);
             }
-            i += 1;
-        } else {
-            ties.clear();
-            while let Some(e) = window.get(i).filter(|e| e.ts == r.ts) {
-                ties.push(TieEvent::of(e, big_sizes.size_of(e)));
+            let next_ts = match part.get(i + 1) {
+                Some(next) => Some(next.ts),
+                None => window[k + 1..].iter().find_map(|p| p.first()).map(|next| next.ts),
+            };
+            if next_ts != Some(r.ts) {
+                if r.is_free() {
+                    life.free(r.ts, r.addr);
+                } else {
+                    life.alloc(r.ts, r.addr, big_sizes.size_of(&r), r.site());
+                }
                 i += 1;
+            } else {
+                ties.clear();
+                let (mut tk, mut ti) = (k, i);
+                while let Some(e) = record_at(window, &mut tk, &mut ti).filter(|e| e.ts == r.ts) {
+                    ties.push(TieEvent::of(&e, big_sizes.size_of(&e)));
+                    ti += 1;
+                }
+                life.tie(r.ts, ties);
+                life.end_moment(r.ts);
+                if tk != k {
+                    // The moment went on into later parts.
+                    (k, i) = (tk, ti);
+                    continue 'parts;
+                }
+                i = ti;
+                continue;
             }
-            life.tie(r.ts, ties);
+            life.end_moment(r.ts);
         }
-        life.end_moment(r.ts);
+        (k, i) = (k + 1, 0);
+    }
+}
+
+/// Gives the parts of a replayed window back to the pool.
+fn recycle(window: &mut Vec<Vec<Record>>, pool: &RecordPool) {
+    for part in window.drain(..) {
+        pool.put(part);
     }
 }
 
@@ -231,7 +294,7 @@ pub(crate) fn replay(
     };
     let mut ties = Vec::new();
     // Window r - 1 (being replayed) and window r (being cut), swapped each round.
-    let (mut replaying, mut cutting): (Vec<Record>, Vec<Record>) = (Vec::new(), Vec::new());
+    let (mut replaying, mut cutting): (Vec<Vec<Record>>, Vec<Vec<Record>>) = (Vec::new(), Vec::new());
     let mut decoded = rounds.first().map(|r| decode_round(r)).unwrap_or_default();
     for (k, round) in rounds.iter().enumerate() {
         if progress.cancelled() {
@@ -256,6 +319,7 @@ pub(crate) fn replay(
             || replay_window(&replaying, &big_sizes, life, &mut ties),
         );
         decoded = next;
+        recycle(&mut replaying, &pool);
         std::mem::swap(&mut replaying, &mut cutting);
         progress.advance(round.len() as u64);
     }
