@@ -2,7 +2,8 @@
 //!
 //! - [`recorder`]: the entry points hooks call (alloc, free, realloc, mark, module changes,
 //!   process lifecycle) and the per-thread reentrancy [`recorder::Guard`].
-//! - [`session`]: the process-wide trace being written and its lifecycle (lazy start, fork, exit).
+//! - [`session`]: the process-wide trace being written and its lifecycle (lazy start, fork, exit);
+//!   [`fork_canary`] tells it when a child was forked without the fork handlers.
 //! - [`thread`]: per-thread state in initial-exec TLS (C shim) and thread-exit handling.
 //! - [`stack`]: call-stack capture with framehop over in-memory unwind tables, and its
 //!   per-thread caches: [`kept_stacks`] (recent stacks recognised by their stack words),
@@ -16,6 +17,7 @@
 pub mod clock;
 pub mod config;
 pub mod elf;
+pub mod fork_canary;
 #[cfg(target_arch = "x86_64")]
 pub mod kept_stacks;
 pub mod modules;

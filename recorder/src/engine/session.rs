@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, Ordering};
 
 use leakview_format::{Event, RecorderKind, TraceMetadata, TraceWriter, WriteError, WriterOptions};
 
-use crate::engine::clock;
 use crate::engine::config::Config;
 use crate::engine::modules::{self, ModuleRegistry};
 use crate::engine::output;
 use crate::engine::sys;
 use crate::engine::thread::{self, ThreadState};
 use crate::engine::trie::StackTable;
+use crate::engine::{clock, fork_canary};
 
 /// Who is recording: goes into the trace metadata.
 #[derive(Debug)]
@@ -59,13 +59,17 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// Frees are always recorded, so blocks allocated while enabled are never falsely outstanding.
 pub static ALLOCATIONS_ENABLED: AtomicBool = AtomicBool::new(true);
 
-/// The running session, if any.
+/// The running session, if any. `None` in a child forked without the fork handlers until
+/// [`current_or_start`] gives it a trace of its own: it never writes into its parent's.
 #[inline]
 pub fn current() -> Option<&'static Session> {
     let ptr = SESSION.load(Ordering::Acquire);
+    if ptr.is_null() || fork_canary::tripped() {
+        return None;
+    }
     // SAFETY: a published session stays alive until a forked child replaces it, and the child
     // has only the one thread that does so.
-    (!ptr.is_null()).then(|| unsafe { &*ptr })
+    Some(unsafe { &*ptr })
 }
 
 /// The running session, starting it if nobody has. Returns `None` while another thread is
@@ -73,6 +77,10 @@ pub fn current() -> Option<&'static Session> {
 pub fn current_or_start(profile: &Profile, state: &mut ThreadState) -> Option<&'static Session> {
     if let Some(session) = current() {
         return Some(session);
+    }
+    if fork_canary::tripped() {
+        // Forked without the handlers (a raw fork system call): what they would have done.
+        after_fork_in_child(state);
     }
     if STATE.compare_exchange(IDLE, STARTING, Ordering::AcqRel, Ordering::Acquire).is_err() {
         return None;
@@ -136,6 +144,7 @@ fn start(
     }
     thread::set_exit_hook(release_thread);
     let config = Config::from_env();
+    fork_canary::arm();
     // The in-process API takes its timestamps with clock_gettime (api/mem.rs): its traces stay
     // on that clock throughout.
     clock::calibrate(config.tsc_clock && profile.kind == RecorderKind::Preload);
@@ -287,6 +296,11 @@ pub fn after_fork_in_parent() {
 /// fork, in the child: forget the parent's trace (never write into its mapping) so the child's
 /// first event starts the child's own trace.
 pub fn after_fork_in_child(state: &mut ThreadState) {
+    if fork_canary::is_set() {
+        // Done already: a hook that ran before this handler found the canary tripped and did it.
+        return;
+    }
+    fork_canary::arm();
     let old = SESSION.swap(std::ptr::null_mut(), Ordering::AcqRel);
     let was_off = STATE.load(Ordering::Acquire) == OFF;
     STATE.store(if was_off { OFF } else { IDLE }, Ordering::Release);
