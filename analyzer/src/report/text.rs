@@ -146,29 +146,29 @@ fn write_header(report: &Report<'_>, out: &mut String) {
     let _ = writeln!(out, "trace    {} (pid {}: {})", s.path.display(), s.pid, command);
     let _ = writeln!(
         out,
-        "heap     {} allocations, {} frees, {} allocated, peak {} at {}",
-        count(t.allocations),
-        count(t.frees),
+        "heap     {}, {}, {} allocated, peak {} at {}",
+        plural(t.allocations, "allocation", "allocations"),
+        plural(t.frees, "free", "frees"),
         bytes(t.bytes_allocated),
         bytes(t.peak_bytes),
         duration(t.peak_at_ns)
     );
-    let by = match report.grouping.by {
-        GroupBy::Stack => "stacks",
-        GroupBy::Function => "functions",
-        GroupBy::Size => "sizes",
-        GroupBy::SizeClass => "size classes",
-        GroupBy::Thread => "threads",
+    let (one, by) = match report.grouping.by {
+        GroupBy::Stack => ("stack", "stacks"),
+        GroupBy::Function => ("function", "functions"),
+        GroupBy::Size => ("size", "sizes"),
+        GroupBy::SizeClass => ("size class", "size classes"),
+        GroupBy::Thread => ("thread", "threads"),
     };
     let _ = writeln!(
         out,
-        "at       {} ({} of {}): {} in {} outstanding, in {} {by}",
+        "at       {} ({} of {}): {} in {} outstanding, in {}",
         report.when,
         duration(report.at_ns),
         duration(s.duration_ns),
         bytes(report.grouping.totals.bytes),
         plural(report.grouping.totals.blocks, "block", "blocks"),
-        count(report.grouping.len() as u64),
+        plural(report.grouping.len() as u64, one, by),
     );
     if !s.complete {
         let _ = writeln!(
