@@ -131,8 +131,10 @@ struct Entry {
 impl Entry {
     const EMPTY: Entry = Entry { key: 0, word: 0, slot: 0 };
 
-    /// The entry for `key` (`rule`: `None` if framehop must step it every time).
+    /// The entry for `key` (`rule`: `None` if framehop must step it every time). An sp rule
+    /// whose offset does not fit the entry's offset bits is left to framehop.
     fn new(key: u64, rule: Option<Rule>, unknown_module: bool) -> Entry {
+        let rule = rule.filter(|r| !matches!(r, Rule::Sp { offset, .. } if u64::from(*offset) >= MAX_OFFSET));
         if !unknown_module {
             match rule {
                 Some(Rule::Sp { offset, bp_slot: None }) if offset % 8 == 0 && offset > 0 => {
@@ -791,5 +793,16 @@ mod tests {
         let framehop = Entry::new(0x1234, None, false);
         assert_eq!(framehop.rule(), None);
         assert_ne!(framehop, Entry::EMPTY);
+        // Offsets past the entry's offset bits would spill into its kind and flags.
+        for offset in [MAX_OFFSET as u32, SLOW, SLOW | 8, u32::MAX - 7] {
+            for bp_slot in [None, Some(0), Some(-8)] {
+                for unknown in [false, true] {
+                    let entry = Entry::new(0x1234, Some(Rule::Sp { offset, bp_slot }), unknown);
+                    assert_eq!(entry.rule(), None, "offset {offset:#x}");
+                    assert_eq!(entry.unknown_module(), unknown);
+                }
+            }
+        }
+        assert_eq!(OFFSET_MASK as u64 + 1, MAX_OFFSET);
     }
 }
