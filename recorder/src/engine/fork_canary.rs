@@ -9,6 +9,8 @@
 
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
+use crate::engine::sys::Region;
+
 const PAGE_SIZE: usize = 4096;
 
 /// The armed word, or null when no page could be set up.
@@ -20,43 +22,27 @@ fn word() -> Option<&'static AtomicU64> {
     (!ptr.is_null()).then(|| unsafe { &*ptr })
 }
 
-/// Sets the word in this process, mapping its page on first use. Allocates nothing; may make
-/// two system calls the first time.
+/// Sets the word in this process, mapping its page on first use. Allocates nothing from the
+/// program's allocator; may make two system calls the first time.
 pub fn arm() {
     if let Some(word) = word() {
         word.store(1, Ordering::Release);
         return;
     }
-    // SAFETY: a fresh anonymous private page; no existing memory is affected.
-    let page = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            PAGE_SIZE,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if page == libc::MAP_FAILED {
+    let Some(page) = Region::new(PAGE_SIZE) else { return };
+    // SAFETY: `page` is our own mapping; MADV_WIPEONFORK changes only what a child sees.
+    if unsafe { libc::madvise(page.as_ptr().cast(), page.len(), libc::MADV_WIPEONFORK) } != 0 {
         return;
     }
-    // SAFETY: `page` is the mapping just made; MADV_WIPEONFORK changes only what a child sees.
-    if unsafe { libc::madvise(page, PAGE_SIZE, libc::MADV_WIPEONFORK) } != 0 {
-        // SAFETY: unmapping the page just made; nothing else refers to it.
-        unsafe { libc::munmap(page, PAGE_SIZE) };
-        return;
-    }
-    let word = page.cast::<AtomicU64>();
+    let word = page.as_ptr().cast::<AtomicU64>();
     // SAFETY: the page is mapped, writable, page-aligned and not yet shared with anyone.
     unsafe { (*word).store(1, Ordering::Release) };
-    if WORD.compare_exchange(std::ptr::null_mut(), word, Ordering::AcqRel, Ordering::Acquire).is_err() {
-        // Another thread armed first: its page serves.
-        // SAFETY: our page was never published.
-        unsafe { libc::munmap(page, PAGE_SIZE) };
-        if let Some(word) = self::word() {
-            word.store(1, Ordering::Release);
-        }
+    if WORD.compare_exchange(std::ptr::null_mut(), word, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        // Published: the page must outlive every reader.
+        std::mem::forget(page);
+    } else if let Some(word) = self::word() {
+        // Another thread armed first: its page serves, ours is unmapped on drop.
+        word.store(1, Ordering::Release);
     }
 }
 
