@@ -418,10 +418,36 @@ fn record_verified(
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{} failed: {stderr}", program.display());
     assert!(!stderr.contains("stack check failed"), "{}: {stderr}", program.display());
+    // A good share of the stacks checked must have been kept stacks, or the check proves
+    // little about them (a kept-stack lookup that never hits would pass it).
+    let (checked, kept) = stack_checks(&stderr)
+        .unwrap_or_else(|| panic!("{}: no stack check report: {stderr}", program.display()));
+    eprintln!("{}: {kept} of {checked} checked stacks were kept stacks", program.display());
+    assert!(
+        checked > 1000 && kept * 4 > checked,
+        "{}: {kept} of {checked} checked stacks were kept stacks",
+        program.display()
+    );
     let trace = Trace::load(&path);
     let deep = relative_stacks(&trace).iter().filter(|s| s.len() >= min_depth).count();
     assert!(deep > 100, "{}: only {deep} stacks of {min_depth} frames or more", program.display());
     trace
+}
+
+/// The numbers of the recorder's stack check report (`LEAKVIEW_STACK_VERIFY=1`): stacks
+/// compared with the full unwind, and how many of them were found among kept stacks (summed
+/// over the processes that wrote one).
+fn stack_checks(stderr: &str) -> Option<(u64, u64)> {
+    let mut total = None;
+    for line in stderr.lines() {
+        let Some(rest) = line.strip_prefix("leakview: stack check: ") else { continue };
+        let numbers: Vec<u64> = rest.split(' ').filter_map(|word| word.parse().ok()).collect();
+        if let [checked, kept] = numbers[..] {
+            let (c, k) = total.unwrap_or((0, 0));
+            total = Some((c + checked, k + kept));
+        }
+    }
+    total
 }
 
 #[test]

@@ -24,9 +24,10 @@
 use crate::engine::kept_stacks::{Checks, Filing, KeptStacks};
 use crate::engine::modules::Snapshot;
 use crate::engine::stack_cache::{self, StackCache};
-use crate::engine::sys::Region;
+use crate::engine::sys::{self, Region};
 #[cfg(target_arch = "x86_64")]
 use crate::engine::unwind_rules::{self, FramehopCache, Reads, Rule, UnwindRules};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Largest depth a session can be configured with.
 pub const MAX_DEPTH_LIMIT: usize = 256;
@@ -236,8 +237,16 @@ impl CaptureState {
     }
 
     /// Uses the rule and stack caches (the default), or steps every frame with framehop and
-    /// interns every stack frame by frame (`LEAKVIEW_STACK_REUSE=0`, a diagnostic).
+    /// interns every stack frame by frame (`LEAKVIEW_STACK_REUSE=0`, a diagnostic). Turning
+    /// caching off right after a capture with it is how that capture is checked
+    /// (`LEAKVIEW_STACK_VERIFY=1`): such checks are counted (see [`report_stack_checks`]).
     pub fn set_caching(&mut self, on: bool) {
+        if self.caching && !on {
+            STACKS_CHECKED.fetch_add(1, Ordering::Relaxed);
+            if self.found.is_some() {
+                KEPT_STACKS_CHECKED.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         self.caching = on;
     }
 
@@ -349,7 +358,8 @@ impl CaptureState {
     /// the root with `intern(parent, ip)` (which finds or creates the node in the trie).
     /// Returns 0 for an empty stack; if interning fails, the node of the frames interned so far.
     pub fn commit(&mut self, intern: impl FnMut(u32, u64) -> Option<u32>) -> u32 {
-        if let Some(node) = self.found.take() {
+        // (`found` stays until the next walk: `set_caching` counts the checks of kept stacks.)
+        if let Some(node) = self.found {
             return node;
         }
         let (node, seen_before) = self.intern_walk(intern);
@@ -434,6 +444,67 @@ impl CaptureState {
         }
     }
 }
+
+/// Captures with caching that the full unwind checked (`LEAKVIEW_STACK_VERIFY=1`), and those
+/// of them that found a kept stack.
+static STACKS_CHECKED: AtomicU64 = AtomicU64::new(0);
+static KEPT_STACKS_CHECKED: AtomicU64 = AtomicU64::new(0);
+
+/// At process exit, if stacks were checked against the full unwind (`LEAKVIEW_STACK_VERIFY=1`):
+/// says on stderr how many, and how many of them were kept stacks, so a check that never
+/// reaches the kept stacks shows. (A difference is reported when found.)
+pub fn report_stack_checks() {
+    let checked = STACKS_CHECKED.load(Ordering::Relaxed);
+    if checked == 0 {
+        return;
+    }
+    let kept = KEPT_STACKS_CHECKED.load(Ordering::Relaxed);
+    let mut line = Line { bytes: [0; 128], len: 0 };
+    line.push(b"leakview: stack check: ");
+    line.push_decimal(checked);
+    line.push(b" stacks compared with the full unwind, ");
+    line.push_decimal(kept);
+    line.push(b" of them found among kept stacks\n");
+    sys::warn(&line.bytes[..line.len]);
+}
+
+/// A line of text built without allocating (cut short if too long).
+struct Line {
+    bytes: [u8; 128],
+    len: usize,
+}
+
+impl Line {
+    fn push(&mut self, part: &[u8]) {
+        let room = &mut self.bytes[self.len..];
+        let n = part.len().min(room.len());
+        room[..n].copy_from_slice(&part[..n]);
+        self.len += n;
+    }
+
+    fn push_decimal(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.push(&digits[start..]);
+    }
+}
+
+/// Runs [`report_stack_checks`] when the process exits normally (after `atexit` handlers).
+extern "C" fn report_stack_checks_at_exit() {
+    report_stack_checks();
+}
+
+#[used]
+#[unsafe(link_section = ".fini_array")]
+static REPORT_STACK_CHECKS: extern "C" fn() = report_stack_checks_at_exit;
 
 /// Gathers the checks of a walk's frames (return addresses, sp and bp, innermost first), from
 /// what each step read (`reads`, see [`UnwindRules::replay`]) and the last frame's rule,
@@ -571,6 +642,21 @@ mod tests {
         assert!(learned >= 8, "{learned} rules learned, {left_to_framehop} left to framehop");
         // SAFETY: from `create`, not used afterwards.
         unsafe { CaptureState::destroy(state) };
+    }
+
+    #[test]
+    fn report_lines_hold_numbers_in_decimal() {
+        for n in [0u64, 7, 10, 1234567, u64::MAX] {
+            let mut line = Line { bytes: [0; 128], len: 0 };
+            line.push(b"n=");
+            line.push_decimal(n);
+            assert_eq!(&line.bytes[..line.len], format!("n={n}").as_bytes());
+        }
+        let mut line = Line { bytes: [0; 128], len: 0 };
+        for _ in 0..20 {
+            line.push(b"0123456789");
+        }
+        assert_eq!(line.len, 128, "cut short, not overflowing");
     }
 
     #[test]
