@@ -28,7 +28,6 @@
 
 mod analysis;
 pub mod check;
-mod column;
 pub mod diff;
 mod error;
 mod frames;

@@ -4,10 +4,8 @@
 //! free time (its two halves), alloc time (low bits), size (4 bytes; sizes of 4 GiB and more
 //! in a side table) and site (the block's stack and thread, interned together) — shares one
 //! 20-byte entry, so "is it live at T, and what is it" costs one memory access per block, not
-//! one per column. The address (8) has a column of its own. Both are [`Column`]s, in huge pages
-//! when large.
+//! one per column. The address (8) has a column of its own.
 
-use crate::column::Column;
 use crate::hashing::IntMap;
 use crate::model::{Block, BlockId, StackId, ThreadIndex};
 
@@ -37,18 +35,10 @@ struct Entry {
     free_high: u32,
 }
 
-/// An [`Entry`] as stored: its fields in declaration order.
-type EntryWords = [u32; 5];
-
 impl Entry {
     #[inline(always)]
     fn free_ns(&self) -> u64 {
         (u64::from(self.free_high) << 32) | u64::from(self.free_low)
-    }
-
-    #[inline(always)]
-    fn from_words(w: &EntryWords) -> Self {
-        Entry { alloc_low: w[0], size32: w[1], site: w[2], free_low: w[3], free_high: w[4] }
     }
 }
 
@@ -72,11 +62,11 @@ pub(crate) struct Site {
 /// their compact fields refer to. Block ids are positions in this order.
 #[derive(Debug, Default)]
 pub(crate) struct LifetimeStore {
-    entries: Column<EntryWords>,
+    entries: Vec<Entry>,
     /// `(first id, high 32 bits)` of each run of equal high bits of the alloc times, in order.
     alloc_highs: Vec<(u32, u32)>,
     last_alloc: u64,
-    addr: Column<u64>,
+    addr: Vec<u64>,
     pub sites: Vec<Site>,
     /// Sizes of 4 GiB and more, by block id.
     big_sizes: IntMap<u32, u64>,
@@ -88,8 +78,8 @@ impl LifetimeStore {
     /// An empty store with room for `n` blocks (address space only until filled).
     pub fn with_capacity(n: usize) -> Self {
         LifetimeStore {
-            entries: Column::with_capacity(n),
-            addr: Column::with_capacity(n),
+            entries: Vec::with_capacity(n),
+            addr: Vec::with_capacity(n),
             ..LifetimeStore::default()
         }
     }
@@ -112,7 +102,13 @@ impl LifetimeStore {
         if is_big(s) {
             self.big_sizes.insert(id, size);
         }
-        self.entries.push([t as u32, s, site, OPEN as u32, (OPEN >> 32) as u32]);
+        self.entries.push(Entry {
+            alloc_low: t as u32,
+            size32: s,
+            site,
+            free_low: OPEN as u32,
+            free_high: (OPEN >> 32) as u32,
+        });
         self.addr.push(addr);
         id
     }
@@ -121,8 +117,8 @@ impl LifetimeStore {
     #[inline]
     pub fn set_free(&mut self, id: u32, free_ns: u64) {
         if let Some(e) = self.entries.get_mut(id as usize) {
-            e[3] = free_ns as u32;
-            e[4] = (free_ns >> 32) as u32;
+            e.free_low = free_ns as u32;
+            e.free_high = (free_ns >> 32) as u32;
         }
     }
 
@@ -141,11 +137,10 @@ impl LifetimeStore {
                 continue;
             }
             let mut order: Vec<usize> = (from..to).collect();
-            let all = self.entries.as_mut_slice();
-            order.sort_by_key(|&i| Entry::from_words(&all[i]).free_ns());
-            let entries: Vec<EntryWords> = order.iter().map(|&i| all[i]).collect();
-            all[from..to].copy_from_slice(&entries);
+            order.sort_by_key(|&i| self.entries[i].free_ns());
+            let entries: Vec<Entry> = order.iter().map(|&i| self.entries[i]).collect();
             let big: Vec<Option<u64>> = order.iter().map(|&i| self.big_sizes.remove(&(i as u32))).collect();
+            self.entries[from..to].copy_from_slice(&entries);
             for (k, b) in big.into_iter().enumerate() {
                 if let Some(size) = b {
                     self.big_sizes.insert((from + k) as u32, size);
@@ -175,20 +170,20 @@ impl LifetimeStore {
     /// Free time of block `i` ([`OPEN`] if never freed; also for an id out of range).
     #[inline]
     pub fn free_ns(&self, i: u32) -> u64 {
-        self.entries.get(i as usize).map_or(OPEN, |e| Entry::from_words(e).free_ns())
+        self.entries.get(i as usize).map_or(OPEN, Entry::free_ns)
     }
 
     /// Whether block `i` (allocated at or before `t`) is still live at `t`.
     #[inline]
     pub fn is_live_at(&self, i: u32, t: u64) -> bool {
-        self.entries.get(i as usize).is_some_and(|e| Entry::from_words(e).free_ns() > t)
+        self.entries.get(i as usize).is_some_and(|e| e.free_ns() > t)
     }
 
     /// Block `i` with its fields if it (allocated at or before `t`) is still live at `t`: one
     /// read of its entry.
     #[inline]
     pub fn live_block(&self, i: u32, t: u64) -> Option<LiveBlock> {
-        let e = Entry::from_words(self.entries.get(i as usize)?);
+        let e = self.entries.get(i as usize)?;
         (e.free_ns() > t).then_some(LiveBlock {
             id: i,
             alloc_low: e.alloc_low,
@@ -210,7 +205,7 @@ impl LifetimeStore {
     /// (alloc time, size, site) of block `i`, read together.
     #[inline]
     pub fn fields(&self, i: u32) -> (u64, u64, Site) {
-        match self.entries.get(i as usize).map(Entry::from_words) {
+        match self.entries.get(i as usize) {
             Some(e) => (
                 self.alloc_high(i as usize) | u64::from(e.alloc_low),
                 self.full_size(i, e.size32),
@@ -239,7 +234,7 @@ impl LifetimeStore {
         let free = self.free_ns(index);
         Some(Block {
             id: BlockId(index),
-            address: self.addr.get(index as usize).copied().unwrap_or(0),
+            address: self.addr[index as usize],
             size,
             alloc_ns,
             free_ns: (free != OPEN).then_some(free),
@@ -260,16 +255,14 @@ impl LifetimeStore {
         }
         let end = self.alloc_highs.get(run + 1).map_or(self.entries.len(), |&(first, _)| first as usize);
         let start = start as usize;
-        start
-            + self.entries.as_slice()[start..end]
-                .partition_point(|e| Entry::from_words(e).alloc_low <= t as u32)
+        start + self.entries[start..end].partition_point(|e| e.alloc_low <= t as u32)
     }
 
     /// Bytes held by the store's tables.
     pub fn heap_bytes(&self) -> usize {
-        self.entries.heap_bytes()
+        self.entries.capacity() * std::mem::size_of::<Entry>()
             + self.alloc_highs.capacity() * 8
-            + self.addr.heap_bytes()
+            + self.addr.capacity() * 8
             + self.sites.capacity() * std::mem::size_of::<Site>()
             + self.big_sizes.capacity() * 16
     }

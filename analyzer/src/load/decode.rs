@@ -341,12 +341,15 @@ pub(crate) fn decode_chunk(
     let mut pending: Pending = Vec::new();
     // Allocations and frees are counted here; everything else goes to the scan.
     let (mut allocs, mut frees, mut reallocs) = (0u64, 0u64, 0u64);
+    // Allocation records.
+    let mut blocks = 0u64;
     let (mut lo, mut hi) = (u64::MAX, 0u64);
     let decoded = reader.for_each_event(chunk, |event| match event {
         Event::Alloc { ts, addr, size, stack, .. } => {
             allocs += 1;
             (lo, hi) = (lo.min(ts), hi.max(ts));
             if addr != 0 {
+                blocks += 1;
                 push_alloc(&mut records, &mut big, &cache, thread, &mut pending, (ts, addr, size, stack));
             }
         }
@@ -364,6 +367,7 @@ pub(crate) fn decode_chunk(
                 records.push(Record::free(ts_free, old_addr));
             }
             if new_addr != 0 {
+                blocks += 1;
                 push_alloc(&mut records, &mut big, &cache, thread, &mut pending, (ts, new_addr, size, stack));
             }
         }
@@ -373,8 +377,8 @@ pub(crate) fn decode_chunk(
     scan.counts.alloc += allocs;
     scan.counts.free += frees;
     scan.counts.realloc += reallocs;
-    scan.blocks = records.iter().filter(|r| !r.is_free()).count() as u64;
-    scan.releases = records.len() as u64 - scan.blocks;
+    scan.blocks = blocks;
+    scan.releases = records.len() as u64 - blocks;
     if allocs + frees + reallocs > 0 {
         scan.min_ts = Some(scan.min_ts.map_or(lo, |m| m.min(lo)));
         scan.max_ts = Some(scan.max_ts.map_or(hi, |m| m.max(hi)));

@@ -55,6 +55,8 @@ pub(crate) struct Lifecycle {
     pub bytes_allocated: u64,
     /// More blocks than ids can number: the rest were not stored.
     pub too_many: bool,
+    /// Blocks in the store.
+    stored: u32,
     bytes: u64,
     blocks: u64,
     /// Allocations and matched frees since the last moment ended.
@@ -67,6 +69,7 @@ pub(crate) struct Lifecycle {
 
 impl Lifecycle {
     pub fn new(origin: u64, store: LifetimeStore, index: IndexBuilder, live_hint: usize) -> Self {
+        let stored = store.len() as u32;
         Lifecycle {
             origin,
             store,
@@ -76,6 +79,7 @@ impl Lifecycle {
             unmatched: 0,
             bytes_allocated: 0,
             too_many: false,
+            stored,
             bytes: 0,
             blocks: 0,
             step_events: 0,
@@ -91,11 +95,12 @@ impl Lifecycle {
     /// Appends a block and counts it as live.
     #[inline]
     fn open(&mut self, ts: u64, addr: u64, size: u64, site: u32) -> u32 {
-        if self.store.len() as u64 >= super::MAX_BLOCKS {
+        if u64::from(self.stored) >= super::MAX_BLOCKS {
             self.too_many = true;
             return u32::MAX;
         }
         let id = self.store.push(self.rel(ts), addr, size, site);
+        self.stored += 1;
         self.bytes += size;
         self.blocks += 1;
         self.bytes_allocated += size;
@@ -184,7 +189,7 @@ impl Lifecycle {
     #[inline]
     pub fn end_moment(&mut self, ts: u64) {
         let t = self.rel(ts);
-        self.index.step(t, self.bytes, self.blocks, self.store.len() as u32, self.step_events);
+        self.index.step(t, self.bytes, self.blocks, self.stored, self.step_events);
         self.step_events = 0;
     }
 
