@@ -9,6 +9,11 @@
 //! within the calibration's error (a few parts per million, at most [`MAX_RATE_ERROR_PPM`]).
 //! Elsewhere, or with `LEAKVIEW_CLOCK=monotonic`, every read goes through clock_gettime.
 //!
+//! The measurement takes 2 ms. Under `leakview record` the processes of one recording share it
+//! through a file the command creates (`LEAKVIEW_CLOCK_FILE`): the first process to calibrate
+//! writes its scale there, and a later one (an exec'd shell command, say) uses it after checking
+//! it against one reading of CLOCK_MONOTONIC, instead of spending another 2 ms.
+//!
 //! Ordering. The replay needs a block's release to carry an earlier time than any allocation
 //! that reuses its address on another thread (design.md). The TSC reads keep that promise:
 //! - [`before_release_ns`] (taken before the real free) is a plain RDTSC. The free's stores become
@@ -22,6 +27,7 @@
 //! that went backwards to its predecessor's (FORMAT.md), and the replay resolves equal times of
 //! one address by the address's state.
 
+use std::path::Path;
 use std::sync::OnceLock;
 
 /// Linux clock id of [`monotonic_ns`], stored in the trace metadata.
@@ -34,6 +40,11 @@ const CALIBRATION_NS: u64 = 2_000_000;
 
 /// A calibration whose readings were too far apart to vouch for this error is not used.
 pub const MAX_RATE_ERROR_PPM: u64 = 25;
+
+/// A shared scale is used only while it agrees with CLOCK_MONOTONIC this closely (at the worst
+/// rate error that is about a second after it was measured; then a process measures again and
+/// shares its own).
+const SHARED_AGREEMENT_NS: u64 = 20_000;
 
 fn read(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -56,6 +67,14 @@ impl Scale {
     fn ns_at(&self, ticks: u64) -> u64 {
         let elapsed = u128::from(ticks.saturating_sub(self.tsc_base));
         self.ns_base.wrapping_add(((elapsed * u128::from(self.ns_per_tick)) >> 32) as u64)
+    }
+
+    /// The scale maps a fresh reading of the TSC to within [`SHARED_AGREEMENT_NS`] of
+    /// CLOCK_MONOTONIC.
+    fn agrees_now(&self) -> bool {
+        paired_reading().is_some_and(|(ticks, ns, width)| {
+            self.ns_at(ticks).abs_diff(ns) <= SHARED_AGREEMENT_NS + width.div_ceil(2)
+        })
     }
 
     /// The scale through two readings `(ticks, ns)`, each uncertain by `slack` ticks; `None`
@@ -115,11 +134,50 @@ pub fn uses_tsc() -> bool {
     scale().is_some()
 }
 
-/// Measures the TSC's rate once per process (a forked child keeps its parent's), taking about
-/// 2 ms, if the TSC can stand in for CLOCK_MONOTONIC here and `use_tsc` says to try. Allocates:
-/// call with the guard held, before the session's first timestamp.
-pub fn calibrate(use_tsc: bool) {
-    SCALE.get_or_init(|| if use_tsc && tsc::is_kernel_clocksource() { measure() } else { None });
+/// Sets the scale once per process (a forked child keeps its parent's), if the TSC can stand in
+/// for CLOCK_MONOTONIC here and `use_tsc` says to try: the one in `shared` if it still agrees
+/// with CLOCK_MONOTONIC, else measured (about 2 ms) and written to `shared`. Allocates: call
+/// with the guard held, before the session's first timestamp.
+pub fn calibrate(use_tsc: bool, shared: Option<&Path>) {
+    SCALE.get_or_init(|| {
+        if !use_tsc || !tsc::is_kernel_clocksource() {
+            return None;
+        }
+        if let Some(scale) = shared.and_then(read_shared).filter(Scale::agrees_now) {
+            return Some(scale);
+        }
+        let scale = measure()?;
+        if let Some(path) = shared {
+            write_shared(path, &scale);
+        }
+        Some(scale)
+    });
+}
+
+/// The shared scale's text: three fixed-width numbers, so that a later writer's line replaces
+/// an earlier one whole.
+fn shared_line(scale: &Scale) -> String {
+    format!("{:020} {:020} {:020}\n", scale.tsc_base, scale.ns_base, scale.ns_per_tick)
+}
+
+fn parse_shared(text: &[u8]) -> Option<Scale> {
+    let text = std::str::from_utf8(text).ok()?;
+    let mut numbers = text.split_ascii_whitespace().map(|n| n.parse::<u64>().ok());
+    let (tsc_base, ns_base, ns_per_tick) = (numbers.next()??, numbers.next()??, numbers.next()??);
+    let plausible = (1u64 << 32) / 20..=(10u64 << 32);
+    plausible.contains(&ns_per_tick).then_some(Scale { tsc_base, ns_base, ns_per_tick })
+}
+
+fn read_shared(path: &Path) -> Option<Scale> {
+    parse_shared(&std::fs::read(path).ok()?)
+}
+
+/// Best effort: another process's recording goes on without it.
+fn write_shared(path: &Path, scale: &Scale) {
+    use std::os::unix::fs::FileExt;
+    if let Ok(file) = std::fs::OpenOptions::new().write(true).open(path) {
+        let _ = file.write_all_at(shared_line(scale).as_bytes(), 0);
+    }
 }
 
 /// One reading of both clocks: the TSC halfway through a clock_gettime call and the call's time,
@@ -231,6 +289,28 @@ mod tests {
         assert_eq!(Scale::through((10, 10), (20, 10), 0), None);
         // 1 tick per 100 ns: a 10 MHz counter is not a TSC.
         assert_eq!(Scale::through((0, 0), (1_000_000, 100_000_000), 0), None);
+    }
+
+    #[test]
+    fn a_shared_scale_reads_back_and_bad_text_gives_none() {
+        let scale = Scale { tsc_base: 123_456_789, ns_base: 987_654_321_000, ns_per_tick: 1_717_986_918 };
+        let line = shared_line(&scale);
+        assert_eq!(parse_shared(line.as_bytes()), Some(scale));
+        // A later, smaller scale written over it replaces it whole.
+        let later = Scale { tsc_base: 5, ns_base: 6, ns_per_tick: 1_717_986_919 };
+        assert_eq!(shared_line(&later).len(), line.len());
+        for bad in ["", "1 2", "a b c", "1 2 3", "1 2 99999999999999999999999"] {
+            assert_eq!(parse_shared(bad.as_bytes()), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_stale_shared_scale_does_not_agree() {
+        // The right rate, but 1 ms off: refused.
+        let Some(scale) = (tsc::is_kernel_clocksource()).then(measure).flatten() else { return };
+        let off = Scale { ns_base: scale.ns_base + 1_000_000, ..scale };
+        assert!(scale.agrees_now());
+        assert!(!off.agrees_now());
     }
 
     #[test]

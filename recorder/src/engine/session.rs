@@ -6,6 +6,7 @@
 //! complete at exit; the fork handlers make a child drop its parent's session (the child must
 //! never write into the parent's mapping) so that its first event starts its own trace.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, Ordering};
 
@@ -147,7 +148,8 @@ fn start(
     fork_canary::arm();
     // The in-process API takes its timestamps with clock_gettime (api/mem.rs): its traces stay
     // on that clock throughout.
-    clock::calibrate(config.tsc_clock && profile.kind == RecorderKind::Preload);
+    let clock_file = config.clock_file.as_deref().map(|raw| Path::new(std::ffi::OsStr::from_bytes(raw)));
+    clock::calibrate(config.tsc_clock && profile.kind == RecorderKind::Preload, clock_file);
     let pid = sys::getpid();
     let executable = modules::executable_path();
     let start_ts = clock::monotonic_ns();
