@@ -153,10 +153,10 @@ fn addresses_handed_between_threads_replay_in_order() {
     // comes into being while its block is live, and no free misses its block.
     assert_eq!(trace.allocated_while_live, 0);
     assert_eq!(trace.unknown_frees, 0);
-    assert!(trace.allocations > 4 * 20_000, "{} allocations", trace.allocations);
+    assert!(trace.allocations > 4 * 20_000 + 5_000, "{} allocations", trace.allocations);
     assert_eq!(trace.frees, trace.allocations - trace.outstanding.len() as u64);
     // The fixture did exercise what it is for: addresses freed on one thread, reused on another.
-    assert!(trace.cross_thread_reuses > 100, "only {} cross-thread reuses", trace.cross_thread_reuses);
+    assert!(trace.cross_thread_reuses > 2_500, "only {} cross-thread reuses", trace.cross_thread_reuses);
 }
 
 #[test]
