@@ -76,7 +76,10 @@ fn capture(session: &Session, state: &mut ThreadState, hook: HookRegisters) -> u
     };
     // SAFETY: the capture state is owned by this thread and separate from its stream.
     let capture = unsafe { &mut *capture };
-    capture.set_caching(session.stack_reuse);
+    if !session.stack_reuse {
+        // A capture state starts with its caches on.
+        capture.set_caching(false);
+    }
     let walk = capture.walk(snapshot, hook, session.max_depth);
     // A frame outside every known module, and the loader has changed: scan again (emitting
     // the new modules) and walk again with their unwind tables.
@@ -104,6 +107,7 @@ fn capture(session: &Session, state: &mut ThreadState, hook: HookRegisters) -> u
         capture.set_caching(false);
         capture.walk(snapshot, hook, session.max_depth);
         let full = capture.commit(&mut intern);
+        capture.set_caching(true);
         if !same_stack(&session.stacks, node, full) {
             stack_check_failed();
         }
@@ -111,7 +115,9 @@ fn capture(session: &Session, state: &mut ThreadState, hook: HookRegisters) -> u
     node
 }
 
-/// Whether nodes `a` and `b` of `table` are the same stack (the same return addresses).
+/// Whether nodes `a` and `b` of `table` are the same stack (the same return addresses). Usually
+/// that means the same node, but an insert racing with the trie's resize may give a key a
+/// second id (trie.rs), so differing ids are compared frame by frame.
 fn same_stack(table: &StackTable, mut a: u32, mut b: u32) -> bool {
     for _ in 0..=stack::MAX_DEPTH_LIMIT {
         if a == b {
