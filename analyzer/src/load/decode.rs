@@ -27,11 +27,11 @@ pub(crate) struct Record {
 }
 
 impl Record {
-    fn alloc(ts: u64, addr: u64, size32: u32, site: u32) -> Self {
+    pub(crate) fn alloc(ts: u64, addr: u64, size32: u32, site: u32) -> Self {
         Record { ts, addr, meta: (u64::from(site) << 32) | u64::from(size32) }
     }
 
-    fn free(ts: u64, addr: u64) -> Self {
+    pub(crate) fn free(ts: u64, addr: u64) -> Self {
         Record { ts, addr, meta: FREE }
     }
 

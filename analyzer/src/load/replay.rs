@@ -3,14 +3,18 @@
 //!
 //! Chunks are taken in order of the earliest timestamp they may hold and decoded in rounds. Once
 //! the chunks of rounds up to `r` are decoded, every event before the earliest timestamp of round
-//! `r + 1` is known: those events form window `r`, cut from the decoded chunks and merged into
-//! time order (a stable sort of a few sorted runs). Three stages run at once, on the pool's
-//! threads: round `r + 1` is decoded, window `r` is merged, and window `r - 1` is replayed. Only
-//! the replay is sequential, and it is a flat loop over one array. A decoded chunk's buffer goes
-//! back to a pool as soon as its last record is cut into a window.
+//! `r + 1` is known: those events form window `r`, cut from the decoded chunks into time order.
+//! A window is a list of parts, each sorted and none later than the next: a chunk taken whole
+//! whose times overlap no other chunk's becomes a part as it is (the common case: one thread's
+//! successive chunks, or threads that take turns), runs that overlap in time are merged into a
+//! part of their own (a stable sort of a few sorted runs). Three stages run at once, on the
+//! pool's threads: round `r + 1` is decoded, window `r` is cut, and window `r - 1` is replayed.
+//! Only the replay is sequential, a flat loop over each part. A decoded chunk's buffer goes back
+//! to a pool once its last record is replayed (a part) or cut (merged into a part).
 //!
 //! Events of one moment (a clock tie) are handed over together, since their order is not
-//! known: the [`Lifecycle`] orders them by each address's state. A window never splits a moment.
+//! known: the [`Lifecycle`] orders them by each address's state. A window never splits a moment;
+//! a moment may go on from one part into the next.
 
 use leakview_format::TraceReader;
 use rayon::prelude::*;
@@ -326,4 +330,106 @@ pub(crate) fn replay(
     replay_window(&replaying, &big_sizes, life, &mut ties);
     let scans = merger.scans.into_iter().map(Option::unwrap_or_default).collect();
     Some(Replayed { scans, promises_held: merger.in_range })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::IndexBuilder;
+    use crate::lifetimes::LifetimeStore;
+    use crate::progress::NoProgress;
+
+    fn alloc(ts: u64, addr: u64) -> Record {
+        Record::alloc(ts, addr, (addr as u32 % 7) + 1, 0)
+    }
+
+    fn free(ts: u64, addr: u64) -> Record {
+        Record::free(ts, addr)
+    }
+
+    fn merger(pool: &RecordPool, chunks: Vec<Vec<Record>>) -> Merger<'_> {
+        Merger {
+            pool,
+            pending: chunks.into_iter().map(|c| (c, 0)).collect(),
+            scans: Vec::new(),
+            in_range: true,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// `chunks` stably sorted by time, earlier chunks first at equal times (as the merger orders
+    /// runs: by first time, then by position).
+    fn expected(chunks: &[Vec<Record>], bound: u64) -> Vec<Record> {
+        let mut order: Vec<usize> = (0..chunks.len()).collect();
+        order.sort_by_key(|&k| (chunks[k].first().map_or(u64::MAX, |r| r.ts), k));
+        let mut all: Vec<Record> =
+            order.iter().flat_map(|&k| chunks[k].iter().copied().filter(|r| r.ts < bound)).collect();
+        all.sort_by_key(|r| r.ts);
+        all
+    }
+
+    #[test]
+    fn windows_are_parts_in_time_order_and_whole_chunks_are_not_copied() {
+        let pool = RecordPool::default();
+        // A and B follow each other (B starts at A's last time); C overlaps D; E lies beyond
+        // the bound in part.
+        let a = vec![alloc(1, 0x10), free(2, 0x10), alloc(3, 0x20)];
+        let b = vec![free(3, 0x20), alloc(4, 0x30)];
+        let c = vec![alloc(10, 0x40), alloc(12, 0x50), free(14, 0x40)];
+        let d = vec![free(11, 0x99), alloc(12, 0x60), alloc(13, 0x70)];
+        let e = vec![free(15, 0x50), alloc(30, 0x80)];
+        let chunks = vec![a.clone(), b.clone(), c, d, e];
+        let mut m = merger(&pool, chunks.clone());
+        let mut window = Vec::new();
+        m.cut_window(20, &mut window);
+        let flat: Vec<Record> = window.iter().flatten().copied().collect();
+        assert_eq!(flat, expected(&chunks, 20));
+        assert!(window.iter().all(|p| !p.is_empty()));
+        assert!(window.windows(2).all(|w| w[0].last().map(|r| r.ts) <= w[1].first().map(|r| r.ts)));
+        // A and B are parts as they were; C and D merged into one; E's first record cut.
+        assert_eq!(window.len(), 4);
+        assert_eq!((&window[0], &window[1]), (&a, &b));
+        assert_eq!(window[2].len(), 6);
+        assert_eq!(m.pending.len(), 1);
+        let mut rest = Vec::new();
+        m.cut_window(u64::MAX, &mut rest);
+        assert_eq!(rest, vec![vec![alloc(30, 0x80)]]);
+        assert!(m.pending.is_empty());
+    }
+
+    /// Everything a replay leaves: blocks, counts, timeline and peak.
+    type Outcome =
+        (Vec<crate::model::Block>, u64, u64, (u64, u64), crate::timeline::Timeline, (u64, u64, u64));
+
+    fn replay_parts(parts: &[Vec<Record>]) -> Outcome {
+        let store = LifetimeStore::with_capacity(64);
+        let mut life = Lifecycle::new(0, store, IndexBuilder::new(100), 4);
+        let mut ties = Vec::new();
+        replay_window(parts, &BigSizes::default(), &mut life, &mut ties);
+        let totals = life.live_totals();
+        let Lifecycle { mut store, index, matched, unmatched, tie_runs, .. } = life;
+        store.order_ties(&tie_runs);
+        let build = index.finish(&store, &NoProgress);
+        let blocks = (0..store.len() as u32).filter_map(|i| store.block(i)).collect();
+        (blocks, matched, unmatched, totals, build.timeline, build.peak)
+    }
+
+    #[test]
+    fn a_moment_may_go_on_from_one_part_into_the_next() {
+        // Moments 5 and 9 cross part boundaries (9 spans three parts); 0x10 is freed and
+        // allocated again at 5, 0x20 freed twice at 9 (once unmatched).
+        let parts = vec![
+            vec![alloc(1, 0x10), alloc(2, 0x20), alloc(5, 0x10)],
+            vec![free(5, 0x10), free(6, 0x30), free(9, 0x20)],
+            vec![free(9, 0x20)],
+            vec![alloc(9, 0x40), free(12, 0x10)],
+        ];
+        let split = replay_parts(&parts);
+        let whole = replay_parts(&[parts.concat()]);
+        assert_eq!(split, whole);
+        // The tie at 5 closed the first block of 0x10 there, not the new one.
+        assert_eq!(split.0.len(), 4);
+        assert_eq!((split.0[0].free_ns, split.0[2].free_ns), (Some(5), Some(12)));
+        assert_eq!((split.1, split.2), (3, 2));
+    }
 }
