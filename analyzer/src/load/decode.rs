@@ -112,18 +112,6 @@ impl RecordPool {
         v
     }
 
-    /// A buffer with room for exactly `capacity` records (a reused one if it has that room).
-    pub fn take_exact(&self, capacity: usize) -> Vec<Record> {
-        let reused = match self.free.lock() {
-            Ok(mut g) => g.pop(),
-            Err(poisoned) => poisoned.into_inner().pop(),
-        };
-        let mut v = reused.unwrap_or_default();
-        v.clear();
-        v.reserve_exact(capacity);
-        v
-    }
-
     /// Gives a buffer back.
     pub fn put(&self, records: Vec<Record>) {
         match self.free.lock() {

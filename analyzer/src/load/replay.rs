@@ -67,6 +67,16 @@ struct Merger<'p> {
     scans: Vec<Option<ChunkScan>>,
     in_range: bool,
     scratch: Vec<Record>,
+    /// Buffers of merged parts already replayed, for the next merged parts (kept apart from
+    /// the decoders' pool, whose buffers are chunk-sized).
+    spare_parts: Vec<Vec<Record>>,
+}
+
+/// A window: its parts in time order, and which of them were merged from several runs.
+#[derive(Debug, Default)]
+struct Window {
+    parts: Vec<Vec<Record>>,
+    merged: Vec<bool>,
 }
 
 /// Merges the sorted runs of `window` that begin at `starts` (the first at 0) into one sorted
@@ -119,7 +129,7 @@ impl Merger<'_> {
     /// time order: a list of parts, each sorted, each part's times not after the next part's.
     /// A chunk taken whole whose times overlap no other's becomes a part as it is (no copy);
     /// runs that overlap in time are merged into a part of their own.
-    fn cut_window(&mut self, bound: u64, window: &mut Vec<Vec<Record>>) {
+    fn cut_window(&mut self, bound: u64, window: &mut Window) {
         // The runs to cut, by their first timestamp: a thread's successive chunks then follow
         // each other already in order, and only runs that overlap in time need merging.
         let mut runs: Vec<(u64, usize, usize)> = Vec::new();
@@ -143,12 +153,15 @@ impl Merger<'_> {
             }
             let (records, from) = &mut self.pending[k];
             if b == a + 1 && *from == 0 && take == records.len() {
-                window.push(std::mem::take(records));
+                window.parts.push(std::mem::take(records));
+                window.merged.push(false);
             } else {
                 // Exactly the room needed: these buffers are the largest transient memory of a
                 // load.
                 let needed = runs[a..b].iter().map(|r| r.2).sum();
-                let mut part = self.pool.take_exact(needed);
+                let mut part = self.spare_parts.pop().unwrap_or_default();
+                part.clear();
+                part.reserve_exact(needed);
                 let mut starts: Vec<usize> = Vec::with_capacity(b - a);
                 for &(first, k, take) in &runs[a..b] {
                     let (records, from) = &mut self.pending[k];
@@ -159,7 +172,8 @@ impl Merger<'_> {
                     *from += take;
                 }
                 merge_runs(&mut part, &mut starts, &mut self.scratch);
-                window.push(part);
+                window.parts.push(part);
+                window.merged.push(true);
             }
             a = b;
         }
@@ -241,9 +255,13 @@ fn replay_window(
 }
 
 /// Gives the parts of a replayed window back to the pool.
-fn recycle(window: &mut Vec<Vec<Record>>, pool: &RecordPool) {
-    for part in window.drain(..) {
-        pool.put(part);
+fn recycle(window: &mut Window, merger: &mut Merger<'_>) {
+    for (part, merged) in window.parts.drain(..).zip(window.merged.drain(..)) {
+        if merged {
+            merger.spare_parts.push(part);
+        } else {
+            merger.pool.put(part);
+        }
     }
 }
 
@@ -295,10 +313,11 @@ pub(crate) fn replay(
         scans: (0..chunks.len()).map(|_| None).collect(),
         in_range: true,
         scratch: Vec::new(),
+        spare_parts: Vec::new(),
     };
     let mut ties = Vec::new();
     // Window r - 1 (being replayed) and window r (being cut), swapped each round.
-    let (mut replaying, mut cutting): (Vec<Vec<Record>>, Vec<Vec<Record>>) = (Vec::new(), Vec::new());
+    let (mut replaying, mut cutting) = (Window::default(), Window::default());
     let mut decoded = rounds.first().map(|r| decode_round(r)).unwrap_or_default();
     for (k, round) in rounds.iter().enumerate() {
         if progress.cancelled() {
@@ -320,14 +339,14 @@ pub(crate) fn replay(
                     || merger.cut_window(bound, &mut cutting),
                 )
             },
-            || replay_window(&replaying, &big_sizes, life, &mut ties),
+            || replay_window(&replaying.parts, &big_sizes, life, &mut ties),
         );
         decoded = next;
-        recycle(&mut replaying, &pool);
+        recycle(&mut replaying, &mut merger);
         std::mem::swap(&mut replaying, &mut cutting);
         progress.advance(round.len() as u64);
     }
-    replay_window(&replaying, &big_sizes, life, &mut ties);
+    replay_window(&replaying.parts, &big_sizes, life, &mut ties);
     let scans = merger.scans.into_iter().map(Option::unwrap_or_default).collect();
     Some(Replayed { scans, promises_held: merger.in_range })
 }
@@ -354,6 +373,7 @@ mod tests {
             scans: Vec::new(),
             in_range: true,
             scratch: Vec::new(),
+            spare_parts: Vec::new(),
         }
     }
 
@@ -380,8 +400,10 @@ mod tests {
         let e = vec![free(15, 0x50), alloc(30, 0x80)];
         let chunks = vec![a.clone(), b.clone(), c, d, e];
         let mut m = merger(&pool, chunks.clone());
-        let mut window = Vec::new();
-        m.cut_window(20, &mut window);
+        let mut cut = Window::default();
+        m.cut_window(20, &mut cut);
+        assert_eq!(cut.merged, vec![false, false, true, true]);
+        let window = cut.parts;
         let flat: Vec<Record> = window.iter().flatten().copied().collect();
         assert_eq!(flat, expected(&chunks, 20));
         assert!(window.iter().all(|p| !p.is_empty()));
@@ -391,9 +413,9 @@ mod tests {
         assert_eq!((&window[0], &window[1]), (&a, &b));
         assert_eq!(window[2].len(), 6);
         assert_eq!(m.pending.len(), 1);
-        let mut rest = Vec::new();
+        let mut rest = Window::default();
         m.cut_window(u64::MAX, &mut rest);
-        assert_eq!(rest, vec![vec![alloc(30, 0x80)]]);
+        assert_eq!(rest.parts, vec![vec![alloc(30, 0x80)]]);
         assert!(m.pending.is_empty());
     }
 
