@@ -6,8 +6,9 @@
 //! ```
 //!
 //! For each event count it writes the trace once (kept in `$CARGO_TARGET_DIR/leakview-bench/`),
-//! then loads it in a fresh child process and prints: load + index time (wall and CPU), the
-//! child's peak resident memory (VmHWM, which includes the trace's mapped pages), the analyzer's
+//! then loads it in a fresh child process and prints: load + index time (wall and CPU, and the
+//! part of that CPU time the memory sampler below took), the child's peak resident memory
+//! (VmHWM, which includes the trace's mapped pages), the analyzer's
 //! own memory per lifetime — the peak of anonymous resident memory (RssAnon, sampled every
 //! millisecond during the load: everything but the mapped trace), what stays after the load,
 //! and the size of its tables — and the time of `--at` queries (outstanding set + totals +
@@ -28,7 +29,12 @@ use leakview_analyzer::{Analysis, GroupBy, LoadOptions, Progress, Stage};
 /// Field `i` (counting from 0 after the command name, which is in parentheses) of
 /// /proc/self/stat.
 fn stat_field(i: usize) -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_field_of("/proc/self/stat", i)
+}
+
+/// Field `i` of a stat file (/proc/self/stat, /proc/thread-self/stat).
+fn stat_field_of(path: &str, i: usize) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
     fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0)
 }
@@ -169,7 +175,8 @@ fn peak_rss_kib() -> u64 {
 struct AnonPeak {
     stop: Arc<AtomicBool>,
     peak: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Returns the sampler's own CPU time (seconds).
+    thread: Option<std::thread::JoinHandle<f64>>,
 }
 
 impl AnonPeak {
@@ -182,16 +189,17 @@ impl AnonPeak {
                 p.fetch_max(status_kib("RssAnon:"), Ordering::Relaxed);
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
+            let own = |i| stat_field_of("/proc/thread-self/stat", i);
+            (own(11) + own(12)) / 100.0
         });
         AnonPeak { stop, peak, thread: Some(thread) }
     }
 
-    fn finish(mut self) -> u64 {
+    /// The peak, and the sampler's own CPU time (part of the process's).
+    fn finish(mut self) -> (u64, f64) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.peak.load(Ordering::Relaxed).max(status_kib("RssAnon:"))
+        let cpu = self.thread.take().and_then(|t| t.join().ok()).unwrap_or(0.0);
+        (self.peak.load(Ordering::Relaxed).max(status_kib("RssAnon:")), cpu)
     }
 }
 
@@ -208,17 +216,19 @@ fn load_and_query(path: &Path) {
     let a = Analysis::open(path, &LoadOptions::default(), &StageTimes(started, cpu_start)).expect("load");
     let load = started.elapsed();
     let load_cpu = cpu_seconds() - cpu_start;
-    let peak_anon = sampler.finish().saturating_sub(anon_before);
+    let (peak_anon, sampler_cpu) = sampler.finish();
+    let peak_anon = peak_anon.saturating_sub(anon_before);
     let kept_anon = status_kib("RssAnon:").saturating_sub(anon_before);
     let s = a.summary();
     let lifetimes = s.totals.allocations.max(1) as f64;
     let per_lifetime = |kib: u64| kib as f64 * 1024.0 / lifetimes;
     println!(
-        "  events {}  lifetimes {}  load+index {:.3} s wall, {:.3} s cpu  peak RSS {} MiB (trace mapped: {} MiB)",
+        "  events {}  lifetimes {}  load+index {:.3} s wall, {:.3} s cpu (of which the memory sampler {:.3} s)  peak RSS {} MiB (trace mapped: {} MiB)",
         s.events,
         s.totals.allocations,
         load.as_secs_f64(),
         load_cpu,
+        sampler_cpu,
         peak_rss_kib() / 1024,
         s.file_bytes >> 20,
     );
@@ -266,11 +276,12 @@ fn load_and_query(path: &Path) {
         );
     }
     println!(
-        "RESULT events={} lifetimes={} load_wall_s={:.3} load_cpu_s={:.3} peak_rss_mib={} file_mib={} peak_anon_b_per_lifetime={:.1} kept_anon_b_per_lifetime={:.1} tables_b_per_lifetime={:.1} worst_at_ms={:.1}{}",
+        "RESULT events={} lifetimes={} load_wall_s={:.3} load_cpu_s={:.3} sampler_cpu_s={:.3} peak_rss_mib={} file_mib={} peak_anon_b_per_lifetime={:.1} kept_anon_b_per_lifetime={:.1} tables_b_per_lifetime={:.1} worst_at_ms={:.1}{}",
         s.events,
         s.totals.allocations,
         load.as_secs_f64(),
         load_cpu,
+        sampler_cpu,
         peak_rss_kib() / 1024,
         s.file_bytes >> 20,
         per_lifetime(peak_anon),
