@@ -8,29 +8,13 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use leakview_format::testing::XorShift;
 use leakview_format::{
     DeltaState, OwnedEvent, RecorderKind, ThreadStream, TraceMetadata, TraceWriter, WriterOptions,
     encode_event,
 };
 
 const EVENTS: usize = 1_000_000;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// A size-class allocator: freed blocks are reused LIFO, new ones come from a bump pointer.
 struct FakeHeap {
@@ -60,7 +44,7 @@ impl FakeHeap {
     }
 }
 
-fn sample_size(rng: &mut Rng) -> u64 {
+fn sample_size(rng: &mut XorShift) -> u64 {
     let (lo, hi) = match rng.below(100) {
         0..60 => (8.0f64, 64.0f64),
         60..85 => (64.0, 512.0),
@@ -72,7 +56,7 @@ fn sample_size(rng: &mut Rng) -> u64 {
 
 /// The realistic mix described in the module docs, `count` events long.
 fn workload(count: usize) -> Vec<OwnedEvent> {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = XorShift::new(0x9e37_79b9_7f4a_7c15);
     let mut heap =
         FakeHeap { free_lists: Default::default(), bump: 0x5555_5555_0000, mmap_bump: 0x7f00_0000_0000 };
     let mut live: Vec<(u64, u64)> = Vec::new();

@@ -22,6 +22,8 @@ mod exec_end;
 pub mod layout;
 mod metadata;
 mod reader;
+#[doc(hidden)]
+pub mod testing;
 mod trim;
 pub mod varint;
 mod writer;

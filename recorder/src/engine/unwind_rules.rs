@@ -621,22 +621,6 @@ mod tests {
         assert_eq!(apply(rule, low, 5, read), None);
     }
 
-    /// A little xorshift generator (tests must not depend on a crate for this).
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
-
     #[test]
     fn inline_and_careful_steps_agree_with_the_rules() {
         let registry = crate::engine::modules::ModuleRegistry::new();
@@ -659,7 +643,7 @@ mod tests {
             Rule::FramePointer,
             Rule::End,
         ];
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = leakview_format::testing::XorShift::new(0x9e37_79b9_7f4a_7c15);
         let mut values: Vec<u64> = (1..40u64).map(|i| 0x40_0000 + i * 0x31).collect();
         values.extend((0..96u64).map(|i| base + 8 * i));
         values.extend((0..8u64).map(|i| base + 8 * i + 4));
