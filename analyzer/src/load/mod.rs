@@ -17,6 +17,10 @@
 //! stays within the lifetimes' own 28 bytes plus a few megabytes), and it builds the timeline,
 //! peak and checkpoints in the same walk. The parallel work — decoding, merging the threads'
 //! streams — runs beside it on the other workers, and on two cores the replay keeps pace with it.
+//! Measured on a 10M-event trace (two cores): the replay and the decoding take about the same
+//! CPU time and together keep both cores busy, so shards replayed in parallel would add work
+//! (each shard reads the whole window, and the per-moment totals must be merged back in time
+//! order) without a core to run it on; a load there gets faster only by doing less.
 
 mod decode;
 mod lifecycle;
