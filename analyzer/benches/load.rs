@@ -62,21 +62,8 @@ impl Progress for StageTimes {
         );
     }
 }
+use leakview_format::testing::XorShift;
 use leakview_format::{Event, ThreadStream, TraceMetadata, TraceWriter, WriterOptions};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 const STACKS: u32 = 200_000;
 const THREADS: u32 = 4;
@@ -97,7 +84,7 @@ fn generate(path: &Path, events: u64) {
     let options = WriterOptions { chunk_size: 1 << 20, max_file_size: 64 << 30 };
     let writer = TraceWriter::create(path, &meta, &options).expect("create bench trace");
     let mut streams: Vec<ThreadStream> = (0..THREADS).map(|t| ThreadStream::new(1000 + t)).collect();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = XorShift::new(0x9e37_79b9_7f4a_7c15);
     // A stack trie: each node's parent is an earlier node, depths up to a few dozen.
     for id in 1..=STACKS {
         let parent = if id < 64 { 0 } else { 1 + rng.below(u64::from(id - 1)) as u32 };
@@ -115,7 +102,7 @@ fn generate(path: &Path, events: u64) {
         let roll = rng.below(1000);
         let event = if roll < 502 || live.is_empty() {
             // Log-uniform sizes from 1 byte to 1 MiB.
-            let size = 1 + (rng.next() >> (44 + rng.below(20)));
+            let size = 1 + (rng.next_u64() >> (44 + rng.below(20)));
             let addr = free_addrs.pop().unwrap_or_else(|| {
                 next_addr += 64;
                 next_addr

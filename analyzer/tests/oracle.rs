@@ -7,6 +7,7 @@ mod common;
 
 use common::TraceBuilder;
 use leakview_analyzer::{Analysis, GroupBy, GroupKey, LoadOptions, NoProgress, StackId};
+use leakview_format::testing::XorShift;
 
 /// A block as the model knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -19,20 +20,6 @@ struct ModelBlock {
     tid: u32,
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 struct Model {
     blocks: Vec<ModelBlock>,
     unmatched: u64,
@@ -41,7 +28,7 @@ struct Model {
 
 /// Writes a random trace and returns the model of it.
 fn generate(seed: u64, ops: usize, b: &mut TraceBuilder) -> Model {
-    let mut rng = Rng(seed | 1);
+    let mut rng = XorShift::new(seed | 1);
     let tids = [11u32, 22, 33, 44];
     let stacks = 40u32;
     for id in 1..=stacks {
@@ -180,7 +167,7 @@ fn check_seed(seed: u64, ops: usize) {
     assert_eq!((t.peak_bytes, t.peak_at_ns), peak, "peak (seed {seed})");
 
     // Outstanding sets and live totals at many moments, including every tie.
-    let mut rng = Rng(seed ^ 0x9e37_79b9);
+    let mut rng = XorShift::new(seed ^ 0x9e37_79b9);
     let moments: Vec<u64> =
         (0..60).map(|_| rng.below(model.end + 1)).chain([0, model.end, peak.1, peak.1 - 1]).collect();
     for (k, at) in moments.into_iter().enumerate() {
