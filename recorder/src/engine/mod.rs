@@ -8,7 +8,8 @@
 //! - [`stack`]: call-stack capture with framehop over in-memory unwind tables, and its
 //!   per-thread caches: [`kept_stacks`] (recent stacks recognised by their stack words),
 //!   [`unwind_rules`] (rules by code address, read off framehop by [`rule_probes`]) and
-//!   [`stack_cache`] (whole stacks to trie nodes).
+//!   [`stack_cache`] (whole stacks to trie nodes); [`word_ring`] holds the words the kept
+//!   stacks and the stack cache check against (a ring with epochs) and their hash mixing.
 //! - [`trie`]: lock-free interning of stacks into dense node ids.
 //! - [`modules`]: the module map (scan, load/unload events, unwinder snapshots).
 //! - [`config`], [`output`]: environment settings and where the trace file goes.
@@ -33,3 +34,4 @@ pub mod thread;
 pub mod trie;
 #[cfg(target_arch = "x86_64")]
 pub mod unwind_rules;
+pub mod word_ring;
