@@ -1,22 +1,22 @@
 //! A per-thread cache from a whole stack to its trie node, so that a stack the thread has
 //! recorded before costs a hash, one lookup and a comparison, not one trie lookup per frame.
 //!
-//! Entries are found by a hash of the stack's return addresses and its length, and are only
-//! believed after the stack's return addresses, kept in the cache's own ring of words when the
-//! entry was made, compared equal with the walked ones: a hash collision costs a miss, never a
-//! wrong stack. (Comparing two arrays is a few instructions per frame; following the trie's
-//! parent links frame by frame, as the cache once did, cost a dependent load and a dozen
-//! instructions per frame.) An entry whose words the ring has since overwritten is stale.
-//! Entries belong to one trie: [`StackCache::forget`] (when the thread moves to another trace)
-//! makes them all stale at once.
+//! This module owns the stack hash (also used by the unwind-rule cache) and the cache's
+//! policy: sets of two entries, the most recently used first. Entries are found by a hash of
+//! the stack's return addresses and its length, and are only believed after the stack's return
+//! addresses, appended to the cache's [`WordRing`] when the entry was made, compared equal with
+//! the walked ones: a hash collision costs a miss, never a wrong stack. (Comparing two arrays
+//! is a few instructions per frame; following the trie's parent links frame by frame, as the
+//! cache once did, cost a dependent load and a dozen instructions per frame.) An entry whose
+//! words the ring has since overwritten is stale. Entries belong to one trie:
+//! [`StackCache::forget`] (when the thread moves to another trace) makes them all stale at once.
 
-/// Sets of two entries (16 bytes each): 64 KiB per thread.
+use crate::engine::word_ring::{self, Appended, WordRing};
+
+/// Sets of two entries (16 bytes each): 64 KiB per thread. (The ring's 32 K return addresses,
+/// 256 KiB, are room for about 2,000 stacks of 16 frames.)
 const SETS_LOG2: u32 = 11;
 const SETS: usize = 1 << SETS_LOG2;
-/// Return addresses the ring holds: 256 KiB per thread (memory is used as it is written), room
-/// for about 2,000 stacks of 16 frames.
-const RING_LOG2: u32 = 15;
-const RING: usize = 1 << RING_LOG2;
 
 /// One cached stack. All-zero is an empty slot (epochs start at 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,26 +33,22 @@ struct Entry {
 
 /// The per-thread stack cache (lives in the thread's capture state; all-zero is empty).
 pub struct StackCache {
-    /// Entries of other epochs are stale. 0 until first use.
-    epoch: u16,
-    /// Words written to the ring so far (positions in its history; the word at position `p`
-    /// is `ring[p % RING]` until it is overwritten, RING words later).
-    written: u32,
     /// Per set, the most recently used entry first.
     sets: [[Entry; 2]; SETS],
-    ring: [u64; RING],
+    /// The stacks' return addresses; entries of its past epochs are stale.
+    ring: WordRing<u16>,
 }
 
 /// Multiplier of each return address in the stack hash (the unwind-rule cache's slot hash uses
 /// the same product).
-pub const ADDRESS_MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+pub const ADDRESS_MULTIPLIER: u64 = word_ring::GOLDEN;
 
 /// Starts a stack hash; [`hash_frame`] adds each return address, [`hash_finish`] the length.
 pub const HASH_START: u64 = 0x243f_6a88_85a3_08d3;
 
 #[inline(always)]
 pub fn hash_frame(hash: u64, ip: u64) -> u64 {
-    hash_product(hash, ip.wrapping_mul(ADDRESS_MULTIPLIER))
+    hash_product(hash, word_ring::golden(ip))
 }
 
 /// [`hash_frame`] for a frame whose `ip * ADDRESS_MULTIPLIER` is already known (the unwind-rule
@@ -80,33 +76,26 @@ pub fn hash_continue(first: u64, rest: u64, count: usize) -> u64 {
 
 #[inline(always)]
 pub fn hash_finish(hash: u64, len: usize) -> u64 {
-    let h = (hash ^ len as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^ (h >> 31)
+    word_ring::fold(word_ring::spread(hash ^ len as u64))
 }
 
 #[inline(always)]
 fn set_of(hash: u64) -> usize {
-    (hash >> (64 - SETS_LOG2)) as usize
+    word_ring::top_bits(hash, SETS_LOG2)
 }
 
 const EMPTY: Entry = Entry { hash: 0, node: 0, start: 0, len: 0, epoch: 0 };
 
 impl StackCache {
     /// The node of the stack `ips` (innermost first, hashed to `hash`), if cached.
-    #[inline]
+    #[inline(always)]
     pub fn find(&mut self, hash: u64, ips: &[u64]) -> Option<u32> {
         let set = set_of(hash);
-        let (epoch, written) = (self.epoch, self.written);
         let ring = &self.ring;
         let hit = |entry: &Entry| {
-            let start = entry.start as usize % RING;
             entry.hash == hash as u32
-                && entry.epoch == epoch
-                && epoch != 0
                 && usize::from(entry.len) == ips.len()
-                // Not overwritten since (a stack's words never wrap around the ring's end).
-                && written.wrapping_sub(entry.start) as usize <= RING
-                && ring.get(start..start + ips.len()) == Some(ips)
+                && ring.words(entry.epoch, entry.start, ips.len()) == Some(ips)
         };
         let entries = &mut self.sets[set];
         if hit(&entries[0]) {
@@ -124,39 +113,33 @@ impl StackCache {
     #[inline]
     pub fn insert(&mut self, hash: u64, ips: &[u64], node: u32) {
         let Ok(len) = u16::try_from(ips.len()) else { return };
-        if ips.len() > RING {
-            return;
-        }
-        if self.epoch == 0 {
-            self.epoch = 1;
-        }
-        let mut start = self.written;
-        if start as usize % RING + ips.len() > RING {
-            // Not across the ring's end: start again at its beginning.
-            start = start.wrapping_add((RING - start as usize % RING) as u32);
-        }
-        let Some(end) = start.checked_add(u32::from(len)) else {
-            // Positions would wrap around (after 4 G words): entries made before could look
-            // fresh again, so all go.
-            self.forget();
-            self.written = 0;
-            return self.insert(hash, ips, node);
+        let start = match self.ring.append_words(ips) {
+            Appended::At(start) => start,
+            Appended::TooLong => return,
+            Appended::Forgot { epochs_wrapped } => {
+                // Positions ran out (after 4 G words): every entry went, and now there is room.
+                self.forgot(epochs_wrapped);
+                match self.ring.append_words(ips) {
+                    Appended::At(start) => start,
+                    Appended::TooLong | Appended::Forgot { .. } => return,
+                }
+            }
         };
-        let at = start as usize % RING;
-        self.ring[at..at + ips.len()].copy_from_slice(ips);
-        self.written = end;
         let entries = &mut self.sets[set_of(hash)];
         entries[1] = entries[0];
-        entries[0] = Entry { hash: hash as u32, node, start, len, epoch: self.epoch };
+        entries[0] = Entry { hash: hash as u32, node, start, len, epoch: self.ring.epoch() };
     }
 
     /// Makes every entry stale (the thread now records into another trie).
     pub fn forget(&mut self) {
-        self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == 0 {
-            // Epochs wrapped: entries of the old epoch 1, 2... must not come back to life.
+        let epochs_wrapped = self.ring.forget();
+        self.forgot(epochs_wrapped);
+    }
+
+    fn forgot(&mut self, epochs_wrapped: bool) {
+        if epochs_wrapped {
+            // Entries of the old epoch 1, 2... must not come back to life.
             self.sets.fill([EMPTY; 2]);
-            self.epoch = 1;
         }
     }
 }
@@ -233,7 +216,7 @@ mod tests {
         // Other stacks fill the ring, the last of them wrapping past its end.
         let mut filled = first.len();
         let mut i = 0u64;
-        while filled + 30 <= RING {
+        while filled + 30 <= word_ring::RING {
             let other: Vec<u64> = (0..30).map(|f| 0x1000 + i * 64 + f).collect();
             cache.insert(other_hash(i), &other, 2);
             filled += other.len();
@@ -266,7 +249,7 @@ mod tests {
         let mut cache = cache();
         let stack = [0x30, 0x20];
         cache.insert(hash_of(&stack), &stack, 9);
-        cache.written = u32::MAX - 1;
+        cache.ring.move_head_to(u32::MAX - 1);
         let other = [0x40, 0x20];
         cache.insert(hash_of(&other), &other, 10);
         assert_eq!(cache.find(hash_of(&other), &other), Some(10));
