@@ -30,11 +30,15 @@
 //! (see [`UnwindRules::caller_link`](crate::engine::unwind_rules::UnwindRules::caller_link),
 //! which costs a few dozen instructions, hence only where it pays). The link only picks the
 //! set to look in — the checks alone decide a match — so a link that is out of date costs a
-//! miss, never a wrong stack. The checks live in a per-thread ring (as
-//! the stack cache's frames do), so a set's slots stay small: a kept stack whose checks the
-//! ring has since overwritten is stale.
+//! miss, never a wrong stack.
+//!
+//! This module owns that policy: the sets and their ways, the credits that ration lookups and
+//! keeping, the links, and the checks. The checks themselves (values, each tagged with its
+//! offset from sp) are appended to a [`WordRing`], as the stack cache's frames are, so a set's
+//! slots stay small: a kept stack whose checks the ring has since overwritten is stale.
 
 use crate::engine::stack::StackBounds;
+use crate::engine::word_ring::{self, Appended, RING, WordRing};
 
 /// Sets (by innermost frame and link) and stacks per set: 8,192 stacks of 48 bytes, 384 KiB
 /// per thread (with 1,024 sets, conflicts cost the C workload of bench/instructions.sh 65
@@ -42,12 +46,10 @@ use crate::engine::stack::StackBounds;
 const SETS_LOG2: u32 = 11;
 const SETS: usize = 1 << SETS_LOG2;
 const WAYS: usize = 4;
-/// Checks the ring holds: 320 KiB per thread (memory is used as it is written), room for
-/// about 1,600 stacks of 20 checks.
-const RING_LOG2: u32 = 15;
-const RING: usize = 1 << RING_LOG2;
 /// A stack found when its checks are older than this (in checks written since) has them
-/// written again at the ring's head, so stacks in use stay while the ring comes round.
+/// written again at the ring's head, so stacks in use stay while the ring comes round. (The
+/// ring's checks, a word and a 2-byte offset each, 320 KiB per thread, are room for about 1,600
+/// stacks of 20 checks.)
 const REFRESH_AGE: usize = RING - RING / 4;
 /// Stacks recorded before but not found from one innermost frame without link, after which
 /// its stacks are filed with a link (the link costs a few dozen instructions a capture: only
@@ -92,12 +94,7 @@ struct Kept {
 
 /// The per-thread kept stacks (live in the thread's capture state; all-zero is empty).
 pub struct KeptStacks {
-    /// Stacks of other epochs are stale; 0 until first use.
-    epoch: u32,
     clock: u32,
-    /// Checks written to the ring so far (positions in its history; the check at position `p`
-    /// is at `p % RING` until it is overwritten, RING checks later).
-    written: u32,
     /// Per set, how well finding has paid lately: up by 4 for a stack found, down by 1 for
     /// one not found. Where stacks are rarely found again (many stacks share an innermost
     /// frame and link), looking costs more than it saves: then stacks are looked for and kept
@@ -114,9 +111,9 @@ pub struct KeptStacks {
     #[cfg(test)]
     looked: usize,
     sets: [[Kept; WAYS]; SETS],
-    /// The checks: addresses in words from their stack's `sp`, and the values they must hold.
-    offsets: [i16; RING],
-    values: [u64; RING],
+    /// The checks: the values they must hold, tagged with their addresses in words from their
+    /// stack's `sp`. Stacks of its past epochs are stale (no epoch until first use).
+    ring: WordRing<u32, i16>,
 }
 
 /// The checks of one walk being kept, innermost first.
@@ -198,16 +195,13 @@ impl Filing {
 #[inline(always)]
 fn frame_key(ra: u64, sp: u64) -> u64 {
     // sp of nearby frames differ in a few low bits: mix before taking the top bits.
-    ra ^ sp.wrapping_mul(0xbf58_476d_1ce4_e5b9)
+    ra ^ word_ring::spread(sp)
 }
 
 /// The set of an innermost frame (as `frame_key` mixed it) and `link`.
 #[inline(always)]
 fn set_of_key(key: u64, link: u64) -> usize {
-    let mut h = key ^ link.rotate_left(29);
-    h ^= h >> 31;
-    h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (h >> (64 - SETS_LOG2)) as usize
+    word_ring::top_bits(word_ring::golden(word_ring::fold(key ^ link.rotate_left(29))), SETS_LOG2)
 }
 
 #[cfg(test)]
@@ -246,27 +240,22 @@ impl KeptStacks {
             let kept = &self.sets[set][way];
             if kept.ra != ra
                 || kept.sp != sp
-                || kept.epoch != self.epoch
                 || (kept.bp_matters && kept.bp != bp)
                 || usize::from(kept.len) > max_len
-                // Its checks overwritten since (a stack's checks never wrap around the ring's end).
-                || self.written.wrapping_sub(kept.start) as usize > RING
             {
                 continue;
             }
             let count = usize::from(kept.count).min(MAX_CHECKS);
+            // Of a past epoch, or its checks overwritten since: stale.
+            let Some((values, offsets)) = self.ring.run(kept.epoch, kept.start, count) else {
+                continue;
+            };
             let lowest = sp.wrapping_add_signed(i64::from(kept.lowest) * 8);
             let highest = sp.wrapping_add_signed(i64::from(kept.highest) * 8);
             if count > 0 && !(bounds.contains(lowest) && bounds.contains(highest)) {
                 // A check that cannot be read fails.
                 continue;
             }
-            let start = kept.start as usize % RING;
-            let (Some(offsets), Some(values)) =
-                (self.offsets.get(start..start + count), self.values.get(start..start + count))
-            else {
-                continue;
-            };
             let mut i = 0;
             while i < count {
                 let address = sp.wrapping_add_signed(i64::from(offsets[i]) * 8);
@@ -285,7 +274,7 @@ impl KeptStacks {
                 let kept = &mut self.sets[set][way];
                 kept.used_at = self.clock;
                 let found = kept.node;
-                if self.written.wrapping_sub(kept.start) as usize > REFRESH_AGE {
+                if self.ring.age(kept.start) > REFRESH_AGE {
                     self.refresh(set, way);
                 }
                 self.credit[set] = self.credit[set].saturating_add(4).min(MAX_CREDIT);
@@ -336,9 +325,7 @@ impl KeptStacks {
     ) {
         let Ok(len) = u16::try_from(len) else { return };
         let count = checks.count.min(MAX_CHECKS);
-        if self.epoch == 0 {
-            self.epoch = 1;
-        }
+        self.ring.begin();
         let mut offsets = [0i16; MAX_CHECKS];
         for (offset, &address) in offsets.iter_mut().zip(&checks.addresses[..count]) {
             let bytes = address.wrapping_sub(sp) as i64;
@@ -351,17 +338,24 @@ impl KeptStacks {
         let lowest = offsets.iter().copied().min().unwrap_or(0);
         let highest = offsets.iter().copied().max().unwrap_or(0);
         let values = &checks.values[..count];
-        let Some(start) = self.write_checks(offsets, values).or_else(|| self.write_checks(offsets, values))
-        else {
-            return;
+        let start = match self.ring.append(values, offsets) {
+            Appended::At(start) => start,
+            Appended::TooLong => return,
+            Appended::Forgot { epochs_wrapped } => {
+                // Positions ran out (after 4 G checks): every stack went, and now there is room.
+                self.forgot(epochs_wrapped);
+                match self.ring.append(values, offsets) {
+                    Appended::At(start) => start,
+                    Appended::TooLong | Appended::Forgot { .. } => return,
+                }
+            }
         };
         let set = filing.set % SETS;
-        let epoch = self.epoch;
+        let epoch = self.ring.epoch();
         // Stale stacks go first, then the least recently used.
-        let written = self.written;
         let age = |w: usize| {
             let kept = &self.sets[set][w];
-            if kept.epoch != epoch || written.wrapping_sub(kept.start) as usize > RING {
+            if !self.ring.holds(kept.epoch, kept.start) {
                 u64::MAX
             } else {
                 u64::from(self.clock.wrapping_sub(kept.used_at))
@@ -390,28 +384,6 @@ impl KeptStacks {
         };
     }
 
-    /// Writes a stack's checks at the ring's head; returns where in its history. `None` if
-    /// positions ran out (after 4 G checks): then every kept stack is dropped, since stacks
-    /// kept before could look fresh again, and positions start again from 0.
-    fn write_checks(&mut self, offsets: &[i16], values: &[u64]) -> Option<u32> {
-        let count = offsets.len().min(values.len());
-        let mut start = self.written;
-        if start as usize % RING + count > RING {
-            // Not across the ring's end: start again at its beginning.
-            start = start.wrapping_add((RING - start as usize % RING) as u32);
-        }
-        let Some(end) = start.checked_add(count as u32) else {
-            self.drop_all();
-            self.written = 0;
-            return None;
-        };
-        let at = start as usize % RING;
-        self.offsets[at..at + count].copy_from_slice(&offsets[..count]);
-        self.values[at..at + count].copy_from_slice(&values[..count]);
-        self.written = end;
-        Some(start)
-    }
-
     /// Writes the checks of the stack in `way` of `set` again at the ring's head: a stack that
     /// is still found is not lost when the ring comes round to its checks.
     #[cold]
@@ -419,44 +391,44 @@ impl KeptStacks {
     fn refresh(&mut self, set: usize, way: usize) {
         let kept = &self.sets[set][way];
         let count = usize::from(kept.count).min(MAX_CHECKS);
-        let from = kept.start as usize % RING;
-        let (Some(old_offsets), Some(old_values)) =
-            (self.offsets.get(from..from + count), self.values.get(from..from + count))
-        else {
+        let Some((old_values, old_offsets)) = self.ring.run(kept.epoch, kept.start, count) else {
             return;
         };
         let mut offsets = [0i16; MAX_CHECKS];
         let mut values = [0u64; MAX_CHECKS];
         offsets[..count].copy_from_slice(old_offsets);
         values[..count].copy_from_slice(old_values);
-        if let Some(start) = self.write_checks(&offsets[..count], &values[..count]) {
-            self.sets[set][way].start = start;
+        match self.ring.append(&values[..count], &offsets[..count]) {
+            Appended::At(start) => self.sets[set][way].start = start,
+            Appended::TooLong => {}
+            Appended::Forgot { epochs_wrapped } => self.forgot(epochs_wrapped),
         }
     }
 
     /// Drops every kept stack (the module snapshot or the trie changed).
     pub fn forget(&mut self) {
-        if self.epoch == 0 {
+        if self.ring.epoch() == 0 {
+            // Nothing kept yet (and the policy's pages are left untouched).
             return;
         }
-        self.drop_all();
+        let epochs_wrapped = self.ring.forget();
+        self.forgot(epochs_wrapped);
     }
 
-    fn drop_all(&mut self) {
-        self.epoch = self.epoch.wrapping_add(1);
+    /// Resets the policy after the ring forgot every stack.
+    fn forgot(&mut self, epochs_wrapped: bool) {
         self.credit = [0; SETS];
         self.skipped_finds = [0; SETS];
         self.skipped_keeps = [0; SETS];
         self.linked = [false; SETS];
         self.missed_again = [0; SETS];
-        if self.epoch == 0 {
-            // Epochs wrapped: stacks of old epochs must not come back to life.
+        if epochs_wrapped {
+            // Stacks of old epochs must not come back to life.
             for set in &mut self.sets {
                 for kept in set {
                     kept.epoch = 0;
                 }
             }
-            self.epoch = 1;
         }
     }
 }
