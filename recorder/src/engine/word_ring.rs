@@ -138,17 +138,17 @@ impl<E: Epoch, Tag: Copy> WordRing<E, Tag> {
             return Err(Appended::TooLong);
         }
         self.begin();
-        let mut start = self.written;
-        if start as usize % RING + len > RING {
-            // Not across the ring's end: start again at its beginning.
-            start = start.wrapping_add((RING - start as usize % RING) as u32);
-        }
-        let Some(end) = start.checked_add(len as u32) else {
-            // Runs written before could look intact again: all go.
+        let head = self.written as usize % RING;
+        // Not across the ring's end: then start again at its beginning.
+        let skip = if head + len > RING { RING - head } else { 0 };
+        let Some(end) = self.written.checked_add((skip + len) as u32) else {
+            // Positions would wrap around, skipped ones included: runs written 4 G words ago
+            // could look intact again, so all go.
             let epochs_wrapped = self.forget();
             self.written = 0;
             return Err(Appended::Forgot { epochs_wrapped });
         };
+        let start = end - len as u32;
         self.written = end;
         Ok((start, start as usize % RING))
     }
@@ -296,6 +296,13 @@ mod tests {
         let next = appended_at(ring.append_words(&[3, 4]));
         assert_eq!(next, 0);
         assert_eq!(ring.words(ring.epoch(), next, 2), Some(&[3u64, 4][..]));
+        // Three words would cross the ring's end, and start again at its beginning, the
+        // position after the last: as much a wrap-around.
+        let start = appended_at(ring.append_words(&[1, 2]));
+        let epoch = ring.epoch();
+        ring.move_head_to(u32::MAX - 1);
+        assert_eq!(ring.append_words(&[3, 4, 5]), Appended::Forgot { epochs_wrapped: false });
+        assert_eq!(ring.words(epoch, start, 2), None, "not the words at its place now");
     }
 
     #[test]
