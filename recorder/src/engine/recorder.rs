@@ -65,7 +65,7 @@ impl Drop for Guard {
 }
 
 /// Captures the calling thread's stack (the frames above the hook's) and returns its node id.
-fn capture(session: &Session, state: &mut ThreadState, hook: HookRegisters) -> u32 {
+fn capture(session: &Session, state: &mut ThreadState, hook: HookRegisters, ts: u64) -> u32 {
     if state.has_exited() {
         return 0;
     }
@@ -85,7 +85,7 @@ fn capture(session: &Session, state: &mut ThreadState, hook: HookRegisters) -> u
     // the new modules) and walk again with their unwind tables.
     if walk.unknown_address && modules::loader_generation() != snapshot.loader_generation {
         let Some(stream) = state.stream() else { return 0 };
-        session.modules.rescan(clock::monotonic_ns(), &mut |event| {
+        session.modules.rescan(ts, &mut |event| {
             session.append(stream, event);
         });
         if let Some(fresh) = session.modules.snapshot() {
@@ -155,16 +155,13 @@ fn running(profile: &Profile, state: &mut ThreadState) -> Option<&'static Sessio
 
 /// A block of `size` bytes (alignment `align`, 0 = default) came into being at `addr`.
 pub fn alloc(guard: &mut Guard, profile: &Profile, addr: u64, size: u64, align: u64, hook: HookRegisters) {
+    let ts = clock::monotonic_ns();
     if !ALLOCATIONS_ENABLED.load(Ordering::Relaxed) {
         return;
     }
     let state = guard.state();
     let Some(session) = running(profile, state) else { return };
-    let stack = capture(session, state, hook);
-    // Taken once the stack is captured: still after the allocator returned (which is all the
-    // ordering needs), and the ordered read then waits on the walk's cache hits rather than on
-    // the allocator's misses.
-    let ts = clock::monotonic_ns();
+    let stack = capture(session, state, hook, ts);
     if let Some(stream) = state.stream() {
         session.append(stream, &Event::Alloc { ts, addr, size, align, stack });
     }
@@ -196,6 +193,7 @@ pub fn realloc(
     size: u64,
     hook: HookRegisters,
 ) {
+    let ts = clock::monotonic_ns();
     let state = guard.state();
     if !ALLOCATIONS_ENABLED.load(Ordering::Relaxed) {
         // The old block is gone either way; the new one is not recorded.
@@ -208,8 +206,7 @@ pub fn realloc(
         return;
     }
     let Some(session) = running(profile, state) else { return };
-    let stack = capture(session, state, hook);
-    let ts = clock::monotonic_ns();
+    let stack = capture(session, state, hook, ts);
     if let Some(stream) = state.stream() {
         session.append(stream, &Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack });
     }
