@@ -4,7 +4,9 @@
 //! Lifecycle: [`current_or_start`] creates the session (never waiting on another thread that is
 //! creating it — that thread may hold a loader lock this one needs); [`finish`] marks the trace
 //! complete at exit; the fork handlers make a child drop its parent's session (the child must
-//! never write into the parent's mapping) so that its first event starts its own trace.
+//! never write into the parent's mapping) so that its first event starts its own trace. A child
+//! forked without them (a raw fork system call) is told apart by [`fork_canary`]: it sees no
+//! session until its first allocation does the same.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
