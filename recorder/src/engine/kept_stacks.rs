@@ -25,7 +25,7 @@
 //!
 //! Many stacks can share one innermost frame (one function called on many paths at one stack
 //! depth). Where they crowd each other out of their set, the frame is marked (see
-//! [`KeptStacks::filing`]) and its stacks are filed by the innermost frame together with
+//! [`KeptStacks::wants_link`]) and its stacks are filed by the innermost frame together with
 //! a `link`: the return addresses of the next two callers, as the learned rules read them
 //! (see [`UnwindRules::caller_link`](crate::engine::unwind_rules::UnwindRules::caller_link),
 //! which costs a few dozen instructions, hence only where it pays). The link only picks the

@@ -57,7 +57,7 @@ fn probe(
     Probe { result, sp: regs.sp(), bp: regs.bp(), hit: cache.stats().hit_count > hits }
 }
 
-/// The rule behind two probes (made at [`PROBES`]), if both were by a cached rule of one of
+/// The rule behind two probes (made at `PROBES`), if both were by a cached rule of one of
 /// the three shapes and the second is exactly what the shape learned from the first predicts.
 pub fn learn_from_probes(first: Probe, second: Probe) -> Option<Rule> {
     if !first.hit || !second.hit {

@@ -1,7 +1,7 @@
 //! Per-thread recorder state, kept in the initial-exec TLS block of the C shim (`csrc/tls.c`):
 //! the reentrancy guard, the thread's stream into the trace and its capture state.
 //!
-//! The block starts all-zero in every new thread, which reads as [`Status::Fresh`]. A pthread
+//! The block starts all-zero in every new thread, which reads as status `FRESH`. A pthread
 //! key destructor releases the thread's chunk and capture state when the thread exits; events
 //! that still arrive on the thread after that (other libraries' destructors freeing memory) are
 //! recorded without a stack.

@@ -10,7 +10,7 @@
 //!   address the word at `bp + 8` (and a bp of 0 ends the walk);
 //! - *end of stack*.
 //!
-//! This cache stores the shape per address in 16 bytes and [`apply`]s it directly.
+//! This cache stores the shape per address in 16 bytes and applies it directly (`apply`).
 //!
 //! Exactness: a step framehop takes by a *cached* rule (`UnwindRuleX86_64::exec`) is a function
 //! of sp, bp and the stack words it reads alone, fixed by the frame's address. So once framehop
@@ -378,7 +378,7 @@ impl UnwindRules {
 
     /// Walks outward from the frame at (`sp`, `bp`) that returns to `ra`, writing each frame's
     /// return address into `out` (innermost first) until the walk ends or `out` is full. (Each
-    /// frame's sp and bp are not logged: [`UnwindRules::registers`] works them out again.)
+    /// frame's sp and bp are not logged: [`UnwindRules::replay`] works them out again.)
     /// Returns the number of frames and their hash (see [`stack_cache::hash_frame`]); sets
     /// `unknown` if a frame lies outside every known module.
     #[inline(always)]
