@@ -35,7 +35,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct RecordArgs {
-    /// Trace file to write (default: leakview-<program>-<pid>.bin in the current directory).
+    /// Trace file to write (default: leakview-PROGRAM-PID.bin in the current directory).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Maximum call-stack depth to capture.
