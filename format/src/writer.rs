@@ -363,7 +363,8 @@ impl TraceWriter {
         }
     }
 
-    /// Whether recording has stopped.
+    /// Whether recording has stopped. Asked on every recorded event.
+    #[inline]
     pub fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::Relaxed)
     }

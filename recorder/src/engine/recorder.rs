@@ -145,7 +145,10 @@ fn stack_check_failed() {
 
 #[inline]
 fn running(profile: &Profile, state: &mut ThreadState) -> Option<&'static Session> {
-    let session = session::current_or_start(profile, state)?;
+    let session = match session::current() {
+        Some(session) => session,
+        None => session::current_or_start(profile, state)?,
+    };
     if session.stopped() {
         return None;
     }
