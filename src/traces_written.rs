@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use leakview_analyzer::report::units::binary_units;
 use leakview_format::TraceReader;
 
 use crate::trace_paths;
@@ -95,14 +96,10 @@ pub fn tell(traces: &[PathBuf], program: &str) {
 }
 
 fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
+    match binary_units(bytes) {
+        None => format!("{bytes:>5} B  "),
+        Some((value, unit)) => format!("{value:>5.1} {unit:<3}"),
     }
-    if unit == 0 { format!("{bytes:>5} B  ") } else { format!("{value:>5.1} {:<3}", UNITS[unit]) }
 }
 
 fn shorten(text: &str, max_chars: usize) -> String {

@@ -584,13 +584,8 @@ mod tests {
     /// A store of `n` blocks over `stacks` stacks and `threads` threads, half of them freed.
     fn random_store(n: u32, stacks: u32, threads: u32) -> LifetimeStore {
         let mut store = LifetimeStore::default();
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = leakview_format::testing::XorShift::new(0x2545_f491_4f6c_dd1d);
+        let mut next = || rng.next_u64();
         let mut sites = Vec::new();
         for i in 0..n {
             let site = sites.len() as u32;
