@@ -33,24 +33,30 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Settles each trace no process can write any more: one whose image replaced itself with
-/// `exec` (an unfinished trace followed, in creation order, by a later trace of the same pid) is
-/// marked complete, since it holds everything up to the exec; then the disk space reserved ahead
+/// `exec` (an unfinished trace followed, in creation order, by a later trace of the same pid and
+/// parent) is marked complete, since it holds everything up to the exec; then the disk space reserved ahead
 /// of use is trimmed off it and off each trace whose process has ended. A daemonised descendant
 /// may still be writing its own trace: that one is left as it is.
 fn settle_traces(traces: &[std::path::PathBuf]) {
-    let states: Vec<Option<(u32, bool)>> = traces
+    // (pid, parent pid, finished) of each trace.
+    let states: Vec<Option<(u32, u32, bool)>> = traces
         .iter()
         .map(|path| {
             let reader = leakview_format::TraceReader::open(path).ok()?;
-            Some((reader.metadata().pid, reader.header().finished()))
+            let metadata = reader.metadata();
+            Some((metadata.pid, metadata.parent_pid, reader.header().finished()))
         })
         .collect();
     for (i, path) in traces.iter().enumerate() {
-        let Some((pid, finished)) = states[i] else { continue };
+        let Some((pid, parent, finished)) = states[i] else { continue };
         if pid == 0 {
             continue;
         }
-        let replaced = !finished && states[i + 1..].iter().flatten().any(|&(later_pid, _)| later_pid == pid);
+        // The same process after exec keeps its pid and parent. (A process killed mid-run whose
+        // pid a sibling reuses within one recording would pass too; pids are rarely reused that
+        // soon.)
+        let replaced =
+            !finished && states[i + 1..].iter().flatten().any(|&(p, pp, _)| p == pid && pp == parent);
         // A trace that cannot be marked or trimmed stays readable (the analyzer says when it is
         // incomplete); nothing to report.
         if replaced {
