@@ -296,7 +296,11 @@ impl TraceWriter {
             return Err(WriteError::Stopped);
         }
         self.ensure_reserved(index)?;
-        let base_ts = event.earliest_timestamp().unwrap_or(stream.state.last_timestamp());
+        // A thread's times never go backwards, across its chunks as within one (FORMAT.md): an
+        // earlier time (a plain TSC read that ran ahead of the one before it) takes its
+        // predecessor's.
+        let last = stream.state.last_timestamp();
+        let base_ts = event.earliest_timestamp().map_or(last, |ts| ts.max(last));
         // SAFETY: `index < max_chunks`, so the chunk lies inside the mapping, and it is reserved
         // on disk; the fetch_add made it ours alone.
         let chunk = unsafe { self.base.as_ptr().add(chunk_offset(index, self.chunk_size) as usize) };

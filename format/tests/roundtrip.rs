@@ -171,3 +171,34 @@ fn an_event_larger_than_a_chunk_is_refused_and_the_stream_goes_on() {
     let want: Vec<OwnedEvent> = [alloc(20), alloc(40)].iter().map(Event::to_owned_event).collect();
     common::assert_same_events(&got[&7], &want, "thread 7");
 }
+
+#[test]
+fn a_time_that_goes_backwards_in_a_new_chunk_takes_its_predecessors() {
+    use leakview_format::{Event, ThreadStream, TraceWriter};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("back.bin");
+    let writer = TraceWriter::create(&path, &common::metadata(), &common::small_chunks()).expect("create");
+    let mut stream = ThreadStream::new(3);
+    // Three marks of 1.2 KB fill a 4 KiB chunk; every other time is 10 ns before the one it
+    // follows, so such a time comes first in a fresh chunk (the 4th, the 10th).
+    let label = vec![b'm'; 1200];
+    let mut wrote = Vec::new();
+    for i in 0..12u64 {
+        let ts = if i % 2 == 1 { 1_000 * i - 10 } else { 1_000 * (i + 1) };
+        writer.append(&mut stream, &Event::Mark { ts, label: &label }).expect("append");
+        wrote.push(ts);
+    }
+    writer.release(&mut stream);
+    writer.finish(20_000);
+    let reader = TraceReader::open(&path).expect("open");
+    assert!(reader.chunks().len() > 3, "the marks span several chunks");
+    let got: Vec<u64> = common::read_threads(&reader)[&3]
+        .iter()
+        .filter_map(|e| match e {
+            OwnedEvent::Mark { ts, .. } => Some(*ts),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got.len(), wrote.len());
+    assert!(got.windows(2).all(|w| w[0] <= w[1]), "times went backwards: {got:?}");
+}
