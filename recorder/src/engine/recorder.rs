@@ -104,6 +104,7 @@ fn capture(session: &Session, state: &mut ThreadState, hook: HookRegisters, ts: 
     };
     let node = capture.commit(&mut intern);
     if session.verify_stacks && session.stack_reuse {
+        capture.count_check();
         capture.set_caching(false);
         capture.walk(snapshot, hook, session.max_depth);
         let full = capture.commit(&mut intern);

@@ -237,17 +237,20 @@ impl CaptureState {
     }
 
     /// Uses the rule and stack caches (the default), or steps every frame with framehop and
-    /// interns every stack frame by frame (`LEAKVIEW_STACK_REUSE=0`, a diagnostic). Turning
-    /// caching off right after a capture with it is how that capture is checked
-    /// (`LEAKVIEW_STACK_VERIFY=1`): such checks are counted (see [`report_stack_checks`]).
+    /// interns every stack frame by frame (`LEAKVIEW_STACK_REUSE=0`, a diagnostic; turning
+    /// caching off right after a capture with it is also how `LEAKVIEW_STACK_VERIFY=1` checks
+    /// that capture).
     pub fn set_caching(&mut self, on: bool) {
-        if self.caching && !on {
-            STACKS_CHECKED.fetch_add(1, Ordering::Relaxed);
-            if self.found.is_some() {
-                KEPT_STACKS_CHECKED.fetch_add(1, Ordering::Relaxed);
-            }
-        }
         self.caching = on;
+    }
+
+    /// The last capture is about to be checked against a full unwind: counts it, and whether it
+    /// found a kept stack, for [`report_stack_checks`]. Call after `commit`, before the next walk.
+    pub fn count_check(&self) {
+        STACKS_CHECKED.fetch_add(1, Ordering::Relaxed);
+        if self.found.is_some() {
+            KEPT_STACKS_CHECKED.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Forgets the stacks the thread interned (their node ids belong to another trie).
@@ -358,7 +361,7 @@ impl CaptureState {
     /// the root with `intern(parent, ip)` (which finds or creates the node in the trie).
     /// Returns 0 for an empty stack; if interning fails, the node of the frames interned so far.
     pub fn commit(&mut self, intern: impl FnMut(u32, u64) -> Option<u32>) -> u32 {
-        // (`found` stays until the next walk: `set_caching` counts the checks of kept stacks.)
+        // (`found` stays until the next walk: `count_check` counts the checks of kept stacks.)
         if let Some(node) = self.found {
             return node;
         }
