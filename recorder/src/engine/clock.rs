@@ -69,15 +69,20 @@ struct Scale {
 impl Scale {
     #[inline(always)]
     fn ns_at(&self, ticks: u64) -> u64 {
-        let elapsed = u128::from(ticks.saturating_sub(self.tsc_base));
-        self.ns_base.wrapping_add(((elapsed * u128::from(self.ns_per_tick)) >> 32) as u64)
+        self.ns_base.wrapping_add(self.ns_of(ticks.saturating_sub(self.tsc_base)))
+    }
+
+    /// A span of `ticks` in nanoseconds.
+    #[inline(always)]
+    fn ns_of(&self, ticks: u64) -> u64 {
+        ((u128::from(ticks) * u128::from(self.ns_per_tick)) >> 32) as u64
     }
 
     /// The scale maps a fresh reading of the TSC to within [`SHARED_AGREEMENT_NS`] of
     /// CLOCK_MONOTONIC.
     fn agrees_now(&self) -> bool {
         paired_reading().is_some_and(|(ticks, ns, width)| {
-            self.ns_at(ticks).abs_diff(ns) <= SHARED_AGREEMENT_NS + width.div_ceil(2)
+            self.ns_at(ticks).abs_diff(ns) <= SHARED_AGREEMENT_NS + self.ns_of(width.div_ceil(2))
         })
     }
 

@@ -47,16 +47,16 @@ pub fn arm() {
 }
 
 /// This process was forked from the one that armed the word, and no fork handler has run in it
-/// since. One load of a cached word.
+/// since. Two dependent loads of cached words (the page's address, then the word).
 #[inline]
 pub fn tripped() -> bool {
-    word().is_some_and(|word| word.load(Ordering::Relaxed) == 0)
+    word().is_some_and(|word| word.load(Ordering::Acquire) == 0)
 }
 
 /// The word is set: this process armed it (or re-armed it after a fork). False where no page
 /// could be set up.
 pub fn is_set() -> bool {
-    word().is_some_and(|word| word.load(Ordering::Relaxed) != 0)
+    word().is_some_and(|word| word.load(Ordering::Acquire) != 0)
 }
 
 #[cfg(test)]

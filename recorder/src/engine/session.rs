@@ -66,8 +66,12 @@ pub static ALLOCATIONS_ENABLED: AtomicBool = AtomicBool::new(true);
 /// [`current_or_start`] gives it a trace of its own: it never writes into its parent's.
 #[inline]
 pub fn current() -> Option<&'static Session> {
+    // The canary first: `after_fork_in_child` clears the session before it re-arms the canary.
+    if fork_canary::tripped() {
+        return None;
+    }
     let ptr = SESSION.load(Ordering::Acquire);
-    if ptr.is_null() || fork_canary::tripped() {
+    if ptr.is_null() {
         return None;
     }
     // SAFETY: a published session stays alive until a forked child replaces it, and the child
@@ -147,7 +151,11 @@ fn start(
     }
     thread::set_exit_hook(release_thread);
     let config = Config::from_env();
-    fork_canary::arm();
+    if profile.kind == RecorderKind::Preload {
+        // The preload's fork handler re-arms it in a child (`after_fork_in_child`); the in-process
+        // API has fork handlers of its own and no raw-fork detection.
+        fork_canary::arm();
+    }
     // The in-process API takes its timestamps with clock_gettime (api/mem.rs): its traces stay
     // on that clock throughout.
     let clock_file = config.clock_file.as_deref().map(|raw| Path::new(std::ffi::OsStr::from_bytes(raw)));
@@ -304,10 +312,11 @@ pub fn after_fork_in_child(state: &mut ThreadState) {
         // Done already: a hook that ran before this handler found the canary tripped and did it.
         return;
     }
-    fork_canary::arm();
     let old = SESSION.swap(std::ptr::null_mut(), Ordering::AcqRel);
     let was_off = STATE.load(Ordering::Acquire) == OFF;
     STATE.store(if was_off { OFF } else { IDLE }, Ordering::Release);
+    // Only now: a thread that finds the canary set must not find the parent's session.
+    fork_canary::arm();
     state.after_fork_in_child();
     if !old.is_null() {
         // SAFETY: the session was leaked from a Box; the child has no other thread that could
