@@ -13,7 +13,7 @@
 
 use std::cell::UnsafeCell;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
 use leakview_format::{Event, Segment, Segments};
 
@@ -33,7 +33,11 @@ pub struct UnwindSections {
 
 /// A loaded object as the registry knows it.
 pub struct ModuleInfo {
+    /// Its id in this session's trace.
     pub id: u32,
+    /// Unique in the process across registries (the session's and the in-process API's, a fork
+    /// child's after its parent's): what [`Snapshot::extends`] compares.
+    load: u32,
     key: u64,
     pub base: u64,
     pub path: Vec<u8>,
@@ -66,8 +70,9 @@ pub struct Snapshot {
     ranges: Vec<(u64, u64)>,
     /// Load keys (base and path) of its modules: a scan skips the objects it already knows.
     keys: Vec<u64>,
-    /// Registry ids of its modules, ascending. An id names one load of one object: an object
-    /// unloaded and loaded again (even at the same address) gets a new one.
+    /// Load serials of its modules (`ModuleInfo::load`), ascending. A serial names one load of
+    /// one object in one registry: an object unloaded and loaded again (even at the same
+    /// address), or found by another registry, gets a new one.
     ids: Vec<u32>,
     /// The loader's (adds, subs) counters when the scan ran.
     pub loader_generation: (u64, u64),
@@ -104,6 +109,9 @@ struct Inner {
     modules: Vec<ModuleInfo>,
     next_id: u32,
 }
+
+/// The next module load serial of the process (see `ModuleInfo::load`).
+static NEXT_LOAD: AtomicU32 = AtomicU32::new(1);
 
 /// The module map of one session.
 pub struct ModuleRegistry {
@@ -340,6 +348,7 @@ impl ModuleRegistry {
             }
             let module = ModuleInfo {
                 id: inner.next_id,
+                load: NEXT_LOAD.fetch_add(1, Ordering::Relaxed),
                 key: scanned.key,
                 base: scanned.base,
                 path: scanned.path,
@@ -429,7 +438,7 @@ fn build_snapshot(modules: &[ModuleInfo], generation: (u64, u64)) -> Snapshot {
         ranges,
         keys: modules.iter().map(|m| m.key).collect(),
         ids: {
-            let mut ids: Vec<u32> = modules.iter().map(|m| m.id).collect();
+            let mut ids: Vec<u32> = modules.iter().map(|m| m.load).collect();
             ids.sort_unstable();
             ids
         },
@@ -449,6 +458,19 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn another_registrys_snapshot_of_the_same_modules_does_not_extend() {
+        // Module ids restart in every registry (a new session's, a fork child's): the same ids
+        // there may name other loads, so rules learned with one must not carry over.
+        let (first, second) = (ModuleRegistry::new(), ModuleRegistry::new());
+        first.rescan(0, &mut |_| {});
+        second.rescan(0, &mut |_| {});
+        let (a, b) = (first.snapshot().expect("snapshot"), second.snapshot().expect("snapshot"));
+        assert!(!a.ids.is_empty() && a.ids.len() == b.ids.len());
+        assert!(!b.extends(a));
+        assert!(!a.extends(b));
+    }
+
+    #[test]
     fn a_snapshot_extends_those_whose_modules_it_still_has() {
         let registry = ModuleRegistry::new();
         registry.rescan(0, &mut |_| {});
@@ -463,6 +485,7 @@ pub(crate) mod tests {
     fn module(id: u32, base: u64, path: &[u8]) -> ModuleInfo {
         ModuleInfo {
             id,
+            load: id,
             key: key_of(base, path),
             base,
             path: path.to_vec(),
