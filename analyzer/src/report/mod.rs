@@ -24,8 +24,6 @@ pub struct Report<'a> {
     pub when: String,
     pub at_ns: u64,
     pub grouping: Grouping,
-    /// Groups shown (0: all).
-    pub top: usize,
     /// The groups shown, best first (made once; the others stay unmade).
     shown: Vec<Group>,
 }
@@ -43,7 +41,7 @@ impl<'a> Report<'a> {
         let snapshot = analysis.outstanding_at(at_ns);
         let grouping = analysis.group_with_progress(&snapshot, by, progress);
         let shown = grouping.top(if top == 0 { usize::MAX } else { top });
-        let report = Report { analysis, when: when.to_string(), at_ns, grouping, top, shown };
+        let report = Report { analysis, when: when.to_string(), at_ns, grouping, shown };
         let stacks: Vec<StackId> = report.shown().iter().filter_map(|g| g.stacks.first().copied()).collect();
         analysis.prepare_symbols(&stacks, progress);
         report
@@ -77,7 +75,7 @@ impl<'a> Report<'a> {
     }
 
     /// Folded stacks, `root;...;leaf BYTES`, one line per outstanding stack (all of them,
-    /// whatever the grouping and `top`).
+    /// whatever the grouping and however many groups are shown).
     pub fn to_folded(&self) -> String {
         folded::render(self)
     }
