@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The recorder's own memory: peak anonymous resident memory (RssAnon: heap, stacks, the
 # recorder's tables; not the mapped trace file, whose pages belong to the page cache) of a
-# program run plain and under `leakview record`, sampled every 10 ms from /proc/PID/status.
-# Prints a markdown table for BENCHMARKS.md.
+# program run plain and under `leakview record`, sampled every 10 ms from /proc/PID/status (a
+# peak shorter than that can slip between samples). Prints a markdown table for BENCHMARKS.md.
 #
 # usage: bench/recorder_memory.sh
 # environment: PAIRS (default 5000000), CARGO_TARGET_DIR (where leakview is built),
@@ -11,6 +11,7 @@ set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 bench_setup memory
+command -v pgrep >/dev/null || { echo "memory: pgrep is required (Debian: apt-get install procps)" >&2; exit 2; }
 PAIRS="${PAIRS:-5000000}"
 log "building leakview (release) and the workload in $WORK"
 build_leakview
