@@ -10,19 +10,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use leakview_format::{ChunkInfo, Event, TraceReader};
 
+use super::reorder::SiteThreads;
 use super::scan::ChunkScan;
 use crate::hashing::IntMap;
 use crate::lifetimes::{Site, is_big, size32};
 
-/// `meta` of a free record.
-const FREE: u64 = u64::MAX;
+/// The high half of a free record's `meta` (no site reaches it: sites number far fewer).
+const FREE: u32 = u32::MAX;
 
 /// One allocation or free of a non-zero address, at an absolute (monotonic) time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Record {
     pub ts: u64,
     pub addr: u64,
-    /// [`FREE`], or an allocation's site (high half) and 32-bit size (low half).
+    /// An allocation's site (high half) and 32-bit size (low half); [`FREE`] (high half) and the
+    /// thread index (low half) of a free.
     meta: u64,
 }
 
@@ -31,12 +33,17 @@ impl Record {
         Record { ts, addr, meta: (u64::from(site) << 32) | u64::from(size32) }
     }
 
-    pub(crate) fn free(ts: u64, addr: u64) -> Self {
-        Record { ts, addr, meta: FREE }
+    pub(crate) fn free(ts: u64, addr: u64, thread: u32) -> Self {
+        Record { ts, addr, meta: (u64::from(FREE) << 32) | u64::from(thread) }
     }
 
     pub fn is_free(&self) -> bool {
-        self.meta == FREE
+        (self.meta >> 32) as u32 == FREE
+    }
+
+    /// The thread index of a free.
+    pub fn thread(&self) -> u32 {
+        self.meta as u32
     }
 
     pub fn site(&self) -> u32 {
@@ -201,6 +208,17 @@ impl Default for SiteInterner {
     }
 }
 
+impl SiteThreads for SiteInterner {
+    /// Takes the table's lock: for the replay's rare questions only.
+    fn thread_of(&self, site: u32) -> Option<u32> {
+        let tables = match self.tables.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        tables.sites.get(site as usize).map(|s| s.thread)
+    }
+}
+
 impl SiteInterner {
     pub fn into_sites(self) -> Vec<Site> {
         match self.tables.into_inner() {
@@ -345,14 +363,14 @@ pub(crate) fn decode_chunk(
             frees += 1;
             (lo, hi) = (lo.min(ts), hi.max(ts));
             if addr != 0 {
-                records.push(Record::free(ts, addr));
+                records.push(Record::free(ts, addr, thread));
             }
         }
         Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack } => {
             reallocs += 1;
             (lo, hi) = (lo.min(ts_free).min(ts), hi.max(ts_free).max(ts));
             if old_addr != 0 {
-                records.push(Record::free(ts_free, old_addr));
+                records.push(Record::free(ts_free, old_addr, thread));
             }
             if new_addr != 0 {
                 blocks += 1;
@@ -398,6 +416,8 @@ mod tests {
         let mut b = a;
         b.set_site(u32::MAX - 1);
         assert_eq!((b.site(), b.size32()), (u32::MAX - 1, 48));
-        assert!(Record::free(5, 0x10).is_free());
+        let f = Record::free(5, 0x10, 3);
+        assert!(f.is_free());
+        assert_eq!(f.thread(), 3);
     }
 }

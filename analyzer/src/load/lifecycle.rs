@@ -9,6 +9,10 @@
 //! otherwise, alternating. This is what FORMAT.md's ordering rules promise: a block must be
 //! released before its address comes into being again.
 //!
+//! An allocation at a live address, or a free with no live block, may be an event the
+//! recorder's clock put a moment out of order with one on another thread: [`Reorder`] keeps
+//! them in view long enough to put them back.
+//!
 //! Known limit: two blocks of one address that came into being in the same clock tick cannot be
 //! told apart by time; the frees of that tick and later go to them in an arbitrary order. Real
 //! clocks make this vanishingly rare. Such blocks are ordered by free time in the store.
@@ -16,6 +20,7 @@
 use std::ops::Range;
 
 use super::decode::Record;
+use super::reorder::{Reorder, SiteThreads};
 use crate::hashing::AddrMap;
 use crate::index::IndexBuilder;
 use crate::lifetimes::{LifetimeStore, size32};
@@ -65,10 +70,20 @@ pub(crate) struct Lifecycle {
     pub tie_runs: Vec<Range<u32>>,
     /// Scratch for ties.
     tie_allocs: Vec<(u64, u64, u32)>,
+    /// Events possibly swapped by the clock, awaiting their partner.
+    reorder: Reorder,
 }
 
 impl Lifecycle {
-    pub fn new(origin: u64, store: LifetimeStore, index: IndexBuilder, live_hint: usize) -> Self {
+    /// `skew_window`: how far apart events of different threads may have been swapped by the
+    /// recorder's clock (0: never; see [`Reorder`]).
+    pub fn new(
+        origin: u64,
+        store: LifetimeStore,
+        index: IndexBuilder,
+        live_hint: usize,
+        skew_window: u64,
+    ) -> Self {
         let stored = store.len() as u32;
         Lifecycle {
             origin,
@@ -85,6 +100,7 @@ impl Lifecycle {
             step_events: 0,
             tie_runs: Vec::new(),
             tie_allocs: Vec::new(),
+            reorder: Reorder::new(skew_window),
         }
     }
 
@@ -122,18 +138,38 @@ impl Lifecycle {
 
     /// An allocation at `ts` that no other event shares its moment with.
     #[inline]
-    pub fn alloc(&mut self, ts: u64, addr: u64, size: u64, site: u32) {
+    pub fn alloc(&mut self, ts: u64, addr: u64, size: u64, site: u32, sites: &dyn SiteThreads) {
+        if self.reorder.has_orphans() && self.reorder.take_orphan(addr, ts, || sites.thread_of(site)) {
+            // Freed on another thread with a time read early: the block came and went.
+            let id = self.open(ts, addr, size, site);
+            if id != u32::MAX {
+                self.close(live_value(id, size32(size)), ts);
+                self.unmatched = self.unmatched.saturating_sub(1);
+            }
+            return;
+        }
         let id = self.open(ts, addr, size, site);
-        // A live block still at this address lost its free; it stays open.
-        self.live.insert(addr, live_value(id, size32(size)));
+        if let Some(displaced) = self.live.insert(addr, live_value(id, size32(size))) {
+            // Its free comes a moment later from another thread, or was lost (then it stays open).
+            self.reorder.note_displaced(addr, displaced, ts, site);
+        }
     }
 
-    /// A free at `ts` that no other event shares its moment with.
+    /// A free at `ts` on `thread` that no other event shares its moment with.
     #[inline]
-    pub fn free(&mut self, ts: u64, addr: u64) {
+    pub fn free(&mut self, ts: u64, addr: u64, thread: u32, sites: &dyn SiteThreads) {
+        if self.reorder.has_displaced()
+            && let Some(displaced) = self.reorder.take_displaced(addr, ts, thread, sites)
+        {
+            self.close(displaced, ts);
+            return;
+        }
         match self.live.remove(addr) {
             Some(value) => self.close(value, ts),
-            None => self.unmatched += 1,
+            None => {
+                self.unmatched += 1;
+                self.reorder.note_orphan(addr, ts, thread);
+            }
         }
     }
 
@@ -226,9 +262,12 @@ impl Lifecycle {
 mod tests {
     use super::*;
     use crate::lifetimes::OPEN;
+    use crate::load::reorder::SKEW_WINDOW_NS;
+
+    const NO_SITES: &[u32; 0] = &[];
 
     fn life() -> Lifecycle {
-        Lifecycle::new(0, LifetimeStore::with_capacity(16), IndexBuilder::new(1000), 4)
+        Lifecycle::new(0, LifetimeStore::with_capacity(16), IndexBuilder::new(1000), 4, 0)
     }
 
     fn alloc(addr: u64) -> TieEvent {
@@ -246,25 +285,63 @@ mod tests {
     #[test]
     fn a_free_closes_the_live_block_of_its_address() {
         let mut l = life();
-        l.alloc(5, 0x10, 8, 0);
-        l.alloc(7, 0x20, 8, 0);
-        l.free(10, 0x10);
-        l.free(11, 0x10);
-        l.alloc(20, 0x10, 8, 0);
-        l.free(25, 0x10);
+        l.alloc(5, 0x10, 8, 0, NO_SITES);
+        l.alloc(7, 0x20, 8, 0, NO_SITES);
+        l.free(10, 0x10, 0, NO_SITES);
+        l.free(11, 0x10, 0, NO_SITES);
+        l.alloc(20, 0x10, 8, 0, NO_SITES);
+        l.free(25, 0x10, 0, NO_SITES);
         assert_eq!(frees(&l), vec![10, OPEN, 25]);
         assert_eq!((l.matched, l.unmatched), (2, 1));
+    }
+
+    /// Two swaps by the clock: thread 1 allocates 0x10 at 100 though thread 0's free of it is
+    /// read at 105; thread 0 frees 0x20 at 290, read before thread 1's allocation of it at 300.
+    fn swapped(l: &mut Lifecycle, free_thread: u32) {
+        // Sites 0 and 1 belong to threads 0 and 1.
+        let sites = [0u32, 1];
+        l.alloc(10, 0x10, 8, 0, &sites);
+        l.alloc(100, 0x10, 8, 1, &sites);
+        l.free(105, 0x10, free_thread, &sites);
+        l.free(290, 0x20, free_thread, &sites);
+        l.alloc(300, 0x20, 8, 1, &sites);
+    }
+
+    #[test]
+    fn events_the_clock_swapped_between_threads_are_put_back() {
+        let mut l =
+            Lifecycle::new(0, LifetimeStore::with_capacity(16), IndexBuilder::new(1000), 4, SKEW_WINDOW_NS);
+        swapped(&mut l, 0);
+        assert_eq!(frees(&l), vec![105, OPEN, 300]);
+        assert_eq!((l.matched, l.unmatched), (2, 0));
+        assert_eq!(l.live_totals(), (1, 8));
+    }
+
+    #[test]
+    fn one_threads_events_and_clocks_that_keep_order_are_not_reordered() {
+        // The same events on one thread are in program order: a lost free, then a free of
+        // memory from before the recording.
+        let mut one_thread =
+            Lifecycle::new(0, LifetimeStore::with_capacity(16), IndexBuilder::new(1000), 4, SKEW_WINDOW_NS);
+        swapped(&mut one_thread, 1);
+        let mut ordered_clock = life();
+        swapped(&mut ordered_clock, 0);
+        for l in [one_thread, ordered_clock] {
+            assert_eq!(frees(&l), vec![OPEN, 105, OPEN]);
+            assert_eq!((l.matched, l.unmatched), (1, 1));
+            assert_eq!(l.live_totals(), (2, 16));
+        }
     }
 
     #[test]
     fn a_tie_releases_first_when_the_address_is_live() {
         // 0x10 allocated at 5; at 10 it is freed and allocated again (order unknown).
         let mut l = life();
-        l.alloc(5, 0x10, 8, 0);
+        l.alloc(5, 0x10, 8, 0, NO_SITES);
         l.tie(10, &mut [alloc(0x10), free(0x10)]);
         assert_eq!(frees(&l), vec![10, OPEN]);
         // At 20: allocated and freed in one tick while not live.
-        l.free(15, 0x10);
+        l.free(15, 0x10, 0, NO_SITES);
         l.tie(20, &mut [free(0x10), alloc(0x10)]);
         assert_eq!(frees(&l), vec![10, 15, 20]);
         assert_eq!((l.matched, l.unmatched), (3, 0));

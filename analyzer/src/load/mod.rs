@@ -24,13 +24,14 @@
 
 mod decode;
 mod lifecycle;
+mod reorder;
 mod replay;
 mod scan;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use leakview_format::TraceReader;
+use leakview_format::{RecorderKind, TraceReader};
 
 use crate::error::LoadError;
 use crate::index::{IndexBuild, IndexBuilder, TimeIndex, apply_peak};
@@ -165,7 +166,9 @@ fn load_in(
     progress.start(Stage::Matching, chunks.len() as u64);
     let interner = SiteInterner::default();
     let store = LifetimeStore::with_capacity(span.blocks);
-    let mut life = Lifecycle::new(origin, store, IndexBuilder::new(duration_ns), 1024);
+    // Only the preload recorder reads a clock that may swap events of different threads.
+    let skew_window = if meta.recorder_kind == RecorderKind::Preload { reorder::SKEW_WINDOW_NS } else { 0 };
+    let mut life = Lifecycle::new(origin, store, IndexBuilder::new(duration_ns), 1024, skew_window);
     let plan = ReplayPlan {
         reader,
         lower_bounds: &span.lower_bounds,

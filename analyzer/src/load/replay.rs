@@ -23,6 +23,7 @@ use super::decode::{
     BigSizes, DecodeShared, DecodeSpec, DecodedChunk, Record, RecordPool, SiteInterner, decode_chunk,
 };
 use super::lifecycle::{Lifecycle, TieEvent};
+use super::reorder::SiteThreads;
 use super::scan::ChunkScan;
 use crate::progress::Progress;
 
@@ -204,6 +205,7 @@ fn record_at(parts: &[Vec<Record>], k: &mut usize, i: &mut usize) -> Option<Reco
 fn replay_window(
     window: &[Vec<Record>],
     big_sizes: &BigSizes,
+    sites: &dyn SiteThreads,
     life: &mut Lifecycle,
     ties: &mut Vec<TieEvent>,
 ) {
@@ -226,9 +228,9 @@ fn replay_window(
             };
             if next_ts != Some(r.ts) {
                 if r.is_free() {
-                    life.free(r.ts, r.addr);
+                    life.free(r.ts, r.addr, r.thread(), sites);
                 } else {
-                    life.alloc(r.ts, r.addr, big_sizes.size_of(&r), r.site());
+                    life.alloc(r.ts, r.addr, big_sizes.size_of(&r), r.site(), sites);
                 }
                 i += 1;
             } else {
@@ -339,14 +341,14 @@ pub(crate) fn replay(
                     || merger.cut_window(bound, &mut cutting),
                 )
             },
-            || replay_window(&replaying.parts, &big_sizes, life, &mut ties),
+            || replay_window(&replaying.parts, &big_sizes, plan.interner, life, &mut ties),
         );
         decoded = next;
         recycle(&mut replaying, &mut merger);
         std::mem::swap(&mut replaying, &mut cutting);
         progress.advance(round.len() as u64);
     }
-    replay_window(&replaying.parts, &big_sizes, life, &mut ties);
+    replay_window(&replaying.parts, &big_sizes, plan.interner, life, &mut ties);
     let scans = merger.scans.into_iter().map(Option::unwrap_or_default).collect();
     Some(Replayed { scans, promises_held: merger.in_range })
 }
@@ -363,7 +365,7 @@ mod tests {
     }
 
     fn free(ts: u64, addr: u64) -> Record {
-        Record::free(ts, addr)
+        Record::free(ts, addr, 0)
     }
 
     fn merger(pool: &RecordPool, chunks: Vec<Vec<Record>>) -> Merger<'_> {
@@ -425,9 +427,9 @@ mod tests {
 
     fn replay_parts(parts: &[Vec<Record>]) -> Outcome {
         let store = LifetimeStore::with_capacity(64);
-        let mut life = Lifecycle::new(0, store, IndexBuilder::new(100), 4);
+        let mut life = Lifecycle::new(0, store, IndexBuilder::new(100), 4, 0);
         let mut ties = Vec::new();
-        replay_window(parts, &BigSizes::default(), &mut life, &mut ties);
+        replay_window(parts, &BigSizes::default(), &[0u32; 0], &mut life, &mut ties);
         let totals = life.live_totals();
         let Lifecycle { mut store, index, matched, unmatched, tie_runs, .. } = life;
         store.order_ties(&tie_runs);

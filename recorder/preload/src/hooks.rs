@@ -105,7 +105,7 @@ unsafe fn realloc_impl(ptr: *mut c_void, size: usize, hook: HookRegisters) -> *m
         }
         return new;
     }
-    let ts_free = clock::before_release_ns();
+    let ts_free = clock::monotonic_ns();
     // SAFETY: forwarding the caller's arguments.
     let new = unsafe { real::realloc(ptr, size) };
     guard.save_errno();

@@ -149,10 +149,12 @@ fn addresses_handed_between_threads_replay_in_order() {
     let (exe, trace) = run_fixture(dir.path(), &["handoff.c"], &[], &[]);
     let attribution = Attribution::new(&[&exe]);
     assert_eq!(attribution.leaks(&trace), expect(&[("handoff_leak", 1, 777)]));
-    // Every free's time precedes the next allocation of its address on any thread: no address
-    // comes into being while its block is live, and no free misses its block.
+    // Every free's time precedes the next allocation of its address on any thread, or follows it
+    // by less than the clock's skew window (FORMAT.md): no address comes into being while its
+    // block is live, and no free misses its block.
     assert_eq!(trace.allocated_while_live, 0);
     assert_eq!(trace.unknown_frees, 0);
+    eprintln!("{} of {} cross-thread reuses came out swapped", trace.swapped, trace.cross_thread_reuses);
     assert!(trace.allocations > 4 * 20_000 + 5_000, "{} allocations", trace.allocations);
     assert_eq!(trace.frees, trace.allocations - trace.outstanding.len() as u64);
     // The fixture did exercise what it is for: addresses freed on one thread, reused on another.

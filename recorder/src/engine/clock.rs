@@ -14,18 +14,15 @@
 //! writes its scale there, and a later one (an exec'd shell command, say) uses it after checking
 //! it against one reading of CLOCK_MONOTONIC, instead of spending another 2 ms.
 //!
-//! Ordering. The replay needs a block's release to carry an earlier time than any allocation
-//! that reuses its address on another thread (design.md). The TSC reads keep that promise:
-//! - [`before_release_ns`] (taken before the real free) is a plain RDTSC. The free's stores become
-//!   visible to other threads only after they retire, retirement is in program order, and the
-//!   RDTSC executed before it retired: the time precedes anything the free publishes.
-//! - [`monotonic_ns`] (taken after the real allocation returned, and for everything else) is
-//!   RDTSCP, which waits until every earlier instruction has executed and every earlier load is
-//!   globally visible: the time follows whatever the allocator read to hand out the address.
-//!
-//! Within a thread a plain RDTSC may run ahead of an earlier RDTSCP; the encoder clamps a time
-//! that went backwards to its predecessor's (FORMAT.md), and the replay resolves equal times of
-//! one address by the address's state.
+//! Ordering. A TSC read is not ordered: RDTSC may execute before earlier instructions have, so
+//! an allocation's time can be read a little before the load that found its address free, a
+//! free's time before the load that brought the thread its pointer (by as long as one memory
+//! access keeps the read from retiring; an interrupt or fault in between makes it happen again).
+//! Ordered reads (RDTSCP, or LFENCE then RDTSC, as clock_gettime does) wait for the allocator's
+//! work and cost a fifth of the recorder's time on allocation-heavy programs (BENCHMARKS.md).
+//! Within a thread the encoder clamps a time that went backwards to its predecessor's; between
+//! threads the analyzer puts an allocation and a free of one address that came out swapped back
+//! in the only order an allocator allows (FORMAT.md, "Ordering across threads").
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -111,20 +108,10 @@ fn scale() -> Option<&'static Scale> {
     SCALE.get().and_then(Option::as_ref)
 }
 
-/// CLOCK_MONOTONIC in nanoseconds, ordered after every earlier instruction (see the module doc).
-/// Never allocates.
+/// CLOCK_MONOTONIC in nanoseconds (from the TSC where calibrated: not ordered with earlier
+/// instructions, see the module doc). Never allocates.
 #[inline]
 pub fn monotonic_ns() -> u64 {
-    match scale() {
-        Some(scale) => scale.ns_at(tsc::after_earlier_work()),
-        None => read(libc::CLOCK_MONOTONIC),
-    }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds, for a time taken just before a block is released (the real
-/// free or realloc follows). Never allocates.
-#[inline]
-pub fn before_release_ns() -> u64 {
     match scale() {
         Some(scale) => scale.ns_at(tsc::now()),
         None => read(libc::CLOCK_MONOTONIC),
@@ -210,7 +197,7 @@ fn measure() -> Option<Scale> {
 mod tsc {
     use std::arch::x86_64::{__cpuid, __rdtscp, _rdtsc};
 
-    /// The TSC now; may execute before earlier instructions have (never after later stores).
+    /// The TSC now; may execute before earlier instructions have.
     #[inline(always)]
     pub fn now() -> u64 {
         // SAFETY: RDTSC reads a counter; only called once the kernel was found to use the TSC
@@ -218,7 +205,7 @@ mod tsc {
         unsafe { _rdtsc() }
     }
 
-    /// The TSC once every earlier instruction has executed and every earlier load is visible.
+    /// The TSC once every earlier instruction has executed (for the calibration's brackets).
     #[inline(always)]
     pub fn after_earlier_work() -> u64 {
         let mut cpu = 0u32;

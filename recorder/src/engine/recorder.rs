@@ -173,7 +173,7 @@ pub fn alloc(guard: &mut Guard, profile: &Profile, addr: u64, size: u64, align: 
 
 /// The block at `addr` is about to be released (call before the real free).
 pub fn free(guard: &mut Guard, addr: u64) {
-    free_at(guard, clock::before_release_ns(), addr);
+    free_at(guard, clock::monotonic_ns(), addr);
 }
 
 /// The block at `addr` was released at `ts` (taken before the real call released it).

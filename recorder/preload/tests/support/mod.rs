@@ -144,11 +144,14 @@ pub struct Trace {
     pub allocations: u64,
     pub frees: u64,
     pub unknown_frees: u64,
-    /// Allocations at an address whose block was still live: its free came later in time, which
-    /// a correct recording never shows.
+    /// Allocations at an address whose block was still live, whose free did not follow within
+    /// the clock's skew window: a correct recording never shows one.
     pub allocated_while_live: u64,
     /// Allocations at an address last freed on another thread.
     pub cross_thread_reuses: u64,
+    /// An allocation and a free of one address on different threads that the clock swapped,
+    /// put back in order.
+    pub swapped: u64,
 }
 
 enum Op {
@@ -158,41 +161,74 @@ enum Op {
 
 type TimedOp = (u64, u32, u32, u32, Op);
 
+/// How far apart an allocation and a free of one address on different threads may come out
+/// swapped by the recorder's clock (FORMAT.md, "Ordering across threads").
+const SKEW_WINDOW_NS: u64 = 10_000;
+
 /// Replays allocations and frees in time order, as the analyzer does (FORMAT.md): the events of
 /// one moment are applied per address in the order its state allows, a release first when the
-/// address holds a live block.
+/// address holds a live block; an allocation and a free of one address on different threads that
+/// the clock swapped (within [`SKEW_WINDOW_NS`]) are put back in order.
 #[derive(Default)]
 struct Replay {
     live: HashMap<u64, Block>,
     last_free_tid: HashMap<u64, u32>,
+    /// Blocks displaced by an allocation at their address: (address, block, time).
+    displaced: Vec<(u64, Block, u64)>,
+    /// Frees that found no live block: (address, time, thread).
+    orphans: Vec<(u64, u64, u32)>,
     allocations: u64,
     frees: u64,
     unknown_frees: u64,
     allocated_while_live: u64,
     cross_thread_reuses: u64,
+    swapped: u64,
 }
 
 impl Replay {
-    fn alloc(&mut self, tid: u32, addr: u64, size: u64, align: u64, stack: u32) {
+    fn alloc(&mut self, ts: u64, tid: u32, addr: u64, size: u64, align: u64, stack: u32) {
         self.allocations += 1;
         if self.last_free_tid.get(&addr).is_some_and(|&t| t != tid) {
             self.cross_thread_reuses += 1;
         }
-        if self.live.insert(addr, Block { addr, size, align, stack, tid }).is_some() {
+        self.orphans.retain(|&(_, t, _)| t + SKEW_WINDOW_NS >= ts);
+        if let Some(at) = self.orphans.iter().position(|&(a, _, t)| a == addr && t != tid) {
+            // Freed on another thread with a time read early: the block came and went.
+            self.orphans.remove(at);
+            self.unknown_frees -= 1;
+            self.swapped += 1;
+            return;
+        }
+        let block = Block { addr, size, align, stack, tid };
+        if let Some(old) = self.live.insert(addr, block) {
             self.allocated_while_live += 1;
+            self.displaced.push((addr, old, ts));
         }
     }
 
-    fn free(&mut self, tid: u32, addr: u64) {
+    fn free(&mut self, ts: u64, tid: u32, addr: u64) {
         self.frees += 1;
         self.last_free_tid.insert(addr, tid);
+        self.displaced.retain(|&(_, _, t)| t + SKEW_WINDOW_NS >= ts);
+        let displacing_tid = self.live.get(&addr).map(|b| b.tid);
+        if let Some(at) = self.displaced.iter().position(|&(a, _, _)| a == addr)
+            && displacing_tid.is_some_and(|t| t != tid)
+        {
+            // The free of the displaced block, with a time read late relative to the allocation.
+            self.displaced.remove(at);
+            self.allocated_while_live -= 1;
+            self.swapped += 1;
+            return;
+        }
         if self.live.remove(&addr).is_none() {
             self.unknown_frees += 1;
+            self.orphans.push((addr, ts, tid));
         }
     }
 
     /// The events of one timestamp, sorted by thread and position.
     fn moment(&mut self, events: &[TimedOp]) {
+        let Some(&(ts, ..)) = events.first() else { return };
         let mut by_addr: BTreeMap<u64, (Vec<&TimedOp>, Vec<u32>)> = BTreeMap::new();
         for event in events {
             match event.4 {
@@ -205,11 +241,11 @@ impl Replay {
             loop {
                 if self.live.contains_key(&addr) && free_tids.peek().is_some() {
                     let tid = free_tids.next().unwrap_or_default();
-                    self.free(tid, addr);
+                    self.free(ts, tid, addr);
                 } else if let Some(&(_, _, _, tid, Op::Alloc { addr, size, align, stack })) = allocs.next() {
-                    self.alloc(tid, addr, size, align, stack);
+                    self.alloc(ts, tid, addr, size, align, stack);
                 } else if let Some(tid) = free_tids.next() {
-                    self.free(tid, addr);
+                    self.free(ts, tid, addr);
                 } else {
                     break;
                 }
@@ -280,7 +316,14 @@ impl Trace {
             replay.moment(moment);
         }
         let Replay {
-            live, allocations, frees, unknown_frees, allocated_while_live, cross_thread_reuses, ..
+            live,
+            allocations,
+            frees,
+            unknown_frees,
+            allocated_while_live,
+            cross_thread_reuses,
+            swapped,
+            ..
         } = replay;
         let mut outstanding: Vec<Block> = live.into_values().collect();
         outstanding.sort_by_key(|b| b.addr);
@@ -299,6 +342,7 @@ impl Trace {
             unknown_frees,
             allocated_while_live,
             cross_thread_reuses,
+            swapped,
         }
     }
 
