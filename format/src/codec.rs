@@ -337,7 +337,7 @@ fn get_u32(input: &[u8], pos: &mut usize, what: &'static str) -> Result<u32, Dec
 /// Encodes `event` into `out`, returning the bytes written, or `None` if it does not fit (the
 /// state is then unchanged). Timestamps earlier than the previous event's are clamped to it.
 /// Never allocates.
-#[inline]
+#[cfg_attr(not(debug_assertions), inline(always))]
 pub fn encode_event(state: &mut DeltaState, event: &Event<'_>, out: &mut [u8]) -> Option<usize> {
     if !matches!(event, Event::Alloc { .. } | Event::Free { .. } | Event::Realloc { .. }) {
         let next = state.clone_small();

@@ -209,7 +209,7 @@ impl TraceWriter {
 
     /// Appends `event` to the calling thread's `stream`. Never allocates. Returns
     /// [`WriteError::Stopped`] once recording has stopped (the event is counted as lost).
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub fn append(&self, stream: &mut ThreadStream, event: &Event<'_>) -> Result<(), WriteError> {
         // The usual case, kept small enough to inline into a recorder's hooks: recording, the
         // stream holds one of this writer's chunks, and the event fits in it.

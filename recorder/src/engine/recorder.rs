@@ -46,7 +46,7 @@ impl Guard {
     /// free), to restore when the guard is dropped.
     #[inline]
     pub fn save_errno(&mut self) {
-        let slot = sys::errno_slot();
+        let slot = self.state().errno_slot();
         // SAFETY: the calling thread's errno slot, valid for the thread's life.
         self.errno = Some((slot, unsafe { *slot }));
     }

@@ -41,6 +41,8 @@ pub struct ThreadState {
     /// The session `stream` and `capture` belong to (0: none yet).
     session_id: u64,
     capture: *mut CaptureState,
+    /// The thread's errno slot, once asked for (null before).
+    errno_slot: *mut i32,
     stream: MaybeUninit<ThreadStream>,
 }
 
@@ -116,6 +118,16 @@ unsafe extern "C" fn on_thread_exit(ptr: *mut c_void) {
 }
 
 impl ThreadState {
+    /// The thread's errno slot, asked of libc once per thread (a call for every hook otherwise;
+    /// the slot never moves, and a forked child's thread keeps its parent thread's address).
+    #[inline]
+    pub fn errno_slot(&mut self) -> *mut i32 {
+        if self.errno_slot.is_null() {
+            self.errno_slot = sys::errno_slot();
+        }
+        self.errno_slot
+    }
+
     pub fn tid(&self) -> u32 {
         self.tid
     }
