@@ -32,14 +32,21 @@ const LARGE_TABLE_BYTES: usize = 1 << 20;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TieEvent {
     addr: u64,
-    /// `None` for a free.
+    /// Size and site of an allocation; `None` for a free.
     alloc: Option<(u64, u32)>,
+    /// The thread of a free.
+    thread: u32,
 }
 
 impl TieEvent {
     /// The event of `record`, whose full size (for an allocation) is `size`.
     pub fn of(record: &Record, size: u64) -> Self {
-        TieEvent { addr: record.addr, alloc: (!record.is_free()).then_some((size, record.site())) }
+        let free = record.is_free();
+        TieEvent {
+            addr: record.addr,
+            alloc: (!free).then_some((size, record.site())),
+            thread: if free { record.thread() } else { 0 },
+        }
     }
 }
 
@@ -68,8 +75,11 @@ pub(crate) struct Lifecycle {
     step_events: u64,
     /// Id ranges of blocks with equal allocation time and address.
     pub tie_runs: Vec<Range<u32>>,
-    /// Scratch for ties.
+    /// Scratch for ties: one address's allocations opened, allocations that came and went (size,
+    /// site), and the threads of its frees.
     tie_allocs: Vec<(u64, u64, u32)>,
+    tie_came_and_went: Vec<(u64, u32)>,
+    tie_free_threads: Vec<u32>,
     /// Events possibly swapped by the clock, awaiting their partner.
     reorder: Reorder,
 }
@@ -100,6 +110,8 @@ impl Lifecycle {
             step_events: 0,
             tie_runs: Vec::new(),
             tie_allocs: Vec::new(),
+            tie_came_and_went: Vec::new(),
+            tie_free_threads: Vec::new(),
             reorder: Reorder::new(skew_window),
         }
     }
@@ -140,18 +152,23 @@ impl Lifecycle {
     #[inline]
     pub fn alloc(&mut self, ts: u64, addr: u64, size: u64, site: u32, sites: &dyn SiteThreads) {
         if self.reorder.has_orphans() && self.reorder.take_orphan(addr, ts, || sites.thread_of(site)) {
-            // Freed on another thread with a time read early: the block came and went.
-            let id = self.open(ts, addr, size, site);
-            if id != u32::MAX {
-                self.close(live_value(id, size32(size)), ts);
-                self.unmatched = self.unmatched.saturating_sub(1);
-            }
+            self.came_and_went(ts, addr, size, site);
             return;
         }
         let id = self.open(ts, addr, size, site);
         if let Some(displaced) = self.live.insert(addr, live_value(id, size32(size))) {
             // Its free comes a moment later from another thread, or was lost (then it stays open).
             self.reorder.note_displaced(addr, displaced, ts, site);
+        }
+    }
+
+    /// A block whose free on another thread was read early (and counted unmatched): it came and
+    /// went at `ts`.
+    fn came_and_went(&mut self, ts: u64, addr: u64, size: u64, site: u32) {
+        let id = self.open(ts, addr, size, site);
+        if id != u32::MAX {
+            self.close(live_value(id, size32(size)), ts);
+            self.unmatched = self.unmatched.saturating_sub(1);
         }
     }
 
@@ -174,41 +191,65 @@ impl Lifecycle {
     }
 
     /// The events of one moment `ts`, in any order.
-    pub fn tie(&mut self, ts: u64, events: &mut [TieEvent]) {
+    pub fn tie(&mut self, ts: u64, events: &mut [TieEvent], sites: &dyn SiteThreads) {
         // Blocks of one moment take ids in order of address (the store's order).
         events.sort_by_key(|e| (e.addr, e.alloc.is_none()));
         let mut tie_allocs = std::mem::take(&mut self.tie_allocs);
+        let mut came_and_went = std::mem::take(&mut self.tie_came_and_went);
+        let mut free_threads = std::mem::take(&mut self.tie_free_threads);
         let mut i = 0;
         while i < events.len() {
             let addr = events[i].addr;
             let mut j = i;
             tie_allocs.clear();
-            while j < events.len() && events[j].addr == addr {
-                if let Some((size, site)) = events[j].alloc {
-                    let id = self.open(ts, addr, size, site);
-                    tie_allocs.push((u64::from(id), size, site));
+            came_and_went.clear();
+            free_threads.clear();
+            while let Some(&event) = events.get(j).filter(|e| e.addr == addr) {
+                match event.alloc {
+                    Some((size, site)) => {
+                        if self.reorder.has_orphans()
+                            && self.reorder.take_orphan(addr, ts, || sites.thread_of(site))
+                        {
+                            came_and_went.push((size, site));
+                        } else {
+                            let id = self.open(ts, addr, size, site);
+                            tie_allocs.push((u64::from(id), size, site));
+                        }
+                    }
+                    None => {
+                        if self.reorder.has_displaced()
+                            && let Some(displaced) =
+                                self.reorder.take_displaced(addr, ts, event.thread, sites)
+                        {
+                            self.close(displaced, ts);
+                        } else {
+                            free_threads.push(event.thread);
+                        }
+                    }
                 }
                 j += 1;
             }
-            let mut frees = (j - i) - tie_allocs.len();
             if tie_allocs.len() > 1 {
                 let first = tie_allocs[0].0 as u32;
                 self.tie_runs.push(first..first + tie_allocs.len() as u32);
             }
             let mut current = self.live.remove(addr);
-            let mut next_alloc = 0;
+            let (mut next_alloc, mut next_free) = (0, 0);
             loop {
-                if frees > 0 && current.is_some() {
+                if next_free < free_threads.len() && current.is_some() {
                     if let Some(value) = current.take() {
                         self.close(value, ts);
                     }
-                    frees -= 1;
-                } else if let Some(&(id, size, _)) = tie_allocs.get(next_alloc) {
-                    current = Some(live_value(id as u32, size32(size)));
+                    next_free += 1;
+                } else if let Some(&(id, size, site)) = tie_allocs.get(next_alloc) {
+                    if let Some(displaced) = current.replace(live_value(id as u32, size32(size))) {
+                        self.reorder.note_displaced(addr, displaced, ts, site);
+                    }
                     next_alloc += 1;
-                } else if frees > 0 {
+                } else if let Some(&thread) = free_threads.get(next_free) {
                     self.unmatched += 1;
-                    frees -= 1;
+                    self.reorder.note_orphan(addr, ts, thread);
+                    next_free += 1;
                 } else {
                     break;
                 }
@@ -216,9 +257,14 @@ impl Lifecycle {
             if let Some(value) = current {
                 self.live.insert(addr, value);
             }
+            for &(size, site) in &came_and_went {
+                self.came_and_went(ts, addr, size, site);
+            }
             i = j;
         }
         self.tie_allocs = tie_allocs;
+        self.tie_came_and_went = came_and_went;
+        self.tie_free_threads = free_threads;
     }
 
     /// Every event at `ts` has been applied.
@@ -271,11 +317,19 @@ mod tests {
     }
 
     fn alloc(addr: u64) -> TieEvent {
-        TieEvent { addr, alloc: Some((8, 0)) }
+        TieEvent { addr, alloc: Some((8, 0)), thread: 0 }
+    }
+
+    fn alloc_on(addr: u64, site: u32) -> TieEvent {
+        TieEvent { addr, alloc: Some((8, site)), thread: 0 }
     }
 
     fn free(addr: u64) -> TieEvent {
-        TieEvent { addr, alloc: None }
+        free_on(addr, 0)
+    }
+
+    fn free_on(addr: u64, thread: u32) -> TieEvent {
+        TieEvent { addr, alloc: None, thread }
     }
 
     fn frees(l: &Lifecycle) -> Vec<u64> {
@@ -318,6 +372,23 @@ mod tests {
     }
 
     #[test]
+    fn swapped_events_in_clock_ties_are_put_back_too() {
+        let sites = [0u32, 1];
+        let mut l =
+            Lifecycle::new(0, LifetimeStore::with_capacity(16), IndexBuilder::new(1000), 4, SKEW_WINDOW_NS);
+        // As in `swapped`, but the late and early events share their moment with another event.
+        l.alloc(10, 0x10, 8, 0, &sites);
+        l.tie(100, &mut [alloc_on(0x10, 1), alloc_on(0x40, 1)], &sites);
+        l.tie(105, &mut [free_on(0x10, 0), free_on(0x40, 1)], &sites);
+        l.tie(290, &mut [free_on(0x20, 0), alloc_on(0x60, 0)], &sites);
+        l.tie(300, &mut [alloc_on(0x20, 1), alloc_on(0x50, 1)], &sites);
+        // Blocks: 0x10 (thread 0), 0x10 (thread 1), 0x40, 0x60, 0x20 (came and went), 0x50.
+        assert_eq!(frees(&l), vec![105, OPEN, 105, OPEN, 300, OPEN]);
+        assert_eq!((l.matched, l.unmatched), (3, 0));
+        assert_eq!(l.live_totals(), (3, 24));
+    }
+
+    #[test]
     fn one_threads_events_and_clocks_that_keep_order_are_not_reordered() {
         // The same events on one thread are in program order: a lost free, then a free of
         // memory from before the recording.
@@ -338,11 +409,11 @@ mod tests {
         // 0x10 allocated at 5; at 10 it is freed and allocated again (order unknown).
         let mut l = life();
         l.alloc(5, 0x10, 8, 0, NO_SITES);
-        l.tie(10, &mut [alloc(0x10), free(0x10)]);
+        l.tie(10, &mut [alloc(0x10), free(0x10)], NO_SITES);
         assert_eq!(frees(&l), vec![10, OPEN]);
         // At 20: allocated and freed in one tick while not live.
         l.free(15, 0x10, 0, NO_SITES);
-        l.tie(20, &mut [free(0x10), alloc(0x10)]);
+        l.tie(20, &mut [free(0x10), alloc(0x10)], NO_SITES);
         assert_eq!(frees(&l), vec![10, 15, 20]);
         assert_eq!((l.matched, l.unmatched), (3, 0));
     }
@@ -350,7 +421,7 @@ mod tests {
     #[test]
     fn surplus_frees_of_a_tie_are_unmatched_and_blocks_of_one_tick_are_noted() {
         let mut l = life();
-        l.tie(10, &mut [free(0x10), alloc(0x10), free(0x10), alloc(0x10), free(0x10), free(0x30)]);
+        l.tie(10, &mut [free(0x10), alloc(0x10), free(0x10), alloc(0x10), free(0x10), free(0x30)], NO_SITES);
         assert_eq!(frees(&l), vec![10, 10]);
         assert_eq!((l.matched, l.unmatched), (2, 2));
         assert_eq!(l.tie_runs.len(), 1);

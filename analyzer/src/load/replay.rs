@@ -240,7 +240,7 @@ fn replay_window(
                     ties.push(TieEvent::of(&e, big_sizes.size_of(&e)));
                     ti += 1;
                 }
-                life.tie(r.ts, ties);
+                life.tie(r.ts, ties, sites);
                 life.end_moment(r.ts);
                 if tk != k {
                     // The moment went on into later parts.
