@@ -25,7 +25,7 @@ pub struct TraceSummary {
 
 impl TraceSummary {
     pub fn read(path: &Path) -> TraceSummary {
-        match TraceReader::open(path) {
+        match TraceReader::open_sparse(path) {
             Ok(reader) => TraceSummary {
                 path: path.to_path_buf(),
                 command: Some(reader.metadata().command_line()),

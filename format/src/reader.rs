@@ -121,6 +121,19 @@ impl TraceReader {
         Self::parse(Backing::Map(map), path.to_path_buf())
     }
 
+    /// Opens the trace at `path` like [`TraceReader::open`] but maps it without reading it in:
+    /// for callers that look at the header and the chunk list (a page per chunk), not at events.
+    pub fn open_sparse(path: &Path) -> Result<Self, ReadError> {
+        let io = |error| ReadError::Io { path: path.to_path_buf(), error };
+        let file = std::fs::File::open(path).map_err(io)?;
+        if file.metadata().map_err(io)?.len() == 0 {
+            return Err(ReadError::Empty { path: path.to_path_buf() });
+        }
+        // SAFETY: as in `open`: read-only, and every access is bounds-checked.
+        let map = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(io)?;
+        Self::parse(Backing::Map(map), path.to_path_buf())
+    }
+
     /// Reads a trace held in memory (tests, fuzzing, traces received over a pipe).
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, ReadError> {
         let path = PathBuf::from("<memory>");

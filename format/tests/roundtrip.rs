@@ -127,6 +127,11 @@ fn many_chunks_and_file_growth_round_trip() {
     for (i, events) in per_thread.iter().enumerate() {
         common::assert_same_events(&got[&(100 + i as u32)], events, "thread");
     }
+    // Mapped without reading ahead, it is the same trace.
+    let sparse = TraceReader::open_sparse(&path).expect("open sparse");
+    assert_eq!(sparse.header(), reader.header());
+    assert_eq!(sparse.chunks(), reader.chunks());
+    assert_eq!(common::read_threads(&sparse), got);
 }
 
 #[test]

@@ -38,11 +38,12 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
 /// of use is trimmed off it and off each trace whose process has ended. A daemonised descendant
 /// may still be writing its own trace: that one is left as it is.
 fn settle_traces(traces: &[std::path::PathBuf]) {
-    // (pid, parent pid, finished) of each trace.
+    // (pid, parent pid, finished) of each trace, without reading its events in (a trace may be
+    // gigabytes long).
     let states: Vec<Option<(u32, u32, bool)>> = traces
         .iter()
         .map(|path| {
-            let reader = leakview_format::TraceReader::open(path).ok()?;
+            let reader = leakview_format::TraceReader::open_sparse(path).ok()?;
             let metadata = reader.metadata();
             Some((metadata.pid, metadata.parent_pid, reader.header().finished()))
         })
