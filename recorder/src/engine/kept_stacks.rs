@@ -338,18 +338,11 @@ impl KeptStacks {
         let lowest = offsets.iter().copied().min().unwrap_or(0);
         let highest = offsets.iter().copied().max().unwrap_or(0);
         let values = &checks.values[..count];
-        let start = match self.ring.append(values, offsets) {
-            Appended::At(start) => start,
-            Appended::TooLong => return,
-            Appended::Forgot { epochs_wrapped } => {
-                // Positions ran out (after 4 G checks): every stack went, and now there is room.
-                self.forgot(epochs_wrapped);
-                match self.ring.append(values, offsets) {
-                    Appended::At(start) => start,
-                    Appended::TooLong | Appended::Forgot { .. } => return,
-                }
-            }
-        };
+        let Some(Appended { start, forgot }) = self.ring.append(values, offsets) else { return };
+        if let Some(epochs_wrapped) = forgot {
+            // Positions ran out (after 4 G checks): every other stack went.
+            self.forgot(epochs_wrapped);
+        }
         let set = filing.set % SETS;
         let epoch = self.ring.epoch();
         // Stale stacks go first, then the least recently used.
@@ -399,9 +392,10 @@ impl KeptStacks {
         offsets[..count].copy_from_slice(old_offsets);
         values[..count].copy_from_slice(old_values);
         match self.ring.append(&values[..count], &offsets[..count]) {
-            Appended::At(start) => self.sets[set][way].start = start,
-            Appended::TooLong => {}
-            Appended::Forgot { epochs_wrapped } => self.forgot(epochs_wrapped),
+            Some(Appended { start, forgot: None }) => self.sets[set][way].start = start,
+            // Every stack went, this one with them.
+            Some(Appended { forgot: Some(epochs_wrapped), .. }) => self.forgot(epochs_wrapped),
+            None => {}
         }
     }
 

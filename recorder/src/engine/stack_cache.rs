@@ -113,18 +113,11 @@ impl StackCache {
     #[inline]
     pub fn insert(&mut self, hash: u64, ips: &[u64], node: u32) {
         let Ok(len) = u16::try_from(ips.len()) else { return };
-        let start = match self.ring.append_words(ips) {
-            Appended::At(start) => start,
-            Appended::TooLong => return,
-            Appended::Forgot { epochs_wrapped } => {
-                // Positions ran out (after 4 G words): every entry went, and now there is room.
-                self.forgot(epochs_wrapped);
-                match self.ring.append_words(ips) {
-                    Appended::At(start) => start,
-                    Appended::TooLong | Appended::Forgot { .. } => return,
-                }
-            }
-        };
+        let Some(Appended { start, forgot }) = self.ring.append_words(ips) else { return };
+        if let Some(epochs_wrapped) = forgot {
+            // Positions ran out (after 4 G words): every other entry went.
+            self.forgot(epochs_wrapped);
+        }
         let entries = &mut self.sets[set_of(hash)];
         entries[1] = entries[0];
         entries[0] = Entry { hash: hash as u32, node, start, len, epoch: self.ring.epoch() };

@@ -53,18 +53,16 @@ pub struct WordRing<E, Tag = ()> {
     tags: [Tag; RING],
 }
 
-/// What [`WordRing::append`] did.
+/// Where [`WordRing::append`] wrote a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use]
-pub enum Appended {
-    /// The run starts at this position.
-    At(u32),
-    /// Nothing written: the run is longer than the ring.
-    TooLong,
-    /// Nothing written: positions ran out (after 4 G words), so the ring forgot every run as
-    /// [`WordRing::forget`] does (`epochs_wrapped` as it returns) and starts again from
-    /// position 0. Appending again succeeds.
-    Forgot { epochs_wrapped: bool },
+pub struct Appended {
+    /// The run's position.
+    pub start: u32,
+    /// `Some(epochs_wrapped)` when positions had run out (after 4 G words): the ring first forgot
+    /// every run as [`WordRing::forget`] does (`epochs_wrapped` as it returns: the owner must
+    /// forget its entries as after `forget`) and wrote this one at position 0.
+    pub forgot: Option<bool>,
 }
 
 impl<E: Epoch, Tag: Copy> WordRing<E, Tag> {
@@ -116,41 +114,37 @@ impl<E: Epoch, Tag: Copy> WordRing<E, Tag> {
     }
 
     /// Appends the run `words`, with `tags` (as many as the shorter of the two has), at the
-    /// ring's head, in the current epoch (starting the first if needed).
+    /// ring's head, in the current epoch (starting the first if needed). `None` (nothing
+    /// written) if the run is longer than the ring.
     #[inline]
-    pub fn append(&mut self, words: &[u64], tags: &[Tag]) -> Appended {
+    pub fn append(&mut self, words: &[u64], tags: &[Tag]) -> Option<Appended> {
         let len = words.len().min(tags.len());
-        match self.advance_head(len) {
-            Ok((start, at)) => {
-                self.words[at..at + len].copy_from_slice(&words[..len]);
-                self.tags[at..at + len].copy_from_slice(&tags[..len]);
-                Appended::At(start)
-            }
-            Err(not_appended) => not_appended,
-        }
+        let (appended, at) = self.advance_head(len)?;
+        self.words[at..at + len].copy_from_slice(&words[..len]);
+        self.tags[at..at + len].copy_from_slice(&tags[..len]);
+        Some(appended)
     }
 
     /// Moves the ring's head past a run of `len` words about to be written (in the current
-    /// epoch, starting the first if needed): its position, and its index in the ring.
+    /// epoch, starting the first if needed): where it goes, and its index in the ring.
     #[inline(always)]
-    fn advance_head(&mut self, len: usize) -> Result<(u32, usize), Appended> {
+    fn advance_head(&mut self, len: usize) -> Option<(Appended, usize)> {
         if len > RING {
-            return Err(Appended::TooLong);
+            return None;
         }
         self.begin();
         let head = self.written as usize % RING;
         // Not across the ring's end: then start again at its beginning.
         let skip = if head + len > RING { RING - head } else { 0 };
-        let Some(end) = self.written.checked_add((skip + len) as u32) else {
+        let (end, forgot) = match self.written.checked_add((skip + len) as u32) {
+            Some(end) => (end, None),
             // Positions would wrap around, skipped ones included: runs written 4 G words ago
-            // could look intact again, so all go.
-            let epochs_wrapped = self.forget();
-            self.written = 0;
-            return Err(Appended::Forgot { epochs_wrapped });
+            // could look intact again, so all go, and the run starts the positions again.
+            None => (len as u32, Some(self.forget())),
         };
         let start = end - len as u32;
         self.written = end;
-        Ok((start, start as usize % RING))
+        Some((Appended { start, forgot }, start as usize % RING))
     }
 
     /// Forgets every run: moves to the next epoch. Returns whether epochs wrapped around: then
@@ -176,14 +170,9 @@ impl<E: Epoch, Tag: Copy> WordRing<E, Tag> {
 impl<E: Epoch> WordRing<E> {
     /// Appends the run `words` (see [`WordRing::append`]).
     #[inline]
-    pub fn append_words(&mut self, words: &[u64]) -> Appended {
-        match self.advance_head(words.len()) {
-            Ok((start, at)) => {
-                self.words[at..at + words.len()].copy_from_slice(words);
-                Appended::At(start)
-            }
-            Err(not_appended) => not_appended,
-        }
+    pub fn append_words(&mut self, words: &[u64]) -> Option<Appended> {
+        const NO_TAGS: [(); RING] = [(); RING];
+        self.append(words, NO_TAGS.get(..words.len())?)
     }
 }
 
@@ -230,10 +219,10 @@ mod tests {
         unsafe { Box::<WordRing<E, Tag>>::new_zeroed().assume_init() }
     }
 
-    fn appended_at(appended: Appended) -> u32 {
+    fn appended_at(appended: Option<Appended>) -> u32 {
         match appended {
-            Appended::At(start) => start,
-            other => panic!("not appended: {other:?}"),
+            Some(Appended { start, forgot: None }) => start,
+            other => panic!("not appended as usual: {other:?}"),
         }
     }
 
@@ -291,17 +280,17 @@ mod tests {
         let epoch = ring.epoch();
         // Two words would end at the ring's end, and at the last position.
         ring.move_head_to(u32::MAX - 1);
-        assert_eq!(ring.append_words(&[3, 4]), Appended::Forgot { epochs_wrapped: false });
+        assert_eq!(ring.append_words(&[3, 4]), Some(Appended { start: 0, forgot: Some(false) }));
         assert_eq!(ring.words(epoch, start, 2), None);
-        let next = appended_at(ring.append_words(&[3, 4]));
-        assert_eq!(next, 0);
-        assert_eq!(ring.words(ring.epoch(), next, 2), Some(&[3u64, 4][..]));
+        assert_eq!(ring.words(ring.epoch(), 0, 2), Some(&[3u64, 4][..]));
+        let next = appended_at(ring.append_words(&[5]));
+        assert_eq!(next, 2);
         // Three words would cross the ring's end, and start again at its beginning, the
         // position after the last: as much a wrap-around.
         let start = appended_at(ring.append_words(&[1, 2]));
         let epoch = ring.epoch();
         ring.move_head_to(u32::MAX - 1);
-        assert_eq!(ring.append_words(&[3, 4, 5]), Appended::Forgot { epochs_wrapped: false });
+        assert_eq!(ring.append_words(&[3, 4, 5]), Some(Appended { start: 0, forgot: Some(false) }));
         assert_eq!(ring.words(epoch, start, 2), None, "not the words at its place now");
     }
 
@@ -309,7 +298,7 @@ mod tests {
     fn runs_longer_than_the_ring_are_refused() {
         let mut ring = ring::<u32, ()>();
         let long = vec![1u64; RING + 1];
-        assert_eq!(ring.append_words(&long), Appended::TooLong);
+        assert_eq!(ring.append_words(&long), None);
         let whole = appended_at(ring.append_words(&long[..RING]));
         assert_eq!(ring.words(ring.epoch(), whole, RING).map(<[u64]>::len), Some(RING));
     }
