@@ -359,7 +359,7 @@ impl StackGroups {
 
     /// All block ids ordered by stack, and each non-empty stack's run of them (for function
     /// groups, whose blocks come from their stacks).
-    pub fn members_by_stack(&self) -> (Vec<u32>, std::collections::HashMap<u32, Range<u32>>) {
+    pub fn into_members_by_stack(mut self) -> (Vec<u32>, std::collections::HashMap<u32, Range<u32>>) {
         let by_stack = (0..self.sums.len() as u32)
             .filter(|&k| self.sums[k as usize].blocks > 0)
             .map(|k| {
@@ -367,6 +367,8 @@ impl StackGroups {
                 (k, r.start as u32..r.end as u32)
             })
             .collect();
-        (self.members().0.clone(), by_stack)
+        self.members();
+        let members = std::mem::take(&mut self.members).into_inner().map(|(members, _)| members);
+        (members.unwrap_or_default(), by_stack)
     }
 }

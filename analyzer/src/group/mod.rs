@@ -408,7 +408,8 @@ fn ranked_stacks(mut pairs: Vec<(u32, u64)>) -> Vec<StackId> {
     sums.into_iter().map(|(s, _)| StackId(s)).collect()
 }
 
-/// Groups `snapshot` by anything but function.
+/// Groups `snapshot` by anything but function (`GroupBy::Function` gives the stack groups a
+/// function grouping is made from).
 pub(crate) fn group_simple(
     store: &Arc<LifetimeStore>,
     pool: &Arc<ScratchPool>,
@@ -518,12 +519,15 @@ pub(crate) fn group_by_function(
     frames_of: &dyn Fn(u32) -> Arc<[Frame]>,
 ) -> Grouping {
     let by_stacks = group_simple(store, pool, snapshot, GroupBy::Stack);
+    // Stack groups made lazily know each stack's run of members; made ones are given them below.
+    let made = !matches!(by_stacks.groups, Groups::Stacks(_));
     let (stack_groups, members, mut by_stack) = match by_stacks.groups {
-        Groups::Stacks(ref s) => {
-            let (members, by_stack) = s.members_by_stack();
-            (s.top(usize::MAX), members, by_stack)
+        Groups::Stacks(s) => {
+            let groups = s.top(usize::MAX);
+            let (members, by_stack) = s.into_members_by_stack();
+            (groups, members, by_stack)
         }
-        Groups::Made { ref groups, ref members, .. } => (groups.clone(), members.clone(), HashMap::new()),
+        Groups::Made { groups, members, .. } => (groups, members, HashMap::new()),
     };
     let mut functions: HashMap<Arc<str>, Group> = HashMap::new();
     // Heaviest stacks first, so each function's frame comes from its heaviest stack.
@@ -555,7 +559,7 @@ pub(crate) fn group_by_function(
             g.threads.extend(stack_group.threads.iter().copied());
             g.stacks.push(stack);
         }
-        if !matches!(by_stacks.groups, Groups::Stacks(_)) {
+        if made {
             by_stack.insert(stack.0, stack_group.members.clone());
         }
     }
