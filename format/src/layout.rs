@@ -5,7 +5,7 @@ pub const MAGIC: [u8; 8] = *b"LVTRACE\0";
 /// Incompatible layout changes bump the major version; readers refuse other majors.
 pub const VERSION_MAJOR: u16 = 1;
 /// Compatible additions (new event sub-kinds, appended metadata fields) bump the minor version.
-pub const VERSION_MINOR: u16 = 0;
+pub const VERSION_MINOR: u16 = 1;
 /// Size of the header page; chunk 0 starts here.
 pub const HEADER_LEN: usize = 4096;
 /// Where the bincode-encoded metadata starts inside the header page.

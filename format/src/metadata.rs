@@ -3,7 +3,7 @@
 
 use bincode::{Decode, Encode};
 
-use crate::layout::METADATA_CAPACITY;
+use crate::layout::{self, METADATA_CAPACITY};
 
 /// How the trace was recorded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, Default)]
@@ -42,6 +42,10 @@ pub struct TraceMetadata {
     pub recorder_kind: RecorderKind,
     /// Maximum stack depth the recorder captured.
     pub max_stack_depth: u32,
+    /// When the recorded process started, in clock ticks after boot (`/proc/PID/stat` field
+    /// 22): the same in every image an `exec` runs, different in another process that got the
+    /// same pid. 0 if unknown (and in traces written before this field existed).
+    pub process_start_ticks: u64,
 }
 
 fn config() -> impl bincode::config::Config {
@@ -85,9 +89,17 @@ impl TraceMetadata {
         }
     }
 
-    /// Decodes metadata written by this or a newer minor version.
-    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        bincode::decode_from_slice(bytes, decode_config()).map(|(meta, _)| meta).map_err(|e| e.to_string())
+    /// Decodes metadata written by format minor version `minor`: this one, a newer one (its
+    /// further fields are ignored), or an older one (the fields appended since read as 0).
+    pub fn decode(bytes: &[u8], minor: u16) -> Result<Self, String> {
+        // Each minor version appended one integer field, whose 0 is one zero byte.
+        let missing = usize::from(layout::VERSION_MINOR.saturating_sub(minor));
+        let mut complete = Vec::with_capacity(bytes.len() + missing);
+        complete.extend_from_slice(bytes);
+        complete.resize(bytes.len() + missing, 0);
+        bincode::decode_from_slice(&complete, decode_config())
+            .map(|(meta, _)| meta)
+            .map_err(|e| e.to_string())
     }
 
     /// The command line joined by spaces, for display.
@@ -122,6 +134,7 @@ mod tests {
             recorder: "leakview-preload 0.1.0".into(),
             recorder_kind: RecorderKind::Preload,
             max_stack_depth: 64,
+            process_start_ticks: 123_456,
         }
     }
 
@@ -129,7 +142,23 @@ mod tests {
     fn round_trips() {
         let meta = sample();
         let bytes = meta.encode_to_fit().expect("fits");
-        assert_eq!(TraceMetadata::decode(&bytes), Ok(meta));
+        assert_eq!(TraceMetadata::decode(&bytes, layout::VERSION_MINOR), Ok(meta));
+    }
+
+    #[test]
+    fn metadata_of_minor_version_0_reads_the_fields_appended_since_as_zero() {
+        let meta = sample();
+        let bytes = meta.encode_to_fit().expect("fits");
+        // Version 0 wrote everything up to max_stack_depth.
+        let without = TraceMetadata { process_start_ticks: 0, ..sample() };
+        let old = without.encode_to_fit().expect("fits");
+        let old = &old[..old.len() - 1];
+        assert_eq!(TraceMetadata::decode(old, 0), Ok(without));
+        assert!(TraceMetadata::decode(old, layout::VERSION_MINOR).is_err(), "not cut short in version 1");
+        // A newer minor's further fields are ignored.
+        let mut newer = bytes.clone();
+        newer.extend_from_slice(&[7, 7]);
+        assert_eq!(TraceMetadata::decode(&newer, layout::VERSION_MINOR + 1), Ok(meta));
     }
 
     #[test]
@@ -138,7 +167,7 @@ mod tests {
         meta.argv = (0..10_000).map(|i| format!("argument-{i}")).collect();
         let bytes = meta.encode_to_fit().expect("shortened");
         assert!(bytes.len() <= METADATA_CAPACITY);
-        let back = TraceMetadata::decode(&bytes).expect("decodes");
+        let back = TraceMetadata::decode(&bytes, layout::VERSION_MINOR).expect("decodes");
         assert_eq!(back.argv.first().map(String::as_str), Some("argument-0"));
         assert_eq!(back.argv.last().map(String::as_str), Some("…"));
         assert_eq!(back.pid, 42);
@@ -148,13 +177,13 @@ mod tests {
     fn absurd_lengths_are_an_error_not_an_allocation() {
         // pid, parent pid, then an executable path claiming 2^56 bytes.
         let bytes = [1, 1, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00];
-        assert!(TraceMetadata::decode(&bytes).is_err());
+        assert!(TraceMetadata::decode(&bytes, layout::VERSION_MINOR).is_err());
         let many_strings = [1, 1, 0, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00];
-        assert!(TraceMetadata::decode(&many_strings).is_err());
+        assert!(TraceMetadata::decode(&many_strings, layout::VERSION_MINOR).is_err());
     }
 
     #[test]
     fn garbage_is_an_error() {
-        assert!(TraceMetadata::decode(&[0xff; 3]).is_err());
+        assert!(TraceMetadata::decode(&[0xff; 3], layout::VERSION_MINOR).is_err());
     }
 }

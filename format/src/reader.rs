@@ -176,7 +176,8 @@ impl TraceReader {
             return Err(bad("metadata length out of range"));
         }
         let meta_bytes = &b[layout::METADATA_OFFSET..layout::METADATA_OFFSET + meta_len];
-        let metadata = TraceMetadata::decode(meta_bytes).map_err(|e| bad(&format!("metadata: {e}")))?;
+        let metadata =
+            TraceMetadata::decode(meta_bytes, minor).map_err(|e| bad(&format!("metadata: {e}")))?;
         let header = HeaderInfo {
             version_major: major,
             version_minor: minor,

@@ -38,6 +38,7 @@ impl TraceBuilder {
             recorder: "test".into(),
             recorder_kind: leakview_format::RecorderKind::Synthetic,
             max_stack_depth: 64,
+            process_start_ticks: 0,
         };
         let writer = TraceWriter::create(&path, &meta, &options).expect("create trace");
         TraceBuilder { _dir: dir, path, writer, streams: HashMap::new() }

@@ -21,6 +21,7 @@ pub fn metadata() -> TraceMetadata {
         recorder: "test".into(),
         recorder_kind: RecorderKind::Synthetic,
         max_stack_depth: 64,
+        process_start_ticks: 0,
     }
 }
 

@@ -228,7 +228,10 @@ fn fork_and_exec_write_their_own_traces() {
         assert!(name.starts_with("trace.") && name.ends_with(".bin"), "unexpected name {name}");
         assert_eq!(trace.metadata.parent_pid, parent.metadata.pid);
         assert_ne!(trace.metadata.pid, parent.metadata.pid);
+        // A process started after its parent (clock ticks after boot, from /proc).
+        assert!(trace.metadata.process_start_ticks >= parent.metadata.process_start_ticks);
     }
+    assert!(parent.metadata.process_start_ticks > 0);
     let children: Vec<&Trace> = others.iter().filter(|t| t.metadata.argv.len() == 1).collect();
     assert_eq!(children.len(), 2, "a fork child and a raw fork child");
     for child in &children {

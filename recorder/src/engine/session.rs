@@ -115,6 +115,19 @@ fn read_cmdline() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// When this process started, in clock ticks after boot.
+fn process_start_ticks() -> Option<u64> {
+    start_ticks_in_stat(&std::fs::read("/proc/self/stat").ok()?)
+}
+
+/// Field 22 of a `/proc/PID/stat` line (the fields after the parenthesised command name, which
+/// may itself hold spaces and parentheses, start at field 3).
+fn start_ticks_in_stat(stat: &[u8]) -> Option<u64> {
+    let after_name = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
+    let field = after_name.split(|&b| b == b' ').filter(|f| !f.is_empty()).nth(22 - 3)?;
+    std::str::from_utf8(field).ok()?.parse().ok()
+}
+
 /// Starts the session now, writing to `path` instead of the configured output (an in-process
 /// recorder that chooses its own file). Like the configured output, an existing file is never
 /// clobbered: the trace then goes to an alternative name beside it (`Session::path` tells).
@@ -177,6 +190,7 @@ fn start(
         recorder: profile.recorder.to_string(),
         recorder_kind: profile.kind,
         max_stack_depth: config.max_depth as u32,
+        process_start_ticks: process_start_ticks().unwrap_or(0),
     };
     let primary = match chosen_output {
         Some(path) => path.to_path_buf(),
@@ -324,5 +338,18 @@ pub fn after_fork_in_child(state: &mut ThreadState) {
         // use it, and nothing refers to it any more. Dropping unmaps the parent's trace from
         // the child and closes the child's copy of the descriptor.
         drop(unsafe { Box::from_raw(old) });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_start_time_is_field_22_whatever_the_command_name_holds() {
+        let stat = b"4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+        assert_eq!(start_ticks_in_stat(stat), Some(987_654));
+        assert_eq!(start_ticks_in_stat(b"4242 (cut short) S 1 2"), None);
+        assert!(process_start_ticks().is_some_and(|ticks| ticks > 0));
     }
 }

@@ -39,6 +39,7 @@ impl Trace {
             recorder: "leakview-tui tests".into(),
             recorder_kind: leakview_format::RecorderKind::Synthetic,
             max_stack_depth: 64,
+            process_start_ticks: 0,
         };
         let writer = TraceWriter::create(path, &meta, &WriterOptions::default()).expect("create trace");
         Trace { writer, streams: HashMap::new() }
