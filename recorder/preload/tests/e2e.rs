@@ -152,13 +152,20 @@ fn addresses_handed_between_threads_replay_in_order() {
     // Every free's time precedes the next allocation of its address on any thread, or follows it
     // by less than the clock's skew window (FORMAT.md): no address comes into being while its
     // block is live, and no free misses its block.
-    assert_eq!(trace.allocated_while_live, 0);
-    assert_eq!(trace.unknown_frees, 0);
-    eprintln!("{} of {} cross-thread reuses came out swapped", trace.swapped, trace.cross_thread_reuses);
-    assert!(trace.allocations > 4 * 20_000 + 5_000, "{} allocations", trace.allocations);
-    assert_eq!(trace.frees, trace.allocations - trace.outstanding.len() as u64);
+    assert_eq!(trace.counts.allocated_while_live, 0);
+    assert_eq!(trace.counts.unknown_frees, 0);
+    eprintln!(
+        "{} of {} cross-thread reuses came out swapped",
+        trace.counts.swapped, trace.counts.cross_thread_reuses
+    );
+    assert!(trace.counts.allocations > 4 * 20_000 + 5_000, "{} allocations", trace.counts.allocations);
+    assert_eq!(trace.counts.frees, trace.counts.allocations - trace.outstanding.len() as u64);
     // The fixture did exercise what it is for: addresses freed on one thread, reused on another.
-    assert!(trace.cross_thread_reuses > 2_500, "only {} cross-thread reuses", trace.cross_thread_reuses);
+    assert!(
+        trace.counts.cross_thread_reuses > 2_500,
+        "only {} cross-thread reuses",
+        trace.counts.cross_thread_reuses
+    );
 }
 
 #[test]
@@ -352,7 +359,7 @@ fn cached_unwinding_never_changes_a_stack() {
 #[test]
 fn cached_unwinding_is_exact_in_an_allocation_loop() {
     let (exe, cached) = compare_cached_with_full_unwinds("churn.c", &["100000"], true);
-    assert!(cached.allocations >= 100_000);
+    assert!(cached.counts.allocations >= 100_000);
     assert!(cached.outstanding.is_empty() || Attribution::new(&[&exe]).leaks(&cached).is_empty());
     let _ = std::fs::remove_dir_all(exe.parent().expect("dir"));
 }
@@ -370,7 +377,7 @@ fn cached_unwinding_is_exact_through_cpp_containers_and_exceptions() {
 #[test]
 fn cached_unwinding_is_exact_on_several_threads() {
     let (exe, cached) = compare_cached_with_full_unwinds_unordered("threads.c");
-    assert!(cached.allocations > 2000);
+    assert!(cached.counts.allocations > 2000);
     let _ = std::fs::remove_dir_all(exe.parent().expect("dir"));
 }
 
@@ -462,7 +469,7 @@ fn cached_stacks_equal_full_unwinds_in_signal_handlers_and_threads() {
         let exe = dir.path().join(fixture.trim_end_matches(".c"));
         compile(&[fixture], &exe, &[]);
         let trace = record_verified(dir.path(), &exe, &[], &[], min_depth);
-        assert!(trace.allocations > 2000, "{fixture}: {} allocations", trace.allocations);
+        assert!(trace.counts.allocations > 2000, "{fixture}: {} allocations", trace.counts.allocations);
     }
 }
 
@@ -502,7 +509,7 @@ fn signal_handlers_that_allocate_do_not_break_recording() {
     for (function, (blocks, _)) in &leaks {
         assert!(function == "busy_leak" || function == "on_alarm", "unexpected leak in {function}: {blocks}");
     }
-    assert!(trace.allocations > 400_000);
+    assert!(trace.counts.allocations > 400_000);
 }
 
 #[test]

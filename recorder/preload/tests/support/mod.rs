@@ -141,6 +141,12 @@ pub struct Trace {
     pub thread_names: Vec<(u32, String)>,
     pub chunk_tids: Vec<u32>,
     pub outstanding: Vec<Block>,
+    pub counts: ReplayCounts,
+}
+
+/// What the replay of a trace counted.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReplayCounts {
     pub allocations: u64,
     pub frees: u64,
     pub unknown_frees: u64,
@@ -177,37 +183,32 @@ struct Replay {
     displaced: Vec<(u64, Block, u64)>,
     /// Frees that found no live block: (address, time, thread).
     orphans: Vec<(u64, u64, u32)>,
-    allocations: u64,
-    frees: u64,
-    unknown_frees: u64,
-    allocated_while_live: u64,
-    cross_thread_reuses: u64,
-    swapped: u64,
+    counts: ReplayCounts,
 }
 
 impl Replay {
     fn alloc(&mut self, ts: u64, tid: u32, addr: u64, size: u64, align: u64, stack: u32) {
-        self.allocations += 1;
+        self.counts.allocations += 1;
         if self.last_free_tid.get(&addr).is_some_and(|&t| t != tid) {
-            self.cross_thread_reuses += 1;
+            self.counts.cross_thread_reuses += 1;
         }
         self.orphans.retain(|&(_, t, _)| t + SKEW_WINDOW_NS >= ts);
         if let Some(at) = self.orphans.iter().position(|&(a, _, t)| a == addr && t != tid) {
             // Freed on another thread with a time read early: the block came and went.
             self.orphans.remove(at);
-            self.unknown_frees -= 1;
-            self.swapped += 1;
+            self.counts.unknown_frees -= 1;
+            self.counts.swapped += 1;
             return;
         }
         let block = Block { addr, size, align, stack, tid };
         if let Some(old) = self.live.insert(addr, block) {
-            self.allocated_while_live += 1;
+            self.counts.allocated_while_live += 1;
             self.displaced.push((addr, old, ts));
         }
     }
 
     fn free(&mut self, ts: u64, tid: u32, addr: u64) {
-        self.frees += 1;
+        self.counts.frees += 1;
         self.last_free_tid.insert(addr, tid);
         self.displaced.retain(|&(_, _, t)| t + SKEW_WINDOW_NS >= ts);
         let displacing_tid = self.live.get(&addr).map(|b| b.tid);
@@ -216,12 +217,12 @@ impl Replay {
         {
             // The free of the displaced block, with a time read late relative to the allocation.
             self.displaced.remove(at);
-            self.allocated_while_live -= 1;
-            self.swapped += 1;
+            self.counts.allocated_while_live -= 1;
+            self.counts.swapped += 1;
             return;
         }
         if self.live.remove(&addr).is_none() {
-            self.unknown_frees += 1;
+            self.counts.unknown_frees += 1;
             self.orphans.push((addr, ts, tid));
         }
     }
@@ -315,16 +316,7 @@ impl Trace {
         for moment in ops.chunk_by(|a, b| a.0 == b.0) {
             replay.moment(moment);
         }
-        let Replay {
-            live,
-            allocations,
-            frees,
-            unknown_frees,
-            allocated_while_live,
-            cross_thread_reuses,
-            swapped,
-            ..
-        } = replay;
+        let Replay { live, counts, .. } = replay;
         let mut outstanding: Vec<Block> = live.into_values().collect();
         outstanding.sort_by_key(|b| b.addr);
         Trace {
@@ -337,12 +329,7 @@ impl Trace {
             thread_names,
             chunk_tids,
             outstanding,
-            allocations,
-            frees,
-            unknown_frees,
-            allocated_while_live,
-            cross_thread_reuses,
-            swapped,
+            counts,
         }
     }
 
