@@ -27,6 +27,12 @@ use std::collections::VecDeque;
 /// unordered TSC read can be taken (see the module docs).
 pub(crate) const SKEW_WINDOW_NS: u64 = 10_000;
 
+/// At most this many displacements, and as many unmatched frees, are kept in view (the oldest
+/// go first). Both are rare in a real trace (a swap, a lost free, a free of memory from before
+/// the recording), let alone hundreds within the window; the bound keeps a damaged or crafted
+/// trace whose events crowd into a few microseconds from costing a long search per event.
+const MAX_IN_VIEW: usize = 256;
+
 /// The thread of an allocation site.
 pub(crate) trait SiteThreads {
     fn thread_of(&self, site: u32) -> Option<u32>;
@@ -88,6 +94,9 @@ impl Reorder {
     pub fn note_displaced(&mut self, addr: u64, block: u64, ts: u64, site: u32) {
         if self.window > 0 {
             self.forget_before(ts);
+            if self.displaced.len() == MAX_IN_VIEW {
+                self.displaced.pop_front();
+            }
             self.displaced.push_back(Displaced { addr, block, ts, site });
         }
     }
@@ -96,6 +105,9 @@ impl Reorder {
     pub fn note_orphan(&mut self, addr: u64, ts: u64, thread: u32) {
         if self.window > 0 {
             self.forget_before(ts);
+            if self.orphans.len() == MAX_IN_VIEW {
+                self.orphans.pop_front();
+            }
             self.orphans.push_back(Orphan { addr, ts, thread });
         }
     }
@@ -179,6 +191,19 @@ mod tests {
         off.note_displaced(0x10, 7, 1_000, 1);
         off.note_orphan(0x20, 1_000, 0);
         assert!(!off.has_displaced() && !off.has_orphans());
+    }
+
+    #[test]
+    fn what_is_kept_in_view_is_bounded() {
+        let mut r = Reorder::new(SKEW_WINDOW_NS);
+        for i in 0..2 * MAX_IN_VIEW as u64 {
+            r.note_orphan(0x10 + 16 * i, 1_000, 0);
+            r.note_displaced(0x10 + 16 * i, i, 1_000, 1);
+        }
+        assert_eq!((r.orphans.len(), r.displaced.len()), (MAX_IN_VIEW, MAX_IN_VIEW));
+        // The oldest went first.
+        assert!(!r.take_orphan(0x10, 1_000, || Some(1)));
+        assert!(r.take_orphan(0x10 + 16 * (2 * MAX_IN_VIEW as u64 - 1), 1_000, || Some(1)));
     }
 
     #[test]
