@@ -1,0 +1,21 @@
+//! Fuzzes the analyzer's load (decoding, replay with its reordering, index) and the queries on
+//! what it loaded: any bytes must give an error or an analysis, never a panic.
+#![no_main]
+
+use leakview_analyzer::{Analysis, GroupBy, LoadOptions, NoProgress};
+use leakview_format::TraceReader;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(reader) = TraceReader::from_bytes(data.to_vec()) else { return };
+    let Ok(analysis) = Analysis::from_reader(&reader, &LoadOptions::default(), &NoProgress) else { return };
+    let end = analysis.duration_ns();
+    for t in [0, end / 2, end] {
+        let snapshot = analysis.outstanding_at(t);
+        let _ = analysis.live_at(t);
+        for by in [GroupBy::Stack, GroupBy::Size, GroupBy::Thread] {
+            let grouping = analysis.group(&snapshot, by);
+            let _ = grouping.top(3);
+        }
+    }
+});
