@@ -1,12 +1,16 @@
 //! Writes a small trace holding every event kind from two threads: a seed for the fuzzers and
-//! a file to try `leakview stats` on. Usage: `cargo run -p leakview-format --example write_sample -- OUT`.
+//! a file to try `leakview stats` on. Usage: `cargo run -p leakview-format --example write_sample
+//! -- OUT [preload]`; with `preload` the trace says the preload recorder wrote it, and thread 11
+//! allocates at an address a moment before thread 10's free of it is timed (a pair of events
+//! the preload recorder's clock can swap, which the analyzer puts back in order).
 
 use leakview_format::{
     Event, RecorderKind, Segment, Segments, ThreadStream, TraceMetadata, TraceWriter, WriterOptions,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let out = std::env::args_os().nth(1).ok_or("usage: write_sample OUT")?;
+    let out = std::env::args_os().nth(1).ok_or("usage: write_sample OUT [preload]")?;
+    let preload = std::env::args().nth(2).is_some_and(|a| a == "preload");
     let meta = TraceMetadata {
         pid: 1,
         executable: "/bin/sample".into(),
@@ -15,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         pointer_width: 8,
         arch: std::env::consts::ARCH.into(),
         recorder: "write_sample".into(),
-        recorder_kind: RecorderKind::Synthetic,
+        recorder_kind: if preload { RecorderKind::Preload } else { RecorderKind::Synthetic },
         max_stack_depth: 8,
         ..TraceMetadata::default()
     };
@@ -57,6 +61,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ];
         for e in &events {
             writer.append(&mut s, e)?;
+        }
+        if preload {
+            // Thread 10 frees 0x7000 at 19; thread 11 allocates it at 18.
+            let swapped = if tid == 10 {
+                [
+                    Event::Alloc { ts: 17, addr: 0x7000, size: 8, align: 0, stack: 0 },
+                    Event::Free { ts: 19, addr: 0x7000 },
+                ]
+            } else {
+                [
+                    Event::Alloc { ts: 18, addr: 0x7000, size: 8, align: 0, stack: 0 },
+                    Event::Free { ts: 19, addr: base },
+                ]
+            };
+            for e in &swapped {
+                writer.append(&mut s, e)?;
+            }
         }
         writer.release(&mut s);
     }
