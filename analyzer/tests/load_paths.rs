@@ -6,7 +6,7 @@ mod common;
 
 use common::{START, TraceBuilder};
 use leakview_analyzer::{Analysis, BlockId, LoadOptions, NoProgress};
-use leakview_format::{Event, WriterOptions};
+use leakview_format::{Event, RecorderKind, WriterOptions};
 
 type Lifetime = (u64, u64, u64, Option<u64>, u32);
 
@@ -89,4 +89,38 @@ fn events_after_the_recorded_end_extend_the_trace() {
     // The leaks (every seventh block) and the late block.
     let leaked = (0..3000).filter(|i| i % 7 == 0).count() as u64;
     assert_eq!(a.summary().outstanding_at_end.blocks, leaked + 1);
+}
+
+/// Two pairs of events the preload recorder's clock may swap between threads (FORMAT.md,
+/// "Ordering across threads"), in chunks of their own threads: thread 2 allocates 0x100 at 100
+/// though thread 1's free of its block there is timed at 105; thread 1's free of 0x200 is timed
+/// at 295, before thread 2's allocation of it at 300.
+fn swapped(kind: RecorderKind) -> Analysis {
+    let mut b =
+        TraceBuilder::recorded_by(kind, WriterOptions { chunk_size: 4096, ..WriterOptions::default() });
+    b.stack(1, 1, 0, 0x1000).stack(2, 2, 0, 0x2000);
+    b.alloc(1, 10, 0x100, 16, 1);
+    b.alloc(2, 100, 0x100, 32, 2);
+    b.free(1, 105, 0x100);
+    b.free(1, 295, 0x200);
+    b.alloc(2, 300, 0x200, 64, 2);
+    load(&b.finish(400).path)
+}
+
+#[test]
+fn events_the_preload_clock_swapped_between_threads_are_replayed_in_their_order() {
+    let preload = swapped(RecorderKind::Preload);
+    // Thread 1's block at 0x100 freed at 105; thread 2's 0x200 came and went at 300.
+    assert_eq!(
+        lifetimes(&preload),
+        vec![(10, 0x100, 16, Some(105), 1), (100, 0x100, 32, None, 2), (300, 0x200, 64, Some(300), 2)]
+    );
+    assert_eq!((preload.totals().frees, preload.totals().unmatched_frees), (2, 0));
+    // Traces of other recorders keep the order of their times.
+    let other = swapped(RecorderKind::Synthetic);
+    assert_eq!(
+        lifetimes(&other),
+        vec![(10, 0x100, 16, None, 1), (100, 0x100, 32, Some(105), 2), (300, 0x200, 64, None, 2)]
+    );
+    assert_eq!(other.totals().unmatched_frees, 1);
 }

@@ -23,6 +23,12 @@ impl TraceBuilder {
     }
 
     pub fn with_options(options: WriterOptions) -> Self {
+        Self::recorded_by(leakview_format::RecorderKind::Synthetic, options)
+    }
+
+    /// A trace that says `kind` of recorder wrote it (the preload recorder's traces may hold
+    /// events its clock swapped between threads, which the analyzer puts back in order).
+    pub fn recorded_by(kind: leakview_format::RecorderKind, options: WriterOptions) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("trace.bin");
         let meta = TraceMetadata {
@@ -36,7 +42,7 @@ impl TraceBuilder {
             pointer_width: 8,
             arch: "x86_64".into(),
             recorder: "test".into(),
-            recorder_kind: leakview_format::RecorderKind::Synthetic,
+            recorder_kind: kind,
             max_stack_depth: 64,
             process_start_ticks: 0,
         };
