@@ -58,7 +58,7 @@ pub fn group_lines<'a>(d: &GroupDetails, width: usize, theme: &Theme) -> Vec<Lin
         .threads
         .iter()
         .map(|t| match &t.name {
-            Some(name) => format!("{name} ×{}", format::count(t.blocks)),
+            Some(name) => format!("{name} ({}) ×{}", t.tid, format::count(t.blocks)),
             None => format!("tid {} ×{}", t.tid, format::count(t.blocks)),
         })
         .collect();
