@@ -131,6 +131,10 @@ pub struct Totals {
     /// Frees of addresses this trace never saw allocated (memory allocated before recording
     /// began, or double frees). Counted apart; not errors.
     pub unmatched_frees: u64,
+    /// Allocations and frees of one address on two threads that the recorder's clock had
+    /// swapped, applied in their true order (preload traces: FORMAT.md, "Ordering across
+    /// threads"). Counted for the record; the other totals already reflect the true order.
+    pub reordered_pairs: u64,
     /// Sum of the sizes of all blocks.
     pub bytes_allocated: u64,
     /// Maximum of live bytes over the trace.

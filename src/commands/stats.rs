@@ -62,6 +62,14 @@ fn render(reader: &TraceReader, analysis: &Analysis) -> anyhow::Result<String> {
             count(t.unmatched_frees)
         )?;
     }
+    if t.reordered_pairs > 0 {
+        writeln!(
+            w,
+            "  reordered  {} (an allocation and a free of one address on two threads whose times \
+             the clock had swapped, applied in their true order)",
+            count(t.reordered_pairs)
+        )?;
+    }
     writeln!(
         w,
         "peak         {} in {} blocks at {}",

@@ -64,6 +64,8 @@ pub(crate) struct Lifecycle {
     pub index: IndexBuilder,
     pub matched: u64,
     pub unmatched: u64,
+    /// Pairs of events of two threads put back in their order (see [`Reorder`]).
+    pub reordered: u64,
     pub bytes_allocated: u64,
     /// More blocks than ids can number: the rest were not stored.
     pub too_many: bool,
@@ -102,6 +104,7 @@ impl Lifecycle {
             index,
             matched: 0,
             unmatched: 0,
+            reordered: 0,
             bytes_allocated: 0,
             too_many: false,
             stored,
@@ -165,6 +168,7 @@ impl Lifecycle {
     /// A block whose free on another thread was read early (and counted unmatched): it came and
     /// went at `ts`.
     fn came_and_went(&mut self, ts: u64, addr: u64, size: u64, site: u32) {
+        self.reordered += 1;
         let id = self.open(ts, addr, size, site);
         if id != u32::MAX {
             self.close(live_value(id, size32(size)), ts);
@@ -178,6 +182,7 @@ impl Lifecycle {
         if self.reorder.has_displaced()
             && let Some(displaced) = self.reorder.take_displaced(addr, ts, thread, sites)
         {
+            self.reordered += 1;
             self.close(displaced, ts);
             return;
         }
@@ -221,6 +226,7 @@ impl Lifecycle {
                             && let Some(displaced) =
                                 self.reorder.take_displaced(addr, ts, event.thread, sites)
                         {
+                            self.reordered += 1;
                             self.close(displaced, ts);
                         } else {
                             free_threads.push(event.thread);
@@ -367,7 +373,7 @@ mod tests {
             Lifecycle::new(0, LifetimeStore::with_capacity(16), IndexBuilder::new(1000), 4, SKEW_WINDOW_NS);
         swapped(&mut l, 0);
         assert_eq!(frees(&l), vec![105, OPEN, 300]);
-        assert_eq!((l.matched, l.unmatched), (2, 0));
+        assert_eq!((l.matched, l.unmatched, l.reordered), (2, 0, 2));
         assert_eq!(l.live_totals(), (1, 8));
     }
 
@@ -384,7 +390,7 @@ mod tests {
         l.tie(300, &mut [alloc_on(0x20, 1), alloc_on(0x50, 1)], &sites);
         // Blocks: 0x10 (thread 0), 0x10 (thread 1), 0x40, 0x60, 0x20 (came and went), 0x50.
         assert_eq!(frees(&l), vec![105, OPEN, 105, OPEN, 300, OPEN]);
-        assert_eq!((l.matched, l.unmatched), (3, 0));
+        assert_eq!((l.matched, l.unmatched, l.reordered), (3, 0, 2));
         assert_eq!(l.live_totals(), (3, 24));
     }
 
@@ -399,7 +405,7 @@ mod tests {
         swapped(&mut ordered_clock, 0);
         for l in [one_thread, ordered_clock] {
             assert_eq!(frees(&l), vec![OPEN, 105, OPEN]);
-            assert_eq!((l.matched, l.unmatched), (1, 1));
+            assert_eq!((l.matched, l.unmatched, l.reordered), (1, 1, 0));
             assert_eq!(l.live_totals(), (2, 16));
         }
     }

@@ -188,7 +188,7 @@ fn load_in(
         return Err(LoadError::TooManyAllocations { path: reader.path().to_path_buf(), limit: MAX_BLOCKS });
     }
     let (live_blocks, live_bytes) = life.live_totals();
-    let Lifecycle { mut store, index, matched, unmatched, bytes_allocated, tie_runs, .. } = life;
+    let Lifecycle { mut store, index, matched, unmatched, reordered, bytes_allocated, tie_runs, .. } = life;
     store.order_ties(&tie_runs);
     store.set_sites(interner.into_sites());
     store.shrink_to_fit();
@@ -204,6 +204,7 @@ fn load_in(
         allocations: store.len() as u64,
         frees: matched,
         unmatched_frees: unmatched,
+        reordered_pairs: reordered,
         bytes_allocated,
         ..Totals::default()
     };

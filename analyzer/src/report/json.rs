@@ -78,6 +78,7 @@ pub(super) fn render(report: &Report<'_>) -> String {
             "allocations": t.allocations,
             "frees": t.frees,
             "unmatched_frees": t.unmatched_frees,
+            "reordered_pairs": t.reordered_pairs,
             "bytes_allocated": t.bytes_allocated,
             "peak_bytes": t.peak_bytes,
             "peak_at_ns": t.peak_at_ns,
