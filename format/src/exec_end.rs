@@ -19,7 +19,7 @@ use crate::reader::{ChunkInfo, TraceReader};
 /// Only call it when the trace's process image is known to have been replaced by `exec`, so that
 /// nothing can still write it.
 pub fn finish_replaced_image(path: &Path) -> io::Result<bool> {
-    let reader = TraceReader::open(path)
+    let reader = TraceReader::open_sparse(path)
         .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))?;
     if reader.header().finished() {
         return Ok(false);
