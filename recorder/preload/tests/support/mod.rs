@@ -179,8 +179,8 @@ const SKEW_WINDOW_NS: u64 = 10_000;
 struct Replay {
     live: HashMap<u64, Block>,
     last_free_tid: HashMap<u64, u32>,
-    /// Blocks displaced by an allocation at their address: (address, block, time).
-    displaced: Vec<(u64, Block, u64)>,
+    /// Blocks displaced by an allocation at their address: (address, time, displacing thread).
+    displaced: Vec<(u64, u64, u32)>,
     /// Frees that found no live block: (address, time, thread).
     orphans: Vec<(u64, u64, u32)>,
     counts: ReplayCounts,
@@ -193,27 +193,28 @@ impl Replay {
             self.counts.cross_thread_reuses += 1;
         }
         self.orphans.retain(|&(_, t, _)| t + SKEW_WINDOW_NS >= ts);
-        if let Some(at) = self.orphans.iter().position(|&(a, _, t)| a == addr && t != tid) {
-            // Freed on another thread with a time read early: the block came and went.
-            self.orphans.remove(at);
-            self.counts.unknown_frees -= 1;
-            self.counts.swapped += 1;
-            return;
+        if let Some(at) = self.orphans.iter().position(|&(a, _, _)| a == addr) {
+            let (_, _, freed_by) = self.orphans.remove(at);
+            if freed_by != tid {
+                // Freed on another thread with a time read early: the block came and went.
+                self.counts.unknown_frees -= 1;
+                self.counts.swapped += 1;
+                return;
+            }
         }
         let block = Block { addr, size, align, stack, tid };
-        if let Some(old) = self.live.insert(addr, block) {
+        if self.live.insert(addr, block).is_some() {
             self.counts.allocated_while_live += 1;
-            self.displaced.push((addr, old, ts));
+            self.displaced.push((addr, ts, tid));
         }
     }
 
     fn free(&mut self, ts: u64, tid: u32, addr: u64) {
         self.counts.frees += 1;
         self.last_free_tid.insert(addr, tid);
-        self.displaced.retain(|&(_, _, t)| t + SKEW_WINDOW_NS >= ts);
-        let displacing_tid = self.live.get(&addr).map(|b| b.tid);
+        self.displaced.retain(|&(_, t, _)| t + SKEW_WINDOW_NS >= ts);
         if let Some(at) = self.displaced.iter().position(|&(a, _, _)| a == addr)
-            && displacing_tid.is_some_and(|t| t != tid)
+            && self.displaced[at].2 != tid
         {
             // The free of the displaced block, with a time read late relative to the allocation.
             self.displaced.remove(at);
