@@ -462,42 +462,13 @@ pub fn report_stack_checks() {
         return;
     }
     let kept = KEPT_STACKS_CHECKED.load(Ordering::Relaxed);
-    let mut line = Line { bytes: [0; 128], len: 0 };
+    let mut line = sys::Line::new();
     line.push(b"leakview: stack check: ");
     line.push_decimal(checked);
     line.push(b" stacks compared with the full unwind, ");
     line.push_decimal(kept);
     line.push(b" of them found among kept stacks\n");
-    sys::warn(&line.bytes[..line.len]);
-}
-
-/// A line of text built without allocating (cut short if too long).
-struct Line {
-    bytes: [u8; 128],
-    len: usize,
-}
-
-impl Line {
-    fn push(&mut self, part: &[u8]) {
-        let room = &mut self.bytes[self.len..];
-        let n = part.len().min(room.len());
-        room[..n].copy_from_slice(&part[..n]);
-        self.len += n;
-    }
-
-    fn push_decimal(&mut self, mut n: u64) {
-        let mut digits = [0u8; 20];
-        let mut start = digits.len();
-        loop {
-            start -= 1;
-            digits[start] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.push(&digits[start..]);
-    }
+    sys::warn(line.as_bytes());
 }
 
 /// Runs [`report_stack_checks`] when the process exits normally (after `atexit` handlers).
@@ -645,21 +616,6 @@ mod tests {
         assert!(learned >= 8, "{learned} rules learned, {left_to_framehop} left to framehop");
         // SAFETY: from `create`, not used afterwards.
         unsafe { CaptureState::destroy(state) };
-    }
-
-    #[test]
-    fn report_lines_hold_numbers_in_decimal() {
-        for n in [0u64, 7, 10, 1234567, u64::MAX] {
-            let mut line = Line { bytes: [0; 128], len: 0 };
-            line.push(b"n=");
-            line.push_decimal(n);
-            assert_eq!(&line.bytes[..line.len], format!("n={n}").as_bytes());
-        }
-        let mut line = Line { bytes: [0; 128], len: 0 };
-        for _ in 0..20 {
-            line.push(b"0123456789");
-        }
-        assert_eq!(line.len, 128, "cut short, not overflowing");
     }
 
     #[test]

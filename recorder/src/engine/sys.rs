@@ -95,6 +95,49 @@ pub fn warn(message: &[u8]) {
     unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
 }
 
+/// A line of text for [`warn`], built without allocating (cut short past 128 bytes).
+pub struct Line {
+    bytes: [u8; 128],
+    len: usize,
+}
+
+impl Default for Line {
+    fn default() -> Line {
+        Line::new()
+    }
+}
+
+impl Line {
+    pub fn new() -> Line {
+        Line { bytes: [0; 128], len: 0 }
+    }
+
+    pub fn push(&mut self, part: &[u8]) {
+        let room = &mut self.bytes[self.len..];
+        let n = part.len().min(room.len());
+        room[..n].copy_from_slice(&part[..n]);
+        self.len += n;
+    }
+
+    pub fn push_decimal(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.push(&digits[start..]);
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 /// Reads a NUL-terminated C string into a byte slice (without the NUL).
 ///
 /// # Safety
@@ -158,6 +201,24 @@ impl Drop for SpinGuard<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_takes_text_and_numbers_and_stops_at_its_room() {
+        for n in [0u64, 7, 10, 1234567, u64::MAX] {
+            let mut line = Line::new();
+            line.push(b"n=");
+            line.push_decimal(n);
+            assert_eq!(line.as_bytes(), format!("n={n}").as_bytes());
+        }
+        let mut line = Line::new();
+        line.push(b"checked ");
+        line.push_decimal(0);
+        line.push(b" of ");
+        line.push_decimal(u64::MAX);
+        assert_eq!(line.as_bytes(), b"checked 0 of 18446744073709551615");
+        line.push(&[b'x'; 200]);
+        assert_eq!(line.as_bytes().len(), 128);
+    }
 
     #[test]
     fn region_is_zeroed_and_page_rounded() {
