@@ -73,7 +73,7 @@ pub struct Snapshot {
     /// Load serials of its modules (`ModuleInfo::load`), ascending. A serial names one load of
     /// one object in one registry: an object unloaded and loaded again (even at the same
     /// address), or found by another registry, gets a new one.
-    ids: Vec<u32>,
+    loads: Vec<u32>,
     /// The loader's (adds, subs) counters when the scan ran.
     pub loader_generation: (u64, u64),
     #[cfg(target_arch = "x86_64")]
@@ -97,7 +97,7 @@ impl Snapshot {
     /// were loaded since, none unloaded): a module kept across scans keeps its range and unwind
     /// tables.
     pub fn extends(&self, older: &Snapshot) -> bool {
-        older.ids.iter().all(|id| self.ids.binary_search(id).is_ok())
+        older.loads.iter().all(|load| self.loads.binary_search(load).is_ok())
     }
 
     fn knows(&self, key: u64) -> bool {
@@ -437,10 +437,10 @@ fn build_snapshot(modules: &[ModuleInfo], generation: (u64, u64)) -> Snapshot {
     Snapshot {
         ranges,
         keys: modules.iter().map(|m| m.key).collect(),
-        ids: {
-            let mut ids: Vec<u32> = modules.iter().map(|m| m.load).collect();
-            ids.sort_unstable();
-            ids
+        loads: {
+            let mut loads: Vec<u32> = modules.iter().map(|m| m.load).collect();
+            loads.sort_unstable();
+            loads
         },
         loader_generation: generation,
         #[cfg(target_arch = "x86_64")]
@@ -465,7 +465,7 @@ pub(crate) mod tests {
         first.rescan(0, &mut |_| {});
         second.rescan(0, &mut |_| {});
         let (a, b) = (first.snapshot().expect("snapshot"), second.snapshot().expect("snapshot"));
-        assert!(!a.ids.is_empty() && a.ids.len() == b.ids.len());
+        assert!(!a.loads.is_empty() && a.loads.len() == b.loads.len());
         assert!(!b.extends(a));
         assert!(!a.extends(b));
     }
@@ -476,7 +476,7 @@ pub(crate) mod tests {
         registry.rescan(0, &mut |_| {});
         let full = registry.snapshot().expect("snapshot");
         let empty = empty_snapshot();
-        assert!(!full.ids.is_empty());
+        assert!(!full.loads.is_empty());
         assert!(full.extends(full));
         assert!(full.extends(empty));
         assert!(!empty.extends(full));
