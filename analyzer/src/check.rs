@@ -12,6 +12,8 @@ use crate::suppress::{Rule, Suppressions};
 
 /// Stacks listed in the short text of a failed check.
 const LISTED: usize = 10;
+/// Frames shown per leak (`leakview report` shows them all).
+const FRAMES_LISTED: usize = 8;
 
 /// What a check found.
 #[derive(Debug, Clone)]
@@ -64,20 +66,7 @@ impl CheckOutcome {
                     plural(g.blocks, "block", "blocks")
                 );
                 let frames = g.stacks.first().map(|&s| analysis.stack_frames(s)).unwrap_or_default();
-                if frames.is_empty() {
-                    let _ = writeln!(out, "    (no stack recorded)");
-                }
-                for f in frames.iter().take(8) {
-                    let loc = crate::report::text_location(f);
-                    if loc.is_empty() {
-                        let _ = writeln!(out, "    {}", f.display_name());
-                    } else {
-                        let _ = writeln!(out, "    {}  {loc}", f.display_name());
-                    }
-                }
-                if frames.len() > 8 {
-                    let _ = writeln!(out, "    … {} more frames", frames.len() - 8);
-                }
+                crate::report::write_frames_up_to(&frames, FRAMES_LISTED, &mut out);
             }
             if self.leaks.len() > LISTED {
                 let _ = writeln!(

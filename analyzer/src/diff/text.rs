@@ -6,15 +6,11 @@ use std::fmt::Write;
 
 use super::{DiffBy, DiffGroup, DiffKey, DiffReport, DiffStatus};
 use crate::analysis::Analysis;
-use crate::report::text_location;
 use crate::report::units::{bytes, count, duration, plural};
-use crate::symbolize::Frame;
+use crate::report::write_frames_up_to;
 
 /// Frames shown per group; the rest are counted.
 const MAX_FRAMES: usize = 10;
-
-/// Longest function column before names are left to overflow.
-const MAX_FUNCTION_WIDTH: usize = 60;
 
 /// `+1.5 KiB`, `-512 B`, `0 B`.
 pub(crate) fn signed_bytes(change: i64) -> String {
@@ -107,7 +103,7 @@ pub(super) fn render(report: &DiffReport<'_>) -> String {
             let _ = write!(out, "  {key}");
         }
         out.push('\n');
-        write_frames(&group.frames, &mut out);
+        write_frames_up_to(&group.frames, MAX_FRAMES, &mut out);
     }
     let hidden = report.diff.groups.len() - shown.len();
     if hidden > 0 {
@@ -115,32 +111,6 @@ pub(super) fn render(report: &DiffReport<'_>) -> String {
         let _ = writeln!(out, "\n… and {} more {noun} (use --top 0 to see all)", count(hidden as u64));
     }
     out
-}
-
-fn write_frames(frames: &[Frame], out: &mut String) {
-    if frames.is_empty() {
-        let _ = writeln!(out, "    (no stack recorded)");
-        return;
-    }
-    let shown = &frames[..frames.len().min(MAX_FRAMES)];
-    let names: Vec<String> = shown.iter().map(Frame::display_name).collect();
-    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0).min(MAX_FUNCTION_WIDTH);
-    for (frame, name) in shown.iter().zip(&names) {
-        let location = text_location(frame);
-        let inlined = if frame.inlined { "  [inlined]" } else { "" };
-        if location.is_empty() {
-            let _ = writeln!(out, "    {name}{inlined}");
-        } else {
-            let _ = writeln!(out, "    {name:<width$}  {location}{inlined}");
-        }
-    }
-    if frames.len() > shown.len() {
-        let _ = writeln!(
-            out,
-            "    … {}",
-            plural((frames.len() - shown.len()) as u64, "more frame", "more frames")
-        );
-    }
 }
 
 fn trace_line(analysis: &Analysis) -> String {

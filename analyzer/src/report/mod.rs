@@ -16,6 +16,7 @@ use crate::symbolize::Frame;
 
 pub use json::{JSON_SCHEMA, frame_json};
 pub use text::location as text_location;
+pub(crate) use text::write_frames_up_to;
 
 /// Outstanding blocks at one moment, grouped, ranked and symbolized.
 pub struct Report<'a> {

@@ -121,10 +121,17 @@ fn span(first: u64, last: u64) -> String {
 }
 
 fn write_frames(frames: &[Frame], out: &mut String) {
+    write_frames_up_to(frames, usize::MAX, out);
+}
+
+/// Writes the first `limit` of `frames`, one per line (name, location, inlined or not), and how
+/// many more there are.
+pub fn write_frames_up_to(frames: &[Frame], limit: usize, out: &mut String) {
     if frames.is_empty() {
         let _ = writeln!(out, "    (no stack recorded)");
         return;
     }
+    let (frames, more) = (&frames[..frames.len().min(limit)], frames.len().saturating_sub(limit));
     let names: Vec<String> = frames.iter().map(Frame::display_name).collect();
     let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0).min(MAX_FUNCTION_WIDTH);
     for (frame, name) in frames.iter().zip(&names) {
@@ -135,6 +142,9 @@ fn write_frames(frames: &[Frame], out: &mut String) {
         } else {
             let _ = writeln!(out, "    {name:<width$}  {loc}{inlined}");
         }
+    }
+    if more > 0 {
+        let _ = writeln!(out, "    … {}", plural(more as u64, "more frame", "more frames"));
     }
 }
 
