@@ -1,9 +1,10 @@
-//! Encoding throughput and size on a realistic allocation mix.
+//! Encoding and decoding throughput, and size, on a realistic allocation mix.
 //!
 //! The workload imitates a recorded C/C++ program: mostly small sizes, most blocks dying young
 //! (frees pick recently allocated blocks with a geometric bias), 7% reallocs, addresses from a
 //! simulated size-class allocator that reuses freed blocks LIFO, ~2000 call sites with skewed
-//! popularity, and 40–400 ns between events. Run: `cargo bench -p leakview-format --bench encode`.
+//! popularity, and 40–400 ns between events. Run: `cargo bench -p leakview-format --bench encode`
+//! (`-- encode/reader_decode` for decoding alone).
 
 use std::hint::black_box;
 
@@ -188,6 +189,26 @@ fn bench_encode(c: &mut Criterion) {
             },
             criterion::BatchSize::PerIteration,
         )
+    });
+    group.bench_function("reader_decode", |b| {
+        // Every event of the trace written above, as a reader of the whole trace goes through it.
+        b.iter(|| {
+            let mut sum = 0u64;
+            for chunk in reader.chunks() {
+                reader
+                    .for_each_event(chunk, |e| {
+                        sum = sum.wrapping_add(match e {
+                            leakview_format::Event::Alloc { ts, addr, size, stack, .. } => {
+                                ts ^ addr ^ size ^ u64::from(stack)
+                            }
+                            leakview_format::Event::Free { ts, addr } => ts ^ addr,
+                            _ => 1,
+                        })
+                    })
+                    .expect("decodes");
+            }
+            black_box(sum)
+        })
     });
     group.finish();
 }
