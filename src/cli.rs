@@ -62,17 +62,26 @@ pub struct DemoArgs {
 /// How outstanding allocations are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum GroupBy {
+    /// One group per full call stack.
     Stack,
+    /// Every function on a stack credited with the stack's blocks (a bottom-up profile).
     Function,
+    /// One group per exact size.
     Size,
+    /// One group per power-of-two size class (64..127 bytes, 128..255 bytes, ...).
+    SizeClass,
+    /// One group per allocating thread.
     Thread,
 }
 
 /// Output format of `report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
+    /// A ranked list with symbolized stacks.
     Text,
+    /// The JSON document the README describes (schema 1).
     Json,
+    /// One line per stack, root first, with its bytes: input for flamegraph tools.
     Folded,
 }
 
@@ -82,42 +91,53 @@ pub struct ReportArgs {
     /// 12345ns) or a mark (mark:LABEL, mark:LABEL#2).
     #[arg(long, value_name = "WHEN", default_value = "end")]
     pub at: String,
+    /// How to group the outstanding allocations.
     #[arg(long, value_enum, default_value_t = GroupBy::Stack)]
     pub group_by: GroupBy,
     /// Show at most N groups (0: all).
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub top: usize,
+    /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+    /// Trace file written by `leakview record` or the leakview crate.
     pub trace: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub struct StatsArgs {
+    /// Trace file written by `leakview record` or the leakview crate.
     pub trace: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
+    /// Moment to check: end, peak, 0%..100%, a time from the start (1.5s, 250ms) or a mark
+    /// (mark:LABEL, mark:LABEL#2).
     #[arg(long, value_name = "WHEN", default_value = "end")]
     pub at: String,
     /// LeakSanitizer-style suppressions file (`leak:PATTERN` lines).
     #[arg(long, value_name = "FILE")]
     pub suppressions: Option<PathBuf>,
+    /// Trace file written by `leakview record` or the leakview crate.
     pub trace: PathBuf,
 }
 
 /// Grouping for `diff`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DiffGroupBy {
+    /// One group per full call stack.
     Stack,
+    /// Every function on a stack credited with the stack's blocks.
     Function,
 }
 
 /// Output format of `diff`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DiffFormat {
+    /// A ranked list of what grew, shrank, appeared and went away.
     Text,
+    /// JSON, one object per group with both sides' blocks and bytes.
     Json,
 }
 
@@ -129,8 +149,10 @@ pub struct DiffArgs {
     /// Moment of trace B (the second, or the only trace).
     #[arg(long, value_name = "WHEN", default_value = "end")]
     pub at_b: String,
+    /// How to group the outstanding allocations on both sides.
     #[arg(long, value_enum, default_value_t = DiffGroupBy::Stack)]
     pub group_by: DiffGroupBy,
+    /// Output format.
     #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
     pub format: DiffFormat,
     /// Show at most N groups, largest change first (0: all).
@@ -139,6 +161,7 @@ pub struct DiffArgs {
     /// Exit 1 if any group is new or grew by more than --threshold bytes.
     #[arg(long)]
     pub fail_on_growth: bool,
+    /// Growth in bytes a group may have before --fail-on-growth fails.
     #[arg(long, value_name = "BYTES", default_value_t = 0)]
     pub threshold: u64,
     /// Open the browser in diff mode.
@@ -151,6 +174,7 @@ pub struct DiffArgs {
 
 #[derive(Debug, Args)]
 pub struct ViewArgs {
+    /// Trace to browse (two traces: browse their difference).
     #[arg(required = true, num_args = 1..=2, value_name = "TRACE")]
     pub traces: Vec<PathBuf>,
 }

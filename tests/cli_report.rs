@@ -90,6 +90,18 @@ fn report_text_json_and_folded() {
     let sizes: Vec<_> = v["groups"].as_array().expect("groups").iter().map(|g| g["size"].clone()).collect();
     assert_eq!(sizes, vec![serde_json::json!(1000), serde_json::json!(64)]);
 
+    let by_class = leakview(&["report", "--format", "json", "--at", "60%", "--group-by", "size-class", t]);
+    assert_eq!(by_class.status.code(), Some(0), "{}", stderr(&by_class));
+    let v: serde_json::Value = serde_json::from_slice(&by_class.stdout).expect("JSON on stdout");
+    let classes: Vec<_> =
+        v["groups"].as_array().expect("groups").iter().map(|g| g["size_class"].clone()).collect();
+    assert_eq!(
+        classes,
+        vec![serde_json::json!({ "min": 512, "max": 1023 }), serde_json::json!({ "min": 64, "max": 127 })]
+    );
+    let class_text = stdout(&leakview(&["report", "--at", "60%", "--group-by", "size-class", t]));
+    assert!(class_text.contains("sizes 512 B..1023 B"), "{class_text}");
+
     let folded = leakview(&["report", "--format", "folded", t]);
     assert_eq!(stdout(&folded), "0x1000;0x2000 64\n");
 

@@ -18,6 +18,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         cli::GroupBy::Stack => GroupBy::Stack,
         cli::GroupBy::Function => GroupBy::Function,
         cli::GroupBy::Size => GroupBy::Size,
+        cli::GroupBy::SizeClass => GroupBy::SizeClass,
         cli::GroupBy::Thread => GroupBy::Thread,
     };
     let report = Report::new(&analysis, args.at.trim(), at_ns, by, args.top, &bars);
