@@ -213,6 +213,41 @@ fn dlclosed_plugin_frames_resolve_to_the_plugin() {
 }
 
 #[test]
+fn a_program_keeps_its_own_allocator() {
+    // The program links an allocator of its own (as with jemalloc), which counts the calls it
+    // serves: under leakview each call must reach it, and the recorder must not add calls of its
+    // own once a thread is set up.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let allocator = dir.path().join("libown.so");
+    compile(&["own_allocator.c"], &allocator, &["-shared", "-fPIC"]);
+    let exe = dir.path().join("fixture");
+    let lib_dir = dir.path().to_string_lossy().into_owned();
+    compile(
+        &["own_allocator_main.c"],
+        &exe,
+        &[&format!("-L{lib_dir}"), "-lown", &format!("-Wl,-rpath,{lib_dir}")],
+    );
+    let plain = std::process::Command::new(&exe).env_remove("LD_PRELOAD").output().expect("run");
+    assert!(plain.status.success());
+    let served = String::from_utf8_lossy(&plain.stdout).into_owned();
+    assert_eq!(served, "served: malloc 101, calloc 1, realloc 2, aligned 3, free 90\n");
+    let trace_path = dir.path().join("trace.bin");
+    let recorded = record(&exe, &[], &trace_path, &dir.path().join("manifest"), None);
+    assert_eq!(String::from_utf8_lossy(&recorded.stdout), served);
+    let trace = Trace::load(&trace_path);
+    let attribution = Attribution::new(&[&exe, &allocator]);
+    assert_eq!(
+        attribution.leaks(&trace),
+        expect(&[
+            ("keep_some", 10, 770),
+            ("keep_zeroed", 1, 100),
+            ("keep_grown", 1, 4000),
+            ("keep_aligned", 3, 600)
+        ])
+    );
+}
+
+#[test]
 fn fork_and_exec_write_their_own_traces() {
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = dir.path().join("fixture");
