@@ -158,6 +158,18 @@ mod tests {
     }
 
     #[test]
+    fn the_embedded_library_has_its_symbols_but_no_debug_info() {
+        use object::{Object, ObjectSection, ObjectSymbol};
+        let library = object::File::parse(PRELOAD_LIBRARY).expect("an ELF file");
+        // Every `leakview record` reads the extracted copy whole to check it: no debug sections
+        // (they were nine tenths of it), while the symbol table stays for profilers.
+        assert!(library.sections().all(|s| !s.name().is_ok_and(|n| n.starts_with(".debug"))));
+        let named = |name: &str| library.symbols().any(|s| s.name().is_ok_and(|n| n.contains(name)));
+        assert!(named("CaptureState"), "the recorder's own functions keep their names");
+        assert!(PRELOAD_LIBRARY.len() < 4 << 20, "{} bytes", PRELOAD_LIBRARY.len());
+    }
+
+    #[test]
     fn extracts_with_mode_and_content() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = extract_into(dir.path(), "lib.so", b"library bytes", 0o644).expect("extracted");
