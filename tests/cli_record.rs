@@ -271,6 +271,52 @@ fn trace_has_mode_0600_pid_argv_and_the_allocations() {
     assert_eq!(ours_freed, 90, "of which it freed 90");
 }
 
+/// Prints a line (stdio allocates stdout's buffer and keeps it), looks up its user (NSS keeps
+/// its modules), and with an argument keeps a copy of it: the program's one leak.
+const RUNTIME_STATE_PROGRAM: &str = r#"
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+char *volatile kept;
+int main(int argc, char **argv) {
+    struct passwd *me = getpwuid(getuid());
+    printf("user %s\n", me ? me->pw_name : "?");
+    if (argc > 1) kept = strdup(argv[1]);
+    return 0;
+}
+"#;
+
+#[test]
+fn check_leaves_out_what_the_c_runtime_keeps_unless_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = compile_c(dir.path(), "runtime", RUNTIME_STATE_PROGRAM, &["-g"]).expect("cc");
+    let check = |trace: &str, extra: &[&str]| run(leakview(dir.path()).arg("check").args(extra).arg(trace));
+
+    let out = run(leakview(dir.path()).args(["record", "-o", "clean.bin", "--"]).arg(&exe));
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    let clean = check("clean.bin", &[]);
+    let text = String::from_utf8_lossy(&clean.stdout);
+    assert_eq!(clean.status.code(), Some(0), "{text}");
+    assert!(text.contains("all the C runtime's own"), "{text}");
+    assert!(text.contains("not counted: "), "{text}");
+    // Counted, stdout's buffer alone is a leak.
+    let counted = check("clean.bin", &["--no-default-suppressions"]);
+    let text = String::from_utf8_lossy(&counted.stdout);
+    assert_eq!(counted.status.code(), Some(1), "{text}");
+    assert!(text.contains("_IO_file_doallocate"), "{text}");
+
+    let out = run(leakview(dir.path()).args(["record", "-o", "leak.bin", "--"]).arg(&exe).arg("a copy"));
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    let leak = check("leak.bin", &[]);
+    let text = String::from_utf8_lossy(&leak.stdout);
+    assert_eq!(leak.status.code(), Some(1), "{text}");
+    assert!(text.starts_with("leaks: 7 B in 1 block"), "{text}");
+    assert!(text.contains("main"), "{text}");
+    assert!(!text.contains("_IO_file_doallocate"), "{text}");
+}
+
 #[test]
 fn missing_command_is_one_line_and_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");

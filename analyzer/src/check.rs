@@ -1,5 +1,6 @@
-//! The CI gate behind `leakview check`: outstanding blocks at a moment, minus those whose stack
-//! matches a suppression rule. Any block left is a leak.
+//! The CI gate behind `leakview check`: outstanding blocks at a moment, minus the C runtime's own
+//! (unless asked to count them, see [`crate::runtime_blocks`]) and those whose stack matches a
+//! suppression rule. Any block left is a leak.
 
 use std::fmt::Write;
 
@@ -8,7 +9,18 @@ use crate::group::{Group, GroupBy, GroupKey};
 use crate::model::{LiveTotals, StackId};
 use crate::progress::Progress;
 use crate::report::units::{bytes, plural};
+use crate::runtime_blocks::is_runtime_block;
 use crate::suppress::{Rule, Suppressions};
+use crate::symbolize::Frame;
+
+/// Whether the C runtime's own blocks (stdio buffers, locale data, ...) count as leaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeBlocks {
+    /// Left out of the verdict and totalled apart (the default of `leakview check`).
+    NotCounted,
+    /// Checked like any other block.
+    Counted,
+}
 
 /// Stacks listed in the short text of a failed check.
 const LISTED: usize = 10;
@@ -23,6 +35,8 @@ pub struct CheckOutcome {
     pub outstanding: LiveTotals,
     /// Outstanding and not suppressed.
     pub leaked: LiveTotals,
+    /// The C runtime's own blocks, when they are not counted.
+    pub runtime: LiveTotals,
     pub suppressed: LiveTotals,
     /// Unsuppressed stack groups, most bytes first.
     pub leaks: Vec<Group>,
@@ -43,9 +57,14 @@ impl CheckOutcome {
         if self.passed() && self.outstanding.blocks == 0 {
             let _ = writeln!(out, "ok: no leaks at {when} ({at}); nothing outstanding");
         } else if self.passed() {
+            let why = match (self.runtime.blocks > 0, self.suppressed.blocks > 0) {
+                (true, true) => "the C runtime's own or suppressed",
+                (true, false) => "all the C runtime's own",
+                _ => "all suppressed",
+            };
             let _ = writeln!(
                 out,
-                "ok: no leaks at {when} ({at}); {} in {} outstanding, all suppressed",
+                "ok: no leaks at {when} ({at}); {} in {} outstanding, {why}",
                 bytes(self.outstanding.bytes),
                 plural(self.outstanding.blocks, "block", "blocks")
             );
@@ -76,6 +95,15 @@ impl CheckOutcome {
                 );
             }
         }
+        if self.runtime.blocks > 0 {
+            let _ = writeln!(
+                out,
+                "\nnot counted: {} in {} that the C runtime keeps for itself (stdio buffers, locale \
+                 and NSS data, ...; --no-default-suppressions counts them)",
+                bytes(self.runtime.bytes),
+                plural(self.runtime.blocks, "block", "blocks")
+            );
+        }
         if self.suppressed.blocks > 0 {
             let _ = writeln!(
                 out,
@@ -97,16 +125,19 @@ impl CheckOutcome {
     }
 }
 
-/// Checks the blocks outstanding at `at_ns` against `suppressions`.
+/// Checks the blocks outstanding at `at_ns` against `suppressions`, with or without the C
+/// runtime's own.
 pub fn check(
     analysis: &Analysis,
     at_ns: u64,
     suppressions: &Suppressions,
+    runtime: RuntimeBlocks,
     progress: &dyn Progress,
 ) -> CheckOutcome {
     let snapshot = analysis.outstanding_at(at_ns);
     let groups = analysis.group(&snapshot, GroupBy::Stack).all();
-    if !suppressions.is_empty() {
+    let skip_runtime = runtime == RuntimeBlocks::NotCounted;
+    if !suppressions.is_empty() || skip_runtime {
         let stacks: Vec<StackId> = groups.iter().filter_map(|g| g.stacks.first().copied()).collect();
         analysis.prepare_symbols(&stacks, progress);
     }
@@ -114,17 +145,24 @@ pub fn check(
         at_ns,
         outstanding: snapshot.totals(),
         leaked: LiveTotals::default(),
+        runtime: LiveTotals::default(),
         suppressed: LiveTotals::default(),
         leaks: Vec::new(),
         rule_hits: suppressions.rules().iter().map(|r| (r.clone(), LiveTotals::default())).collect(),
     };
     for g in groups {
         let GroupKey::Stack(stack) = g.key else { continue };
-        let rule = if suppressions.is_empty() {
-            None
+        let frames: std::sync::Arc<[Frame]> = if skip_runtime || !suppressions.is_empty() {
+            analysis.stack_frames(stack)
         } else {
-            suppressions.matching_rule(&analysis.stack_frames(stack))
+            Vec::new().into()
         };
+        if skip_runtime && is_runtime_block(&frames) {
+            outcome.runtime.blocks += g.blocks;
+            outcome.runtime.bytes += g.bytes;
+            continue;
+        }
+        let rule = if suppressions.is_empty() { None } else { suppressions.matching_rule(&frames) };
         match rule {
             Some(i) => {
                 outcome.suppressed.blocks += g.blocks;

@@ -39,6 +39,7 @@ mod load;
 mod model;
 mod progress;
 pub mod report;
+mod runtime_blocks;
 mod stacks;
 pub mod suppress;
 pub mod symbolize;
@@ -47,7 +48,7 @@ mod trim;
 pub mod when;
 
 pub use analysis::{Analysis, LoadOptions};
-pub use check::{CheckOutcome, check};
+pub use check::{CheckOutcome, RuntimeBlocks, check};
 pub use diff::{Comparison, Diff, DiffBy, DiffGroup, DiffReport, DiffStatus, Side};
 pub use error::{LoadError, WhenError};
 pub use frames::Frames;

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{Finished, TraceBuilder};
-use leakview_analyzer::{Analysis, GroupBy, LoadOptions, NoProgress, Report, Suppressions, check};
+use leakview_analyzer::{
+    Analysis, GroupBy, LoadOptions, NoProgress, Report, RuntimeBlocks, Suppressions, check,
+};
 use leakview_format::Segment;
 
 const BASE: u64 = 0x5555_0000_0000;
@@ -188,21 +190,21 @@ fn folded_and_text() {
 fn check_with_suppressions() {
     let f = fixture();
     let a = load(&f);
-    let none = check(&a, 60, &Suppressions::default(), &NoProgress);
+    let none = check(&a, 60, &Suppressions::default(), RuntimeBlocks::Counted, &NoProgress);
     assert!(!none.passed());
     assert_eq!((none.leaked.blocks, none.leaked.bytes), (2, 96));
     assert!(none.to_text(&a, "end").contains("make_leak"));
     for pattern in ["make_leak", "make_*", "leaky.c", "^make_leak$"] {
         let rules = Suppressions::parse(&format!("# ours\nleak:{pattern}\n")).expect("parses");
-        let outcome = check(&a, 60, &rules, &NoProgress);
+        let outcome = check(&a, 60, &rules, RuntimeBlocks::Counted, &NoProgress);
         assert!(outcome.passed(), "leak:{pattern}");
         assert_eq!((outcome.suppressed.blocks, outcome.suppressed.bytes), (2, 96));
         assert_eq!(outcome.rule_hits[0].1.blocks, 2);
     }
     let other = Suppressions::parse("leak:make_temp\nleak:^main_$\n").expect("parses");
-    assert!(!check(&a, 60, &other, &NoProgress).passed());
+    assert!(!check(&a, 60, &other, RuntimeBlocks::Counted, &NoProgress).passed());
     // At 20, make_temp's block is outstanding too; suppressing it alone leaves make_leak's.
-    let partial = check(&a, 20, &other, &NoProgress);
+    let partial = check(&a, 20, &other, RuntimeBlocks::Counted, &NoProgress);
     assert_eq!((partial.leaked.blocks, partial.suppressed.blocks), (1, 1));
-    assert!(check(&a, 5, &Suppressions::default(), &NoProgress).passed());
+    assert!(check(&a, 5, &Suppressions::default(), RuntimeBlocks::Counted, &NoProgress).passed());
 }

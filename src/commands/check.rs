@@ -1,10 +1,11 @@
 //! `leakview check`: a CI gate. Exit 1 with a short report if any block outstanding at the
-//! moment is not suppressed, 0 otherwise (2 on usage or input errors, via `main`).
+//! moment is not suppressed (nor, by default, the C runtime's own), 0 otherwise (2 on usage or
+//! input errors, via `main`).
 
 use std::process::ExitCode;
 
 use anyhow::Context;
-use leakview_analyzer::{Suppressions, check};
+use leakview_analyzer::{RuntimeBlocks, Suppressions, check};
 
 use super::loading::{self, Bars};
 use crate::cli::CheckArgs;
@@ -17,7 +18,9 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let bars = Bars::new();
     let analysis = loading::load(&args.trace, &bars)?;
     let at_ns = analysis.resolve_when(&args.at).with_context(|| format!("--at {}", args.at))?;
-    let outcome = check(&analysis, at_ns, &suppressions, &bars);
+    let runtime =
+        if args.no_default_suppressions { RuntimeBlocks::Counted } else { RuntimeBlocks::NotCounted };
+    let outcome = check(&analysis, at_ns, &suppressions, runtime, &bars);
     drop(bars);
     print!("{}", outcome.to_text(&analysis, args.at.trim()));
     if !analysis.summary().complete {
