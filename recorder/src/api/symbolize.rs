@@ -103,6 +103,38 @@ pub(crate) fn is_library_frame(frame: &Frame) -> bool {
         || frame.function.as_deref().is_some_and(|name| LIBRARY_PREFIXES.iter().any(|p| name.starts_with(p)))
 }
 
+/// Standard-library functions whose allocations the library keeps for its own use: stdout's and
+/// stdin's buffers (made on first use, kept for the life of the process) and the test harness's
+/// captured output (grown by `println!` inside a test, freed by the harness after it). A frame
+/// matches one by its name or a name nested in it (`print_to::<Stdout>`, `stdout::{closure#0}`).
+const STD_BUFFER_MAKERS: &[&str] = &[
+    "std::io::stdio::_print",
+    "std::io::stdio::_eprint",
+    "std::io::stdio::print_to",
+    "std::io::stdio::stdout",
+    "std::io::stdio::stdin",
+    "std::io::stdio::set_output_capture",
+    "std::io::stdio::try_set_output_capture",
+    // the panic message the default hook writes into the harness's captured output
+    "std::panicking::default_hook",
+];
+
+/// The standard library's symbolization cache (the libraries and debug info a panic's backtrace
+/// was resolved with), kept for the life of the process once a panic has printed a backtrace.
+const STD_SYMBOL_CACHE: &str = "std::backtrace_rs::symbolize::gimli::Cache>::";
+
+/// Whether a block with these frames is one the standard library keeps for itself (see
+/// [`STD_BUFFER_MAKERS`] and [`STD_SYMBOL_CACHE`]), which `verify_no_leaks` does not count. A
+/// buffer the program owns (a `String` filled by `Stdin::read_line`) is allocated outside them.
+pub(crate) fn is_std_own_block(frames: &[Frame]) -> bool {
+    frames.iter().filter_map(|f| f.function.as_deref()).any(|name| {
+        name.contains(STD_SYMBOL_CACHE)
+            || STD_BUFFER_MAKERS.iter().any(|maker| {
+                name.strip_prefix(maker).is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+            })
+    })
+}
+
 /// Whether `frame` is where the Rust runtime hands over to `main` or to a thread's closure:
 /// what lies beyond it is start-up code.
 pub(crate) fn is_runtime_start(frame: &Frame) -> bool {
@@ -164,6 +196,25 @@ mod tests {
         let mut ips = [0usize; 16];
         let n = super::super::capture_backtrace::trace_into(&mut ips, 0);
         std::hint::black_box(ips[..n].to_vec())
+    }
+
+    #[test]
+    fn the_standard_librarys_own_blocks_are_told_apart() {
+        let stack = |names: &[&str]| names.iter().map(|n| named(n)).collect::<Vec<_>>();
+        assert!(is_std_own_block(&stack(&[
+            "alloc::raw_vec::finish_grow",
+            "std::io::stdio::_print",
+            "t::main"
+        ])));
+        assert!(is_std_own_block(&stack(&["std::io::stdio::print_to::<std::io::stdio::Stdout>", "t::main"])));
+        assert!(is_std_own_block(&stack(&["std::io::stdio::stdout::{closure#0}", "t::main"])));
+        assert!(is_std_own_block(&stack(&["<std::backtrace_rs::symbolize::gimli::Cache>::new", "x"])));
+        assert!(is_std_own_block(&stack(&["std::panicking::default_hook::{closure#1}", "x"])));
+        // The program's own buffers: filled by a stdin method, or named alike.
+        assert!(!is_std_own_block(&stack(&["<std::io::stdio::Stdin>::read_line", "t::main"])));
+        assert!(!is_std_own_block(&stack(&["std::io::stdio::stdin_locked_by_the_program", "t::main"])));
+        assert!(!is_std_own_block(&stack(&["t::print_report", "t::main"])));
+        assert!(!is_std_own_block(&[]));
     }
 
     #[test]
