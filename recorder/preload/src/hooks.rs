@@ -1,7 +1,8 @@
-//! The interposed malloc family, `dlclose`, and `_exit`/`_Exit` (which end the trace). Each hook
-//! enters the thread's reentrancy guard (a nested call passes straight through), calls the real
-//! function with the guard held, and records from the result. Timestamps: after the real allocation, before the real free;
-//! realloc takes one before (the implicit free) and one after. errno is preserved.
+//! The interposed malloc family, `dlclose`, `pthread_getattr_np` (marked while inside, see
+//! there), and `_exit`/`_Exit` (which end the trace). Each allocation hook enters the thread's
+//! reentrancy guard (a nested call passes straight through), calls the real function with the
+//! guard held, and records from the result. Timestamps: after the real allocation, before the
+//! real free; realloc takes one before (the implicit free) and one after. errno is preserved.
 //! `malloc_usable_size` is not interposed: block layouts are never changed.
 
 use std::ffi::c_void;
@@ -9,6 +10,7 @@ use std::ffi::c_void;
 use leakview::engine::clock;
 use leakview::engine::recorder::{self, Guard};
 use leakview::engine::stack::HookRegisters;
+use leakview::engine::thread::InsideStackQuery;
 
 use crate::PROFILE;
 use crate::real;
@@ -225,6 +227,21 @@ pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> i32 {
         recorder::modules_changed(&mut guard);
     }
     rc
+}
+
+/// `pthread_getattr_np`: the real call, with the thread marked as inside it. glibc holds the
+/// queried thread's lock while it allocates in there, and the recorder asks the same function for
+/// a thread's stack at the thread's first recorded allocation: without the mark, a thread whose
+/// first allocation came from inside its own query (every Rust program's main thread, at start)
+/// would wait for itself. See `InsideStackQuery`.
+///
+/// # Safety
+/// The C `pthread_getattr_np` contract.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn pthread_getattr_np(thread: libc::pthread_t, attr: *mut libc::pthread_attr_t) -> i32 {
+    let _inside = InsideStackQuery::enter();
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { real::pthread_getattr_np(thread, attr) }
 }
 
 /// `_exit(2)`: ends the process without atexit handlers; the trace is marked complete first.

@@ -1,5 +1,6 @@
 //! The real allocator: the next definitions of the malloc family in symbol lookup order
-//! (`dlsym(RTLD_NEXT, ...)`), so a program that links jemalloc or tcmalloc keeps it.
+//! (`dlsym(RTLD_NEXT, ...)`), so a program that links jemalloc or tcmalloc keeps it; and the
+//! other functions the library interposes (`dlclose`, `pthread_getattr_np`).
 //!
 //! They are resolved once, by the first call. `dlsym` itself may call `calloc`/`malloc`, which
 //! land in our hooks before anything is resolved: those (and any other call that arrives
@@ -18,6 +19,7 @@ type AlignedFn = unsafe extern "C" fn(usize, usize) -> *mut c_void;
 type FreeSizedFn = unsafe extern "C" fn(*mut c_void, usize);
 type FreeAlignedSizedFn = unsafe extern "C" fn(*mut c_void, usize, usize);
 type DlcloseFn = unsafe extern "C" fn(*mut c_void) -> i32;
+type GetattrFn = unsafe extern "C" fn(libc::pthread_t, *mut libc::pthread_attr_t) -> i32;
 
 unsafe extern "C" {
     fn __libc_malloc(size: usize) -> *mut c_void;
@@ -40,6 +42,7 @@ struct Table {
     free_sized: AtomicUsize,
     free_aligned_sized: AtomicUsize,
     dlclose: AtomicUsize,
+    pthread_getattr_np: AtomicUsize,
 }
 
 static TABLE: Table = Table {
@@ -55,6 +58,7 @@ static TABLE: Table = Table {
     free_sized: AtomicUsize::new(0),
     free_aligned_sized: AtomicUsize::new(0),
     dlclose: AtomicUsize::new(0),
+    pthread_getattr_np: AtomicUsize::new(0),
 };
 
 const UNRESOLVED: u8 = 0;
@@ -85,6 +89,7 @@ fn resolve() {
     t.valloc.store(lookup(c"valloc"), Ordering::Release);
     t.pvalloc.store(lookup(c"pvalloc"), Ordering::Release);
     t.dlclose.store(lookup(c"dlclose"), Ordering::Release);
+    t.pthread_getattr_np.store(lookup(c"pthread_getattr_np"), Ordering::Release);
     t.calloc.store(or(lookup(c"calloc"), __libc_calloc as CallocFn as usize), Ordering::Release);
     t.realloc.store(or(lookup(c"realloc"), __libc_realloc as ReallocFn as usize), Ordering::Release);
     t.free.store(or(lookup(c"free"), __libc_free as FreeFn as usize), Ordering::Release);
@@ -331,5 +336,15 @@ pub unsafe fn dlclose(handle: *mut c_void) -> i32 {
         0 => -1,
         // SAFETY: the slot holds the address of the next `dlclose`.
         f => unsafe { std::mem::transmute::<usize, DlcloseFn>(f)(handle) },
+    }
+}
+
+/// # Safety
+/// As `pthread_getattr_np(3)`.
+pub unsafe fn pthread_getattr_np(thread: libc::pthread_t, attr: *mut libc::pthread_attr_t) -> i32 {
+    match get(&TABLE.pthread_getattr_np) {
+        0 => libc::ENOSYS,
+        // SAFETY: the slot holds the address of the next `pthread_getattr_np`.
+        f => unsafe { std::mem::transmute::<usize, GetattrFn>(f)(thread, attr) },
     }
 }

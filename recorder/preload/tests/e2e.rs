@@ -5,9 +5,10 @@
 mod support;
 
 use std::path::Path;
+use std::time::Duration;
 
 use leakview_format::RecorderKind;
-use support::{Attribution, Trace, compile, expect, manifest_traces, record};
+use support::{Attribution, Trace, compile, expect, manifest_traces, record, record_within};
 
 fn run_fixture(dir: &Path, sources: &[&str], extra: &[&str], args: &[&str]) -> (std::path::PathBuf, Trace) {
     let exe = dir.join("fixture");
@@ -245,6 +246,22 @@ fn a_program_keeps_its_own_allocator() {
             ("keep_aligned", 3, 600)
         ])
     );
+}
+
+#[test]
+fn a_thread_whose_first_allocation_is_inside_its_own_stack_query_runs_on() {
+    // glibc holds the thread's lock while it allocates inside pthread_getattr_np, which the
+    // recorder also calls at a thread's first recorded allocation (every Rust program's main
+    // thread queries itself first thing): this hung before the recorder marked the call.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("fixture");
+    compile(&["stack_query.c"], &exe, &[]);
+    let trace_path = dir.path().join("trace.bin");
+    let output = record_within(&exe, &trace_path, &dir.path().join("manifest"), Duration::from_secs(20));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "stack_query: done\n");
+    let trace = Trace::load(&trace_path);
+    let attribution = Attribution::new(&[&exe]);
+    assert_eq!(attribution.leaks(&trace), expect(&[("query_then_leak", 2, 128)]));
 }
 
 #[test]

@@ -36,6 +36,8 @@ pub struct ThreadState {
     tid: u32,
     /// Set once the thread's stack bounds were looked up (they may be unknown: 0, 0).
     stack_known: u32,
+    /// Non-zero while the thread is inside `pthread_getattr_np` (see [`InsideStackQuery`]).
+    stack_queries: u32,
     stack_low: u64,
     stack_high: u64,
     /// The session `stream` and `capture` belong to (0: none yet).
@@ -55,6 +57,30 @@ pub fn current() -> *mut ThreadState {
     // SAFETY: the shim returns this thread's TLS block, 64-aligned and TLS_BLOCK_SIZE bytes,
     // which the assertions above show is enough for a ThreadState.
     unsafe { leakview_engine_tls_block().cast::<ThreadState>() }
+}
+
+/// Marks the calling thread as inside `pthread_getattr_np` while it lives. glibc holds the
+/// queried thread's lock while it allocates in there (the affinity mask; for the main thread,
+/// reading /proc/self/maps), and the recorder asks the same function for a thread's stack at the
+/// thread's first recorded allocation: a thread whose first allocation came from inside its own
+/// query would wait for itself (every Rust program's main thread does this at start). While
+/// marked, a thread whose stack is not known yet records its allocations without a stack.
+pub struct InsideStackQuery(*mut ThreadState);
+
+impl InsideStackQuery {
+    pub fn enter() -> InsideStackQuery {
+        let state = current();
+        // SAFETY: the calling thread's own state; only this thread touches it.
+        unsafe { (*state).stack_queries += 1 };
+        InsideStackQuery(state)
+    }
+}
+
+impl Drop for InsideStackQuery {
+    fn drop(&mut self) {
+        // SAFETY: as in `enter`, on the same thread (the value never leaves it).
+        unsafe { (*self.0).stack_queries -= 1 };
+    }
 }
 
 /// Checks once that the C shim and this crate agree on the block size.
@@ -193,6 +219,10 @@ impl ThreadState {
                 return None;
             }
             if self.stack_known == 0 {
+                if self.stack_queries != 0 {
+                    // Asking now would wait on the lock this thread holds (InsideStackQuery).
+                    return None;
+                }
                 let (low, high) = stack::thread_stack_bounds().unwrap_or((0, 0));
                 self.stack_low = low;
                 self.stack_high = high;

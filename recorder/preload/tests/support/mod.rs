@@ -74,6 +74,39 @@ pub fn compile(sources: &[&str], out: &Path, extra: &[&str]) {
 
 /// Runs `exe` under the preload library, recording into `trace` (manifest beside it).
 pub fn record(exe: &Path, args: &[&str], trace: &Path, manifest: &Path, depth: Option<u32>) -> Output {
+    let output = recording_command(exe, args, trace, manifest, depth).output().expect("run fixture");
+    assert_succeeded(exe, &output);
+    output
+}
+
+/// [`record`], failing the test if the program has not ended within `limit` (it is killed).
+pub fn record_within(exe: &Path, trace: &Path, manifest: &Path, limit: std::time::Duration) -> Output {
+    let mut child = recording_command(exe, &[], trace, manifest, None)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run fixture");
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().expect("wait for the fixture").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{} did not end within {limit:?} under the recorder", exe.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("collect the fixture's output");
+    assert_succeeded(exe, &output);
+    output
+}
+
+fn recording_command(
+    exe: &Path,
+    args: &[&str],
+    trace: &Path,
+    manifest: &Path,
+    depth: Option<u32>,
+) -> Command {
     std::fs::write(manifest, b"").expect("create manifest");
     let mut cmd = Command::new(exe);
     cmd.args(args)
@@ -84,7 +117,10 @@ pub fn record(exe: &Path, args: &[&str], trace: &Path, manifest: &Path, depth: O
         Some(depth) => cmd.env("LEAKVIEW_DEPTH", depth.to_string()),
         None => cmd.env_remove("LEAKVIEW_DEPTH"),
     };
-    let output = cmd.output().expect("run fixture");
+    cmd
+}
+
+fn assert_succeeded(exe: &Path, output: &Output) {
     assert!(
         output.status.success(),
         "{} failed: {:?}\nstdout: {}\nstderr: {}",
@@ -93,7 +129,6 @@ pub fn record(exe: &Path, args: &[&str], trace: &Path, manifest: &Path, depth: O
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    output
 }
 
 /// The traces a run announced in the manifest.
