@@ -178,6 +178,45 @@ fn wait_for_file(path: &Path) {
 }
 
 #[test]
+fn a_rust_program_records_to_its_end() {
+    // leakview itself is the Rust program: its main thread's first allocation comes from inside
+    // pthread_getattr_np (the standard library's start-up), which once hung the recording.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = leakview(dir.path())
+        .args(["record", "-o", "rust.bin", "--"])
+        .arg(env!("CARGO_BIN_EXE_leakview"))
+        .arg("--version")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("leakview runs");
+    // Not a timing assertion: only a bound on how long a broken run may hang the test.
+    for _ in 0..3000 {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if child.try_wait().expect("wait").is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("recording `leakview --version` did not end");
+    }
+    let out = child.wait_with_output().expect("output");
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("leakview "));
+    let reader = TraceReader::open(&dir.path().join("rust.bin")).expect("readable");
+    assert!(reader.is_complete());
+    let allocations = reader
+        .chunks()
+        .iter()
+        .flat_map(|c| reader.events(c))
+        .filter(|e| matches!(e, Ok(Event::Alloc { .. })))
+        .count();
+    assert!(allocations > 10, "{allocations} allocations recorded");
+}
+
+#[test]
 fn refuses_to_overwrite_without_force_and_overwrites_with_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let trace = dir.path().join("t.bin");
