@@ -1,4 +1,4 @@
-//! The CI gate behind `leakview check`: outstanding blocks at a moment, minus the C runtime's own
+//! The CI gate behind `leakview check`: outstanding blocks at a moment, minus the runtimes' own
 //! (unless asked to count them, see [`crate::runtime_blocks`]) and those whose stack matches a
 //! suppression rule. Any block left is a leak.
 
@@ -13,7 +13,7 @@ use crate::runtime_blocks::is_runtime_block;
 use crate::suppress::{Rule, Suppressions};
 use crate::symbolize::Frame;
 
-/// Whether the C runtime's own blocks (stdio buffers, locale data, ...) count as leaks.
+/// Whether the runtimes' own blocks (stdio buffers, locale data, ...) count as leaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuntimeBlocks {
     /// Left out of the verdict and totalled apart (the default of `leakview check`).
@@ -35,7 +35,7 @@ pub struct CheckOutcome {
     pub outstanding: LiveTotals,
     /// Outstanding and not suppressed.
     pub leaked: LiveTotals,
-    /// The C runtime's own blocks, when they are not counted.
+    /// The runtimes' own blocks, when they are not counted.
     pub runtime: LiveTotals,
     pub suppressed: LiveTotals,
     /// Unsuppressed stack groups, most bytes first.
@@ -58,8 +58,8 @@ impl CheckOutcome {
             let _ = writeln!(out, "ok: no leaks at {when} ({at}); nothing outstanding");
         } else if self.passed() {
             let why = match (self.runtime.blocks > 0, self.suppressed.blocks > 0) {
-                (true, true) => "the C runtime's own or suppressed",
-                (true, false) => "all the C runtime's own",
+                (true, true) => "the runtimes' own or suppressed",
+                (true, false) => "all the runtimes' own",
                 _ => "all suppressed",
             };
             let _ = writeln!(
@@ -98,8 +98,8 @@ impl CheckOutcome {
         if self.runtime.blocks > 0 {
             let _ = writeln!(
                 out,
-                "\nnot counted: {} in {} that the C runtime keeps for itself (stdio buffers, locale \
-                 and NSS data, ...; --no-default-suppressions counts them)",
+                "\nnot counted: {} in {} that the C and Rust runtimes keep for themselves (stdio \
+                 buffers, locale and NSS data, ...; --no-default-suppressions counts them)",
                 bytes(self.runtime.bytes),
                 plural(self.runtime.blocks, "block", "blocks")
             );

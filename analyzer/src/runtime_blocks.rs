@@ -1,5 +1,5 @@
-//! The C and C++ runtimes' own blocks: memory glibc, its dynamic loader and libstdc++ allocate for
-//! themselves and keep for the life of the process — stdio buffers, locale and message catalogs,
+//! The runtimes' own blocks: memory glibc, its dynamic loader, libstdc++ and the Rust standard
+//! library allocate for themselves and keep for the life of the process — stdio buffers, locale and message catalogs,
 //! NSS modules and the static buffers of `getpwuid` and friends, time zone data, the loader's
 //! link maps, libstdc++'s emergency exception pool. glibc frees them only in `__libc_freeres`,
 //! which valgrind calls at exit by default and a program never does, so without this every
@@ -16,11 +16,16 @@
 //!   `getaddrinfo`, `newlocale`, ...) are not among them, so their leaks still count; nor is a
 //!   thread's start (`pthread_create`): a thread never joined leaks its TLS block.
 //!
+//! The Rust standard library is linked into the program, so its blocks are told by its own rules
+//! (stdout's buffer, its stack-overflow bookkeeping, ...: see `leakview_format::rust_std_names`).
+//!
 //! Frames are matched by function name, which needs the runtime's symbols: glibc's exported
 //! entry points (`setlocale`, `getpwuid`, `_IO_file_doallocate`) are named even without its
 //! debug files; its internal functions (`_nl_*`, `__nss_*`) only with them.
 
 use std::path::Path;
+
+use leakview_format::rust_std_names::{FrameName, is_rust_std_own_block};
 
 use crate::symbolize::Frame;
 
@@ -97,10 +102,15 @@ const KEEPING_PREFIXES: &[&str] = &["_nl_", "__nss_", "nss_", "_dl_", "__gconv_"
 const PROGRAM_OWNED: &[&str] = &["pthread_create"];
 
 /// Whether a block allocated with this stack (innermost frame first, allocator frames trimmed)
-/// is the runtime's own.
+/// is the runtime's own: the C runtime's (above) or the Rust standard library's
+/// (`leakview_format::rust_std_names`, the rules the in-process tracker also follows).
 pub fn is_runtime_block(frames: &[Frame]) -> bool {
     if frames.is_empty() {
         return false;
+    }
+    let names = frames.iter().map(|f| FrameName { function: f.function.as_deref(), file: f.file.as_deref() });
+    if is_rust_std_own_block(names) {
+        return true;
     }
     let allocating_end = frames.iter().take_while(|f| in_runtime_library(f)).collect::<Vec<_>>();
     if allocating_end.len() == frames.len() {
@@ -192,6 +202,18 @@ mod tests {
         let unknown_module = vec![Frame { module: None, ..frame(LIBC, Some("setlocale")) }];
         assert!(!is_runtime_block(&unknown_module));
         assert!(!is_runtime_block(&[]));
+    }
+
+    #[test]
+    fn the_rust_standard_librarys_own_blocks_are_the_runtimes() {
+        let guard_info = stack(&[
+            (PROGRAM, Some("std::sys::pal::unix::stack_overflow::thread_info::set_current_info")),
+            (PROGRAM, Some("std::rt::lang_start_internal")),
+            (PROGRAM, Some("main")),
+        ]);
+        assert!(is_runtime_block(&guard_info));
+        let program = stack(&[(PROGRAM, Some("app::load")), (PROGRAM, Some("std::io::stdio::_print"))]);
+        assert!(!is_runtime_block(&program));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Which frames belong to the allocator or to leakview itself, so they can be trimmed from the
 //! top of a stack: the user wants to see who called `malloc`, not `malloc`.
 
-use leakview_format::allocator_names::is_allocator_function;
+use leakview_format::allocator_names::{is_allocator_function, is_allocator_source};
 
 use crate::symbolize::Frame;
 
@@ -13,10 +13,13 @@ fn is_leakview_module(module: &str) -> bool {
     file == PRELOAD_MODULE || file.starts_with("libleakview_preload.so.")
 }
 
-/// Whether `frame` belongs to the allocator or to leakview.
+/// Whether `frame` belongs to the allocator or to leakview: by name, by module (the preload
+/// library), or by source file (the Rust global allocator's inlined entry points, which
+/// line-tables-only builds name without their module).
 pub fn is_trimmed_frame(frame: &Frame) -> bool {
     frame.function.as_deref().is_some_and(is_allocator_function)
         || frame.module.as_deref().is_some_and(is_leakview_module)
+        || frame.file.as_deref().is_some_and(is_allocator_source)
 }
 
 /// The number of leading (innermost) frames to drop.
@@ -52,5 +55,18 @@ mod tests {
         assert_eq!(trimmed_prefix_len(&frames), 2);
         assert!(is_trimmed_frame(&frames[3]));
         assert!(!is_trimmed_frame(&frames[2]));
+    }
+
+    #[test]
+    fn the_rust_allocators_inlined_entry_is_trimmed_by_its_file() {
+        let file =
+            |f: &str, path: &str| Frame { file: Some(path.to_string()), ..frame(Some(f), Some("/bin/app")) };
+        let frames = vec![
+            file("alloc", "/rustc/0123/library/alloc/src/alloc.rs"),
+            file("alloc_impl", "/rustc/0123/library/alloc/src/alloc.rs"),
+            file("with_capacity_in<u8>", "/rustc/0123/library/alloc/src/raw_vec/mod.rs"),
+            file("app::load", "/home/me/src/load.rs"),
+        ];
+        assert_eq!(trimmed_prefix_len(&frames), 2);
     }
 }

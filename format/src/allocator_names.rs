@@ -62,6 +62,13 @@ pub fn is_allocator_function(name: &str) -> bool {
         || PREFIXES.iter().any(|prefix| bare.starts_with(prefix))
 }
 
+/// Whether `file` (a frame's source file) is the Rust global allocator's entry (`alloc::alloc`):
+/// optimised builds with line tables only name its inlined functions without their module
+/// (`alloc`, `alloc_impl`, `allocate`), so the file is what tells them apart.
+pub fn is_allocator_source(file: &str) -> bool {
+    file.starts_with("/rustc/") && file.ends_with("/library/alloc/src/alloc.rs")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

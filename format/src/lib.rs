@@ -22,6 +22,7 @@ mod exec_end;
 pub mod layout;
 mod metadata;
 mod reader;
+pub mod rust_std_names;
 #[doc(hidden)]
 pub mod testing;
 mod trim;

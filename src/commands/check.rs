@@ -1,5 +1,5 @@
 //! `leakview check`: a CI gate. Exit 1 with a short report if any block outstanding at the
-//! moment is not suppressed (nor, by default, the C runtime's own), 0 otherwise (2 on usage or
+//! moment is not suppressed (nor, by default, the runtimes' own), 0 otherwise (2 on usage or
 //! input errors, via `main`).
 
 use std::process::ExitCode;

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::Mutex;
 
-use leakview_format::allocator_names::is_allocator_function;
+use leakview_format::allocator_names::{is_allocator_function, is_allocator_source};
+use leakview_format::rust_std_names::{FrameName, is_rust_library_frame, is_rust_std_own_block};
 
 use super::leak::Frame;
 use super::platform;
@@ -71,9 +72,6 @@ fn module_of(address: usize) -> Option<String> {
     std::env::current_exe().ok().map(|p| p.display().to_string()).or(Some(name).filter(|n| !n.is_empty()))
 }
 
-/// Prefixes of standard-library internals a summary skips to reach the program's own code.
-const LIBRARY_PREFIXES: &[&str] = &["alloc::", "<alloc::", "core::", "<core::", "std::", "<std::"];
-
 /// Source directory of this API, as the debug info of the program names it.
 const API_SOURCES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/api/");
 
@@ -82,8 +80,7 @@ const API_SOURCES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/api/");
 /// module (`alloc`, not `alloc::alloc::alloc`).
 pub(crate) fn is_allocator_frame(frame: &Frame) -> bool {
     if let Some(file) = frame.file.as_deref()
-        && (file.starts_with(API_SOURCES)
-            || (file.starts_with("/rustc/") && file.ends_with("/library/alloc/src/alloc.rs")))
+        && (file.starts_with(API_SOURCES) || is_allocator_source(file))
     {
         return true;
     }
@@ -95,44 +92,20 @@ pub(crate) fn allocator_prefix_len(frames: &[Frame]) -> usize {
     frames.iter().take_while(|f| is_allocator_frame(f)).count()
 }
 
-/// Whether `frame` is standard-library code: its source is the toolchain's (`/rustc/<hash>/`,
-/// or `/rust/deps/` for the crates the standard library embeds) or its name is in `std`,
-/// `core` or `alloc`.
+/// Whether `frame` is standard-library code (`leakview_format::rust_std_names`).
 pub(crate) fn is_library_frame(frame: &Frame) -> bool {
-    frame.file.as_deref().is_some_and(|file| file.starts_with("/rustc/") || file.starts_with("/rust/deps/"))
-        || frame.function.as_deref().is_some_and(|name| LIBRARY_PREFIXES.iter().any(|p| name.starts_with(p)))
+    is_rust_library_frame(frame_name(frame))
 }
 
-/// Standard-library functions whose allocations the library keeps for its own use: stdout's and
-/// stdin's buffers (made on first use, kept for the life of the process) and the test harness's
-/// captured output (grown by `println!` inside a test, freed by the harness after it). A frame
-/// matches one by its name or a name nested in it (`print_to::<Stdout>`, `stdout::{closure#0}`).
-const STD_BUFFER_MAKERS: &[&str] = &[
-    "std::io::stdio::_print",
-    "std::io::stdio::_eprint",
-    "std::io::stdio::print_to",
-    "std::io::stdio::stdout",
-    "std::io::stdio::stdin",
-    "std::io::stdio::set_output_capture",
-    "std::io::stdio::try_set_output_capture",
-    // the panic message the default hook writes into the harness's captured output
-    "std::panicking::default_hook",
-];
+fn frame_name(frame: &Frame) -> FrameName<'_> {
+    FrameName { function: frame.function.as_deref(), file: frame.file.as_deref() }
+}
 
-/// The standard library's symbolization cache (the libraries and debug info a panic's backtrace
-/// was resolved with), kept for the life of the process once a panic has printed a backtrace.
-const STD_SYMBOL_CACHE: &str = "std::backtrace_rs::symbolize::gimli::Cache>::";
-
-/// Whether a block with these frames is one the standard library keeps for itself (see
-/// [`STD_BUFFER_MAKERS`] and [`STD_SYMBOL_CACHE`]), which `verify_no_leaks` does not count. A
-/// buffer the program owns (a `String` filled by `Stdin::read_line`) is allocated outside them.
+/// Whether a block with these frames (all of them, innermost first) is one the standard library
+/// keeps for itself (`leakview_format::rust_std_names`), which `verify_no_leaks` does not count.
 pub(crate) fn is_std_own_block(frames: &[Frame]) -> bool {
-    frames.iter().filter_map(|f| f.function.as_deref()).any(|name| {
-        name.contains(STD_SYMBOL_CACHE)
-            || STD_BUFFER_MAKERS.iter().any(|maker| {
-                name.strip_prefix(maker).is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
-            })
-    })
+    let user = &frames[allocator_prefix_len(frames)..];
+    is_rust_std_own_block(user.iter().map(frame_name))
 }
 
 /// Whether `frame` is where the Rust runtime hands over to `main` or to a thread's closure:
@@ -201,19 +174,10 @@ mod tests {
     #[test]
     fn the_standard_librarys_own_blocks_are_told_apart() {
         let stack = |names: &[&str]| names.iter().map(|n| named(n)).collect::<Vec<_>>();
-        assert!(is_std_own_block(&stack(&[
-            "alloc::raw_vec::finish_grow",
-            "std::io::stdio::_print",
-            "t::main"
-        ])));
-        assert!(is_std_own_block(&stack(&["std::io::stdio::print_to::<std::io::stdio::Stdout>", "t::main"])));
-        assert!(is_std_own_block(&stack(&["std::io::stdio::stdout::{closure#0}", "t::main"])));
-        assert!(is_std_own_block(&stack(&["<std::backtrace_rs::symbolize::gimli::Cache>::new", "x"])));
+        // The allocator's and leakview's frames first, as captured.
+        assert!(is_std_own_block(&stack(&["__rustc::__rust_alloc", "std::io::stdio::_print", "t::main"])));
         assert!(is_std_own_block(&stack(&["std::panicking::default_hook::{closure#1}", "x"])));
-        // The program's own buffers: filled by a stdin method, or named alike.
-        assert!(!is_std_own_block(&stack(&["<std::io::stdio::Stdin>::read_line", "t::main"])));
-        assert!(!is_std_own_block(&stack(&["std::io::stdio::stdin_locked_by_the_program", "t::main"])));
-        assert!(!is_std_own_block(&stack(&["t::print_report", "t::main"])));
+        assert!(!is_std_own_block(&stack(&["__rustc::__rust_alloc", "t::report", "std::io::stdio::_print"])));
         assert!(!is_std_own_block(&[]));
     }
 
