@@ -119,8 +119,8 @@ pub struct CheckArgs {
     /// LeakSanitizer-style suppressions file (`leak:PATTERN` lines).
     #[arg(long, value_name = "FILE")]
     pub suppressions: Option<PathBuf>,
-    /// Count the blocks the C and Rust runtimes keep for themselves (stdio buffers, locale and NSS data, the
-    /// loader's link maps, ...) as leaks too.
+    /// Count the blocks the C, C++ and Rust runtimes keep for themselves (stdio buffers, locale
+    /// and NSS data, the loader's link maps, ...) as leaks too.
     #[arg(long)]
     pub no_default_suppressions: bool,
     /// Trace file written by `leakview record` or the leakview crate.

@@ -98,7 +98,7 @@ impl CheckOutcome {
         if self.runtime.blocks > 0 {
             let _ = writeln!(
                 out,
-                "\nnot counted: {} in {} that the C and Rust runtimes keep for themselves (stdio \
+                "\nnot counted: {} in {} that the C, C++ and Rust runtimes keep for themselves (stdio \
                  buffers, locale and NSS data, ...; --no-default-suppressions counts them)",
                 bytes(self.runtime.bytes),
                 plural(self.runtime.blocks, "block", "blocks")
