@@ -13,8 +13,10 @@
 //! - the frames at its allocating end — from the innermost up to the first frame outside the
 //!   runtime's libraries — pass through one of the runtime functions below that keep what they
 //!   allocate. Functions that hand the program memory it must free (`fopen`, `strdup`,
-//!   `getaddrinfo`, `newlocale`, ...) are not among them, so their leaks still count; nor is a
-//!   thread's start (`pthread_create`): a thread never joined leaks its TLS block.
+//!   `getaddrinfo`, `newlocale`, ...) are not among them, so their leaks still count. A thread's
+//!   TLS block (`_dl_allocate_tls`, under `pthread_create`) is the runtime's: glibc keeps it with
+//!   the thread's stack, and keeps both in its cache of stacks after the thread is joined (a
+//!   thread never joined keeps them too; that is a thread leak, whose stack is not heap).
 //!
 //! The Rust standard library is linked into the program, so its blocks are told by its own rules
 //! (stdout's buffer, its stack-overflow bookkeeping, ...: see `leakview_format::rust_std_names`).
@@ -98,9 +100,6 @@ const KEEPING_FUNCTIONS: &[&str] = &[
 /// Prefixes of runtime-internal function families that keep what they allocate.
 const KEEPING_PREFIXES: &[&str] = &["_nl_", "__nss_", "nss_", "_dl_", "__gconv_", "__resolv_"];
 
-/// Functions after which the block is the program's even inside the runtime.
-const PROGRAM_OWNED: &[&str] = &["pthread_create"];
-
 /// Whether a block allocated with this stack (innermost frame first, allocator frames trimmed)
 /// is the runtime's own: the C runtime's (above) or the Rust standard library's
 /// (`leakview_format::rust_std_names`, the rules the in-process tracker also follows).
@@ -116,10 +115,11 @@ pub fn is_runtime_block(frames: &[Frame]) -> bool {
     if allocating_end.len() == frames.len() {
         return true;
     }
-    let names = || allocating_end.iter().filter_map(|f| f.function.as_deref()).map(plain_name);
-    !names().any(|n| PROGRAM_OWNED.contains(&n))
-        && names()
-            .any(|n| KEEPING_FUNCTIONS.contains(&n) || KEEPING_PREFIXES.iter().any(|p| n.starts_with(p)))
+    allocating_end
+        .iter()
+        .filter_map(|f| f.function.as_deref())
+        .map(plain_name)
+        .any(|n| KEEPING_FUNCTIONS.contains(&n) || KEEPING_PREFIXES.iter().any(|p| n.starts_with(p)))
 }
 
 fn in_runtime_library(frame: &Frame) -> bool {
@@ -175,6 +175,15 @@ mod tests {
         assert!(is_runtime_block(&locale));
         let passwd = stack(&[(LIBC, Some("__nss_module_allocate")), (LIBC, None), (PROGRAM, None)]);
         assert!(is_runtime_block(&passwd));
+        // A thread's TLS block, which glibc keeps with the stack in its cache of stacks.
+        let thread = stack(&[
+            (LOADER, Some("allocate_dtv")),
+            (LOADER, Some("_dl_allocate_tls")),
+            (LIBC, Some("allocate_stack")),
+            (LIBC, Some("__pthread_create_2_1")),
+            (PROGRAM, Some("spawn_worker")),
+        ]);
+        assert!(is_runtime_block(&thread));
     }
 
     #[test]
@@ -191,14 +200,6 @@ mod tests {
         let callback =
             stack(&[(PROGRAM, Some("compare")), (LIBC, Some("setlocale")), (PROGRAM, Some("main"))]);
         assert!(!is_runtime_block(&callback));
-        // A thread never joined leaks its TLS block, allocated by the loader for pthread_create.
-        let thread = stack(&[
-            (LOADER, Some("_dl_allocate_tls")),
-            (LIBC, Some("allocate_stack")),
-            (LIBC, Some("pthread_create")),
-            (PROGRAM, Some("spawn_worker")),
-        ]);
-        assert!(!is_runtime_block(&thread));
         let unknown_module = vec![Frame { module: None, ..frame(LIBC, Some("setlocale")) }];
         assert!(!is_runtime_block(&unknown_module));
         assert!(!is_runtime_block(&[]));
