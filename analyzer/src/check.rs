@@ -125,8 +125,8 @@ impl CheckOutcome {
     }
 }
 
-/// Checks the blocks outstanding at `at_ns` against `suppressions`, with or without the C
-/// runtime's own.
+/// Checks the blocks outstanding at `at_ns` against `suppressions`, with or without the
+/// runtimes' own.
 pub fn check(
     analysis: &Analysis,
     at_ns: u64,

@@ -1,11 +1,12 @@
 //! The runtimes' own blocks: memory glibc, its dynamic loader, libstdc++ and the Rust standard
-//! library allocate for themselves and keep for the life of the process — stdio buffers, locale and message catalogs,
-//! NSS modules and the static buffers of `getpwuid` and friends, time zone data, the loader's
-//! link maps, libstdc++'s emergency exception pool. glibc frees them only in `__libc_freeres`,
-//! which valgrind calls at exit by default and a program never does, so without this every
-//! program that prints a line would "leak" its stdout buffer. `leakview check` leaves them out of
-//! its verdict by default (valgrind ships default suppressions for the same reason; LeakSanitizer
-//! never reports them, as they stay reachable); `leakview report` shows them like any block.
+//! library allocate for themselves and keep for the life of the process — stdio buffers, locale
+//! and message catalogs, NSS modules and the static buffers of `getpwuid` and friends, time zone
+//! data, the loader's link maps, libstdc++'s emergency exception pool. glibc frees them only in
+//! `__libc_freeres`, which valgrind calls at exit by default and a program never does, so without
+//! this every program that prints a line would "leak" its stdout buffer. `leakview check` leaves
+//! them out of its verdict by default (valgrind ships default suppressions for the same reason;
+//! LeakSanitizer never reports them, as they stay reachable); `leakview report` shows them like
+//! any block.
 //!
 //! A block is the runtime's when
 //! - no frame of its stack belongs to the program: the runtime allocated it on its own (static
