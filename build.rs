@@ -3,8 +3,9 @@
 //! at run time).
 //!
 //! - `libleakview_preload.so`: a nested `cargo build --release -p leakview-preload` (debug info
-//!   stripped) with its own target directory (`<target>/embedded-preload`, shared by all profiles of the outer build, so it
-//!   is rebuilt only when the recorder's sources change and never waits on the outer build's lock).
+//!   stripped) with its own target directory (`<target>/embedded-preload`, shared by all profiles
+//!   of the outer build, so it is rebuilt only when the recorder's sources change and never waits
+//!   on the outer build's lock).
 //!   The nested cargo gets a cleaned environment: the variables the outer cargo sets for build
 //!   scripts (and clippy's workspace wrapper) would otherwise leak into it.
 //! - The demo program: `fixtures/demo/*.c` compiled with `$CC` (or `cc`) at `-O2 -g` without frame

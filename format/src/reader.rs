@@ -106,31 +106,31 @@ fn read_u64(b: &[u8], at: usize) -> u64 {
 impl TraceReader {
     /// Opens and validates the trace at `path`.
     pub fn open(path: &Path) -> Result<Self, ReadError> {
-        let io = |error| ReadError::Io { path: path.to_path_buf(), error };
-        let file = std::fs::File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        if len == 0 {
-            return Err(ReadError::Empty { path: path.to_path_buf() });
-        }
         // Readers go through every page of a trace; mapping them all up front costs far less than
         // a page fault for each 4 KiB.
-        // SAFETY: the map is read-only; a recorder may still be appending to the file, which only
-        // changes bytes past the published lengths this reader trusts (or header counters it
-        // re-validates), and every access below is bounds-checked against the mapped length.
-        let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(io)?;
-        Self::parse(Backing::Map(map), path.to_path_buf())
+        Self::map(path, true)
     }
 
     /// Opens the trace at `path` like [`TraceReader::open`] but maps it without reading it in:
     /// for callers that look at the header and the chunk list (a page per chunk), not at events.
     pub fn open_sparse(path: &Path) -> Result<Self, ReadError> {
+        Self::map(path, false)
+    }
+
+    fn map(path: &Path, populate: bool) -> Result<Self, ReadError> {
         let io = |error| ReadError::Io { path: path.to_path_buf(), error };
         let file = std::fs::File::open(path).map_err(io)?;
         if file.metadata().map_err(io)?.len() == 0 {
             return Err(ReadError::Empty { path: path.to_path_buf() });
         }
-        // SAFETY: as in `open`: read-only, and every access is bounds-checked.
-        let map = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(io)?;
+        let mut options = memmap2::MmapOptions::new();
+        if populate {
+            options.populate();
+        }
+        // SAFETY: the map is read-only; a recorder may still be appending to the file, which only
+        // changes bytes past the published lengths this reader trusts (or header counters it
+        // re-validates), and every access below is bounds-checked against the mapped length.
+        let map = unsafe { options.map(&file) }.map_err(io)?;
         Self::parse(Backing::Map(map), path.to_path_buf())
     }
 
