@@ -112,8 +112,8 @@ mod tests {
         let reader = TraceReader::open(&path).expect("open");
         let first_chunks = reader.chunks().iter().filter(|c| c.tid == 1).count() - 1;
         assert!(first_chunks >= 3, "thread 1 wrote {first_chunks} chunks");
-        let read: Vec<(u32, u32)> = last_chunks(reader.chunks()).map(|c| (c.tid, c.seq_in_thread)).collect();
-        let mut read = read;
+        let mut read: Vec<(u32, u32)> =
+            last_chunks(reader.chunks()).map(|c| (c.tid, c.seq_in_thread)).collect();
         read.sort_unstable();
         assert_eq!(read, vec![(1, 0), (1, 0), (1, first_chunks as u32 - 1), (2, 0)]);
         drop(reader);

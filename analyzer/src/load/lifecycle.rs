@@ -319,7 +319,16 @@ mod tests {
     const NO_SITES: &[u32; 0] = &[];
 
     fn life() -> Lifecycle {
-        Lifecycle::new(0, LifetimeStore::with_capacity(16), IndexBuilder::new(1000), 4, 0)
+        life_with_window(0)
+    }
+
+    /// A lifecycle that puts events swapped between threads back (a preload trace's).
+    fn reordering_life() -> Lifecycle {
+        life_with_window(SKEW_WINDOW_NS)
+    }
+
+    fn life_with_window(skew_window: u64) -> Lifecycle {
+        Lifecycle::new(0, LifetimeStore::with_capacity(16), IndexBuilder::new(1000), 4, skew_window)
     }
 
     fn alloc(addr: u64) -> TieEvent {
@@ -369,8 +378,7 @@ mod tests {
 
     #[test]
     fn events_the_clock_swapped_between_threads_are_put_back() {
-        let mut l =
-            Lifecycle::new(0, LifetimeStore::with_capacity(16), IndexBuilder::new(1000), 4, SKEW_WINDOW_NS);
+        let mut l = reordering_life();
         swapped(&mut l, 0);
         assert_eq!(frees(&l), vec![105, OPEN, 300]);
         assert_eq!((l.matched, l.unmatched, l.reordered), (2, 0, 2));
@@ -380,8 +388,7 @@ mod tests {
     #[test]
     fn swapped_events_in_clock_ties_are_put_back_too() {
         let sites = [0u32, 1];
-        let mut l =
-            Lifecycle::new(0, LifetimeStore::with_capacity(16), IndexBuilder::new(1000), 4, SKEW_WINDOW_NS);
+        let mut l = reordering_life();
         // As in `swapped`, but the late and early events share their moment with another event.
         l.alloc(10, 0x10, 8, 0, &sites);
         l.tie(100, &mut [alloc_on(0x10, 1), alloc_on(0x40, 1)], &sites);
@@ -398,8 +405,7 @@ mod tests {
     fn one_threads_events_and_clocks_that_keep_order_are_not_reordered() {
         // The same events on one thread are in program order: a lost free, then a free of
         // memory from before the recording.
-        let mut one_thread =
-            Lifecycle::new(0, LifetimeStore::with_capacity(16), IndexBuilder::new(1000), 4, SKEW_WINDOW_NS);
+        let mut one_thread = reordering_life();
         swapped(&mut one_thread, 1);
         let mut ordered_clock = life();
         swapped(&mut ordered_clock, 0);
