@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     for t in [0, end / 2, end] {
         let snapshot = analysis.outstanding_at(t);
         let _ = analysis.live_at(t);
-        for by in [GroupBy::Stack, GroupBy::Size, GroupBy::Thread] {
+        for by in [GroupBy::Stack, GroupBy::Size, GroupBy::SizeClass, GroupBy::Thread] {
             let grouping = analysis.group(&snapshot, by);
             let _ = grouping.top(3);
         }
