@@ -23,6 +23,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Outstanding allocations at a moment, grouped and ranked.
     Report(ReportArgs),
+    /// Stacks holding outstanding allocations, ranked by how much they look like leaks.
+    Suspects(SuspectsArgs),
     /// Trace summary: header, counts, peak, outstanding at the end.
     Stats(StatsArgs),
     /// Exit 1 if any outstanding allocation is not suppressed (a CI gate).
@@ -100,6 +102,31 @@ pub struct ReportArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+    /// Trace file written by `leakview record` or the leakview crate.
+    pub trace: PathBuf,
+}
+
+/// Output format of `suspects`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SuspectsFormat {
+    /// Ranked suspects with their evidence and symbolized stacks.
+    Text,
+    /// The JSON document the README describes (schema 1).
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct SuspectsArgs {
+    /// Moment to look at: end, peak, 0%..100%, a time from the start (1.5s, 250ms, 800us,
+    /// 12345ns) or a mark (mark:LABEL, mark:LABEL#2).
+    #[arg(long, value_name = "WHEN", default_value = "end")]
+    pub at: String,
+    /// Show at most N suspects (0: all).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = SuspectsFormat::Text)]
+    pub format: SuspectsFormat,
     /// Trace file written by `leakview record` or the leakview crate.
     pub trace: PathBuf,
 }

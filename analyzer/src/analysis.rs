@@ -154,6 +154,12 @@ impl Analysis {
         }
     }
 
+    /// The stacks holding blocks outstanding at `t`, ranked by how much they look like leaks
+    /// (see [`crate::suspects`]).
+    pub fn suspects(&self, t: u64) -> Vec<crate::suspects::Suspect> {
+        crate::suspects::rank(&self.store, &self.outstanding_at(t))
+    }
+
     /// Every block of the trace (freed or not), in allocation order.
     pub fn block_count(&self) -> usize {
         self.store.len()

@@ -22,7 +22,8 @@
 //! Modules: `load` (the replay of a trace into lifetimes), `lifetimes` (28-byte lifetime storage),
 //! `index` (checkpoints, timeline, peak), `when` (moments), `group` (grouping and ranking),
 //! `frames` + `trim` (symbol cache, allocator-frame trimming), `symbolize` (addresses to
-//! frames), `suppress` (LeakSanitizer-style suppressions), `report` (text, JSON, folded).
+//! frames), `suppress` (LeakSanitizer-style suppressions), `suspects` (leak suspects ranked with their
+//! evidence), `report` (text, JSON, folded).
 
 #![forbid(unsafe_code)]
 
@@ -42,6 +43,7 @@ pub mod report;
 mod runtime_blocks;
 mod stacks;
 pub mod suppress;
+pub mod suspects;
 pub mod symbolize;
 pub mod timeline;
 mod trim;
@@ -60,6 +62,7 @@ pub use progress::{NoProgress, Progress, Stage};
 pub use report::Report;
 pub use stacks::MAX_STACK_DEPTH;
 pub use suppress::{SuppressionError, Suppressions};
+pub use suspects::{Suspect, SuspectReport, Verdict};
 pub use symbolize::{Frame, ModuleInfo, SymbolizeOptions};
 pub use timeline::{Timeline, TimelinePoint};
 pub use trim::is_trimmed_frame;

@@ -7,6 +7,7 @@ mod loading;
 mod record;
 mod report;
 mod stats;
+mod suspects;
 mod view;
 
 use std::process::ExitCode;
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Stats(args)) => stats::run(&args),
         Some(Command::Report(args)) => report::run(&args),
+        Some(Command::Suspects(args)) => suspects::run(&args),
         Some(Command::Check(args)) => check::run(&args),
         Some(Command::Record(args)) => record::run(&args),
         Some(Command::Demo(args)) => demo::run(&args),

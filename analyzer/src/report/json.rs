@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::Report;
 use crate::group::{GroupKey, size_class_bounds};
+use crate::model::Summary;
 use crate::symbolize::Frame;
 
 /// Version of the JSON shape.
@@ -20,6 +21,20 @@ pub fn frame_json(frame: &Frame) -> Value {
         "module": frame.module,
         "address": format!("{:#x}", frame.address),
         "inlined": frame.inlined,
+    })
+}
+
+/// The `trace` object every JSON document of the analyzer starts with.
+pub fn trace_json(s: &Summary) -> Value {
+    json!({
+        "path": s.path.display().to_string(),
+        "pid": s.pid,
+        "command": s.command,
+        "start_unix_ns": s.start_unix_ns,
+        "duration_ns": s.duration_ns,
+        "events": s.events,
+        "threads": s.threads,
+        "complete": s.complete,
     })
 }
 
@@ -61,16 +76,7 @@ pub(super) fn render(report: &Report<'_>) -> String {
         .collect();
     let doc = json!({
         "schema": JSON_SCHEMA,
-        "trace": {
-            "path": s.path.display().to_string(),
-            "pid": s.pid,
-            "command": s.command,
-            "start_unix_ns": s.start_unix_ns,
-            "duration_ns": s.duration_ns,
-            "events": s.events,
-            "threads": s.threads,
-            "complete": s.complete,
-        },
+        "trace": trace_json(s),
         "at": report.when,
         "at_ns": report.at_ns,
         "group_by": report.grouping.by.name(),

@@ -14,9 +14,9 @@ use crate::model::StackId;
 use crate::progress::Progress;
 use crate::symbolize::Frame;
 
-pub use json::{JSON_SCHEMA, frame_json};
+pub use json::{JSON_SCHEMA, frame_json, trace_json};
 pub use text::location as text_location;
-pub(crate) use text::write_frames_up_to;
+pub(crate) use text::{write_frames_up_to, write_incomplete_warning, write_trace_lines};
 
 /// Outstanding blocks at one moment, grouped, ranked and symbolized.
 pub struct Report<'a> {

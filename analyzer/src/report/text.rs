@@ -6,6 +6,7 @@ use std::fmt::Write;
 use super::Report;
 use super::units::{bytes, count, duration, plural, share};
 use crate::group::{GroupBy, GroupKey, size_class_bounds};
+use crate::model::Summary;
 use crate::symbolize::Frame;
 
 /// Longest function column before names are left to overflow.
@@ -148,9 +149,8 @@ pub fn write_frames_up_to(frames: &[Frame], limit: usize, out: &mut String) {
     }
 }
 
-fn write_header(report: &Report<'_>, out: &mut String) {
-    let a = report.analysis;
-    let s = a.summary();
+/// The `trace` and `heap` lines every text report of the analyzer starts with.
+pub fn write_trace_lines(s: &Summary, out: &mut String) {
     let t = &s.totals;
     let command = if s.command.is_empty() { s.executable.clone() } else { s.command.join(" ") };
     let _ = writeln!(out, "trace    {} (pid {}: {})", s.path.display(), s.pid, command);
@@ -163,6 +163,21 @@ fn write_header(report: &Report<'_>, out: &mut String) {
         bytes(t.peak_bytes),
         duration(t.peak_at_ns)
     );
+}
+
+/// The warning line of a report on a trace that is not complete (empty if it is).
+pub fn write_incomplete_warning(s: &Summary, out: &mut String) {
+    if !s.complete {
+        let _ = writeln!(
+            out,
+            "warning  the trace is incomplete (program killed, disk full or damaged file); shown is what could be read"
+        );
+    }
+}
+
+fn write_header(report: &Report<'_>, out: &mut String) {
+    let s = report.analysis.summary();
+    write_trace_lines(s, out);
     let (one, by) = match report.grouping.by {
         GroupBy::Stack => ("stack", "stacks"),
         GroupBy::Function => ("function", "functions"),
@@ -180,10 +195,5 @@ fn write_header(report: &Report<'_>, out: &mut String) {
         plural(report.grouping.totals.blocks, "block", "blocks"),
         plural(report.grouping.len() as u64, one, by),
     );
-    if !s.complete {
-        let _ = writeln!(
-            out,
-            "warning  the trace is incomplete (program killed, disk full or damaged file); shown is what could be read"
-        );
-    }
+    write_incomplete_warning(s, out);
 }

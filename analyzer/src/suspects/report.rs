@@ -1,0 +1,56 @@
+//! [`SuspectReport`]: the ranked suspects at one moment, the ones shown symbolized, rendered as
+//! text for people or JSON for programs.
+
+use super::{Suspect, Verdict, json, text};
+use crate::analysis::Analysis;
+use crate::model::{LiveTotals, StackId};
+use crate::progress::Progress;
+
+/// Leak suspects at one moment, ranked, with the top ones symbolized.
+pub struct SuspectReport<'a> {
+    pub analysis: &'a Analysis,
+    /// The moment as the user named it (`end`, `mark:warmup`, ...).
+    pub when: String,
+    pub at_ns: u64,
+    /// Outstanding blocks and bytes at the moment (all suspects together).
+    pub totals: LiveTotals,
+    /// Every suspect, best first.
+    pub suspects: Vec<Suspect>,
+    /// How many of them to show.
+    pub shown: usize,
+}
+
+impl<'a> SuspectReport<'a> {
+    /// Ranks the stacks holding blocks at `at_ns` and symbolizes the first `top` (0: all).
+    pub fn new(analysis: &'a Analysis, when: &str, at_ns: u64, top: usize, progress: &dyn Progress) -> Self {
+        let suspects = analysis.suspects(at_ns);
+        let totals = LiveTotals {
+            blocks: suspects.iter().map(|s| s.blocks).sum(),
+            bytes: suspects.iter().map(|s| s.bytes).sum(),
+        };
+        let shown = if top == 0 { suspects.len() } else { top.min(suspects.len()) };
+        let stacks: Vec<StackId> = suspects[..shown].iter().map(|s| s.stack).collect();
+        analysis.prepare_symbols(&stacks, progress);
+        SuspectReport { analysis, when: when.to_string(), at_ns, totals, suspects, shown }
+    }
+
+    /// The suspects to show, best first.
+    pub fn shown(&self) -> &[Suspect] {
+        &self.suspects[..self.shown]
+    }
+
+    /// How many suspects have `verdict`.
+    pub fn count(&self, verdict: Verdict) -> usize {
+        self.suspects.iter().filter(|s| s.verdict == verdict).count()
+    }
+
+    /// Human-readable text.
+    pub fn to_text(&self) -> String {
+        text::render(self)
+    }
+
+    /// JSON (`"schema": 1`), pretty-printed.
+    pub fn to_json(&self) -> String {
+        json::render(self)
+    }
+}

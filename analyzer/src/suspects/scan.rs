@@ -1,0 +1,210 @@
+//! The two parallel passes over the blocks allocated by the moment asked about that gather, for
+//! each candidate stack (one holding survivors), what its verdict needs: when the stack first
+//! allocated (pass one), then how many blocks it allocated and freed, how long the freed ones
+//! lived, and how many of its blocks were live at each checkpoint (pass two).
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::trend::{self, CHECKPOINTS};
+use crate::lifetimes::LifetimeStore;
+
+/// Marks a stack that is not a candidate in [`Candidates::slot_of_stack`].
+const NOT_A_CANDIDATE: u32 = u32::MAX;
+
+/// The candidate stacks, each with a dense slot.
+pub(super) struct Candidates {
+    /// By stack id: the stack's slot, or [`NOT_A_CANDIDATE`].
+    slot_of_stack: Vec<u32>,
+    /// By slot: the stack id.
+    pub stacks: Vec<u32>,
+}
+
+impl Candidates {
+    pub fn new(max_stack: u32) -> Self {
+        Candidates { slot_of_stack: vec![NOT_A_CANDIDATE; max_stack as usize + 1], stacks: Vec::new() }
+    }
+
+    /// The slot of `stack`, made if it has none.
+    pub fn slot_or_insert(&mut self, stack: u32) -> usize {
+        let Some(entry) = self.slot_of_stack.get_mut(stack as usize) else {
+            // No block refers to a stack above the store's largest; keep the map total anyway.
+            self.slot_of_stack.resize(stack as usize + 1, NOT_A_CANDIDATE);
+            return self.slot_or_insert(stack);
+        };
+        if *entry == NOT_A_CANDIDATE {
+            *entry = self.stacks.len() as u32;
+            self.stacks.push(stack);
+        }
+        *entry as usize
+    }
+
+    #[inline]
+    fn slot(&self, stack: u32) -> Option<usize> {
+        match self.slot_of_stack.get(stack as usize) {
+            Some(&slot) if slot != NOT_A_CANDIDATE => Some(slot as usize),
+            _ => None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.stacks.len()
+    }
+}
+
+/// What pass two learns of one candidate stack.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Tally {
+    /// Blocks allocated from the stack by the moment.
+    pub allocations: u64,
+    /// Of those, blocks freed by the moment.
+    pub frees: u64,
+    /// Freed blocks that lived at least the stack's long-lived threshold.
+    pub freed_long_lived: u64,
+    pub freed_lifetime_max: u64,
+    pub freed_lifetime_sum: u128,
+    /// Live blocks change at each checkpoint (the last entry collects what no checkpoint sees).
+    live_delta: [i64; CHECKPOINTS + 1],
+}
+
+impl Tally {
+    fn add(&mut self, other: &Tally) {
+        self.allocations += other.allocations;
+        self.frees += other.frees;
+        self.freed_long_lived += other.freed_long_lived;
+        self.freed_lifetime_max = self.freed_lifetime_max.max(other.freed_lifetime_max);
+        self.freed_lifetime_sum += other.freed_lifetime_sum;
+        for (a, b) in self.live_delta.iter_mut().zip(other.live_delta) {
+            *a += b;
+        }
+    }
+
+    /// The stack's live blocks at each checkpoint.
+    pub fn live_at_checkpoints(&self) -> [u64; CHECKPOINTS] {
+        let mut live = 0i64;
+        std::array::from_fn(|i| {
+            live += self.live_delta[i];
+            live.max(0) as u64
+        })
+    }
+}
+
+/// One id range per worker thread (work per block is even, and per-range tables stay few).
+fn ranges(n: usize) -> Vec<Range<u32>> {
+    let parts = rayon::current_num_threads().max(1);
+    let step = n.div_ceil(parts).max(1);
+    (0..n).step_by(step).map(|from| from as u32..(from + step).min(n) as u32).collect()
+}
+
+/// Pass one: the first allocation time of each candidate stack among blocks `0..n`
+/// (`u64::MAX` for none).
+pub(super) fn first_allocations(store: &LifetimeStore, candidates: &Candidates, n: usize) -> Vec<u64> {
+    let k = candidates.len();
+    ranges(n)
+        .into_par_iter()
+        .map(|range| {
+            let mut first = vec![u64::MAX; k];
+            for i in range {
+                let (alloc, _, stack) = store.times_and_stack(i);
+                if let Some(slot) = candidates.slot(stack) {
+                    // Blocks are in allocation order: the first seen is the earliest.
+                    if first[slot] == u64::MAX {
+                        first[slot] = alloc;
+                    }
+                }
+            }
+            first
+        })
+        .reduce(
+            || vec![u64::MAX; k],
+            |mut a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x = (*x).min(y);
+                }
+                a
+            },
+        )
+}
+
+/// Pass two over blocks `0..n` (those allocated by `t`), with each candidate's checkpoints and
+/// the least lifetime that counts a freed block of it as long-lived.
+pub(super) fn tallies(
+    store: &LifetimeStore,
+    candidates: &Candidates,
+    n: usize,
+    t: u64,
+    checkpoints: &[[u64; CHECKPOINTS]],
+    long_lived: &[u64],
+) -> Vec<Tally> {
+    let k = candidates.len();
+    ranges(n)
+        .into_par_iter()
+        .map(|range| {
+            let mut tallies = vec![Tally::default(); k];
+            for i in range {
+                let (alloc, free, stack) = store.times_and_stack(i);
+                let Some(slot) = candidates.slot(stack) else { continue };
+                let tally = &mut tallies[slot];
+                tally.allocations += 1;
+                let cps = &checkpoints[slot];
+                tally.live_delta[trend::first_at_or_after(cps, alloc)] += 1;
+                tally.live_delta[trend::first_at_or_after(cps, free)] -= 1;
+                if free <= t {
+                    let lifetime = free.saturating_sub(alloc);
+                    tally.frees += 1;
+                    tally.freed_lifetime_max = tally.freed_lifetime_max.max(lifetime);
+                    tally.freed_lifetime_sum += u128::from(lifetime);
+                    if lifetime >= long_lived[slot] {
+                        tally.freed_long_lived += 1;
+                    }
+                }
+            }
+            tallies
+        })
+        .reduce(
+            || vec![Tally::default(); k],
+            |mut a, b| {
+                for (x, y) in a.iter_mut().zip(&b) {
+                    x.add(y);
+                }
+                a
+            },
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_every_id_once() {
+        for n in [0usize, 1, 2, 7, 1000] {
+            let ids: Vec<u32> = ranges(n).into_iter().flatten().collect();
+            assert_eq!(ids, (0..n as u32).collect::<Vec<_>>(), "n = {n}");
+        }
+    }
+
+    #[test]
+    fn candidate_slots_are_dense_and_stable() {
+        let mut c = Candidates::new(10);
+        assert_eq!(c.slot_or_insert(7), 0);
+        assert_eq!(c.slot_or_insert(3), 1);
+        assert_eq!(c.slot_or_insert(7), 0);
+        assert_eq!(c.slot_or_insert(12), 2);
+        assert_eq!((c.slot(3), c.slot(4), c.slot(12)), (Some(1), None, Some(2)));
+        assert_eq!(c.stacks, vec![7, 3, 12]);
+    }
+
+    #[test]
+    fn live_counts_follow_the_deltas() {
+        let mut t = Tally::default();
+        t.live_delta[0] += 2;
+        t.live_delta[3] += 1;
+        t.live_delta[5] -= 2;
+        t.live_delta[CHECKPOINTS] -= 1;
+        let live = t.live_at_checkpoints();
+        assert_eq!(&live[..6], &[2, 2, 2, 3, 3, 1]);
+        assert_eq!(live[CHECKPOINTS - 1], 1);
+    }
+}

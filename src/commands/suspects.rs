@@ -1,0 +1,29 @@
+//! `leakview suspects`: the stacks holding outstanding allocations at a moment, ranked by how
+//! much they look like leaks, each with the evidence for its verdict.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use leakview_analyzer::SuspectReport;
+
+use super::loading::{self, Bars};
+use crate::cli::{SuspectsArgs, SuspectsFormat};
+
+pub fn run(args: &SuspectsArgs) -> anyhow::Result<ExitCode> {
+    let bars = Bars::new();
+    let analysis = loading::load(&args.trace, &bars)?;
+    let at_ns = analysis.resolve_when(&args.at).with_context(|| format!("--at {}", args.at))?;
+    let report = SuspectReport::new(&analysis, args.at.trim(), at_ns, args.top, &bars);
+    let text = match args.format {
+        SuspectsFormat::Text => report.to_text(),
+        SuspectsFormat::Json => report.to_json(),
+    };
+    drop(bars);
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other.context("cannot write the report")?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

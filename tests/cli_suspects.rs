@@ -1,0 +1,155 @@
+//! End-to-end test of `leakview suspects`: `fixtures/suspects.c` built at -O2 -g without frame
+//! pointers, recorded with the real recorder through `leakview record`, then ranked. The verdict
+//! and exact counts of each allocating function are the ones documented at the top of the
+//! fixture.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+const REQUESTS: u64 = 3000;
+const RING: u64 = 64;
+
+fn leakview(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_leakview"));
+    command
+        .current_dir(dir)
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .env_remove("LEAKVIEW_PRELOAD_PATH")
+        .env_remove("LEAKVIEW_OUTPUT")
+        .env_remove("LD_PRELOAD")
+        .stdin(Stdio::null());
+    command
+}
+
+/// The fixture's trace, recorded once for all tests.
+fn recorded() -> &'static (tempfile::TempDir, PathBuf) {
+    static RECORDED: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    RECORDED.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exe = dir.path().join("suspects");
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+        let out = Command::new(cc)
+            .args(["-O2", "-g", "-fomit-frame-pointer", "-o"])
+            .arg(&exe)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/suspects.c"))
+            .output()
+            .expect("the C compiler runs");
+        assert!(out.status.success(), "compiling: {}", String::from_utf8_lossy(&out.stderr));
+        let out = leakview(dir.path())
+            .args(["record", "-o", "s.bin", "--"])
+            .arg(&exe)
+            .output()
+            .expect("leakview runs");
+        assert!(out.status.success(), "recording: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "suspects: done\n");
+        let trace = dir.path().join("s.bin");
+        (dir, trace)
+    })
+}
+
+fn suspects(args: &[&str]) -> Output {
+    let (dir, trace) = recorded();
+    leakview(dir.path()).arg("suspects").args(args).arg(trace).output().expect("leakview runs")
+}
+
+fn json() -> Value {
+    let out = suspects(&["--format", "json", "--top", "0"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("valid JSON")
+}
+
+/// The suspect whose innermost frame is `function`.
+fn by_function<'a>(doc: &'a Value, function: &str) -> &'a Value {
+    let all = doc["suspects"].as_array().expect("suspects");
+    let found: Vec<&Value> =
+        all.iter().filter(|s| s["frames"][0]["function"].as_str() == Some(function)).collect();
+    assert_eq!(found.len(), 1, "one suspect allocating in {function}: {doc:#}");
+    found[0]
+}
+
+/// (verdict, blocks, bytes, allocations, frees)
+fn evidence(s: &Value) -> (String, u64, u64, u64, u64) {
+    let n = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("{k} in {s}"));
+    (s["verdict"].as_str().unwrap_or("?").to_string(), n("blocks"), n("bytes"), n("allocations"), n("frees"))
+}
+
+#[test]
+fn each_function_gets_its_verdict_with_exact_counts() {
+    let doc = json();
+    let expect = |function: &str, verdict: &str, blocks: u64, size: u64, frees: u64, allocations: u64| {
+        assert_eq!(
+            evidence(by_function(&doc, function)),
+            (verdict.to_string(), blocks, blocks * size, allocations, frees),
+            "{function}"
+        );
+    };
+    expect("remember_request", "growing", REQUESTS, 32, 0, REQUESTS);
+    expect("format_reply", "growing", REQUESTS / 100, 64, REQUESTS - REQUESTS / 100, REQUESTS);
+    expect("parse_header", "outlived", 2, 48, REQUESTS - 2, REQUESTS);
+    expect("load_config", "never-freed", 1, 4096, 0, 1);
+    expect("open_buffer", "in-use", RING, 128, REQUESTS - RING, REQUESTS);
+
+    // Every frame of the growing history's stack is symbolized down to main.
+    let frames = by_function(&doc, "remember_request")["frames"].as_array().expect("frames").clone();
+    assert_eq!(frames[0]["file"].as_str().map(|f| f.ends_with("suspects.c")), Some(true), "{frames:?}");
+    assert!(frames.iter().any(|f| f["function"] == "main"), "{frames:?}");
+    // The trend: live history nodes at the last checkpoint are all of them, and rose throughout.
+    let trend = &by_function(&doc, "remember_request")["trend"];
+    let live: Vec<u64> =
+        trend["live_blocks"].as_array().expect("live").iter().filter_map(Value::as_u64).collect();
+    assert_eq!(live.len(), 16);
+    assert_eq!(live[15], REQUESTS);
+    assert!(live.windows(2).all(|w| w[0] <= w[1]), "{live:?}");
+    assert!(trend["r2"].as_f64().is_some_and(|r2| r2 >= 0.8), "{trend}");
+}
+
+#[test]
+fn the_ranking_follows_the_verdicts_and_covers_every_outstanding_block() {
+    let doc = json();
+    let order = ["growing", "outlived", "never-freed", "in-use"];
+    let all = doc["suspects"].as_array().expect("suspects");
+    let ranks: Vec<usize> =
+        all.iter().map(|s| order.iter().position(|&v| s["verdict"] == v).expect("a known verdict")).collect();
+    assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "{ranks:?}");
+    let count = |v: &str| all.iter().filter(|s| s["verdict"] == v).count();
+    assert_eq!((count("growing"), count("outlived"), count("in-use")), (2, 1, 1));
+    let blocks: u64 = all.iter().filter_map(|s| s["blocks"].as_u64()).sum();
+    assert_eq!(doc["outstanding"]["blocks"].as_u64(), Some(blocks));
+    assert_eq!(doc["outstanding"]["stacks"].as_u64(), Some(all.len() as u64));
+}
+
+#[test]
+fn text_states_the_evidence_and_a_moment_can_be_chosen() {
+    let out = suspects(&["--top", "3"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("verdicts 2 growing, 1 outlived, "), "{text}");
+    assert!(text.contains("#1  growing"), "{text}");
+    assert!(text.contains("live blocks rose steadily"), "{text}");
+    assert!(text.contains("2,998 of 3,000 allocations freed"), "{text}");
+    assert!(text.contains("more stacks (--top 0 shows all)"), "{text}");
+
+    // Halfway through, half the history is there and still growing.
+    let out = suspects(&["--format", "json", "--top", "0", "--at", "50%"]);
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let history = by_function(&doc, "remember_request");
+    assert_eq!(history["verdict"], "growing");
+    let blocks = history["blocks"].as_u64().expect("blocks");
+    assert_eq!(history["allocations"].as_u64(), Some(blocks));
+    assert!(blocks > REQUESTS / 4 && blocks < REQUESTS * 3 / 4, "{blocks}");
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line() {
+    let (dir, _) = recorded();
+    let out = leakview(dir.path()).args(["suspects", "missing.bin"]).output().expect("leakview runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let out = suspects(&["--at", "mark:nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no mark labelled `nope`"));
+}
