@@ -61,6 +61,17 @@ pub struct DemoArgs {
     pub no_tui: bool,
 }
 
+/// Narrows a moment's outstanding blocks to those allocated within a span of time.
+#[derive(Debug, Args)]
+pub struct WindowArgs {
+    /// Only blocks allocated at or after this moment (same forms as --at: 10%, 1.5s, mark:LABEL...).
+    #[arg(long, value_name = "WHEN")]
+    pub allocated_after: Option<String>,
+    /// Only blocks allocated before this moment (same forms as --at).
+    #[arg(long, value_name = "WHEN")]
+    pub allocated_before: Option<String>,
+}
+
 /// How outstanding allocations are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum GroupBy {
@@ -102,6 +113,8 @@ pub struct ReportArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+    #[command(flatten)]
+    pub window: WindowArgs,
     /// Trace file written by `leakview record` or the leakview crate.
     pub trace: PathBuf,
 }
@@ -127,6 +140,8 @@ pub struct SuspectsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = SuspectsFormat::Text)]
     pub format: SuspectsFormat,
+    #[command(flatten)]
+    pub window: WindowArgs,
     /// Trace file written by `leakview record` or the leakview crate.
     pub trace: PathBuf,
 }
@@ -150,6 +165,8 @@ pub struct CheckArgs {
     /// and NSS data, the loader's link maps, ...) as leaks too.
     #[arg(long)]
     pub no_default_suppressions: bool,
+    #[command(flatten)]
+    pub window: WindowArgs,
     /// Trace file written by `leakview record` or the leakview crate.
     pub trace: PathBuf,
 }

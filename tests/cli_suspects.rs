@@ -1,7 +1,8 @@
-//! End-to-end test of `leakview suspects`: `fixtures/suspects.c` built at -O2 -g without frame
-//! pointers, recorded with the real recorder through `leakview record`, then ranked. The verdict
-//! and exact counts of each allocating function are the ones documented at the top of the
-//! fixture.
+//! End-to-end tests of `leakview suspects` and of the allocation windows (`--allocated-after`,
+//! `--allocated-before`) of `report`, `check` and `suspects`: `fixtures/suspects.c` built at -O2
+//! -g without frame pointers, recorded with the real recorder through `leakview record`. The
+//! verdict and exact counts of each allocating function are the ones documented at the top of
+//! the fixture.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -50,9 +51,13 @@ fn recorded() -> &'static (tempfile::TempDir, PathBuf) {
     })
 }
 
-fn suspects(args: &[&str]) -> Output {
+fn run(command: &str, args: &[&str]) -> Output {
     let (dir, trace) = recorded();
-    leakview(dir.path()).arg("suspects").args(args).arg(trace).output().expect("leakview runs")
+    leakview(dir.path()).arg(command).args(args).arg(trace).output().expect("leakview runs")
+}
+
+fn suspects(args: &[&str]) -> Output {
+    run("suspects", args)
 }
 
 fn json() -> Value {
@@ -152,4 +157,53 @@ fn bad_input_exits_2_with_one_line() {
     let out = suspects(&["--at", "mark:nope"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no mark labelled `nope`"));
+}
+
+#[test]
+fn allocation_windows_narrow_report_check_and_suspects() {
+    let out = run("report", &["--format", "json", "--top", "0", "--allocated-after", "50%"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let after = doc["allocated_after_ns"].as_u64().expect("allocated_after_ns");
+    let half = doc["trace"]["duration_ns"].as_u64().expect("duration") / 2;
+    assert!(after.abs_diff(half) <= 1, "{after} against {half}");
+    let groups = doc["groups"].as_array().expect("groups");
+    assert!(groups.iter().all(|g| g["first_alloc_ns"].as_u64() >= Some(after)), "{doc:#}");
+    let history = groups.iter().find(|g| g["frames"][0]["function"] == "remember_request").expect("history");
+    let blocks = history["blocks"].as_u64().expect("blocks");
+    assert!(blocks > REQUESTS / 4 && blocks < REQUESTS * 3 / 4, "{blocks}");
+    // The config block, allocated first thing, is outside the window.
+    assert!(groups.iter().all(|g| g["frames"][0]["function"] != "load_config"), "{doc:#}");
+
+    // Before the loop's first request only the config block is outstanding; check says so.
+    let first_request = {
+        let all = json();
+        by_function(&all, "remember_request")["first_alloc_ns"].as_u64().expect("first_alloc_ns")
+    };
+    let until = format!("{first_request}ns");
+    let out = run("check", &["--no-default-suppressions", "--allocated-before", &until]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("4.0 KiB in 1 block outstanding"), "{text}");
+    assert!(text.contains("allocated before ") && text.contains(&format!("({until})")), "{text}");
+    assert!(text.contains("load_config"), "{text}");
+
+    let out = suspects(&["--format", "json", "--allocated-after", "50%", "--allocated-before", "75%"]);
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let history = by_function(&doc, "remember_request");
+    // A quarter of the run's history nodes are in the window; the evidence counts them all.
+    let blocks = history["blocks"].as_u64().expect("blocks");
+    assert!(blocks > REQUESTS / 8 && blocks < REQUESTS * 3 / 8, "{blocks}");
+    assert_eq!(history["allocations"].as_u64(), Some(REQUESTS));
+
+    for (args, says) in [
+        (vec!["--allocated-after", "75%", "--allocated-before", "25%"], "the window is empty"),
+        (vec!["--at", "10%", "--allocated-after", "20%"], "is later than the moment looked at"),
+        (vec!["--allocated-after", "mark:none"], "no mark labelled `none`"),
+    ] {
+        let out = run("report", &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says) && err.lines().count() == 1, "{args:?}: {err}");
+    }
 }

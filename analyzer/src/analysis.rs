@@ -19,6 +19,7 @@ use crate::stacks::StackTable;
 use crate::symbolize::{ModuleInfo, SymbolizeOptions, Symbolizer};
 use crate::timeline::Timeline;
 use crate::when::When;
+use crate::window::AllocWindow;
 
 /// Snapshots at least this large have their bytes summed in parallel.
 const PARALLEL_SUM: usize = 64 * 1024;
@@ -154,10 +155,38 @@ impl Analysis {
         }
     }
 
+    /// [`Analysis::outstanding_at`] narrowed to the blocks allocated within `window`.
+    pub fn outstanding_in(&self, t: u64, window: &AllocWindow) -> Snapshot {
+        let snapshot = self.outstanding_at(t);
+        if window.is_all() {
+            return snapshot;
+        }
+        // Ids are in allocation order: the window is one run of them.
+        let allocated_before = |ns: u64| if ns == 0 { 0 } else { self.store.allocated_by(ns - 1) as u32 };
+        let first = window.after.as_ref().map_or(0, |a| allocated_before(a.ns));
+        let end = window.before.as_ref().map_or(u32::MAX, |b| allocated_before(b.ns));
+        let all = &snapshot.blocks;
+        let from = all.partition_point(|b| b.id < first);
+        let to = all.partition_point(|b| b.id < end).max(from);
+        let inside = &all[from..to];
+        let bytes = inside.iter().map(|b| self.store.full_size(b.id, b.size32)).sum();
+        Snapshot {
+            at_ns: t,
+            totals: LiveTotals { blocks: inside.len() as u64, bytes },
+            blocks: Arc::new(inside.to_vec()),
+        }
+    }
+
     /// The stacks holding blocks outstanding at `t`, ranked by how much they look like leaks
     /// (see [`crate::suspects`]).
     pub fn suspects(&self, t: u64) -> Vec<crate::suspects::Suspect> {
-        crate::suspects::rank(&self.store, &self.outstanding_at(t))
+        self.suspects_in(t, &AllocWindow::all())
+    }
+
+    /// [`Analysis::suspects`] among the blocks allocated within `window` (the evidence about
+    /// each stack still counts all its blocks).
+    pub fn suspects_in(&self, t: u64, window: &AllocWindow) -> Vec<crate::suspects::Suspect> {
+        crate::suspects::rank(&self.store, &self.outstanding_in(t, window))
     }
 
     /// Every block of the trace (freed or not), in allocation order.

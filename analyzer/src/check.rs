@@ -12,6 +12,7 @@ use crate::report::units::{bytes, plural};
 use crate::runtime_blocks::is_runtime_block;
 use crate::suppress::{Rule, Suppressions};
 use crate::symbolize::Frame;
+use crate::window::AllocWindow;
 
 /// Whether the runtimes' own blocks (stdio buffers, locale data, ...) count as leaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,8 @@ const FRAMES_LISTED: usize = 8;
 #[derive(Debug, Clone)]
 pub struct CheckOutcome {
     pub at_ns: u64,
+    /// Only blocks allocated within this window were checked.
+    pub window: AllocWindow,
     /// Everything outstanding at `at_ns`.
     pub outstanding: LiveTotals,
     /// Outstanding and not suppressed.
@@ -53,7 +56,10 @@ impl CheckOutcome {
     /// A short text: the verdict, totals, the largest leaking stacks, suppression hits.
     pub fn to_text(&self, analysis: &Analysis, when: &str) -> String {
         let mut out = String::new();
-        let at = crate::when::format_duration(self.at_ns);
+        let at = match self.window.describe() {
+            Some(window) => format!("{}, {window}", crate::when::format_duration(self.at_ns)),
+            None => crate::when::format_duration(self.at_ns),
+        };
         if self.passed() && self.outstanding.blocks == 0 {
             let _ = writeln!(out, "ok: no leaks at {when} ({at}); nothing outstanding");
         } else if self.passed() {
@@ -125,16 +131,17 @@ impl CheckOutcome {
     }
 }
 
-/// Checks the blocks outstanding at `at_ns` against `suppressions`, with or without the
-/// runtimes' own.
+/// Checks the blocks outstanding at `at_ns` and allocated within `window` against
+/// `suppressions`, with or without the runtimes' own.
 pub fn check(
     analysis: &Analysis,
     at_ns: u64,
+    window: &AllocWindow,
     suppressions: &Suppressions,
     runtime: RuntimeBlocks,
     progress: &dyn Progress,
 ) -> CheckOutcome {
-    let snapshot = analysis.outstanding_at(at_ns);
+    let snapshot = analysis.outstanding_in(at_ns, window);
     let groups = analysis.group(&snapshot, GroupBy::Stack).all();
     let skip_runtime = runtime == RuntimeBlocks::NotCounted;
     if !suppressions.is_empty() || skip_runtime {
@@ -143,6 +150,7 @@ pub fn check(
     }
     let mut outcome = CheckOutcome {
         at_ns,
+        window: window.clone(),
         outstanding: snapshot.totals(),
         leaked: LiveTotals::default(),
         runtime: LiveTotals::default(),

@@ -20,7 +20,7 @@
 //! Every time in this API is in nanoseconds since the start of the trace.
 //!
 //! Modules: `load` (the replay of a trace into lifetimes), `lifetimes` (28-byte lifetime storage),
-//! `index` (checkpoints, timeline, peak), `when` (moments), `group` (grouping and ranking),
+//! `index` (checkpoints, timeline, peak), `when` (moments), `window` (allocation windows), `group` (grouping and ranking),
 //! `frames` + `trim` (symbol cache, allocator-frame trimming), `symbolize` (addresses to
 //! frames), `suppress` (LeakSanitizer-style suppressions), `suspects` (leak suspects ranked with their
 //! evidence), `report` (text, JSON, folded).
@@ -48,6 +48,7 @@ pub mod symbolize;
 pub mod timeline;
 mod trim;
 pub mod when;
+mod window;
 
 pub use analysis::{Analysis, LoadOptions};
 pub use check::{CheckOutcome, RuntimeBlocks, check};
@@ -67,3 +68,4 @@ pub use symbolize::{Frame, ModuleInfo, SymbolizeOptions};
 pub use timeline::{Timeline, TimelinePoint};
 pub use trim::is_trimmed_frame;
 pub use when::{When, format_duration, parse_duration};
+pub use window::{AllocWindow, WindowEnd};

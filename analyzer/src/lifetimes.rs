@@ -215,16 +215,12 @@ impl LifetimeStore {
         }
     }
 
-    /// (alloc time, free time ([`OPEN`] if never freed), stack) of block `i`, read together.
+    /// (alloc time, free time ([`OPEN`] if never freed), site id) of block `i`, read together.
     #[inline]
-    pub fn times_and_stack(&self, i: u32) -> (u64, u64, u32) {
+    pub fn times_and_site(&self, i: u32) -> (u64, u64, u32) {
         match self.entries.get(i as usize) {
-            Some(e) => (
-                self.alloc_high(i as usize) | u64::from(e.alloc_low),
-                e.free_ns(),
-                self.site_by_id(e.site).stack,
-            ),
-            None => (0, OPEN, 0),
+            Some(e) => (self.alloc_high(i as usize) | u64::from(e.alloc_low), e.free_ns(), e.site),
+            None => (0, OPEN, u32::MAX),
         }
     }
 

@@ -9,7 +9,8 @@ use std::process::Command;
 
 use common::{Finished, TraceBuilder};
 use leakview_analyzer::{
-    Analysis, GroupBy, LoadOptions, NoProgress, Report, RuntimeBlocks, Suppressions, check,
+    AllocWindow, Analysis, GroupBy, LoadOptions, NoProgress, Report, RuntimeBlocks, Suppressions, WindowEnd,
+    check,
 };
 use leakview_format::Segment;
 
@@ -120,7 +121,7 @@ fn function_groups_are_inclusive() {
 fn json_has_the_documented_shape() {
     let f = fixture();
     let a = load(&f);
-    let report = Report::new(&a, "end", 60, GroupBy::Stack, 20, &NoProgress);
+    let report = Report::new(&a, "end", 60, &AllocWindow::all(), GroupBy::Stack, 20, &NoProgress);
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("valid JSON");
     assert_eq!(json["schema"], 1);
     let trace = &json["trace"];
@@ -162,7 +163,7 @@ fn json_has_the_documented_shape() {
     assert!(frame["module"].as_str().is_some_and(|m| m.ends_with("/leaky")));
     assert!(frame["address"].as_str().is_some_and(|a| a.starts_with("0x5555")));
 
-    let by_function = Report::new(&a, "end", 60, GroupBy::Function, 0, &NoProgress);
+    let by_function = Report::new(&a, "end", 60, &AllocWindow::all(), GroupBy::Function, 0, &NoProgress);
     let json: serde_json::Value = serde_json::from_str(&by_function.to_json()).expect("valid JSON");
     let functions: Vec<_> =
         json["groups"].as_array().expect("groups").iter().map(|g| g["function"].clone()).collect();
@@ -173,7 +174,7 @@ fn json_has_the_documented_shape() {
 fn folded_and_text() {
     let f = fixture();
     let a = load(&f);
-    let report = Report::new(&a, "mark:done", 50, GroupBy::Stack, 20, &NoProgress);
+    let report = Report::new(&a, "mark:done", 50, &AllocWindow::all(), GroupBy::Stack, 20, &NoProgress);
     assert_eq!(report.to_folded(), "main;make_leak 96\n");
     let text = report.to_text();
     assert!(text.contains("96 B"), "{text}");
@@ -181,7 +182,7 @@ fn folded_and_text() {
     assert!(text.contains("make_leak"), "{text}");
     assert!(text.contains("leaky.c:"), "{text}");
     assert!(!text.contains("libleakview_preload"), "{text}");
-    let empty = Report::new(&a, "start", 0, GroupBy::Stack, 20, &NoProgress);
+    let empty = Report::new(&a, "start", 0, &AllocWindow::all(), GroupBy::Stack, 20, &NoProgress);
     assert!(empty.to_text().contains("No outstanding allocations."));
     assert_eq!(empty.to_folded(), "");
 }
@@ -190,21 +191,67 @@ fn folded_and_text() {
 fn check_with_suppressions() {
     let f = fixture();
     let a = load(&f);
-    let none = check(&a, 60, &Suppressions::default(), RuntimeBlocks::Counted, &NoProgress);
+    let none =
+        check(&a, 60, &AllocWindow::all(), &Suppressions::default(), RuntimeBlocks::Counted, &NoProgress);
     assert!(!none.passed());
     assert_eq!((none.leaked.blocks, none.leaked.bytes), (2, 96));
     assert!(none.to_text(&a, "end").contains("make_leak"));
     for pattern in ["make_leak", "make_*", "leaky.c", "^make_leak$"] {
         let rules = Suppressions::parse(&format!("# ours\nleak:{pattern}\n")).expect("parses");
-        let outcome = check(&a, 60, &rules, RuntimeBlocks::Counted, &NoProgress);
+        let outcome = check(&a, 60, &AllocWindow::all(), &rules, RuntimeBlocks::Counted, &NoProgress);
         assert!(outcome.passed(), "leak:{pattern}");
         assert_eq!((outcome.suppressed.blocks, outcome.suppressed.bytes), (2, 96));
         assert_eq!(outcome.rule_hits[0].1.blocks, 2);
     }
     let other = Suppressions::parse("leak:make_temp\nleak:^main_$\n").expect("parses");
-    assert!(!check(&a, 60, &other, RuntimeBlocks::Counted, &NoProgress).passed());
+    assert!(!check(&a, 60, &AllocWindow::all(), &other, RuntimeBlocks::Counted, &NoProgress).passed());
     // At 20, make_temp's block is outstanding too; suppressing it alone leaves make_leak's.
-    let partial = check(&a, 20, &other, RuntimeBlocks::Counted, &NoProgress);
+    let partial = check(&a, 20, &AllocWindow::all(), &other, RuntimeBlocks::Counted, &NoProgress);
     assert_eq!((partial.leaked.blocks, partial.suppressed.blocks), (1, 1));
-    assert!(check(&a, 5, &Suppressions::default(), RuntimeBlocks::Counted, &NoProgress).passed());
+    assert!(
+        check(&a, 5, &AllocWindow::all(), &Suppressions::default(), RuntimeBlocks::Counted, &NoProgress)
+            .passed()
+    );
+}
+
+fn window(after: Option<u64>, before: Option<u64>) -> AllocWindow {
+    let end = |ns: u64| WindowEnd { ns, when: format!("{ns}ns") };
+    AllocWindow { after: after.map(end), before: before.map(end) }
+}
+
+#[test]
+fn an_allocation_window_narrows_every_report_to_the_blocks_allocated_in_it() {
+    let f = fixture();
+    let a = load(&f);
+    // Outstanding at the end: 0x100 (64 B, allocated at 10) and 0x300 (32 B, at 40).
+    let late = window(Some(40), None);
+    let snapshot = a.outstanding_in(60, &late);
+    assert_eq!((snapshot.totals().blocks, snapshot.totals().bytes), (1, 32));
+    let early = window(None, Some(40));
+    assert_eq!(a.outstanding_in(60, &early).totals().bytes, 64);
+    assert_eq!(a.outstanding_in(60, &window(Some(11), Some(40))).totals().blocks, 0);
+    assert_eq!(a.outstanding_in(60, &window(Some(10), Some(41))).totals().blocks, 2);
+    assert_eq!(a.outstanding_in(60, &window(Some(0), None)), a.outstanding_at(60));
+
+    let report = Report::new(&a, "end", 60, &late, GroupBy::Stack, 20, &NoProgress);
+    let text = report.to_text();
+    assert!(text.contains("32 B in 1 block outstanding"), "{text}");
+    assert!(text.contains("only     blocks allocated from 40ns"), "{text}");
+    assert_eq!(report.to_folded(), "main;make_leak 32\n");
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("valid JSON");
+    assert_eq!((json["allocated_after_ns"].as_u64(), json["allocated_before_ns"].as_u64()), (Some(40), None));
+    assert_eq!(json["outstanding"]["bytes"], 32);
+
+    let outcome = check(&a, 60, &early, &Suppressions::default(), RuntimeBlocks::Counted, &NoProgress);
+    assert_eq!((outcome.leaked.blocks, outcome.leaked.bytes), (1, 64));
+    assert!(outcome.to_text(&a, "end").contains("allocated before 40ns"), "{}", outcome.to_text(&a, "end"));
+    let none =
+        check(&a, 60, &window(Some(50), None), &Suppressions::default(), RuntimeBlocks::Counted, &NoProgress);
+    assert!(none.passed());
+
+    let suspects = a.suspects_in(60, &late);
+    assert_eq!(suspects.len(), 1);
+    assert_eq!((suspects[0].blocks, suspects[0].bytes), (1, 32));
+    // The evidence about the stack still counts both of its blocks.
+    assert_eq!(suspects[0].allocations, 2);
 }

@@ -17,5 +17,8 @@ fuzz_target!(|data: &[u8]| {
             let grouping = analysis.group(&snapshot, by);
             let _ = grouping.top(3);
         }
+        for suspect in analysis.suspects(t).iter().take(3) {
+            let _ = leakview_analyzer::suspects::evidence(suspect, t);
+        }
     }
 });

@@ -8,6 +8,7 @@ use anyhow::Context;
 use leakview_analyzer::{RuntimeBlocks, Suppressions, check};
 
 use super::loading::{self, Bars};
+use super::window;
 use crate::cli::CheckArgs;
 
 pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
@@ -20,7 +21,8 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let at_ns = analysis.resolve_when(&args.at).with_context(|| format!("--at {}", args.at))?;
     let runtime =
         if args.no_default_suppressions { RuntimeBlocks::Counted } else { RuntimeBlocks::NotCounted };
-    let outcome = check(&analysis, at_ns, &suppressions, runtime, &bars);
+    let window = window::resolve(&analysis, &args.window, at_ns)?;
+    let outcome = check(&analysis, at_ns, &window, &suppressions, runtime, &bars);
     drop(bars);
     print!("{}", outcome.to_text(&analysis, args.at.trim()));
     if !analysis.summary().complete {

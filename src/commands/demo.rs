@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use rustix::fs::Access;
 
-use crate::cli::{DemoArgs, GroupBy, ReportArgs, ReportFormat};
+use crate::cli::{DemoArgs, GroupBy, ReportArgs, ReportFormat, WindowArgs};
 use crate::recording::{self, DEFAULT_DEPTH, RecordPlan};
 use crate::{cache_dir, embedded, trace_paths};
 
@@ -71,6 +71,7 @@ fn show_leaks(trace: &Path, no_tui: bool) -> anyhow::Result<()> {
         group_by: GroupBy::Stack,
         top: 10,
         format: ReportFormat::Text,
+        window: WindowArgs { allocated_after: None, allocated_before: None },
         trace: trace.to_path_buf(),
     };
     report::run(&args).map(|_| ())

@@ -9,6 +9,7 @@ mod report;
 mod stats;
 mod suspects;
 mod view;
+mod window;
 
 use std::process::ExitCode;
 

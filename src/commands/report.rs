@@ -8,6 +8,7 @@ use anyhow::Context;
 use leakview_analyzer::{GroupBy, Report};
 
 use super::loading::{self, Bars};
+use super::window;
 use crate::cli::{self, ReportArgs, ReportFormat};
 
 pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
@@ -21,7 +22,8 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         cli::GroupBy::SizeClass => GroupBy::SizeClass,
         cli::GroupBy::Thread => GroupBy::Thread,
     };
-    let report = Report::new(&analysis, args.at.trim(), at_ns, by, args.top, &bars);
+    let window = window::resolve(&analysis, &args.window, at_ns)?;
+    let report = Report::new(&analysis, args.at.trim(), at_ns, &window, by, args.top, &bars);
     let text = match args.format {
         ReportFormat::Text => report.to_text(),
         ReportFormat::Json => report.to_json(),

@@ -8,13 +8,15 @@ use anyhow::Context;
 use leakview_analyzer::SuspectReport;
 
 use super::loading::{self, Bars};
+use super::window;
 use crate::cli::{SuspectsArgs, SuspectsFormat};
 
 pub fn run(args: &SuspectsArgs) -> anyhow::Result<ExitCode> {
     let bars = Bars::new();
     let analysis = loading::load(&args.trace, &bars)?;
     let at_ns = analysis.resolve_when(&args.at).with_context(|| format!("--at {}", args.at))?;
-    let report = SuspectReport::new(&analysis, args.at.trim(), at_ns, args.top, &bars);
+    let window = window::resolve(&analysis, &args.window, at_ns)?;
+    let report = SuspectReport::new(&analysis, args.at.trim(), at_ns, &window, args.top, &bars);
     let text = match args.format {
         SuspectsFormat::Text => report.to_text(),
         SuspectsFormat::Json => report.to_json(),

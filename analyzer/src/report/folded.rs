@@ -10,7 +10,7 @@ pub(super) fn render(report: &Report<'_>) -> String {
     let by_stack = if report.grouping.by == GroupBy::Stack {
         report.grouping.clone()
     } else {
-        a.group(&a.outstanding_at(report.at_ns), GroupBy::Stack)
+        a.group(&a.outstanding_in(report.at_ns, &report.window), GroupBy::Stack)
     };
     let groups = by_stack.all();
     let stacks: Vec<StackId> = groups.iter().filter_map(|g| g.stacks.first().copied()).collect();

@@ -79,6 +79,8 @@ pub(super) fn render(report: &Report<'_>) -> String {
         "trace": trace_json(s),
         "at": report.when,
         "at_ns": report.at_ns,
+        "allocated_after_ns": report.window.after.as_ref().map(|e| e.ns),
+        "allocated_before_ns": report.window.before.as_ref().map(|e| e.ns),
         "group_by": report.grouping.by.name(),
         "totals": {
             "allocations": t.allocations,

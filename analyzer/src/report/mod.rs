@@ -13,10 +13,11 @@ use crate::group::{Group, GroupBy, GroupKey, Grouping};
 use crate::model::StackId;
 use crate::progress::Progress;
 use crate::symbolize::Frame;
+use crate::window::AllocWindow;
 
 pub use json::{JSON_SCHEMA, frame_json, trace_json};
 pub use text::location as text_location;
-pub(crate) use text::{write_frames_up_to, write_incomplete_warning, write_trace_lines};
+pub(crate) use text::{write_frames_up_to, write_incomplete_warning, write_trace_lines, write_window};
 
 /// Outstanding blocks at one moment, grouped, ranked and symbolized.
 pub struct Report<'a> {
@@ -24,25 +25,30 @@ pub struct Report<'a> {
     /// The moment as the user named it (`end`, `mark:warmup`, ...).
     pub when: String,
     pub at_ns: u64,
+    /// Only blocks allocated within this window are reported.
+    pub window: AllocWindow,
     pub grouping: Grouping,
     /// The groups shown, best first (made once; the others stay unmade).
     shown: Vec<Group>,
 }
 
 impl<'a> Report<'a> {
-    /// Groups the blocks outstanding at `at_ns` and symbolizes the stacks the report shows.
+    /// Groups the blocks outstanding at `at_ns` and allocated within `window`, and symbolizes
+    /// the stacks the report shows.
     pub fn new(
         analysis: &'a Analysis,
         when: &str,
         at_ns: u64,
+        window: &AllocWindow,
         by: GroupBy,
         top: usize,
         progress: &dyn Progress,
     ) -> Self {
-        let snapshot = analysis.outstanding_at(at_ns);
+        let snapshot = analysis.outstanding_in(at_ns, window);
         let grouping = analysis.group_with_progress(&snapshot, by, progress);
         let shown = grouping.top(if top == 0 { usize::MAX } else { top });
-        let report = Report { analysis, when: when.to_string(), at_ns, grouping, shown };
+        let report =
+            Report { analysis, when: when.to_string(), at_ns, window: window.clone(), grouping, shown };
         let stacks: Vec<StackId> = report.shown().iter().filter_map(|g| g.stacks.first().copied()).collect();
         analysis.prepare_symbols(&stacks, progress);
         report

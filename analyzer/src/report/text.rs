@@ -8,6 +8,7 @@ use super::units::{bytes, count, duration, plural, share};
 use crate::group::{GroupBy, GroupKey, size_class_bounds};
 use crate::model::Summary;
 use crate::symbolize::Frame;
+use crate::window::AllocWindow;
 
 /// Longest function column before names are left to overflow.
 const MAX_FUNCTION_WIDTH: usize = 60;
@@ -165,6 +166,13 @@ pub fn write_trace_lines(s: &Summary, out: &mut String) {
     );
 }
 
+/// The `only` line of a report narrowed to an allocation window (nothing without one).
+pub fn write_window(window: &AllocWindow, out: &mut String) {
+    if let Some(described) = window.describe() {
+        let _ = writeln!(out, "only     blocks {described}");
+    }
+}
+
 /// The warning line of a report on a trace that is not complete (empty if it is).
 pub fn write_incomplete_warning(s: &Summary, out: &mut String) {
     if !s.complete {
@@ -195,5 +203,6 @@ fn write_header(report: &Report<'_>, out: &mut String) {
         plural(report.grouping.totals.blocks, "block", "blocks"),
         plural(report.grouping.len() as u64, one, by),
     );
+    write_window(&report.window, out);
     write_incomplete_warning(s, out);
 }

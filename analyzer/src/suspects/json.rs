@@ -45,6 +45,8 @@ pub(super) fn render(report: &SuspectReport<'_>) -> String {
         "trace": trace_json(report.analysis.summary()),
         "at": report.when,
         "at_ns": report.at_ns,
+        "allocated_after_ns": report.window.after.as_ref().map(|e| e.ns),
+        "allocated_before_ns": report.window.before.as_ref().map(|e| e.ns),
         "outstanding": {
             "blocks": report.totals.blocks,
             "bytes": report.totals.bytes,

@@ -139,7 +139,7 @@ struct Survivors {
 /// stack id.
 pub(crate) fn rank(store: &LifetimeStore, snapshot: &Snapshot) -> Vec<Suspect> {
     let t = snapshot.at_ns;
-    let mut candidates = Candidates::new(store.max_stack());
+    let mut candidates = Candidates::new();
     let mut survivors: Vec<Survivors> = Vec::new();
     for b in snapshot.blocks.iter() {
         let stack = store.site_by_id(b.site).stack;
@@ -154,6 +154,7 @@ pub(crate) fn rank(store: &LifetimeStore, snapshot: &Snapshot) -> Vec<Suspect> {
         s.first_alloc = s.first_alloc.min(alloc);
         s.last_alloc = s.last_alloc.max(alloc);
     }
+    candidates.index_sites(store);
     let ages: Vec<Ages> = survivors.iter_mut().map(|s| ages_of(&mut s.ages)).collect();
     let long_lived: Vec<u64> = ages.iter().map(|a| long_lived_ns(a.median)).collect();
     let n = store.allocated_by(t);

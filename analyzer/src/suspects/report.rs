@@ -5,6 +5,7 @@ use super::{Suspect, Verdict, json, text};
 use crate::analysis::Analysis;
 use crate::model::{LiveTotals, StackId};
 use crate::progress::Progress;
+use crate::window::AllocWindow;
 
 /// Leak suspects at one moment, ranked, with the top ones symbolized.
 pub struct SuspectReport<'a> {
@@ -12,6 +13,8 @@ pub struct SuspectReport<'a> {
     /// The moment as the user named it (`end`, `mark:warmup`, ...).
     pub when: String,
     pub at_ns: u64,
+    /// Only blocks allocated within this window are suspects' survivors.
+    pub window: AllocWindow,
     /// Outstanding blocks and bytes at the moment (all suspects together).
     pub totals: LiveTotals,
     /// Every suspect, best first.
@@ -21,9 +24,17 @@ pub struct SuspectReport<'a> {
 }
 
 impl<'a> SuspectReport<'a> {
-    /// Ranks the stacks holding blocks at `at_ns` and symbolizes the first `top` (0: all).
-    pub fn new(analysis: &'a Analysis, when: &str, at_ns: u64, top: usize, progress: &dyn Progress) -> Self {
-        let suspects = analysis.suspects(at_ns);
+    /// Ranks the stacks holding blocks at `at_ns` allocated within `window`, and symbolizes the
+    /// first `top` (0: all).
+    pub fn new(
+        analysis: &'a Analysis,
+        when: &str,
+        at_ns: u64,
+        window: &AllocWindow,
+        top: usize,
+        progress: &dyn Progress,
+    ) -> Self {
+        let suspects = analysis.suspects_in(at_ns, window);
         let totals = LiveTotals {
             blocks: suspects.iter().map(|s| s.blocks).sum(),
             bytes: suspects.iter().map(|s| s.bytes).sum(),
@@ -31,7 +42,15 @@ impl<'a> SuspectReport<'a> {
         let shown = if top == 0 { suspects.len() } else { top.min(suspects.len()) };
         let stacks: Vec<StackId> = suspects[..shown].iter().map(|s| s.stack).collect();
         analysis.prepare_symbols(&stacks, progress);
-        SuspectReport { analysis, when: when.to_string(), at_ns, totals, suspects, shown }
+        SuspectReport {
+            analysis,
+            when: when.to_string(),
+            at_ns,
+            window: window.clone(),
+            totals,
+            suspects,
+            shown,
+        }
     }
 
     /// The suspects to show, best first.

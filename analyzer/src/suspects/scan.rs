@@ -3,6 +3,7 @@
 //! allocated (pass one), then how many blocks it allocated and freed, how long the freed ones
 //! lived, and how many of its blocks were live at each checkpoint (pass two).
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use rayon::prelude::*;
@@ -10,39 +11,48 @@ use rayon::prelude::*;
 use super::trend::{self, CHECKPOINTS};
 use crate::lifetimes::LifetimeStore;
 
-/// Marks a stack that is not a candidate in [`Candidates::slot_of_stack`].
+/// Marks a site whose stack is not a candidate in [`Candidates::slot_of_site`].
 const NOT_A_CANDIDATE: u32 = u32::MAX;
 
-/// The candidate stacks, each with a dense slot.
+/// The candidate stacks, each with a dense slot, found from blocks through their sites (site ids
+/// are dense; stack ids, read from the trace, need not be).
 pub(super) struct Candidates {
-    /// By stack id: the stack's slot, or [`NOT_A_CANDIDATE`].
-    slot_of_stack: Vec<u32>,
+    /// By stack id: the stack's slot.
+    slot_of_stack: HashMap<u32, u32>,
+    /// By site id: the slot of the site's stack, or [`NOT_A_CANDIDATE`] (filled by
+    /// [`Candidates::index_sites`]).
+    slot_of_site: Vec<u32>,
     /// By slot: the stack id.
     pub stacks: Vec<u32>,
 }
 
 impl Candidates {
-    pub fn new(max_stack: u32) -> Self {
-        Candidates { slot_of_stack: vec![NOT_A_CANDIDATE; max_stack as usize + 1], stacks: Vec::new() }
+    pub fn new() -> Self {
+        Candidates { slot_of_stack: HashMap::new(), slot_of_site: Vec::new(), stacks: Vec::new() }
     }
 
     /// The slot of `stack`, made if it has none.
     pub fn slot_or_insert(&mut self, stack: u32) -> usize {
-        let Some(entry) = self.slot_of_stack.get_mut(stack as usize) else {
-            // No block refers to a stack above the store's largest; keep the map total anyway.
-            self.slot_of_stack.resize(stack as usize + 1, NOT_A_CANDIDATE);
-            return self.slot_or_insert(stack);
-        };
-        if *entry == NOT_A_CANDIDATE {
-            *entry = self.stacks.len() as u32;
+        let next = self.stacks.len() as u32;
+        let slot = *self.slot_of_stack.entry(stack).or_insert(next);
+        if slot == next {
             self.stacks.push(stack);
         }
-        *entry as usize
+        slot as usize
+    }
+
+    /// Maps every site of `store` to its stack's slot (once all candidates are in).
+    pub fn index_sites(&mut self, store: &LifetimeStore) {
+        self.slot_of_site = store
+            .sites
+            .iter()
+            .map(|site| self.slot_of_stack.get(&site.stack).copied().unwrap_or(NOT_A_CANDIDATE))
+            .collect();
     }
 
     #[inline]
-    fn slot(&self, stack: u32) -> Option<usize> {
-        match self.slot_of_stack.get(stack as usize) {
+    fn slot(&self, site: u32) -> Option<usize> {
+        match self.slot_of_site.get(site as usize) {
             Some(&slot) if slot != NOT_A_CANDIDATE => Some(slot as usize),
             _ => None,
         }
@@ -106,8 +116,8 @@ pub(super) fn first_allocations(store: &LifetimeStore, candidates: &Candidates, 
         .map(|range| {
             let mut first = vec![u64::MAX; k];
             for i in range {
-                let (alloc, _, stack) = store.times_and_stack(i);
-                if let Some(slot) = candidates.slot(stack) {
+                let (alloc, _, site) = store.times_and_site(i);
+                if let Some(slot) = candidates.slot(site) {
                     // Blocks are in allocation order: the first seen is the earliest.
                     if first[slot] == u64::MAX {
                         first[slot] = alloc;
@@ -143,8 +153,8 @@ pub(super) fn tallies(
         .map(|range| {
             let mut tallies = vec![Tally::default(); k];
             for i in range {
-                let (alloc, free, stack) = store.times_and_stack(i);
-                let Some(slot) = candidates.slot(stack) else { continue };
+                let (alloc, free, site) = store.times_and_site(i);
+                let Some(slot) = candidates.slot(site) else { continue };
                 let tally = &mut tallies[slot];
                 tally.allocations += 1;
                 let cps = &checkpoints[slot];
@@ -186,14 +196,22 @@ mod tests {
     }
 
     #[test]
-    fn candidate_slots_are_dense_and_stable() {
-        let mut c = Candidates::new(10);
+    fn candidate_slots_are_dense_and_sites_find_them() {
+        let mut c = Candidates::new();
         assert_eq!(c.slot_or_insert(7), 0);
-        assert_eq!(c.slot_or_insert(3), 1);
+        assert_eq!(c.slot_or_insert(u32::MAX - 1), 1);
         assert_eq!(c.slot_or_insert(7), 0);
-        assert_eq!(c.slot_or_insert(12), 2);
-        assert_eq!((c.slot(3), c.slot(4), c.slot(12)), (Some(1), None, Some(2)));
-        assert_eq!(c.stacks, vec![7, 3, 12]);
+        assert_eq!(c.stacks, vec![7, u32::MAX - 1]);
+        let mut store = LifetimeStore::with_capacity(0);
+        store.set_sites(
+            [(7, 0), (3, 0), (7, 1), (u32::MAX - 1, 0)]
+                .into_iter()
+                .map(|(stack, thread)| crate::lifetimes::Site { stack, thread })
+                .collect(),
+        );
+        c.index_sites(&store);
+        let slots: Vec<Option<usize>> = (0..5).map(|site| c.slot(site)).collect();
+        assert_eq!(slots, vec![Some(0), None, Some(0), Some(1), None]);
     }
 
     #[test]

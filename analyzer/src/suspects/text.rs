@@ -6,7 +6,7 @@ use std::fmt::Write;
 use super::report::SuspectReport;
 use super::{CHECKPOINTS, Suspect, Verdict, checkpoints};
 use crate::report::units::{bytes, count, duration, plural};
-use crate::report::{write_frames_up_to, write_incomplete_warning, write_trace_lines};
+use crate::report::{write_frames_up_to, write_incomplete_warning, write_trace_lines, write_window};
 
 const VERDICTS: [Verdict; 4] = [Verdict::Growing, Verdict::Outlived, Verdict::NeverFreed, Verdict::InUse];
 
@@ -26,6 +26,7 @@ pub(super) fn render(report: &SuspectReport<'_>) -> String {
     );
     let counts: Vec<String> =
         VERDICTS.iter().map(|&v| format!("{} {}", count(report.count(v) as u64), v.name())).collect();
+    write_window(&report.window, &mut out);
     let _ = writeln!(out, "verdicts {}", counts.join(", "));
     write_incomplete_warning(s, &mut out);
     if report.suspects.is_empty() {
