@@ -116,11 +116,13 @@ pub fn is_runtime_block(frames: &[Frame]) -> bool {
     if allocating_end.len() == frames.len() {
         return true;
     }
-    allocating_end
-        .iter()
-        .filter_map(|f| f.function.as_deref())
-        .map(plain_name)
-        .any(|n| KEEPING_FUNCTIONS.contains(&n) || KEEPING_PREFIXES.iter().any(|p| n.starts_with(p)))
+    allocating_end.iter().filter_map(|f| f.function.as_deref()).map(plain_name).any(|n| {
+        // glibc's debug names are often the internal `__name` of the exported `name`
+        // (`__bindtextdomain`, `__textdomain`).
+        let keeps =
+            |n: &str| KEEPING_FUNCTIONS.contains(&n) || KEEPING_PREFIXES.iter().any(|p| n.starts_with(p));
+        keeps(n) || n.strip_prefix("__").is_some_and(keeps)
+    })
 }
 
 fn in_runtime_library(frame: &Frame) -> bool {
@@ -176,6 +178,16 @@ mod tests {
         assert!(is_runtime_block(&locale));
         let passwd = stack(&[(LIBC, Some("__nss_module_allocate")), (LIBC, None), (PROGRAM, None)]);
         assert!(is_runtime_block(&passwd));
+        // Message catalogs, under glibc's internal names (as its debug information gives them).
+        let binding = stack(&[
+            (LIBC, Some("set_binding_values")),
+            (LIBC, Some("__bindtextdomain")),
+            (PROGRAM, Some("main")),
+        ]);
+        assert!(is_runtime_block(&binding));
+        let domain =
+            stack(&[(LIBC, Some("__strdup")), (LIBC, Some("__textdomain")), (PROGRAM, Some("main"))]);
+        assert!(is_runtime_block(&domain));
         // A thread's TLS block, which glibc keeps with the stack in its cache of stacks.
         let thread = stack(&[
             (LOADER, Some("allocate_dtv")),
