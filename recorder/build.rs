@@ -1,7 +1,7 @@
 //! Compiles the tiny C shim that gives the engine initial-exec TLS (see `csrc/tls.c`).
 
 /// Must match `engine::thread::TLS_BLOCK_SIZE`.
-const TLS_BLOCK_SIZE: usize = 1024;
+const TLS_BLOCK_SIZE: usize = 4096;
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc/tls.c");

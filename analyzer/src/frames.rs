@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use crate::progress::{Progress, Stage};
 use crate::stacks::StackTable;
 use crate::symbolize::{Frame, Symbolizer};
-use crate::trim::trimmed_prefix_len;
+use crate::trim::trimmed;
 
 /// Addresses symbolized per call, so progress moves.
 const BATCH: usize = 16 * 1024;
@@ -96,9 +96,8 @@ impl FrameCache {
                 })
                 .collect()
         };
-        let cut = trimmed_prefix_len(&full);
-        let trimmed: Frames = full[cut..].to_vec().into();
-        let entry = (Frames::from(full), trimmed);
+        let shown: Frames = trimmed(&full).into();
+        let entry = (Frames::from(full), shown);
         write(&self.by_stack).insert(stack, entry.clone());
         entry
     }

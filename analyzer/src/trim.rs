@@ -1,5 +1,7 @@
 //! Which frames belong to the allocator or to leakview itself, so they can be trimmed from the
-//! top of a stack: the user wants to see who called `malloc`, not `malloc`.
+//! top of a stack: the user wants to see who called `malloc`, not `malloc`. Further out, only
+//! leakview's own frames go (the preload library's wrapper around the program's signal
+//! handlers sits between a handler and the frame it interrupted).
 
 use leakview_format::allocator_names::{is_allocator_function, is_allocator_source};
 
@@ -25,6 +27,15 @@ pub fn is_trimmed_frame(frame: &Frame) -> bool {
 /// The number of leading (innermost) frames to drop.
 pub fn trimmed_prefix_len(frames: &[Frame]) -> usize {
     frames.iter().take_while(|f| is_trimmed_frame(f)).count()
+}
+
+/// `frames` as shown: without the trimmed prefix, nor leakview's own frames further out.
+pub fn trimmed(frames: &[Frame]) -> Vec<Frame> {
+    frames[trimmed_prefix_len(frames)..]
+        .iter()
+        .filter(|f| !f.module.as_deref().is_some_and(is_leakview_module))
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]
@@ -55,6 +66,20 @@ mod tests {
         assert_eq!(trimmed_prefix_len(&frames), 2);
         assert!(is_trimmed_frame(&frames[3]));
         assert!(!is_trimmed_frame(&frames[2]));
+        assert_eq!(trimmed(&frames), frames[2..].to_vec());
+    }
+
+    #[test]
+    fn the_signal_handler_wrapper_is_dropped_wherever_it_is() {
+        let frames = vec![
+            frame(Some("malloc"), Some("/usr/lib/libleakview_preload.so")),
+            frame(Some("on_signal"), Some("/bin/app")),
+            frame(Some("leakview_preload::signals::wrapper"), Some("/tmp/x/libleakview_preload.so")),
+            frame(None, Some("/lib/libc.so.6")),
+            frame(Some("main"), Some("/bin/app")),
+        ];
+        let names: Vec<_> = trimmed(&frames).iter().map(|f| f.function.clone()).collect();
+        assert_eq!(names, vec![Some("on_signal".to_string()), None, Some("main".to_string())]);
     }
 
     #[test]

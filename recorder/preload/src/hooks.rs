@@ -1,13 +1,16 @@
 //! The interposed malloc family, `dlclose`, `pthread_getattr_np` (marked while inside, see
 //! there), and `_exit`/`_Exit` (which end the trace). Each allocation hook enters the thread's
-//! reentrancy guard (a nested call passes straight through), calls the real function with the
-//! guard held, and records from the result. Timestamps: after the real allocation, before the
-//! real free; realloc takes one before (the implicit free) and one after. errno is preserved.
-//! `malloc_usable_size` is not interposed: block layouts are never changed.
+//! reentrancy guard, calls the real function with the guard held (marked as a real call), and
+//! records from the result. A nested call passes straight through, unless a signal handler made
+//! it: see `Guard` (a handler interrupting a recording has its event deferred). Timestamps:
+//! after the real allocation, before the real free; realloc takes one before (the implicit
+//! free) and one after. errno is preserved. `malloc_usable_size` is not interposed: block
+//! layouts are never changed.
 
 use std::ffi::c_void;
 
 use leakview::engine::clock;
+use leakview::engine::deferred::DeferredKind;
 use leakview::engine::recorder::{self, Guard};
 use leakview::engine::stack::HookRegisters;
 use leakview::engine::thread::InsideStackQuery;
@@ -21,17 +24,27 @@ fn record_alloc(mut guard: Guard, ptr: *mut c_void, size: usize, align: usize, h
     recorder::alloc(&mut guard, &PROFILE, ptr as u64, size as u64, align as u64, hook);
 }
 
+/// A nested allocation that got no guard: kept for later if a signal handler made it while the
+/// thread was recording, otherwise (the allocator's or the recorder's own) not recorded.
+#[inline(always)]
+fn nested_alloc(ptr: *mut c_void, size: usize, align: usize) -> *mut c_void {
+    if !ptr.is_null() && Guard::interrupted_recording() {
+        recorder::defer(DeferredKind::Alloc { addr: ptr as u64, size: size as u64, align: align as u64 });
+    }
+    ptr
+}
+
 /// # Safety
 /// The C `malloc` contract.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
     let hook = HookRegisters::here();
-    let Some(guard) = Guard::enter() else {
+    let Some(mut guard) = Guard::enter() else {
         // SAFETY: forwarding the caller's arguments.
-        return unsafe { real::malloc(size) };
+        return nested_alloc(unsafe { real::malloc(size) }, size, 0);
     };
     // SAFETY: forwarding the caller's arguments.
-    let ptr = unsafe { real::malloc(size) };
+    let ptr = guard.real_call(|| unsafe { real::malloc(size) });
     if !ptr.is_null() {
         record_alloc(guard, ptr, size, 0, hook);
     }
@@ -43,12 +56,12 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
     let hook = HookRegisters::here();
-    let Some(guard) = Guard::enter() else {
+    let Some(mut guard) = Guard::enter() else {
         // SAFETY: forwarding the caller's arguments.
-        return unsafe { real::calloc(n, size) };
+        return nested_alloc(unsafe { real::calloc(n, size) }, n.wrapping_mul(size), 0);
     };
     // SAFETY: forwarding the caller's arguments.
-    let ptr = unsafe { real::calloc(n, size) };
+    let ptr = guard.real_call(|| unsafe { real::calloc(n, size) });
     if !ptr.is_null() {
         record_alloc(guard, ptr, n.wrapping_mul(size), 0, hook);
     }
@@ -61,12 +74,15 @@ unsafe fn free_with(ptr: *mut c_void, release: impl FnOnce(*mut c_void)) {
         return;
     }
     let Some(mut guard) = Guard::enter() else {
+        if Guard::interrupted_recording() {
+            recorder::defer(DeferredKind::Free { addr: ptr as u64 });
+        }
         release(ptr);
         return;
     };
     guard.save_errno();
     recorder::free(&mut guard, ptr as u64);
-    release(ptr);
+    guard.real_call(|| release(ptr));
 }
 
 /// # Safety
@@ -97,11 +113,11 @@ pub unsafe extern "C" fn free_aligned_sized(ptr: *mut c_void, align: usize, size
 unsafe fn realloc_impl(ptr: *mut c_void, size: usize, hook: HookRegisters) -> *mut c_void {
     let Some(mut guard) = Guard::enter() else {
         // SAFETY: forwarding the caller's arguments.
-        return unsafe { real::realloc(ptr, size) };
+        return unsafe { nested_realloc(ptr, size) };
     };
     if ptr.is_null() || real::is_bootstrap(ptr) {
         // SAFETY: forwarding the caller's arguments.
-        let new = unsafe { real::realloc(ptr, size) };
+        let new = guard.real_call(|| unsafe { real::realloc(ptr, size) });
         if !new.is_null() {
             record_alloc(guard, new, size, 0, hook);
         }
@@ -109,7 +125,7 @@ unsafe fn realloc_impl(ptr: *mut c_void, size: usize, hook: HookRegisters) -> *m
     }
     let ts_free = clock::monotonic_ns();
     // SAFETY: forwarding the caller's arguments.
-    let new = unsafe { real::realloc(ptr, size) };
+    let new = guard.real_call(|| unsafe { real::realloc(ptr, size) });
     guard.save_errno();
     if new.is_null() {
         if size == 0 {
@@ -120,6 +136,37 @@ unsafe fn realloc_impl(ptr: *mut c_void, size: usize, hook: HookRegisters) -> *m
         return new;
     }
     recorder::realloc(&mut guard, &PROFILE, ts_free, ptr as u64, new as u64, size as u64, hook);
+    new
+}
+
+/// A nested realloc (see [`nested_alloc`]).
+///
+/// # Safety
+/// The C `realloc` contract.
+#[inline(always)]
+unsafe fn nested_realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
+    let ts_free = clock::monotonic_ns();
+    // SAFETY: forwarding the caller's arguments.
+    let new = unsafe { real::realloc(ptr, size) };
+    if !Guard::interrupted_recording() {
+        return new;
+    }
+    let errno = leakview::engine::sys::errno();
+    let old_addr = ptr as u64;
+    match (ptr.is_null() || real::is_bootstrap(ptr), new.is_null()) {
+        (true, false) => {
+            recorder::defer(DeferredKind::Alloc { addr: new as u64, size: size as u64, align: 0 })
+        }
+        (false, false) => recorder::defer(DeferredKind::Realloc {
+            ts_free,
+            old_addr,
+            new_addr: new as u64,
+            size: size as u64,
+        }),
+        (false, true) if size == 0 => recorder::defer(DeferredKind::Free { addr: old_addr }),
+        _ => {}
+    }
+    leakview::engine::sys::set_errno(errno);
     new
 }
 
@@ -150,12 +197,17 @@ pub unsafe extern "C" fn reallocarray(ptr: *mut c_void, n: usize, size: usize) -
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> i32 {
     let hook = HookRegisters::here();
-    let Some(guard) = Guard::enter() else {
+    let Some(mut guard) = Guard::enter() else {
         // SAFETY: forwarding the caller's arguments.
-        return unsafe { real::posix_memalign(out, align, size) };
+        let rc = unsafe { real::posix_memalign(out, align, size) };
+        if rc == 0 {
+            // SAFETY: on success the real function stored the block through `out`.
+            nested_alloc(unsafe { *out }, size, align);
+        }
+        return rc;
     };
     // SAFETY: forwarding the caller's arguments.
-    let rc = unsafe { real::posix_memalign(out, align, size) };
+    let rc = guard.real_call(|| unsafe { real::posix_memalign(out, align, size) });
     if rc == 0 {
         // SAFETY: on success the real function stored the block through `out`.
         let ptr = unsafe { *out };
@@ -172,12 +224,12 @@ macro_rules! aligned_hook {
         #[cfg_attr(not(test), unsafe(no_mangle))]
         pub unsafe extern "C" fn $name(align: usize, size: usize) -> *mut c_void {
             let hook = HookRegisters::here();
-            let Some(guard) = Guard::enter() else {
+            let Some(mut guard) = Guard::enter() else {
                 // SAFETY: forwarding the caller's arguments.
-                return unsafe { $real(align, size) };
+                return nested_alloc(unsafe { $real(align, size) }, size, align);
             };
             // SAFETY: forwarding the caller's arguments.
-            let ptr = unsafe { $real(align, size) };
+            let ptr = guard.real_call(|| unsafe { $real(align, size) });
             if !ptr.is_null() {
                 record_alloc(guard, ptr, size, align, hook);
             }
@@ -196,12 +248,12 @@ macro_rules! page_hook {
         #[cfg_attr(not(test), unsafe(no_mangle))]
         pub unsafe extern "C" fn $name(size: usize) -> *mut c_void {
             let hook = HookRegisters::here();
-            let Some(guard) = Guard::enter() else {
+            let Some(mut guard) = Guard::enter() else {
                 // SAFETY: forwarding the caller's arguments.
-                return unsafe { $real(size) };
+                return nested_alloc(unsafe { $real(size) }, size, real::page());
             };
             // SAFETY: forwarding the caller's arguments.
-            let ptr = unsafe { $real(size) };
+            let ptr = guard.real_call(|| unsafe { $real(size) });
             if !ptr.is_null() {
                 record_alloc(guard, ptr, size, real::page(), hook);
             }

@@ -1,7 +1,8 @@
 //! `libleakview_preload.so`: load it with `LD_PRELOAD` and every malloc-family call of the
 //! process is recorded into a leakview trace (settings in the environment: see the engine's
-//! `config` module). This crate is thin: the exported hooks ([`hooks`]), the C API ([`capi`],
-//! header `include/leakview.h`), and the link to the real allocator ([`real`]). The recording
+//! `config` module). This crate is thin: the exported hooks ([`hooks`]), the wrapper around
+//! the program's signal handlers ([`signals`]), the C API ([`capi`], header
+//! `include/leakview.h`), and the link to the real allocator ([`real`]). The recording
 //! itself is the `leakview` crate's engine.
 //!
 //! The library's own Rust allocations go straight to the real allocator (never through the
@@ -16,6 +17,7 @@ use leakview_format::RecorderKind;
 pub mod capi;
 pub mod hooks;
 pub mod real;
+pub mod signals;
 
 /// Who records: written into every trace's metadata.
 pub static PROFILE: Profile = Profile {

@@ -1,6 +1,7 @@
 //! The real allocator: the next definitions of the malloc family in symbol lookup order
 //! (`dlsym(RTLD_NEXT, ...)`), so a program that links jemalloc or tcmalloc keeps it; and the
-//! other functions the library interposes (`dlclose`, `pthread_getattr_np`).
+//! other functions the library interposes (`dlclose`, `pthread_getattr_np`, `sigaction`,
+//! `siginterrupt`).
 //!
 //! They are resolved once, by the first call. `dlsym` itself may call `calloc`/`malloc`, which
 //! land in our hooks before anything is resolved: those (and any other call that arrives
@@ -20,6 +21,8 @@ type FreeSizedFn = unsafe extern "C" fn(*mut c_void, usize);
 type FreeAlignedSizedFn = unsafe extern "C" fn(*mut c_void, usize, usize);
 type DlcloseFn = unsafe extern "C" fn(*mut c_void) -> i32;
 type GetattrFn = unsafe extern "C" fn(libc::pthread_t, *mut libc::pthread_attr_t) -> i32;
+type SigactionFn = unsafe extern "C" fn(i32, *const libc::sigaction, *mut libc::sigaction) -> i32;
+type SiginterruptFn = unsafe extern "C" fn(i32, i32) -> i32;
 
 unsafe extern "C" {
     fn __libc_malloc(size: usize) -> *mut c_void;
@@ -43,6 +46,8 @@ struct Table {
     free_aligned_sized: AtomicUsize,
     dlclose: AtomicUsize,
     pthread_getattr_np: AtomicUsize,
+    sigaction: AtomicUsize,
+    siginterrupt: AtomicUsize,
 }
 
 static TABLE: Table = Table {
@@ -59,6 +64,8 @@ static TABLE: Table = Table {
     free_aligned_sized: AtomicUsize::new(0),
     dlclose: AtomicUsize::new(0),
     pthread_getattr_np: AtomicUsize::new(0),
+    sigaction: AtomicUsize::new(0),
+    siginterrupt: AtomicUsize::new(0),
 };
 
 const UNRESOLVED: u8 = 0;
@@ -90,6 +97,8 @@ fn resolve() {
     t.pvalloc.store(lookup(c"pvalloc"), Ordering::Release);
     t.dlclose.store(lookup(c"dlclose"), Ordering::Release);
     t.pthread_getattr_np.store(lookup(c"pthread_getattr_np"), Ordering::Release);
+    t.sigaction.store(lookup(c"sigaction"), Ordering::Release);
+    t.siginterrupt.store(lookup(c"siginterrupt"), Ordering::Release);
     t.calloc.store(or(lookup(c"calloc"), __libc_calloc as CallocFn as usize), Ordering::Release);
     t.realloc.store(or(lookup(c"realloc"), __libc_realloc as ReallocFn as usize), Ordering::Release);
     t.free.store(or(lookup(c"free"), __libc_free as FreeFn as usize), Ordering::Release);
@@ -346,5 +355,32 @@ pub unsafe fn pthread_getattr_np(thread: libc::pthread_t, attr: *mut libc::pthre
         0 => libc::ENOSYS,
         // SAFETY: the slot holds the address of the next `pthread_getattr_np`.
         f => unsafe { std::mem::transmute::<usize, GetattrFn>(f)(thread, attr) },
+    }
+}
+
+/// # Safety
+/// As `sigaction(2)`. Without a next `sigaction` (never seen: libc has one) the call fails
+/// with ENOSYS rather than reach this library's own `sigaction` again.
+pub unsafe fn sigaction(sig: i32, act: *const libc::sigaction, old: *mut libc::sigaction) -> i32 {
+    match get(&TABLE.sigaction) {
+        0 => {
+            leakview::engine::sys::set_errno(libc::ENOSYS);
+            -1
+        }
+        // SAFETY: the slot holds the address of the next `sigaction`.
+        f => unsafe { std::mem::transmute::<usize, SigactionFn>(f)(sig, act, old) },
+    }
+}
+
+/// # Safety
+/// As `siginterrupt(3)`.
+pub unsafe fn siginterrupt(sig: i32, flag: i32) -> i32 {
+    match get(&TABLE.siginterrupt) {
+        0 => {
+            leakview::engine::sys::set_errno(libc::ENOSYS);
+            -1
+        }
+        // SAFETY: the slot holds the address of the next `siginterrupt`.
+        f => unsafe { std::mem::transmute::<usize, SiginterruptFn>(f)(sig, flag) },
     }
 }

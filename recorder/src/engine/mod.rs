@@ -17,6 +17,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod deferred;
 pub mod elf;
 pub mod fork_canary;
 #[cfg(target_arch = "x86_64")]

@@ -4,35 +4,90 @@
 use leakview_format::Event;
 
 use crate::engine::clock;
+use crate::engine::deferred::{DeferredEvent, DeferredKind};
 use crate::engine::modules;
 use crate::engine::session::{self, ALLOCATIONS_ENABLED, Profile, Session};
 use crate::engine::stack::{self, HookRegisters};
 use crate::engine::sys;
 use crate::engine::thread::{self, ThreadState};
 use crate::engine::trie::StackTable;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering, compiler_fence};
 
 /// The calling thread's reentrancy guard, held for the life of the value. `enter` returns
 /// `None` when the thread is already inside the recorder: the caller must then pass the call
-/// straight through without recording.
+/// straight through without recording — unless a signal handler made it. A handler that
+/// interrupted the guard holder inside the real allocator ([`Guard::real_call`]) gets a guard of
+/// its own and records as usual; one that interrupted a recording defers its event
+/// ([`Guard::interrupted_recording`], [`defer`]), appended when that recording is done.
 pub struct Guard {
     state: *mut ThreadState,
     /// errno to restore on drop, if saved: this thread's errno slot and the value.
     errno: Option<(*mut i32, i32)>,
+    /// `guard_signal_depth` before this guard, restored on drop: a handler may take and drop a
+    /// guard of its own between an outer hook's setting of the depth and its taking the guard.
+    saved_depth: u32,
+    /// A signal handler's guard: the interrupted holder's `in_real_call`, restored on drop (the
+    /// holder keeps the guard itself).
+    interrupted: Option<u32>,
 }
 
 impl Guard {
     #[inline]
     pub fn enter() -> Option<Guard> {
         let state = thread::current();
-        // SAFETY: the calling thread's own state; only this thread touches it.
+        // SAFETY: the calling thread's own state; only this thread (and its signal handlers,
+        // which run to their end before it goes on) touches it.
         unsafe {
             if (*state).guard != 0 {
+                return Guard::enter_in_handler(state);
+            }
+            let saved_depth = (*state).guard_signal_depth;
+            (*state).guard_signal_depth = (*state).signal_depth;
+            compiler_fence(Ordering::SeqCst);
+            (*state).guard = 1;
+            Some(Guard { state, errno: None, saved_depth, interrupted: None })
+        }
+    }
+
+    /// The guard is held: a signal handler's call, made while the holder is inside the real
+    /// allocator, gets a guard of its own; any other nested call gets none.
+    #[cold]
+    fn enter_in_handler(state: *mut ThreadState) -> Option<Guard> {
+        // SAFETY: as in `enter`.
+        unsafe {
+            let s = &mut *state;
+            if s.signal_depth <= s.guard_signal_depth || s.in_real_call == 0 {
                 return None;
             }
-            (*state).guard = 1;
+            let (saved_depth, interrupted) = (s.guard_signal_depth, s.in_real_call);
+            s.guard_signal_depth = s.signal_depth;
+            s.in_real_call = 0;
+            compiler_fence(Ordering::SeqCst);
+            Some(Guard { state, errno: None, saved_depth, interrupted: Some(interrupted) })
         }
-        Some(Guard { state, errno: None })
+    }
+
+    /// For a call that got no guard: whether a signal handler made it while the holder was
+    /// recording (its event is then to be [`defer`]red, not dropped).
+    #[inline]
+    pub fn interrupted_recording() -> bool {
+        let state = thread::current();
+        // SAFETY: as in `enter`.
+        unsafe { (*state).signal_depth > (*state).guard_signal_depth && (*state).in_real_call == 0 }
+    }
+
+    /// Runs `call` (the real allocator) with the guard held, marked as such: a signal handler
+    /// that interrupts it records its own calls.
+    #[inline(always)]
+    pub fn real_call<R>(&mut self, call: impl FnOnce() -> R) -> R {
+        // SAFETY: the guard makes this the only live reference to the thread's state.
+        unsafe { (*self.state).in_real_call = 1 };
+        compiler_fence(Ordering::SeqCst);
+        let result = call();
+        compiler_fence(Ordering::SeqCst);
+        // SAFETY: as above.
+        unsafe { (*self.state).in_real_call = 0 };
+        result
     }
 
     /// The thread's state (valid while the guard is held).
@@ -60,8 +115,62 @@ impl Drop for Guard {
             unsafe { *slot = value };
         }
         // SAFETY: as in `state`.
-        unsafe { (*self.state).guard = 0 };
+        let state = unsafe { &mut *self.state };
+        match self.interrupted {
+            Some(in_real_call) => {
+                state.guard_signal_depth = self.saved_depth;
+                state.in_real_call = in_real_call;
+            }
+            None => {
+                state.guard = 0;
+                compiler_fence(Ordering::SeqCst);
+                state.guard_signal_depth = self.saved_depth;
+            }
+        }
     }
+}
+
+/// Keeps a signal handler's event made while the thread was recording (see [`Guard`]), to be
+/// appended without a stack once that recording is done. Never allocates.
+#[inline(never)]
+pub fn defer(kind: DeferredKind) {
+    let ts = clock::monotonic_ns();
+    // SAFETY: the calling thread's own state; the deferred queue is made for its handlers.
+    unsafe { (*thread::current()).deferred.push(DeferredEvent { ts, kind }) };
+}
+
+/// Appends the thread's deferred events, if any (with the guard held, not while recording).
+#[inline]
+pub(crate) fn flush_deferred(session: &Session, state: &mut ThreadState) {
+    if !state.deferred.is_empty() {
+        flush_deferred_now(session, state);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn flush_deferred_now(session: &Session, state: &mut ThreadState) {
+    let enabled = ALLOCATIONS_ENABLED.load(Ordering::Relaxed);
+    let state_ptr: *mut ThreadState = state;
+    // SAFETY: the queue and the stream are separate fields of the thread's state; handlers only
+    // push to the queue, whose drain allows for that.
+    let deferred = unsafe { &mut (*state_ptr).deferred };
+    let stream = state.bind(session.id);
+    deferred.drain(|e| {
+        let event = match e.kind {
+            DeferredKind::Empty => return,
+            DeferredKind::Alloc { addr, size, align } if enabled => {
+                Event::Alloc { ts: e.ts, addr, size, align, stack: 0 }
+            }
+            DeferredKind::Alloc { .. } => return,
+            DeferredKind::Free { addr } => Event::Free { ts: e.ts, addr },
+            DeferredKind::Realloc { ts_free, old_addr, new_addr, size } if enabled => {
+                Event::Realloc { ts_free, ts: e.ts, old_addr, new_addr, size, stack: 0 }
+            }
+            DeferredKind::Realloc { ts_free, old_addr, .. } => Event::Free { ts: ts_free, addr: old_addr },
+        };
+        session.append(stream, &event);
+    });
 }
 
 /// Captures the calling thread's stack (the frames above the hook's) and returns its node id.
@@ -165,10 +274,12 @@ pub fn alloc(guard: &mut Guard, profile: &Profile, addr: u64, size: u64, align: 
     }
     let state = guard.state();
     let Some(session) = running(profile, state) else { return };
+    flush_deferred(session, state);
     let stack = capture(session, state, hook, ts);
     if let Some(stream) = state.stream() {
         session.append(stream, &Event::Alloc { ts, addr, size, align, stack });
     }
+    flush_deferred(session, state);
 }
 
 /// The block at `addr` is about to be released (call before the real free).
@@ -183,8 +294,10 @@ pub fn free_at(guard: &mut Guard, ts: u64, addr: u64) {
         return;
     }
     let state = guard.state();
+    flush_deferred(session, state);
     let stream = state.bind(session.id);
     session.append(stream, &Event::Free { ts, addr });
+    flush_deferred(session, state);
 }
 
 /// `old_addr` was released at `ts_free` and `new_addr` holds `size` bytes now.
@@ -210,10 +323,12 @@ pub fn realloc(
         return;
     }
     let Some(session) = running(profile, state) else { return };
+    flush_deferred(session, state);
     let stack = capture(session, state, hook, ts);
     if let Some(stream) = state.stream() {
         session.append(stream, &Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack });
     }
+    flush_deferred(session, state);
 }
 
 /// A user-placed label.
@@ -246,6 +361,20 @@ pub fn process_exit() {
         session::finish();
         return;
     };
+    if let Some(session) = session::current()
+        && !session.stopped()
+        && guard.state().session_id() == session.id
+    {
+        flush_deferred(session, guard.state());
+    }
+    let lost = guard.state().deferred.lost();
+    if lost > 0 {
+        let mut line = sys::Line::new();
+        line.push(b"leakview: ");
+        line.push_decimal(u64::from(lost));
+        line.push(b" allocations or frees of signal handlers could not be recorded (too many at once)\n");
+        sys::warn(line.as_bytes());
+    }
     session::record_thread_name(guard.state());
     session::finish();
 }

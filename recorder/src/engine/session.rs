@@ -290,6 +290,12 @@ pub fn record_thread_name(state: &mut ThreadState) {
 /// An exiting thread: records its name and releases its chunk (thread-exit destructor, guard
 /// held).
 fn release_thread(state: &mut ThreadState) {
+    if let Some(session) = current()
+        && state.session_id() == session.id
+        && !session.stopped()
+    {
+        crate::engine::recorder::flush_deferred(session, state);
+    }
     record_thread_name(state);
     if let Some(session) = current()
         && state.session_id() == session.id

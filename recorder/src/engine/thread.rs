@@ -12,11 +12,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use leakview_format::ThreadStream;
 
+use crate::engine::deferred::Deferred;
 use crate::engine::stack::{self, CaptureState};
 use crate::engine::sys;
 
 /// Size of the C shim's TLS block; must match `build.rs`.
-pub const TLS_BLOCK_SIZE: usize = 1024;
+pub const TLS_BLOCK_SIZE: usize = 4096;
 
 unsafe extern "C" {
     fn leakview_engine_tls_block() -> *mut c_void;
@@ -30,8 +31,16 @@ const EXITED: u32 = 2;
 /// One thread's recorder state. All-zero is a valid fresh state.
 #[repr(C)]
 pub struct ThreadState {
-    /// Non-zero while the thread is inside the recorder: nested allocations pass straight through.
+    /// Non-zero while the thread is inside the recorder: nested allocations pass straight through
+    /// (unless a signal handler made them, see [`crate::engine::recorder::Guard`]).
     pub guard: u32,
+    /// Signal handlers of the program running on this thread now (counted by the preload
+    /// library's handler wrapper; never lowered by a handler that jumps out with longjmp).
+    pub signal_depth: u32,
+    /// `signal_depth` when the guard was taken: a hook entered deeper is a handler's.
+    pub guard_signal_depth: u32,
+    /// Non-zero while the guard holder is inside the real allocator (not recording).
+    pub in_real_call: u32,
     status: u32,
     tid: u32,
     /// Set once the thread's stack bounds were looked up (they may be unknown: 0, 0).
@@ -46,6 +55,8 @@ pub struct ThreadState {
     /// The thread's errno slot, once asked for (null before).
     errno_slot: *mut i32,
     stream: MaybeUninit<ThreadStream>,
+    /// Events of signal handlers that interrupted a recording.
+    pub deferred: Deferred,
 }
 
 const _: () = assert!(std::mem::size_of::<ThreadState>() <= TLS_BLOCK_SIZE);
@@ -80,6 +91,32 @@ impl Drop for InsideStackQuery {
     fn drop(&mut self) {
         // SAFETY: as in `enter`, on the same thread (the value never leaves it).
         unsafe { (*self.0).stack_queries -= 1 };
+    }
+}
+
+/// Counts one of the program's signal handlers as running on the calling thread while it lives
+/// (the preload library's handler wrapper holds one around the program's handler). Touches
+/// only the thread's TLS block: safe in a signal handler.
+pub struct InSignalHandler(*mut ThreadState);
+
+impl InSignalHandler {
+    #[inline]
+    pub fn enter() -> InSignalHandler {
+        let state = current();
+        // SAFETY: the calling thread's own state; a handler interrupting this step undoes its
+        // own count before this one goes on.
+        unsafe { (*state).signal_depth = (*state).signal_depth.wrapping_add(1) };
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+        InSignalHandler(state)
+    }
+}
+
+impl Drop for InSignalHandler {
+    #[inline]
+    fn drop(&mut self) {
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+        // SAFETY: as in `enter`, on the same thread (the value never leaves it).
+        unsafe { (*self.0).signal_depth = (*self.0).signal_depth.wrapping_sub(1) };
     }
 }
 
