@@ -84,6 +84,22 @@ fn exit_code_passes_through() {
 }
 
 #[test]
+fn exit_code_passes_through_when_stderr_is_a_pipe_nobody_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let status = leakview(dir.path())
+        .args(["record", "-o", "t.bin", "--", "sh", "-c", "exit 7"])
+        .stdout(Stdio::null())
+        .stderr(writer)
+        .status()
+        .expect("leakview runs");
+    assert_eq!(status.code(), Some(7), "status {status:?}");
+    // leakview had something to say on stderr: where the trace went.
+    assert!(dir.path().join("t.bin").exists());
+}
+
+#[test]
 fn killing_signal_passes_through() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = run(leakview(dir.path()).args(["record", "-o", "t.bin", "--", "sh", "-c", "kill -TERM $$"]));

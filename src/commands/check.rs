@@ -10,6 +10,7 @@ use leakview_analyzer::{RuntimeBlocks, Suppressions, check};
 use super::loading::{self, Bars};
 use super::window;
 use crate::cli::CheckArgs;
+use crate::messages::{self, say};
 
 pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let suppressions = match &args.suppressions {
@@ -24,9 +25,9 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let window = window::resolve(&analysis, &args.window, at_ns)?;
     let outcome = check(&analysis, at_ns, &window, &suppressions, runtime, &bars);
     drop(bars);
-    print!("{}", outcome.to_text(&analysis, args.at.trim()));
+    messages::print_result(&outcome.to_text(&analysis, args.at.trim()), "report")?;
     if !analysis.summary().complete {
-        eprintln!("leakview: warning: {} is incomplete; checked what could be read", args.trace.display());
+        say!("leakview: warning: {} is incomplete; checked what could be read", args.trace.display());
     }
     Ok(if outcome.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -3,7 +3,7 @@
 //! that exits 1 when a group is new or grew by more than `--threshold` bytes. With `--tui`, the
 //! diff browser opens at the same moments instead.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use leakview_analyzer::{Analysis, Comparison, DiffBy, DiffReport, Side};
 
 use super::loading::{self, Bars};
 use crate::cli::{DiffArgs, DiffFormat, DiffGroupBy};
+use crate::messages::{self, say};
 
 pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
     let by = match args.group_by {
@@ -41,17 +42,13 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         DiffFormat::Json => report.to_json(),
     };
     drop(bars);
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        other => other.context("cannot write the diff")?,
-    }
+    messages::print_result(&text, "diff")?;
     warn_if_incomplete(&comparison);
     if args.fail_on_growth {
         let failing = diff.grown_over(args.threshold);
         if !failing.is_empty() {
             let growth: u64 = failing.iter().map(|g| g.growth_bytes()).sum();
-            eprintln!(
+            say!(
                 "leakview: {} new or grew by more than {} ({} in all)",
                 plural(failing.len() as u64, "group is", "groups are"),
                 bytes(args.threshold),
@@ -96,10 +93,7 @@ fn warn_if_incomplete(comparison: &Comparison) {
     for analysis in sides {
         let summary = analysis.summary();
         if !summary.complete {
-            eprintln!(
-                "leakview: warning: {} is incomplete; compared what could be read",
-                summary.path.display()
-            );
+            say!("leakview: warning: {} is incomplete; compared what could be read", summary.path.display());
         }
     }
 }

@@ -1,7 +1,6 @@
 //! `leakview report`: what was outstanding at a moment, grouped and ranked, as text, JSON or
 //! folded stacks.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -10,6 +9,7 @@ use leakview_analyzer::{GroupBy, Report};
 use super::loading::{self, Bars};
 use super::window;
 use crate::cli::{self, ReportArgs, ReportFormat};
+use crate::messages;
 
 pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let bars = Bars::new();
@@ -30,10 +30,6 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         ReportFormat::Folded => report.to_folded(),
     };
     drop(bars);
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        other => other.context("cannot write the report")?,
-    }
+    messages::print_result(&text, "report")?;
     Ok(ExitCode::SUCCESS)
 }

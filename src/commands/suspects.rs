@@ -1,7 +1,6 @@
 //! `leakview suspects`: the stacks holding outstanding allocations at a moment, ranked by how
 //! much they look like leaks, each with the evidence for its verdict.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -10,6 +9,7 @@ use leakview_analyzer::SuspectReport;
 use super::loading::{self, Bars};
 use super::window;
 use crate::cli::{SuspectsArgs, SuspectsFormat};
+use crate::messages;
 
 pub fn run(args: &SuspectsArgs) -> anyhow::Result<ExitCode> {
     let bars = Bars::new();
@@ -22,10 +22,6 @@ pub fn run(args: &SuspectsArgs) -> anyhow::Result<ExitCode> {
         SuspectsFormat::Json => report.to_json(),
     };
     drop(bars);
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        other => other.context("cannot write the report")?,
-    }
+    messages::print_result(&text, "report")?;
     Ok(ExitCode::SUCCESS)
 }
