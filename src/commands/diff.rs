@@ -70,7 +70,7 @@ fn browse(args: &DiffArgs, by: DiffBy) -> anyhow::Result<ExitCode> {
     }
     // A file that is not a trace is reported plainly, before the screen is taken over.
     for trace in &args.traces {
-        leakview_format::TraceReader::open(trace)?;
+        loading::open_reader(trace)?;
     }
     let (a, b) = match args.traces.as_slice() {
         [one] => (one.clone(), None),

@@ -13,7 +13,7 @@ use crate::cli::StatsArgs;
 use crate::messages;
 
 pub fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
-    let reader = TraceReader::open(&args.trace)?;
+    let reader = loading::open_reader(&args.trace)?;
     let bars = Bars::new();
     let analysis = loading::load(&args.trace, &bars)?;
     drop(bars);
