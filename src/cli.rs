@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::recording::{DEFAULT_DEPTH, MAX_DEPTH};
+
 /// Find native memory leaks: record every allocation of a program, then see what was never freed.
 #[derive(Debug, Parser)]
 #[command(name = "leakview", version, about, args_conflicts_with_subcommands = true)]
@@ -40,8 +42,13 @@ pub struct RecordArgs {
     /// Trace file to write (default: leakview-PROGRAM-PID.bin in the current directory).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Maximum call-stack depth to capture.
-    #[arg(long, value_name = "N", default_value_t = 128)]
+    /// Maximum call-stack depth to capture (1 to 256 frames).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_DEPTH,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DEPTH))
+    )]
     pub depth: u32,
     /// Overwrite the output file if it exists.
     #[arg(long)]

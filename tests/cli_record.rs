@@ -448,8 +448,11 @@ fn setuid_program_of_another_user_is_refused() {
 #[test]
 fn bad_arguments_are_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = run(leakview(dir.path()).args(["record", "--depth", "0", "--", "true"]));
-    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    for depth in ["0", "257", "100000", "-1"] {
+        let out = run(leakview(dir.path()).args(["record", "--depth", depth, "--", "true"]));
+        assert_eq!(out.status.code(), Some(2), "--depth {depth}: {}", stderr_of(&out));
+        assert!(stderr_of(&out).contains("1..=256"), "--depth {depth}: {}", stderr_of(&out));
+    }
     let out = run(leakview(dir.path()).args(["record", "-o", "missing-dir/t.bin", "--", "true"]));
     assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("does not exist"));
@@ -458,6 +461,15 @@ fn bad_arguments_are_exit_2() {
         .env("LEAKVIEW_PRELOAD_PATH", "/no/such/lib.so"));
     assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("LEAKVIEW_PRELOAD_PATH"));
+}
+
+#[test]
+fn the_deepest_depth_accepted_is_the_recorders_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(leakview(dir.path()).args(["record", "--depth", "256", "-o", "t.bin", "--", "true"]));
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    let trace = TraceReader::open(&dir.path().join("t.bin")).expect("trace");
+    assert_eq!(trace.metadata().max_stack_depth, 256, "the recorder keeps the depth asked for");
 }
 
 #[test]
