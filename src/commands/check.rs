@@ -4,11 +4,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use leakview_analyzer::{RuntimeBlocks, Suppressions, check};
 
 use super::loading::{self, Bars};
-use super::window;
+use super::{moment, window};
 use crate::cli::CheckArgs;
 use crate::messages::{self, say};
 
@@ -19,7 +18,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     };
     let bars = Bars::new();
     let analysis = loading::load(&args.trace, &bars)?;
-    let at_ns = analysis.resolve_when(&args.at).with_context(|| format!("--at {}", args.at))?;
+    let at_ns = moment::named(analysis.resolve_when(&args.at), "--at", &args.at)?;
     let runtime =
         if args.no_default_suppressions { RuntimeBlocks::Counted } else { RuntimeBlocks::NotCounted };
     let window = window::resolve(&analysis, &args.window, at_ns)?;

@@ -8,11 +8,12 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use leakview_analyzer::report::units::{bytes, plural};
 use leakview_analyzer::{Analysis, Comparison, DiffBy, DiffReport, Side};
 
 use super::loading::{self, Bars};
+use super::moment;
 use crate::cli::{DiffArgs, DiffFormat, DiffGroupBy};
 use crate::messages::{self, say};
 
@@ -31,10 +32,8 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         [a, b] => Comparison::new(load(a)?, load(b)?),
         _ => bail!("give one trace (two moments of it) or two traces to compare"),
     };
-    let at_a =
-        comparison.resolve_when(Side::A, &args.at_a).with_context(|| format!("--at-a {}", args.at_a))?;
-    let at_b =
-        comparison.resolve_when(Side::B, &args.at_b).with_context(|| format!("--at-b {}", args.at_b))?;
+    let at_a = moment::named(comparison.resolve_when(Side::A, &args.at_a), "--at-a", &args.at_a)?;
+    let at_b = moment::named(comparison.resolve_when(Side::B, &args.at_b), "--at-b", &args.at_b)?;
     let diff = comparison.diff_with_progress(at_a, at_b, by, &bars);
     let report = DiffReport::new(&comparison, &diff, &args.at_a, &args.at_b, args.top);
     let text = match args.format {

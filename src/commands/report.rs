@@ -3,18 +3,17 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use leakview_analyzer::{GroupBy, Report};
 
 use super::loading::{self, Bars};
-use super::window;
+use super::{moment, window};
 use crate::cli::{self, ReportArgs, ReportFormat};
 use crate::messages;
 
 pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let bars = Bars::new();
     let analysis = loading::load(&args.trace, &bars)?;
-    let at_ns = analysis.resolve_when(&args.at).with_context(|| format!("--at {}", args.at))?;
+    let at_ns = moment::named(analysis.resolve_when(&args.at), "--at", &args.at)?;
     let by = match args.group_by {
         cli::GroupBy::Stack => GroupBy::Stack,
         cli::GroupBy::Function => GroupBy::Function,

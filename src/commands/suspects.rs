@@ -3,18 +3,17 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use leakview_analyzer::SuspectReport;
 
 use super::loading::{self, Bars};
-use super::window;
+use super::{moment, window};
 use crate::cli::{SuspectsArgs, SuspectsFormat};
 use crate::messages;
 
 pub fn run(args: &SuspectsArgs) -> anyhow::Result<ExitCode> {
     let bars = Bars::new();
     let analysis = loading::load(&args.trace, &bars)?;
-    let at_ns = analysis.resolve_when(&args.at).with_context(|| format!("--at {}", args.at))?;
+    let at_ns = moment::named(analysis.resolve_when(&args.at), "--at", &args.at)?;
     let window = window::resolve(&analysis, &args.window, at_ns)?;
     let report = SuspectReport::new(&analysis, args.at.trim(), at_ns, &window, args.top, &bars);
     let text = match args.format {
