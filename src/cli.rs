@@ -101,7 +101,7 @@ pub enum ReportFormat {
     Text,
     /// The JSON document the README describes (schema 1).
     Json,
-    /// One line per stack, root first, with its bytes: input for flamegraph tools.
+    /// One line per stack, root first, with its bytes, heaviest first: input for flamegraph tools.
     Folded,
 }
 
@@ -111,12 +111,12 @@ pub struct ReportArgs {
     /// 12345ns) or a mark (mark:LABEL, mark:LABEL#2).
     #[arg(long, value_name = "WHEN", default_value = "end")]
     pub at: String,
-    /// How to group the outstanding allocations.
+    /// How to group the outstanding allocations (`--format folded`: stack only).
     #[arg(long, value_enum, default_value_t = GroupBy::Stack)]
     pub group_by: GroupBy,
-    /// Show at most N groups (0: all).
-    #[arg(long, value_name = "N", default_value_t = 20)]
-    pub top: usize,
+    /// Show at most N groups, 0 for all [default: 20; with `--format folded`, every stack].
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,

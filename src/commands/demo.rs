@@ -70,7 +70,7 @@ fn show_leaks(trace: &Path, no_tui: bool) -> anyhow::Result<()> {
     let args = ReportArgs {
         at: "end".into(),
         group_by: GroupBy::Stack,
-        top: 10,
+        top: Some(10),
         format: ReportFormat::Text,
         window: WindowArgs { allocated_after: None, allocated_before: None },
         trace: trace.to_path_buf(),
