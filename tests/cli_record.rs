@@ -518,6 +518,50 @@ int main(void) {
 }
 
 #[test]
+fn a_child_that_outlives_the_recording_says_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The child waits until `leakview record` has finished (its list of traces is deleted then),
+    // starts recording with its first allocation, and writes `done` to its stderr (a file)
+    // afterwards.
+    let source = r#"
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+void *volatile sink; /* so the compiler keeps every allocation */
+int main(void) {
+    if (fork() != 0) return 0;
+    int err = open("child-stderr.txt", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(err, 2);
+    const char *manifest = getenv("LEAKVIEW_MANIFEST");
+    for (int i = 0; manifest && access(manifest, F_OK) == 0 && i < 3000; i++) usleep(10000);
+    sink = malloc(4545);
+    write(2, "done\n", 5);
+    return 0;
+}
+"#;
+    let exe = compile_c(dir.path(), "daemon", source, &[]).expect("cc");
+    let out =
+        run(leakview(dir.path()).args(["record", "-o", "daemon.bin", "--"]).arg(&exe).stderr(Stdio::null()));
+    assert!(out.status.success(), "status {:?}", out.status);
+    let child_stderr = dir.path().join("child-stderr.txt");
+    let mut said = String::new();
+    // Not a timing assertion: only a bound on how long a broken run may hang the test.
+    for _ in 0..3000 {
+        said = fs::read_to_string(&child_stderr).unwrap_or_default();
+        if said.contains("done") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(said, "done\n", "the child's stderr holds its own words only");
+    let child_trace = fs::read_dir(dir.path())
+        .expect("list")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .any(|n| n.starts_with("daemon.") && n != "daemon.bin" && n.ends_with(".bin"));
+    assert!(child_trace, "the child recorded into its own trace");
+}
+
+#[test]
 fn an_image_replaced_by_exec_leaves_a_complete_trace() {
     let dir = tempfile::tempdir().expect("tempdir");
     let source = r#"
