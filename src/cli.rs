@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::recording::{DEFAULT_DEPTH, MAX_DEPTH};
+
 /// Find native memory leaks: record every allocation of a program, then see what was never freed.
 #[derive(Debug, Parser)]
 #[command(name = "leakview", version, about, args_conflicts_with_subcommands = true)]
@@ -40,8 +42,13 @@ pub struct RecordArgs {
     /// Trace file to write (default: leakview-PROGRAM-PID.bin in the current directory).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Maximum call-stack depth to capture.
-    #[arg(long, value_name = "N", default_value_t = 128)]
+    /// Maximum call-stack depth to capture (1 to 256 frames).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_DEPTH,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DEPTH))
+    )]
     pub depth: u32,
     /// Overwrite the output file if it exists.
     #[arg(long)]
@@ -94,7 +101,7 @@ pub enum ReportFormat {
     Text,
     /// The JSON document the README describes (schema 1).
     Json,
-    /// One line per stack, root first, with its bytes: input for flamegraph tools.
+    /// One line per stack, root first, with its bytes, heaviest first: input for flamegraph tools.
     Folded,
 }
 
@@ -104,12 +111,12 @@ pub struct ReportArgs {
     /// 12345ns) or a mark (mark:LABEL, mark:LABEL#2).
     #[arg(long, value_name = "WHEN", default_value = "end")]
     pub at: String,
-    /// How to group the outstanding allocations.
+    /// How to group the outstanding allocations (`--format folded`: stack only).
     #[arg(long, value_enum, default_value_t = GroupBy::Stack)]
     pub group_by: GroupBy,
-    /// Show at most N groups (0: all).
-    #[arg(long, value_name = "N", default_value_t = 20)]
-    pub top: usize,
+    /// Show at most N groups, 0 for all [default: 20; with `--format folded`, every stack].
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,

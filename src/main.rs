@@ -11,6 +11,7 @@ mod cli;
 mod commands;
 mod elf;
 mod embedded;
+mod messages;
 mod recording;
 mod supervise;
 mod target_program;
@@ -21,12 +22,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use crate::messages::say;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("leakview: {err:#}");
+            say!("leakview: {err:#}");
             ExitCode::from(2)
         }
     }

@@ -25,8 +25,11 @@ pub const OUTPUT_ENV: &str = "LEAKVIEW_OUTPUT";
 pub const DEPTH_ENV: &str = "LEAKVIEW_DEPTH";
 pub const MANIFEST_ENV: &str = "LEAKVIEW_MANIFEST";
 pub const CLOCK_FILE_ENV: &str = "LEAKVIEW_CLOCK_FILE";
-/// Stack depth `leakview demo` records with (the same as `record`'s default).
+/// Stack depth `leakview record` records with by default, and `leakview demo` always.
 pub const DEFAULT_DEPTH: u32 = 128;
+/// The deepest stack the recorder captures (its `MAX_DEPTH_LIMIT`; it would cut a deeper
+/// `LEAKVIEW_DEPTH` to this).
+pub const MAX_DEPTH: u32 = 256;
 
 /// What to record and where.
 pub struct RecordPlan<'a> {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use leakview_analyzer::report::units::binary_units;
 use leakview_format::TraceReader;
 
+use crate::messages::say;
 use crate::trace_paths;
 
 /// At most this many traces are listed one per line.
@@ -91,7 +92,7 @@ pub fn message(traces: &[TraceSummary], program: &str) -> Vec<String> {
 pub fn tell(traces: &[PathBuf], program: &str) {
     let summaries: Vec<TraceSummary> = traces.iter().map(|p| TraceSummary::read(p)).collect();
     for line in message(&summaries, program) {
-        eprintln!("leakview: {line}");
+        say!("leakview: {line}");
     }
 }
 

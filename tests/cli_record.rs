@@ -84,6 +84,22 @@ fn exit_code_passes_through() {
 }
 
 #[test]
+fn exit_code_passes_through_when_stderr_is_a_pipe_nobody_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let status = leakview(dir.path())
+        .args(["record", "-o", "t.bin", "--", "sh", "-c", "exit 7"])
+        .stdout(Stdio::null())
+        .stderr(writer)
+        .status()
+        .expect("leakview runs");
+    assert_eq!(status.code(), Some(7), "status {status:?}");
+    // leakview had something to say on stderr: where the trace went.
+    assert!(dir.path().join("t.bin").exists());
+}
+
+#[test]
 fn killing_signal_passes_through() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = run(leakview(dir.path()).args(["record", "-o", "t.bin", "--", "sh", "-c", "kill -TERM $$"]));
@@ -432,8 +448,11 @@ fn setuid_program_of_another_user_is_refused() {
 #[test]
 fn bad_arguments_are_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = run(leakview(dir.path()).args(["record", "--depth", "0", "--", "true"]));
-    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    for depth in ["0", "257", "100000", "-1"] {
+        let out = run(leakview(dir.path()).args(["record", "--depth", depth, "--", "true"]));
+        assert_eq!(out.status.code(), Some(2), "--depth {depth}: {}", stderr_of(&out));
+        assert!(stderr_of(&out).contains("1..=256"), "--depth {depth}: {}", stderr_of(&out));
+    }
     let out = run(leakview(dir.path()).args(["record", "-o", "missing-dir/t.bin", "--", "true"]));
     assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("does not exist"));
@@ -442,6 +461,15 @@ fn bad_arguments_are_exit_2() {
         .env("LEAKVIEW_PRELOAD_PATH", "/no/such/lib.so"));
     assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("LEAKVIEW_PRELOAD_PATH"));
+}
+
+#[test]
+fn the_deepest_depth_accepted_is_the_recorders_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(leakview(dir.path()).args(["record", "--depth", "256", "-o", "t.bin", "--", "true"]));
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    let trace = TraceReader::open(&dir.path().join("t.bin")).expect("trace");
+    assert_eq!(trace.metadata().max_stack_depth, 256, "the recorder keeps the depth asked for");
 }
 
 #[test]
@@ -487,6 +515,50 @@ int main(void) {
     assert_eq!(child.metadata().parent_pid, parent.metadata().pid);
     assert!(has_alloc_of(&parent, 4242) && !has_alloc_of(&parent, 4343), "parent holds its own block only");
     assert!(has_alloc_of(&child, 4343) && !has_alloc_of(&child, 4242), "child holds its own block only");
+}
+
+#[test]
+fn a_child_that_outlives_the_recording_says_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The child waits until `leakview record` has finished (its list of traces is deleted then),
+    // starts recording with its first allocation, and writes `done` to its stderr (a file)
+    // afterwards.
+    let source = r#"
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+void *volatile sink; /* so the compiler keeps every allocation */
+int main(void) {
+    if (fork() != 0) return 0;
+    int err = open("child-stderr.txt", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(err, 2);
+    const char *manifest = getenv("LEAKVIEW_MANIFEST");
+    for (int i = 0; manifest && access(manifest, F_OK) == 0 && i < 3000; i++) usleep(10000);
+    sink = malloc(4545);
+    write(2, "done\n", 5);
+    return 0;
+}
+"#;
+    let exe = compile_c(dir.path(), "daemon", source, &[]).expect("cc");
+    let out =
+        run(leakview(dir.path()).args(["record", "-o", "daemon.bin", "--"]).arg(&exe).stderr(Stdio::null()));
+    assert!(out.status.success(), "status {:?}", out.status);
+    let child_stderr = dir.path().join("child-stderr.txt");
+    let mut said = String::new();
+    // Not a timing assertion: only a bound on how long a broken run may hang the test.
+    for _ in 0..3000 {
+        said = fs::read_to_string(&child_stderr).unwrap_or_default();
+        if said.contains("done") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(said, "done\n", "the child's stderr holds its own words only");
+    let child_trace = fs::read_dir(dir.path())
+        .expect("list")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .any(|n| n.starts_with("daemon.") && n != "daemon.bin" && n.ends_with(".bin"));
+    assert!(child_trace, "the child recorded into its own trace");
 }
 
 #[test]

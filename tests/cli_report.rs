@@ -105,6 +105,13 @@ fn report_text_json_and_folded() {
     let folded = leakview(&["report", "--format", "folded", t]);
     assert_eq!(stdout(&folded), "0x1000;0x2000 64\n");
 
+    // Every stack by default, heaviest first; --top keeps the heaviest.
+    let folded_all = stdout(&leakview(&["report", "--format", "folded", "--at", "60%", t]));
+    let lines: Vec<&str> = folded_all.lines().collect();
+    assert_eq!(lines, ["0x1000 1000", "0x1000;0x2000 64"], "{folded_all}");
+    let folded_top = stdout(&leakview(&["report", "--format", "folded", "--at", "60%", "--top", "1", t]));
+    assert_eq!(folded_top, "0x1000 1000\n");
+
     let by_function = leakview(&["report", "--group-by", "function", "--top", "1", t]);
     assert_eq!(by_function.status.code(), Some(0));
     assert!(stdout(&by_function).contains("and 1 more group"), "{}", stdout(&by_function));
@@ -118,6 +125,7 @@ fn bad_moments_are_usage_errors() {
     for (at, says) in [
         ("mark:nope", "no mark labelled `nope`"),
         ("mark:half#2", "occurs 1 time"),
+        ("mark:half#0", "occurs 1 time(s); there is no occurrence #0 (occurrences count from 1"),
         ("10s", "past the end"),
         ("soon", "is not a moment"),
         ("120%", "percentage"),
@@ -131,6 +139,24 @@ fn bad_moments_are_usage_errors() {
     }
     let bad_group = leakview(&["report", "--group-by", "colour", t]);
     assert_eq!(bad_group.status.code(), Some(2));
+}
+
+#[test]
+fn folded_stacks_go_with_grouping_by_stack_only() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trace = write_trace(dir.path());
+    let t = trace.to_str().expect("utf-8");
+    for group in ["function", "size", "size-class", "thread"] {
+        let out = leakview(&["report", "--format", "folded", "--group-by", group, t]);
+        assert_eq!(out.status.code(), Some(2), "--group-by {group}");
+        let err = stderr(&out);
+        assert!(err.contains("one line per stack") && err.contains(&format!("--group-by {group}")), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(out.stdout.is_empty());
+    }
+    let by_stack = leakview(&["report", "--format", "folded", "--group-by", "stack", t]);
+    assert_eq!(by_stack.status.code(), Some(0), "{}", stderr(&by_stack));
+    assert_eq!(stdout(&by_stack), "0x1000;0x2000 64\n");
 }
 
 #[test]

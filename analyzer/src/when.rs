@@ -16,7 +16,8 @@ pub enum When {
     Percent(f64),
     /// Nanoseconds from the start.
     Offset(u64),
-    /// The `occurrence`-th (1-based) mark labelled `label`.
+    /// The `occurrence`-th (1-based) mark labelled `label`. `mark:LABEL#0` parses too, so that
+    /// resolving it against a trace can tell how many occurrences there are.
     Mark {
         label: String,
         occurrence: u32,
@@ -95,9 +96,6 @@ fn parse_mark(rest: &str) -> Result<When, WhenError> {
         && n.bytes().all(|b| b.is_ascii_digit())
     {
         let occurrence: u32 = n.parse().map_err(|_| WhenError::Unrecognized(format!("mark:{rest}")))?;
-        if occurrence == 0 {
-            return Err(WhenError::MarkOccurrence { label: label.to_string(), occurrence, count: 0 });
-        }
         return Ok(When::Mark { label: label.to_string(), occurrence });
     }
     Ok(When::Mark { label: rest.to_string(), occurrence: 1 })
@@ -197,6 +195,14 @@ mod tests {
         assert_eq!(at("mark:warmup#2"), Ok(300));
         assert_eq!(at("mark:tick#1"), Ok(150));
         assert!(matches!(at("mark:warmup#3"), Err(WhenError::MarkOccurrence { count: 2, .. })));
+        match at("mark:warmup#0") {
+            Err(err @ WhenError::MarkOccurrence { occurrence: 0, count: 2, .. }) => {
+                let message = err.to_string();
+                assert!(message.contains("occurs 2 time(s)") && message.contains("#0"), "{message}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(at("mark:nope#0"), Err(WhenError::UnknownMark { .. })));
         match at("mark:nope") {
             Err(WhenError::UnknownMark { known, .. }) => assert_eq!(known, vec!["tick#1", "warmup"]),
             other => panic!("unexpected {other:?}"),

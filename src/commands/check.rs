@@ -4,12 +4,12 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use leakview_analyzer::{RuntimeBlocks, Suppressions, check};
 
 use super::loading::{self, Bars};
-use super::window;
+use super::{moment, window};
 use crate::cli::CheckArgs;
+use crate::messages::{self, say};
 
 pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let suppressions = match &args.suppressions {
@@ -18,15 +18,15 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     };
     let bars = Bars::new();
     let analysis = loading::load(&args.trace, &bars)?;
-    let at_ns = analysis.resolve_when(&args.at).with_context(|| format!("--at {}", args.at))?;
+    let at_ns = moment::named(analysis.resolve_when(&args.at), "--at", &args.at)?;
     let runtime =
         if args.no_default_suppressions { RuntimeBlocks::Counted } else { RuntimeBlocks::NotCounted };
     let window = window::resolve(&analysis, &args.window, at_ns)?;
     let outcome = check(&analysis, at_ns, &window, &suppressions, runtime, &bars);
     drop(bars);
-    print!("{}", outcome.to_text(&analysis, args.at.trim()));
+    messages::print_result(&outcome.to_text(&analysis, args.at.trim()), "report")?;
     if !analysis.summary().complete {
-        eprintln!("leakview: warning: {} is incomplete; checked what could be read", args.trace.display());
+        say!("leakview: warning: {} is incomplete; checked what could be read", args.trace.display());
     }
     Ok(if outcome.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -15,6 +15,7 @@ use anyhow::{Context, bail};
 use rustix::fs::Access;
 
 use crate::cli::{DemoArgs, GroupBy, ReportArgs, ReportFormat, WindowArgs};
+use crate::messages::say;
 use crate::recording::{self, DEFAULT_DEPTH, RecordPlan};
 use crate::{cache_dir, embedded, trace_paths};
 
@@ -34,7 +35,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         }
         None => default_output()?,
     };
-    eprintln!(
+    say!(
         "leakview: recording the demo: a small server whose two worker threads serve 200 requests \
          and leak in three places (source: fixtures/demo/leaky.c)"
     );
@@ -53,7 +54,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     };
     show_leaks(trace, args.no_tui)?;
     let shown = trace_paths::for_shell(trace);
-    eprintln!(
+    say!(
         "leakview: the demo trace is kept at {shown}: browse it over time with `leakview {shown}`, \
          or group by function with `leakview report --group-by function {shown}`"
     );
@@ -69,7 +70,7 @@ fn show_leaks(trace: &Path, no_tui: bool) -> anyhow::Result<()> {
     let args = ReportArgs {
         at: "end".into(),
         group_by: GroupBy::Stack,
-        top: 10,
+        top: Some(10),
         format: ReportFormat::Text,
         window: WindowArgs { allocated_after: None, allocated_before: None },
         trace: trace.to_path_buf(),

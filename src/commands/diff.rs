@@ -3,17 +3,19 @@
 //! that exits 1 when a group is new or grew by more than `--threshold` bytes. With `--tui`, the
 //! diff browser opens at the same moments instead.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use leakview_analyzer::report::units::{bytes, plural};
 use leakview_analyzer::{Analysis, Comparison, DiffBy, DiffReport, Side};
 
 use super::loading::{self, Bars};
+use super::moment;
 use crate::cli::{DiffArgs, DiffFormat, DiffGroupBy};
+use crate::messages::{self, say};
 
 pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
     let by = match args.group_by {
@@ -30,10 +32,8 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         [a, b] => Comparison::new(load(a)?, load(b)?),
         _ => bail!("give one trace (two moments of it) or two traces to compare"),
     };
-    let at_a =
-        comparison.resolve_when(Side::A, &args.at_a).with_context(|| format!("--at-a {}", args.at_a))?;
-    let at_b =
-        comparison.resolve_when(Side::B, &args.at_b).with_context(|| format!("--at-b {}", args.at_b))?;
+    let at_a = moment::named(comparison.resolve_when(Side::A, &args.at_a), "--at-a", &args.at_a)?;
+    let at_b = moment::named(comparison.resolve_when(Side::B, &args.at_b), "--at-b", &args.at_b)?;
     let diff = comparison.diff_with_progress(at_a, at_b, by, &bars);
     let report = DiffReport::new(&comparison, &diff, &args.at_a, &args.at_b, args.top);
     let text = match args.format {
@@ -41,17 +41,13 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         DiffFormat::Json => report.to_json(),
     };
     drop(bars);
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        other => other.context("cannot write the diff")?,
-    }
+    messages::print_result(&text, "diff")?;
     warn_if_incomplete(&comparison);
     if args.fail_on_growth {
         let failing = diff.grown_over(args.threshold);
         if !failing.is_empty() {
             let growth: u64 = failing.iter().map(|g| g.growth_bytes()).sum();
-            eprintln!(
+            say!(
                 "leakview: {} new or grew by more than {} ({} in all)",
                 plural(failing.len() as u64, "group is", "groups are"),
                 bytes(args.threshold),
@@ -73,7 +69,7 @@ fn browse(args: &DiffArgs, by: DiffBy) -> anyhow::Result<ExitCode> {
     }
     // A file that is not a trace is reported plainly, before the screen is taken over.
     for trace in &args.traces {
-        leakview_format::TraceReader::open(trace)?;
+        loading::open_reader(trace)?;
     }
     let (a, b) = match args.traces.as_slice() {
         [one] => (one.clone(), None),
@@ -96,10 +92,7 @@ fn warn_if_incomplete(comparison: &Comparison) {
     for analysis in sides {
         let summary = analysis.summary();
         if !summary.complete {
-            eprintln!(
-                "leakview: warning: {} is incomplete; compared what could be read",
-                summary.path.display()
-            );
+            say!("leakview: warning: {} is incomplete; compared what could be read", summary.path.display());
         }
     }
 }

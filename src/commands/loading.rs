@@ -1,14 +1,16 @@
 //! Loading a trace for a command, with progress bars on stderr when it is a terminal and the
-//! work takes more than a moment.
+//! work takes more than a moment; and refusing, before anything opens it, a path that cannot
+//! hold a trace.
 
 use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::bail;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use leakview_analyzer::{Analysis, LoadOptions, Progress, Stage};
+use leakview_format::TraceReader;
 
 /// Bars appear only after this long, so quick loads print nothing.
 const SHOW_AFTER: Duration = Duration::from_millis(400);
@@ -64,8 +66,28 @@ impl Drop for Bars {
     }
 }
 
-/// Loads and indexes `path`, drawing progress on `bars`.
+/// Loads and indexes `path`, drawing progress on `bars`. (The loader's errors name the path.)
 pub fn load(path: &Path, bars: &Bars) -> anyhow::Result<Analysis> {
-    Analysis::open(path, &LoadOptions::default(), bars)
-        .with_context(|| format!("cannot load {}", path.display()))
+    check_trace_path(path)?;
+    Ok(Analysis::open(path, &LoadOptions::default(), bars)?)
+}
+
+/// Opens `path` for reading its header and chunks.
+pub fn open_reader(path: &Path) -> anyhow::Result<TraceReader> {
+    check_trace_path(path)?;
+    Ok(TraceReader::open(path)?)
+}
+
+/// Refuses a path that cannot hold a trace: a directory, or a pipe, socket or device (a trace is
+/// read at random places, and opening a FIFO would wait for a writer forever). A path that cannot
+/// be looked at is left to the reader, which says why.
+pub fn check_trace_path(path: &Path) -> anyhow::Result<()> {
+    let Ok(metadata) = std::fs::metadata(path) else { return Ok(()) };
+    if metadata.is_dir() {
+        bail!("{} is a directory, not a trace", path.display());
+    }
+    if !metadata.is_file() {
+        bail!("{} is not a regular file (a pipe?); save the trace to a file first", path.display());
+    }
+    Ok(())
 }

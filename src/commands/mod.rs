@@ -4,6 +4,7 @@ mod check;
 mod demo;
 mod diff;
 mod loading;
+mod moment;
 mod record;
 mod report;
 mod stats;

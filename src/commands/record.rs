@@ -11,9 +11,6 @@ use crate::recording::{self, RecordPlan};
 use crate::{supervise, target_program, trace_paths, traces_written};
 
 pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
-    if args.depth == 0 {
-        bail!("--depth must be at least 1");
-    }
     let Some(name) = args.command.first() else { bail!("no command given (leakview record -- CMD ARGS...)") };
     let program = target_program::resolve(OsStr::new(name))?;
     target_program::check_recordable(&program)?;

@@ -1,20 +1,30 @@
 //! `leakview report`: what was outstanding at a moment, grouped and ranked, as text, JSON or
 //! folded stacks.
 
-use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::bail;
+use clap::ValueEnum;
 use leakview_analyzer::{GroupBy, Report};
 
 use super::loading::{self, Bars};
-use super::window;
+use super::{moment, window};
 use crate::cli::{self, ReportArgs, ReportFormat};
+use crate::messages;
+
+/// Groups shown by the text and JSON reports when `--top` is not given.
+const DEFAULT_TOP: usize = 20;
 
 pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    if args.format == ReportFormat::Folded && args.group_by != cli::GroupBy::Stack {
+        let name = args.group_by.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+        bail!("--format folded prints one line per stack; it does not go with --group-by {name}");
+    }
+    // Folded stacks feed flamegraph tools, which want every stack unless told otherwise.
+    let top = args.top.unwrap_or(if args.format == ReportFormat::Folded { 0 } else { DEFAULT_TOP });
     let bars = Bars::new();
     let analysis = loading::load(&args.trace, &bars)?;
-    let at_ns = analysis.resolve_when(&args.at).with_context(|| format!("--at {}", args.at))?;
+    let at_ns = moment::named(analysis.resolve_when(&args.at), "--at", &args.at)?;
     let by = match args.group_by {
         cli::GroupBy::Stack => GroupBy::Stack,
         cli::GroupBy::Function => GroupBy::Function,
@@ -23,17 +33,35 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         cli::GroupBy::Thread => GroupBy::Thread,
     };
     let window = window::resolve(&analysis, &args.window, at_ns)?;
-    let report = Report::new(&analysis, args.at.trim(), at_ns, &window, by, args.top, &bars);
+    let report = Report::new(&analysis, args.at.trim(), at_ns, &window, by, top, &bars);
     let text = match args.format {
         ReportFormat::Text => report.to_text(),
         ReportFormat::Json => report.to_json(),
-        ReportFormat::Folded => report.to_folded(),
+        ReportFormat::Folded => first_lines(report.to_folded(), top),
     };
     drop(bars);
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        other => other.context("cannot write the report")?,
-    }
+    messages::print_result(&text, "report")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The first `n` lines of `text` (all of them when `n` is 0). Folded output has one line per
+/// stack, heaviest first, so these are the `n` heaviest stacks.
+fn first_lines(text: String, n: usize) -> String {
+    if n == 0 {
+        return text;
+    }
+    text.split_inclusive('\n').take(n).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_lines;
+
+    #[test]
+    fn first_lines_keeps_whole_lines() {
+        let folded = "a;b 30\na;c 20\nd 10\n".to_string();
+        assert_eq!(first_lines(folded.clone(), 0), folded);
+        assert_eq!(first_lines(folded.clone(), 2), "a;b 30\na;c 20\n");
+        assert_eq!(first_lines(folded.clone(), 5), folded);
+    }
 }

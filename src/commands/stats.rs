@@ -10,13 +10,14 @@ use leakview_format::TraceReader;
 
 use super::loading::{self, Bars};
 use crate::cli::StatsArgs;
+use crate::messages;
 
 pub fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
-    let reader = TraceReader::open(&args.trace)?;
+    let reader = loading::open_reader(&args.trace)?;
     let bars = Bars::new();
     let analysis = loading::load(&args.trace, &bars)?;
     drop(bars);
-    print!("{}", render(&reader, &analysis)?);
+    messages::print_result(&render(&reader, &analysis)?, "statistics")?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,20 +1,19 @@
 //! `leakview suspects`: the stacks holding outstanding allocations at a moment, ranked by how
 //! much they look like leaks, each with the evidence for its verdict.
 
-use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use leakview_analyzer::SuspectReport;
 
 use super::loading::{self, Bars};
-use super::window;
+use super::{moment, window};
 use crate::cli::{SuspectsArgs, SuspectsFormat};
+use crate::messages;
 
 pub fn run(args: &SuspectsArgs) -> anyhow::Result<ExitCode> {
     let bars = Bars::new();
     let analysis = loading::load(&args.trace, &bars)?;
-    let at_ns = analysis.resolve_when(&args.at).with_context(|| format!("--at {}", args.at))?;
+    let at_ns = moment::named(analysis.resolve_when(&args.at), "--at", &args.at)?;
     let window = window::resolve(&analysis, &args.window, at_ns)?;
     let report = SuspectReport::new(&analysis, args.at.trim(), at_ns, &window, args.top, &bars);
     let text = match args.format {
@@ -22,10 +21,6 @@ pub fn run(args: &SuspectsArgs) -> anyhow::Result<ExitCode> {
         SuspectsFormat::Json => report.to_json(),
     };
     drop(bars);
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        other => other.context("cannot write the report")?,
-    }
+    messages::print_result(&text, "report")?;
     Ok(ExitCode::SUCCESS)
 }

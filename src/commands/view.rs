@@ -9,11 +9,13 @@ use anyhow::bail;
 use leakview_analyzer::DiffBy;
 use leakview_tui::DiffRequest;
 
+use super::loading;
+
 /// Opens the browser on one trace, or the diff browser on two.
 pub fn run(traces: &[PathBuf]) -> anyhow::Result<ExitCode> {
     // A file that is not a trace is reported plainly, before the screen is taken over.
     for trace in traces {
-        leakview_format::TraceReader::open(trace)?;
+        loading::open_reader(trace)?;
     }
     match traces {
         [trace] => leakview_tui::browse(trace)?,

@@ -1,9 +1,10 @@
 //! `--allocated-after` / `--allocated-before`: the allocation window of `report`, `suspects`
 //! and `check`, resolved against a loaded trace.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use leakview_analyzer::{AllocWindow, Analysis, WindowEnd};
 
+use super::moment;
 use crate::cli::WindowArgs;
 
 /// The window the arguments name, for a query at `at_ns`. A window that starts after the
@@ -12,7 +13,7 @@ pub fn resolve(analysis: &Analysis, args: &WindowArgs, at_ns: u64) -> anyhow::Re
     let end = |flag: &str, when: &Option<String>| -> anyhow::Result<Option<WindowEnd>> {
         when.as_ref()
             .map(|w| {
-                let ns = analysis.resolve_when(w).with_context(|| format!("--{flag} {w}"))?;
+                let ns = moment::named(analysis.resolve_when(w), &format!("--{flag}"), w)?;
                 Ok(WindowEnd { ns, when: w.trim().to_string() })
             })
             .transpose()

@@ -214,8 +214,11 @@ fn start(
     session.modules.rescan(start_ts, &mut |event| {
         let _ = session.writer.append(stream, event);
     });
+    // A manifest that is gone belongs to a `leakview record` that has finished: this process
+    // outlived the program recorded (a daemon); nobody is left to read the list, nothing to say.
     if let Some(manifest) = &config.manifest
         && let Err(err) = output::announce(manifest, &session.path)
+        && err.kind() != std::io::ErrorKind::NotFound
     {
         let line = format!(
             "leakview: cannot add {} to the manifest {}: {err}\n",

@@ -1,0 +1,37 @@
+//! A moment named on the command line (`--at`, `--at-a`, `--allocated-after`, ...) once resolved
+//! against a trace: its error names the flag and what was given, with a hint where the
+//! analyzer's message alone may puzzle.
+
+use anyhow::anyhow;
+use leakview_analyzer::WhenError;
+
+/// `resolved` (the moment `text`, given with `flag`), or the one-line error saying why not.
+pub fn named(resolved: Result<u64, WhenError>, flag: &str, text: &str) -> anyhow::Result<u64> {
+    resolved.map_err(|err| {
+        let hint = match &err {
+            WhenError::MarkOccurrence { label, occurrence: 0, .. } => {
+                format!(" (occurrences count from 1: mark:{label}#1 is the first)")
+            }
+            _ => String::new(),
+        };
+        anyhow!("{flag} {text}: {err}{hint}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn occurrence_zero_says_occurrences_count_from_1() {
+        let err = WhenError::MarkOccurrence { label: "round".into(), occurrence: 0, count: 3 };
+        let message = named(Err(err), "--at", "mark:round#0").expect_err("an error").to_string();
+        assert!(message.starts_with("--at mark:round#0: "), "{message}");
+        assert!(message.contains("occurs 3 time(s)"), "{message}");
+        assert!(message.contains("count from 1"), "{message}");
+        let err = WhenError::MarkOccurrence { label: "round".into(), occurrence: 4, count: 3 };
+        let message = named(Err(err), "--at", "mark:round#4").expect_err("an error").to_string();
+        assert!(!message.contains("count from 1"), "{message}");
+        assert_eq!(named(Ok(5), "--at", "5ns").ok(), Some(5));
+    }
+}
