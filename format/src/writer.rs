@@ -144,7 +144,6 @@ impl TraceWriter {
         {
             return Err(WriteError::Options("chunk size must be a multiple of 4096 from 4 KiB to 64 MiB"));
         }
-        let initial_len = chunk_offset(INITIAL_CHUNKS, chunk_size);
         if options.max_file_size < chunk_offset(1, chunk_size) {
             return Err(WriteError::Options("maximum file size is smaller than one chunk"));
         }
@@ -159,10 +158,19 @@ impl TraceWriter {
             .map_err(|error| WriteError::Create { path: path.to_path_buf(), error })?;
         let fd = OwnedFd::from(file);
         let create_err = |error| WriteError::Create { path: path.to_path_buf(), error };
-        let first_len = initial_len.min(options.max_file_size);
-        if !reserve(fd.as_raw_fd(), 0, first_len) {
-            return Err(create_err(std::io::Error::last_os_error()));
-        }
+        // Where the disk has no room for the usual first reservation, fewer chunks will do: a
+        // small trace is better than none, and growing reserves what later threads need.
+        let mut first_chunks = INITIAL_CHUNKS;
+        let first_len = loop {
+            let len = chunk_offset(first_chunks, chunk_size).min(options.max_file_size);
+            if reserve(fd.as_raw_fd(), 0, len) {
+                break len;
+            }
+            if first_chunks == 1 {
+                return Err(create_err(std::io::Error::last_os_error()));
+            }
+            first_chunks /= 2;
+        };
         let (base, map_len) = map_window(fd.as_raw_fd(), options.max_file_size.max(first_len))
             .ok_or_else(|| create_err(std::io::Error::last_os_error()))?;
         let max_chunks = ((map_len as u64 - HEADER_LEN as u64) / u64::from(chunk_size))
@@ -374,9 +382,18 @@ impl TraceWriter {
                 let want =
                     (u64::from(have) + step).max(u64::from(index) + 1).min(u64::from(self.max_chunks)) as u32;
                 let from = chunk_offset(have, self.chunk_size);
-                let len = chunk_offset(want, self.chunk_size) - from;
-                if reserve(self.fd.as_raw_fd(), from, len) {
-                    reserved.store(want, Ordering::Release);
+                let reserve_up_to = |upto: u32| {
+                    reserve(self.fd.as_raw_fd(), from, chunk_offset(upto, self.chunk_size) - from)
+                };
+                // A full step or, where the disk has no room for one, just the chunk asked for.
+                let needed = index + 1;
+                let reserved_up_to = if reserve_up_to(want) {
+                    Some(want)
+                } else {
+                    (needed < want && reserve_up_to(needed)).then_some(needed)
+                };
+                if let Some(upto) = reserved_up_to {
+                    reserved.store(upto, Ordering::Release);
                 } else {
                     self.stop(true);
                     result = Err(WriteError::Stopped);
