@@ -127,6 +127,10 @@ impl CheckOutcome {
                 );
             }
         }
+        if analysis.summary().truncated {
+            out.push('\n');
+            crate::report::write_incomplete_warning(analysis.summary(), &mut out);
+        }
         out
     }
 }

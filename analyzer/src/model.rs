@@ -183,8 +183,12 @@ pub struct Summary {
     pub finished: bool,
     /// Recording stopped early (disk full or size limit).
     pub truncated: bool,
-    /// Events the recorder had to drop after it stopped.
+    /// Events the writer refused after recording stopped: a lower bound of the events lost (a
+    /// recorder that saw recording stop stops offering events to the writer).
     pub lost_events: u64,
+    /// Time of the last recorded event (from the start); for a truncated trace, about when
+    /// recording stopped.
+    pub last_event_ns: u64,
     /// Chunks that could not be read (damaged header or cut off).
     pub damaged_chunks: u64,
     /// Chunks whose tail could not be decoded.

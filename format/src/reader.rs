@@ -120,11 +120,14 @@ impl TraceReader {
     fn map(path: &Path, populate: bool) -> Result<Self, ReadError> {
         let io = |error| ReadError::Io { path: path.to_path_buf(), error };
         let file = std::fs::File::open(path).map_err(io)?;
-        if file.metadata().map_err(io)?.len() == 0 {
+        let stat = file.metadata().map_err(io)?;
+        if stat.len() == 0 {
             return Err(ReadError::Empty { path: path.to_path_buf() });
         }
         let mut options = memmap2::MmapOptions::new();
-        if populate {
+        // A file whose chunks are mostly holes (threads that recorded little) is read a page at
+        // a time: populating would fill the page cache with the holes' zeros.
+        if populate && !mostly_holes(&stat) {
             options.populate();
         }
         // SAFETY: the map is read-only; a recorder may still be appending to the file, which only
@@ -268,6 +271,12 @@ impl TraceReader {
         let b = self.backing.bytes();
         b.get(chunk.body_offset..chunk.body_offset + chunk.body_len).unwrap_or(&[])
     }
+}
+
+/// Whether less than three quarters of the file's length is allocated on disk.
+fn mostly_holes(stat: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    stat.blocks().saturating_mul(512).saturating_mul(4) < stat.len().saturating_mul(3)
 }
 
 fn list_chunks(b: &[u8], header: &HeaderInfo) -> (Vec<ChunkInfo>, u32, u32) {

@@ -1,6 +1,8 @@
 //! Trimming a finished trace: the writer reserves disk space ahead of use, so a trace whose
-//! process has ended can carry reserved chunks that were never claimed. Cutting them off leaves
-//! every event in place and makes the file as small as its contents.
+//! process has ended can carry reserved chunks that were never claimed, and chunks whose threads
+//! were still running at the end keep their unfilled pages. Cutting the former off and punching
+//! holes over the latter leaves every event in place and makes the file take as little disk as
+//! its contents.
 
 use std::fs::OpenOptions;
 use std::io;
@@ -36,12 +38,63 @@ pub fn trim_finished(path: &Path) -> io::Result<u64> {
     }
     let used_chunks = field(h::CHUNKS_CLAIMED).min(field(h::CHUNKS_RESERVED));
     let used = chunk_offset(used_chunks, chunk_size);
+    free_unused_pages(&file, used_chunks.min(chunks_in(len, chunk_size)), chunk_size)?;
     if used >= len {
         return Ok(len);
     }
     file.write_all_at(&used_chunks.to_le_bytes(), h::CHUNKS_RESERVED as u64)?;
     file.set_len(used)?;
     Ok(used)
+}
+
+/// Whole chunks in a file of `len` bytes.
+fn chunks_in(len: u64, chunk_size: u32) -> u32 {
+    (len.saturating_sub(HEADER_LEN as u64) / u64::from(chunk_size)).min(u64::from(u32::MAX)) as u32
+}
+
+/// Punches holes over the pages of the first `chunks` chunks that hold no events: past each
+/// chunk's published length, or all of a chunk that was claimed and never used. Damaged chunks
+/// are left as they are. Filesystems that cannot punch holes keep the space.
+fn free_unused_pages(file: &std::fs::File, chunks: u32, chunk_size: u32) -> io::Result<()> {
+    use layout::chunk as c;
+    const PAGE: u64 = 4096;
+    let body_len = chunk_size as usize - layout::CHUNK_HEADER_LEN;
+    for index in 0..chunks {
+        let start = chunk_offset(index, chunk_size);
+        let mut head = [0u8; layout::CHUNK_HEADER_LEN];
+        file.read_exact_at(&mut head, start)?;
+        let field = |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
+        let in_use = if head.iter().all(|&b| b == 0) {
+            0
+        } else if field(c::MAGIC) == layout::CHUNK_MAGIC
+            && field(c::CHUNK_INDEX) == index
+            && field(c::COMMITTED_LEN) as usize <= body_len
+        {
+            (layout::CHUNK_HEADER_LEN as u64 + u64::from(field(c::COMMITTED_LEN))).next_multiple_of(PAGE)
+        } else {
+            continue;
+        };
+        if in_use < u64::from(chunk_size) {
+            punch_hole(file, start + in_use, u64::from(chunk_size) - in_use);
+        }
+    }
+    Ok(())
+}
+
+/// Gives `len` bytes at `offset` back to the filesystem (they read as zeros); does nothing where
+/// the filesystem cannot.
+fn punch_hole(file: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fallocate on a descriptor we own; no memory is passed. Failure leaves the bytes
+    // as they were, which is harmless.
+    unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            offset as libc::off_t,
+            len as libc::off_t,
+        )
+    };
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ use crate::metadata::TraceMetadata;
 const INITIAL_CHUNKS: u32 = 16;
 /// Upper bound of one reservation step; steps double up to it.
 const MAX_GROW_BYTES: u64 = 64 * 1024 * 1024;
+/// Granularity of the disk space given back when a chunk is released unfilled.
+const PAGE_SIZE: u64 = 4096;
 
 /// Settings of a [`TraceWriter`].
 #[derive(Clone, Debug)]
@@ -142,7 +144,6 @@ impl TraceWriter {
         {
             return Err(WriteError::Options("chunk size must be a multiple of 4096 from 4 KiB to 64 MiB"));
         }
-        let initial_len = chunk_offset(INITIAL_CHUNKS, chunk_size);
         if options.max_file_size < chunk_offset(1, chunk_size) {
             return Err(WriteError::Options("maximum file size is smaller than one chunk"));
         }
@@ -157,10 +158,19 @@ impl TraceWriter {
             .map_err(|error| WriteError::Create { path: path.to_path_buf(), error })?;
         let fd = OwnedFd::from(file);
         let create_err = |error| WriteError::Create { path: path.to_path_buf(), error };
-        let first_len = initial_len.min(options.max_file_size);
-        if !reserve(fd.as_raw_fd(), 0, first_len) {
-            return Err(create_err(std::io::Error::last_os_error()));
-        }
+        // Where the disk has no room for the usual first reservation, fewer chunks will do: a
+        // small trace is better than none, and growing reserves what later threads need.
+        let mut first_chunks = INITIAL_CHUNKS;
+        let first_len = loop {
+            let len = chunk_offset(first_chunks, chunk_size).min(options.max_file_size);
+            if reserve(fd.as_raw_fd(), 0, len) {
+                break len;
+            }
+            if first_chunks == 1 {
+                return Err(create_err(std::io::Error::last_os_error()));
+            }
+            first_chunks /= 2;
+        };
         let (base, map_len) = map_window(fd.as_raw_fd(), options.max_file_size.max(first_len))
             .ok_or_else(|| create_err(std::io::Error::last_os_error()))?;
         let max_chunks = ((map_len as u64 - HEADER_LEN as u64) / u64::from(chunk_size))
@@ -270,11 +280,38 @@ impl TraceWriter {
         unsafe { &*chunk.add(offset).cast::<AtomicU32>() }
     }
 
-    /// Marks the stream's chunk closed and lets go of it (call when a thread exits).
+    /// Marks the stream's chunk closed and lets go of it (call when a thread exits). The whole
+    /// pages of the chunk that hold no events are given back to the filesystem, so a thread that
+    /// recorded little costs the disk little more than a page.
     pub fn release(&self, stream: &mut ThreadStream) {
         if stream.writer_id == self.id && !stream.chunk.is_null() {
+            let (chunk, used) = (stream.chunk, stream.used);
             self.close_chunk(stream);
+            self.free_unused_pages(chunk, used);
         }
+    }
+
+    /// Punches a hole over the pages of a closed `chunk` past its `used` body bytes. Nothing
+    /// writes there again (its stream let go of it), readers never look past the published
+    /// length, and the pages read as zeros. Where the filesystem cannot punch holes the space
+    /// stays allocated, as it always did.
+    fn free_unused_pages(&self, chunk: *mut u8, used: u32) {
+        let chunk_size = u64::from(self.chunk_size);
+        let in_use = (CHUNK_HEADER_LEN as u64 + u64::from(used)).next_multiple_of(PAGE_SIZE);
+        if in_use >= chunk_size {
+            return;
+        }
+        let chunk_start = chunk as u64 - self.base.as_ptr() as u64;
+        // SAFETY: fallocate on our own descriptor over a range inside a chunk that no stream
+        // owns any more; no memory is passed. Failure is harmless (the space stays allocated).
+        unsafe {
+            libc::fallocate(
+                self.fd.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                (chunk_start + in_use) as libc::off_t,
+                (chunk_size - in_use) as libc::off_t,
+            )
+        };
     }
 
     fn close_chunk(&self, stream: &mut ThreadStream) {
@@ -345,9 +382,18 @@ impl TraceWriter {
                 let want =
                     (u64::from(have) + step).max(u64::from(index) + 1).min(u64::from(self.max_chunks)) as u32;
                 let from = chunk_offset(have, self.chunk_size);
-                let len = chunk_offset(want, self.chunk_size) - from;
-                if reserve(self.fd.as_raw_fd(), from, len) {
-                    reserved.store(want, Ordering::Release);
+                let reserve_up_to = |upto: u32| {
+                    reserve(self.fd.as_raw_fd(), from, chunk_offset(upto, self.chunk_size) - from)
+                };
+                // A full step or, where the disk has no room for one, just the chunk asked for.
+                let needed = index + 1;
+                let reserved_up_to = if reserve_up_to(want) {
+                    Some(want)
+                } else {
+                    (needed < want && reserve_up_to(needed)).then_some(needed)
+                };
+                if let Some(upto) = reserved_up_to {
+                    reserved.store(upto, Ordering::Release);
                 } else {
                     self.stop(true);
                     result = Err(WriteError::Stopped);

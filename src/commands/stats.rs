@@ -36,7 +36,16 @@ fn render(reader: &TraceReader, analysis: &Analysis) -> anyhow::Result<String> {
     writeln!(w, "recorder     {} ({:?})", meta.recorder, meta.recorder_kind)?;
     writeln!(w, "arch         {} ({}-bit)", meta.arch, u32::from(meta.pointer_width) * 8)?;
     writeln!(w, "started      {} ns since the Unix epoch", meta.start_unix_ns)?;
-    writeln!(w, "duration     {}", format_duration(s.duration_ns))?;
+    if s.truncated && s.duration_ns > s.last_event_ns {
+        writeln!(
+            w,
+            "duration     {} (recorded: the first {})",
+            format_duration(s.duration_ns),
+            format_duration(s.last_event_ns)
+        )?;
+    } else {
+        writeln!(w, "duration     {}", format_duration(s.duration_ns))?;
+    }
     writeln!(w, "threads      {}", s.threads)?;
     writeln!(w, "modules      {}", s.modules)?;
     writeln!(w, "stacks       {}", count(s.stacks))?;
@@ -78,9 +87,14 @@ fn render(reader: &TraceReader, analysis: &Analysis) -> anyhow::Result<String> {
         count(t.peak_blocks),
         format_duration(t.peak_at_ns)
     )?;
+    let at_the_end = if s.truncated {
+        format!("when recording stopped ({})", format_duration(s.last_event_ns))
+    } else {
+        "at the end".to_string()
+    };
     writeln!(
         w,
-        "outstanding  {} in {} blocks at the end",
+        "outstanding  {} in {} blocks {at_the_end}",
         bytes(s.outstanding_at_end.bytes),
         count(s.outstanding_at_end.blocks)
     )?;
@@ -93,7 +107,14 @@ fn render(reader: &TraceReader, analysis: &Analysis) -> anyhow::Result<String> {
         )?;
     }
     if s.truncated {
-        writeln!(w, "  recording stopped early (disk full or size limit); {} events lost", s.lost_events)?;
+        // The writer counts only the events offered to it after it stopped, and recorders stop
+        // offering them: the count is no measure of what was lost, so it is not shown.
+        writeln!(
+            w,
+            "  recording stopped early (disk full or size limit) at {}, the last recorded event; \
+             events after it were not recorded",
+            format_duration(s.last_event_ns)
+        )?;
     }
     if s.damaged_chunks + s.undecodable_chunks > 0 {
         writeln!(

@@ -212,6 +212,7 @@ fn load_in(
     let outstanding_at_end = LiveTotals { blocks: live_blocks, bytes: live_bytes };
 
     let undecodable_chunks = scans.iter().filter(|s| s.undecodable).count() as u64;
+    let last_event_ns = scans.iter().filter_map(|s| s.max_ts).max().map_or(0, |ts| ts.saturating_sub(origin));
     let (stacks, threads, marks, modules) = collect_small_records(scans, &tids, origin);
     let damaged = u64::from(reader.damaged_chunks()) + u64::from(reader.missing_chunks());
     let summary = Summary {
@@ -232,6 +233,7 @@ fn load_in(
         finished: header.finished(),
         truncated: header.truncated(),
         lost_events: header.lost_events,
+        last_event_ns,
         damaged_chunks: damaged,
         undecodable_chunks,
         file_bytes: reader.file_len(),
@@ -295,4 +297,58 @@ fn collect_small_records(scans: Vec<ChunkScan>, tids: &[u32], origin: u64) -> Sm
         }
     }
     (StackTable::new(nodes), threads, marks, modules)
+}
+
+#[cfg(test)]
+mod tests {
+    use leakview_format::{Event, ThreadStream, TraceMetadata, TraceWriter, WriteError, WriterOptions};
+
+    use super::*;
+    use crate::progress::NoProgress;
+
+    const START: u64 = 1_000_000;
+
+    /// A trace whose recording stops (as on a full disk) after `recorded` allocations, one every
+    /// microsecond; the program then runs on and ends at `end`.
+    fn stopped_trace(path: &std::path::Path, recorded: u64, end: u64) {
+        let meta = TraceMetadata {
+            start_monotonic_ns: START,
+            recorder_kind: RecorderKind::Synthetic,
+            ..TraceMetadata::default()
+        };
+        let writer = TraceWriter::create(path, &meta, &WriterOptions::default()).expect("create");
+        let mut stream = ThreadStream::new(7);
+        let alloc = |i: u64| Event::Alloc {
+            ts: START + 1_000 * (i + 1),
+            addr: 0x1000 + 64 * i,
+            size: 32,
+            align: 0,
+            stack: 0,
+        };
+        for i in 0..recorded {
+            writer.append(&mut stream, &alloc(i)).expect("append");
+        }
+        writer.stop(true);
+        assert!(matches!(writer.append(&mut stream, &alloc(recorded)), Err(WriteError::Stopped)));
+        writer.finish(end);
+    }
+
+    #[test]
+    fn a_stopped_trace_says_when_recording_stopped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.bin");
+        let end = START + 5_000_000_000;
+        stopped_trace(&path, 300, end);
+        let reader = TraceReader::open(&path).expect("open");
+        let loaded = load(&reader, &NoProgress).expect("load");
+        let s = &loaded.summary;
+        assert!(s.truncated && !s.complete);
+        assert_eq!(s.last_event_ns, 1_000 * 300, "the last recorded allocation");
+        assert_eq!(s.duration_ns, end - START, "the run went on after recording stopped");
+        let mut warning = String::new();
+        crate::report::write_incomplete_warning(s, &mut warning);
+        let stopped_at = crate::report::units::duration(s.last_event_ns);
+        let run = crate::report::units::duration(s.duration_ns);
+        assert!(warning.contains(&format!("recording stopped at {stopped_at} of {run}")), "{warning}");
+    }
 }

@@ -173,9 +173,22 @@ pub fn write_window(window: &AllocWindow, out: &mut String) {
     }
 }
 
-/// The warning line of a report on a trace that is not complete (empty if it is).
+/// The warning line of a report on a trace that is not complete (empty if it is). A trace whose
+/// recording stopped early says when: its "end" holds only what was recorded until then.
 pub fn write_incomplete_warning(s: &Summary, out: &mut String) {
-    if !s.complete {
+    if s.truncated {
+        let of = if s.duration_ns > s.last_event_ns {
+            format!(" of {}", duration(s.duration_ns))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "warning  recording stopped at {}{of} (disk full or size limit) and nothing after it was \
+             recorded: blocks freed later show as outstanding, later allocations are missing",
+            duration(s.last_event_ns)
+        );
+    } else if !s.complete {
         let _ = writeln!(
             out,
             "warning  the trace is incomplete (program killed, disk full or damaged file); shown is what could be read"
