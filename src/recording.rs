@@ -7,7 +7,7 @@
 //!   Fork children of a process recording to a fixed path write `<stem>.<pid>.bin` beside it.
 //! - `LEAKVIEW_DEPTH`: the maximum number of stack frames captured.
 //! - `LEAKVIEW_MANIFEST`: a file to which every recorded process appends one line: the absolute
-//!   path of the trace it created.
+//!   path of the trace it created, or `!` and the reason it could not record.
 //! - `LEAKVIEW_CLOCK_FILE`: an empty file through which the recorded processes share their clock
 //!   calibration (the first one to measure it writes it; the others reuse it).
 
@@ -47,6 +47,8 @@ pub struct Finished {
     pub status: ExitStatus,
     /// Absolute paths, in the order the processes created them.
     pub traces: Vec<PathBuf>,
+    /// Why processes could not record, one entry per process.
+    pub failures: Vec<String>,
 }
 
 /// Runs the plan to the end. `Err` only if the program could not be started.
@@ -80,7 +82,8 @@ pub fn run(plan: &RecordPlan<'_>) -> anyhow::Result<Finished> {
     let listed = fs::read_to_string(&manifest_path).unwrap_or_default();
     drop(manifest);
     drop(clock_file);
-    Ok(Finished { status, traces: parse_manifest(&listed) })
+    let (traces, failures) = parse_manifest(&listed);
+    Ok(Finished { status, traces, failures })
 }
 
 /// The recorder first, then whatever the user already preloads (so a preloaded allocator such as
@@ -94,16 +97,22 @@ pub fn ld_preload_value(library: &Path, existing: Option<OsString>) -> OsString 
     value
 }
 
-/// Absolute paths listed in the manifest, each once, in order.
-pub fn parse_manifest(text: &str) -> Vec<PathBuf> {
+/// The manifest's absolute trace paths, each once, in order; and the reasons processes gave
+/// for not recording (`!` lines).
+pub fn parse_manifest(text: &str) -> (Vec<PathBuf>, Vec<String>) {
     let mut traces: Vec<PathBuf> = Vec::new();
+    let mut failures = Vec::new();
     for line in text.lines().map(str::trim_end) {
+        if let Some(reason) = line.strip_prefix('!') {
+            failures.push(reason.to_string());
+            continue;
+        }
         let path = PathBuf::from(line);
         if path.is_absolute() && !traces.contains(&path) {
             traces.push(path);
         }
     }
-    traces
+    (traces, failures)
 }
 
 #[cfg(test)]
@@ -126,7 +135,9 @@ mod tests {
 
     #[test]
     fn manifest_lines_are_deduplicated_absolute_paths() {
-        let text = "/tmp/a.bin\n/tmp/b.1234.bin\n/tmp/a.bin\nrelative.bin\n\n";
-        assert_eq!(parse_manifest(text), vec![PathBuf::from("/tmp/a.bin"), PathBuf::from("/tmp/b.1234.bin")]);
+        let text = "/tmp/a.bin\n/tmp/b.1234.bin\n/tmp/a.bin\nrelative.bin\n!cannot create trace /tmp/c.bin: No space\n\n";
+        let (traces, failures) = parse_manifest(text);
+        assert_eq!(traces, vec![PathBuf::from("/tmp/a.bin"), PathBuf::from("/tmp/b.1234.bin")]);
+        assert_eq!(failures, vec!["cannot create trace /tmp/c.bin: No space".to_string()]);
     }
 }

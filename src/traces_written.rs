@@ -11,6 +11,47 @@ use leakview_format::TraceReader;
 use crate::messages::say;
 use crate::trace_paths;
 
+/// At most this many distinct reasons for not recording are listed.
+const MAX_FAILURES_LISTED: usize = 3;
+
+/// Says, once for the whole run, that processes could not record and why (each distinct
+/// reason once, with how many processes gave it).
+pub fn tell_failures(failures: &[String]) {
+    for line in failure_lines(failures) {
+        say!("leakview: {line}");
+    }
+}
+
+/// The lines of [`tell_failures`] (without the `leakview: ` prefix).
+pub fn failure_lines(failures: &[String]) -> Vec<String> {
+    let Some(first) = failures.first() else { return Vec::new() };
+    let mut lines = vec![match failures.len() {
+        1 => format!("1 process could not record: {first}"),
+        n => format!("{n} processes could not record; the first: {first}"),
+    }];
+    // Processes of one run differ in their trace names, not in why they failed.
+    let reason =
+        |failure: &String| failure.rsplit_once(": ").map_or(failure.clone(), |(_, why)| why.to_string());
+    let mut others: Vec<(String, usize)> = Vec::new();
+    for failure in &failures[1..] {
+        let why = reason(failure);
+        if why == reason(first) {
+            continue;
+        }
+        match others.iter_mut().find(|(r, _)| *r == why) {
+            Some((_, n)) => *n += 1,
+            None => others.push((why, 1)),
+        }
+    }
+    for (why, n) in others.iter().take(MAX_FAILURES_LISTED) {
+        lines.push(format!(
+            "  also: {why} ({})",
+            if *n == 1 { "1 process".to_string() } else { format!("{n} processes") }
+        ));
+    }
+    lines
+}
+
 /// At most this many traces are listed one per line.
 pub const MAX_LISTED: usize = 8;
 
@@ -114,6 +155,22 @@ fn shorten(text: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_are_told_once_per_reason() {
+        assert!(failure_lines(&[]).is_empty());
+        let full =
+            |n: u32| format!("cannot create trace /t/p.{n}.bin: No space left on device (os error 28)");
+        assert_eq!(failure_lines(&[full(1)]), vec![format!("1 process could not record: {}", full(1))]);
+        let many = vec![full(1), full(2), "cannot map /t/x.bin: Permission denied".to_string(), full(3)];
+        assert_eq!(
+            failure_lines(&many),
+            vec![
+                format!("4 processes could not record; the first: {}", full(1)),
+                "  also: Permission denied (1 process)".to_string()
+            ]
+        );
+    }
 
     fn summary(name: &str, bytes: u64) -> TraceSummary {
         TraceSummary {

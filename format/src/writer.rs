@@ -413,6 +413,12 @@ impl TraceWriter {
         }
     }
 
+    /// Counts an event the recorder did not offer because recording had stopped (appends after
+    /// the stop count themselves).
+    pub fn count_lost(&self) {
+        self.atomic_u64(layout::header::LOST_EVENTS).fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Whether recording has stopped. Asked on every recorded event.
     #[inline]
     pub fn is_stopped(&self) -> bool {

@@ -26,6 +26,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     })?;
     settle_traces(&finished.traces);
     traces_written::tell(&finished.traces, name);
+    traces_written::tell_failures(&finished.failures);
     Ok(supervise::exit_like(finished.status))
 }
 

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::process::ExitCode;
 
-use leakview_analyzer::report::units::{bytes, count};
+use leakview_analyzer::report::units::{bytes, count, plural};
 use leakview_analyzer::{Analysis, format_duration};
 use leakview_format::TraceReader;
 
@@ -107,12 +107,14 @@ fn render(reader: &TraceReader, analysis: &Analysis) -> anyhow::Result<String> {
         )?;
     }
     if s.truncated {
-        // The writer counts only the events offered to it after it stopped, and recorders stop
-        // offering them: the count is no measure of what was lost, so it is not shown.
+        // The recorder counts every event it could not offer once the trace was cut short.
+        let missing = match s.lost_events {
+            0 => "events after it were not recorded".to_string(),
+            n => format!("{} after it were not recorded", plural(n, "event", "events")),
+        };
         writeln!(
             w,
-            "  recording stopped early (disk full or size limit) at {}, the last recorded event; \
-             events after it were not recorded",
+            "  recording stopped early (disk full or size limit) at {}, the last recorded event; {missing}",
             format_duration(s.last_event_ns)
         )?;
     }

@@ -662,3 +662,34 @@ fn an_existing_output_file_is_never_overwritten() {
     let mode = std::fs::metadata(&traces[0]).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 }
+
+#[test]
+fn a_process_that_cannot_record_tells_the_manifest_not_the_programs_stderr() {
+    // Under `leakview record` (which passes a manifest), a process whose trace cannot be
+    // created says why in the manifest, for record to report once for the whole run; the
+    // program's own stderr stays its own. Without a manifest the warning goes to stderr.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("fixture");
+    compile(&["basic.c"], &exe, &[]);
+    let unwritable = dir.path().join("missing-dir").join("trace.bin");
+    let manifest = dir.path().join("manifest");
+    std::fs::write(&manifest, b"").expect("manifest");
+    let run = |manifest: Option<&Path>| {
+        let mut command = std::process::Command::new(&exe);
+        command.env("LD_PRELOAD", support::preload_library()).env("LEAKVIEW_OUTPUT", &unwritable);
+        match manifest {
+            Some(m) => command.env("LEAKVIEW_MANIFEST", m),
+            None => command.env_remove("LEAKVIEW_MANIFEST"),
+        };
+        let output = command.output().expect("run");
+        assert!(output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = run(Some(&manifest));
+    assert!(!stderr.contains("leakview"), "{stderr}");
+    let listed = std::fs::read_to_string(&manifest).expect("manifest");
+    assert!(listed.starts_with("!cannot create trace ") && listed.ends_with('\n'), "{listed}");
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    let stderr = run(None);
+    assert!(stderr.contains("leakview: recording disabled: cannot create trace"), "{stderr}");
+}

@@ -97,9 +97,22 @@ pub fn create_trace(
 
 /// Appends `<trace>\n` to the manifest with a single write(2).
 pub fn announce(manifest: &[u8], trace: &Path) -> std::io::Result<()> {
+    append_line(manifest, trace.as_os_str().as_bytes())
+}
+
+/// Appends `!<reason>\n` to the manifest: this process could not record (`leakview record`
+/// says so once for all its processes, instead of each process on the program's stderr).
+pub fn announce_failure(manifest: &[u8], reason: &str) -> std::io::Result<()> {
+    let mut line = b"!".to_vec();
+    line.extend(reason.bytes().filter(|&b| b != b'\n'));
+    append_line(manifest, &line)
+}
+
+/// Appends `text` and a newline to the manifest with a single write(2).
+fn append_line(manifest: &[u8], text: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut line = trace.as_os_str().as_bytes().to_vec();
+    let mut line = text.to_vec();
     line.push(b'\n');
     let mut file = std::fs::OpenOptions::new()
         .append(true)

@@ -260,6 +260,7 @@ fn running(profile: &Profile, state: &mut ThreadState) -> Option<&'static Sessio
         None => session::current_or_start(profile, state)?,
     };
     if session.stopped() {
+        session.count_unrecorded();
         return None;
     }
     state.bind(session.id);
@@ -291,6 +292,7 @@ pub fn free(guard: &mut Guard, addr: u64) {
 pub fn free_at(guard: &mut Guard, ts: u64, addr: u64) {
     let Some(session) = session::current() else { return };
     if session.stopped() {
+        session.count_unrecorded();
         return;
     }
     let state = guard.state();

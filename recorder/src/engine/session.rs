@@ -96,8 +96,15 @@ pub fn current_or_start(profile: &Profile, state: &mut ThreadState) -> Option<&'
         Ok(session) => Some(publish(session)),
         Err(reason) => {
             STATE.store(OFF, Ordering::Release);
-            let line = format!("leakview: recording disabled: {reason}\n");
-            sys::warn(line.as_bytes());
+            // Under `leakview record`, the manifest carries the reason to it (one message for
+            // all the processes of a run); without one, or if it is gone, stderr does.
+            let told = Config::from_env()
+                .manifest
+                .is_some_and(|manifest| output::announce_failure(&manifest, &reason).is_ok());
+            if !told {
+                let line = format!("leakview: recording disabled: {reason}\n");
+                sys::warn(line.as_bytes());
+            }
             None
         }
     }
@@ -261,6 +268,15 @@ recording stopped, the program continues\n",
     #[inline]
     pub fn stopped(&self) -> bool {
         self.writer.is_stopped()
+    }
+
+    /// An event not recorded because recording stopped: counted in the trace when the stop cut
+    /// the trace short (a full disk, the size limit), so that it can say how much is missing.
+    #[cold]
+    pub fn count_unrecorded(&self) {
+        if self.writer.is_truncated() {
+            self.writer.count_lost();
+        }
     }
 }
 
