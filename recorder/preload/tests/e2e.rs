@@ -693,3 +693,28 @@ fn a_process_that_cannot_record_tells_the_manifest_not_the_programs_stderr() {
     let stderr = run(None);
     assert!(stderr.contains("leakview: recording disabled: cannot create trace"), "{stderr}");
 }
+
+#[test]
+fn threads_with_small_stacks_and_alternate_signal_stacks_get_full_stacks() {
+    // 64, 96 (the program's own) and 128 KiB thread stacks, and a handler on a 64 KiB alternate
+    // signal stack, leave the unwinder too little room below the hook: it runs on a side stack.
+    // These allocations were recorded without a stack before.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (exe, trace) = run_fixture(dir.path(), &["small_stacks.c"], &[], &[]);
+    let attribution = Attribution::new(&[&exe]);
+    let leaks = attribution.leaks(&trace);
+    assert_eq!(leaks.get("small_stack_leak"), Some(&(3, 600)));
+    assert_eq!(leaks.get("altstack_leak"), Some(&(1, 77)));
+    let caller = |size: u64| match size {
+        77 => "on_usr1",
+        _ => "body",
+    };
+    for block in trace.outstanding.iter().filter(|b| [77, 100, 200, 300].contains(&b.size)) {
+        let names: Vec<String> = trace
+            .frames(block.stack)
+            .iter()
+            .filter_map(|&ip| attribution.function(&trace, ip).map(|(_, f)| f))
+            .collect();
+        assert!(names.iter().any(|n| n == caller(block.size)), "{} bytes: {names:?}", block.size);
+    }
+}

@@ -28,6 +28,7 @@ pub mod recorder;
 #[cfg(target_arch = "x86_64")]
 pub mod rule_probes;
 pub mod session;
+pub mod side_stack;
 pub mod stack;
 pub mod stack_cache;
 pub mod sys;

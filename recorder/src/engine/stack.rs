@@ -23,6 +23,7 @@
 #[cfg(target_arch = "x86_64")]
 use crate::engine::kept_stacks::{Checks, Filing, KeptStacks};
 use crate::engine::modules::Snapshot;
+use crate::engine::side_stack::SideStack;
 use crate::engine::stack_cache::{self, StackCache};
 use crate::engine::sys::{self, Region};
 #[cfg(target_arch = "x86_64")]
@@ -116,6 +117,9 @@ pub struct CaptureState {
     /// The last stack interned frame by frame, root first: (return address, node).
     last: [(u64, u32); MAX_DEPTH_LIMIT],
     last_len: usize,
+    /// Where walks run when the thread's stack has too little room below the hook (made when
+    /// first needed).
+    side: Option<SideStack>,
     region: Option<Region>,
 }
 
@@ -126,9 +130,11 @@ pub struct Walk {
     pub unknown_address: bool,
 }
 
-/// Stack space a walk needs below the hook (framehop evaluates DWARF in fixed on-stack storage).
+/// Stack space a walk needs below the hook (framehop evaluates DWARF in fixed on-stack storage);
+/// with less, the walk runs on a side stack.
 pub const WALK_STACK_ROOM: u64 = 64 * 1024;
-/// Stack space creating the capture state needs (framehop builds its cache on the stack).
+/// Stack space creating the capture state needs (framehop builds its cache on the stack); with
+/// less, it is created on a side stack.
 pub const CREATE_STACK_ROOM: u64 = 256 * 1024;
 
 /// The calling thread's stack, `[low, high)`. May allocate (the main thread's comes from
@@ -147,6 +153,20 @@ pub fn thread_stack_bounds() -> Option<(u64, u64)> {
         libc::pthread_attr_destroy(&mut attr);
         (rc == 0 && size > 0).then(|| (addr as u64, addr as u64 + size as u64))
     }
+}
+
+/// The alternate signal stack, `[low, high)`, if the thread is running on it and `sp` lies in it.
+#[cfg(target_arch = "x86_64")]
+fn alternate_signal_stack(sp: u64) -> Option<(u64, u64)> {
+    // SAFETY: an all-zero stack_t is a valid value for sigaltstack to fill in.
+    let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
+    // SAFETY: querying only (no new stack given); `current` is ours to write.
+    if unsafe { libc::sigaltstack(std::ptr::null(), &mut current) } != 0 {
+        return None;
+    }
+    let low = current.ss_sp as u64;
+    let high = low.checked_add(current.ss_size as u64)?;
+    (current.ss_flags & libc::SS_ONSTACK != 0 && sp >= low && sp < high).then_some((low, high))
 }
 
 /// The live part of the calling thread's stack above the hook, `[low, high)`: the only memory a
@@ -217,6 +237,7 @@ impl CaptureState {
             (&raw mut (*ptr).keepable).write(false);
             (&raw mut (*ptr).bounds).write(None);
             (&raw mut (*ptr).last_len).write(0);
+            (&raw mut (*ptr).side).write(None);
             (&raw mut (*ptr).region).write(Some(region));
         }
         Some(ptr)
@@ -231,6 +252,7 @@ impl CaptureState {
         unsafe {
             #[cfg(target_arch = "x86_64")]
             std::ptr::drop_in_place(&raw mut (*state).framehop);
+            drop((*state).side.take());
             let region = (*state).region.take();
             drop(region);
         }
@@ -263,9 +285,44 @@ impl CaptureState {
 
     /// Walks the stack above the hook whose registers are `hook` into the state, keeping
     /// at most `max_depth` frames (the innermost ones). Call [`CaptureState::commit`] afterwards.
+    /// A hook running on the alternate signal stack walks within that stack.
+    #[cfg(target_arch = "x86_64")]
+    pub fn walk(&mut self, snapshot: &Snapshot, hook: HookRegisters, max_depth: usize) -> Walk {
+        let sp = hook.sp;
+        let (low, high) = if self.stack_high != 0 && sp >= self.stack_low && sp < self.stack_high {
+            (self.stack_low, self.stack_high)
+        } else {
+            match alternate_signal_stack(sp) {
+                Some(bounds) => bounds,
+                None => return self.no_walk(),
+            }
+        };
+        if sp - low >= WALK_STACK_ROOM {
+            return self.walk_here(snapshot, hook, max_depth, high);
+        }
+        // Too little room below the hook (a small stack): the unwinder runs on the side stack.
+        match self.side.take().or_else(SideStack::new) {
+            Some(mut side) => {
+                let walk = side.run(|| self.walk_here(snapshot, hook, max_depth, high));
+                self.side = Some(side);
+                walk
+            }
+            None => self.no_walk(),
+        }
+    }
+
+    /// An empty walk.
+    fn no_walk(&mut self) -> Walk {
+        self.len = 0;
+        self.found = None;
+        self.keepable = false;
+        Walk { unknown_address: false }
+    }
+
+    /// [`CaptureState::walk`] on the stack it runs on, reading the program's stack up to `high`.
     #[cfg(target_arch = "x86_64")]
     #[inline(never)]
-    pub fn walk(&mut self, snapshot: &Snapshot, hook: HookRegisters, max_depth: usize) -> Walk {
+    fn walk_here(&mut self, snapshot: &Snapshot, hook: HookRegisters, max_depth: usize, high: u64) -> Walk {
         use framehop::FrameAddress;
         let HookRegisters { ip, sp, bp } = hook;
         self.len = 0;
@@ -273,13 +330,7 @@ impl CaptureState {
         self.keepable = false;
         let mut result = Walk { unknown_address: false };
         let max_depth = max_depth.clamp(1, MAX_DEPTH_LIMIT);
-        if self.stack_high == 0
-            || sp >= self.stack_high
-            || sp < self.stack_low.saturating_add(WALK_STACK_ROOM)
-        {
-            return result;
-        }
-        let Some(bounds) = StackBounds::new(sp, self.stack_high) else { return result };
+        let Some(bounds) = StackBounds::new(sp, high) else { return result };
         let mut read = |a: u64| bounds.read(a).ok_or(());
         let caching = self.caching;
         if caching && self.rules.use_snapshot(snapshot) {

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use leakview_format::ThreadStream;
 
 use crate::engine::deferred::Deferred;
+use crate::engine::side_stack::SideStack;
 use crate::engine::stack::{self, CaptureState};
 use crate::engine::sys;
 
@@ -247,9 +248,9 @@ impl ThreadState {
         Some(unsafe { self.stream.assume_init_mut() })
     }
 
-    /// The capture state, created on first use (not after the thread's exit destructor, and
-    /// not while the stack at `sp` lacks room for framehop's fixed-size working storage: a
-    /// thread with a tiny stack records its events without stacks rather than crash).
+    /// The capture state, created on first use (not after the thread's exit destructor). On a
+    /// small stack, or off it, it is created on a side stack (framehop's cache is built in
+    /// fixed-size storage on the stack).
     pub fn capture_mut(&mut self, sp: u64) -> Option<&mut CaptureState> {
         if self.capture.is_null() {
             if self.status != ACTIVE {
@@ -265,14 +266,14 @@ impl ThreadState {
                 self.stack_high = high;
                 self.stack_known = 1;
             }
-            // Outside the thread's stack (a signal's alternate stack, a coroutine): no room known.
-            if self.stack_high == 0
-                || sp >= self.stack_high
-                || sp < self.stack_low.saturating_add(stack::CREATE_STACK_ROOM)
-            {
-                return None;
-            }
-            self.capture = CaptureState::create(self.stack_low, self.stack_high)?;
+            let (low, high) = (self.stack_low, self.stack_high);
+            self.capture = if high != 0 && sp >= low && sp < high && sp - low >= stack::CREATE_STACK_ROOM {
+                CaptureState::create(low, high)?
+            } else {
+                // A small stack, or a hook outside it (on the alternate signal stack): framehop
+                // builds its cache on a side stack instead.
+                SideStack::new()?.run(|| CaptureState::create(low, high))?
+            };
         }
         // SAFETY: created by CaptureState::create and owned by this thread.
         Some(unsafe { &mut *self.capture })
