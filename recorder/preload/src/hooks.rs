@@ -19,9 +19,9 @@ use crate::PROFILE;
 use crate::real;
 
 #[inline(always)]
-fn record_alloc(mut guard: Guard, ptr: *mut c_void, size: usize, align: usize, hook: HookRegisters) {
+fn record_alloc(guard: &mut Guard, ptr: *mut c_void, size: usize, align: usize, hook: HookRegisters) {
     guard.save_errno();
-    recorder::alloc(&mut guard, &PROFILE, ptr as u64, size as u64, align as u64, hook);
+    recorder::alloc(guard, &PROFILE, ptr as u64, size as u64, align as u64, hook);
 }
 
 /// A nested allocation that got no guard: kept for later if a signal handler made it while the
@@ -46,7 +46,7 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
     // SAFETY: forwarding the caller's arguments.
     let ptr = guard.real_call(|| unsafe { real::malloc(size) });
     if !ptr.is_null() {
-        record_alloc(guard, ptr, size, 0, hook);
+        record_alloc(&mut guard, ptr, size, 0, hook);
     }
     ptr
 }
@@ -63,7 +63,7 @@ pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
     // SAFETY: forwarding the caller's arguments.
     let ptr = guard.real_call(|| unsafe { real::calloc(n, size) });
     if !ptr.is_null() {
-        record_alloc(guard, ptr, n.wrapping_mul(size), 0, hook);
+        record_alloc(&mut guard, ptr, n.wrapping_mul(size), 0, hook);
     }
     ptr
 }
@@ -119,7 +119,7 @@ unsafe fn realloc_impl(ptr: *mut c_void, size: usize, hook: HookRegisters) -> *m
         // SAFETY: forwarding the caller's arguments.
         let new = guard.real_call(|| unsafe { real::realloc(ptr, size) });
         if !new.is_null() {
-            record_alloc(guard, new, size, 0, hook);
+            record_alloc(&mut guard, new, size, 0, hook);
         }
         return new;
     }
@@ -211,7 +211,7 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
     if rc == 0 {
         // SAFETY: on success the real function stored the block through `out`.
         let ptr = unsafe { *out };
-        record_alloc(guard, ptr, size, align, hook);
+        record_alloc(&mut guard, ptr, size, align, hook);
     }
     rc
 }
@@ -231,7 +231,7 @@ macro_rules! aligned_hook {
             // SAFETY: forwarding the caller's arguments.
             let ptr = guard.real_call(|| unsafe { $real(align, size) });
             if !ptr.is_null() {
-                record_alloc(guard, ptr, size, align, hook);
+                record_alloc(&mut guard, ptr, size, align, hook);
             }
             ptr
         }
@@ -255,7 +255,7 @@ macro_rules! page_hook {
             // SAFETY: forwarding the caller's arguments.
             let ptr = guard.real_call(|| unsafe { $real(size) });
             if !ptr.is_null() {
-                record_alloc(guard, ptr, size, real::page(), hook);
+                record_alloc(&mut guard, ptr, size, real::page(), hook);
             }
             ptr
         }

@@ -27,9 +27,12 @@ pub struct Guard {
     /// guard of its own between an outer hook's setting of the depth and its taking the guard.
     saved_depth: u32,
     /// A signal handler's guard: the interrupted holder's `in_real_call`, restored on drop (the
-    /// holder keeps the guard itself).
-    interrupted: Option<u32>,
+    /// holder keeps the guard itself); [`NOT_INTERRUPTED`] for an outermost guard.
+    interrupted: u32,
 }
+
+/// [`Guard::interrupted`] of an outermost guard.
+const NOT_INTERRUPTED: u32 = u32::MAX;
 
 impl Guard {
     #[inline]
@@ -38,32 +41,36 @@ impl Guard {
         // SAFETY: the calling thread's own state; only this thread (and its signal handlers,
         // which run to their end before it goes on) touches it.
         unsafe {
-            if (*state).guard != 0 {
-                return Guard::enter_in_handler(state);
-            }
-            let saved_depth = (*state).guard_signal_depth;
-            (*state).guard_signal_depth = (*state).signal_depth;
-            compiler_fence(Ordering::SeqCst);
-            (*state).guard = 1;
-            Some(Guard { state, errno: None, saved_depth, interrupted: None })
+            let (saved_depth, interrupted) = if (*state).guard != 0 {
+                Guard::enter_in_handler(state)?
+            } else {
+                let saved_depth = (*state).guard_signal_depth;
+                (*state).guard_signal_depth = (*state).signal_depth;
+                compiler_fence(Ordering::SeqCst);
+                (*state).guard = 1;
+                (saved_depth, NOT_INTERRUPTED)
+            };
+            Some(Guard { state, errno: None, saved_depth, interrupted })
         }
     }
 
     /// The guard is held: a signal handler's call, made while the holder is inside the real
-    /// allocator, gets a guard of its own; any other nested call gets none.
+    /// allocator, gets a guard of its own (returned: the depth and `in_real_call` to restore);
+    /// any other nested call gets none.
     #[cold]
-    fn enter_in_handler(state: *mut ThreadState) -> Option<Guard> {
+    #[inline(never)]
+    fn enter_in_handler(state: *mut ThreadState) -> Option<(u32, u32)> {
         // SAFETY: as in `enter`.
         unsafe {
             let s = &mut *state;
             if s.signal_depth <= s.guard_signal_depth || s.in_real_call == 0 {
                 return None;
             }
-            let (saved_depth, interrupted) = (s.guard_signal_depth, s.in_real_call);
+            let saved = (s.guard_signal_depth, s.in_real_call);
             s.guard_signal_depth = s.signal_depth;
             s.in_real_call = 0;
             compiler_fence(Ordering::SeqCst);
-            Some(Guard { state, errno: None, saved_depth, interrupted: Some(interrupted) })
+            Some(saved)
         }
     }
 
@@ -116,16 +123,13 @@ impl Drop for Guard {
         }
         // SAFETY: as in `state`.
         let state = unsafe { &mut *self.state };
-        match self.interrupted {
-            Some(in_real_call) => {
-                state.guard_signal_depth = self.saved_depth;
-                state.in_real_call = in_real_call;
-            }
-            None => {
-                state.guard = 0;
-                compiler_fence(Ordering::SeqCst);
-                state.guard_signal_depth = self.saved_depth;
-            }
+        if self.interrupted == NOT_INTERRUPTED {
+            state.guard = 0;
+            compiler_fence(Ordering::SeqCst);
+            state.guard_signal_depth = self.saved_depth;
+        } else {
+            state.guard_signal_depth = self.saved_depth;
+            state.in_real_call = self.interrupted;
         }
     }
 }

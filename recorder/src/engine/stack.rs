@@ -120,6 +120,8 @@ pub struct CaptureState {
     /// Where walks run when the thread's stack has too little room below the hook (made when
     /// first needed).
     side: Option<SideStack>,
+    /// The top of the stack the next walk reads, when not the thread's (0: the thread's).
+    walk_high: u64,
     region: Option<Region>,
 }
 
@@ -238,6 +240,7 @@ impl CaptureState {
             (&raw mut (*ptr).bounds).write(None);
             (&raw mut (*ptr).last_len).write(0);
             (&raw mut (*ptr).side).write(None);
+            (&raw mut (*ptr).walk_high).write(0);
             (&raw mut (*ptr).region).write(Some(region));
         }
         Some(ptr)
@@ -283,11 +286,13 @@ impl CaptureState {
         self.last_len = 0;
     }
 
-    /// Walks the stack above the hook whose registers are `hook` into the state, keeping
-    /// at most `max_depth` frames (the innermost ones). Call [`CaptureState::commit`] afterwards.
-    /// A hook running on the alternate signal stack walks within that stack.
+    /// [`CaptureState::walk`] off the common path: on a small stack (too little room below the
+    /// hook, so the unwinder runs on the side stack) or off the thread's stack (on the alternate
+    /// signal stack, within it; anywhere else, no walk).
     #[cfg(target_arch = "x86_64")]
-    pub fn walk(&mut self, snapshot: &Snapshot, hook: HookRegisters, max_depth: usize) -> Walk {
+    #[cold]
+    #[inline(never)]
+    fn walk_elsewhere(&mut self, snapshot: &Snapshot, hook: HookRegisters, max_depth: usize) -> Walk {
         let sp = hook.sp;
         let (low, high) = if self.stack_high != 0 && sp >= self.stack_low && sp < self.stack_high {
             (self.stack_low, self.stack_high)
@@ -297,21 +302,25 @@ impl CaptureState {
                 None => return self.no_walk(),
             }
         };
+        self.walk_high = high;
         if sp - low >= WALK_STACK_ROOM {
-            return self.walk_here(snapshot, hook, max_depth, high);
+            return self.walk(snapshot, hook, max_depth);
         }
-        // Too little room below the hook (a small stack): the unwinder runs on the side stack.
         match self.side.take().or_else(SideStack::new) {
             Some(mut side) => {
-                let walk = side.run(|| self.walk_here(snapshot, hook, max_depth, high));
+                let walk = side.run(|| self.walk(snapshot, hook, max_depth));
                 self.side = Some(side);
                 walk
             }
-            None => self.no_walk(),
+            None => {
+                self.walk_high = 0;
+                self.no_walk()
+            }
         }
     }
 
     /// An empty walk.
+    #[cfg(target_arch = "x86_64")]
     fn no_walk(&mut self) -> Walk {
         self.len = 0;
         self.found = None;
@@ -319,12 +328,25 @@ impl CaptureState {
         Walk { unknown_address: false }
     }
 
-    /// [`CaptureState::walk`] on the stack it runs on, reading the program's stack up to `high`.
+    /// Walks the stack above the hook whose registers are `hook` into the state, keeping
+    /// at most `max_depth` frames (the innermost ones). Call [`CaptureState::commit`] afterwards.
+    /// A hook running on the alternate signal stack walks within that stack.
     #[cfg(target_arch = "x86_64")]
     #[inline(never)]
-    fn walk_here(&mut self, snapshot: &Snapshot, hook: HookRegisters, max_depth: usize, high: u64) -> Walk {
+    pub fn walk(&mut self, snapshot: &Snapshot, hook: HookRegisters, max_depth: usize) -> Walk {
         use framehop::FrameAddress;
         let HookRegisters { ip, sp, bp } = hook;
+        // The top of the stack to read: the thread's, or what `walk_elsewhere` found.
+        let high = if self.walk_high != 0 {
+            std::mem::take(&mut self.walk_high)
+        } else if self.stack_high == 0
+            || sp < self.stack_low.saturating_add(WALK_STACK_ROOM)
+            || sp >= self.stack_high
+        {
+            return self.walk_elsewhere(snapshot, hook, max_depth);
+        } else {
+            self.stack_high
+        };
         self.len = 0;
         self.found = None;
         self.keepable = false;
