@@ -41,8 +41,20 @@ pub enum WhenError {
     PastEnd { when: String, duration_ns: u64 },
     #[error("no mark labelled `{label}` in this trace{}", known_marks(.known))]
     UnknownMark { label: String, known: Vec<String> },
-    #[error("mark `{label}` occurs {count} time(s); there is no occurrence #{occurrence}")]
+    #[error(
+        "mark `{label}` occurs {count} time(s); there is no occurrence #{occurrence}{}",
+        occurrence_hint(.label, *.occurrence)
+    )]
     MarkOccurrence { label: String, occurrence: u32, count: u32 },
+}
+
+/// For `#0`: occurrences count from 1.
+fn occurrence_hint(label: &str, occurrence: u32) -> String {
+    if occurrence == 0 {
+        format!(" (occurrences count from 1: mark:{label}#1 is the first)")
+    } else {
+        String::new()
+    }
 }
 
 fn known_marks(known: &[String]) -> String {

@@ -1,21 +1,12 @@
 //! A moment named on the command line (`--at`, `--at-a`, `--allocated-after`, ...) once resolved
-//! against a trace: its error names the flag and what was given, with a hint where the
-//! analyzer's message alone may puzzle.
+//! against a trace: its error names the flag and what was given.
 
 use anyhow::anyhow;
 use leakview_analyzer::WhenError;
 
 /// `resolved` (the moment `text`, given with `flag`), or the one-line error saying why not.
 pub fn named(resolved: Result<u64, WhenError>, flag: &str, text: &str) -> anyhow::Result<u64> {
-    resolved.map_err(|err| {
-        let hint = match &err {
-            WhenError::MarkOccurrence { label, occurrence: 0, .. } => {
-                format!(" (occurrences count from 1: mark:{label}#1 is the first)")
-            }
-            _ => String::new(),
-        };
-        anyhow!("{flag} {text}: {err}{hint}")
-    })
+    resolved.map_err(|err| anyhow!("{flag} {text}: {err}"))
 }
 
 #[cfg(test)]
