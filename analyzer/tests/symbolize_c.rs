@@ -248,3 +248,29 @@ fn corrupt_dwarf_degrades_without_panicking() {
         }
     }
 }
+
+#[test]
+fn assembly_functions_without_a_type_are_named_by_their_label() {
+    // A label with no `.type` is a NOTYPE symbol: the DWARF reader's own symbol fallback knows
+    // only typed functions and named the C function before it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    if !have_tool("cc") || !have_tool("nm") {
+        return;
+    }
+    let source = dir.path().join("asm.c");
+    std::fs::write(
+        &source,
+        "int before(int x) { return x * 3; }\n\
+         __asm__(\".text\\n.globl untyped_label\\nuntyped_label:\\n nop\\n nop\\n nop\\n nop\\n ret\\n\");\n\
+         int main(void) { return before(1) - 3; }\n",
+    )
+    .expect("write the source");
+    run("cc", &["-g", "-O1", "-o", "asm", "asm.c"], dir.path());
+    let binary = dir.path().join("asm");
+    let symbols = nm_symbols(&binary);
+    let (label, _) = symbols["untyped_label"];
+    let module = module_info(1, &binary, FAKE_BASE, true);
+    let probe = FAKE_BASE + label + 3;
+    let out = Symbolizer::new(vec![module], no_debug_dirs()).symbolize(&[probe]);
+    assert_eq!(out[&probe][0].function.as_deref(), Some("untyped_label"), "{:?}", out[&probe]);
+}

@@ -9,7 +9,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use object::elf::{
-    SHF_EXECINSTR, SHT_DYNSYM, SHT_SYMTAB, STB_GLOBAL, STB_WEAK, STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE,
+    SHF_EXECINSTR, SHN_LORESERVE, SHN_UNDEF, SHN_XINDEX, SHT_DYNSYM, SHT_SYMTAB, STB_GLOBAL, STB_WEAK,
+    STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE,
 };
 use object::read::ReadCache;
 use object::read::elf::{ElfFile, FileHeader, SectionHeader, SectionTable, Sym};
@@ -121,7 +122,10 @@ fn function_entry<'a, Elf: FileHeader<Endian = Endianness>>(
     sections: &SectionTable<'a, Elf, &'a Cache>,
     strings: &[u8],
 ) -> Option<SymbolEntry> {
-    if !sym.is_definition(endian) {
+    // Defined in a section (object's `is_definition` also wants a size for a NOTYPE symbol,
+    // which an assembly label lacks).
+    let section = sym.st_shndx(endian);
+    if section == SHN_UNDEF || (section >= SHN_LORESERVE && section != SHN_XINDEX) {
         return None;
     }
     let is_code = match sym.st_type() {
