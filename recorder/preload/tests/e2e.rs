@@ -718,3 +718,23 @@ fn threads_with_small_stacks_and_alternate_signal_stacks_get_full_stacks() {
         assert!(names.iter().any(|n| n == caller(block.size)), "{} bytes: {names:?}", block.size);
     }
 }
+
+#[test]
+fn a_killed_programs_trace_still_names_its_threads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("fixture");
+    compile(&["killed_threads.c"], &exe, &[]);
+    let trace_path = dir.path().join("trace.bin");
+    let status = std::process::Command::new(&exe)
+        .env("LD_PRELOAD", support::preload_library())
+        .env("LEAKVIEW_OUTPUT", &trace_path)
+        .env_remove("LEAKVIEW_MANIFEST")
+        .status()
+        .expect("run");
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
+    let trace = Trace::load(&trace_path);
+    assert!(!trace.complete);
+    let names: Vec<&str> = trace.thread_names.iter().map(|(_, n)| n.as_str()).collect();
+    assert!(names.contains(&"named-worker"), "{names:?}");
+    assert!(names.contains(&"fixture"), "{names:?}");
+}

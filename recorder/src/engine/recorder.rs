@@ -267,7 +267,14 @@ fn running(profile: &Profile, state: &mut ThreadState) -> Option<&'static Sessio
         session.count_unrecorded();
         return None;
     }
-    state.bind(session.id);
+    if state.session_id() == session.id {
+        state.bind(session.id);
+    } else {
+        // The thread's first event of this trace: its name now too, so that a trace cut short
+        // (a killed program) still names its threads; the name at the thread's end follows.
+        state.bind(session.id);
+        session::record_thread_name(state);
+    }
     Some(session)
 }
 

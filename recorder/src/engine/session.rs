@@ -93,7 +93,12 @@ pub fn current_or_start(profile: &Profile, state: &mut ThreadState) -> Option<&'
         return None;
     }
     match start(profile, state, None) {
-        Ok(session) => Some(publish(session)),
+        Ok(session) => {
+            let session = publish(session);
+            // The starting thread's first event is the trace's start: its name goes in now.
+            record_thread_name(state);
+            Some(session)
+        }
         Err(reason) => {
             STATE.store(OFF, Ordering::Release);
             // Under `leakview record`, the manifest carries the reason to it (one message for
@@ -292,14 +297,16 @@ fn own_thread_name(buf: &mut [u8; 16]) -> Option<&[u8]> {
     (len > 0).then(|| &buf[..len])
 }
 
-/// Records the calling thread's current name (threads usually name themselves after they
-/// start, so this runs when they end). `state` is the calling thread's; guard held.
+/// Records the calling thread's current name (at its first event, and again when it ends:
+/// threads usually name themselves after they start). `state` is the calling thread's; guard
+/// held.
 pub fn record_thread_name(state: &mut ThreadState) {
     let mut buf = [0u8; 16];
     if let Some(session) = current()
         && state.session_id() == session.id
-        && let Some(stream) = state.stream()
         && let Some(name) = own_thread_name(&mut buf)
+        && state.note_name(name)
+        && let Some(stream) = state.stream()
     {
         let tid = stream.tid();
         session.append(stream, &Event::ThreadName { ts: clock::monotonic_ns(), tid, name });

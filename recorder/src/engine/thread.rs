@@ -56,6 +56,9 @@ pub struct ThreadState {
     /// The thread's errno slot, once asked for (null before).
     errno_slot: *mut i32,
     stream: MaybeUninit<ThreadStream>,
+    /// The name last recorded for the thread (its length first), to record a name only when it
+    /// changed.
+    recorded_name: [u8; 17],
     /// Events of signal handlers that interrupted a recording.
     pub deferred: Deferred,
 }
@@ -200,6 +203,18 @@ impl ThreadState {
         self.session_id
     }
 
+    /// Notes `name` as the thread's recorded name; false if it was already (nothing to record).
+    pub fn note_name(&mut self, name: &[u8]) -> bool {
+        let len = name.len().min(16);
+        if usize::from(self.recorded_name[0]) == len && self.recorded_name[1..=len] == name[..len] && len > 0
+        {
+            return false;
+        }
+        self.recorded_name[0] = len as u8;
+        self.recorded_name[1..=len].copy_from_slice(&name[..len]);
+        true
+    }
+
     /// Whether the thread's exit destructor already ran.
     pub fn has_exited(&self) -> bool {
         self.status == EXITED
@@ -230,9 +245,12 @@ impl ThreadState {
             }
             self.stream.write(ThreadStream::new(self.tid));
             self.session_id = session_id;
+            self.recorded_name[0] = 0;
         } else if self.session_id != session_id {
             self.stream.write(ThreadStream::new(self.tid));
             self.session_id = session_id;
+            // A new trace (a forked child's): the name goes into it again.
+            self.recorded_name[0] = 0;
             if let Some(capture) = self.existing_capture() {
                 capture.forget();
             }
@@ -301,6 +319,7 @@ impl ThreadState {
             self.stream.write(ThreadStream::new(self.tid));
         }
         self.session_id = 0;
+        self.recorded_name[0] = 0;
         if let Some(capture) = self.existing_capture() {
             capture.forget();
         }
