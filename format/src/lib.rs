@@ -33,7 +33,7 @@ pub use codec::{DecodeState, DeltaState, EncodeState, MAX_HOT_EVENT_LEN, decode_
 pub use error::{DecodeError, ReadError, WriteError};
 pub use event::{Event, EventKind, OwnedEvent, Segment, Segments};
 pub use exec_end::finish_replaced_image;
-pub use metadata::{RecorderKind, TraceMetadata};
+pub use metadata::{RecorderKind, TraceMetadata, display_command};
 pub use reader::{ChunkEvents, ChunkInfo, HeaderInfo, TraceReader};
 pub use trim::trim_finished;
 pub use writer::{ThreadStream, TraceWriter, WriterOptions};

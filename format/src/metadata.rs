@@ -102,10 +102,29 @@ impl TraceMetadata {
             .map_err(|e| e.to_string())
     }
 
-    /// The command line joined by spaces, for display.
+    /// The command line joined by spaces, for display (see [`display_command`]).
     pub fn command_line(&self) -> String {
-        self.argv.join(" ")
+        display_command(&self.argv)
     }
+}
+
+/// `argv` joined by spaces for one line of display: control characters (the newlines of a
+/// `python3 -c` script, say) are written as escapes (`\n`, `\t`, `\u{1b}`).
+pub fn display_command(argv: &[String]) -> String {
+    let mut out = String::new();
+    for (i, arg) in argv.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        for c in arg.chars() {
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 fn shorten(s: &str, max: usize) -> String {
@@ -119,6 +138,13 @@ fn shorten(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commands_show_on_one_line() {
+        let argv = vec!["python3".to_string(), "-c".to_string(), "l=[]\nprint(l)\t\u{1b}".to_string()];
+        assert_eq!(display_command(&argv), "python3 -c l=[]\\nprint(l)\\t\\u{1b}");
+        assert_eq!(display_command(&[]), "");
+    }
 
     fn sample() -> TraceMetadata {
         TraceMetadata {

@@ -115,7 +115,11 @@ pub(super) fn render(report: &DiffReport<'_>) -> String {
 
 fn trace_line(analysis: &Analysis) -> String {
     let s = analysis.summary();
-    let command = if s.command.is_empty() { s.executable.clone() } else { s.command.join(" ") };
+    let command = if s.command.is_empty() {
+        s.executable.clone()
+    } else {
+        leakview_format::display_command(&s.command)
+    };
     format!("{} (pid {}: {})", s.path.display(), s.pid, command)
 }
 

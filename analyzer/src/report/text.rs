@@ -153,7 +153,11 @@ pub fn write_frames_up_to(frames: &[Frame], limit: usize, out: &mut String) {
 /// The `trace` and `heap` lines every text report of the analyzer starts with.
 pub fn write_trace_lines(s: &Summary, out: &mut String) {
     let t = &s.totals;
-    let command = if s.command.is_empty() { s.executable.clone() } else { s.command.join(" ") };
+    let command = if s.command.is_empty() {
+        s.executable.clone()
+    } else {
+        leakview_format::display_command(&s.command)
+    };
     let _ = writeln!(out, "trace    {} (pid {}: {})", s.path.display(), s.pid, command);
     let _ = writeln!(
         out,
