@@ -7,9 +7,11 @@ use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 use crate::keys::{self, Action};
 use crate::pointer::{Pointer, wheel_row_step, wheel_time_step};
 use crate::source::{
-    AllocationPage, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow, Totals,
+    AllocationPage, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow, Grouping,
+    StackVerdict, Totals,
 };
 use crate::state::{Context, Pane, ViewState};
+use crate::suspicion::{Suspicion, Verdicts};
 use crate::view::{self, Areas, Screen, theme::Theme, timeline::Timeline};
 
 /// What the source answered for the current state; each part is asked again only when what it
@@ -31,6 +33,7 @@ struct Shown {
     stack: Vec<FrameInfo>,
     timeline_dots: usize,
     levels: Vec<u64>,
+    suspicion: Suspicion,
 }
 
 /// The browser: state, the data source and what it last answered.
@@ -66,6 +69,11 @@ impl<S: DataSource> App<S> {
 
     pub fn source(&self) -> &S {
         &self.source
+    }
+
+    /// The leak-suspect verdicts kept for the moment last judged.
+    pub fn suspicion(&self) -> &Suspicion {
+        &self.shown.suspicion
     }
 
     pub fn should_quit(&self) -> bool {
@@ -146,8 +154,15 @@ impl<S: DataSource> App<S> {
     /// Asks the source for whatever the state now selects and the last answers do not cover.
     pub fn refresh(&mut self) {
         let query = self.state.query();
+        let by_suspicion = Suspicion::wanted(query.grouping, query.sort);
+        if by_suspicion {
+            self.shown.suspicion.judge_at(&self.source, query.at_ns);
+        }
         if self.shown.query.as_ref() != Some(&query) {
             self.shown.groups = self.source.groups(&query);
+            if let Some(verdicts) = self.shown.suspicion.at(query.at_ns).filter(|_| by_suspicion) {
+                verdicts.rank(&mut self.shown.groups);
+            }
             if self.shown.query.as_ref().map(|q| q.at_ns) != Some(query.at_ns) {
                 self.shown.totals = self.source.totals_at(query.at_ns);
             }
@@ -171,9 +186,29 @@ impl<S: DataSource> App<S> {
             return;
         }
         self.shown.details = want.as_ref().and_then(|(q, k)| self.source.group_details(q, *k));
-        self.shown.details_lines =
-            self.shown.details.as_ref().map(|d| view::details_line_count(d, &self.theme)).unwrap_or(0);
+        let verdict = self.selected_verdict();
+        let width = self.areas.body.details_inner.width;
+        self.shown.details_lines = self
+            .shown
+            .details
+            .as_ref()
+            .map(|d| view::details_line_count(d, verdict, width, &self.theme))
+            .unwrap_or(0);
         self.shown.details_for = want;
+    }
+
+    /// The verdict on the selected group, when grouped by stack and known for the moment shown.
+    fn selected_verdict(&self) -> Option<&StackVerdict> {
+        let key = self.state.selected_key?;
+        self.verdicts()?.of(key)
+    }
+
+    /// The verdicts on the stack groups, when known for the moment shown.
+    fn verdicts(&self) -> Option<Verdicts<'_>> {
+        if self.state.grouping != Grouping::Stack {
+            return None;
+        }
+        self.shown.suspicion.at(self.state.at_ns)
     }
 
     fn refresh_page(&mut self, query: &GroupQuery, key: GroupKey) {
@@ -222,6 +257,9 @@ impl<S: DataSource> App<S> {
             allocations: &self.shown.page,
             allocation_threads: &self.shown.page_threads,
             stack: &self.shown.stack,
+            verdicts: self.verdicts(),
+            selected_verdict: self.selected_verdict(),
+            no_verdicts: self.shown.suspicion.unavailable_at(self.state.at_ns),
         };
         view::draw(frame, &screen);
     }
