@@ -34,6 +34,8 @@ struct Shown {
     timeline_dots: usize,
     levels: Vec<u64>,
     suspicion: Suspicion,
+    /// The moment whose verdicts ranked `groups`, when they are ranked by suspicion.
+    ranked_at: Option<u64>,
 }
 
 /// The browser: state, the data source and what it last answered.
@@ -151,18 +153,28 @@ impl<S: DataSource> App<S> {
         }
     }
 
-    /// Asks the source for whatever the state now selects and the last answers do not cover.
+    /// Asks the source for whatever the state now selects and the last answers do not cover,
+    /// apart from leak-suspect verdicts (see [`App::draw`]).
     pub fn refresh(&mut self) {
+        self.refresh_judging(false);
+    }
+
+    /// [`App::refresh`]; with `judge`, also the verdicts of the moment if the list is sorted by
+    /// suspicion. Judging is a pass over the whole trace, so it waits for a moment that is drawn
+    /// (the runner applies every key already waiting before it draws).
+    fn refresh_judging(&mut self, judge: bool) {
         let query = self.state.query();
         let by_suspicion = Suspicion::wanted(query.grouping, query.sort);
-        if by_suspicion {
+        if by_suspicion && judge {
             self.shown.suspicion.judge_at(&self.source, query.at_ns);
         }
-        if self.shown.query.as_ref() != Some(&query) {
+        let ranked_at = self.shown.suspicion.at(query.at_ns).filter(|_| by_suspicion).map(|_| query.at_ns);
+        if self.shown.query.as_ref() != Some(&query) || self.shown.ranked_at != ranked_at {
             self.shown.groups = self.source.groups(&query);
             if let Some(verdicts) = self.shown.suspicion.at(query.at_ns).filter(|_| by_suspicion) {
                 verdicts.rank(&mut self.shown.groups);
             }
+            self.shown.ranked_at = ranked_at;
             if self.shown.query.as_ref().map(|q| q.at_ns) != Some(query.at_ns) {
                 self.shown.totals = self.source.totals_at(query.at_ns);
             }
@@ -182,10 +194,11 @@ impl<S: DataSource> App<S> {
 
     fn refresh_details(&mut self, query: &GroupQuery) {
         let want = self.state.selected_key.map(|k| (query.clone(), k));
-        if want == self.shown.details_for {
-            return;
+        if want != self.shown.details_for {
+            self.shown.details = want.as_ref().and_then(|(q, k)| self.source.group_details(q, *k));
+            self.shown.details_for = want;
         }
-        self.shown.details = want.as_ref().and_then(|(q, k)| self.source.group_details(q, *k));
+        // The verdict may have become known since (judged when drawing).
         let verdict = self.selected_verdict();
         let width = self.areas.body.details_inner.width;
         self.shown.details_lines = self
@@ -194,7 +207,6 @@ impl<S: DataSource> App<S> {
             .as_ref()
             .map(|d| view::details_line_count(d, verdict, width, &self.theme))
             .unwrap_or(0);
-        self.shown.details_for = want;
     }
 
     /// The verdict on the selected group, when grouped by stack and known for the moment shown.
@@ -235,12 +247,13 @@ impl<S: DataSource> App<S> {
         }
     }
 
-    /// Lays out the screen for `frame`, brings the data up to date for that size and draws it.
+    /// Lays out the screen for `frame`, brings the data up to date for that size (judging the
+    /// moment's leak suspects if the list is sorted by suspicion) and draws it.
     pub fn draw(&mut self, frame: &mut Frame<'_>) {
         self.areas = Areas::new(frame.area());
         self.areas_height = frame.area().height;
         (self.state.list_rows, self.state.details_rows) = self.areas.body.rows();
-        self.refresh();
+        self.refresh_judging(true);
         let dots = Timeline::dots_for(self.areas.timeline_inner.width);
         if dots != self.shown.timeline_dots {
             self.shown.levels = self.source.timeline(dots);

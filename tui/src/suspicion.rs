@@ -165,37 +165,52 @@ mod tests {
         app.source().asked.get()
     }
 
+    /// Applies `action` and draws, as the runner does when no other key is waiting.
+    fn step(app: &mut App<Counting>, action: Action) {
+        app.apply(action);
+        let mut terminal =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).expect("terminal");
+        terminal.draw(|f| app.draw(f)).expect("draws");
+    }
+
     #[test]
     fn verdicts_are_asked_for_once_per_moment_and_only_when_sorting_by_suspicion() {
         let mut app = app();
         for action in [Action::StepBack, Action::JumpBack, Action::Down, Action::GoPeak, Action::GoEnd] {
-            app.apply(action);
+            step(&mut app, action);
         }
-        app.apply(Action::CycleSort);
-        app.apply(Action::CycleSort);
-        app.apply(Action::StepBack);
+        step(&mut app, Action::CycleSort);
+        step(&mut app, Action::CycleSort);
+        step(&mut app, Action::StepBack);
         assert_eq!(asked(&app), 0, "scrubbing sorted by bytes, blocks or newest never judges");
         app.apply(Action::CycleSort);
+        assert_eq!(asked(&app), 0, "not judged before the moment is drawn");
+        step(&mut app, Action::Down);
         assert_eq!(app.state().sort, SortKey::Suspicion);
         assert_eq!(asked(&app), 1);
-        app.apply(Action::Down);
-        app.apply(Action::Up);
-        assert_eq!(asked(&app), 1, "same moment: the kept verdicts serve");
-        app.apply(Action::StepBack);
-        assert_eq!(asked(&app), 2, "a new moment while sorted by suspicion is judged");
-        app.apply(Action::CycleSort);
-        for _ in 0..20 {
+        for _ in 0..10 {
             app.apply(Action::StepBack);
         }
-        app.apply(Action::GoEnd);
-        assert_eq!(asked(&app), 2, "scrubbing sorted by bytes does not judge again");
-        app.apply(Action::CycleGrouping);
-        for _ in 0..3 {
-            app.apply(Action::CycleSort);
+        step(&mut app, Action::StepForward);
+        assert_eq!(asked(&app), 2, "keys applied before one draw judge one moment");
+        step(&mut app, Action::Down);
+        step(&mut app, Action::Up);
+        assert_eq!(asked(&app), 2, "same moment: the kept verdicts serve");
+        step(&mut app, Action::StepBack);
+        assert_eq!(asked(&app), 3, "a new moment while sorted by suspicion is judged");
+        step(&mut app, Action::CycleSort);
+        for _ in 0..20 {
+            step(&mut app, Action::StepBack);
         }
-        app.apply(Action::StepBack);
+        step(&mut app, Action::GoEnd);
+        assert_eq!(asked(&app), 3, "scrubbing sorted by bytes does not judge again");
+        step(&mut app, Action::CycleGrouping);
+        for _ in 0..3 {
+            step(&mut app, Action::CycleSort);
+        }
+        step(&mut app, Action::StepBack);
         assert_eq!(app.state().sort, SortKey::Suspicion);
-        assert_eq!(asked(&app), 2, "grouped by function, suspicion does not apply");
+        assert_eq!(asked(&app), 3, "grouped by function, suspicion does not apply");
         assert_eq!(app.suspicion().times_asked(), asked(&app));
     }
 
@@ -207,7 +222,7 @@ mod tests {
         };
         assert_eq!(keys(&app), [GroupKey(1), GroupKey(0)], "bytes order: the burst first");
         for _ in 0..3 {
-            app.apply(Action::CycleSort);
+            step(&mut app, Action::CycleSort);
         }
         let verdicts = app.suspicion().at(1_000).expect("judged at the end");
         assert_eq!(verdicts.of(GroupKey(0)).map(|v| v.verdict), Some(crate::source::Verdict::Growing));
