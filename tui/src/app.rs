@@ -7,9 +7,11 @@ use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 use crate::keys::{self, Action};
 use crate::pointer::{Pointer, wheel_row_step, wheel_time_step};
 use crate::source::{
-    AllocationPage, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow, Totals,
+    AllocationPage, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow, Grouping,
+    StackVerdict, Totals,
 };
 use crate::state::{Context, Pane, ViewState};
+use crate::suspicion::{Suspicion, Verdicts};
 use crate::view::{self, Areas, Screen, theme::Theme, timeline::Timeline};
 
 /// What the source answered for the current state; each part is asked again only when what it
@@ -31,6 +33,9 @@ struct Shown {
     stack: Vec<FrameInfo>,
     timeline_dots: usize,
     levels: Vec<u64>,
+    suspicion: Suspicion,
+    /// The moment whose verdicts ranked `groups`, when they are ranked by suspicion.
+    ranked_at: Option<u64>,
 }
 
 /// The browser: state, the data source and what it last answered.
@@ -66,6 +71,11 @@ impl<S: DataSource> App<S> {
 
     pub fn source(&self) -> &S {
         &self.source
+    }
+
+    /// The leak-suspect verdicts kept for the moment last judged.
+    pub fn suspicion(&self) -> &Suspicion {
+        &self.shown.suspicion
     }
 
     pub fn should_quit(&self) -> bool {
@@ -143,11 +153,28 @@ impl<S: DataSource> App<S> {
         }
     }
 
-    /// Asks the source for whatever the state now selects and the last answers do not cover.
+    /// Asks the source for whatever the state now selects and the last answers do not cover,
+    /// apart from leak-suspect verdicts (see [`App::draw`]).
     pub fn refresh(&mut self) {
+        self.refresh_judging(false);
+    }
+
+    /// [`App::refresh`]; with `judge`, also the verdicts of the moment if the list is sorted by
+    /// suspicion. Judging is a pass over the whole trace, so it waits for a moment that is drawn
+    /// (the runner applies every key already waiting before it draws).
+    fn refresh_judging(&mut self, judge: bool) {
         let query = self.state.query();
-        if self.shown.query.as_ref() != Some(&query) {
+        let by_suspicion = Suspicion::wanted(query.grouping, query.sort);
+        if by_suspicion && judge {
+            self.shown.suspicion.judge_at(&self.source, query.at_ns);
+        }
+        let ranked_at = self.shown.suspicion.at(query.at_ns).filter(|_| by_suspicion).map(|_| query.at_ns);
+        if self.shown.query.as_ref() != Some(&query) || self.shown.ranked_at != ranked_at {
             self.shown.groups = self.source.groups(&query);
+            if let Some(verdicts) = self.shown.suspicion.at(query.at_ns).filter(|_| by_suspicion) {
+                verdicts.rank(&mut self.shown.groups);
+            }
+            self.shown.ranked_at = ranked_at;
             if self.shown.query.as_ref().map(|q| q.at_ns) != Some(query.at_ns) {
                 self.shown.totals = self.source.totals_at(query.at_ns);
             }
@@ -167,13 +194,33 @@ impl<S: DataSource> App<S> {
 
     fn refresh_details(&mut self, query: &GroupQuery) {
         let want = self.state.selected_key.map(|k| (query.clone(), k));
-        if want == self.shown.details_for {
-            return;
+        if want != self.shown.details_for {
+            self.shown.details = want.as_ref().and_then(|(q, k)| self.source.group_details(q, *k));
+            self.shown.details_for = want;
         }
-        self.shown.details = want.as_ref().and_then(|(q, k)| self.source.group_details(q, *k));
-        self.shown.details_lines =
-            self.shown.details.as_ref().map(|d| view::details_line_count(d, &self.theme)).unwrap_or(0);
-        self.shown.details_for = want;
+        // The verdict may have become known since (judged when drawing).
+        let verdict = self.selected_verdict();
+        let width = self.areas.body.details_inner.width;
+        self.shown.details_lines = self
+            .shown
+            .details
+            .as_ref()
+            .map(|d| view::details_line_count(d, verdict, width, &self.theme))
+            .unwrap_or(0);
+    }
+
+    /// The verdict on the selected group, when grouped by stack and known for the moment shown.
+    fn selected_verdict(&self) -> Option<&StackVerdict> {
+        let key = self.state.selected_key?;
+        self.verdicts()?.of(key)
+    }
+
+    /// The verdicts on the stack groups, when known for the moment shown.
+    fn verdicts(&self) -> Option<Verdicts<'_>> {
+        if self.state.grouping != Grouping::Stack {
+            return None;
+        }
+        self.shown.suspicion.at(self.state.at_ns)
     }
 
     fn refresh_page(&mut self, query: &GroupQuery, key: GroupKey) {
@@ -200,12 +247,13 @@ impl<S: DataSource> App<S> {
         }
     }
 
-    /// Lays out the screen for `frame`, brings the data up to date for that size and draws it.
+    /// Lays out the screen for `frame`, brings the data up to date for that size (judging the
+    /// moment's leak suspects if the list is sorted by suspicion) and draws it.
     pub fn draw(&mut self, frame: &mut Frame<'_>) {
         self.areas = Areas::new(frame.area());
         self.areas_height = frame.area().height;
         (self.state.list_rows, self.state.details_rows) = self.areas.body.rows();
-        self.refresh();
+        self.refresh_judging(true);
         let dots = Timeline::dots_for(self.areas.timeline_inner.width);
         if dots != self.shown.timeline_dots {
             self.shown.levels = self.source.timeline(dots);
@@ -222,6 +270,9 @@ impl<S: DataSource> App<S> {
             allocations: &self.shown.page,
             allocation_threads: &self.shown.page_threads,
             stack: &self.shown.stack,
+            verdicts: self.verdicts(),
+            selected_verdict: self.selected_verdict(),
+            no_verdicts: self.shown.suspicion.unavailable_at(self.state.at_ns),
         };
         view::draw(frame, &screen);
     }

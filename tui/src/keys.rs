@@ -177,7 +177,7 @@ const GROUPING: Binding = Binding {
 const SORT: Binding = Binding {
     keys: &[(ch('s'), Action::CycleSort)],
     label: "s",
-    description: "sort by bytes, blocks, newest",
+    description: "sort by bytes, blocks, newest, suspicion (leak verdicts)",
     hint: Some(("s", "sort")),
 };
 

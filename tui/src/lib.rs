@@ -7,7 +7,8 @@
 //! - [`state`] and [`keys`]: the state, the actions and the key table that maps keys to them
 //!   (pure, no terminal);
 //! - [`view`]: drawing the state and its data into a ratatui frame;
-//! - [`App`]: state + source + view, driven by key and mouse events (what tests script);
+//! - [`App`]: state + source + view, driven by key and mouse events (what tests script), with
+//!   the leak-suspect verdicts of the moment kept in [`suspicion`];
 //! - the diff browser, the same layers for two traces (or two moments of one):
 //!   [`ComparisonSource`], [`diff_state`], [`keys::DIFF_KEYS`], [`view::diff`], [`DiffApp`];
 //! - [`run`]: the terminal runner (raw mode, background loading, restore on exit and panic).
@@ -25,6 +26,7 @@ mod pointer;
 mod runner;
 pub mod source;
 pub mod state;
+pub mod suspicion;
 pub mod view;
 
 pub use app::App;

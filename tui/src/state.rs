@@ -373,8 +373,13 @@ mod tests {
         let start = (s.grouping, s.sort);
         for _ in 0..3 {
             s.apply(Action::CycleGrouping, &c);
-            s.apply(Action::CycleSort, &c);
         }
+        let mut sorts = Vec::new();
+        for _ in 0..4 {
+            s.apply(Action::CycleSort, &c);
+            sorts.push(s.sort);
+        }
+        assert_eq!(sorts, [SortKey::Blocks, SortKey::Newest, SortKey::Suspicion, SortKey::Bytes]);
         assert_eq!((s.grouping, s.sort), start);
         s.apply(Action::CycleGrouping, &c);
         assert_eq!(s.query().grouping, Grouping::Function);

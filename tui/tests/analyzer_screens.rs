@@ -88,3 +88,19 @@ fn marks_and_drill_down() {
     );
     insta::assert_snapshot!("trace_load_start_open", term.backend());
 }
+
+#[test]
+fn sorted_by_suspicion_with_the_analyzers_verdicts() {
+    let (_dir, mut app) = server();
+    let mut term = terminal(100, 30);
+    let sort = key(KeyCode::Char('s'));
+    press(&mut app, &mut term, &[sort, sort, sort]);
+    let end = app.source().summary().duration_ns;
+    let groups = app.source().groups(&GroupQuery { at_ns: end, ..GroupQuery::default() });
+    let verdicts = app.suspicion().at(end).expect("judged at the end");
+    assert!(
+        groups.iter().all(|g| verdicts.of(g.key).is_some()),
+        "every stack group has a verdict: {groups:?}"
+    );
+    insta::assert_snapshot!("trace_sorted_by_suspicion", term.backend());
+}

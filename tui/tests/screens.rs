@@ -63,6 +63,31 @@ fn sorting_by_blocks_then_newest() {
 }
 
 #[test]
+fn sorting_by_suspicion_ranks_stack_groups_by_verdict_with_evidence_in_the_details() {
+    let mut app = app(server_source());
+    let mut term = terminal(80, 24);
+    let sort = key(KeyCode::Char('s'));
+    press(&mut app, &mut term, &[sort, sort, sort]);
+    insta::assert_snapshot!("end_sorted_by_suspicion", term.backend());
+    // Wide enough for the verdicts' full names; the second row's details.
+    let mut term = terminal(140, 40);
+    press(&mut app, &mut term, &[key(KeyCode::Down)]);
+    insta::assert_snapshot!("end_sorted_by_suspicion_140x40", term.backend());
+}
+
+#[test]
+fn suspicion_keeps_bytes_order_for_other_groupings_and_says_so() {
+    let mut app = app(server_source());
+    let mut term = terminal(100, 30);
+    let sort = key(KeyCode::Char('s'));
+    press(&mut app, &mut term, &[key(KeyCode::Char('g')), sort, sort, sort]);
+    let screen = format!("{}", term.backend());
+    assert!(screen.contains("by function, bytes↓  suspicion: stacks only"), "{screen}");
+    assert!(screen.contains("bytes↓ blocks share  function"), "{screen}");
+    assert!(!screen.contains("verdict"), "no verdicts on function groups: {screen}");
+}
+
+#[test]
 fn filter_while_typing_and_after() {
     let mut app = app(server_source());
     let mut term = terminal(80, 24);

@@ -19,7 +19,7 @@ use leakview_analyzer::{Analysis, Block, LoadOptions, StackId, size_class};
 use super::scrub::{Agg, Live, ScrubIndex};
 use super::{
     AllocationPage, AllocationRow, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow,
-    Grouping, Mark, SizeBucket, SortKey, StackKey, Summary, ThreadShare, Totals,
+    Grouping, Mark, SizeBucket, SortKey, StackKey, StackVerdict, Summary, ThreadShare, Totals,
 };
 use crate::format;
 use crate::runner::ProgressFn;
@@ -369,6 +369,7 @@ fn sort_rows(rows: &mut [GroupRow], sort: SortKey) {
             SortKey::Bytes => b.totals.bytes.cmp(&a.totals.bytes),
             SortKey::Blocks => b.totals.blocks.cmp(&a.totals.blocks),
             SortKey::Newest => b.newest_ns.cmp(&a.newest_ns),
+            SortKey::Suspicion => std::cmp::Ordering::Equal,
         };
         primary
             .then(b.totals.bytes.cmp(&a.totals.bytes))
@@ -517,6 +518,20 @@ impl DataSource for AnalysisSource {
 
     fn thread_name(&self, tid: u32) -> Option<String> {
         self.analysis.threads().iter().find(|t| t.tid == tid).and_then(|t| t.name.clone())
+    }
+
+    fn suspects(&self, at_ns: u64) -> Option<Vec<StackVerdict>> {
+        let suspects = self.analysis.suspects(at_ns);
+        Some(
+            suspects
+                .iter()
+                .map(|s| StackVerdict {
+                    key: GroupKey(u64::from(s.stack.0)),
+                    verdict: s.verdict,
+                    evidence: analyzer::suspects::evidence(s, at_ns),
+                })
+                .collect(),
+        )
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{
     AllocationPage, AllocationRow, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow,
-    Grouping, Mark, SizeBucket, SortKey, StackKey, Summary, ThreadShare, Totals,
+    Grouping, Mark, SizeBucket, SortKey, StackKey, StackVerdict, Summary, ThreadShare, Totals,
 };
 
 /// One allocation's lifetime.
@@ -161,7 +161,9 @@ pub fn size_class_label(class: u32) -> String {
 
 fn sort_rows(rows: &mut [GroupRow], sort: SortKey) {
     match sort {
-        SortKey::Bytes => rows.sort_by(|a, b| b.totals.bytes.cmp(&a.totals.bytes).then(a.key.cmp(&b.key))),
+        SortKey::Bytes | SortKey::Suspicion => {
+            rows.sort_by(|a, b| b.totals.bytes.cmp(&a.totals.bytes).then(a.key.cmp(&b.key)))
+        }
         SortKey::Blocks => rows.sort_by(|a, b| b.totals.blocks.cmp(&a.totals.blocks).then(a.key.cmp(&b.key))),
         SortKey::Newest => rows.sort_by(|a, b| b.newest_ns.cmp(&a.newest_ns).then(a.key.cmp(&b.key))),
     }
@@ -287,6 +289,10 @@ impl DataSource for MemorySource {
 
     fn thread_name(&self, tid: u32) -> Option<String> {
         self.thread_names.get(&tid).cloned()
+    }
+
+    fn suspects(&self, at_ns: u64) -> Option<Vec<StackVerdict>> {
+        Some(super::memory_suspects::rank(&self.allocations, at_ns))
     }
 }
 

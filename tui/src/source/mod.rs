@@ -6,12 +6,14 @@
 mod analysis;
 mod comparison;
 mod memory;
+mod memory_suspects;
 mod scrub;
 
 pub use analysis::{AnalysisSource, frame_info};
 pub use comparison::{
     ComparisonSource, DiffDetails, DiffMoment, DiffRow, DiffSort, DiffTable, next_diff_by, side_index,
 };
+pub use leakview_analyzer::Verdict;
 pub use memory::{MemoryAllocation, MemorySource, frame_matches, size_class, size_class_label};
 
 /// How outstanding allocations are gathered into groups.
@@ -55,6 +57,10 @@ pub enum SortKey {
     Blocks,
     /// Most recently allocated first.
     Newest,
+    /// Stack groups that look most like leaks first: by leak-suspect verdict, then bytes. The
+    /// source answers it in bytes order; the browser ranks the rows by the verdicts of
+    /// [`DataSource::suspects`]. Other groupings stay in bytes order.
+    Suspicion,
 }
 
 impl SortKey {
@@ -63,7 +69,8 @@ impl SortKey {
         match self {
             SortKey::Bytes => SortKey::Blocks,
             SortKey::Blocks => SortKey::Newest,
-            SortKey::Newest => SortKey::Bytes,
+            SortKey::Newest => SortKey::Suspicion,
+            SortKey::Suspicion => SortKey::Bytes,
         }
     }
 
@@ -72,6 +79,7 @@ impl SortKey {
             SortKey::Bytes => "bytes",
             SortKey::Blocks => "blocks",
             SortKey::Newest => "newest",
+            SortKey::Suspicion => "suspicion",
         }
     }
 }
@@ -203,6 +211,16 @@ pub struct AllocationRow {
     pub stack: StackKey,
 }
 
+/// The leak-suspect verdict on one stack holding outstanding blocks at a moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StackVerdict {
+    /// The stack's group key when grouped by stack.
+    pub key: GroupKey,
+    pub verdict: Verdict,
+    /// One line of evidence for the verdict.
+    pub evidence: String,
+}
+
 /// A page of a group's outstanding allocations.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct AllocationPage {
@@ -237,4 +255,12 @@ pub trait DataSource {
 
     /// The name of thread `tid`, if it was named.
     fn thread_name(&self, tid: u32) -> Option<String>;
+
+    /// The verdicts on the stacks holding blocks outstanding at `at_ns` (no filter), most
+    /// suspect first (by verdict, then bytes); `None` when the source cannot judge. Unlike the
+    /// other answers this is a pass over the whole trace: callers keep it per moment.
+    fn suspects(&self, at_ns: u64) -> Option<Vec<StackVerdict>> {
+        let _ = at_ns;
+        None
+    }
 }

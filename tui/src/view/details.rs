@@ -1,11 +1,12 @@
-//! The right pane: the selected group's details (stack, size histogram, times, threads), or the
-//! stack of the selected allocation of an open group.
+//! The right pane: the selected group's details (stack, size histogram, times, threads, and the
+//! leak-suspect verdict on a stack group when known), or the stack of the selected allocation of
+//! an open group.
 
 use ratatui::Frame;
 use ratatui::text::{Line, Span};
 
 use crate::format;
-use crate::source::{FrameInfo, GroupDetails};
+use crate::source::{FrameInfo, GroupDetails, StackVerdict, Verdict};
 use crate::state::{OpenGroup, Pane};
 
 use super::pane::{draw_group_details, draw_scrolled};
@@ -37,8 +38,30 @@ pub fn frame_lines<'a>(frames: &[FrameInfo], theme: &Theme) -> Vec<Line<'a>> {
     lines
 }
 
-/// Lines of the details pane for one group; `width` sizes the histogram bars.
-pub fn group_lines<'a>(d: &GroupDetails, width: usize, theme: &Theme) -> Vec<Line<'a>> {
+/// The verdict on a stack and its evidence, wrapped to `width`.
+fn verdict_lines<'a>(v: &StackVerdict, width: usize, theme: &Theme) -> Vec<Line<'a>> {
+    let style = match v.verdict {
+        Verdict::Growing | Verdict::Outlived => theme.warning,
+        Verdict::NeverFreed => theme.emphasis,
+        Verdict::InUse => theme.function.patch(theme.dim),
+    };
+    let mut lines =
+        vec![Line::from(vec![Span::styled("verdict ", theme.dim), Span::styled(v.verdict.name(), style)])];
+    // Narrower than this the pane is not drawn readably anyway (and before the first draw the
+    // width is not known).
+    let width = if width < 20 { 40 } else { width };
+    lines.extend(format::wrap(&v.evidence, width).into_iter().map(|l| Line::styled(l, theme.dim)));
+    lines
+}
+
+/// Lines of the details pane for one group, with the leak-suspect `verdict` on it when known;
+/// `width` sizes the histogram bars and wraps the verdict's evidence.
+pub fn group_lines<'a>(
+    d: &GroupDetails,
+    verdict: Option<&StackVerdict>,
+    width: usize,
+    theme: &Theme,
+) -> Vec<Line<'a>> {
     let mut lines = vec![
         Line::styled(d.label.clone(), theme.function),
         Line::from(format!(
@@ -54,6 +77,9 @@ pub fn group_lines<'a>(d: &GroupDetails, width: usize, theme: &Theme) -> Vec<Lin
             Span::raw(format::duration(d.last_alloc_ns)),
         ]),
     ];
+    if let Some(v) = verdict {
+        lines.extend(verdict_lines(v, width, theme));
+    }
     let threads: Vec<String> = d
         .threads
         .iter()
@@ -84,7 +110,8 @@ pub fn group_lines<'a>(d: &GroupDetails, width: usize, theme: &Theme) -> Vec<Lin
 
 pub(super) fn draw_group(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Screen<'_>) {
     let state = screen.state;
-    let lines = screen.details.map(|d| group_lines(d, usize::from(body.details_inner.width), screen.theme));
+    let width = usize::from(body.details_inner.width);
+    let lines = screen.details.map(|d| group_lines(d, screen.selected_verdict, width, screen.theme));
     let focused = state.focus == Pane::Details;
     draw_group_details(frame, body, focused, lines, state.details_scroll, screen.theme);
 }

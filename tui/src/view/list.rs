@@ -4,7 +4,7 @@ use ratatui::Frame;
 use ratatui::text::{Line, Span};
 
 use crate::format;
-use crate::source::{Grouping, SortKey};
+use crate::source::{Grouping, SortKey, Verdict};
 use crate::state::{OpenGroup, Pane};
 
 use super::rows::{draw_with_header, pad, row_style};
@@ -15,6 +15,22 @@ fn label_header(grouping: Grouping) -> &'static str {
         Grouping::Stack => "top frame",
         Grouping::Function => "function",
         Grouping::Size => "size",
+    }
+}
+
+/// Rows at least this wide show the verdicts' full names, narrower ones a four-letter tag.
+const WIDE_VERDICTS: usize = 60;
+
+/// How a row names its verdict: the full name, or a four-letter tag.
+pub fn verdict_tag(verdict: Verdict, wide: bool) -> &'static str {
+    if wide {
+        return verdict.name();
+    }
+    match verdict {
+        Verdict::Growing => "grow",
+        Verdict::Outlived => "outl",
+        Verdict::NeverFreed => "kept",
+        Verdict::InUse => "used",
     }
 }
 
@@ -34,15 +50,25 @@ pub(super) fn draw_groups(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Scre
     let focused = state.focus == Pane::List;
     frame.render_widget(pane_block(title, focused, theme), body.list);
     let mut lines = Vec::with_capacity(usize::from(body.list_rows.height) + 1);
-    let sort_mark = |name: &str, key: SortKey| {
-        if state.sort == key { format!("{name}↓") } else { name.to_string() }
+    // Sorted by suspicion, stack groups are ranked by their verdicts; without verdicts (other
+    // groupings) the list stays in bytes order.
+    let verdicts = screen.verdicts.filter(|_| state.sort == SortKey::Suspicion);
+    let sort =
+        if state.sort == SortKey::Suspicion && verdicts.is_none() { SortKey::Bytes } else { state.sort };
+    let wide = width >= WIDE_VERDICTS;
+    let tag_width = if wide { "never-freed".len() } else { 4 };
+    let sort_mark =
+        |name: &str, key: SortKey| if sort == key { format!("{name}↓") } else { name.to_string() };
+    let verdict_header = match verdicts {
+        Some(_) => format!("{:<tag_width$} ", if wide { "verdict↓" } else { "why↓" }),
+        None => String::new(),
     };
     let header = format!(
-        "{:>9} {:>6} {:>5}  {}",
+        "{:>9} {:>6} {:>5}  {verdict_header}{}",
         sort_mark("bytes", SortKey::Bytes),
         sort_mark("blocks", SortKey::Blocks),
         "share",
-        if state.sort == SortKey::Newest {
+        if sort == SortKey::Newest {
             format!("{} (newest first)", label_header(state.grouping))
         } else {
             label_header(state.grouping).to_string()
@@ -60,8 +86,15 @@ pub(super) fn draw_groups(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Scre
     let visible =
         screen.groups.iter().enumerate().skip(state.groups.offset).take(usize::from(body.list_rows.height));
     for (i, row) in visible {
+        let tag = match verdicts {
+            Some(v) => {
+                let tag = v.of(row.key).map(|v| verdict_tag(v.verdict, wide)).unwrap_or("?");
+                format!("{tag:<tag_width$} ")
+            }
+            None => String::new(),
+        };
         let text = format!(
-            "{:>9} {:>6} {:>5}  {}",
+            "{:>9} {:>6} {:>5}  {tag}{}",
             format::bytes(row.totals.bytes),
             format::compact_count(row.totals.blocks),
             format::percent(row.totals.bytes, screen.totals.bytes),

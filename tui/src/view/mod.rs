@@ -21,8 +21,9 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
 use crate::format;
-use crate::source::{AllocationPage, FrameInfo, GroupDetails, GroupRow, Summary, Totals};
+use crate::source::{AllocationPage, FrameInfo, GroupDetails, GroupRow, StackVerdict, Summary, Totals};
 use crate::state::{Pane, ViewState};
+use crate::suspicion::Verdicts;
 
 pub use layout::BodyAreas;
 use layout::{ScreenRows, inner};
@@ -75,6 +76,12 @@ pub struct Screen<'a> {
     /// (tid, name) of each allocation's thread.
     pub allocation_threads: &'a [(u32, Option<String>)],
     pub stack: &'a [FrameInfo],
+    /// The leak-suspect verdicts on the stack groups, when grouped by stack and known for T.
+    pub verdicts: Option<Verdicts<'a>>,
+    /// The verdict on the selected group, when known.
+    pub selected_verdict: Option<&'a StackVerdict>,
+    /// The source was asked for verdicts at T and cannot judge.
+    pub no_verdicts: bool,
 }
 
 /// Draws the whole screen.
@@ -136,7 +143,13 @@ pub fn help_overflow(keys: &[crate::keys::Binding], screen_height: u16) -> usize
     (help_line_count(keys) + 2).saturating_sub(usize::from(screen_height))
 }
 
-/// Lines the details pane has for `details` (for bounding its scrolling).
-pub fn details_line_count(details: &GroupDetails, theme: &Theme) -> usize {
-    details::group_lines(details, 40, theme).len()
+/// Lines the details pane `width` columns wide has for `details` and the group's `verdict` (for
+/// bounding its scrolling).
+pub fn details_line_count(
+    details: &GroupDetails,
+    verdict: Option<&StackVerdict>,
+    width: u16,
+    theme: &Theme,
+) -> usize {
+    details::group_lines(details, verdict, usize::from(width), theme).len()
 }

@@ -6,6 +6,7 @@ use ratatui::text::{Line, Span};
 
 use crate::format;
 use crate::keys::BROWSE_KEYS;
+use crate::source::{Grouping, SortKey};
 
 use super::status_pieces::{draw_hints, filter_spans, grouping_and_sort, hints_of};
 use super::{Areas, Screen};
@@ -24,7 +25,17 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>) {
         Span::raw(format::blocks(screen.totals.blocks)),
     ];
     spans.extend(filter_spans(&state.filter, theme));
-    spans.extend(grouping_and_sort(state.grouping.name(), state.sort.name(), theme));
+    // Suspicion ranks stack groups only; other groupings, or a source without verdicts, keep
+    // bytes order, and the status says so.
+    let note = match (state.sort, state.grouping) {
+        (SortKey::Suspicion, Grouping::Stack) if screen.no_verdicts => Some("  no verdicts for this trace"),
+        (SortKey::Suspicion, Grouping::Stack) => None,
+        (SortKey::Suspicion, _) => Some("  suspicion: stacks only"),
+        _ => None,
+    };
+    let sort = if note.is_some() { SortKey::Bytes } else { state.sort };
+    spans.extend(grouping_and_sort(state.grouping.name(), sort.name(), theme));
+    spans.extend(note.map(|n| Span::styled(n, theme.dim)));
     frame.render_widget(Line::from(spans), areas.status);
     let mut hints = hints_of(BROWSE_KEYS, state.typing_filter());
     if state.open.is_some() && !state.typing_filter() {

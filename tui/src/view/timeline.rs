@@ -116,18 +116,24 @@ impl<'a> Timeline<'a> {
 
     fn render_axis(&self, area: Rect, buf: &mut Buffer) {
         let cursor = column_of(self.at_ns, area.width, self.duration_ns);
-        // Time labels give way to the cursor rather than being cut by it.
-        if cursor >= 3 {
+        let marks: Vec<u16> =
+            self.marks.iter().map(|&m| column_of(m, area.width, self.duration_ns)).collect();
+        // Time labels give way to the cursor and the marks rather than being cut by them: a
+        // label is drawn only when neither is on it or on the column next to it.
+        let clear = |start: u16, width: u16| {
+            let (from, to) = (start.saturating_sub(1), start + width);
+            std::iter::once(cursor).chain(marks.iter().copied()).all(|x| x < from || x > to)
+        };
+        if area.width > 3 && clear(0, 2) {
             buf.set_string(area.x, area.y, "0s", self.theme.dim);
         }
         let end = format::duration(self.duration_ns);
         let end_width = end.chars().count() as u16;
-        if area.width > end_width + 3 && cursor + end_width + 1 < area.width {
+        if area.width > end_width + 3 && clear(area.width - end_width, end_width) {
             buf.set_string(area.right() - end_width, area.y, &end, self.theme.dim);
         }
-        for &mark in self.marks {
-            let x = area.x + column_of(mark, area.width, self.duration_ns);
-            buf[(x, area.y)].set_char('m').set_style(self.theme.mark);
+        for &x in &marks {
+            buf[(area.x + x, area.y)].set_char('m').set_style(self.theme.mark);
         }
         buf[(area.x + cursor, area.y)].set_char('▲').set_style(self.theme.cursor);
     }
@@ -153,6 +159,10 @@ mod tests {
     use super::*;
 
     fn render(levels: &[u64], at_ns: u64, width: u16, height: u16) -> Buffer {
+        render_with_marks(levels, at_ns, width, height, &[25])
+    }
+
+    fn render_with_marks(levels: &[u64], at_ns: u64, width: u16, height: u16, marks: &[u64]) -> Buffer {
         let theme = Theme::monochrome();
         let area = Rect::new(0, 0, width, height);
         let mut buf = Buffer::empty(area);
@@ -162,7 +172,7 @@ mod tests {
             at_ns,
             peak_at_ns: 50,
             peak_bytes: levels.iter().copied().max().unwrap_or(0),
-            marks: &[25],
+            marks,
             theme: &theme,
         }
         .render(area, &mut buf);
@@ -191,5 +201,22 @@ mod tests {
         assert!(axis.ends_with("100ns"));
         let at_end = row(&render(&[1; 80], 100, 40, 5), 4);
         assert!(at_end.starts_with("0s") && at_end.ends_with('▲') && !at_end.contains("100ns"), "{at_end}");
+    }
+
+    #[test]
+    fn marks_on_the_time_labels_hide_the_labels_instead_of_cutting_them() {
+        // 40 columns for 100ns: a mark at 2ns is column 0 (on "0s"), one at 97ns column 38 (on
+        // "100ns", columns 35..40).
+        let axis = row(&render_with_marks(&[1; 80], 50, 40, 5, &[2, 97]), 4);
+        assert_eq!(axis.chars().next(), Some('m'), "{axis}");
+        assert_eq!(axis.chars().nth(38), Some('m'), "{axis}");
+        assert_eq!(axis.chars().nth(20), Some('▲'), "{axis}");
+        let rest: String = axis.chars().filter(|c| !matches!(c, 'm' | '▲' | ' ')).collect();
+        assert_eq!(rest, "", "no piece of a label is left around the marks: {axis}");
+        // A mark right next to a label hides it too; marks clear of both keep both labels.
+        let next_to = row(&render_with_marks(&[1; 80], 50, 40, 5, &[6]), 4);
+        assert!(!next_to.contains("0s") && next_to.ends_with("100ns"), "{next_to}");
+        let clear = row(&render_with_marks(&[1; 80], 50, 40, 5, &[10, 80]), 4);
+        assert!(clear.starts_with("0s") && clear.ends_with("100ns"), "{clear}");
     }
 }
