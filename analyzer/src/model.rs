@@ -201,3 +201,10 @@ pub struct Summary {
     /// Outstanding at the end of the trace.
     pub outstanding_at_end: LiveTotals,
 }
+
+impl Summary {
+    /// The recorded command line on one line (see `leakview_format::display_command`).
+    pub fn command_line(&self) -> String {
+        leakview_format::display_command(&self.command)
+    }
+}

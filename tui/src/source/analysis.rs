@@ -326,7 +326,7 @@ impl AnalysisSource {
 pub(crate) fn summary_of(analysis: &Analysis) -> Summary {
     let s = analysis.summary();
     let title = if !s.command.is_empty() {
-        s.command.join(" ")
+        s.command_line()
     } else if !s.executable.is_empty() {
         s.executable.clone()
     } else {
