@@ -9,17 +9,7 @@ use crate::analysis::Analysis;
 use crate::report::{JSON_SCHEMA, frame_json};
 
 fn trace_json(analysis: &Analysis) -> Value {
-    let s = analysis.summary();
-    json!({
-        "path": s.path.display().to_string(),
-        "pid": s.pid,
-        "command": s.command,
-        "start_unix_ns": s.start_unix_ns,
-        "duration_ns": s.duration_ns,
-        "events": s.events,
-        "threads": s.threads,
-        "complete": s.complete,
-    })
+    crate::report::trace_json(analysis.summary())
 }
 
 pub(super) fn render(report: &DiffReport<'_>) -> String {

@@ -27,7 +27,7 @@ use crate::model::StackId;
 pub use report::SuspectReport;
 use scan::{Candidates, Tally};
 pub use text::evidence;
-pub use trend::{CHECKPOINTS, Fit, checkpoints};
+pub use trend::{CHECKPOINTS, Fit, checkpoints, fit};
 
 /// Least R² of a [`Verdict::Growing`] stack's line.
 pub const GROWING_MIN_R2: f64 = 0.8;
@@ -100,6 +100,15 @@ pub struct Suspect {
 }
 
 impl Suspect {
+    /// The ranking's order: by verdict, then bytes (most first), then stack id.
+    pub fn rank_order(&self, other: &Suspect) -> std::cmp::Ordering {
+        (self.verdict, std::cmp::Reverse(self.bytes), self.stack).cmp(&(
+            other.verdict,
+            std::cmp::Reverse(other.bytes),
+            other.stack,
+        ))
+    }
+
     /// The trend's slope in blocks per second.
     pub fn blocks_per_second(&self, at_ns: u64) -> f64 {
         let step_ns = at_ns.saturating_sub(self.stack_first_alloc_ns) as f64 / CHECKPOINTS as f64;
@@ -170,13 +179,7 @@ pub(crate) fn rank(store: &LifetimeStore, snapshot: &Snapshot) -> Vec<Suspect> {
             suspect(StackId(stack), &survivors[slot], ages[slot], first[slot].min(t), &tallies[slot])
         })
         .collect();
-    suspects.sort_by(|a, b| {
-        (a.verdict, std::cmp::Reverse(a.bytes), a.stack).cmp(&(
-            b.verdict,
-            std::cmp::Reverse(b.bytes),
-            b.stack,
-        ))
-    });
+    suspects.sort_by(Suspect::rank_order);
     suspects
 }
 

@@ -5,9 +5,7 @@
 use std::collections::BTreeMap;
 
 use leakview_analyzer::StackId;
-use leakview_analyzer::suspects::{
-    Ages, CHECKPOINTS, Fit, OUTLIVED_FACTOR, Suspect, checkpoints, evidence, verdict,
-};
+use leakview_analyzer::suspects::{Ages, OUTLIVED_FACTOR, Suspect, checkpoints, evidence, fit, verdict};
 
 use super::{GroupKey, MemoryAllocation, StackVerdict};
 
@@ -20,13 +18,7 @@ pub(super) fn rank(allocations: &[MemoryAllocation], at_ns: u64) -> Vec<StackVer
     }
     let mut suspects: Vec<Suspect> =
         by_stack.iter().filter_map(|(&stack, allocs)| suspect(stack, allocs, at_ns)).collect();
-    suspects.sort_by(|a, b| {
-        (a.verdict, std::cmp::Reverse(a.bytes), a.stack).cmp(&(
-            b.verdict,
-            std::cmp::Reverse(b.bytes),
-            b.stack,
-        ))
-    });
+    suspects.sort_by(Suspect::rank_order);
     suspects
         .iter()
         .map(|s| StackVerdict {
@@ -71,25 +63,6 @@ fn suspect(stack: usize, allocs: &[&MemoryAllocation], t: u64) -> Option<Suspect
         live_at_checkpoints,
         trend,
     })
-}
-
-/// The least-squares line through `counts` at x = 0, 1, 2, ... (R² 0 for flat counts).
-fn fit(counts: &[u64; CHECKPOINTS]) -> Fit {
-    let n = CHECKPOINTS as f64;
-    let mean_x = (n - 1.0) / 2.0;
-    let mean_y = counts.iter().map(|&c| c as f64).sum::<f64>() / n;
-    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for (i, &c) in counts.iter().enumerate() {
-        let (dx, dy) = (i as f64 - mean_x, c as f64 - mean_y);
-        sxy += dx * dy;
-        sxx += dx * dx;
-        syy += dy * dy;
-    }
-    if syy == 0.0 {
-        Fit { slope: 0.0, r2: 0.0 }
-    } else {
-        Fit { slope: sxy / sxx, r2: sxy * sxy / (sxx * syy) }
-    }
 }
 
 #[cfg(test)]
