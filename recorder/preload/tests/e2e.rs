@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use leakview_format::RecorderKind;
@@ -213,21 +213,29 @@ fn dlclosed_plugin_frames_resolve_to_the_plugin() {
     }
 }
 
+/// Builds fixture `program` linked with fixture `allocator` as `lib<name>.so` (a program with an
+/// allocator of its own, found through its rpath): the program's path and the library's.
+fn compile_with_allocator(dir: &Path, program: &str, allocator: &str, name: &str) -> (PathBuf, PathBuf) {
+    let library = dir.join(format!("lib{name}.so"));
+    compile(&[allocator], &library, &["-shared", "-fPIC"]);
+    let exe = dir.join("fixture");
+    let lib_dir = dir.to_string_lossy().into_owned();
+    compile(
+        &[program],
+        &exe,
+        &[&format!("-L{lib_dir}"), &format!("-l{name}"), &format!("-Wl,-rpath,{lib_dir}")],
+    );
+    (exe, library)
+}
+
 #[test]
 fn a_program_keeps_its_own_allocator() {
     // The program links an allocator of its own (as with jemalloc), which counts the calls it
     // serves: under leakview each call must reach it, and the recorder must not add calls of its
     // own once a thread is set up.
     let dir = tempfile::tempdir().expect("tempdir");
-    let allocator = dir.path().join("libown.so");
-    compile(&["own_allocator.c"], &allocator, &["-shared", "-fPIC"]);
-    let exe = dir.path().join("fixture");
-    let lib_dir = dir.path().to_string_lossy().into_owned();
-    compile(
-        &["own_allocator_main.c"],
-        &exe,
-        &[&format!("-L{lib_dir}"), "-lown", &format!("-Wl,-rpath,{lib_dir}")],
-    );
+    let (exe, allocator) =
+        compile_with_allocator(dir.path(), "own_allocator_main.c", "own_allocator.c", "own");
     let plain = std::process::Command::new(&exe).env_remove("LD_PRELOAD").output().expect("run");
     assert!(plain.status.success());
     let served = String::from_utf8_lossy(&plain.stdout).into_owned();
@@ -567,15 +575,7 @@ fn every_allocation_and_free_of_signal_handlers_is_recorded() {
     // was in a hook passed through unrecorded: its frees of the main loop's blocks were lost
     // (about 2,000 false 1000-byte leaks a run), and so were most of its own leaks.
     let dir = tempfile::tempdir().expect("tempdir");
-    let allocator = dir.path().join("libsafe.so");
-    compile(&["signal_safe_allocator.c"], &allocator, &["-shared", "-fPIC"]);
-    let exe = dir.path().join("fixture");
-    let lib_dir = dir.path().to_string_lossy().into_owned();
-    compile(
-        &["signal_handlers.c"],
-        &exe,
-        &[&format!("-L{lib_dir}"), "-lsafe", &format!("-Wl,-rpath,{lib_dir}")],
-    );
+    let (exe, _) = compile_with_allocator(dir.path(), "signal_handlers.c", "signal_safe_allocator.c", "safe");
     let trace_path = dir.path().join("trace.bin");
     let output = record(&exe, &[], &trace_path, &dir.path().join("manifest"), None);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -595,7 +595,7 @@ fn every_allocation_and_free_of_signal_handlers_is_recorded() {
         "{runs} handler runs; stderr: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(trace.counts.unknown_frees, 0);
+    assert_eq!(trace.counts.unknown_frees, 0, "stderr: {}", String::from_utf8_lossy(&output.stderr));
     let attribution = Attribution::new(&[&exe]);
     assert_eq!(attribution.leaks(&trace).get("main_leak"), Some(&(1, 64)));
 }
