@@ -56,7 +56,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let shown = trace_paths::for_shell(trace);
     say!(
         "leakview: the demo trace is kept at {shown}: browse it over time with `leakview {shown}`, \
-         or group by function with `leakview report --group-by function {shown}`"
+         group by function with `leakview report --group-by function {shown}`, \
+         or see which stacks look like leaks with `leakview suspects {shown}`"
     );
     Ok(ExitCode::SUCCESS)
 }
