@@ -63,6 +63,8 @@ pub struct TraceSummary {
     pub command: Option<String>,
     /// Bytes of recorded events.
     pub recorded_bytes: u64,
+    /// Recording stopped early: the disk filled or the size limit was reached.
+    pub cut_short: bool,
 }
 
 impl TraceSummary {
@@ -72,8 +74,11 @@ impl TraceSummary {
                 path: path.to_path_buf(),
                 command: Some(reader.metadata().command_line()),
                 recorded_bytes: reader.chunks().iter().map(|c| c.body_len() as u64).sum(),
+                cut_short: reader.header().truncated(),
             },
-            Err(_) => TraceSummary { path: path.to_path_buf(), command: None, recorded_bytes: 0 },
+            Err(_) => {
+                TraceSummary { path: path.to_path_buf(), command: None, recorded_bytes: 0, cut_short: false }
+            }
         }
     }
 }
@@ -132,9 +137,25 @@ pub fn message(traces: &[TraceSummary], program: &str) -> Vec<String> {
 /// Prints [`message`] on stderr.
 pub fn tell(traces: &[PathBuf], program: &str) {
     let summaries: Vec<TraceSummary> = traces.iter().map(|p| TraceSummary::read(p)).collect();
-    for line in message(&summaries, program) {
+    for line in message(&summaries, program).into_iter().chain(cut_short_line(&summaries)) {
         say!("leakview: {line}");
     }
+}
+
+/// The line saying that traces were cut short (the recorded processes do not say it
+/// themselves under `leakview record`), if any was.
+pub fn cut_short_line(traces: &[TraceSummary]) -> Option<String> {
+    let cut: Vec<&TraceSummary> = traces.iter().filter(|t| t.cut_short).collect();
+    let which = match (cut.as_slice(), traces.len()) {
+        ([], _) => return None,
+        ([_], 1) => "the trace was".to_string(),
+        ([only], _) => format!("{} was", trace_paths::for_shell(&only.path)),
+        (many, total) => format!("{} of the {total} traces were", many.len()),
+    };
+    Some(format!(
+        "recording stopped early: {which} cut short (disk full or size limit); \
+         it holds what was recorded until then (leakview stats says when)"
+    ))
 }
 
 fn human_bytes(bytes: u64) -> String {
@@ -177,7 +198,23 @@ mod tests {
             path: PathBuf::from(format!("/traces/{name}")),
             command: Some(format!("prog {name}")),
             recorded_bytes: bytes,
+            cut_short: false,
         }
+    }
+
+    #[test]
+    fn traces_cut_short_are_told_once() {
+        let mut one = summary("a.bin", 10);
+        assert_eq!(cut_short_line(std::slice::from_ref(&one)), None);
+        one.cut_short = true;
+        let line = cut_short_line(std::slice::from_ref(&one)).expect("a line");
+        assert!(line.starts_with("recording stopped early: the trace was cut short"), "{line}");
+        let mut traces = vec![one, summary("b.bin", 5), summary("c.bin", 5)];
+        let line = cut_short_line(&traces).expect("a line");
+        assert!(line.contains("/traces/a.bin was cut short"), "{line}");
+        traces[2].cut_short = true;
+        let line = cut_short_line(&traces).expect("a line");
+        assert!(line.contains("2 of the 3 traces were cut short"), "{line}");
     }
 
     #[test]

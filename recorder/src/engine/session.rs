@@ -47,6 +47,9 @@ pub struct Session {
     pub verify_stacks: bool,
     pub path: PathBuf,
     warned: AtomicBool,
+    /// Under `leakview record` (a manifest is set), which tells of traces cut short once for the
+    /// whole run: this process then says nothing of it on the program's stderr.
+    quiet_when_cut_short: bool,
 }
 
 const IDLE: u8 = 0;
@@ -221,6 +224,7 @@ fn start(
         verify_stacks: config.verify_stacks,
         path,
         warned: AtomicBool::new(false),
+        quiet_when_cut_short: config.manifest.is_some(),
     };
     let stream = state.bind(session.id);
     session.modules.rescan(start_ts, &mut |event| {
@@ -261,7 +265,7 @@ impl Session {
         if matches!(err, WriteError::EventTooLarge) {
             return;
         }
-        if !self.warned.swap(true, Ordering::Relaxed) {
+        if !self.warned.swap(true, Ordering::Relaxed) && !self.quiet_when_cut_short {
             sys::warn(
                 b"leakview: cannot write the trace any more (disk full or size limit reached); \
 recording stopped, the program continues\n",
