@@ -4,7 +4,7 @@
 use leakview_format::Event;
 
 use crate::engine::clock;
-use crate::engine::deferred::{DeferredEvent, DeferredKind};
+use crate::engine::deferred::{self, DeferredEvent, DeferredKind};
 use crate::engine::modules;
 use crate::engine::session::{self, ALLOCATIONS_ENABLED, Profile, Session};
 use crate::engine::stack::{self, HookRegisters};
@@ -144,6 +144,8 @@ pub fn defer(kind: DeferredKind) {
 }
 
 /// Appends the thread's deferred events, if any (with the guard held, not while recording).
+/// Every recording does so before its own event, so that they come in the order they happened;
+/// the thread's and the process's end do so last.
 #[inline]
 pub(crate) fn flush_deferred(session: &Session, state: &mut ThreadState) {
     if !state.deferred.is_empty() {
@@ -267,15 +269,20 @@ fn running(profile: &Profile, state: &mut ThreadState) -> Option<&'static Sessio
         session.count_unrecorded();
         return None;
     }
-    if state.session_id() == session.id {
-        state.bind(session.id);
-    } else {
-        // The thread's first event of this trace: its name now too, so that a trace cut short
-        // (a killed program) still names its threads; the name at the thread's end follows.
-        state.bind(session.id);
-        session::record_thread_name(state);
+    if state.session_id() != session.id {
+        first_event(session, state);
     }
     Some(session)
+}
+
+/// The thread's first event of this trace: binds its stream, and records its name now too, so
+/// that a trace cut short (a killed program) still names its threads (the name at the thread's
+/// end follows if it changed).
+#[cold]
+#[inline(never)]
+fn first_event(session: &Session, state: &mut ThreadState) {
+    state.bind(session.id);
+    session::record_thread_name(state);
 }
 
 /// A block of `size` bytes (alignment `align`, 0 = default) came into being at `addr`.
@@ -291,7 +298,6 @@ pub fn alloc(guard: &mut Guard, profile: &Profile, addr: u64, size: u64, align: 
     if let Some(stream) = state.stream() {
         session.append(stream, &Event::Alloc { ts, addr, size, align, stack });
     }
-    flush_deferred(session, state);
 }
 
 /// The block at `addr` is about to be released (call before the real free).
@@ -307,10 +313,12 @@ pub fn free_at(guard: &mut Guard, ts: u64, addr: u64) {
         return;
     }
     let state = guard.state();
+    if state.session_id() != session.id {
+        first_event(session, state);
+    }
     flush_deferred(session, state);
-    let stream = state.bind(session.id);
+    let Some(stream) = state.stream() else { return };
     session.append(stream, &Event::Free { ts, addr });
-    flush_deferred(session, state);
 }
 
 /// `old_addr` was released at `ts_free` and `new_addr` holds `size` bytes now.
@@ -341,7 +349,6 @@ pub fn realloc(
     if let Some(stream) = state.stream() {
         session.append(stream, &Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack });
     }
-    flush_deferred(session, state);
 }
 
 /// A user-placed label.
@@ -374,21 +381,15 @@ pub fn process_exit() {
         session::finish();
         return;
     };
-    if let Some(session) = session::current()
-        && !session.stopped()
-        && guard.state().session_id() == session.id
-    {
-        flush_deferred(session, guard.state());
-    }
-    let lost = guard.state().deferred.lost();
+    session::settle_thread(guard.state());
+    let lost = deferred::lost();
     if lost > 0 {
         let mut line = sys::Line::new();
         line.push(b"leakview: ");
-        line.push_decimal(u64::from(lost));
+        line.push_decimal(lost);
         line.push(b" allocations or frees of signal handlers could not be recorded (too many at once)\n");
         sys::warn(line.as_bytes());
     }
-    session::record_thread_name(guard.state());
     session::finish();
 }
 

@@ -317,9 +317,9 @@ pub fn record_thread_name(state: &mut ThreadState) {
     }
 }
 
-/// An exiting thread: records its name and releases its chunk (thread-exit destructor, guard
-/// held).
-fn release_thread(state: &mut ThreadState) {
+/// A thread ending (or the process): appends what its signal handlers left deferred and its
+/// name if it changed. Guard held.
+pub fn settle_thread(state: &mut ThreadState) {
     if let Some(session) = current()
         && state.session_id() == session.id
         && !session.stopped()
@@ -327,6 +327,12 @@ fn release_thread(state: &mut ThreadState) {
         crate::engine::recorder::flush_deferred(session, state);
     }
     record_thread_name(state);
+}
+
+/// An exiting thread: records its name and releases its chunk (thread-exit destructor, guard
+/// held).
+fn release_thread(state: &mut ThreadState) {
+    settle_thread(state);
     if let Some(session) = current()
         && state.session_id() == session.id
         && let Some(stream) = state.stream()
