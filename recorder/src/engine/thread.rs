@@ -80,47 +80,52 @@ pub fn current() -> *mut ThreadState {
 /// thread's first recorded allocation: a thread whose first allocation came from inside its own
 /// query would wait for itself (every Rust program's main thread does this at start). While
 /// marked, a thread whose stack is not known yet records its allocations without a stack.
-pub struct InsideStackQuery(*mut ThreadState);
+pub struct InsideStackQuery {
+    _raised: Counted,
+}
 
 impl InsideStackQuery {
     pub fn enter() -> InsideStackQuery {
-        let state = current();
-        // SAFETY: the calling thread's own state; only this thread touches it.
-        unsafe { (*state).stack_queries += 1 };
-        InsideStackQuery(state)
-    }
-}
-
-impl Drop for InsideStackQuery {
-    fn drop(&mut self) {
-        // SAFETY: as in `enter`, on the same thread (the value never leaves it).
-        unsafe { (*self.0).stack_queries -= 1 };
+        // SAFETY: a field of the calling thread's own state.
+        InsideStackQuery { _raised: Counted::raise(unsafe { &raw mut (*current()).stack_queries }) }
     }
 }
 
 /// Counts one of the program's signal handlers as running on the calling thread while it lives
 /// (the preload library's handler wrapper holds one around the program's handler). Touches
 /// only the thread's TLS block: safe in a signal handler.
-pub struct InSignalHandler(*mut ThreadState);
+pub struct InSignalHandler {
+    _raised: Counted,
+}
 
 impl InSignalHandler {
     #[inline]
     pub fn enter() -> InSignalHandler {
-        let state = current();
-        // SAFETY: the calling thread's own state; a handler interrupting this step undoes its
-        // own count before this one goes on.
-        unsafe { (*state).signal_depth = (*state).signal_depth.wrapping_add(1) };
-        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-        InSignalHandler(state)
+        // SAFETY: a field of the calling thread's own state.
+        InSignalHandler { _raised: Counted::raise(unsafe { &raw mut (*current()).signal_depth }) }
     }
 }
 
-impl Drop for InSignalHandler {
+/// One of the calling thread's counters, raised while the value lives. A signal handler that
+/// interrupts the step undoes its own count before this one goes on.
+struct Counted(*mut u32);
+
+impl Counted {
+    #[inline]
+    fn raise(counter: *mut u32) -> Counted {
+        // SAFETY: a counter in the calling thread's TLS block, valid for the thread's life.
+        unsafe { *counter = (*counter).wrapping_add(1) };
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+        Counted(counter)
+    }
+}
+
+impl Drop for Counted {
     #[inline]
     fn drop(&mut self) {
         std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-        // SAFETY: as in `enter`, on the same thread (the value never leaves it).
-        unsafe { (*self.0).signal_depth = (*self.0).signal_depth.wrapping_sub(1) };
+        // SAFETY: as in `raise`, on the same thread (the value never leaves it).
+        unsafe { *self.0 = (*self.0).wrapping_sub(1) };
     }
 }
 
@@ -206,8 +211,7 @@ impl ThreadState {
     /// Notes `name` as the thread's recorded name; false if it was already (nothing to record).
     pub fn note_name(&mut self, name: &[u8]) -> bool {
         let len = name.len().min(16);
-        if usize::from(self.recorded_name[0]) == len && self.recorded_name[1..=len] == name[..len] && len > 0
-        {
+        if usize::from(self.recorded_name[0]) == len && self.recorded_name[1..=len] == name[..len] {
             return false;
         }
         self.recorded_name[0] = len as u8;
