@@ -158,8 +158,14 @@ pub fn thread_stack_bounds() -> Option<(u64, u64)> {
 }
 
 /// The alternate signal stack, `[low, high)`, if the thread is running on it and `sp` lies in it.
+/// Asked only inside one of the program's signal handlers (counted by the preload library's
+/// wrapper): code on a stack of its own elsewhere (coroutines) makes no system call a capture.
 #[cfg(target_arch = "x86_64")]
 fn alternate_signal_stack(sp: u64) -> Option<(u64, u64)> {
+    // SAFETY: reading a counter of the calling thread's own state.
+    if unsafe { (*crate::engine::thread::current()).signal_depth } == 0 {
+        return None;
+    }
     // SAFETY: an all-zero stack_t is a valid value for sigaltstack to fill in.
     let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
     // SAFETY: querying only (no new stack given); `current` is ours to write.
