@@ -6,6 +6,7 @@
 
 use std::fs::OpenOptions;
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -57,39 +58,43 @@ fn chunks_in(len: u64, chunk_size: u32) -> u32 {
 /// are left as they are. Filesystems that cannot punch holes keep the space.
 fn free_unused_pages(file: &std::fs::File, chunks: u32, chunk_size: u32) -> io::Result<()> {
     use layout::chunk as c;
-    const PAGE: u64 = 4096;
     let body_len = chunk_size as usize - layout::CHUNK_HEADER_LEN;
     for index in 0..chunks {
         let start = chunk_offset(index, chunk_size);
         let mut head = [0u8; layout::CHUNK_HEADER_LEN];
         file.read_exact_at(&mut head, start)?;
         let field = |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
-        let in_use = if head.iter().all(|&b| b == 0) {
-            0
+        if head.iter().all(|&b| b == 0) {
+            punch_hole(file.as_raw_fd(), start, u64::from(chunk_size));
         } else if field(c::MAGIC) == layout::CHUNK_MAGIC
             && field(c::CHUNK_INDEX) == index
             && field(c::COMMITTED_LEN) as usize <= body_len
         {
-            (layout::CHUNK_HEADER_LEN as u64 + u64::from(field(c::COMMITTED_LEN))).next_multiple_of(PAGE)
-        } else {
-            continue;
-        };
-        if in_use < u64::from(chunk_size) {
-            punch_hole(file, start + in_use, u64::from(chunk_size) - in_use);
+            free_chunk_tail(file.as_raw_fd(), start, chunk_size, field(c::COMMITTED_LEN));
         }
     }
     Ok(())
 }
 
+/// Gives back the whole pages of the chunk at `start` past its header and `used` body bytes
+/// (which must not be written again). Shared by the writer (a chunk released at a thread's
+/// end) and trimming.
+pub(crate) fn free_chunk_tail(fd: RawFd, start: u64, chunk_size: u32, used: u32) {
+    const PAGE: u64 = 4096;
+    let in_use = (layout::CHUNK_HEADER_LEN as u64 + u64::from(used)).next_multiple_of(PAGE);
+    if in_use < u64::from(chunk_size) {
+        punch_hole(fd, start + in_use, u64::from(chunk_size) - in_use);
+    }
+}
+
 /// Gives `len` bytes at `offset` back to the filesystem (they read as zeros); does nothing where
 /// the filesystem cannot.
-fn punch_hole(file: &std::fs::File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: fallocate on a descriptor we own; no memory is passed. Failure leaves the bytes
-    // as they were, which is harmless.
+fn punch_hole(fd: RawFd, offset: u64, len: u64) {
+    // SAFETY: fallocate on a descriptor the caller owns; no memory is passed. Failure leaves
+    // the bytes as they were, which is harmless.
     unsafe {
         libc::fallocate(
-            file.as_raw_fd(),
+            fd,
             libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
             offset as libc::off_t,
             len as libc::off_t,

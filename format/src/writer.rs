@@ -23,8 +23,6 @@ use crate::metadata::TraceMetadata;
 const INITIAL_CHUNKS: u32 = 16;
 /// Upper bound of one reservation step; steps double up to it.
 const MAX_GROW_BYTES: u64 = 64 * 1024 * 1024;
-/// Granularity of the disk space given back when a chunk is released unfilled.
-const PAGE_SIZE: u64 = 4096;
 
 /// Settings of a [`TraceWriter`].
 #[derive(Clone, Debug)]
@@ -291,27 +289,12 @@ impl TraceWriter {
         }
     }
 
-    /// Punches a hole over the pages of a closed `chunk` past its `used` body bytes. Nothing
-    /// writes there again (its stream let go of it), readers never look past the published
-    /// length, and the pages read as zeros. Where the filesystem cannot punch holes the space
-    /// stays allocated, as it always did.
+    /// Gives back the pages of a closed `chunk` past its `used` body bytes. Nothing writes there
+    /// again (its stream let go of it), readers never look past the published length, and the
+    /// pages read as zeros. Where the filesystem cannot punch holes the space stays allocated.
     fn free_unused_pages(&self, chunk: *mut u8, used: u32) {
-        let chunk_size = u64::from(self.chunk_size);
-        let in_use = (CHUNK_HEADER_LEN as u64 + u64::from(used)).next_multiple_of(PAGE_SIZE);
-        if in_use >= chunk_size {
-            return;
-        }
-        let chunk_start = chunk as u64 - self.base.as_ptr() as u64;
-        // SAFETY: fallocate on our own descriptor over a range inside a chunk that no stream
-        // owns any more; no memory is passed. Failure is harmless (the space stays allocated).
-        unsafe {
-            libc::fallocate(
-                self.fd.as_raw_fd(),
-                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                (chunk_start + in_use) as libc::off_t,
-                (chunk_size - in_use) as libc::off_t,
-            )
-        };
+        let start = chunk as u64 - self.base.as_ptr() as u64;
+        crate::trim::free_chunk_tail(self.fd.as_raw_fd(), start, self.chunk_size, used);
     }
 
     fn close_chunk(&self, stream: &mut ThreadStream) {
