@@ -67,8 +67,11 @@ pub unsafe extern "C" fn sigaction(
     let wanted = unsafe { act.as_ref() };
     let previous = index.map(|i| (HANDLERS[i].load(Ordering::Acquire), FLAGS[i].load(Ordering::Acquire)));
     let mut given = wanted.copied();
+    // (An action naming the wrapper itself, as the raw system call reports it, stays as it is:
+    // the table keeps the program's handler.)
     if let (Some(i), Some(action)) = (index, given.as_mut())
         && is_function(action.sa_sigaction)
+        && action.sa_sigaction != wrapper as Handler as usize
     {
         FLAGS[i].store(action.sa_flags, Ordering::Release);
         HANDLERS[i].store(action.sa_sigaction, Ordering::Release);
