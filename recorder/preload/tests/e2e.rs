@@ -720,6 +720,33 @@ fn threads_with_small_stacks_and_alternate_signal_stacks_get_full_stacks() {
 }
 
 #[test]
+fn coroutines_on_stacks_the_program_made_get_full_stacks() {
+    // swapcontext onto a 64 KiB stack from malloc and a 1 MiB one from mmap: stacks whose bounds
+    // the recorder does not know. It walks a copy of them (these were recorded without a stack
+    // before); the deep one needs more than the first copy's window.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (exe, trace) = run_fixture(dir.path(), &["coroutines.c"], &[], &[]);
+    let attribution = Attribution::new(&[&exe]);
+    assert_eq!(attribution.leaks(&trace), expect(&[("coroutine_leaf", 3, 333), ("deep_leaf", 1, 222)]));
+    let names_of = |stack: u32| -> Vec<String> {
+        trace
+            .frames(stack)
+            .iter()
+            .filter_map(|&ip| attribution.function(&trace, ip).map(|(_, f)| f))
+            .collect()
+    };
+    for block in trace.outstanding.iter().filter(|b| b.size == 111) {
+        let names = names_of(block.stack);
+        assert_eq!(names[..3], ["coroutine_leaf", "coroutine_middle", "shallow_body"], "{names:?}");
+    }
+    let deep = trace.outstanding.iter().find(|b| b.size == 222).expect("the deep block");
+    let names = names_of(deep.stack);
+    assert_eq!(names.first().map(String::as_str), Some("deep_leaf"), "{names:?}");
+    // The default depth keeps the innermost 128 frames: deep_leaf and 127 levels of recursion.
+    assert_eq!(names.iter().filter(|n| *n == "recurse").count(), 127, "{names:?}");
+}
+
+#[test]
 fn a_killed_programs_trace_still_names_its_threads() {
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = dir.path().join("fixture");

@@ -9,7 +9,9 @@
 //!   per-thread caches: [`kept_stacks`] (recent stacks recognised by their stack words),
 //!   [`unwind_rules`] (rules by code address, read off framehop by [`rule_probes`]) and
 //!   [`stack_cache`] (whole stacks to trie nodes); [`word_ring`] holds the words the kept
-//!   stacks and the stack cache check against (a ring with epochs) and their hash mixing.
+//!   stacks and the stack cache check against (a ring with epochs) and their hash mixing;
+//!   [`side_stack`] runs walks where the thread's stack is short, [`stack_copy`] copies stacks
+//!   of unknown bounds (coroutines) to walk.
 //! - [`trie`]: lock-free interning of stacks into dense node ids.
 //! - [`modules`]: the module map (scan, load/unload events, unwinder snapshots).
 //! - [`config`], [`output`]: environment settings and where the trace file goes.
@@ -31,6 +33,8 @@ pub mod session;
 pub mod side_stack;
 pub mod stack;
 pub mod stack_cache;
+#[cfg(target_arch = "x86_64")]
+pub mod stack_copy;
 pub mod sys;
 pub mod thread;
 pub mod trie;

@@ -25,6 +25,8 @@ use crate::engine::kept_stacks::{Checks, Filing, KeptStacks};
 use crate::engine::modules::Snapshot;
 use crate::engine::side_stack::SideStack;
 use crate::engine::stack_cache::{self, StackCache};
+#[cfg(target_arch = "x86_64")]
+use crate::engine::stack_copy::{MAX_WINDOW, StackCopy};
 use crate::engine::sys::{self, Region};
 #[cfg(target_arch = "x86_64")]
 use crate::engine::unwind_rules::{self, FramehopCache, Reads, Rule, UnwindRules};
@@ -120,6 +122,8 @@ pub struct CaptureState {
     /// Where walks run when the thread's stack has too little room below the hook (made when
     /// first needed).
     side: Option<SideStack>,
+    /// The buffer for walks on stacks of unknown bounds (made when first needed).
+    copy: Option<StackCopy>,
     /// The top of the stack the next walk reads, when not the thread's (0: the thread's).
     walk_high: u64,
     region: Option<Region>,
@@ -159,7 +163,7 @@ pub fn thread_stack_bounds() -> Option<(u64, u64)> {
 
 /// The alternate signal stack, `[low, high)`, if the thread is running on it and `sp` lies in it.
 /// Asked only inside one of the program's signal handlers (counted by the preload library's
-/// wrapper): code on a stack of its own elsewhere (coroutines) makes no system call a capture.
+/// wrapper): elsewhere, code on a stack of its own (coroutines) is walked on a copy at once.
 #[cfg(target_arch = "x86_64")]
 fn alternate_signal_stack(sp: u64) -> Option<(u64, u64)> {
     // SAFETY: reading a counter of the calling thread's own state.
@@ -246,6 +250,7 @@ impl CaptureState {
             (&raw mut (*ptr).bounds).write(None);
             (&raw mut (*ptr).last_len).write(0);
             (&raw mut (*ptr).side).write(None);
+            (&raw mut (*ptr).copy).write(None);
             (&raw mut (*ptr).walk_high).write(0);
             (&raw mut (*ptr).region).write(Some(region));
         }
@@ -262,6 +267,7 @@ impl CaptureState {
             #[cfg(target_arch = "x86_64")]
             std::ptr::drop_in_place(&raw mut (*state).framehop);
             drop((*state).side.take());
+            drop((*state).copy.take());
             let region = (*state).region.take();
             drop(region);
         }
@@ -293,36 +299,96 @@ impl CaptureState {
     }
 
     /// [`CaptureState::walk`] off the common path: on a small stack (too little room below the
-    /// hook, so the unwinder runs on the side stack) or off the thread's stack (on the alternate
-    /// signal stack, within it; anywhere else, no walk).
+    /// hook, so the unwinder runs on the side stack), on the alternate signal stack (within it),
+    /// or on a stack of the program's own making (coroutines: a copy of it, see [`stack_copy`]).
     #[cfg(target_arch = "x86_64")]
     #[cold]
     #[inline(never)]
     fn walk_elsewhere(&mut self, snapshot: &Snapshot, hook: HookRegisters, max_depth: usize) -> Walk {
         let sp = hook.sp;
-        let (low, high) = if self.stack_high != 0 && sp >= self.stack_low && sp < self.stack_high {
-            (self.stack_low, self.stack_high)
+        let bounds = if self.stack_high != 0 && sp >= self.stack_low && sp < self.stack_high {
+            Some((self.stack_low, self.stack_high))
         } else {
-            match alternate_signal_stack(sp) {
-                Some(bounds) => bounds,
-                None => return self.no_walk(),
-            }
+            alternate_signal_stack(sp)
+        };
+        let Some((low, high)) = bounds else {
+            return self.on_side_stack(|state| state.walk_copied(snapshot, hook, max_depth));
         };
         self.walk_high = high;
         if sp - low >= WALK_STACK_ROOM {
             return self.walk(snapshot, hook, max_depth);
         }
+        self.on_side_stack(|state| state.walk(snapshot, hook, max_depth))
+    }
+
+    /// Runs `walk` on the side stack (made when first needed); no walk if it cannot be made.
+    #[cfg(target_arch = "x86_64")]
+    fn on_side_stack(&mut self, walk: impl FnOnce(&mut CaptureState) -> Walk) -> Walk {
         match self.side.take().or_else(SideStack::new) {
             Some(mut side) => {
-                let walk = side.run(|| self.walk(snapshot, hook, max_depth));
+                let result = side.run(|| walk(self));
                 self.side = Some(side);
-                walk
+                result
             }
             None => {
                 self.walk_high = 0;
                 self.no_walk()
             }
         }
+    }
+
+    /// Walks a stack whose bounds are unknown (a coroutine's) on a copy of it, growing the
+    /// copy while the walk wants words past its end. Stepped by framehop frame by frame; such
+    /// stacks are not kept.
+    #[cfg(target_arch = "x86_64")]
+    fn walk_copied(&mut self, snapshot: &Snapshot, hook: HookRegisters, max_depth: usize) -> Walk {
+        use framehop::FrameAddress;
+        let Some(mut copy) = self.copy.take().or_else(StackCopy::new) else { return self.no_walk() };
+        let max_depth = max_depth.clamp(1, MAX_DEPTH_LIMIT);
+        let mut window = copy.window();
+        let mut result = Walk { unknown_address: false };
+        loop {
+            self.no_walk();
+            result.unknown_address = false;
+            let copied = copy.take(hook.sp, window);
+            if copied == 0 {
+                break;
+            }
+            let mut cut_short = false;
+            let mut read = |a: u64| {
+                cut_short |= copy.beyond(a);
+                copy.read(a).ok_or(())
+            };
+            let address = FrameAddress::from_instruction_pointer(hook.ip);
+            let first = unwind_rules::framehop_step(
+                snapshot,
+                &mut self.framehop,
+                address,
+                hook.sp,
+                hook.bp,
+                &mut read,
+            );
+            let (len, hash) = match first {
+                Some(caller) => step_with_framehop(
+                    snapshot,
+                    &mut self.framehop,
+                    caller,
+                    &mut self.ips[..max_depth],
+                    &mut read,
+                    &mut result.unknown_address,
+                ),
+                None => (0, stack_cache::HASH_START),
+            };
+            self.len = len;
+            self.hash = stack_cache::hash_finish(hash, len);
+            if !(cut_short && copied == window && window < MAX_WINDOW) {
+                copy.settle(window);
+                break;
+            }
+            window = (window * 2).min(MAX_WINDOW);
+        }
+        self.copy = Some(copy);
+        result
     }
 
     /// An empty walk.
@@ -372,7 +438,7 @@ impl CaptureState {
             let address = FrameAddress::from_instruction_pointer(ip);
             unwind_rules::framehop_step(snapshot, &mut self.framehop, address, sp, bp, &mut read)
         };
-        let Some(mut caller) = first else { return result };
+        let Some(caller) = first else { return result };
         if caching {
             let mut filing = Filing::new(caller.0, caller.1);
             if self.kept.wants_link(filing) {
@@ -400,30 +466,14 @@ impl CaptureState {
             self.bounds = Some(bounds);
             (len, hash)
         } else {
-            let out = &mut self.ips[..max_depth];
-            let mut hash = stack_cache::HASH_START;
-            let mut len = 0;
-            // The module range of the last frame: most frames share it.
-            let mut known = (0u64, 0u64);
-            for frame in out.iter_mut() {
-                let (ra, sp, bp) = caller;
-                *frame = ra;
-                len += 1;
-                hash = stack_cache::hash_frame(hash, ra);
-                let lookup = ra.wrapping_sub(1);
-                if lookup < known.0 || lookup >= known.1 {
-                    match snapshot.range_of(lookup) {
-                        Some(range) => known = range,
-                        None => result.unknown_address = true,
-                    }
-                }
-                let Some(address) = FrameAddress::from_return_address(ra) else { break };
-                match unwind_rules::framehop_step(snapshot, &mut self.framehop, address, sp, bp, &mut read) {
-                    Some(next) => caller = next,
-                    None => break,
-                }
-            }
-            (len, hash)
+            step_with_framehop(
+                snapshot,
+                &mut self.framehop,
+                caller,
+                &mut self.ips[..max_depth],
+                &mut read,
+                &mut result.unknown_address,
+            )
         };
         self.len = len;
         self.hash = stack_cache::hash_finish(hash, len);
@@ -558,6 +608,45 @@ extern "C" fn report_stack_checks_at_exit() {
 #[used]
 #[unsafe(link_section = ".fini_array")]
 static REPORT_STACK_CHECKS: extern "C" fn() = report_stack_checks_at_exit;
+
+/// Walks outward from `caller` stepping every frame with framehop, writing return addresses to
+/// `out` (innermost first) until the walk ends or `out` is full; returns their number and hash
+/// (unfinished). Marks `unknown_address` if a frame lies outside every module of `snapshot`.
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+fn step_with_framehop<F: FnMut(u64) -> Result<u64, ()>>(
+    snapshot: &Snapshot,
+    framehop: &mut FramehopCache,
+    mut caller: unwind_rules::Caller,
+    out: &mut [u64],
+    read: &mut F,
+    unknown_address: &mut bool,
+) -> (usize, u64) {
+    use framehop::FrameAddress;
+    let mut hash = stack_cache::HASH_START;
+    let mut len = 0;
+    // The module range of the last frame: most frames share it.
+    let mut known = (0u64, 0u64);
+    for frame in out.iter_mut() {
+        let (ra, sp, bp) = caller;
+        *frame = ra;
+        len += 1;
+        hash = stack_cache::hash_frame(hash, ra);
+        let lookup = ra.wrapping_sub(1);
+        if lookup < known.0 || lookup >= known.1 {
+            match snapshot.range_of(lookup) {
+                Some(range) => known = range,
+                None => *unknown_address = true,
+            }
+        }
+        let Some(address) = FrameAddress::from_return_address(ra) else { break };
+        match unwind_rules::framehop_step(snapshot, framehop, address, sp, bp, read) {
+            Some(next) => caller = next,
+            None => break,
+        }
+    }
+    (len, hash)
+}
 
 /// Gathers the checks of a walk's frames (return addresses, sp and bp, innermost first), from
 /// what each step read (`reads`, see [`UnwindRules::replay`]) and the last frame's rule,
