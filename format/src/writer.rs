@@ -33,9 +33,19 @@ pub struct WriterOptions {
     pub max_file_size: u64,
 }
 
+/// The default [`WriterOptions::max_file_size`]: the file's length, not its disk usage (a thread
+/// that ends gives its chunk's unused pages back), so it bounds how many chunks a recording can
+/// claim — with 64 KiB chunks, 16M threads' worth on x86_64. Only address space is reserved for
+/// it (the mapping is `MAP_NORESERVE` and halves where the space is not there); elsewhere, where
+/// the address space may be as small as 512 GiB, 64 GiB.
+#[cfg(target_arch = "x86_64")]
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 1 << 40;
+#[cfg(not(target_arch = "x86_64"))]
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 64 << 30;
+
 impl Default for WriterOptions {
     fn default() -> Self {
-        WriterOptions { chunk_size: layout::DEFAULT_CHUNK_SIZE, max_file_size: 64 << 30 }
+        WriterOptions { chunk_size: layout::DEFAULT_CHUNK_SIZE, max_file_size: DEFAULT_MAX_FILE_SIZE }
     }
 }
 
