@@ -57,10 +57,13 @@ median() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
 
-# leakview trace bytes per event (all events, stack nodes and modules included)
+# leakview trace bytes per event: the file's length in bytes (every chunk it holds, headers and
+# unfilled tails included) over all its events, stack nodes and modules included, as counted by
+# `leakview report --format json` (stats prints both in human units).
 leakview_bytes_per_event() {
-    "$LEAKVIEW" stats "$1" | awk '/^file size/ { size = $3 } /^events/ { events = $2 }
-        END { if (events > 0) printf "%.2f", size / events; else print "-" }'
+    local events
+    events=$("$LEAKVIEW" report --format json --top 1 "$1" | jq '.trace.events')
+    awk -v s="$(stat -c %s "$1")" -v e="$events" 'BEGIN { if (e > 0) printf "%.2f", s / e; else print "-" }'
 }
 
 # heaptrack -r stream bytes per allocation/free event (its compressed raw file)

@@ -61,8 +61,10 @@ pub mod chunk {
 /// The owning thread finished with this chunk (it filled up or the thread exited).
 pub const CHUNK_FLAG_CLOSED: u32 = 1 << 0;
 
-/// Default chunk size: 64 KiB, about ten thousand events.
-pub const DEFAULT_CHUNK_SIZE: u32 = 64 * 1024;
+/// Default chunk size: 16 KiB, about 2,700 events. Every thread takes a chunk, so this is also
+/// what a thread that records a few events costs the disk where its chunk's unused pages cannot
+/// be given back cheaply (see `TraceWriter::release`).
+pub const DEFAULT_CHUNK_SIZE: u32 = 16 * 1024;
 /// Smallest chunk size a writer accepts (and a reader trusts).
 pub const MIN_CHUNK_SIZE: u32 = 4096;
 /// Largest chunk size a writer accepts (and a reader trusts).

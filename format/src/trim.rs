@@ -9,6 +9,7 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::layout::{self, HEADER_LEN, chunk_offset};
 
@@ -53,37 +54,93 @@ fn chunks_in(len: u64, chunk_size: u32) -> u32 {
     (len.saturating_sub(HEADER_LEN as u64) / u64::from(chunk_size)).min(u64::from(u32::MAX)) as u32
 }
 
-/// Punches holes over the pages of the first `chunks` chunks that hold no events: past each
-/// chunk's published length, or all of a chunk that was claimed and never used. Damaged chunks
-/// are left as they are. Filesystems that cannot punch holes keep the space.
+/// Punches holes over the pages of the first `chunks` chunks that hold no events: past the
+/// published length of each chunk still open at the end (its thread outlived the program's
+/// end), or all of a chunk that was claimed and never used. Closed chunks are passed over: a
+/// chunk closed when it filled up has no whole page to give back, and one closed at its
+/// thread's end had its pages given back then, unless that was too slow (see [`SlowPunches`]),
+/// which it would be here too. Damaged chunks are left as they are. Filesystems that cannot
+/// punch holes keep the space; where punching turns out slow, it stops.
 fn free_unused_pages(file: &std::fs::File, chunks: u32, chunk_size: u32) -> io::Result<()> {
     use layout::chunk as c;
     let body_len = chunk_size as usize - layout::CHUNK_HEADER_LEN;
+    let slow = SlowPunches::new();
     for index in 0..chunks {
+        if slow.is_slow() {
+            break;
+        }
         let start = chunk_offset(index, chunk_size);
         let mut head = [0u8; layout::CHUNK_HEADER_LEN];
         file.read_exact_at(&mut head, start)?;
         let field = |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
+        let began = std::time::Instant::now();
         if head.iter().all(|&b| b == 0) {
             punch_hole(file.as_raw_fd(), start, u64::from(chunk_size));
         } else if field(c::MAGIC) == layout::CHUNK_MAGIC
             && field(c::CHUNK_INDEX) == index
             && field(c::COMMITTED_LEN) as usize <= body_len
+            && field(c::FLAGS) & layout::CHUNK_FLAG_CLOSED == 0
         {
-            free_chunk_tail(file.as_raw_fd(), start, chunk_size, field(c::COMMITTED_LEN));
+            if !free_chunk_tail(file.as_raw_fd(), start, chunk_size, field(c::COMMITTED_LEN)) {
+                continue;
+            }
+        } else {
+            continue;
         }
+        slow.note(u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX));
     }
     Ok(())
 }
 
 /// Gives back the whole pages of the chunk at `start` past its header and `used` body bytes
-/// (which must not be written again). Shared by the writer (a chunk released at a thread's
-/// end) and trimming.
-pub(crate) fn free_chunk_tail(fd: RawFd, start: u64, chunk_size: u32, used: u32) {
+/// (which must not be written again); whether there were any to give back. Shared by the
+/// writer (a chunk released at a thread's end) and trimming.
+pub(crate) fn free_chunk_tail(fd: RawFd, start: u64, chunk_size: u32, used: u32) -> bool {
     const PAGE: u64 = 4096;
     let in_use = (layout::CHUNK_HEADER_LEN as u64 + u64::from(used)).next_multiple_of(PAGE);
     if in_use < u64::from(chunk_size) {
         punch_hole(fd, start + in_use, u64::from(chunk_size) - in_use);
+        return true;
+    }
+    false
+}
+
+/// Whether giving pages back is too slow to do at every thread's end. Punching a hole costs
+/// tens of microseconds on most filesystems, but where freeing blocks is expensive (ext4
+/// mounted with `discard`, which trims the device as blocks are freed: 0.2 to 3 ms a hole
+/// was measured) a program that starts and ends many threads would wait that long at each
+/// thread's end. Once at least [`SLOW_PUNCHES_TO_STOP`] holes took longer than
+/// [`SLOW_PUNCH_NS`] and they are most of the holes punched, punching stops and a short thread
+/// costs its whole chunk instead. (A busy machine makes the odd hole slow anywhere; only a
+/// filesystem makes most of them slow.)
+pub(crate) struct SlowPunches {
+    /// Holes punched, and those of them that were slow.
+    punched: AtomicU32,
+    slow: AtomicU32,
+}
+
+/// A hole that took longer than this to punch counts as slow.
+pub(crate) const SLOW_PUNCH_NS: u64 = 250_000;
+/// Slow holes needed before punching stops.
+pub(crate) const SLOW_PUNCHES_TO_STOP: u32 = 8;
+
+impl SlowPunches {
+    pub(crate) const fn new() -> SlowPunches {
+        SlowPunches { punched: AtomicU32::new(0), slow: AtomicU32::new(0) }
+    }
+
+    /// Counts a hole that took `ns` to punch.
+    pub(crate) fn note(&self, ns: u64) {
+        self.punched.fetch_add(1, Ordering::Relaxed);
+        if ns > SLOW_PUNCH_NS {
+            self.slow.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether punching has been too slow to go on with.
+    pub(crate) fn is_slow(&self) -> bool {
+        let slow = self.slow.load(Ordering::Relaxed);
+        slow >= SLOW_PUNCHES_TO_STOP && u64::from(slow) * 2 > u64::from(self.punched.load(Ordering::Relaxed))
     }
 }
 
@@ -105,6 +162,35 @@ fn punch_hole(fd: RawFd, offset: u64, len: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn punching_stops_only_when_most_holes_are_slow() {
+        let fast = SLOW_PUNCH_NS / 10;
+        let slow = SLOW_PUNCH_NS * 4;
+        // A busy machine: a slow hole now and then among many fast ones.
+        let busy = SlowPunches::new();
+        for i in 0..1000 {
+            busy.note(if i % 20 == 0 { slow } else { fast });
+        }
+        assert!(!busy.is_slow());
+        // A filesystem where every hole is slow: stops after the first few.
+        let discarding = SlowPunches::new();
+        for _ in 0..SLOW_PUNCHES_TO_STOP - 1 {
+            discarding.note(slow);
+            assert!(!discarding.is_slow());
+        }
+        discarding.note(slow);
+        assert!(discarding.is_slow());
+        // Slow ones that are not most of them: goes on.
+        let mixed = SlowPunches::new();
+        for _ in 0..SLOW_PUNCHES_TO_STOP {
+            mixed.note(slow);
+            mixed.note(fast);
+        }
+        assert!(!mixed.is_slow());
+        mixed.note(slow);
+        assert!(mixed.is_slow());
+    }
     use crate::{Event, RecorderKind, ThreadStream, TraceMetadata, TraceReader, TraceWriter, WriterOptions};
 
     fn write(path: &Path, finish: bool) -> Vec<crate::OwnedEvent> {

@@ -18,6 +18,7 @@ use crate::error::WriteError;
 use crate::event::Event;
 use crate::layout::{self, CHUNK_HEADER_LEN, HEADER_LEN, chunk_offset};
 use crate::metadata::TraceMetadata;
+use crate::trim::SlowPunches;
 
 /// Chunks reserved when the file is created.
 const INITIAL_CHUNKS: u32 = 16;
@@ -62,6 +63,7 @@ pub struct TraceWriter {
     max_chunks: u32,
     grow_lock: AtomicBool,
     stopped: AtomicBool,
+    slow_punches: SlowPunches,
 }
 
 // SAFETY: the mapping is shared memory whose header fields are only touched through atomics and
@@ -191,6 +193,7 @@ impl TraceWriter {
             chunk_size,
             max_chunks,
             grow_lock: AtomicBool::new(false),
+            slow_punches: SlowPunches::new(),
             stopped: AtomicBool::new(false),
         };
         let reserved = ((first_len - HEADER_LEN as u64) / u64::from(chunk_size)) as u32;
@@ -289,22 +292,28 @@ impl TraceWriter {
     }
 
     /// Marks the stream's chunk closed and lets go of it (call when a thread exits). The whole
-    /// pages of the chunk that hold no events are given back to the filesystem, so a thread that
-    /// recorded little costs the disk little more than a page.
+    /// pages of the chunk that hold no events are given back to the filesystem while that is
+    /// cheap, so a thread that recorded little costs the disk little more than a page.
     pub fn release(&self, stream: &mut ThreadStream) {
         if stream.writer_id == self.id && !stream.chunk.is_null() {
             let (chunk, used) = (stream.chunk, stream.used);
             self.close_chunk(stream);
-            self.free_unused_pages(chunk, used);
+            if !self.slow_punches.is_slow() {
+                self.free_unused_pages(chunk, used);
+            }
         }
     }
 
-    /// Gives back the pages of a closed `chunk` past its `used` body bytes. Nothing writes there
-    /// again (its stream let go of it), readers never look past the published length, and the
-    /// pages read as zeros. Where the filesystem cannot punch holes the space stays allocated.
+    /// Gives back the pages of a closed `chunk` past its `used` body bytes, timing it. Nothing
+    /// writes there again (its stream let go of it), readers never look past the published
+    /// length, and the pages read as zeros. Where the filesystem cannot punch holes the space
+    /// stays allocated.
     fn free_unused_pages(&self, chunk: *mut u8, used: u32) {
         let start = chunk as u64 - self.base.as_ptr() as u64;
-        crate::trim::free_chunk_tail(self.fd.as_raw_fd(), start, self.chunk_size, used);
+        let began = monotonic_ns();
+        if crate::trim::free_chunk_tail(self.fd.as_raw_fd(), start, self.chunk_size, used) {
+            self.slow_punches.note(monotonic_ns().saturating_sub(began));
+        }
     }
 
     fn close_chunk(&self, stream: &mut ThreadStream) {
@@ -397,6 +406,12 @@ impl TraceWriter {
         }
     }
 
+    /// Whether a released chunk's unused pages are given back to the filesystem: false once that
+    /// turned out slow here (see `release`).
+    pub fn gives_pages_back(&self) -> bool {
+        !self.slow_punches.is_slow()
+    }
+
     /// Stops recording: later appends fail with [`WriteError::Stopped`]. `truncated` marks the
     /// trace as cut short (disk full, size limit) rather than ended on purpose.
     pub fn stop(&self, truncated: bool) {
@@ -449,6 +464,14 @@ impl Drop for TraceWriter {
 
 /// Maps `len` bytes of the file (clamped down by halves if the address space refuses) with
 /// MAP_SHARED so written pages belong to the page cache and survive the process.
+/// CLOCK_MONOTONIC in nanoseconds (no allocation, safe inside hooks).
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
+}
+
 fn map_window(fd: i32, len: u64) -> Option<(NonNull<u8>, usize)> {
     let page = 4096u64;
     let mut len = len.div_ceil(page) * page;

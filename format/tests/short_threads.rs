@@ -51,7 +51,9 @@ fn events_of(i: u32) -> Vec<OwnedEvent> {
 
 #[test]
 fn released_streams_take_a_page_not_a_chunk() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    // In memory where there is a tmpfs: it punches holes quickly everywhere, while a disk's
+    // filesystem may be slow at it (then the writer stops, and there is less to check).
+    let dir = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).expect("tempdir");
     let path = dir.path().join("t.bin");
     let options = WriterOptions { chunk_size: CHUNK_SIZE, ..WriterOptions::default() };
     let writer = TraceWriter::create(&path, &common::metadata(), &options).expect("create");
@@ -75,7 +77,9 @@ fn released_streams_take_a_page_not_a_chunk() {
         let reader = TraceReader::open(&path).expect("open before trimming");
         u64::from(reader.header().chunks_reserved - reader.header().chunks_claimed)
     };
-    let punched = can_punch_holes(dir.path());
+    // Where punching holes is slow the writer stops giving pages back at release (a short
+    // thread then costs its chunk); trimming the finished trace still frees what was reserved.
+    let punched = can_punch_holes(dir.path()) && writer.gives_pages_back();
     let whole_chunks = u64::from(STREAMS) * u64::from(CHUNK_SIZE);
     let before_trim = allocated(&path);
     if punched {
