@@ -3,9 +3,9 @@
 //! included), frees, bytes allocated, and the blocks and bytes still in use at exit, for the
 //! same run of sqlite3, jq, perl, python3 (also calling libc's malloc through ctypes) and sed.
 //!
-//! The programs are Debian's (sed is always there; `.ci/run` installs the others with valgrind when missing). Outside CI, a
-//! program or valgrind that is not installed is skipped with a note; under CI (`CI` set) a
-//! missing one fails the test, so CI never passes without comparing.
+//! The programs are Debian's (sed is always there; `.ci/run` installs the others with valgrind
+//! when missing). Outside CI, a program or valgrind that is not installed is skipped with a note;
+//! under CI (`CI` set) a missing one fails the test, so CI never passes without comparing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
