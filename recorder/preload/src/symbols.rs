@@ -76,26 +76,31 @@ extern "C" fn resolve_real_dlsym() -> usize {
 }
 
 /// `dlsym` with a library handle: the real lookup, then the hook in place of the real
-/// allocation function it forwards to.
+/// allocation function it forwards to. The function the hook forwards to is looked up first, so
+/// the program's own lookup comes last and `dlerror` tells about it alone (a lookup that fails
+/// sets the error a program may check after a successful `dlsym`).
 ///
 /// # Safety
 /// The C `dlsym` contract.
 unsafe extern "C" fn explicit_handle_lookup(handle: *mut c_void, name: *const c_char) -> *mut c_void {
-    // SAFETY: the slot holds the C library's dlsym (or `no_dlsym`); forwarding the arguments.
-    let found = unsafe { std::mem::transmute::<usize, DlsymFn>(resolve_real_dlsym())(handle, name) };
-    if found.is_null() || name.is_null() {
-        return found;
-    }
-    // SAFETY: `dlsym` found a symbol under this name, so it is a NUL-terminated string.
-    let name = unsafe { CStr::from_ptr(name) };
-    let Some(hook) = hook_named(name) else { return found };
-    // Only the very function the hook forwards to: an explicit handle of another allocator
-    // (a jemalloc the program loaded itself) keeps its own.
-    // SAFETY: the real dlsym with RTLD_NEXT and the NUL-terminated name.
-    let next = unsafe {
-        std::mem::transmute::<usize, DlsymFn>(resolve_real_dlsym())(libc::RTLD_NEXT, name.as_ptr())
+    // SAFETY: the slot holds the C library's dlsym (or `no_dlsym`).
+    let real = unsafe { std::mem::transmute::<usize, DlsymFn>(resolve_real_dlsym()) };
+    let hook = if name.is_null() {
+        None
+    } else {
+        // SAFETY: `dlsym`'s contract: a non-null name is a NUL-terminated string.
+        hook_named(unsafe { CStr::from_ptr(name) })
     };
-    if next == found { hook } else { found }
+    // SAFETY: the real dlsym, with RTLD_NEXT and the caller's name (only when it names a hook).
+    let next = hook.map(|_| unsafe { real(libc::RTLD_NEXT, name) });
+    // SAFETY: forwarding the caller's arguments.
+    let found = unsafe { real(handle, name) };
+    match (hook, next) {
+        // Only the very function the hook forwards to: an explicit handle of another allocator
+        // (a jemalloc the program loaded itself) keeps its own.
+        (Some(hook), Some(next)) if !found.is_null() && next == found => hook,
+        _ => found,
+    }
 }
 
 /// The interposed function named `name`, if the library has one.
