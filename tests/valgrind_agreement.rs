@@ -1,11 +1,11 @@
 //! leakview's counts must equal valgrind's on real programs: the number of allocations
 //! (valgrind's "total heap usage", every block that came into being, each successful realloc
 //! included), frees, bytes allocated, and the blocks and bytes still in use at exit, for the
-//! same run of sqlite3, jq, perl and python3.
+//! same run of sqlite3, jq, perl, python3 (also calling libc's malloc through ctypes) and sed.
 //!
-//! The programs are Debian's (`.ci/run` installs them with valgrind when missing). Outside CI, a
-//! program or valgrind that is not installed is skipped with a note; under CI (`CI` set) a
-//! missing one fails the test, so CI never passes without comparing.
+//! The programs are Debian's (sed is always there; `.ci/run` installs the others with valgrind
+//! when missing). Outside CI, a program or valgrind that is not installed is skipped with a note;
+//! under CI (`CI` set) a missing one fails the test, so CI never passes without comparing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -259,4 +259,27 @@ fn python3_agrees_with_valgrind() {
         ],
         "",
     );
+}
+
+/// Allocation functions called through a handle of the C library (ctypes' `libc.malloc`), not
+/// through the program's own references.
+#[test]
+fn python3_ctypes_agrees_with_valgrind() {
+    agree(
+        "python3",
+        &[
+            "-c",
+            "import ctypes\nlibc = ctypes.CDLL('libc.so.6')\nlibc.malloc.restype = ctypes.c_void_p\nlibc.free.argtypes = [ctypes.c_void_p]\nkept = [libc.malloc(16 + i) for i in range(200)]\nfor p in kept[::2]: libc.free(p)\nprint(len(kept))",
+        ],
+        "",
+    );
+}
+
+/// A C program that grows and shrinks buffers with realloc on every line (regex matching and
+/// substitution).
+#[test]
+fn sed_agrees_with_valgrind() {
+    let input: String =
+        (0..3000).map(|i| format!("{i} item{} x{}y {}\n", i % 17, i * 7 % 101, "ab".repeat(i % 9))).collect();
+    agree("sed", &["-E", "s/([a-z]+)([0-9]*)/\\2<\\1>/g; /^9/d; y/abc/ABC/"], &input);
 }

@@ -2,7 +2,8 @@
 //! process is recorded into a leakview trace (settings in the environment: see the engine's
 //! `config` module). This crate is thin: the exported hooks ([`hooks`]), the wrapper around
 //! the program's signal handlers ([`signals`]), the C API ([`capi`], header
-//! `include/leakview.h`), and the link to the real allocator ([`real`]). The recording
+//! `include/leakview.h`), `dlsym` handing out the hooks for lookups through a library handle
+//! (`symbols`, x86_64), and the link to the real allocator ([`real`]). The recording
 //! itself is the `leakview` crate's engine.
 //!
 //! The library's own Rust allocations go straight to the real allocator (never through the
@@ -18,6 +19,8 @@ pub mod capi;
 pub mod hooks;
 pub mod real;
 pub mod signals;
+#[cfg(all(target_arch = "x86_64", not(test)))]
+pub mod symbols;
 
 /// Who records: written into every trace's metadata.
 pub static PROFILE: Profile = Profile {

@@ -188,6 +188,35 @@ fn cpp_new_and_containers() {
     );
 }
 
+/// Allocation functions looked up through a handle of the C library (ctypes, Dart FFI) make
+/// blocks that are recorded like any other, and their frees through the handle are seen.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn allocation_functions_found_through_a_libc_handle_are_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (exe, trace) = run_fixture(dir.path(), &["libc_handle.c"], &["-ldl"], &[]);
+    let attribution = Attribution::new(&[&exe]);
+    assert_eq!(
+        attribution.leaks(&trace),
+        expect(&[
+            ("handle_malloc", 3, 120),
+            ("handle_calloc", 1, 128),
+            ("handle_realloc", 1, 300),
+            ("handle_aligned", 1, 64),
+        ])
+    );
+    let aligned = trace
+        .outstanding
+        .iter()
+        .find(|b| attribution.allocating_function(&trace, b.stack) == "handle_aligned")
+        .expect("handle_aligned block");
+    assert_eq!((aligned.align, aligned.addr % 64), (64, 0));
+    // The fixture's 20 allocations (and the C library's own), every free of a known block.
+    assert!(trace.counts.allocations >= 20, "{:?}", trace.counts);
+    assert_eq!(trace.counts.unknown_frees, 0, "{:?}", trace.counts);
+    assert_eq!(trace.counts.allocations - trace.counts.frees, trace.outstanding.len() as u64);
+}
+
 #[test]
 fn dlclosed_plugin_frames_resolve_to_the_plugin() {
     let dir = tempfile::tempdir().expect("tempdir");
