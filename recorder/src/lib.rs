@@ -46,5 +46,5 @@ pub mod engine;
 
 pub use api::{
     Adaptive, Allocation, AllocationFilter, Backtrace, ConsoleEmitter, Diagnostic, Frame, JsonEmitter, Leak,
-    LeakError, LeakGuard, LeakTracker, LeaksEmitter, assert_no_leaks,
+    LeakError, LeakGuard, LeakTracker, LeaksEmitter, ScopeHandle, assert_no_leaks,
 };

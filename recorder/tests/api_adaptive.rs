@@ -127,3 +127,17 @@ fn debug_builds_track_direct_calls_too() {
         assert!(LeakTracker::leaks().is_empty());
     });
 }
+
+#[test]
+fn recording_needs_a_debug_build() {
+    // Debug builds record (checked in `api_record.rs`); in a release build nothing would be
+    // tracked, so `record_to` says so instead of writing an empty trace.
+    if cfg!(debug_assertions) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = LeakTracker::record_to(dir.path().join("t.bin")).expect_err("nothing to record");
+    assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);
+    assert!(err.to_string().contains("Adaptive tracks in debug builds only"), "{err}");
+    assert!(std::fs::read_dir(dir.path()).expect("dir").next().is_none(), "no file left behind");
+}

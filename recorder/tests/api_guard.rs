@@ -5,7 +5,7 @@
 use std::alloc::System;
 use std::panic::catch_unwind;
 
-use leakview::{Adaptive, LeakGuard, LeakTracker, assert_no_leaks};
+use leakview::{Adaptive, Leak, LeakGuard, LeakTracker, LeaksEmitter, assert_no_leaks};
 
 #[global_allocator]
 static ALLOCATOR: Adaptive = Adaptive::new(System);
@@ -125,4 +125,69 @@ fn a_guard_does_not_disturb_the_process_registry() {
         drop(temporary);
     }
     assert_eq!(LeakTracker::leaks().len(), before);
+}
+
+#[test]
+fn threads_started_by_a_test_join_its_guard_with_a_handle() {
+    let outcome = catch_unwind(|| {
+        let _guard = LeakGuard::new();
+        let scope = LeakTracker::current_scope().expect("inside the guard's scope");
+        std::thread::spawn(move || scope.run(|| leak_a_string("leaked by a worker thread")))
+            .join()
+            .expect("worker")
+    });
+    if cfg!(debug_assertions) {
+        let payload = outcome.expect_err("the worker's leak fails the test");
+        let message = payload.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(message.starts_with("leakview: 1 leaked allocation, 25 bytes"), "{message}");
+        assert!(message.contains("leak_a_string"), "{message}");
+    } else {
+        assert!(outcome.is_ok());
+    }
+    // A worker that frees what it allocated passes.
+    let _guard = LeakGuard::new();
+    let scope = LeakTracker::current_scope().expect("inside the guard's scope");
+    let length = std::thread::spawn(move || scope.run(|| "x".repeat(100).len())).join().expect("worker");
+    assert_eq!(length, 100);
+}
+
+#[test]
+fn a_handle_outliving_its_scope_adds_nothing() {
+    let scope = LeakTracker::run_scoped(|| LeakTracker::current_scope().expect("in a scope"));
+    assert!(!scope.is_active());
+    let inside = scope.run(|| {
+        leak_a_string("after the scope ended");
+        LeakTracker::current_scope().is_some()
+    });
+    assert!(!inside);
+    assert!(LeakTracker::current_scope().is_none());
+}
+
+/// Collects what `emit` sends.
+struct Collect(std::sync::Mutex<Vec<usize>>);
+
+impl LeaksEmitter for Collect {
+    fn emit(&self, leaks: &[Leak]) -> std::io::Result<()> {
+        self.0.lock().expect("collector").extend(leaks.iter().map(|l| l.size));
+        Ok(())
+    }
+}
+
+#[test]
+fn emit_leaves_out_the_standard_librarys_own_blocks() {
+    let collected = LeakTracker::run_scoped(|| {
+        // The first print of this test grows the harness's buffer of captured output.
+        println!("printed before emitting: {}", "y".repeat(200));
+        leak_a_string("emitted");
+        let collect = Collect(std::sync::Mutex::new(Vec::new()));
+        LeakTracker::emit(&collect).expect("emit");
+        let all = LeakTracker::leaks().len();
+        (collect.0.into_inner().expect("collector"), all)
+    });
+    if cfg!(debug_assertions) {
+        assert_eq!(collected.0, vec![7]);
+        assert!(collected.1 > 1, "`leaks` lists the printed output's buffer too");
+    } else {
+        assert_eq!(collected, (Vec::new(), 0));
+    }
 }

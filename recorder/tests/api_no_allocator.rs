@@ -1,5 +1,6 @@
 //! The API without a tracking global allocator: nothing is tracked, queries are empty, and a
-//! `LeakGuard` refuses (in debug builds) to give a check that could never fail.
+//! `LeakGuard` refuses (in debug builds) to give a check that could never fail, as does
+//! `record_to` (it would write an empty trace).
 
 use std::panic::catch_unwind;
 
@@ -34,4 +35,14 @@ fn a_guard_without_a_tracking_allocator_explains_itself() {
     } else {
         assert!(outcome.is_ok());
     }
+}
+
+#[test]
+fn record_to_refuses_to_write_an_empty_trace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = LeakTracker::record_to(dir.path().join("t.bin")).expect_err("nothing to record");
+    assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);
+    assert!(err.to_string().contains("#[global_allocator]"), "{err}");
+    assert!(!LeakTracker::recording());
+    assert!(std::fs::read_dir(dir.path()).expect("dir").next().is_none(), "no file left behind");
 }

@@ -36,6 +36,24 @@ fn frees_on_other_threads_count() {
     std::thread::spawn(move || drop(block)).join().expect("thread");
 }
 
+fn blocks_of_other_threads_are_pointed_out() {
+    let kept = std::thread::spawn(|| cache_forever(11) as *const u64 as usize).join().expect("thread");
+    let own = cache_forever(12);
+    let err = LeakTracker::verify_no_leaks().expect_err("two leaks");
+    assert_eq!(err.count(), 2);
+    assert!(err.leaks.iter().any(|l| l.address == kept), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("note: 1 of them was allocated on other threads"), "{text}");
+    assert!(text.contains("LeakGuard"), "{text}");
+    // Only the checking thread's blocks: no note.
+    LeakTracker::reset();
+    let _own_again = cache_forever(13);
+    let text = LeakTracker::verify_no_leaks().expect_err("one leak").to_string();
+    assert!(!text.contains("note:"), "{text}");
+    assert!(*own == 12);
+    LeakTracker::reset();
+}
+
 fn disabling_stops_tracking_but_not_frees() {
     let tracked = vec![1u8; 64];
     LeakTracker::disable();
@@ -46,10 +64,11 @@ fn disabling_stops_tracking_but_not_frees() {
 }
 
 fn main() -> ExitCode {
-    let tests: [(&str, fn()); 4] = [
+    let tests: [(&str, fn()); 5] = [
         ("clean_code_verifies", clean_code_verifies),
         ("leaking_code_is_caught", leaking_code_is_caught),
         ("frees_on_other_threads_count", frees_on_other_threads_count),
+        ("blocks_of_other_threads_are_pointed_out", blocks_of_other_threads_are_pointed_out),
         ("disabling_stops_tracking_but_not_frees", disabling_stops_tracking_but_not_frees),
     ];
     // Enable once...

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use super::leak::{Frame, Leak, bytes_text};
+use super::leak::{Frame, Leak, SummaryLine, bytes_text};
 use super::state;
 
 /// Version of the JSON shape (the analyzer's `leakview report --format json` schema).
@@ -62,13 +62,15 @@ pub(crate) fn group(leaks: &[Leak]) -> Vec<Group<'_>> {
 
 /// A readable report on stderr: a summary line, then each allocation site, largest first,
 /// with its frames from the program's own code outward (allocator and leading standard-library
-/// frames are left out; `Leak::backtrace` has them all).
+/// frames are left out, runs of standard-library frames between the program's own are counted,
+/// not listed, and the runtime's start-up frames are left out; `Leak::backtrace` has them all).
 #[derive(Debug, Clone)]
 pub struct ConsoleEmitter {
     max_frames: usize,
 }
 
 impl ConsoleEmitter {
+    /// A report with at most 8 frames per allocation site.
     pub fn new() -> ConsoleEmitter {
         ConsoleEmitter { max_frames: 8 }
     }
@@ -107,10 +109,9 @@ impl ConsoleEmitter {
                 size_text
             ));
             let backtrace = &g.first().backtrace;
-            let user = backtrace.user_frames();
             let range = backtrace.summary_range();
-            let frames = &user[range.clone()];
-            if frames.is_empty() {
+            let (lines, rest) = backtrace.summary_lines(self.max_frames);
+            if lines.is_empty() {
                 out.push_str("    (no stack)\n");
             } else if range.start > 0 {
                 out.push_str(&format!(
@@ -119,12 +120,16 @@ impl ConsoleEmitter {
                     plural(range.start)
                 ));
             }
-            for frame in frames.iter().take(self.max_frames) {
-                out.push_str(&format!("    at {frame}\n"));
+            for line in lines {
+                match line {
+                    SummaryLine::Frame(frame) => out.push_str(&format!("    at {frame}\n")),
+                    SummaryLine::Library(count) => {
+                        out.push_str(&format!("    ({count} standard-library {})\n", plural(count)));
+                    }
+                }
             }
-            let hidden = user.len() - range.start - frames.len().min(self.max_frames);
-            if hidden > 0 {
-                out.push_str(&format!("    ... {hidden} more {}\n", plural(hidden)));
+            if rest > 0 {
+                out.push_str(&format!("    ... {rest} more {}\n", plural(rest)));
             }
         }
         out
@@ -157,6 +162,7 @@ pub struct JsonEmitter {
 }
 
 impl JsonEmitter {
+    /// Writes to `path` on each emit.
     pub fn new(path: impl Into<PathBuf>) -> JsonEmitter {
         JsonEmitter { path: path.into() }
     }

@@ -3,7 +3,6 @@
 
 use super::leak::LeakError;
 use super::platform;
-use super::registry::REGISTRY;
 use super::scope::{self, ScopeFrame};
 use super::tracker::LeakTracker;
 
@@ -63,16 +62,7 @@ e.g. `#[global_allocator] static A: leakview::Adaptive = leakview::Adaptive::new
 
     /// Whether an allocation made now lands in this guard's registry.
     fn tracks_allocations(&self) -> bool {
-        let id = scope::current_registry();
-        let probe = std::hint::black_box(Box::new(0x6c65_616b_u64));
-        let address = &*probe as *const u64 as usize;
-        let mut seen = false;
-        {
-            let _entered = platform::enter();
-            REGISTRY.for_each(|r| seen |= r.owner == id && r.address == address);
-        }
-        drop(probe);
-        seen
+        scope::probe_lands_in(scope::current_registry())
     }
 
     /// Ends the scope and returns what was still outstanding.

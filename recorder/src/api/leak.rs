@@ -40,6 +40,7 @@ pub struct Frame {
     pub function: Option<String>,
     /// Source file.
     pub file: Option<String>,
+    /// Line in the source file.
     pub line: Option<u32>,
     /// Path of the executable or shared object.
     pub module: Option<String>,
@@ -72,8 +73,8 @@ impl Backtrace {
     }
 
     /// Up to `max` frames summarising where the block came from: the user frames, starting at
-    /// the first frame outside the standard library if there is one, and ending before the
-    /// Rust runtime's own start-up frames (as Rust's short backtraces do).
+    /// the first frame outside the standard library if there is one, and ending at the last
+    /// such frame before the Rust runtime's own start-up frames (as Rust's short backtraces do).
     pub fn summary_frames(&self, max: usize) -> &[Frame] {
         let range = self.summary_range();
         let frames = &self.user_frames()[range.clone()];
@@ -88,13 +89,58 @@ impl Backtrace {
         let end =
             frames[start..].iter().position(symbolize::is_runtime_start).map_or(frames.len(), |i| start + i);
         let end = if end == start { frames.len() } else { end };
+        // Leave out the standard library's frames that call into the last frame of the program
+        // (`FnOnce::call_once` and the like, between `main` and the runtime).
+        let end = match frames[start..end].iter().rposition(|f| !symbolize::is_library_frame(f)) {
+            Some(last) => start + last + 1,
+            None => end,
+        };
         start..end
+    }
+
+    /// The summary's frames, at most `max` of them, with each run of standard-library frames
+    /// between two frames of the program collapsed into a count (all shown when the summary has
+    /// nothing else); and how many frames of the summary are left after the last line.
+    pub(crate) fn summary_lines(&self, max: usize) -> (Vec<SummaryLine<'_>>, usize) {
+        let frames = &self.user_frames()[self.summary_range()];
+        let mut lines = Vec::new();
+        if frames.iter().all(symbolize::is_library_frame) {
+            let shown = frames.len().min(max);
+            lines.extend(frames[..shown].iter().map(SummaryLine::Frame));
+            return (lines, frames.len() - shown);
+        }
+        let (mut shown, mut covered, mut library_run) = (0, 0, 0);
+        for frame in frames {
+            if symbolize::is_library_frame(frame) {
+                library_run += 1;
+                continue;
+            }
+            if shown == max {
+                break;
+            }
+            if library_run > 0 {
+                lines.push(SummaryLine::Library(library_run));
+                covered += library_run;
+                library_run = 0;
+            }
+            lines.push(SummaryLine::Frame(frame));
+            shown += 1;
+            covered += 1;
+        }
+        (lines, frames.len() - covered)
     }
 
     /// Whether any frame's function name contains `pattern`.
     pub fn has_function(&self, pattern: &str) -> bool {
         self.frames().iter().any(|f| f.function.as_deref().is_some_and(|name| name.contains(pattern)))
     }
+}
+
+/// One line of a [`Backtrace`]'s summary.
+pub(crate) enum SummaryLine<'a> {
+    Frame(&'a Frame),
+    /// This many standard-library frames, left out.
+    Library(usize),
 }
 
 impl fmt::Debug for Backtrace {
@@ -132,20 +178,39 @@ impl fmt::Display for Frame {
 
 /// Outstanding blocks found by `LeakTracker::verify_no_leaks`. Its `Display` lists the count,
 /// the total bytes and each block's size and top frames; so does its `Debug` (what `unwrap` and
-/// `expect` print).
+/// `expect` print). When the process-wide registry was checked and some blocks came from other
+/// threads than the checking one, it ends with a note saying so (in a test suite running in
+/// parallel, those may be other tests' blocks).
 #[derive(thiserror::Error)]
-#[error("{}", describe(.leaks, .total_bytes))]
+#[error("{}", describe(self))]
 pub struct LeakError {
     /// The outstanding blocks, oldest first.
     pub leaks: Vec<Leak>,
     /// Their total size in bytes.
     pub total_bytes: usize,
+    /// The checking thread, when the process-wide registry was checked.
+    checked_on: Option<u64>,
 }
 
 impl LeakError {
+    /// The blocks of a scope's registry.
     pub(crate) fn new(leaks: Vec<Leak>) -> LeakError {
         let total_bytes = leaks.iter().map(|l| l.size).sum();
-        LeakError { leaks, total_bytes }
+        LeakError { leaks, total_bytes, checked_on: None }
+    }
+
+    /// The blocks of the process-wide registry, checked on thread `thread`.
+    pub(crate) fn process_wide(leaks: Vec<Leak>, thread: u64) -> LeakError {
+        LeakError { checked_on: Some(thread), ..LeakError::new(leaks) }
+    }
+
+    /// How many of the blocks were allocated on threads other than the checking one, when the
+    /// process-wide registry was checked.
+    fn count_from_other_threads(&self) -> usize {
+        match self.checked_on {
+            Some(thread) => self.leaks.iter().filter(|l| l.thread != thread).count(),
+            None => 0,
+        }
     }
 
     /// Number of outstanding blocks.
@@ -156,7 +221,7 @@ impl LeakError {
 
 impl fmt::Debug for LeakError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&describe(&self.leaks, &self.total_bytes))
+        f.write_str(&describe(self))
     }
 }
 
@@ -165,12 +230,13 @@ const LISTED: usize = 20;
 /// Frames shown per block.
 const FRAMES_PER_LEAK: usize = 5;
 
-fn describe(leaks: &[Leak], total_bytes: &usize) -> String {
+fn describe(error: &LeakError) -> String {
+    let leaks = &error.leaks;
     let mut out = format!(
         "leakview: {} leaked {}, {} in total",
         leaks.len(),
         if leaks.len() == 1 { "allocation" } else { "allocations" },
-        bytes_text(*total_bytes)
+        bytes_text(error.total_bytes)
     );
     for leak in leaks.iter().take(LISTED) {
         out.push_str(&format!(
@@ -180,16 +246,28 @@ fn describe(leaks: &[Leak], total_bytes: &usize) -> String {
             leak.address,
             leak.thread
         ));
-        let frames = leak.backtrace.summary_frames(FRAMES_PER_LEAK);
-        if frames.is_empty() {
+        let (lines, _) = leak.backtrace.summary_lines(FRAMES_PER_LEAK);
+        if lines.is_empty() {
             out.push_str("\n      (no stack)");
         }
-        for frame in frames {
-            out.push_str(&format!("\n      at {frame}"));
+        // The program's own frames: the standard library's between them are left out.
+        for line in lines {
+            if let SummaryLine::Frame(frame) = line {
+                out.push_str(&format!("\n      at {frame}"));
+            }
         }
     }
     if leaks.len() > LISTED {
         out.push_str(&format!("\n  ... and {} more", leaks.len() - LISTED));
+    }
+    let others = error.count_from_other_threads();
+    if others > 0 {
+        out.push_str(&format!(
+            "\nnote: {others} of them {} allocated on other threads: the process-wide registry holds \
+every thread's blocks (tests running in parallel see each other's); `LeakGuard`, \
+`assert_no_leaks` and `LeakTracker::run_scoped` check the calling thread's only",
+            if others == 1 { "was" } else { "were" }
+        ));
     }
     out
 }
@@ -249,6 +327,57 @@ mod tests {
         assert!(!text.contains("__rust_alloc"), "{text}");
         assert!(!text.contains("raw_vec"), "{text}");
         assert_eq!(format!("{err:?}"), text);
+    }
+
+    fn library(name: &str, line: u32) -> Frame {
+        Frame { file: Some("/rustc/0123abcd/library/core/src/iter.rs".to_string()), ..frame(name, line) }
+    }
+
+    /// A block allocated in a closure that an iterator of the standard library calls.
+    fn through_an_iterator() -> Leak {
+        leak(
+            1,
+            vec![
+                frame("__rust_alloc", 1),
+                frame("app::parse::{{closure}}", 10),
+                library("core::option::Option<T>::map", 11),
+                library("<core::iter::adapters::map::Map<I,F> as Iterator>::next", 12),
+                library("alloc::vec::Vec<T,A>::extend_desugared", 13),
+                frame("app::parse", 14),
+                frame("app::leaky_parse", 15),
+                frame("app::main", 16),
+                library("core::ops::function::FnOnce::call_once", 17),
+                library("std::sys::backtrace::__rust_begin_short_backtrace", 18),
+                library("std::rt::lang_start::{{closure}}", 19),
+            ],
+        )
+    }
+
+    #[test]
+    fn the_error_names_the_programs_frames_past_the_standard_librarys() {
+        let text = LeakError::new(vec![through_an_iterator()]).to_string();
+        let names: Vec<&str> = text.lines().filter_map(|l| l.trim().strip_prefix("at ")).collect();
+        assert_eq!(
+            names,
+            [
+                "app::parse::{{closure}} (src/lib.rs:10)",
+                "app::parse (src/lib.rs:14)",
+                "app::leaky_parse (src/lib.rs:15)",
+                "app::main (src/lib.rs:16)",
+            ],
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn summaries_end_at_the_programs_last_frame() {
+        let leak = through_an_iterator();
+        let summary: Vec<_> = leak.backtrace.summary_frames(20).iter().map(|f| f.line).collect();
+        assert_eq!(summary, (10..=16).map(Some).collect::<Vec<_>>());
+        let (lines, rest) = leak.backtrace.summary_lines(2);
+        assert_eq!(lines.len(), 3, "two frames and the run of library frames between them");
+        assert!(matches!(lines[1], SummaryLine::Library(3)));
+        assert_eq!(rest, 2);
     }
 
     #[test]

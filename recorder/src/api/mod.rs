@@ -4,8 +4,8 @@
 //!   the tracked path they share is in `hooks`.
 //! - [`LeakTracker`] (`tracker`): enable/disable, `leaks`, `reset`, `verify_no_leaks`, `emit`,
 //!   scopes, `record_to`.
-//! - `scope` + [`filter`]: per-thread isolated registries and the filters that drop
-//!   allocations from them; [`LeakGuard`] / [`assert_no_leaks`] (`guard`): one-line test checks.
+//! - `scope` + [`filter`]: per-thread isolated registries ([`ScopeHandle`] lets other threads
+//!   join one) and the filters that drop allocations from them; [`LeakGuard`] / [`assert_no_leaks`] (`guard`): one-line test checks.
 //! - [`Leak`], [`Backtrace`], [`Frame`], [`LeakError`] (`leak`), symbolized at report time
 //!   (`symbolize`); [`LeaksEmitter`], [`ConsoleEmitter`], [`JsonEmitter`] (`emit`).
 //! - `registry`: the table of tracked blocks; `state`: the switches; `mem`: the tracker's own
@@ -46,4 +46,5 @@ pub use emit::{ConsoleEmitter, JSON_SCHEMA, JsonEmitter, LeaksEmitter};
 pub use filter::{Allocation, AllocationFilter};
 pub use guard::{LeakGuard, assert_no_leaks};
 pub use leak::{Backtrace, Frame, Leak, LeakError};
+pub use scope::ScopeHandle;
 pub use tracker::LeakTracker;

@@ -22,6 +22,7 @@ fn nested_entry_is_refused() {
 fn captures_resolve_to_addresses() {
     let (stack, tid) = capture_from_here();
     assert_ne!(tid, 0);
+    assert_eq!(enter().expect("entry").thread_id(), tid);
     let mut ips = Vec::new();
     addresses(stack, &mut ips);
     assert!(ips.len() >= 2, "stack of {} frames", ips.len());

@@ -202,6 +202,11 @@ impl Entered {
         (StackRef { node, table: ctx.table }, tid)
     }
 
+    /// The calling thread's id, as [`Entered::capture`] gives it.
+    pub(crate) fn thread_id(&mut self) -> u64 {
+        u64::from(crate::engine::sys::gettid())
+    }
+
     /// Writes an `Alloc` event if a trace is being written and `stack` belongs to it.
     pub(crate) fn write_alloc(
         &mut self,

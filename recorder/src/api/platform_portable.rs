@@ -99,15 +99,19 @@ impl Entered {
     pub(crate) fn capture(&mut self, hook: Hook) -> (StackRef, u64) {
         let mut stack = StackRef::default();
         stack.len = capture_backtrace::trace_into(&mut stack.ips, hook.marker) as u32;
-        let tid = THREAD_ID
+        (stack, self.thread_id())
+    }
+
+    /// The calling thread's id, as [`Entered::capture`] gives it.
+    pub(crate) fn thread_id(&mut self) -> u64 {
+        THREAD_ID
             .try_with(|id| {
                 if id.get() == 0 {
                     id.set(os_thread_id());
                 }
                 id.get()
             })
-            .unwrap_or_else(|_| os_thread_id());
-        (stack, tid)
+            .unwrap_or_else(|_| os_thread_id())
     }
 
     /// No trace is ever written on this platform.

@@ -4,29 +4,107 @@
 //! scope. A scope's blocks leave it when freed on any thread; the blocks still outstanding when
 //! the scope ends are forgotten with it.
 //!
+//! Other threads do not enter a scope by themselves; a [`ScopeHandle`] lets one join it (its
+//! allocations then belong to the scope too), for as long as the scope lasts.
+//!
 //! The innermost scope of each thread is a pointer in a const-initialised thread-local to a
-//! frame on the stack of `run_scoped_with` (or in a `LeakGuard`); frames link to the scope they
-//! were entered in.
+//! frame on the stack of `run_scoped_with` (or in a `LeakGuard`, or of `ScopeHandle::run`);
+//! frames link to the scope they were entered in.
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::filter::{Allocation, AllocationFilter};
 use super::platform;
 use super::registry::{GLOBAL_OWNER, REGISTRY, Record};
 use super::state;
 
-/// One entered scope.
+/// One entered scope: the scope itself, or another thread's membership of it.
 pub(crate) struct ScopeFrame<'a> {
     id: u32,
     filter: Option<&'a dyn AllocationFilter>,
+    /// Cleared when the scope ends; shared with its [`ScopeHandle`]s.
+    alive: Arc<AtomicBool>,
+    /// A thread that joined the scope through a handle (the scope is not its to end).
+    joined: bool,
 }
 
 impl<'a> ScopeFrame<'a> {
     pub(crate) fn new(filter: Option<&'a dyn AllocationFilter>) -> ScopeFrame<'a> {
-        ScopeFrame { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), filter }
+        // The tracker's own memory: never in any registry.
+        let alive = {
+            let _entered = platform::enter();
+            Arc::new(AtomicBool::new(true))
+        };
+        ScopeFrame { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), filter, alive, joined: false }
     }
+}
+
+/// A scope, to be joined from another thread: while [`ScopeHandle::run`] runs a closure, the
+/// calling thread's allocations belong to the scope (as if the scope's own thread had made
+/// them) and the tracker's queries on that thread act on the scope.
+///
+/// Get one with [`LeakTracker::current_scope`](super::LeakTracker::current_scope) inside
+/// [`run_scoped`](super::LeakTracker::run_scoped) or a [`LeakGuard`](super::LeakGuard), and
+/// move it into the threads the scope starts, so that their leaks count too:
+///
+/// ```rust,standalone_crate
+/// use std::alloc::System;
+/// use leakview::{Diagnostic, LeakTracker};
+///
+/// #[global_allocator]
+/// static ALLOCATOR: Diagnostic = Diagnostic::new(System);
+///
+/// fn main() {
+///     let outstanding = LeakTracker::run_scoped(|| {
+///         let scope = LeakTracker::current_scope().expect("inside a scope");
+///         std::thread::spawn(move || scope.run(|| std::mem::forget(vec![0u8; 64])))
+///             .join()
+///             .expect("worker");
+///         LeakTracker::leaks().len()
+///     });
+///     assert_eq!(outstanding, 1);
+/// }
+/// ```
+///
+/// The scope's [`AllocationFilter`] is not applied on joined threads. Join worker threads
+/// before the scope ends: what they still hold then is reported by a `LeakGuard`, and once
+/// the scope has ended, `run` no longer adds anything to it (the closure then runs as if no
+/// handle were used).
+#[derive(Clone, Debug)]
+pub struct ScopeHandle {
+    id: u32,
+    alive: Arc<AtomicBool>,
+}
+
+impl ScopeHandle {
+    /// Runs `f` on the calling thread as a member of the scope, and returns its result.
+    pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        if !self.alive.load(Ordering::Acquire) {
+            return f();
+        }
+        let frame = ScopeFrame { id: self.id, filter: None, alive: self.alive.clone(), joined: true };
+        let _inside = Entered::enter(&frame);
+        f()
+    }
+
+    /// Whether the scope is still going on.
+    pub fn is_active(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+}
+
+/// A handle to the calling thread's innermost scope, if it is in one.
+pub(crate) fn current_handle() -> Option<ScopeHandle> {
+    let frame = current_frame();
+    if frame.is_null() {
+        return None;
+    }
+    // SAFETY: see `Owner::keeps`; cloning an `Arc` does not allocate.
+    let frame = unsafe { &*frame };
+    Some(ScopeHandle { id: frame.id, alive: frame.alive.clone() })
 }
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(GLOBAL_OWNER + 1);
@@ -72,6 +150,27 @@ pub(crate) fn current_owner() -> Option<Owner> {
     state::enabled().then_some(Owner { id: GLOBAL_OWNER, frame })
 }
 
+/// Whether an allocation made now on the calling thread would be tracked at all, i.e. whether
+/// a tracking global allocator is installed: a probe allocated inside a scope of its own.
+pub(crate) fn allocations_tracked() -> bool {
+    let frame = ScopeFrame::new(None);
+    let _inside = Entered::enter(&frame);
+    probe_lands_in(frame.id)
+}
+
+/// Whether a block allocated now lands in registry `id`.
+pub(crate) fn probe_lands_in(id: u32) -> bool {
+    let probe = std::hint::black_box(Box::new(0x6c65_616b_u64));
+    let address = &*probe as *const u64 as usize;
+    let mut seen = false;
+    {
+        let _entered = platform::enter();
+        REGISTRY.for_each(|r| seen |= r.owner == id && r.address == address);
+    }
+    drop(probe);
+    seen
+}
+
 /// The registry the calling thread's queries act on.
 pub(crate) fn current_registry() -> u32 {
     let frame = current_frame();
@@ -83,6 +182,8 @@ pub(crate) fn current_registry() -> u32 {
 pub(crate) struct Entered {
     id: u32,
     parent: *const ScopeFrame<'static>,
+    alive: Arc<AtomicBool>,
+    joined: bool,
 }
 
 impl Entered {
@@ -92,7 +193,7 @@ impl Entered {
         let ptr = (frame as *const ScopeFrame<'_>).cast::<ScopeFrame<'static>>();
         let _ = CURRENT.try_with(|c| c.set(ptr));
         state::scope_started();
-        Entered { id: frame.id, parent }
+        Entered { id: frame.id, parent, alive: frame.alive.clone(), joined: frame.joined }
     }
 }
 
@@ -100,8 +201,67 @@ impl Drop for Entered {
     fn drop(&mut self) {
         let _ = CURRENT.try_with(|c| c.set(self.parent));
         state::scope_ended();
+        if self.joined {
+            // The scope forgets its blocks when it ends; a joined thread that was still adding
+            // to it then forgets what it added since.
+            if self.alive.load(Ordering::Acquire) {
+                return;
+            }
+        } else {
+            self.alive.store(false, Ordering::Release);
+        }
         let _guard = platform::enter();
         let id = self.id;
         REGISTRY.remove_where(|r| r.owner == id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::Barrier;
+
+    use super::*;
+    use crate::api::{Diagnostic, LeakTracker};
+
+    fn blocks_of(id: u32) -> usize {
+        let _entered = platform::enter();
+        let mut count = 0;
+        REGISTRY.for_each(|r| count += usize::from(r.owner == id));
+        count
+    }
+
+    #[test]
+    fn a_thread_still_in_a_scope_when_it_ends_leaves_nothing_behind() {
+        let allocator = Diagnostic::new(System);
+        let layout = Layout::from_size_align(48, 8).expect("layout");
+        let (joined, ended) = (Barrier::new(2), Barrier::new(2));
+        let mut id = 0;
+        std::thread::scope(|threads| {
+            let worker = LeakTracker::run_scoped(|| {
+                let handle = current_handle().expect("in a scope");
+                id = handle.id;
+                let (joined, ended) = (&joined, &ended);
+                let allocator = &allocator;
+                let worker = threads.spawn(move || {
+                    handle.run(|| {
+                        // SAFETY: a valid layout; the block is never freed (a leak).
+                        let before = unsafe { allocator.alloc(layout) } as usize;
+                        joined.wait();
+                        ended.wait();
+                        // SAFETY: as above.
+                        let after = unsafe { allocator.alloc(layout) } as usize;
+                        (before, after)
+                    })
+                });
+                joined.wait();
+                assert_eq!(blocks_of(id), 1, "the worker's block is the scope's");
+                worker
+            });
+            ended.wait();
+            let (before, after) = worker.join().expect("worker");
+            assert!(before != 0 && after != 0);
+        });
+        assert_eq!(blocks_of(id), 0);
     }
 }

@@ -92,9 +92,12 @@ pub(crate) fn allocator_prefix_len(frames: &[Frame]) -> usize {
     frames.iter().take_while(|f| is_allocator_frame(f)).count()
 }
 
-/// Whether `frame` is standard-library code (`leakview_format::rust_std_names`).
+/// Whether `frame` is standard-library code (`leakview_format::rust_std_names`) or this API's
+/// (`LeakTracker::run_scoped` and the like, between a test and its closure): summaries pass
+/// over both.
 pub(crate) fn is_library_frame(frame: &Frame) -> bool {
-    is_rust_library_frame(frame_name(frame))
+    frame.file.as_deref().is_some_and(|file| file.starts_with(API_SOURCES))
+        || is_rust_library_frame(frame_name(frame))
 }
 
 fn frame_name(frame: &Frame) -> FrameName<'_> {
@@ -155,6 +158,11 @@ mod tests {
             ..named("<T as alloc::slice::<impl [T]>::to_vec_in::ConvertVec>::to_vec")
         };
         assert!(is_library_frame(&generic));
+        let scoped = Frame {
+            file: Some(format!("{API_SOURCES}tracker.rs")),
+            ..named("leakview::api::tracker::LeakTracker::run_scoped")
+        };
+        assert!(is_library_frame(&scoped));
         let short_names = [
             Frame { file: Some(format!("{API_SOURCES}hooks.rs")), ..named("alloc<std::alloc::System>") },
             Frame { file: Some("/rustc/0123abcd/library/alloc/src/alloc.rs".to_string()), ..named("alloc") },

@@ -7,8 +7,8 @@ use super::emit::LeaksEmitter;
 use super::filter::AllocationFilter;
 use super::leak::{Backtrace, Leak, LeakError};
 use super::platform;
-use super::registry::REGISTRY;
-use super::scope::{self, ScopeFrame};
+use super::registry::{GLOBAL_OWNER, REGISTRY};
+use super::scope::{self, ScopeFrame, ScopeHandle};
 use super::state;
 use super::symbolize;
 
@@ -21,6 +21,10 @@ use super::symbolize;
 /// or, on a thread inside a scope, on that scope's registry only.
 #[derive(Debug, Clone, Copy)]
 pub struct LeakTracker;
+
+/// Why `record_to` refuses when allocations are not tracked.
+const UNTRACKED: &str = "leakview: allocations are not tracked, so the trace would stay empty: install \
+leakview::Diagnostic as the #[global_allocator] (leakview::Adaptive tracks in debug builds only)";
 
 impl LeakTracker {
     /// Starts tracking allocations process-wide (blocks allocated before stay untracked).
@@ -92,15 +96,42 @@ impl LeakTracker {
     /// symbolization cache a caught panic's backtrace leaves. [`leaks`] lists them with the rest.
     ///
     /// [`leaks`]: LeakTracker::leaks
+    ///
+    /// Outside a scope this is the process-wide registry, which holds the blocks of every
+    /// thread: in a test suite whose tests run in parallel (the default of `cargo test`), a
+    /// test checking it sees the other tests' blocks too. Check each test with [`LeakGuard`],
+    /// [`assert_no_leaks`] or [`run_scoped`], which see the calling thread's allocations only
+    /// (or run the tests one at a time: `cargo test -- --test-threads=1`). When blocks of other
+    /// threads are reported, the error says so.
+    ///
+    /// [`LeakGuard`]: super::LeakGuard
+    /// [`assert_no_leaks`]: super::assert_no_leaks
+    /// [`run_scoped`]: LeakTracker::run_scoped
     pub fn verify_no_leaks() -> Result<(), LeakError> {
-        let mut leaks = Self::leaks();
+        let leaks = Self::outstanding();
         if leaks.is_empty() {
             return Ok(());
+        }
+        let entered = platform::enter();
+        Err(match entered {
+            Some(mut entered) if scope::current_registry() == GLOBAL_OWNER => {
+                LeakError::process_wide(leaks, entered.thread_id())
+            }
+            _ => LeakError::new(leaks),
+        })
+    }
+
+    /// The outstanding blocks of the current registry, without those the standard library
+    /// keeps for itself (see [`verify_no_leaks`](LeakTracker::verify_no_leaks)).
+    fn outstanding() -> Vec<Leak> {
+        let mut leaks = Self::leaks();
+        if leaks.is_empty() {
+            return leaks;
         }
         let _entered = platform::enter();
         // Symbolize now, with the guard held, so the frames are the tracker's memory.
         leaks.retain(|leak| !symbolize::is_std_own_block(leak.backtrace.frames()));
-        if leaks.is_empty() { Ok(()) } else { Err(LeakError::new(leaks)) }
+        leaks
     }
 
     /// [`verify_no_leaks`](LeakTracker::verify_no_leaks) in debug builds; always `Ok` in release
@@ -112,7 +143,9 @@ impl LeakTracker {
         return Ok(());
     }
 
-    /// Sends the outstanding blocks of the current registry to `emitter`.
+    /// Sends the outstanding blocks of the current registry to `emitter`, without those the
+    /// standard library keeps for itself (as [`verify_no_leaks`](LeakTracker::verify_no_leaks)
+    /// leaves them out; [`leaks`](LeakTracker::leaks) has them).
     ///
     /// ```
     /// use leakview::{ConsoleEmitter, JsonEmitter, LeakTracker};
@@ -125,7 +158,7 @@ impl LeakTracker {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn emit<E: LeaksEmitter + ?Sized>(emitter: &E) -> io::Result<()> {
-        let leaks = Self::leaks();
+        let leaks = Self::outstanding();
         let result = emitter.emit(&leaks);
         let _entered = platform::enter();
         drop(leaks);
@@ -137,7 +170,11 @@ impl LeakTracker {
     /// [`emit`](LeakTracker::emit) and [`reset`](LeakTracker::reset) act on this scope only, and
     /// the outer registry is untouched. Only the calling thread's allocations enter the scope
     /// (threads that `f` starts are not in it); a block of the scope freed on any thread leaves
-    /// it. Blocks still outstanding when `f` returns are forgotten with the scope.
+    /// it. Blocks still outstanding when `f` returns are forgotten with the scope. A thread
+    /// started in `f` joins the scope with the handle [`current_scope`] gives:
+    /// see [`ScopeHandle`].
+    ///
+    /// [`current_scope`]: LeakTracker::current_scope
     ///
     /// ```
     /// use leakview::LeakTracker;
@@ -156,6 +193,14 @@ impl LeakTracker {
         f()
     }
 
+    /// A handle to the calling thread's innermost scope ([`run_scoped`](LeakTracker::run_scoped),
+    /// [`run_scoped_with`](LeakTracker::run_scoped_with) or a [`LeakGuard`](super::LeakGuard)),
+    /// for the threads the scope starts to join it with [`ScopeHandle::run`]; `None` outside
+    /// scopes.
+    pub fn current_scope() -> Option<ScopeHandle> {
+        scope::current_handle()
+    }
+
     /// [`run_scoped`](LeakTracker::run_scoped) with a filter deciding which allocations the
     /// scope keeps (see [`AllocationFilter`]).
     pub fn run_scoped_with<R>(filter: impl AllocationFilter, f: impl FnOnce() -> R) -> R {
@@ -171,7 +216,16 @@ impl LeakTracker {
     /// returned. The trace is marked complete at process exit or by
     /// [`stop_recording`](LeakTracker::stop_recording). One trace per process; Linux only
     /// (elsewhere this returns an `Unsupported` error).
+    ///
+    /// # Errors
+    /// Besides the trace file's own errors, an `Unsupported` error, and no file, when no
+    /// allocation would be tracked: no tracking global allocator is installed, or it is
+    /// [`Adaptive`](super::Adaptive) in a release build (use [`Diagnostic`](super::Diagnostic)
+    /// to record release builds).
     pub fn record_to(path: impl AsRef<Path>) -> io::Result<PathBuf> {
+        if !scope::allocations_tracked() {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, UNTRACKED));
+        }
         let written = platform::start_recording(path.as_ref())?;
         Self::enable();
         Ok(written)
