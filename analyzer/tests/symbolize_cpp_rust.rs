@@ -36,6 +36,10 @@ fn cpp_namespaces_and_templates_are_demangled() {
     let make = symbolize_one(&binary, sites["site1"]);
     assert_eq!(make.last().and_then(|f| f.function.as_deref()), Some("leakview_fixture::detail::make(int)"));
     assert_eq!(make.last().and_then(|f| f.line), Some(line_of(&source, "@make_call")));
+    // A templated constructor keeps its first parameter (c++filt's reading).
+    let holder_name = "leakview_fixture::Holder<long>::Holder<double>(double, int)";
+    let holder = symbolize_one(&binary, sites["site2"]);
+    assert_eq!(holder.last().and_then(|f| f.function.as_deref()), Some(holder_name), "{holder:#?}");
 
     // The same names from the symbol table alone.
     let nodebug = copy(&binary, dir.path(), "cprog_nodebug");
@@ -44,6 +48,8 @@ fn cpp_namespaces_and_templates_are_demangled() {
     assert_eq!(grab.len(), 1);
     assert_eq!(grab[0].function.as_deref(), Some("leakview_fixture::Pool<int>::grab(unsigned long)"));
     assert_eq!(grab[0].line, None);
+    let holder = symbolize_one(&nodebug, sites["site2"]);
+    assert_eq!(holder[0].function.as_deref(), Some(holder_name));
 }
 
 /// Builds the Rust fixture with `mangling` (`-C symbol-mangling-version`; `None` for the default,

@@ -1,16 +1,21 @@
-//! Demangling of function names: Rust (legacy and v0, hash suffixes dropped) and C++ (Itanium).
-//! Names that are not mangled, such as C functions, are returned unchanged.
+//! Demangling of function names: Rust (legacy and v0, hash suffixes dropped, as `rustfilt`
+//! prints them) and C++ (Itanium, as GNU `c++filt` prints them). Names that are not mangled,
+//! such as C functions, are returned unchanged.
 
 use std::borrow::Cow;
 
-use cpp_demangle::{DemangleOptions, Symbol};
+use super::demangle_cpp::demangle_cpp;
 
 /// The readable form of a (possibly mangled) symbol name.
 ///
-/// Rust is tried first: its legacy scheme is a strict subset of the Itanium grammar, and the C++
-/// demangler would otherwise render the Rust hash as a path component.
+/// A name is read as Rust when it is v0-mangled (`_R`) or legacy-mangled with the
+/// `17h<16 hex digits>E` hash element that every legacy Rust symbol ends with; anything else
+/// starting with `_Z` is C++. Without the hash test, C++ data names such as
+/// `_ZN12_GLOBAL__N_15countE` would pass as Rust and print `_GLOBAL__N_1::count`.
 pub fn demangle(name: &str) -> Cow<'_, str> {
-    if let Ok(rust) = rustc_demangle::try_demangle(name) {
+    if (name.starts_with("_R") || has_legacy_rust_hash(name))
+        && let Ok(rust) = rustc_demangle::try_demangle(name)
+    {
         // The alternate form omits the `::h0123456789abcdef` hash suffix.
         return Cow::Owned(format!("{rust:#}"));
     }
@@ -22,10 +27,19 @@ pub fn demangle(name: &str) -> Cow<'_, str> {
     Cow::Borrowed(name)
 }
 
-fn demangle_cpp(name: &str) -> Option<String> {
-    let symbol = Symbol::new(name.as_bytes()).ok()?;
-    let options = DemangleOptions::new().no_return_type();
-    symbol.demangle(&options).ok()
+/// Whether `name` is `_ZN<len><ident>...E` whose last element is a Rust hash, `h` and 16 hex
+/// digits.
+fn has_legacy_rust_hash(name: &str) -> bool {
+    let Some(mut rest) = name.strip_prefix("_ZN") else { return false };
+    let mut last = "";
+    while !rest.starts_with('E') {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let Ok(len) = rest[..digits].parse::<usize>() else { return false };
+        let Some(element) = rest.get(digits..digits + len) else { return false };
+        last = element;
+        rest = &rest[digits + len..];
+    }
+    last.len() == 17 && last.starts_with('h') && last[1..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]

@@ -8,10 +8,13 @@
 //!
 //! Internals: `module_index` maps addresses to modules, `module_file` opens one module's debug
 //! information (found by `debug_files`, read with `elf_file` and addr2line), `symbol_table`
-//! covers code without DWARF, `demangle` makes names readable.
+//! covers code without DWARF, `demangle` makes names readable (C++ through `demangle_cpp` and
+//! `cpp_conventions`).
 
+mod cpp_conventions;
 mod debug_files;
 mod demangle;
+mod demangle_cpp;
 mod elf_file;
 mod module_file;
 mod module_index;
