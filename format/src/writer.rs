@@ -36,7 +36,7 @@ pub struct WriterOptions {
 
 /// The default [`WriterOptions::max_file_size`]: the file's length, not its disk usage (a thread
 /// that ends gives its chunk's unused pages back), so it bounds how many chunks a recording can
-/// claim — with 64 KiB chunks, 16M threads' worth on x86_64. Only address space is reserved for
+/// claim — with 16 KiB chunks, 64M threads' worth on x86_64. Only address space is reserved for
 /// it (the mapping is `MAP_NORESERVE` and halves where the space is not there); elsewhere, where
 /// the address space may be as small as 512 GiB, 64 GiB.
 #[cfg(target_arch = "x86_64")]
