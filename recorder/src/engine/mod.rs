@@ -4,7 +4,8 @@
 //!   process lifecycle) and the per-thread reentrancy [`recorder::Guard`].
 //! - [`session`]: the process-wide trace being written and its lifecycle (lazy start, fork, exit);
 //!   [`fork_canary`] tells it when a child was forked without the fork handlers.
-//! - [`thread`]: per-thread state in initial-exec TLS (C shim) and thread-exit handling.
+//! - [`thread`]: per-thread state in initial-exec TLS (C shim) and thread-exit handling;
+//!   [`capture_pool`] hands ended threads' capture states to new ones.
 //! - [`stack`]: call-stack capture with framehop over in-memory unwind tables, and its
 //!   per-thread caches: [`kept_stacks`] (recent stacks recognised by their stack words),
 //!   [`unwind_rules`] (rules by code address, read off framehop by [`rule_probes`]) and
@@ -17,6 +18,7 @@
 //! - [`config`], [`output`]: environment settings and where the trace file goes.
 //! - [`clock`], [`sys`], [`elf`]: small system helpers.
 
+pub mod capture_pool;
 pub mod clock;
 pub mod config;
 pub mod deferred;

@@ -257,6 +257,19 @@ impl CaptureState {
         Some(ptr)
     }
 
+    /// Readies a state that served a thread that ended (see `capture_pool`) for the thread
+    /// whose stack is `[stack_low, stack_high)`: its caches stay, the last walk is dropped.
+    pub fn reuse_for(&mut self, stack_low: u64, stack_high: u64) {
+        self.stack_low = stack_low;
+        self.stack_high = stack_high;
+        self.caching = true;
+        self.len = 0;
+        self.found = None;
+        self.keepable = false;
+        self.bounds = None;
+        self.walk_high = 0;
+    }
+
     /// Frees a state made by [`CaptureState::create`].
     ///
     /// # Safety

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use leakview_format::ThreadStream;
 
+use crate::engine::capture_pool;
 use crate::engine::deferred::Deferred;
 use crate::engine::side_stack::SideStack;
 use crate::engine::stack::{self, CaptureState};
@@ -289,7 +290,9 @@ impl ThreadState {
                 self.stack_known = 1;
             }
             let (low, high) = (self.stack_low, self.stack_high);
-            self.capture = if high != 0 && sp >= low && sp < high && sp - low >= stack::CREATE_STACK_ROOM {
+            self.capture = if let Some(pooled) = capture_pool::take(low, high, self.session_id) {
+                pooled
+            } else if high != 0 && sp >= low && sp < high && sp - low >= stack::CREATE_STACK_ROOM {
                 CaptureState::create(low, high)?
             } else {
                 // A small stack, or a hook outside it (on the alternate signal stack): framehop
@@ -307,10 +310,14 @@ impl ThreadState {
         (!self.capture.is_null()).then(|| unsafe { &mut *self.capture })
     }
 
+    /// Lets go of the capture state at the thread's end: to the pool for the next thread, or
+    /// unmapped.
     fn drop_capture(&mut self) {
         if !self.capture.is_null() {
-            // SAFETY: we own it and clear the pointer right after.
-            unsafe { CaptureState::destroy(self.capture) };
+            if let Some(state) = capture_pool::put(self.capture, self.session_id) {
+                // SAFETY: we own it and clear the pointer right after.
+                unsafe { CaptureState::destroy(state) };
+            }
             self.capture = std::ptr::null_mut();
         }
     }
