@@ -181,3 +181,21 @@ fn monochrome_theme_draws_no_colour_but_keeps_the_selection_visible() {
         .count();
     assert!(reversed >= 40, "the selected row is drawn reversed ({reversed} cells)");
 }
+
+#[test]
+fn a_re_ranked_list_shows_its_top_until_a_row_is_chosen_then_follows_it() {
+    let mut app = app(server_source());
+    let mut term = terminal(80, 24);
+    press(&mut app, &mut term, &[key(KeyCode::Char('p'))]);
+    let top_by_bytes = app.state().selected_key;
+    // Sorted by blocks at the peak, another group leads: it is selected, at the top.
+    press(&mut app, &mut term, &[key(KeyCode::Char('s'))]);
+    assert_eq!((app.state().groups.selected, app.state().groups.offset), (0, 0), "the top of the list");
+    assert_ne!(app.state().selected_key, top_by_bytes, "the list re-ranked");
+    // A chosen row is followed wherever its group goes, as T moves or the sort changes.
+    press(&mut app, &mut term, &[key(KeyCode::Down), key(KeyCode::Down)]);
+    let chosen = app.state().selected_key;
+    press(&mut app, &mut term, &[key(KeyCode::End), key(KeyCode::Char('s'))]);
+    assert_eq!(app.state().selected_key, chosen);
+    assert_ne!(app.state().groups.selected, 2, "it moved in the list");
+}

@@ -7,6 +7,7 @@ use crate::format;
 use crate::source::{Grouping, SortKey, Verdict};
 use crate::state::{OpenGroup, Pane};
 
+use super::pane::{Position, with_position};
 use super::rows::{draw_with_header, pad, row_style};
 use super::{BodyAreas, Screen, pane_block};
 
@@ -48,7 +49,9 @@ pub(super) fn draw_groups(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Scre
         }
     );
     let focused = state.focus == Pane::List;
-    frame.render_widget(pane_block(title, focused, theme), body.list);
+    let shown = usize::from(body.list_rows.height);
+    let position = Position::Row { selected: state.groups.selected, len: screen.groups.len(), shown };
+    frame.render_widget(with_position(pane_block(title, focused, theme), position, theme), body.list);
     let mut lines = Vec::with_capacity(usize::from(body.list_rows.height) + 1);
     // Sorted by suspicion, stack groups are ranked by their verdicts; without verdicts (other
     // groupings) the list stays in bytes order.
@@ -121,7 +124,9 @@ pub(super) fn draw_allocations(
         Span::raw(format!(" · {} at {} ", format::blocks(page.total), format::duration(state.at_ns))),
     ]);
     let focused = state.focus == Pane::List;
-    frame.render_widget(pane_block(title, focused, theme), body.list);
+    let shown = usize::from(body.list_rows.height);
+    let position = Position::Row { selected: open.cursor.selected, len: page.total as usize, shown };
+    frame.render_widget(with_position(pane_block(title, focused, theme), position, theme), body.list);
     let mut lines = Vec::with_capacity(usize::from(body.list_rows.height) + 1);
     lines.push(Line::styled(
         pad(&format!("{:<14} {:>8} {:>8}  thread", "address", "size", "time"), width),
