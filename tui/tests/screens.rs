@@ -199,3 +199,20 @@ fn a_re_ranked_list_shows_its_top_until_a_row_is_chosen_then_follows_it() {
     assert_eq!(app.state().selected_key, chosen);
     assert_ne!(app.state().groups.selected, 2, "it moved in the list");
 }
+
+#[test]
+fn a_long_templated_name_is_made_short_in_the_list_and_shown_whole_in_the_stack() {
+    let mut app = app(templated_source());
+    let mut term = terminal(80, 24);
+    draw(&mut app, &mut term);
+    insta::assert_snapshot!("templated_80x24", term.backend());
+    // Wide enough, the short name is whole: no return type, templates and parameters elided.
+    let mut wide = terminal(140, 40);
+    draw(&mut app, &mut wide);
+    let screen = format!("{}", wide.backend());
+    assert!(screen.contains("  app::storage::Registry<…>::build_index<…>(…)│"), "{screen}");
+    // The stack of one allocation, scrolled to its end: the whole name, then the 40 callers.
+    press(&mut app, &mut term, &[key(KeyCode::Enter), key(KeyCode::Tab)]);
+    press(&mut app, &mut term, &[key(KeyCode::PageDown); 12]);
+    insta::assert_snapshot!("templated_stack_end_80x24", term.backend());
+}

@@ -92,7 +92,8 @@ pub fn group_lines<'a>(
     theme: &Theme,
 ) -> Vec<Line<'a>> {
     let mut lines = vec![
-        Line::styled(d.label.clone(), theme.function),
+        // Cut with `…` when too long: the stack below has it in full.
+        Line::styled(format::fit(&d.label, wrap_width(width)), theme.function),
         Line::from(format!(
             "{} · {}{}",
             format::bytes(d.totals.bytes),

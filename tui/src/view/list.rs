@@ -35,6 +35,12 @@ pub fn verdict_tag(verdict: Verdict, wide: bool) -> &'static str {
     }
 }
 
+/// A group's label for a column `room` characters wide: as it is when it fits, else the function
+/// name made short ([`format::short_function`]); the full name is in the details pane.
+pub(crate) fn fitted_label(label: &str, room: usize) -> String {
+    if label.chars().count() <= room { label.to_string() } else { format::short_function(label) }
+}
+
 pub(super) fn draw_groups(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Screen<'_>) {
     let state = screen.state;
     let theme = screen.theme;
@@ -96,13 +102,14 @@ pub(super) fn draw_groups(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Scre
             }
             None => String::new(),
         };
-        let text = format!(
-            "{:>9} {:>6} {:>5}  {tag}{}",
+        let numbers = format!(
+            "{:>9} {:>6} {:>5}  {tag}",
             format::bytes(row.totals.bytes),
             format::compact_count(row.totals.blocks),
             format::percent(row.totals.bytes, screen.totals.bytes),
-            row.label
         );
+        let label = fitted_label(&row.label, width.saturating_sub(numbers.chars().count()));
+        let text = format!("{numbers}{label}");
         lines.push(Line::styled(pad(&text, width), row_style(i == state.groups.selected, focused, theme)));
     }
     draw_with_header(frame, body.list_rows, lines);
@@ -120,7 +127,7 @@ pub(super) fn draw_allocations(
     let page = screen.allocations;
     let title = Line::from(vec![
         Span::raw(" "),
-        Span::styled(format::fit(&open.label, 30), theme.function),
+        Span::styled(format::fit(&fitted_label(&open.label, 30), 30), theme.function),
         Span::raw(format!(" · {} at {} ", format::blocks(page.total), format::duration(state.at_ns))),
     ]);
     let focused = state.focus == Pane::List;

@@ -7,7 +7,7 @@ mod details;
 pub mod diff;
 mod help;
 mod layout;
-mod list;
+pub(crate) mod list;
 pub mod loading;
 pub(crate) mod pane;
 mod rows;

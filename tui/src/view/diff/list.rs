@@ -8,6 +8,7 @@ use ratatui::text::{Line, Span};
 use crate::diff_state::DiffPane;
 use crate::format;
 use crate::source::DiffSort;
+use crate::view::list::fitted_label;
 use crate::view::pane::{Position, with_position};
 use crate::view::rows::{draw_with_header, pad, row_style};
 use crate::view::{BodyAreas, pane_block};
@@ -94,7 +95,7 @@ pub(super) fn draw(frame: &mut Frame<'_>, body: &BodyAreas, screen: &DiffScreen<
             Line::from(vec![
                 Span::styled(pad(status_text(row.status), STATUS), status_style(row.status, theme)),
                 Span::raw(numbers),
-                Span::raw(pad(&row.label, label_width)),
+                Span::raw(pad(&fitted_label(&row.label, label_width), label_width)),
             ])
             .style(line_style),
         );
