@@ -98,7 +98,7 @@ impl<S: DataSource> App<S> {
     }
 
     fn stack_line_count(&self) -> usize {
-        self.shown.stack.iter().map(|f| 1 + usize::from(f.location.is_some() || f.module.is_some())).sum()
+        view::stack_line_count(&self.shown.stack, self.areas.body.details_inner.width)
     }
 
     /// Applies an action and brings the data up to date.

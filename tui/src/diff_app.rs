@@ -29,7 +29,6 @@ struct Listed {
     rows: Vec<usize>,
     details_for: Option<(DiffMoment, GroupKey, Side)>,
     details: Option<DiffDetails>,
-    details_lines: usize,
 }
 
 /// The diff browser over one comparison.
@@ -131,7 +130,7 @@ impl DiffApp {
             a: span(Side::A),
             b: span(Side::B),
             list_len: self.listed.rows.len(),
-            details_len: self.listed.details_lines,
+            details_len: self.details_lines(),
             help_overflow: view::help_overflow(DIFF_KEYS, self.areas_height),
         }
     }
@@ -239,13 +238,18 @@ impl DiffApp {
             return;
         }
         self.listed.details = row.and_then(|i| self.source().details(&self.table, i, self.state.side));
-        self.listed.details_lines = self
+        self.listed.details_for = want;
+    }
+
+    /// Lines of the details pane at its width (for bounding its scrolling).
+    fn details_lines(&self) -> usize {
+        let width = self.areas.body.details_inner.width;
+        let lines = self
             .listed
             .details
             .as_ref()
-            .map(|d| diff_view::details_lines(d, self.state.side, &self.theme).len())
-            .unwrap_or(0);
-        self.listed.details_for = want;
+            .map(|d| diff_view::details_lines(d, self.state.side, width, &self.theme));
+        lines.map_or(0, |l| l.len())
     }
 
     /// Lays out the screen for `frame`, brings the data up to date for that size and draws it.

@@ -114,6 +114,90 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
     lines.into_iter().map(|l| fit(&l, width)).collect()
 }
 
+/// A function name made short for a narrow column: template arguments and parameter lists are
+/// elided (`<…>`, `(…)`) and a C++ return type is dropped, so
+/// `void std::vector<int>::push_back(int const&)` reads `std::vector<…>::push_back(…)`. Operators
+/// (`operator<<`, `operator()`), `(anonymous namespace)` and a Rust `<T as Trait>` prefix are
+/// kept. Names without brackets are returned as they are.
+pub fn short_function(name: &str) -> String {
+    const ANONYMOUS: &str = "(anonymous namespace)";
+    let mut out = String::with_capacity(name.len());
+    let mut depth = 0usize;
+    let mut rest = name;
+    while let Some(c) = rest.chars().next() {
+        if depth == 0 && rest.starts_with(ANONYMOUS) {
+            out.push_str(ANONYMOUS);
+            rest = &rest[ANONYMOUS.len()..];
+            continue;
+        }
+        if depth == 0 && out.ends_with("operator") {
+            // The operator's own symbol: `<<`, `()`, `->`, `<=>`, `[]`...
+            let symbol: String = rest.chars().take_while(|c| "<>=!()[]-+*/%^&|~,".contains(*c)).collect();
+            let symbol = if symbol.starts_with("()") {
+                "()".to_string()
+            } else {
+                symbol.trim_end_matches('(').to_string()
+            };
+            if !symbol.is_empty() {
+                out.push_str(&symbol);
+                rest = &rest[symbol.len()..];
+                continue;
+            }
+        }
+        rest = &rest[c.len_utf8()..];
+        match c {
+            // A Rust `<T as Trait>::method` keeps its leading `<...>`.
+            '<' if out.is_empty() => {
+                let end = matching(rest, '<', '>').unwrap_or(rest.len());
+                out.push('<');
+                out.push_str(&short_function(&rest[..end]));
+                rest = &rest[end..];
+            }
+            '<' | '(' => {
+                if depth == 0 {
+                    out.push(c);
+                    out.push('…');
+                }
+                depth += 1;
+            }
+            '>' | ')' if depth > 0 => {
+                depth -= 1;
+                if depth == 0 {
+                    out.push(c);
+                }
+            }
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    // `void f(…)` and `std::pair<…> g<…>(…)`: the return type is what comes before the last
+    // space outside brackets ahead of the parameters.
+    // (Rust names have no parameter list, and their `<T as Trait>` has a space of its own.)
+    let Some(params) = out.rfind("(…)") else { return out };
+    // The space of `(anonymous namespace)` is part of a name (same length, so the same indices).
+    let probe = out[..params].replace(ANONYMOUS, "(anonymous_namespace)");
+    match probe.rfind(' ') {
+        Some(space) if !probe[..space].ends_with("operator") => out[space + 1..].to_string(),
+        _ => out,
+    }
+}
+
+/// Where the bracket `open` opened just before `text` is closed in `text`.
+fn matching(text: &str, open: char, close: char) -> Option<usize> {
+    let mut depth = 1usize;
+    for (i, c) in text.char_indices() {
+        if c == open {
+            depth += 1;
+        } else if c == close {
+            depth -= 1;
+            if depth == 0 {
+                return Some(i);
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +262,38 @@ mod tests {
         assert_eq!(wrap("one two three four", 9), ["one two", "three", "four"]);
         assert_eq!(wrap("a verylongword b", 5), ["a", "very…", "b"]);
         assert!(wrap("", 10).is_empty());
+    }
+
+    #[test]
+    fn short_function_names_elide_templates_parameters_and_return_types() {
+        let cases = [
+            ("main", "main"),
+            ("leak_buffer", "leak_buffer"),
+            ("void std::vector<int>::push_back(int const&)", "std::vector<…>::push_back(…)"),
+            (
+                "std::pair<std::string, std::unordered_map<std::string, double>> build_index<double>(int)",
+                "build_index<…>(…)",
+            ),
+            (
+                "app::Registry<int, std::vector<int>>::make_bucket<main::{lambda(int)#1}>(int const&, main::{lambda(int)#1}&&)",
+                "app::Registry<…>::make_bucket<…>(…)",
+            ),
+            ("std::ostream::operator<<(int)", "std::ostream::operator<<(…)"),
+            ("Foo::operator()(int) const", "Foo::operator()(…) const"),
+            ("bool operator<(A const&, A const&)", "operator<(…)"),
+            ("(anonymous namespace)::helper(int)", "(anonymous namespace)::helper(…)"),
+            (
+                "<alloc::vec::Vec<T> as core::ops::Drop>::drop",
+                "<alloc::vec::Vec<…> as core::ops::Drop>::drop",
+            ),
+            (
+                "std::__new_allocator<char>::allocate(unsigned long, void const*)",
+                "std::__new_allocator<…>::allocate(…)",
+            ),
+            ("libstdc++.so.6+0xab12", "libstdc++.so.6+0xab12"),
+        ];
+        for (name, short) in cases {
+            assert_eq!(short_function(name), short, "{name}");
+        }
     }
 }

@@ -305,10 +305,10 @@ mod tests {
         s.apply(Action::Up, &c);
         assert_eq!(s.groups.selected, 0);
         s.apply(Action::PageDown, &c);
-        assert_eq!(s.groups, ListCursor { selected: 10, offset: 1 });
+        assert_eq!((s.groups.selected, s.groups.offset), (10, 1));
         s.apply(Action::PageDown, &c);
         s.apply(Action::PageDown, &c);
-        assert_eq!(s.groups, ListCursor { selected: 24, offset: 15 });
+        assert_eq!((s.groups.selected, s.groups.offset), (24, 15));
         s.apply(Action::PageUp, &c);
         assert_eq!(s.groups.selected, 14);
     }

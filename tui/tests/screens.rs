@@ -181,3 +181,38 @@ fn monochrome_theme_draws_no_colour_but_keeps_the_selection_visible() {
         .count();
     assert!(reversed >= 40, "the selected row is drawn reversed ({reversed} cells)");
 }
+
+#[test]
+fn a_re_ranked_list_shows_its_top_until_a_row_is_chosen_then_follows_it() {
+    let mut app = app(server_source());
+    let mut term = terminal(80, 24);
+    press(&mut app, &mut term, &[key(KeyCode::Char('p'))]);
+    let top_by_bytes = app.state().selected_key;
+    // Sorted by blocks at the peak, another group leads: it is selected, at the top.
+    press(&mut app, &mut term, &[key(KeyCode::Char('s'))]);
+    assert_eq!((app.state().groups.selected, app.state().groups.offset), (0, 0), "the top of the list");
+    assert_ne!(app.state().selected_key, top_by_bytes, "the list re-ranked");
+    // A chosen row is followed wherever its group goes, as T moves or the sort changes.
+    press(&mut app, &mut term, &[key(KeyCode::Down), key(KeyCode::Down)]);
+    let chosen = app.state().selected_key;
+    press(&mut app, &mut term, &[key(KeyCode::End), key(KeyCode::Char('s'))]);
+    assert_eq!(app.state().selected_key, chosen);
+    assert_ne!(app.state().groups.selected, 2, "it moved in the list");
+}
+
+#[test]
+fn a_long_templated_name_is_made_short_in_the_list_and_shown_whole_in_the_stack() {
+    let mut app = app(templated_source());
+    let mut term = terminal(80, 24);
+    draw(&mut app, &mut term);
+    insta::assert_snapshot!("templated_80x24", term.backend());
+    // Wide enough, the short name is whole: no return type, templates and parameters elided.
+    let mut wide = terminal(140, 40);
+    draw(&mut app, &mut wide);
+    let screen = format!("{}", wide.backend());
+    assert!(screen.contains("  app::storage::Registry<…>::build_index<…>(…)│"), "{screen}");
+    // The stack of one allocation, scrolled to its end: the whole name, then the 40 callers.
+    press(&mut app, &mut term, &[key(KeyCode::Enter), key(KeyCode::Tab)]);
+    press(&mut app, &mut term, &[key(KeyCode::PageDown); 12]);
+    insta::assert_snapshot!("templated_stack_end_80x24", term.backend());
+}

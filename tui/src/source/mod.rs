@@ -22,7 +22,8 @@ pub enum Grouping {
     /// One group per full call stack.
     #[default]
     Stack,
-    /// One group per allocating function (the innermost frame outside the allocator).
+    /// One group per function: every function on a stack (outside the allocator) is credited
+    /// with the stack's blocks, as `leakview report --group-by function` does.
     Function,
     /// One group per power-of-two size class.
     Size,

@@ -13,29 +13,54 @@ use super::pane::{draw_group_details, draw_scrolled};
 use super::theme::Theme;
 use super::{BodyAreas, Screen, pane_block};
 
-/// Lines showing `frames`, innermost first: the function, then its place (file:line · module).
-pub fn frame_lines<'a>(frames: &[FrameInfo], theme: &Theme) -> Vec<Line<'a>> {
+/// Lines showing `frames`, innermost first: the function, then its place (file:line · module),
+/// in a pane `width` columns wide. A name too long for the pane (C++ templates) goes on over
+/// further lines rather than being cut: the full name is what tells the frame apart.
+pub fn frame_lines<'a>(frames: &[FrameInfo], width: usize, theme: &Theme) -> Vec<Line<'a>> {
     let mut lines = Vec::with_capacity(frames.len() * 2);
     if frames.is_empty() {
         lines.push(Line::styled("(no stack recorded)", theme.dim));
     }
     for (i, f) in frames.iter().enumerate() {
+        let mut name = split_at_width(&f.function, width.saturating_sub(INDENT.len())).into_iter();
         let mut head = vec![
             Span::styled(format!("{i:>2} "), theme.dim),
-            Span::styled(f.function.clone(), theme.function),
+            Span::styled(name.next().unwrap_or_default(), theme.function),
         ];
-        if f.inlined {
+        let rest: Vec<String> = name.collect();
+        if f.inlined && rest.is_empty() {
             head.push(Span::styled(" (inlined)", theme.dim));
         }
         lines.push(Line::from(head));
+        let last = rest.len();
+        for (n, piece) in rest.into_iter().enumerate() {
+            let mut line = vec![Span::raw(INDENT), Span::styled(piece, theme.function)];
+            if f.inlined && n + 1 == last {
+                line.push(Span::styled(" (inlined)", theme.dim));
+            }
+            lines.push(Line::from(line));
+        }
         // A frame without symbols is already named `module+0xOFFSET`.
         let module = f.module.as_deref().filter(|m| !f.function.starts_with(&format!("{m}+")));
         let place: Vec<&str> = [f.location.as_deref(), module].into_iter().flatten().collect();
         if !place.is_empty() {
-            lines.push(Line::styled(format!("   {}", place.join(" · ")), theme.dim));
+            lines.push(Line::styled(format!("{INDENT}{}", place.join(" · ")), theme.dim));
         }
     }
     lines
+}
+
+/// How far a frame's continuation lines and its place are indented (past its number).
+const INDENT: &str = "   ";
+
+/// `text` in pieces of at most `width` characters (one piece when it fits, or when the width
+/// is not known yet).
+fn split_at_width(text: &str, width: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    if width < 8 || chars.len() <= width {
+        return vec![text.to_string()];
+    }
+    chars.chunks(width).map(|c| c.iter().collect()).collect()
 }
 
 /// The verdict on a stack and its evidence, wrapped to `width`.
@@ -47,11 +72,15 @@ fn verdict_lines<'a>(v: &StackVerdict, width: usize, theme: &Theme) -> Vec<Line<
     };
     let mut lines =
         vec![Line::from(vec![Span::styled("verdict ", theme.dim), Span::styled(v.verdict.name(), style)])];
-    // Narrower than this the pane is not drawn readably anyway (and before the first draw the
-    // width is not known).
-    let width = if width < 20 { 40 } else { width };
-    lines.extend(format::wrap(&v.evidence, width).into_iter().map(|l| Line::styled(l, theme.dim)));
     lines
+        .extend(format::wrap(&v.evidence, wrap_width(width)).into_iter().map(|l| Line::styled(l, theme.dim)));
+    lines
+}
+
+/// The width text is wrapped to in a pane `width` columns wide: narrower than 20 columns the
+/// pane is not drawn readably anyway (and before the first draw the width is not known).
+fn wrap_width(width: usize) -> usize {
+    if width < 20 { 40 } else { width }
 }
 
 /// Lines of the details pane for one group, with the leak-suspect `verdict` on it when known;
@@ -63,7 +92,8 @@ pub fn group_lines<'a>(
     theme: &Theme,
 ) -> Vec<Line<'a>> {
     let mut lines = vec![
-        Line::styled(d.label.clone(), theme.function),
+        // Cut with `…` when too long: the stack below has it in full.
+        Line::styled(format::fit(&d.label, wrap_width(width)), theme.function),
         Line::from(format!(
             "{} · {}{}",
             format::bytes(d.totals.bytes),
@@ -88,7 +118,16 @@ pub fn group_lines<'a>(
             None => format!("tid {} ×{}", t.tid, format::count(t.blocks)),
         })
         .collect();
-    lines.push(Line::from(vec![Span::styled("threads ", theme.dim), Span::raw(threads.join(", "))]));
+    // All the threads, over as many lines as they take.
+    let threads = format!("threads {}", threads.join(", "));
+    for (n, line) in format::wrap(&threads, wrap_width(width)).into_iter().enumerate() {
+        match line.strip_prefix("threads ").filter(|_| n == 0) {
+            Some(rest) => {
+                lines.push(Line::from(vec![Span::styled("threads ", theme.dim), Span::raw(rest.to_string())]))
+            }
+            None => lines.push(Line::raw(line)),
+        }
+    }
     lines.push(Line::styled("sizes", theme.header));
     let labels: Vec<String> = d.histogram.iter().map(|b| format!("≥{}", format::bytes(b.min_size))).collect();
     let label_width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
@@ -104,7 +143,7 @@ pub fn group_lines<'a>(
         ]));
     }
     lines.push(Line::styled(if d.stacks > 1 { "heaviest stack" } else { "stack" }, theme.header));
-    lines.extend(frame_lines(&d.frames, theme));
+    lines.extend(frame_lines(&d.frames, width, theme));
     lines
 }
 
@@ -141,10 +180,53 @@ pub(super) fn draw_stack(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Scree
                 Span::styled(" by ", theme.dim),
                 Span::raw(thread),
             ])];
-            lines.extend(frame_lines(screen.stack, theme));
+            lines.extend(frame_lines(screen.stack, usize::from(body.details_inner.width), theme));
             lines
         }
         None => vec![Line::styled("no allocation selected", theme.dim)],
     };
-    draw_scrolled(frame, (body.details, body.details_inner), block, lines, open.stack_scroll);
+    draw_scrolled(frame, (body.details, body.details_inner), block, lines, open.stack_scroll, theme);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::ThreadShare;
+
+    fn text(lines: &[Line<'_>]) -> Vec<String> {
+        lines.iter().map(|l| l.to_string()).collect()
+    }
+
+    #[test]
+    fn a_long_function_name_goes_on_over_lines_instead_of_being_cut() {
+        let name = "std::vector<std::map<int, std::string>> app::Registry<int>::make_bucket(int const&)";
+        let frame = FrameInfo {
+            function: name.to_string(),
+            location: Some("app.cpp:12".to_string()),
+            module: Some("app".to_string()),
+            inlined: true,
+        };
+        let lines = text(&frame_lines(std::slice::from_ref(&frame), 30, &Theme::monochrome()));
+        assert!(lines.iter().all(|l| l.chars().count() <= 30), "{lines:#?}");
+        let shown: String =
+            lines[..lines.len() - 1].iter().map(|l| l[3..].trim_end_matches(" (inlined)")).collect();
+        assert_eq!(shown, name, "every character of the name is shown, in order");
+        assert!(lines[lines.len() - 2].ends_with(" (inlined)"), "{lines:#?}");
+        assert_eq!(lines.last().map(String::as_str), Some("   app.cpp:12 · app"));
+        // A name that fits keeps one line.
+        let short = FrameInfo { function: "main".to_string(), ..frame };
+        assert_eq!(frame_lines(&[short], 30, &Theme::monochrome()).len(), 2);
+    }
+
+    #[test]
+    fn every_thread_of_a_group_is_listed_over_as_many_lines_as_it_takes() {
+        let threads = (0..6)
+            .map(|i| ThreadShare { tid: 1000 + i, name: Some(format!("worker-{i}")), blocks: 10 })
+            .collect();
+        let details = GroupDetails { label: "leak".to_string(), threads, ..GroupDetails::default() };
+        let lines = text(&group_lines(&details, None, 40, &Theme::monochrome()));
+        let all = lines.join(" ");
+        assert!((0..6).all(|i| all.contains(&format!("worker-{i} ({}) ×10", 1000 + i))), "{lines:#?}");
+        assert!(lines.iter().all(|l| l.chars().count() <= 40), "{lines:#?}");
+    }
 }

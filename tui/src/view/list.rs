@@ -7,6 +7,7 @@ use crate::format;
 use crate::source::{Grouping, SortKey, Verdict};
 use crate::state::{OpenGroup, Pane};
 
+use super::pane::{Position, with_position};
 use super::rows::{draw_with_header, pad, row_style};
 use super::{BodyAreas, Screen, pane_block};
 
@@ -34,6 +35,12 @@ pub fn verdict_tag(verdict: Verdict, wide: bool) -> &'static str {
     }
 }
 
+/// A group's label for a column `room` characters wide: as it is when it fits, else the function
+/// name made short ([`format::short_function`]); the full name is in the details pane.
+pub(crate) fn fitted_label(label: &str, room: usize) -> String {
+    if label.chars().count() <= room { label.to_string() } else { format::short_function(label) }
+}
+
 pub(super) fn draw_groups(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Screen<'_>) {
     let state = screen.state;
     let theme = screen.theme;
@@ -48,7 +55,9 @@ pub(super) fn draw_groups(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Scre
         }
     );
     let focused = state.focus == Pane::List;
-    frame.render_widget(pane_block(title, focused, theme), body.list);
+    let shown = usize::from(body.list_rows.height);
+    let position = Position::Row { selected: state.groups.selected, len: screen.groups.len(), shown };
+    frame.render_widget(with_position(pane_block(title, focused, theme), position, theme), body.list);
     let mut lines = Vec::with_capacity(usize::from(body.list_rows.height) + 1);
     // Sorted by suspicion, stack groups are ranked by their verdicts; without verdicts (other
     // groupings) the list stays in bytes order.
@@ -93,13 +102,14 @@ pub(super) fn draw_groups(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Scre
             }
             None => String::new(),
         };
-        let text = format!(
-            "{:>9} {:>6} {:>5}  {tag}{}",
+        let numbers = format!(
+            "{:>9} {:>6} {:>5}  {tag}",
             format::bytes(row.totals.bytes),
             format::compact_count(row.totals.blocks),
             format::percent(row.totals.bytes, screen.totals.bytes),
-            row.label
         );
+        let label = fitted_label(&row.label, width.saturating_sub(numbers.chars().count()));
+        let text = format!("{numbers}{label}");
         lines.push(Line::styled(pad(&text, width), row_style(i == state.groups.selected, focused, theme)));
     }
     draw_with_header(frame, body.list_rows, lines);
@@ -117,11 +127,13 @@ pub(super) fn draw_allocations(
     let page = screen.allocations;
     let title = Line::from(vec![
         Span::raw(" "),
-        Span::styled(format::fit(&open.label, 30), theme.function),
+        Span::styled(format::fit(&fitted_label(&open.label, 30), 30), theme.function),
         Span::raw(format!(" · {} at {} ", format::blocks(page.total), format::duration(state.at_ns))),
     ]);
     let focused = state.focus == Pane::List;
-    frame.render_widget(pane_block(title, focused, theme), body.list);
+    let shown = usize::from(body.list_rows.height);
+    let position = Position::Row { selected: open.cursor.selected, len: page.total as usize, shown };
+    frame.render_widget(with_position(pane_block(title, focused, theme), position, theme), body.list);
     let mut lines = Vec::with_capacity(usize::from(body.list_rows.height) + 1);
     lines.push(Line::styled(
         pad(&format!("{:<14} {:>8} {:>8}  thread", "address", "size", "time"), width),

@@ -7,9 +7,9 @@ mod details;
 pub mod diff;
 mod help;
 mod layout;
-mod list;
+pub(crate) mod list;
 pub mod loading;
-mod pane;
+pub(crate) mod pane;
 mod rows;
 mod status;
 mod status_pieces;
@@ -89,7 +89,7 @@ pub fn draw(frame: &mut Frame<'_>, screen: &Screen<'_>) {
     let areas = Areas::new(frame.area());
     let theme = screen.theme;
     let state = screen.state;
-    frame.render_widget(title_line(screen), areas.title);
+    frame.render_widget(title_line(screen, areas.title.width), areas.title);
 
     let mark_times = screen.summary.mark_times();
     let timeline_block = pane_block(" Live heap ", state.focus == Pane::Timeline, theme);
@@ -113,10 +113,13 @@ pub fn draw(frame: &mut Frame<'_>, screen: &Screen<'_>) {
     help::draw(frame, theme, &state.help, crate::keys::BROWSE_KEYS);
 }
 
-fn title_line<'a>(screen: &Screen<'a>) -> Line<'a> {
+/// The title line `width` columns wide; a long command line is cut so that what follows it (the
+/// pid, the length and a cut-short warning) stays in view.
+fn title_line<'a>(screen: &Screen<'a>, width: u16) -> Line<'a> {
     let s = screen.summary;
     let theme = screen.theme;
     let mut spans = vec![Span::styled(" leakview ", theme.title), Span::raw(" ")];
+    let command = spans.len();
     spans.push(Span::styled(s.title.clone(), theme.emphasis));
     if s.pid != 0 {
         spans.push(Span::styled(format!("  pid {}", s.pid), theme.dim));
@@ -127,6 +130,20 @@ fn title_line<'a>(screen: &Screen<'a>) -> Line<'a> {
     ));
     if !s.complete {
         spans.push(Span::styled("  trace cut short", theme.warning));
+    }
+    fit_span(spans, command, width)
+}
+
+/// `spans` as one line at most `width` columns wide: the span at `flexible` is cut (with `…`)
+/// as far as needed, down to nothing; the others are kept whole when they fit.
+pub(crate) fn fit_span(mut spans: Vec<Span<'_>>, flexible: usize, width: u16) -> Line<'_> {
+    let others: usize =
+        spans.iter().enumerate().filter(|(i, _)| *i != flexible).map(|(_, s)| s.width()).sum();
+    if let Some(span) = spans.get_mut(flexible) {
+        let room = usize::from(width).saturating_sub(others);
+        if span.width() > room {
+            span.content = format::fit(&span.content, room).into();
+        }
     }
     Line::from(spans)
 }
@@ -143,6 +160,11 @@ pub fn help_overflow(keys: &[crate::keys::Binding], screen_height: u16) -> usize
     (help_line_count(keys) + 2).saturating_sub(usize::from(screen_height))
 }
 
+/// Lines the stack pane `width` columns wide has for `frames` (for bounding its scrolling).
+pub fn stack_line_count(frames: &[FrameInfo], width: u16) -> usize {
+    details::frame_lines(frames, usize::from(width), &Theme::monochrome()).len()
+}
+
 /// Lines the details pane `width` columns wide has for `details` and the group's `verdict` (for
 /// bounding its scrolling).
 pub fn details_line_count(
@@ -152,4 +174,26 @@ pub fn details_line_count(
     theme: &Theme,
 ) -> usize {
     details::group_lines(details, verdict, usize::from(width), theme).len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_command_is_cut_so_that_what_follows_it_stays_in_view() {
+        let spans = vec![
+            Span::raw(" leakview  "),
+            Span::raw("jq map(select(.score > 0.5)) | length big.json"),
+            Span::raw("  335.48ms"),
+            Span::raw("  trace cut short"),
+        ];
+        let line = fit_span(spans.clone(), 1, 50).to_string();
+        assert_eq!(line.chars().count(), 50, "{line}");
+        assert!(
+            line.starts_with(" leakview  jq map(") && line.ends_with("…  335.48ms  trace cut short"),
+            "{line}"
+        );
+        assert_eq!(fit_span(spans.clone(), 1, 200).to_string(), Line::from(spans).to_string(), "fits: kept");
+    }
 }

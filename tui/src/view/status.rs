@@ -8,7 +8,7 @@ use crate::format;
 use crate::keys::BROWSE_KEYS;
 use crate::source::{Grouping, SortKey};
 
-use super::status_pieces::{draw_hints, filter_spans, grouping_and_sort, hints_of};
+use super::status_pieces::{draw_hints, filter_spans, grouping_and_sort, hints_of, mark_span};
 use super::{Areas, Screen};
 
 pub(super) fn draw(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>) {
@@ -19,11 +19,14 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>) {
         Span::styled(" T ", theme.cursor),
         Span::styled(format::duration(state.at_ns), theme.emphasis),
         Span::raw(format!(" {}", format::percent(state.at_ns, summary.duration_ns))),
+    ];
+    spans.extend(mark_span(summary, state.at_ns, theme));
+    spans.extend([
         Span::styled("  live ", theme.dim),
         Span::raw(format::bytes(screen.totals.bytes)),
         Span::styled(" · ", theme.dim),
         Span::raw(format::blocks(screen.totals.blocks)),
-    ];
+    ]);
     spans.extend(filter_spans(&state.filter, theme));
     // Suspicion ranks stack groups only; other groupings, or a source without verdicts, keep
     // bytes order, and the status says so.
@@ -39,6 +42,8 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>) {
     frame.render_widget(Line::from(spans), areas.status);
     let mut hints = hints_of(BROWSE_KEYS, state.typing_filter());
     if state.open.is_some() && !state.typing_filter() {
+        // Enter opens a group; one is open, Esc goes back to the groups.
+        hints.retain(|&(key, _)| key != "Enter");
         hints.insert(1, ("Esc", "back"));
     }
     draw_hints(frame, areas.hints, &hints, theme);

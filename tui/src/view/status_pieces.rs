@@ -6,6 +6,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
 use crate::keys::{Binding, FILTER_KEYS};
+use crate::source::Summary;
 use crate::state::Filter;
 
 use super::theme::Theme;
@@ -25,6 +26,13 @@ pub(super) fn filter_spans<'a>(filter: &Filter, theme: &Theme) -> Vec<Span<'a>> 
         ],
         None => vec![],
     }
+}
+
+/// ` mark:LABEL` when `at_ns` is the moment of a mark of the trace `summary` describes (as
+/// `leakview report --at` takes it); nothing otherwise.
+pub(super) fn mark_span<'a>(summary: &Summary, at_ns: u64, theme: &Theme) -> Option<Span<'a>> {
+    let mark = summary.marks.iter().find(|m| m.at_ns == at_ns)?;
+    Some(Span::styled(format!(" mark:{}", mark.label), theme.mark))
 }
 
 /// `  by GROUPING, SORT↓`.
@@ -68,6 +76,18 @@ pub(super) fn hint_line<'a>(hints: &[(&'a str, &'a str)], width: usize, theme: &
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::Mark;
+
+    #[test]
+    fn a_mark_is_named_only_at_its_moment() {
+        let mark = |at_ns, label: &str| Mark { at_ns, label: label.to_string() };
+        let summary = Summary { marks: vec![mark(10, "warmup"), mark(20, "warmup#2")], ..Summary::default() };
+        let theme = Theme::monochrome();
+        let at = |t| mark_span(&summary, t, &theme).map(|s| s.content.to_string());
+        assert_eq!(at(10).as_deref(), Some(" mark:warmup"));
+        assert_eq!(at(20).as_deref(), Some(" mark:warmup#2"));
+        assert_eq!(at(15), None);
+    }
 
     #[test]
     fn hints_shrink_to_fit_but_keep_help_and_quit() {

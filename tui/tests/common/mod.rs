@@ -131,3 +131,29 @@ pub fn press<S: DataSource>(app: &mut App<S>, terminal: &mut Terminal<TestBacken
         draw(app, terminal);
     }
 }
+
+/// A C++ program whose only leak comes from a templated function with a long demangled name
+/// (return type, template arguments, parameters), allocated 40 stack frames deep.
+pub fn templated_source() -> MemorySource {
+    let long = "std::pair<std::__cxx11::basic_string<char>, std::unordered_map<std::__cxx11::basic_string<char>, \
+                double>> app::storage::Registry<std::__cxx11::basic_string<char>, double>::build_index<double>(int, \
+                std::allocator<char> const&)";
+    let mut frames = vec![FrameInfo {
+        function: long.to_string(),
+        location: Some("app/registry.hpp:120".to_string()),
+        module: Some("app".to_string()),
+        inlined: false,
+    }];
+    frames.extend((0..40).map(|i| frame(&format!("step_{i}"), "app/main.cpp:9", "app")));
+    let allocations = (0..5u64)
+        .map(|i| MemoryAllocation {
+            address: 0x1000 * (i + 1),
+            size: 512,
+            alloc_ns: (i + 1) * MS,
+            free_ns: None,
+            tid: 1,
+            stack: 0,
+        })
+        .collect();
+    MemorySource::new("./app", 10 * MS, vec![frames], allocations, vec![], HashMap::new())
+}

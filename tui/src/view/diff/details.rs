@@ -22,8 +22,9 @@ fn side_line<'a>(side: Side, totals: Totals, theme: &Theme) -> Line<'a> {
     ])
 }
 
-/// The details pane's lines for one group, with the stack of `chosen`'s side when it has one.
-pub fn details_lines<'a>(d: &DiffDetails, chosen: Side, theme: &Theme) -> Vec<Line<'a>> {
+/// The details pane's lines for one group, with the stack of `chosen`'s side when it has one, for
+/// a pane `width` columns wide.
+pub fn details_lines<'a>(d: &DiffDetails, chosen: Side, width: u16, theme: &Theme) -> Vec<Line<'a>> {
     let mut lines = vec![
         Line::styled(d.label.clone(), theme.function),
         Line::from(vec![
@@ -44,13 +45,14 @@ pub fn details_lines<'a>(d: &DiffDetails, chosen: Side, theme: &Theme) -> Vec<Li
         (false, _) => format!("stack in {side} (none in {})", side_name(chosen)),
     };
     lines.push(Line::styled(heading, theme.header));
-    lines.extend(frame_lines(&d.frames, theme));
+    lines.extend(frame_lines(&d.frames, usize::from(width), theme));
     lines
 }
 
 pub(super) fn draw(frame: &mut Frame<'_>, body: &BodyAreas, screen: &DiffScreen<'_>) {
     let state = screen.state;
-    let lines = screen.details.map(|d| details_lines(d, state.side, screen.theme));
+    let width = body.details_inner.width;
+    let lines = screen.details.map(|d| details_lines(d, state.side, width, screen.theme));
     let focused = state.focus == DiffPane::Details;
     draw_group_details(frame, body, focused, lines, state.details_scroll, screen.theme);
 }

@@ -8,6 +8,8 @@ use ratatui::text::{Line, Span};
 use crate::diff_state::DiffPane;
 use crate::format;
 use crate::source::DiffSort;
+use crate::view::list::fitted_label;
+use crate::view::pane::{Position, with_position};
 use crate::view::rows::{draw_with_header, pad, row_style};
 use crate::view::{BodyAreas, pane_block};
 
@@ -35,13 +37,13 @@ fn title(screen: &DiffScreen<'_>) -> String {
         }
     }
     let mut title = match screen.shown.len() {
-        1 => " 1 group ·".to_string(),
-        n => format!(" {} groups ·", format::count(n as u64)),
+        1 => " 1 group".to_string(),
+        n => format!(" {} groups", format::count(n as u64)),
     };
-    for (status, n) in DiffStatus::ALL.iter().zip(counts) {
-        if n > 0 {
-            title.push_str(&format!(" {n} {status}"));
-        }
+    let statuses: Vec<String> =
+        DiffStatus::ALL.iter().zip(counts).filter(|(_, n)| *n > 0).map(|(s, n)| format!("{n} {s}")).collect();
+    if !statuses.is_empty() {
+        title.push_str(&format!(" · {}", statuses.join(" ")));
     }
     title.push(' ');
     title
@@ -53,7 +55,9 @@ pub(super) fn draw(frame: &mut Frame<'_>, body: &BodyAreas, screen: &DiffScreen<
     let width = usize::from(body.list_rows.width);
     let focused = state.focus == DiffPane::List;
     let title = format::fit(&title(screen), usize::from(body.list.width.saturating_sub(2)));
-    frame.render_widget(pane_block(title, focused, theme), body.list);
+    let shown = usize::from(body.list_rows.height);
+    let position = Position::Row { selected: state.groups.selected, len: screen.shown.len(), shown };
+    frame.render_widget(with_position(pane_block(title, focused, theme), position, theme), body.list);
 
     let sorted =
         |name: &str, key: DiffSort| if state.sort == key { format!("{name}↓") } else { name.to_string() };
@@ -91,7 +95,7 @@ pub(super) fn draw(frame: &mut Frame<'_>, body: &BodyAreas, screen: &DiffScreen<
             Line::from(vec![
                 Span::styled(pad(status_text(row.status), STATUS), status_style(row.status, theme)),
                 Span::raw(numbers),
-                Span::raw(pad(&row.label, label_width)),
+                Span::raw(pad(&fitted_label(&row.label, label_width), label_width)),
             ])
             .style(line_style),
         );

@@ -121,7 +121,7 @@ pub fn draw(frame: &mut Frame<'_>, screen: &DiffScreen<'_>) {
     let areas = DiffAreas::new(frame.area());
     let state = screen.state;
     let theme = screen.theme;
-    frame.render_widget(title_line(screen), areas.title);
+    frame.render_widget(title_line(screen, areas.title.width), areas.title);
     for side in [Side::A, Side::B] {
         draw_timeline(frame, &areas, screen, side);
     }
@@ -131,7 +131,9 @@ pub fn draw(frame: &mut Frame<'_>, screen: &DiffScreen<'_>) {
     help::draw(frame, theme, &state.help, DIFF_KEYS);
 }
 
-fn title_line<'a>(screen: &DiffScreen<'a>) -> Line<'a> {
+/// The title line `width` columns wide; long command lines are cut so that a cut-short
+/// warning stays in view.
+fn title_line<'a>(screen: &DiffScreen<'a>, width: u16) -> Line<'a> {
     let theme = screen.theme;
     let [a, b] = &screen.sides;
     let mut spans = vec![Span::styled(" leakview ", theme.title), Span::styled(" diff  ", theme.emphasis)];
@@ -148,12 +150,13 @@ fn title_line<'a>(screen: &DiffScreen<'a>) -> Line<'a> {
     } else {
         format!("{} → {}", a.summary.title, b.summary.title)
     };
+    let command = spans.len();
     spans.push(Span::styled(format!("  {titles}"), theme.dim));
     let cut = [a, b].iter().any(|s| !s.summary.complete);
     if cut {
         spans.push(Span::styled("  trace cut short", theme.warning));
     }
-    Line::from(spans)
+    super::fit_span(spans, command, width)
 }
 
 fn draw_timeline(frame: &mut Frame<'_>, areas: &DiffAreas, screen: &DiffScreen<'_>, side: Side) {

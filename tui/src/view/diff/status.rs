@@ -8,7 +8,8 @@ use ratatui::text::{Line, Span};
 
 use crate::format;
 use crate::keys::DIFF_KEYS;
-use crate::view::status_pieces::{draw_hints, filter_spans, grouping_and_sort, hints_of};
+use crate::source::side_index;
+use crate::view::status_pieces::{draw_hints, filter_spans, grouping_and_sort, hints_of, mark_span};
 
 use super::{DiffAreas, DiffScreen, side_name};
 
@@ -22,6 +23,7 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &DiffAreas, screen: &DiffScreen
         spans.push(Span::raw(" "));
         spans.push(Span::styled(name, if chosen { theme.cursor } else { theme.emphasis }));
         spans.push(Span::raw(format!(" {}", format::duration(state.at(side)))));
+        spans.extend(mark_span(screen.sides[side_index(side)].summary, state.at(side), theme));
     }
     if screen.updating {
         spans.push(Span::styled("  updating…", theme.warning));
