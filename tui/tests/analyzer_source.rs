@@ -102,3 +102,26 @@ fn details_and_allocations_match_the_analyzers_group() {
     assert_eq!(page.rows[0].address, first.address);
     assert_eq!(page.rows[0].at_ns, first.alloc_ns);
 }
+
+#[test]
+fn stack_groups_of_one_top_frame_are_told_apart_by_their_callers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("wrapper.bin");
+    common::trace::write_wrapper_trace(&path);
+    let analysis = Analysis::open(&path, &LoadOptions::default(), &NoProgress).expect("loads");
+    let end = analysis.duration_ns();
+    let source = AnalysisSource::new(analysis);
+    let query =
+        GroupQuery { at_ns: end, grouping: Grouping::Stack, sort: SortKey::Bytes, filter: String::new() };
+    let labels: Vec<(String, u64)> =
+        source.groups(&query).into_iter().map(|row| (row.label, row.totals.bytes)).collect();
+    assert_eq!(
+        labels,
+        [
+            ("server+0x1600 ← … ← server+0x1300".to_string(), 600),
+            ("server+0x1700".to_string(), 400),
+            ("server+0x1600 ← … ← server+0x1310".to_string(), 300),
+            ("server+0x1600 ← server+0x1400".to_string(), 200),
+        ]
+    );
+}

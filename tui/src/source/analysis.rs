@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use leakview_analyzer as analyzer;
 use leakview_analyzer::{Analysis, Block, LoadOptions, StackId, size_class};
 
+use super::alike;
 use super::scrub::{Agg, Live, ScrubIndex};
 use super::{
     AllocationPage, AllocationRow, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow,
@@ -32,6 +33,8 @@ struct StackFacts {
     label: String,
     /// Function ids on the trimmed stack, each once.
     functions: Box<[u32]>,
+    /// The top frame's source file (its name only) and line, if known.
+    place: Option<String>,
 }
 
 /// What the source has computed for the moment and the filter looked at last.
@@ -148,7 +151,12 @@ impl AnalysisSource {
                 }
                 let label =
                     frames.first().map(|f| f.display_name()).unwrap_or_else(|| "(no stack)".to_string());
-                scrub.facts[d as usize] = Some(StackFacts { label, functions: functions.into() });
+                let place = frames.first().and_then(|f| {
+                    let file =
+                        std::path::Path::new(f.file.as_deref()?).file_name()?.to_string_lossy().into_owned();
+                    Some(format!("{file}:{}", f.line?))
+                });
+                scrub.facts[d as usize] = Some(StackFacts { label, functions: functions.into(), place });
             }
         }
         if scrub.filter != filter {
@@ -379,6 +387,26 @@ fn sort_rows(rows: &mut [GroupRow], sort: SortKey) {
     });
 }
 
+impl AnalysisSource {
+    /// Rows of stack groups (`rows[i]` of stack `stacks[i]`) whose top frames share a name get
+    /// the caller, or else the place, that sets each apart (see [`alike`]).
+    fn tell_alike_apart(scrub: &Scrub, stacks: &[u32], rows: &mut [GroupRow]) {
+        let labels: Vec<&str> = rows.iter().map(|r| r.label.as_str()).collect();
+        let facts: Vec<Option<&StackFacts>> =
+            stacks.iter().map(|&d| scrub.facts[d as usize].as_ref()).collect();
+        let functions: Vec<&[u32]> = facts.iter().map(|f| f.map_or(&[][..], |f| &f.functions[..])).collect();
+        let places: Vec<Option<&str>> = facts.iter().map(|f| f.and_then(|f| f.place.as_deref())).collect();
+        let suffixes = alike::distinguishing_callers(&labels, &functions, &places, |id| {
+            scrub.function_names.get(id as usize).map(|n| n.to_string())
+        });
+        for (row, suffix) in rows.iter_mut().zip(suffixes) {
+            if let Some(suffix) = suffix {
+                row.label.push_str(&suffix);
+            }
+        }
+    }
+}
+
 impl DataSource for AnalysisSource {
     fn summary(&self) -> &Summary {
         &self.summary
@@ -401,18 +429,25 @@ impl DataSource for AnalysisSource {
         let shown = self.shown_stacks(scrub);
         let newest = query.sort == SortKey::Newest;
         let mut rows: Vec<GroupRow> = match query.grouping {
-            Grouping::Stack => shown
-                .iter()
-                .map(|&d| {
-                    let a = scrub.live.per_stack[d as usize];
-                    GroupRow {
-                        key: GroupKey(u64::from(self.index.stack(d).0)),
-                        totals: Totals { bytes: a.bytes, blocks: a.blocks },
-                        newest_ns: if newest { self.newest_of(&[d], query.at_ns) } else { 0 },
-                        label: scrub.facts[d as usize].as_ref().map(|f| f.label.clone()).unwrap_or_default(),
-                    }
-                })
-                .collect(),
+            Grouping::Stack => {
+                let mut rows: Vec<GroupRow> = shown
+                    .iter()
+                    .map(|&d| {
+                        let a = scrub.live.per_stack[d as usize];
+                        GroupRow {
+                            key: GroupKey(u64::from(self.index.stack(d).0)),
+                            totals: Totals { bytes: a.bytes, blocks: a.blocks },
+                            newest_ns: if newest { self.newest_of(&[d], query.at_ns) } else { 0 },
+                            label: scrub.facts[d as usize]
+                                .as_ref()
+                                .map(|f| f.label.clone())
+                                .unwrap_or_default(),
+                        }
+                    })
+                    .collect();
+                Self::tell_alike_apart(scrub, &shown, &mut rows);
+                rows
+            }
             Grouping::Function => {
                 let mut by_function: HashMap<u32, (Agg, Vec<u32>)> = HashMap::new();
                 for &d in &shown {

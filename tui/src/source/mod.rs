@@ -3,6 +3,7 @@
 //! at trace bytes: the analyzer-backed source and the in-memory source used by tests both
 //! implement this trait.
 
+pub(crate) mod alike;
 mod analysis;
 mod comparison;
 mod memory;

@@ -4,7 +4,7 @@ use ratatui::Frame;
 use ratatui::text::{Line, Span};
 
 use crate::format;
-use crate::source::{Grouping, SortKey, Verdict};
+use crate::source::{Grouping, SortKey, Verdict, alike};
 use crate::state::{OpenGroup, Pane};
 
 use super::pane::{Position, with_position};
@@ -35,10 +35,19 @@ pub fn verdict_tag(verdict: Verdict, wide: bool) -> &'static str {
     }
 }
 
-/// A group's label for a column `room` characters wide: as it is when it fits, else the function
-/// name made short ([`format::short_function`]); the full name is in the details pane.
+/// A group's label for a column `room` characters wide: as it is when it fits, else each
+/// function name in it (the top frame's, and the caller that tells it apart from groups of the
+/// same top frame) made short ([`format::short_function`]); the full name is in the details pane.
 pub(crate) fn fitted_label(label: &str, room: usize) -> String {
-    if label.chars().count() <= room { label.to_string() } else { format::short_function(label) }
+    if label.chars().count() <= room {
+        return label.to_string();
+    }
+    for arrow in [alike::FAR_CALLER_ARROW, alike::CALLER_ARROW] {
+        if let Some((top, caller)) = label.split_once(arrow) {
+            return format!("{}{arrow}{}", format::short_function(top), format::short_function(caller));
+        }
+    }
+    format::short_function(label)
 }
 
 pub(super) fn draw_groups(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Screen<'_>) {

@@ -279,3 +279,39 @@ pub fn write_synthetic_trace(path: &Path, events: u64) -> u64 {
     t.finish(allocations * 100 + 1_000);
     written
 }
+
+/// A program whose allocation wrapper (`server+0x1600`) is called from three places: from
+/// `server+0x1400` (2 blocks of 100 B), and from `server+0x1500` twice, once called from
+/// `server+0x1300` (3 × 200 B) and once from `server+0x1310` (1 × 300 B); plus a block from
+/// `server+0x1700` alone (400 B). All outstanding at the end (1 s).
+pub fn write_wrapper_trace(path: &Path) {
+    const MAIN: u32 = 100;
+    let mut t = Trace::create(path, &["server"]);
+    t.module(MAIN, 1, SERVER_BASE, SERVER);
+    let nodes = [
+        (1, 0, SERVER_BASE + 0x1200),  // main
+        (2, 1, SERVER_BASE + 0x1400),  // a caller of the wrapper
+        (3, 2, SERVER_BASE + 0x1600),  // the wrapper, from 0x1400
+        (4, 1, SERVER_BASE + 0x1300),  // an outer caller
+        (5, 4, SERVER_BASE + 0x1500),  // another caller of the wrapper
+        (6, 5, SERVER_BASE + 0x1600),  // the wrapper, from 0x1500 from 0x1300
+        (7, 1, SERVER_BASE + 0x1310),  // another outer caller
+        (8, 7, SERVER_BASE + 0x1500),  // the same caller of the wrapper
+        (9, 8, SERVER_BASE + 0x1600),  // the wrapper, from 0x1500 from 0x1310
+        (10, 1, SERVER_BASE + 0x1700), // a function that allocates itself
+    ];
+    for (id, parent, ip) in nodes {
+        t.event(MAIN, Event::StackNode { id, parent, ip });
+    }
+    let blocks = [(3, 100, 2), (6, 200, 3), (9, 300, 1), (10, 400, 1)];
+    let mut ts = START;
+    let mut addr = 0x5555_7000_0000u64;
+    for (stack, size, count) in blocks {
+        for _ in 0..count {
+            ts += MS;
+            addr += 0x1000;
+            t.event(MAIN, Event::Alloc { ts, addr, size, align: 0, stack });
+        }
+    }
+    t.finish(1_000 * MS);
+}

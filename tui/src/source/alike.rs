@@ -1,0 +1,88 @@
+//! Telling apart stack groups whose top frames have the same name: an allocation wrapper
+//! (`xmalloc`, a `leaf_alloc` called from several places) heads many stacks, and a list of rows
+//! that all read `xmalloc` says nothing about which is which. Such rows get the caller that sets
+//! each apart: `xmalloc ← parse_header`, or `xmalloc ← … ← main_loop` when the nearest callers
+//! are shared too; rows whose stacks hold the same functions (two calls in one function) get the
+//! top frame's place instead: `xmalloc (util.c:41)`.
+
+/// Between the top frame's name and the caller that tells a group apart.
+pub const CALLER_ARROW: &str = " ← ";
+/// Between the top frame's name and a caller further out than the next one.
+pub const FAR_CALLER_ARROW: &str = " ← … ← ";
+
+/// For rows labelled `labels[i]` whose stacks hold the functions `functions[i]` (ids, innermost
+/// first, each once), the suffix for each row whose label another row shares: the arrow and the
+/// name (`name_of`) of the first function, counting outward, at which its stack's functions so
+/// far are its own among the rows of that label; where no function sets it apart (the same
+/// functions, other lines), ` (PLACE)` with its top frame's place (`places[i]`) if it has one.
+/// `None` where the label is unique.
+pub fn distinguishing_callers(
+    labels: &[&str],
+    functions: &[&[u32]],
+    places: &[Option<&str>],
+    name_of: impl Fn(u32) -> Option<String>,
+) -> Vec<Option<String>> {
+    let mut suffixes = vec![None; labels.len()];
+    let mut by_label: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+    for (i, label) in labels.iter().enumerate() {
+        by_label.entry(label).or_default().push(i);
+    }
+    for rows in by_label.values().filter(|rows| rows.len() > 1) {
+        for &row in rows {
+            let own = functions[row];
+            let apart_at = (1..own.len()).find(|&depth| {
+                rows.iter()
+                    .all(|&other| other == row || functions[other].get(..=depth) != Some(&own[..=depth]))
+            });
+            suffixes[row] = apart_at
+                .and_then(|depth| {
+                    let arrow = if depth == 1 { CALLER_ARROW } else { FAR_CALLER_ARROW };
+                    name_of(own[depth]).map(|name| format!("{arrow}{name}"))
+                })
+                .or_else(|| places[row].map(|place| format!(" ({place})")));
+        }
+    }
+    suffixes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(id: u32) -> Option<String> {
+        ["leaf", "parse", "render", "main", "loop_a", "loop_b"].get(id as usize).map(|n| n.to_string())
+    }
+
+    #[test]
+    fn rows_sharing_a_top_frame_get_the_caller_that_sets_them_apart() {
+        let labels = ["leaf", "leaf", "leaf", "main"];
+        // leaf ← parse ← main; leaf ← render ← loop_a; leaf ← render ← loop_b; main alone.
+        let functions: [&[u32]; 4] = [&[0, 1, 3], &[0, 2, 4], &[0, 2, 5], &[3]];
+        let suffixes = distinguishing_callers(&labels, &functions, &[None; 4], names);
+        assert_eq!(
+            suffixes,
+            vec![
+                Some(" ← parse".to_string()),
+                Some(" ← … ← loop_a".to_string()),
+                Some(" ← … ← loop_b".to_string()),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn rows_with_the_same_functions_get_their_place_or_stay_as_they_are() {
+        // Same functions (two call sites in one function); and a stack of one frame.
+        let labels = ["leaf", "leaf", "leaf"];
+        let functions: [&[u32]; 3] = [&[0, 1], &[0, 1], &[0]];
+        let suffixes = distinguishing_callers(&labels, &functions, &[None; 3], names);
+        assert_eq!(suffixes, vec![None, None, None]);
+        let places = [Some("leaf.c:10"), Some("leaf.c:12"), None];
+        let suffixes = distinguishing_callers(&labels, &functions, &places, names);
+        assert_eq!(suffixes, vec![Some(" (leaf.c:10)".to_string()), Some(" (leaf.c:12)".to_string()), None]);
+        // A row whose stack goes on where another's ends is told apart by that caller.
+        let functions: [&[u32]; 2] = [&[0, 1, 3], &[0, 1]];
+        let suffixes = distinguishing_callers(&labels[..2], &functions, &[None; 2], names);
+        assert_eq!(suffixes, vec![Some(" ← … ← main".to_string()), None]);
+    }
+}
