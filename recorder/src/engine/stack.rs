@@ -124,8 +124,6 @@ pub struct CaptureState {
     side: Option<SideStack>,
     /// The buffer for walks on stacks of unknown bounds (made when first needed).
     copy: Option<StackCopy>,
-    /// The top of the stack the next walk reads, when not the thread's (0: the thread's).
-    walk_high: u64,
     region: Option<Region>,
 }
 
@@ -251,7 +249,6 @@ impl CaptureState {
             (&raw mut (*ptr).last_len).write(0);
             (&raw mut (*ptr).side).write(None);
             (&raw mut (*ptr).copy).write(None);
-            (&raw mut (*ptr).walk_high).write(0);
             (&raw mut (*ptr).region).write(Some(region));
         }
         Some(ptr)
@@ -267,7 +264,6 @@ impl CaptureState {
         self.found = None;
         self.keepable = false;
         self.bounds = None;
-        self.walk_high = 0;
     }
 
     /// Frees a state made by [`CaptureState::create`].
@@ -327,11 +323,10 @@ impl CaptureState {
         let Some((low, high)) = bounds else {
             return self.on_side_stack(|state| state.walk_copied(snapshot, hook, max_depth));
         };
-        self.walk_high = high;
         if sp - low >= WALK_STACK_ROOM {
-            return self.walk(snapshot, hook, max_depth);
+            return self.walk_within(snapshot, hook, max_depth, high);
         }
-        self.on_side_stack(|state| state.walk(snapshot, hook, max_depth))
+        self.on_side_stack(|state| state.walk_within(snapshot, hook, max_depth, high))
     }
 
     /// Runs `walk` on the side stack (made when first needed); no walk if it cannot be made.
@@ -343,10 +338,7 @@ impl CaptureState {
                 self.side = Some(side);
                 result
             }
-            None => {
-                self.walk_high = 0;
-                self.no_walk()
-            }
+            None => self.no_walk(),
         }
     }
 
@@ -415,23 +407,27 @@ impl CaptureState {
 
     /// Walks the stack above the hook whose registers are `hook` into the state, keeping
     /// at most `max_depth` frames (the innermost ones). Call [`CaptureState::commit`] afterwards.
-    /// A hook running on the alternate signal stack walks within that stack.
+    /// A hook off the thread's stack, or too near its end, goes to `walk_elsewhere`.
     #[cfg(target_arch = "x86_64")]
-    #[inline(never)]
+    #[inline]
     pub fn walk(&mut self, snapshot: &Snapshot, hook: HookRegisters, max_depth: usize) -> Walk {
-        use framehop::FrameAddress;
-        let HookRegisters { ip, sp, bp } = hook;
-        // The top of the stack to read: the thread's, or what `walk_elsewhere` found.
-        let high = if self.walk_high != 0 {
-            std::mem::take(&mut self.walk_high)
-        } else if self.stack_high == 0
+        let sp = hook.sp;
+        if self.stack_high == 0
             || sp < self.stack_low.saturating_add(WALK_STACK_ROOM)
             || sp >= self.stack_high
         {
             return self.walk_elsewhere(snapshot, hook, max_depth);
-        } else {
-            self.stack_high
-        };
+        }
+        self.walk_within(snapshot, hook, max_depth, self.stack_high)
+    }
+
+    /// [`CaptureState::walk`] of a stack whose top is `high` (the thread's, or the alternate
+    /// signal stack's).
+    #[cfg(target_arch = "x86_64")]
+    #[inline(never)]
+    fn walk_within(&mut self, snapshot: &Snapshot, hook: HookRegisters, max_depth: usize, high: u64) -> Walk {
+        use framehop::FrameAddress;
+        let HookRegisters { ip, sp, bp } = hook;
         self.len = 0;
         self.found = None;
         self.keepable = false;
