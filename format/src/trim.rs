@@ -73,21 +73,18 @@ fn free_unused_pages(file: &std::fs::File, chunks: u32, chunk_size: u32) -> io::
         let mut head = [0u8; layout::CHUNK_HEADER_LEN];
         file.read_exact_at(&mut head, start)?;
         let field = |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
-        let began = std::time::Instant::now();
         if head.iter().all(|&b| b == 0) {
-            punch_hole(file.as_raw_fd(), start, u64::from(chunk_size));
+            slow.timed(|| {
+                punch_hole(file.as_raw_fd(), start, u64::from(chunk_size));
+                true
+            });
         } else if field(c::MAGIC) == layout::CHUNK_MAGIC
             && field(c::CHUNK_INDEX) == index
             && field(c::COMMITTED_LEN) as usize <= body_len
             && field(c::FLAGS) & layout::CHUNK_FLAG_CLOSED == 0
         {
-            if !free_chunk_tail(file.as_raw_fd(), start, chunk_size, field(c::COMMITTED_LEN)) {
-                continue;
-            }
-        } else {
-            continue;
+            slow.timed(|| free_chunk_tail(file.as_raw_fd(), start, chunk_size, field(c::COMMITTED_LEN)));
         }
-        slow.note(u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX));
     }
     Ok(())
 }
@@ -128,8 +125,16 @@ impl SlowPunches {
         SlowPunches { punched: AtomicU32::new(0), slow: AtomicU32::new(0) }
     }
 
+    /// Runs `punch`, which says whether it punched a hole, and counts the hole with its time.
+    pub(crate) fn timed(&self, punch: impl FnOnce() -> bool) {
+        let began = std::time::Instant::now();
+        if punch() {
+            self.note(u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        }
+    }
+
     /// Counts a hole that took `ns` to punch.
-    pub(crate) fn note(&self, ns: u64) {
+    fn note(&self, ns: u64) {
         self.punched.fetch_add(1, Ordering::Relaxed);
         if ns > SLOW_PUNCH_NS {
             self.slow.fetch_add(1, Ordering::Relaxed);

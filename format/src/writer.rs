@@ -310,10 +310,8 @@ impl TraceWriter {
     /// stays allocated.
     fn free_unused_pages(&self, chunk: *mut u8, used: u32) {
         let start = chunk as u64 - self.base.as_ptr() as u64;
-        let began = monotonic_ns();
-        if crate::trim::free_chunk_tail(self.fd.as_raw_fd(), start, self.chunk_size, used) {
-            self.slow_punches.note(monotonic_ns().saturating_sub(began));
-        }
+        self.slow_punches
+            .timed(|| crate::trim::free_chunk_tail(self.fd.as_raw_fd(), start, self.chunk_size, used));
     }
 
     fn close_chunk(&self, stream: &mut ThreadStream) {
@@ -464,14 +462,6 @@ impl Drop for TraceWriter {
 
 /// Maps `len` bytes of the file (clamped down by halves if the address space refuses) with
 /// MAP_SHARED so written pages belong to the page cache and survive the process.
-/// CLOCK_MONOTONIC in nanoseconds (no allocation, safe inside hooks).
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes one timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
-}
-
 fn map_window(fd: i32, len: u64) -> Option<(NonNull<u8>, usize)> {
     let page = 4096u64;
     let mut len = len.div_ceil(page) * page;
