@@ -15,22 +15,14 @@ log "building leakview (release) and the workload in $WORK"
 build_leakview
 cc -O2 -g -fomit-frame-pointer -o "$WORK/coroutine_workload" "$ROOT/bench/coroutine_workload.c"
 
-# cpu CMD...: median user+system seconds of REPEATS runs of CMD.
-cpu() {
-    for _ in $(seq "$REPEATS"); do
-        rm -f "$WORK"/trace*.bin
-        /usr/bin/time -f "%U %S" -o "$WORK/time" "$@" >/dev/null 2>&1
-        awk '{ printf "%.3f\n", $1 + $2 }' "$WORK/time"
-    done | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
-}
 
 echo "| stack | plain CPU | recorded CPU | extra per malloc/free pair |"
 echo "|---|---|---|---|"
 for where in coroutine thread; do
     args=("$PAIRS")
     [ "$where" = thread ] && args+=(thread)
-    plain=$(cpu "$WORK/coroutine_workload" "${args[@]}")
-    recorded=$(cpu "$LEAKVIEW" record --force -o "$WORK/trace.bin" -- "$WORK/coroutine_workload" "${args[@]}")
+    plain=$(median_seconds "%U %S" "$WORK/coroutine_workload" "${args[@]}")
+    recorded=$(median_seconds "%U %S" "$LEAKVIEW" record --force -o "$WORK/trace.bin" -- "$WORK/coroutine_workload" "${args[@]}")
     awk -v w="$where" -v p="$plain" -v r="$recorded" -v n="$PAIRS" 'BEGIN {
         printf "| %s | %.3f s | %.3f s | %.2f us |\n", w, p, r, (r - p) / n * 1e6 }'
 done

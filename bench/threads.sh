@@ -15,17 +15,9 @@ log "building leakview (release) and the workload in $WORK"
 build_leakview
 cc -O2 -g -pthread -o "$WORK/thread_churn" "$ROOT/bench/thread_churn.c"
 
-# wall CMD...: median wall seconds of REPEATS runs of CMD.
-wall() {
-    for _ in $(seq "$REPEATS"); do
-        rm -f "$WORK"/trace*.bin
-        /usr/bin/time -f "%e" -o "$WORK/time" "$@" >/dev/null 2>&1
-        cat "$WORK/time"
-    done | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
-}
 
-plain=$(wall "$WORK/thread_churn" "$THREADS")
-recorded=$(wall "$LEAKVIEW" record --force -o "$WORK/trace.bin" -- "$WORK/thread_churn" "$THREADS")
+plain=$(median_seconds "%e" "$WORK/thread_churn" "$THREADS")
+recorded=$(median_seconds "%e" "$LEAKVIEW" record --force -o "$WORK/trace.bin" -- "$WORK/thread_churn" "$THREADS")
 echo "| threads | filesystem | plain wall | leakview record wall | trace length | trace on disk |"
 echo "|---|---|---|---|---|---|"
 echo "| $THREADS | $(stat -f -c %T "$WORK") | ${plain} s | ${recorded} s | $(($(stat -c %s "$WORK/trace.bin") / 1048576)) MiB | $(($(du -k "$WORK/trace.bin" | cut -f1) / 1024)) MiB |"
