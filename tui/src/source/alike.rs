@@ -3,7 +3,7 @@
 //! that all read `xmalloc` says nothing about which is which. Such rows get the caller that sets
 //! each apart: `xmalloc ← parse_header`, or `xmalloc ← … ← main_loop` when the nearest callers
 //! are shared too; rows whose stacks hold the same functions (two calls in one function) get the
-//! top frame's place instead: `xmalloc (util.c:41)`.
+//! top frame's place instead where it is theirs alone: `xmalloc (util.c:41)`.
 
 /// Between the top frame's name and the caller that tells a group apart.
 pub const CALLER_ARROW: &str = " ← ";
@@ -14,8 +14,9 @@ pub const FAR_CALLER_ARROW: &str = " ← … ← ";
 /// first, each once), the suffix for each row whose label another row shares: the arrow and the
 /// name (`name_of`) of the first function, counting outward, at which its stack's functions so
 /// far are its own among the rows of that label; where no function sets it apart (the same
-/// functions, other lines), ` (PLACE)` with its top frame's place (`places[i]`) if it has one.
-/// `None` where the label is unique.
+/// functions, other lines), ` (PLACE)` with its top frame's place (`places[i]`) if no other such
+/// row of the label has the same place. `None` where the label is unique, or nothing tells the
+/// row apart.
 pub fn distinguishing_callers(
     labels: &[&str],
     functions: &[&[u32]],
@@ -34,12 +35,18 @@ pub fn distinguishing_callers(
                 rows.iter()
                     .all(|&other| other == row || functions[other].get(..=depth) != Some(&own[..=depth]))
             });
-            suffixes[row] = apart_at
-                .and_then(|depth| {
-                    let arrow = if depth == 1 { CALLER_ARROW } else { FAR_CALLER_ARROW };
-                    name_of(own[depth]).map(|name| format!("{arrow}{name}"))
-                })
-                .or_else(|| places[row].map(|place| format!(" ({place})")));
+            suffixes[row] = apart_at.and_then(|depth| {
+                let arrow = if depth == 1 { CALLER_ARROW } else { FAR_CALLER_ARROW };
+                name_of(own[depth]).map(|name| format!("{arrow}{name}"))
+            });
+        }
+        // The rows no function set apart: their places, where a place is theirs alone.
+        let unset: Vec<usize> = rows.iter().copied().filter(|&row| suffixes[row].is_none()).collect();
+        for &row in &unset {
+            let Some(place) = places[row] else { continue };
+            if unset.iter().all(|&other| other == row || places[other] != Some(place)) {
+                suffixes[row] = Some(format!(" ({place})"));
+            }
         }
     }
     suffixes
@@ -80,6 +87,10 @@ mod tests {
         let places = [Some("leaf.c:10"), Some("leaf.c:12"), None];
         let suffixes = distinguishing_callers(&labels, &functions, &places, names);
         assert_eq!(suffixes, vec![Some(" (leaf.c:10)".to_string()), Some(" (leaf.c:12)".to_string()), None]);
+        // A place two such rows share tells neither apart.
+        let places = [Some("leaf.c:10"), Some("leaf.c:10"), Some("leaf.c:12")];
+        let suffixes = distinguishing_callers(&labels, &functions, &places, names);
+        assert_eq!(suffixes, vec![None, None, Some(" (leaf.c:12)".to_string())]);
         // A row whose stack goes on where another's ends is told apart by that caller.
         let functions: [&[u32]; 2] = [&[0, 1, 3], &[0, 1]];
         let suffixes = distinguishing_callers(&labels[..2], &functions, &[None; 2], names);
