@@ -13,10 +13,17 @@ pub(crate) const KIND_STACK_NODE: u8 = 4;
 pub(crate) const KIND_META: u8 = 5;
 /// An alloc whose address is one of the recently freed ones (allocators reuse them first).
 pub(crate) const KIND_ALLOC_REUSED: u8 = 6;
+/// An alloc like [`KIND_ALLOC`] whose size's two low bits ride in the tag (format 2): sizes
+/// below 512 take one byte instead of two. Writers emit it for every plain alloc; kind 1 is
+/// read in format 1 traces.
+pub(crate) const KIND_ALLOC_PACKED: u8 = 7;
 
 const ALLOC_HAS_ALIGN: u8 = 1 << 3;
 const ALLOC_SAME_STACK: u8 = 1 << 4;
 const ALLOC_ADDR_RAW: u8 = 1 << 5;
+/// Where [`KIND_ALLOC_PACKED`] keeps the size's low bits (bits 6–7; they must be 0 in kind 1).
+const PACKED_SIZE_SHIFT: u8 = 6;
+const PACKED_SIZE_BITS: u32 = 2;
 
 const FREE_RECENT_SHIFT: u8 = 3;
 const FREE_RECENT_MASK: u8 = 0b1111 << FREE_RECENT_SHIFT;
@@ -387,11 +394,12 @@ fn encode_hot(state: &mut DeltaState, event: &Event<'_>, buf: &mut [u8; MAX_HOT_
                 }
                 state.freed[slot & (RING_LEN - 1)] = 0;
             } else {
-                tag = KIND_ALLOC;
+                let low_size_bits = (size & ((1 << PACKED_SIZE_BITS) - 1)) as u8;
+                tag = KIND_ALLOC_PACKED | (low_size_bits << PACKED_SIZE_SHIFT);
                 if e.addr(state.prev_addr, addr) {
                     tag |= ALLOC_ADDR_RAW;
                 }
-                e.varint(size);
+                e.varint(size >> PACKED_SIZE_BITS);
                 if align != 0 {
                     tag |= ALLOC_HAS_ALIGN;
                     e.varint(align);
@@ -616,14 +624,21 @@ pub(crate) fn decode_with<'a>(
     *pos += 1;
     let time = |state: &mut DeltaState, pos: &mut usize| next_time(state, input, pos);
     let event = match tag & KIND_MASK {
-        KIND_ALLOC => {
-            if tag & 0b1100_0000 != 0 {
+        KIND_ALLOC | KIND_ALLOC_PACKED => {
+            // Kind 1's bits 6–7 must be 0, so its size's "low bits" below are 0 and its shift 0.
+            let shift = if tag & KIND_MASK == KIND_ALLOC_PACKED { PACKED_SIZE_BITS } else { 0 };
+            let low_size_bits = tag >> PACKED_SIZE_SHIFT;
+            if shift == 0 && low_size_bits != 0 {
                 return Err(DecodeError::BadTag(tag));
             }
             let ts = time(state, pos)?;
             let addr = get_addr(input, pos, state.prev_addr, tag & ALLOC_ADDR_RAW != 0)?;
             state.prev_addr = addr;
-            let size = get_u64(input, pos)?;
+            let high_size_bits = get_u64(input, pos)?;
+            if high_size_bits > u64::MAX >> shift {
+                return Err(DecodeError::BadValue("size"));
+            }
+            let size = (high_size_bits << shift) | u64::from(low_size_bits);
             let align = if tag & ALLOC_HAS_ALIGN != 0 { get_u64(input, pos)? } else { 0 };
             if tag & ALLOC_SAME_STACK == 0 {
                 state.prev_stack = get_stack(input, pos, state.prev_stack)?;
@@ -870,7 +885,50 @@ mod tests {
         // A second reuse of the same slot must not hit: the address is live again.
         again.push(Event::Alloc { ts: 1004, addr: a, size: 8, align: 0, stack: 3 });
         let buf = round_trip(&again);
-        assert_eq!(buf[base + 3] & KIND_MASK, KIND_ALLOC);
+        assert_eq!(buf[base + 3] & KIND_MASK, KIND_ALLOC_PACKED);
+    }
+
+    #[test]
+    fn sizes_round_trip_with_their_low_bits_in_the_tag() {
+        let mut sizes: Vec<u64> = (0..=600).collect();
+        sizes.extend(boundary_values());
+        let events: Vec<Event<'_>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| Event::Alloc {
+                ts: 1000 + i as u64,
+                addr: 0x10 * (i as u64 + 1),
+                size,
+                align: 0,
+                stack: 1,
+            })
+            .collect();
+        round_trip(&events);
+        // Sizes below 512 take one byte: the alloc is as long with size 511 as with size 1.
+        let alone = |size| {
+            round_trip(&[Event::Alloc { ts: 1001, addr: 0x5555_6000_0010, size, align: 0, stack: 0 }]).len()
+        };
+        assert_eq!(alone(511), alone(1));
+        assert_eq!(alone(512), alone(1) + 1);
+    }
+
+    #[test]
+    fn format_1_allocs_still_decode() {
+        // Kind 1: tag, dt 5, zz(addr delta / 16) of 0x100 → 0x20 then 0x40, size 300 as a plain
+        // varint, zz(stack delta 2) = 4.
+        let input = [KIND_ALLOC, 5, 0x40, 0xac, 0x02, 4];
+        let mut pos = 0;
+        let got = decode_event(&mut DeltaState::new(1000), &input, &mut pos).expect("decodes");
+        assert_eq!(got, Some(Event::Alloc { ts: 1005, addr: 0x200, size: 300, align: 0, stack: 2 }));
+        assert_eq!(pos, input.len());
+    }
+
+    #[test]
+    fn a_packed_size_past_u64_is_an_error() {
+        let too_big =
+            [KIND_ALLOC_PACKED, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0];
+        let got = decode_event(&mut DeltaState::new(0), &too_big, &mut 0);
+        assert_eq!(got, Err(DecodeError::BadValue("size")));
     }
 
     #[test]
@@ -904,7 +962,7 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for tag in [0u8, 7, 0xff, KIND_ALLOC | 0xc0, KIND_ALLOC_REUSED] {
+        for tag in [0u8, 0xff, KIND_ALLOC | 0xc0, KIND_ALLOC_REUSED, KIND_ALLOC_PACKED] {
             let input = [tag, 0xff, 0xff];
             assert!(decode_event(&mut DeltaState::new(0), &input, &mut 0).is_err(), "tag {tag:#x}");
         }

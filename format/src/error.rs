@@ -26,7 +26,8 @@ pub enum ReadError {
     #[error("{path} is not a leakview trace (bad magic)")]
     NotATrace { path: PathBuf },
     #[error(
-        "{path} is a leakview trace of format version {major}.{minor}; this leakview reads {supported}.x"
+        "{path} is a leakview trace of format version {major}.{minor}; this leakview reads versions {oldest}.x to {supported}.x",
+        oldest = crate::layout::OLDEST_READABLE_MAJOR
     )]
     UnsupportedVersion { path: PathBuf, major: u16, minor: u16, supported: u16 },
     #[error("{path}: damaged trace header: {what}")]

@@ -2,10 +2,18 @@
 
 /// First eight bytes of every trace file.
 pub const MAGIC: [u8; 8] = *b"LVTRACE\0";
-/// Incompatible layout changes bump the major version; readers refuse other majors.
-pub const VERSION_MAJOR: u16 = 1;
+/// Incompatible changes bump the major version. Version 2 added the alloc kind 7 (an alloc's
+/// size with its two low bits in the tag); its layout is version 1's.
+pub const VERSION_MAJOR: u16 = 2;
 /// Compatible additions (new event sub-kinds, appended metadata fields) bump the minor version.
-pub const VERSION_MINOR: u16 = 1;
+pub const VERSION_MINOR: u16 = 0;
+/// The oldest major version readers still read (every event kind of it is still decoded).
+pub const OLDEST_READABLE_MAJOR: u16 = 1;
+
+/// Whether readers of this version read traces of major version `major`.
+pub fn is_readable_major(major: u16) -> bool {
+    (OLDEST_READABLE_MAJOR..=VERSION_MAJOR).contains(&major)
+}
 /// Size of the header page; chunk 0 starts here.
 pub const HEADER_LEN: usize = 4096;
 /// Where the bincode-encoded metadata starts inside the header page.

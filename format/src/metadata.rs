@@ -89,11 +89,12 @@ impl TraceMetadata {
         }
     }
 
-    /// Decodes metadata written by format minor version `minor`: this one, a newer one (its
-    /// further fields are ignored), or an older one (the fields appended since read as 0).
-    pub fn decode(bytes: &[u8], minor: u16) -> Result<Self, String> {
-        // Each minor version appended one integer field, whose 0 is one zero byte.
-        let missing = usize::from(layout::VERSION_MINOR.saturating_sub(minor));
+    /// Decodes metadata written by format version `major.minor`: this one, a newer minor (its
+    /// further fields are ignored), or an older version (the fields appended since read as 0).
+    pub fn decode(bytes: &[u8], major: u16, minor: u16) -> Result<Self, String> {
+        // Each appended field is an integer, whose 0 is one zero byte.
+        let missing = appended_fields(layout::VERSION_MAJOR, layout::VERSION_MINOR)
+            .saturating_sub(appended_fields(major, minor));
         let mut complete = Vec::with_capacity(bytes.len() + missing);
         complete.extend_from_slice(bytes);
         complete.resize(bytes.len() + missing, 0);
@@ -135,6 +136,15 @@ fn shorten(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
+/// Metadata fields appended after version 1.0 that a trace of version `major.minor` holds:
+/// 1.1 appended one, 2.0 holds the same fields as 1.1, and each later minor of 2 appends one.
+fn appended_fields(major: u16, minor: u16) -> usize {
+    match major {
+        0 | 1 => usize::from(minor.min(1)),
+        _ => 1 + usize::from(minor),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,23 +178,29 @@ mod tests {
     fn round_trips() {
         let meta = sample();
         let bytes = meta.encode_to_fit().expect("fits");
-        assert_eq!(TraceMetadata::decode(&bytes, layout::VERSION_MINOR), Ok(meta));
+        assert_eq!(TraceMetadata::decode(&bytes, layout::VERSION_MAJOR, layout::VERSION_MINOR), Ok(meta));
     }
 
     #[test]
-    fn metadata_of_minor_version_0_reads_the_fields_appended_since_as_zero() {
+    fn metadata_of_version_1_0_reads_the_fields_appended_since_as_zero() {
         let meta = sample();
         let bytes = meta.encode_to_fit().expect("fits");
-        // Version 0 wrote everything up to max_stack_depth.
+        // Version 1.0 wrote everything up to max_stack_depth.
         let without = TraceMetadata { process_start_ticks: 0, ..sample() };
         let old = without.encode_to_fit().expect("fits");
         let old = &old[..old.len() - 1];
-        assert_eq!(TraceMetadata::decode(old, 0), Ok(without));
-        assert!(TraceMetadata::decode(old, layout::VERSION_MINOR).is_err(), "not cut short in version 1");
+        assert_eq!(TraceMetadata::decode(old, 1, 0), Ok(without));
+        assert!(
+            TraceMetadata::decode(old, layout::VERSION_MAJOR, layout::VERSION_MINOR).is_err(),
+            "not cut short in this version"
+        );
+        // Versions 1.1 and 2.0 hold the same fields.
+        assert_eq!(TraceMetadata::decode(&bytes, 1, 1), Ok(sample()));
+        assert_eq!(TraceMetadata::decode(&bytes, 2, 0), Ok(sample()));
         // A newer minor's further fields are ignored.
         let mut newer = bytes.clone();
         newer.extend_from_slice(&[7, 7]);
-        assert_eq!(TraceMetadata::decode(&newer, layout::VERSION_MINOR + 1), Ok(meta));
+        assert_eq!(TraceMetadata::decode(&newer, layout::VERSION_MAJOR, layout::VERSION_MINOR + 1), Ok(meta));
     }
 
     #[test]
@@ -193,7 +209,8 @@ mod tests {
         meta.argv = (0..10_000).map(|i| format!("argument-{i}")).collect();
         let bytes = meta.encode_to_fit().expect("shortened");
         assert!(bytes.len() <= METADATA_CAPACITY);
-        let back = TraceMetadata::decode(&bytes, layout::VERSION_MINOR).expect("decodes");
+        let back =
+            TraceMetadata::decode(&bytes, layout::VERSION_MAJOR, layout::VERSION_MINOR).expect("decodes");
         assert_eq!(back.argv.first().map(String::as_str), Some("argument-0"));
         assert_eq!(back.argv.last().map(String::as_str), Some("…"));
         assert_eq!(back.pid, 42);
@@ -203,13 +220,13 @@ mod tests {
     fn absurd_lengths_are_an_error_not_an_allocation() {
         // pid, parent pid, then an executable path claiming 2^56 bytes.
         let bytes = [1, 1, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00];
-        assert!(TraceMetadata::decode(&bytes, layout::VERSION_MINOR).is_err());
+        assert!(TraceMetadata::decode(&bytes, layout::VERSION_MAJOR, layout::VERSION_MINOR).is_err());
         let many_strings = [1, 1, 0, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00];
-        assert!(TraceMetadata::decode(&many_strings, layout::VERSION_MINOR).is_err());
+        assert!(TraceMetadata::decode(&many_strings, layout::VERSION_MAJOR, layout::VERSION_MINOR).is_err());
     }
 
     #[test]
     fn garbage_is_an_error() {
-        assert!(TraceMetadata::decode(&[0xff; 3], layout::VERSION_MINOR).is_err());
+        assert!(TraceMetadata::decode(&[0xff; 3], layout::VERSION_MAJOR, layout::VERSION_MINOR).is_err());
     }
 }

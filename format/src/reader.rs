@@ -157,7 +157,7 @@ impl TraceReader {
             return Err(bad("file is shorter than the header page"));
         }
         let (major, minor) = (read_u16(b, h::VERSION_MAJOR), read_u16(b, h::VERSION_MINOR));
-        if major != layout::VERSION_MAJOR {
+        if !layout::is_readable_major(major) {
             return Err(ReadError::UnsupportedVersion {
                 path,
                 major,
@@ -180,7 +180,7 @@ impl TraceReader {
         }
         let meta_bytes = &b[layout::METADATA_OFFSET..layout::METADATA_OFFSET + meta_len];
         let metadata =
-            TraceMetadata::decode(meta_bytes, minor).map_err(|e| bad(&format!("metadata: {e}")))?;
+            TraceMetadata::decode(meta_bytes, major, minor).map_err(|e| bad(&format!("metadata: {e}")))?;
         let header = HeaderInfo {
             version_major: major,
             version_minor: minor,

@@ -29,7 +29,8 @@ pub fn trim_finished(path: &Path) -> io::Result<u64> {
     let mut header = [0u8; HEADER_LEN];
     file.read_exact_at(&mut header, 0)?;
     let field = |at: usize| u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
-    if header[..8] != layout::MAGIC || u16::from_le_bytes([header[8], header[9]]) != layout::VERSION_MAJOR {
+    if header[..8] != layout::MAGIC || !layout::is_readable_major(u16::from_le_bytes([header[8], header[9]]))
+    {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "not a leakview trace"));
     }
     let chunk_size = field(h::CHUNK_SIZE);
