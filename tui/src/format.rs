@@ -79,6 +79,15 @@ pub fn address(addr: u64) -> String {
     format!("{addr:#x}")
 }
 
+/// A thread as the browser names it, like `leakview report --group-by thread`: `worker-0 (573)`
+/// when it was named, `thread 573` otherwise.
+pub fn thread(tid: u32, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("{name} ({tid})"),
+        None => format!("thread {tid}"),
+    }
+}
+
 /// Shortens `s` to `width` characters, ending in `…` when cut.
 pub fn fit(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
@@ -255,6 +264,12 @@ mod tests {
         assert_eq!(percent(0, 0), "-");
         assert_eq!(fit("abcdef", 4), "abc…");
         assert_eq!(fit("abc", 4), "abc");
+    }
+
+    #[test]
+    fn threads_are_named_by_name_and_tid_or_by_tid() {
+        assert_eq!(thread(573, Some("worker-0")), "worker-0 (573)");
+        assert_eq!(thread(573, None), "thread 573");
     }
 
     #[test]

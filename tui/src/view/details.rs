@@ -169,8 +169,7 @@ pub(super) fn draw_stack(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Scree
         Some(row) => {
             let index = open.cursor.selected - open.cursor.offset;
             let thread = match screen.allocation_threads.get(index) {
-                Some((tid, Some(name))) => format!("{name} ({tid})"),
-                Some((tid, None)) => format!("thread {tid}"),
+                Some((tid, name)) => format::thread(*tid, name.as_deref()),
                 None => String::new(),
             };
             let mut lines = vec![Line::from(vec![

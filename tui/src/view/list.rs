@@ -16,6 +16,7 @@ fn label_header(grouping: Grouping) -> &'static str {
         Grouping::Stack => "top frame",
         Grouping::Function => "function",
         Grouping::Size => "size",
+        Grouping::Thread => "thread",
     }
 }
 
@@ -32,6 +33,16 @@ pub fn verdict_tag(verdict: Verdict, wide: bool) -> &'static str {
         Verdict::Outlived => "outl",
         Verdict::NeverFreed => "kept",
         Verdict::InUse => "used",
+    }
+}
+
+/// A label of a group of `grouping` cut to `room` characters: names of functions (stack and
+/// function groups) are first made short as [`fitted_label`] does; sizes and threads are not
+/// function names, and are only cut.
+fn grouping_label(label: &str, room: usize, grouping: Grouping) -> String {
+    match grouping {
+        Grouping::Stack | Grouping::Function => format::fit(&fitted_label(label, room), room),
+        Grouping::Size | Grouping::Thread => format::fit(label, room),
     }
 }
 
@@ -117,7 +128,7 @@ pub(super) fn draw_groups(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Scre
             format::compact_count(row.totals.blocks),
             format::percent(row.totals.bytes, screen.totals.bytes),
         );
-        let label = fitted_label(&row.label, width.saturating_sub(numbers.chars().count()));
+        let label = grouping_label(&row.label, width.saturating_sub(numbers.chars().count()), state.grouping);
         let text = format!("{numbers}{label}");
         lines.push(Line::styled(pad(&text, width), row_style(i == state.groups.selected, focused, theme)));
     }
@@ -136,7 +147,7 @@ pub(super) fn draw_allocations(
     let page = screen.allocations;
     let title = Line::from(vec![
         Span::raw(" "),
-        Span::styled(format::fit(&fitted_label(&open.label, 30), 30), theme.function),
+        Span::styled(grouping_label(&open.label, 30, state.grouping), theme.function),
         Span::raw(format!(" · {} at {} ", format::blocks(page.total), format::duration(state.at_ns))),
     ]);
     let focused = state.focus == Pane::List;
