@@ -135,6 +135,16 @@ pub(super) fn draw_groups(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Scre
     draw_with_header(frame, body.list_rows, lines);
 }
 
+/// A thread in a column `room` characters wide: its name and tid as the rest of the browser
+/// names it ([`format::thread`]) when that fits, else its name alone, else its tid.
+fn thread_cell(tid: u32, name: Option<&str>, room: usize) -> String {
+    let full = format::thread(tid, name);
+    if full.chars().count() <= room {
+        return full;
+    }
+    name.map(str::to_string).unwrap_or_else(|| tid.to_string())
+}
+
 pub(super) fn draw_allocations(
     frame: &mut Frame<'_>,
     body: &BodyAreas,
@@ -163,16 +173,38 @@ pub(super) fn draw_allocations(
         lines.push(Line::styled(format::fit("nothing of this group is outstanding at T", width), theme.dim));
     }
     for (i, (row, (tid, name))) in page.rows.iter().zip(screen.allocation_threads).enumerate() {
-        let thread = name.clone().unwrap_or_else(|| tid.to_string());
-        let text = format!(
-            "{:<14} {:>8} {:>8}  {}",
+        let numbers = format!(
+            "{:<14} {:>8} {:>8}  ",
             format::address(row.address),
             format::bytes(row.size),
             format::duration(row.at_ns),
-            thread
         );
+        let room = width.saturating_sub(numbers.chars().count());
+        let text = format!("{numbers}{}", thread_cell(*tid, name.as_deref(), room));
         let selected = open.cursor.offset + i == open.cursor.selected;
         lines.push(Line::styled(pad(&text, width), row_style(selected, focused, theme)));
     }
     draw_with_header(frame, body.list_rows, lines);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_cell_keeps_the_tid_where_it_fits() {
+        assert_eq!(thread_cell(573, Some("worker-0"), 20), "worker-0 (573)");
+        assert_eq!(thread_cell(573, Some("worker-0"), 8), "worker-0", "narrow: the name alone");
+        assert_eq!(thread_cell(573, None, 10), "thread 573");
+        assert_eq!(thread_cell(573, None, 8), "573");
+    }
+
+    #[test]
+    fn thread_and_size_labels_are_cut_not_shortened_as_functions() {
+        let thread = "a-pool-worker (12345)";
+        assert_eq!(grouping_label(thread, 30, Grouping::Thread), thread);
+        assert_eq!(grouping_label(thread, 10, Grouping::Thread), "a-pool-wo…");
+        let function = "void std::vector<int>::push_back(int const&)";
+        assert_eq!(grouping_label(function, 30, Grouping::Function), "std::vector<…>::push_back(…)");
+    }
 }
