@@ -53,6 +53,17 @@ fn grouping_by_function_then_size() {
 }
 
 #[test]
+fn grouping_by_thread_then_opening_the_worker() {
+    let mut app = app(server_source());
+    let mut term = terminal(80, 24);
+    let g = key(KeyCode::Char('g'));
+    press(&mut app, &mut term, &[g, g, g]);
+    insta::assert_snapshot!("end_by_thread", term.backend());
+    press(&mut app, &mut term, &[key(KeyCode::Down), key(KeyCode::Enter)]);
+    insta::assert_snapshot!("end_worker_open", term.backend());
+}
+
+#[test]
 fn sorting_by_blocks_then_newest() {
     let mut app = app(server_source());
     let mut term = terminal(80, 24);
