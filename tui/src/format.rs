@@ -88,6 +88,19 @@ pub fn thread(tid: u32, name: Option<&str>) -> String {
     }
 }
 
+/// A thread in at most `width` characters: as [`thread`] names it when that fits, else its name
+/// alone (cut with `…` if need be), else its tid.
+pub fn thread_within(tid: u32, name: Option<&str>, width: usize) -> String {
+    let full = thread(tid, name);
+    if full.chars().count() <= width {
+        return full;
+    }
+    match name {
+        Some(name) => fit(name, width),
+        None => fit(&tid.to_string(), width),
+    }
+}
+
 /// Shortens `s` to `width` characters, ending in `…` when cut.
 pub fn fit(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
@@ -270,6 +283,11 @@ mod tests {
     fn threads_are_named_by_name_and_tid_or_by_tid() {
         assert_eq!(thread(573, Some("worker-0")), "worker-0 (573)");
         assert_eq!(thread(573, None), "thread 573");
+        assert_eq!(thread_within(573, Some("worker-0"), 20), "worker-0 (573)");
+        assert_eq!(thread_within(573, Some("worker-0"), 8), "worker-0", "narrow: the name alone");
+        assert_eq!(thread_within(573, Some("worker-0"), 5), "work…");
+        assert_eq!(thread_within(573, None, 10), "thread 573");
+        assert_eq!(thread_within(573, None, 8), "573");
     }
 
     #[test]

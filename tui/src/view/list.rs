@@ -37,11 +37,15 @@ pub fn verdict_tag(verdict: Verdict, wide: bool) -> &'static str {
 }
 
 /// A label of a group of `grouping` cut to `room` characters: names of functions (stack and
-/// function groups) are first made short as [`fitted_label`] does; sizes and threads are not
-/// function names, and are only cut.
+/// function groups) are first made short as [`fitted_label`] does; a thread (`name (tid)`)
+/// drops its tid first, as [`format::thread_within`] does; sizes are only cut.
 fn grouping_label(label: &str, room: usize, grouping: Grouping) -> String {
     match grouping {
         Grouping::Stack | Grouping::Function => format::fit(&fitted_label(label, room), room),
+        Grouping::Thread if label.chars().count() > room => match label.rsplit_once(" (") {
+            Some((name, _)) => format::fit(name, room),
+            None => format::fit(label, room),
+        },
         Grouping::Size | Grouping::Thread => format::fit(label, room),
     }
 }
@@ -135,16 +139,6 @@ pub(super) fn draw_groups(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Scre
     draw_with_header(frame, body.list_rows, lines);
 }
 
-/// A thread in a column `room` characters wide: its name and tid as the rest of the browser
-/// names it ([`format::thread`]) when that fits, else its name alone, else its tid.
-fn thread_cell(tid: u32, name: Option<&str>, room: usize) -> String {
-    let full = format::thread(tid, name);
-    if full.chars().count() <= room {
-        return full;
-    }
-    name.map(str::to_string).unwrap_or_else(|| tid.to_string())
-}
-
 pub(super) fn draw_allocations(
     frame: &mut Frame<'_>,
     body: &BodyAreas,
@@ -155,10 +149,13 @@ pub(super) fn draw_allocations(
     let theme = screen.theme;
     let width = usize::from(body.list_rows.width);
     let page = screen.allocations;
+    // The label takes what the rest of the title leaves on the pane's top border, up to 30.
+    let rest = format!(" · {} at {} ", format::blocks(page.total), format::duration(state.at_ns));
+    let room = usize::from(body.list.width).saturating_sub(rest.chars().count() + 3).clamp(8, 30);
     let title = Line::from(vec![
         Span::raw(" "),
-        Span::styled(grouping_label(&open.label, 30, state.grouping), theme.function),
-        Span::raw(format!(" · {} at {} ", format::blocks(page.total), format::duration(state.at_ns))),
+        Span::styled(grouping_label(&open.label, room, state.grouping), theme.function),
+        Span::raw(rest),
     ]);
     let focused = state.focus == Pane::List;
     let shown = usize::from(body.list_rows.height);
@@ -180,7 +177,7 @@ pub(super) fn draw_allocations(
             format::duration(row.at_ns),
         );
         let room = width.saturating_sub(numbers.chars().count());
-        let text = format!("{numbers}{}", thread_cell(*tid, name.as_deref(), room));
+        let text = format!("{numbers}{}", format::thread_within(*tid, name.as_deref(), room));
         let selected = open.cursor.offset + i == open.cursor.selected;
         lines.push(Line::styled(pad(&text, width), row_style(selected, focused, theme)));
     }
@@ -192,18 +189,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_thread_cell_keeps_the_tid_where_it_fits() {
-        assert_eq!(thread_cell(573, Some("worker-0"), 20), "worker-0 (573)");
-        assert_eq!(thread_cell(573, Some("worker-0"), 8), "worker-0", "narrow: the name alone");
-        assert_eq!(thread_cell(573, None, 10), "thread 573");
-        assert_eq!(thread_cell(573, None, 8), "573");
-    }
-
-    #[test]
     fn thread_and_size_labels_are_cut_not_shortened_as_functions() {
         let thread = "a-pool-worker (12345)";
         assert_eq!(grouping_label(thread, 30, Grouping::Thread), thread);
+        assert_eq!(grouping_label(thread, 15, Grouping::Thread), "a-pool-worker", "the tid goes first");
         assert_eq!(grouping_label(thread, 10, Grouping::Thread), "a-pool-wo…");
+        assert_eq!(grouping_label("thread 12345", 8, Grouping::Thread), "thread …");
         let function = "void std::vector<int>::push_back(int const&)";
         assert_eq!(grouping_label(function, 30, Grouping::Function), "std::vector<…>::push_back(…)");
     }
