@@ -119,10 +119,14 @@ fn browser_scrubs_groups_drills_down_and_quits_cleanly() {
     tmux.keys(&["Home", "m", "m"]);
     tmux.expect("T 4.000s 40%");
 
-    // Grouping by function, then back to stacks.
+    // Grouping by function, then size, then thread (each thread named and its tid), then back
+    // to stacks.
     tmux.keys(&["g"]);
     tmux.expect("by function");
     tmux.keys(&["g", "g"]);
+    tmux.expect("At 4.000s · by thread · 2 groups");
+    tmux.expect("worker (101)");
+    tmux.keys(&["g"]);
     tmux.expect("At 4.000s · by stack");
 
     // Drill into the top group: its allocations and the selected one's stack.

@@ -79,6 +79,28 @@ pub fn address(addr: u64) -> String {
     format!("{addr:#x}")
 }
 
+/// A thread as the browser names it, like `leakview report --group-by thread`: `worker-0 (573)`
+/// when it was named, `thread 573` otherwise.
+pub fn thread(tid: u32, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("{name} ({tid})"),
+        None => format!("thread {tid}"),
+    }
+}
+
+/// A thread in at most `width` characters: as [`thread`] names it when that fits, else its name
+/// alone (cut with `…` if need be), else its tid.
+pub fn thread_within(tid: u32, name: Option<&str>, width: usize) -> String {
+    let full = thread(tid, name);
+    if full.chars().count() <= width {
+        return full;
+    }
+    match name {
+        Some(name) => fit(name, width),
+        None => fit(&tid.to_string(), width),
+    }
+}
+
 /// Shortens `s` to `width` characters, ending in `…` when cut.
 pub fn fit(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
@@ -255,6 +277,17 @@ mod tests {
         assert_eq!(percent(0, 0), "-");
         assert_eq!(fit("abcdef", 4), "abc…");
         assert_eq!(fit("abc", 4), "abc");
+    }
+
+    #[test]
+    fn threads_are_named_by_name_and_tid_or_by_tid() {
+        assert_eq!(thread(573, Some("worker-0")), "worker-0 (573)");
+        assert_eq!(thread(573, None), "thread 573");
+        assert_eq!(thread_within(573, Some("worker-0"), 20), "worker-0 (573)");
+        assert_eq!(thread_within(573, Some("worker-0"), 8), "worker-0", "narrow: the name alone");
+        assert_eq!(thread_within(573, Some("worker-0"), 5), "work…");
+        assert_eq!(thread_within(573, None, 10), "thread 573");
+        assert_eq!(thread_within(573, None, 8), "573");
     }
 
     #[test]

@@ -170,7 +170,7 @@ const BACK: Binding = Binding {
 const GROUPING: Binding = Binding {
     keys: &[(ch('g'), Action::CycleGrouping)],
     label: "g",
-    description: "group by stack, function, size",
+    description: "group by stack, function, size, thread",
     hint: Some(("g", "group")),
 };
 

@@ -371,9 +371,12 @@ mod tests {
         let c = ctx(3);
         let mut s = ViewState::new(1_000);
         let start = (s.grouping, s.sort);
-        for _ in 0..3 {
+        let mut groupings = Vec::new();
+        for _ in 0..4 {
             s.apply(Action::CycleGrouping, &c);
+            groupings.push(s.query().grouping);
         }
+        assert_eq!(groupings, [Grouping::Function, Grouping::Size, Grouping::Thread, Grouping::Stack]);
         let mut sorts = Vec::new();
         for _ in 0..4 {
             s.apply(Action::CycleSort, &c);
@@ -383,6 +386,30 @@ mod tests {
         assert_eq!((s.grouping, s.sort), start);
         s.apply(Action::CycleGrouping, &c);
         assert_eq!(s.query().grouping, Grouping::Function);
+    }
+
+    #[test]
+    fn an_open_thread_group_is_browsed_like_any_group_until_the_grouping_changes() {
+        let mut s = ViewState::new(1_000);
+        for _ in 0..3 {
+            s.apply(Action::CycleGrouping, &ctx(3));
+        }
+        assert_eq!(s.grouping, Grouping::Thread);
+        let thread = Context { selected_group: Some((GroupKey(2), "worker-0 (573)")), ..ctx(3) };
+        s.apply(Action::Down, &thread);
+        s.apply(Action::Open, &thread);
+        let open = s.open.as_ref().map(|o| (o.key, o.label.as_str()));
+        assert_eq!(open, Some((GroupKey(2), "worker-0 (573)")));
+        // Its allocations scroll, T moves and the sort changes with the group kept open.
+        let allocations = Context { list_len: 40, selected_group: None, ..ctx(40) };
+        s.apply(Action::Down, &allocations);
+        s.apply(Action::StepBack, &allocations);
+        s.apply(Action::CycleSort, &allocations);
+        assert_eq!(s.open.as_ref().map(|o| o.cursor.selected), Some(1));
+        assert_eq!((s.at_ns, s.sort, s.query().grouping), (995, SortKey::Blocks, Grouping::Thread));
+        // `g` goes on to stack groups and closes the thread group, back at the top of the list.
+        s.apply(Action::CycleGrouping, &allocations);
+        assert_eq!((s.grouping, s.open.is_none(), s.groups.selected), (Grouping::Stack, true, 0));
     }
 
     #[test]

@@ -104,3 +104,109 @@ fn sorted_by_suspicion_with_the_analyzers_verdicts() {
     );
     insta::assert_snapshot!("trace_sorted_by_suspicion", term.backend());
 }
+
+fn threads() -> (tempfile::TempDir, App<AnalysisSource>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("threads.bin");
+    common::trace::write_threads_trace(&path);
+    let analysis = Analysis::open(&path, &LoadOptions::default(), &NoProgress).expect("the trace loads");
+    (dir, app(AnalysisSource::new(analysis)))
+}
+
+/// The lines of the screen, without the quotes the backend's display puts around them.
+fn screen_lines(term: &ratatui::Terminal<ratatui::backend::TestBackend>) -> Vec<String> {
+    let buffer = term.backend().buffer();
+    let width = usize::from(buffer.area.width);
+    let symbols: Vec<&str> = buffer.content().iter().map(|c| c.symbol()).collect();
+    symbols.chunks(width).map(|row| row.concat()).collect()
+}
+
+/// The rows of the list pane (the body's left pane, below the timeline), trimmed.
+fn list_rows(term: &ratatui::Terminal<ratatui::backend::TestBackend>) -> Vec<String> {
+    screen_lines(term)
+        .iter()
+        .skip_while(|line| !line.starts_with("┌ Live heap"))
+        .skip(1)
+        .skip_while(|line| !line.starts_with('┌'))
+        .skip(1)
+        .take_while(|line| !line.starts_with('└'))
+        .filter_map(|line| line.strip_prefix('│'))
+        .filter_map(|line| line.split_once('│').map(|(list, _)| list.trim().to_string()))
+        .filter(|row| !row.is_empty())
+        .collect()
+}
+
+#[test]
+fn grouped_by_thread_then_a_thread_opened() {
+    let (_dir, mut app) = threads();
+    let mut term = terminal(100, 30);
+    let g = key(KeyCode::Char('g'));
+    press(&mut app, &mut term, &[g, g, g]);
+    assert_eq!(app.state().grouping, Grouping::Thread);
+    insta::assert_snapshot!("threads_by_thread", term.backend());
+    assert_eq!(
+        list_rows(&term),
+        [
+            "bytes↓ blocks share  thread",
+            "6.5 KiB      8   56%  worker-0 (301)",
+            "4.1 KiB      6   35%  main (300)",
+            "1.1 KiB      3    9%  thread 302",
+        ]
+    );
+    // worker-0's blocks come from two stacks: its own buffers, then the shared helper's.
+    let j = key(KeyCode::Char('j'));
+    press(&mut app, &mut term, &[key(KeyCode::Enter), j, j, j]);
+    insta::assert_snapshot!("threads_worker_open", term.backend());
+    let rows = list_rows(&term);
+    assert_eq!(rows.len(), 1 + 8, "the header and worker-0's 8 blocks: {rows:#?}");
+    assert!(rows[1..].iter().all(|r| r.ends_with("  worker-0 (301)")), "{rows:#?}");
+    let screen = screen_lines(&term).join("\n");
+    assert!(screen.contains("100 B at 550.00ms by worker-0 (301)"), "{screen}");
+    assert!(screen.contains(" 0 server+0x1500"), "the shared helper's stack: {screen}");
+}
+
+#[test]
+fn thread_groups_follow_t_the_filter_and_the_sort() {
+    let (_dir, mut app) = threads();
+    let mut term = terminal(100, 30);
+    let g = key(KeyCode::Char('g'));
+    press(&mut app, &mut term, &[g, g, g, key(KeyCode::Char('p'))]);
+    assert_eq!(
+        list_rows(&term),
+        [
+            "bytes↓ blocks share  thread",
+            "44.1 KiB     16   88%  main (300)",
+            "6.0 KiB      3   12%  worker-0 (301)",
+        ],
+        "at the peak main holds its cache; thread 302 has not allocated yet"
+    );
+    let mut keys = vec![key(KeyCode::End), key(KeyCode::Char('/'))];
+    keys.extend(typed("0x1500"));
+    keys.push(key(KeyCode::Enter));
+    press(&mut app, &mut term, &keys);
+    assert_eq!(
+        list_rows(&term),
+        [
+            "bytes↓ blocks share  thread",
+            "500 B      5    4%  worker-0 (301)",
+            "200 B      2    2%  main (300)",
+            "64 B      1   <1%  thread 302",
+        ],
+        "only the shared helper's blocks, on each thread that allocated them"
+    );
+    let s = key(KeyCode::Char('s'));
+    press(&mut app, &mut term, &[key(KeyCode::Esc), s, s]);
+    assert_eq!(
+        list_rows(&term),
+        [
+            "bytes blocks share  thread (newest first)",
+            "1.1 KiB      3    9%  thread 302",
+            "6.5 KiB      8   56%  worker-0 (301)",
+            "4.1 KiB      6   35%  main (300)",
+        ]
+    );
+    press(&mut app, &mut term, &[s]);
+    let screen = screen_lines(&term).join("\n");
+    assert!(screen.contains("by thread, bytes↓  suspicion: stacks only"), "{screen}");
+    assert_eq!(list_rows(&term)[1], "6.5 KiB      8   56%  worker-0 (301)", "bytes order");
+}

@@ -21,6 +21,7 @@ fn expected(analysis: &Analysis, at_ns: u64, by: GroupBy) -> HashMap<String, (u6
                 AKey::Stack(s) => format!("stack {}", s.0),
                 AKey::Function(f) => f.to_string(),
                 AKey::SizeClass(c) => format!("class {c}"),
+                AKey::Thread(t) => format!("thread #{}", t.0),
                 other => format!("{other:?}"),
             };
             (name, (g.bytes, g.blocks))
@@ -38,6 +39,7 @@ fn actual(source: &AnalysisSource, at_ns: u64, grouping: Grouping) -> HashMap<St
                 Grouping::Stack => format!("stack {}", row.key.0),
                 Grouping::Function => row.label.clone(),
                 Grouping::Size => format!("class {}", row.key.0),
+                Grouping::Thread => format!("thread #{}", row.key.0),
             };
             (name, (row.totals.bytes, row.totals.blocks))
         })
@@ -60,11 +62,12 @@ fn incremental_groups_equal_the_analyzers_at_every_moment_of_a_walk() {
     moments.extend([0, step, end / 2, end / 2 - 1, end / 2 + 1, end, 0, end]);
     assert!(reference.live_at(end).blocks > 1_000, "the walk covers a sizeable live heap");
     for (i, &t) in moments.iter().enumerate() {
-        let grouping = [Grouping::Stack, Grouping::Function, Grouping::Size][i % 3];
+        let grouping = [Grouping::Stack, Grouping::Function, Grouping::Size, Grouping::Thread][i % 4];
         let by = match grouping {
             Grouping::Stack => GroupBy::Stack,
             Grouping::Function => GroupBy::Function,
             Grouping::Size => GroupBy::SizeClass,
+            Grouping::Thread => GroupBy::Thread,
         };
         assert_eq!(
             actual(&source, t, grouping),
@@ -101,6 +104,58 @@ fn details_and_allocations_match_the_analyzers_group() {
     let first = reference.block(ids[0]).expect("block");
     assert_eq!(page.rows[0].address, first.address);
     assert_eq!(page.rows[0].at_ns, first.alloc_ns);
+}
+
+#[test]
+fn thread_groups_details_and_allocations_match_the_analyzers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("threads.bin");
+    write_synthetic_trace(&path, 30_000);
+    let load = || Analysis::open(&path, &LoadOptions::default(), &NoProgress).expect("loads");
+    let reference = load();
+    let source = AnalysisSource::new(load());
+    let at = reference.duration_ns() * 3 / 4;
+    let grouping = reference.group(&reference.outstanding_at(at), GroupBy::Thread);
+    assert_eq!(grouping.iter().count(), 4, "the synthetic trace allocates on four threads");
+    let query = GroupQuery { at_ns: at, grouping: Grouping::Thread, ..GroupQuery::default() };
+    let rows = source.groups(&query);
+    assert_eq!(rows.len(), 4);
+    for (row, group) in rows.iter().zip(grouping.iter()) {
+        let group = &group;
+        let AKey::Thread(thread) = &group.key else { panic!("a thread group: {:?}", group.key) };
+        let info = reference.thread(*thread).expect("the thread is known");
+        assert_eq!(row.key.0, u64::from(thread.0), "ranked as the analyzer ranks them");
+        assert_eq!(row.label, format!("thread {}", info.tid), "unnamed: named by its tid");
+        assert_eq!((row.totals.bytes, row.totals.blocks), (group.bytes, group.blocks));
+        let details = source.group_details(&query, row.key).expect("details");
+        assert_eq!(details.label, row.label);
+        assert_eq!((details.totals.bytes, details.totals.blocks), (group.bytes, group.blocks));
+        assert_eq!(
+            (details.first_alloc_ns, details.last_alloc_ns),
+            (group.first_alloc_ns, group.last_alloc_ns)
+        );
+        assert_eq!(details.stacks, group.stacks.len() as u64);
+        assert_eq!(details.histogram.iter().map(|b| b.blocks).sum::<u64>(), group.blocks);
+        assert_eq!(
+            details.threads.iter().map(|t| (t.tid, t.blocks)).collect::<Vec<_>>(),
+            [(info.tid, group.blocks)]
+        );
+        let page = source.allocations(&query, row.key, 0, 5);
+        assert_eq!(page.total, group.blocks);
+        assert!(page.rows.iter().all(|r| r.tid == info.tid), "only the thread's blocks");
+        let first = reference.block(grouping.block_ids(group)[0]).expect("block");
+        assert_eq!((page.rows[0].address, page.rows[0].at_ns), (first.address, first.alloc_ns));
+    }
+    // Newest first: the thread of the last allocation at the moment leads.
+    let newest = source.groups(&GroupQuery { sort: SortKey::Newest, ..query.clone() });
+    let last = grouping.iter().max_by_key(|g| g.last_alloc_ns).expect("a group");
+    assert_eq!(
+        newest[0].key.0,
+        match last.key {
+            AKey::Thread(t) => u64::from(t.0),
+            _ => u64::MAX,
+        }
+    );
 }
 
 #[test]

@@ -53,6 +53,17 @@ fn grouping_by_function_then_size() {
 }
 
 #[test]
+fn grouping_by_thread_then_opening_the_worker() {
+    let mut app = app(server_source());
+    let mut term = terminal(80, 24);
+    let g = key(KeyCode::Char('g'));
+    press(&mut app, &mut term, &[g, g, g]);
+    insta::assert_snapshot!("end_by_thread", term.backend());
+    press(&mut app, &mut term, &[key(KeyCode::Down), key(KeyCode::Enter)]);
+    insta::assert_snapshot!("end_worker_open", term.backend());
+}
+
+#[test]
 fn sorting_by_blocks_then_newest() {
     let mut app = app(server_source());
     let mut term = terminal(80, 24);
@@ -215,4 +226,35 @@ fn a_long_templated_name_is_made_short_in_the_list_and_shown_whole_in_the_stack(
     press(&mut app, &mut term, &[key(KeyCode::Enter), key(KeyCode::Tab)]);
     press(&mut app, &mut term, &[key(KeyCode::PageDown); 12]);
     insta::assert_snapshot!("templated_stack_end_80x24", term.backend());
+}
+
+#[test]
+fn a_narrow_screen_drops_a_threads_tid_rather_than_cutting_its_name_short() {
+    use leakview_tui::MemorySource;
+    use leakview_tui::source::{FrameInfo, MemoryAllocation};
+    let frames = vec![FrameInfo {
+        function: "pool_task".to_string(),
+        location: Some("pool.c:7".to_string()),
+        module: Some("app".to_string()),
+        inlined: false,
+    }];
+    let allocation = MemoryAllocation {
+        address: 0x1000,
+        size: 288,
+        alloc_ns: 744_100,
+        free_ns: None,
+        tid: 24679,
+        stack: 0,
+    };
+    let names = std::collections::HashMap::from([(24679, "threadpool-work".to_string())]);
+    let source = MemorySource::new("./app", 1_000_000, vec![frames], vec![allocation], vec![], names);
+    let mut app = app(source);
+    let mut term = terminal(80, 24);
+    let g = key(KeyCode::Char('g'));
+    press(&mut app, &mut term, &[g, g, g, key(KeyCode::Enter)]);
+    let screen = format!("{}", term.backend());
+    // Where `name (tid)` does not fit, the tid goes first, then the end of the name.
+    assert!(screen.contains("┌ threadpool-work · 1 block at 1.00ms ─"), "{screen}");
+    assert!(screen.contains("288 B at 744.1us by threadpool-wo…│"), "{screen}");
+    assert!(screen.contains("│0x1000            288 B  744.1us  threadp…││"), "{screen}");
 }

@@ -3,10 +3,11 @@
 //! Scrubbing asks "what is outstanding at T, grouped" many times a second. Regrouping every
 //! outstanding block at each step costs time proportional to the live heap (too slow for tens of
 //! millions of events), so the source keeps per-stack aggregates for the current T and moves
-//! them with the events between two moments ([`super::scrub`]). Function and size groups are
-//! rolled up from those per-stack aggregates with the analyzer's rules (a block counts once for
-//! every function on its trimmed stack; power-of-two size classes). Only the size-group details
-//! and the allocation lists of an opened group walk the analyzer's snapshot of the moment.
+//! them with the events between two moments ([`super::scrub`]). Function, size and thread
+//! groups are rolled up from those per-stack aggregates with the analyzer's rules (a block counts
+//! once for every function on its trimmed stack; power-of-two size classes; the allocating
+//! thread). Only the details of size and thread groups, their newest allocations and the
+//! allocation lists of an opened group walk the analyzer's snapshot of the moment.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -184,7 +185,8 @@ impl AnalysisSource {
             .collect()
     }
 
-    /// The shown stacks that belong to group `key` (all shown stacks for a size group).
+    /// The shown stacks that belong to group `key` (all shown stacks for a size group; those
+    /// with blocks of the thread for a thread group).
     fn group_stacks(&self, scrub: &Scrub, grouping: Grouping, key: GroupKey) -> Vec<u32> {
         let shown = self.shown_stacks(scrub);
         match grouping {
@@ -200,7 +202,30 @@ impl AnalysisSource {
                 })
                 .collect(),
             Grouping::Size => shown,
+            Grouping::Thread => shown
+                .into_iter()
+                .filter(|&d| scrub.live.per_thread.contains_key(&(u64::from(d) << 32 | key.0)))
+                .collect(),
         }
+    }
+
+    /// The time of the newest block outstanding at `at_ns` of each group `group_of` puts the
+    /// blocks of the `shown` stacks in (a walk of the analyzer's snapshot of the moment).
+    fn newest_by(
+        &self,
+        shown: &HashSet<u32>,
+        at_ns: u64,
+        group_of: impl Fn(&Block) -> u64,
+    ) -> HashMap<u64, u64> {
+        let mut newest: HashMap<u64, u64> = HashMap::new();
+        let snapshot = self.analysis.outstanding_at(at_ns);
+        for b in self.analysis.blocks(&snapshot) {
+            if self.index.dense(b.stack).is_some_and(|d| shown.contains(&d)) {
+                let n = newest.entry(group_of(&b)).or_default();
+                *n = (*n).max(b.alloc_ns);
+            }
+        }
+        newest
     }
 
     fn newest_of(&self, stacks: &[u32], at_ns: u64) -> u64 {
@@ -216,6 +241,12 @@ impl AnalysisSource {
         self.analysis.thread(thread).map(|t| t.tid).unwrap_or(thread.0)
     }
 
+    /// How a thread group is named: the thread's name and tid ([`format::thread`]).
+    fn thread_label(&self, thread: analyzer::ThreadIndex) -> String {
+        let name = self.analysis.thread(thread).and_then(|t| t.name.as_deref());
+        format::thread(self.tid_of(thread), name)
+    }
+
     /// Blocks outstanding at `query.at_ns` that belong to group `key`, in allocation order.
     fn members(&self, scrub: &Scrub, query: &GroupQuery, key: GroupKey) -> Vec<Block> {
         let stacks: HashSet<u32> = self.group_stacks(scrub, query.grouping, key).into_iter().collect();
@@ -223,7 +254,11 @@ impl AnalysisSource {
         self.analysis
             .blocks(&snapshot)
             .filter(|b| self.index.dense(b.stack).is_some_and(|d| stacks.contains(&d)))
-            .filter(|b| query.grouping != Grouping::Size || u64::from(size_class(b.size)) == key.0)
+            .filter(|b| match query.grouping {
+                Grouping::Size => u64::from(size_class(b.size)) == key.0,
+                Grouping::Thread => u64::from(b.thread.0) == key.0,
+                Grouping::Stack | Grouping::Function => true,
+            })
             .collect()
     }
 
@@ -280,9 +315,9 @@ impl AnalysisSource {
             }
         }
         let mut threads: HashMap<u32, u64> = HashMap::new();
-        for (k, blocks) in &scrub.live.per_thread {
+        for (k, agg) in &scrub.live.per_thread {
             if member.contains(&((k >> 32) as u32)) {
-                *threads.entry(*k as u32).or_default() += blocks;
+                *threads.entry(*k as u32).or_default() += agg.blocks;
             }
         }
         let spans: Vec<(u64, u64)> =
@@ -303,26 +338,33 @@ impl AnalysisSource {
         })
     }
 
-    /// Details of a size group, from the blocks outstanding at the moment.
-    fn size_details(&self, scrub: &Scrub, query: &GroupQuery, key: GroupKey) -> Option<GroupDetails> {
+    /// Details of a size or thread group, from the blocks outstanding at the moment (the
+    /// per-stack aggregates hold neither a thread's sizes nor its allocation times).
+    fn walked_details(&self, scrub: &Scrub, query: &GroupQuery, key: GroupKey) -> Option<GroupDetails> {
         let blocks = self.members(scrub, query, key);
         let first = blocks.first()?;
         let mut stack_bytes: HashMap<StackId, u64> = HashMap::new();
         let mut threads: HashMap<u32, u64> = HashMap::new();
+        let mut classes: HashMap<u8, u64> = HashMap::new();
         let mut totals = Agg::default();
         for b in &blocks {
             totals.bytes += b.size;
             totals.blocks += 1;
             *stack_bytes.entry(b.stack).or_default() += b.size;
             *threads.entry(b.thread.0).or_default() += 1;
+            *classes.entry(size_class(b.size)).or_default() += 1;
         }
         let heaviest = stack_bytes.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map(|(s, _)| *s)?;
+        let label = match query.grouping {
+            Grouping::Thread => self.thread_label(analyzer::ThreadIndex(key.0 as u32)),
+            _ => size_class_label(key.0 as u8),
+        };
         Some(GroupDetails {
-            label: size_class_label(key.0 as u8),
+            label,
             totals: Totals { bytes: totals.bytes, blocks: totals.blocks },
             stacks: stack_bytes.len() as u64,
             frames: self.frames_of(heaviest),
-            histogram: Self::histogram(HashMap::from([(key.0 as u8, totals.blocks)])),
+            histogram: Self::histogram(classes),
             first_alloc_ns: first.alloc_ns,
             last_alloc_ns: blocks.last().map(|b| b.alloc_ns).unwrap_or(first.alloc_ns),
             threads: self.threads(threads),
@@ -483,23 +525,43 @@ impl DataSource for AnalysisSource {
                         entry.blocks += agg.blocks;
                     }
                 }
-                let mut newest_by_class: HashMap<u8, u64> = HashMap::new();
-                if newest {
-                    let snapshot = self.analysis.outstanding_at(query.at_ns);
-                    for b in self.analysis.blocks(&snapshot) {
-                        if self.index.dense(b.stack).is_some_and(|d| shown.contains(&d)) {
-                            let n = newest_by_class.entry(size_class(b.size)).or_default();
-                            *n = (*n).max(b.alloc_ns);
-                        }
-                    }
-                }
+                let newest_by_class = if newest {
+                    self.newest_by(&shown, query.at_ns, |b| u64::from(size_class(b.size)))
+                } else {
+                    HashMap::new()
+                };
                 by_class
                     .into_iter()
                     .map(|(class, a)| GroupRow {
                         key: GroupKey(u64::from(class)),
                         totals: Totals { bytes: a.bytes, blocks: a.blocks },
-                        newest_ns: newest_by_class.get(&class).copied().unwrap_or(0),
+                        newest_ns: newest_by_class.get(&u64::from(class)).copied().unwrap_or(0),
                         label: size_class_label(class),
+                    })
+                    .collect()
+            }
+            Grouping::Thread => {
+                let shown: HashSet<u32> = shown.into_iter().collect();
+                let mut by_thread: HashMap<u32, Agg> = HashMap::new();
+                for (k, agg) in &scrub.live.per_thread {
+                    if shown.contains(&((k >> 32) as u32)) {
+                        let entry = by_thread.entry(*k as u32).or_default();
+                        entry.bytes += agg.bytes;
+                        entry.blocks += agg.blocks;
+                    }
+                }
+                let newest_by_thread = if newest {
+                    self.newest_by(&shown, query.at_ns, |b| u64::from(b.thread.0))
+                } else {
+                    HashMap::new()
+                };
+                by_thread
+                    .into_iter()
+                    .map(|(thread, a)| GroupRow {
+                        key: GroupKey(u64::from(thread)),
+                        totals: Totals { bytes: a.bytes, blocks: a.blocks },
+                        newest_ns: newest_by_thread.get(&u64::from(thread)).copied().unwrap_or(0),
+                        label: self.thread_label(analyzer::ThreadIndex(thread)),
                     })
                     .collect()
             }
@@ -513,8 +575,8 @@ impl DataSource for AnalysisSource {
         let scrub = &mut *guard;
         self.prepare(scrub, query.at_ns, &query.filter);
         match query.grouping {
-            Grouping::Size => self.size_details(scrub, query, key),
-            _ => self.rolled_up_details(scrub, query, key),
+            Grouping::Size | Grouping::Thread => self.walked_details(scrub, query, key),
+            Grouping::Stack | Grouping::Function => self.rolled_up_details(scrub, query, key),
         }
     }
 

@@ -105,6 +105,7 @@ impl MemorySource {
                 GroupKey(self.functions.binary_search(&name).unwrap_or(0) as u64)
             }
             Grouping::Size => GroupKey(u64::from(size_class(a.size))),
+            Grouping::Thread => GroupKey(u64::from(a.tid)),
         }
     }
 
@@ -113,6 +114,9 @@ impl MemorySource {
             Grouping::Stack => innermost_function(self.frames(sample.stack)),
             Grouping::Function => self.functions.get(key.0 as usize).cloned().unwrap_or_default(),
             Grouping::Size => size_class_label(key.0 as u32),
+            Grouping::Thread => {
+                crate::format::thread(sample.tid, self.thread_names.get(&sample.tid).map(String::as_str))
+            }
         }
     }
 
@@ -359,6 +363,47 @@ mod tests {
         assert!(s.groups(&q).is_empty(), "upper case in the filter matches case-sensitively");
         let q = GroupQuery { filter: "cache".into(), ..q };
         assert_eq!(s.groups(&q).len(), 1);
+    }
+
+    #[test]
+    fn thread_groups_hold_each_threads_blocks_across_stacks() {
+        let mut allocations = vec![
+            alloc(0x10, 100, 10, None, 0),
+            alloc(0x20, 50, 20, None, 1),
+            alloc(0x30, 30, 30, None, 0),
+            alloc(0x40, 500, 40, Some(60), 1),
+        ];
+        allocations[1].tid = 7;
+        allocations[2].tid = 7;
+        allocations[3].tid = 7;
+        let s = MemorySource::new(
+            "prog",
+            100,
+            vec![vec![frame("leak"), frame("main")], vec![frame("cache"), frame("main")]],
+            allocations,
+            vec![],
+            HashMap::from([(7, "worker-0".to_string())]),
+        );
+        let q = GroupQuery { at_ns: 100, grouping: Grouping::Thread, ..GroupQuery::default() };
+        let rows: Vec<(GroupKey, String, Totals)> =
+            s.groups(&q).into_iter().map(|r| (r.key, r.label, r.totals)).collect();
+        assert_eq!(
+            rows,
+            [
+                (GroupKey(1), "thread 1".to_string(), Totals { bytes: 100, blocks: 1 }),
+                (GroupKey(7), "worker-0 (7)".to_string(), Totals { bytes: 80, blocks: 2 }),
+            ]
+        );
+        let details = s.group_details(&q, GroupKey(7)).expect("the worker has blocks");
+        assert_eq!((details.label.as_str(), details.stacks), ("worker-0 (7)", 2));
+        assert_eq!(details.threads, [ThreadShare { tid: 7, name: Some("worker-0".into()), blocks: 2 }]);
+        let page = s.allocations(&q, GroupKey(7), 0, 10);
+        assert_eq!(page.rows.iter().map(|r| r.address).collect::<Vec<_>>(), [0x20, 0x30]);
+        let at_50 = GroupQuery { at_ns: 50, ..q.clone() };
+        assert_eq!(s.groups(&at_50)[0].label, "worker-0 (7)", "its 500 bytes are outstanding at 50");
+        let filtered = GroupQuery { filter: "cache".into(), ..q };
+        let rows = s.groups(&filtered);
+        assert_eq!((rows.len(), rows[0].totals), (1, Totals { bytes: 50, blocks: 1 }), "{rows:?}");
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub enum Grouping {
     Function,
     /// One group per power-of-two size class.
     Size,
+    /// One group per allocating thread, as `leakview report --group-by thread` does.
+    Thread,
 }
 
 impl Grouping {
@@ -36,7 +38,8 @@ impl Grouping {
         match self {
             Grouping::Stack => Grouping::Function,
             Grouping::Function => Grouping::Size,
-            Grouping::Size => Grouping::Stack,
+            Grouping::Size => Grouping::Thread,
+            Grouping::Thread => Grouping::Stack,
         }
     }
 
@@ -45,6 +48,7 @@ impl Grouping {
             Grouping::Stack => "stack",
             Grouping::Function => "function",
             Grouping::Size => "size",
+            Grouping::Thread => "thread",
         }
     }
 }
@@ -154,7 +158,8 @@ pub struct GroupRow {
     pub totals: Totals,
     /// Time of the most recent outstanding allocation of the group.
     pub newest_ns: u64,
-    /// What names the group: the top frame, a function or a size class.
+    /// What names the group: the top frame, a function, a size class or a thread
+    /// ([`crate::format::thread`]).
     pub label: String,
 }
 

@@ -153,7 +153,7 @@ pub struct Live {
     /// Key: dense stack << 8 | size class.
     pub per_class: HashMap<u64, Agg>,
     /// Key: dense stack << 32 | thread index.
-    pub per_thread: HashMap<u64, u64>,
+    pub per_thread: HashMap<u64, Agg>,
     pub total: Agg,
 }
 
@@ -173,14 +173,10 @@ impl Live {
             self.per_class.remove(&class_key);
         }
         let thread_key = u64::from(d) << 32 | u64::from(b.thread.0);
-        let threads = self.per_thread.entry(thread_key).or_default();
-        if sign > 0 {
-            *threads += 1;
-        } else {
-            *threads = threads.saturating_sub(1);
-            if *threads == 0 {
-                self.per_thread.remove(&thread_key);
-            }
+        let thread = self.per_thread.entry(thread_key).or_default();
+        thread.add(b.size, sign);
+        if thread.blocks == 0 {
+            self.per_thread.remove(&thread_key);
         }
     }
 

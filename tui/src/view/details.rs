@@ -168,18 +168,19 @@ pub(super) fn draw_stack(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Scree
     let lines = match selected {
         Some(row) => {
             let index = open.cursor.selected - open.cursor.offset;
-            let thread = match screen.allocation_threads.get(index) {
-                Some((tid, Some(name))) => format!("{name} ({tid})"),
-                Some((tid, None)) => format!("thread {tid}"),
-                None => String::new(),
-            };
-            let mut lines = vec![Line::from(vec![
+            let mut spans = vec![
                 Span::raw(format::bytes(row.size)),
                 Span::styled(" at ", theme.dim),
                 Span::raw(format::duration(row.at_ns)),
                 Span::styled(" by ", theme.dim),
-                Span::raw(thread),
-            ])];
+            ];
+            // The thread in the room left on the line: a narrow pane drops its tid, not a `)`.
+            let room = usize::from(body.details_inner.width)
+                .saturating_sub(spans.iter().map(|s| s.width()).sum::<usize>());
+            if let Some((tid, name)) = screen.allocation_threads.get(index) {
+                spans.push(Span::raw(format::thread_within(*tid, name.as_deref(), room)));
+            }
+            let mut lines = vec![Line::from(spans)];
             lines.extend(frame_lines(screen.stack, usize::from(body.details_inner.width), theme));
             lines
         }

@@ -16,6 +16,7 @@ fn label_header(grouping: Grouping) -> &'static str {
         Grouping::Stack => "top frame",
         Grouping::Function => "function",
         Grouping::Size => "size",
+        Grouping::Thread => "thread",
     }
 }
 
@@ -32,6 +33,20 @@ pub fn verdict_tag(verdict: Verdict, wide: bool) -> &'static str {
         Verdict::Outlived => "outl",
         Verdict::NeverFreed => "kept",
         Verdict::InUse => "used",
+    }
+}
+
+/// A label of a group of `grouping` cut to `room` characters: names of functions (stack and
+/// function groups) are first made short as [`fitted_label`] does; a thread (`name (tid)`)
+/// drops its tid first, as [`format::thread_within`] does; sizes are only cut.
+fn grouping_label(label: &str, room: usize, grouping: Grouping) -> String {
+    match grouping {
+        Grouping::Stack | Grouping::Function => format::fit(&fitted_label(label, room), room),
+        Grouping::Thread if label.chars().count() > room => match label.rsplit_once(" (") {
+            Some((name, _)) => format::fit(name, room),
+            None => format::fit(label, room),
+        },
+        Grouping::Size | Grouping::Thread => format::fit(label, room),
     }
 }
 
@@ -117,7 +132,7 @@ pub(super) fn draw_groups(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Scre
             format::compact_count(row.totals.blocks),
             format::percent(row.totals.bytes, screen.totals.bytes),
         );
-        let label = fitted_label(&row.label, width.saturating_sub(numbers.chars().count()));
+        let label = grouping_label(&row.label, width.saturating_sub(numbers.chars().count()), state.grouping);
         let text = format!("{numbers}{label}");
         lines.push(Line::styled(pad(&text, width), row_style(i == state.groups.selected, focused, theme)));
     }
@@ -134,10 +149,13 @@ pub(super) fn draw_allocations(
     let theme = screen.theme;
     let width = usize::from(body.list_rows.width);
     let page = screen.allocations;
+    // The label takes what the rest of the title leaves on the pane's top border, up to 30.
+    let rest = format!(" · {} at {} ", format::blocks(page.total), format::duration(state.at_ns));
+    let room = usize::from(body.list.width).saturating_sub(rest.chars().count() + 3).clamp(8, 30);
     let title = Line::from(vec![
         Span::raw(" "),
-        Span::styled(format::fit(&fitted_label(&open.label, 30), 30), theme.function),
-        Span::raw(format!(" · {} at {} ", format::blocks(page.total), format::duration(state.at_ns))),
+        Span::styled(grouping_label(&open.label, room, state.grouping), theme.function),
+        Span::raw(rest),
     ]);
     let focused = state.focus == Pane::List;
     let shown = usize::from(body.list_rows.height);
@@ -152,16 +170,32 @@ pub(super) fn draw_allocations(
         lines.push(Line::styled(format::fit("nothing of this group is outstanding at T", width), theme.dim));
     }
     for (i, (row, (tid, name))) in page.rows.iter().zip(screen.allocation_threads).enumerate() {
-        let thread = name.clone().unwrap_or_else(|| tid.to_string());
-        let text = format!(
-            "{:<14} {:>8} {:>8}  {}",
+        let numbers = format!(
+            "{:<14} {:>8} {:>8}  ",
             format::address(row.address),
             format::bytes(row.size),
             format::duration(row.at_ns),
-            thread
         );
+        let room = width.saturating_sub(numbers.chars().count());
+        let text = format!("{numbers}{}", format::thread_within(*tid, name.as_deref(), room));
         let selected = open.cursor.offset + i == open.cursor.selected;
         lines.push(Line::styled(pad(&text, width), row_style(selected, focused, theme)));
     }
     draw_with_header(frame, body.list_rows, lines);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_and_size_labels_are_cut_not_shortened_as_functions() {
+        let thread = "a-pool-worker (12345)";
+        assert_eq!(grouping_label(thread, 30, Grouping::Thread), thread);
+        assert_eq!(grouping_label(thread, 15, Grouping::Thread), "a-pool-worker", "the tid goes first");
+        assert_eq!(grouping_label(thread, 10, Grouping::Thread), "a-pool-wo…");
+        assert_eq!(grouping_label("thread 12345", 8, Grouping::Thread), "thread …");
+        let function = "void std::vector<int>::push_back(int const&)";
+        assert_eq!(grouping_label(function, 30, Grouping::Function), "std::vector<…>::push_back(…)");
+    }
 }

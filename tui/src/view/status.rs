@@ -42,9 +42,10 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>) {
     frame.render_widget(Line::from(spans), areas.status);
     let mut hints = hints_of(BROWSE_KEYS, state.typing_filter());
     if state.open.is_some() && !state.typing_filter() {
-        // Enter opens a group; one is open, Esc goes back to the groups.
+        // Enter opens a group; one is open, Esc goes back to the groups: the first hint, so
+        // that a narrow screen keeps it.
         hints.retain(|&(key, _)| key != "Enter");
-        hints.insert(1, ("Esc", "back"));
+        hints.insert(0, ("Esc", "back"));
     }
     draw_hints(frame, areas.hints, &hints, theme);
 }

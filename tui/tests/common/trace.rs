@@ -315,3 +315,68 @@ pub fn write_wrapper_trace(path: &Path) {
     }
     t.finish(1_000 * MS);
 }
+
+/// A program with three threads, over 1 s: `main` (tid 300) and `worker-0` (tid 301) are named,
+/// tid 302 never is. Outstanding at the end, per thread and stack:
+///
+/// | thread     | `server+0x1300`  | `server+0x1500` (shared) | `server+0x2200` | `server+0x2400` |
+/// |------------|------------------|--------------------------|-----------------|-----------------|
+/// | `main`     | 4 × 1000 B       | 2 × 100 B                | -               | -               |
+/// | `worker-0` | -                | 5 × 100 B                | 3 × 2048 B      | -               |
+/// | tid 302    | -                | 1 × 64 B                 | -               | 2 × 512 B       |
+///
+/// `main` also fills a cache (`server+0x1700`, 10 × 4 KiB) in its first 100 ms and frees it
+/// at 500 ms, so the peak is main's.
+pub fn write_threads_trace(path: &Path) {
+    const MAIN: u32 = 300;
+    const WORKER: u32 = 301;
+    const UNNAMED: u32 = 302;
+    let mut t = Trace::create(path, &["server", "--threads", "2"]);
+    t.module(MAIN, 1, SERVER_BASE, SERVER);
+    t.event(MAIN, Event::ThreadName { ts: START, tid: MAIN, name: b"main" });
+    t.event(WORKER, Event::ThreadName { ts: START, tid: WORKER, name: b"worker-0" });
+    let nodes = [
+        (1, 0, SERVER_BASE + 0x1200), // main
+        (2, 1, SERVER_BASE + 0x1300), // load_config
+        (3, 1, SERVER_BASE + 0x1500), // the shared allocation helper
+        (4, 1, SERVER_BASE + 0x1700), // the cache
+        (5, 0, SERVER_BASE + 0x2000), // thread entry
+        (6, 5, SERVER_BASE + 0x2200), // worker buffers
+        (7, 5, SERVER_BASE + 0x2400), // the unnamed thread's buffers
+    ];
+    for (id, parent, ip) in nodes {
+        t.event(MAIN, Event::StackNode { id, parent, ip });
+    }
+    let mut address = 0x5555_8000_0000u64;
+    let mut next_address = || {
+        address += 0x1000;
+        address
+    };
+    let at = |ms: u64| START + ms * MS;
+    let mut alloc = |t: &mut Trace, tid: u32, ms: u64, size: u64, stack: u32| {
+        let addr = next_address();
+        t.event(tid, Event::Alloc { ts: at(ms), addr, size, align: 0, stack });
+        addr
+    };
+    let cache: Vec<u64> = (0..10).map(|i| alloc(&mut t, MAIN, 10 + i * 10, 4096, 4)).collect();
+    for i in 0..4 {
+        alloc(&mut t, MAIN, 150 + i * 50, 1000, 2);
+    }
+    for ms in [420, 440] {
+        alloc(&mut t, MAIN, ms, 100, 3);
+    }
+    for addr in cache {
+        t.event(MAIN, Event::Free { ts: at(500), addr });
+    }
+    for i in 0..3 {
+        alloc(&mut t, WORKER, 200 + i * 100, 2048, 6);
+    }
+    for i in 0..5 {
+        alloc(&mut t, WORKER, 550 + i * 50, 100, 3);
+    }
+    alloc(&mut t, UNNAMED, 600, 64, 3);
+    for ms in [700, 900] {
+        alloc(&mut t, UNNAMED, ms, 512, 7);
+    }
+    t.finish(1_000 * MS);
+}
