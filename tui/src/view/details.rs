@@ -113,14 +113,15 @@ pub fn group_lines<'a>(
     let threads: Vec<String> = d
         .threads
         .iter()
-        .map(|t| match &t.name {
-            Some(name) => format!("{name} ({}) ×{}", t.tid, format::count(t.blocks)),
-            None => format!("tid {} ×{}", t.tid, format::count(t.blocks)),
-        })
+        .map(|t| format!("{} ×{}", format::thread(t.tid, t.name.as_deref()), format::count(t.blocks)))
         .collect();
+    // A thread's own group (grouped by thread) names its thread already.
+    let names_its_thread =
+        matches!(d.threads.as_slice(), [t] if d.label == format::thread(t.tid, t.name.as_deref()));
     // All the threads, over as many lines as they take.
     let threads = format!("threads {}", threads.join(", "));
-    for (n, line) in format::wrap(&threads, wrap_width(width)).into_iter().enumerate() {
+    let thread_lines = if names_its_thread { Vec::new() } else { format::wrap(&threads, wrap_width(width)) };
+    for (n, line) in thread_lines.into_iter().enumerate() {
         match line.strip_prefix("threads ").filter(|_| n == 0) {
             Some(rest) => {
                 lines.push(Line::from(vec![Span::styled("threads ", theme.dim), Span::raw(rest.to_string())]))
