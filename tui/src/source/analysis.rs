@@ -228,6 +228,42 @@ impl AnalysisSource {
         newest
     }
 
+    /// Rows of a grouping whose live totals are kept per (stack, key) — `per` maps
+    /// `stack << key_bits | key` to them — summed over the shown stacks into one row per key.
+    /// `key_of` gives a block's key, for each group's newest allocation when `newest_at` asks
+    /// for them (at that moment).
+    fn rows_by_key(
+        &self,
+        per: &HashMap<u64, Agg>,
+        key_bits: u32,
+        shown: &HashSet<u32>,
+        newest_at: Option<u64>,
+        key_of: impl Fn(&Block) -> u64,
+        label: impl Fn(u64) -> String,
+    ) -> Vec<GroupRow> {
+        let mut by_key: HashMap<u64, Agg> = HashMap::new();
+        for (k, agg) in per {
+            if shown.contains(&((k >> key_bits) as u32)) {
+                let entry = by_key.entry(k & ((1 << key_bits) - 1)).or_default();
+                entry.bytes += agg.bytes;
+                entry.blocks += agg.blocks;
+            }
+        }
+        let newest_by_key = match newest_at {
+            Some(at_ns) => self.newest_by(shown, at_ns, key_of),
+            None => HashMap::new(),
+        };
+        by_key
+            .into_iter()
+            .map(|(key, a)| GroupRow {
+                key: GroupKey(key),
+                totals: Totals { bytes: a.bytes, blocks: a.blocks },
+                newest_ns: newest_by_key.get(&key).copied().unwrap_or(0),
+                label: label(key),
+            })
+            .collect()
+    }
+
     fn newest_of(&self, stacks: &[u32], at_ns: u64) -> u64 {
         stacks
             .iter()
@@ -517,53 +553,25 @@ impl DataSource for AnalysisSource {
             }
             Grouping::Size => {
                 let shown: HashSet<u32> = shown.into_iter().collect();
-                let mut by_class: HashMap<u8, Agg> = HashMap::new();
-                for (k, agg) in &scrub.live.per_class {
-                    if shown.contains(&((k >> 8) as u32)) {
-                        let entry = by_class.entry((k & 0xff) as u8).or_default();
-                        entry.bytes += agg.bytes;
-                        entry.blocks += agg.blocks;
-                    }
-                }
-                let newest_by_class = if newest {
-                    self.newest_by(&shown, query.at_ns, |b| u64::from(size_class(b.size)))
-                } else {
-                    HashMap::new()
-                };
-                by_class
-                    .into_iter()
-                    .map(|(class, a)| GroupRow {
-                        key: GroupKey(u64::from(class)),
-                        totals: Totals { bytes: a.bytes, blocks: a.blocks },
-                        newest_ns: newest_by_class.get(&u64::from(class)).copied().unwrap_or(0),
-                        label: size_class_label(class),
-                    })
-                    .collect()
+                self.rows_by_key(
+                    &scrub.live.per_class,
+                    8,
+                    &shown,
+                    newest.then_some(query.at_ns),
+                    |b| u64::from(size_class(b.size)),
+                    |class| size_class_label(class as u8),
+                )
             }
             Grouping::Thread => {
                 let shown: HashSet<u32> = shown.into_iter().collect();
-                let mut by_thread: HashMap<u32, Agg> = HashMap::new();
-                for (k, agg) in &scrub.live.per_thread {
-                    if shown.contains(&((k >> 32) as u32)) {
-                        let entry = by_thread.entry(*k as u32).or_default();
-                        entry.bytes += agg.bytes;
-                        entry.blocks += agg.blocks;
-                    }
-                }
-                let newest_by_thread = if newest {
-                    self.newest_by(&shown, query.at_ns, |b| u64::from(b.thread.0))
-                } else {
-                    HashMap::new()
-                };
-                by_thread
-                    .into_iter()
-                    .map(|(thread, a)| GroupRow {
-                        key: GroupKey(u64::from(thread)),
-                        totals: Totals { bytes: a.bytes, blocks: a.blocks },
-                        newest_ns: newest_by_thread.get(&u64::from(thread)).copied().unwrap_or(0),
-                        label: self.thread_label(analyzer::ThreadIndex(thread)),
-                    })
-                    .collect()
+                self.rows_by_key(
+                    &scrub.live.per_thread,
+                    32,
+                    &shown,
+                    newest.then_some(query.at_ns),
+                    |b| u64::from(b.thread.0),
+                    |thread| self.thread_label(analyzer::ThreadIndex(thread as u32)),
+                )
             }
         };
         sort_rows(&mut rows, query.sort);

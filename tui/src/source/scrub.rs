@@ -157,6 +157,16 @@ pub struct Live {
     pub total: Agg,
 }
 
+/// Adds (or with `sign` −1 removes) a block of `size` bytes to the totals under `key`, which
+/// go away when no block is left under it.
+fn add_keyed(totals: &mut HashMap<u64, Agg>, key: u64, size: u64, sign: i8) {
+    let entry = totals.entry(key).or_default();
+    entry.add(size, sign);
+    if entry.blocks == 0 {
+        totals.remove(&key);
+    }
+}
+
 /// Beyond this many events between two moments, rebuilding from the analyzer's snapshot is
 /// cheaper than applying them one by one.
 const REBUILD_FACTOR: usize = 2;
@@ -166,18 +176,8 @@ impl Live {
         let Some(d) = index.dense(b.stack) else { return };
         self.per_stack[d as usize].add(b.size, sign);
         self.total.add(b.size, sign);
-        let class_key = u64::from(d) << 8 | u64::from(size_class(b.size));
-        let class = self.per_class.entry(class_key).or_default();
-        class.add(b.size, sign);
-        if class.blocks == 0 {
-            self.per_class.remove(&class_key);
-        }
-        let thread_key = u64::from(d) << 32 | u64::from(b.thread.0);
-        let thread = self.per_thread.entry(thread_key).or_default();
-        thread.add(b.size, sign);
-        if thread.blocks == 0 {
-            self.per_thread.remove(&thread_key);
-        }
+        add_keyed(&mut self.per_class, u64::from(d) << 8 | u64::from(size_class(b.size)), b.size, sign);
+        add_keyed(&mut self.per_thread, u64::from(d) << 32 | u64::from(b.thread.0), b.size, sign);
     }
 
     fn rebuild(&mut self, index: &ScrubIndex, analysis: &Analysis, t: u64) {
