@@ -86,6 +86,20 @@ fn scrub(c: &mut Criterion) {
             step(&mut app, &mut terminal, code);
         })
     });
+
+    // The same grouped by size, then by thread: their rows and the selected group's details
+    // come from the outstanding blocks rather than from per-stack totals alone.
+    for grouping in ["size", "thread"] {
+        step(&mut app, &mut terminal, KeyCode::Char('g'));
+        let mut i = 0u64;
+        group.bench_function(format!("step_near_end_by_{grouping}_10m_events"), |b| {
+            b.iter(|| {
+                let code = if i % 20 < 10 { KeyCode::Left } else { KeyCode::Right };
+                i += 1;
+                step(&mut app, &mut terminal, code);
+            })
+        });
+    }
     group.finish();
 }
 
