@@ -382,33 +382,33 @@ fn encode_hot(state: &mut DeltaState, event: &Event<'_>, buf: &mut [u8; MAX_HOT_
     match *event {
         Event::Alloc { ts, addr, size, align, stack } => {
             let reused = if align == 0 && addr != 0 { state.freed_index(addr) } else { None };
-            let mut tag;
             e.varint(state.advance_time(ts));
-            if let Some(slot) = reused {
-                tag = KIND_ALLOC_REUSED | (((slot as u8) + 1) << REUSED_SLOT_SHIFT);
-                e.varint(size);
-                if stack == state.prev_stack {
-                    tag |= REUSED_SAME_STACK;
-                } else {
-                    e.stack(state.prev_stack, stack);
+            // The two kinds share their last fields (size, then the stack unless it is the
+            // previous one's); only a plain alloc has an address and an alignment.
+            let (mut tag, size_field, same_stack) = match reused {
+                Some(slot) => {
+                    state.freed[slot & (RING_LEN - 1)] = 0;
+                    (KIND_ALLOC_REUSED | (((slot as u8) + 1) << REUSED_SLOT_SHIFT), size, REUSED_SAME_STACK)
                 }
-                state.freed[slot & (RING_LEN - 1)] = 0;
+                None => {
+                    // `as u8` keeps the low byte; the shift keeps its two low bits.
+                    let mut tag = KIND_ALLOC_PACKED | ((size as u8) << PACKED_SIZE_SHIFT);
+                    if e.addr(state.prev_addr, addr) {
+                        tag |= ALLOC_ADDR_RAW;
+                    }
+                    (tag, size >> PACKED_SIZE_BITS, ALLOC_SAME_STACK)
+                }
+            };
+            e.varint(size_field);
+            // A reused address is taken only with the default alignment.
+            if align != 0 {
+                tag |= ALLOC_HAS_ALIGN;
+                e.varint(align);
+            }
+            if stack == state.prev_stack {
+                tag |= same_stack;
             } else {
-                let low_size_bits = (size & ((1 << PACKED_SIZE_BITS) - 1)) as u8;
-                tag = KIND_ALLOC_PACKED | (low_size_bits << PACKED_SIZE_SHIFT);
-                if e.addr(state.prev_addr, addr) {
-                    tag |= ALLOC_ADDR_RAW;
-                }
-                e.varint(size >> PACKED_SIZE_BITS);
-                if align != 0 {
-                    tag |= ALLOC_HAS_ALIGN;
-                    e.varint(align);
-                }
-                if stack == state.prev_stack {
-                    tag |= ALLOC_SAME_STACK;
-                } else {
-                    e.stack(state.prev_stack, stack);
-                }
+                e.stack(state.prev_stack, stack);
             }
             state.prev_addr = addr;
             state.prev_stack = stack;
