@@ -44,7 +44,12 @@ pub fn frame_lines<'a>(frames: &[FrameInfo], width: usize, theme: &Theme) -> Vec
         let module = f.module.as_deref().filter(|m| !f.function.starts_with(&format!("{m}+")));
         let place: Vec<&str> = [f.location.as_deref(), module].into_iter().flatten().collect();
         if !place.is_empty() {
-            lines.push(Line::styled(format!("{INDENT}{}", place.join(" · ")), theme.dim));
+            // Cut with `…` where the pane is narrower (a long path or module name); a width not
+            // known yet (before the first draw) cuts nothing.
+            let room = width.saturating_sub(INDENT.len());
+            let place = place.join(" · ");
+            let place = if room >= 8 { format::fit(&place, room) } else { place };
+            lines.push(Line::styled(format!("{INDENT}{place}"), theme.dim));
         }
     }
     lines
@@ -218,6 +223,21 @@ mod tests {
         // A name that fits keeps one line.
         let short = FrameInfo { function: "main".to_string(), ..frame };
         assert_eq!(frame_lines(&[short], 30, &Theme::monochrome()).len(), 2);
+    }
+
+    #[test]
+    fn a_place_wider_than_the_pane_is_cut_with_an_ellipsis() {
+        let frame = FrameInfo {
+            function: "_dl_start".to_string(),
+            location: Some("elf/rtld.c:580".to_string()),
+            module: Some("ld-linux-x86-64.so.2".to_string()),
+            inlined: false,
+        };
+        let lines = text(&frame_lines(std::slice::from_ref(&frame), 30, &Theme::monochrome()));
+        assert_eq!(lines.last().map(String::as_str), Some("   elf/rtld.c:580 · ld-linux-…"));
+        // Where it fits, the place is whole.
+        let lines = text(&frame_lines(&[frame], 60, &Theme::monochrome()));
+        assert_eq!(lines.last().map(String::as_str), Some("   elf/rtld.c:580 · ld-linux-x86-64.so.2"));
     }
 
     #[test]
