@@ -14,6 +14,7 @@ pub const OLDEST_READABLE_MAJOR: u16 = 1;
 pub fn is_readable_major(major: u16) -> bool {
     (OLDEST_READABLE_MAJOR..=VERSION_MAJOR).contains(&major)
 }
+
 /// Size of the header page; chunk 0 starts here.
 pub const HEADER_LEN: usize = 4096;
 /// Where the bincode-encoded metadata starts inside the header page.
