@@ -832,9 +832,9 @@ fn allocations_by_origin(trace: &Trace, attribution: &Attribution) -> (u64, u64)
 /// The recorder never changes what the allocation functions do: every function's edge cases
 /// (zero sizes, overflowing sizes, bad and huge alignments, realloc(p, 0), failed reallocs,
 /// errno on success and failure, zeroing, usable sizes, lookups through a libc handle and in
-/// the global scope, a thread's first calls, many threads at once) print the same facts plainly and recorded, with
-/// the same exit status. The trace holds every block the program made and exactly the three it
-/// kept.
+/// the global scope, a thread's first calls, many threads at once) print the same facts plainly
+/// and recorded, with the same exit status. The trace holds every block the program made and
+/// exactly the three it kept.
 #[test]
 fn the_allocation_functions_behave_the_same_recorded() {
     let dir = tempfile::tempdir().expect("tempdir");
