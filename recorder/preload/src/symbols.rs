@@ -3,7 +3,11 @@
 //! finds the C library's own definition, not the interposed one, so the blocks it makes would be
 //! invisible. Such a lookup that finds exactly the function a hook forwards to gets the hook
 //! instead. Lookups with `RTLD_NEXT` or `RTLD_DEFAULT` jump straight to the real `dlsym` (they
-//! depend on the caller's address, which a wrapper would change; they find the hooks anyway).
+//! depend on the caller's address, which a wrapper would change; they find the hooks anyway),
+//! except those of a sized free (`free_sized`, `free_aligned_sized`) that nothing but this
+//! library defines: a C library before glibc 2.43 has none, so without leakview the lookup
+//! finds nothing, and a program probing for them must not find the hook (see
+//! `sized_free_only_here`).
 //!
 //! x86_64 only: the entry point is a naked function, a few instructions that keep the caller's
 //! return address for those lookups. Elsewhere `dlsym` is not interposed.
@@ -31,7 +35,18 @@ pub unsafe extern "C" fn dlsym(handle: *mut c_void, name: *const c_char) -> *mut
         "test rdi, rdi",
         "jz 1f",
         "jmp {explicit}",
+        // A sized free that only this library defines: not found (the stack stays aligned).
         "1:",
+        "push rdi",
+        "push rsi",
+        "sub rsp, 8",
+        "mov rdi, rsi",
+        "call {only_here}",
+        "add rsp, 8",
+        "pop rsi",
+        "pop rdi",
+        "test al, al",
+        "jnz 3f",
         "mov rax, qword ptr [rip + {real}]",
         "test rax, rax",
         "jz 2f",
@@ -46,7 +61,11 @@ pub unsafe extern "C" fn dlsym(handle: *mut c_void, name: *const c_char) -> *mut
         "pop rsi",
         "pop rdi",
         "jmp rax",
+        "3:",
+        "xor eax, eax",
+        "ret",
         explicit = sym explicit_handle_lookup,
+        only_here = sym sized_free_only_here,
         real = sym REAL_DLSYM,
         resolve = sym resolve_real_dlsym,
     )
@@ -100,6 +119,32 @@ unsafe extern "C" fn explicit_handle_lookup(handle: *mut c_void, name: *const c_
         // (a jemalloc the program loaded itself) keeps its own.
         (Some(hook), Some(next)) if !found.is_null() && next == found => hook,
         _ => found,
+    }
+}
+
+/// Whether `name` is a sized free (`free_sized`, `free_aligned_sized`) that no object of the
+/// process defines but this library: the global scope finds the hook and nothing after this
+/// library has one. A lookup of it by `RTLD_DEFAULT` or `RTLD_NEXT` then finds nothing, as
+/// without leakview (the hooks exist for programs built for a C library that has them). The
+/// lookup that failed here leaves `dlerror` telling that the symbol is undefined, though naming
+/// this library where a plain run names the caller's object. Called for every `RTLD_DEFAULT` and
+/// `RTLD_NEXT` lookup: other names cost a `strlen` and a comparison.
+extern "C" fn sized_free_only_here(name: *const c_char) -> bool {
+    if name.is_null() {
+        return false;
+    }
+    // SAFETY: `dlsym`'s contract: a non-null name is a NUL-terminated string.
+    let name = unsafe { CStr::from_ptr(name) };
+    if !matches!(name.to_bytes(), b"free_sized" | b"free_aligned_sized") {
+        return false;
+    }
+    let Some(hook) = hook_named(name) else { return false };
+    // SAFETY: the slot holds the C library's dlsym (or `no_dlsym`).
+    let real = unsafe { std::mem::transmute::<usize, DlsymFn>(resolve_real_dlsym()) };
+    // SAFETY: the real dlsym with a pseudo-handle and a NUL-terminated name; the lookup that
+    // fails comes last, so `dlerror` tells about it.
+    unsafe {
+        real(libc::RTLD_DEFAULT, name.as_ptr()) == hook && real(libc::RTLD_NEXT, name.as_ptr()).is_null()
     }
 }
 

@@ -794,3 +794,100 @@ fn a_killed_programs_trace_still_names_its_threads() {
     assert!(names.contains(&"named-worker"), "{names:?}");
     assert!(names.contains(&"fixture"), "{names:?}");
 }
+
+/// The number after `label` on a line of `output` (`blocks made: 21784`).
+fn printed_count(output: &str, label: &str) -> u64 {
+    output
+        .lines()
+        .find_map(|line| line.strip_prefix(label)?.strip_prefix(": ")?.parse().ok())
+        .unwrap_or_else(|| panic!("no `{label}: N` line in:\n{output}"))
+}
+
+/// The allocations (alloc and realloc events) of `trace` whose allocating function is the
+/// fixture's own code, and the others, which the C library and the loader made on their own.
+fn allocations_by_origin(trace: &Trace, attribution: &Attribution) -> (u64, u64) {
+    let reader = leakview_format::TraceReader::open(&trace.path).expect("open");
+    let mut by_stack = std::collections::HashMap::new();
+    let (mut fixture, mut other) = (0, 0);
+    for chunk in reader.chunks() {
+        for event in reader.events(chunk) {
+            let stack = match event.expect("decode") {
+                leakview_format::Event::Alloc { stack, .. }
+                | leakview_format::Event::Realloc { stack, .. } => stack,
+                _ => continue,
+            };
+            let is_fixture = *by_stack
+                .entry(stack)
+                .or_insert_with(|| !attribution.allocating_function(trace, stack).starts_with('<'));
+            if is_fixture {
+                fixture += 1;
+            } else {
+                other += 1;
+            }
+        }
+    }
+    (fixture, other)
+}
+
+/// The recorder never changes what the allocation functions do: every function's edge cases
+/// (zero sizes, overflowing sizes, bad and huge alignments, realloc(p, 0), failed reallocs,
+/// errno on success and failure, zeroing, usable sizes, lookups through a libc handle and in
+/// the global scope, a thread's first calls, many threads at once) print the same facts plainly
+/// and recorded, with the same exit status. The trace holds every block the program made and
+/// exactly the three it kept.
+#[test]
+fn the_allocation_functions_behave_the_same_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("fixture");
+    compile(&["allocator_contract.c"], &exe, &["-ldl"]);
+    let plain = std::process::Command::new(&exe).env_remove("LD_PRELOAD").output().expect("run plainly");
+    let plain_stdout = String::from_utf8_lossy(&plain.stdout).into_owned();
+    // The C library keeps every promise the fixture checks (its exit status counts broken ones).
+    assert!(plain.status.success(), "{:?} plainly:\n{plain_stdout}", plain.status);
+
+    let trace_path = dir.path().join("trace.bin");
+    let recorded = std::process::Command::new(&exe)
+        .env("LD_PRELOAD", support::preload_library())
+        .env("LEAKVIEW_OUTPUT", &trace_path)
+        .env_remove("LEAKVIEW_MANIFEST")
+        .env_remove("LEAKVIEW_DEPTH")
+        .output()
+        .expect("run recorded");
+    let recorded_stdout = String::from_utf8_lossy(&recorded.stdout).into_owned();
+    for (line, (a, b)) in (1..).zip(plain_stdout.lines().zip(recorded_stdout.lines())) {
+        assert_eq!(a, b, "line {line} differs, plain vs recorded");
+    }
+    assert_eq!(plain.stdout, recorded.stdout, "plain:\n{plain_stdout}\nrecorded:\n{recorded_stdout}");
+    assert_eq!(plain.stderr, recorded.stderr, "stderr: {}", String::from_utf8_lossy(&recorded.stderr));
+    assert_eq!(plain.status.code(), recorded.status.code());
+
+    let made = printed_count(&plain_stdout, "blocks made");
+    let released = printed_count(&plain_stdout, "blocks released");
+    assert_eq!(printed_count(&plain_stdout, "blocks kept"), 3);
+    assert_eq!(made - released, 3);
+    assert!(made > 20_000, "{made} blocks made");
+
+    let trace = Trace::load(&trace_path);
+    assert!(trace.complete);
+    let attribution = Attribution::new(&[&exe]);
+    let (fixture_allocations, other_allocations) = allocations_by_origin(&trace, &attribution);
+    assert_eq!(fixture_allocations, made, "{other_allocations} other allocations");
+    assert_eq!(trace.counts.allocations, fixture_allocations + other_allocations);
+    // Every free found its block, and nothing else was released: with the three blocks left,
+    // the fixture's releases are all there.
+    assert_eq!(trace.counts.unknown_frees, 0, "{:?}", trace.counts);
+    assert_eq!(trace.counts.allocated_while_live, 0, "{:?}", trace.counts);
+    assert_eq!(trace.counts.frees, trace.counts.allocations - trace.outstanding.len() as u64);
+    assert_eq!(attribution.leaks(&trace), expect(&[("keep_blocks", 3, 1001 + 3000 + 555)]));
+    let kept: Vec<&support::Block> = trace
+        .outstanding
+        .iter()
+        .filter(|b| attribution.allocating_function(&trace, b.stack) == "keep_blocks")
+        .collect();
+    let mut sizes: Vec<(u64, u64)> = kept.iter().map(|b| (b.size, b.align)).collect();
+    sizes.sort_unstable();
+    // posix_memalign(4096, 555), malloc(1001), realloc(malloc(100), 3000).
+    assert_eq!(sizes, [(555, 4096), (1001, 0), (3000, 0)]);
+    assert!(kept.iter().filter(|b| b.align == 4096).all(|b| b.addr % 4096 == 0));
+    eprintln!("{made} blocks made by the program, {other_allocations} by the C library");
+}
