@@ -60,7 +60,8 @@ pub struct RecordArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Keep the demo trace at this path instead of a temporary file.
+    /// Write the demo trace to this file (default: ./leakview-demo.bin, or the next free
+    /// leakview-demo-2.bin, -3... name; in the cache directory if the current one is read-only).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Print the report instead of opening the browser.

@@ -195,6 +195,11 @@ fn damaged_traces_load_what_they_can() {
     let stats = leakview(&["stats", d]);
     assert_eq!(stats.status.code(), Some(0), "{}", stderr(&stats));
     assert!(stdout(&stats).contains("complete     no"), "{}", stdout(&stats));
+    assert!(
+        stdout(&stats).contains("  0 damaged or missing chunks, 1 undecodable chunk tail\n"),
+        "{}",
+        stdout(&stats)
+    );
     let report = leakview(&["report", d]);
     assert_eq!(report.status.code(), Some(0), "{}", stderr(&report));
     assert!(stdout(&report).contains("incomplete"), "{}", stdout(&report));

@@ -37,7 +37,7 @@ pub enum WhenError {
     BadPercent(String),
     #[error("`{0}` is not a time; write a number followed by s, ms, us or ns (e.g. 1.5s)")]
     BadDuration(String),
-    #[error("{when} is past the end of the trace ({duration_ns} ns long)")]
+    #[error("{when} is past the end of the trace ({} long)", crate::when::format_duration(*.duration_ns))]
     PastEnd { when: String, duration_ns: u64 },
     #[error("no mark labelled `{label}` in this trace{}", known_marks(.known))]
     UnknownMark { label: String, known: Vec<String> },

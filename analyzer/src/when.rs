@@ -182,7 +182,12 @@ mod tests {
         assert_eq!(at("250ms"), Ok(250_000_000));
         assert_eq!(at("800us"), Ok(800_000));
         assert_eq!(at("12345ns"), Ok(12_345));
-        assert!(matches!(at("2s"), Err(WhenError::PastEnd { .. })));
+        match at("2.5s") {
+            Err(err @ WhenError::PastEnd { .. }) => {
+                assert_eq!(err.to_string(), "2.5s is past the end of the trace (1s long)")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
         assert!(matches!(at("12"), Err(WhenError::BadDuration(_))));
         assert!(matches!(at("3h"), Err(WhenError::BadDuration(_))));
         assert!(matches!(at("soon"), Err(WhenError::Unrecognized(_))));

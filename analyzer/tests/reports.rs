@@ -188,6 +188,23 @@ fn folded_and_text() {
 }
 
 #[test]
+fn text_names_each_group_thread_once() {
+    let f = fixture();
+    let a = load(&f);
+    let by_thread =
+        Report::new(&a, "end", 60, &AllocWindow::all(), GroupBy::Thread, 20, &NoProgress).to_text();
+    let titles: Vec<&str> = by_thread.lines().filter(|l| l.starts_with('#')).collect();
+    assert_eq!(titles.len(), 2, "{by_thread}");
+    for (title, tid) in titles.iter().zip(["1", "2"]) {
+        assert!(title.contains(&format!("thread {tid}")), "{title}");
+        assert_eq!(title.matches("thread").count(), 1, "{title}");
+    }
+    // Other groupings still say which thread allocated a group's blocks.
+    let by_size = Report::new(&a, "end", 60, &AllocWindow::all(), GroupBy::Size, 20, &NoProgress).to_text();
+    assert!(by_size.lines().any(|l| l.starts_with('#') && l.contains("by thread 2")), "{by_size}");
+}
+
+#[test]
 fn check_with_suppressions() {
     let f = fixture();
     let a = load(&f);

@@ -121,8 +121,9 @@ fn render(reader: &TraceReader, analysis: &Analysis) -> anyhow::Result<String> {
     if s.damaged_chunks + s.undecodable_chunks > 0 {
         writeln!(
             w,
-            "  {} damaged or missing chunks, {} undecodable chunk tails",
-            s.damaged_chunks, s.undecodable_chunks
+            "  {}, {}",
+            plural(s.damaged_chunks, "damaged or missing chunk", "damaged or missing chunks"),
+            plural(s.undecodable_chunks, "undecodable chunk tail", "undecodable chunk tails")
         )?;
     }
     Ok(out)

@@ -180,3 +180,30 @@ fn stack_groups_of_one_top_frame_are_told_apart_by_their_callers() {
         ]
     );
 }
+
+#[test]
+fn the_filter_finds_what_the_frames_show_and_not_the_directories_of_their_modules() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("wrapper.bin");
+    common::trace::write_wrapper_trace(&path);
+    let analysis = Analysis::open(&path, &LoadOptions::default(), &NoProgress).expect("loads");
+    let end = analysis.duration_ns();
+    let source = AnalysisSource::new(analysis);
+    let shown = |filter: &str| {
+        let query = GroupQuery {
+            at_ns: end,
+            grouping: Grouping::Stack,
+            sort: SortKey::Bytes,
+            filter: filter.to_string(),
+        };
+        source.groups(&query).into_iter().map(|row| row.totals.bytes).collect::<Vec<_>>()
+    };
+    // Every frame is in `/opt/leakview-fixture/server`, shown as `server+0x…`.
+    assert_eq!(shown(""), [600, 400, 300, 200]);
+    assert_eq!(shown("server"), [600, 400, 300, 200]);
+    assert_eq!(shown("SERVER+0x17"), [400]);
+    assert_eq!(shown("0x1310"), [300]);
+    for directory in ["opt", "leakview-fixture", "/server"] {
+        assert!(shown(directory).is_empty(), "{directory} matched");
+    }
+}

@@ -65,25 +65,18 @@ impl DiffGroup {
     }
 
     /// Whether any shown frame contains `needle` (ASCII case-insensitive) in its function, file
-    /// or module; the empty needle matches every group.
+    /// or module's file name ([`crate::Frame::contains_text`]); the empty needle matches every
+    /// group.
     pub fn matches(&self, needle: &str) -> bool {
         if needle.is_empty() {
             return true;
         }
         let needle = needle.to_ascii_lowercase();
-        let hit =
-            |text: &Option<String>| text.as_ref().is_some_and(|t| t.to_ascii_lowercase().contains(&needle));
         let key_hit = match &self.key {
             DiffKey::Function(key) => key.to_string().to_ascii_lowercase().contains(&needle),
             DiffKey::Stack(_) => false,
         };
-        key_hit
-            || self.frames.iter().any(|f| {
-                hit(&f.function)
-                    || hit(&f.file)
-                    || hit(&f.module)
-                    || f.display_name().to_ascii_lowercase().contains(&needle)
-            })
+        key_hit || self.frames.iter().any(|f| f.contains_text(&needle))
     }
 }
 

@@ -90,6 +90,8 @@ pub(super) fn render(report: &Report<'_>) -> String {
         let _ = write!(out, "  allocated {}", span(g.first_alloc_ns, g.last_alloc_ns));
         if g.threads.len() > 1 {
             let _ = write!(out, " by {} threads", g.threads.len());
+        } else if let GroupKey::Thread(_) = g.key {
+            // The group's title names its thread already.
         } else if let Some(info) = g.threads.first().and_then(|&t| report.analysis.thread(t)) {
             let _ = write!(out, " by thread {}", info.label());
         }

@@ -93,16 +93,28 @@ impl Frame {
         if let Some(f) = &self.function {
             return f.clone();
         }
-        match (&self.module, self.module_offset) {
-            (Some(m), Some(off)) => {
-                let name = std::path::Path::new(m)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| m.clone());
-                format!("{name}+{off:#x}")
-            }
+        match (self.module_name(), self.module_offset) {
+            (Some(name), Some(off)) => format!("{name}+{off:#x}"),
             _ => format!("{:#x}", self.address),
         }
+    }
+
+    /// The file name of the frame's module (`libc.so.6` for `/usr/lib/x86_64-linux-gnu/libc.so.6`),
+    /// as frames show it, if the module is known.
+    pub fn module_name(&self) -> Option<&str> {
+        self.module.as_deref().map(|m| m.rsplit('/').find(|part| !part.is_empty()).unwrap_or(m))
+    }
+
+    /// Whether the frame holds `needle` (given in lower case), ASCII case-insensitively, in its
+    /// function, its source file's path, its module's file name or its display name: what the
+    /// browsers' filters match. The module's directories are left out: they say where a program
+    /// was installed (the demo runs from `~/.cache/leakview/`), not which code allocated.
+    pub fn contains_text(&self, needle: &str) -> bool {
+        let hit = |text: Option<&str>| text.is_some_and(|t| t.to_ascii_lowercase().contains(needle));
+        hit(self.function.as_deref())
+            || hit(self.file.as_deref())
+            || hit(self.module_name())
+            || self.display_name().to_ascii_lowercase().contains(needle)
     }
 }
 
@@ -314,6 +326,40 @@ mod tests {
         let out = s.symbolize(&[0x7fff_1010]);
         assert_eq!(out[&0x7fff_1010][0].display_name(), "linux-vdso.so.1+0x1010");
         assert!(s.warnings().is_empty());
+    }
+
+    fn frame(function: Option<&str>, file: Option<&str>, module: Option<&str>) -> Frame {
+        Frame {
+            function: function.map(str::to_string),
+            file: file.map(str::to_string),
+            line: None,
+            module: module.map(str::to_string),
+            address: 0x1234,
+            module_offset: Some(0x234),
+            inlined: false,
+        }
+    }
+
+    #[test]
+    fn module_names_are_file_names() {
+        assert_eq!(frame(None, None, Some("/usr/lib/libc.so.6")).module_name(), Some("libc.so.6"));
+        assert_eq!(frame(None, None, Some("prog")).module_name(), Some("prog"));
+        assert_eq!(frame(None, None, Some("/opt/app/")).module_name(), Some("app"));
+        assert_eq!(frame(None, None, None).module_name(), None);
+    }
+
+    #[test]
+    fn text_is_found_in_what_a_frame_shows_but_not_in_its_modules_directories() {
+        let f = frame(Some("cache_put"), Some("./src/Store.c"), Some("/root/.cache/leakview/1-ab/demo"));
+        for needle in ["cache_put", "put", "src/store", "store.c", "demo"] {
+            assert!(f.contains_text(needle), "{needle}");
+        }
+        for needle in [".cache", "leakview", "root", "cache_get"] {
+            assert!(!f.contains_text(needle), "{needle}");
+        }
+        let anonymous = frame(None, None, Some("/opt/lib/libhttp.so"));
+        assert!(anonymous.contains_text("libhttp.so+0x234"));
+        assert!(!anonymous.contains_text("opt"));
     }
 
     #[test]

@@ -94,16 +94,6 @@ fn size_class_label(class: u8) -> String {
     }
 }
 
-/// Whether `frame` contains `needle` (already lower case) in its function, file or module, ASCII
-/// case-insensitively, as the analyzer matches.
-fn frame_contains(frame: &analyzer::Frame, needle: &str) -> bool {
-    let hit = |text: &Option<String>| text.as_ref().is_some_and(|t| t.to_ascii_lowercase().contains(needle));
-    hit(&frame.function)
-        || hit(&frame.file)
-        || hit(&frame.module)
-        || frame.display_name().to_ascii_lowercase().contains(needle)
-}
-
 impl AnalysisSource {
     /// Loads the trace at `path`, reporting progress to `progress`.
     pub fn open(path: &Path, progress: ProgressFn<'_>) -> Result<Self, analyzer::LoadError> {
@@ -169,7 +159,7 @@ impl AnalysisSource {
             for d in 0..self.index.stack_count() {
                 if scrub.live.per_stack[d].blocks > 0 && scrub.matches[d].is_none() {
                     let frames = self.analysis.stack_frames(self.index.stack(d as u32));
-                    scrub.matches[d] = Some(frames.iter().any(|f| frame_contains(f, &needle)));
+                    scrub.matches[d] = Some(frames.iter().any(|f| f.contains_text(&needle)));
                 }
             }
         }

@@ -24,7 +24,10 @@ pub fn help_lines<'a>(theme: &Theme, keys: &[Binding]) -> Vec<Line<'a>> {
     lines.push(Line::raw(""));
     lines.push(Line::styled("While typing a filter (/)", theme.header));
     lines.extend(FILTER_KEYS.iter().map(row));
-    lines.push(Line::styled("Mouse: a click on the timeline moves T; the wheel scrolls.", theme.dim));
+    lines.push(Line::styled(
+        "Mouse: click a timeline to move T, a row to select it; wheel scrolls.",
+        theme.dim,
+    ));
     lines
 }
 
