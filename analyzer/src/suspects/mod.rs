@@ -7,8 +7,10 @@
 //!   with R² ≥ [`GROWING_MIN_R2`], and the last count is at least [`GROWING_MIN_RISE`] above the
 //!   first) — the signature of a leak in a loop, or of a cache without a bound.
 //! - [`Verdict::Outlived`]: blocks from it were freed, all but at most 1% of them before they
-//!   reached a tenth ([`OUTLIVED_FACTOR`]) of the age its median survivor has now: the
-//!   survivors missed the free their siblings got.
+//!   reached a tenth ([`OUTLIVED_FACTOR`]) of the age its median survivor has now — or all but
+//!   at most 5% where the survivors outnumber those long-lived freed blocks four to one
+//!   ([`OUTLIVED_SURVIVOR_RATIO`]: a few slow frees, a thread's first request or a lock wait,
+//!   do not hide a leak on an error path): the survivors missed the free their siblings got.
 //! - [`Verdict::NeverFreed`]: nothing it allocated was ever freed and the count did not grow
 //!   steadily (allocated once or in a burst): memory kept for the program's life, or a leak at
 //!   its exit.
@@ -36,6 +38,9 @@ pub const GROWING_MIN_RISE: u64 = 3;
 /// How many times older than nearly every freed block the median survivor of an
 /// [`Verdict::Outlived`] stack is.
 pub const OUTLIVED_FACTOR: u64 = 10;
+/// How many survivors per long-lived freed block let a [`Verdict::Outlived`] stack have up to 5%
+/// of its freed blocks long-lived (instead of 1%).
+pub const OUTLIVED_SURVIVOR_RATIO: u64 = 4;
 
 /// Why a stack is suspected (see the module docs); the order is the ranking's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -128,7 +133,11 @@ pub fn verdict(
         Verdict::Growing
     } else if frees == 0 {
         Verdict::NeverFreed
-    } else if freed_long_lived.saturating_mul(100) <= frees {
+    } else if freed_long_lived.saturating_mul(100) <= frees
+        || (freed_long_lived.saturating_mul(20) <= frees
+            && freed_long_lived.saturating_mul(OUTLIVED_SURVIVOR_RATIO)
+                <= live_at_checkpoints[CHECKPOINTS - 1])
+    {
         Verdict::Outlived
     } else {
         Verdict::InUse

@@ -140,6 +140,15 @@ fn verdict_thresholds() {
     assert_eq!(verdict(&flat, none, 100, 2), Verdict::InUse);
     assert_eq!(verdict(&flat, none, 1, 0), Verdict::Outlived);
     assert_eq!(verdict(&flat, none, 1, 1), Verdict::InUse);
+    // Up to 5% of the freed blocks long-lived where the survivors are four times as many.
+    let twenty = [20; CHECKPOINTS];
+    let twenty_fit = trend::fit(&twenty);
+    assert_eq!(verdict(&twenty, twenty_fit, 180, 3), Verdict::Outlived);
+    assert_eq!(verdict(&twenty, twenty_fit, 180, 5), Verdict::Outlived);
+    assert_eq!(verdict(&twenty, twenty_fit, 180, 6), Verdict::InUse, "survivors not four times as many");
+    let eighty = [80; CHECKPOINTS];
+    assert_eq!(verdict(&eighty, trend::fit(&eighty), 180, 10), Verdict::InUse, "more than 5% long-lived");
+    assert_eq!(verdict(&flat, none, 180, 3), Verdict::InUse, "4 survivors, 3 long-lived freed");
 }
 
 #[test]

@@ -90,15 +90,22 @@ pub fn evidence(x: &Suspect, at_ns: u64) -> String {
                 rate(x.blocks_per_second(at_ns)),
             )
         }
-        Verdict::Outlived => format!(
-            "{} of {} freed, after {} on average (at most {}); the {} left are {} old",
-            count(x.frees),
-            plural(x.allocations, "allocation", "allocations"),
-            duration(x.freed_lifetime_mean_ns.unwrap_or(0)),
-            duration(x.freed_lifetime_max_ns.unwrap_or(0)),
-            count(x.blocks),
-            ages(x),
-        ),
+        Verdict::Outlived => {
+            // The few freed blocks that lived about as long as the survivors, where there were any.
+            let long_lived = match x.freed_long_lived {
+                0 => String::new(),
+                n => format!(", {} of them {} or longer", count(n), duration(x.long_lived_ns)),
+            };
+            format!(
+                "{} of {} freed, after {} on average (at most {}{long_lived}); the {} left are {} old",
+                count(x.frees),
+                plural(x.allocations, "allocation", "allocations"),
+                duration(x.freed_lifetime_mean_ns.unwrap_or(0)),
+                duration(x.freed_lifetime_max_ns.unwrap_or(0)),
+                count(x.blocks),
+                ages(x),
+            )
+        }
         Verdict::NeverFreed => match x.allocations {
             1 => "allocated once, never freed".to_string(),
             n => format!(
@@ -175,6 +182,12 @@ mod tests {
         assert_eq!(
             outlived,
             "90 of 100 allocations freed, after 2us on average (at most 5us); the 10 left are 1ms..9ms old"
+        );
+        let mut few_slow = suspect(Verdict::Outlived);
+        few_slow.freed_long_lived = 2;
+        assert_eq!(
+            evidence(&few_slow, at),
+            "90 of 100 allocations freed, after 2us on average (at most 5us, 2 of them 500us or longer); the 10 left are 1ms..9ms old"
         );
         let mut once = suspect(Verdict::NeverFreed);
         once.allocations = 1;
