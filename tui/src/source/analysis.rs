@@ -90,7 +90,8 @@ fn size_class_label(class: u8) -> String {
     if low == high {
         format::bytes(low)
     } else {
-        format!("{}..{}", format::bytes(low), format::bytes(high.saturating_add(1)))
+        // Both ends included, as `report --group-by size-class` shows them.
+        format!("{}..{}", format::bytes(low), format::bytes(high))
     }
 }
 
