@@ -13,10 +13,11 @@ pub const FAR_CALLER_ARROW: &str = " ← … ← ";
 /// For rows labelled `labels[i]` whose stacks hold the functions `functions[i]` (ids, innermost
 /// first, each once), the suffix for each row whose label another row shares: the arrow and the
 /// name (`name_of`) of the first function, counting outward, at which its stack's functions so
-/// far are its own among the rows of that label; where no function sets it apart (the same
-/// functions, other lines), ` (PLACE)` with its top frame's place (`places[i]`) if no other such
-/// row of the label has the same place. `None` where the label is unique, or nothing tells the
-/// row apart.
+/// far are its own among the rows of that label with other functions (rows with the very same
+/// functions, two calls in one function, get the same caller); then, where rows still read
+/// alike, ` (PLACE)` with its top frame's place (`places[i]`) before the caller if no other of
+/// those rows has the same place. `None` where the label is unique, or nothing tells the row
+/// apart.
 pub fn distinguishing_callers(
     labels: &[&str],
     functions: &[&[u32]],
@@ -29,24 +30,34 @@ pub fn distinguishing_callers(
         by_label.entry(label).or_default().push(i);
     }
     for rows in by_label.values().filter(|rows| rows.len() > 1) {
+        let mut callers: Vec<Option<String>> = Vec::with_capacity(rows.len());
         for &row in rows {
             let own = functions[row];
-            let apart_at = (1..own.len()).find(|&depth| {
-                rows.iter()
-                    .all(|&other| other == row || functions[other].get(..=depth) != Some(&own[..=depth]))
-            });
-            suffixes[row] = apart_at.and_then(|depth| {
+            let others = || rows.iter().filter(|&&other| functions[other] != own);
+            let apart_at = (1..own.len())
+                .find(|&depth| others().all(|&other| functions[other].get(..=depth) != Some(&own[..=depth])));
+            callers.push(apart_at.filter(|_| others().next().is_some()).and_then(|depth| {
                 let arrow = if depth == 1 { CALLER_ARROW } else { FAR_CALLER_ARROW };
                 name_of(own[depth]).map(|name| format!("{arrow}{name}"))
-            });
+            }));
         }
-        // The rows no function set apart: their places, where a place is theirs alone.
-        let unset: Vec<usize> = rows.iter().copied().filter(|&row| suffixes[row].is_none()).collect();
-        for &row in &unset {
-            let Some(place) = places[row] else { continue };
-            if unset.iter().all(|&other| other == row || places[other] != Some(place)) {
-                suffixes[row] = Some(format!(" ({place})"));
-            }
+        // Rows that still read alike (the same caller, or none): their places, where a place
+        // is theirs alone among them.
+        for (n, &row) in rows.iter().enumerate() {
+            let alike: Vec<usize> =
+                (0..rows.len()).filter(|&m| callers[m] == callers[n]).map(|m| rows[m]).collect();
+            let place = places[row].filter(|place| {
+                alike.len() > 1 && alike.iter().all(|&other| other == row || places[other] != Some(place))
+            });
+            let caller = callers[n].as_deref();
+            suffixes[row] = match (place, caller) {
+                (None, None) => None,
+                (place, caller) => Some(format!(
+                    "{}{}",
+                    place.map(|p| format!(" ({p})")).unwrap_or_default(),
+                    caller.unwrap_or_default()
+                )),
+            };
         }
     }
     suffixes
@@ -78,19 +89,39 @@ mod tests {
     }
 
     #[test]
+    fn rows_with_the_same_functions_share_the_caller_that_sets_them_apart_from_the_rest() {
+        // The demo at its peak: strndup ← … ← load_config ← main once, and twice through
+        // reload_config (two calls on its path); the first must not read as the only one from main.
+        let labels = ["leaf", "leaf", "leaf"];
+        let functions: [&[u32]; 3] = [&[0, 1, 3], &[0, 1, 4, 3], &[0, 1, 4, 3]];
+        let suffixes = distinguishing_callers(&labels, &functions, &[None; 3], names);
+        let loop_a = Some(" ← … ← loop_a".to_string());
+        assert_eq!(suffixes, vec![Some(" ← … ← main".to_string()), loop_a.clone(), loop_a]);
+    }
+
+    #[test]
     fn rows_with_the_same_functions_get_their_place_or_stay_as_they_are() {
         // Same functions (two call sites in one function); and a stack of one frame.
         let labels = ["leaf", "leaf", "leaf"];
         let functions: [&[u32]; 3] = [&[0, 1], &[0, 1], &[0]];
         let suffixes = distinguishing_callers(&labels, &functions, &[None; 3], names);
-        assert_eq!(suffixes, vec![None, None, None]);
+        let parse = Some(" ← parse".to_string());
+        assert_eq!(suffixes, vec![parse.clone(), parse.clone(), None]);
         let places = [Some("leaf.c:10"), Some("leaf.c:12"), None];
         let suffixes = distinguishing_callers(&labels, &functions, &places, names);
-        assert_eq!(suffixes, vec![Some(" (leaf.c:10)".to_string()), Some(" (leaf.c:12)".to_string()), None]);
+        assert_eq!(
+            suffixes,
+            vec![Some(" (leaf.c:10) ← parse".to_string()), Some(" (leaf.c:12) ← parse".to_string()), None]
+        );
         // A place two such rows share tells neither apart.
         let places = [Some("leaf.c:10"), Some("leaf.c:10"), Some("leaf.c:12")];
         let suffixes = distinguishing_callers(&labels, &functions, &places, names);
-        assert_eq!(suffixes, vec![None, None, Some(" (leaf.c:12)".to_string())]);
+        assert_eq!(suffixes, vec![parse.clone(), parse, None]);
+        // Only rows with the same functions: their places alone.
+        let functions: [&[u32]; 2] = [&[0, 1], &[0, 1]];
+        let places = [Some("leaf.c:10"), Some("leaf.c:12")];
+        let suffixes = distinguishing_callers(&labels[..2], &functions, &places, names);
+        assert_eq!(suffixes, vec![Some(" (leaf.c:10)".to_string()), Some(" (leaf.c:12)".to_string())]);
         // A row whose stack goes on where another's ends is told apart by that caller.
         let functions: [&[u32]; 2] = [&[0, 1, 3], &[0, 1]];
         let suffixes = distinguishing_callers(&labels[..2], &functions, &[None; 2], names);
