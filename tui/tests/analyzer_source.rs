@@ -100,10 +100,17 @@ fn details_and_allocations_match_the_analyzers_group() {
     assert_eq!(details.threads.iter().map(|t| t.blocks).sum::<u64>(), top.blocks);
     let page = source.allocations(&query, rows[0].key, 0, 5);
     assert_eq!(page.total, top.blocks);
-    let ids = grouping.block_ids(top);
-    let first = reference.block(ids[0]).expect("block");
-    assert_eq!(page.rows[0].address, first.address);
-    assert_eq!(page.rows[0].at_ns, first.alloc_ns);
+    // Sorted by bytes, the biggest block leads (the oldest of equals); by blocks, the oldest.
+    let blocks: Vec<_> =
+        grouping.block_ids(top).iter().map(|&id| reference.block(id).expect("block")).collect();
+    let biggest =
+        blocks.iter().min_by_key(|b| (std::cmp::Reverse(b.size), b.alloc_ns, b.address)).expect("one");
+    assert_eq!((page.rows[0].address, page.rows[0].size), (biggest.address, biggest.size));
+    assert!(page.rows.windows(2).all(|w| w[0].size >= w[1].size), "biggest first");
+    let by_blocks = GroupQuery { sort: SortKey::Blocks, ..query.clone() };
+    let page = source.allocations(&by_blocks, rows[0].key, 0, 5);
+    assert_eq!((page.rows[0].address, page.rows[0].at_ns), (blocks[0].address, blocks[0].alloc_ns));
+    assert!(page.rows.windows(2).all(|w| w[0].at_ns <= w[1].at_ns), "allocation order");
 }
 
 #[test]
@@ -140,7 +147,8 @@ fn thread_groups_details_and_allocations_match_the_analyzers() {
             details.threads.iter().map(|t| (t.tid, t.blocks)).collect::<Vec<_>>(),
             [(info.tid, group.blocks)]
         );
-        let page = source.allocations(&query, row.key, 0, 5);
+        let by_blocks = GroupQuery { sort: SortKey::Blocks, ..query.clone() };
+        let page = source.allocations(&by_blocks, row.key, 0, 5);
         assert_eq!(page.total, group.blocks);
         assert!(page.rows.iter().all(|r| r.tid == info.tid), "only the thread's blocks");
         let first = reference.block(grouping.block_ids(group)[0]).expect("block");

@@ -585,7 +585,9 @@ impl DataSource for AnalysisSource {
         self.prepare(scrub, query.at_ns, &query.filter);
         let wanted = (query.clone(), key);
         if scrub.members_for.as_ref() != Some(&wanted) {
-            scrub.members = Arc::new(self.members(scrub, query, key).iter().map(|b| b.id.0).collect());
+            let mut members = self.members(scrub, query, key);
+            members.sort_by_key(|b| super::allocation_order(query.sort, b.size, b.alloc_ns, b.address));
+            scrub.members = Arc::new(members.iter().map(|b| b.id.0).collect());
             scrub.members_for = Some(wanted);
         }
         AllocationPage {

@@ -269,7 +269,7 @@ impl DataSource for MemorySource {
     fn allocations(&self, query: &GroupQuery, key: GroupKey, offset: usize, limit: usize) -> AllocationPage {
         let mut members: Vec<&MemoryAllocation> =
             self.selected(query).filter(|a| self.group_of(a, query.grouping) == key).collect();
-        members.sort_by_key(|a| (a.alloc_ns, a.address));
+        members.sort_by_key(|a| super::allocation_order(query.sort, a.size, a.alloc_ns, a.address));
         AllocationPage {
             total: members.len() as u64,
             rows: members

@@ -233,8 +233,20 @@ pub struct StackVerdict {
 pub struct AllocationPage {
     /// All allocations of the group (not only this page).
     pub total: u64,
-    /// Rows `offset..offset + rows.len()`, oldest first.
+    /// Rows `offset..offset + rows.len()`, in [`allocation_order`].
     pub rows: Vec<AllocationRow>,
+}
+
+/// How an open group's allocations are ordered under `sort`: biggest first for bytes (and
+/// suspicion, whose groups rank by bytes within a verdict), newest first for newest, and in
+/// allocation order for blocks (each is one block); ties in allocation order. The key of an
+/// allocation of `size` bytes made at `at_ns` at `address`: smaller keys come first.
+pub fn allocation_order(sort: SortKey, size: u64, at_ns: u64, address: u64) -> (u64, u64, u64) {
+    match sort {
+        SortKey::Bytes | SortKey::Suspicion => (u64::MAX - size, at_ns, address),
+        SortKey::Newest => (u64::MAX - at_ns, address, 0),
+        SortKey::Blocks => (at_ns, address, 0),
+    }
 }
 
 /// What the browser asks of a trace. Implementations answer from an index, so each call costs
