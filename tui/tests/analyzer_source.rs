@@ -80,15 +80,29 @@ fn incremental_groups_equal_the_analyzers_at_every_moment_of_a_walk() {
     }
 }
 
-#[test]
-fn details_and_allocations_match_the_analyzers_group() {
+/// A synthetic trace of 30,000 events loaded twice: the analyzer's own answers (`reference`)
+/// and the browser's source over it, and a moment three quarters in.
+struct Loaded {
+    _dir: tempfile::TempDir,
+    reference: Analysis,
+    source: AnalysisSource,
+    at: u64,
+}
+
+fn load_synthetic() -> Loaded {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("details.bin");
+    let path = dir.path().join("synthetic.bin");
     write_synthetic_trace(&path, 30_000);
     let load = || Analysis::open(&path, &LoadOptions::default(), &NoProgress).expect("loads");
     let reference = load();
     let source = AnalysisSource::new(load());
     let at = reference.duration_ns() * 3 / 4;
+    Loaded { _dir: dir, reference, source, at }
+}
+
+#[test]
+fn details_and_allocations_match_the_analyzers_group() {
+    let Loaded { _dir, reference, source, at } = load_synthetic();
     let grouping = reference.group(&reference.outstanding_at(at), GroupBy::Stack);
     let top = &grouping.group(0).expect("group");
     let query = GroupQuery { at_ns: at, ..GroupQuery::default() };
@@ -115,13 +129,7 @@ fn details_and_allocations_match_the_analyzers_group() {
 
 #[test]
 fn thread_groups_details_and_allocations_match_the_analyzers() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("threads.bin");
-    write_synthetic_trace(&path, 30_000);
-    let load = || Analysis::open(&path, &LoadOptions::default(), &NoProgress).expect("loads");
-    let reference = load();
-    let source = AnalysisSource::new(load());
-    let at = reference.duration_ns() * 3 / 4;
+    let Loaded { _dir, reference, source, at } = load_synthetic();
     let grouping = reference.group(&reference.outstanding_at(at), GroupBy::Thread);
     assert_eq!(grouping.iter().count(), 4, "the synthetic trace allocates on four threads");
     let query = GroupQuery { at_ns: at, grouping: Grouping::Thread, ..GroupQuery::default() };
