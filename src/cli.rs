@@ -35,6 +35,9 @@ pub enum Command {
     Diff(DiffArgs),
     /// Open the terminal browser on a trace.
     View(ViewArgs),
+    /// Print the path of the recorder library, to preload it by hand
+    /// (`LD_PRELOAD=$(leakview library) LEAKVIEW_OUTPUT=app-%p.bin ./app`).
+    Library,
 }
 
 #[derive(Debug, Args)]

@@ -630,6 +630,36 @@ fn embedded_library_is_extracted_privately() {
 }
 
 #[test]
+fn the_printed_library_records_a_program_preloaded_by_hand() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(leakview(dir.path()).arg("library"));
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    let library = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(library.is_absolute() && library.ends_with("libleakview_preload.so"), "{library:?}");
+    assert!(library.starts_with(shared_cache()), "extracted into the cache: {library:?}");
+    // Asked again, the same extracted file.
+    let again = run(leakview(dir.path()).arg("library"));
+    assert_eq!(again.stdout, out.stdout);
+
+    let exe = compile_c(dir.path(), "allocs", ALLOCATOR_PROGRAM, &[]).expect("cc");
+    let out = run(Command::new(&exe)
+        .current_dir(dir.path())
+        .env("LD_PRELOAD", &library)
+        .env("LEAKVIEW_OUTPUT", dir.path().join("by-hand-%p.bin")));
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    let pid =
+        String::from_utf8_lossy(&out.stdout).trim().strip_prefix("pid=").map(str::to_string).expect("pid");
+    let reader = TraceReader::open(&dir.path().join(format!("by-hand-{pid}.bin"))).expect("the trace");
+    let ours = reader
+        .chunks()
+        .iter()
+        .flat_map(|chunk| reader.events(chunk))
+        .filter(|e| matches!(e, Ok(Event::Alloc { size: 77000..77100, .. })))
+        .count();
+    assert_eq!(ours, 100, "the program's 100 tagged allocations");
+}
+
+#[test]
 fn preload_path_override_is_used() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Extract the embedded library once, then record with a copy of it named by the override.

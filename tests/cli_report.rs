@@ -224,7 +224,7 @@ fn stats_shows_the_analyzer_figures() {
         "allocations  2 (1.0 KiB allocated)",
         "frees        1",
         "peak         1.0 KiB in 2 blocks at 200ns",
-        "outstanding  64 B in 1 blocks at the end",
+        "outstanding  64 B in 1 block at the end",
         "complete     yes",
     ] {
         assert!(s.lines().any(|l| l == line), "missing `{line}` in\n{s}");

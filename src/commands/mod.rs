@@ -3,6 +3,7 @@
 mod check;
 mod demo;
 mod diff;
+mod library;
 mod loading;
 mod moment;
 mod record;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Demo(args)) => demo::run(&args),
         Some(Command::Diff(args)) => diff::run(&args),
         Some(Command::View(args)) => view::run(&args.traces),
+        Some(Command::Library) => library::run(),
         None if cli.traces.is_empty() => {
             bail!("no trace given; try `leakview demo`, `leakview record -- CMD` or `leakview --help`")
         }

@@ -82,9 +82,9 @@ fn render(reader: &TraceReader, analysis: &Analysis) -> anyhow::Result<String> {
     }
     writeln!(
         w,
-        "peak         {} in {} blocks at {}",
+        "peak         {} in {} at {}",
         bytes(t.peak_bytes),
-        count(t.peak_blocks),
+        plural(t.peak_blocks, "block", "blocks"),
         format_duration(t.peak_at_ns)
     )?;
     let at_the_end = if s.truncated {
@@ -94,9 +94,9 @@ fn render(reader: &TraceReader, analysis: &Analysis) -> anyhow::Result<String> {
     };
     writeln!(
         w,
-        "outstanding  {} in {} blocks {at_the_end}",
+        "outstanding  {} in {} {at_the_end}",
         bytes(s.outstanding_at_end.bytes),
-        count(s.outstanding_at_end.blocks)
+        plural(s.outstanding_at_end.blocks, "block", "blocks")
     )?;
     writeln!(w, "marks        {}", analysis.marks().len())?;
     writeln!(w, "complete     {}", if s.complete { "yes" } else { "no" })?;
