@@ -530,17 +530,21 @@ pub(crate) fn group_by_function(
         Groups::Made { groups, members, .. } => (groups, members, HashMap::new()),
     };
     let mut functions: HashMap<Arc<str>, Group> = HashMap::new();
+    // How near the allocations each function comes on any of its stacks (0: innermost).
+    let mut depths: HashMap<Arc<str>, usize> = HashMap::new();
     // Heaviest stacks first, so each function's frame comes from its heaviest stack.
     for stack_group in stack_groups {
         let GroupKey::Stack(stack) = stack_group.key else { continue };
         let frames = frames_of(stack.0);
         let mut credited: HashSet<String> = HashSet::new();
-        for frame in frames.iter() {
+        for (depth, frame) in frames.iter().enumerate() {
             let name = frame.display_name();
             if !credited.insert(name.clone()) {
                 continue;
             }
             let name: Arc<str> = name.into();
+            let nearest = depths.entry(name.clone()).or_insert(depth);
+            *nearest = (*nearest).min(depth);
             let g = functions.entry(name.clone()).or_insert_with(|| Group {
                 key: GroupKey::Function(name),
                 blocks: 0,
@@ -563,22 +567,30 @@ pub(crate) fn group_by_function(
             by_stack.insert(stack.0, stack_group.members.clone());
         }
     }
-    let groups = functions
-        .into_values()
-        .map(|mut g| {
+    let mut groups: Vec<(usize, Group)> = functions
+        .into_iter()
+        .map(|(name, mut g)| {
             g.threads.sort_unstable();
             g.threads.dedup();
-            g
+            (depths.get(&name).copied().unwrap_or(usize::MAX), g)
         })
         .collect();
-    let mut grouping = Grouping {
+    // Ranked by bytes, then blocks; functions tied come nearest the allocations first (a chain
+    // of callers that all hold the same blocks reads from the allocating function outward),
+    // then by name.
+    groups.sort_by(|(depth_a, a), (depth_b, b)| {
+        b.bytes
+            .cmp(&a.bytes)
+            .then(b.blocks.cmp(&a.blocks))
+            .then(depth_a.cmp(depth_b))
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    Grouping {
         by: GroupBy::Function,
         at_ns: snapshot.at_ns,
         totals: snapshot.totals,
-        groups: Groups::Made { groups, members, by_stack },
-    };
-    grouping.sort(SortBy::Bytes);
-    grouping
+        groups: Groups::Made { groups: groups.into_iter().map(|(_, g)| g).collect(), members, by_stack },
+    }
 }
 
 #[cfg(test)]

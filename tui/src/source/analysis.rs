@@ -247,6 +247,7 @@ impl AnalysisSource {
         by_key
             .into_iter()
             .map(|(key, a)| GroupRow {
+                depth: 0,
                 key: GroupKey(key),
                 totals: Totals { bytes: a.bytes, blocks: a.blocks },
                 newest_ns: newest_by_key.get(&key).copied().unwrap_or(0),
@@ -451,6 +452,7 @@ fn sort_rows(rows: &mut [GroupRow], sort: SortKey) {
         primary
             .then(b.totals.bytes.cmp(&a.totals.bytes))
             .then(b.totals.blocks.cmp(&a.totals.blocks))
+            .then(a.depth.cmp(&b.depth))
             .then(a.label.cmp(&b.label))
             .then(a.key.cmp(&b.key))
     });
@@ -504,6 +506,7 @@ impl DataSource for AnalysisSource {
                     .map(|&d| {
                         let a = scrub.live.per_stack[d as usize];
                         GroupRow {
+                            depth: 0,
                             key: GroupKey(u64::from(self.index.stack(d).0)),
                             totals: Totals { bytes: a.bytes, blocks: a.blocks },
                             newest_ns: if newest { self.newest_of(&[d], query.at_ns) } else { 0 },
@@ -518,19 +521,23 @@ impl DataSource for AnalysisSource {
                 rows
             }
             Grouping::Function => {
-                let mut by_function: HashMap<u32, (Agg, Vec<u32>)> = HashMap::new();
+                let mut by_function: HashMap<u32, (Agg, Vec<u32>, u32)> = HashMap::new();
                 for &d in &shown {
                     let a = scrub.live.per_stack[d as usize];
-                    for &f in scrub.facts[d as usize].as_ref().map(|f| &f.functions[..]).unwrap_or(&[]) {
-                        let entry = by_function.entry(f).or_default();
+                    let functions = scrub.facts[d as usize].as_ref().map(|f| &f.functions[..]).unwrap_or(&[]);
+                    for (depth, &f) in functions.iter().enumerate() {
+                        let entry =
+                            by_function.entry(f).or_insert_with(|| (Agg::default(), Vec::new(), u32::MAX));
                         entry.0.bytes += a.bytes;
                         entry.0.blocks += a.blocks;
                         entry.1.push(d);
+                        entry.2 = entry.2.min(depth as u32);
                     }
                 }
                 by_function
                     .into_iter()
-                    .map(|(f, (a, stacks))| GroupRow {
+                    .map(|(f, (a, stacks, depth))| GroupRow {
+                        depth,
                         key: GroupKey(u64::from(f)),
                         totals: Totals { bytes: a.bytes, blocks: a.blocks },
                         newest_ns: if newest { self.newest_of(&stacks, query.at_ns) } else { 0 },

@@ -217,6 +217,7 @@ impl DataSource for MemorySource {
         for a in self.selected(query) {
             let key = self.group_of(a, query.grouping);
             let row = by_key.entry(key).or_insert_with(|| GroupRow {
+                depth: 0,
                 key,
                 totals: Totals::default(),
                 newest_ns: 0,

@@ -161,6 +161,10 @@ pub struct GroupRow {
     /// What names the group: the top frame, a function, a size class or a thread
     /// ([`crate::format::thread`]).
     pub label: String,
+    /// For a function: how near the allocations it is on their stacks (0: the innermost
+    /// function of one of them), so that functions tied in the ranking come innermost first
+    /// (`handle_request`, `worker_main`, `start_thread`); 0 for other groupings.
+    pub depth: u32,
 }
 
 /// One symbolized frame, ready to show.
