@@ -174,14 +174,19 @@ fn thread_groups_details_and_allocations_match_the_analyzers() {
     );
 }
 
-#[test]
-fn stack_groups_of_one_top_frame_are_told_apart_by_their_callers() {
+/// The source over `common::trace::write_wrapper_trace`'s trace, and the trace's end.
+fn wrapper_source() -> (tempfile::TempDir, AnalysisSource, u64) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("wrapper.bin");
     common::trace::write_wrapper_trace(&path);
     let analysis = Analysis::open(&path, &LoadOptions::default(), &NoProgress).expect("loads");
     let end = analysis.duration_ns();
-    let source = AnalysisSource::new(analysis);
+    (dir, AnalysisSource::new(analysis), end)
+}
+
+#[test]
+fn stack_groups_of_one_top_frame_are_told_apart_by_their_callers() {
+    let (_dir, source, end) = wrapper_source();
     let query =
         GroupQuery { at_ns: end, grouping: Grouping::Stack, sort: SortKey::Bytes, filter: String::new() };
     let labels: Vec<(String, u64)> =
@@ -199,12 +204,7 @@ fn stack_groups_of_one_top_frame_are_told_apart_by_their_callers() {
 
 #[test]
 fn the_filter_finds_what_the_frames_show_and_not_the_directories_of_their_modules() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("wrapper.bin");
-    common::trace::write_wrapper_trace(&path);
-    let analysis = Analysis::open(&path, &LoadOptions::default(), &NoProgress).expect("loads");
-    let end = analysis.duration_ns();
-    let source = AnalysisSource::new(analysis);
+    let (_dir, source, end) = wrapper_source();
     let shown = |filter: &str| {
         let query = GroupQuery {
             at_ns: end,

@@ -18,7 +18,7 @@ use leakview_analyzer as analyzer;
 use leakview_analyzer::{Analysis, Block, LoadOptions, StackId, size_class};
 
 use super::alike;
-use super::scrub::{Agg, Live, ScrubIndex};
+use super::scrub::{Agg, CLASS_KEY_BITS, Live, ScrubIndex, THREAD_KEY_BITS};
 use super::{
     AllocationPage, AllocationRow, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow,
     Grouping, Mark, SizeBucket, SortKey, StackKey, StackVerdict, Summary, ThreadShare, Totals,
@@ -195,7 +195,7 @@ impl AnalysisSource {
             Grouping::Size => shown,
             Grouping::Thread => shown
                 .into_iter()
-                .filter(|&d| scrub.live.per_thread.contains_key(&(u64::from(d) << 32 | key.0)))
+                .filter(|&d| scrub.live.per_thread.contains_key(&(u64::from(d) << THREAD_KEY_BITS | key.0)))
                 .collect(),
         }
     }
@@ -338,13 +338,13 @@ impl AnalysisSource {
         })?;
         let mut classes: HashMap<u8, u64> = HashMap::new();
         for (k, agg) in &scrub.live.per_class {
-            if member.contains(&((k >> 8) as u32)) {
-                *classes.entry((k & 0xff) as u8).or_default() += agg.blocks;
+            if member.contains(&((k >> CLASS_KEY_BITS) as u32)) {
+                *classes.entry(*k as u8).or_default() += agg.blocks;
             }
         }
         let mut threads: HashMap<u32, u64> = HashMap::new();
         for (k, agg) in &scrub.live.per_thread {
-            if member.contains(&((k >> 32) as u32)) {
+            if member.contains(&((k >> THREAD_KEY_BITS) as u32)) {
                 *threads.entry(*k as u32).or_default() += agg.blocks;
             }
         }
@@ -553,7 +553,7 @@ impl DataSource for AnalysisSource {
                 let shown: HashSet<u32> = shown.into_iter().collect();
                 self.rows_by_key(
                     &scrub.live.per_class,
-                    8,
+                    CLASS_KEY_BITS,
                     &shown,
                     newest.then_some(query.at_ns),
                     |b| u64::from(size_class(b.size)),
@@ -564,7 +564,7 @@ impl DataSource for AnalysisSource {
                 let shown: HashSet<u32> = shown.into_iter().collect();
                 self.rows_by_key(
                     &scrub.live.per_thread,
-                    32,
+                    THREAD_KEY_BITS,
                     &shown,
                     newest.then_some(query.at_ns),
                     |b| u64::from(b.thread.0),

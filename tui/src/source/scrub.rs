@@ -145,14 +145,19 @@ fn partition(len: usize, before: impl Fn(usize) -> bool) -> usize {
     lo
 }
 
+/// Bits below the dense stack in a key of [`Live::per_class`] (a size class is below 65).
+pub const CLASS_KEY_BITS: u32 = 8;
+/// Bits below the dense stack in a key of [`Live::per_thread`] (a thread index is a `u32`).
+pub const THREAD_KEY_BITS: u32 = 32;
+
 /// Aggregates of the blocks outstanding at one moment.
 #[derive(Default)]
 pub struct Live {
     at_ns: Option<u64>,
     pub per_stack: Vec<Agg>,
-    /// Key: dense stack << 8 | size class.
+    /// Key: dense stack << [`CLASS_KEY_BITS`] | size class.
     pub per_class: HashMap<u64, Agg>,
-    /// Key: dense stack << 32 | thread index.
+    /// Key: dense stack << [`THREAD_KEY_BITS`] | thread index.
     pub per_thread: HashMap<u64, Agg>,
     pub total: Agg,
 }
@@ -176,8 +181,10 @@ impl Live {
         let Some(d) = index.dense(b.stack) else { return };
         self.per_stack[d as usize].add(b.size, sign);
         self.total.add(b.size, sign);
-        add_keyed(&mut self.per_class, u64::from(d) << 8 | u64::from(size_class(b.size)), b.size, sign);
-        add_keyed(&mut self.per_thread, u64::from(d) << 32 | u64::from(b.thread.0), b.size, sign);
+        let class_key = u64::from(d) << CLASS_KEY_BITS | u64::from(size_class(b.size));
+        add_keyed(&mut self.per_class, class_key, b.size, sign);
+        let thread_key = u64::from(d) << THREAD_KEY_BITS | u64::from(b.thread.0);
+        add_keyed(&mut self.per_thread, thread_key, b.size, sign);
     }
 
     fn rebuild(&mut self, index: &ScrubIndex, analysis: &Analysis, t: u64) {
