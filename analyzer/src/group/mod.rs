@@ -529,9 +529,9 @@ pub(crate) fn group_by_function(
         }
         Groups::Made { groups, members, .. } => (groups, members, HashMap::new()),
     };
-    let mut functions: HashMap<Arc<str>, Group> = HashMap::new();
-    // How near the allocations each function comes on any of its stacks (0: innermost).
-    let mut depths: HashMap<Arc<str>, usize> = HashMap::new();
+    // Each function's group, and how near the allocations it comes on any of its stacks
+    // (0: innermost).
+    let mut functions: HashMap<Arc<str>, (Group, usize)> = HashMap::new();
     // Heaviest stacks first, so each function's frame comes from its heaviest stack.
     for stack_group in stack_groups {
         let GroupKey::Stack(stack) = stack_group.key else { continue };
@@ -543,19 +543,21 @@ pub(crate) fn group_by_function(
                 continue;
             }
             let name: Arc<str> = name.into();
-            let nearest = depths.entry(name.clone()).or_insert(depth);
-            *nearest = (*nearest).min(depth);
-            let g = functions.entry(name.clone()).or_insert_with(|| Group {
-                key: GroupKey::Function(name),
-                blocks: 0,
-                bytes: 0,
-                first_alloc_ns: stack_group.first_alloc_ns,
-                last_alloc_ns: stack_group.last_alloc_ns,
-                threads: Vec::new(),
-                stacks: Vec::new(),
-                frame: Some(Box::new(frame.clone())),
-                members: 0..0,
+            let (g, nearest) = functions.entry(name.clone()).or_insert_with(|| {
+                let group = Group {
+                    key: GroupKey::Function(name),
+                    blocks: 0,
+                    bytes: 0,
+                    first_alloc_ns: stack_group.first_alloc_ns,
+                    last_alloc_ns: stack_group.last_alloc_ns,
+                    threads: Vec::new(),
+                    stacks: Vec::new(),
+                    frame: Some(Box::new(frame.clone())),
+                    members: 0..0,
+                };
+                (group, depth)
             });
+            *nearest = (*nearest).min(depth);
             g.blocks += stack_group.blocks;
             g.bytes += stack_group.bytes;
             g.first_alloc_ns = g.first_alloc_ns.min(stack_group.first_alloc_ns);
@@ -568,11 +570,11 @@ pub(crate) fn group_by_function(
         }
     }
     let mut groups: Vec<(usize, Group)> = functions
-        .into_iter()
-        .map(|(name, mut g)| {
+        .into_values()
+        .map(|(mut g, depth)| {
             g.threads.sort_unstable();
             g.threads.dedup();
-            (depths.get(&name).copied().unwrap_or(usize::MAX), g)
+            (depth, g)
         })
         .collect();
     // Ranked by bytes, then blocks; functions tied come nearest the allocations first (a chain
