@@ -159,7 +159,7 @@ pub fn size_class(size: u64) -> u32 {
 /// `"64 B..127 B"`-style label of a size class (both ends included).
 pub fn size_class_label(class: u32) -> String {
     let low = 1u64.checked_shl(class).unwrap_or(u64::MAX);
-    let high = low.saturating_mul(2) - 1;
+    let high = low.saturating_mul(2).saturating_sub(1);
     format!("{}..{}", crate::format::bytes(low), crate::format::bytes(high))
 }
 

@@ -44,11 +44,10 @@ pub fn frame_lines<'a>(frames: &[FrameInfo], width: usize, theme: &Theme) -> Vec
         let module = f.module.as_deref().filter(|m| !f.function.starts_with(&format!("{m}+")));
         let place: Vec<&str> = [f.location.as_deref(), module].into_iter().flatten().collect();
         if !place.is_empty() {
-            // Cut with `…` where the pane is narrower (a long path or module name); a width not
-            // known yet (before the first draw) cuts nothing.
+            // Cut with `…` where the pane is narrower (a long path or module name).
             let room = width.saturating_sub(INDENT.len());
             let place = place.join(" · ");
-            let place = if room >= 8 { format::fit(&place, room) } else { place };
+            let place = if room >= MIN_KNOWN_WIDTH { format::fit(&place, room) } else { place };
             lines.push(Line::styled(format!("{INDENT}{place}"), theme.dim));
         }
     }
@@ -57,12 +56,15 @@ pub fn frame_lines<'a>(frames: &[FrameInfo], width: usize, theme: &Theme) -> Vec
 
 /// How far a frame's continuation lines and its place are indented (past its number).
 const INDENT: &str = "   ";
+/// Narrower than this, a pane's width is taken as not known yet (before the first draw): names
+/// and places are left whole.
+const MIN_KNOWN_WIDTH: usize = 8;
 
 /// `text` in pieces of at most `width` characters (one piece when it fits, or when the width
 /// is not known yet).
 fn split_at_width(text: &str, width: usize) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
-    if width < 8 || chars.len() <= width {
+    if width < MIN_KNOWN_WIDTH || chars.len() <= width {
         return vec![text.to_string()];
     }
     chars.chunks(width).map(|c| c.iter().collect()).collect()
