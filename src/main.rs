@@ -17,6 +17,7 @@ mod supervise;
 mod target_program;
 mod trace_paths;
 mod traces_written;
+mod usage_error;
 
 use std::process::ExitCode;
 
@@ -25,7 +26,10 @@ use clap::Parser;
 use crate::messages::say;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error::report(&err),
+    };
     match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {

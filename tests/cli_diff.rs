@@ -305,8 +305,18 @@ fn bad_input_exits_2_with_one_line() {
     assert!(tui.contains("the diff browser needs a terminal; leave out --tui"), "{tui}");
     let unknown_mark = stderr_of(&diff(&["--at-a", "mark:nope", a(), b()]));
     assert!(unknown_mark.contains("--at-a mark:nope") && unknown_mark.contains("warmup"), "{unknown_mark}");
-    // Usage errors (clap's own) also exit 2.
-    assert_eq!(diff(&[a(), b(), a()]).status.code(), Some(2));
-    assert_eq!(diff(&["--threshold", "lots", a(), b()]).status.code(), Some(2));
-    assert_eq!(diff(&[]).status.code(), Some(2));
+    // Usage errors (clap's) also exit 2 with one line; a wrong count of arguments ends with the
+    // command's usage, a bad value names the option.
+    for (args, says) in [
+        (&[a(), b(), a()][..], "; usage: leakview diff"),
+        (&["--threshold", "lots", a(), b()], "invalid value 'lots' for '--threshold"),
+        (&[], "; usage: leakview diff"),
+    ] {
+        let out = diff(args);
+        let stderr = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("leakview: "), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
 }
