@@ -257,6 +257,17 @@ fn check_exit_codes_and_suppressions() {
     let unsuppressed = leakview(&["check", "--suppressions", supp.to_str().expect("utf-8"), t]);
     assert_eq!(unsuppressed.status.code(), Some(1));
 
+    // Before the free both blocks are outstanding, each suppressed by its own rule: the rules
+    // are listed in columns.
+    std::fs::write(&supp, "leak:0x2*\nleak:0x1000\n").expect("write");
+    let both = leakview(&["check", "--at", "250ns", "--suppressions", supp.to_str().expect("utf-8"), t]);
+    assert_eq!(both.status.code(), Some(0), "{}", stdout(&both));
+    let rules: Vec<String> =
+        stdout(&both).lines().filter(|l| l.starts_with("    leak:")).map(String::from).collect();
+    assert_eq!(rules.len(), 2, "{}", stdout(&both));
+    let columns: Vec<Option<usize>> = rules.iter().map(|l| l.find(" in ")).collect();
+    assert!(columns[0].is_some() && columns[0] == columns[1], "rule rows not aligned:\n{}", rules.join("\n"));
+
     std::fs::write(&supp, "race:foo\n").expect("write");
     let bad = leakview(&["check", "--suppressions", supp.to_str().expect("utf-8"), t]);
     assert_eq!(bad.status.code(), Some(2));
