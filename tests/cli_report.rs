@@ -271,7 +271,8 @@ fn check_exit_codes_and_suppressions() {
     std::fs::write(&supp, "race:foo\n").expect("write");
     let bad = leakview(&["check", "--suppressions", supp.to_str().expect("utf-8"), t]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(stderr(&bad).contains("line 1"), "{}", stderr(&bad));
+    let message = stderr(&bad);
+    assert!(message.contains(&format!("suppressions {} line 1", supp.display())), "{message}");
 
     let missing = leakview(&["check", "--suppressions", "/nonexistent/x.supp", t]);
     assert_eq!(missing.status.code(), Some(2));
