@@ -43,6 +43,21 @@ fn write_trace(dir: &Path) -> PathBuf {
     path
 }
 
+/// A trace whose program leaked one block of `size` bytes.
+fn write_one_block(dir: &Path, size: u64) -> PathBuf {
+    let path = dir.join("one.bin");
+    let meta = TraceMetadata { pid: 78, start_monotonic_ns: START, clock_id: 1, ..TraceMetadata::default() };
+    let writer = TraceWriter::create(&path, &meta, &WriterOptions::default()).expect("create");
+    let mut main = ThreadStream::new(7);
+    writer.append(&mut main, &Event::StackNode { id: 1, parent: 0, ip: 0x1000 }).expect("append");
+    writer
+        .append(&mut main, &Event::Alloc { ts: START + 100, addr: 0x10, size, align: 0, stack: 1 })
+        .expect("append");
+    writer.release(&mut main);
+    writer.finish(START + 400);
+    path
+}
+
 fn leakview(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_leakview")).args(args).output().expect("run leakview")
 }
@@ -115,6 +130,15 @@ fn report_text_json_and_folded() {
     let by_function = leakview(&["report", "--group-by", "function", "--top", "1", t]);
     assert_eq!(by_function.status.code(), Some(0));
     assert!(stdout(&by_function).contains("and 1 more group"), "{}", stdout(&by_function));
+}
+
+#[test]
+fn grouped_by_size_each_group_names_its_exact_size() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trace = write_one_block(dir.path(), 72_704);
+    let out = leakview(&["report", "--group-by", "size", trace.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("size 72,704 B (71.0 KiB)"), "{}", stdout(&out));
 }
 
 #[test]

@@ -35,7 +35,7 @@ fn group_title(report: &Report<'_>, key: &GroupKey) -> String {
     match key {
         GroupKey::Stack(_) => String::new(),
         GroupKey::Function(name) => name.to_string(),
-        GroupKey::Size(size) => format!("size {}", bytes(*size)),
+        GroupKey::Size(size) => format!("size {}", exact_size(*size)),
         GroupKey::SizeClass(class) => {
             let (lo, hi) = size_class_bounds(*class);
             format!("sizes {}..{}", bytes(lo), bytes(hi))
@@ -45,6 +45,12 @@ fn group_title(report: &Report<'_>, key: &GroupKey) -> String {
             None => format!("thread #{}", index.0),
         },
     }
+}
+
+/// An exact allocation size: `40 B`, or `72,704 B (71.0 KiB)` where the binary unit alone would
+/// round it (grouped by size, each group is one exact size).
+fn exact_size(size: u64) -> String {
+    if size < 1024 { format!("{size} B") } else { format!("{} B ({})", count(size), bytes(size)) }
 }
 
 pub(super) fn render(report: &Report<'_>) -> String {
@@ -220,4 +226,17 @@ fn write_header(report: &Report<'_>, out: &mut String) {
     );
     write_window(&report.window, out);
     write_incomplete_warning(s, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_sizes_are_not_rounded() {
+        assert_eq!(exact_size(40), "40 B");
+        assert_eq!(exact_size(1023), "1023 B");
+        assert_eq!(exact_size(72_704), "72,704 B (71.0 KiB)");
+        assert_eq!(exact_size(72_705), "72,705 B (71.0 KiB)");
+    }
 }
