@@ -148,8 +148,8 @@ fn bad_moments_are_usage_errors() {
     let t = trace.to_str().expect("utf-8");
     for (at, says) in [
         ("mark:nope", "no mark labelled `nope`"),
-        ("mark:half#2", "occurs 1 time"),
-        ("mark:half#0", "occurs 1 time(s); there is no occurrence #0 (occurrences count from 1"),
+        ("mark:half#2", "occurs once"),
+        ("mark:half#0", "occurs once; there is no occurrence #0 (occurrences count from 1"),
         ("10s", "past the end"),
         ("soon", "is not a moment"),
         ("120%", "percentage"),
