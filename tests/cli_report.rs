@@ -230,6 +230,25 @@ fn damaged_traces_load_what_they_can() {
 }
 
 #[test]
+fn a_trace_cut_short_says_where_its_events_end() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trace = write_trace(dir.path());
+    let bytes = std::fs::read(&trace).expect("read");
+    // Cut before the worker's chunk (its free at 300ns): the events read end at 200ns, while the
+    // header still says the trace lasted 400ns. Chunks of 4 KiB follow a 4 KiB header page.
+    let reader = leakview_format::TraceReader::open(&trace).expect("open");
+    let worker = reader.chunks().iter().find(|c| c.tid == 8).expect("the worker's chunk").index as usize;
+    assert!(reader.chunks().iter().all(|c| c.tid != 8 || c.index as usize == worker));
+    let cut = dir.path().join("cut.bin");
+    std::fs::write(&cut, &bytes[..4096 * (1 + worker)]).expect("write");
+    let c = cut.to_str().expect("utf-8");
+    let stats = stdout(&leakview(&["stats", c]));
+    assert!(stats.contains("duration     400ns (events read: the first 200ns)\n"), "{stats}");
+    let report = stdout(&leakview(&["report", c]));
+    assert!(report.contains("shown is what could be read, up to 200ns of 400ns"), "{report}");
+}
+
+#[test]
 fn stats_shows_the_analyzer_figures() {
     let dir = tempfile::tempdir().expect("temp dir");
     let trace = write_trace(dir.path());

@@ -48,6 +48,13 @@ fn render(reader: &TraceReader, analysis: &Analysis) -> anyhow::Result<String> {
             format_duration(s.duration_ns),
             format_duration(s.last_event_ns)
         )?;
+    } else if !s.complete && s.duration_ns > s.last_event_ns {
+        writeln!(
+            w,
+            "duration     {} (events read: the first {})",
+            format_duration(s.duration_ns),
+            format_duration(s.last_event_ns)
+        )?;
     } else {
         writeln!(w, "duration     {}", format_duration(s.duration_ns))?;
     }

@@ -197,9 +197,16 @@ pub fn write_incomplete_warning(s: &Summary, out: &mut String) {
             duration(s.last_event_ns)
         );
     } else if !s.complete {
+        // Where chunks are missing, the events read may end well before the trace does.
+        let read_up_to = if s.duration_ns > s.last_event_ns {
+            format!(", up to {} of {}", duration(s.last_event_ns), duration(s.duration_ns))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "warning  the trace is incomplete (program killed, disk full or damaged file); shown is what could be read"
+            "warning  the trace is incomplete (program killed, disk full or damaged file); shown is what could be \
+             read{read_up_to}"
         );
     }
 }
