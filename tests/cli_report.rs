@@ -43,6 +43,21 @@ fn write_trace(dir: &Path) -> PathBuf {
     path
 }
 
+/// A trace whose program leaked one block of `size` bytes.
+fn write_one_block(dir: &Path, size: u64) -> PathBuf {
+    let path = dir.join("one.bin");
+    let meta = TraceMetadata { pid: 78, start_monotonic_ns: START, clock_id: 1, ..TraceMetadata::default() };
+    let writer = TraceWriter::create(&path, &meta, &WriterOptions::default()).expect("create");
+    let mut main = ThreadStream::new(7);
+    writer.append(&mut main, &Event::StackNode { id: 1, parent: 0, ip: 0x1000 }).expect("append");
+    writer
+        .append(&mut main, &Event::Alloc { ts: START + 100, addr: 0x10, size, align: 0, stack: 1 })
+        .expect("append");
+    writer.release(&mut main);
+    writer.finish(START + 400);
+    path
+}
+
 fn leakview(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_leakview")).args(args).output().expect("run leakview")
 }
@@ -118,14 +133,23 @@ fn report_text_json_and_folded() {
 }
 
 #[test]
+fn grouped_by_size_each_group_names_its_exact_size() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trace = write_one_block(dir.path(), 72_704);
+    let out = leakview(&["report", "--group-by", "size", trace.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("size 72,704 B (71.0 KiB)"), "{}", stdout(&out));
+}
+
+#[test]
 fn bad_moments_are_usage_errors() {
     let dir = tempfile::tempdir().expect("temp dir");
     let trace = write_trace(dir.path());
     let t = trace.to_str().expect("utf-8");
     for (at, says) in [
         ("mark:nope", "no mark labelled `nope`"),
-        ("mark:half#2", "occurs 1 time"),
-        ("mark:half#0", "occurs 1 time(s); there is no occurrence #0 (occurrences count from 1"),
+        ("mark:half#2", "occurs once"),
+        ("mark:half#0", "occurs once; there is no occurrence #0 (occurrences count from 1"),
         ("10s", "past the end"),
         ("soon", "is not a moment"),
         ("120%", "percentage"),
@@ -206,6 +230,25 @@ fn damaged_traces_load_what_they_can() {
 }
 
 #[test]
+fn a_trace_cut_short_says_where_its_events_end() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trace = write_trace(dir.path());
+    let bytes = std::fs::read(&trace).expect("read");
+    // Cut before the worker's chunk (its free at 300ns): the events read end at 200ns, while the
+    // header still says the trace lasted 400ns. Chunks of 4 KiB follow a 4 KiB header page.
+    let reader = leakview_format::TraceReader::open(&trace).expect("open");
+    let worker = reader.chunks().iter().find(|c| c.tid == 8).expect("the worker's chunk").index as usize;
+    assert!(reader.chunks().iter().all(|c| c.tid != 8 || c.index as usize == worker));
+    let cut = dir.path().join("cut.bin");
+    std::fs::write(&cut, &bytes[..4096 * (1 + worker)]).expect("write");
+    let c = cut.to_str().expect("utf-8");
+    let stats = stdout(&leakview(&["stats", c]));
+    assert!(stats.contains("duration     400ns (events read: the first 200ns)\n"), "{stats}");
+    let report = stdout(&leakview(&["report", c]));
+    assert!(report.contains("shown is what could be read, up to 200ns of 400ns"), "{report}");
+}
+
+#[test]
 fn stats_shows_the_analyzer_figures() {
     let dir = tempfile::tempdir().expect("temp dir");
     let trace = write_trace(dir.path());
@@ -257,10 +300,22 @@ fn check_exit_codes_and_suppressions() {
     let unsuppressed = leakview(&["check", "--suppressions", supp.to_str().expect("utf-8"), t]);
     assert_eq!(unsuppressed.status.code(), Some(1));
 
+    // Before the free both blocks are outstanding, each suppressed by its own rule: the rules
+    // are listed in columns.
+    std::fs::write(&supp, "leak:0x2*\nleak:0x1000\n").expect("write");
+    let both = leakview(&["check", "--at", "250ns", "--suppressions", supp.to_str().expect("utf-8"), t]);
+    assert_eq!(both.status.code(), Some(0), "{}", stdout(&both));
+    let rules: Vec<String> =
+        stdout(&both).lines().filter(|l| l.starts_with("    leak:")).map(String::from).collect();
+    assert_eq!(rules.len(), 2, "{}", stdout(&both));
+    let columns: Vec<Option<usize>> = rules.iter().map(|l| l.find(" in ")).collect();
+    assert!(columns[0].is_some() && columns[0] == columns[1], "rule rows not aligned:\n{}", rules.join("\n"));
+
     std::fs::write(&supp, "race:foo\n").expect("write");
     let bad = leakview(&["check", "--suppressions", supp.to_str().expect("utf-8"), t]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(stderr(&bad).contains("line 1"), "{}", stderr(&bad));
+    let message = stderr(&bad);
+    assert!(message.contains(&format!("suppressions {} line 1", supp.display())), "{message}");
 
     let missing = leakview(&["check", "--suppressions", "/nonexistent/x.supp", t]);
     assert_eq!(missing.status.code(), Some(2));

@@ -117,14 +117,23 @@ impl CheckOutcome {
                 bytes(self.suppressed.bytes),
                 plural(self.suppressed.blocks, "block", "blocks")
             );
-            for (rule, hits) in self.rule_hits.iter().filter(|(_, h)| h.blocks > 0) {
-                let _ = writeln!(
-                    out,
-                    "    leak:{}  {} in {}",
-                    rule.pattern,
-                    bytes(hits.bytes),
-                    plural(hits.blocks, "block", "blocks")
-                );
+            // One row per rule that suppressed something, in columns: rule, bytes, blocks.
+            let rows: Vec<[String; 3]> = self
+                .rule_hits
+                .iter()
+                .filter(|(_, h)| h.blocks > 0)
+                .map(|(rule, hits)| {
+                    [
+                        format!("leak:{}", rule.pattern),
+                        bytes(hits.bytes),
+                        plural(hits.blocks, "block", "blocks"),
+                    ]
+                })
+                .collect();
+            let width = |k: usize| rows.iter().map(|r| r[k].chars().count()).max().unwrap_or(0);
+            let (w0, w1) = (width(0), width(1));
+            for [rule, size, blocks] in &rows {
+                let _ = writeln!(out, "    {rule:<w0$}  {size:>w1$} in {blocks}");
             }
         }
         if analysis.summary().truncated {

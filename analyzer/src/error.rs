@@ -42,10 +42,16 @@ pub enum WhenError {
     #[error("no mark labelled `{label}` in this trace{}", known_marks(.known))]
     UnknownMark { label: String, known: Vec<String> },
     #[error(
-        "mark `{label}` occurs {count} time(s); there is no occurrence #{occurrence}{}",
+        "mark `{label}` occurs {}; there is no occurrence #{occurrence}{}",
+        times(*.count),
         occurrence_hint(.label, *.occurrence)
     )]
     MarkOccurrence { label: String, occurrence: u32, count: u32 },
+}
+
+/// `once`, `2 times`.
+fn times(count: u32) -> String {
+    if count == 1 { "once".to_string() } else { format!("{count} times") }
 }
 
 /// For `#0`: occurrences count from 1.

@@ -13,8 +13,14 @@ pub enum SuppressionError {
     /// The OS error is in the message, not a `source()`, so error chains print it once.
     #[error("cannot read suppressions {path}: {error}")]
     Io { path: PathBuf, error: std::io::Error },
-    #[error("suppressions line {line}: `{text}` is not `leak:PATTERN`")]
-    Syntax { line: usize, text: String },
+    /// A line that is not `leak:PATTERN`; `path` is the file's when it was read from one.
+    #[error("suppressions{} line {line}: `{text}` is not `leak:PATTERN`", in_file(.path.as_deref()))]
+    Syntax { path: Option<PathBuf>, line: usize, text: String },
+}
+
+/// ` FILE` for a syntax error in a file, nothing for text parsed on its own.
+fn in_file(path: Option<&Path>) -> String {
+    path.map(|p| format!(" {}", p.display())).unwrap_or_default()
 }
 
 /// One `leak:` rule.
@@ -42,11 +48,19 @@ impl Suppressions {
                 continue;
             }
             let Some((kind, pattern)) = line.split_once(':') else {
-                return Err(SuppressionError::Syntax { line: i + 1, text: raw.trim().to_string() });
+                return Err(SuppressionError::Syntax {
+                    path: None,
+                    line: i + 1,
+                    text: raw.trim().to_string(),
+                });
             };
             let pattern = pattern.trim();
             if kind.trim() != "leak" || pattern.is_empty() {
-                return Err(SuppressionError::Syntax { line: i + 1, text: raw.trim().to_string() });
+                return Err(SuppressionError::Syntax {
+                    path: None,
+                    line: i + 1,
+                    text: raw.trim().to_string(),
+                });
             }
             rules.push(Rule { pattern: pattern.to_string(), line: i + 1 });
         }
@@ -57,7 +71,12 @@ impl Suppressions {
     pub fn load(path: &Path) -> Result<Self, SuppressionError> {
         let text = std::fs::read_to_string(path)
             .map_err(|error| SuppressionError::Io { path: path.to_path_buf(), error })?;
-        Self::parse(&text)
+        Self::parse(&text).map_err(|error| match error {
+            SuppressionError::Syntax { line, text, .. } => {
+                SuppressionError::Syntax { path: Some(path.to_path_buf()), line, text }
+            }
+            other => other,
+        })
     }
 
     pub fn rules(&self) -> &[Rule] {

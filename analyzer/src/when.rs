@@ -203,8 +203,12 @@ mod tests {
         match at("mark:warmup#0") {
             Err(err @ WhenError::MarkOccurrence { occurrence: 0, count: 2, .. }) => {
                 let message = err.to_string();
-                assert!(message.contains("occurs 2 time(s)") && message.contains("#0"), "{message}");
+                assert!(message.contains("occurs 2 times;") && message.contains("#0"), "{message}");
             }
+            other => panic!("unexpected {other:?}"),
+        }
+        match at("mark:tick#1#2") {
+            Err(err) => assert!(err.to_string().contains("mark `tick#1` occurs once;"), "{err}"),
             other => panic!("unexpected {other:?}"),
         }
         assert!(matches!(at("mark:nope#0"), Err(WhenError::UnknownMark { .. })));

@@ -362,7 +362,7 @@ fn text_lists_totals_and_groups_by_change() {
     assert!(ends[1..].windows(2).all(|w| w[0] == w[1]), "{text}");
     assert!(text.contains("libapp.so+0x100"), "{text}");
     let top1 = DiffReport::new(&comparison, &diff, "end", "end", 1).to_text();
-    assert!(top1.contains("… and 3 more groups (use --top 0 to see all)"), "{top1}");
+    assert!(top1.contains("… and 3 more groups (--top 0 shows all)"), "{top1}");
 }
 
 #[test]

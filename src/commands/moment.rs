@@ -18,7 +18,7 @@ mod tests {
         let err = WhenError::MarkOccurrence { label: "round".into(), occurrence: 0, count: 3 };
         let message = named(Err(err), "--at", "mark:round#0").expect_err("an error").to_string();
         assert!(message.starts_with("--at mark:round#0: "), "{message}");
-        assert!(message.contains("occurs 3 time(s)"), "{message}");
+        assert!(message.contains("occurs 3 times;"), "{message}");
         assert!(message.contains("count from 1"), "{message}");
         let err = WhenError::MarkOccurrence { label: "round".into(), occurrence: 4, count: 3 };
         let message = named(Err(err), "--at", "mark:round#4").expect_err("an error").to_string();

@@ -35,11 +35,23 @@ fn render(reader: &TraceReader, analysis: &Analysis) -> anyhow::Result<String> {
     writeln!(w, "pid          {} (parent {})", meta.pid, meta.parent_pid)?;
     writeln!(w, "recorder     {} ({:?})", meta.recorder, meta.recorder_kind)?;
     writeln!(w, "arch         {} ({}-bit)", meta.arch, u32::from(meta.pointer_width) * 8)?;
-    writeln!(w, "started      {} ns since the Unix epoch", meta.start_unix_ns)?;
+    writeln!(
+        w,
+        "started      {} ({} ns since the Unix epoch)",
+        utc_time(meta.start_unix_ns),
+        meta.start_unix_ns
+    )?;
     if s.truncated && s.duration_ns > s.last_event_ns {
         writeln!(
             w,
             "duration     {} (recorded: the first {})",
+            format_duration(s.duration_ns),
+            format_duration(s.last_event_ns)
+        )?;
+    } else if !s.complete && s.duration_ns > s.last_event_ns {
+        writeln!(
+            w,
+            "duration     {} (events read: the first {})",
             format_duration(s.duration_ns),
             format_duration(s.last_event_ns)
         )?;
@@ -127,4 +139,48 @@ fn render(reader: &TraceReader, analysis: &Analysis) -> anyhow::Result<String> {
         )?;
     }
     Ok(out)
+}
+
+/// `2026-11-22 14:22:45.199 UTC`: a wall-clock time, `unix_ns` since the Unix epoch.
+fn utc_time(unix_ns: u64) -> String {
+    const NS_PER_S: u64 = 1_000_000_000;
+    let secs = unix_ns / NS_PER_S;
+    let millis = unix_ns % NS_PER_S / 1_000_000;
+    let (year, month, day) = civil_date(secs / 86_400);
+    let in_day = secs % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{millis:03} UTC",
+        in_day / 3600,
+        in_day % 3600 / 60,
+        in_day % 60
+    )
+}
+
+/// The proleptic Gregorian (year, month, day) of `days` since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_date(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_times_read_as_utc_dates() {
+        assert_eq!(utc_time(0), "1970-01-01 00:00:00.000 UTC");
+        assert_eq!(utc_time(951_782_400_000_000_000), "2000-02-29 00:00:00.000 UTC");
+        assert_eq!(utc_time(1_795_357_365_199_497_635), "2026-11-22 14:22:45.199 UTC");
+        assert_eq!(utc_time(4_102_444_799_999_999_999), "2099-12-31 23:59:59.999 UTC");
+        assert_eq!(utc_time(u64::MAX), "2554-07-21 23:34:33.709 UTC");
+    }
 }

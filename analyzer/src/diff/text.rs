@@ -108,7 +108,7 @@ pub(super) fn render(report: &DiffReport<'_>) -> String {
     let hidden = report.diff.groups.len() - shown.len();
     if hidden > 0 {
         let noun = if hidden == 1 { "group" } else { "groups" };
-        let _ = writeln!(out, "\n… and {} more {noun} (use --top 0 to see all)", count(hidden as u64));
+        let _ = writeln!(out, "\n… and {} more {noun} (--top 0 shows all)", count(hidden as u64));
     }
     out
 }

@@ -35,7 +35,7 @@ fn group_title(report: &Report<'_>, key: &GroupKey) -> String {
     match key {
         GroupKey::Stack(_) => String::new(),
         GroupKey::Function(name) => name.to_string(),
-        GroupKey::Size(size) => format!("size {}", bytes(*size)),
+        GroupKey::Size(size) => format!("size {}", exact_size(*size)),
         GroupKey::SizeClass(class) => {
             let (lo, hi) = size_class_bounds(*class);
             format!("sizes {}..{}", bytes(lo), bytes(hi))
@@ -45,6 +45,12 @@ fn group_title(report: &Report<'_>, key: &GroupKey) -> String {
             None => format!("thread #{}", index.0),
         },
     }
+}
+
+/// An exact allocation size: `40 B`, or `72,704 B (71.0 KiB)` where the binary unit alone would
+/// round it (grouped by size, each group is one exact size).
+fn exact_size(size: u64) -> String {
+    if size < 1024 { format!("{size} B") } else { format!("{} B ({})", count(size), bytes(size)) }
 }
 
 pub(super) fn render(report: &Report<'_>) -> String {
@@ -191,9 +197,16 @@ pub fn write_incomplete_warning(s: &Summary, out: &mut String) {
             duration(s.last_event_ns)
         );
     } else if !s.complete {
+        // Where chunks are missing, the events read may end well before the trace does.
+        let read_up_to = if s.duration_ns > s.last_event_ns {
+            format!(", up to {} of {}", duration(s.last_event_ns), duration(s.duration_ns))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "warning  the trace is incomplete (program killed, disk full or damaged file); shown is what could be read"
+            "warning  the trace is incomplete (program killed, disk full or damaged file); shown is what could be \
+             read{read_up_to}"
         );
     }
 }
@@ -220,4 +233,17 @@ fn write_header(report: &Report<'_>, out: &mut String) {
     );
     write_window(&report.window, out);
     write_incomplete_warning(s, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_sizes_are_not_rounded() {
+        assert_eq!(exact_size(40), "40 B");
+        assert_eq!(exact_size(1023), "1023 B");
+        assert_eq!(exact_size(72_704), "72,704 B (71.0 KiB)");
+        assert_eq!(exact_size(72_705), "72,705 B (71.0 KiB)");
+    }
 }

@@ -59,10 +59,29 @@ pub(crate) fn fitted_label(label: &str, room: usize) -> String {
     }
     for arrow in [alike::FAR_CALLER_ARROW, alike::CALLER_ARROW] {
         if let Some((top, caller)) = label.split_once(arrow) {
-            return format!("{}{arrow}{}", format::short_function(top), format::short_function(caller));
+            return format!("{}{arrow}{}", short_top(top), format::short_function(caller));
         }
     }
-    format::short_function(label)
+    short_top(label)
+}
+
+/// The top frame's part of a label made short: its function name, and the ` (PLACE)` that
+/// follows it when rows read alike (`cache_put (leaky.c:107)`) kept as it is, since a name
+/// shortener would take the place for a parameter list and the name before it for a return type.
+fn short_top(top: &str) -> String {
+    match split_place(top) {
+        Some((name, place)) => format!("{} ({place})", format::short_function(name)),
+        None => format::short_function(top),
+    }
+}
+
+/// `name (PLACE)` split into the name and the place; `None` when `top` does not end with a
+/// parenthesised place (a place holds no brackets, unlike a parameter list such as
+/// `f(int (*)(int))`).
+fn split_place(top: &str) -> Option<(&str, &str)> {
+    let (name, rest) = top.rsplit_once(" (")?;
+    let place = rest.strip_suffix(')')?;
+    (!name.is_empty() && !place.is_empty() && !place.contains(['(', ')'])).then_some((name, place))
 }
 
 pub(super) fn draw_groups(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Screen<'_>) {
@@ -197,5 +216,23 @@ mod tests {
         assert_eq!(grouping_label("thread 12345", 8, Grouping::Thread), "thread …");
         let function = "void std::vector<int>::push_back(int const&)";
         assert_eq!(grouping_label(function, 30, Grouping::Function), "std::vector<…>::push_back(…)");
+    }
+
+    #[test]
+    fn a_top_frame_with_its_place_keeps_its_name_when_shortened() {
+        // Rows that read alike carry the top frame's place; a narrow column keeps the name.
+        let label = "arena_map_get (obmalloc.c:1459)";
+        assert_eq!(grouping_label(label, 18, Grouping::Stack), "arena_map_get (ob…");
+        assert_eq!(grouping_label(label, 10, Grouping::Stack), "arena_map…");
+        let cpp = "void std::vector<int>::push_back(int const&) (vector.h:12) ← main";
+        assert_eq!(
+            grouping_label(cpp, 50, Grouping::Stack),
+            "std::vector<…>::push_back(…) (vector.h:12) ← main"
+        );
+        let far = "xmalloc (util.c:41) ← … ← void parse_header(char const*)";
+        assert_eq!(grouping_label(far, 45, Grouping::Stack), "xmalloc (util.c:41) ← … ← parse_header(…)");
+        // A parameter list with brackets of its own is not a place.
+        let pointer = "void apply(int (*)(int), int)";
+        assert_eq!(grouping_label(pointer, 12, Grouping::Stack), "apply(…)");
     }
 }
