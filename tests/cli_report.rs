@@ -269,9 +269,13 @@ fn stats_shows_the_analyzer_figures() {
         "peak         1.0 KiB in 2 blocks at 200ns",
         "outstanding  64 B in 1 block at the end",
         "complete     yes",
+        "marks        1",
+        "recorder     test (preload library, whole process)",
     ] {
         assert!(s.lines().any(|l| l == line), "missing `{line}` in\n{s}");
     }
+    // Each mark is listed as `--at` names it, with its time.
+    assert!(s.lines().any(|l| l.starts_with("  ") && l.ends_with("ns  mark:half")), "{s}");
 }
 
 #[test]

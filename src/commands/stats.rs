@@ -5,8 +5,8 @@ use std::fmt::Write;
 use std::process::ExitCode;
 
 use leakview_analyzer::report::units::{bytes, count, plural};
-use leakview_analyzer::{Analysis, format_duration};
-use leakview_format::TraceReader;
+use leakview_analyzer::{Analysis, Mark, format_duration};
+use leakview_format::{RecorderKind, TraceReader};
 
 use super::loading::{self, Bars};
 use crate::cli::StatsArgs;
@@ -33,7 +33,7 @@ fn render(reader: &TraceReader, analysis: &Analysis) -> anyhow::Result<String> {
     writeln!(w, "command      {}", meta.command_line())?;
     writeln!(w, "executable   {}", meta.executable)?;
     writeln!(w, "pid          {} (parent {})", meta.pid, meta.parent_pid)?;
-    writeln!(w, "recorder     {} ({:?})", meta.recorder, meta.recorder_kind)?;
+    writeln!(w, "recorder     {} ({})", meta.recorder, recorder_kind(meta.recorder_kind))?;
     writeln!(w, "arch         {} ({}-bit)", meta.arch, u32::from(meta.pointer_width) * 8)?;
     writeln!(
         w,
@@ -110,7 +110,7 @@ fn render(reader: &TraceReader, analysis: &Analysis) -> anyhow::Result<String> {
         bytes(s.outstanding_at_end.bytes),
         plural(s.outstanding_at_end.blocks, "block", "blocks")
     )?;
-    writeln!(w, "marks        {}", analysis.marks().len())?;
+    write_marks(w, analysis.marks())?;
     writeln!(w, "complete     {}", if s.complete { "yes" } else { "no" })?;
     if !s.finished {
         writeln!(
@@ -139,6 +139,33 @@ fn render(reader: &TraceReader, analysis: &Analysis) -> anyhow::Result<String> {
         )?;
     }
     Ok(out)
+}
+
+/// How the trace was recorded, in words.
+fn recorder_kind(kind: RecorderKind) -> &'static str {
+    match kind {
+        RecorderKind::Preload => "preload library, whole process",
+        RecorderKind::RustApi => "Rust API, in-process",
+        RecorderKind::Synthetic => "written by a tool",
+    }
+}
+
+/// Marks listed after the count, each as `--at` names it, at most [`MARKS_LISTED`].
+const MARKS_LISTED: usize = 20;
+
+/// `marks  N`, then one line per mark: its time and the `--at` moment that names it.
+fn write_marks(w: &mut String, marks: &[Mark]) -> std::fmt::Result {
+    writeln!(w, "marks        {}", count(marks.len() as u64))?;
+    let times: Vec<String> = marks.iter().take(MARKS_LISTED).map(|m| format_duration(m.at_ns)).collect();
+    let width = times.iter().map(String::len).max().unwrap_or(0);
+    for (mark, time) in marks.iter().zip(&times) {
+        let nth = if mark.occurrence > 1 { format!("#{}", mark.occurrence) } else { String::new() };
+        writeln!(w, "  {time:>width$}  mark:{}{nth}", mark.label)?;
+    }
+    if marks.len() > MARKS_LISTED {
+        writeln!(w, "  ... and {} more", count((marks.len() - MARKS_LISTED) as u64))?;
+    }
+    Ok(())
 }
 
 /// `2026-11-22 14:22:45.199 UTC`: a wall-clock time, `unix_ns` since the Unix epoch.
@@ -174,6 +201,34 @@ fn civil_date(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mark(label: &str, at_ns: u64, occurrence: u32) -> Mark {
+        Mark { label: label.into(), at_ns, occurrence }
+    }
+
+    #[test]
+    fn marks_are_listed_as_at_names_them() {
+        let mut out = String::new();
+        let marks = [mark("warm", 1_500, 1), mark("warm", 2_000_000, 2), mark("done", 9, 1)];
+        write_marks(&mut out, &marks).expect("write");
+        assert_eq!(out, "marks        3\n  1.5us  mark:warm\n    2ms  mark:warm#2\n    9ns  mark:done\n");
+    }
+
+    #[test]
+    fn long_mark_lists_are_cut() {
+        let marks: Vec<Mark> = (1..=25).map(|i| mark("tick", i * 1000, i as u32)).collect();
+        let mut out = String::new();
+        write_marks(&mut out, &marks).expect("write");
+        assert_eq!(out.lines().count(), 1 + MARKS_LISTED + 1, "{out}");
+        assert!(out.ends_with("  ... and 5 more\n"), "{out}");
+        assert!(out.contains("mark:tick#20\n") && !out.contains("mark:tick#21"), "{out}");
+    }
+
+    #[test]
+    fn recorder_kinds_read_as_words() {
+        assert_eq!(recorder_kind(RecorderKind::Preload), "preload library, whole process");
+        assert_eq!(recorder_kind(RecorderKind::RustApi), "Rust API, in-process");
+    }
 
     #[test]
     fn start_times_read_as_utc_dates() {
