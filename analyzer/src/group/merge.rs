@@ -23,13 +23,13 @@ pub(crate) fn merge_alike(
     }
     let stacks = grouping.stack_ids();
     let ids = shown_ids(&stacks);
-    let shown_of: HashMap<StackId, ShownStackId> = stacks.iter().copied().zip(ids.iter().copied()).collect();
-    let mut distinct = ids;
+    let mut distinct = ids.clone();
     distinct.sort_unstable();
     distinct.dedup();
     if distinct.len() == stacks.len() {
         return grouping;
     }
+    let shown_of: HashMap<StackId, ShownStackId> = stacks.into_iter().zip(ids).collect();
     let (by, at_ns, totals) = (grouping.by, grouping.at_ns, grouping.totals);
     let StackParts { groups: mut stack_groups, members, by_stack } = StackParts::of(grouping);
     // Heaviest first, so each merged group's first stack is its heaviest (a no-op unless the
