@@ -78,7 +78,7 @@ fn json(args: &[&str]) -> Value {
 }
 
 /// The entries of `list` whose innermost frame is in `remember`.
-fn remembering<'a>(list: &'a Value) -> Vec<&'a Value> {
+fn remembering(list: &Value) -> Vec<&Value> {
     let all = list.as_array().expect("a list");
     all.iter().filter(|g| g["frames"][0]["function"].as_str() == Some("remember")).collect()
 }
