@@ -7,6 +7,7 @@ use std::sync::Arc;
 use leakview_format::TraceReader;
 use rayon::prelude::*;
 
+use crate::alike::ShownStackId;
 use crate::error::{LoadError, WhenError};
 use crate::frames::{FrameCache, Frames};
 use crate::group::{self, Group, GroupBy, Grouping, ScratchPool, Snapshot};
@@ -227,6 +228,34 @@ impl Analysis {
             }
             other => group::group_simple(&self.store, &self.scratch, snapshot, other),
         }
+    }
+
+    /// Groups a snapshot as the reports show it, ranked by bytes: [`Analysis::group`], except
+    /// that grouped by stack, stacks that read the same once symbolized and trimmed (see
+    /// [`ShownStackId`]) are one group, ranked by their summed figures, whose
+    /// [`Group::stacks`](crate::Group::stacks) lists each of them, most bytes first. This
+    /// symbolizes every stack of the snapshot.
+    pub fn group_merged(&self, snapshot: &Snapshot, by: GroupBy) -> Grouping {
+        self.group_merged_with_progress(snapshot, by, &crate::progress::NoProgress)
+    }
+
+    /// [`Analysis::group_merged`], reporting symbolization progress.
+    pub fn group_merged_with_progress(
+        &self,
+        snapshot: &Snapshot,
+        by: GroupBy,
+        progress: &dyn Progress,
+    ) -> Grouping {
+        let grouping = self.group_with_progress(snapshot, by, progress);
+        group::merge_alike(grouping, &|stacks| self.shown_stack_ids(stacks, progress))
+    }
+
+    /// What each of `stacks` shows, as ids: stacks with the same id read the same frame by frame
+    /// once trimmed (function, file, line, inlined flag and module; by module offset where the
+    /// file or line is unknown). Symbolizes what is missing, in bulk.
+    pub fn shown_stack_ids(&self, stacks: &[StackId], progress: &dyn Progress) -> Vec<ShownStackId> {
+        let ids: Vec<u32> = stacks.iter().map(|s| s.0).collect();
+        self.frames.shown_ids(&self.stacks, &ids, progress)
     }
 
     /// Symbolizes every address of `stacks` that is not cached yet, in bulk (much faster than

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use crate::analysis::Analysis;
 use crate::group::{Group, GroupBy, GroupKey};
-use crate::model::{LiveTotals, StackId};
+use crate::model::LiveTotals;
 use crate::progress::Progress;
 use crate::report::units::{bytes, plural};
 use crate::runtime_blocks::is_runtime_block;
@@ -41,7 +41,7 @@ pub struct CheckOutcome {
     /// The runtimes' own blocks, when they are not counted.
     pub runtime: LiveTotals,
     pub suppressed: LiveTotals,
-    /// Unsuppressed stack groups, most bytes first.
+    /// Unsuppressed stack groups (stacks that read the same merged), most bytes first.
     pub leaks: Vec<Group>,
     /// Each rule with the blocks it suppressed.
     pub rule_hits: Vec<(Rule, LiveTotals)>,
@@ -155,12 +155,10 @@ pub fn check(
     progress: &dyn Progress,
 ) -> CheckOutcome {
     let snapshot = analysis.outstanding_in(at_ns, window);
-    let groups = analysis.group(&snapshot, GroupBy::Stack).all();
+    // Symbolizes every stack; stacks that read the same are one group (their shown frames, which
+    // the suppressions and the runtimes' rules look at, are equal).
+    let groups = analysis.group_merged_with_progress(&snapshot, GroupBy::Stack, progress).all();
     let skip_runtime = runtime == RuntimeBlocks::NotCounted;
-    if !suppressions.is_empty() || skip_runtime {
-        let stacks: Vec<StackId> = groups.iter().filter_map(|g| g.stacks.first().copied()).collect();
-        analysis.prepare_symbols(&stacks, progress);
-    }
     let mut outcome = CheckOutcome {
         at_ns,
         window: window.clone(),

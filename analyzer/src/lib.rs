@@ -21,12 +21,13 @@
 //!
 //! Modules: `load` (the replay of a trace into lifetimes), `lifetimes` (28-byte lifetime storage),
 //! `index` (checkpoints, timeline, peak), `when` (moments), `window` (allocation windows), `group` (grouping and ranking),
-//! `frames` + `trim` (symbol cache, allocator-frame trimming), `symbolize` (addresses to
-//! frames), `suppress` (LeakSanitizer-style suppressions), `suspects` (leak suspects ranked with their
+//! `frames` + `trim` (symbol cache, allocator-frame trimming), `alike` (stacks that read the
+//! same), `symbolize` (addresses to frames), `suppress` (LeakSanitizer-style suppressions), `suspects` (leak suspects ranked with their
 //! evidence), `report` (text, JSON, folded).
 
 #![forbid(unsafe_code)]
 
+mod alike;
 mod analysis;
 pub mod check;
 pub mod diff;
@@ -50,6 +51,7 @@ mod trim;
 pub mod when;
 mod window;
 
+pub use alike::ShownStackId;
 pub use analysis::{Analysis, LoadOptions};
 pub use check::{CheckOutcome, RuntimeBlocks, check};
 pub use diff::{Comparison, Diff, DiffBy, DiffGroup, DiffReport, DiffStatus, Side};

@@ -24,6 +24,11 @@ pub fn is_trimmed_frame(frame: &Frame) -> bool {
         || frame.file.as_deref().is_some_and(is_allocator_source)
 }
 
+/// Whether `frame` is leakview's own (the preload library): dropped wherever it is on a stack.
+pub(crate) fn is_leakview_frame(frame: &Frame) -> bool {
+    frame.module.as_deref().is_some_and(is_leakview_module)
+}
+
 /// The number of leading (innermost) frames to drop.
 pub fn trimmed_prefix_len(frames: &[Frame]) -> usize {
     frames.iter().take_while(|f| is_trimmed_frame(f)).count()
@@ -31,11 +36,7 @@ pub fn trimmed_prefix_len(frames: &[Frame]) -> usize {
 
 /// `frames` as shown: without the trimmed prefix, nor leakview's own frames further out.
 pub fn trimmed(frames: &[Frame]) -> Vec<Frame> {
-    frames[trimmed_prefix_len(frames)..]
-        .iter()
-        .filter(|f| !f.module.as_deref().is_some_and(is_leakview_module))
-        .cloned()
-        .collect()
+    frames[trimmed_prefix_len(frames)..].iter().filter(|f| !is_leakview_frame(f)).cloned().collect()
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use leakview_tui::source::{DataSource, GroupQuery, Grouping, SortKey};
 
 fn expected(analysis: &Analysis, at_ns: u64, by: GroupBy) -> HashMap<String, (u64, u64)> {
     let snapshot = analysis.outstanding_at(at_ns);
-    let grouping = analysis.group(&snapshot, by);
+    // As the reports group (stacks that read the same are one group; this trace has none).
+    let grouping = analysis.group_merged(&snapshot, by);
     grouping
         .iter()
         .map(|g| {
@@ -222,4 +223,64 @@ fn the_filter_finds_what_the_frames_show_and_not_the_directories_of_their_module
     for directory in ["opt", "leakview-fixture", "/server"] {
         assert!(shown(directory).is_empty(), "{directory} matched");
     }
+}
+
+/// The source over `common::trace::write_alike_trace`'s trace, and the trace's end.
+fn alike_source() -> (tempfile::TempDir, Analysis, AnalysisSource, u64) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("alike.bin");
+    common::trace::write_alike_trace(&path);
+    let load = || Analysis::open(&path, &LoadOptions::default(), &NoProgress).expect("loads");
+    let analysis = load();
+    let end = analysis.duration_ns();
+    (dir, analysis, AnalysisSource::new(load()), end)
+}
+
+#[test]
+fn stacks_that_read_the_same_are_one_row_with_the_allocations_of_both() {
+    let (_dir, reference, source, end) = alike_source();
+    let ms = 1_000_000;
+    let query = |at_ns: u64| GroupQuery { at_ns, ..GroupQuery::default() };
+    // At 1.5 ms only stack 4's block is outstanding: its row is keyed by stack 4 from then on.
+    let early = source.groups(&query(ms + ms / 2));
+    assert_eq!(early.iter().map(|r| (r.key.0, r.totals.bytes)).collect::<Vec<_>>(), vec![(4, 150)]);
+    let rows = source.groups(&query(end));
+    let raw = reference.group(&reference.outstanding_at(end), GroupBy::Stack);
+    assert_eq!(raw.len(), 3, "three recorded stacks");
+    assert_eq!(
+        rows.iter().map(|r| (r.key.0, r.label.as_str(), r.totals.bytes, r.totals.blocks)).collect::<Vec<_>>(),
+        vec![(4, "server+0x1600", 350, 3), (5, "server+0x1700", 300, 1)],
+        "the two stacks through server+0x1600 are one row, ranked by their summed bytes"
+    );
+    // As the reports have it.
+    let merged = reference.group_merged(&reference.outstanding_at(end), GroupBy::Stack).all();
+    let figures = |bytes: u64, blocks: u64, stacks: usize| (bytes, blocks, stacks);
+    assert_eq!(
+        merged.iter().map(|g| figures(g.bytes, g.blocks, g.stacks.len())).collect::<Vec<_>>(),
+        vec![figures(350, 3, 2), figures(300, 1, 1)]
+    );
+    let details = source.group_details(&query(end), rows[0].key).expect("details");
+    assert_eq!((details.totals.bytes, details.totals.blocks), (350, 3));
+    assert_eq!((details.stacks, details.call_sites), (1, 2));
+    assert_eq!(details.frames[0].function, "server+0x1600");
+    assert_eq!(details.histogram.iter().map(|b| b.blocks).sum::<u64>(), 3);
+    assert_eq!((details.first_alloc_ns, details.last_alloc_ns), (ms, 3 * ms));
+    let page = source.allocations(&query(end), rows[0].key, 0, 10);
+    assert_eq!(page.total, 3);
+    let mut stacks: Vec<u64> = page.rows.iter().map(|r| r.stack.0).collect();
+    stacks.sort_unstable();
+    assert_eq!(stacks, vec![3, 3, 4], "the allocations of both stacks");
+    assert_eq!(page.rows.iter().map(|r| r.size).collect::<Vec<_>>(), vec![150, 100, 100], "biggest first");
+    // One verdict per row, under the row's key.
+    let verdicts = source.suspects(end).expect("verdicts");
+    let mut keys: Vec<u64> = verdicts.iter().map(|v| v.key.0).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, vec![4, 5]);
+    // Sorted by newest, the row's newest allocation is that of its other stack.
+    let newest = GroupQuery { sort: SortKey::Newest, ..query(end) };
+    let rows = source.groups(&newest);
+    assert_eq!(
+        rows.iter().map(|r| (r.key.0, r.newest_ns)).collect::<Vec<_>>(),
+        vec![(5, 4 * ms), (4, 3 * ms)]
+    );
 }

@@ -209,6 +209,11 @@ impl StackGroups {
         self.len
     }
 
+    /// The stacks with at least one block, by id.
+    pub fn non_empty_stacks(&self) -> impl Iterator<Item = u32> + '_ {
+        self.sums.iter().enumerate().filter(|(_, s)| s.blocks > 0).map(|(k, _)| k as u32)
+    }
+
     /// Ranks by `by` from now on.
     pub fn sort(&mut self, by: SortBy) {
         if by != self.rank_by {

@@ -18,12 +18,14 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 mod by_stack;
+mod merge;
 
 use crate::lifetimes::{LifetimeStore, LiveBlock, Site};
 use crate::model::{BlockId, LiveTotals, StackId, ThreadIndex};
 use crate::symbolize::Frame;
 pub(crate) use by_stack::ScratchPool;
 use by_stack::StackGroups;
+pub(crate) use merge::merge_alike;
 
 /// The blocks live at one moment (in allocation order), each with the fields a grouping reads,
 /// taken from the store in the same read that found it live.
@@ -128,8 +130,8 @@ pub struct Group {
     pub stacks: Vec<StackId>,
     /// For function groups: the function's frame (file and line as seen on the heaviest stack).
     pub frame: Option<Box<Frame>>,
-    /// The group's block ids in [`Grouping::members`] (empty for function groups, whose blocks
-    /// come from their stacks).
+    /// The group's block ids in [`Grouping::members`] (empty for groups made from stack groups,
+    /// by function or merged, whose blocks come from their stacks).
     members: Range<u32>,
 }
 
@@ -164,10 +166,11 @@ enum Groups {
     /// Every group made, ranked.
     Made {
         groups: Vec<Group>,
-        /// Block ids of every group (or of every stack, for function groups), each group's a
-        /// contiguous run in allocation order.
+        /// Block ids of every group (or of every stack, for groups made from stack groups),
+        /// each group's (or stack's) a contiguous run in allocation order.
         members: Vec<u32>,
-        /// Each stack's run of `members`, for function groups.
+        /// Each stack's run of `members`, for groups made from stack groups (by function, or
+        /// stacks that read alike merged); empty otherwise.
         by_stack: HashMap<u32, Range<u32>>,
     },
     /// Sums by stack; groups made on demand.
@@ -213,6 +216,19 @@ impl Grouping {
         self.top(usize::MAX)
     }
 
+    /// The stacks of every group, in no particular order.
+    pub(crate) fn stack_ids(&self) -> Vec<StackId> {
+        match &self.groups {
+            Groups::Made { groups, .. } => {
+                let mut stacks: Vec<StackId> = groups.iter().flat_map(|g| g.stacks.iter().copied()).collect();
+                stacks.sort_unstable();
+                stacks.dedup();
+                stacks
+            }
+            Groups::Stacks(s) => s.non_empty_stacks().map(StackId).collect(),
+        }
+    }
+
     /// Re-ranks the groups; ties are broken by bytes, then by blocks, then by key.
     pub fn sort(&mut self, by: SortBy) {
         match &mut self.groups {
@@ -231,7 +247,7 @@ impl Grouping {
             Groups::Made { members, by_stack, .. } => (members, by_stack),
         };
         let run = |r: &Range<u32>| members.get(r.start as usize..r.end as usize).unwrap_or(&[]);
-        if !matches!(group.key, GroupKey::Function(_)) {
+        if by_stack.is_empty() {
             return run(&group.members).iter().map(|&i| BlockId(i)).collect();
         }
         let mut ids: Vec<u32> =
@@ -511,6 +527,41 @@ fn group_by_order(store: &LifetimeStore, snapshot: &Snapshot, by: GroupBy) -> Gr
     }
 }
 
+/// A grouping by stack taken apart: every stack's group (in rank order), the block ids of
+/// every stack, and each stack's run of them. Groupings made from stack groups (by function,
+/// or stacks that read alike merged) find their blocks through the runs.
+pub(crate) struct StackParts {
+    pub groups: Vec<Group>,
+    pub members: Vec<u32>,
+    pub by_stack: HashMap<u32, Range<u32>>,
+}
+
+impl StackParts {
+    /// Takes apart `grouping`, a grouping by stack.
+    pub fn of(grouping: Grouping) -> Self {
+        match grouping.groups {
+            Groups::Stacks(s) => {
+                let groups = s.top(usize::MAX);
+                let (members, by_stack) = s.into_members_by_stack();
+                StackParts { groups, members, by_stack }
+            }
+            Groups::Made { groups, members, by_stack } if !by_stack.is_empty() => {
+                StackParts { groups, members, by_stack }
+            }
+            Groups::Made { groups, members, .. } => {
+                let by_stack = groups
+                    .iter()
+                    .filter_map(|g| match g.key {
+                        GroupKey::Stack(stack) => Some((stack.0, g.members.clone())),
+                        _ => None,
+                    })
+                    .collect();
+                StackParts { groups, members, by_stack }
+            }
+        }
+    }
+}
+
 /// Groups `snapshot` by function, given each stack's trimmed frames.
 pub(crate) fn group_by_function(
     store: &Arc<LifetimeStore>,
@@ -518,17 +569,8 @@ pub(crate) fn group_by_function(
     snapshot: &Snapshot,
     frames_of: &dyn Fn(u32) -> Arc<[Frame]>,
 ) -> Grouping {
-    let by_stacks = group_simple(store, pool, snapshot, GroupBy::Stack);
-    // Stack groups made lazily know each stack's run of members; made ones are given them below.
-    let made = !matches!(by_stacks.groups, Groups::Stacks(_));
-    let (stack_groups, members, mut by_stack) = match by_stacks.groups {
-        Groups::Stacks(s) => {
-            let groups = s.top(usize::MAX);
-            let (members, by_stack) = s.into_members_by_stack();
-            (groups, members, by_stack)
-        }
-        Groups::Made { groups, members, .. } => (groups, members, HashMap::new()),
-    };
+    let StackParts { groups: stack_groups, members, by_stack } =
+        StackParts::of(group_simple(store, pool, snapshot, GroupBy::Stack));
     // Each function's group, and how near the allocations it comes on any of its stacks
     // (0: innermost).
     let mut functions: HashMap<Arc<str>, (Group, usize)> = HashMap::new();
@@ -564,9 +606,6 @@ pub(crate) fn group_by_function(
             g.last_alloc_ns = g.last_alloc_ns.max(stack_group.last_alloc_ns);
             g.threads.extend(stack_group.threads.iter().copied());
             g.stacks.push(stack);
-        }
-        if made {
-            by_stack.insert(stack.0, stack_group.members.clone());
         }
     }
     let mut groups: Vec<(usize, Group)> = functions

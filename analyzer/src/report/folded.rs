@@ -1,5 +1,6 @@
 //! Folded stacks for flamegraph tools: `root;caller;...;leaf BYTES`, one line per outstanding
-//! stack, outermost frame first, heaviest stack first.
+//! stack as shown (stacks that read the same summed into one line), outermost frame first,
+//! heaviest stack first.
 
 use super::Report;
 use crate::group::GroupBy;
@@ -10,7 +11,7 @@ pub(super) fn render(report: &Report<'_>) -> String {
     let by_stack = if report.grouping.by == GroupBy::Stack {
         report.grouping.clone()
     } else {
-        a.group(&a.outstanding_in(report.at_ns, &report.window), GroupBy::Stack)
+        a.group_merged(&a.outstanding_in(report.at_ns, &report.window), GroupBy::Stack)
     };
     let groups = by_stack.all();
     let stacks: Vec<StackId> = groups.iter().filter_map(|g| g.stacks.first().copied()).collect();

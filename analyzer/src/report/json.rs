@@ -53,6 +53,7 @@ pub(super) fn render(report: &Report<'_>) -> String {
                 "first_alloc_ns": g.first_alloc_ns,
                 "last_alloc_ns": g.last_alloc_ns,
                 "threads": g.threads.len(),
+                "stacks": g.stacks.len(),
                 "frames": frames,
             });
             match &g.key {

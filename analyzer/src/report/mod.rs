@@ -33,8 +33,9 @@ pub struct Report<'a> {
 }
 
 impl<'a> Report<'a> {
-    /// Groups the blocks outstanding at `at_ns` and allocated within `window`, and symbolizes
-    /// the stacks the report shows.
+    /// Groups the blocks outstanding at `at_ns` and allocated within `window` (stacks that read
+    /// the same are one group: [`Analysis::group_merged`]), and symbolizes the stacks the
+    /// report shows.
     pub fn new(
         analysis: &'a Analysis,
         when: &str,
@@ -45,7 +46,7 @@ impl<'a> Report<'a> {
         progress: &dyn Progress,
     ) -> Self {
         let snapshot = analysis.outstanding_in(at_ns, window);
-        let grouping = analysis.group_with_progress(&snapshot, by, progress);
+        let grouping = analysis.group_merged_with_progress(&snapshot, by, progress);
         let shown = grouping.top(if top == 0 { usize::MAX } else { top });
         let report =
             Report { analysis, when: when.to_string(), at_ns, window: window.clone(), grouping, shown };
@@ -81,8 +82,9 @@ impl<'a> Report<'a> {
         json::render(self)
     }
 
-    /// Folded stacks, `root;...;leaf BYTES`, one line per outstanding stack (all of them,
-    /// whatever the grouping and however many groups are shown).
+    /// Folded stacks, `root;...;leaf BYTES`, one line per outstanding stack as shown (stacks
+    /// that read the same are one line; all of them, whatever the grouping and however many
+    /// groups are shown).
     pub fn to_folded(&self) -> String {
         folded::render(self)
     }

@@ -110,8 +110,16 @@ pub(super) fn render(report: &Report<'_>) -> String {
             let _ = writeln!(out, "    heaviest stack:");
         }
         write_frames(&frames, &mut out);
-        if let GroupKey::Function(_) = g.key {
-            let _ = writeln!(out, "    on {}", plural(g.stacks.len() as u64, "stack", "stacks"));
+        match g.key {
+            GroupKey::Function(_) => {
+                let _ = writeln!(out, "    on {}", plural(g.stacks.len() as u64, "stack", "stacks"));
+            }
+            // Stacks that read the same, merged: recorded from several return addresses.
+            GroupKey::Stack(_) if g.stacks.len() > 1 => {
+                let _ =
+                    writeln!(out, "    from {} call sites with these frames", count(g.stacks.len() as u64));
+            }
+            _ => {}
         }
     }
     let hidden = report.grouping.len() - shown.len();

@@ -8,6 +8,12 @@
 //! once for every function on its trimmed stack; power-of-two size classes; the allocating
 //! thread). Only the details of size and thread groups, their newest allocations and the
 //! allocation lists of an opened group walk the analyzer's snapshot of the moment.
+//!
+//! Grouped by stack, stacks that read the same once symbolized and trimmed (two return
+//! addresses on one source line; see [`analyzer::ShownStackId`]) are one row, as in `leakview
+//! report`: when a stack's symbols are first known, it is mapped to a canonical dense stack
+//! (the first of its look seen), and rows sum the per-stack aggregates of the stacks of one
+//! canonical stack. The row's key is the canonical stack's id.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -15,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use leakview_analyzer as analyzer;
-use leakview_analyzer::{Analysis, Block, LoadOptions, StackId, size_class};
+use leakview_analyzer::{Analysis, Block, LoadOptions, ShownStackId, StackId, size_class};
 
 use super::alike;
 use super::scrub::{Agg, CLASS_KEY_BITS, Live, ScrubIndex, THREAD_KEY_BITS};
@@ -43,6 +49,11 @@ struct StackFacts {
 struct Scrub {
     live: Live,
     facts: Vec<Option<StackFacts>>,
+    /// Each dense stack's canonical dense stack: the first seen of those that read the same
+    /// ([`NO_CANONICAL`] until its symbols are known).
+    canonical: Vec<u32>,
+    /// The canonical dense stack of each look.
+    canonical_of: HashMap<ShownStackId, u32>,
     function_names: Vec<Arc<str>>,
     function_ids: HashMap<Arc<str>, u32>,
     /// Which stacks match `filter` (computed lazily per stack).
@@ -60,6 +71,9 @@ pub struct AnalysisSource {
     index: ScrubIndex,
     scrub: Mutex<Scrub>,
 }
+
+/// A stack whose canonical stack is not known yet.
+const NO_CANONICAL: u32 = u32::MAX;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -107,7 +121,11 @@ impl AnalysisSource {
     pub fn new(analysis: Analysis) -> Self {
         let summary = summary_of(&analysis);
         let index = ScrubIndex::build(&analysis);
-        let scrub = Scrub { facts: vec![None; index.stack_count()], ..Scrub::default() };
+        let scrub = Scrub {
+            facts: vec![None; index.stack_count()],
+            canonical: vec![NO_CANONICAL; index.stack_count()],
+            ..Scrub::default()
+        };
         AnalysisSource { analysis, summary, index, scrub: Mutex::new(scrub) }
     }
 
@@ -123,8 +141,8 @@ impl AnalysisSource {
             .filter(|&d| scrub.live.per_stack[d as usize].blocks > 0 && scrub.facts[d as usize].is_none())
             .collect();
         if !missing.is_empty() {
-            let stacks: Vec<StackId> = missing.iter().map(|&d| self.index.stack(d)).collect();
-            self.analysis.prepare_symbols(&stacks, &analyzer::NoProgress);
+            // Symbolizes the new stacks in bulk.
+            self.find_canonical(scrub, &missing);
             for d in missing {
                 let frames = self.analysis.stack_frames(self.index.stack(d));
                 let mut seen = HashSet::new();
@@ -166,6 +184,34 @@ impl AnalysisSource {
         }
     }
 
+    /// Maps each of the dense stacks `stacks` that has no canonical stack yet to its own, the
+    /// first stack seen of those that read the same (symbolizing what is missing in bulk).
+    fn find_canonical(&self, scrub: &mut Scrub, stacks: &[u32]) {
+        let missing: Vec<u32> = stacks
+            .iter()
+            .copied()
+            .filter(|&d| scrub.canonical.get(d as usize) == Some(&NO_CANONICAL))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let ids: Vec<StackId> = missing.iter().map(|&d| self.index.stack(d)).collect();
+        let shown = self.analysis.shown_stack_ids(&ids, &analyzer::NoProgress);
+        for (d, look) in missing.into_iter().zip(shown) {
+            scrub.canonical[d as usize] = *scrub.canonical_of.entry(look).or_insert(d);
+        }
+    }
+
+    /// The canonical dense stack of dense stack `d` (itself until its symbols are known).
+    fn canonical(scrub: &Scrub, d: u32) -> u32 {
+        scrub.canonical.get(d as usize).copied().filter(|&c| c != NO_CANONICAL).unwrap_or(d)
+    }
+
+    /// The key of the stack group of dense stack `d`: its canonical stack's id.
+    fn stack_group_key(&self, scrub: &Scrub, d: u32) -> GroupKey {
+        GroupKey(u64::from(self.index.stack(Self::canonical(scrub, d)).0))
+    }
+
     /// Outstanding stacks that pass the filter.
     fn shown_stacks(&self, scrub: &Scrub) -> Vec<u32> {
         (0..self.index.stack_count() as u32)
@@ -181,9 +227,7 @@ impl AnalysisSource {
     fn group_stacks(&self, scrub: &Scrub, grouping: Grouping, key: GroupKey) -> Vec<u32> {
         let shown = self.shown_stacks(scrub);
         match grouping {
-            Grouping::Stack => {
-                shown.into_iter().filter(|&d| u64::from(self.index.stack(d).0) == key.0).collect()
-            }
+            Grouping::Stack => shown.into_iter().filter(|&d| self.stack_group_key(scrub, d) == key).collect(),
             Grouping::Function => shown
                 .into_iter()
                 .filter(|&d| {
@@ -354,10 +398,16 @@ impl AnalysisSource {
             Grouping::Function => scrub.function_names.get(key.0 as usize).map(|n| n.to_string()),
             _ => scrub.facts[heaviest as usize].as_ref().map(|f| f.label.clone()),
         };
+        // A stack group's stacks read the same: it is one stack, from several call sites.
+        let (distinct, call_sites) = match query.grouping {
+            Grouping::Stack => (1, stacks.len() as u64),
+            _ => (stacks.len() as u64, 0),
+        };
         Some(GroupDetails {
             label: label.unwrap_or_default(),
             totals: Totals { bytes: totals.bytes, blocks: totals.blocks },
-            stacks: stacks.len() as u64,
+            stacks: distinct,
+            call_sites,
             frames: self.frames_of(self.index.stack(heaviest)),
             histogram: Self::histogram(classes),
             first_alloc_ns: spans.iter().map(|s| s.0).min().unwrap_or(0),
@@ -391,6 +441,7 @@ impl AnalysisSource {
             label,
             totals: Totals { bytes: totals.bytes, blocks: totals.blocks },
             stacks: stack_bytes.len() as u64,
+            call_sites: 0,
             frames: self.frames_of(heaviest),
             histogram: Self::histogram(classes),
             first_alloc_ns: first.alloc_ns,
@@ -501,23 +552,38 @@ impl DataSource for AnalysisSource {
         let newest = query.sort == SortKey::Newest;
         let mut rows: Vec<GroupRow> = match query.grouping {
             Grouping::Stack => {
-                let mut rows: Vec<GroupRow> = shown
-                    .iter()
-                    .map(|&d| {
-                        let a = scrub.live.per_stack[d as usize];
-                        GroupRow {
-                            depth: 0,
-                            key: GroupKey(u64::from(self.index.stack(d).0)),
-                            totals: Totals { bytes: a.bytes, blocks: a.blocks },
-                            newest_ns: if newest { self.newest_of(&[d], query.at_ns) } else { 0 },
-                            label: scrub.facts[d as usize]
-                                .as_ref()
-                                .map(|f| f.label.clone())
-                                .unwrap_or_default(),
-                        }
+                // The shown stacks by canonical stack, in order of first appearance.
+                let mut by_canonical: HashMap<u32, usize> = HashMap::new();
+                let mut groups: Vec<(u32, Agg, Vec<u32>)> = Vec::new();
+                for &d in &shown {
+                    let canonical = Self::canonical(scrub, d);
+                    let at = *by_canonical.entry(canonical).or_insert_with(|| {
+                        groups.push((canonical, Agg::default(), Vec::new()));
+                        groups.len() - 1
+                    });
+                    let (_, totals, members) = &mut groups[at];
+                    let a = scrub.live.per_stack[d as usize];
+                    totals.bytes += a.bytes;
+                    totals.blocks += a.blocks;
+                    members.push(d);
+                }
+                // Each row's first stack stands for them all (they read the same; the canonical
+                // stack itself may not be outstanding now).
+                let firsts: Vec<u32> = groups.iter().map(|g| g.2[0]).collect();
+                let mut rows: Vec<GroupRow> = groups
+                    .into_iter()
+                    .map(|(canonical, a, members)| GroupRow {
+                        depth: 0,
+                        key: GroupKey(u64::from(self.index.stack(canonical).0)),
+                        totals: Totals { bytes: a.bytes, blocks: a.blocks },
+                        newest_ns: if newest { self.newest_of(&members, query.at_ns) } else { 0 },
+                        label: scrub.facts[members[0] as usize]
+                            .as_ref()
+                            .map(|f| f.label.clone())
+                            .unwrap_or_default(),
                     })
                     .collect();
-                Self::tell_alike_apart(scrub, &shown, &mut rows);
+                Self::tell_alike_apart(scrub, &firsts, &mut rows);
                 rows
             }
             Grouping::Function => {
@@ -625,15 +691,29 @@ impl DataSource for AnalysisSource {
         self.analysis.threads().iter().find(|t| t.tid == tid).and_then(|t| t.name.clone())
     }
 
+    /// The verdicts keyed by stack group: a group of stacks that read the same gets the verdict
+    /// of its most suspect stack (the first of them in the analyzer's order).
     fn suspects(&self, at_ns: u64) -> Option<Vec<StackVerdict>> {
         let suspects = self.analysis.suspects(at_ns);
+        let mut guard = lock(&self.scrub);
+        let scrub = &mut *guard;
+        let dense: Vec<Option<u32>> = suspects.iter().map(|s| self.index.dense(s.stack)).collect();
+        self.find_canonical(scrub, &dense.iter().flatten().copied().collect::<Vec<u32>>());
+        let mut judged: HashSet<GroupKey> = HashSet::new();
         Some(
             suspects
                 .iter()
-                .map(|s| StackVerdict {
-                    key: GroupKey(u64::from(s.stack.0)),
-                    verdict: s.verdict,
-                    evidence: analyzer::suspects::evidence(s, at_ns),
+                .zip(dense)
+                .filter_map(|(s, d)| {
+                    let key = match d {
+                        Some(d) => self.stack_group_key(scrub, d),
+                        None => GroupKey(u64::from(s.stack.0)),
+                    };
+                    judged.insert(key).then(|| StackVerdict {
+                        key,
+                        verdict: s.verdict,
+                        evidence: analyzer::suspects::evidence(s, at_ns),
+                    })
                 })
                 .collect(),
         )

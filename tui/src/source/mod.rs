@@ -203,6 +203,9 @@ pub struct GroupDetails {
     pub totals: Totals,
     /// Distinct stacks in the group (1 when grouped by stack).
     pub stacks: u64,
+    /// When grouped by stack: the recorded stacks (call sites, e.g. two return addresses on one
+    /// source line) whose frames read as this group's; 0 when the source does not say.
+    pub call_sites: u64,
     /// Frames of the group's heaviest stack, innermost first.
     pub frames: Vec<FrameInfo>,
     pub histogram: Vec<SizeBucket>,

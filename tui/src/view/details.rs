@@ -105,7 +105,13 @@ pub fn group_lines<'a>(
             "{} · {}{}",
             format::bytes(d.totals.bytes),
             format::blocks(d.totals.blocks),
-            if d.stacks > 1 { format!(" · {} stacks", format::count(d.stacks)) } else { String::new() }
+            if d.stacks > 1 {
+                format!(" · {} stacks", format::count(d.stacks))
+            } else if d.call_sites > 1 {
+                format!(" · {} call sites", format::count(d.call_sites))
+            } else {
+                String::new()
+            }
         )),
         Line::from(vec![
             Span::styled("allocated ", theme.dim),
@@ -252,5 +258,20 @@ mod tests {
         let all = lines.join(" ");
         assert!((0..6).all(|i| all.contains(&format!("worker-{i} ({}) ×10", 1000 + i))), "{lines:#?}");
         assert!(lines.iter().all(|l| l.chars().count() <= 40), "{lines:#?}");
+    }
+
+    #[test]
+    fn a_stack_group_from_several_call_sites_says_how_many() {
+        let one =
+            GroupDetails { label: "leak".to_string(), stacks: 1, call_sites: 1, ..GroupDetails::default() };
+        let merged = GroupDetails { call_sites: 2, ..one.clone() };
+        let function = GroupDetails { stacks: 3, ..one.clone() };
+        let lines = |d: &GroupDetails| text(&group_lines(d, None, 60, &Theme::monochrome()));
+        assert_eq!(lines(&one)[1], "0 B · 0 blocks");
+        assert_eq!(lines(&merged)[1], "0 B · 0 blocks · 2 call sites");
+        // Its stacks read the same: the pane shows "stack", not "heaviest stack".
+        assert!(lines(&merged).contains(&"stack".to_string()), "{:#?}", lines(&merged));
+        assert_eq!(lines(&function)[1], "0 B · 0 blocks · 3 stacks");
+        assert!(lines(&function).contains(&"heaviest stack".to_string()));
     }
 }

@@ -316,6 +316,38 @@ pub fn write_wrapper_trace(path: &Path) {
     t.finish(1_000 * MS);
 }
 
+/// A program whose wrapper `server+0x1600` allocates through leakview's own library from two
+/// return addresses (`libleakview_preload.so+0x100` and `+0x200`, trimmed from the shown
+/// stacks), so its two recorded stacks read the same: stack 4 (through `+0x200`, 1 × 150 B at
+/// 1 ms) and stack 3 (through `+0x100`, 2 × 100 B at 2 and 3 ms). Stack 5, `server+0x1700`,
+/// allocates 300 B at 4 ms. All outstanding at the end (1 s).
+pub fn write_alike_trace(path: &Path) {
+    const MAIN: u32 = 100;
+    const PRELOAD_BASE: u64 = 0x7f10_0000_0000;
+    let mut t = Trace::create(path, &["server"]);
+    t.module(MAIN, 1, SERVER_BASE, SERVER);
+    t.module(MAIN, 2, PRELOAD_BASE, "/opt/leakview-fixture/libleakview_preload.so");
+    let nodes = [
+        (1, 0, SERVER_BASE + 0x1200), // main
+        (2, 1, SERVER_BASE + 0x1600), // the wrapper
+        (3, 2, PRELOAD_BASE + 0x100), // leakview's malloc, from the wrapper
+        (4, 2, PRELOAD_BASE + 0x200), // leakview's calloc, from the wrapper
+        (5, 1, SERVER_BASE + 0x1700), // a function that allocates itself
+    ];
+    for (id, parent, ip) in nodes {
+        t.event(MAIN, Event::StackNode { id, parent, ip });
+    }
+    let blocks = [(4, 150), (3, 100), (3, 100), (5, 300)];
+    let mut ts = START;
+    let mut addr = 0x5555_7000_0000u64;
+    for (stack, size) in blocks {
+        ts += MS;
+        addr += 0x1000;
+        t.event(MAIN, Event::Alloc { ts, addr, size, align: 0, stack });
+    }
+    t.finish(1_000 * MS);
+}
+
 /// A program with three threads, over 1 s: `main` (tid 300) and `worker-0` (tid 301) are named,
 /// tid 302 never is. Outstanding at the end, per thread and stack:
 ///
