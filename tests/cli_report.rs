@@ -115,7 +115,7 @@ fn report_text_json_and_folded() {
         vec![serde_json::json!({ "min": 512, "max": 1023 }), serde_json::json!({ "min": 64, "max": 127 })]
     );
     let class_text = stdout(&leakview(&["report", "--at", "60%", "--group-by", "size-class", t]));
-    assert!(class_text.contains("sizes 512 B..1023 B"), "{class_text}");
+    assert!(class_text.contains("sizes 512 B..<1.0 KiB"), "{class_text}");
 
     let folded = leakview(&["report", "--format", "folded", t]);
     assert_eq!(stdout(&folded), "0x1000;0x2000 64\n");

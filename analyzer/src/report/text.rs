@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::Report;
-use super::units::{bytes, count, duration, plural, share};
+use super::units::{bytes, count, duration, plural, share, size_range};
 use crate::group::{GroupBy, GroupKey, size_class_bounds};
 use crate::model::Summary;
 use crate::symbolize::Frame;
@@ -38,7 +38,7 @@ fn group_title(report: &Report<'_>, key: &GroupKey) -> String {
         GroupKey::Size(size) => format!("size {}", exact_size(*size)),
         GroupKey::SizeClass(class) => {
             let (lo, hi) = size_class_bounds(*class);
-            format!("sizes {}..{}", bytes(lo), bytes(hi))
+            format!("sizes {}", size_range(lo, hi))
         }
         GroupKey::Thread(index) => match report.analysis.thread(*index) {
             Some(info) => format!("thread {}", info.label()),

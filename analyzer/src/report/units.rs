@@ -9,6 +9,20 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// The sizes `low..=high` as `128 B..<256 B`: the upper end is written as the first size past
+/// the range, so that rounding to a binary unit never makes neighbouring ranges seem to overlap
+/// (`4.0 KiB..<8.0 KiB`, not `4.0 KiB..8.0 KiB` for 4096..=8191). One size reads `64 B`;
+/// a range up to the largest size reads `8.0 EiB..`.
+pub fn size_range(low: u64, high: u64) -> String {
+    if low == high {
+        return bytes(low);
+    }
+    match high.checked_add(1) {
+        Some(end) => format!("{}..<{}", bytes(low), bytes(end)),
+        None => format!("{}..", bytes(low)),
+    }
+}
+
 /// `n` bytes as a value in KiB, MiB, ... EiB (the largest unit that keeps the value at or above
 /// 1), or `None` below 1 KiB.
 pub fn binary_units(n: u64) -> Option<(f64, &'static str)> {
@@ -72,5 +86,14 @@ mod tests {
         assert_eq!(plural(2, "block", "blocks"), "2 blocks");
         assert_eq!(share(1, 8), "12.5%");
         assert_eq!(share(1, 0), "-");
+    }
+
+    #[test]
+    fn size_ranges_name_their_end_exclusively() {
+        assert_eq!(size_range(128, 255), "128 B..<256 B");
+        assert_eq!(size_range(512, 1023), "512 B..<1.0 KiB");
+        assert_eq!(size_range(4096, 8191), "4.0 KiB..<8.0 KiB");
+        assert_eq!(size_range(1, 1), "1 B");
+        assert_eq!(size_range(1 << 63, u64::MAX), "8.0 EiB..");
     }
 }

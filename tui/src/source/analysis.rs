@@ -101,12 +101,8 @@ pub fn frame_info(frame: &analyzer::Frame) -> FrameInfo {
 
 fn size_class_label(class: u8) -> String {
     let (low, high) = analyzer::size_class_bounds(class);
-    if low == high {
-        format::bytes(low)
-    } else {
-        // Both ends included, as `report --group-by size-class` shows them.
-        format!("{}..{}", format::bytes(low), format::bytes(high))
-    }
+    // As `report --group-by size-class` shows them.
+    analyzer::report::units::size_range(low, high)
 }
 
 impl AnalysisSource {

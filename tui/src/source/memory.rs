@@ -156,11 +156,11 @@ pub fn size_class(size: u64) -> u32 {
     if size == 0 { 0 } else { 63 - size.leading_zeros() }
 }
 
-/// `"64 B..127 B"`-style label of a size class (both ends included).
+/// `"64 B..<128 B"`-style label of a size class, as the analyzer source labels them.
 pub fn size_class_label(class: u32) -> String {
     let low = 1u64.checked_shl(class).unwrap_or(u64::MAX);
     let high = low.saturating_mul(2).saturating_sub(1);
-    format!("{}..{}", crate::format::bytes(low), crate::format::bytes(high))
+    leakview_analyzer::report::units::size_range(low, high)
 }
 
 fn sort_rows(rows: &mut [GroupRow], sort: SortKey) {
