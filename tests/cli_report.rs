@@ -246,6 +246,16 @@ fn a_trace_cut_short_says_where_its_events_end() {
     assert!(stats.contains("duration     400ns (events read: the first 200ns)\n"), "{stats}");
     let report = stdout(&leakview(&["report", c]));
     assert!(report.contains("shown is what could be read, up to 200ns of 400ns"), "{report}");
+    // A diff names the side that is incomplete, with the same words.
+    let diff = stdout(&leakview(&["diff", trace.to_str().expect("utf-8"), c]));
+    assert!(
+        diff.contains(
+            "warning  trace B is incomplete (program killed, disk full or damaged file); shown is what \
+                       could be read, up to 200ns of 400ns"
+        ),
+        "{diff}"
+    );
+    assert!(!diff.contains("trace A is incomplete"), "{diff}");
 }
 
 #[test]

@@ -157,12 +157,7 @@ fn write_header(report: &DiffReport<'_>, out: &mut String) {
     let sides: &[(&str, &Analysis)] =
         if c.is_one_trace() { &[("the trace", c.a())] } else { &[("trace A", c.a()), ("trace B", c.b())] };
     for (name, analysis) in sides {
-        if !analysis.summary().complete {
-            let _ = writeln!(
-                out,
-                "warning  {name} is incomplete (program killed, disk full or damaged file); shown is what could be read"
-            );
-        }
+        crate::report::write_incomplete_warning_about(analysis.summary(), Some(name), out);
     }
 }
 

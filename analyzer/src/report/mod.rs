@@ -17,7 +17,10 @@ use crate::window::AllocWindow;
 
 pub use json::{JSON_SCHEMA, frame_json, trace_json};
 pub use text::location as text_location;
-pub(crate) use text::{write_frames_up_to, write_incomplete_warning, write_trace_lines, write_window};
+pub(crate) use text::{
+    write_frames_up_to, write_incomplete_warning, write_incomplete_warning_about, write_trace_lines,
+    write_window,
+};
 
 /// Outstanding blocks at one moment, grouped, ranked and symbolized.
 pub struct Report<'a> {

@@ -192,6 +192,15 @@ pub fn write_window(window: &AllocWindow, out: &mut String) {
 /// The warning line of a report on a trace that is not complete (empty if it is). A trace whose
 /// recording stopped early says when: its "end" holds only what was recorded until then.
 pub fn write_incomplete_warning(s: &Summary, out: &mut String) {
+    write_incomplete_warning_about(s, None, out);
+}
+
+/// [`write_incomplete_warning`] naming the trace (`trace A`) where several are shown.
+pub fn write_incomplete_warning_about(s: &Summary, name: Option<&str>, out: &mut String) {
+    let (whose, subject) = match name {
+        Some(name) => (format!("{name}: "), name),
+        None => (String::new(), "the trace"),
+    };
     if s.truncated {
         let of = if s.duration_ns > s.last_event_ns {
             format!(" of {}", duration(s.duration_ns))
@@ -200,7 +209,7 @@ pub fn write_incomplete_warning(s: &Summary, out: &mut String) {
         };
         let _ = writeln!(
             out,
-            "warning  recording stopped at {}{of} (disk full or size limit) and nothing after it was \
+            "warning  {whose}recording stopped at {}{of} (disk full or size limit) and nothing after it was \
              recorded: blocks freed later show as outstanding, later allocations are missing",
             duration(s.last_event_ns)
         );
@@ -213,7 +222,7 @@ pub fn write_incomplete_warning(s: &Summary, out: &mut String) {
         };
         let _ = writeln!(
             out,
-            "warning  the trace is incomplete (program killed, disk full or damaged file); shown is what could be \
+            "warning  {subject} is incomplete (program killed, disk full or damaged file); shown is what could be \
              read{read_up_to}"
         );
     }
