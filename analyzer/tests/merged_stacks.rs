@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
+use common::leaky_fixture::{build_fixture, symbol_address};
 use common::{Finished, TraceBuilder};
 use leakview_analyzer::{
     AllocWindow, Analysis, GroupBy, GroupKey, LoadOptions, NoProgress, Report, RuntimeBlocks, StackId,
@@ -17,32 +15,6 @@ use leakview_format::Segment;
 
 const BASE: u64 = 0x5555_0000_0000;
 const PRELOAD_BASE: u64 = 0x7f00_0000_0000;
-
-fn build_fixture(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/leaky.c");
-    let exe = dir.join("leaky");
-    let status = Command::new("cc")
-        .args(["-g", "-O0", "-fno-omit-frame-pointer", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .status()
-        .expect("run cc");
-    assert!(status.success(), "cc failed");
-    exe
-}
-
-fn symbol_address(exe: &Path, symbol: &str) -> u64 {
-    let out = Command::new("nm").arg(exe).output().expect("run nm");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|line| {
-            let mut parts = line.split_whitespace();
-            let addr = parts.next()?;
-            let _kind = parts.next()?;
-            (parts.next()? == symbol).then(|| u64::from_str_radix(addr, 16).ok()).flatten()
-        })
-        .unwrap_or_else(|| panic!("{symbol} not in nm output"))
-}
 
 struct Fixture {
     _dir: tempfile::TempDir,
