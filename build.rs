@@ -95,6 +95,11 @@ fn build_preload_library(root: &Path, out_dir: &Path) -> PathBuf {
     // debug sections were 6.9 of the library's 7.8 MB, which every `leakview record` reads to
     // check the extracted copy (see `src/embedded.rs`). The symbol table stays (for profilers).
     command.env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo");
+    // One optimisation unit across the recorder's crates: the hooks, the engine and the encoder
+    // are inlined into each other and their statics reached without the GOT (40-59 instructions
+    // fewer per allocation on the workloads of bench/instructions.sh, BENCHMARKS.md).
+    command.env("CARGO_PROFILE_RELEASE_LTO", "fat");
+    command.env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1");
     // Our stdout carries `cargo:` directives: keep the nested cargo's output away from it.
     command.stdout(Stdio::null()).stderr(Stdio::piped());
     let output =
