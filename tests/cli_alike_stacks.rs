@@ -1,8 +1,9 @@
 //! Stacks that read the same are one group, end to end: `fixtures/alike_stacks.c` built at -O2
 //! -g without frame pointers (its loop unrolled twice, so one source line calls the allocating
 //! function from two return addresses), recorded with the real recorder through `leakview
-//! record`. `suspects`, which judges each recorded stack, shows that there really are two
-//! stacks; `report` (text, JSON, folded), `check` and `diff` show one group with their blocks.
+//! record`. `report`'s JSON counts two recorded stacks in the group (and grouped by function,
+//! `remember` is on two stacks); `report` (text, JSON, folded), `suspects`, `check` and `diff`
+//! show one group (one suspect) with their blocks.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -96,27 +97,18 @@ fn n(v: &Value, key: &str) -> u64 {
 #[test]
 fn the_recording_has_two_stacks_on_one_line_and_the_report_one_group() {
     let line = alloc_line();
-    // Each recorded stack, judged apart: at least two through `remember`, from different
-    // return addresses in main, all on the marked line.
-    let suspects = json(&["suspects", "--format", "json", "--top", "0"]);
-    let stacks = remembering(&suspects["suspects"]);
-    assert!(stacks.len() >= 2, "the unrolled loop calls remember from two places: {suspects:#}");
-    let mut addresses: Vec<&str> =
-        stacks.iter().map(|s| main_frame(&s["frames"])["address"].as_str().unwrap_or("")).collect();
-    addresses.sort_unstable();
-    addresses.dedup();
-    assert_eq!(addresses.len(), stacks.len(), "different return addresses in main: {suspects:#}");
-    for s in &stacks {
-        assert_eq!(main_frame(&s["frames"])["line"], line, "{s:#}");
-    }
-    assert_eq!(stacks.iter().map(|s| n(s, "blocks")).sum::<u64>(), KEPT);
+    // The unrolled loop calls remember from two return addresses in main, on the marked line.
+    let by_function = json(&["report", "--format", "json", "--top", "0", "--group-by", "function"]);
+    let functions = by_function["groups"].as_array().expect("groups");
+    let remember = functions.iter().find(|g| g["function"] == "remember").expect("remember");
+    assert_eq!(n(remember, "stacks"), 2, "{remember}");
 
     let report = json(&["report", "--format", "json", "--top", "0"]);
     let groups = remembering(&report["groups"]);
     assert_eq!(groups.len(), 1, "one group for the marked line: {report:#}");
     let group = groups[0];
     assert_eq!((n(group, "blocks"), n(group, "bytes")), (KEPT, KEPT * 40));
-    assert_eq!(n(group, "stacks"), stacks.len() as u64);
+    assert_eq!(n(group, "stacks"), 2, "two recorded stacks: {group:#}");
     let main = main_frame(&group["frames"]);
     assert_eq!(main["line"], line);
     assert!(main["file"].as_str().is_some_and(|f| f.ends_with("alike_stacks.c")), "{main}");
@@ -125,11 +117,29 @@ fn the_recording_has_two_stacks_on_one_line_and_the_report_one_group() {
     assert_eq!(all.len() as u64, n(&report["outstanding"], "groups"));
     assert_eq!(all.iter().map(|g| n(g, "blocks")).sum::<u64>(), n(&report["outstanding"], "blocks"));
     assert_eq!(all.iter().map(|g| n(g, "bytes")).sum::<u64>(), n(&report["outstanding"], "bytes"));
-    assert_eq!(all.iter().map(|g| n(g, "stacks")).sum::<u64>(), n(&suspects["outstanding"], "stacks"));
+
+    // The suspects judge the two stacks as one, on all their blocks, as the report groups them.
+    let suspects = json(&["suspects", "--format", "json", "--top", "0"]);
+    let judged = remembering(&suspects["suspects"]);
+    assert_eq!(judged.len(), 1, "one suspect for the marked line: {suspects:#}");
+    let suspect = judged[0];
+    assert_eq!((n(suspect, "blocks"), n(suspect, "bytes"), n(suspect, "stacks")), (KEPT, KEPT * 40, 2));
+    assert!(n(suspect, "allocations") >= KEPT, "{suspect:#}");
+    assert_eq!(main_frame(&suspect["frames"])["line"], line);
+    let ids = suspect["stack_ids"].as_array().expect("stack_ids");
+    assert_eq!(ids.len(), 2, "{suspect:#}");
+    assert_eq!(ids[0], suspect["stack_id"], "the heaviest stack first");
+    assert_eq!(suspect["stack_id"], group["stack_id"], "the report's group is keyed by the same stack");
+    // As many suspects as report groups; `outstanding.stacks` still counts recorded stacks.
+    let outstanding = &suspects["outstanding"];
+    assert_eq!(n(outstanding, "suspects"), all.len() as u64);
+    assert_eq!(suspects["suspects"].as_array().map(Vec::len), Some(all.len()));
+    assert_eq!(n(outstanding, "stacks"), all.iter().map(|g| n(g, "stacks")).sum::<u64>());
+    assert_eq!(n(outstanding, "blocks"), n(&report["outstanding"], "blocks"));
 }
 
 #[test]
-fn text_folded_check_and_diff_show_the_line_once() {
+fn text_suspects_folded_check_and_diff_show_the_line_once() {
     let line = alloc_line();
     let text = stdout_of(&run(&["report"]));
     let headed_by_remember = text
@@ -142,6 +152,16 @@ fn text_folded_check_and_diff_show_the_line_once() {
     assert!(group.lines().next().is_some_and(|h| h.contains(&format!("{KEPT} blocks"))), "{group}");
     assert!(group.contains(&format!("alike_stacks.c:{line}")), "{group}");
     assert!(group.contains("call sites with these frames"), "{group}");
+
+    let suspects = stdout_of(&run(&["suspects", "--top", "0"]));
+    let judged = suspects
+        .split("\n#")
+        .skip(1)
+        .filter(|s| s.lines().nth(2).is_some_and(|l| l.trim_start().starts_with("remember ")))
+        .collect::<Vec<_>>();
+    assert_eq!(judged.len(), 1, "{suspects}");
+    assert!(judged[0].lines().next().is_some_and(|h| h.contains(&format!("{KEPT} blocks"))), "{}", judged[0]);
+    assert!(judged[0].contains("from 2 call sites with these frames"), "{}", judged[0]);
 
     let folded = stdout_of(&run(&["report", "--format", "folded"]));
     let lines: Vec<&str> = folded.lines().filter(|l| l.contains(";remember ")).collect();

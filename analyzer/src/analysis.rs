@@ -179,15 +179,28 @@ impl Analysis {
     }
 
     /// The stacks holding blocks outstanding at `t`, ranked by how much they look like leaks
-    /// (see [`crate::suspects`]).
+    /// (see [`crate::suspects`]); stacks that read the same (see [`ShownStackId`]) are one
+    /// suspect, judged on all their blocks. This symbolizes every stack holding blocks at `t`.
     pub fn suspects(&self, t: u64) -> Vec<crate::suspects::Suspect> {
         self.suspects_in(t, &AllocWindow::all())
     }
 
     /// [`Analysis::suspects`] among the blocks allocated within `window` (the evidence about
-    /// each stack still counts all its blocks).
+    /// each suspect still counts all its blocks).
     pub fn suspects_in(&self, t: u64, window: &AllocWindow) -> Vec<crate::suspects::Suspect> {
-        crate::suspects::rank(&self.store, &self.outstanding_in(t, window))
+        self.suspects_in_with_progress(t, window, &crate::progress::NoProgress)
+    }
+
+    /// [`Analysis::suspects_in`], reporting symbolization progress.
+    pub fn suspects_in_with_progress(
+        &self,
+        t: u64,
+        window: &AllocWindow,
+        progress: &dyn Progress,
+    ) -> Vec<crate::suspects::Suspect> {
+        crate::suspects::rank(&self.store, &self.outstanding_in(t, window), &|stacks| {
+            self.shown_stack_ids(stacks, progress)
+        })
     }
 
     /// Every block of the trace (freed or not), in allocation order.

@@ -271,11 +271,21 @@ fn stacks_that_read_the_same_are_one_row_with_the_allocations_of_both() {
     stacks.sort_unstable();
     assert_eq!(stacks, vec![3, 3, 4], "the allocations of both stacks");
     assert_eq!(page.rows.iter().map(|r| r.size).collect::<Vec<_>>(), vec![150, 100, 100], "biggest first");
-    // One verdict per row, under the row's key.
+    // One verdict per row, under the row's key: the analyzer's, judged on both stacks' blocks.
     let verdicts = source.suspects(end).expect("verdicts");
     let mut keys: Vec<u64> = verdicts.iter().map(|v| v.key.0).collect();
     keys.sort_unstable();
     assert_eq!(keys, vec![4, 5]);
+    let suspects = reference.suspects(end);
+    let pooled = suspects.iter().find(|s| s.stacks.len() == 2).expect("one suspect of two stacks");
+    let mut stacks: Vec<u32> = pooled.stacks.iter().map(|s| s.0).collect();
+    stacks.sort_unstable();
+    assert_eq!((stacks, pooled.blocks, pooled.bytes), (vec![3, 4], 3, 350));
+    let row = verdicts.iter().find(|v| v.key.0 == 4).expect("the merged row's verdict");
+    assert_eq!(
+        (row.verdict, row.evidence.clone()),
+        (pooled.verdict, leakview_analyzer::suspects::evidence(pooled, end))
+    );
     // Sorted by newest, the row's newest allocation is that of its other stack.
     let newest = GroupQuery { sort: SortKey::Newest, ..query(end) };
     let rows = source.groups(&newest);

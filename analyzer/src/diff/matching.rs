@@ -1,5 +1,6 @@
 //! Matching the two sides' sums key by key into [`DiffGroup`]s, each with its status, and
-//! ranking them by the size of their change.
+//! ranking them by the size of their change (function groups tied on it come nearest the
+//! allocations first, as `report --group-by function` lists them).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -94,9 +95,10 @@ pub(crate) fn match_sides<K: Hash + Eq>(
     for (key, group) in b.groups {
         pairs.entry(key).or_default().1 = group;
     }
-    let mut groups: Vec<(K, DiffGroup)> = pairs
+    let mut groups: Vec<(K, DiffGroup, Option<usize>)> = pairs
         .into_iter()
         .map(|(id, (a, b))| {
+            let nearest = [a.nearest, b.nearest].into_iter().flatten().min();
             let group = DiffGroup {
                 key: key_of(&id),
                 status: DiffStatus::classify(a.blocks, a.bytes, b.blocks, b.bytes),
@@ -108,24 +110,28 @@ pub(crate) fn match_sides<K: Hash + Eq>(
                 stacks_b: b.ranked_stacks(),
                 frames: Vec::new().into(),
             };
-            (id, group)
+            (id, group, nearest)
         })
         .collect();
-    groups.sort_by(|(_, x), (_, y)| rank(x, y));
-    groups
+    groups.sort_by(|(_, x, near_x), (_, y, near_y)| rank((x, *near_x), (y, *near_y)));
+    groups.into_iter().map(|(id, group, _)| (id, group)).collect()
 }
 
 /// Largest change of bytes first (either way), then largest change of blocks, then largest
-/// group, then by key so the order is stable.
-pub(crate) fn rank(x: &DiffGroup, y: &DiffGroup) -> std::cmp::Ordering {
-    {
-        y.change_bytes()
-            .unsigned_abs()
-            .cmp(&x.change_bytes().unsigned_abs())
-            .then(y.change_blocks().unsigned_abs().cmp(&x.change_blocks().unsigned_abs()))
-            .then(y.bytes_a.max(y.bytes_b).cmp(&x.bytes_a.max(x.bytes_b)))
-            .then_with(|| x.key.cmp(&y.key))
-    }
+/// group, then (function groups) the function nearest the allocations on either side first — a
+/// chain of callers that all hold the same blocks reads from the allocating function outward —
+/// then by key so the order is stable. Each group comes with how near its function comes.
+fn rank(
+    (x, near_x): (&DiffGroup, Option<usize>),
+    (y, near_y): (&DiffGroup, Option<usize>),
+) -> std::cmp::Ordering {
+    y.change_bytes()
+        .unsigned_abs()
+        .cmp(&x.change_bytes().unsigned_abs())
+        .then(y.change_blocks().unsigned_abs().cmp(&x.change_blocks().unsigned_abs()))
+        .then(y.bytes_a.max(y.bytes_b).cmp(&x.bytes_a.max(x.bytes_b)))
+        .then(near_x.cmp(&near_y))
+        .then_with(|| x.key.cmp(&y.key))
 }
 
 #[cfg(test)]
@@ -139,6 +145,15 @@ mod tests {
 
     fn match_sides(a: SideSums<DiffKey>, b: SideSums<DiffKey>) -> Vec<DiffGroup> {
         super::match_sides(a, b, &|k| k.clone()).into_iter().map(|(_, g)| g).collect()
+    }
+
+    /// Function groups as (name, stack, blocks, bytes, depth of the function on the stack).
+    fn side_at_depths(entries: &[(&str, u32, u64, u64, usize)]) -> SideSums<DiffKey> {
+        let mut sums = SideSums::default();
+        for &(name, stack, blocks, bytes, depth) in entries {
+            sums.groups.entry(function(name)).or_default().add_at_depth(StackId(stack), blocks, bytes, depth);
+        }
+        sums
     }
 
     fn side(entries: &[(&str, u32, u64, u64)]) -> SideSums<DiffKey> {
@@ -194,6 +209,30 @@ mod tests {
         let b = side(&[("added", 7, 2, 1024), ("same", 8, 4, 256), ("grows", 9, 10, 1280)]);
         let order: Vec<DiffKey> = match_sides(a, b).into_iter().map(|g| g.key).collect();
         assert_eq!(order, vec![function("fixed"), function("added"), function("grows"), function("same")]);
+    }
+
+    #[test]
+    fn functions_tied_on_change_come_nearest_the_allocations_first() {
+        // One stack, `_start` → `main` → `make` → `leaf`, holding 64 bytes in A and 128 in B:
+        // every function changed alike; `leaf` allocated.
+        let chain = [("leaf", 0), ("make", 1), ("main", 2), ("_start", 3)];
+        let a: Vec<_> = chain.iter().map(|&(n, d)| (n, 1, 1, 64, d)).collect();
+        let b: Vec<_> = chain.iter().map(|&(n, d)| (n, 1, 2, 128, d)).collect();
+        let order = |a: &[(&str, u32, u64, u64, usize)], b: &[(&str, u32, u64, u64, usize)]| {
+            match_sides(side_at_depths(a), side_at_depths(b)).into_iter().map(|g| g.key).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            order(&a, &b),
+            vec![function("leaf"), function("make"), function("main"), function("_start")]
+        );
+        // On B's stack `main` and `make` swap places (an edit moved the call): a function's
+        // nearest depth on either side counts (1 for both here, so then by name).
+        let swapped = [("leaf", 0), ("main", 1), ("make", 2), ("_start", 3)];
+        let b: Vec<_> = swapped.iter().map(|&(n, d)| (n, 1, 2, 128, d)).collect();
+        assert_eq!(
+            order(&a, &b),
+            vec![function("leaf"), function("main"), function("make"), function("_start")]
+        );
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub(crate) struct SideGroup {
     pub bytes: u64,
     /// The stacks of the group with their bytes, in the order they were added.
     pub stacks: Vec<(StackId, u64)>,
+    /// For a function group, how near the allocations the function comes on any of the group's
+    /// stacks (0: the innermost frame); `None` for a stack group.
+    pub nearest: Option<usize>,
 }
 
 impl SideGroup {
@@ -34,6 +37,13 @@ impl SideGroup {
         self.blocks += blocks;
         self.bytes += bytes;
         self.stacks.push((stack, bytes));
+    }
+
+    /// [`SideGroup::add`] for a function group, whose function is `depth` frames out from the
+    /// allocation on `stack`.
+    pub fn add_at_depth(&mut self, stack: StackId, blocks: u64, bytes: u64, depth: usize) {
+        self.add(stack, blocks, bytes);
+        self.nearest = Some(self.nearest.map_or(depth, |d| d.min(depth)));
     }
 
     /// Stack ids, most bytes first (ties: lowest id first).
@@ -119,17 +129,18 @@ impl Keying<'_> {
                     );
                 }
                 DiffBy::Function => {
-                    // Each function once per stack, even when it recurses.
+                    // Each function once per stack, even when it recurses, at its innermost call.
                     credited.clear();
-                    for &frame in key.frames.iter() {
+                    for (depth, &frame) in key.frames.iter().enumerate() {
                         if credited.contains(&frame) {
                             continue;
                         }
                         credited.push(frame);
-                        sums.groups.entry(GroupId::Function(frame)).or_default().add(
+                        sums.groups.entry(GroupId::Function(frame)).or_default().add_at_depth(
                             stack,
                             group.blocks,
                             group.bytes,
+                            depth,
                         );
                     }
                 }

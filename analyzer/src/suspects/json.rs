@@ -36,6 +36,8 @@ pub(super) fn render(report: &SuspectReport<'_>) -> String {
                     "r2": x.trend.r2,
                 },
                 "stack_id": x.stack.0,
+                "stacks": x.stacks.len(),
+                "stack_ids": x.stacks.iter().map(|s| s.0).collect::<Vec<u32>>(),
                 "frames": frames,
             })
         })
@@ -50,7 +52,8 @@ pub(super) fn render(report: &SuspectReport<'_>) -> String {
         "outstanding": {
             "blocks": report.totals.blocks,
             "bytes": report.totals.bytes,
-            "stacks": report.suspects.len(),
+            "stacks": report.recorded_stacks(),
+            "suspects": report.suspects.len(),
         },
         "suspects": suspects,
     });

@@ -1,5 +1,8 @@
 //! Leak suspects: the stacks holding blocks outstanding at a moment, ranked by how much they
 //! look like leaks rather than memory kept on purpose, each with the evidence for its verdict.
+//! Stacks that read the same once symbolized and trimmed (two return addresses on one source
+//! line; see [`crate::alike`]) are judged as one, on all their blocks together, as the reports
+//! show them as one group.
 //!
 //! A stack's verdict, first match wins (the ranking follows this order, then bytes):
 //! - [`Verdict::Growing`]: its live blocks rose steadily from its first allocation to the
@@ -18,11 +21,13 @@
 //!   within reach of ordinary lifetimes from this stack, and they may simply still be in use.
 
 mod json;
+mod pool;
 mod report;
 mod scan;
 mod text;
 mod trend;
 
+use crate::alike::ShownStackId;
 use crate::group::Snapshot;
 use crate::lifetimes::LifetimeStore;
 use crate::model::StackId;
@@ -71,11 +76,15 @@ pub struct Ages {
     pub max: u64,
 }
 
-/// One stack holding outstanding blocks, with the evidence for its verdict. Times are ns since
-/// the start of the trace.
+/// One stack holding outstanding blocks (or several that read the same, judged together), with
+/// the evidence for its verdict. Times are ns since the start of the trace.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Suspect {
+    /// The heaviest of `stacks`: the one whose frames are shown.
     pub stack: StackId,
+    /// Every recorded stack judged here (more than one when they read the same), most
+    /// outstanding bytes first; `stack` is the first.
+    pub stacks: Vec<StackId>,
     pub verdict: Verdict,
     /// Outstanding blocks and bytes at the moment.
     pub blocks: u64,
@@ -144,7 +153,7 @@ pub fn verdict(
     }
 }
 
-/// The survivors of one candidate stack.
+/// The survivors of one candidate.
 #[derive(Default)]
 struct Survivors {
     bytes: u64,
@@ -154,14 +163,19 @@ struct Survivors {
 }
 
 /// Every stack holding blocks of `snapshot`, ranked: by verdict, then bytes (most first), then
-/// stack id.
-pub(crate) fn rank(store: &LifetimeStore, snapshot: &Snapshot) -> Vec<Suspect> {
+/// stack id. Stacks with the same look (`looks` gives each stack's) are one suspect.
+pub(crate) fn rank(
+    store: &LifetimeStore,
+    snapshot: &Snapshot,
+    looks: &dyn Fn(&[StackId]) -> Vec<ShownStackId>,
+) -> Vec<Suspect> {
     let t = snapshot.at_ns;
-    let mut candidates = Candidates::new();
+    // Each stack's survivors, then the stacks that read the same pooled.
+    let mut per_stack = Candidates::new();
     let mut survivors: Vec<Survivors> = Vec::new();
     for b in snapshot.blocks.iter() {
         let stack = store.site_by_id(b.site).stack;
-        let slot = candidates.slot_or_insert(stack);
+        let slot = per_stack.slot_or_insert(stack);
         if slot == survivors.len() {
             survivors.push(Survivors { first_alloc: u64::MAX, ..Survivors::default() });
         }
@@ -172,6 +186,8 @@ pub(crate) fn rank(store: &LifetimeStore, snapshot: &Snapshot) -> Vec<Suspect> {
         s.first_alloc = s.first_alloc.min(alloc);
         s.last_alloc = s.last_alloc.max(alloc);
     }
+    let stacks: Vec<StackId> = per_stack.members.iter().flatten().map(|&s| StackId(s)).collect();
+    let (mut candidates, mut survivors) = pool::pool_alike(per_stack, survivors, &looks(&stacks));
     candidates.index_sites(store);
     let ages: Vec<Ages> = survivors.iter_mut().map(|s| ages_of(&mut s.ages)).collect();
     let long_lived: Vec<u64> = ages.iter().map(|a| long_lived_ns(a.median)).collect();
@@ -181,23 +197,31 @@ pub(crate) fn rank(store: &LifetimeStore, snapshot: &Snapshot) -> Vec<Suspect> {
         first.iter().map(|&f| trend::checkpoints(f.min(t), t)).collect();
     let tallies = scan::tallies(store, &candidates, n, t, &checkpoints, &long_lived);
     let mut suspects: Vec<Suspect> = candidates
-        .stacks
+        .members
         .iter()
         .enumerate()
-        .map(|(slot, &stack)| {
-            suspect(StackId(stack), &survivors[slot], ages[slot], first[slot].min(t), &tallies[slot])
+        .map(|(slot, stacks)| {
+            let stacks = stacks.iter().map(|&s| StackId(s)).collect();
+            suspect(stacks, &survivors[slot], ages[slot], first[slot].min(t), &tallies[slot])
         })
         .collect();
     suspects.sort_by(Suspect::rank_order);
     suspects
 }
 
-fn suspect(stack: StackId, survivors: &Survivors, ages: Ages, first_alloc: u64, tally: &Tally) -> Suspect {
+fn suspect(
+    stacks: Vec<StackId>,
+    survivors: &Survivors,
+    ages: Ages,
+    first_alloc: u64,
+    tally: &Tally,
+) -> Suspect {
     let live = tally.live_at_checkpoints();
     let trend = trend::fit(&live);
     let mean = (tally.frees > 0).then(|| (tally.freed_lifetime_sum / u128::from(tally.frees)) as u64);
     Suspect {
-        stack,
+        stack: stacks.first().copied().unwrap_or(StackId(0)),
+        stacks,
         verdict: verdict(&live, trend, tally.frees, tally.freed_long_lived),
         blocks: survivors.ages.len() as u64,
         bytes: survivors.bytes,

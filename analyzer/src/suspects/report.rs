@@ -1,13 +1,13 @@
-//! [`SuspectReport`]: the ranked suspects at one moment, the ones shown symbolized, rendered as
-//! text for people or JSON for programs.
+//! [`SuspectReport`]: the ranked suspects at one moment, rendered as text for people or JSON for
+//! programs.
 
 use super::{Suspect, Verdict, json, text};
 use crate::analysis::Analysis;
-use crate::model::{LiveTotals, StackId};
+use crate::model::LiveTotals;
 use crate::progress::Progress;
 use crate::window::AllocWindow;
 
-/// Leak suspects at one moment, ranked, with the top ones symbolized.
+/// Leak suspects at one moment, ranked.
 pub struct SuspectReport<'a> {
     pub analysis: &'a Analysis,
     /// The moment as the user named it (`end`, `mark:warmup`, ...).
@@ -24,8 +24,8 @@ pub struct SuspectReport<'a> {
 }
 
 impl<'a> SuspectReport<'a> {
-    /// Ranks the stacks holding blocks at `at_ns` allocated within `window`, and symbolizes the
-    /// first `top` (0: all).
+    /// Ranks the stacks holding blocks at `at_ns` allocated within `window` (those that read the
+    /// same as one); the first `top` (0: all) are shown.
     pub fn new(
         analysis: &'a Analysis,
         when: &str,
@@ -34,14 +34,13 @@ impl<'a> SuspectReport<'a> {
         top: usize,
         progress: &dyn Progress,
     ) -> Self {
-        let suspects = analysis.suspects_in(at_ns, window);
+        // Symbolizes every stack holding blocks, to judge those that read the same as one.
+        let suspects = analysis.suspects_in_with_progress(at_ns, window, progress);
         let totals = LiveTotals {
             blocks: suspects.iter().map(|s| s.blocks).sum(),
             bytes: suspects.iter().map(|s| s.bytes).sum(),
         };
         let shown = if top == 0 { suspects.len() } else { top.min(suspects.len()) };
-        let stacks: Vec<StackId> = suspects[..shown].iter().map(|s| s.stack).collect();
-        analysis.prepare_symbols(&stacks, progress);
         SuspectReport {
             analysis,
             when: when.to_string(),
@@ -56,6 +55,12 @@ impl<'a> SuspectReport<'a> {
     /// The suspects to show, best first.
     pub fn shown(&self) -> &[Suspect] {
         &self.suspects[..self.shown]
+    }
+
+    /// How many recorded stacks hold outstanding blocks (more than suspects where some read
+    /// the same).
+    pub fn recorded_stacks(&self) -> usize {
+        self.suspects.iter().map(|s| s.stacks.len()).sum()
     }
 
     /// How many suspects have `verdict`.

@@ -1,7 +1,8 @@
 //! The two parallel passes over the blocks allocated by the moment asked about that gather, for
-//! each candidate stack (one holding survivors), what its verdict needs: when the stack first
-//! allocated (pass one), then how many blocks it allocated and freed, how long the freed ones
-//! lived, and how many of its blocks were live at each checkpoint (pass two).
+//! each candidate (a stack holding survivors, or several such stacks that read the same, judged
+//! as one) what its verdict needs: when it first allocated (pass one), then how many blocks it
+//! allocated and freed, how long the freed ones lived, and how many of its blocks were live at
+//! each checkpoint (pass two). A candidate's blocks are those of all its stacks.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -14,29 +15,40 @@ use crate::lifetimes::LifetimeStore;
 /// Marks a site whose stack is not a candidate in [`Candidates::slot_of_site`].
 const NOT_A_CANDIDATE: u32 = u32::MAX;
 
-/// The candidate stacks, each with a dense slot, found from blocks through their sites (site ids
-/// are dense; stack ids, read from the trace, need not be).
+/// The candidates, each a dense slot holding one or more stacks, found from blocks through their
+/// sites (site ids are dense; stack ids, read from the trace, need not be).
 pub(super) struct Candidates {
-    /// By stack id: the stack's slot.
+    /// By stack id: the slot of the candidate holding the stack.
     slot_of_stack: HashMap<u32, u32>,
     /// By site id: the slot of the site's stack, or [`NOT_A_CANDIDATE`] (filled by
     /// [`Candidates::index_sites`]).
     slot_of_site: Vec<u32>,
-    /// By slot: the stack id.
-    pub stacks: Vec<u32>,
+    /// By slot: the candidate's stack ids.
+    pub members: Vec<Vec<u32>>,
 }
 
 impl Candidates {
+    /// No candidates yet; [`Candidates::slot_or_insert`] adds them one stack each.
     pub fn new() -> Self {
-        Candidates { slot_of_stack: HashMap::new(), slot_of_site: Vec::new(), stacks: Vec::new() }
+        Candidates { slot_of_stack: HashMap::new(), slot_of_site: Vec::new(), members: Vec::new() }
     }
 
-    /// The slot of `stack`, made if it has none.
+    /// Candidates of the stacks `members[slot]` each (every stack in one of them at most).
+    pub fn of_members(members: Vec<Vec<u32>>) -> Self {
+        let slot_of_stack = members
+            .iter()
+            .enumerate()
+            .flat_map(|(slot, stacks)| stacks.iter().map(move |&stack| (stack, slot as u32)))
+            .collect();
+        Candidates { slot_of_stack, slot_of_site: Vec::new(), members }
+    }
+
+    /// The slot of the candidate holding `stack`, made (of that stack alone) if there is none.
     pub fn slot_or_insert(&mut self, stack: u32) -> usize {
-        let next = self.stacks.len() as u32;
+        let next = self.members.len() as u32;
         let slot = *self.slot_of_stack.entry(stack).or_insert(next);
         if slot == next {
-            self.stacks.push(stack);
+            self.members.push(vec![stack]);
         }
         slot as usize
     }
@@ -59,18 +71,18 @@ impl Candidates {
     }
 
     pub fn len(&self) -> usize {
-        self.stacks.len()
+        self.members.len()
     }
 }
 
-/// What pass two learns of one candidate stack.
+/// What pass two learns of one candidate.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Tally {
-    /// Blocks allocated from the stack by the moment.
+    /// Blocks allocated from the candidate's stacks by the moment.
     pub allocations: u64,
     /// Of those, blocks freed by the moment.
     pub frees: u64,
-    /// Freed blocks that lived at least the stack's long-lived threshold.
+    /// Freed blocks that lived at least the candidate's long-lived threshold.
     pub freed_long_lived: u64,
     pub freed_lifetime_max: u64,
     pub freed_lifetime_sum: u128,
@@ -90,7 +102,7 @@ impl Tally {
         }
     }
 
-    /// The stack's live blocks at each checkpoint.
+    /// The candidate's live blocks at each checkpoint.
     pub fn live_at_checkpoints(&self) -> [u64; CHECKPOINTS] {
         let mut live = 0i64;
         std::array::from_fn(|i| {
@@ -107,7 +119,7 @@ fn ranges(n: usize) -> Vec<Range<u32>> {
     (0..n).step_by(step).map(|from| from as u32..(from + step).min(n) as u32).collect()
 }
 
-/// Pass one: the first allocation time of each candidate stack among blocks `0..n`
+/// Pass one: the first allocation time of each candidate among blocks `0..n`
 /// (`u64::MAX` for none).
 pub(super) fn first_allocations(store: &LifetimeStore, candidates: &Candidates, n: usize) -> Vec<u64> {
     let k = candidates.len();
@@ -201,7 +213,7 @@ mod tests {
         assert_eq!(c.slot_or_insert(7), 0);
         assert_eq!(c.slot_or_insert(u32::MAX - 1), 1);
         assert_eq!(c.slot_or_insert(7), 0);
-        assert_eq!(c.stacks, vec![7, u32::MAX - 1]);
+        assert_eq!(c.members, vec![vec![7], vec![u32::MAX - 1]]);
         let mut store = LifetimeStore::with_capacity(0);
         store.set_sites(
             [(7, 0), (3, 0), (7, 1), (u32::MAX - 1, 0)]
@@ -212,6 +224,11 @@ mod tests {
         c.index_sites(&store);
         let slots: Vec<Option<usize>> = (0..5).map(|site| c.slot(site)).collect();
         assert_eq!(slots, vec![Some(0), None, Some(0), Some(1), None]);
+        // Stacks 3 and 7 judged together: every site of either finds their slot.
+        let mut pooled = Candidates::of_members(vec![vec![u32::MAX - 1], vec![7, 3]]);
+        pooled.index_sites(&store);
+        let slots: Vec<Option<usize>> = (0..5).map(|site| pooled.slot(site)).collect();
+        assert_eq!(slots, vec![Some(1), Some(1), Some(1), Some(0), None]);
     }
 
     #[test]

@@ -6,6 +6,11 @@ use super::*;
 use crate::lifetimes::Site;
 use crate::model::LiveTotals;
 
+/// Every stack reads as its own.
+fn apart(stacks: &[StackId]) -> Vec<ShownStackId> {
+    stacks.iter().map(|s| ShownStackId(s.0)).collect()
+}
+
 /// Blocks as (alloc, free or None, stack, size).
 fn store_of(mut blocks: Vec<(u64, Option<u64>, u32, u64)>) -> LifetimeStore {
     blocks.sort_by_key(|b| b.0);
@@ -31,6 +36,8 @@ const LOOP: u32 = 1;
 const SIBLINGS: u32 = 2;
 const ONCE: u32 = 3;
 const HELD: u32 = 4;
+/// A second return address on LOOP's line.
+const LOOP_TWIN: u32 = 5;
 
 /// Stack LOOP leaks every tenth of 100 blocks allocated through the run (the others freed 5 ns
 /// later); SIBLINGS frees 48 of 50 early blocks within 3 ns and keeps 2; ONCE allocates one
@@ -56,7 +63,7 @@ fn blocks() -> Vec<(u64, Option<u64>, u32, u64)> {
 #[test]
 fn each_kind_of_stack_gets_its_verdict_and_the_ranking_follows_them() {
     let store = store_of(blocks());
-    let suspects = rank(&store, &snapshot_at(&store, 1010));
+    let suspects = rank(&store, &snapshot_at(&store, 1010), &apart);
     let order: Vec<(u32, Verdict)> = suspects.iter().map(|s| (s.stack.0, s.verdict)).collect();
     assert_eq!(
         order,
@@ -72,7 +79,7 @@ fn each_kind_of_stack_gets_its_verdict_and_the_ranking_follows_them() {
 #[test]
 fn the_evidence_is_counted_exactly() {
     let store = store_of(blocks());
-    let suspects = rank(&store, &snapshot_at(&store, 1010));
+    let suspects = rank(&store, &snapshot_at(&store, 1010), &apart);
     let of = |stack: u32| suspects.iter().find(|s| s.stack.0 == stack).expect("suspect");
 
     let looped = of(LOOP);
@@ -115,7 +122,7 @@ fn the_evidence_is_counted_exactly() {
 fn a_moment_before_the_end_sees_only_what_was_allocated_and_freed_by_then() {
     let store = store_of(blocks());
     let t = 500;
-    let suspects = rank(&store, &snapshot_at(&store, t));
+    let suspects = rank(&store, &snapshot_at(&store, t), &apart);
     let looped = suspects.iter().find(|s| s.stack.0 == LOOP).expect("suspect");
     // Blocks allocated at 10..=500 (50 of them), the survivors those at 100..=500 step 100.
     assert_eq!((looped.allocations, looped.blocks, looped.frees), (50, 5, 45));
@@ -154,7 +161,44 @@ fn verdict_thresholds() {
 #[test]
 fn no_outstanding_blocks_no_suspects() {
     let store = store_of(vec![(1, Some(2), 1, 8)]);
-    assert!(rank(&store, &snapshot_at(&store, 10)).is_empty());
+    assert!(rank(&store, &snapshot_at(&store, 10), &apart).is_empty());
     let empty = store_of(Vec::new());
-    assert!(rank(&empty, &snapshot_at(&empty, 0)).is_empty());
+    assert!(rank(&empty, &snapshot_at(&empty, 0), &apart).is_empty());
+}
+
+#[test]
+fn stacks_that_read_the_same_are_judged_as_one_on_all_their_blocks() {
+    // LOOP's blocks, every other ten of them from a second stack that reads the same.
+    let split: Vec<_> = blocks()
+        .into_iter()
+        .map(|(alloc, free, stack, size)| {
+            let twin = stack == LOOP && (alloc - 10) / 100 % 2 == 1;
+            (alloc, free, if twin { LOOP_TWIN } else { stack }, size)
+        })
+        .collect();
+    let store = store_of(split);
+    let snapshot = snapshot_at(&store, 1010);
+    // Judged apart, each half holds 5 survivors of 50 allocations.
+    let judged_apart = rank(&store, &snapshot, &apart);
+    let halves: Vec<&Suspect> =
+        judged_apart.iter().filter(|s| s.stack.0 == LOOP || s.stack.0 == LOOP_TWIN).collect();
+    assert_eq!(halves.len(), 2);
+    assert!(halves.iter().all(|s| (s.blocks, s.allocations) == (5, 50)), "{halves:?}");
+    // Read alike, they are one suspect with the evidence of the unsplit stack.
+    let alike = |stacks: &[StackId]| -> Vec<ShownStackId> {
+        stacks.iter().map(|s| ShownStackId(if s.0 == LOOP_TWIN { LOOP } else { s.0 })).collect()
+    };
+    let pooled = rank(&store, &snapshot, &alike);
+    let whole_store = store_of(blocks());
+    let whole = rank(&whole_store, &snapshot_at(&whole_store, 1010), &apart);
+    assert_eq!(pooled.len(), whole.len());
+    let looped = &pooled[0];
+    // Both halves hold 160 bytes in 5 blocks: the lower id first.
+    assert_eq!(looped.stacks, vec![StackId(LOOP), StackId(LOOP_TWIN)]);
+    assert_eq!(looped.stack, StackId(LOOP));
+    assert_eq!(Suspect { stacks: vec![StackId(LOOP)], ..looped.clone() }, whole[0]);
+    for (p, w) in pooled.iter().zip(&whole).skip(1) {
+        assert_eq!(p, w);
+        assert_eq!(p.stacks, vec![p.stack]);
+    }
 }

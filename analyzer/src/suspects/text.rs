@@ -1,5 +1,6 @@
 //! The suspects as text: the trace's header, how many stacks got each verdict, then the ranked
-//! suspects, each with one line of evidence for its verdict and its stack.
+//! suspects, each with one line of evidence for its verdict and its stack (and from how many
+//! call sites, where stacks that read the same were judged as one).
 
 use std::fmt::Write;
 
@@ -64,6 +65,10 @@ pub(super) fn render(report: &SuspectReport<'_>) -> String {
         );
         let _ = writeln!(out, "    {}", evidence(x, report.at_ns));
         write_frames_up_to(&report.analysis.stack_frames(x.stack), usize::MAX, &mut out);
+        // Stacks that read the same, judged as one: recorded from several return addresses.
+        if x.stacks.len() > 1 {
+            let _ = writeln!(out, "    from {} call sites with these frames", count(x.stacks.len() as u64));
+        }
     }
     let hidden = report.suspects.len() - report.shown;
     if hidden > 0 {
@@ -152,6 +157,7 @@ mod tests {
     fn suspect(verdict: Verdict) -> Suspect {
         Suspect {
             stack: crate::model::StackId(1),
+            stacks: vec![crate::model::StackId(1)],
             verdict,
             blocks: 10,
             bytes: 320,

@@ -687,8 +687,10 @@ impl DataSource for AnalysisSource {
         self.analysis.threads().iter().find(|t| t.tid == tid).and_then(|t| t.name.clone())
     }
 
-    /// The verdicts keyed by stack group: a group of stacks that read the same gets the verdict
-    /// of its most suspect stack (the first of them in the analyzer's order).
+    /// The verdicts keyed by stack group. The analyzer judges stacks that read the same as one
+    /// suspect, on all their blocks, keyed by its heaviest stack; that stack's row (its
+    /// canonical stack's key) gets the verdict. Should two suspects fall in one row, the row
+    /// keeps the first in the analyzer's order.
     fn suspects(&self, at_ns: u64) -> Option<Vec<StackVerdict>> {
         let suspects = self.analysis.suspects(at_ns);
         let mut guard = lock(&self.scrub);

@@ -45,8 +45,10 @@ fn suspect(stack: usize, allocs: &[&MemoryAllocation], t: u64) -> Option<Suspect
     let live_at_checkpoints =
         checkpoints(first, t).map(|c| allocs.iter().filter(|a| live_at(a, c)).count() as u64);
     let trend = fit(&live_at_checkpoints);
+    let stack = StackId(u32::try_from(stack).ok()?);
     Some(Suspect {
-        stack: StackId(u32::try_from(stack).ok()?),
+        stack,
+        stacks: vec![stack],
         verdict: verdict(&live_at_checkpoints, trend, frees, freed_long_lived),
         blocks: survivors.len() as u64,
         bytes: survivors.iter().map(|a| a.size).sum(),
