@@ -5,8 +5,10 @@
 //! `remember` is on two stacks); `report` (text, JSON, folded), `suspects`, `check` and `diff`
 //! show one group (one suspect) with their blocks.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -26,15 +28,7 @@ fn alloc_line() -> u64 {
 }
 
 fn leakview(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_leakview"));
-    command
-        .current_dir(dir)
-        .env("XDG_CACHE_HOME", dir.join("cache"))
-        .env_remove("LEAKVIEW_PRELOAD_PATH")
-        .env_remove("LEAKVIEW_OUTPUT")
-        .env_remove("LD_PRELOAD")
-        .stdin(Stdio::null());
-    command
+    common::leakview_in(dir, &dir.join("cache"))
 }
 
 /// The fixture's trace, recorded once for all tests.
@@ -42,23 +36,8 @@ fn recorded() -> &'static (tempfile::TempDir, PathBuf) {
     static RECORDED: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     RECORDED.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let exe = dir.path().join("alike_stacks");
-        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-        let out = Command::new(cc)
-            .args(["-O2", "-g", "-fomit-frame-pointer", "-o"])
-            .arg(&exe)
-            .arg(fixture_source())
-            .output()
-            .expect("the C compiler runs");
-        assert!(out.status.success(), "compiling: {}", String::from_utf8_lossy(&out.stderr));
-        let out = leakview(dir.path())
-            .args(["record", "-o", "alike.bin", "--"])
-            .arg(&exe)
-            .output()
-            .expect("leakview runs");
-        assert!(out.status.success(), "recording: {}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("alike: {KEPT} kept\n"));
-        let trace = dir.path().join("alike.bin");
+        let exe = common::compile_fixture(dir.path(), "alike_stacks.c", "alike_stacks", &[]);
+        let trace = common::record_fixture(dir.path(), &exe, "alike.bin", &format!("alike: {KEPT} kept\n"));
         (dir, trace)
     })
 }

@@ -3,9 +3,11 @@
 //! through `leakview record`, then compared. The expected statuses and byte counts are the ones
 //! documented at the top of the fixture.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -18,53 +20,17 @@ struct Recorded {
 }
 
 fn leakview(cwd: &Path, cache: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_leakview"));
-    command
-        .current_dir(cwd)
-        .env("XDG_CACHE_HOME", cache)
-        .env_remove("LEAKVIEW_PRELOAD_PATH")
-        .env_remove("LEAKVIEW_OUTPUT")
-        .env_remove("LD_PRELOAD")
-        .stdin(Stdio::null());
-    command
-}
-
-fn compile(dir: &Path, name: &str, defines: &[&str]) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let exe = dir.join(name);
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let out = Command::new(cc)
-        .args(["-O2", "-g", "-fomit-frame-pointer", "-o"])
-        .arg(&exe)
-        .arg(root.join("fixtures/diff/leaks.c"))
-        .arg("-I")
-        .arg(root.join("recorder/preload/include"))
-        .args(defines)
-        .output()
-        .expect("the C compiler runs");
-    assert!(out.status.success(), "compiling {name}: {}", String::from_utf8_lossy(&out.stderr));
-    exe
-}
-
-fn record(dir: &Path, exe: &Path, trace: &str) -> PathBuf {
-    let out = leakview(dir, &dir.join("cache"))
-        .args(["record", "--force", "-o", trace, "--"])
-        .arg(exe)
-        .output()
-        .expect("leakview runs");
-    assert!(out.status.success(), "recording {}: {}", exe.display(), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "leaks: done\n");
-    dir.join(trace)
+    common::leakview_in(cwd, cache)
 }
 
 fn recorded() -> &'static Recorded {
     static RECORDED: OnceLock<Recorded> = OnceLock::new();
     RECORDED.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let exe_a = compile(dir.path(), "leaks_a", &[]);
-        let exe_b = compile(dir.path(), "leaks_b", &["-DVARIANT_B"]);
-        let a = record(dir.path(), &exe_a, "a.bin");
-        let b = record(dir.path(), &exe_b, "b.bin");
+        let exe_a = common::compile_fixture(dir.path(), "diff/leaks.c", "leaks_a", &[]);
+        let exe_b = common::compile_fixture(dir.path(), "diff/leaks.c", "leaks_b", &["-DVARIANT_B"]);
+        let a = common::record_fixture(dir.path(), &exe_a, "a.bin", "leaks: done\n");
+        let b = common::record_fixture(dir.path(), &exe_b, "b.bin", "leaks: done\n");
         Recorded { dir, a, b }
     })
 }

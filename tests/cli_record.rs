@@ -2,6 +2,8 @@
 //! recorder library it carries. Every test uses its own working directory; all share one cache
 //! directory (`XDG_CACHE_HOME`), which also exercises concurrent extraction.
 
+mod common;
+
 use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -20,15 +22,7 @@ fn shared_cache() -> &'static Path {
 
 /// `leakview ARGS` in `cwd`, with a private cache directory and no inherited recorder settings.
 fn leakview(cwd: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_leakview"));
-    command
-        .current_dir(cwd)
-        .env("XDG_CACHE_HOME", shared_cache())
-        .env_remove("LEAKVIEW_PRELOAD_PATH")
-        .env_remove("LEAKVIEW_OUTPUT")
-        .env_remove("LD_PRELOAD")
-        .stdin(Stdio::null());
-    command
+    common::leakview_in(cwd, shared_cache())
 }
 
 fn run(command: &mut Command) -> Output {

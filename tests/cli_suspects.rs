@@ -4,8 +4,10 @@
 //! verdict and exact counts of each allocating function are the ones documented at the top of
 //! the fixture.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -14,15 +16,7 @@ const REQUESTS: u64 = 3000;
 const RING: u64 = 64;
 
 fn leakview(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_leakview"));
-    command
-        .current_dir(dir)
-        .env("XDG_CACHE_HOME", dir.join("cache"))
-        .env_remove("LEAKVIEW_PRELOAD_PATH")
-        .env_remove("LEAKVIEW_OUTPUT")
-        .env_remove("LD_PRELOAD")
-        .stdin(Stdio::null());
-    command
+    common::leakview_in(dir, &dir.join("cache"))
 }
 
 /// The fixture's trace, recorded once for all tests.
@@ -30,23 +24,8 @@ fn recorded() -> &'static (tempfile::TempDir, PathBuf) {
     static RECORDED: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     RECORDED.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let exe = dir.path().join("suspects");
-        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-        let out = Command::new(cc)
-            .args(["-O2", "-g", "-fomit-frame-pointer", "-o"])
-            .arg(&exe)
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/suspects.c"))
-            .output()
-            .expect("the C compiler runs");
-        assert!(out.status.success(), "compiling: {}", String::from_utf8_lossy(&out.stderr));
-        let out = leakview(dir.path())
-            .args(["record", "-o", "s.bin", "--"])
-            .arg(&exe)
-            .output()
-            .expect("leakview runs");
-        assert!(out.status.success(), "recording: {}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "suspects: done\n");
-        let trace = dir.path().join("s.bin");
+        let exe = common::compile_fixture(dir.path(), "suspects.c", "suspects", &[]);
+        let trace = common::record_fixture(dir.path(), &exe, "s.bin", "suspects: done\n");
         (dir, trace)
     })
 }

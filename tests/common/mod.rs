@@ -1,0 +1,54 @@
+//! What the end-to-end tests share: the `leakview` binary run without inherited recorder
+//! settings, and C fixtures compiled the way users build release code (-O2 -g, no frame
+//! pointers) and recorded with the real preload library.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// `leakview` in `cwd` with `cache` as its cache directory (where it extracts its recorder),
+/// no recorder settings from the test's environment, and stdin closed.
+pub fn leakview_in(cwd: &Path, cache: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_leakview"));
+    command
+        .current_dir(cwd)
+        .env("XDG_CACHE_HOME", cache)
+        .env_remove("LEAKVIEW_PRELOAD_PATH")
+        .env_remove("LEAKVIEW_OUTPUT")
+        .env_remove("LD_PRELOAD")
+        .stdin(Stdio::null());
+    command
+}
+
+/// The fixture at `fixtures/<source>` compiled into `dir/<name>` at -O2 -g without frame
+/// pointers, with leakview.h on the include path and `extra` arguments (defines).
+pub fn compile_fixture(dir: &Path, source: &str, name: &str, extra: &[&str]) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let exe = dir.join(name);
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let out = Command::new(cc)
+        .args(["-O2", "-g", "-fomit-frame-pointer", "-o"])
+        .arg(&exe)
+        .arg(root.join("fixtures").join(source))
+        .arg("-I")
+        .arg(root.join("recorder/preload/include"))
+        .args(extra)
+        .output()
+        .expect("the C compiler runs");
+    assert!(out.status.success(), "compiling {source}: {}", String::from_utf8_lossy(&out.stderr));
+    exe
+}
+
+/// Records `exe` into `dir/<trace>` with `leakview record` (cache in `dir/cache`), checks that
+/// the program printed `stdout`, and returns the trace's path.
+pub fn record_fixture(dir: &Path, exe: &Path, trace: &str, stdout: &str) -> PathBuf {
+    let out = leakview_in(dir, &dir.join("cache"))
+        .args(["record", "--force", "-o", trace, "--"])
+        .arg(exe)
+        .output()
+        .expect("leakview runs");
+    assert!(out.status.success(), "recording {}: {}", exe.display(), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), stdout);
+    dir.join(trace)
+}
