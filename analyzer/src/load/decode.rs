@@ -271,6 +271,7 @@ struct ChunkSink<'c> {
     reallocs: u64,
     /// Allocation records.
     blocks: u64,
+    /// The earliest and latest time of the events that made no record.
     lo: u64,
     hi: u64,
 }
@@ -295,6 +296,8 @@ impl ChunkSink<'_> {
         self.records.push(Record::alloc(ts, addr, s, site));
     }
 
+    /// Takes note of the time of an event of a zero address (which makes no record: the times
+    /// of records are taken from them at the end).
     #[inline(always)]
     fn saw(&mut self, ts: u64) {
         (self.lo, self.hi) = (self.lo.min(ts), self.hi.max(ts));
@@ -305,31 +308,35 @@ impl<'a> EventSink<'a> for ChunkSink<'_> {
     #[inline(always)]
     fn alloc(&mut self, ts: u64, addr: u64, size: u64, _align: u64, stack: u32) {
         self.allocs += 1;
-        self.saw(ts);
         if addr != 0 {
             self.push_alloc(ts, addr, size, stack);
+        } else {
+            self.saw(ts);
         }
     }
 
     #[inline(always)]
     fn free(&mut self, ts: u64, addr: u64) {
         self.frees += 1;
-        self.saw(ts);
         if addr != 0 {
             self.records.push(Record::free(ts, addr, self.thread));
+        } else {
+            self.saw(ts);
         }
     }
 
     #[inline(always)]
     fn realloc(&mut self, ts_free: u64, ts: u64, old_addr: u64, new_addr: u64, size: u64, stack: u32) {
         self.reallocs += 1;
-        self.saw(ts_free);
-        self.saw(ts);
         if old_addr != 0 {
             self.records.push(Record::free(ts_free, old_addr, self.thread));
+        } else {
+            self.saw(ts_free);
         }
         if new_addr != 0 {
             self.push_alloc(ts, new_addr, size, stack);
+        } else {
+            self.saw(ts);
         }
     }
 
@@ -413,7 +420,29 @@ pub(crate) fn decode_chunk(
         hi: 0,
     };
     let decoded = reader.decode_into(chunk, &mut sink);
-    let ChunkSink { mut records, big, pending, mut scan, allocs, frees, reallocs, blocks, lo, hi, .. } = sink;
+    let ChunkSink {
+        mut records,
+        big,
+        pending,
+        mut scan,
+        allocs,
+        frees,
+        reallocs,
+        blocks,
+        mut lo,
+        mut hi,
+        ..
+    } = sink;
+    resolve_pending(&mut records, &pending, thread, shared.interner, &mut cache);
+    SITE_CACHE.with(|c| *c.borrow_mut() = SiteCache { owner: shared.interner.id, slots: cache });
+    if records.windows(2).any(|w| w[1].ts < w[0].ts) {
+        // Only a damaged chunk gets here: put its records in time order (stably, so events of
+        // one moment keep their order).
+        records.sort_by_key(|r| r.ts);
+    }
+    if let (Some(first), Some(last)) = (records.first(), records.last()) {
+        (lo, hi) = (lo.min(first.ts), hi.max(last.ts));
+    }
     scan.undecodable = decoded.is_err();
     scan.counts.alloc += allocs;
     scan.counts.free += frees;
@@ -424,17 +453,10 @@ pub(crate) fn decode_chunk(
         scan.min_ts = Some(scan.min_ts.map_or(lo, |m| m.min(lo)));
         scan.max_ts = Some(scan.max_ts.map_or(hi, |m| m.max(hi)));
     }
-    resolve_pending(&mut records, &pending, thread, shared.interner, &mut cache);
-    SITE_CACHE.with(|c| *c.borrow_mut() = SiteCache { owner: shared.interner.id, slots: cache });
     let in_range = match (scan.min_ts, scan.max_ts) {
         (Some(lo), Some(hi)) => spec.times.contains(&lo) && spec.times.contains(&hi),
         _ => true,
     };
-    if records.windows(2).any(|w| w[1].ts < w[0].ts) {
-        // Only a damaged chunk gets here: put its records in time order (stably, so events of
-        // one moment keep their order).
-        records.sort_by_key(|r| r.ts);
-    }
     shared.big_sizes.add(big);
     DecodedChunk { records, scan, in_range }
 }
