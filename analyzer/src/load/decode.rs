@@ -87,11 +87,19 @@ impl BigSizes {
     }
 
     /// The size of the allocation `record`.
+    #[inline(always)]
     pub fn size_of(&self, record: &Record) -> u64 {
         let s = record.size32();
         if !is_big(s) {
             return u64::from(s);
         }
+        self.big_size_of(record)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn big_size_of(&self, record: &Record) -> u64 {
+        let s = record.size32();
         let g = match self.map.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
