@@ -222,11 +222,11 @@ fn replay_window(
                 prefetched = (i + PREFETCH).min(part.len());
                 life.prefetch(&part[i..prefetched]);
             }
-            let next_ts = match part.get(i + 1) {
-                Some(next) => Some(next.ts),
-                None => window[k + 1..].iter().find_map(|p| p.first()).map(|next| next.ts),
+            let tied = match part.get(i + 1) {
+                Some(next) => next.ts == r.ts,
+                None => window[k + 1..].iter().find_map(|p| p.first()).is_some_and(|next| next.ts == r.ts),
             };
-            if next_ts != Some(r.ts) {
+            if !tied {
                 if r.is_free() {
                     life.free(r.ts, r.addr, r.thread(), sites);
                 } else {
