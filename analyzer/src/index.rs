@@ -261,6 +261,21 @@ impl IndexBuilder {
         }
     }
 
+    /// [`IndexBuilder::step`] for a moment after which no more bytes are live than before it:
+    /// neither the peak nor the bucket's maximum can change (unless it enters a new bucket).
+    #[inline(always)]
+    pub fn step_down(&mut self, t: u64, bytes: u64, blocks: u64, allocated: u32, applied: u64) {
+        if t >= self.next_bucket_start {
+            self.step(t, bytes, blocks, allocated, applied);
+            return;
+        }
+        self.current.live_bytes = bytes;
+        self.current.live_blocks = blocks;
+        if applied >= self.checkpoint_at {
+            self.plan_checkpoint(t, allocated, blocks, applied);
+        }
+    }
+
     /// Moves to the timeline bucket that holds `t`.
     #[cold]
     fn enter_bucket_of(&mut self, t: u64) {
@@ -361,6 +376,45 @@ mod tests {
         assert!(c.bytes.len() < sorted.len() * 3);
         let empty = CompactIds::from_sorted(&[]);
         assert_eq!((0..empty.parts()).flat_map(|k| empty.part(k)).count(), 0);
+    }
+
+    #[test]
+    fn steps_down_build_what_full_steps_build() {
+        // A random walk of live bytes over moments that cross many buckets; the moments that
+        // do not raise the bytes are stepped down in one builder, fully in the other.
+        let duration = 1_000_000;
+        let (mut full, mut down) = (IndexBuilder::new(duration), IndexBuilder::new(duration));
+        let mut rng = leakview_format::testing::XorShift::new(7);
+        let (mut t, mut bytes, mut blocks, mut allocated, mut applied) = (0u64, 0u64, 0u64, 0u32, 0u64);
+        let mut downs = 0;
+        while t < duration {
+            let before = bytes;
+            if rng.below(2) == 0 || blocks == 0 {
+                bytes += 1 + rng.below(1000);
+                blocks += 1;
+                allocated += 1;
+            } else {
+                bytes -= bytes.min(rng.below(1000));
+                blocks -= 1;
+            }
+            applied += 1 + rng.below(3000);
+            full.step(t, bytes, blocks, allocated, applied);
+            if bytes <= before {
+                downs += 1;
+                down.step_down(t, bytes, blocks, allocated, applied);
+            } else {
+                down.step(t, bytes, blocks, allocated, applied);
+            }
+            t += rng.below(200);
+        }
+        assert!(downs > 1000 && !full.plan.is_empty(), "{downs}");
+        assert_eq!(full.plan, down.plan);
+        let (a, b) = (
+            full.finish(&LifetimeStore::default(), &NoProgress),
+            down.finish(&LifetimeStore::default(), &NoProgress),
+        );
+        assert_eq!(a.peak, b.peak);
+        assert_eq!(a.timeline.points(), b.timeline.points());
     }
 
     #[test]

@@ -279,6 +279,15 @@ impl Lifecycle {
         self.index.step(t, self.bytes, self.blocks, self.stored, applied);
     }
 
+    /// [`Lifecycle::end_moment`] of a moment `ts` whose only event was a free (which never adds
+    /// live bytes).
+    #[inline]
+    pub fn end_moment_of_free(&mut self, ts: u64) {
+        let t = self.rel(ts);
+        let applied = u64::from(self.stored) + self.matched;
+        self.index.step_down(t, self.bytes, self.blocks, self.stored, applied);
+    }
+
     /// Brings what the events of `records` will touch into the cache ahead of them: the address
     /// table's slots, then the free-time entries of the blocks the frees will close. Each pass's
     /// reads are independent of each other, so their misses overlap.

@@ -229,8 +229,10 @@ fn replay_window(
             if !tied {
                 if r.is_free() {
                     life.free(r.ts, r.addr, r.thread(), sites);
+                    life.end_moment_of_free(r.ts);
                 } else {
                     life.alloc(r.ts, r.addr, big_sizes.size_of(&r), r.site(), sites);
+                    life.end_moment(r.ts);
                 }
                 i += 1;
             } else {
@@ -248,9 +250,7 @@ fn replay_window(
                     continue 'parts;
                 }
                 i = ti;
-                continue;
             }
-            life.end_moment(r.ts);
         }
         (k, i) = (k + 1, 0);
     }
