@@ -20,7 +20,10 @@
 //! symbols are placeholders and that first figure leaves out real symbolization. The last line,
 //! `RESULT ...`, repeats the figures as `key=value` pairs for scripts.
 //!
-//! `cargo bench -p leakview-analyzer --bench load -- --load TRACE` loads any trace that way.
+//! `cargo bench -p leakview-analyzer --bench load -- --load TRACE` loads any trace that way;
+//! `--load-only TRACE` loads it and prints the load's figures alone, without the queries and
+//! the memory sampler (its "peak" is then what stays after the load): for instruction counts
+//! of the load under callgrind, and for timing the load alone.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -199,15 +202,17 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-fn load_and_query(path: &Path) {
+fn load_and_query(path: &Path, queries: bool) {
     let anon_before = status_kib("RssAnon:");
-    let sampler = AnonPeak::start();
+    // Without the queries, the memory sampler stays off too: its readings of /proc would add
+    // to the load's instruction counts.
+    let sampler = queries.then(AnonPeak::start);
     let started = Instant::now();
     let cpu_start = cpu_seconds();
     let a = Analysis::open(path, &LoadOptions::default(), &StageTimes(started, cpu_start)).expect("load");
     let load = started.elapsed();
     let load_cpu = cpu_seconds() - cpu_start;
-    let (peak_anon, sampler_cpu) = sampler.finish();
+    let (peak_anon, sampler_cpu) = sampler.map_or((status_kib("RssAnon:"), 0.0), AnonPeak::finish);
     let peak_anon = peak_anon.saturating_sub(anon_before);
     let kept_anon = status_kib("RssAnon:").saturating_sub(anon_before);
     let s = a.summary();
@@ -229,6 +234,9 @@ fn load_and_query(path: &Path) {
         per_lifetime(kept_anon),
         a.index_bytes() as f64 / lifetimes,
     );
+    if !queries {
+        return;
+    }
     let mut worst_at = 0f64;
     let mut at_fields = String::new();
     for when in ["10%", "50%", "peak", "end"] {
@@ -301,9 +309,9 @@ fn load_and_query(path: &Path) {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     if let [flag, path] = args.as_slice()
-        && flag == "--load"
+        && (flag == "--load" || flag == "--load-only")
     {
-        load_and_query(Path::new(path));
+        load_and_query(Path::new(path), flag == "--load");
         return;
     }
     let counts: Vec<u64> = args.iter().filter_map(|a| a.parse().ok()).collect();

@@ -196,16 +196,18 @@ impl TimeIndex {
 pub(crate) struct IndexBuilder {
     duration_ns: u64,
     points: Vec<Option<TimelinePoint>>,
-    /// Timeline bucket of the current moment, where the next one starts, and the current
-    /// bucket's point (if any moment fell in it yet).
+    /// Timeline bucket of the current moment, where the next one starts (0 before the first
+    /// moment), and the current bucket's point.
     bucket: usize,
     next_bucket_start: u64,
-    current: Option<TimelinePoint>,
+    current: TimelinePoint,
+    /// A moment has come (so `current` is the point of `bucket`).
+    started: bool,
     /// (bytes, blocks, time) of the first moment with the most live bytes.
     peak: (u64, u64, u64),
-    since_checkpoint: u64,
-    /// Events after which the next checkpoint is due.
-    checkpoint_due: u64,
+    /// Events applied (counted since the start of the replay) at which the next checkpoint is
+    /// due.
+    checkpoint_at: u64,
     /// (time, blocks allocated by then) of each checkpoint after the first.
     plan: Vec<(u64, u32)>,
 }
@@ -223,50 +225,66 @@ impl IndexBuilder {
             duration_ns,
             points: vec![None; TIMELINE_BUCKETS],
             bucket: 0,
-            next_bucket_start: Timeline::bucket_start(duration_ns, TIMELINE_BUCKETS, 1),
-            current: None,
+            // The first moment enters its bucket.
+            next_bucket_start: 0,
+            current: TimelinePoint::default(),
+            started: false,
             peak: (0, 0, 0),
-            since_checkpoint: 0,
-            checkpoint_due: MIN_SPACING,
+            checkpoint_at: MIN_SPACING,
             plan: Vec::new(),
         }
     }
 
+    /// Counts the events applied from `applied` on (those of blocks already stored when the
+    /// replay begins are not the replay's).
+    pub fn count_from(&mut self, applied: u64) {
+        self.checkpoint_at += applied;
+    }
+
     /// The moment `t` ended with `bytes` and `blocks` live, `allocated` blocks allocated so far
-    /// and `events` allocations and frees applied at `t`.
+    /// and `applied` allocations and frees applied since the replay began (so far, in all
+    /// moments).
     #[inline(always)]
-    pub fn step(&mut self, t: u64, bytes: u64, blocks: u64, allocated: u32, events: u64) {
+    pub fn step(&mut self, t: u64, bytes: u64, blocks: u64, allocated: u32, applied: u64) {
         if bytes > self.peak.0 {
             self.peak = (bytes, blocks, t);
         }
         if t >= self.next_bucket_start {
             self.enter_bucket_of(t);
         }
-        match &mut self.current {
-            Some(p) => {
-                p.live_bytes = bytes;
-                p.live_blocks = blocks;
-                p.max_live_bytes = p.max_live_bytes.max(bytes);
-            }
-            None => {
-                self.current = Some(TimelinePoint {
-                    live_bytes: bytes,
-                    live_blocks: blocks,
-                    max_live_bytes: bytes,
-                    ..TimelinePoint::default()
-                })
-            }
+        let p = &mut self.current;
+        p.live_bytes = bytes;
+        p.live_blocks = blocks;
+        p.max_live_bytes = p.max_live_bytes.max(bytes);
+        if applied >= self.checkpoint_at {
+            self.plan_checkpoint(t, allocated, blocks, applied);
         }
-        self.since_checkpoint += events;
-        if self.since_checkpoint >= self.checkpoint_due {
-            self.plan_checkpoint(t, allocated, blocks);
+    }
+
+    /// [`IndexBuilder::step`] for a moment after which no more bytes are live than before it:
+    /// neither the peak nor the bucket's maximum can change (unless it enters a new bucket).
+    #[inline(always)]
+    pub fn step_down(&mut self, t: u64, bytes: u64, blocks: u64, allocated: u32, applied: u64) {
+        if t >= self.next_bucket_start {
+            self.step(t, bytes, blocks, allocated, applied);
+            return;
+        }
+        self.current.live_bytes = bytes;
+        self.current.live_blocks = blocks;
+        if applied >= self.checkpoint_at {
+            self.plan_checkpoint(t, allocated, blocks, applied);
         }
     }
 
     /// Moves to the timeline bucket that holds `t`.
     #[cold]
     fn enter_bucket_of(&mut self, t: u64) {
-        self.points[self.bucket] = self.current.take();
+        if self.started {
+            self.points[self.bucket] = Some(self.current);
+        } else {
+            self.started = true;
+            self.next_bucket_start = Timeline::bucket_start(self.duration_ns, TIMELINE_BUCKETS, 1);
+        }
         while t >= self.next_bucket_start && self.bucket + 1 < TIMELINE_BUCKETS {
             self.bucket += 1;
             self.next_bucket_start =
@@ -275,19 +293,21 @@ impl IndexBuilder {
         if self.bucket + 1 == TIMELINE_BUCKETS {
             self.next_bucket_start = u64::MAX;
         }
-        self.current = self.points[self.bucket].take();
+        // A bucket's first moment: its maximum starts from the moment's bytes.
+        self.current = self.points[self.bucket].take().unwrap_or_default();
     }
 
     #[cold]
-    fn plan_checkpoint(&mut self, t: u64, allocated: u32, blocks: u64) {
+    fn plan_checkpoint(&mut self, t: u64, allocated: u32, blocks: u64, applied: u64) {
         self.plan.push((t, allocated));
-        self.checkpoint_due = MIN_SPACING.max(2 * blocks);
-        self.since_checkpoint = 0;
+        self.checkpoint_at = applied + MIN_SPACING.max(2 * blocks);
     }
 
     /// The index over `store` (which holds the replayed blocks) and the timeline.
     pub fn finish(mut self, store: &LifetimeStore, progress: &dyn Progress) -> IndexBuild {
-        self.points[self.bucket] = self.current.take();
+        if self.started {
+            self.points[self.bucket] = Some(self.current);
+        }
         progress.start(Stage::Indexing, self.plan.len() as u64);
         let mut checkpoints = Vec::with_capacity(self.plan.len() + 1);
         checkpoints.push(Checkpoint { at_ns: 0, alloc_pos: 0, live: CompactIds::default() });
@@ -359,12 +379,51 @@ mod tests {
     }
 
     #[test]
+    fn steps_down_build_what_full_steps_build() {
+        // A random walk of live bytes over moments that cross many buckets; the moments that
+        // do not raise the bytes are stepped down in one builder, fully in the other.
+        let duration = 1_000_000;
+        let (mut full, mut down) = (IndexBuilder::new(duration), IndexBuilder::new(duration));
+        let mut rng = leakview_format::testing::XorShift::new(7);
+        let (mut t, mut bytes, mut blocks, mut allocated, mut applied) = (0u64, 0u64, 0u64, 0u32, 0u64);
+        let mut downs = 0;
+        while t < duration {
+            let before = bytes;
+            if rng.below(2) == 0 || blocks == 0 {
+                bytes += 1 + rng.below(1000);
+                blocks += 1;
+                allocated += 1;
+            } else {
+                bytes -= bytes.min(rng.below(1000));
+                blocks -= 1;
+            }
+            applied += 1 + rng.below(3000);
+            full.step(t, bytes, blocks, allocated, applied);
+            if bytes <= before {
+                downs += 1;
+                down.step_down(t, bytes, blocks, allocated, applied);
+            } else {
+                down.step(t, bytes, blocks, allocated, applied);
+            }
+            t += rng.below(200);
+        }
+        assert!(downs > 1000 && !full.plan.is_empty(), "{downs}");
+        assert_eq!(full.plan, down.plan);
+        let (a, b) = (
+            full.finish(&LifetimeStore::default(), &NoProgress),
+            down.finish(&LifetimeStore::default(), &NoProgress),
+        );
+        assert_eq!(a.peak, b.peak);
+        assert_eq!(a.timeline.points(), b.timeline.points());
+    }
+
+    #[test]
     fn timeline_buckets_follow_the_moments() {
         let mut b = IndexBuilder::new(999);
         b.step(0, 10, 1, 1, 1);
-        b.step(150, 30, 2, 2, 1);
-        b.step(160, 5, 1, 2, 1);
-        b.step(999, 7, 1, 3, 1);
+        b.step(150, 30, 2, 2, 2);
+        b.step(160, 5, 1, 2, 3);
+        b.step(999, 7, 1, 3, 4);
         let build = b.finish(&LifetimeStore::default(), &NoProgress);
         assert_eq!(build.peak, (30, 2, 150));
         let points = build.timeline.points();

@@ -3,6 +3,7 @@
 
 use crate::error::DecodeError;
 use crate::event::{Event, Segments};
+use crate::reader::EventSink;
 use crate::varint::{self, unzigzag, zigzag};
 
 pub(crate) const KIND_MASK: u8 = 0b111;
@@ -52,6 +53,9 @@ const RING_LEN: usize = 16;
 
 /// The longest encoding of an alloc, free or realloc event.
 pub const MAX_HOT_EVENT_LEN: usize = 64;
+
+// A window's reads, taken modulo its reach, find every field of a hot event.
+const _: () = assert!(varint::WINDOW_REACH >= MAX_HOT_EVENT_LEN);
 
 /// The running values that events are delta-encoded against. It starts afresh in every chunk
 /// (from the chunk's base timestamp), so chunks decode independently. Encoder and decoder keep
@@ -302,17 +306,80 @@ impl<'a> Scratch<'a> {
     }
 }
 
+/// Where a hot event's fields are read from: the input with every read checked against its
+/// end, or a [`varint::Window`] known to hold the whole event.
+trait Fields {
+    /// The next field. A reader may defer the error of a bad one (returning any value) to
+    /// [`Fields::fail`] and [`Fields::check`].
+    fn varint(&mut self) -> Result<u64, DecodeError>;
+    /// The error of an earlier read, if one was deferred, else `error`.
+    fn fail(&self, error: DecodeError) -> DecodeError;
+    /// The error of an earlier read, if one was deferred.
+    fn check(&self) -> Result<(), DecodeError>;
+}
+
+/// The input at `*pos`, each read checked; no error deferred.
+struct Checked<'i, 'p> {
+    input: &'i [u8],
+    pos: &'p mut usize,
+}
+
+impl Fields for Checked<'_, '_> {
+    #[inline(always)]
+    fn varint(&mut self) -> Result<u64, DecodeError> {
+        varint::get(self.input, self.pos).ok_or(DecodeError::Truncated)
+    }
+
+    #[inline(always)]
+    fn fail(&self, error: DecodeError) -> DecodeError {
+        error
+    }
+
+    #[inline(always)]
+    fn check(&self) -> Result<(), DecodeError> {
+        Ok(())
+    }
+}
+
+/// A window whose first bytes hold the event, read from `pos` (relative to the window). A bad
+/// field (an encoding longer than a `u64`) is noted in `bad` and its error deferred, so that
+/// reading a field has no error path: the event's decoder checks before it hands the event
+/// over, and before any error of its own.
+struct Windowed<'w> {
+    window: &'w varint::Window,
+    pos: usize,
+    bad: bool,
+}
+
+impl Fields for Windowed<'_> {
+    #[inline(always)]
+    fn varint(&mut self) -> Result<u64, DecodeError> {
+        Ok(varint::get_in_window(self.window, &mut self.pos, &mut self.bad))
+    }
+
+    #[inline(always)]
+    fn fail(&self, error: DecodeError) -> DecodeError {
+        if self.bad { DecodeError::Truncated } else { error }
+    }
+
+    #[inline(always)]
+    fn check(&self) -> Result<(), DecodeError> {
+        if self.bad { Err(DecodeError::Truncated) } else { Ok(()) }
+    }
+}
+
 #[inline(always)]
-fn get_addr(input: &[u8], pos: &mut usize, prev: u64, raw: bool) -> Result<u64, DecodeError> {
-    let delta = unzigzag(varint::get(input, pos).ok_or(DecodeError::Truncated)?);
+fn get_addr(fields: &mut impl Fields, prev: u64, raw: bool) -> Result<u64, DecodeError> {
+    let delta = unzigzag(fields.varint()?);
     let delta = if raw { delta } else { delta.wrapping_shl(4) };
     Ok(prev.wrapping_add(delta as u64))
 }
 
 #[inline(always)]
-fn get_stack(input: &[u8], pos: &mut usize, prev: u32) -> Result<u32, DecodeError> {
-    let delta = unzigzag(varint::get(input, pos).ok_or(DecodeError::Truncated)?);
-    u32::try_from(i64::from(prev).wrapping_add(delta)).map_err(|_| DecodeError::BadValue("stack id"))
+fn get_stack(fields: &mut impl Fields, prev: u32) -> Result<u32, DecodeError> {
+    let delta = unzigzag(fields.varint()?);
+    u32::try_from(i64::from(prev).wrapping_add(delta))
+        .map_err(|_| fields.fail(DecodeError::BadValue("stack id")))
 }
 
 fn put_bytes(out: &mut [u8], pos: &mut usize, bytes: &[u8]) -> Option<()> {
@@ -590,14 +657,6 @@ fn put_meta_payload(event: &Event<'_>, out: &mut [u8], pos: &mut usize) -> Optio
     Some(())
 }
 
-/// Advances the state's time by the delta at `input[*pos..]`.
-#[inline(always)]
-fn next_time(state: &mut DeltaState, input: &[u8], pos: &mut usize) -> Result<u64, DecodeError> {
-    let dt = get_u64(input, pos)?;
-    state.prev_ts = state.prev_ts.wrapping_add(dt);
-    Ok(state.prev_ts)
-}
-
 /// Decodes the event at `input[*pos..]`, advancing `pos` past it. Meta events of a sub-kind this
 /// version does not know are skipped (`Ok(None)`), as the compatibility rules require.
 #[inline(always)]
@@ -607,23 +666,93 @@ pub fn decode_event<'a>(
     pos: &mut usize,
 ) -> Result<Option<Event<'a>>, DecodeError> {
     let mut decoded = None;
-    decode_with(state, input, pos, |event| decoded = Some(event))?;
+    decode_with(state, input, pos, &mut Deliver(|event| decoded = Some(event)))?;
     Ok(decoded)
 }
 
-/// [`decode_event`], handing the event (if it is of a known kind) to `deliver` instead of
-/// returning it: when `deliver` is inlined, the event never goes through memory.
+/// An [`EventSink`] that hands every event whole to a closure.
+pub(crate) struct Deliver<F>(pub F);
+
+impl<'a, F: FnMut(Event<'a>)> EventSink<'a> for Deliver<F> {
+    #[inline(always)]
+    fn alloc(&mut self, ts: u64, addr: u64, size: u64, align: u64, stack: u32) {
+        (self.0)(Event::Alloc { ts, addr, size, align, stack });
+    }
+
+    #[inline(always)]
+    fn free(&mut self, ts: u64, addr: u64) {
+        (self.0)(Event::Free { ts, addr });
+    }
+
+    #[inline(always)]
+    fn realloc(&mut self, ts_free: u64, ts: u64, old_addr: u64, new_addr: u64, size: u64, stack: u32) {
+        (self.0)(Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack });
+    }
+
+    #[inline(always)]
+    fn other(&mut self, event: Event<'a>) {
+        (self.0)(event);
+    }
+}
+
+/// Whether events of kind `tag & KIND_MASK` are hot: allocations, frees and reallocs, at most
+/// [`MAX_HOT_EVENT_LEN`] bytes long.
+#[inline(always)]
+fn is_hot(tag: u8) -> bool {
+    // Kinds 1, 2, 3, 6 and 7.
+    (0b1100_1110u8 >> (tag & KIND_MASK)) & 1 != 0
+}
+
+/// [`decode_event`], handing the event (if it is of a known kind) to `sink` instead of
+/// returning it: when the sink's methods are inlined, the event never goes through memory.
 #[inline(always)]
 pub(crate) fn decode_with<'a>(
     state: &mut DeltaState,
     input: &'a [u8],
     pos: &mut usize,
-    deliver: impl FnOnce(Event<'a>),
+    sink: &mut impl EventSink<'a>,
 ) -> Result<(), DecodeError> {
     let tag = *input.get(*pos).ok_or(DecodeError::Truncated)?;
     *pos += 1;
-    let time = |state: &mut DeltaState, pos: &mut usize| next_time(state, input, pos);
-    let event = match tag & KIND_MASK {
+    if is_hot(tag) {
+        return decode_hot(state, tag, &mut Checked { input, pos }, sink);
+    }
+    // Handed over here, not in `decode_cold`: the sink is not passed to a function that is
+    // not inlined, so that its fields may stay in registers.
+    if let Some(event) = decode_cold(state, tag, input, pos)? {
+        sink.other(event);
+    }
+    Ok(())
+}
+
+/// Decodes the event at the start of `window` if it is a hot one (else `Ok(None)`, nothing
+/// read), returning its length: [`decode_with`] for an event known to lie within the window,
+/// without a check against the input's end on every read.
+#[inline(always)]
+pub(crate) fn decode_hot_in_window<'a>(
+    state: &mut DeltaState,
+    window: &varint::Window,
+    sink: &mut impl EventSink<'a>,
+) -> Result<Option<usize>, DecodeError> {
+    let tag = window[0];
+    if !is_hot(tag) {
+        return Ok(None);
+    }
+    let mut fields = Windowed { window, pos: 1, bad: false };
+    decode_hot(state, tag, &mut fields, sink)?;
+    Ok(Some(fields.pos))
+}
+
+/// Decodes the rest of a hot event (kinds 1, 2, 3, 6, 7) whose tag is `tag`, handing its
+/// fields to the sink's method for its kind.
+#[inline(always)]
+fn decode_hot<'a>(
+    state: &mut DeltaState,
+    tag: u8,
+    fields: &mut impl Fields,
+    sink: &mut impl EventSink<'a>,
+) -> Result<(), DecodeError> {
+    match tag & KIND_MASK {
         KIND_ALLOC | KIND_ALLOC_PACKED => {
             // Kind 1's bits 6–7 must be 0, so its size's "low bits" below are 0 and its shift 0.
             let shift = if tag & KIND_MASK == KIND_ALLOC_PACKED { PACKED_SIZE_BITS } else { 0 };
@@ -631,36 +760,40 @@ pub(crate) fn decode_with<'a>(
             if shift == 0 && low_size_bits != 0 {
                 return Err(DecodeError::BadTag(tag));
             }
-            let ts = time(state, pos)?;
-            let addr = get_addr(input, pos, state.prev_addr, tag & ALLOC_ADDR_RAW != 0)?;
+            let ts = state.prev_ts.wrapping_add(fields.varint()?);
+            state.prev_ts = ts;
+            let addr = get_addr(fields, state.prev_addr, tag & ALLOC_ADDR_RAW != 0)?;
             state.prev_addr = addr;
-            let high_size_bits = get_u64(input, pos)?;
+            let high_size_bits = fields.varint()?;
             if high_size_bits > u64::MAX >> shift {
-                return Err(DecodeError::BadValue("size"));
+                return Err(fields.fail(DecodeError::BadValue("size")));
             }
             let size = (high_size_bits << shift) | u64::from(low_size_bits);
-            let align = if tag & ALLOC_HAS_ALIGN != 0 { get_u64(input, pos)? } else { 0 };
+            let align = if tag & ALLOC_HAS_ALIGN != 0 { fields.varint()? } else { 0 };
             if tag & ALLOC_SAME_STACK == 0 {
-                state.prev_stack = get_stack(input, pos, state.prev_stack)?;
+                state.prev_stack = get_stack(fields, state.prev_stack)?;
             }
             state.remember(addr);
-            Event::Alloc { ts, addr, size, align, stack: state.prev_stack }
+            fields.check()?;
+            sink.alloc(ts, addr, size, align, state.prev_stack);
         }
         KIND_FREE => {
-            let ts = time(state, pos)?;
+            let ts = state.prev_ts.wrapping_add(fields.varint()?);
+            state.prev_ts = ts;
             let slot = (tag & FREE_RECENT_MASK) >> FREE_RECENT_SHIFT;
             let addr = if slot != 0 {
                 let addr = state.recent[usize::from(slot - 1)];
                 if addr == 0 {
-                    return Err(DecodeError::BadValue("recent-address slot"));
+                    return Err(fields.fail(DecodeError::BadValue("recent-address slot")));
                 }
                 addr
             } else {
-                get_addr(input, pos, state.prev_addr, tag & FREE_ADDR_RAW != 0)?
+                get_addr(fields, state.prev_addr, tag & FREE_ADDR_RAW != 0)?
             };
             state.prev_addr = addr;
             state.remember_freed(addr);
-            Event::Free { ts, addr }
+            fields.check()?;
+            sink.free(ts, addr);
         }
         KIND_ALLOC_REUSED => {
             let slot = (tag & REUSED_SLOT_MASK) >> REUSED_SLOT_SHIFT;
@@ -669,39 +802,59 @@ pub(crate) fn decode_with<'a>(
             let Some(index) = index.filter(|_| addr != 0) else {
                 return Err(DecodeError::BadValue("freed-address slot"));
             };
-            let ts = time(state, pos)?;
+            let ts = state.prev_ts.wrapping_add(fields.varint()?);
+            state.prev_ts = ts;
             state.prev_addr = addr;
-            let size = get_u64(input, pos)?;
+            let size = fields.varint()?;
             if tag & REUSED_SAME_STACK == 0 {
-                state.prev_stack = get_stack(input, pos, state.prev_stack)?;
+                state.prev_stack = get_stack(fields, state.prev_stack)?;
             }
             state.freed[index] = 0;
             state.remember(addr);
-            Event::Alloc { ts, addr, size, align: 0, stack: state.prev_stack }
+            fields.check()?;
+            sink.alloc(ts, addr, size, 0, state.prev_stack);
         }
         KIND_REALLOC => {
             if tag & 0b1000_0000 != 0 {
                 return Err(DecodeError::BadTag(tag));
             }
-            let ts_free = time(state, pos)?;
-            let old_addr = get_addr(input, pos, state.prev_addr, tag & REALLOC_OLD_RAW != 0)?;
-            let ts = time(state, pos)?;
+            let ts_free = state.prev_ts.wrapping_add(fields.varint()?);
+            state.prev_ts = ts_free;
+            let old_addr = get_addr(fields, state.prev_addr, tag & REALLOC_OLD_RAW != 0)?;
+            let ts = state.prev_ts.wrapping_add(fields.varint()?);
+            state.prev_ts = ts;
             let new_addr = if tag & REALLOC_IN_PLACE != 0 {
                 old_addr
             } else {
-                get_addr(input, pos, old_addr, tag & REALLOC_NEW_RAW != 0)?
+                get_addr(fields, old_addr, tag & REALLOC_NEW_RAW != 0)?
             };
             state.prev_addr = new_addr;
-            let size = get_u64(input, pos)?;
+            let size = fields.varint()?;
             if tag & REALLOC_SAME_STACK == 0 {
-                state.prev_stack = get_stack(input, pos, state.prev_stack)?;
+                state.prev_stack = get_stack(fields, state.prev_stack)?;
             }
             if new_addr != old_addr {
                 state.remember_freed(old_addr);
             }
             state.remember(new_addr);
-            Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack: state.prev_stack }
+            fields.check()?;
+            sink.realloc(ts_free, ts, old_addr, new_addr, size, state.prev_stack);
         }
+        _ => return Err(DecodeError::BadTag(tag)),
+    }
+    Ok(())
+}
+
+/// Decodes the rest of an event of another kind than the hot ones (`None`: a meta event of a
+/// sub-kind this version does not know).
+#[inline(never)]
+fn decode_cold<'a>(
+    state: &mut DeltaState,
+    tag: u8,
+    input: &'a [u8],
+    pos: &mut usize,
+) -> Result<Option<Event<'a>>, DecodeError> {
+    let event = match tag & KIND_MASK {
         KIND_STACK_NODE => {
             if tag != KIND_STACK_NODE {
                 return Err(DecodeError::BadTag(tag));
@@ -718,17 +871,14 @@ pub(crate) fn decode_with<'a>(
             Event::StackNode { id, parent, ip }
         }
         KIND_META => {
-            let ts = time(state, pos)?;
+            let ts = state.prev_ts.wrapping_add(get_u64(input, pos)?);
+            state.prev_ts = ts;
             let payload = get_bytes(input, pos)?;
-            match decode_meta(tag >> META_SHIFT, ts, payload)? {
-                Some(event) => event,
-                None => return Ok(()),
-            }
+            return decode_meta(tag >> META_SHIFT, ts, payload);
         }
         _ => return Err(DecodeError::BadTag(tag)),
     };
-    deliver(event);
-    Ok(())
+    Ok(Some(event))
 }
 
 fn decode_meta(sub: u8, ts: u64, payload: &[u8]) -> Result<Option<Event<'_>>, DecodeError> {
@@ -958,6 +1108,105 @@ mod tests {
         let got = decode_event(&mut DeltaState::new(0), &input, &mut pos).expect("skips");
         assert_eq!(got, None);
         assert_eq!(pos, input.len());
+    }
+
+    /// An event decoded (cold kinds as a placeholder), its length and the state after it.
+    type Outcome = Result<(Option<Event<'static>>, usize, DeltaState), DecodeError>;
+
+    /// Decodes the event at the start of `bytes` both ways: with every read checked, and from a
+    /// window (`None` if it is not a hot event).
+    fn both_ways(state: &DeltaState, bytes: &varint::Window) -> (Outcome, Option<Outcome>) {
+        let mut checked_state = state.clone();
+        let mut got = None;
+        let mut pos = 0;
+        let checked = decode_with(
+            &mut checked_state,
+            bytes,
+            &mut pos,
+            &mut Deliver(|e: Event<'_>| {
+                got = Some(match e {
+                    Event::Alloc { ts, addr, size, align, stack } => {
+                        Event::Alloc { ts, addr, size, align, stack }
+                    }
+                    Event::Free { ts, addr } => Event::Free { ts, addr },
+                    Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack } => {
+                        Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack }
+                    }
+                    _ => Event::Mark { ts: 0, label: b"cold" },
+                })
+            }),
+        )
+        .map(|()| (got, pos, checked_state));
+        let mut window_state = state.clone();
+        let mut got = None;
+        let windowed = decode_hot_in_window(
+            &mut window_state,
+            bytes,
+            &mut Deliver(|e: Event<'_>| {
+                got = Some(match e {
+                    Event::Alloc { ts, addr, size, align, stack } => {
+                        Event::Alloc { ts, addr, size, align, stack }
+                    }
+                    Event::Free { ts, addr } => Event::Free { ts, addr },
+                    Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack } => {
+                        Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack }
+                    }
+                    _ => Event::Mark { ts: 0, label: b"cold" },
+                })
+            }),
+        )
+        .transpose()
+        .map(|r| r.map(|len| (got, len, window_state)));
+        (checked, windowed)
+    }
+
+    #[test]
+    fn window_and_checked_decoding_agree_on_any_bytes() {
+        let mut rng = crate::testing::XorShift::new(0x5eed);
+        let (mut hot, mut errors, mut long) = (0, 0, 0);
+        for round in 0..200_000u32 {
+            let mut state = DeltaState::new(rng.next_u64() >> rng.below(64));
+            state.prev_addr = rng.next_u64() >> rng.below(64);
+            state.prev_stack = (rng.next_u64() >> rng.below(64)) as u32;
+            for slot in 0..RECENT_SLOTS {
+                // Some slots empty (0), as at the start of a chunk.
+                state.recent[slot] = if rng.below(4) == 0 { 0 } else { rng.next_u64() };
+                state.freed[slot] = if rng.below(4) == 0 { 0 } else { rng.next_u64() };
+            }
+            state.recent_next = rng.below(RECENT_SLOTS as u64) as u8;
+            state.freed_next = rng.below(RECENT_SLOTS as u64) as u8;
+            let mut bytes = [0u8; varint::WINDOW_LEN];
+            for b in bytes.iter_mut() {
+                // Bytes with the continuation bit often, so long and overlong varints come up.
+                *b = match rng.below(4) {
+                    0 => 0xff,
+                    1 => rng.next_u64() as u8 | 0x80,
+                    _ => rng.next_u64() as u8,
+                };
+            }
+            if round % 2 == 0 {
+                // Mostly short fields, as real events have.
+                for b in bytes.iter_mut().skip(1) {
+                    if rng.below(3) != 0 {
+                        *b &= 0x7f;
+                    }
+                }
+            }
+            let (checked, windowed) = both_ways(&state, &bytes);
+            let Some(windowed) = windowed else {
+                assert!(!is_hot(bytes[0]));
+                continue;
+            };
+            hot += 1;
+            errors += u32::from(checked.is_err());
+            long += u32::from(checked.as_ref().is_ok_and(|(_, len, _)| *len > 20));
+            assert_eq!(checked, windowed, "tag {:#04x}, bytes {bytes:02x?}", bytes[0]);
+        }
+        // Both outcomes came up often, and events with long fields too.
+        assert!(
+            hot > 100_000 && errors > 10_000 && hot - errors > 10_000 && long > 1_000,
+            "{hot} {errors} {long}"
+        );
     }
 
     #[test]

@@ -5,11 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::codec::{DeltaState, decode_event, decode_with};
+use crate::codec::{Deliver, DeltaState, decode_event, decode_hot_in_window, decode_with};
 use crate::error::{DecodeError, ReadError};
 use crate::event::Event;
 use crate::layout::{self, CHUNK_HEADER_LEN, HEADER_LEN};
 use crate::metadata::TraceMetadata;
+use crate::varint::WINDOW_LEN;
 
 /// The file header's fields, as read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,6 +73,21 @@ impl Backing {
             Backing::Bytes(b) => b,
         }
     }
+}
+
+/// Receives the events of a chunk from [`TraceReader::decode_into`]: allocations, frees and
+/// reallocs (the events of every allocator call) field by field, as [`Event::Alloc`],
+/// [`Event::Free`] and [`Event::Realloc`] hold them, and every other event whole. Readers that
+/// go through every event of many chunks implement it with inlined methods.
+pub trait EventSink<'a> {
+    /// An [`Event::Alloc`].
+    fn alloc(&mut self, ts: u64, addr: u64, size: u64, align: u64, stack: u32);
+    /// An [`Event::Free`].
+    fn free(&mut self, ts: u64, addr: u64);
+    /// An [`Event::Realloc`].
+    fn realloc(&mut self, ts_free: u64, ts: u64, old_addr: u64, new_addr: u64, size: u64, stack: u32);
+    /// Any other event.
+    fn other(&mut self, event: Event<'a>);
 }
 
 /// An open trace. See the module docs.
@@ -256,13 +272,32 @@ impl TraceReader {
     pub fn for_each_event<'a>(
         &'a self,
         chunk: &ChunkInfo,
-        mut f: impl FnMut(Event<'a>),
+        f: impl FnMut(Event<'a>),
+    ) -> Result<(), DecodeError> {
+        self.decode_into(chunk, &mut Deliver(f))
+    }
+
+    /// [`TraceReader::for_each_event`], handing allocations, frees and reallocs to `sink` field by
+    /// field (no [`Event`] is made for them) and every other event whole.
+    #[inline]
+    pub fn decode_into<'a>(
+        &'a self,
+        chunk: &ChunkInfo,
+        sink: &mut impl EventSink<'a>,
     ) -> Result<(), DecodeError> {
         let body = self.body(chunk);
         let mut state = DeltaState::new(chunk.base_timestamp);
         let mut pos = 0;
         while pos < body.len() {
-            decode_with(&mut state, body, &mut pos, &mut f)?;
+            // While a whole hot event surely fits in what is left, it is read from a window of
+            // fixed length, without checks against the body's end.
+            if let Some(window) = body.get(pos..).and_then(|rest| rest.first_chunk::<WINDOW_LEN>())
+                && let Some(len) = decode_hot_in_window(&mut state, window, sink)?
+            {
+                pos += len;
+                continue;
+            }
+            decode_with(&mut state, body, &mut pos, sink)?;
         }
         Ok(())
     }

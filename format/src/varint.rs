@@ -33,33 +33,73 @@ pub fn put(out: &mut [u8], pos: &mut usize, mut value: u64) -> Option<()> {
 /// Reads a varint at `input[*pos..]`; `None` on truncation or an encoding longer than a `u64`.
 #[inline(always)]
 pub fn get(input: &[u8], pos: &mut usize) -> Option<u64> {
-    // Fast path: an encoding of at most 8 bytes with 8 bytes readable, decoded from one word
-    // without a loop (longer than two bytes: the 7-bit groups are gathered pairwise, then in
-    // fours, then in eights).
     let start = *pos;
-    if let Some(&bytes) = input.get(start..).and_then(|rest| rest.first_chunk::<8>()) {
-        let word = u64::from_le_bytes(bytes);
-        // One and two bytes, the usual lengths, without the gathering steps and without a
-        // branch on which of the two it is: which one comes next is as good as random (sizes,
-        // time and address deltas on either side of 128), and a mispredicted branch costs more
-        // than decoding both ways.
-        if word & 0x8080 != 0x8080 {
-            let second = (word >> 7) & 1;
-            *pos = start + 1 + second as usize;
-            return Some((word & 0x7f) | ((word >> 1) & 0x3f80 & second.wrapping_neg()));
-        }
-        let stops = !word & 0x8080_8080_8080_8080;
-        if stops != 0 {
-            // The lowest stop bit ends the encoding: keep the bytes up to it.
-            let kept = word & (stops ^ (stops - 1)) & 0x7f7f_7f7f_7f7f_7f7f;
-            let x = ((kept & 0x7f00_7f00_7f00_7f00) >> 1) | (kept & 0x007f_007f_007f_007f);
-            let x = ((x & 0x3fff_0000_3fff_0000) >> 2) | (x & 0x0000_3fff_0000_3fff);
-            let x = ((x & 0x0fff_ffff_0000_0000) >> 4) | (x & 0x0000_0000_0fff_ffff);
-            *pos = start + (stops.trailing_zeros() / 8) as usize + 1;
-            return Some(x);
-        }
+    if let Some(&bytes) = input.get(start..).and_then(|rest| rest.first_chunk::<8>())
+        && let Some((value, len)) = from_word(u64::from_le_bytes(bytes))
+    {
+        *pos = start + len;
+        return Some(value);
     }
     get_slow(input, pos)
+}
+
+/// Bytes a [`Window`] holds: [`WINDOW_REACH`] bytes in which its reads start, and room for a
+/// whole varint after the last of them.
+pub const WINDOW_LEN: usize = WINDOW_REACH + 8;
+/// Positions a [`Window`] reads from lie below this (a power of two).
+pub const WINDOW_REACH: usize = 64;
+
+/// A fixed number of bytes of the input, read without checks against the input's end: an
+/// event's decoder reads from one when the event is known to lie within its first
+/// [`WINDOW_REACH`] bytes (the hot events are at most that long).
+pub type Window = [u8; WINDOW_LEN];
+
+/// [`get`] within a window, for decoders that defer errors: an encoding longer than a `u64`
+/// sets `bad` (and reads as 0). The position is taken modulo [`WINDOW_REACH`] (callers read no
+/// further), so no read can leave the window and none needs a bounds check.
+#[inline(always)]
+pub fn get_in_window(window: &Window, pos: &mut usize, bad: &mut bool) -> u64 {
+    let start = *pos & (WINDOW_REACH - 1);
+    let Some(&bytes) = window[start..].first_chunk::<8>() else {
+        *bad = true;
+        return 0;
+    };
+    let word = u64::from_le_bytes(bytes);
+    if let Some((value, len)) = from_word(word) {
+        *pos = start + len;
+        return value;
+    }
+    // Nine or ten bytes: within the window too, since a read starts at most 64 bytes in.
+    let mut at = start;
+    let value = get_slow(window, &mut at);
+    *pos = at;
+    *bad |= value.is_none();
+    value.unwrap_or(0)
+}
+
+/// The varint at the start of `word` (8 input bytes, little-endian) and its length, if it is at
+/// most 8 bytes long; decoded without a loop (longer than two bytes: the 7-bit groups are
+/// gathered pairwise, then in fours, then in eights).
+#[inline(always)]
+fn from_word(word: u64) -> Option<(u64, usize)> {
+    // One and two bytes, the usual lengths, without the gathering steps and without a branch
+    // on which of the two it is: which one comes next is as good as random (sizes, time and
+    // address deltas on either side of 128), and a mispredicted branch costs more than
+    // decoding both ways.
+    if word & 0x8080 != 0x8080 {
+        let second = (word >> 7) & 1;
+        return Some(((word & 0x7f) | ((word >> 1) & 0x3f80 & second.wrapping_neg()), 1 + second as usize));
+    }
+    let stops = !word & 0x8080_8080_8080_8080;
+    if stops == 0 {
+        return None;
+    }
+    // The lowest stop bit ends the encoding: keep the bytes up to it.
+    let kept = word & (stops ^ (stops - 1)) & 0x7f7f_7f7f_7f7f_7f7f;
+    let x = ((kept & 0x7f00_7f00_7f00_7f00) >> 1) | (kept & 0x007f_007f_007f_007f);
+    let x = ((x & 0x3fff_0000_3fff_0000) >> 2) | (x & 0x0000_3fff_0000_3fff);
+    let x = ((x & 0x0fff_ffff_0000_0000) >> 4) | (x & 0x0000_0000_0fff_ffff);
+    Some((x, (stops.trailing_zeros() / 8) as usize + 1))
 }
 
 /// [`get`] byte by byte: near the end of the input and for encodings longer than 8 bytes.

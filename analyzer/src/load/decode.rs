@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use leakview_format::{ChunkInfo, Event, TraceReader};
+use leakview_format::{ChunkInfo, Event, EventSink, TraceReader};
 
 use super::reorder::SiteThreads;
 use super::scan::ChunkScan;
@@ -87,11 +87,19 @@ impl BigSizes {
     }
 
     /// The size of the allocation `record`.
+    #[inline(always)]
     pub fn size_of(&self, record: &Record) -> u64 {
         let s = record.size32();
         if !is_big(s) {
             return u64::from(s);
         }
+        self.big_size_of(record)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn big_size_of(&self, record: &Record) -> u64 {
+        let s = record.size32();
         let g = match self.map.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -256,30 +264,93 @@ fn site_slot(key: u64) -> usize {
 /// The allocations of a chunk whose site was not in the cache: (record position, stack).
 type Pending = Vec<(u32, u32)>;
 
-/// Appends the allocation `(ts, addr, size, stack)`, with its site if the cache knows it.
-#[inline(always)]
-fn push_alloc(
-    records: &mut Vec<Record>,
-    big: &mut Vec<((u64, u64), u64)>,
-    cache: &[(u64, u32)],
+/// What decoding a chunk gathers: its allocation and free records (each allocation with its
+/// site if the worker's cache knows it, else noted in `pending`), big sizes, counts and time
+/// span, and the scan of its other events.
+struct ChunkSink<'c> {
+    records: Vec<Record>,
+    big: Vec<((u64, u64), u64)>,
+    cache: &'c [(u64, u32)],
     thread: u32,
-    pending: &mut Pending,
-    a: (u64, u64, u64, u32),
-) {
-    let (ts, addr, size, stack) = a;
-    let s = size32(size);
-    if is_big(s) {
-        big.push(((ts, addr), size));
-    }
-    let key = site_key(thread, stack);
-    let site = match cache.get(site_slot(key)) {
-        Some(&(k, site)) if k == key => site,
-        _ => {
-            pending.push((records.len() as u32, stack));
-            0
+    pending: Pending,
+    scan: ChunkScan,
+    allocs: u64,
+    frees: u64,
+    reallocs: u64,
+    /// Allocation records.
+    blocks: u64,
+    /// The earliest and latest time of the events that made no record.
+    lo: u64,
+    hi: u64,
+}
+
+impl ChunkSink<'_> {
+    /// Appends the allocation `(ts, addr, size, stack)` of a non-zero address.
+    #[inline(always)]
+    fn push_alloc(&mut self, ts: u64, addr: u64, size: u64, stack: u32) {
+        self.blocks += 1;
+        let s = size32(size);
+        if is_big(s) {
+            self.big.push(((ts, addr), size));
         }
-    };
-    records.push(Record::alloc(ts, addr, s, site));
+        let key = site_key(self.thread, stack);
+        let site = match self.cache.get(site_slot(key)) {
+            Some(&(k, site)) if k == key => site,
+            _ => {
+                self.pending.push((self.records.len() as u32, stack));
+                0
+            }
+        };
+        self.records.push(Record::alloc(ts, addr, s, site));
+    }
+
+    /// Takes note of the time of an event of a zero address (which makes no record: the times
+    /// of records are taken from them at the end).
+    #[inline(always)]
+    fn saw(&mut self, ts: u64) {
+        (self.lo, self.hi) = (self.lo.min(ts), self.hi.max(ts));
+    }
+}
+
+impl<'a> EventSink<'a> for ChunkSink<'_> {
+    #[inline(always)]
+    fn alloc(&mut self, ts: u64, addr: u64, size: u64, _align: u64, stack: u32) {
+        self.allocs += 1;
+        if addr != 0 {
+            self.push_alloc(ts, addr, size, stack);
+        } else {
+            self.saw(ts);
+        }
+    }
+
+    #[inline(always)]
+    fn free(&mut self, ts: u64, addr: u64) {
+        self.frees += 1;
+        if addr != 0 {
+            self.records.push(Record::free(ts, addr, self.thread));
+        } else {
+            self.saw(ts);
+        }
+    }
+
+    #[inline(always)]
+    fn realloc(&mut self, ts_free: u64, ts: u64, old_addr: u64, new_addr: u64, size: u64, stack: u32) {
+        self.reallocs += 1;
+        if old_addr != 0 {
+            self.records.push(Record::free(ts_free, old_addr, self.thread));
+        } else {
+            self.saw(ts_free);
+        }
+        if new_addr != 0 {
+            self.push_alloc(ts, new_addr, size, stack);
+        } else {
+            self.saw(ts);
+        }
+    }
+
+    fn other(&mut self, event: Event<'a>) {
+        self.scan.observe(&event);
+    }
 }
 
 /// Fills in the sites of `pending` allocations (interning their stacks under one lock) and
@@ -334,9 +405,7 @@ pub(crate) fn decode_chunk(
     spec: &DecodeSpec,
     shared: &DecodeShared<'_>,
 ) -> DecodedChunk {
-    let mut records: Vec<Record> = shared.pool.take(spec.expected);
-    let mut scan = ChunkScan::default();
-    let mut big: Vec<((u64, u64), u64)> = Vec::new();
+    let records: Vec<Record> = shared.pool.take(spec.expected);
     let mut cache = SITE_CACHE.with(|c| std::mem::take(&mut c.borrow_mut().slots));
     let owner = SITE_CACHE.with(|c| c.borrow().owner);
     if owner != shared.interner.id || cache.len() != SITE_CACHE_SLOTS {
@@ -344,41 +413,44 @@ pub(crate) fn decode_chunk(
         cache.resize(SITE_CACHE_SLOTS, (u64::MAX, 0));
     }
     let thread = spec.thread;
-    let mut pending: Pending = Vec::new();
-    // Allocations and frees are counted here; everything else goes to the scan.
-    let (mut allocs, mut frees, mut reallocs) = (0u64, 0u64, 0u64);
-    // Allocation records.
-    let mut blocks = 0u64;
-    let (mut lo, mut hi) = (u64::MAX, 0u64);
-    let decoded = reader.for_each_event(chunk, |event| match event {
-        Event::Alloc { ts, addr, size, stack, .. } => {
-            allocs += 1;
-            (lo, hi) = (lo.min(ts), hi.max(ts));
-            if addr != 0 {
-                blocks += 1;
-                push_alloc(&mut records, &mut big, &cache, thread, &mut pending, (ts, addr, size, stack));
-            }
-        }
-        Event::Free { ts, addr } => {
-            frees += 1;
-            (lo, hi) = (lo.min(ts), hi.max(ts));
-            if addr != 0 {
-                records.push(Record::free(ts, addr, thread));
-            }
-        }
-        Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack } => {
-            reallocs += 1;
-            (lo, hi) = (lo.min(ts_free).min(ts), hi.max(ts_free).max(ts));
-            if old_addr != 0 {
-                records.push(Record::free(ts_free, old_addr, thread));
-            }
-            if new_addr != 0 {
-                blocks += 1;
-                push_alloc(&mut records, &mut big, &cache, thread, &mut pending, (ts, new_addr, size, stack));
-            }
-        }
-        other => scan.observe(&other),
-    });
+    let mut sink = ChunkSink {
+        records,
+        big: Vec::new(),
+        cache: &cache,
+        thread,
+        pending: Vec::new(),
+        scan: ChunkScan::default(),
+        allocs: 0,
+        frees: 0,
+        reallocs: 0,
+        blocks: 0,
+        lo: u64::MAX,
+        hi: 0,
+    };
+    let decoded = reader.decode_into(chunk, &mut sink);
+    let ChunkSink {
+        mut records,
+        big,
+        pending,
+        mut scan,
+        allocs,
+        frees,
+        reallocs,
+        blocks,
+        mut lo,
+        mut hi,
+        ..
+    } = sink;
+    resolve_pending(&mut records, &pending, thread, shared.interner, &mut cache);
+    SITE_CACHE.with(|c| *c.borrow_mut() = SiteCache { owner: shared.interner.id, slots: cache });
+    if records.windows(2).any(|w| w[1].ts < w[0].ts) {
+        // Only a damaged chunk gets here: put its records in time order (stably, so events of
+        // one moment keep their order).
+        records.sort_by_key(|r| r.ts);
+    }
+    if let (Some(first), Some(last)) = (records.first(), records.last()) {
+        (lo, hi) = (lo.min(first.ts), hi.max(last.ts));
+    }
     scan.undecodable = decoded.is_err();
     scan.counts.alloc += allocs;
     scan.counts.free += frees;
@@ -389,17 +461,10 @@ pub(crate) fn decode_chunk(
         scan.min_ts = Some(scan.min_ts.map_or(lo, |m| m.min(lo)));
         scan.max_ts = Some(scan.max_ts.map_or(hi, |m| m.max(hi)));
     }
-    resolve_pending(&mut records, &pending, thread, shared.interner, &mut cache);
-    SITE_CACHE.with(|c| *c.borrow_mut() = SiteCache { owner: shared.interner.id, slots: cache });
     let in_range = match (scan.min_ts, scan.max_ts) {
         (Some(lo), Some(hi)) => spec.times.contains(&lo) && spec.times.contains(&hi),
         _ => true,
     };
-    if records.windows(2).any(|w| w[1].ts < w[0].ts) {
-        // Only a damaged chunk gets here: put its records in time order (stably, so events of
-        // one moment keep their order).
-        records.sort_by_key(|r| r.ts);
-    }
     shared.big_sizes.add(big);
     DecodedChunk { records, scan, in_range }
 }

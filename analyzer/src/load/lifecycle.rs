@@ -73,8 +73,6 @@ pub(crate) struct Lifecycle {
     stored: u32,
     bytes: u64,
     blocks: u64,
-    /// Allocations and matched frees since the last moment ended.
-    step_events: u64,
     /// Id ranges of blocks with equal allocation time and address.
     pub tie_runs: Vec<Range<u32>>,
     /// Scratch for ties: one address's allocations opened, allocations that came and went (size,
@@ -92,11 +90,12 @@ impl Lifecycle {
     pub fn new(
         origin: u64,
         store: LifetimeStore,
-        index: IndexBuilder,
+        mut index: IndexBuilder,
         live_hint: usize,
         skew_window: u64,
     ) -> Self {
         let stored = store.len() as u32;
+        index.count_from(u64::from(stored));
         Lifecycle {
             origin,
             store,
@@ -110,7 +109,6 @@ impl Lifecycle {
             stored,
             bytes: 0,
             blocks: 0,
-            step_events: 0,
             tie_runs: Vec::new(),
             tie_allocs: Vec::new(),
             tie_came_and_went: Vec::new(),
@@ -135,7 +133,6 @@ impl Lifecycle {
         self.bytes += size;
         self.blocks += 1;
         self.bytes_allocated += size;
-        self.step_events += 1;
         id
     }
 
@@ -148,7 +145,6 @@ impl Lifecycle {
         self.bytes = self.bytes.saturating_sub(size);
         self.blocks = self.blocks.saturating_sub(1);
         self.matched += 1;
-        self.step_events += 1;
     }
 
     /// An allocation at `ts` that no other event shares its moment with.
@@ -277,8 +273,19 @@ impl Lifecycle {
     #[inline]
     pub fn end_moment(&mut self, ts: u64) {
         let t = self.rel(ts);
-        self.index.step(t, self.bytes, self.blocks, self.stored, self.step_events);
-        self.step_events = 0;
+        // Allocations and matched frees applied so far: every open stores a block, every close
+        // matches a free.
+        let applied = u64::from(self.stored) + self.matched;
+        self.index.step(t, self.bytes, self.blocks, self.stored, applied);
+    }
+
+    /// [`Lifecycle::end_moment`] of a moment `ts` whose only event was a free (which never adds
+    /// live bytes).
+    #[inline]
+    pub fn end_moment_of_free(&mut self, ts: u64) {
+        let t = self.rel(ts);
+        let applied = u64::from(self.stored) + self.matched;
+        self.index.step_down(t, self.bytes, self.blocks, self.stored, applied);
     }
 
     /// Brings what the events of `records` will touch into the cache ahead of them: the address

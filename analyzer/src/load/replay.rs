@@ -222,15 +222,17 @@ fn replay_window(
                 prefetched = (i + PREFETCH).min(part.len());
                 life.prefetch(&part[i..prefetched]);
             }
-            let next_ts = match part.get(i + 1) {
-                Some(next) => Some(next.ts),
-                None => window[k + 1..].iter().find_map(|p| p.first()).map(|next| next.ts),
+            let tied = match part.get(i + 1) {
+                Some(next) => next.ts == r.ts,
+                None => window[k + 1..].iter().find_map(|p| p.first()).is_some_and(|next| next.ts == r.ts),
             };
-            if next_ts != Some(r.ts) {
+            if !tied {
                 if r.is_free() {
                     life.free(r.ts, r.addr, r.thread(), sites);
+                    life.end_moment_of_free(r.ts);
                 } else {
                     life.alloc(r.ts, r.addr, big_sizes.size_of(&r), r.site(), sites);
+                    life.end_moment(r.ts);
                 }
                 i += 1;
             } else {
@@ -248,9 +250,7 @@ fn replay_window(
                     continue 'parts;
                 }
                 i = ti;
-                continue;
             }
-            life.end_moment(r.ts);
         }
         (k, i) = (k + 1, 0);
     }
