@@ -201,6 +201,13 @@ impl StackBounds {
         self.low + self.last + 8
     }
 
+    /// Whether `sp` is 8-aligned and inside the bounds, its top included: a frame there has
+    /// every word from `sp` up to the top inside them.
+    #[inline(always)]
+    pub fn holds_sp(self, sp: u64) -> bool {
+        sp.wrapping_sub(self.low) <= self.last + 8 && sp & 7 == 0
+    }
+
     /// Whether the word at `address` is 8-aligned and inside the bounds.
     #[inline(always)]
     pub fn contains(self, address: u64) -> bool {
