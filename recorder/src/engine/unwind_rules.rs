@@ -218,6 +218,46 @@ pub(crate) fn apply(rule: Rule, sp: u64, bp: u64, read: impl Fn(u64) -> Option<u
     (ra != 0).then_some((ra, new_sp, new_bp))
 }
 
+/// [`apply`] for an entry whose rule the walk applies inline (`SLOW` clear), out of the frame
+/// at (`sp`, `bp`). The caller it gives has its sp 8-aligned and inside the bounds.
+///
+/// # Safety
+/// `sp` must be 8-aligned and inside `bounds` ([`StackBounds::holds_sp`]); `entry.word` must
+/// have `SLOW` clear.
+#[inline(always)]
+unsafe fn step_inline(entry: Entry, sp: u64, bp: u64, bounds: StackBounds) -> Option<Caller> {
+    let (new_sp, new_bp, ra) = if entry.word == 0 {
+        // The frame-pointer rule (bp + 16 > sp: bp + 8 is inside the bounds, so is its sp).
+        if bp == 0 {
+            return None;
+        }
+        let new_bp = bounds.read(bp)?;
+        let new_sp = bp.wrapping_add(16);
+        if new_sp <= sp {
+            return None;
+        }
+        (new_sp, new_bp, bounds.read(bp.wrapping_add(8))?)
+    } else {
+        // An sp rule: its offset is a positive multiple of 8, its bp slot one from 0 to
+        // offset - 8 (see `Entry::new`).
+        let offset = u64::from(entry.word);
+        if offset > bounds.high() - sp {
+            return None;
+        }
+        let new_sp = sp + offset;
+        let new_bp = if entry.slot >= 0 {
+            // SAFETY: sp + slot lies in [sp, new_sp - 8], inside the bounds (sp is, by the
+            // caller's promise, and new_sp is at most their top), and is 8-aligned.
+            unsafe { std::ptr::read_volatile((sp + entry.slot as u64) as *const u64) }
+        } else {
+            bp
+        };
+        // SAFETY: new_sp - 8 lies in [sp, high - 8] and is 8-aligned, as above.
+        (new_sp, new_bp, unsafe { std::ptr::read_volatile((new_sp - 8) as *const u64) })
+    };
+    (ra != 0).then_some((ra, new_sp, new_bp))
+}
+
 /// One framehop step out of the frame at (`sp`, `bp`) whose code address is `address`.
 #[inline(never)]
 pub fn framehop_step<F: FnMut(u64) -> Result<u64, ()>>(
@@ -368,10 +408,14 @@ impl UnwindRules {
     ) -> Option<Caller> {
         let key = ip | INNERMOST;
         let entry = self.entries[slot(key)];
-        if entry.key == key
-            && let Some(rule) = entry.rule()
-        {
-            return apply(rule, sp, bp, |a| bounds.read(a));
+        if entry.key == key {
+            if entry.word & SLOW == 0 && bounds.holds_sp(sp) {
+                // SAFETY: just checked.
+                return unsafe { step_inline(entry, sp, bp, bounds) };
+            }
+            if let Some(rule) = entry.rule() {
+                return apply(rule, sp, bp, |a| bounds.read(a));
+            }
         }
         self.learn(snapshot, cache, key, FrameAddress::from_instruction_pointer(ip), (sp, bp), bounds, false)
     }
@@ -573,36 +617,8 @@ impl UnwindRules {
         if entry.key != ra || entry.word & SLOW != 0 {
             return None;
         }
-        let (new_sp, new_bp, ra) = if entry.word == 0 {
-            // The frame-pointer rule (bp + 16 > sp: bp + 8 is inside the bounds, so is its sp).
-            if bp == 0 {
-                return None;
-            }
-            let new_bp = bounds.read(bp)?;
-            let new_sp = bp.wrapping_add(16);
-            if new_sp <= sp {
-                return None;
-            }
-            (new_sp, new_bp, bounds.read(bp.wrapping_add(8))?)
-        } else {
-            // An sp rule: its offset is a positive multiple of 8, its bp slot one from 0 to
-            // offset - 8 (see `Entry::new`).
-            let offset = u64::from(entry.word);
-            if offset > bounds.high() - sp {
-                return None;
-            }
-            let new_sp = sp + offset;
-            let new_bp = if entry.slot >= 0 {
-                // SAFETY: sp + slot lies in [sp, new_sp - 8], inside the bounds (sp is, by the
-                // caller's promise, and new_sp is at most their top), and is 8-aligned.
-                unsafe { std::ptr::read_volatile((sp + entry.slot as u64) as *const u64) }
-            } else {
-                bp
-            };
-            // SAFETY: new_sp - 8 lies in [sp, high - 8] and is 8-aligned, as above.
-            (new_sp, new_bp, unsafe { std::ptr::read_volatile((new_sp - 8) as *const u64) })
-        };
-        (ra != 0).then_some((ra, new_sp, new_bp))
+        // SAFETY: the caller's promise, and the entry's rule is one the walk applies inline.
+        unsafe { step_inline(entry, sp, bp, bounds) }
     }
 
     /// Entries with a learned rule, and entries left to framehop.
