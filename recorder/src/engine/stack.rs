@@ -505,11 +505,18 @@ impl CaptureState {
     /// Turns the last walk into a node of the trie: found in the stack cache, or interned from
     /// the root with `intern(parent, ip)` (which finds or creates the node in the trie).
     /// Returns 0 for an empty stack; if interning fails, the node of the frames interned so far.
+    #[inline(always)]
     pub fn commit(&mut self, intern: impl FnMut(u32, u64) -> Option<u32>) -> u32 {
         // (`found` stays until the next walk: `count_check` counts the checks of kept stacks.)
         if let Some(node) = self.found {
             return node;
         }
+        self.commit_walked(intern)
+    }
+
+    /// [`CaptureState::commit`] of a walk that found no kept stack.
+    #[inline(never)]
+    fn commit_walked(&mut self, intern: impl FnMut(u32, u64) -> Option<u32>) -> u32 {
         let (node, seen_before) = self.intern_walk(intern);
         #[cfg(target_arch = "x86_64")]
         if seen_before {
