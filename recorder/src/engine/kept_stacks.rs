@@ -354,7 +354,8 @@ impl KeptStacks {
                 u64::from(self.clock.wrapping_sub(kept.used_at))
             }
         };
-        let way = (0..WAYS).max_by_key(|&w| age(w)).unwrap_or(0);
+        // (Of equals, the first way: a set's stacks fill it in the order `find` looks.)
+        let way = (0..WAYS).rev().max_by_key(|&w| age(w)).unwrap_or(0);
         let victim = &self.sets[set][way];
         if filing.link == 0 && victim.epoch == epoch && victim.ra == ra && victim.sp == sp {
             // Stacks of one innermost frame crowd each other out: file them by link from now.
