@@ -306,6 +306,12 @@ impl CaptureState {
         }
     }
 
+    /// The node of the kept stack the last walk found, if it found one.
+    #[inline(always)]
+    pub fn found(&self) -> Option<u32> {
+        self.found
+    }
+
     /// Forgets the stacks the thread interned (their node ids belong to another trie).
     pub fn forget(&mut self) {
         self.stacks.forget();
