@@ -277,7 +277,10 @@ impl KeptStacks {
                 if self.ring.age(kept.start) > REFRESH_AGE {
                     self.refresh(set, way);
                 }
-                self.credit[set] = self.credit[set].saturating_add(4).min(MAX_CREDIT);
+                let credit = &mut self.credit[set];
+                if *credit < MAX_CREDIT {
+                    *credit = credit.saturating_add(4).min(MAX_CREDIT);
+                }
                 return Some(found);
             }
         }
