@@ -354,7 +354,7 @@ impl KeptStacks {
         let count = &mut self.missed_again[set];
         *count = count.saturating_add(1);
         if *count >= LINK_AFTER_MISSES {
-            self.linked[set] = true;
+            self.link(set);
         }
     }
 
@@ -416,7 +416,7 @@ impl KeptStacks {
         let victim = &self.sets[set][way];
         if filing.link == 0 && victim.epoch == epoch && victim.ra == ra && victim.sp == sp {
             // Stacks of one innermost frame crowd each other out: file them by link from now.
-            self.linked[set] = true;
+            self.link(set);
         }
         self.clock = self.clock.wrapping_add(1);
         self.sets[set][way] = Kept {
@@ -433,6 +433,17 @@ impl KeptStacks {
             lowest,
             highest,
         };
+    }
+
+    /// Files the stacks of the innermost frames whose set without link is `set` by link from
+    /// now. The set's credit starts again: those frames' stacks, crowding each other out, spent
+    /// it, and stacks filed by link may share the set.
+    #[cold]
+    fn link(&mut self, set: usize) {
+        if !self.linked[set] {
+            self.linked[set] = true;
+            self.credit[set] = 0;
+        }
     }
 
     /// Writes the checks of the stack in `way` of `set` again at the ring's head: a stack that
