@@ -220,36 +220,47 @@ unsafe fn checks_hold(sp: u64, offsets: &[i16], values: &[u64]) -> bool {
     let count = offsets.len().min(values.len());
     #[cfg(target_arch = "x86_64")]
     {
-        // Two checks a round, indexed from the runs' ends up to 0 (one add and branch a round;
-        // LLVM's own loop takes seven instructions a check). A check that differs leaves the
-        // index below 0.
+        // Four checks a round, indexed from the runs' ends up to 0 (one add and branch a round;
+        // LLVM's own loop takes seven instructions a check), after single ones until a multiple
+        // of four is left. A check that differs leaves the index below 0.
         let mut i = -(count as isize);
         // SAFETY: every index read is in [-count, 0): inside both runs, read from their ends;
         // the stack words read are readable by the caller's promise. Memory is only read.
         unsafe {
             std::arch::asm!(
-                "test {i}, {i}",
+                // Single checks until a multiple of four is left.
+                "2:",
+                "test {i}, 3",
                 "jz 3f",
-                "test {i}, 1",
-                "jz 2f",
                 "movsx {a}, word ptr [{t} + {i} * 2]",
                 "mov {a}, qword ptr [{sp} + {a} * 8]",
                 "cmp {a}, qword ptr [{v} + {i} * 8]",
-                "jne 3f",
+                "jne 4f",
                 "inc {i}",
-                "jz 3f",
-                "2:",
+                "jmp 2b",
+                "3:",
+                "test {i}, {i}",
+                "jz 4f",
+                "5:",
                 "movsx {a}, word ptr [{t} + {i} * 2]",
                 "movsx {b}, word ptr [{t} + {i} * 2 + 2]",
                 "mov {a}, qword ptr [{sp} + {a} * 8]",
                 "mov {b}, qword ptr [{sp} + {b} * 8]",
                 "cmp {a}, qword ptr [{v} + {i} * 8]",
-                "jne 3f",
+                "jne 4f",
                 "cmp {b}, qword ptr [{v} + {i} * 8 + 8]",
-                "jne 3f",
-                "add {i}, 2",
-                "jnz 2b",
-                "3:",
+                "jne 4f",
+                "movsx {a}, word ptr [{t} + {i} * 2 + 4]",
+                "movsx {b}, word ptr [{t} + {i} * 2 + 6]",
+                "mov {a}, qword ptr [{sp} + {a} * 8]",
+                "mov {b}, qword ptr [{sp} + {b} * 8]",
+                "cmp {a}, qword ptr [{v} + {i} * 8 + 16]",
+                "jne 4f",
+                "cmp {b}, qword ptr [{v} + {i} * 8 + 24]",
+                "jne 4f",
+                "add {i}, 4",
+                "jnz 5b",
+                "4:",
                 i = inout(reg) i,
                 a = out(reg) _,
                 b = out(reg) _,
