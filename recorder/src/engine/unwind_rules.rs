@@ -540,6 +540,23 @@ impl UnwindRules {
         let last = ips.len().checked_sub(1)?;
         for i in 0..last {
             let (sp, bp) = (*sps.get(i)?, *bps.get(i)?);
+            let entry = self.entries[slot(ips[i])];
+            if entry.key == ips[i] && entry.word & SLOW == 0 && bounds.holds_sp(sp) {
+                // The rules the walk applies inline, as it applies them.
+                // SAFETY: just checked.
+                let (ra, new_sp, new_bp) = unsafe { step_inline(entry, sp, bp, bounds) }?;
+                if ra != ips[i + 1] {
+                    return None;
+                }
+                let (bp_at, uses_bp) = match entry.word {
+                    0 => (Some(bp), true),
+                    _ => ((entry.slot >= 0).then(|| sp + entry.slot as u64), false),
+                };
+                *sps.get_mut(i + 1)? = new_sp;
+                *bps.get_mut(i + 1)? = new_bp;
+                *reads.get_mut(i)? = Reads { new_sp, ra_at: new_sp - 8, bp_at, uses_bp };
+                continue;
+            }
             let rule = self.rule_of(ips[i])?;
             if rule == Rule::FramePointer && bp == 0 {
                 return None;
