@@ -318,7 +318,8 @@ impl KeptStacks {
             {
                 continue;
             }
-            let count = usize::from(kept.count).min(MAX_CHECKS);
+            // (At most MAX_CHECKS: `keep` keeps no more.)
+            let count = usize::from(kept.count);
             // Of a past epoch, or its checks overwritten since: stale.
             let Some((values, offsets)) = self.ring.run(kept.epoch, kept.start, count) else {
                 continue;
