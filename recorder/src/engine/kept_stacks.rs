@@ -209,6 +209,79 @@ fn set_of(ra: u64, sp: u64, link: u64) -> usize {
     set_of_key(frame_key(ra, sp), link)
 }
 
+/// Whether every check holds: the stack word at `sp + 8 * offsets[i]` is `values[i]`, for each
+/// i (innermost first: the first that differs ends the comparison).
+///
+/// # Safety
+/// Each word is read: every such address must be 8-aligned and lie in the live part of this
+/// thread's stack. `offsets` and `values` are as long.
+#[inline(always)]
+unsafe fn checks_hold(sp: u64, offsets: &[i16], values: &[u64]) -> bool {
+    let count = offsets.len().min(values.len());
+    #[cfg(target_arch = "x86_64")]
+    {
+        // Four checks a round, indexed from the runs' ends up to 0 (one add and branch a round;
+        // LLVM's own loop takes seven instructions a check), after single ones until a multiple
+        // of four is left. A check that differs leaves the index below 0.
+        let mut i = -(count as isize);
+        // SAFETY: every index read is in [-count, 0): inside both runs, read from their ends;
+        // the stack words read are readable by the caller's promise. Memory is only read.
+        unsafe {
+            std::arch::asm!(
+                // Single checks until a multiple of four is left.
+                "2:",
+                "test {i}, 3",
+                "jz 3f",
+                "movsx {a}, word ptr [{t} + {i} * 2]",
+                "mov {a}, qword ptr [{sp} + {a} * 8]",
+                "cmp {a}, qword ptr [{v} + {i} * 8]",
+                "jne 4f",
+                "inc {i}",
+                "jmp 2b",
+                "3:",
+                "test {i}, {i}",
+                "jz 4f",
+                "5:",
+                "movsx {a}, word ptr [{t} + {i} * 2]",
+                "movsx {b}, word ptr [{t} + {i} * 2 + 2]",
+                "mov {a}, qword ptr [{sp} + {a} * 8]",
+                "mov {b}, qword ptr [{sp} + {b} * 8]",
+                "cmp {a}, qword ptr [{v} + {i} * 8]",
+                "jne 4f",
+                "cmp {b}, qword ptr [{v} + {i} * 8 + 8]",
+                "jne 4f",
+                "movsx {a}, word ptr [{t} + {i} * 2 + 4]",
+                "movsx {b}, word ptr [{t} + {i} * 2 + 6]",
+                "mov {a}, qword ptr [{sp} + {a} * 8]",
+                "mov {b}, qword ptr [{sp} + {b} * 8]",
+                "cmp {a}, qword ptr [{v} + {i} * 8 + 16]",
+                "jne 4f",
+                "cmp {b}, qword ptr [{v} + {i} * 8 + 24]",
+                "jne 4f",
+                "add {i}, 4",
+                "jnz 5b",
+                "4:",
+                i = inout(reg) i,
+                a = out(reg) _,
+                b = out(reg) _,
+                t = in(reg) offsets.as_ptr().add(count),
+                v = in(reg) values.as_ptr().add(count),
+                sp = in(reg) sp,
+                options(readonly, nostack),
+            );
+        }
+        i == 0
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        (0..count).all(|i| {
+            let address = sp.wrapping_add_signed(i64::from(offsets[i]) * 8);
+            // SAFETY: the caller's promise.
+            unsafe { std::ptr::read_volatile(address as *const u64) == values[i] }
+        })
+    }
+}
+
 impl KeptStacks {
     /// Whether stacks filed without link at `filing` are to be filed with one instead (see
     /// [`KeptStacks::missed_again`]).
@@ -245,7 +318,8 @@ impl KeptStacks {
             {
                 continue;
             }
-            let count = usize::from(kept.count).min(MAX_CHECKS);
+            // (At most MAX_CHECKS: `keep` keeps no more.)
+            let count = usize::from(kept.count);
             // Of a past epoch, or its checks overwritten since: stale.
             let Some((values, offsets)) = self.ring.run(kept.epoch, kept.start, count) else {
                 continue;
@@ -256,30 +330,25 @@ impl KeptStacks {
                 // A check that cannot be read fails.
                 continue;
             }
-            let mut i = 0;
-            while i < count {
-                let address = sp.wrapping_add_signed(i64::from(offsets[i]) * 8);
-                // SAFETY: `address` lies between the lowest and the highest check address,
-                // both inside the bounds (the live part of this thread's stack), and is
-                // 8-aligned: it was when the stack was kept, with the same sp (`keep` keeps
-                // only aligned checks).
-                let word = unsafe { std::ptr::read_volatile(address as *const u64) };
-                if word != values[i] {
-                    break;
-                }
-                i += 1;
+            // SAFETY: each check address lies between the lowest and the highest check address,
+            // both inside the bounds (the live part of this thread's stack), and is 8-aligned:
+            // it was when the stack was kept, with the same sp (`keep` keeps only aligned
+            // checks). The run's offsets and values are `count` long.
+            if !unsafe { checks_hold(sp, offsets, values) } {
+                continue;
             }
-            if i == count {
-                self.clock = self.clock.wrapping_add(1);
-                let kept = &mut self.sets[set][way];
-                kept.used_at = self.clock;
-                let found = kept.node;
-                if self.ring.age(kept.start) > REFRESH_AGE {
-                    self.refresh(set, way);
-                }
-                self.credit[set] = self.credit[set].saturating_add(4).min(MAX_CREDIT);
-                return Some(found);
+            self.clock = self.clock.wrapping_add(1);
+            let kept = &mut self.sets[set][way];
+            kept.used_at = self.clock;
+            let found = kept.node;
+            if self.ring.age(kept.start) > REFRESH_AGE {
+                self.refresh(set, way);
             }
+            let credit = &mut self.credit[set];
+            if *credit < MAX_CREDIT {
+                *credit = credit.saturating_add(4).min(MAX_CREDIT);
+            }
+            return Some(found);
         }
         self.credit[set] = self.credit[set].saturating_sub(1).max(-MAX_CREDIT);
         None
@@ -297,7 +366,7 @@ impl KeptStacks {
         let count = &mut self.missed_again[set];
         *count = count.saturating_add(1);
         if *count >= LINK_AFTER_MISSES {
-            self.linked[set] = true;
+            self.link(set);
         }
     }
 
@@ -354,11 +423,12 @@ impl KeptStacks {
                 u64::from(self.clock.wrapping_sub(kept.used_at))
             }
         };
-        let way = (0..WAYS).max_by_key(|&w| age(w)).unwrap_or(0);
+        // (Of equals, the first way: a set's stacks fill it in the order `find` looks.)
+        let way = (0..WAYS).rev().max_by_key(|&w| age(w)).unwrap_or(0);
         let victim = &self.sets[set][way];
         if filing.link == 0 && victim.epoch == epoch && victim.ra == ra && victim.sp == sp {
             // Stacks of one innermost frame crowd each other out: file them by link from now.
-            self.linked[set] = true;
+            self.link(set);
         }
         self.clock = self.clock.wrapping_add(1);
         self.sets[set][way] = Kept {
@@ -375,6 +445,17 @@ impl KeptStacks {
             lowest,
             highest,
         };
+    }
+
+    /// Files the stacks of the innermost frames whose set without link is `set` by link from
+    /// now. The set's credit starts again: those frames' stacks, crowding each other out, spent
+    /// it, and stacks filed by link may share the set.
+    #[cold]
+    fn link(&mut self, set: usize) {
+        if !self.linked[set] {
+            self.linked[set] = true;
+            self.credit[set] = 0;
+        }
     }
 
     /// Writes the checks of the stack in `way` of `set` again at the ring's head: a stack that
@@ -542,6 +623,25 @@ mod tests {
         keep(&mut kept, (0x1000, 0x7000, 0), 0, false, 1, 1, &Checks::new());
         kept.forget();
         assert!(!wants_link(&kept, 0x1000, 0x7000), "forgotten with the stacks");
+    }
+
+    #[test]
+    fn checks_hold_only_when_every_word_does() {
+        let words: Vec<u64> = (0..16u64).map(|i| 0x1000 + i * 7).collect();
+        let sp = words.as_ptr() as u64;
+        for count in 0..12usize {
+            // Checks of words out of order (offsets from sp, in words), as a walk's are.
+            let offsets: Vec<i16> = (0..count).map(|i| ((i * 5) % 16) as i16).collect();
+            let mut values: Vec<u64> = offsets.iter().map(|&o| words[o as usize]).collect();
+            // SAFETY: every offset is a word of `words`.
+            assert!(unsafe { checks_hold(sp, &offsets, &values) }, "{count} checks");
+            for wrong in 0..count {
+                values[wrong] ^= 1;
+                // SAFETY: as above.
+                assert!(!unsafe { checks_hold(sp, &offsets, &values) }, "{count} checks, {wrong} wrong");
+                values[wrong] ^= 1;
+            }
+        }
     }
 
     #[test]

@@ -6,8 +6,9 @@ use leakview_format::Event;
 use crate::engine::clock;
 use crate::engine::deferred::{self, DeferredEvent, DeferredKind};
 use crate::engine::modules;
+use crate::engine::modules::Snapshot;
 use crate::engine::session::{self, ALLOCATIONS_ENABLED, Profile, Session};
-use crate::engine::stack::{self, HookRegisters};
+use crate::engine::stack::{self, CaptureState, HookRegisters, Walk};
 use crate::engine::sys;
 use crate::engine::thread::{self, ThreadState};
 use crate::engine::trie::StackTable;
@@ -180,11 +181,13 @@ fn flush_deferred_now(session: &Session, state: &mut ThreadState) {
 }
 
 /// Captures the calling thread's stack (the frames above the hook's) and returns its node id.
+/// A kept stack found is taken here; everything else a walk may need, in `capture_walked`.
+#[inline(never)]
 fn capture(session: &Session, state: &mut ThreadState, hook: HookRegisters, ts: u64) -> u32 {
     if state.has_exited() {
         return 0;
     }
-    let Some(mut snapshot) = session.modules.snapshot() else { return 0 };
+    let Some(snapshot) = session.modules.snapshot() else { return 0 };
     let capture: *mut _ = match state.capture_mut(hook.sp) {
         Some(capture) => capture,
         None => return 0,
@@ -196,6 +199,28 @@ fn capture(session: &Session, state: &mut ThreadState, hook: HookRegisters, ts: 
         capture.set_caching(false);
     }
     let walk = capture.walk(snapshot, hook, session.max_depth);
+    if let Some(node) = capture.found()
+        && !session.verify_stacks
+        && state.stream().is_some()
+    {
+        // (A walk that found a kept stack met no unknown address.)
+        return node;
+    }
+    capture_walked(session, state, capture, snapshot, hook, ts, walk)
+}
+
+/// [`capture`] after a walk that found no kept stack (or whose stack is to be checked).
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn capture_walked(
+    session: &Session,
+    state: &mut ThreadState,
+    capture: &mut CaptureState,
+    mut snapshot: &'static Snapshot,
+    hook: HookRegisters,
+    ts: u64,
+    walk: Walk,
+) -> u32 {
     // A frame outside every known module, and the loader has changed: scan again (emitting
     // the new modules) and walk again with their unwind tables.
     if walk.unknown_address && modules::loader_generation() != snapshot.loader_generation {

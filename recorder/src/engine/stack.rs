@@ -201,6 +201,13 @@ impl StackBounds {
         self.low + self.last + 8
     }
 
+    /// Whether `sp` is 8-aligned and inside the bounds, its top included: a frame there has
+    /// every word from `sp` up to the top inside them.
+    #[inline(always)]
+    pub fn holds_sp(self, sp: u64) -> bool {
+        sp.wrapping_sub(self.low) <= self.last + 8 && sp & 7 == 0
+    }
+
     /// Whether the word at `address` is 8-aligned and inside the bounds.
     #[inline(always)]
     pub fn contains(self, address: u64) -> bool {
@@ -297,6 +304,12 @@ impl CaptureState {
         if self.found.is_some() {
             KEPT_STACKS_CHECKED.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The node of the kept stack the last walk found, if it found one.
+    #[inline(always)]
+    pub fn found(&self) -> Option<u32> {
+        self.found
     }
 
     /// Forgets the stacks the thread interned (their node ids belong to another trie).
@@ -498,11 +511,18 @@ impl CaptureState {
     /// Turns the last walk into a node of the trie: found in the stack cache, or interned from
     /// the root with `intern(parent, ip)` (which finds or creates the node in the trie).
     /// Returns 0 for an empty stack; if interning fails, the node of the frames interned so far.
+    #[inline(always)]
     pub fn commit(&mut self, intern: impl FnMut(u32, u64) -> Option<u32>) -> u32 {
         // (`found` stays until the next walk: `count_check` counts the checks of kept stacks.)
         if let Some(node) = self.found {
             return node;
         }
+        self.commit_walked(intern)
+    }
+
+    /// [`CaptureState::commit`] of a walk that found no kept stack.
+    #[inline(never)]
+    fn commit_walked(&mut self, intern: impl FnMut(u32, u64) -> Option<u32>) -> u32 {
         let (node, seen_before) = self.intern_walk(intern);
         #[cfg(target_arch = "x86_64")]
         if seen_before {

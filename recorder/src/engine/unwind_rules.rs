@@ -218,6 +218,46 @@ pub(crate) fn apply(rule: Rule, sp: u64, bp: u64, read: impl Fn(u64) -> Option<u
     (ra != 0).then_some((ra, new_sp, new_bp))
 }
 
+/// [`apply`] for an entry whose rule the walk applies inline (`SLOW` clear), out of the frame
+/// at (`sp`, `bp`). The caller it gives has its sp 8-aligned and inside the bounds.
+///
+/// # Safety
+/// `sp` must be 8-aligned and inside `bounds` ([`StackBounds::holds_sp`]); `entry.word` must
+/// have `SLOW` clear.
+#[inline(always)]
+unsafe fn step_inline(entry: Entry, sp: u64, bp: u64, bounds: StackBounds) -> Option<Caller> {
+    let (new_sp, new_bp, ra) = if entry.word == 0 {
+        // The frame-pointer rule (bp + 16 > sp: bp + 8 is inside the bounds, so is its sp).
+        if bp == 0 {
+            return None;
+        }
+        let new_bp = bounds.read(bp)?;
+        let new_sp = bp.wrapping_add(16);
+        if new_sp <= sp {
+            return None;
+        }
+        (new_sp, new_bp, bounds.read(bp.wrapping_add(8))?)
+    } else {
+        // An sp rule: its offset is a positive multiple of 8, its bp slot one from 0 to
+        // offset - 8 (see `Entry::new`).
+        let offset = u64::from(entry.word);
+        if offset > bounds.high() - sp {
+            return None;
+        }
+        let new_sp = sp + offset;
+        let new_bp = if entry.slot >= 0 {
+            // SAFETY: sp + slot lies in [sp, new_sp - 8], inside the bounds (sp is, by the
+            // caller's promise, and new_sp is at most their top), and is 8-aligned.
+            unsafe { std::ptr::read_volatile((sp + entry.slot as u64) as *const u64) }
+        } else {
+            bp
+        };
+        // SAFETY: new_sp - 8 lies in [sp, high - 8] and is 8-aligned, as above.
+        (new_sp, new_bp, unsafe { std::ptr::read_volatile((new_sp - 8) as *const u64) })
+    };
+    (ra != 0).then_some((ra, new_sp, new_bp))
+}
+
 /// One framehop step out of the frame at (`sp`, `bp`) whose code address is `address`.
 #[inline(never)]
 pub fn framehop_step<F: FnMut(u64) -> Result<u64, ()>>(
@@ -368,10 +408,14 @@ impl UnwindRules {
     ) -> Option<Caller> {
         let key = ip | INNERMOST;
         let entry = self.entries[slot(key)];
-        if entry.key == key
-            && let Some(rule) = entry.rule()
-        {
-            return apply(rule, sp, bp, |a| bounds.read(a));
+        if entry.key == key {
+            if entry.word & SLOW == 0 && bounds.holds_sp(sp) {
+                // SAFETY: just checked.
+                return unsafe { step_inline(entry, sp, bp, bounds) };
+            }
+            if let Some(rule) = entry.rule() {
+                return apply(rule, sp, bp, |a| bounds.read(a));
+            }
         }
         self.learn(snapshot, cache, key, FrameAddress::from_instruction_pointer(ip), (sp, bp), bounds, false)
     }
@@ -496,6 +540,23 @@ impl UnwindRules {
         let last = ips.len().checked_sub(1)?;
         for i in 0..last {
             let (sp, bp) = (*sps.get(i)?, *bps.get(i)?);
+            let entry = self.entries[slot(ips[i])];
+            if entry.key == ips[i] && entry.word & SLOW == 0 && bounds.holds_sp(sp) {
+                // The rules the walk applies inline, as it applies them.
+                // SAFETY: just checked.
+                let (ra, new_sp, new_bp) = unsafe { step_inline(entry, sp, bp, bounds) }?;
+                if ra != ips[i + 1] {
+                    return None;
+                }
+                let (bp_at, uses_bp) = match entry.word {
+                    0 => (Some(bp), true),
+                    _ => ((entry.slot >= 0).then(|| sp + entry.slot as u64), false),
+                };
+                *sps.get_mut(i + 1)? = new_sp;
+                *bps.get_mut(i + 1)? = new_bp;
+                *reads.get_mut(i)? = Reads { new_sp, ra_at: new_sp - 8, bp_at, uses_bp };
+                continue;
+            }
             let rule = self.rule_of(ips[i])?;
             if rule == Rule::FramePointer && bp == 0 {
                 return None;
@@ -525,33 +586,56 @@ impl UnwindRules {
     /// from one innermost frame usually differ right there.
     #[inline(always)]
     pub fn caller_link(&self, (ra, sp, bp): Caller, bounds: StackBounds) -> u64 {
-        let Some(caller) = self.inline_step((ra, sp, bp), bounds) else { return 0 };
-        let outer = self.inline_step(caller, bounds).map_or(0, |(next, _, _)| next);
+        if !bounds.holds_sp(sp) {
+            return 0;
+        }
+        // SAFETY: sp is 8-aligned and inside the bounds (just checked).
+        let Some(caller) = (unsafe { self.inline_step((ra, sp, bp), bounds) }) else { return 0 };
+        // SAFETY: a step's caller has its sp 8-aligned and inside the bounds.
+        let outer = unsafe { self.inline_return_address(caller, bounds) };
         caller.0 ^ outer.rotate_left(32)
     }
 
-    /// [`apply`] for a frame whose learned rule the walk applies inline; `None` for any other.
+    /// The return address [`UnwindRules::inline_step`] would give (0 where it gives none),
+    /// without the caller's bp.
+    ///
+    /// # Safety
+    /// As for `inline_step`.
     #[inline(always)]
-    fn inline_step(&self, (ra, sp, bp): Caller, bounds: StackBounds) -> Option<Caller> {
+    unsafe fn inline_return_address(&self, (ra, sp, bp): Caller, bounds: StackBounds) -> u64 {
+        let entry = self.entries[slot(ra)];
+        if entry.key != ra || entry.word & SLOW != 0 {
+            return 0;
+        }
+        if entry.word == 0 {
+            // The frame-pointer rule.
+            if bp == 0 || bp.wrapping_add(16) <= sp || bounds.read(bp).is_none() {
+                return 0;
+            }
+            return bounds.read(bp.wrapping_add(8)).unwrap_or(0);
+        }
+        let offset = u64::from(entry.word);
+        if offset > bounds.high() - sp {
+            return 0;
+        }
+        // SAFETY: sp + offset - 8 lies in [sp, high - 8] (sp is inside the bounds by the
+        // caller's promise) and is 8-aligned (sp is, and offset is a multiple of 8).
+        unsafe { std::ptr::read_volatile((sp + offset - 8) as *const u64) }
+    }
+
+    /// [`apply`] for a frame whose learned rule the walk applies inline; `None` for any other.
+    /// The caller it gives has its sp 8-aligned and inside the bounds.
+    ///
+    /// # Safety
+    /// `sp` must be 8-aligned and inside `bounds` ([`StackBounds::holds_sp`]).
+    #[inline(always)]
+    unsafe fn inline_step(&self, (ra, sp, bp): Caller, bounds: StackBounds) -> Option<Caller> {
         let entry = self.entries[slot(ra)];
         if entry.key != ra || entry.word & SLOW != 0 {
             return None;
         }
-        let (new_sp, new_bp) = if entry.word == 0 {
-            // The frame-pointer rule.
-            if bp == 0 {
-                return None;
-            }
-            (bp.checked_add(16)?, bounds.read(bp)?)
-        } else {
-            let new_bp = if entry.slot >= 0 { bounds.read(sp.checked_add(entry.slot as u64)?)? } else { bp };
-            (sp.checked_add(u64::from(entry.word))?, new_bp)
-        };
-        if new_sp <= sp {
-            return None;
-        }
-        let ra = bounds.read(new_sp - 8)?;
-        (ra != 0).then_some((ra, new_sp, new_bp))
+        // SAFETY: the caller's promise, and the entry's rule is one the walk applies inline.
+        unsafe { step_inline(entry, sp, bp, bounds) }
     }
 
     /// Entries with a learned rule, and entries left to framehop.
@@ -685,8 +769,14 @@ mod tests {
             // The link of kept stacks steps as the walk does, where the rule is applied inline.
             if rules.entries[slot(start.0)].word & SLOW == 0 {
                 let step = apply(rule_of[&start.0], start.1, start.2, |a| bounds.read(a));
-                assert_eq!(rules.inline_step(start, bounds), step, "round {round}");
-                let outer = step.and_then(|c| rules.inline_step(c, bounds)).map_or(0, |c| c.0);
+                let outer = step
+                    .and_then(|c| {
+                        let entry = rules.entries[slot(c.0)];
+                        (entry.key == c.0 && entry.word & SLOW == 0)
+                            .then(|| apply(rule_of[&c.0], c.1, c.2, |a| bounds.read(a)))
+                            .flatten()
+                    })
+                    .map_or(0, |c| c.0);
                 let expected_link = step.map_or(0, |c| c.0 ^ outer.rotate_left(32));
                 assert_eq!(rules.caller_link(start, bounds), expected_link, "round {round}");
             }
