@@ -218,6 +218,16 @@ fn two_moments_of_one_trace() {
     let text = stdout_of(&out);
     assert!(text.starts_with("trace    "), "{text}");
     assert!(text.contains("\nA        at mark:warmup ("), "{text}");
+    // One trace at one moment twice would say nothing: both moments default to the end.
+    for args in [&[a()][..], &["--at-a", "100%", "--at-b", "end", a()]] {
+        let out = diff(args);
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains("are the same one ("), "{err}");
+        assert!(err.contains("give another, e.g. --at-a mark:LABEL"), "{err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::bail;
 use leakview_analyzer::report::units::{bytes, plural};
-use leakview_analyzer::{Analysis, Comparison, DiffBy, DiffReport, Side};
+use leakview_analyzer::{Analysis, Comparison, DiffBy, DiffReport, Side, format_duration};
 
 use super::loading::{self, Bars};
 use super::moment;
@@ -34,6 +34,15 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
     };
     let at_a = moment::named(comparison.resolve_when(Side::A, &args.at_a), "--at-a", &args.at_a)?;
     let at_b = moment::named(comparison.resolve_when(Side::B, &args.at_b), "--at-b", &args.at_b)?;
+    if comparison.is_one_trace() && at_a == at_b {
+        bail!(
+            "one trace is compared at two moments, and --at-a {} and --at-b {} are the same one ({}); \
+             give another, e.g. --at-a mark:LABEL, --at-a 50% or --at-a peak",
+            args.at_a,
+            args.at_b,
+            format_duration(at_a)
+        );
+    }
     let diff = comparison.diff_with_progress(at_a, at_b, by, &bars);
     let report = DiffReport::new(&comparison, &diff, &args.at_a, &args.at_b, args.top);
     let text = match args.format {
