@@ -10,7 +10,7 @@ use object::{Object, ObjectSection};
 use symbolize_common::*;
 
 fn no_debug_dirs() -> SymbolizeOptions {
-    SymbolizeOptions { debug_dirs: Vec::new() }
+    SymbolizeOptions { debug_dirs: Vec::new(), ..SymbolizeOptions::default() }
 }
 
 /// Checks the frames of the C fixture's two call sites against the source.
@@ -54,6 +54,22 @@ fn inline_chain_function_file_and_line_from_dwarf() {
     assert_eq!(again[&a0], out[&a0]);
     assert_eq!(again[&a1], out[&a1]);
     assert_eq!(again[&(a0 + 0x10_0000_0000)][0].display_name(), format!("{:#x}", a0 + 0x10_0000_0000));
+}
+
+#[test]
+fn without_reading_module_files_every_frame_is_module_plus_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(binary) = build_c_fixture(dir.path(), "prog", &[]) else { return };
+    let sites = c_call_sites(&binary);
+    let module = module_info(1, &binary, FAKE_BASE, true);
+    let a0 = FAKE_BASE + sites["site0"];
+    let options = SymbolizeOptions { read_module_files: false, ..no_debug_dirs() };
+    let out = Symbolizer::new(vec![module], options).symbolize(&[a0]);
+    let frames = &out[&a0];
+    assert_eq!(frames.len(), 1, "{frames:#?}");
+    assert_eq!((frames[0].function.as_deref(), frames[0].line), (None, None));
+    assert_eq!(frames[0].module_offset, Some(sites["site0"]));
+    assert_eq!(frames[0].module.as_deref(), Some(&*binary.to_string_lossy()));
 }
 
 #[test]

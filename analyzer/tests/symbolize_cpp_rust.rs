@@ -10,7 +10,10 @@ use symbolize_common::*;
 
 fn symbolize_one(binary: &Path, svma: u64) -> Vec<leakview_analyzer::symbolize::Frame> {
     let module = module_info(1, binary, FAKE_BASE, true);
-    let symbolizer = Symbolizer::new(vec![module], SymbolizeOptions { debug_dirs: Vec::new() });
+    let symbolizer = Symbolizer::new(
+        vec![module],
+        SymbolizeOptions { debug_dirs: Vec::new(), ..SymbolizeOptions::default() },
+    );
     let addr = FAKE_BASE + svma;
     symbolizer.symbolize(&[addr]).remove(&addr).expect("every address gets frames")
 }

@@ -44,7 +44,10 @@ fn add_debuglink(stripped: &Path, debug: &Path) {
 }
 
 fn options(dirs: &[&Path]) -> SymbolizeOptions {
-    SymbolizeOptions { debug_dirs: dirs.iter().map(|d| d.to_path_buf()).collect() }
+    SymbolizeOptions {
+        debug_dirs: dirs.iter().map(|d| d.to_path_buf()).collect(),
+        ..SymbolizeOptions::default()
+    }
 }
 
 fn symbolize_sites(

@@ -118,16 +118,20 @@ impl Frame {
     }
 }
 
-/// Where to look for separate debug information.
+/// Where to look for symbols and separate debug information.
 #[derive(Clone, Debug)]
 pub struct SymbolizeOptions {
     /// Roots searched for `.build-id/xx/yyyy.debug` and debuglink files (default `/usr/lib/debug`).
     pub debug_dirs: Vec<PathBuf>,
+    /// Whether the modules' files are read at all (default yes). Without them every frame is
+    /// `module+0xOFFSET`: for tools that need no names, such as the fuzz targets, where a trace
+    /// naming a real library would otherwise parse its debug information on every input.
+    pub read_module_files: bool,
 }
 
 impl Default for SymbolizeOptions {
     fn default() -> Self {
-        SymbolizeOptions { debug_dirs: vec![PathBuf::from("/usr/lib/debug")] }
+        SymbolizeOptions { debug_dirs: vec![PathBuf::from("/usr/lib/debug")], read_module_files: true }
     }
 }
 
@@ -229,6 +233,9 @@ impl Symbolizer {
         let mut guard = self.files[slot].lock().unwrap_or_else(PoisonError::into_inner);
         let file = guard.get_or_insert_with(|| {
             let Some(&(_, module)) = addrs.first() else { return ModuleFile::empty() };
+            if !self.options.read_module_files {
+                return ModuleFile::empty();
+            }
             let info = &self.modules[module];
             let mut found = Vec::new();
             let file = ModuleFile::open(&info.path, &info.build_id, &self.options.debug_dirs, &mut found);
