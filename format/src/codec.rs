@@ -1113,6 +1113,18 @@ mod tests {
     /// An event decoded (cold kinds as a placeholder), its length and the state after it.
     type Outcome = Result<(Option<Event<'static>>, usize, DeltaState), DecodeError>;
 
+    /// `e` without its borrow: the hot kinds as they are, any other kind as one placeholder.
+    fn hot_copy(e: Event<'_>) -> Event<'static> {
+        match e {
+            Event::Alloc { ts, addr, size, align, stack } => Event::Alloc { ts, addr, size, align, stack },
+            Event::Free { ts, addr } => Event::Free { ts, addr },
+            Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack } => {
+                Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack }
+            }
+            _ => Event::Mark { ts: 0, label: b"cold" },
+        }
+    }
+
     /// Decodes the event at the start of `bytes` both ways: with every read checked, and from a
     /// window (`None` if it is not a hot event).
     fn both_ways(state: &DeltaState, bytes: &varint::Window) -> (Outcome, Option<Outcome>) {
@@ -1123,18 +1135,7 @@ mod tests {
             &mut checked_state,
             bytes,
             &mut pos,
-            &mut Deliver(|e: Event<'_>| {
-                got = Some(match e {
-                    Event::Alloc { ts, addr, size, align, stack } => {
-                        Event::Alloc { ts, addr, size, align, stack }
-                    }
-                    Event::Free { ts, addr } => Event::Free { ts, addr },
-                    Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack } => {
-                        Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack }
-                    }
-                    _ => Event::Mark { ts: 0, label: b"cold" },
-                })
-            }),
+            &mut Deliver(|e: Event<'_>| got = Some(hot_copy(e))),
         )
         .map(|()| (got, pos, checked_state));
         let mut window_state = state.clone();
@@ -1142,18 +1143,7 @@ mod tests {
         let windowed = decode_hot_in_window(
             &mut window_state,
             bytes,
-            &mut Deliver(|e: Event<'_>| {
-                got = Some(match e {
-                    Event::Alloc { ts, addr, size, align, stack } => {
-                        Event::Alloc { ts, addr, size, align, stack }
-                    }
-                    Event::Free { ts, addr } => Event::Free { ts, addr },
-                    Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack } => {
-                        Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack }
-                    }
-                    _ => Event::Mark { ts: 0, label: b"cold" },
-                })
-            }),
+            &mut Deliver(|e: Event<'_>| got = Some(hot_copy(e))),
         )
         .transpose()
         .map(|r| r.map(|len| (got, len, window_state)));
