@@ -54,6 +54,10 @@ const RING_LEN: usize = 16;
 /// The longest encoding of an alloc, free or realloc event.
 pub const MAX_HOT_EVENT_LEN: usize = 64;
 
+/// The room a hot event is encoded in: [`MAX_HOT_EVENT_LEN`] plus the 8 bytes a varint's word
+/// store may reach past it, so that a store at any in-window position needs no check.
+const HOT_WINDOW_LEN: usize = MAX_HOT_EVENT_LEN + 8;
+
 // A window's reads, taken modulo its reach, find every field of a hot event.
 const _: () = assert!(varint::WINDOW_REACH >= MAX_HOT_EVENT_LEN);
 
@@ -224,17 +228,17 @@ fn spread_7bit_groups(value: u64) -> u64 {
     (x & 0x007f_007f_007f_007f) | ((x & 0x3f80_3f80_3f80_3f80) << 1)
 }
 
-/// Writes one hot event into a 64-byte window. Indexing is masked to the window's size, so
-/// writes need no bounds checks; no hot event is longer than [`MAX_HOT_EVENT_LEN`], so the mask
-/// never wraps.
+/// Writes one hot event into a [`HOT_WINDOW_LEN`]-byte window. Positions are masked to
+/// [`MAX_HOT_EVENT_LEN`], and a word stored there ends inside the window, so writes need no
+/// bounds checks; no hot event is longer than [`MAX_HOT_EVENT_LEN`], so the mask never wraps.
 struct Scratch<'a> {
-    buf: &'a mut [u8; MAX_HOT_EVENT_LEN],
+    buf: &'a mut [u8; HOT_WINDOW_LEN],
     len: usize,
 }
 
 impl<'a> Scratch<'a> {
     #[inline(always)]
-    fn new(buf: &'a mut [u8; MAX_HOT_EVENT_LEN]) -> Self {
+    fn new(buf: &'a mut [u8; HOT_WINDOW_LEN]) -> Self {
         Scratch { buf, len: 1 }
     }
 
@@ -244,27 +248,29 @@ impl<'a> Scratch<'a> {
     /// past the encoding are zero and are overwritten by whatever follows).
     #[cfg_attr(not(debug_assertions), inline(always))]
     fn varint(&mut self, value: u64) {
-        let pos = self.len;
-        if value < 1 << 14 && pos <= MAX_HOT_EVENT_LEN - 8 {
+        debug_assert!(self.len < MAX_HOT_EVENT_LEN);
+        // The mask changes nothing (no hot event reaches MAX_HOT_EVENT_LEN) but shows the
+        // compiler that the word store below stays inside the window.
+        let pos = self.len & (MAX_HOT_EVENT_LEN - 1);
+        let word_at = |buf: &mut [u8; HOT_WINDOW_LEN], word: u64| {
+            if let Some(out) = buf.get_mut(pos..pos + 8) {
+                out.copy_from_slice(&word.to_le_bytes());
+            }
+        };
+        if value < 1 << 14 {
             // One or two bytes, the usual case (time deltas under 16 µs, small sizes and
             // stack deltas): the length comes from one comparison instead of a table.
             let two_bytes = u64::from(value >= 0x80);
-            let word = (value & 0x7f) | ((value << 1) & 0x7f00) | (two_bytes << 7);
-            if let Some(out) = self.buf.get_mut(pos..pos + 8) {
-                out.copy_from_slice(&word.to_le_bytes());
-                self.len = pos + 1 + two_bytes as usize;
-                return;
-            }
+            word_at(self.buf, (value & 0x7f) | ((value << 1) & 0x7f00) | (two_bytes << 7));
+            self.len = pos + 1 + two_bytes as usize;
+            return;
         }
-        if value < 1 << 56 && pos <= MAX_HOT_EVENT_LEN - 8 {
+        if value < 1 << 56 {
             let leading_zeros = value.leading_zeros() as usize;
             let len = usize::from(VARINT_LEN_BY_LEADING_ZEROS[leading_zeros]);
-            let word = spread_7bit_groups(value) | CONTINUATION_BY_LEADING_ZEROS[leading_zeros];
-            if let Some(out) = self.buf.get_mut(pos..pos + 8) {
-                out.copy_from_slice(&word.to_le_bytes());
-                self.len = pos + len;
-                return;
-            }
+            word_at(self.buf, spread_7bit_groups(value) | CONTINUATION_BY_LEADING_ZEROS[leading_zeros]);
+            self.len = pos + len;
+            return;
         }
         self.varint_bytewise(value);
     }
@@ -417,9 +423,9 @@ pub fn encode_event(state: &mut DeltaState, event: &Event<'_>, out: &mut [u8]) -
         let next = state.clone_small();
         return encode_cold(state, next, event, out);
     }
-    if let Some(window) = out.get_mut(..MAX_HOT_EVENT_LEN) {
-        // The common case: room for any hot event, so encode in place.
-        let window: &mut [u8; MAX_HOT_EVENT_LEN] = window.try_into().ok()?;
+    if let Some(window) = out.get_mut(..HOT_WINDOW_LEN) {
+        // The common case: room for any hot event and its last word store, so encode in place.
+        let window: &mut [u8; HOT_WINDOW_LEN] = window.try_into().ok()?;
         return Some(encode_hot(state, event, window));
     }
     encode_hot_near_end(state, event, out)
@@ -430,7 +436,7 @@ pub fn encode_event(state: &mut DeltaState, event: &Event<'_>, out: &mut [u8]) -
 #[inline(never)]
 fn encode_hot_near_end(state: &mut DeltaState, event: &Event<'_>, out: &mut [u8]) -> Option<usize> {
     let mut trial = state.clone();
-    let mut window = [0u8; MAX_HOT_EVENT_LEN];
+    let mut window = [0u8; HOT_WINDOW_LEN];
     let n = encode_hot(&mut trial, event, &mut window);
     out.get_mut(..n)?.copy_from_slice(window.get(..n)?);
     *state = trial;
@@ -444,7 +450,7 @@ fn encode_hot_near_end(state: &mut DeltaState, event: &Event<'_>, out: &mut [u8]
 /// inlined copy keeps stack slots of its own (20 KiB for this function), and the encoder runs
 /// inside allocation hooks on threads whose whole stack may be 16 KiB (`PTHREAD_STACK_MIN`).
 #[cfg_attr(not(debug_assertions), inline(always))]
-fn encode_hot(state: &mut DeltaState, event: &Event<'_>, buf: &mut [u8; MAX_HOT_EVENT_LEN]) -> usize {
+fn encode_hot(state: &mut DeltaState, event: &Event<'_>, buf: &mut [u8; HOT_WINDOW_LEN]) -> usize {
     let mut e = Scratch::new(buf);
     match *event {
         Event::Alloc { ts, addr, size, align, stack } => {
@@ -932,7 +938,7 @@ mod tests {
             let mut expected_len = 0;
             varint::put(&mut expected, &mut expected_len, value).expect("ten bytes hold any u64");
             for start in 1..=MAX_HOT_EVENT_LEN - expected_len {
-                let mut window = [0u8; MAX_HOT_EVENT_LEN];
+                let mut window = [0u8; HOT_WINDOW_LEN];
                 let mut scratch = Scratch { buf: &mut window, len: start };
                 scratch.varint(value);
                 assert_eq!(scratch.len, start + expected_len, "length of {value:#x} at {start}");
@@ -945,6 +951,42 @@ mod tests {
                     window[start + expected_len..].iter().all(|&b| b == 0),
                     "bytes past {value:#x} at {start}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn a_hot_event_near_the_end_encodes_as_in_open_room_or_not_at_all() {
+        let events = [
+            Event::Alloc { ts: 1 << 40, addr: 0x7f00_dead_beef, size: u64::MAX, align: 1 << 60, stack: 7 },
+            Event::Realloc {
+                ts_free: u64::MAX,
+                ts: u64::MAX,
+                old_addr: 0x1234_5678_9abc_def1,
+                new_addr: 3,
+                size: u64::MAX,
+                stack: u32::MAX,
+            },
+            Event::Free { ts: 5, addr: 0x10 },
+        ];
+        for event in &events {
+            let mut open_state = DeltaState::new(0);
+            let mut open = [0u8; 256];
+            let len = encode_event(&mut open_state, event, &mut open).expect("room for any event");
+            assert!(len > 1, "{event:?} encoded to {len} bytes");
+            for room in 0..HOT_WINDOW_LEN + 2 {
+                let mut state = DeltaState::new(0);
+                let mut out = vec![0u8; room];
+                match encode_event(&mut state, event, &mut out) {
+                    Some(n) => {
+                        assert_eq!(&out[..n], &open[..len], "{event:?} in {room} bytes");
+                        assert_eq!(state, open_state, "{event:?} in {room} bytes");
+                    }
+                    None => {
+                        assert!(room < len, "{event:?} refused {room} bytes");
+                        assert_eq!(state, DeltaState::new(0), "{event:?} in {room} bytes");
+                    }
+                }
             }
         }
     }
