@@ -18,38 +18,35 @@ pub struct ElfInfo {
 const PT_INTERP: u32 = 3;
 /// Program headers are read only from this much of the file; real ones sit in the first page.
 const MAX_HEADER_BYTES: u64 = 1 << 20;
+/// What is read first: the ELF header and, in every real program, its program headers.
+const FIRST_READ: u64 = 4096;
 
 /// Reads the ELF headers of `path`; `Ok(None)` if it is not an ELF file (a script, for example).
+/// Only the first page is read unless the program headers lie beyond it.
 pub fn inspect_file(path: &Path) -> io::Result<Option<ElfInfo>> {
-    let file = File::open(path)?;
+    let mut file = File::open(path)?;
     let mut prefix = Vec::new();
-    file.take(MAX_HEADER_BYTES).read_to_end(&mut prefix)?;
-    Ok(inspect(&prefix))
+    (&mut file).take(FIRST_READ).read_to_end(&mut prefix)?;
+    if let Some(info) = inspect(&prefix) {
+        return Ok(Some(info));
+    }
+    match program_headers_end(&prefix) {
+        Some(end) if end > prefix.len() as u64 && end <= MAX_HEADER_BYTES => {
+            file.take(end - prefix.len() as u64).read_to_end(&mut prefix)?;
+            Ok(inspect(&prefix))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Parses an ELF header and its program headers from the start of a file. `None` if the bytes are
 /// not a little- or big-endian ELF file whose program headers lie within `bytes`.
 pub fn inspect(bytes: &[u8]) -> Option<ElfInfo> {
-    if bytes.get(..4)? != b"\x7fELF" {
-        return None;
-    }
-    let is_64_bit = match bytes.get(4)? {
-        1 => false,
-        2 => true,
-        _ => return None,
-    };
-    let little_endian = match bytes.get(5)? {
-        1 => true,
-        2 => false,
-        _ => return None,
-    };
-    let read = Reader { bytes, little_endian };
+    // `program_headers` checked the magic, the class (byte 4) and the byte order (byte 5).
+    let ProgramHeaders { phoff, phentsize, phnum } = program_headers(bytes)?;
+    let is_64_bit = *bytes.get(4)? == 2;
+    let read = Reader { bytes, little_endian: *bytes.get(5)? == 1 };
     let machine = read.u16(18)?;
-    let (phoff, phentsize, phnum) = if is_64_bit {
-        (read.u64(32)?, read.u16(54)?, read.u16(56)?)
-    } else {
-        (u64::from(read.u32(28)?), read.u16(42)?, read.u16(44)?)
-    };
     let mut has_interpreter = false;
     for index in 0..u64::from(phnum) {
         let offset = usize::try_from(phoff.checked_add(index.checked_mul(u64::from(phentsize))?)?).ok()?;
@@ -59,6 +56,40 @@ pub fn inspect(bytes: &[u8]) -> Option<ElfInfo> {
         has_interpreter |= p_type == PT_INTERP;
     }
     Some(ElfInfo { is_64_bit, machine, has_interpreter })
+}
+
+/// Where the program header table lies, from an ELF header.
+struct ProgramHeaders {
+    phoff: u64,
+    phentsize: u16,
+    phnum: u16,
+}
+
+fn program_headers(bytes: &[u8]) -> Option<ProgramHeaders> {
+    if bytes.get(..4)? != b"\x7fELF" {
+        return None;
+    }
+    let little_endian = match bytes.get(5)? {
+        1 => true,
+        2 => false,
+        _ => return None,
+    };
+    let read = Reader { bytes, little_endian };
+    match bytes.get(4)? {
+        2 => Some(ProgramHeaders { phoff: read.u64(32)?, phentsize: read.u16(54)?, phnum: read.u16(56)? }),
+        1 => Some(ProgramHeaders {
+            phoff: u64::from(read.u32(28)?),
+            phentsize: read.u16(42)?,
+            phnum: read.u16(44)?,
+        }),
+        _ => None,
+    }
+}
+
+/// The file offset just past the program header table of the ELF header in `bytes`.
+fn program_headers_end(bytes: &[u8]) -> Option<u64> {
+    let ProgramHeaders { phoff, phentsize, phnum } = program_headers(bytes)?;
+    phoff.checked_add(u64::from(phnum).checked_mul(u64::from(phentsize.max(4)))?)
 }
 
 /// The `e_machine` of programs this build of leakview records, if known.
@@ -159,6 +190,26 @@ mod tests {
         for len in 0..full.len() {
             assert_eq!(inspect(&full[..len]), None, "prefix of {len} bytes");
         }
+    }
+
+    #[test]
+    fn program_headers_beyond_the_first_page_are_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut bytes = elf64(&[]);
+        let far = 3 * FIRST_READ;
+        bytes[32..40].copy_from_slice(&far.to_le_bytes());
+        bytes[56..58].copy_from_slice(&2u16.to_le_bytes());
+        bytes.resize(far as usize, 0);
+        let mut headers = vec![0u8; 2 * 56];
+        headers[56..60].copy_from_slice(&PT_INTERP.to_le_bytes());
+        bytes.extend(&headers);
+        let path = dir.path().join("far");
+        std::fs::write(&path, &bytes).expect("write");
+        let info = inspect_file(&path).expect("readable").expect("elf");
+        assert!(info.has_interpreter);
+        // Cut inside the table: not an ELF file leakview can judge.
+        std::fs::write(&path, &bytes[..bytes.len() - 8]).expect("write");
+        assert_eq!(inspect_file(&path).expect("readable"), None);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The files this binary carries inside it (built by `build.rs`): the recorder library
 //! `libleakview_preload.so` and the demo program. At run time they are extracted once into the
 //! per-user cache directory `<version>-<content hash>/` (see `cache_dir`), written under a temporary
-//! name and renamed into place, and reused as long as their content is right. Directories of other
-//! builds that have not been used for [`STALE_AFTER`] are removed.
+//! name and renamed into place with a modification time of their own ([`extraction_stamp`]), and
+//! reused while their size, mode, owner and that time are unchanged (reading the whole file back
+//! on every run cost a millisecond). At most once a day, directories of other builds that have not
+//! been used for [`STALE_AFTER`] are removed.
 //!
 //! `LEAKVIEW_PRELOAD_PATH` overrides the library (development and tests).
 
@@ -32,6 +34,10 @@ const PRELOAD_FILE_NAME: &str = "libleakview_preload.so";
 const DEMO_FILE_NAME: &str = "leakview-demo";
 /// Cache directories of other leakview builds unused this long are removed.
 pub const STALE_AFTER: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// Stale directories are looked for at most this often (the look costs a file status per build).
+const TIDY_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
+/// The file in the cache root whose modification time says when it was last tidied.
+const TIDIED_MARKER: &str = ".tidied";
 
 /// Path of the recorder library to preload: `LEAKVIEW_PRELOAD_PATH` or the extracted embedded copy.
 pub fn preload_library() -> anyhow::Result<PathBuf> {
@@ -39,14 +45,14 @@ pub fn preload_library() -> anyhow::Result<PathBuf> {
         return overridden_library(path);
     }
     let dir = build_cache_dir()?;
-    extract_into(&dir, PRELOAD_FILE_NAME, PRELOAD_LIBRARY, 0o644)
+    extract_into(&dir, PRELOAD_FILE_NAME, PRELOAD_LIBRARY, 0o644, extraction_stamp())
         .with_context(|| format!("extracting the recorder library into {}", dir.display()))
 }
 
 /// Path of the extracted demo program (it carries its own debug info, so its stacks symbolize).
 pub fn demo_program() -> anyhow::Result<PathBuf> {
     let dir = build_cache_dir()?;
-    extract_into(&dir, DEMO_FILE_NAME, DEMO_PROGRAM, 0o755)
+    extract_into(&dir, DEMO_FILE_NAME, DEMO_PROGRAM, 0o755, extraction_stamp())
         .with_context(|| format!("extracting the demo program into {}", dir.display()))
 }
 
@@ -54,14 +60,48 @@ fn cache_dir_name() -> String {
     format!("{}-{}", env!("CARGO_PKG_VERSION"), CONTENT_HASH)
 }
 
-/// This build's cache directory, marked as used now; stale ones of other builds are removed.
+/// The modification time this build gives the files it extracts: whole seconds from the content
+/// hash, so a file written by anything else (an older leakview, an editor) almost surely differs.
+fn extraction_stamp() -> SystemTime {
+    let seconds = u64::from_str_radix(CONTENT_HASH.get(..7).unwrap_or("0"), 16).unwrap_or(0);
+    SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
+}
+
+/// This build's cache directory, marked as used now; stale ones of other builds are removed
+/// when the cache was last tidied more than [`TIDY_EVERY`] ago.
 fn build_cache_dir() -> anyhow::Result<PathBuf> {
     let dir = cache_dir::ensure(&cache_dir_name(), usable_in_ld_preload)?;
+    let now = SystemTime::now();
     if let Ok(handle) = fs::File::open(&dir) {
-        let _ = handle.set_modified(SystemTime::now());
+        let _ = handle.set_modified(now);
     }
-    remove_stale_builds(&dir, SystemTime::now());
+    if let Some(root) = dir.parent()
+        && tidy_due(root, now)
+    {
+        remove_stale_builds(&dir, now);
+    }
     Ok(dir)
+}
+
+/// Whether `root` was last tidied more than [`TIDY_EVERY`] before `now` (or never); if so, its
+/// marker says it is tidied now.
+fn tidy_due(root: &Path, now: SystemTime) -> bool {
+    let marker = root.join(TIDIED_MARKER);
+    let tidied_at =
+        fs::symlink_metadata(&marker).ok().filter(|m| m.is_file()).and_then(|m| m.modified().ok());
+    if tidied_at.is_some_and(|at| now.duration_since(at).is_ok_and(|age| age < TIDY_EVERY)) {
+        return false;
+    }
+    let created = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .mode(0o600)
+        .open(&marker);
+    if let Ok(file) = created {
+        let _ = file.set_modified(now);
+    }
+    true
 }
 
 /// Removes the siblings of `ours` named like a build's cache directory (`<version>-<16 hex>`) that
@@ -110,18 +150,25 @@ pub fn usable_in_ld_preload(path: &Path) -> bool {
     path.to_str().is_some_and(|s| !s.contains([':', ' ', '\t', '\n']))
 }
 
-/// Makes `dir/name` hold exactly `bytes` with `mode`: reuses a correct existing file, otherwise
-/// writes a temporary file beside it and renames it into place (atomic for concurrent leakviews,
-/// and a program still running the old file keeps its copy).
-pub fn extract_into(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> anyhow::Result<PathBuf> {
+/// Makes `dir/name` hold exactly `bytes` with `mode`, modified at `stamp`: reuses an existing
+/// file that has their size, mode, owner and stamp, otherwise writes a temporary file beside it
+/// and renames it into place (atomic for concurrent leakviews, and a program still running the
+/// old file keeps its copy).
+pub fn extract_into(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    mode: u32,
+    stamp: SystemTime,
+) -> anyhow::Result<PathBuf> {
     let path = dir.join(name);
-    if holds_exactly(&path, bytes, mode) {
+    if holds_extracted(&path, bytes.len() as u64, mode, stamp) {
         return Ok(path);
     }
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let temp =
         dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-    let written = write_new_file(&temp, bytes, mode).and_then(|()| fs::rename(&temp, &path));
+    let written = write_new_file(&temp, bytes, mode, stamp).and_then(|()| fs::rename(&temp, &path));
     if let Err(e) = written {
         let _ = fs::remove_file(&temp);
         return Err(e).with_context(|| format!("writing {}", path.display()));
@@ -129,25 +176,33 @@ pub fn extract_into(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> anyhow::
     Ok(path)
 }
 
-fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+fn write_new_file(path: &Path, bytes: &[u8], mode: u32, stamp: SystemTime) -> io::Result<()> {
     let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(path)?;
     file.write_all(bytes)?;
+    file.set_modified(stamp)?;
     file.sync_all()
 }
 
-/// True if `path` is a regular file (not a symlink) of ours with this content and mode.
-fn holds_exactly(path: &Path, bytes: &[u8], mode: u32) -> bool {
+/// True if `path` is a regular file (not a symlink) of ours with this length, mode and
+/// modification time (to the second: some filesystems keep no finer times).
+fn holds_extracted(path: &Path, len: u64, mode: u32, stamp: SystemTime) -> bool {
     let Ok(meta) = fs::symlink_metadata(path) else { return false };
+    let whole_seconds = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).ok().map(|d| d.as_secs());
     meta.file_type().is_file()
-        && meta.len() == bytes.len() as u64
+        && meta.len() == len
         && meta.mode() & 0o7777 == mode
         && meta.uid() == cache_dir::current_uid()
-        && fs::read(path).is_ok_and(|content| content == bytes)
+        && meta.modified().ok().and_then(whole_seconds) == whole_seconds(stamp)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stamp that no file written by a test has of itself.
+    fn stamp() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_007)
+    }
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
@@ -172,7 +227,7 @@ mod tests {
     #[test]
     fn extracts_with_mode_and_content() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = extract_into(dir.path(), "lib.so", b"library bytes", 0o644).expect("extracted");
+        let path = extract_into(dir.path(), "lib.so", b"library bytes", 0o644, stamp()).expect("extracted");
         assert_eq!(fs::read(&path).expect("read"), b"library bytes");
         assert_eq!(fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o644);
         let leftovers: Vec<_> = fs::read_dir(dir.path())
@@ -186,10 +241,32 @@ mod tests {
     #[test]
     fn reuses_a_correct_file() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let first = extract_into(dir.path(), "demo", b"program", 0o755).expect("extracted");
+        let first = extract_into(dir.path(), "demo", b"program", 0o755, stamp()).expect("extracted");
         let inode = fs::metadata(&first).expect("meta").ino();
-        let second = extract_into(dir.path(), "demo", b"program", 0o755).expect("reused");
+        let second = extract_into(dir.path(), "demo", b"program", 0o755, stamp()).expect("reused");
         assert_eq!(fs::metadata(&second).expect("meta").ino(), inode);
+    }
+
+    #[test]
+    fn extracted_files_carry_the_stamp_and_are_rewritten_without_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = extract_into(dir.path(), "lib.so", b"library bytes", 0o644, stamp()).expect("extracted");
+        assert_eq!(fs::metadata(&path).expect("meta").modified().expect("mtime"), stamp());
+        // Same length and mode, but touched since: written again.
+        fs::write(&path, b"library bytez").expect("write");
+        let inode = fs::metadata(&path).expect("meta").ino();
+        extract_into(dir.path(), "lib.so", b"library bytes", 0o644, stamp()).expect("extracted");
+        assert_eq!(fs::read(&path).expect("read"), b"library bytes");
+        assert_ne!(fs::metadata(&path).expect("meta").ino(), inode);
+    }
+
+    #[test]
+    fn stale_builds_are_looked_for_at_most_daily() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let now = SystemTime::now();
+        assert!(tidy_due(root.path(), now), "never tidied");
+        assert!(!tidy_due(root.path(), now + Duration::from_secs(3600)), "tidied an hour ago");
+        assert!(tidy_due(root.path(), now + TIDY_EVERY + Duration::from_secs(1)), "a day has passed");
     }
 
     #[test]
@@ -197,7 +274,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("lib.so");
         fs::write(&path, b"library bytez").expect("write");
-        extract_into(dir.path(), "lib.so", b"library bytes", 0o644).expect("extracted");
+        extract_into(dir.path(), "lib.so", b"library bytes", 0o644, stamp()).expect("extracted");
         assert_eq!(fs::read(&path).expect("read"), b"library bytes");
     }
 
@@ -208,7 +285,7 @@ mod tests {
         fs::write(&victim, b"keep me").expect("write");
         let path = dir.path().join("lib.so");
         std::os::unix::fs::symlink(&victim, &path).expect("symlink");
-        extract_into(dir.path(), "lib.so", b"library bytes", 0o644).expect("extracted");
+        extract_into(dir.path(), "lib.so", b"library bytes", 0o644, stamp()).expect("extracted");
         assert_eq!(fs::read(&victim).expect("read"), b"keep me");
         assert!(fs::symlink_metadata(&path).expect("meta").file_type().is_file());
     }
@@ -219,7 +296,7 @@ mod tests {
         let bytes = vec![7u8; 1 << 20];
         std::thread::scope(|s| {
             for _ in 0..4 {
-                s.spawn(|| extract_into(dir.path(), "big", &bytes, 0o644).expect("extracted"));
+                s.spawn(|| extract_into(dir.path(), "big", &bytes, 0o644, stamp()).expect("extracted"));
             }
         });
         assert_eq!(fs::read(dir.path().join("big")).expect("read"), bytes);

@@ -612,8 +612,12 @@ fn embedded_library_is_extracted_privately() {
     let out = run(leakview(dir.path()).args(["record", "-o", "t.bin", "--", "true"]));
     assert!(out.status.success(), "stderr: {}", stderr_of(&out));
     let root = shared_cache().join("leakview");
-    let versions: Vec<PathBuf> =
-        fs::read_dir(&root).expect("cache root").filter_map(|e| e.ok().map(|e| e.path())).collect();
+    // One directory per build (beside the file that says when the cache was last tidied).
+    let versions: Vec<PathBuf> = fs::read_dir(&root)
+        .expect("cache root")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
     assert_eq!(versions.len(), 1, "{versions:?}");
     let version_dir = &versions[0];
     let name = version_dir.file_name().expect("name").to_string_lossy().into_owned();
