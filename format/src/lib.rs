@@ -34,6 +34,6 @@ pub use error::{DecodeError, ReadError, WriteError};
 pub use event::{Event, EventKind, OwnedEvent, Segment, Segments};
 pub use exec_end::finish_replaced_image;
 pub use metadata::{RecorderKind, TraceMetadata, display_command};
-pub use reader::{ChunkEvents, ChunkInfo, EventSink, HeaderInfo, TraceReader};
+pub use reader::{ChunkEvents, ChunkInfo, EventSink, HeaderInfo, TraceHead, TraceReader, read_head};
 pub use trim::trim_finished;
 pub use writer::{ThreadStream, TraceWriter, WriterOptions};

@@ -119,6 +119,72 @@ fn read_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
+/// A trace's header and metadata: what it says of its recording, without its chunks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceHead {
+    pub header: HeaderInfo,
+    pub metadata: TraceMetadata,
+}
+
+/// Reads the header page of the trace at `path` (one 4 KiB read, no mapping): for callers that
+/// need what a trace says of its process, not its chunks or events. Errors as
+/// [`TraceReader::open`] gives them for a bad header.
+pub fn read_head(path: &Path) -> Result<TraceHead, ReadError> {
+    use std::io::Read;
+    let io = |error| ReadError::Io { path: path.to_path_buf(), error };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut page = Vec::with_capacity(HEADER_LEN);
+    file.take(HEADER_LEN as u64).read_to_end(&mut page).map_err(io)?;
+    if page.is_empty() {
+        return Err(ReadError::Empty { path: path.to_path_buf() });
+    }
+    parse_head(&page, path)
+}
+
+/// Validates the header page at the start of `b` and decodes the header and metadata.
+fn parse_head(b: &[u8], path: &Path) -> Result<TraceHead, ReadError> {
+    use layout::header as h;
+    let path = path.to_path_buf();
+    if b.len() < 8 || b[..8] != layout::MAGIC {
+        return Err(ReadError::NotATrace { path });
+    }
+    let bad = |what: &str| ReadError::BadHeader { path: path.clone(), what: what.to_string() };
+    if b.len() < HEADER_LEN {
+        return Err(bad("file is shorter than the header page"));
+    }
+    let (major, minor) = (read_u16(b, h::VERSION_MAJOR), read_u16(b, h::VERSION_MINOR));
+    if !layout::is_readable_major(major) {
+        return Err(ReadError::UnsupportedVersion { path, major, minor, supported: layout::VERSION_MAJOR });
+    }
+    if read_u32(b, h::HEADER_LEN) as usize != HEADER_LEN {
+        return Err(bad("unexpected header length"));
+    }
+    let chunk_size = read_u32(b, h::CHUNK_SIZE);
+    if !(layout::MIN_CHUNK_SIZE..=layout::MAX_CHUNK_SIZE).contains(&chunk_size)
+        || !chunk_size.is_multiple_of(8)
+    {
+        return Err(bad("chunk size out of range"));
+    }
+    let meta_len = read_u32(b, h::METADATA_LEN) as usize;
+    if meta_len > layout::METADATA_CAPACITY {
+        return Err(bad("metadata length out of range"));
+    }
+    let meta_bytes = &b[layout::METADATA_OFFSET..layout::METADATA_OFFSET + meta_len];
+    let metadata =
+        TraceMetadata::decode(meta_bytes, major, minor).map_err(|e| bad(&format!("metadata: {e}")))?;
+    let header = HeaderInfo {
+        version_major: major,
+        version_minor: minor,
+        chunk_size,
+        flags: read_u32(b, h::FLAGS),
+        chunks_claimed: read_u32(b, h::CHUNKS_CLAIMED),
+        chunks_reserved: read_u32(b, h::CHUNKS_RESERVED),
+        lost_events: read_u64(b, h::LOST_EVENTS),
+        end_timestamp: read_u64(b, h::END_TIMESTAMP),
+    };
+    Ok(TraceHead { header, metadata })
+}
+
 impl TraceReader {
     /// Opens and validates the trace at `path`.
     pub fn open(path: &Path) -> Result<Self, ReadError> {
@@ -163,51 +229,8 @@ impl TraceReader {
     }
 
     fn parse(backing: Backing, path: PathBuf) -> Result<Self, ReadError> {
-        use layout::header as h;
-        let b = backing.bytes();
-        if b.len() < 8 || b[..8] != layout::MAGIC {
-            return Err(ReadError::NotATrace { path });
-        }
-        let bad = |what: &str| ReadError::BadHeader { path: path.clone(), what: what.to_string() };
-        if b.len() < HEADER_LEN {
-            return Err(bad("file is shorter than the header page"));
-        }
-        let (major, minor) = (read_u16(b, h::VERSION_MAJOR), read_u16(b, h::VERSION_MINOR));
-        if !layout::is_readable_major(major) {
-            return Err(ReadError::UnsupportedVersion {
-                path,
-                major,
-                minor,
-                supported: layout::VERSION_MAJOR,
-            });
-        }
-        if read_u32(b, h::HEADER_LEN) as usize != HEADER_LEN {
-            return Err(bad("unexpected header length"));
-        }
-        let chunk_size = read_u32(b, h::CHUNK_SIZE);
-        if !(layout::MIN_CHUNK_SIZE..=layout::MAX_CHUNK_SIZE).contains(&chunk_size)
-            || !chunk_size.is_multiple_of(8)
-        {
-            return Err(bad("chunk size out of range"));
-        }
-        let meta_len = read_u32(b, h::METADATA_LEN) as usize;
-        if meta_len > layout::METADATA_CAPACITY {
-            return Err(bad("metadata length out of range"));
-        }
-        let meta_bytes = &b[layout::METADATA_OFFSET..layout::METADATA_OFFSET + meta_len];
-        let metadata =
-            TraceMetadata::decode(meta_bytes, major, minor).map_err(|e| bad(&format!("metadata: {e}")))?;
-        let header = HeaderInfo {
-            version_major: major,
-            version_minor: minor,
-            chunk_size,
-            flags: read_u32(b, h::FLAGS),
-            chunks_claimed: read_u32(b, h::CHUNKS_CLAIMED),
-            chunks_reserved: read_u32(b, h::CHUNKS_RESERVED),
-            lost_events: read_u64(b, h::LOST_EVENTS),
-            end_timestamp: read_u64(b, h::END_TIMESTAMP),
-        };
-        let (chunks, damaged_chunks, missing_chunks) = list_chunks(b, &header);
+        let TraceHead { header, metadata } = parse_head(backing.bytes(), &path)?;
+        let (chunks, damaged_chunks, missing_chunks) = list_chunks(backing.bytes(), &header);
         Ok(TraceReader { backing, path, header, metadata, chunks, damaged_chunks, missing_chunks })
     }
 

@@ -75,6 +75,30 @@ fn empty_and_foreign_files_are_typed_errors() {
 }
 
 #[test]
+fn the_head_alone_reads_as_the_whole_trace_reads_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("t.bin");
+    for finish in [false, true] {
+        let _ = std::fs::remove_file(&path);
+        common::write_threads(&path, &[common::sample_events(0, 3_000)], &common::small_chunks(), finish);
+        let reader = TraceReader::open(&path).expect("open");
+        let head = leakview_format::read_head(&path).expect("head");
+        assert_eq!(&head.header, reader.header());
+        assert_eq!(&head.metadata, reader.metadata());
+        assert_eq!(head.header.finished(), finish);
+    }
+    // What open refuses, the head refuses alike.
+    let full = std::fs::read(&path).expect("read");
+    for (bytes, what) in [(&b""[..], "empty"), (&b"hello world"[..], "foreign"), (&full[..2000], "cut")] {
+        std::fs::write(&path, bytes).expect("write");
+        let by_open = TraceReader::open(&path).err().map(|e| e.to_string());
+        let by_head = leakview_format::read_head(&path).err().map(|e| e.to_string());
+        assert!(by_head.is_some(), "{what}: the head was accepted");
+        assert_eq!(by_head, by_open, "{what}");
+    }
+}
+
+#[test]
 fn a_writer_that_never_finished_is_readable_and_incomplete() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("t.bin");
