@@ -68,7 +68,22 @@ pub struct TraceSummary {
 }
 
 impl TraceSummary {
-    pub fn read(path: &Path) -> TraceSummary {
+    /// Reads what the listing shows of the trace at `path`; its recorded bytes (which take a
+    /// look at every chunk) only when `with_size`, else 0.
+    pub fn read(path: &Path, with_size: bool) -> TraceSummary {
+        let unreadable =
+            || TraceSummary { path: path.to_path_buf(), command: None, recorded_bytes: 0, cut_short: false };
+        if !with_size {
+            return match leakview_format::read_head(path) {
+                Ok(head) => TraceSummary {
+                    path: path.to_path_buf(),
+                    command: Some(head.metadata.command_line()),
+                    recorded_bytes: 0,
+                    cut_short: head.header.truncated(),
+                },
+                Err(_) => unreadable(),
+            };
+        }
         match TraceReader::open_sparse(path) {
             Ok(reader) => TraceSummary {
                 path: path.to_path_buf(),
@@ -76,9 +91,7 @@ impl TraceSummary {
                 recorded_bytes: reader.chunks().iter().map(|c| c.body_len() as u64).sum(),
                 cut_short: reader.header().truncated(),
             },
-            Err(_) => {
-                TraceSummary { path: path.to_path_buf(), command: None, recorded_bytes: 0, cut_short: false }
-            }
+            Err(_) => unreadable(),
         }
     }
 }
@@ -136,7 +149,9 @@ pub fn message(traces: &[TraceSummary], program: &str) -> Vec<String> {
 
 /// Prints [`message`] on stderr.
 pub fn tell(traces: &[PathBuf], program: &str) {
-    let summaries: Vec<TraceSummary> = traces.iter().map(|p| TraceSummary::read(p)).collect();
+    // One trace is named alone; sizes matter only for ranking several.
+    let with_size = traces.len() > 1;
+    let summaries: Vec<TraceSummary> = traces.iter().map(|p| TraceSummary::read(p, with_size)).collect();
     for line in message(&summaries, program).into_iter().chain(cut_short_line(&summaries)) {
         say!("leakview: {line}");
     }

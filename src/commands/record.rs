@@ -42,13 +42,12 @@ fn settle_traces(traces: &[std::path::PathBuf]) {
     let states: Vec<Option<TraceState>> = traces
         .iter()
         .map(|path| {
-            let reader = leakview_format::TraceReader::open_sparse(path).ok()?;
-            let metadata = reader.metadata();
+            let head = leakview_format::read_head(path).ok()?;
             Some(TraceState {
-                pid: metadata.pid,
-                parent: metadata.parent_pid,
-                started: metadata.process_start_ticks,
-                finished: reader.header().finished(),
+                pid: head.metadata.pid,
+                parent: head.metadata.parent_pid,
+                started: head.metadata.process_start_ticks,
+                finished: head.header.finished(),
             })
         })
         .collect();
