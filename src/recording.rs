@@ -8,8 +8,6 @@
 //! - `LEAKVIEW_DEPTH`: the maximum number of stack frames captured.
 //! - `LEAKVIEW_MANIFEST`: a file to which every recorded process appends one line: the absolute
 //!   path of the trace it created, or `!` and the reason it could not record.
-//! - `LEAKVIEW_CLOCK_FILE`: an empty file through which the recorded processes share their clock
-//!   calibration (the first one to measure it writes it; the others reuse it).
 
 use std::ffi::OsString;
 use std::fs;
@@ -24,7 +22,6 @@ use crate::{embedded, supervise};
 pub const OUTPUT_ENV: &str = "LEAKVIEW_OUTPUT";
 pub const DEPTH_ENV: &str = "LEAKVIEW_DEPTH";
 pub const MANIFEST_ENV: &str = "LEAKVIEW_MANIFEST";
-pub const CLOCK_FILE_ENV: &str = "LEAKVIEW_CLOCK_FILE";
 /// Stack depth `leakview record` records with by default, and `leakview demo` always.
 pub const DEFAULT_DEPTH: u32 = 128;
 /// The deepest stack the recorder captures (its `MAX_DEPTH_LIMIT`; it would cut a deeper
@@ -60,11 +57,6 @@ pub fn run(plan: &RecordPlan<'_>) -> anyhow::Result<Finished> {
         .tempfile()
         .context("creating the list of written traces in the temporary directory")?;
     let manifest_path = std::path::absolute(manifest.path())?;
-    let clock_file = tempfile::Builder::new()
-        .prefix("leakview-clock-")
-        .tempfile()
-        .context("creating the shared clock calibration in the temporary directory")?;
-    let clock_path = std::path::absolute(clock_file.path())?;
 
     let mut command = Command::new(plan.program);
     if let Some((arg0, args)) = plan.argv.split_first() {
@@ -74,14 +66,12 @@ pub fn run(plan: &RecordPlan<'_>) -> anyhow::Result<Finished> {
         .env("LD_PRELOAD", ld_preload_value(&library, std::env::var_os("LD_PRELOAD")))
         .env(OUTPUT_ENV, plan.output)
         .env(DEPTH_ENV, plan.depth.to_string())
-        .env(MANIFEST_ENV, &manifest_path)
-        .env(CLOCK_FILE_ENV, &clock_path);
+        .env(MANIFEST_ENV, &manifest_path);
     let status =
         supervise::run(&mut command).with_context(|| format!("cannot run {}", plan.program.display()))?;
 
     let listed = fs::read_to_string(&manifest_path).unwrap_or_default();
     drop(manifest);
-    drop(clock_file);
     let (traces, failures) = parse_manifest(&listed);
     Ok(Finished { status, traces, failures })
 }

@@ -9,10 +9,12 @@
 //! within the calibration's error (a few parts per million, at most [`MAX_RATE_ERROR_PPM`]).
 //! Elsewhere, or with `LEAKVIEW_CLOCK=monotonic`, every read goes through clock_gettime.
 //!
-//! The measurement takes 2 ms. Under `leakview record` the processes of one recording share it
-//! through a file the command creates (`LEAKVIEW_CLOCK_FILE`): the first process to calibrate
-//! writes its scale there, and a later one (an exec'd shell command, say) uses it after checking
-//! it against one reading of CLOCK_MONOTONIC, instead of spending another 2 ms.
+//! The measurement needs two paired readings of both clocks at least 2 ms apart. Nobody waits
+//! for them: [`calibrate`] takes the first when the session starts, and timestamps come from
+//! clock_gettime until one taken [`CALIBRATION_NS`] later takes the second, from whichever hook
+//! reads the clock then (one time, a microsecond). A program that ends sooner never switches,
+//! and no process spends 2 ms spinning at its start. The switch keeps the clock continuous
+//! within the calibration's error, as timestamps of different threads always are.
 //!
 //! Ordering. A TSC read is not ordered: RDTSC may execute before earlier instructions have, so
 //! an allocation's time can be read a little before the load that found its address free, a
@@ -24,8 +26,7 @@
 //! threads the analyzer puts an allocation and a free of one address that came out swapped back
 //! in the only order an allocator allows (FORMAT.md, "Ordering across threads").
 
-use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 /// Linux clock id of [`monotonic_ns`], stored in the trace metadata.
 pub const CLOCK_ID: u32 = libc::CLOCK_MONOTONIC as u32;
@@ -42,10 +43,9 @@ pub const MAX_RATE_ERROR_PPM: u64 = 25;
 /// not a clock to trust.
 const PLAUSIBLE_NS_PER_TICK: std::ops::RangeInclusive<u64> = (1 << 32) / 20..=(10 << 32);
 
-/// A shared scale is used only while it agrees with CLOCK_MONOTONIC this closely (at the worst
-/// rate error that is about a second after it was measured; then a process measures again and
-/// shares its own).
-const SHARED_AGREEMENT_NS: u64 = 20_000;
+/// A calibration whose second reading came out too uncertain is retried this many times, then
+/// given up (clock_gettime for good).
+const MAX_FINISH_TRIES: u32 = 8;
 
 fn read(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -75,14 +75,6 @@ impl Scale {
         ((u128::from(ticks) * u128::from(self.ns_per_tick)) >> 32) as u64
     }
 
-    /// The scale maps a fresh reading of the TSC to within [`SHARED_AGREEMENT_NS`] of
-    /// CLOCK_MONOTONIC.
-    fn agrees_now(&self) -> bool {
-        paired_reading().is_some_and(|(ticks, ns, width)| {
-            self.ns_at(ticks).abs_diff(ns) <= SHARED_AGREEMENT_NS + self.ns_of(width.div_ceil(2))
-        })
-    }
-
     /// The scale through two readings `(ticks, ns)`, each uncertain by `slack` ticks; `None`
     /// when they cannot give a rate within [`MAX_RATE_ERROR_PPM`].
     fn through(first: (u64, u64), second: (u64, u64), slack: u64) -> Option<Scale> {
@@ -101,21 +93,134 @@ impl Scale {
     }
 }
 
-static SCALE: OnceLock<Option<Scale>> = OnceLock::new();
+/// Where the calibration stands ([`Calibration::state`]).
+const NOT_STARTED: u8 = 0;
+/// The first paired reading is taken; clock_gettime until the second.
+const MEASURING: u8 = 1;
+/// A thread is taking the second reading (others, and signal handlers, use clock_gettime).
+const FINISHING: u8 = 2;
+/// The scale is set: timestamps from the TSC.
+const CALIBRATED: u8 = 3;
+/// No usable TSC, not asked for, or given up: clock_gettime for good.
+const NO_TSC: u8 = 4;
 
-#[inline(always)]
-fn scale() -> Option<&'static Scale> {
-    SCALE.get().and_then(Option::as_ref)
+/// The calibration of one process, driven by atomics alone, so that any thread or signal handler
+/// may read the clock (or finish the calibration) at any moment without a lock.
+struct Calibration {
+    state: AtomicU8,
+    /// The scale, valid once `state` is [`CALIBRATED`] (published by its release store).
+    tsc_base: AtomicU64,
+    ns_base: AtomicU64,
+    ns_per_tick: AtomicU64,
+    /// The first paired reading, valid from [`MEASURING`] on.
+    first_ticks: AtomicU64,
+    first_ns: AtomicU64,
+    first_width: AtomicU64,
+    /// Second readings that gave no scale.
+    failed_finishes: AtomicU32,
 }
 
-/// CLOCK_MONOTONIC in nanoseconds (from the TSC where calibrated: not ordered with earlier
-/// instructions, see the module doc). Never allocates.
+impl Calibration {
+    const fn new() -> Calibration {
+        Calibration {
+            state: AtomicU8::new(NOT_STARTED),
+            tsc_base: AtomicU64::new(0),
+            ns_base: AtomicU64::new(0),
+            ns_per_tick: AtomicU64::new(0),
+            first_ticks: AtomicU64::new(0),
+            first_ns: AtomicU64::new(0),
+            first_width: AtomicU64::new(0),
+            failed_finishes: AtomicU32::new(0),
+        }
+    }
+
+    #[inline(always)]
+    fn now_ns(&self) -> u64 {
+        if self.state.load(Ordering::Acquire) == CALIBRATED {
+            let scale = Scale {
+                tsc_base: self.tsc_base.load(Ordering::Relaxed),
+                ns_base: self.ns_base.load(Ordering::Relaxed),
+                ns_per_tick: self.ns_per_tick.load(Ordering::Relaxed),
+            };
+            return scale.ns_at(tsc::now());
+        }
+        self.uncalibrated_ns()
+    }
+
+    /// clock_gettime, and the calibration's second reading once it is due.
+    #[cold]
+    #[inline(never)]
+    fn uncalibrated_ns(&self) -> u64 {
+        let ns = read(libc::CLOCK_MONOTONIC);
+        if self.state.load(Ordering::Acquire) == MEASURING
+            && ns.saturating_sub(self.first_ns.load(Ordering::Relaxed)) >= CALIBRATION_NS
+        {
+            self.finish(paired_reading);
+        }
+        ns
+    }
+
+    /// Takes the first reading with `first` if the calibration has not started (once per
+    /// process: a forked child goes on with its parent's).
+    fn start(&self, first: Option<(u64, u64, u64)>) {
+        if self.state.compare_exchange(NOT_STARTED, FINISHING, Ordering::Acquire, Ordering::Relaxed).is_err()
+        {
+            return;
+        }
+        match first {
+            Some((ticks, ns, width)) => {
+                self.first_ticks.store(ticks, Ordering::Relaxed);
+                self.first_ns.store(ns, Ordering::Relaxed);
+                self.first_width.store(width, Ordering::Relaxed);
+                self.state.store(MEASURING, Ordering::Release);
+            }
+            None => self.state.store(NO_TSC, Ordering::Release),
+        }
+    }
+
+    /// Takes the second reading with `second` and sets the scale, unless another thread is
+    /// at it or has done it. A reading too uncertain leaves the calibration measuring (the
+    /// next clock read tries again), until [`MAX_FINISH_TRIES`] have failed.
+    fn finish(&self, second: impl FnOnce() -> Option<(u64, u64, u64)>) {
+        if self.state.compare_exchange(MEASURING, FINISHING, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            return;
+        }
+        let first = (self.first_ticks.load(Ordering::Relaxed), self.first_ns.load(Ordering::Relaxed));
+        let first_width = self.first_width.load(Ordering::Relaxed);
+        let scale = second().and_then(|(ticks, ns, width)| {
+            Scale::through(first, (ticks, ns), first_width.max(width).div_ceil(2))
+        });
+        let next = match scale {
+            Some(scale) => {
+                self.tsc_base.store(scale.tsc_base, Ordering::Relaxed);
+                self.ns_base.store(scale.ns_base, Ordering::Relaxed);
+                self.ns_per_tick.store(scale.ns_per_tick, Ordering::Relaxed);
+                CALIBRATED
+            }
+            None if self.failed_finishes.fetch_add(1, Ordering::Relaxed) + 1 >= MAX_FINISH_TRIES => NO_TSC,
+            None => MEASURING,
+        };
+        self.state.store(next, Ordering::Release);
+    }
+
+    /// In a forked child: a second reading the parent's other thread was taking is taken again.
+    fn after_fork(&self) {
+        let _ = self.state.compare_exchange(FINISHING, MEASURING, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    #[cfg(test)]
+    fn is_calibrated(&self) -> bool {
+        self.state.load(Ordering::Acquire) == CALIBRATED
+    }
+}
+
+static CALIBRATION: Calibration = Calibration::new();
+
+/// CLOCK_MONOTONIC in nanoseconds (from the TSC once calibrated: not ordered with earlier
+/// instructions, see the module doc). Never allocates, never blocks.
 #[inline]
 pub fn monotonic_ns() -> u64 {
-    match scale() {
-        Some(scale) => scale.ns_at(tsc::now()),
-        None => read(libc::CLOCK_MONOTONIC),
-    }
+    CALIBRATION.now_ns()
 }
 
 /// CLOCK_REALTIME in nanoseconds since the Unix epoch.
@@ -123,49 +228,21 @@ pub fn realtime_ns() -> u64 {
     read(libc::CLOCK_REALTIME)
 }
 
-/// Sets the scale once per process (a forked child keeps its parent's), if the TSC can stand in
-/// for CLOCK_MONOTONIC here and `use_tsc` says to try: the one in `shared` if it still agrees
-/// with CLOCK_MONOTONIC, else measured (about 2 ms) and written to `shared`. Allocates: call
-/// with the guard held, before the session's first timestamp.
-pub fn calibrate(use_tsc: bool, shared: Option<&Path>) {
-    SCALE.get_or_init(|| {
-        if !use_tsc || !tsc::is_kernel_clocksource() {
-            return None;
-        }
-        if let Some(scale) = shared.and_then(read_shared).filter(Scale::agrees_now) {
-            return Some(scale);
-        }
-        let scale = measure()?;
-        if let Some(path) = shared {
-            write_shared(path, &scale);
-        }
-        Some(scale)
-    });
-}
-
-/// The shared scale's text: three fixed-width numbers, so that a later writer's line replaces
-/// an earlier one whole.
-fn shared_line(scale: &Scale) -> String {
-    format!("{:020} {:020} {:020}\n", scale.tsc_base, scale.ns_base, scale.ns_per_tick)
-}
-
-fn parse_shared(text: &[u8]) -> Option<Scale> {
-    let text = std::str::from_utf8(text).ok()?;
-    let mut numbers = text.split_ascii_whitespace().map(|n| n.parse::<u64>().ok());
-    let (tsc_base, ns_base, ns_per_tick) = (numbers.next()??, numbers.next()??, numbers.next()??);
-    PLAUSIBLE_NS_PER_TICK.contains(&ns_per_tick).then_some(Scale { tsc_base, ns_base, ns_per_tick })
-}
-
-fn read_shared(path: &Path) -> Option<Scale> {
-    parse_shared(&std::fs::read(path).ok()?)
-}
-
-/// Best effort: another process's recording goes on without it.
-fn write_shared(path: &Path, scale: &Scale) {
-    use std::os::unix::fs::FileExt;
-    if let Ok(file) = std::fs::OpenOptions::new().write(true).open(path) {
-        let _ = file.write_all_at(shared_line(scale).as_bytes(), 0);
+/// Starts the calibration once per process (a forked child keeps its parent's), if the TSC can
+/// stand in for CLOCK_MONOTONIC here and `use_tsc` says to try: takes the first paired reading;
+/// the second follows at a clock read [`CALIBRATION_NS`] or more later. Allocates (it reads the
+/// kernel's clocksource name): call with the guard held, before the session's first timestamp.
+pub fn calibrate(use_tsc: bool) {
+    if CALIBRATION.state.load(Ordering::Acquire) != NOT_STARTED {
+        return;
     }
+    let first = if use_tsc && tsc::is_kernel_clocksource() { paired_reading() } else { None };
+    CALIBRATION.start(first);
+}
+
+/// In a forked child, before its first timestamp.
+pub fn after_fork_in_child() {
+    CALIBRATION.after_fork();
 }
 
 /// One reading of both clocks: the TSC halfway through a clock_gettime call and the call's time,
@@ -184,6 +261,8 @@ fn paired_reading() -> Option<(u64, u64, u64)> {
     best
 }
 
+/// A whole calibration at once, spinning between the readings (for tests).
+#[cfg(test)]
 fn measure() -> Option<Scale> {
     let (t0, n0, w0) = paired_reading()?;
     while read(libc::CLOCK_MONOTONIC).saturating_sub(n0) < CALIBRATION_NS {
@@ -279,26 +358,88 @@ mod tests {
         assert_eq!(Scale::through((0, 0), (1_000_000, 100_000_000), 0), None);
     }
 
-    #[test]
-    fn a_shared_scale_reads_back_and_bad_text_gives_none() {
-        let scale = Scale { tsc_base: 123_456_789, ns_base: 987_654_321_000, ns_per_tick: 1_717_986_918 };
-        let line = shared_line(&scale);
-        assert_eq!(parse_shared(line.as_bytes()), Some(scale));
-        // A later, smaller scale written over it replaces it whole.
-        let later = Scale { tsc_base: 5, ns_base: 6, ns_per_tick: 1_717_986_919 };
-        assert_eq!(shared_line(&later).len(), line.len());
-        for bad in ["", "1 2", "a b c", "1 2 3", "1 2 99999999999999999999999"] {
-            assert_eq!(parse_shared(bad.as_bytes()), None, "{bad:?}");
-        }
+    /// A paired reading at `ns` of a 2.5 GHz TSC that read 0 at ns 0, bracketed by `width`.
+    fn at(ns: u64, width: u64) -> Option<(u64, u64, u64)> {
+        Some((ns * 5 / 2, ns, width))
     }
 
     #[test]
-    fn a_stale_shared_scale_does_not_agree() {
-        // The right rate, but 1 ms off: refused.
-        let Some(scale) = (tsc::is_kernel_clocksource()).then(measure).flatten() else { return };
-        let off = Scale { ns_base: scale.ns_base + 1_000_000, ..scale };
-        assert!(scale.agrees_now());
-        assert!(!off.agrees_now());
+    fn the_calibration_switches_at_its_second_reading() {
+        let c = Calibration::new();
+        c.finish(|| panic!("nothing to finish before the start"));
+        c.start(at(1_000_000, 40));
+        assert_eq!(c.state.load(Ordering::Relaxed), MEASURING);
+        // Started once: a second start (a forked child's session) changes nothing.
+        c.start(None);
+        assert_eq!(c.state.load(Ordering::Relaxed), MEASURING);
+        c.finish(|| at(1_000_000 + CALIBRATION_NS, 40));
+        assert!(c.is_calibrated());
+        // 0.4 ns per tick, based at the second reading.
+        assert_eq!(c.ns_base.load(Ordering::Relaxed), 1_000_000 + CALIBRATION_NS);
+        let ns_per_tick = c.ns_per_tick.load(Ordering::Relaxed);
+        assert!(ns_per_tick.abs_diff((2 << 32) / 5) <= 1, "{ns_per_tick}");
+        c.finish(|| panic!("finished once"));
+    }
+
+    #[test]
+    fn an_uncertain_second_reading_is_retried_then_given_up() {
+        let c = Calibration::new();
+        c.start(at(0, 40));
+        // A bracket of 1 ms over 2 ms: far from the error allowed.
+        c.finish(|| at(CALIBRATION_NS, 2_500_000));
+        assert_eq!(c.state.load(Ordering::Relaxed), MEASURING, "tried again at the next read");
+        c.finish(|| None);
+        assert_eq!(c.state.load(Ordering::Relaxed), MEASURING);
+        for _ in 2..MAX_FINISH_TRIES {
+            c.finish(|| None);
+        }
+        assert_eq!(c.state.load(Ordering::Relaxed), NO_TSC);
+        assert!(!c.is_calibrated());
+    }
+
+    #[test]
+    fn without_a_tsc_it_never_measures() {
+        let c = Calibration::new();
+        c.start(None);
+        assert_eq!(c.state.load(Ordering::Relaxed), NO_TSC);
+        c.finish(|| panic!("no calibration to finish"));
+        // The clock is clock_gettime's.
+        let before = read(libc::CLOCK_MONOTONIC);
+        let ours = c.now_ns();
+        assert!((before..=read(libc::CLOCK_MONOTONIC)).contains(&ours));
+    }
+
+    #[test]
+    fn a_fork_during_the_second_reading_lets_the_child_take_it() {
+        let c = Calibration::new();
+        c.start(at(0, 40));
+        c.state.store(FINISHING, Ordering::Relaxed);
+        c.after_fork();
+        assert_eq!(c.state.load(Ordering::Relaxed), MEASURING);
+    }
+
+    #[test]
+    fn the_real_clock_is_continuous_across_the_switch() {
+        if !tsc::is_kernel_clocksource() {
+            return; // No usable TSC on this machine: the clock is clock_gettime throughout.
+        }
+        let c = Calibration::new();
+        c.start(paired_reading());
+        let mut last = c.now_ns();
+        let deadline = last + 50 * CALIBRATION_NS;
+        while !c.is_calibrated() && last < deadline {
+            let now = c.now_ns();
+            assert!(now + 20_000 >= last, "went back {} ns", last - now);
+            last = now;
+        }
+        // (A machine too busy for eight readings in a row to be sharp gives up: clock_gettime.)
+        let state = c.state.load(Ordering::Relaxed);
+        assert!(state == CALIBRATED || state == NO_TSC, "still uncalibrated after 100 ms: state {state}");
+        for _ in 0..1000 {
+            let now = c.now_ns();
+            assert!(now + 20_000 >= last, "went back {} ns after the switch", last - now);
+            last = now;
+        }
     }
 
     #[test]

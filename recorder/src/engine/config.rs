@@ -12,8 +12,6 @@
 //!   reported once on stderr (a diagnostic, for testing the caches on real programs).
 //! - `LEAKVIEW_CLOCK=monotonic`: take every timestamp with clock_gettime instead of the
 //!   calibrated TSC (see clock.rs).
-//! - `LEAKVIEW_CLOCK_FILE`: a file through which the processes of one recording share the TSC's
-//!   calibration (created by `leakview record`).
 
 use crate::engine::stack::{DEFAULT_DEPTH, MAX_DEPTH_LIMIT};
 use crate::engine::sys;
@@ -24,7 +22,6 @@ pub const ENV_MANIFEST: &str = "LEAKVIEW_MANIFEST";
 pub const ENV_STACK_REUSE: &str = "LEAKVIEW_STACK_REUSE";
 pub const ENV_STACK_VERIFY: &str = "LEAKVIEW_STACK_VERIFY";
 pub const ENV_CLOCK: &str = "LEAKVIEW_CLOCK";
-pub const ENV_CLOCK_FILE: &str = "LEAKVIEW_CLOCK_FILE";
 
 /// The settings of one recording.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,8 +36,6 @@ pub struct Config {
     pub verify_stacks: bool,
     /// Timestamps from the calibrated TSC where it can stand in for CLOCK_MONOTONIC (default on).
     pub tsc_clock: bool,
-    /// Raw `LEAKVIEW_CLOCK_FILE`.
-    pub clock_file: Option<Vec<u8>>,
 }
 
 fn getenv(name: &str) -> Option<Vec<u8>> {
@@ -75,7 +70,6 @@ impl Config {
             stack_reuse: getenv(ENV_STACK_REUSE).as_deref() != Some(b"0"),
             verify_stacks: getenv(ENV_STACK_VERIFY).as_deref() == Some(b"1"),
             tsc_clock: getenv(ENV_CLOCK).as_deref() != Some(b"monotonic"),
-            clock_file: getenv(ENV_CLOCK_FILE),
         }
     }
 }

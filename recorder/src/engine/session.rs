@@ -8,7 +8,6 @@
 //! forked without them (a raw fork system call) is told apart by [`fork_canary`]: it sees no
 //! session until its first allocation does the same.
 
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, Ordering};
 
@@ -186,8 +185,7 @@ fn start(
     }
     // The in-process API takes its timestamps with clock_gettime (api/mem.rs): its traces stay
     // on that clock throughout.
-    let clock_file = config.clock_file.as_deref().map(|raw| Path::new(std::ffi::OsStr::from_bytes(raw)));
-    clock::calibrate(config.tsc_clock && profile.kind == RecorderKind::Preload, clock_file);
+    clock::calibrate(config.tsc_clock && profile.kind == RecorderKind::Preload);
     let pid = sys::getpid();
     let executable = modules::executable_path();
     let start_ts = clock::monotonic_ns();
@@ -375,6 +373,7 @@ pub fn after_fork_in_child(state: &mut ThreadState) {
     // Only now: a thread that finds the canary set must not find the parent's session.
     fork_canary::arm();
     state.after_fork_in_child();
+    clock::after_fork_in_child();
     if !old.is_null() {
         // SAFETY: the session was leaked from a Box; the child has no other thread that could
         // use it, and nothing refers to it any more. Dropping unmaps the parent's trace from
