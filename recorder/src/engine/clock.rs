@@ -163,6 +163,7 @@ impl Calibration {
     /// Takes the first reading with `first` if the calibration has not started (once per
     /// process: a forked child goes on with its parent's).
     fn start(&self, first: Option<(u64, u64, u64)>) {
+        // FINISHING while the reading is stored: meanwhile every reader uses clock_gettime.
         if self.state.compare_exchange(NOT_STARTED, FINISHING, Ordering::Acquire, Ordering::Relaxed).is_err()
         {
             return;
