@@ -25,6 +25,10 @@ pub const MIN_SPACING: u64 = 32 * 1024;
 /// Id lists at least this long are filtered in parallel.
 const PARALLEL_IDS: usize = 64 * 1024;
 
+/// Blocks whose checkpoint membership is decided in one parallel batch, at most (after the
+/// first checkpoint of the batch): they bound the batch's transient id lists (4 bytes each).
+const FRESH_BATCH_IDS: usize = 1 << 20;
+
 /// Ids per restart point of [`CompactIds`].
 const RESTART: usize = 4096;
 
@@ -304,18 +308,50 @@ impl IndexBuilder {
     }
 
     /// The index over `store` (which holds the replayed blocks) and the timeline.
-    pub fn finish(mut self, store: &LifetimeStore, progress: &dyn Progress) -> IndexBuild {
+    pub fn finish(self, store: &LifetimeStore, progress: &dyn Progress) -> IndexBuild {
+        self.finish_in_batches(store, progress, FRESH_BATCH_IDS)
+    }
+
+    /// [`IndexBuilder::finish`] with batches of `batch_ids` blocks.
+    fn finish_in_batches(
+        mut self,
+        store: &LifetimeStore,
+        progress: &dyn Progress,
+        batch_ids: usize,
+    ) -> IndexBuild {
         if self.started {
             self.points[self.bucket] = Some(self.current);
         }
         progress.start(Stage::Indexing, self.plan.len() as u64);
         let mut checkpoints = Vec::with_capacity(self.plan.len() + 1);
         checkpoints.push(Checkpoint { at_ns: 0, alloc_pos: 0, live: CompactIds::default() });
-        for &(at_ns, alloc_pos) in &self.plan {
-            let prev = &checkpoints[checkpoints.len() - 1];
-            let live = live_ids(store, &prev.live, prev.alloc_pos..alloc_pos.max(prev.alloc_pos), at_ns);
-            checkpoints.push(Checkpoint { at_ns, alloc_pos, live: CompactIds::from_sorted(&live) });
-            progress.advance(1);
+        // A checkpoint's live set is the previous one's, filtered, plus the blocks allocated
+        // since then that are still live. That second part — most of the work, a pass over
+        // every block — depends on no other checkpoint, so a batch of checkpoints finds theirs
+        // in parallel; only the small first part goes from one checkpoint to the next.
+        let mut next = 0;
+        while next < self.plan.len() {
+            let mut from = checkpoints[checkpoints.len() - 1].alloc_pos;
+            let mut batch: Vec<(u64, u32, std::ops::Range<u32>)> = Vec::new();
+            let mut ids = 0;
+            while let Some(&(at_ns, alloc_pos)) = self.plan.get(next).filter(|_| ids < batch_ids) {
+                let range = from..alloc_pos.max(from);
+                ids += range.len();
+                batch.push((at_ns, alloc_pos, range));
+                from = alloc_pos;
+                next += 1;
+            }
+            let fresh: Vec<Vec<u32>> = batch
+                .par_iter()
+                .map(|(at_ns, _, range)| live_ids(store, &CompactIds::default(), range.clone(), *at_ns))
+                .collect();
+            for ((at_ns, alloc_pos, _), fresh) in batch.into_iter().zip(fresh) {
+                let prev = &checkpoints[checkpoints.len() - 1];
+                let mut live = live_ids(store, &prev.live, 0..0, at_ns);
+                live.extend(fresh);
+                checkpoints.push(Checkpoint { at_ns, alloc_pos, live: CompactIds::from_sorted(&live) });
+                progress.advance(1);
+            }
         }
         progress.finish(Stage::Indexing);
 
@@ -415,6 +451,41 @@ mod tests {
         );
         assert_eq!(a.peak, b.peak);
         assert_eq!(a.timeline.points(), b.timeline.points());
+    }
+
+    #[test]
+    fn checkpoints_hold_the_blocks_live_then_whatever_the_batches() {
+        // Random lifetimes; a checkpoint planned every few hundred blocks.
+        let mut rng = leakview_format::testing::XorShift::new(11);
+        let mut store = LifetimeStore::default();
+        let mut builder = IndexBuilder::new(1_000_000);
+        let mut open: Vec<u32> = Vec::new();
+        let mut applied = 0u64;
+        for t in 0..20_000u64 {
+            if rng.below(3) != 0 || open.is_empty() {
+                open.push(store.push(t, 0x1000 + 16 * t, 8, 0));
+            } else {
+                let k = rng.below(open.len() as u64) as usize;
+                store.set_free(open.swap_remove(k), t);
+            }
+            applied += 1 + rng.below(400);
+            builder.step(t, 0, open.len() as u64, store.len() as u32, applied);
+        }
+        let plan = builder.plan.clone();
+        assert!(plan.len() > 10, "{}", plan.len());
+        let live_then =
+            |at: u64, pos: u32| -> Vec<u32> { (0..pos).filter(|&i| store.is_live_at(i, at)).collect() };
+        for batch_ids in [1, 7, 500, FRESH_BATCH_IDS] {
+            let index = IndexBuilder { plan: plan.clone(), ..IndexBuilder::new(1_000_000) }
+                .finish_in_batches(&store, &NoProgress, batch_ids)
+                .index;
+            assert_eq!(index.checkpoints.len(), plan.len() + 1);
+            for (c, &(at, pos)) in index.checkpoints[1..].iter().zip(&plan) {
+                let ids: Vec<u32> = (0..c.live.parts()).flat_map(|k| c.live.part(k)).collect();
+                assert_eq!((c.at_ns, c.alloc_pos), (at, pos));
+                assert_eq!(ids, live_then(at, pos), "checkpoint at {at}, batches of {batch_ids}");
+            }
+        }
     }
 
     #[test]

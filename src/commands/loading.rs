@@ -72,6 +72,12 @@ pub fn load(path: &Path, bars: &Bars) -> anyhow::Result<Analysis> {
     Ok(Analysis::open(path, &LoadOptions::default(), bars)?)
 }
 
+/// Loads and indexes the trace `reader` has open (mapped once for both), drawing progress on
+/// `bars`.
+pub fn load_from(reader: &TraceReader, bars: &Bars) -> anyhow::Result<Analysis> {
+    Ok(Analysis::from_reader(reader, &LoadOptions::default(), bars)?)
+}
+
 /// Opens `path` for reading its header and chunks.
 pub fn open_reader(path: &Path) -> anyhow::Result<TraceReader> {
     check_trace_path(path)?;

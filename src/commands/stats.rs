@@ -15,7 +15,8 @@ use crate::messages;
 pub fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
     let reader = loading::open_reader(&args.trace)?;
     let bars = Bars::new();
-    let analysis = loading::load(&args.trace, &bars)?;
+    // The reader already maps (and reads in) the whole trace: load from it, not from a second map.
+    let analysis = loading::load_from(&reader, &bars)?;
     drop(bars);
     messages::print_result(&render(&reader, &analysis)?, "statistics")?;
     Ok(ExitCode::SUCCESS)

@@ -115,16 +115,28 @@ pub(crate) struct RecordPool {
     free: Mutex<Vec<Vec<Record>>>,
 }
 
+/// Buffers are sized in steps of this many records, so that one chunk's buffer fits the next
+/// chunk's (full chunks' bodies differ by a few bytes, so their capacity hints by a record or
+/// two): otherwise a buffer one record short is regrown, its old contents copied into fresh
+/// memory.
+const RECORD_STEP: usize = 1024;
+
 impl RecordPool {
     fn take(&self, capacity: usize) -> Vec<Record> {
+        let capacity = capacity.div_ceil(RECORD_STEP).saturating_mul(RECORD_STEP);
         let reused = match self.free.lock() {
             Ok(mut g) => g.pop(),
             Err(poisoned) => poisoned.into_inner().pop(),
         };
-        let mut v = reused.unwrap_or_default();
-        v.clear();
-        v.reserve(capacity);
-        v
+        match reused {
+            Some(mut v) if v.capacity() >= capacity => {
+                v.clear();
+                v
+            }
+            // Too small (a short chunk's): a fresh buffer, not a regrown one whose old records
+            // would be copied for nothing.
+            _ => Vec::with_capacity(capacity),
+        }
     }
 
     /// Gives a buffer back.
@@ -472,6 +484,21 @@ pub(crate) fn decode_chunk(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pool_hands_a_buffer_back_for_a_chunk_a_record_longer() {
+        let pool = RecordPool::default();
+        let mut first = pool.take(4087);
+        first.push(Record::free(1, 0x10, 0));
+        let (at, capacity) = (first.as_ptr(), first.capacity());
+        pool.put(first);
+        let again = pool.take(4088);
+        assert!(again.is_empty());
+        assert_eq!((again.as_ptr(), again.capacity()), (at, capacity), "the same buffer, not regrown");
+        pool.put(again);
+        let bigger = pool.take(capacity + 1);
+        assert!(bigger.capacity() > capacity && bigger.is_empty());
+    }
 
     #[test]
     fn records_pack_their_fields() {
