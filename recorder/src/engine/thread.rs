@@ -45,6 +45,11 @@ pub struct ThreadState {
     pub in_real_call: u32,
     status: u32,
     tid: u32,
+    /// The session whose recordings may skip every check but the live word's (see
+    /// `recorder::ready_session`), or null. Non-null only while the thread is bound to that
+    /// session (its stream used with that session's writer only) and has no deferred events;
+    /// cleared by whatever ends either.
+    ready: *const (),
     /// Set once the thread's stack bounds were looked up (they may be unknown: 0, 0).
     stack_known: u32,
     /// Non-zero while the thread is inside `pthread_getattr_np` (see [`InsideStackQuery`]).
@@ -177,6 +182,8 @@ unsafe extern "C" fn on_thread_exit(ptr: *mut c_void) {
     let state = unsafe { &mut *state };
     let saved = sys::errno();
     state.guard += 1;
+    // The hook lets go of the thread's chunk.
+    state.unready();
     let hook = EXIT_HOOK.load(Ordering::Acquire);
     if !hook.is_null() {
         // SAFETY: only `set_exit_hook` stores here, always a `fn(&mut ThreadState)`.
@@ -220,6 +227,38 @@ impl ThreadState {
         true
     }
 
+    /// The session the thread is ready to record into at once (see the field), or null.
+    #[inline(always)]
+    pub fn ready(&self) -> *const () {
+        self.ready
+    }
+
+    /// Marks the thread ready to record into `session` at once: the caller has checked that it
+    /// is bound to it with no deferred events (see the field).
+    #[inline]
+    pub fn set_ready(&mut self, session: *const ()) {
+        self.ready = session;
+    }
+
+    /// Ends the thread's readiness (see the field).
+    #[inline(always)]
+    pub fn unready(&mut self) {
+        self.ready = std::ptr::null();
+    }
+
+    /// The bound stream of a thread that was ready (see [`ThreadState::ready`]) when its
+    /// recording began. (A signal handler may have ended the readiness since, by deferring an
+    /// event: the stream stays bound.)
+    ///
+    /// # Safety
+    /// The thread must have been ready since its last binding: its stream is initialised.
+    #[inline(always)]
+    pub unsafe fn ready_stream(&mut self) -> &mut ThreadStream {
+        debug_assert!(self.status != FRESH);
+        // SAFETY: the caller's promise; a bound state's stream was written by `bind_first`.
+        unsafe { self.stream.assume_init_mut() }
+    }
+
     /// Whether the thread's exit destructor already ran.
     pub fn has_exited(&self) -> bool {
         self.status == EXITED
@@ -240,6 +279,7 @@ impl ThreadState {
     #[cold]
     #[inline(never)]
     fn bind_first(&mut self, session_id: u64) {
+        self.unready();
         if self.status == FRESH {
             self.tid = sys::gettid();
             self.status = ACTIVE;
@@ -325,6 +365,7 @@ impl ThreadState {
     /// In a forked child: this thread has a new id, and nothing it held belongs to the child's
     /// trace.
     pub fn after_fork_in_child(&mut self) {
+        self.unready();
         if self.status != FRESH {
             self.tid = sys::gettid();
             self.stream.write(ThreadStream::new(self.tid));
