@@ -293,7 +293,7 @@ impl KeptStacks {
     /// The kept stack filed at `filing` whose innermost frame is (`ra`, `sp`, `bp`), if all
     /// its checks hold (each word inside `bounds`) and it has at most `max_len` frames: its
     /// node.
-    #[inline]
+    #[inline(always)]
     pub fn find(
         &mut self,
         filing: Filing,
