@@ -220,8 +220,33 @@ fn flush_deferred_now(session: &Session, state: &mut ThreadState) {
 
 /// Captures the calling thread's stack (the frames above the hook's) and returns its node id.
 /// A kept stack found is taken here; everything else a walk may need, in `capture_walked`.
+/// (Called with the thread's stream bound.)
 #[inline(never)]
 fn capture(session: &Session, state: &mut ThreadState, hook: HookRegisters, ts: u64) -> u32 {
+    // The usual case: the thread has its capture state (so its exit destructor has not run),
+    // the caches are on and their stacks are not checked.
+    if session.kept_stacks_as_found
+        && let Some(snapshot) = session.modules.snapshot()
+        && let Some(capture) = state.existing_capture()
+    {
+        let capture: *mut CaptureState = capture;
+        // SAFETY: the capture state is owned by this thread and separate from its stream.
+        let capture = unsafe { &mut *capture };
+        let walk = capture.walk(snapshot, hook, session.max_depth);
+        if let Some(node) = capture.found() {
+            // (A walk that found a kept stack met no unknown address.)
+            return node;
+        }
+        return capture_walked(session, state, capture, snapshot, hook, ts, walk);
+    }
+    capture_first(session, state, hook, ts)
+}
+
+/// [`capture`] of a thread without its capture state yet (or after its exit destructor), or
+/// with the caches off or checked.
+#[cold]
+#[inline(never)]
+fn capture_first(session: &Session, state: &mut ThreadState, hook: HookRegisters, ts: u64) -> u32 {
     if state.has_exited() {
         return 0;
     }

@@ -45,6 +45,8 @@ pub struct Session {
     pub stack_reuse: bool,
     /// Check every cached stack against a full unwind (`LEAKVIEW_STACK_VERIFY=1`).
     pub verify_stacks: bool,
+    /// `stack_reuse` and not `verify_stacks`: a kept stack found is the capture's result.
+    pub kept_stacks_as_found: bool,
     pub path: PathBuf,
     warned: AtomicBool,
     /// Under `leakview record` (a manifest is set), which tells of traces cut short once for the
@@ -244,6 +246,7 @@ fn start(
         max_depth: config.max_depth,
         stack_reuse: config.stack_reuse,
         verify_stacks: config.verify_stacks,
+        kept_stacks_as_found: config.stack_reuse && !config.verify_stacks,
         path,
         warned: AtomicBool::new(false),
         quiet_when_cut_short: config.manifest.is_some(),
