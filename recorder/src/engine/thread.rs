@@ -22,6 +22,8 @@ use crate::engine::sys;
 pub const TLS_BLOCK_SIZE: usize = 4096;
 
 unsafe extern "C" {
+    // (On x86_64 the block is reached inline, see `current`; the tests compare the two.)
+    #[cfg(any(test, not(target_arch = "x86_64")))]
     fn leakview_engine_tls_block() -> *mut c_void;
     fn leakview_engine_tls_block_size() -> usize;
 }
@@ -73,11 +75,41 @@ const _: () = assert!(std::mem::size_of::<ThreadState>() <= TLS_BLOCK_SIZE);
 const _: () = assert!(std::mem::align_of::<ThreadState>() <= 64);
 
 /// The calling thread's state. Never allocates (initial-exec TLS).
+#[cfg(not(target_arch = "x86_64"))]
 #[inline]
 pub fn current() -> *mut ThreadState {
     // SAFETY: the shim returns this thread's TLS block, 64-aligned and TLS_BLOCK_SIZE bytes,
     // which the assertions above show is enough for a ThreadState.
     unsafe { leakview_engine_tls_block().cast::<ThreadState>() }
+}
+
+#[cfg(target_arch = "x86_64")]
+unsafe extern "C" {
+    /// The shim's initial-exec TLS block (`csrc/tls.c`); only its address is taken.
+    static leakview_engine_tls_storage: u8;
+}
+
+/// The calling thread's state. Never allocates (initial-exec TLS): the block's offset from the
+/// thread pointer, from its GOT slot, plus the thread pointer (what the shim's
+/// `leakview_engine_tls_block` computes, here without a call).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub fn current() -> *mut ThreadState {
+    let block: *mut ThreadState;
+    // SAFETY: the initial-exec TLS access sequence for the shim's block (64-aligned and
+    // TLS_BLOCK_SIZE bytes, which the assertions above show is enough for a ThreadState): it
+    // reads the GOT slot the dynamic linker filled with the block's offset and the thread
+    // pointer at %fs:0, and nothing else.
+    unsafe {
+        std::arch::asm!(
+            "mov {block}, qword ptr [rip + {storage}@GOTTPOFF]",
+            "add {block}, qword ptr fs:[0]",
+            storage = sym leakview_engine_tls_storage,
+            block = out(reg) block,
+            options(pure, readonly, nostack),
+        );
+    }
+    block
 }
 
 /// Marks the calling thread as inside `pthread_getattr_np` while it lives. glibc holds the
@@ -389,6 +421,20 @@ mod tests {
         let there = std::thread::spawn(|| current() as usize).join().expect("thread");
         assert_ne!(here, there);
         assert_eq!(here % 64, 0);
+    }
+
+    #[test]
+    fn the_inline_access_finds_the_shims_block() {
+        let pair = || {
+            // SAFETY: a pure function of the shim.
+            let shim = unsafe { leakview_engine_tls_block() } as usize;
+            (current() as usize, shim)
+        };
+        let (here, shim_here) = pair();
+        assert_eq!(here, shim_here);
+        let (there, shim_there) = std::thread::spawn(pair).join().expect("thread");
+        assert_eq!(there, shim_there);
+        assert_ne!(here, there);
     }
 
     #[test]
