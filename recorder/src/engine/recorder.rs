@@ -32,6 +32,12 @@ pub struct Guard {
     interrupted: u32,
 }
 
+/// The calling thread's state while its [`Guard`] is held ([`Guard::held`]): what [`alloc`],
+/// [`free`], [`free_at`] and [`realloc`] take.
+pub struct Held<'g> {
+    state: &'g mut ThreadState,
+}
+
 /// [`Guard::interrupted`] of an outermost guard.
 const NOT_INTERRUPTED: u32 = u32::MAX;
 
@@ -96,6 +102,13 @@ impl Guard {
         // SAFETY: as above.
         unsafe { (*self.state).in_real_call = 0 };
         result
+    }
+
+    /// The thread's state as the recording entry points take it: borrowed from the held guard,
+    /// passed in a register (the guard itself would have to be laid out in memory for them).
+    #[inline(always)]
+    pub fn held(&mut self) -> Held<'_> {
+        Held { state: self.state() }
     }
 
     /// The thread's state (valid while the guard is held).
@@ -374,12 +387,12 @@ fn first_event(session: &Session, state: &mut ThreadState) {
 }
 
 /// A block of `size` bytes (alignment `align`, 0 = default) came into being at `addr`.
-pub fn alloc(guard: &mut Guard, profile: &Profile, addr: u64, size: u64, align: u64, hook: HookRegisters) {
+pub fn alloc(held: Held<'_>, profile: &Profile, addr: u64, size: u64, align: u64, hook: HookRegisters) {
     let ts = clock::monotonic_ns();
     if !ALLOCATIONS_ENABLED.load(Ordering::Relaxed) {
         return;
     }
-    let state = guard.state();
+    let state = held.state;
     let Some(session) = ready_session(state) else {
         return alloc_by_full_path(state, profile, ts, addr, size, align, hook);
     };
@@ -411,14 +424,14 @@ fn alloc_by_full_path(
 }
 
 /// The block at `addr` is about to be released (call before the real free).
-pub fn free(guard: &mut Guard, addr: u64) {
-    free_at(guard, clock::monotonic_ns(), addr);
+pub fn free(held: Held<'_>, addr: u64) {
+    free_at(held, clock::monotonic_ns(), addr);
 }
 
 /// The block at `addr` was released at `ts` (taken before the real call released it).
 #[inline]
-pub fn free_at(guard: &mut Guard, ts: u64, addr: u64) {
-    let state = guard.state();
+pub fn free_at(held: Held<'_>, ts: u64, addr: u64) {
+    let state = held.state;
     let Some(session) = ready_session(state) else {
         return free_by_full_path(state, ts, addr);
     };
@@ -446,7 +459,7 @@ fn free_by_full_path(state: &mut ThreadState, ts: u64, addr: u64) {
 
 /// `old_addr` was released at `ts_free` and `new_addr` holds `size` bytes now.
 pub fn realloc(
-    guard: &mut Guard,
+    held: Held<'_>,
     profile: &Profile,
     ts_free: u64,
     old_addr: u64,
@@ -455,7 +468,7 @@ pub fn realloc(
     hook: HookRegisters,
 ) {
     let ts = clock::monotonic_ns();
-    let state = guard.state();
+    let state = held.state;
     if ALLOCATIONS_ENABLED.load(Ordering::Relaxed)
         && let Some(session) = ready_session(state)
     {
