@@ -241,6 +241,35 @@ impl TraceWriter {
         self.append_slow(stream, event, has_chunk)
     }
 
+    /// [`TraceWriter::append`] for a caller that knows the stream is this writer's and that
+    /// recording had not stopped when it last looked (a recorder that keeps that knowledge per
+    /// thread): only whether the stream holds a chunk and the event fits are asked. The bytes
+    /// written are the same as `append`'s; any other case takes `append`'s own slow path.
+    ///
+    /// # Safety
+    /// `stream` must have been used with this writer only since it was made (or reset), so
+    /// that a chunk it holds is one of this writer's.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    pub unsafe fn append_to_own(
+        &self,
+        stream: &mut ThreadStream,
+        event: &Event<'_>,
+    ) -> Result<(), WriteError> {
+        debug_assert!(stream.writer_id == self.id || stream.writer_id == 0);
+        let has_chunk = !stream.chunk.is_null();
+        if has_chunk && self.encode_into_chunk(stream, event) {
+            return Ok(());
+        }
+        // (A stream whose writer id is 0 holds no chunk.)
+        self.append_slow(stream, event, has_chunk)
+    }
+
+    /// Whether `stream` has been used with this writer only (or not at all yet): what
+    /// [`TraceWriter::append_to_own`] asks of it.
+    pub fn is_own_stream(&self, stream: &ThreadStream) -> bool {
+        stream.writer_id == self.id || (stream.writer_id == 0 && stream.chunk.is_null())
+    }
+
     /// [`TraceWriter::append`] when recording stopped, the stream has no chunk of this writer
     /// yet (`has_chunk` false), or the event did not fit in its chunk.
     #[cold]

@@ -51,7 +51,7 @@ pub unsafe extern "C" fn leakview_alloc(ptr: *mut c_void, size: usize) {
     }
     let Some(mut guard) = Guard::enter() else { return };
     guard.save_errno();
-    recorder::alloc(&mut guard, &PROFILE, ptr as u64, size as u64, 0, hook);
+    recorder::alloc(guard.held(), &PROFILE, ptr as u64, size as u64, 0, hook);
 }
 
 /// Reports that the block at `ptr` reported with `leakview_alloc` was released.
@@ -65,5 +65,5 @@ pub unsafe extern "C" fn leakview_free(ptr: *mut c_void) {
     }
     let Some(mut guard) = Guard::enter() else { return };
     guard.save_errno();
-    recorder::free(&mut guard, ptr as u64);
+    recorder::free(guard.held(), ptr as u64);
 }

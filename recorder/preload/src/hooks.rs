@@ -21,7 +21,7 @@ use crate::real;
 #[inline(always)]
 fn record_alloc(guard: &mut Guard, ptr: *mut c_void, size: usize, align: usize, hook: HookRegisters) {
     guard.save_errno();
-    recorder::alloc(guard, &PROFILE, ptr as u64, size as u64, align as u64, hook);
+    recorder::alloc(guard.held(), &PROFILE, ptr as u64, size as u64, align as u64, hook);
 }
 
 /// A nested allocation that got no guard: kept for later if a signal handler made it while the
@@ -81,7 +81,7 @@ unsafe fn free_with(ptr: *mut c_void, release: impl FnOnce(*mut c_void)) {
         return;
     };
     guard.save_errno();
-    recorder::free(&mut guard, ptr as u64);
+    recorder::free(guard.held(), ptr as u64);
     guard.real_call(|| release(ptr));
 }
 
@@ -130,12 +130,12 @@ unsafe fn realloc_impl(ptr: *mut c_void, size: usize, hook: HookRegisters) -> *m
     if new.is_null() {
         if size == 0 {
             // realloc(p, 0) freed the block (glibc) and returned nothing.
-            recorder::free_at(&mut guard, ts_free, ptr as u64);
+            recorder::free_at(guard.held(), ts_free, ptr as u64);
         }
         // Otherwise it failed and the old block is still live: nothing happened.
         return new;
     }
-    recorder::realloc(&mut guard, &PROFILE, ts_free, ptr as u64, new as u64, size as u64, hook);
+    recorder::realloc(guard.held(), &PROFILE, ts_free, ptr as u64, new as u64, size as u64, hook);
     new
 }
 

@@ -292,12 +292,13 @@ impl KeptStacks {
 
     /// The kept stack filed at `filing` whose innermost frame is (`ra`, `sp`, `bp`), if all
     /// its checks hold (each word inside `bounds`) and it has at most `max_len` frames: its
-    /// node.
-    #[inline]
+    /// node. The set's first way, where it fills from, is looked at inline; the others out of
+    /// line.
+    #[inline(always)]
     pub fn find(
         &mut self,
         filing: Filing,
-        (ra, sp, bp): (u64, u64, u64),
+        frame: (u64, u64, u64),
         max_len: usize,
         bounds: StackBounds,
     ) -> Option<u32> {
@@ -309,49 +310,84 @@ impl KeptStacks {
         {
             self.looked += 1;
         }
-        for way in 0..WAYS {
-            let kept = &self.sets[set][way];
-            if kept.ra != ra
-                || kept.sp != sp
-                || (kept.bp_matters && kept.bp != bp)
-                || usize::from(kept.len) > max_len
-            {
-                continue;
+        if self.matches(set, 0, frame, max_len, bounds) {
+            return Some(self.found(set, 0));
+        }
+        self.find_in_later_ways(set, frame, max_len, bounds)
+    }
+
+    /// [`KeptStacks::find`] in the ways after the first.
+    #[inline(never)]
+    fn find_in_later_ways(
+        &mut self,
+        set: usize,
+        frame: (u64, u64, u64),
+        max_len: usize,
+        bounds: StackBounds,
+    ) -> Option<u32> {
+        for way in 1..WAYS {
+            if self.matches(set, way, frame, max_len, bounds) {
+                return Some(self.found(set, way));
             }
-            // (At most MAX_CHECKS: `keep` keeps no more.)
-            let count = usize::from(kept.count);
-            // Of a past epoch, or its checks overwritten since: stale.
-            let Some((values, offsets)) = self.ring.run(kept.epoch, kept.start, count) else {
-                continue;
-            };
-            let lowest = sp.wrapping_add_signed(i64::from(kept.lowest) * 8);
-            let highest = sp.wrapping_add_signed(i64::from(kept.highest) * 8);
-            if count > 0 && !(bounds.contains(lowest) && bounds.contains(highest)) {
-                // A check that cannot be read fails.
-                continue;
-            }
-            // SAFETY: each check address lies between the lowest and the highest check address,
-            // both inside the bounds (the live part of this thread's stack), and is 8-aligned:
-            // it was when the stack was kept, with the same sp (`keep` keeps only aligned
-            // checks). The run's offsets and values are `count` long.
-            if !unsafe { checks_hold(sp, offsets, values) } {
-                continue;
-            }
-            self.clock = self.clock.wrapping_add(1);
-            let kept = &mut self.sets[set][way];
-            kept.used_at = self.clock;
-            let found = kept.node;
-            if self.ring.age(kept.start) > REFRESH_AGE {
-                self.refresh(set, way);
-            }
-            let credit = &mut self.credit[set];
-            if *credit < MAX_CREDIT {
-                *credit = credit.saturating_add(4).min(MAX_CREDIT);
-            }
-            return Some(found);
         }
         self.credit[set] = self.credit[set].saturating_sub(1).max(-MAX_CREDIT);
         None
+    }
+
+    /// Whether the stack kept in `way` of `set` is the one of the walk from the innermost frame
+    /// (`ra`, `sp`, `bp`): see [`KeptStacks::find`].
+    #[inline(always)]
+    fn matches(
+        &self,
+        set: usize,
+        way: usize,
+        (ra, sp, bp): (u64, u64, u64),
+        max_len: usize,
+        bounds: StackBounds,
+    ) -> bool {
+        let kept = &self.sets[set % SETS][way % WAYS];
+        if kept.ra != ra
+            || kept.sp != sp
+            || (kept.bp_matters && kept.bp != bp)
+            || usize::from(kept.len) > max_len
+        {
+            return false;
+        }
+        // (At most MAX_CHECKS: `keep` keeps no more.)
+        let count = usize::from(kept.count);
+        // Of a past epoch, or its checks overwritten since: stale.
+        let Some((values, offsets)) = self.ring.run(kept.epoch, kept.start, count) else {
+            return false;
+        };
+        let lowest = sp.wrapping_add_signed(i64::from(kept.lowest) * 8);
+        let highest = sp.wrapping_add_signed(i64::from(kept.highest) * 8);
+        if count > 0 && !(bounds.contains(lowest) && bounds.contains(highest)) {
+            // A check that cannot be read fails.
+            return false;
+        }
+        // SAFETY: each check address lies between the lowest and the highest check address,
+        // both inside the bounds (the live part of this thread's stack), and is 8-aligned:
+        // it was when the stack was kept, with the same sp (`keep` keeps only aligned
+        // checks). The run's offsets and values are `count` long.
+        unsafe { checks_hold(sp, offsets, values) }
+    }
+
+    /// The stack kept in `way` of `set` was found: notes its use and returns its node.
+    #[inline(always)]
+    fn found(&mut self, set: usize, way: usize) -> u32 {
+        let (set, way) = (set % SETS, way % WAYS);
+        self.clock = self.clock.wrapping_add(1);
+        let kept = &mut self.sets[set][way];
+        kept.used_at = self.clock;
+        let found = kept.node;
+        if self.ring.age(kept.start) > REFRESH_AGE {
+            self.refresh(set, way);
+        }
+        let credit = &mut self.credit[set];
+        if *credit < MAX_CREDIT {
+            *credit = credit.saturating_add(4).min(MAX_CREDIT);
+        }
+        found
     }
 
     /// A stack filed at `filing` was not found though the thread recorded it before: where that

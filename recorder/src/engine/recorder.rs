@@ -32,6 +32,12 @@ pub struct Guard {
     interrupted: u32,
 }
 
+/// The calling thread's state while its [`Guard`] is held ([`Guard::held`]): what [`alloc`],
+/// [`free`], [`free_at`] and [`realloc`] take.
+pub struct Held<'g> {
+    state: &'g mut ThreadState,
+}
+
 /// [`Guard::interrupted`] of an outermost guard.
 const NOT_INTERRUPTED: u32 = u32::MAX;
 
@@ -98,6 +104,13 @@ impl Guard {
         result
     }
 
+    /// The thread's state as the recording entry points take it: borrowed from the held guard,
+    /// passed in a register (the guard itself would have to be laid out in memory for them).
+    #[inline(always)]
+    pub fn held(&mut self) -> Held<'_> {
+        Held { state: self.state() }
+    }
+
     /// The thread's state (valid while the guard is held).
     #[inline]
     pub fn state(&mut self) -> &mut ThreadState {
@@ -140,8 +153,46 @@ impl Drop for Guard {
 #[inline(never)]
 pub fn defer(kind: DeferredKind) {
     let ts = clock::monotonic_ns();
+    let state = thread::current();
     // SAFETY: the calling thread's own state; the deferred queue is made for its handlers.
-    unsafe { (*thread::current()).deferred.push(DeferredEvent { ts, kind }) };
+    unsafe { (*state).deferred.push(DeferredEvent { ts, kind }) };
+    compiler_fence(Ordering::SeqCst);
+    // The thread's next recording must append it first (see `mark_ready`).
+    // SAFETY: as above.
+    unsafe { (*state).unready() };
+}
+
+/// The session the calling thread may record into with nothing more asked (`state` is its
+/// state): it marked itself ready for it ([`mark_ready`]: bound to it, nothing deferred) and the
+/// session is still live (running, its writer not stopped, not a forked child's parent's).
+#[inline(always)]
+fn ready_session(state: &ThreadState) -> Option<&'static Session> {
+    let ready = state.ready();
+    if ready.is_null() || ready != session::live().cast() {
+        return None;
+    }
+    // SAFETY: a live session is published and stays alive while it is live (only a forked
+    // child, which clears the live word and this thread's readiness first, drops one).
+    Some(unsafe { &*ready.cast::<Session>() })
+}
+
+/// After a recording by the full path: marks the thread ready for `session` if it is bound to
+/// it with nothing deferred, so that its next recordings go the short way. A signal handler
+/// that defers an event clears the mark (after pushing it), hence the second look.
+#[inline]
+fn mark_ready(session: &'static Session, state: &mut ThreadState) {
+    if state.session_id() != session.id || !state.deferred.is_empty() {
+        return;
+    }
+    let Some(stream) = state.stream() else { return };
+    if !session.writer.is_own_stream(stream) {
+        return;
+    }
+    state.set_ready((session as *const Session).cast());
+    compiler_fence(Ordering::SeqCst);
+    if !state.deferred.is_empty() {
+        state.unready();
+    }
 }
 
 /// Appends the thread's deferred events, if any (with the guard held, not while recording).
@@ -182,8 +233,33 @@ fn flush_deferred_now(session: &Session, state: &mut ThreadState) {
 
 /// Captures the calling thread's stack (the frames above the hook's) and returns its node id.
 /// A kept stack found is taken here; everything else a walk may need, in `capture_walked`.
+/// (Called with the thread's stream bound.)
 #[inline(never)]
 fn capture(session: &Session, state: &mut ThreadState, hook: HookRegisters, ts: u64) -> u32 {
+    // The usual case: the thread has its capture state (so its exit destructor has not run),
+    // the caches are on and their stacks are not checked.
+    if session.kept_stacks_as_found
+        && let Some(snapshot) = session.modules.snapshot()
+        && let Some(capture) = state.existing_capture()
+    {
+        let capture: *mut CaptureState = capture;
+        // SAFETY: the capture state is owned by this thread and separate from its stream.
+        let capture = unsafe { &mut *capture };
+        let walk = capture.walk(snapshot, hook, session.max_depth);
+        if let Some(node) = capture.found() {
+            // (A walk that found a kept stack met no unknown address.)
+            return node;
+        }
+        return capture_walked(session, state, capture, snapshot, hook, ts, walk);
+    }
+    capture_first(session, state, hook, ts)
+}
+
+/// [`capture`] of a thread without its capture state yet (or after its exit destructor), or
+/// with the caches off or checked.
+#[cold]
+#[inline(never)]
+fn capture_first(session: &Session, state: &mut ThreadState, hook: HookRegisters, ts: u64) -> u32 {
     if state.has_exited() {
         return 0;
     }
@@ -311,44 +387,79 @@ fn first_event(session: &Session, state: &mut ThreadState) {
 }
 
 /// A block of `size` bytes (alignment `align`, 0 = default) came into being at `addr`.
-pub fn alloc(guard: &mut Guard, profile: &Profile, addr: u64, size: u64, align: u64, hook: HookRegisters) {
+pub fn alloc(held: Held<'_>, profile: &Profile, addr: u64, size: u64, align: u64, hook: HookRegisters) {
     let ts = clock::monotonic_ns();
     if !ALLOCATIONS_ENABLED.load(Ordering::Relaxed) {
         return;
     }
-    let state = guard.state();
+    let state = held.state;
+    let Some(session) = ready_session(state) else {
+        return alloc_by_full_path(state, profile, ts, addr, size, align, hook);
+    };
+    let stack = capture(session, state, hook, ts);
+    // SAFETY: the thread is ready for the session, so its stream is bound to it (the capture
+    // keeps it so: it appends to it only through the session).
+    unsafe { session.append_ready(state.ready_stream(), &Event::Alloc { ts, addr, size, align, stack }) };
+}
+
+/// [`alloc`] of a thread not ready for the live session (see [`ready_session`]).
+#[cold]
+#[inline(never)]
+fn alloc_by_full_path(
+    state: &mut ThreadState,
+    profile: &Profile,
+    ts: u64,
+    addr: u64,
+    size: u64,
+    align: u64,
+    hook: HookRegisters,
+) {
     let Some(session) = running(profile, state) else { return };
     flush_deferred(session, state);
     let stack = capture(session, state, hook, ts);
     if let Some(stream) = state.stream() {
         session.append(stream, &Event::Alloc { ts, addr, size, align, stack });
     }
+    mark_ready(session, state);
 }
 
 /// The block at `addr` is about to be released (call before the real free).
-pub fn free(guard: &mut Guard, addr: u64) {
-    free_at(guard, clock::monotonic_ns(), addr);
+pub fn free(held: Held<'_>, addr: u64) {
+    free_at(held, clock::monotonic_ns(), addr);
 }
 
 /// The block at `addr` was released at `ts` (taken before the real call released it).
-pub fn free_at(guard: &mut Guard, ts: u64, addr: u64) {
+#[inline]
+pub fn free_at(held: Held<'_>, ts: u64, addr: u64) {
+    let state = held.state;
+    let Some(session) = ready_session(state) else {
+        return free_by_full_path(state, ts, addr);
+    };
+    // SAFETY: the thread is ready for the session, so its stream is bound to it.
+    unsafe { session.append_ready(state.ready_stream(), &Event::Free { ts, addr }) };
+}
+
+/// [`free_at`] of a thread not ready for the live session (see [`ready_session`]).
+#[cold]
+#[inline(never)]
+fn free_by_full_path(state: &mut ThreadState, ts: u64, addr: u64) {
     let Some(session) = session::current() else { return };
     if session.stopped() {
         session.count_unrecorded();
         return;
     }
-    let state = guard.state();
     if state.session_id() != session.id {
         first_event(session, state);
     }
     flush_deferred(session, state);
     let Some(stream) = state.stream() else { return };
     session.append(stream, &Event::Free { ts, addr });
+    mark_ready(session, state);
 }
 
 /// `old_addr` was released at `ts_free` and `new_addr` holds `size` bytes now.
 pub fn realloc(
-    guard: &mut Guard,
+    held: Held<'_>,
     profile: &Profile,
     ts_free: u64,
     old_addr: u64,
@@ -357,7 +468,33 @@ pub fn realloc(
     hook: HookRegisters,
 ) {
     let ts = clock::monotonic_ns();
-    let state = guard.state();
+    let state = held.state;
+    if ALLOCATIONS_ENABLED.load(Ordering::Relaxed)
+        && let Some(session) = ready_session(state)
+    {
+        let stack = capture(session, state, hook, ts);
+        let event = Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack };
+        // SAFETY: the thread is ready for the session, so its stream is bound to it (the
+        // capture keeps it so).
+        unsafe { session.append_ready(state.ready_stream(), &event) };
+        return;
+    }
+    realloc_by_full_path(state, profile, (ts_free, ts), old_addr, new_addr, size, hook);
+}
+
+/// [`realloc`] of a thread not ready for the live session (see [`ready_session`]), or while
+/// allocations are not recorded.
+#[cold]
+#[inline(never)]
+fn realloc_by_full_path(
+    state: &mut ThreadState,
+    profile: &Profile,
+    (ts_free, ts): (u64, u64),
+    old_addr: u64,
+    new_addr: u64,
+    size: u64,
+    hook: HookRegisters,
+) {
     if !ALLOCATIONS_ENABLED.load(Ordering::Relaxed) {
         // The old block is gone either way; the new one is not recorded.
         if let Some(session) = session::current()
@@ -374,6 +511,7 @@ pub fn realloc(
     if let Some(stream) = state.stream() {
         session.append(stream, &Event::Realloc { ts_free, ts, old_addr, new_addr, size, stack });
     }
+    mark_ready(session, state);
 }
 
 /// A user-placed label.

@@ -44,6 +44,8 @@ pub struct Session {
     pub stack_reuse: bool,
     /// Check every cached stack against a full unwind (`LEAKVIEW_STACK_VERIFY=1`).
     pub verify_stacks: bool,
+    /// `stack_reuse` and not `verify_stacks`: a kept stack found is the capture's result.
+    pub kept_stacks_as_found: bool,
     pub path: PathBuf,
     warned: AtomicBool,
     /// Under `leakview record` (a manifest is set), which tells of traces cut short once for the
@@ -79,6 +81,25 @@ pub fn current() -> Option<&'static Session> {
     // SAFETY: a published session stays alive until a forked child replaces it, and the child
     // has only the one thread that does so.
     Some(unsafe { &*ptr })
+}
+
+/// The session that threads marked ready for it may record into without asking anything else
+/// (see `recorder::ready_session`), or null: the running session while its writer has not
+/// stopped. It lives in the fork canary's page where there is one, so a forked child finds it
+/// null (its parent's session is not the child's) and takes the full path, which sorts that out.
+#[inline(always)]
+pub fn live() -> *const Session {
+    fork_canary::live().load(Ordering::Relaxed).cast_const().cast()
+}
+
+/// Ends recording into `session` at once (its writer stopped).
+fn not_live(session: &Session) {
+    let _ = fork_canary::live().compare_exchange(
+        (session as *const Session).cast_mut().cast(),
+        std::ptr::null_mut(),
+        Ordering::AcqRel,
+        Ordering::Relaxed,
+    );
 }
 
 /// The running session, starting it if nobody has. Returns `None` while another thread is
@@ -164,6 +185,9 @@ fn publish(session: Session) -> &'static Session {
     let session = Box::leak(Box::new(session));
     SESSION.store(session, Ordering::Release);
     STATE.store(RUNNING, Ordering::Release);
+    if !session.stopped() {
+        fork_canary::live().store((session as *mut Session).cast(), Ordering::Release);
+    }
     session
 }
 
@@ -220,6 +244,7 @@ fn start(
         max_depth: config.max_depth,
         stack_reuse: config.stack_reuse,
         verify_stacks: config.verify_stacks,
+        kept_stacks_as_found: config.stack_reuse && !config.verify_stacks,
         path,
         warned: AtomicBool::new(false),
         quiet_when_cut_short: config.manifest.is_some(),
@@ -258,8 +283,30 @@ impl Session {
         }
     }
 
+    /// Appends an event to the stream of a thread ready for this session (see
+    /// `recorder::ready_session`): as [`Session::append`], without asking again what the
+    /// thread's readiness says.
+    ///
+    /// # Safety
+    /// `stream` must be the stream of a thread bound to this session (used with this session's
+    /// writer only).
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    pub unsafe fn append_ready(&self, stream: &mut leakview_format::ThreadStream, event: &Event<'_>) -> bool {
+        // SAFETY: the caller's promise is the writer's.
+        match unsafe { self.writer.append_to_own(stream, event) } {
+            Ok(()) => true,
+            Err(err) => {
+                self.write_failed(&err);
+                false
+            }
+        }
+    }
+
     #[cold]
     fn write_failed(&self, err: &WriteError) {
+        if self.stopped() {
+            not_live(self);
+        }
         if matches!(err, WriteError::EventTooLarge) {
             return;
         }
@@ -367,6 +414,8 @@ pub fn after_fork_in_child(state: &mut ThreadState) {
         // Done already: a hook that ran before this handler found the canary tripped and did it.
         return;
     }
+    // (Null already where the live word is in the canary's page, which the child got zeroed.)
+    fork_canary::live().store(std::ptr::null_mut(), Ordering::Release);
     let old = SESSION.swap(std::ptr::null_mut(), Ordering::AcqRel);
     let was_off = STATE.load(Ordering::Acquire) == OFF;
     STATE.store(if was_off { OFF } else { IDLE }, Ordering::Release);

@@ -435,19 +435,64 @@ impl CaptureState {
     }
 
     /// [`CaptureState::walk`] of a stack whose top is `high` (the thread's, or the alternate
-    /// signal stack's).
+    /// signal stack's). The usual case is taken here: the hook's frame stepped by a learned
+    /// rule inline and the stack found among the kept ones; everything else out of line.
     #[cfg(target_arch = "x86_64")]
     #[inline(never)]
     fn walk_within(&mut self, snapshot: &Snapshot, hook: HookRegisters, max_depth: usize, high: u64) -> Walk {
-        use framehop::FrameAddress;
         let HookRegisters { ip, sp, bp } = hook;
         self.len = 0;
         self.found = None;
         self.keepable = false;
-        let mut result = Walk { unknown_address: false };
+        let result = Walk { unknown_address: false };
         let max_depth = max_depth.clamp(1, MAX_DEPTH_LIMIT);
         let Some(bounds) = StackBounds::new(sp, high) else { return result };
-        let mut read = |a: u64| bounds.read(a).ok_or(());
+        if !(self.caching && self.rules.is_for(snapshot)) {
+            return self.walk_from_hook(snapshot, hook, max_depth, bounds);
+        }
+        let Some(first) = self.rules.step_innermost_inline(ip, sp, bp, bounds) else {
+            return self.walk_from_hook(snapshot, hook, max_depth, bounds);
+        };
+        // Out of the hook's own frame (not recorded).
+        let Some(caller) = first else { return result };
+        if let Some(node) = self.find_kept(caller, max_depth, bounds) {
+            self.found = Some(node);
+            return result;
+        }
+        self.walk_from_caller(snapshot, caller, max_depth, bounds)
+    }
+
+    /// Files the stack of the walk whose first frame above the hook's is `caller` (see
+    /// [`Filing`]) and looks for it among the kept stacks (caching on).
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn find_kept(
+        &mut self,
+        caller: unwind_rules::Caller,
+        max_depth: usize,
+        bounds: StackBounds,
+    ) -> Option<u32> {
+        let mut filing = Filing::new(caller.0, caller.1);
+        if self.kept.wants_link(filing) {
+            filing = Filing::with_link(caller.0, caller.1, self.rules.caller_link(caller, bounds));
+        }
+        self.filing = filing;
+        self.kept.find(filing, caller, max_depth, bounds)
+    }
+
+    /// [`CaptureState::walk_within`] from the hook's frame, every case (the state's last walk
+    /// already reset; `max_depth` clamped).
+    #[cfg(target_arch = "x86_64")]
+    #[inline(never)]
+    fn walk_from_hook(
+        &mut self,
+        snapshot: &Snapshot,
+        hook: HookRegisters,
+        max_depth: usize,
+        bounds: StackBounds,
+    ) -> Walk {
+        use framehop::FrameAddress;
+        let HookRegisters { ip, sp, bp } = hook;
         let caching = self.caching;
         if caching && self.rules.use_snapshot(snapshot) {
             // Kept stacks were walked by rules now forgotten.
@@ -458,21 +503,30 @@ impl CaptureState {
             self.rules.step_innermost(snapshot, &mut self.framehop, ip, sp, bp, bounds)
         } else {
             let address = FrameAddress::from_instruction_pointer(ip);
+            let mut read = |a: u64| bounds.read(a).ok_or(());
             unwind_rules::framehop_step(snapshot, &mut self.framehop, address, sp, bp, &mut read)
         };
-        let Some(caller) = first else { return result };
-        if caching {
-            let mut filing = Filing::new(caller.0, caller.1);
-            if self.kept.wants_link(filing) {
-                filing = Filing::with_link(caller.0, caller.1, self.rules.caller_link(caller, bounds));
-            }
-            self.filing = filing;
-            if let Some(node) = self.kept.find(filing, caller, max_depth, bounds) {
-                self.found = Some(node);
-                return result;
-            }
+        let Some(caller) = first else { return Walk { unknown_address: false } };
+        if caching && let Some(node) = self.find_kept(caller, max_depth, bounds) {
+            self.found = Some(node);
+            return Walk { unknown_address: false };
         }
-        let (len, hash) = if caching {
+        self.walk_from_caller(snapshot, caller, max_depth, bounds)
+    }
+
+    /// The walk outward from `caller`, the first frame above the hook's, when no kept stack
+    /// was found (the state's last walk already reset; `max_depth` clamped).
+    #[cfg(target_arch = "x86_64")]
+    #[inline(never)]
+    fn walk_from_caller(
+        &mut self,
+        snapshot: &Snapshot,
+        caller: unwind_rules::Caller,
+        max_depth: usize,
+        bounds: StackBounds,
+    ) -> Walk {
+        let mut result = Walk { unknown_address: false };
+        let (len, hash) = if self.caching {
             self.sps[0] = caller.1;
             self.bps[0] = caller.2;
             let (len, hash) = self.rules.walk(
@@ -488,6 +542,7 @@ impl CaptureState {
             self.bounds = Some(bounds);
             (len, hash)
         } else {
+            let mut read = |a: u64| bounds.read(a).ok_or(());
             step_with_framehop(
                 snapshot,
                 &mut self.framehop,

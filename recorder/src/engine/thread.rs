@@ -22,6 +22,8 @@ use crate::engine::sys;
 pub const TLS_BLOCK_SIZE: usize = 4096;
 
 unsafe extern "C" {
+    // (On x86_64 the block is reached inline, see `current`; the tests compare the two.)
+    #[cfg(any(test, not(target_arch = "x86_64")))]
     fn leakview_engine_tls_block() -> *mut c_void;
     fn leakview_engine_tls_block_size() -> usize;
 }
@@ -45,6 +47,11 @@ pub struct ThreadState {
     pub in_real_call: u32,
     status: u32,
     tid: u32,
+    /// The session whose recordings may skip every check but the live word's (see
+    /// `recorder::ready_session`), or null. Non-null only while the thread is bound to that
+    /// session (its stream used with that session's writer only) and has no deferred events;
+    /// cleared by whatever ends either.
+    ready: *const (),
     /// Set once the thread's stack bounds were looked up (they may be unknown: 0, 0).
     stack_known: u32,
     /// Non-zero while the thread is inside `pthread_getattr_np` (see [`InsideStackQuery`]).
@@ -68,11 +75,41 @@ const _: () = assert!(std::mem::size_of::<ThreadState>() <= TLS_BLOCK_SIZE);
 const _: () = assert!(std::mem::align_of::<ThreadState>() <= 64);
 
 /// The calling thread's state. Never allocates (initial-exec TLS).
+#[cfg(not(target_arch = "x86_64"))]
 #[inline]
 pub fn current() -> *mut ThreadState {
     // SAFETY: the shim returns this thread's TLS block, 64-aligned and TLS_BLOCK_SIZE bytes,
     // which the assertions above show is enough for a ThreadState.
     unsafe { leakview_engine_tls_block().cast::<ThreadState>() }
+}
+
+#[cfg(target_arch = "x86_64")]
+unsafe extern "C" {
+    /// The shim's initial-exec TLS block (`csrc/tls.c`); only its address is taken.
+    static leakview_engine_tls_storage: u8;
+}
+
+/// The calling thread's state. Never allocates (initial-exec TLS): the block's offset from the
+/// thread pointer, from its GOT slot, plus the thread pointer (what the shim's
+/// `leakview_engine_tls_block` computes, here without a call).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub fn current() -> *mut ThreadState {
+    let block: *mut ThreadState;
+    // SAFETY: the initial-exec TLS access sequence for the shim's block (64-aligned and
+    // TLS_BLOCK_SIZE bytes, which the assertions above show is enough for a ThreadState): it
+    // reads the GOT slot the dynamic linker filled with the block's offset and the thread
+    // pointer at %fs:0, and nothing else.
+    unsafe {
+        std::arch::asm!(
+            "mov {block}, qword ptr [rip + {storage}@GOTTPOFF]",
+            "add {block}, qword ptr fs:[0]",
+            storage = sym leakview_engine_tls_storage,
+            block = out(reg) block,
+            options(pure, readonly, nostack),
+        );
+    }
+    block
 }
 
 /// Marks the calling thread as inside `pthread_getattr_np` while it lives. glibc holds the
@@ -177,6 +214,8 @@ unsafe extern "C" fn on_thread_exit(ptr: *mut c_void) {
     let state = unsafe { &mut *state };
     let saved = sys::errno();
     state.guard += 1;
+    // The hook lets go of the thread's chunk.
+    state.unready();
     let hook = EXIT_HOOK.load(Ordering::Acquire);
     if !hook.is_null() {
         // SAFETY: only `set_exit_hook` stores here, always a `fn(&mut ThreadState)`.
@@ -220,6 +259,38 @@ impl ThreadState {
         true
     }
 
+    /// The session the thread is ready to record into at once (see the field), or null.
+    #[inline(always)]
+    pub fn ready(&self) -> *const () {
+        self.ready
+    }
+
+    /// Marks the thread ready to record into `session` at once: the caller has checked that it
+    /// is bound to it with no deferred events (see the field).
+    #[inline]
+    pub fn set_ready(&mut self, session: *const ()) {
+        self.ready = session;
+    }
+
+    /// Ends the thread's readiness (see the field).
+    #[inline(always)]
+    pub fn unready(&mut self) {
+        self.ready = std::ptr::null();
+    }
+
+    /// The bound stream of a thread that was ready (see [`ThreadState::ready`]) when its
+    /// recording began. (A signal handler may have ended the readiness since, by deferring an
+    /// event: the stream stays bound.)
+    ///
+    /// # Safety
+    /// The thread must have been ready since its last binding: its stream is initialised.
+    #[inline(always)]
+    pub unsafe fn ready_stream(&mut self) -> &mut ThreadStream {
+        debug_assert!(self.status != FRESH);
+        // SAFETY: the caller's promise; a bound state's stream was written by `bind_first`.
+        unsafe { self.stream.assume_init_mut() }
+    }
+
     /// Whether the thread's exit destructor already ran.
     pub fn has_exited(&self) -> bool {
         self.status == EXITED
@@ -240,6 +311,7 @@ impl ThreadState {
     #[cold]
     #[inline(never)]
     fn bind_first(&mut self, session_id: u64) {
+        self.unready();
         if self.status == FRESH {
             self.tid = sys::gettid();
             self.status = ACTIVE;
@@ -325,6 +397,7 @@ impl ThreadState {
     /// In a forked child: this thread has a new id, and nothing it held belongs to the child's
     /// trace.
     pub fn after_fork_in_child(&mut self) {
+        self.unready();
         if self.status != FRESH {
             self.tid = sys::gettid();
             self.stream.write(ThreadStream::new(self.tid));
@@ -348,6 +421,20 @@ mod tests {
         let there = std::thread::spawn(|| current() as usize).join().expect("thread");
         assert_ne!(here, there);
         assert_eq!(here % 64, 0);
+    }
+
+    #[test]
+    fn the_inline_access_finds_the_shims_block() {
+        let pair = || {
+            // SAFETY: a pure function of the shim.
+            let shim = unsafe { leakview_engine_tls_block() } as usize;
+            (current() as usize, shim)
+        };
+        let (here, shim_here) = pair();
+        assert_eq!(here, shim_here);
+        let (there, shim_there) = std::thread::spawn(pair).join().expect("thread");
+        assert_eq!(there, shim_there);
+        assert_ne!(here, there);
     }
 
     #[test]

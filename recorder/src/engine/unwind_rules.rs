@@ -395,6 +395,32 @@ impl UnwindRules {
         if entry.key == ra { entry.rule() } else { None }
     }
 
+    /// [`UnwindRules::step_innermost`] where it takes the learned rule inline (the usual case,
+    /// with the cache belonging to the walk's snapshot): `Some` of its result, or `None` where
+    /// it would not.
+    #[inline(always)]
+    pub fn step_innermost_inline(
+        &self,
+        ip: u64,
+        sp: u64,
+        bp: u64,
+        bounds: StackBounds,
+    ) -> Option<Option<Caller>> {
+        let key = ip | INNERMOST;
+        let entry = self.entries[slot(key)];
+        if entry.key == key && entry.word & SLOW == 0 && bounds.holds_sp(sp) {
+            // SAFETY: just checked.
+            return Some(unsafe { step_inline(entry, sp, bp, bounds) });
+        }
+        None
+    }
+
+    /// Whether the cache belongs to `snapshot` (see [`UnwindRules::use_snapshot`]).
+    #[inline(always)]
+    pub fn is_for(&self, snapshot: &Snapshot) -> bool {
+        std::ptr::eq(self.snapshot, snapshot)
+    }
+
     /// Steps out of the hook's own frame at (`ip`, `sp`, `bp`).
     #[inline]
     pub fn step_innermost(
