@@ -92,8 +92,9 @@ fn build_preload_library(root: &Path, out_dir: &Path) -> PathBuf {
     clean_nested_cargo_env(&mut command);
     command.env(NESTED_MARKER, "1");
     // Without debug info: the recorder's own frames never appear in a recorded stack, and its
-    // debug sections were 6.9 of the library's 7.8 MB, which every `leakview record` reads to
-    // check the extracted copy (see `src/embedded.rs`). The symbol table stays (for profilers).
+    // debug sections were 6.9 of the library's 7.8 MB, carried in every leakview binary and
+    // written to the cache at a build's first run (see `src/embedded.rs`). The symbol table
+    // stays (for profilers).
     command.env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo");
     // One optimisation unit across the recorder's crates: the hooks, the engine and the encoder
     // are inlined into each other and their statics reached without the GOT (40-59 instructions
