@@ -5,17 +5,12 @@
 
 mod common;
 
-use common::leaky_fixture::{build_fixture, symbol_address};
+use common::leaky_fixture::{LEAK_STACK, PRELOAD_BASE, leaky_stacks};
 use common::{Finished, TraceBuilder};
 use leakview_analyzer::{
     AllocWindow, Analysis, GroupBy, GroupKey, LoadOptions, NoProgress, Report, RuntimeBlocks, StackId,
     Suppressions, check,
 };
-use leakview_format::Segment;
-
-const BASE: u64 = 0x5555_0000_0000;
-const PRELOAD_BASE: u64 = 0x7f00_0000_0000;
-
 struct Fixture {
     _dir: tempfile::TempDir,
     trace: Finished,
@@ -29,19 +24,9 @@ struct Fixture {
 /// 100 B (stack 3, t=40), which the raw grouping ranks first.
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
-    let exe = build_fixture(dir.path());
-    let leak = symbol_address(&exe, "make_leak");
-    let temp = symbol_address(&exe, "make_temp");
-    let main = symbol_address(&exe, "main");
-    let segments = [Segment { vaddr: 0, memsz: 0x10_0000, flags: 5 }];
     let mut b = TraceBuilder::new();
-    b.module(1, 0, 1, BASE, exe.to_str().expect("utf-8 path"), &segments);
-    b.module(1, 0, 2, PRELOAD_BASE, "/opt/leakview/libleakview_preload.so", &segments);
-    b.stack(1, 1, 0, BASE + main + 20);
-    b.stack(1, 4, 1, BASE + leak + 12);
-    b.stack(1, 2, 4, PRELOAD_BASE + 0x1234);
-    b.stack(1, 5, 4, PRELOAD_BASE + 0x2000);
-    b.stack(1, 3, 1, BASE + temp + 12);
+    leaky_stacks(dir.path(), &mut b);
+    b.stack(1, 5, LEAK_STACK, PRELOAD_BASE + 0x2000);
     b.alloc(1, 10, 0x100, 48, 2);
     b.alloc(2, 20, 0x200, 24, 5);
     b.alloc(2, 25, 0x280, 8, 5);

@@ -4,18 +4,13 @@
 
 mod common;
 
-use common::leaky_fixture::{build_fixture, symbol_address};
+use common::leaky_fixture::leaky_stacks;
 use common::{Finished, TraceBuilder};
 use leakview_analyzer::{
     AllocWindow, Analysis, GroupBy, LoadOptions, NoProgress, Report, RuntimeBlocks, Suppressions, WindowEnd,
     check,
 };
-use leakview_format::Segment;
 
-const BASE: u64 = 0x5555_0000_0000;
-const PRELOAD_BASE: u64 = 0x7f00_0000_0000;
-
-/// Compiles the fixture into `dir` and returns its path.
 struct Fixture {
     _dir: tempfile::TempDir,
     trace: Finished,
@@ -26,18 +21,8 @@ struct Fixture {
 /// 0x300: 32 bytes from make_leak on another thread, never freed.
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
-    let exe = build_fixture(dir.path());
-    let leak = symbol_address(&exe, "make_leak");
-    let temp = symbol_address(&exe, "make_temp");
-    let main = symbol_address(&exe, "main");
-    let segments = [Segment { vaddr: 0, memsz: 0x10_0000, flags: 5 }];
     let mut b = TraceBuilder::new();
-    b.module(1, 0, 1, BASE, exe.to_str().expect("utf-8 path"), &segments);
-    b.module(1, 0, 2, PRELOAD_BASE, "/opt/leakview/libleakview_preload.so", &segments);
-    b.stack(1, 1, 0, BASE + main + 20);
-    b.stack(1, 4, 1, BASE + leak + 12);
-    b.stack(1, 2, 4, PRELOAD_BASE + 0x1234);
-    b.stack(1, 3, 1, BASE + temp + 12);
+    leaky_stacks(dir.path(), &mut b);
     b.alloc(1, 10, 0x100, 64, 2);
     b.alloc(1, 20, 0x200, 16, 3);
     b.free(1, 30, 0x200);
