@@ -32,14 +32,9 @@ fn leakview(dir: &Path) -> Command {
 }
 
 /// The fixture's trace, recorded once for all tests.
-fn recorded() -> &'static (tempfile::TempDir, PathBuf) {
-    static RECORDED: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    RECORDED.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let exe = common::compile_fixture(dir.path(), "alike_stacks.c", "alike_stacks", &[]);
-        let trace = common::record_fixture(dir.path(), &exe, "alike.bin", &format!("alike: {KEPT} kept\n"));
-        (dir, trace)
-    })
+fn recorded() -> &'static common::Recorded {
+    static RECORDED: OnceLock<common::Recorded> = OnceLock::new();
+    common::recorded_once(&RECORDED, "alike_stacks.c", "alike.bin", &format!("alike: {KEPT} kept\n"))
 }
 
 fn run(args: &[&str]) -> Output {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
@@ -20,14 +20,9 @@ fn leakview(dir: &Path) -> Command {
 }
 
 /// The fixture's trace, recorded once for all tests.
-fn recorded() -> &'static (tempfile::TempDir, PathBuf) {
-    static RECORDED: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    RECORDED.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let exe = common::compile_fixture(dir.path(), "suspects.c", "suspects", &[]);
-        let trace = common::record_fixture(dir.path(), &exe, "s.bin", "suspects: done\n");
-        (dir, trace)
-    })
+fn recorded() -> &'static common::Recorded {
+    static RECORDED: OnceLock<common::Recorded> = OnceLock::new();
+    common::recorded_once(&RECORDED, "suspects.c", "s.bin", "suspects: done\n")
 }
 
 fn run(command: &str, args: &[&str]) -> Output {

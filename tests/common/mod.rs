@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 /// `leakview` in `cwd` with `cache` as its cache directory (where it extracts its recorder),
 /// no recorder settings from the test's environment, and stdin closed.
@@ -51,4 +52,24 @@ pub fn record_fixture(dir: &Path, exe: &Path, trace: &str, stdout: &str) -> Path
     assert!(out.status.success(), "recording {}: {}", exe.display(), String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), stdout);
     dir.join(trace)
+}
+
+/// A fixture recorded once for all the tests of a file: its directory and its trace.
+pub type Recorded = (tempfile::TempDir, PathBuf);
+
+/// `fixtures/<source>` compiled and recorded into `<trace>` the first time `cell` is asked
+/// (see [`compile_fixture`] and [`record_fixture`]), the same recording every later time.
+pub fn recorded_once(
+    cell: &'static OnceLock<Recorded>,
+    source: &str,
+    trace: &str,
+    stdout: &str,
+) -> &'static Recorded {
+    cell.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let name = source.trim_end_matches(".c");
+        let exe = compile_fixture(dir.path(), source, name, &[]);
+        let trace = record_fixture(dir.path(), &exe, trace, stdout);
+        (dir, trace)
+    })
 }
