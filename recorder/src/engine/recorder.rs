@@ -458,6 +458,10 @@ fn free_by_full_path(state: &mut ThreadState, ts: u64, addr: u64) {
 }
 
 /// `old_addr` was released at `ts_free` and `new_addr` holds `size` bytes now.
+///
+/// A block resized in place takes `ts_free` as its new time too: its address was never free, so
+/// no other thread's event can fall between the two, and a clock read is saved (a TSC read costs
+/// about 11 ns on this project's AMD test machine; BENCHMARKS.md, "Clock reads").
 pub fn realloc(
     held: Held<'_>,
     profile: &Profile,
@@ -467,7 +471,7 @@ pub fn realloc(
     size: u64,
     hook: HookRegisters,
 ) {
-    let ts = clock::monotonic_ns();
+    let ts = if new_addr == old_addr { ts_free } else { clock::monotonic_ns() };
     let state = held.state;
     if ALLOCATIONS_ENABLED.load(Ordering::Relaxed)
         && let Some(session) = ready_session(state)
