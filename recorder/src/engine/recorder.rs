@@ -460,8 +460,8 @@ fn free_by_full_path(state: &mut ThreadState, ts: u64, addr: u64) {
 /// `old_addr` was released at `ts_free` and `new_addr` holds `size` bytes now.
 ///
 /// A block resized in place takes `ts_free` as its new time too: its address was never free, so
-/// no other thread's event can fall between the two, and a clock read is saved (a TSC read costs
-/// about 11 ns on this project's AMD test machine; BENCHMARKS.md, "Clock reads").
+/// no other thread's event can fall between the two, and a clock read is saved (BENCHMARKS.md,
+/// "Clock reads").
 pub fn realloc(
     held: Held<'_>,
     profile: &Profile,
