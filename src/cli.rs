@@ -56,6 +56,10 @@ pub struct RecordArgs {
     /// Overwrite the output file if it exists.
     #[arg(long)]
     pub force: bool,
+    /// Record only the program started (and programs it execs in its own process), not the
+    /// processes it forks nor what they run.
+    #[arg(long)]
+    pub no_children: bool,
     /// The program and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
     pub command: Vec<String>,

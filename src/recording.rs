@@ -8,6 +8,8 @@
 //! - `LEAKVIEW_DEPTH`: the maximum number of stack frames captured.
 //! - `LEAKVIEW_MANIFEST`: a file to which every recorded process appends one line: the absolute
 //!   path of the trace it created, or `!` and the reason it could not record.
+//! - `LEAKVIEW_ONLY_CHILD_OF` (`--no-children`): this process's pid; only processes whose parent
+//!   it is record (the program started and the images it execs).
 
 use std::ffi::OsString;
 use std::fs;
@@ -22,6 +24,7 @@ use crate::{embedded, supervise};
 pub const OUTPUT_ENV: &str = "LEAKVIEW_OUTPUT";
 pub const DEPTH_ENV: &str = "LEAKVIEW_DEPTH";
 pub const MANIFEST_ENV: &str = "LEAKVIEW_MANIFEST";
+pub const ONLY_CHILD_OF_ENV: &str = "LEAKVIEW_ONLY_CHILD_OF";
 /// Stack depth `leakview record` records with by default, and `leakview demo` always.
 pub const DEFAULT_DEPTH: u32 = 128;
 /// The deepest stack the recorder captures (its `MAX_DEPTH_LIMIT`; it would cut a deeper
@@ -37,6 +40,8 @@ pub struct RecordPlan<'a> {
     /// Absolute trace path (it may hold `%p`).
     pub output: &'a Path,
     pub depth: u32,
+    /// Record the program started (and the images it execs) only, not the processes it forks.
+    pub no_children: bool,
 }
 
 /// How the recorded program ended and which traces it left.
@@ -67,6 +72,12 @@ pub fn run(plan: &RecordPlan<'_>) -> anyhow::Result<Finished> {
         .env(OUTPUT_ENV, plan.output)
         .env(DEPTH_ENV, plan.depth.to_string())
         .env(MANIFEST_ENV, &manifest_path);
+    if plan.no_children {
+        command.env(ONLY_CHILD_OF_ENV, std::process::id().to_string());
+    } else {
+        // One inherited from an outer `leakview record --no-children` would leave this run out.
+        command.env_remove(ONLY_CHILD_OF_ENV);
+    }
     let status =
         supervise::run(&mut command).with_context(|| format!("cannot run {}", plan.program.display()))?;
 

@@ -737,3 +737,64 @@ fn demo_twice_keeps_both_traces() {
     TraceReader::open(&dir.path().join("leakview-demo-2.bin")).expect("the next free name");
     assert!(stderr_of(&out).contains("./leakview-demo-2.bin"), "{}", stderr_of(&out));
 }
+
+/// `--no-children` records the program started and the image it execs, not the process it
+/// forks (nor what that one runs); without it, all three record.
+#[test]
+fn no_children_records_only_the_started_process_and_its_execs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = r#"
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+void *volatile sink; /* so the compiler keeps every allocation */
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "child") == 0) { sink = malloc(4343); return 0; }
+    if (argc > 1 && strcmp(argv[1], "again") == 0) { sink = malloc(8888); return 0; }
+    sink = malloc(4242);
+    pid_t child = fork();
+    if (child == 0) {
+        char *args[] = {argv[0], "child", NULL};
+        execv(argv[0], args);
+        _exit(1);
+    }
+    waitpid(child, NULL, 0);
+    char *args[] = {argv[0], "again", NULL};
+    execv(argv[0], args);
+    return 1;
+}
+"#;
+    let exe = compile_c(dir.path(), "family", source, &[]).expect("cc");
+    let sizes_recorded = |stem: &str| -> Vec<u64> {
+        let mut sizes = Vec::new();
+        for entry in fs::read_dir(dir.path()).expect("list").filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with(&format!("{stem}.")) && name.ends_with(".bin")) {
+                continue;
+            }
+            let reader = TraceReader::open(&entry.path()).expect("trace");
+            for chunk in reader.chunks() {
+                for event in reader.events(chunk) {
+                    if let Ok(Event::Alloc { size, .. }) = event
+                        && [4242, 4343, 8888].contains(&size)
+                    {
+                        sizes.push(size);
+                    }
+                }
+            }
+        }
+        sizes.sort_unstable();
+        sizes
+    };
+
+    let all = run(leakview(dir.path()).args(["record", "-o", "all.bin", "--"]).arg(&exe));
+    assert!(all.status.success(), "stderr: {}", stderr_of(&all));
+    assert!(stderr_of(&all).contains("3 traces written"), "{}", stderr_of(&all));
+    assert_eq!(sizes_recorded("all"), [4242, 4343, 8888]);
+
+    let own = run(leakview(dir.path()).args(["record", "--no-children", "-o", "own.bin", "--"]).arg(&exe));
+    assert!(own.status.success(), "stderr: {}", stderr_of(&own));
+    assert!(stderr_of(&own).contains("2 traces written"), "{}", stderr_of(&own));
+    assert_eq!(sizes_recorded("own"), [4242, 8888]);
+}

@@ -45,6 +45,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         argv: &argv,
         output: &output,
         depth: DEFAULT_DEPTH,
+        no_children: false,
     })?;
     if !finished.status.success() {
         bail!("the demo program failed ({})", finished.status);

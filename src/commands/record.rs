@@ -23,6 +23,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         argv: &args.command,
         output: &output,
         depth: args.depth,
+        no_children: args.no_children,
     })?;
     settle_traces(&finished.traces);
     traces_written::tell(&finished.traces, name);

@@ -12,6 +12,9 @@
 //!   reported once on stderr (a diagnostic, for testing the caches on real programs).
 //! - `LEAKVIEW_CLOCK=monotonic`: take every timestamp with clock_gettime instead of the
 //!   calibrated TSC (see clock.rs).
+//! - `LEAKVIEW_ONLY_CHILD_OF=PID`: record only in a process whose parent is PID (`leakview
+//!   record --no-children` gives its own pid: the program it starts and the images that program
+//!   execs record; processes it forks, and what they run, do not).
 
 use crate::engine::stack::{DEFAULT_DEPTH, MAX_DEPTH_LIMIT};
 use crate::engine::sys;
@@ -22,6 +25,7 @@ pub const ENV_MANIFEST: &str = "LEAKVIEW_MANIFEST";
 pub const ENV_STACK_REUSE: &str = "LEAKVIEW_STACK_REUSE";
 pub const ENV_STACK_VERIFY: &str = "LEAKVIEW_STACK_VERIFY";
 pub const ENV_CLOCK: &str = "LEAKVIEW_CLOCK";
+pub const ENV_ONLY_CHILD_OF: &str = "LEAKVIEW_ONLY_CHILD_OF";
 
 /// The settings of one recording.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +55,22 @@ fn getenv(name: &str) -> Option<Vec<u8>> {
     (!value.is_empty()).then(|| value.to_vec())
 }
 
+/// Whether a process whose parent is `parent` records under an `LEAKVIEW_ONLY_CHILD_OF` setting
+/// of `only_child_of` (unset or not a pid: every process records).
+pub fn records_child_of(only_child_of: Option<&[u8]>, parent: u32) -> bool {
+    let wanted =
+        only_child_of.and_then(|v| std::str::from_utf8(v).ok()).and_then(|v| v.trim().parse::<u32>().ok());
+    wanted.is_none_or(|pid| pid == parent)
+}
+
+/// Whether this process records (see `LEAKVIEW_ONLY_CHILD_OF`). Allocates: call with the guard
+/// held.
+pub fn records_this_process() -> bool {
+    // SAFETY: getppid cannot fail.
+    let parent = unsafe { libc::getppid() } as u32;
+    records_child_of(getenv(ENV_ONLY_CHILD_OF).as_deref(), parent)
+}
+
 /// Parses a depth setting: a positive integer, clamped to [`MAX_DEPTH_LIMIT`].
 pub fn parse_depth(value: Option<&[u8]>) -> usize {
     value
@@ -77,6 +97,14 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_named_parents_children_record_when_one_is_named() {
+        assert!(records_child_of(None, 42));
+        assert!(records_child_of(Some(b"42"), 42));
+        assert!(!records_child_of(Some(b"41"), 42));
+        assert!(records_child_of(Some(b"not a pid"), 42));
+    }
 
     #[test]
     fn depth_defaults_and_clamps() {

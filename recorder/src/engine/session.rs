@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, Ordering};
 
 use leakview_format::{Event, RecorderKind, TraceMetadata, TraceWriter, WriteError, WriterOptions};
 
-use crate::engine::config::Config;
+use crate::engine::config::{self, Config};
 use crate::engine::modules::{self, ModuleRegistry};
 use crate::engine::output;
 use crate::engine::sys;
@@ -113,6 +113,11 @@ pub fn current_or_start(profile: &Profile, state: &mut ThreadState) -> Option<&'
         after_fork_in_child(state);
     }
     if STATE.compare_exchange(IDLE, STARTING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        return None;
+    }
+    if !config::records_this_process() {
+        // Left out on purpose (`leakview record --no-children`): nothing to say.
+        STATE.store(OFF, Ordering::Release);
         return None;
     }
     match start(profile, state, None) {
