@@ -555,6 +555,21 @@ int main(void) {
     assert!(child_trace, "the child recorded into its own trace");
 }
 
+/// The sizes of the trace's allocations whose size is one of `wanted`, in trace order.
+fn allocations_sized(reader: &TraceReader, wanted: &[u64]) -> Vec<u64> {
+    let mut sizes = Vec::new();
+    for chunk in reader.chunks() {
+        for event in reader.events(chunk) {
+            if let Ok(Event::Alloc { size, .. }) = event
+                && wanted.contains(&size)
+            {
+                sizes.push(size);
+            }
+        }
+    }
+    sizes
+}
+
 #[test]
 fn an_image_replaced_by_exec_leaves_a_complete_trace() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -580,21 +595,8 @@ int main(int argc, char **argv) {
     let after =
         TraceReader::open(&dir.path().join(format!("reexec.{pid}.bin"))).expect("trace of the exec'd image");
     assert_eq!(after.metadata().pid, pid);
-    let sizes = |reader: &TraceReader| -> Vec<u64> {
-        let mut sizes = Vec::new();
-        for chunk in reader.chunks() {
-            for event in reader.events(chunk) {
-                if let Ok(Event::Alloc { size, .. }) = event
-                    && (size == 7777 || size == 8888)
-                {
-                    sizes.push(size);
-                }
-            }
-        }
-        sizes
-    };
-    assert_eq!(sizes(&before), [7777]);
-    assert_eq!(sizes(&after), [8888]);
+    assert_eq!(allocations_sized(&before, &[7777, 8888]), [7777]);
+    assert_eq!(allocations_sized(&after, &[7777, 8888]), [8888]);
     assert!(before.is_complete(), "the replaced image's trace is marked complete: {:?}", before.header());
     assert!(before.header().end_timestamp <= after.metadata().start_monotonic_ns);
     let header = before.header();
@@ -770,18 +772,9 @@ int main(int argc, char **argv) {
         let mut sizes = Vec::new();
         for entry in fs::read_dir(dir.path()).expect("list").filter_map(Result::ok) {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !(name.starts_with(&format!("{stem}.")) && name.ends_with(".bin")) {
-                continue;
-            }
-            let reader = TraceReader::open(&entry.path()).expect("trace");
-            for chunk in reader.chunks() {
-                for event in reader.events(chunk) {
-                    if let Ok(Event::Alloc { size, .. }) = event
-                        && [4242, 4343, 8888].contains(&size)
-                    {
-                        sizes.push(size);
-                    }
-                }
+            if name.starts_with(&format!("{stem}.")) && name.ends_with(".bin") {
+                let reader = TraceReader::open(&entry.path()).expect("trace");
+                sizes.extend(allocations_sized(&reader, &[4242, 4343, 8888]));
             }
         }
         sizes.sort_unstable();
