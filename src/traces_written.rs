@@ -157,6 +157,13 @@ pub fn tell(traces: &[PathBuf], program: &str) {
     }
 }
 
+/// After a listing cut to the largest traces (see [`message`]) of a recording that followed
+/// forked processes: how to leave them out.
+pub fn children_hint(traces: usize, followed_children: bool) -> Option<String> {
+    (followed_children && traces > MAX_LISTED)
+        .then(|| "(`leakview record --no-children` leaves out the processes the program forks)".to_string())
+}
+
 /// The line saying that traces were cut short (the recorded processes do not say it
 /// themselves under `leakview record`), if any was.
 pub fn cut_short_line(traces: &[TraceSummary]) -> Option<String> {
@@ -274,6 +281,13 @@ mod tests {
         );
         assert!(lines.iter().any(|l| l == "  ... and 12 smaller ones"));
         assert_eq!(lines.last().map(String::as_str), Some("open one: leakview /traces/t19.bin"));
+    }
+
+    #[test]
+    fn a_cut_listing_of_a_recording_with_children_says_how_to_leave_them_out() {
+        assert!(children_hint(MAX_LISTED + 1, true).is_some_and(|l| l.contains("--no-children")));
+        assert_eq!(children_hint(MAX_LISTED, true), None);
+        assert_eq!(children_hint(MAX_LISTED + 1, false), None);
     }
 
     #[test]

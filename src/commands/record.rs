@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 
 use crate::cli::RecordArgs;
+use crate::messages::say;
 use crate::recording::{self, RecordPlan};
 use crate::{supervise, target_program, trace_paths, traces_written};
 
@@ -27,6 +28,9 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     })?;
     settle_traces(&finished.traces);
     traces_written::tell(&finished.traces, name);
+    if let Some(hint) = traces_written::children_hint(finished.traces.len(), !args.no_children) {
+        say!("leakview: {hint}");
+    }
     traces_written::tell_failures(&finished.failures);
     Ok(supervise::exit_like(finished.status))
 }
