@@ -891,34 +891,3 @@ fn the_allocation_functions_behave_the_same_recorded() {
     assert!(kept.iter().filter(|b| b.align == 4096).all(|b| b.addr % 4096 == 0));
     eprintln!("{made} blocks made by the program, {other_allocations} by the C library");
 }
-
-/// A realloc that resized its block in place gives the new size the release's time (the address
-/// was never free, and a clock read is saved); one that moved the block takes a time of its own
-/// after the allocator returned, no earlier than the release's.
-#[test]
-fn realloc_in_place_takes_the_release_time() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let exe = dir.path().join("fixture");
-    compile(&["realloc_in_place.c"], &exe, &[]);
-    let trace_path = dir.path().join("trace.bin");
-    let output = record(&exe, &[], &trace_path, &dir.path().join("manifest"), None);
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "stayed 1, moved 1\n");
-    let reader = leakview_format::TraceReader::open(&trace_path).expect("open");
-    let mut reallocs = Vec::new();
-    for chunk in reader.chunks() {
-        for event in reader.events(chunk) {
-            if let leakview_format::Event::Realloc { ts_free, ts, old_addr, new_addr, size, .. } =
-                event.expect("decode")
-                && (size == 104 || size == 4000)
-            {
-                reallocs.push((size, old_addr == new_addr, ts_free, ts));
-            }
-        }
-    }
-    let [(104, true, free_1, ts_1), (4000, false, free_2, ts_2)] = reallocs[..] else {
-        panic!("expected the fixture's in-place and moving reallocs, got {reallocs:?}");
-    };
-    assert_eq!(ts_1, free_1, "in place: one time for both");
-    assert!(ts_2 >= free_2, "moved: {ts_2} before its release at {free_2}");
-    assert!(free_2 >= ts_1, "the second realloc at {free_2} before the first at {ts_1}");
-}

@@ -458,10 +458,6 @@ fn free_by_full_path(state: &mut ThreadState, ts: u64, addr: u64) {
 }
 
 /// `old_addr` was released at `ts_free` and `new_addr` holds `size` bytes now.
-///
-/// A block resized in place takes `ts_free` as its new time too: its address was never free, so
-/// no other thread's event can fall between the two, and a clock read is saved (BENCHMARKS.md,
-/// "Clock reads").
 pub fn realloc(
     held: Held<'_>,
     profile: &Profile,
@@ -471,7 +467,7 @@ pub fn realloc(
     size: u64,
     hook: HookRegisters,
 ) {
-    let ts = if new_addr == old_addr { ts_free } else { clock::monotonic_ns() };
+    let ts = clock::monotonic_ns();
     let state = held.state;
     if ALLOCATIONS_ENABLED.load(Ordering::Relaxed)
         && let Some(session) = ready_session(state)
