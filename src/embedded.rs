@@ -198,12 +198,12 @@ fn holds_extracted(path: &Path, len: u64, mode: u32, stamp: SystemTime) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     /// A stamp that no file written by a test has of itself.
     fn stamp() -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_007)
     }
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn embedded_files_are_not_empty() {
