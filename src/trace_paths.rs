@@ -1,6 +1,7 @@
 //! Where traces go and how their paths are shown: the default name
 //! `leakview-<program>-%p.bin`, the no-clobber rule for `-o` (only `--force` removes an existing
-//! file, and a symlink is removed, never followed), and paths printed ready to paste into a shell.
+//! file, and a symlink is removed, never followed), the check that a trace can be created there
+//! at all, and paths printed ready to paste into a shell.
 
 use std::fs;
 use std::io;
@@ -25,8 +26,8 @@ pub fn default_output(dir: &Path, program: &str) -> PathBuf {
 }
 
 /// Makes an explicit `-o` path absolute and ready to be created by the recorder: its directory
-/// must exist; an existing file is an error unless `force`, which removes it (a symlink itself is
-/// removed; what it points to is left alone).
+/// must exist and take new files ([`check_creatable`]); an existing file is an error unless
+/// `force`, which removes it (a symlink itself is removed; what it points to is left alone).
 pub fn prepare_explicit_output(path: &Path, force: bool) -> anyhow::Result<PathBuf> {
     let absolute = std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))?;
     if path.as_os_str().is_empty() || absolute.file_name().is_none() {
@@ -36,6 +37,7 @@ pub fn prepare_explicit_output(path: &Path, force: bool) -> anyhow::Result<PathB
     if !parent.is_dir() {
         bail!("cannot write {}: directory {} does not exist", path.display(), parent.display());
     }
+    check_creatable(&absolute)?;
     if absolute.to_string_lossy().contains(PID_PLACEHOLDER) {
         // Each process gets its own name; the recorder never clobbers one.
         return Ok(absolute);
@@ -54,6 +56,28 @@ pub fn prepare_explicit_output(path: &Path, force: bool) -> anyhow::Result<PathB
         Err(e) => return Err(e).with_context(|| format!("checking {}", path.display())),
     }
     Ok(absolute)
+}
+
+/// Fails unless a new file can be created in the directory `output` goes to: checked before the
+/// program starts, so a read-only or special directory (`/proc`, a read-only mount, one the user
+/// may not write) is a usage error rather than a run that records nothing. The check creates an
+/// empty hidden file there and removes it.
+pub fn check_creatable(output: &Path) -> anyhow::Result<()> {
+    let dir = output.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    tempfile::Builder::new()
+        .prefix(".leakview-check-")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| anyhow::anyhow!("cannot create traces in {}: {}", dir.display(), io_reason(&e)))
+}
+
+/// An I/O error's reason without the "(os error N)" suffix std adds.
+fn io_reason(error: &io::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
 }
 
 /// The first of `<dir>/<stem>.<ext>`, `<dir>/<stem>-2.<ext>`, ... that does not exist yet.
@@ -132,6 +156,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let err = prepare_explicit_output(&dir.path().join("nope/trace.bin"), false).expect_err("refused");
         assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn a_directory_that_takes_no_new_file_is_refused() {
+        let err = check_creatable(Path::new("/proc/leakview-%p.bin")).expect_err("/proc takes no files");
+        assert!(err.to_string().starts_with("cannot create traces in /proc: "), "{err}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        check_creatable(&dir.path().join("t.bin")).expect("a temp dir takes files");
+        let left: Vec<_> = fs::read_dir(dir.path()).expect("list").collect();
+        assert!(left.is_empty(), "the check leaves nothing behind: {left:?}");
     }
 
     #[test]

@@ -96,9 +96,12 @@ impl TraceSummary {
     }
 }
 
-/// The lines to print (without the `leakview: ` prefix), given the traces in creation order.
-pub fn message(traces: &[TraceSummary], program: &str) -> Vec<String> {
+/// The lines to print (without the `leakview: ` prefix), given the traces in creation order;
+/// `failures_told`: processes said why they could not record (see [`tell_failures`]), so no
+/// trace needs no guess at why.
+pub fn message(traces: &[TraceSummary], program: &str, failures_told: bool) -> Vec<String> {
     match traces {
+        [] if failures_told => vec!["no trace was written".to_string()],
         [] => vec![format!(
             "no trace was written: the recorder did not start in {program} \
              (it may have cleared LD_PRELOAD, or the trace file could not be created)"
@@ -148,11 +151,11 @@ pub fn message(traces: &[TraceSummary], program: &str) -> Vec<String> {
 }
 
 /// Prints [`message`] on stderr.
-pub fn tell(traces: &[PathBuf], program: &str) {
+pub fn tell(traces: &[PathBuf], program: &str, failures_told: bool) {
     // One trace is named alone; sizes matter only for ranking several.
     let with_size = traces.len() > 1;
     let summaries: Vec<TraceSummary> = traces.iter().map(|p| TraceSummary::read(p, with_size)).collect();
-    for line in message(&summaries, program).into_iter().chain(cut_short_line(&summaries)) {
+    for line in message(&summaries, program, failures_told).into_iter().chain(cut_short_line(&summaries)) {
         say!("leakview: {line}");
     }
 }
@@ -241,21 +244,24 @@ mod tests {
 
     #[test]
     fn one_trace_one_line() {
-        let lines = message(&[summary("a.bin", 10)], "prog");
+        let lines = message(&[summary("a.bin", 10)], "prog", false);
         assert_eq!(lines, vec!["trace written to /traces/a.bin (open it: leakview /traces/a.bin)"]);
     }
 
     #[test]
     fn no_trace_names_the_program() {
-        let lines = message(&[], "sqlite3");
+        let lines = message(&[], "sqlite3", false);
         assert_eq!(lines.len(), 1);
         assert!(lines[0].contains("sqlite3"));
+        assert!(lines[0].contains("may have cleared LD_PRELOAD"), "{lines:?}");
+        // Where the processes said why, no guess.
+        assert_eq!(message(&[], "sqlite3", true), vec!["no trace was written"]);
     }
 
     #[test]
     fn several_traces_are_all_listed_and_the_largest_suggested() {
         let traces = [summary("a.bin", 10), summary("a.1.bin", 5000), summary("a.2.bin", 20)];
-        let lines = message(&traces, "prog");
+        let lines = message(&traces, "prog", false);
         assert_eq!(lines.len(), 5, "{lines:#?}");
         assert!(lines[0].starts_with("3 traces written"));
         for (line, name) in lines[1..4].iter().zip(["a.bin", "a.1.bin", "a.2.bin"]) {
@@ -270,7 +276,7 @@ mod tests {
     #[test]
     fn many_traces_are_cut_to_the_largest() {
         let traces: Vec<TraceSummary> = (0..20).map(|i| summary(&format!("t{i}.bin"), i * 100)).collect();
-        let lines = message(&traces, "prog");
+        let lines = message(&traces, "prog", false);
         assert!(lines[0].contains("20 traces") && lines[0].contains("the 8 largest"), "{}", lines[0]);
         let listed: Vec<&String> = lines.iter().filter(|l| l.starts_with("  /traces/")).collect();
         assert_eq!(listed.len(), MAX_LISTED);

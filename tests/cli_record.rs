@@ -367,6 +367,26 @@ fn check_leaves_out_what_the_c_runtime_keeps_unless_asked() {
 }
 
 #[test]
+fn a_directory_that_takes_no_trace_is_refused_before_the_program_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = dir.path().join("ran");
+    // `-o` into it, and the working directory for the default name.
+    for (cwd, output) in [(dir.path(), Some("/proc/leakview-test.bin")), (Path::new("/proc"), None)] {
+        let mut command = leakview(cwd);
+        command.arg("record");
+        if let Some(output) = output {
+            command.args(["-o", output]);
+        }
+        let out = run(command.args(["--", "touch"]).arg(&marker));
+        assert_eq!(out.status.code(), Some(2), "{output:?}");
+        let stderr = stderr_of(&out);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("cannot create traces in /proc: "), "{stderr}");
+        assert!(!marker.exists(), "the command must not run when no trace can be written");
+    }
+}
+
+#[test]
 fn missing_command_is_one_line_and_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = run(leakview(dir.path()).args(["record", "--", "leakview-no-such-command-xyz", "arg"]));

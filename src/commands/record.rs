@@ -17,7 +17,11 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     target_program::check_recordable(&program)?;
     let output = match &args.output {
         Some(path) => trace_paths::prepare_explicit_output(path, args.force)?,
-        None => trace_paths::default_output(&std::env::current_dir()?, name),
+        None => {
+            let output = trace_paths::default_output(&std::env::current_dir()?, name);
+            trace_paths::check_creatable(&output)?;
+            output
+        }
     };
     let finished = recording::run(&RecordPlan {
         program: &program,
@@ -27,7 +31,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         no_children: args.no_children,
     })?;
     settle_traces(&finished.traces);
-    traces_written::tell(&finished.traces, name);
+    traces_written::tell(&finished.traces, name, !finished.failures.is_empty());
     if let Some(hint) = traces_written::children_hint(finished.traces.len(), !args.no_children) {
         say!("leakview: {hint}");
     }
