@@ -42,7 +42,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct RecordArgs {
-    /// Trace file to write (default: leakview-PROGRAM-PID.bin in the current directory).
+    /// Trace file to write (default: leakview-PROGRAM-PID.bin in the current directory; a
+    /// directory: that name in it).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Maximum call-stack depth to capture (1 to 256 frames).

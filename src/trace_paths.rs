@@ -27,10 +27,23 @@ pub fn default_output(dir: &Path, program: &str) -> PathBuf {
 
 /// Makes an explicit `-o` path absolute and ready to be created by the recorder: its directory
 /// must exist and take new files ([`check_creatable`]); an existing file is an error unless
-/// `force`, which removes it (a symlink itself is removed; what it points to is left alone).
-pub fn prepare_explicit_output(path: &Path, force: bool) -> anyhow::Result<PathBuf> {
+/// `force`, which removes it (a symlink itself is removed; what it points to is left alone). A
+/// directory (an existing one, or any path ending in `/`) gets [`default_output`]'s name for
+/// `program` inside it.
+pub fn prepare_explicit_output(path: &Path, force: bool, program: &str) -> anyhow::Result<PathBuf> {
     let absolute = std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))?;
-    if path.as_os_str().is_empty() || absolute.file_name().is_none() {
+    if path.as_os_str().is_empty() {
+        bail!("{} is not a file name", path.display());
+    }
+    if path.as_os_str().as_encoded_bytes().ends_with(b"/") || absolute.is_dir() {
+        if !absolute.is_dir() {
+            bail!("cannot write into {}: the directory does not exist", path.display());
+        }
+        let output = default_output(&absolute, program);
+        check_creatable(&output)?;
+        return Ok(output);
+    }
+    if absolute.file_name().is_none() {
         bail!("{} is not a file name", path.display());
     }
     let parent = absolute.parent().unwrap_or(Path::new("/"));
@@ -131,10 +144,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("trace.bin");
         fs::write(&out, b"old").expect("write");
-        let err = prepare_explicit_output(&out, false).expect_err("refused");
+        let err = prepare_explicit_output(&out, false, "prog").expect_err("refused");
         assert!(err.to_string().contains("--force"), "{err}");
         assert_eq!(fs::read(&out).expect("kept"), b"old");
-        assert_eq!(prepare_explicit_output(&out, true).expect("forced"), out);
+        assert_eq!(prepare_explicit_output(&out, true, "prog").expect("forced"), out);
         assert!(!out.exists());
     }
 
@@ -145,8 +158,8 @@ mod tests {
         fs::write(&target, b"keep").expect("write");
         let link = dir.path().join("trace.bin");
         std::os::unix::fs::symlink(&target, &link).expect("symlink");
-        assert!(prepare_explicit_output(&link, false).is_err());
-        prepare_explicit_output(&link, true).expect("forced");
+        assert!(prepare_explicit_output(&link, false, "prog").is_err());
+        prepare_explicit_output(&link, true, "prog").expect("forced");
         assert!(fs::symlink_metadata(&link).is_err());
         assert_eq!(fs::read(&target).expect("kept"), b"keep");
     }
@@ -154,7 +167,23 @@ mod tests {
     #[test]
     fn missing_directory_is_an_error() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let err = prepare_explicit_output(&dir.path().join("nope/trace.bin"), false).expect_err("refused");
+        let err =
+            prepare_explicit_output(&dir.path().join("nope/trace.bin"), false, "prog").expect_err("refused");
+        assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn a_directory_gets_the_default_name_inside_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let expected = dir.path().join("leakview-my_tool-%p.bin");
+        assert_eq!(prepare_explicit_output(dir.path(), false, "./my tool").expect("a directory"), expected);
+        let mut slashed = dir.path().as_os_str().to_owned();
+        slashed.push("/");
+        assert_eq!(
+            prepare_explicit_output(Path::new(&slashed), false, "./my tool").expect("slash"),
+            expected
+        );
+        let err = prepare_explicit_output(&dir.path().join("new/"), false, "tool").expect_err("no such dir");
         assert!(err.to_string().contains("does not exist"), "{err}");
     }
 

@@ -680,6 +680,38 @@ fn the_printed_library_records_a_program_preloaded_by_hand() {
 }
 
 #[test]
+fn a_directory_as_the_output_takes_the_default_name_inside_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let traces = dir.path().join("traces");
+    fs::create_dir(&traces).expect("mkdir");
+    let exe = compile_c(dir.path(), "allocs", ALLOCATOR_PROGRAM, &[]).expect("cc");
+    let pid_of = |out: &Output| {
+        String::from_utf8_lossy(&out.stdout).trim().strip_prefix("pid=").map(str::to_string).expect("pid")
+    };
+
+    // `-o DIR` and `-o DIR/`.
+    for output in ["traces", "traces/"] {
+        let out = run(leakview(dir.path()).args(["record", "-o", output, "--"]).arg(&exe));
+        assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+        let expected = format!("leakview-allocs-{}.bin", pid_of(&out));
+        TraceReader::open(&traces.join(&expected)).expect("the trace, named by default, in the directory");
+        assert_eq!(trace_path_in_stderr(&stderr_of(&out)), Some(format!("./traces/{expected}")));
+    }
+
+    // `LEAKVIEW_OUTPUT=DIR` with the library preloaded by hand.
+    let library = run(leakview(dir.path()).arg("library"));
+    let library = PathBuf::from(String::from_utf8_lossy(&library.stdout).trim());
+    let out = run(Command::new(&exe)
+        .current_dir(dir.path())
+        .env("LD_PRELOAD", &library)
+        .env("LEAKVIEW_OUTPUT", &traces));
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    TraceReader::open(&traces.join(format!("leakview-allocs-{}.bin", pid_of(&out))))
+        .expect("the trace, named by default, in the directory");
+    assert_eq!(fs::read_dir(&traces).expect("list").count(), 3, "nothing else written there");
+}
+
+#[test]
 fn preload_path_override_is_used() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Extract the embedded library once, then record with a copy of it named by the override.

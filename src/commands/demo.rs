@@ -31,7 +31,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
                     path.display()
                 );
             }
-            trace_paths::prepare_explicit_output(path, false)?
+            trace_paths::prepare_explicit_output(path, false, "leakview-demo")?
         }
         None => default_output()?,
     };

@@ -16,7 +16,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     let program = target_program::resolve(OsStr::new(name))?;
     target_program::check_recordable(&program)?;
     let output = match &args.output {
-        Some(path) => trace_paths::prepare_explicit_output(path, args.force)?,
+        Some(path) => trace_paths::prepare_explicit_output(path, args.force, name)?,
         None => {
             let output = trace_paths::default_output(&std::env::current_dir()?, name);
             trace_paths::check_creatable(&output)?;

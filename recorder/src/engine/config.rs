@@ -2,7 +2,8 @@
 //! them (the `leakview record` command sets them):
 //!
 //! - `LEAKVIEW_OUTPUT`: the trace path; `%p` is replaced by the pid of the process creating the
-//!   trace. Unset: `leakview-<program>-<pid>.bin` in the current directory.
+//!   trace; a directory (or a path ending in `/`) takes the default name inside it. Unset:
+//!   `leakview-<program>-<pid>.bin` in the current directory.
 //! - `LEAKVIEW_DEPTH`: maximum frames per stack (default 128, at most 256).
 //! - `LEAKVIEW_MANIFEST`: a file to which each process appends `<absolute trace path>\n`.
 //! - `LEAKVIEW_STACK_REUSE=0`: step every frame with framehop and intern every stack frame by

@@ -10,39 +10,37 @@ use leakview_format::{TraceMetadata, TraceWriter, WriteError, WriterOptions};
 const MAX_ALTERNATIVES: u32 = 1000;
 
 /// The first path to try: `LEAKVIEW_OUTPUT` with `%p` replaced by `pid`, or
-/// `leakview-<program>-<pid>.bin`.
+/// `leakview-<program>-<pid>.bin`; where `LEAKVIEW_OUTPUT` names a directory (one that exists,
+/// or any path ending in `/`), that name inside it.
 pub fn primary_path(spec: Option<&[u8]>, program: &[u8], pid: u32) -> PathBuf {
+    let Some(spec) = spec else { return default_file_name(program, pid) };
     let pid_text = pid.to_string();
-    let bytes = match spec {
-        Some(spec) => {
-            let mut out = Vec::with_capacity(spec.len() + 8);
-            let mut i = 0;
-            while i < spec.len() {
-                if spec[i] == b'%' && spec.get(i + 1) == Some(&b'p') {
-                    out.extend_from_slice(pid_text.as_bytes());
-                    i += 2;
-                } else {
-                    out.push(spec[i]);
-                    i += 1;
-                }
-            }
-            out
+    let mut bytes = Vec::with_capacity(spec.len() + 8);
+    let mut i = 0;
+    while i < spec.len() {
+        if spec[i] == b'%' && spec.get(i + 1) == Some(&b'p') {
+            bytes.extend_from_slice(pid_text.as_bytes());
+            i += 2;
+        } else {
+            bytes.push(spec[i]);
+            i += 1;
         }
-        None => {
-            let name = Path::new(std::ffi::OsStr::from_bytes(program))
-                .file_name()
-                .map(|n| n.as_bytes().to_vec())
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| b"program".to_vec());
-            let mut out = b"leakview-".to_vec();
-            out.extend_from_slice(&name);
-            out.push(b'-');
-            out.extend_from_slice(pid_text.as_bytes());
-            out.extend_from_slice(b".bin");
-            out
-        }
-    };
-    PathBuf::from(std::ffi::OsStr::from_bytes(&bytes))
+    }
+    let path = PathBuf::from(std::ffi::OsStr::from_bytes(&bytes));
+    if bytes.ends_with(b"/") || path.is_dir() { path.join(default_file_name(program, pid)) } else { path }
+}
+
+/// `leakview-<program>-<pid>.bin`, after the program's file name.
+fn default_file_name(program: &[u8], pid: u32) -> PathBuf {
+    let name = Path::new(std::ffi::OsStr::from_bytes(program))
+        .file_name()
+        .map(|n| n.as_bytes().to_vec())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| b"program".to_vec());
+    let mut out = b"leakview-".to_vec();
+    out.extend_from_slice(&name);
+    out.extend_from_slice(format!("-{pid}.bin").as_bytes());
+    PathBuf::from(std::ffi::OsStr::from_bytes(&out))
 }
 
 /// The `n`-th alternative to an existing `primary`: `<stem>.<pid>.bin` (n = 0), then
@@ -138,6 +136,22 @@ mod tests {
     #[test]
     fn default_name_uses_the_program() {
         assert_eq!(primary_path(None, b"/usr/bin/sqlite3", 9), PathBuf::from("leakview-sqlite3-9.bin"));
+    }
+
+    #[test]
+    fn a_directory_gets_the_default_name_inside_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spec = dir.path().as_os_str().as_bytes();
+        assert_eq!(primary_path(Some(spec), b"/usr/bin/jq", 5), dir.path().join("leakview-jq-5.bin"));
+        // Not there yet, but a trailing slash says it is one (creating it then fails, reported).
+        assert_eq!(
+            primary_path(Some(b"/data/traces-%p/"), b"jq", 5),
+            PathBuf::from("/data/traces-5/leakview-jq-5.bin")
+        );
+        // A file that exists is a file name, as before.
+        let file = dir.path().join("t.bin");
+        std::fs::write(&file, b"").expect("write");
+        assert_eq!(primary_path(Some(file.as_os_str().as_bytes()), b"jq", 5), file);
     }
 
     #[test]
