@@ -181,6 +181,10 @@ pub struct CheckArgs {
     /// and NSS data, the loader's link maps, ...) as leaks too.
     #[arg(long)]
     pub no_default_suppressions: bool,
+    /// After a failed check, print `leak:` lines that would suppress its leaks (each with the
+    /// leaks it matches), ready for a suppressions file.
+    #[arg(long)]
+    pub print_suppressions: bool,
     #[command(flatten)]
     pub window: WindowArgs,
     /// Trace file written by `leakview record` or the leakview crate.

@@ -366,6 +366,48 @@ fn check_leaves_out_what_the_c_runtime_keeps_unless_asked() {
     assert!(!text.contains("_IO_file_doallocate"), "{text}");
 }
 
+/// Leaks 100 bytes in `keep_one`, a `strdup` copy in `name_copy` (twice) and 7 bytes right in
+/// `main`.
+const SUPPRESSIBLE_PROGRAM: &str = r#"
+#include <stdlib.h>
+#include <string.h>
+void *volatile sink; /* so the compiler keeps every allocation */
+volatile int calls; /* work after each call, so neither is a tail call */
+__attribute__((noinline)) static void *keep_one(size_t n) { void *p = malloc(n); calls++; return p; }
+__attribute__((noinline)) static char *name_copy(const char *s) { char *p = strdup(s); calls++; return p; }
+int main(void) {
+    sink = keep_one(100);
+    sink = name_copy("first");
+    sink = name_copy("second");
+    sink = malloc(7);
+    return 0;
+}
+"#;
+
+#[test]
+fn printed_suppressions_pass_the_check_but_for_what_main_allocates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = compile_c(dir.path(), "leaks", SUPPRESSIBLE_PROGRAM, &["-g"]).expect("cc");
+    let out = run(leakview(dir.path()).args(["record", "-o", "leaks.bin", "--"]).arg(&exe));
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+
+    let printed = run(leakview(dir.path()).args(["check", "--print-suppressions", "leaks.bin"]));
+    let text = String::from_utf8_lossy(&printed.stdout).into_owned();
+    assert_eq!(printed.status.code(), Some(1), "{text}");
+    assert!(text.starts_with("leaks: 120 B in 4 blocks outstanding"), "{text}");
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("leak:")).collect();
+    let rules: Vec<&str> = lines.iter().map(|l| l.split_whitespace().next().unwrap_or_default()).collect();
+    assert_eq!(rules, ["leak:^keep_one$", "leak:^name_copy$"], "{text}");
+    assert!(text.contains("# no line for #"), "the block allocated in main gets none: {text}");
+
+    fs::write(dir.path().join("suggested.supp"), lines.join("\n")).expect("write");
+    let again = run(leakview(dir.path()).args(["check", "--suppressions", "suggested.supp", "leaks.bin"]));
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert_eq!(again.status.code(), Some(1), "{text}");
+    assert!(text.starts_with("leaks: 7 B in 1 block"), "only main's block is left: {text}");
+    assert!(text.contains("suppressed: 113 B in 3 blocks"), "{text}");
+}
+
 #[test]
 fn a_directory_that_takes_no_trace_is_refused_before_the_program_runs() {
     let dir = tempfile::tempdir().expect("tempdir");

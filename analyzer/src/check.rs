@@ -10,6 +10,7 @@ use crate::model::LiveTotals;
 use crate::progress::Progress;
 use crate::report::units::{bytes, plural};
 use crate::runtime_blocks::is_runtime_block;
+use crate::suggest::{SuggestedSuppression, suggest};
 use crate::suppress::{Rule, Suppressions};
 use crate::symbolize::Frame;
 use crate::window::AllocWindow;
@@ -51,6 +52,50 @@ impl CheckOutcome {
     /// Whether the check passes (nothing leaked).
     pub fn passed(&self) -> bool {
         self.leaked.blocks == 0
+    }
+
+    /// Suppression lines that together match every leak (see [`crate::suggest`]); `matches`
+    /// index [`CheckOutcome::leaks`].
+    pub fn suggested_suppressions(&self, analysis: &Analysis) -> Vec<SuggestedSuppression> {
+        let frames: Vec<std::sync::Arc<[Frame]>> = self
+            .leaks
+            .iter()
+            .map(|g| g.stacks.first().map(|&s| analysis.stack_frames(s)).unwrap_or_else(|| Vec::new().into()))
+            .collect();
+        let stacks: Vec<&[Frame]> = frames.iter().map(|f| &f[..]).collect();
+        suggest(&stacks)
+    }
+
+    /// The suggested lines as text for a suppressions file: each with a comment naming the
+    /// leaks it matches by their number in [`CheckOutcome::to_text`], then the leaks no line
+    /// could name; empty when nothing leaked.
+    pub fn suggestions_text(&self, analysis: &Analysis) -> String {
+        if self.leaks.is_empty() {
+            return String::new();
+        }
+        let suggested = self.suggested_suppressions(analysis);
+        let mut out = String::from(
+            "\nsuppressions for these leaks (a line matches every stack with that function in it; \
+             put them in a file for --suppressions):\n",
+        );
+        let width = suggested.iter().map(|s| s.line.chars().count()).max().unwrap_or(0);
+        let numbers = |leaks: &mut dyn Iterator<Item = usize>| {
+            leaks.map(|i| format!("#{}", i + 1)).collect::<Vec<_>>().join(", ")
+        };
+        for s in &suggested {
+            let _ = writeln!(out, "{:<width$}  # {}", s.line, numbers(&mut s.matches.iter().copied()));
+        }
+        let mut uncovered =
+            (0..self.leaks.len()).filter(|i| !suggested.iter().any(|s| s.matches.contains(i))).peekable();
+        if uncovered.peek().is_some() {
+            let _ = writeln!(
+                out,
+                "# no line for {}: no function of the program's own below main or a thread's start \
+                 function, and a rule for one of those would match nearly every stack",
+                numbers(&mut uncovered)
+            );
+        }
+        out
     }
 
     /// A short text: the verdict, totals, the largest leaking stacks, suppression hits.

@@ -43,6 +43,7 @@ mod progress;
 pub mod report;
 mod runtime_blocks;
 mod stacks;
+mod suggest;
 pub mod suppress;
 pub mod suspects;
 pub mod symbolize;
@@ -64,6 +65,7 @@ pub use model::{
 pub use progress::{NoProgress, Progress, Stage};
 pub use report::Report;
 pub use stacks::MAX_STACK_DEPTH;
+pub use suggest::SuggestedSuppression;
 pub use suppress::{SuppressionError, Suppressions};
 pub use suspects::{Suspect, SuspectReport, Verdict};
 pub use symbolize::{Frame, ModuleInfo, SymbolizeOptions};

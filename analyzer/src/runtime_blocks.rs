@@ -125,7 +125,8 @@ pub fn is_runtime_block(frames: &[Frame]) -> bool {
     })
 }
 
-fn in_runtime_library(frame: &Frame) -> bool {
+/// Whether the frame's module is one of the runtimes' libraries (libc, the loader, libstdc++, ...).
+pub(crate) fn in_runtime_library(frame: &Frame) -> bool {
     frame
         .module
         .as_deref()

@@ -24,7 +24,11 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let window = window::resolve(&analysis, &args.window, at_ns)?;
     let outcome = check(&analysis, at_ns, &window, &suppressions, runtime, &bars);
     drop(bars);
-    messages::print_result(&outcome.to_text(&analysis, args.at.trim()), "report")?;
+    let mut text = outcome.to_text(&analysis, args.at.trim());
+    if args.print_suppressions {
+        text.push_str(&outcome.suggestions_text(&analysis));
+    }
+    messages::print_result(&text, "report")?;
     if !analysis.summary().complete {
         say!("leakview: warning: {} is incomplete; checked what could be read", args.trace.display());
     }
