@@ -150,15 +150,7 @@ mod tests {
     const PROGRAM: &str = "/home/me/app";
 
     fn frame(module: &str, function: Option<&str>) -> Frame {
-        Frame {
-            function: function.map(str::to_string),
-            file: None,
-            line: None,
-            module: Some(module.to_string()),
-            address: 0x1000,
-            module_offset: Some(0x10),
-            inlined: false,
-        }
+        Frame::in_module(function, module)
     }
 
     fn stack(frames: &[(&str, Option<&str>)]) -> Vec<Frame> {

@@ -99,15 +99,7 @@ mod tests {
     use super::*;
 
     fn frame(function: Option<&str>, module: &str) -> Frame {
-        Frame {
-            function: function.map(str::to_string),
-            file: None,
-            line: None,
-            module: Some(module.to_string()),
-            address: 0x1000,
-            module_offset: Some(0x234),
-            inlined: false,
-        }
+        Frame::in_module(function, module)
     }
 
     #[test]

@@ -292,6 +292,23 @@ impl Symbolizer {
 }
 
 #[cfg(test)]
+impl Frame {
+    /// A frame of `function` (or an unnamed one) in `module` at offset 0x234, without file or
+    /// line: what the frame-rule tests look at.
+    pub(crate) fn in_module(function: Option<&str>, module: &str) -> Frame {
+        Frame {
+            function: function.map(str::to_string),
+            file: None,
+            line: None,
+            module: Some(module.to_string()),
+            address: 0x1000,
+            module_offset: Some(0x234),
+            inlined: false,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
