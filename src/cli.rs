@@ -135,6 +135,16 @@ pub struct ReportArgs {
     pub trace: PathBuf,
 }
 
+/// Output format of `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// The verdict and the largest leaking stacks.
+    Text,
+    /// The JSON document the README describes (schema 1): every leak, suppression hits and
+    /// suggested suppressions.
+    Json,
+}
+
 /// Output format of `suspects`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SuspectsFormat {
@@ -182,9 +192,12 @@ pub struct CheckArgs {
     #[arg(long)]
     pub no_default_suppressions: bool,
     /// After a failed check, print `leak:` lines that would suppress its leaks (each with the
-    /// leaks it matches), ready for a suppressions file.
+    /// leaks it matches), ready for a suppressions file (the JSON always has them).
     #[arg(long)]
     pub print_suppressions: bool,
+    /// Output format; the exit code is the same for both.
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    pub format: CheckFormat,
     #[command(flatten)]
     pub window: WindowArgs,
     /// Trace file written by `leakview record` or the leakview crate.

@@ -406,6 +406,42 @@ fn printed_suppressions_pass_the_check_but_for_what_main_allocates() {
     assert_eq!(again.status.code(), Some(1), "{text}");
     assert!(text.starts_with("leaks: 7 B in 1 block"), "only main's block is left: {text}");
     assert!(text.contains("suppressed: 113 B in 3 blocks"), "{text}");
+
+    // The same verdicts as JSON, with every leak and the suggestions' leaks by index.
+    let json = |extra: &[&str]| {
+        let out = run(leakview(dir.path()).args(["check", "--format", "json"]).args(extra).arg("leaks.bin"));
+        assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr_of(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("one JSON document")
+    };
+    let doc = json(&[]);
+    assert_eq!(doc["passed"], false);
+    assert_eq!(doc["leaked"], serde_json::json!({ "blocks": 4, "bytes": 120 }));
+    let leaks = doc["leaks"].as_array().expect("leaks");
+    assert_eq!(leaks.iter().map(|l| l["bytes"].as_u64().unwrap_or(0)).sum::<u64>(), 120);
+    let suggested = doc["suggested_suppressions"].as_array().expect("suggestions");
+    let lines: Vec<&str> = suggested.iter().filter_map(|s| s["line"].as_str()).collect();
+    assert_eq!(lines, ["leak:^keep_one$", "leak:^name_copy$"], "{doc:#}");
+    for s in suggested {
+        let function =
+            s["line"].as_str().unwrap_or_default().trim_start_matches("leak:^").trim_end_matches('$');
+        let matched = s["leaks"].as_array().expect("indexes");
+        assert!(!matched.is_empty());
+        for index in matched {
+            let frames = &leaks[index.as_u64().expect("index") as usize]["frames"];
+            let on_stack = frames.as_array().expect("frames").iter().any(|f| f["function"] == function);
+            assert!(on_stack, "{function} is on the stack of leak {index}: {doc:#}");
+        }
+    }
+    let doc = json(&["--suppressions", "suggested.supp"]);
+    assert_eq!(doc["leaked"], serde_json::json!({ "blocks": 1, "bytes": 7 }));
+    assert_eq!(doc["suppressed"], serde_json::json!({ "blocks": 3, "bytes": 113 }));
+    let hits: Vec<(&str, u64)> = doc["suppressions"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| (r["pattern"].as_str().unwrap_or_default(), r["bytes"].as_u64().unwrap_or(0)))
+        .collect();
+    assert_eq!(hits, [("^keep_one$", 100), ("^name_copy$", 13)]);
 }
 
 #[test]

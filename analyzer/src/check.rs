@@ -98,6 +98,12 @@ impl CheckOutcome {
         out
     }
 
+    /// The verdict as JSON (`leakview check --format json`, see [`crate::check_json`]), checked
+    /// at the moment the user named `when`.
+    pub fn to_json(&self, analysis: &Analysis, when: &str) -> String {
+        crate::check_json::render(self, analysis, when)
+    }
+
     /// A short text: the verdict, totals, the largest leaking stacks, suppression hits.
     pub fn to_text(&self, analysis: &Analysis, when: &str) -> String {
         let mut out = String::new();

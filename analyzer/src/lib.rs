@@ -30,6 +30,7 @@
 mod alike;
 mod analysis;
 pub mod check;
+mod check_json;
 pub mod diff;
 mod error;
 mod frames;

@@ -8,7 +8,7 @@ use leakview_analyzer::{RuntimeBlocks, Suppressions, check};
 
 use super::loading::{self, Bars};
 use super::{moment, window};
-use crate::cli::CheckArgs;
+use crate::cli::{CheckArgs, CheckFormat};
 use crate::messages::{self, say};
 
 pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
@@ -24,10 +24,13 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let window = window::resolve(&analysis, &args.window, at_ns)?;
     let outcome = check(&analysis, at_ns, &window, &suppressions, runtime, &bars);
     drop(bars);
-    let mut text = outcome.to_text(&analysis, args.at.trim());
-    if args.print_suppressions {
-        text.push_str(&outcome.suggestions_text(&analysis));
-    }
+    let text = match args.format {
+        CheckFormat::Json => outcome.to_json(&analysis, args.at.trim()),
+        CheckFormat::Text if args.print_suppressions => {
+            outcome.to_text(&analysis, args.at.trim()) + &outcome.suggestions_text(&analysis)
+        }
+        CheckFormat::Text => outcome.to_text(&analysis, args.at.trim()),
+    };
     messages::print_result(&text, "report")?;
     if !analysis.summary().complete {
         say!("leakview: warning: {} is incomplete; checked what could be read", args.trace.display());
