@@ -66,7 +66,7 @@ pub use model::{
 pub use progress::{NoProgress, Progress, Stage};
 pub use report::Report;
 pub use stacks::MAX_STACK_DEPTH;
-pub use suggest::SuggestedSuppression;
+pub use suggest::{SuggestedSuppression, suppression_line};
 pub use suppress::{SuppressionError, Suppressions};
 pub use suspects::{Suspect, SuspectReport, Verdict};
 pub use symbolize::{Frame, ModuleInfo, SymbolizeOptions};

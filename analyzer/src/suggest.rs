@@ -31,7 +31,7 @@ pub fn suggest(leaks: &[&[Frame]]) -> Vec<SuggestedSuppression> {
         if covered[i] {
             continue;
         }
-        let Some(line) = line_for(frames) else { continue };
+        let Some(line) = suppression_line(frames) else { continue };
         let Ok(rule) = Suppressions::parse(&line) else { continue };
         let matches: Vec<usize> =
             (0..leaks.len()).filter(|&k| rule.matching_rule(leaks[k]).is_some()).collect();
@@ -43,10 +43,11 @@ pub fn suggest(leaks: &[&[Frame]]) -> Vec<SuggestedSuppression> {
     suggested
 }
 
-/// `leak:^NAME$` for the innermost frame outside the runtimes' libraries that is not an entry
-/// point, else for the innermost frame if it is in them (and not an entry point); `None` if
-/// neither.
-fn line_for(frames: &[Frame]) -> Option<String> {
+/// The line suggested for one stack (innermost frame first): `leak:^NAME$` for its innermost
+/// frame outside the runtimes' libraries and the standard libraries' code that is not an entry
+/// point, else for the innermost frame if it is in the runtimes' libraries (and not an entry
+/// point); `None` if neither.
+pub fn suppression_line(frames: &[Frame]) -> Option<String> {
     let named = |f: &&Frame| !is_entry_point(f);
     let frame = frames
         .iter()

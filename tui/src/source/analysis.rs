@@ -399,11 +399,18 @@ impl AnalysisSource {
             Grouping::Stack => (1, stacks.len() as u64),
             _ => (stacks.len() as u64, 0),
         };
+        let suppression = match query.grouping {
+            Grouping::Stack => {
+                analyzer::suppression_line(&self.analysis.stack_frames(self.index.stack(heaviest)))
+            }
+            _ => None,
+        };
         Some(GroupDetails {
             label: label.unwrap_or_default(),
             totals: Totals { bytes: totals.bytes, blocks: totals.blocks },
             stacks: distinct,
             call_sites,
+            suppression,
             frames: self.frames_of(self.index.stack(heaviest)),
             histogram: Self::histogram(classes),
             first_alloc_ns: spans.iter().map(|s| s.0).min().unwrap_or(0),
@@ -438,6 +445,7 @@ impl AnalysisSource {
             totals: Totals { bytes: totals.bytes, blocks: totals.blocks },
             stacks: stack_bytes.len() as u64,
             call_sites: 0,
+            suppression: None,
             frames: self.frames_of(heaviest),
             histogram: Self::histogram(classes),
             first_alloc_ns: first.alloc_ns,

@@ -213,6 +213,9 @@ pub struct GroupDetails {
     pub last_alloc_ns: u64,
     /// Threads, most blocks first.
     pub threads: Vec<ThreadShare>,
+    /// When grouped by stack: the `leak:` line that would suppress the group in `leakview
+    /// check` (`None` where no line can name it alone, or the source does not say).
+    pub suppression: Option<String>,
 }
 
 /// One outstanding allocation of a group.

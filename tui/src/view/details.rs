@@ -123,6 +123,20 @@ pub fn group_lines<'a>(
     if let Some(v) = verdict {
         lines.extend(verdict_lines(v, width, theme));
     }
+    // The line for `leakview check --suppressions`, whole (it is meant to be copied).
+    if let Some(rule) = &d.suppression {
+        for (n, part) in
+            split_at_width(&format!("suppress {rule}"), wrap_width(width)).into_iter().enumerate()
+        {
+            match part.strip_prefix("suppress ").filter(|_| n == 0) {
+                Some(rest) => lines.push(Line::from(vec![
+                    Span::styled("suppress ", theme.dim),
+                    Span::raw(rest.to_string()),
+                ])),
+                None => lines.push(Line::raw(part)),
+            }
+        }
+    }
     let threads: Vec<String> = d
         .threads
         .iter()
@@ -210,6 +224,31 @@ mod tests {
 
     fn text(lines: &[Line<'_>]) -> Vec<String> {
         lines.iter().map(|l| l.to_string()).collect()
+    }
+
+    #[test]
+    fn a_stack_groups_suppression_line_is_shown_whole() {
+        let theme = Theme::monochrome();
+        let rule = "leak:^app::Registry<int>::make_bucket(int const&)$";
+        let details = GroupDetails {
+            label: "leak".to_string(),
+            suppression: Some(rule.to_string()),
+            ..GroupDetails::default()
+        };
+        let wide = text(&group_lines(&details, None, 80, &theme));
+        assert!(wide.contains(&format!("suppress {rule}")), "{wide:#?}");
+        // Narrower than the line: it goes on over lines, every character kept.
+        let narrow = text(&group_lines(&details, None, 24, &theme));
+        let at = narrow.iter().position(|l| l.starts_with("suppress ")).expect("the line");
+        let shown: String = narrow[at..]
+            .iter()
+            .take_while(|l| !l.starts_with("threads") && !l.starts_with("sizes"))
+            .map(String::as_str)
+            .collect();
+        assert_eq!(shown, format!("suppress {rule}"), "{narrow:#?}");
+        // Without one (grouped by size, say), no such line.
+        let none = text(&group_lines(&GroupDetails { suppression: None, ..details }, None, 80, &theme));
+        assert!(!none.iter().any(|l| l.starts_with("suppress")), "{none:#?}");
     }
 
     #[test]
