@@ -22,8 +22,8 @@ pub struct SuggestedSuppression {
     pub matches: Vec<usize>,
 }
 
-/// Lines that together match every stack of `leaks` (innermost frame first), in the order of the
-/// first leak each one is for.
+/// Lines that together match every stack of `leaks` (innermost frame first) that a line can
+/// name ([`suppression_line`]), in the order of the first leak each one is for.
 pub fn suggest(leaks: &[&[Frame]]) -> Vec<SuggestedSuppression> {
     let mut suggested: Vec<SuggestedSuppression> = Vec::new();
     let mut covered = vec![false; leaks.len()];
