@@ -85,8 +85,11 @@ impl CheckOutcome {
         for s in &suggested {
             let _ = writeln!(out, "{:<width$}  # {}", s.line, numbers(&mut s.matches.iter().copied()));
         }
-        let mut uncovered =
-            (0..self.leaks.len()).filter(|i| !suggested.iter().any(|s| s.matches.contains(i))).peekable();
+        let mut covered = vec![false; self.leaks.len()];
+        for &i in suggested.iter().flat_map(|s| &s.matches) {
+            covered[i] = true;
+        }
+        let mut uncovered = (0..self.leaks.len()).filter(|&i| !covered[i]).peekable();
         if uncovered.peek().is_some() {
             let _ = writeln!(
                 out,

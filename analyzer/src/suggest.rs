@@ -9,6 +9,8 @@
 //! nearly every stack of the program, so a block allocated right in `main` gets the runtime
 //! function that allocated it where there is one (`strdup`), and no line otherwise.
 
+use std::collections::HashMap;
+
 use crate::runtime_blocks::in_runtime_library;
 use crate::suppress::Suppressions;
 use crate::symbolize::Frame;
@@ -25,6 +27,7 @@ pub struct SuggestedSuppression {
 /// Lines that together match every stack of `leaks` (innermost frame first) that a line can
 /// name ([`suppression_line`]), in the order of the first leak each one is for.
 pub fn suggest(leaks: &[&[Frame]]) -> Vec<SuggestedSuppression> {
+    let index = TextIndex::new(leaks);
     let mut suggested: Vec<SuggestedSuppression> = Vec::new();
     let mut covered = vec![false; leaks.len()];
     for (i, frames) in leaks.iter().enumerate() {
@@ -33,14 +36,51 @@ pub fn suggest(leaks: &[&[Frame]]) -> Vec<SuggestedSuppression> {
         }
         let Some(line) = suppression_line(frames) else { continue };
         let Ok(rule) = Suppressions::parse(&line) else { continue };
-        let matches: Vec<usize> =
-            (0..leaks.len()).filter(|&k| rule.matching_rule(leaks[k]).is_some()).collect();
+        let literal =
+            line.strip_prefix("leak:^").and_then(|l| l.strip_suffix('$')).filter(|l| !l.contains('*'));
+        let matches: Vec<usize> = match literal {
+            Some(name) => index.leaks_with(name).to_vec(),
+            None => (0..leaks.len()).filter(|&k| rule.matching_rule(leaks[k]).is_some()).collect(),
+        };
         for &k in &matches {
             covered[k] = true;
         }
         suggested.push(SuggestedSuppression { line, matches });
     }
     suggested
+}
+
+/// The leaks each text a rule is matched against appears in (a frame's function, file and
+/// module, and the shown name of a frame without a function): what `leak:^TEXT$` matches, found
+/// without trying the rule on every leak's frames (a check with thousands of leaking stacks
+/// would otherwise take time quadratic in them).
+struct TextIndex {
+    leaks_by_text: HashMap<String, Vec<usize>>,
+}
+
+impl TextIndex {
+    fn new(leaks: &[&[Frame]]) -> TextIndex {
+        let mut leaks_by_text: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, frames) in leaks.iter().enumerate() {
+            for frame in frames.iter() {
+                let unnamed = frame.function.is_none().then(|| frame.display_name());
+                let texts = [&frame.function, &frame.file, &frame.module, &unnamed];
+                for text in texts.into_iter().flatten() {
+                    let holders = leaks_by_text.entry(text.clone()).or_default();
+                    if holders.last() != Some(&i) {
+                        holders.push(i);
+                    }
+                }
+            }
+        }
+        TextIndex { leaks_by_text }
+    }
+
+    /// The leaks one of whose frames has `text` as its function, file, module or shown name, in
+    /// order.
+    fn leaks_with(&self, text: &str) -> &[usize] {
+        self.leaks_by_text.get(text).map_or(&[], Vec::as_slice)
+    }
 }
 
 /// The line suggested for one stack (innermost frame first): `leak:^NAME$` for its innermost
@@ -129,6 +169,21 @@ mod tests {
         let file = lines.iter().map(|s| s.line.as_str()).collect::<Vec<_>>().join("\n");
         let rules = Suppressions::parse(&file).expect("the lines parse");
         assert!(leaks.iter().all(|frames| rules.matching_rule(frames).is_some()));
+    }
+
+    #[test]
+    fn the_index_finds_what_the_rule_matches() {
+        let a = [frame(Some("cache_put"), "/app/server"), frame(Some("handle_request"), "/app/server")];
+        let b = [frame(Some("handle_request"), "/app/server"), frame(None, "/app/server")];
+        let c = [frame(Some("other"), "/app/server"), frame(None, "/app/server")];
+        let leaks: [&[Frame]; 3] = [&a, &b, &c];
+        let index = TextIndex::new(&leaks);
+        for name in ["cache_put", "handle_request", "other", "server+0x234", "/app/server", "absent"] {
+            let rule = Suppressions::parse(&format!("leak:^{name}$")).expect("parses");
+            let scanned: Vec<usize> =
+                (0..leaks.len()).filter(|&k| rule.matching_rule(leaks[k]).is_some()).collect();
+            assert_eq!(index.leaks_with(name), scanned.as_slice(), "{name}");
+        }
     }
 
     #[test]
