@@ -444,6 +444,35 @@ fn printed_suppressions_pass_the_check_but_for_what_main_allocates() {
     assert_eq!(hits, [("^keep_one$", 100), ("^name_copy$", 13)]);
 }
 
+/// Leaks one block from each of twelve functions.
+const TWELVE_LEAKS_PROGRAM: &str = r#"
+#include <stdlib.h>
+void *volatile sink;
+volatile int calls;
+#define LEAK(n) __attribute__((noinline)) static void leak_##n(void) { sink = malloc(100 + n); calls++; }
+LEAK(1) LEAK(2) LEAK(3) LEAK(4) LEAK(5) LEAK(6) LEAK(7) LEAK(8) LEAK(9) LEAK(10) LEAK(11) LEAK(12)
+int main(void) {
+    leak_1(); leak_2(); leak_3(); leak_4(); leak_5(); leak_6();
+    leak_7(); leak_8(); leak_9(); leak_10(); leak_11(); leak_12();
+    return 0;
+}
+"#;
+
+#[test]
+fn suggestions_for_leaks_past_the_listed_ones_say_where_to_find_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = compile_c(dir.path(), "twelve", TWELVE_LEAKS_PROGRAM, &["-g"]).expect("cc");
+    let out = run(leakview(dir.path()).args(["record", "-o", "twelve.bin", "--"]).arg(&exe));
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    let out = run(leakview(dir.path()).args(["check", "--print-suppressions", "twelve.bin"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("… and 2 stacks more"), "{text}");
+    let rules = text.lines().filter(|l| l.starts_with("leak:^leak_")).count();
+    assert_eq!(rules, 12, "one line per function, the unlisted ones too: {text}");
+    assert!(text.contains("# leaks after #10 are not listed above; `--format json` has them all"), "{text}");
+}
+
 #[test]
 fn a_directory_that_takes_no_trace_is_refused_before_the_program_runs() {
     let dir = tempfile::tempdir().expect("tempdir");

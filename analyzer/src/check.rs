@@ -89,6 +89,12 @@ impl CheckOutcome {
         for &i in suggested.iter().flat_map(|s| &s.matches) {
             covered[i] = true;
         }
+        if self.leaks.len() > LISTED {
+            let _ = writeln!(
+                out,
+                "# leaks after #{LISTED} are not listed above; `--format json` has them all, numbered from 0"
+            );
+        }
         let mut uncovered = (0..self.leaks.len()).filter(|&i| !covered[i]).peekable();
         if uncovered.peek().is_some() {
             let _ = writeln!(
