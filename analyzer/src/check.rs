@@ -54,7 +54,8 @@ impl CheckOutcome {
         self.leaked.blocks == 0
     }
 
-    /// Suppression lines that together match every leak (see [`crate::suggest`]); `matches`
+    /// Suppression lines that together match every leak a line can name (see
+    /// [`crate::suggest`]); `matches`
     /// index [`CheckOutcome::leaks`].
     pub fn suggested_suppressions(&self, analysis: &Analysis) -> Vec<SuggestedSuppression> {
         let frames: Vec<std::sync::Arc<[Frame]>> = self
