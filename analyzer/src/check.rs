@@ -55,8 +55,7 @@ impl CheckOutcome {
     }
 
     /// Suppression lines that together match every leak a line can name (see
-    /// [`crate::suggest`]); `matches`
-    /// index [`CheckOutcome::leaks`].
+    /// [`crate::suggest`]); `matches` index [`CheckOutcome::leaks`].
     pub fn suggested_suppressions(&self, analysis: &Analysis) -> Vec<SuggestedSuppression> {
         let frames: Vec<std::sync::Arc<[Frame]>> = self
             .leaks
