@@ -432,16 +432,15 @@ impl UnwindRules {
         bp: u64,
         bounds: StackBounds,
     ) -> Option<Caller> {
+        if let Some(caller) = self.step_innermost_inline(ip, sp, bp, bounds) {
+            return caller;
+        }
         let key = ip | INNERMOST;
         let entry = self.entries[slot(key)];
-        if entry.key == key {
-            if entry.word & SLOW == 0 && bounds.holds_sp(sp) {
-                // SAFETY: just checked.
-                return unsafe { step_inline(entry, sp, bp, bounds) };
-            }
-            if let Some(rule) = entry.rule() {
-                return apply(rule, sp, bp, |a| bounds.read(a));
-            }
+        if entry.key == key
+            && let Some(rule) = entry.rule()
+        {
+            return apply(rule, sp, bp, |a| bounds.read(a));
         }
         self.learn(snapshot, cache, key, FrameAddress::from_instruction_pointer(ip), (sp, bp), bounds, false)
     }
