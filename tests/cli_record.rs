@@ -366,6 +366,13 @@ fn check_leaves_out_what_the_c_runtime_keeps_unless_asked() {
     assert!(!text.contains("_IO_file_doallocate"), "{text}");
 }
 
+/// `source` compiled with `-g` into `dir/<name>` and recorded into `dir/<name>.bin`.
+fn recorded_c(dir: &Path, name: &str, source: &str) {
+    let exe = compile_c(dir, name, source, &["-g"]).expect("cc");
+    let out = run(leakview(dir).args(["record", "-o", &format!("{name}.bin"), "--"]).arg(&exe));
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+}
+
 /// Leaks 100 bytes in `keep_one`, a `strdup` copy in `name_copy` (twice) and 7 bytes right in
 /// `main`.
 const SUPPRESSIBLE_PROGRAM: &str = r#"
@@ -387,10 +394,7 @@ int main(void) {
 #[test]
 fn printed_suppressions_pass_the_check_but_for_what_main_allocates() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let exe = compile_c(dir.path(), "leaks", SUPPRESSIBLE_PROGRAM, &["-g"]).expect("cc");
-    let out = run(leakview(dir.path()).args(["record", "-o", "leaks.bin", "--"]).arg(&exe));
-    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
-
+    recorded_c(dir.path(), "leaks", SUPPRESSIBLE_PROGRAM);
     let printed = run(leakview(dir.path()).args(["check", "--print-suppressions", "leaks.bin"]));
     let text = String::from_utf8_lossy(&printed.stdout).into_owned();
     assert_eq!(printed.status.code(), Some(1), "{text}");
@@ -461,9 +465,7 @@ int main(void) {
 #[test]
 fn suggestions_for_leaks_past_the_listed_ones_say_where_to_find_them() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let exe = compile_c(dir.path(), "twelve", TWELVE_LEAKS_PROGRAM, &["-g"]).expect("cc");
-    let out = run(leakview(dir.path()).args(["record", "-o", "twelve.bin", "--"]).arg(&exe));
-    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    recorded_c(dir.path(), "twelve", TWELVE_LEAKS_PROGRAM);
     let out = run(leakview(dir.path()).args(["check", "--print-suppressions", "twelve.bin"]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
