@@ -84,7 +84,8 @@ pub fn check_creatable(output: &Path) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot create traces in {}: {}", dir.display(), io_reason(&e)))
 }
 
-/// An I/O error's reason without the "(os error N)" suffix std adds.
+/// An I/O error's reason alone: without the "(os error N)" std adds, nor what follows it (the
+/// path of the probe file, which tempfile adds).
 fn io_reason(error: &io::Error) -> String {
     let text = error.to_string();
     match text.rfind(" (os error ") {
