@@ -110,8 +110,27 @@ pub enum ReportFormat {
     Text,
     /// The JSON document the README describes (schema 1).
     Json,
-    /// One line per stack, root first, with its bytes, heaviest first: input for flamegraph tools.
+    /// One line per stack, root first, with its bytes (blocks, ranked by blocks), heaviest first:
+    /// input for flamegraph tools.
     Folded,
+}
+
+/// Which blocks `report` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum What {
+    /// Blocks allocated by --at and not freed by then (leaks, at the end).
+    Outstanding,
+    /// Every block allocated by --at, freed or not: where the program allocates most.
+    Allocated,
+    /// Blocks freed before their thread allocated anything else (short-lived churn), by --at.
+    Temporary,
+}
+
+/// How `report` ranks its groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RankBy {
+    Bytes,
+    Blocks,
 }
 
 #[derive(Debug, Args)]
@@ -120,7 +139,14 @@ pub struct ReportArgs {
     /// 12345ns) or a mark (mark:LABEL, mark:LABEL#2).
     #[arg(long, value_name = "WHEN", default_value = "end")]
     pub at: String,
-    /// How to group the outstanding allocations (`--format folded`: stack only).
+    /// Which blocks to count.
+    #[arg(long, value_enum, default_value_t = What::Outstanding)]
+    pub what: What,
+    /// Rank groups by bytes or by blocks [default: bytes; with --what allocated or temporary,
+    /// blocks].
+    #[arg(long, value_enum, value_name = "FIGURE")]
+    pub rank_by: Option<RankBy>,
+    /// How to group the blocks (`--format folded`: stack only).
     #[arg(long, value_enum, default_value_t = GroupBy::Stack)]
     pub group_by: GroupBy,
     /// Show at most N groups, 0 for all [default: 20; with `--format folded`, every stack].

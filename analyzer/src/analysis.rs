@@ -2,7 +2,7 @@
 //! tests; it is `Send + Sync`, and its caches fill in behind `&self`.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use leakview_format::TraceReader;
 use rayon::prelude::*;
@@ -16,6 +16,7 @@ use crate::lifetimes::{LifetimeStore, LiveBlock};
 use crate::load::{self, Loaded};
 use crate::model::{Block, BlockId, LiveTotals, Mark, StackId, Summary, ThreadIndex, ThreadInfo, Totals};
 use crate::progress::Progress;
+use crate::selection::{self, Selection, TemporaryBlocks};
 use crate::stacks::StackTable;
 use crate::symbolize::{ModuleInfo, SymbolizeOptions, Symbolizer};
 use crate::timeline::Timeline;
@@ -45,6 +46,8 @@ pub struct Analysis {
     marks: Vec<Mark>,
     modules: Vec<ModuleInfo>,
     frames: FrameCache,
+    /// Which blocks are temporary, found on first use.
+    temporary: OnceLock<TemporaryBlocks>,
 }
 
 impl std::fmt::Debug for Analysis {
@@ -82,6 +85,7 @@ impl Analysis {
             marks,
             modules,
             frames,
+            temporary: OnceLock::new(),
         })
     }
 
@@ -142,7 +146,11 @@ impl Analysis {
     /// The blocks outstanding at `t`: allocated at or before `t` and not freed by `t`. Costs work
     /// proportional to the events near `t` plus the answer's size.
     pub fn outstanding_at(&self, t: u64) -> Snapshot {
-        let blocks = self.index.live_at(&self.store, t);
+        self.snapshot_of(t, self.index.live_at(&self.store, t))
+    }
+
+    /// A snapshot of `blocks` at `t`, with their totals.
+    fn snapshot_of(&self, t: u64, blocks: Vec<LiveBlock>) -> Snapshot {
         let size = |b: &LiveBlock| self.store.full_size(b.id, b.size32);
         let bytes = if blocks.len() >= PARALLEL_SUM {
             blocks.par_iter().map(size).sum()
@@ -162,13 +170,10 @@ impl Analysis {
         if window.is_all() {
             return snapshot;
         }
-        // Ids are in allocation order: the window is one run of them.
-        let allocated_before = |ns: u64| if ns == 0 { 0 } else { self.store.allocated_by(ns - 1) as u32 };
-        let first = window.after.as_ref().map_or(0, |a| allocated_before(a.ns));
-        let end = window.before.as_ref().map_or(u32::MAX, |b| allocated_before(b.ns));
+        let ids = self.window_ids(window);
         let all = &snapshot.blocks;
-        let from = all.partition_point(|b| b.id < first);
-        let to = all.partition_point(|b| b.id < end).max(from);
+        let from = all.partition_point(|b| b.id < ids.start);
+        let to = all.partition_point(|b| b.id < ids.end).max(from);
         let inside = &all[from..to];
         let bytes = inside.iter().map(|b| self.store.full_size(b.id, b.size32)).sum();
         Snapshot {
@@ -176,6 +181,41 @@ impl Analysis {
             totals: LiveTotals { blocks: inside.len() as u64, bytes },
             blocks: Arc::new(inside.to_vec()),
         }
+    }
+
+    /// The ids of the blocks allocated within `window` (ids are in allocation order, so the
+    /// window is one run of them).
+    fn window_ids(&self, window: &AllocWindow) -> std::ops::Range<u32> {
+        let allocated_before = |ns: u64| if ns == 0 { 0 } else { self.store.allocated_by(ns - 1) as u32 };
+        let first = window.after.as_ref().map_or(0, |a| allocated_before(a.ns));
+        let end = window.before.as_ref().map_or(u32::MAX, |b| allocated_before(b.ns));
+        first..end.max(first)
+    }
+
+    /// The ids of the blocks allocated at or before `t` within `window`.
+    fn allocated_ids(&self, t: u64, window: &AllocWindow) -> std::ops::Range<u32> {
+        let ids = self.window_ids(window);
+        let by_t = self.store.allocated_by(t) as u32;
+        ids.start.min(by_t)..ids.end.min(by_t)
+    }
+
+    /// The blocks `selection` picks at `t` among those allocated within `window`: outstanding
+    /// at `t` ([`Analysis::outstanding_in`]), allocated at or before `t` whether freed or not,
+    /// or those of them that are temporary (freed by `t`, before their thread allocated again).
+    /// The snapshot's totals are the picked blocks'.
+    pub fn select(&self, t: u64, window: &AllocWindow, selection: Selection) -> Snapshot {
+        let temporary = match selection {
+            Selection::Outstanding => return self.outstanding_in(t, window),
+            Selection::Allocated => None,
+            Selection::Temporary => Some(self.temporary.get_or_init(|| TemporaryBlocks::find(&self.store))),
+        };
+        let ids = self.allocated_ids(t, window);
+        self.snapshot_of(t, selection::allocated_blocks(&self.store, ids, t, temporary))
+    }
+
+    /// How many blocks were allocated at or before `t` within `window`, freed or not.
+    pub fn allocated_count(&self, t: u64, window: &AllocWindow) -> u64 {
+        self.allocated_ids(t, window).len() as u64
     }
 
     /// The stacks holding blocks outstanding at `t`, ranked by how much they look like leaks

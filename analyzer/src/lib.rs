@@ -20,7 +20,8 @@
 //! Every time in this API is in nanoseconds since the start of the trace.
 //!
 //! Modules: `load` (the replay of a trace into lifetimes), `lifetimes` (28-byte lifetime storage),
-//! `index` (checkpoints, timeline, peak), `when` (moments), `window` (allocation windows), `group` (grouping and ranking),
+//! `index` (checkpoints, timeline, peak), `when` (moments), `window` (allocation windows), `selection` (outstanding,
+//! allocated or temporary blocks), `group` (grouping and ranking),
 //! `frames` + `trim` (symbol cache, allocator-frame trimming), `alike` (stacks that read the
 //! same), `symbolize` (addresses to frames), `suppress` (LeakSanitizer-style suppressions), `suspects` (leak suspects ranked with their
 //! evidence), `report` (text, JSON, folded).
@@ -43,6 +44,7 @@ mod model;
 mod progress;
 pub mod report;
 mod runtime_blocks;
+mod selection;
 mod stacks;
 mod suggest;
 pub mod suppress;
@@ -64,7 +66,8 @@ pub use model::{
     Block, BlockId, EventCounts, LiveTotals, Mark, StackId, Summary, ThreadIndex, ThreadInfo, Totals,
 };
 pub use progress::{NoProgress, Progress, Stage};
-pub use report::Report;
+pub use report::{Report, ReportSpec};
+pub use selection::Selection;
 pub use stacks::MAX_STACK_DEPTH;
 pub use suggest::{SuggestedSuppression, suppression_line};
 pub use suppress::{SuppressionError, Suppressions};

@@ -192,6 +192,13 @@ impl LifetimeStore {
         })
     }
 
+    /// Block `i` with its fields, live or not: one read of its entry.
+    #[inline]
+    pub fn any_block(&self, i: u32) -> Option<LiveBlock> {
+        let e = self.entries.get(i as usize)?;
+        Some(LiveBlock { id: i, alloc_low: e.alloc_low, size32: e.size32, site: e.site })
+    }
+
     /// Size of block `i` given its 32-bit size.
     #[inline]
     pub fn full_size(&self, i: u32, size32: u32) -> u64 {

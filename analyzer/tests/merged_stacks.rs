@@ -5,16 +5,10 @@
 
 mod common;
 
-use common::leaky_fixture::{LEAK_STACK, PRELOAD_BASE, leaky_stacks};
-use common::{Finished, TraceBuilder};
+use common::leaky_fixture::{LEAK_STACK, LeakyTrace, PRELOAD_BASE};
 use leakview_analyzer::{
-    AllocWindow, Analysis, GroupBy, GroupKey, LoadOptions, NoProgress, Report, RuntimeBlocks, StackId,
-    Suppressions, check,
+    AllocWindow, Analysis, GroupBy, GroupKey, NoProgress, Report, RuntimeBlocks, StackId, Suppressions, check,
 };
-struct Fixture {
-    _dir: tempfile::TempDir,
-    trace: Finished,
-}
 
 /// Stack 2: recorder frame 0x1234 → make_leak → main; stack 5: recorder frame 0x2000 →
 /// make_leak → main; stack 4: make_leak → main (no recorder frame). All three read
@@ -22,24 +16,17 @@ struct Fixture {
 /// Outstanding at the end: 48 B (stack 2, thread 1, t=10), 24 + 8 B (stack 5, thread 2,
 /// t=20 and 25), 40 B (stack 4, thread 1, t=30) — 120 B in 4 blocks reading alike — and
 /// 100 B (stack 3, t=40), which the raw grouping ranks first.
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut b = TraceBuilder::new();
-    leaky_stacks(dir.path(), &mut b);
-    b.stack(1, 5, LEAK_STACK, PRELOAD_BASE + 0x2000);
-    b.alloc(1, 10, 0x100, 48, 2);
-    b.alloc(2, 20, 0x200, 24, 5);
-    b.alloc(2, 25, 0x280, 8, 5);
-    b.alloc(1, 30, 0x300, 40, 4);
-    b.alloc(1, 40, 0x400, 100, 3);
-    b.alloc(1, 45, 0x500, 1000, 3);
-    b.free(1, 50, 0x500);
-    let trace = b.finish(60);
-    Fixture { _dir: dir, trace }
-}
-
-fn load(f: &Fixture) -> Analysis {
-    Analysis::open(&f.trace.path, &LoadOptions::default(), &NoProgress).expect("loads")
+fn fixture() -> LeakyTrace {
+    LeakyTrace::write(60, |b| {
+        b.stack(1, 5, LEAK_STACK, PRELOAD_BASE + 0x2000);
+        b.alloc(1, 10, 0x100, 48, 2);
+        b.alloc(2, 20, 0x200, 24, 5);
+        b.alloc(2, 25, 0x280, 8, 5);
+        b.alloc(1, 30, 0x300, 40, 4);
+        b.alloc(1, 40, 0x400, 100, 3);
+        b.alloc(1, 45, 0x500, 1000, 3);
+        b.free(1, 50, 0x500);
+    })
 }
 
 fn function_names(a: &Analysis, stack: StackId) -> Vec<String> {
@@ -49,7 +36,7 @@ fn function_names(a: &Analysis, stack: StackId) -> Vec<String> {
 #[test]
 fn stacks_that_read_alike_are_one_group_with_the_summed_figures() {
     let f = fixture();
-    let a = load(&f);
+    let a = f.load();
     let snapshot = a.outstanding_at(60);
     let raw = a.group(&snapshot, GroupBy::Stack);
     assert_eq!(raw.len(), 4, "the raw grouping keeps one group per recorded stack");
@@ -96,7 +83,7 @@ fn stacks_that_read_alike_are_one_group_with_the_summed_figures() {
 #[test]
 fn reports_and_check_show_one_group_for_stacks_that_read_alike() {
     let f = fixture();
-    let a = load(&f);
+    let a = f.load();
     let report = Report::new(&a, "end", 60, &AllocWindow::all(), GroupBy::Stack, 1, &NoProgress);
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("valid JSON");
     assert_eq!(json["outstanding"]["groups"], 2);

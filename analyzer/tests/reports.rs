@@ -4,42 +4,28 @@
 
 mod common;
 
-use common::leaky_fixture::leaky_stacks;
-use common::{Finished, TraceBuilder};
+use common::leaky_fixture::LeakyTrace;
 use leakview_analyzer::{
-    AllocWindow, Analysis, GroupBy, LoadOptions, NoProgress, Report, RuntimeBlocks, Suppressions, WindowEnd,
-    check,
+    AllocWindow, GroupBy, NoProgress, Report, RuntimeBlocks, Suppressions, WindowEnd, check,
 };
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    trace: Finished,
-}
 
 /// Stack 2: recorder frame → make_leak → main. Stack 3: make_temp → main.
 /// 0x100: 64 bytes from make_leak, never freed. 0x200: 16 bytes from make_temp, freed.
 /// 0x300: 32 bytes from make_leak on another thread, never freed.
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut b = TraceBuilder::new();
-    leaky_stacks(dir.path(), &mut b);
-    b.alloc(1, 10, 0x100, 64, 2);
-    b.alloc(1, 20, 0x200, 16, 3);
-    b.free(1, 30, 0x200);
-    b.alloc(2, 40, 0x300, 32, 2);
-    b.mark(1, 50, "done");
-    let trace = b.finish(60);
-    Fixture { _dir: dir, trace }
-}
-
-fn load(f: &Fixture) -> Analysis {
-    Analysis::open(&f.trace.path, &LoadOptions::default(), &NoProgress).expect("loads")
+fn fixture() -> LeakyTrace {
+    LeakyTrace::write(60, |b| {
+        b.alloc(1, 10, 0x100, 64, 2);
+        b.alloc(1, 20, 0x200, 16, 3);
+        b.free(1, 30, 0x200);
+        b.alloc(2, 40, 0x300, 32, 2);
+        b.mark(1, 50, "done");
+    })
 }
 
 #[test]
 fn stacks_are_symbolized_and_trimmed() {
     let f = fixture();
-    let a = load(&f);
+    let a = f.load();
     let grouping = a.group(&a.outstanding_at(60), GroupBy::Stack);
     assert_eq!(grouping.len(), 1);
     let stack = grouping.group(0).expect("group").stacks[0];
@@ -57,7 +43,7 @@ fn stacks_are_symbolized_and_trimmed() {
 #[test]
 fn function_groups_are_inclusive() {
     let f = fixture();
-    let a = load(&f);
+    let a = f.load();
     let at_20 = a.group(&a.outstanding_at(20), GroupBy::Function);
     let rows: Vec<_> = at_20
         .iter()
@@ -76,7 +62,7 @@ fn function_groups_are_inclusive() {
 #[test]
 fn json_has_the_documented_shape() {
     let f = fixture();
-    let a = load(&f);
+    let a = f.load();
     let report = Report::new(&a, "end", 60, &AllocWindow::all(), GroupBy::Stack, 20, &NoProgress);
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("valid JSON");
     assert_eq!(json["schema"], 1);
@@ -130,7 +116,7 @@ fn json_has_the_documented_shape() {
 #[test]
 fn folded_and_text() {
     let f = fixture();
-    let a = load(&f);
+    let a = f.load();
     let report = Report::new(&a, "mark:done", 50, &AllocWindow::all(), GroupBy::Stack, 20, &NoProgress);
     assert_eq!(report.to_folded(), "main;make_leak 96\n");
     let text = report.to_text();
@@ -147,7 +133,7 @@ fn folded_and_text() {
 #[test]
 fn text_names_each_group_thread_once() {
     let f = fixture();
-    let a = load(&f);
+    let a = f.load();
     let by_thread =
         Report::new(&a, "end", 60, &AllocWindow::all(), GroupBy::Thread, 20, &NoProgress).to_text();
     let titles: Vec<&str> = by_thread.lines().filter(|l| l.starts_with('#')).collect();
@@ -164,7 +150,7 @@ fn text_names_each_group_thread_once() {
 #[test]
 fn check_with_suppressions() {
     let f = fixture();
-    let a = load(&f);
+    let a = f.load();
     let none =
         check(&a, 60, &AllocWindow::all(), &Suppressions::default(), RuntimeBlocks::Counted, &NoProgress);
     assert!(!none.passed());
@@ -196,7 +182,7 @@ fn window(after: Option<u64>, before: Option<u64>) -> AllocWindow {
 #[test]
 fn an_allocation_window_narrows_every_report_to_the_blocks_allocated_in_it() {
     let f = fixture();
-    let a = load(&f);
+    let a = f.load();
     // Outstanding at the end: 0x100 (64 B, allocated at 10) and 0x300 (32 B, at 40).
     let late = window(Some(40), None);
     let snapshot = a.outstanding_in(60, &late);

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use rustix::fs::Access;
 
-use crate::cli::{DemoArgs, GroupBy, ReportArgs, ReportFormat, WindowArgs};
+use crate::cli::{DemoArgs, GroupBy, ReportArgs, ReportFormat, What, WindowArgs};
 use crate::messages::say;
 use crate::recording::{self, DEFAULT_DEPTH, RecordPlan};
 use crate::{cache_dir, embedded, trace_paths};
@@ -71,6 +71,8 @@ fn show_leaks(trace: &Path, no_tui: bool) -> anyhow::Result<()> {
     }
     let args = ReportArgs {
         at: "end".into(),
+        what: What::Outstanding,
+        rank_by: None,
         group_by: GroupBy::Stack,
         top: Some(10),
         format: ReportFormat::Text,

@@ -1,15 +1,15 @@
-//! `leakview report`: what was outstanding at a moment, grouped and ranked, as text, JSON or
-//! folded stacks.
+//! `leakview report`: what was outstanding at a moment (or allocated up to it, or temporary),
+//! grouped and ranked, as text, JSON or folded stacks.
 
 use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::ValueEnum;
-use leakview_analyzer::{GroupBy, Report};
+use leakview_analyzer::{GroupBy, Report, ReportSpec, Selection, SortBy};
 
 use super::loading::{self, Bars};
 use super::{moment, window};
-use crate::cli::{self, ReportArgs, ReportFormat};
+use crate::cli::{self, RankBy, ReportArgs, ReportFormat, What};
 use crate::messages;
 
 /// Groups shown by the text and JSON reports when `--top` is not given.
@@ -33,7 +33,18 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         cli::GroupBy::Thread => GroupBy::Thread,
     };
     let window = window::resolve(&analysis, &args.window, at_ns)?;
-    let report = Report::new(&analysis, args.at.trim(), at_ns, &window, by, top, &bars);
+    let selection = match args.what {
+        What::Outstanding => Selection::Outstanding,
+        What::Allocated => Selection::Allocated,
+        What::Temporary => Selection::Temporary,
+    };
+    // How many blocks matters most for churn; how many bytes for what is held.
+    let sort = match (args.rank_by, selection) {
+        (Some(RankBy::Bytes), _) | (None, Selection::Outstanding) => SortBy::Bytes,
+        (Some(RankBy::Blocks), _) | (None, _) => SortBy::Blocks,
+    };
+    let spec = ReportSpec { when: args.at.trim().to_string(), at_ns, window, selection, by, sort, top };
+    let report = Report::build(&analysis, &spec, &bars);
     let text = match args.format {
         ReportFormat::Text => report.to_text(),
         ReportFormat::Json => report.to_json(),

@@ -1,9 +1,9 @@
-//! Folded stacks for flamegraph tools: `root;caller;...;leaf BYTES`, one line per outstanding
-//! stack as shown (stacks that read the same summed into one line), outermost frame first,
-//! heaviest stack first.
+//! Folded stacks for flamegraph tools: `root;caller;...;leaf BYTES`, one line per stack of the
+//! report's blocks as shown (stacks that read the same summed into one line), outermost frame
+//! first, heaviest stack first. Ranked by blocks, each line's figure is its blocks instead.
 
 use super::Report;
-use crate::group::GroupBy;
+use crate::group::{GroupBy, SortBy};
 use crate::model::StackId;
 
 pub(super) fn render(report: &Report<'_>) -> String {
@@ -11,7 +11,12 @@ pub(super) fn render(report: &Report<'_>) -> String {
     let by_stack = if report.grouping.by == GroupBy::Stack {
         report.grouping.clone()
     } else {
-        a.group_merged(&a.outstanding_in(report.at_ns, &report.window), GroupBy::Stack)
+        let mut grouping =
+            a.group_merged(&a.select(report.at_ns, &report.window, report.selection), GroupBy::Stack);
+        if report.sort != SortBy::Bytes {
+            grouping.sort(report.sort);
+        }
+        grouping
     };
     let groups = by_stack.all();
     let stacks: Vec<StackId> = groups.iter().filter_map(|g| g.stacks.first().copied()).collect();
@@ -25,7 +30,8 @@ pub(super) fn render(report: &Report<'_>) -> String {
         let line = if names.is_empty() { "[unknown]".to_string() } else { names.join(";") };
         out.push_str(&line);
         out.push(' ');
-        out.push_str(&g.bytes.to_string());
+        let figure = if report.sort == SortBy::Blocks { g.blocks } else { g.bytes };
+        out.push_str(&figure.to_string());
         out.push('\n');
     }
     out

@@ -4,8 +4,9 @@
 use serde_json::{Value, json};
 
 use super::Report;
-use crate::group::{GroupKey, size_class_bounds};
+use crate::group::{GroupKey, SortBy, size_class_bounds};
 use crate::model::Summary;
+use crate::selection::Selection;
 use crate::symbolize::Frame;
 
 /// Version of the JSON shape.
@@ -75,6 +76,12 @@ pub(super) fn render(report: &Report<'_>) -> String {
             v
         })
         .collect();
+    let selected = report.grouping.totals;
+    // Outstanding at the moment (within the window) whatever the report counts.
+    let outstanding = match report.selection {
+        Selection::Outstanding => selected,
+        _ => a.outstanding_in(report.at_ns, &report.window).totals(),
+    };
     let doc = json!({
         "schema": JSON_SCHEMA,
         "trace": trace_json(s),
@@ -83,6 +90,8 @@ pub(super) fn render(report: &Report<'_>) -> String {
         "allocated_after_ns": report.window.after.as_ref().map(|e| e.ns),
         "allocated_before_ns": report.window.before.as_ref().map(|e| e.ns),
         "group_by": report.grouping.by.name(),
+        "what": report.selection.name(),
+        "ranked_by": if report.sort == SortBy::Blocks { "blocks" } else { "bytes" },
         "totals": {
             "allocations": t.allocations,
             "frees": t.frees,
@@ -93,8 +102,17 @@ pub(super) fn render(report: &Report<'_>) -> String {
             "peak_at_ns": t.peak_at_ns,
         },
         "outstanding": {
-            "blocks": report.grouping.totals.blocks,
-            "bytes": report.grouping.totals.bytes,
+            "blocks": outstanding.blocks,
+            "bytes": outstanding.bytes,
+            "groups": if report.selection == Selection::Outstanding {
+                json!(report.grouping.len())
+            } else {
+                Value::Null
+            },
+        },
+        "selected": {
+            "blocks": selected.blocks,
+            "bytes": selected.bytes,
             "groups": report.grouping.len(),
         },
         "groups": groups,

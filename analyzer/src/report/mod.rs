@@ -1,6 +1,6 @@
-//! Reports of what was outstanding at a moment: built once ([`Report::new`]) and rendered as
-//! text for people, JSON for programs (`"schema": 1`, fields only ever added) or folded stacks
-//! for flamegraph tools.
+//! Reports of what was outstanding at a moment (or allocated up to it, or temporary): built once
+//! ([`Report::new`], [`Report::build`]) and rendered as text for people, JSON for programs
+//! (`"schema": 1`, fields only ever added) or folded stacks for flamegraph tools.
 
 mod folded;
 mod json;
@@ -9,9 +9,10 @@ pub mod units;
 
 use crate::analysis::Analysis;
 use crate::frames::Frames;
-use crate::group::{Group, GroupBy, GroupKey, Grouping};
+use crate::group::{Group, GroupBy, GroupKey, Grouping, SortBy};
 use crate::model::StackId;
 use crate::progress::Progress;
+use crate::selection::Selection;
 use crate::symbolize::Frame;
 use crate::window::AllocWindow;
 
@@ -22,7 +23,23 @@ pub(crate) use text::{
     write_window,
 };
 
-/// Outstanding blocks at one moment, grouped, ranked and symbolized.
+/// What a report shows: which blocks, at which moment, grouped and ranked how.
+#[derive(Debug, Clone)]
+pub struct ReportSpec {
+    /// The moment as the user named it (`end`, `mark:warmup`, ...).
+    pub when: String,
+    pub at_ns: u64,
+    /// Only blocks allocated within this window are reported.
+    pub window: AllocWindow,
+    pub selection: Selection,
+    pub by: GroupBy,
+    /// [`SortBy::Bytes`] or [`SortBy::Blocks`].
+    pub sort: SortBy,
+    /// Groups to show (0: all).
+    pub top: usize,
+}
+
+/// Blocks at one moment (outstanding, allocated or temporary), grouped, ranked and symbolized.
 pub struct Report<'a> {
     pub analysis: &'a Analysis,
     /// The moment as the user named it (`end`, `mark:warmup`, ...).
@@ -30,6 +47,8 @@ pub struct Report<'a> {
     pub at_ns: u64,
     /// Only blocks allocated within this window are reported.
     pub window: AllocWindow,
+    pub selection: Selection,
+    pub sort: SortBy,
     pub grouping: Grouping,
     /// The groups shown, best first (made once; the others stay unmade).
     shown: Vec<Group>,
@@ -37,8 +56,8 @@ pub struct Report<'a> {
 
 impl<'a> Report<'a> {
     /// Groups the blocks outstanding at `at_ns` and allocated within `window` (stacks that read
-    /// the same are one group: [`Analysis::group_merged`]), and symbolizes the stacks the
-    /// report shows.
+    /// the same are one group: [`Analysis::group_merged`]), ranked by bytes, and symbolizes the
+    /// stacks the report shows.
     pub fn new(
         analysis: &'a Analysis,
         when: &str,
@@ -48,11 +67,37 @@ impl<'a> Report<'a> {
         top: usize,
         progress: &dyn Progress,
     ) -> Self {
-        let snapshot = analysis.outstanding_in(at_ns, window);
-        let grouping = analysis.group_merged_with_progress(&snapshot, by, progress);
-        let shown = grouping.top(if top == 0 { usize::MAX } else { top });
-        let report =
-            Report { analysis, when: when.to_string(), at_ns, window: window.clone(), grouping, shown };
+        let spec = ReportSpec {
+            when: when.to_string(),
+            at_ns,
+            window: window.clone(),
+            selection: Selection::Outstanding,
+            by,
+            sort: SortBy::Bytes,
+            top,
+        };
+        Self::build(analysis, &spec, progress)
+    }
+
+    /// Groups the blocks `spec` selects (stacks that read the same are one group:
+    /// [`Analysis::group_merged`]), ranks them, and symbolizes the stacks the report shows.
+    pub fn build(analysis: &'a Analysis, spec: &ReportSpec, progress: &dyn Progress) -> Self {
+        let snapshot = analysis.select(spec.at_ns, &spec.window, spec.selection);
+        let mut grouping = analysis.group_merged_with_progress(&snapshot, spec.by, progress);
+        if spec.sort != SortBy::Bytes {
+            grouping.sort(spec.sort);
+        }
+        let shown = grouping.top(if spec.top == 0 { usize::MAX } else { spec.top });
+        let report = Report {
+            analysis,
+            when: spec.when.clone(),
+            at_ns: spec.at_ns,
+            window: spec.window.clone(),
+            selection: spec.selection,
+            sort: spec.sort,
+            grouping,
+            shown,
+        };
         let stacks: Vec<StackId> = report.shown().iter().filter_map(|g| g.stacks.first().copied()).collect();
         analysis.prepare_symbols(&stacks, progress);
         report
@@ -85,9 +130,9 @@ impl<'a> Report<'a> {
         json::render(self)
     }
 
-    /// Folded stacks, `root;...;leaf BYTES`, one line per outstanding stack as shown (stacks
-    /// that read the same are one line; all of them, whatever the grouping and however many
-    /// groups are shown).
+    /// Folded stacks, `root;...;leaf BYTES` (or `BLOCKS`, ranked by blocks), one line per
+    /// stack of the selected blocks as shown (stacks that read the same are one line; all of
+    /// them, whatever the grouping and however many groups are shown).
     pub fn to_folded(&self) -> String {
         folded::render(self)
     }

@@ -1,12 +1,14 @@
-//! The text report: a header with the trace and the moment, then the ranked groups with aligned
-//! columns (bytes, blocks, share) and each group's stack as `function  file:line`.
+//! The text report: a header with the trace, the moment and which blocks are counted, then the
+//! ranked groups with aligned columns (bytes, blocks, share of the ranking figure) and each
+//! group's stack as `function  file:line`.
 
 use std::fmt::Write;
 
 use super::Report;
 use super::units::{bytes, count, duration, plural, share, size_range};
-use crate::group::{GroupBy, GroupKey, size_class_bounds};
+use crate::group::{GroupBy, GroupKey, SortBy, size_class_bounds};
 use crate::model::Summary;
+use crate::selection::Selection;
 use crate::symbolize::Frame;
 use crate::window::AllocWindow;
 
@@ -58,20 +60,24 @@ pub(super) fn render(report: &Report<'_>) -> String {
     write_header(report, &mut out);
     let shown = report.shown();
     if shown.is_empty() {
-        let _ = writeln!(out, "\nNo outstanding allocations.");
+        let none = match report.selection {
+            Selection::Outstanding => "No outstanding allocations.",
+            Selection::Allocated => "No allocations.",
+            Selection::Temporary => "No temporary allocations.",
+        };
+        let _ = writeln!(out, "\n{none}");
         return out;
     }
-    let total = report.grouping.totals.bytes;
+    let totals = report.grouping.totals;
+    let share_of = |g: &crate::group::Group| match report.sort {
+        SortBy::Blocks => share(g.blocks, totals.blocks),
+        _ => share(g.bytes, totals.bytes),
+    };
     let rows: Vec<[String; 4]> = shown
         .iter()
         .enumerate()
         .map(|(i, g)| {
-            [
-                format!("#{}", i + 1),
-                bytes(g.bytes),
-                plural(g.blocks, "block", "blocks"),
-                share(g.bytes, total),
-            ]
+            [format!("#{}", i + 1), bytes(g.bytes), plural(g.blocks, "block", "blocks"), share_of(g)]
         })
         .collect();
     let width = |k: usize| rows.iter().map(|r| r[k].chars().count()).max().unwrap_or(0);
@@ -238,14 +244,28 @@ fn write_header(report: &Report<'_>, out: &mut String) {
         GroupBy::SizeClass => ("size class", "size classes"),
         GroupBy::Thread => ("thread", "threads"),
     };
+    let totals = report.grouping.totals;
+    let counted = match report.selection {
+        Selection::Outstanding => "outstanding".to_string(),
+        Selection::Allocated => "allocated up to then, freed or not".to_string(),
+        Selection::Temporary => {
+            let allocated = report.analysis.allocated_count(report.at_ns, &report.window);
+            format!(
+                "freed before their thread allocated again (temporary: {} of {} allocated)",
+                share(totals.blocks, allocated),
+                plural(allocated, "block", "blocks")
+            )
+        }
+    };
+    let ranked = if report.sort == SortBy::Blocks { ", ranked by blocks" } else { "" };
     let _ = writeln!(
         out,
-        "at       {} ({} of {}): {} in {} outstanding, in {}",
+        "at       {} ({} of {}): {} in {} {counted}, in {}{ranked}",
         report.when,
         duration(report.at_ns),
         duration(s.duration_ns),
-        bytes(report.grouping.totals.bytes),
-        plural(report.grouping.totals.blocks, "block", "blocks"),
+        bytes(totals.bytes),
+        plural(totals.blocks, "block", "blocks"),
         plural(report.grouping.len() as u64, one, by),
     );
     write_window(&report.window, out);

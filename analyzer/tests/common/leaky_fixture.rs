@@ -67,3 +67,28 @@ pub fn symbol_address(exe: &Path, symbol: &str) -> u64 {
         })
         .unwrap_or_else(|| panic!("{symbol} not in nm output"))
 }
+
+/// A synthetic trace whose stacks point into the fixture: the fixture's directory (the
+/// compiled program must outlive the trace's symbolization) and the trace.
+pub struct LeakyTrace {
+    _dir: tempfile::TempDir,
+    pub trace: super::Finished,
+}
+
+impl LeakyTrace {
+    /// Compiles the fixture, writes its modules and stacks ([`leaky_stacks`]), lets `events`
+    /// add the rest, and finishes the trace at `end`.
+    pub fn write(end: u64, events: impl FnOnce(&mut TraceBuilder)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut b = TraceBuilder::new();
+        leaky_stacks(dir.path(), &mut b);
+        events(&mut b);
+        LeakyTrace { _dir: dir, trace: b.finish(end) }
+    }
+
+    pub fn load(&self) -> leakview_analyzer::Analysis {
+        let options = leakview_analyzer::LoadOptions::default();
+        leakview_analyzer::Analysis::open(&self.trace.path, &options, &leakview_analyzer::NoProgress)
+            .expect("loads")
+    }
+}

@@ -1,0 +1,168 @@
+//! Reports of every allocation made (`Selection::Allocated`) and of the temporary ones
+//! (`Selection::Temporary`): which blocks each counts, at which moment, within a window, and how
+//! the text, JSON and folded reports show them.
+
+mod common;
+
+use common::leaky_fixture::{LeakyTrace, RECORDED_LEAK_STACK, TEMP_STACK};
+use leakview_analyzer::{
+    AllocWindow, Analysis, GroupBy, NoProgress, Report, ReportSpec, Selection, SortBy, WindowEnd,
+};
+
+/// Thread 1: 0x100 (64 B, make_temp) freed at once: temporary; 0x200 (16 B, make_temp) freed
+/// after the thread allocated 0x300 (32 B, make_leak, never freed): not; 0x400 (8 B, make_temp)
+/// grown by realloc into 0x500 (100 B) and freed: both temporary.
+/// Thread 2: 0x600 (24 B, make_leak) freed after thread 1's allocations but before its own
+/// next one: temporary; 0x700 (40 B, make_temp) never freed.
+fn fixture() -> LeakyTrace {
+    LeakyTrace::write(60, |b| {
+        b.alloc(1, 10, 0x100, 64, TEMP_STACK);
+        b.alloc(2, 12, 0x600, 24, RECORDED_LEAK_STACK);
+        b.free(1, 15, 0x100);
+        b.alloc(1, 20, 0x200, 16, TEMP_STACK);
+        b.alloc(1, 22, 0x300, 32, RECORDED_LEAK_STACK);
+        b.free(1, 25, 0x200);
+        b.free(2, 28, 0x600);
+        b.alloc(2, 30, 0x700, 40, TEMP_STACK);
+        b.alloc(1, 40, 0x400, 8, TEMP_STACK);
+        b.realloc(1, 45, 0x400, 0x500, 100, TEMP_STACK);
+        b.free(1, 50, 0x500);
+    })
+}
+
+fn spec(at_ns: u64, selection: Selection, sort: SortBy) -> ReportSpec {
+    ReportSpec {
+        when: "end".to_string(),
+        at_ns,
+        window: AllocWindow::all(),
+        selection,
+        by: GroupBy::Stack,
+        sort,
+        top: 0,
+    }
+}
+
+/// (blocks, bytes) of each group of `report`, in rank order, with the function of its first
+/// frame.
+fn rows(a: &Analysis, report: &Report<'_>) -> Vec<(String, u64, u64)> {
+    report
+        .shown()
+        .iter()
+        .map(|g| {
+            let frames = a.stack_frames(g.stacks[0]);
+            let name = frames.first().and_then(|f| f.function.clone()).unwrap_or_default();
+            (name, g.blocks, g.bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn selections_count_the_blocks_they_name() {
+    let f = fixture();
+    let a = f.load();
+    let totals = |t: u64, s: Selection| {
+        let snapshot = a.select(t, &AllocWindow::all(), s);
+        (snapshot.totals().blocks, snapshot.totals().bytes)
+    };
+    assert_eq!(totals(60, Selection::Allocated), (7, 64 + 16 + 32 + 8 + 100 + 24 + 40));
+    assert_eq!(totals(60, Selection::Temporary), (4, 64 + 8 + 100 + 24));
+    assert_eq!(totals(60, Selection::Outstanding), (2, 32 + 40));
+    // At 46, 0x500 is allocated but not freed yet, so not (yet) temporary.
+    assert_eq!(totals(46, Selection::Allocated), (7, 284));
+    assert_eq!(totals(46, Selection::Temporary), (3, 64 + 8 + 24));
+    // Before 0x400 and 0x500 existed.
+    assert_eq!(totals(35, Selection::Allocated), (5, 64 + 24 + 16 + 32 + 40));
+    assert_eq!(totals(35, Selection::Temporary), (2, 64 + 24));
+    assert_eq!(a.allocated_count(35, &AllocWindow::all()), 5);
+}
+
+#[test]
+fn a_window_narrows_both_selections() {
+    let f = fixture();
+    let a = f.load();
+    let window = AllocWindow { after: Some(WindowEnd { ns: 20, when: "20ns".into() }), before: None };
+    let allocated = a.select(60, &window, Selection::Allocated);
+    assert_eq!((allocated.totals().blocks, allocated.totals().bytes), (5, 16 + 32 + 40 + 8 + 100));
+    let temporary = a.select(60, &window, Selection::Temporary);
+    assert_eq!((temporary.totals().blocks, temporary.totals().bytes), (2, 108));
+    assert_eq!(a.allocated_count(60, &window), 5);
+}
+
+#[test]
+fn groups_are_ranked_by_the_figure_asked_for() {
+    let f = fixture();
+    let a = f.load();
+    let by_blocks = Report::build(&a, &spec(60, Selection::Allocated, SortBy::Blocks), &NoProgress);
+    assert_eq!(
+        rows(&a, &by_blocks),
+        vec![("make_temp".to_string(), 5, 228), ("make_leak".to_string(), 2, 56)]
+    );
+    let temporary = Report::build(&a, &spec(60, Selection::Temporary, SortBy::Blocks), &NoProgress);
+    assert_eq!(
+        rows(&a, &temporary),
+        vec![("make_temp".to_string(), 3, 172), ("make_leak".to_string(), 1, 24)]
+    );
+    // Outstanding at the end, by bytes: make_temp's 40 B block beats make_leak's 32 B.
+    let outstanding = Report::build(&a, &spec(60, Selection::Outstanding, SortBy::Bytes), &NoProgress);
+    assert_eq!(
+        rows(&a, &outstanding),
+        vec![("make_temp".to_string(), 1, 40), ("make_leak".to_string(), 1, 32)]
+    );
+}
+
+#[test]
+fn text_says_what_is_counted_and_how_it_is_ranked() {
+    let f = fixture();
+    let a = f.load();
+    let text = Report::build(&a, &spec(60, Selection::Temporary, SortBy::Blocks), &NoProgress).to_text();
+    assert!(
+        text.contains(
+            "196 B in 4 blocks freed before their thread allocated again (temporary: 57.1% of 7 blocks \
+             allocated), in 2 stacks, ranked by blocks"
+        ),
+        "{text}"
+    );
+    // Shares are of the ranking figure: 3 of 4 blocks.
+    assert!(text.contains("172 B  3 blocks  75.0%"), "{text}");
+    let allocated = Report::build(&a, &spec(60, Selection::Allocated, SortBy::Bytes), &NoProgress).to_text();
+    assert!(
+        allocated.contains("284 B in 7 blocks allocated up to then, freed or not, in 2 stacks\n"),
+        "{allocated}"
+    );
+    let none = Report::build(&a, &spec(5, Selection::Temporary, SortBy::Blocks), &NoProgress).to_text();
+    assert!(none.ends_with("\nNo temporary allocations.\n"), "{none}");
+}
+
+#[test]
+fn json_names_the_selection_and_keeps_outstanding_apart() {
+    let f = fixture();
+    let a = f.load();
+    let json = Report::build(&a, &spec(60, Selection::Temporary, SortBy::Blocks), &NoProgress).to_json();
+    let doc: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    assert_eq!(doc["what"], "temporary");
+    assert_eq!(doc["ranked_by"], "blocks");
+    assert_eq!(doc["selected"], serde_json::json!({ "blocks": 4, "bytes": 196, "groups": 2 }));
+    assert_eq!(doc["outstanding"]["blocks"], 2);
+    assert_eq!(doc["outstanding"]["bytes"], 72);
+    assert_eq!(doc["groups"][0]["blocks"], 3);
+    assert_eq!(doc["groups"][0]["frames"][0]["function"], "make_temp");
+    // The default report is as before, with the new fields.
+    let plain = Report::new(&a, "end", 60, &AllocWindow::all(), GroupBy::Stack, 20, &NoProgress).to_json();
+    let doc: serde_json::Value = serde_json::from_str(&plain).expect("valid JSON");
+    assert_eq!(doc["what"], "outstanding");
+    assert_eq!(doc["ranked_by"], "bytes");
+    assert_eq!(doc["outstanding"], serde_json::json!({ "blocks": 2, "bytes": 72, "groups": 2 }));
+    assert_eq!(doc["selected"], doc["outstanding"]);
+}
+
+#[test]
+fn folded_lines_carry_blocks_when_ranked_by_blocks() {
+    let f = fixture();
+    let a = f.load();
+    let folded = Report::build(&a, &spec(60, Selection::Temporary, SortBy::Blocks), &NoProgress).to_folded();
+    assert_eq!(folded, "main;make_temp 3\nmain;make_leak 1\n");
+    let mut by_function = spec(60, Selection::Allocated, SortBy::Bytes);
+    by_function.by = GroupBy::Function;
+    let folded = Report::build(&a, &by_function, &NoProgress).to_folded();
+    assert_eq!(folded, "main;make_temp 228\nmain;make_leak 56\n");
+}
