@@ -68,6 +68,14 @@ fn temporary_blocks_are_those_freed_before_their_thread_allocated_again() {
     assert_eq!(doc["what"], "temporary");
     // keep_one's block is still outstanding at the end.
     assert!(doc["outstanding"]["blocks"].as_u64().is_some_and(|n| n >= 1), "{doc:#}");
+
+    // `stats` counts the same blocks.
+    let (dir, trace) = recorded_once(&RECORDED, "temporary.c", "temporary.bin", "");
+    let out =
+        leakview_in(dir.path(), &dir.path().join("cache")).arg("stats").arg(trace).output().expect("runs");
+    let stats = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = format!("temporary    {} (", doc["selected"]["blocks"]);
+    assert!(stats.lines().any(|l| l.starts_with(&line)), "{line} in\n{stats}");
 }
 
 #[test]

@@ -276,6 +276,8 @@ fn stats_shows_the_analyzer_figures() {
         "  mark           1",
         "allocations  2 (1.0 KiB allocated)",
         "frees        1",
+        // 0x20 was freed (by another thread) and its thread allocated nothing after it.
+        "temporary    1 (50.0% of the blocks): freed before their thread allocated again",
         "peak         1.0 KiB in 2 blocks at 200ns",
         "outstanding  64 B in 1 block at the end",
         "complete     yes",

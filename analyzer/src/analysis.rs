@@ -207,10 +207,19 @@ impl Analysis {
         let temporary = match selection {
             Selection::Outstanding => return self.outstanding_in(t, window),
             Selection::Allocated => None,
-            Selection::Temporary => Some(self.temporary.get_or_init(|| TemporaryBlocks::find(&self.store))),
+            Selection::Temporary => Some(self.temporary_blocks()),
         };
         let ids = self.allocated_ids(t, window);
         self.snapshot_of(t, selection::allocated_blocks(&self.store, ids, t, temporary))
+    }
+
+    /// How many blocks of the whole trace are temporary (see [`Selection::Temporary`]).
+    pub fn temporary_count(&self) -> u64 {
+        self.temporary_blocks().count()
+    }
+
+    fn temporary_blocks(&self) -> &TemporaryBlocks {
+        self.temporary.get_or_init(|| TemporaryBlocks::find(&self.store))
     }
 
     /// How many blocks were allocated at or before `t` within `window`, freed or not.

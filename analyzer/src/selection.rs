@@ -44,28 +44,91 @@ pub(crate) struct TemporaryBlocks {
 }
 
 impl TemporaryBlocks {
-    /// Finds them in one pass over the store, latest block first.
+    /// Finds them: runs of blocks in parallel, each from its latest block back, then the last
+    /// block of each thread in each run against that thread's first allocation in the later
+    /// runs, from the last run back.
     pub fn find(store: &LifetimeStore) -> Self {
+        Self::find_in_runs(store, RUN_IDS)
+    }
+
+    /// [`TemporaryBlocks::find`] with runs of `run_ids` blocks (a multiple of 64).
+    fn find_in_runs(store: &LifetimeStore, run_ids: usize) -> Self {
         let n = store.len();
-        let mut bits = vec![0u64; n.div_ceil(64)];
-        // Each thread's earliest allocation after the block at hand (OPEN: none).
-        let mut next_alloc: Vec<u64> = Vec::new();
-        for i in (0..n as u32).rev() {
-            let (alloc_ns, free_ns, site) = store.times_and_site(i);
-            let thread = store.site_by_id(site).thread as usize;
-            if next_alloc.len() <= thread {
-                next_alloc.resize(thread + 1, OPEN);
+        let threads = store.sites.iter().map(|s| s.thread as usize + 1).max().unwrap_or(0);
+        let runs: Vec<Range<u32>> = (0..n.div_ceil(run_ids))
+            .map(|k| (k * run_ids) as u32..(((k + 1) * run_ids).min(n)) as u32)
+            .collect();
+        let found: Vec<RunFindings> =
+            runs.into_par_iter().map(|run| RunFindings::of(store, run, threads)).collect();
+        let mut bits: Vec<u64> = Vec::with_capacity(n.div_ceil(64));
+        for run in &found {
+            bits.extend_from_slice(&run.bits);
+        }
+        // Each thread's earliest allocation in the runs after the one at hand (none: OPEN).
+        let mut next_alloc = vec![OPEN; threads];
+        for run in found.iter().rev() {
+            for &(id, thread, free_ns) in &run.last_of_thread {
+                if free_ns <= next_alloc[thread as usize] {
+                    bits[id as usize / 64] |= 1 << (id % 64);
+                }
             }
-            if free_ns != OPEN && free_ns <= next_alloc[thread] {
-                bits[i as usize / 64] |= 1 << (i % 64);
+            for &(thread, alloc_ns) in &run.first_alloc {
+                next_alloc[thread as usize] = alloc_ns;
             }
-            next_alloc[thread] = alloc_ns;
         }
         TemporaryBlocks { bits }
     }
 
+    /// How many blocks are temporary.
+    pub fn count(&self) -> u64 {
+        self.bits.iter().map(|w| u64::from(w.count_ones())).sum()
+    }
+
     pub fn contains(&self, id: u32) -> bool {
         self.bits.get(id as usize / 64).is_some_and(|w| w & (1 << (id % 64)) != 0)
+    }
+}
+
+/// Blocks per run of [`TemporaryBlocks::find`] (a multiple of 64, so runs own whole words).
+const RUN_IDS: usize = 64 * 1024;
+
+/// What one run of blocks tells about temporary blocks on its own.
+struct RunFindings {
+    /// The run's words of the bit set: blocks freed no later than their thread's next
+    /// allocation in the run.
+    bits: Vec<u64>,
+    /// (id, thread, free time) of each thread's last block in the run, if freed: temporary if
+    /// freed no later than the thread's next allocation after the run.
+    last_of_thread: Vec<(u32, u32, u64)>,
+    /// (thread, time) of each thread's first allocation in the run.
+    first_alloc: Vec<(u32, u64)>,
+}
+
+impl RunFindings {
+    /// The findings of `run`; thread indexes are below `threads`.
+    fn of(store: &LifetimeStore, run: Range<u32>, threads: usize) -> Self {
+        let mut bits = vec![0u64; run.len().div_ceil(64)];
+        // Each thread's earliest allocation in the run after the block at hand (none: OPEN).
+        let mut next_alloc = vec![OPEN; threads];
+        let mut first_alloc = Vec::new();
+        let mut last_of_thread = Vec::new();
+        for i in run.clone().rev() {
+            let (alloc_ns, free_ns, site) = store.times_and_site(i);
+            let thread = store.site_by_id(site).thread;
+            let Some(next) = next_alloc.get_mut(thread as usize) else { continue };
+            if *next == OPEN {
+                first_alloc.push(thread);
+                if free_ns != OPEN {
+                    last_of_thread.push((i, thread, free_ns));
+                }
+            } else if free_ns != OPEN && free_ns <= *next {
+                let k = (i - run.start) as usize;
+                bits[k / 64] |= 1 << (k % 64);
+            }
+            *next = alloc_ns;
+        }
+        let first_alloc = first_alloc.into_iter().map(|t| (t, next_alloc[t as usize])).collect();
+        RunFindings { bits, last_of_thread, first_alloc }
     }
 }
 
@@ -113,7 +176,9 @@ mod tests {
 
     fn temporary_ids(s: &LifetimeStore) -> Vec<u32> {
         let found = TemporaryBlocks::find(s);
-        (0..s.len() as u32).filter(|&i| found.contains(i)).collect()
+        let ids: Vec<u32> = (0..s.len() as u32).filter(|&i| found.contains(i)).collect();
+        assert_eq!(found.count(), ids.len() as u64);
+        ids
     }
 
     #[test]
@@ -128,6 +193,55 @@ mod tests {
             (45, 46, 0),   // 6: thread 0's last block, freed: temporary
         ]);
         assert_eq!(temporary_ids(&s), vec![0, 2, 3, 5, 6]);
+    }
+
+    /// The definition, one block at a time from the latest back.
+    fn temporary_one_by_one(s: &LifetimeStore) -> Vec<u32> {
+        let mut next_alloc: Vec<u64> = Vec::new();
+        let mut ids = Vec::new();
+        for i in (0..s.len() as u32).rev() {
+            let (alloc_ns, free_ns, site) = s.times_and_site(i);
+            let thread = s.site_by_id(site).thread as usize;
+            if next_alloc.len() <= thread {
+                next_alloc.resize(thread + 1, OPEN);
+            }
+            if free_ns != OPEN && free_ns <= next_alloc[thread] {
+                ids.push(i);
+            }
+            next_alloc[thread] = alloc_ns;
+        }
+        ids.reverse();
+        ids
+    }
+
+    #[test]
+    fn runs_found_in_parallel_agree_with_the_definition() {
+        // 1,000 blocks on 5 threads with pseudo-random lifetimes (some never freed), so that
+        // threads' last blocks of a run are decided by later runs, some several runs later.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let blocks: Vec<(u64, u64, u32)> = (0..1000u64)
+            .map(|k| {
+                let r = next();
+                let thread = if k % 97 < 3 { 4 } else { (r % 4) as u32 };
+                let free = if r % 11 == 0 { OPEN } else { k * 10 + 1 + (r >> 8) % 200 };
+                (k * 10, free, thread)
+            })
+            .collect();
+        let s = store(&blocks);
+        let want = temporary_one_by_one(&s);
+        assert!(want.len() > 100 && want.len() < 900, "{}", want.len());
+        for run_ids in [64, 128, 64 * 1024] {
+            let found = TemporaryBlocks::find_in_runs(&s, run_ids);
+            let got: Vec<u32> = (0..s.len() as u32).filter(|&i| found.contains(i)).collect();
+            assert_eq!(got, want, "runs of {run_ids}");
+            assert_eq!(found.count(), want.len() as u64);
+        }
     }
 
     #[test]

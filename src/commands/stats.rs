@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::process::ExitCode;
 
-use leakview_analyzer::report::units::{bytes, count, plural};
+use leakview_analyzer::report::units::{bytes, count, plural, share};
 use leakview_analyzer::{Analysis, Mark, format_duration};
 use leakview_format::{RecorderKind, TraceReader};
 
@@ -78,6 +78,15 @@ fn render(reader: &TraceReader, analysis: &Analysis) -> anyhow::Result<String> {
     }
     writeln!(w, "allocations  {} ({} allocated)", count(t.allocations), bytes(t.bytes_allocated))?;
     writeln!(w, "frees        {}", count(t.frees))?;
+    let temporary = analysis.temporary_count();
+    if temporary > 0 {
+        writeln!(
+            w,
+            "temporary    {} ({} of the blocks): freed before their thread allocated again",
+            count(temporary),
+            share(temporary, analysis.block_count() as u64)
+        )?;
+    }
     if t.unmatched_frees > 0 {
         writeln!(
             w,
