@@ -35,7 +35,7 @@ fn blocks_by_function(args: &[&str]) -> (HashMap<String, u64>, serde_json::Value
 
 /// The blocks of each of the fixture's functions in `counts` (0 where absent).
 fn fixture_functions(counts: &HashMap<String, u64>) -> Vec<(&'static str, u64)> {
-    ["scratch", "build_list", "keep_one", "grow", "worker_scratch"]
+    ["scratch", "build_list", "keep_one", "grow", "rolling", "worker_scratch"]
         .into_iter()
         .map(|f| (f, counts.get(f).copied().unwrap_or(0)))
         .collect()
@@ -47,7 +47,14 @@ fn every_allocation_is_counted_freed_or_not() {
     // build_list is credited with keep_one's block too (it calls it).
     assert_eq!(
         fixture_functions(&counts),
-        [("scratch", 100), ("build_list", 51), ("keep_one", 1), ("grow", 6), ("worker_scratch", 30)],
+        [
+            ("scratch", 100),
+            ("build_list", 51),
+            ("keep_one", 1),
+            ("grow", 6),
+            ("rolling", 21),
+            ("worker_scratch", 30)
+        ],
         "{doc:#}"
     );
     assert_eq!(doc["what"], "allocated");
@@ -62,7 +69,14 @@ fn temporary_blocks_are_those_freed_before_their_thread_allocated_again() {
     // The worker's 30 ran while main allocated on its own thread: per thread, all temporary.
     assert_eq!(
         fixture_functions(&counts),
-        [("scratch", 100), ("build_list", 0), ("keep_one", 0), ("grow", 6), ("worker_scratch", 30)],
+        [
+            ("scratch", 100),
+            ("build_list", 0),
+            ("keep_one", 0),
+            ("grow", 6),
+            ("rolling", 1),
+            ("worker_scratch", 30)
+        ],
         "{doc:#}"
     );
     assert_eq!(doc["what"], "temporary");
