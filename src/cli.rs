@@ -115,7 +115,7 @@ pub enum ReportFormat {
     Folded,
 }
 
-/// Which blocks `report` counts.
+/// Which blocks `report` and `diff` count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum What {
     /// Blocks allocated by --at and not freed by then (leaks, at the end).
@@ -124,6 +124,16 @@ pub enum What {
     Allocated,
     /// Blocks freed before their thread allocated anything else (short-lived churn), by --at.
     Temporary,
+}
+
+impl From<What> for leakview_analyzer::Selection {
+    fn from(what: What) -> Self {
+        match what {
+            What::Outstanding => leakview_analyzer::Selection::Outstanding,
+            What::Allocated => leakview_analyzer::Selection::Allocated,
+            What::Temporary => leakview_analyzer::Selection::Temporary,
+        }
+    }
 }
 
 /// How `report` ranks its groups.
@@ -256,7 +266,10 @@ pub struct DiffArgs {
     /// Moment of trace B (the second, or the only trace).
     #[arg(long, value_name = "WHEN", default_value = "end")]
     pub at_b: String,
-    /// How to group the outstanding allocations on both sides.
+    /// Which blocks to count on both sides (not with --tui).
+    #[arg(long, value_enum, default_value_t = What::Outstanding)]
+    pub what: What,
+    /// How to group the blocks on both sides.
     #[arg(long, value_enum, default_value_t = DiffGroupBy::Stack)]
     pub group_by: DiffGroupBy,
     /// Output format.

@@ -119,3 +119,47 @@ fn ranking_by_bytes_and_folded_counts() {
     assert!(text.contains("allocated up to then, freed or not"), "{text}");
     assert!(!text.contains("ranked by blocks"), "{text}");
 }
+
+#[test]
+fn diff_counts_what_is_asked_on_both_sides() {
+    let (dir, trace) = recorded_once(&RECORDED, "temporary.c", "temporary.bin", "");
+    let diff = |extra: &[&str]| {
+        leakview_in(dir.path(), &dir.path().join("cache"))
+            .args([
+                "diff",
+                "--at-a",
+                "start",
+                "--what",
+                "temporary",
+                "--format",
+                "json",
+                "--group-by",
+                "function",
+            ])
+            .args(extra)
+            .arg(trace)
+            .output()
+            .expect("leakview runs")
+    };
+    let out = diff(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(doc["what"], "temporary");
+    let (report, _) = blocks_by_function(&["--what", "temporary"]);
+    let grown = |f: &str| {
+        doc["groups"]
+            .as_array()
+            .and_then(|gs| gs.iter().find(|g| g["function"] == f))
+            .map(|g| g["blocks_b"].clone())
+    };
+    // Nothing is temporary at the start; at the end, as `report` counts.
+    assert_eq!(doc["totals"]["blocks_a"], 0, "{doc:#}");
+    assert_eq!(grown("scratch"), Some(serde_json::json!(report["scratch"])), "{doc:#}");
+    assert_eq!(grown("rolling"), Some(serde_json::json!(1)), "{doc:#}");
+
+    let browser = diff(&["--tui"]);
+    assert_eq!(browser.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&browser.stderr).contains("the diff browser shows outstanding blocks only")
+    );
+}

@@ -6,7 +6,8 @@ mod common;
 
 use common::leaky_fixture::{LeakyTrace, RECORDED_LEAK_STACK, TEMP_STACK};
 use leakview_analyzer::{
-    AllocWindow, Analysis, GroupBy, NoProgress, Report, ReportSpec, Selection, SortBy, WindowEnd,
+    AllocWindow, Analysis, Comparison, DiffBy, DiffReport, GroupBy, NoProgress, Report, ReportSpec,
+    Selection, SortBy, WindowEnd,
 };
 
 /// Thread 1: 0x100 (64 B, make_temp) freed at once: temporary; 0x200 (16 B, make_temp) freed
@@ -165,4 +166,30 @@ fn folded_lines_carry_blocks_when_ranked_by_blocks() {
     by_function.by = GroupBy::Function;
     let folded = Report::build(&a, &by_function, &NoProgress).to_folded();
     assert_eq!(folded, "main;make_temp 228\nmain;make_leak 56\n");
+}
+
+#[test]
+fn diffs_count_the_selected_blocks_on_each_side() {
+    let f = fixture();
+    let a = std::sync::Arc::new(f.load());
+    let comparison = Comparison::one_trace(a.clone());
+    // At 35: 5 blocks allocated, 2 temporary (0x100, 0x600); at 60: 7 and 4 (0x400, 0x500 too).
+    let temporary = comparison.diff_selected(35, 60, DiffBy::Stack, Selection::Temporary, &NoProgress);
+    assert_eq!((temporary.totals_a.blocks, temporary.totals_b.blocks), (2, 4));
+    assert_eq!(temporary.change_bytes(), 108);
+    let grown: Vec<(u64, u64)> = temporary.groups.iter().map(|g| (g.blocks_a, g.blocks_b)).collect();
+    // make_temp's stack gained 0x400 and 0x500; make_leak's (0x600) stayed.
+    assert_eq!(grown, vec![(1, 3), (1, 1)]);
+    let allocated = comparison.diff_selected(35, 60, DiffBy::Function, Selection::Allocated, &NoProgress);
+    assert_eq!((allocated.totals_a.blocks, allocated.totals_b.blocks), (5, 7));
+    let report = DiffReport::new(&comparison, &temporary, "35ns", "end", 0);
+    assert!(
+        report.to_text().contains("counting temporary blocks: freed before their thread allocated again\n")
+    );
+    let doc: serde_json::Value = serde_json::from_str(&report.to_json()).expect("JSON");
+    assert_eq!(doc["what"], "temporary");
+    // The outstanding diff is as before.
+    let outstanding = comparison.diff(35, 60, DiffBy::Stack);
+    assert_eq!(outstanding.selection, Selection::Outstanding);
+    assert_eq!((outstanding.totals_a.blocks, outstanding.totals_b.blocks), (2, 2));
 }

@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use anyhow::bail;
 use leakview_analyzer::report::units::{bytes, plural};
-use leakview_analyzer::{Analysis, Comparison, DiffBy, DiffReport, Side, format_duration};
+use leakview_analyzer::{Analysis, Comparison, DiffBy, DiffReport, Selection, Side, format_duration};
 
 use super::loading::{self, Bars};
 use super::moment;
-use crate::cli::{DiffArgs, DiffFormat, DiffGroupBy};
+use crate::cli::{DiffArgs, DiffFormat, DiffGroupBy, What};
 use crate::messages::{self, say};
 
 pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
@@ -23,6 +23,11 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         DiffGroupBy::Function => DiffBy::Function,
     };
     if args.tui {
+        if args.what != What::Outstanding {
+            bail!(
+                "the diff browser shows outstanding blocks only; leave out --tui for a diff of --what allocated or temporary"
+            );
+        }
         return browse(args, by);
     }
     let bars = Bars::new();
@@ -43,7 +48,7 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
             format_duration(at_a)
         );
     }
-    let diff = comparison.diff_with_progress(at_a, at_b, by, &bars);
+    let diff = comparison.diff_selected(at_a, at_b, by, Selection::from(args.what), &bars);
     let report = DiffReport::new(&comparison, &diff, &args.at_a, &args.at_b, args.top);
     let text = match args.format {
         DiffFormat::Text => report.to_text(),

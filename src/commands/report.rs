@@ -9,7 +9,7 @@ use leakview_analyzer::{GroupBy, Report, ReportSpec, Selection, SortBy};
 
 use super::loading::{self, Bars};
 use super::{moment, window};
-use crate::cli::{self, RankBy, ReportArgs, ReportFormat, What};
+use crate::cli::{self, RankBy, ReportArgs, ReportFormat};
 use crate::messages;
 
 /// Groups shown by the text and JSON reports when `--top` is not given.
@@ -33,11 +33,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         cli::GroupBy::Thread => GroupBy::Thread,
     };
     let window = window::resolve(&analysis, &args.window, at_ns)?;
-    let selection = match args.what {
-        What::Outstanding => Selection::Outstanding,
-        What::Allocated => Selection::Allocated,
-        What::Temporary => Selection::Temporary,
-    };
+    let selection = Selection::from(args.what);
     // How many blocks matters most for churn; how many bytes for what is held.
     let sort = match (args.rank_by, selection) {
         (Some(RankBy::Bytes), _) | (None, Selection::Outstanding) => SortBy::Bytes,

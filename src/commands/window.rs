@@ -25,7 +25,7 @@ pub fn resolve(analysis: &Analysis, args: &WindowArgs, at_ns: u64) -> anyhow::Re
     if let Some(after) = &window.after {
         if after.ns > at_ns {
             bail!(
-                "--allocated-after {} is later than the moment looked at: no block allocated then is outstanding yet",
+                "--allocated-after {} is later than the moment looked at: no block allocated then exists yet",
                 after.when
             );
         }

@@ -49,6 +49,7 @@ pub(super) fn render(report: &DiffReport<'_>) -> String {
         "at_b": report.when_b,
         "at_b_ns": d.at_b_ns,
         "group_by": d.by.name(),
+        "what": d.selection.name(),
         "totals": {
             "blocks_a": d.totals_a.blocks,
             "bytes_a": d.totals_a.bytes,

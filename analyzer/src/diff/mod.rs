@@ -39,6 +39,7 @@ use crate::error::WhenError;
 use crate::frames::Frames;
 use crate::model::{LiveTotals, StackId};
 use crate::progress::{NoProgress, Progress};
+use crate::selection::Selection;
 
 pub use key::{FrameKey, StackKey};
 pub use matching::{DiffGroup, DiffKey};
@@ -145,16 +146,18 @@ impl Comparison {
         self.diff_with_progress(at_a_ns, at_b_ns, by, &NoProgress)
     }
 
-    /// [`Comparison::diff`], reporting symbolization progress.
-    pub fn diff_with_progress(
+    /// The diff of the blocks `selection` picks on each side: outstanding at the moment,
+    /// allocated up to it, or temporary (see [`Analysis::select`]).
+    pub fn diff_selected(
         &self,
         at_a_ns: u64,
         at_b_ns: u64,
         by: DiffBy,
+        selection: Selection,
         progress: &dyn Progress,
     ) -> Diff {
-        let a = self.keying(Side::A).sum(at_a_ns, by, progress);
-        let b = self.keying(Side::B).sum(at_b_ns, by, progress);
+        let a = self.keying(Side::A).sum(at_a_ns, by, selection, progress);
+        let b = self.keying(Side::B).sum(at_b_ns, by, selection, progress);
         let (totals_a, totals_b) = (a.totals, b.totals);
         let key_of = |id: &GroupId| match *id {
             GroupId::Stack(id) => DiffKey::Stack(self.table.stack_key(id)),
@@ -167,7 +170,18 @@ impl Comparison {
                 group
             })
             .collect();
-        Diff { by, at_a_ns, at_b_ns, totals_a, totals_b, groups }
+        Diff { by, selection, at_a_ns, at_b_ns, totals_a, totals_b, groups }
+    }
+
+    /// [`Comparison::diff`], reporting symbolization progress.
+    pub fn diff_with_progress(
+        &self,
+        at_a_ns: u64,
+        at_b_ns: u64,
+        by: DiffBy,
+        progress: &dyn Progress,
+    ) -> Diff {
+        self.diff_selected(at_a_ns, at_b_ns, by, Selection::Outstanding, progress)
     }
 
     fn keying(&self, side: Side) -> Keying<'_> {
@@ -208,10 +222,12 @@ impl Comparison {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diff {
     pub by: DiffBy,
+    /// Which blocks each side counts.
+    pub selection: Selection,
     /// The moments compared (ns since the start of each side's trace).
     pub at_a_ns: u64,
     pub at_b_ns: u64,
-    /// Everything outstanding on each side (function groups overlap, so their sums can exceed
+    /// Every block counted on each side (function groups overlap, so their sums can exceed
     /// these).
     pub totals_a: LiveTotals,
     pub totals_b: LiveTotals,

@@ -1,5 +1,5 @@
-//! One side of a diff: the blocks outstanding at a moment of one trace, summed per matching
-//! key. Each stack's interned key is cached, so looking at another moment costs only the new
+//! One side of a diff: the blocks outstanding at a moment of one trace (or allocated up to
+//! it, or temporary), summed per matching key. Each stack's interned key is cached, so looking at another moment costs only the new
 //! snapshot and the stacks not seen before.
 
 use std::collections::HashMap;
@@ -12,6 +12,8 @@ use crate::analysis::Analysis;
 use crate::group::{GroupBy, GroupKey};
 use crate::model::{LiveTotals, StackId};
 use crate::progress::Progress;
+use crate::selection::Selection;
+use crate::window::AllocWindow;
 
 /// What one side's blocks are summed by: an interned stack key or an interned frame key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -103,9 +105,16 @@ impl Keying<'_> {
         }
     }
 
-    /// Sums the blocks outstanding at `at_ns` per key.
-    pub fn sum(&self, at_ns: u64, by: DiffBy, progress: &dyn Progress) -> SideSums<GroupId> {
-        let snapshot = self.analysis.outstanding_at(at_ns);
+    /// Sums the blocks `selection` picks at `at_ns` (outstanding, allocated or temporary) per
+    /// key.
+    pub fn sum(
+        &self,
+        at_ns: u64,
+        by: DiffBy,
+        selection: Selection,
+        progress: &dyn Progress,
+    ) -> SideSums<GroupId> {
+        let snapshot = self.analysis.select(at_ns, &AllocWindow::all(), selection);
         let by_stack = self.analysis.group(&snapshot, GroupBy::Stack).all();
         let stacks: Vec<StackId> = by_stack
             .iter()

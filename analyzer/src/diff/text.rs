@@ -8,6 +8,7 @@ use super::{DiffBy, DiffGroup, DiffKey, DiffReport, DiffStatus};
 use crate::analysis::Analysis;
 use crate::report::units::{bytes, count, duration, plural};
 use crate::report::write_frames_up_to;
+use crate::selection::Selection;
 
 /// Frames shown per group; the rest are counted.
 const MAX_FRAMES: usize = 10;
@@ -82,7 +83,12 @@ pub(super) fn render(report: &DiffReport<'_>) -> String {
     write_header(report, &mut out);
     let shown = report.shown();
     if shown.is_empty() {
-        let _ = writeln!(out, "\nNothing outstanding on either side.");
+        let nothing = match report.diff.selection {
+            Selection::Outstanding => "Nothing outstanding on either side.",
+            Selection::Allocated => "No allocations on either side.",
+            Selection::Temporary => "No temporary allocations on either side.",
+        };
+        let _ = writeln!(out, "\n{nothing}");
         return out;
     }
     let rows: Vec<[String; 6]> = shown.iter().enumerate().map(|(i, g)| row(g, i + 1)).collect();
@@ -134,6 +140,15 @@ fn write_header(report: &DiffReport<'_>, out: &mut String) {
             writeln!(out, "A        {} at {}", trace_line(c.a()), moment(c.a(), &report.when_a, d.at_a_ns));
         let _ =
             writeln!(out, "B        {} at {}", trace_line(c.b()), moment(c.b(), &report.when_b, d.at_b_ns));
+    }
+    match d.selection {
+        Selection::Outstanding => {}
+        Selection::Allocated => {
+            let _ = writeln!(out, "counting every block allocated up to each moment, freed or not");
+        }
+        Selection::Temporary => {
+            let _ = writeln!(out, "counting temporary blocks: freed before their thread allocated again");
+        }
     }
     let _ = writeln!(
         out,
