@@ -139,7 +139,9 @@ impl From<What> for leakview_analyzer::Selection {
 /// How `report` ranks its groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RankBy {
+    /// Most bytes first.
     Bytes,
+    /// Most blocks (allocation calls) first.
     Blocks,
 }
 

@@ -20,8 +20,8 @@
 //! Every time in this API is in nanoseconds since the start of the trace.
 //!
 //! Modules: `load` (the replay of a trace into lifetimes), `lifetimes` (28-byte lifetime storage),
-//! `index` (checkpoints, timeline, peak), `when` (moments), `window` (allocation windows), `selection` (outstanding,
-//! allocated or temporary blocks), `group` (grouping and ranking),
+//! `index` (checkpoints, timeline, peak), `when` (moments), `window` (allocation windows),
+//! `selection` (outstanding, allocated or temporary blocks), `group` (grouping and ranking),
 //! `frames` + `trim` (symbol cache, allocator-frame trimming), `alike` (stacks that read the
 //! same), `symbolize` (addresses to frames), `suppress` (LeakSanitizer-style suppressions), `suspects` (leak suspects ranked with their
 //! evidence), `report` (text, JSON, folded).

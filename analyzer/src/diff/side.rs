@@ -1,6 +1,6 @@
 //! One side of a diff: the blocks outstanding at a moment of one trace (or allocated up to
-//! it, or temporary), summed per matching key. Each stack's interned key is cached, so looking at another moment costs only the new
-//! snapshot and the stacks not seen before.
+//! it, or temporary), summed per matching key. Each stack's interned key is cached, so looking
+//! at another moment costs only the new snapshot and the stacks not seen before.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
