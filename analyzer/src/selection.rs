@@ -1,7 +1,8 @@
 //! Which blocks a report counts: those outstanding at a moment (the default), every block
 //! allocated up to it whether freed or not (where a program allocates most: heaptrack's "most
 //! calls to allocation functions"), or the temporary ones among those — blocks freed before
-//! their thread allocated anything else (heaptrack's "temporary allocations", judged per thread).
+//! their thread allocated anything else (memray's temporary allocations with its default
+//! threshold; heaptrack counts frees by the size and stack of the last allocation instead).
 
 use std::ops::Range;
 
