@@ -23,7 +23,8 @@ pub enum Command {
     Record(RecordArgs),
     /// Record a small bundled leaky program and show its leaks.
     Demo(DemoArgs),
-    /// Outstanding allocations at a moment, grouped and ranked.
+    /// Outstanding allocations at a moment (or every allocation, or the temporary ones),
+    /// grouped and ranked.
     Report(ReportArgs),
     /// Stacks holding outstanding allocations, ranked by how much they look like leaks.
     Suspects(SuspectsArgs),
@@ -31,7 +32,8 @@ pub enum Command {
     Stats(StatsArgs),
     /// Exit 1 if any outstanding allocation is not suppressed (a CI gate).
     Check(CheckArgs),
-    /// Compare what was outstanding in two traces (or at two moments of one).
+    /// Compare what was outstanding (or allocated, or temporary) in two traces or at two
+    /// moments of one.
     Diff(DiffArgs),
     /// Open the terminal browser on a trace.
     View(ViewArgs),
