@@ -193,3 +193,22 @@ fn diffs_count_the_selected_blocks_on_each_side() {
     assert_eq!(outstanding.selection, Selection::Outstanding);
     assert_eq!((outstanding.totals_a.blocks, outstanding.totals_b.blocks), (2, 2));
 }
+
+#[test]
+fn functions_tied_when_ranked_by_blocks_read_from_the_allocating_one_outward() {
+    let f = fixture();
+    let a = f.load();
+    // Temporary blocks allocated from 40 on: 0x400 and 0x500, both make_temp → main, so both
+    // functions hold 2 blocks; make_temp (nearer the allocations) comes first, not main (which
+    // sorts first by name).
+    let mut spec = spec(60, Selection::Temporary, SortBy::Blocks);
+    spec.by = GroupBy::Function;
+    spec.window = AllocWindow { after: Some(WindowEnd { ns: 40, when: "40ns".into() }), before: None };
+    let report = Report::build(&a, &spec, &NoProgress);
+    let names: Vec<(String, u64)> =
+        report.shown().iter().map(|g| (format!("{:?}", g.key), g.blocks)).collect();
+    assert_eq!(
+        names,
+        vec![("Function(\"make_temp\")".to_string(), 2), ("Function(\"main\")".to_string(), 2)]
+    );
+}

@@ -229,7 +229,8 @@ impl Grouping {
         }
     }
 
-    /// Re-ranks the groups; ties are broken by bytes, then by blocks, then by key.
+    /// Re-ranks the groups; ties are broken by bytes, then by blocks, then by key (function
+    /// groups tied keep their order: nearest the allocations first).
     pub fn sort(&mut self, by: SortBy) {
         match &mut self.groups {
             Groups::Made { groups, .. } => sort_groups(groups, by),
@@ -258,7 +259,10 @@ impl Grouping {
     }
 }
 
-/// Ranks `groups` by `by`; ties are broken by bytes, then by blocks, then by key.
+/// Ranks `groups` by `by`; ties are broken by bytes, then by blocks, then by key, except that
+/// function groups tied keep their order (the sort is stable): [`group_by_function`] made them
+/// nearest the allocations first, so a chain of callers holding the same blocks still reads
+/// from the allocating function outward.
 fn sort_groups(groups: &mut Vec<Group>, by: SortBy) {
     let order = |a: &Group, b: &Group| {
         let primary = match by {
@@ -266,7 +270,12 @@ fn sort_groups(groups: &mut Vec<Group>, by: SortBy) {
             SortBy::Blocks => b.blocks.cmp(&a.blocks),
             SortBy::Newest => b.last_alloc_ns.cmp(&a.last_alloc_ns),
         };
-        primary.then(b.bytes.cmp(&a.bytes)).then(b.blocks.cmp(&a.blocks)).then_with(|| a.key.cmp(&b.key))
+        primary.then(b.bytes.cmp(&a.bytes)).then(b.blocks.cmp(&a.blocks)).then_with(|| {
+            match (&a.key, &b.key) {
+                (GroupKey::Function(_), GroupKey::Function(_)) => std::cmp::Ordering::Equal,
+                _ => a.key.cmp(&b.key),
+            }
+        })
     };
     if groups.len() < PARALLEL_GROUPS {
         groups.sort_by(order);
