@@ -218,6 +218,12 @@ impl Analysis {
         self.temporary_blocks().count()
     }
 
+    /// Whether block `id` is temporary (see [`Selection::Temporary`]): freed before its thread
+    /// allocated again. It counts as temporary at the moments from its free on.
+    pub fn is_temporary(&self, id: BlockId) -> bool {
+        self.temporary_blocks().contains(id.0)
+    }
+
     fn temporary_blocks(&self) -> &TemporaryBlocks {
         self.temporary.get_or_init(|| TemporaryBlocks::find(&self.store))
     }

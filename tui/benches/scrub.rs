@@ -4,7 +4,8 @@
 //! analyzer in the setup (not measured).
 //!
 //! Run: `cargo bench -p leakview-tui --bench scrub` (set `LEAKVIEW_BENCH_EVENTS` for another
-//! size). The target is under 50 ms per step.
+//! size). The target is under 50 ms per step. Also measured: switching what is counted (`w`)
+//! and steps while every allocation is counted.
 
 #[path = "../tests/common/trace.rs"]
 mod trace;
@@ -12,7 +13,7 @@ mod trace;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use leakview_analyzer::{Analysis, LoadOptions, NoProgress};
+use leakview_analyzer::{Analysis, LoadOptions, NoProgress, Selection};
 use leakview_tui::{AnalysisSource, App, Theme};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -100,6 +101,26 @@ fn scrub(c: &mut Criterion) {
             })
         });
     }
+
+    // Back to stack groups, then the `w` key: each switch of what is counted (outstanding,
+    // every allocation, the temporary ones) rebuilds the aggregates from the analyzer's
+    // selection at T.
+    step(&mut app, &mut terminal, KeyCode::Char('g'));
+    group.bench_function("switch_what_counted_10m_events", |b| {
+        b.iter(|| step(&mut app, &mut terminal, KeyCode::Char('w')))
+    });
+    // Steps near the end while every allocation is counted.
+    while app.state().what != Selection::Allocated {
+        step(&mut app, &mut terminal, KeyCode::Char('w'));
+    }
+    let mut i = 0u64;
+    group.bench_function("step_near_end_allocated_10m_events", |b| {
+        b.iter(|| {
+            let code = if i % 20 < 10 { KeyCode::Left } else { KeyCode::Right };
+            i += 1;
+            step(&mut app, &mut terminal, code);
+        })
+    });
     group.finish();
 }
 

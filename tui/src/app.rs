@@ -7,7 +7,7 @@ use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 use crate::keys::{self, Action};
 use crate::pointer::{Pointer, wheel_row_step, wheel_time_step};
 use crate::source::{
-    AllocationPage, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow, Grouping,
+    AllocationPage, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow, Grouping, Selection,
     StackVerdict, Totals,
 };
 use crate::state::{Context, Pane, ViewState};
@@ -164,7 +164,7 @@ impl<S: DataSource> App<S> {
     /// (the runner applies every key already waiting before it draws).
     fn refresh_judging(&mut self, judge: bool) {
         let query = self.state.query();
-        let by_suspicion = Suspicion::wanted(query.grouping, query.sort);
+        let by_suspicion = Suspicion::wanted(&query);
         if by_suspicion && judge {
             self.shown.suspicion.judge_at(&self.source, query.at_ns);
         }
@@ -175,8 +175,8 @@ impl<S: DataSource> App<S> {
                 verdicts.rank(&mut self.shown.groups);
             }
             self.shown.ranked_at = ranked_at;
-            if self.shown.query.as_ref().map(|q| q.at_ns) != Some(query.at_ns) {
-                self.shown.totals = self.source.totals_at(query.at_ns);
+            if self.shown.query.as_ref().map(|q| (q.at_ns, q.what)) != Some((query.at_ns, query.what)) {
+                self.shown.totals = self.source.totals_at(query.at_ns, query.what);
             }
             self.shown.query = Some(query.clone());
         }
@@ -215,9 +215,10 @@ impl<S: DataSource> App<S> {
         self.verdicts()?.of(key)
     }
 
-    /// The verdicts on the stack groups, when known for the moment shown.
+    /// The verdicts on the stack groups, when known for the moment shown and the list shows
+    /// outstanding blocks.
     fn verdicts(&self) -> Option<Verdicts<'_>> {
-        if self.state.grouping != Grouping::Stack {
+        if self.state.grouping != Grouping::Stack || self.state.what != Selection::Outstanding {
             return None;
         }
         self.shown.suspicion.at(self.state.at_ns)

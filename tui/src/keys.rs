@@ -25,6 +25,8 @@ pub enum Action {
     Back,
     CycleGrouping,
     CycleSort,
+    /// Count outstanding, allocated or temporary blocks.
+    CycleWhat,
     StartFilter,
     FocusNext,
     FocusPrev,
@@ -174,6 +176,13 @@ const GROUPING: Binding = Binding {
     hint: Some(("g", "group")),
 };
 
+const WHAT: Binding = Binding {
+    keys: &[(ch('w'), Action::CycleWhat)],
+    label: "w",
+    description: "count outstanding, allocated or temporary blocks (freed at once)",
+    hint: Some(("w", "what")),
+};
+
 const SORT: Binding = Binding {
     keys: &[(ch('s'), Action::CycleSort)],
     label: "s",
@@ -215,8 +224,9 @@ const fn described(binding: Binding, description: &'static str) -> Binding {
 }
 
 /// Keys while browsing.
-pub const BROWSE_KEYS: &[Binding] =
-    &[STEP, JUMP, ENDS, PEAK, MARKS, ROWS, PAGES, OPEN, BACK, GROUPING, SORT, FILTER, FOCUS, HELP, QUIT];
+pub const BROWSE_KEYS: &[Binding] = &[
+    STEP, JUMP, ENDS, PEAK, MARKS, ROWS, PAGES, OPEN, BACK, WHAT, GROUPING, SORT, FILTER, FOCUS, HELP, QUIT,
+];
 
 /// Keys of the diff browser. Each side has its own moment; the time keys move the side chosen
 /// with `a` / `b` (or by focusing its timeline with Tab, or clicking it).

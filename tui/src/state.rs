@@ -15,7 +15,7 @@ pub use help::HelpOverlay;
 pub use time::{JUMP_STEPS, STEPS_PER_TRACE, Timespan, column_of, moved_time, time_at_column};
 
 use crate::keys::Action;
-use crate::source::{GroupKey, GroupQuery, Grouping, SortKey};
+use crate::source::{GroupKey, GroupQuery, Grouping, Selection, SortKey, next_selection};
 
 /// The panes the focus moves between. While a group is open, `List` is its allocation list and
 /// `Details` the selected allocation's stack.
@@ -74,6 +74,8 @@ pub struct Context<'a> {
 pub struct ViewState {
     /// The moment looked at, ns from the start.
     pub at_ns: u64,
+    /// Which blocks are counted at T: outstanding (the default), allocated or temporary.
+    pub what: Selection,
     pub grouping: Grouping,
     pub sort: SortKey,
     pub filter: Filter,
@@ -95,6 +97,7 @@ impl ViewState {
     pub fn new(duration_ns: u64) -> Self {
         ViewState {
             at_ns: duration_ns,
+            what: Selection::default(),
             grouping: Grouping::default(),
             sort: SortKey::default(),
             filter: Filter::default(),
@@ -113,7 +116,7 @@ impl ViewState {
     /// The query the group list answers.
     pub fn query(&self) -> GroupQuery {
         let filter = self.filter.shown().to_string();
-        GroupQuery { at_ns: self.at_ns, grouping: self.grouping, sort: self.sort, filter }
+        GroupQuery { at_ns: self.at_ns, grouping: self.grouping, sort: self.sort, filter, what: self.what }
     }
 
     pub fn typing_filter(&self) -> bool {
@@ -125,8 +128,8 @@ impl ViewState {
         self.at_ns = time_at_column(column, width, ctx.duration_ns).min(ctx.duration_ns);
     }
 
-    /// Applies `action`. Changes to the data shown (T, grouping, sort, filter) are picked up by
-    /// the caller, which then calls [`ViewState::sync_groups`].
+    /// Applies `action`. Changes to the data shown (T, selection, grouping, sort, filter) are
+    /// picked up by the caller, which then calls [`ViewState::sync_groups`].
     pub fn apply(&mut self, action: Action, ctx: &Context<'_>) {
         if self.help.scroll_by(action, self.list_rows, ctx.help_overflow) {
             return;
@@ -153,6 +156,15 @@ impl ViewState {
                 self.groups = ListCursor::default();
             }
             Action::CycleSort => self.sort = self.sort.next(),
+            Action::CycleWhat => {
+                // The groups keep their keys, so the selected group (and an open one) stays
+                // where it is listed; an open group's allocations are a new list.
+                self.what = next_selection(self.what);
+                if let Some(open) = &mut self.open {
+                    open.cursor = ListCursor::default();
+                    open.stack_scroll = 0;
+                }
+            }
             Action::StartFilter => self.help.shown = false,
             Action::FocusNext => self.focus = self.focus.next(),
             Action::FocusPrev => self.focus = self.focus.prev(),
@@ -410,6 +422,31 @@ mod tests {
         // `g` goes on to stack groups and closes the thread group, back at the top of the list.
         s.apply(Action::CycleGrouping, &allocations);
         assert_eq!((s.grouping, s.open.is_none(), s.groups.selected), (Grouping::Stack, true, 0));
+    }
+
+    #[test]
+    fn w_cycles_what_is_counted_and_keeps_the_selected_and_open_group() {
+        let mut s = ViewState::new(1_000);
+        let c = ctx(3);
+        s.sync_groups(&[GroupKey(1), GroupKey(7), GroupKey(3)]);
+        s.apply(Action::Down, &c);
+        s.sync_groups(&[GroupKey(1), GroupKey(7), GroupKey(3)]);
+        s.apply(Action::Open, &c);
+        let allocations = Context { list_len: 40, selected_group: None, ..ctx(40) };
+        s.apply(Action::Down, &allocations);
+        assert_eq!(s.open.as_ref().map(|o| o.cursor.selected), Some(1));
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            s.apply(Action::CycleWhat, &allocations);
+            seen.push(s.query().what);
+        }
+        assert_eq!(seen, [Selection::Allocated, Selection::Temporary, Selection::Outstanding]);
+        // The group stays open, its allocation list starts again from the top.
+        assert_eq!(s.open.as_ref().map(|o| (o.key, o.cursor.selected)), Some((GroupKey(7), 0)));
+        s.apply(Action::Back, &allocations);
+        s.apply(Action::CycleWhat, &c);
+        s.sync_groups(&[GroupKey(3), GroupKey(7)]);
+        assert_eq!((s.selected_key, s.groups.selected), (Some(GroupKey(7)), 1), "still selected, re-ranked");
     }
 
     #[test]

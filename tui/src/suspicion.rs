@@ -1,11 +1,12 @@
 //! [`Suspicion`]: the leak-suspect verdicts of the moment looked at, as the browser keeps them.
 //! Judging the stacks is a pass over the whole trace, so the verdicts are asked of the source
-//! only while they are wanted (stack groups sorted by suspicion) and only once per moment; the
-//! details pane shows a verdict whenever the ones kept are for the moment shown.
+//! only while they are wanted (stack groups of outstanding blocks sorted by suspicion) and only
+//! once per moment; the details pane shows a verdict whenever the ones kept are for the moment
+//! and the outstanding blocks shown.
 
 use std::collections::HashMap;
 
-use crate::source::{DataSource, GroupKey, GroupRow, Grouping, SortKey, StackVerdict};
+use crate::source::{DataSource, GroupKey, GroupQuery, GroupRow, Grouping, Selection, SortKey, StackVerdict};
 
 /// The verdicts for one moment.
 #[derive(Debug, Default)]
@@ -21,9 +22,12 @@ pub struct Suspicion {
 }
 
 impl Suspicion {
-    /// Whether a list in `grouping` and `sort` needs the verdicts.
-    pub fn wanted(grouping: Grouping, sort: SortKey) -> bool {
-        grouping == Grouping::Stack && sort == SortKey::Suspicion
+    /// Whether the list `query` asks for needs the verdicts: stack groups of outstanding blocks
+    /// (verdicts judge leaks), sorted by suspicion.
+    pub fn wanted(query: &GroupQuery) -> bool {
+        query.grouping == Grouping::Stack
+            && query.sort == SortKey::Suspicion
+            && query.what == Selection::Outstanding
     }
 
     /// Makes sure the verdicts are those for `at_ns`, asking `source` if they are not.
@@ -82,8 +86,8 @@ mod tests {
     use super::*;
     use crate::keys::Action;
     use crate::source::{
-        AllocationPage, FrameInfo, GroupDetails, GroupQuery, MemoryAllocation, MemorySource, StackKey,
-        Summary, Totals,
+        AllocationPage, FrameInfo, GroupDetails, GroupQuery, MemoryAllocation, MemorySource, Selection,
+        StackKey, Summary, Totals,
     };
     use crate::{App, Theme};
 
@@ -100,8 +104,8 @@ mod tests {
         fn timeline(&self, buckets: usize) -> Vec<u64> {
             self.inner.timeline(buckets)
         }
-        fn totals_at(&self, at_ns: u64) -> Totals {
-            self.inner.totals_at(at_ns)
+        fn totals_at(&self, at_ns: u64, what: Selection) -> Totals {
+            self.inner.totals_at(at_ns, what)
         }
         fn groups(&self, query: &GroupQuery) -> Vec<GroupRow> {
             self.inner.groups(query)

@@ -6,7 +6,7 @@ mod common;
 use common::trace::write_server_trace;
 use common::*;
 use leakview_analyzer::{Analysis, LoadOptions, NoProgress};
-use leakview_tui::source::{DataSource, GroupQuery, Grouping};
+use leakview_tui::source::{DataSource, GroupQuery, Grouping, Selection};
 use leakview_tui::{AnalysisSource, App};
 use ratatui::crossterm::event::KeyCode;
 
@@ -30,7 +30,7 @@ fn source_answers_match_the_scenario() {
         ["warmup-done", "load-start", "load-end"]
     );
     // At the end: 100 leaked KiB, the 40 cache blocks of the last 2 s, 5 worker blocks.
-    let end = source.totals_at(summary.duration_ns);
+    let end = source.totals_at(summary.duration_ns, Selection::Outstanding);
     assert_eq!(end.blocks, 100 + 40 + 5);
     assert_eq!(end.bytes, 100 * 1024 + 40 * 4096 + 5 * 256);
     let groups = source.groups(&GroupQuery { at_ns: summary.duration_ns, ..GroupQuery::default() });
@@ -209,4 +209,62 @@ fn thread_groups_follow_t_the_filter_and_the_sort() {
     let screen = screen_lines(&term).join("\n");
     assert!(screen.contains("by thread, bytes↓  suspicion: stacks only"), "{screen}");
     assert_eq!(list_rows(&term)[1], "6.5 KiB      8   56%  worker-0 (301)", "bytes order");
+}
+
+#[test]
+fn the_w_key_counts_every_allocation_then_the_temporary_ones() {
+    let (_dir, mut app) = server();
+    let mut term = terminal(100, 30);
+    let w = key(KeyCode::Char('w'));
+    press(&mut app, &mut term, &[w]);
+    assert_eq!(app.state().what, Selection::Allocated);
+    // Every block allocated by the end, freed or not: the cache's 199, the leak's 100, the 200
+    // header buffers, the worker's 50.
+    assert_eq!(
+        list_rows(&term),
+        [
+            "bytes↓ blocks share  top frame",
+            "796 KiB    199   83%  server+0x1800",
+            "100 KiB    100   10%  server+0x1600",
+            "46.9 KiB    200    5%  libhttp.so+0x2a00",
+            "12.5 KiB     50    1%  server+0x2200",
+        ]
+    );
+    let screen = screen_lines(&term).join("\n");
+    assert!(screen.contains("allocated 955 KiB · 549 blocks"), "{screen}");
+    assert!(screen.contains(" At 10.000s · allocated · by stack · 4 groups "), "{screen}");
+    // Temporary: freed before their thread allocated again. Only the worker frees each buffer
+    // before its next one (45 of 50; every tenth is kept); the main thread's blocks all
+    // outlive its next allocation.
+    press(&mut app, &mut term, &[w]);
+    assert_eq!(app.state().what, Selection::Temporary);
+    insta::assert_snapshot!("trace_temporary", term.backend());
+    assert_eq!(list_rows(&term), ["bytes↓ blocks share  top frame", "11.2 KiB     45  100%  server+0x2200"]);
+    // Before the worker's first free (at 157 ms) nothing is temporary yet.
+    press(&mut app, &mut term, &[key(KeyCode::Home)]);
+    let screen = screen_lines(&term).join("\n");
+    assert!(screen.contains("nothing temporary by T"), "{screen}");
+    // The worker's group opened lists its temporary blocks; `w` again keeps it open, on the
+    // blocks it still holds.
+    press(&mut app, &mut term, &[key(KeyCode::End), key(KeyCode::Enter)]);
+    let rows = list_rows(&term);
+    assert_eq!(rows.len(), 1 + 14, "the header and a page of the 45: {rows:#?}");
+    assert!(
+        rows[9].contains(" 1.607s ") && rows[10].contains(" 2.007s "),
+        "the kept 1.807s one is not: {rows:#?}"
+    );
+    assert!(screen_lines(&term).join("\n").contains("server+0x2200 · temporary · 45 blocks by 10.000s"));
+    press(&mut app, &mut term, &[w]);
+    assert_eq!(app.state().what, Selection::Outstanding);
+    let screen = screen_lines(&term).join("\n");
+    assert!(screen.contains("server+0x2200 · 5 blocks at 10.000s"), "the 5 kept buffers: {screen}");
+    assert!(screen.contains("live 261 KiB · 145 blocks"), "{screen}");
+    // Leak verdicts judge outstanding blocks only: sorted by suspicion, allocated blocks keep
+    // bytes order and nobody judges them.
+    let sort = key(KeyCode::Char('s'));
+    press(&mut app, &mut term, &[key(KeyCode::Esc), w, sort, sort, sort]);
+    let screen = screen_lines(&term).join("\n");
+    assert!(screen.contains("by stack, bytes↓  suspicion: outstanding only"), "{screen}");
+    assert_eq!(list_rows(&term)[1], "796 KiB    199   83%  server+0x1800");
+    assert_eq!(app.suspicion().times_asked(), 0);
 }

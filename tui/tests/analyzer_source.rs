@@ -1,18 +1,18 @@
 //! The analyzer-backed source moves its aggregates incrementally while scrubbing; at every moment
 //! of a walk (steps both ways, jumps, returns) its answers must equal the analyzer's own
-//! grouping of the blocks outstanding at that moment.
+//! grouping of the blocks outstanding at that moment (or allocated by it, or temporary by it).
 
 mod common;
 
 use std::collections::HashMap;
 
-use common::trace::write_synthetic_trace;
-use leakview_analyzer::{Analysis, GroupBy, GroupKey as AKey, LoadOptions, NoProgress};
+use common::trace::{write_synthetic_trace, write_synthetic_trace_with_scratch};
+use leakview_analyzer::{AllocWindow, Analysis, GroupBy, GroupKey as AKey, LoadOptions, NoProgress};
 use leakview_tui::AnalysisSource;
-use leakview_tui::source::{DataSource, GroupQuery, Grouping, SortKey};
+use leakview_tui::source::{DataSource, GroupQuery, Grouping, Selection, SortKey};
 
-fn expected(analysis: &Analysis, at_ns: u64, by: GroupBy) -> HashMap<String, (u64, u64)> {
-    let snapshot = analysis.outstanding_at(at_ns);
+fn expected(analysis: &Analysis, at_ns: u64, by: GroupBy, what: Selection) -> HashMap<String, (u64, u64)> {
+    let snapshot = analysis.select(at_ns, &AllocWindow::all(), what);
     // As the reports group (stacks that read the same are one group; this trace has none).
     let grouping = analysis.group_merged(&snapshot, by);
     grouping
@@ -30,8 +30,13 @@ fn expected(analysis: &Analysis, at_ns: u64, by: GroupBy) -> HashMap<String, (u6
         .collect()
 }
 
-fn actual(source: &AnalysisSource, at_ns: u64, grouping: Grouping) -> HashMap<String, (u64, u64)> {
-    let query = GroupQuery { at_ns, grouping, sort: SortKey::Bytes, filter: String::new() };
+fn actual(
+    source: &AnalysisSource,
+    at_ns: u64,
+    grouping: Grouping,
+    what: Selection,
+) -> HashMap<String, (u64, u64)> {
+    let query = GroupQuery { at_ns, grouping, sort: SortKey::Bytes, filter: String::new(), what };
     source
         .groups(&query)
         .into_iter()
@@ -51,7 +56,7 @@ fn actual(source: &AnalysisSource, at_ns: u64, grouping: Grouping) -> HashMap<St
 fn incremental_groups_equal_the_analyzers_at_every_moment_of_a_walk() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("walk.bin");
-    write_synthetic_trace(&path, 60_000);
+    write_synthetic_trace_with_scratch(&path, 60_000, Some(3));
     let load = || Analysis::open(&path, &LoadOptions::default(), &NoProgress).expect("loads");
     let reference = load();
     let source = AnalysisSource::new(load());
@@ -62,22 +67,27 @@ fn incremental_groups_equal_the_analyzers_at_every_moment_of_a_walk() {
     moments.extend((0..12).map(|k| end - 25 * step + k * 7 * step / 3));
     moments.extend([0, step, end / 2, end / 2 - 1, end / 2 + 1, end, 0, end]);
     assert!(reference.live_at(end).blocks > 1_000, "the walk covers a sizeable live heap");
-    for (i, &t) in moments.iter().enumerate() {
-        let grouping = [Grouping::Stack, Grouping::Function, Grouping::Size, Grouping::Thread][i % 4];
-        let by = match grouping {
-            Grouping::Stack => GroupBy::Stack,
-            Grouping::Function => GroupBy::Function,
-            Grouping::Size => GroupBy::SizeClass,
-            Grouping::Thread => GroupBy::Thread,
-        };
-        assert_eq!(
-            actual(&source, t, grouping),
-            expected(&reference, t, by),
-            "{grouping:?} at {t} (moment {i})"
-        );
-        let live = reference.live_at(t);
-        assert_eq!(source.totals_at(t).blocks, live.blocks, "at {t}");
-        assert_eq!(source.totals_at(t).bytes, live.bytes, "at {t}");
+    let temporary = reference.temporary_count();
+    assert!(temporary > 1_000 && temporary < reference.block_count() as u64 / 2, "{temporary} temporary");
+    // The whole walk once per selection: switching rebuilds, the steps of a walk move.
+    for what in [Selection::Outstanding, Selection::Allocated, Selection::Temporary, Selection::Outstanding] {
+        for (i, &t) in moments.iter().enumerate() {
+            let grouping = [Grouping::Stack, Grouping::Function, Grouping::Size, Grouping::Thread][i % 4];
+            let by = match grouping {
+                Grouping::Stack => GroupBy::Stack,
+                Grouping::Function => GroupBy::Function,
+                Grouping::Size => GroupBy::SizeClass,
+                Grouping::Thread => GroupBy::Thread,
+            };
+            assert_eq!(
+                actual(&source, t, grouping, what),
+                expected(&reference, t, by, what),
+                "{what:?} by {grouping:?} at {t} (moment {i})"
+            );
+            let counted = reference.select(t, &AllocWindow::all(), what).totals();
+            let totals = source.totals_at(t, what);
+            assert_eq!((totals.blocks, totals.bytes), (counted.blocks, counted.bytes), "{what:?} at {t}");
+        }
     }
 }
 
@@ -188,8 +198,7 @@ fn wrapper_source() -> (tempfile::TempDir, AnalysisSource, u64) {
 #[test]
 fn stack_groups_of_one_top_frame_are_told_apart_by_their_callers() {
     let (_dir, source, end) = wrapper_source();
-    let query =
-        GroupQuery { at_ns: end, grouping: Grouping::Stack, sort: SortKey::Bytes, filter: String::new() };
+    let query = GroupQuery { at_ns: end, grouping: Grouping::Stack, ..GroupQuery::default() };
     let labels: Vec<(String, u64)> =
         source.groups(&query).into_iter().map(|row| (row.label, row.totals.bytes)).collect();
     assert_eq!(
@@ -212,6 +221,7 @@ fn the_filter_finds_what_the_frames_show_and_not_the_directories_of_their_module
             grouping: Grouping::Stack,
             sort: SortKey::Bytes,
             filter: filter.to_string(),
+            what: Selection::Outstanding,
         };
         source.groups(&query).into_iter().map(|row| row.totals.bytes).collect::<Vec<_>>()
     };

@@ -3,7 +3,8 @@
 //! Scrubbing asks "what is outstanding at T, grouped" many times a second. Regrouping every
 //! outstanding block at each step costs time proportional to the live heap (too slow for tens of
 //! millions of events), so the source keeps per-stack aggregates for the current T and moves
-//! them with the events between two moments ([`super::scrub`]). Function, size and thread
+//! them with the events between two moments ([`super::scrub`]). The same holds for the other
+//! selections a query may ask for (every block allocated by T, or the temporary ones). Function, size and thread
 //! groups are rolled up from those per-stack aggregates with the analyzer's rules (a block counts
 //! once for every function on its trimmed stack; power-of-two size classes; the allocating
 //! thread). Only the details of size and thread groups, their newest allocations and the
@@ -21,7 +22,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use leakview_analyzer as analyzer;
-use leakview_analyzer::{Analysis, Block, LoadOptions, ShownStackId, StackId, size_class};
+use leakview_analyzer::{
+    AllocWindow, Analysis, Block, LoadOptions, Selection, ShownStackId, StackId, size_class,
+};
 
 use super::alike;
 use super::scrub::{Agg, CLASS_KEY_BITS, Live, ScrubIndex, THREAD_KEY_BITS};
@@ -33,7 +36,7 @@ use crate::format;
 use crate::runner::ProgressFn;
 use crate::view::loading::LoadProgress;
 
-/// Per-stack facts computed once, when a stack is first outstanding.
+/// Per-stack facts computed once, when a stack is first counted.
 #[derive(Clone)]
 struct StackFacts {
     /// Display name of the top (trimmed) frame.
@@ -59,7 +62,7 @@ struct Scrub {
     /// Which stacks match `filter` (computed lazily per stack).
     filter: String,
     matches: Vec<Option<bool>>,
-    /// The opened group's outstanding block ids, for the query and group they were listed for.
+    /// The opened group's selected block ids, for the query and group they were listed for.
     members_for: Option<(GroupQuery, GroupKey)>,
     members: Arc<Vec<u32>>,
 }
@@ -129,10 +132,12 @@ impl AnalysisSource {
         &self.analysis
     }
 
-    /// Moves the aggregates to `at_ns`, then makes sure every outstanding stack has its facts
-    /// (symbolizing new stacks in bulk) and, for `filter`, its match.
-    fn prepare(&self, scrub: &mut Scrub, at_ns: u64, filter: &str) {
-        scrub.live.move_to(&self.index, &self.analysis, at_ns);
+    /// Moves the aggregates to the query's moment and selection, then makes sure every counted
+    /// stack has its facts (symbolizing new stacks in bulk) and, for the query's filter, its
+    /// match.
+    fn prepare(&self, scrub: &mut Scrub, query: &GroupQuery) {
+        let filter = query.filter.as_str();
+        scrub.live.move_to(&self.index, &self.analysis, query.at_ns, query.what);
         let missing: Vec<u32> = (0..self.index.stack_count() as u32)
             .filter(|&d| scrub.live.per_stack[d as usize].blocks > 0 && scrub.facts[d as usize].is_none())
             .collect();
@@ -208,7 +213,7 @@ impl AnalysisSource {
         GroupKey(u64::from(self.index.stack(Self::canonical(scrub, d)).0))
     }
 
-    /// Outstanding stacks that pass the filter.
+    /// Counted stacks that pass the filter.
     fn shown_stacks(&self, scrub: &Scrub) -> Vec<u32> {
         (0..self.index.stack_count() as u32)
             .filter(|&d| {
@@ -240,16 +245,16 @@ impl AnalysisSource {
         }
     }
 
-    /// The time of the newest block outstanding at `at_ns` of each group `group_of` puts the
+    /// The time of the newest block `what` counts at `at_ns` of each group `group_of` puts the
     /// blocks of the `shown` stacks in (a walk of the analyzer's snapshot of the moment).
     fn newest_by(
         &self,
         shown: &HashSet<u32>,
-        at_ns: u64,
+        (at_ns, what): (u64, Selection),
         group_of: impl Fn(&Block) -> u64,
     ) -> HashMap<u64, u64> {
         let mut newest: HashMap<u64, u64> = HashMap::new();
-        let snapshot = self.analysis.outstanding_at(at_ns);
+        let snapshot = self.analysis.select(at_ns, &AllocWindow::all(), what);
         for b in self.analysis.blocks(&snapshot) {
             if self.index.dense(b.stack).is_some_and(|d| shown.contains(&d)) {
                 let n = newest.entry(group_of(&b)).or_default();
@@ -259,16 +264,16 @@ impl AnalysisSource {
         newest
     }
 
-    /// Rows of a grouping whose live totals are kept per (stack, key) — `per` maps
+    /// Rows of a grouping whose counted totals are kept per (stack, key) — `per` maps
     /// `stack << key_bits | key` to them — summed over the shown stacks into one row per key.
     /// `key_of` gives a block's key, for each group's newest allocation when `newest_at` asks
-    /// for them (at that moment).
+    /// for them (at that moment, of that selection).
     fn rows_by_key(
         &self,
         per: &HashMap<u64, Agg>,
         key_bits: u32,
         shown: &HashSet<u32>,
-        newest_at: Option<u64>,
+        newest_at: Option<(u64, Selection)>,
         key_of: impl Fn(&Block) -> u64,
         label: impl Fn(u64) -> String,
     ) -> Vec<GroupRow> {
@@ -296,10 +301,10 @@ impl AnalysisSource {
             .collect()
     }
 
-    fn newest_of(&self, stacks: &[u32], at_ns: u64) -> u64 {
+    fn newest_of(&self, stacks: &[u32], query: &GroupQuery) -> u64 {
         stacks
             .iter()
-            .filter_map(|&d| self.index.live_span(&self.analysis, d, at_ns))
+            .filter_map(|&d| self.index.span(&self.analysis, d, query.at_ns, query.what))
             .map(|(_, last)| last)
             .max()
             .unwrap_or(0)
@@ -315,10 +320,10 @@ impl AnalysisSource {
         format::thread(self.tid_of(thread), name)
     }
 
-    /// Blocks outstanding at `query.at_ns` that belong to group `key`, in allocation order.
+    /// Blocks `query` selects that belong to group `key`, in allocation order.
     fn members(&self, scrub: &Scrub, query: &GroupQuery, key: GroupKey) -> Vec<Block> {
         let stacks: HashSet<u32> = self.group_stacks(scrub, query.grouping, key).into_iter().collect();
-        let snapshot = self.analysis.outstanding_at(query.at_ns);
+        let snapshot = self.analysis.select(query.at_ns, &AllocWindow::all(), query.what);
         self.analysis
             .blocks(&snapshot)
             .filter(|b| self.index.dense(b.stack).is_some_and(|d| stacks.contains(&d)))
@@ -388,8 +393,10 @@ impl AnalysisSource {
                 *threads.entry(*k as u32).or_default() += agg.blocks;
             }
         }
-        let spans: Vec<(u64, u64)> =
-            stacks.iter().filter_map(|&d| self.index.live_span(&self.analysis, d, query.at_ns)).collect();
+        let spans: Vec<(u64, u64)> = stacks
+            .iter()
+            .filter_map(|&d| self.index.span(&self.analysis, d, query.at_ns, query.what))
+            .collect();
         let label = match query.grouping {
             Grouping::Function => scrub.function_names.get(key.0 as usize).map(|n| n.to_string()),
             _ => scrub.facts[heaviest as usize].as_ref().map(|f| f.label.clone()),
@@ -399,8 +406,9 @@ impl AnalysisSource {
             Grouping::Stack => (1, stacks.len() as u64),
             _ => (stacks.len() as u64, 0),
         };
+        // A suppression answers `leakview check`, which looks at outstanding blocks.
         let suppression = match query.grouping {
-            Grouping::Stack => {
+            Grouping::Stack if query.what == Selection::Outstanding => {
                 analyzer::suppression_line(&self.analysis.stack_frames(self.index.stack(heaviest)))
             }
             _ => None,
@@ -419,7 +427,7 @@ impl AnalysisSource {
         })
     }
 
-    /// Details of a size or thread group, from the blocks outstanding at the moment (the
+    /// Details of a size or thread group, from the blocks selected at the moment (the
     /// per-stack aggregates hold neither a thread's sizes nor its allocation times).
     fn walked_details(&self, scrub: &Scrub, query: &GroupQuery, key: GroupKey) -> Option<GroupDetails> {
         let blocks = self.members(scrub, query, key);
@@ -542,16 +550,16 @@ impl DataSource for AnalysisSource {
         timeline_levels(&self.analysis, buckets)
     }
 
-    fn totals_at(&self, at_ns: u64) -> Totals {
+    fn totals_at(&self, at_ns: u64, what: Selection) -> Totals {
         let mut scrub = lock(&self.scrub);
-        scrub.live.move_to(&self.index, &self.analysis, at_ns);
+        scrub.live.move_to(&self.index, &self.analysis, at_ns, what);
         Totals { bytes: scrub.live.total.bytes, blocks: scrub.live.total.blocks }
     }
 
     fn groups(&self, query: &GroupQuery) -> Vec<GroupRow> {
         let mut guard = lock(&self.scrub);
         let scrub = &mut *guard;
-        self.prepare(scrub, query.at_ns, &query.filter);
+        self.prepare(scrub, query);
         let shown = self.shown_stacks(scrub);
         let newest = query.sort == SortKey::Newest;
         let mut rows: Vec<GroupRow> = match query.grouping {
@@ -572,7 +580,7 @@ impl DataSource for AnalysisSource {
                     members.push(d);
                 }
                 // Each row's first stack stands for them all (they read the same; the canonical
-                // stack itself may not be outstanding now).
+                // stack itself may not be counted now).
                 let firsts: Vec<u32> = groups.iter().map(|g| g.2[0]).collect();
                 let mut rows: Vec<GroupRow> = groups
                     .into_iter()
@@ -580,7 +588,7 @@ impl DataSource for AnalysisSource {
                         depth: 0,
                         key: GroupKey(u64::from(self.index.stack(canonical).0)),
                         totals: Totals { bytes: a.bytes, blocks: a.blocks },
-                        newest_ns: if newest { self.newest_of(&members, query.at_ns) } else { 0 },
+                        newest_ns: if newest { self.newest_of(&members, query) } else { 0 },
                         label: scrub.facts[members[0] as usize]
                             .as_ref()
                             .map(|f| f.label.clone())
@@ -610,7 +618,7 @@ impl DataSource for AnalysisSource {
                         depth,
                         key: GroupKey(u64::from(f)),
                         totals: Totals { bytes: a.bytes, blocks: a.blocks },
-                        newest_ns: if newest { self.newest_of(&stacks, query.at_ns) } else { 0 },
+                        newest_ns: if newest { self.newest_of(&stacks, query) } else { 0 },
                         label: scrub
                             .function_names
                             .get(f as usize)
@@ -625,7 +633,7 @@ impl DataSource for AnalysisSource {
                     &scrub.live.per_class,
                     CLASS_KEY_BITS,
                     &shown,
-                    newest.then_some(query.at_ns),
+                    newest.then_some((query.at_ns, query.what)),
                     |b| u64::from(size_class(b.size)),
                     |class| size_class_label(class as u8),
                 )
@@ -636,7 +644,7 @@ impl DataSource for AnalysisSource {
                     &scrub.live.per_thread,
                     THREAD_KEY_BITS,
                     &shown,
-                    newest.then_some(query.at_ns),
+                    newest.then_some((query.at_ns, query.what)),
                     |b| u64::from(b.thread.0),
                     |thread| self.thread_label(analyzer::ThreadIndex(thread as u32)),
                 )
@@ -649,7 +657,7 @@ impl DataSource for AnalysisSource {
     fn group_details(&self, query: &GroupQuery, key: GroupKey) -> Option<GroupDetails> {
         let mut guard = lock(&self.scrub);
         let scrub = &mut *guard;
-        self.prepare(scrub, query.at_ns, &query.filter);
+        self.prepare(scrub, query);
         match query.grouping {
             Grouping::Size | Grouping::Thread => self.walked_details(scrub, query, key),
             Grouping::Stack | Grouping::Function => self.rolled_up_details(scrub, query, key),
@@ -659,7 +667,7 @@ impl DataSource for AnalysisSource {
     fn allocations(&self, query: &GroupQuery, key: GroupKey, offset: usize, limit: usize) -> AllocationPage {
         let mut guard = lock(&self.scrub);
         let scrub = &mut *guard;
-        self.prepare(scrub, query.at_ns, &query.filter);
+        self.prepare(scrub, query);
         let wanted = (query.clone(), key);
         if scrub.members_for.as_ref() != Some(&wanted) {
             let mut members = self.members(scrub, query, key);

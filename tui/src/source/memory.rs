@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{
     AllocationPage, AllocationRow, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow,
-    Grouping, Mark, SizeBucket, SortKey, StackKey, StackVerdict, Summary, ThreadShare, Totals,
+    Grouping, Mark, Selection, SizeBucket, SortKey, StackKey, StackVerdict, Summary, ThreadShare, Totals,
+    counts_at,
 };
 
 /// One allocation's lifetime.
@@ -28,6 +29,8 @@ pub struct MemorySource {
     summary: Summary,
     stacks: Vec<Vec<FrameInfo>>,
     allocations: Vec<MemoryAllocation>,
+    /// Whether each allocation is temporary: freed no later than its thread's next allocation.
+    temporary: Vec<bool>,
     thread_names: HashMap<u32, String>,
     /// Distinct innermost function names, sorted; a function group's key is its index here.
     functions: Vec<String>,
@@ -47,8 +50,15 @@ impl MemorySource {
         let mut functions: Vec<String> = stacks.iter().map(|s| innermost_function(s)).collect();
         functions.sort();
         functions.dedup();
-        let mut source =
-            MemorySource { summary: Summary::default(), stacks, allocations, thread_names, functions };
+        let temporary = temporary_allocations(&allocations);
+        let mut source = MemorySource {
+            summary: Summary::default(),
+            stacks,
+            allocations,
+            temporary,
+            thread_names,
+            functions,
+        };
         let (peak_at_ns, peak) = source.peak();
         let mut marks = marks;
         marks.sort_by_key(|m| m.at_ns);
@@ -59,7 +69,7 @@ impl MemorySource {
             events: source.allocations.iter().map(|a| 1 + u64::from(a.free_ns.is_some())).sum(),
             peak_at_ns,
             peak,
-            at_end: source.totals_at(duration_ns),
+            at_end: source.totals_at(duration_ns, Selection::Outstanding),
             marks,
             complete: true,
         };
@@ -124,15 +134,36 @@ impl MemorySource {
         filter.is_empty() || self.frames(a.stack).iter().any(|f| frame_matches(f, filter))
     }
 
-    fn selected<'a>(&'a self, query: &'a GroupQuery) -> impl Iterator<Item = &'a MemoryAllocation> + 'a {
+    /// The allocations `what` counts at `at_ns`.
+    fn counted(&self, at_ns: u64, what: Selection) -> impl Iterator<Item = &MemoryAllocation> + '_ {
         self.allocations
             .iter()
-            .filter(move |a| outstanding_at(a, query.at_ns) && self.matches(a, &query.filter))
+            .zip(&self.temporary)
+            .filter(move |(a, temporary)| counts_at(what, a.alloc_ns, a.free_ns, at_ns, **temporary))
+            .map(|(a, _)| a)
+    }
+
+    fn selected<'a>(&'a self, query: &'a GroupQuery) -> impl Iterator<Item = &'a MemoryAllocation> + 'a {
+        self.counted(query.at_ns, query.what).filter(move |a| self.matches(a, &query.filter))
     }
 }
 
-fn outstanding_at(a: &MemoryAllocation, at_ns: u64) -> bool {
-    a.alloc_ns <= at_ns && a.free_ns.is_none_or(|f| f > at_ns)
+/// Which of `allocations` are temporary: freed no later than the next allocation of their
+/// thread (in order of allocation time, then address), or freed at all when it has none.
+fn temporary_allocations(allocations: &[MemoryAllocation]) -> Vec<bool> {
+    let mut by_thread: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (i, a) in allocations.iter().enumerate() {
+        by_thread.entry(a.tid).or_default().push(i);
+    }
+    let mut temporary = vec![false; allocations.len()];
+    for ids in by_thread.values_mut() {
+        ids.sort_by_key(|&i| (allocations[i].alloc_ns, allocations[i].address));
+        for (k, &i) in ids.iter().enumerate() {
+            let next_alloc = ids.get(k + 1).map(|&j| allocations[j].alloc_ns);
+            temporary[i] = allocations[i].free_ns.is_some_and(|f| next_alloc.is_none_or(|n| f <= n));
+        }
+    }
+    temporary
 }
 
 fn innermost_function(frames: &[FrameInfo]) -> String {
@@ -205,10 +236,8 @@ impl DataSource for MemorySource {
         out
     }
 
-    fn totals_at(&self, at_ns: u64) -> Totals {
-        self.allocations
-            .iter()
-            .filter(|a| outstanding_at(a, at_ns))
+    fn totals_at(&self, at_ns: u64, what: Selection) -> Totals {
+        self.counted(at_ns, what)
             .fold(Totals::default(), |t, a| Totals { bytes: t.bytes + a.size, blocks: t.blocks + 1 })
     }
 
@@ -336,11 +365,37 @@ mod tests {
     #[test]
     fn outstanding_excludes_blocks_freed_at_or_before_t() {
         let s = source();
-        assert_eq!(s.totals_at(35), Totals { bytes: 180, blocks: 3 });
-        assert_eq!(s.totals_at(40), Totals { bytes: 150, blocks: 2 });
-        assert_eq!(s.totals_at(100), Totals { bytes: 100, blocks: 1 });
+        let outstanding = |t| s.totals_at(t, Selection::Outstanding);
+        assert_eq!(outstanding(35), Totals { bytes: 180, blocks: 3 });
+        assert_eq!(outstanding(40), Totals { bytes: 150, blocks: 2 });
+        assert_eq!(outstanding(100), Totals { bytes: 100, blocks: 1 });
         assert_eq!(s.summary().peak, Totals { bytes: 180, blocks: 3 });
         assert_eq!(s.summary().peak_at_ns, 30);
+    }
+
+    #[test]
+    fn allocated_counts_every_block_by_t_and_temporary_those_freed_before_the_next_allocation() {
+        let s = source();
+        let at = |t, what| s.totals_at(t, what);
+        assert_eq!(at(25, Selection::Allocated), Totals { bytes: 150, blocks: 2 });
+        assert_eq!(at(100, Selection::Allocated), Totals { bytes: 180, blocks: 3 });
+        // 0x20 was freed after its thread allocated 0x30; 0x30, its last block, was freed.
+        assert_eq!(at(35, Selection::Temporary), Totals::default(), "0x30 is freed at 40");
+        assert_eq!(at(40, Selection::Temporary), Totals { bytes: 30, blocks: 1 });
+        let q = GroupQuery { at_ns: 100, what: Selection::Allocated, ..GroupQuery::default() };
+        let rows: Vec<(String, Totals)> = s.groups(&q).into_iter().map(|r| (r.label, r.totals)).collect();
+        assert_eq!(
+            rows,
+            [
+                ("leak".to_string(), Totals { bytes: 130, blocks: 2 }),
+                ("cache".into(), Totals { bytes: 50, blocks: 1 })
+            ]
+        );
+        let temporary = GroupQuery { what: Selection::Temporary, ..q };
+        let rows = s.groups(&temporary);
+        assert_eq!((rows.len(), rows[0].label.as_str(), rows[0].totals.blocks), (1, "leak", 1));
+        let page = s.allocations(&temporary, rows[0].key, 0, 10);
+        assert_eq!(page.rows.iter().map(|r| r.address).collect::<Vec<_>>(), [0x30]);
     }
 
     #[test]

@@ -14,10 +14,10 @@ pub use analysis::{AnalysisSource, frame_info};
 pub use comparison::{
     ComparisonSource, DiffDetails, DiffMoment, DiffRow, DiffSort, DiffTable, next_diff_by, side_index,
 };
-pub use leakview_analyzer::Verdict;
+pub use leakview_analyzer::{Selection, Verdict};
 pub use memory::{MemoryAllocation, MemorySource, frame_matches, size_class, size_class_label};
 
-/// How outstanding allocations are gathered into groups.
+/// How the selected allocations are gathered into groups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Grouping {
     /// One group per full call stack.
@@ -56,10 +56,10 @@ impl Grouping {
 /// The order of the group list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum SortKey {
-    /// Most outstanding bytes first.
+    /// Most bytes first.
     #[default]
     Bytes,
-    /// Most outstanding blocks first.
+    /// Most blocks first.
     Blocks,
     /// Most recently allocated first.
     Newest,
@@ -90,15 +90,47 @@ impl SortKey {
     }
 }
 
-/// Which groups to list: those outstanding at `at_ns`, gathered by `grouping`, restricted to
-/// stacks with a frame containing `filter` (function, file or module; empty = all), in `sort`
-/// order.
+/// The next selection in the cycle the `w` key walks: outstanding, allocated, temporary.
+pub fn next_selection(what: Selection) -> Selection {
+    match what {
+        Selection::Outstanding => Selection::Allocated,
+        Selection::Allocated => Selection::Temporary,
+        Selection::Temporary => Selection::Outstanding,
+    }
+}
+
+/// How the browser says which blocks it counts at T: `live` for outstanding blocks, else the
+/// selection's name.
+pub fn counted_name(what: Selection) -> &'static str {
+    match what {
+        Selection::Outstanding => "live",
+        other => other.name(),
+    }
+}
+
+/// Whether `what` counts block `(alloc_ns, free_ns)` at `at_ns`; `temporary` says whether the
+/// block is temporary (freed before its thread allocated again), which only
+/// [`Selection::Temporary`] asks. The analyzer's rules: outstanding when allocated at or before
+/// T and not freed by T; allocated when allocated at or before T; temporary when temporary and
+/// freed by T.
+pub fn counts_at(what: Selection, alloc_ns: u64, free_ns: Option<u64>, at_ns: u64, temporary: bool) -> bool {
+    match what {
+        Selection::Outstanding => alloc_ns <= at_ns && free_ns.is_none_or(|f| f > at_ns),
+        Selection::Allocated => alloc_ns <= at_ns,
+        Selection::Temporary => temporary && free_ns.is_some_and(|f| f <= at_ns),
+    }
+}
+
+/// Which groups to list: the blocks `what` selects at `at_ns` (by default those outstanding),
+/// gathered by `grouping`, restricted to stacks with a frame containing `filter` (function,
+/// file or module; empty = all), in `sort` order.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct GroupQuery {
     pub at_ns: u64,
     pub grouping: Grouping,
     pub sort: SortKey,
     pub filter: String,
+    pub what: Selection,
 }
 
 /// Identifies a group within one grouping; its meaning belongs to the source.
@@ -109,7 +141,7 @@ pub struct GroupKey(pub u64);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StackKey(pub u64);
 
-/// Bytes and blocks outstanding.
+/// Bytes and blocks (outstanding, or whatever a query selects).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Totals {
     pub bytes: u64,
@@ -156,7 +188,7 @@ impl Summary {
 pub struct GroupRow {
     pub key: GroupKey,
     pub totals: Totals,
-    /// Time of the most recent outstanding allocation of the group.
+    /// Time of the most recent selected allocation of the group.
     pub newest_ns: u64,
     /// What names the group: the top frame, a function, a size class or a thread
     /// ([`crate::format::thread`]).
@@ -218,7 +250,7 @@ pub struct GroupDetails {
     pub suppression: Option<String>,
 }
 
-/// One outstanding allocation of a group.
+/// One selected allocation of a group.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AllocationRow {
     pub address: u64,
@@ -238,7 +270,7 @@ pub struct StackVerdict {
     pub evidence: String,
 }
 
-/// A page of a group's outstanding allocations.
+/// A page of a group's selected allocations.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct AllocationPage {
     /// All allocations of the group (not only this page).
@@ -267,16 +299,16 @@ pub trait DataSource {
     /// The highest live bytes in each of `buckets` equal slices of the trace.
     fn timeline(&self, buckets: usize) -> Vec<u64>;
 
-    /// Outstanding at `at_ns` (no filter).
-    fn totals_at(&self, at_ns: u64) -> Totals;
+    /// The blocks `what` selects at `at_ns` (no filter).
+    fn totals_at(&self, at_ns: u64, what: Selection) -> Totals;
 
     /// The groups `query` selects, in its order.
     fn groups(&self, query: &GroupQuery) -> Vec<GroupRow>;
 
-    /// Details of group `key` under `query`; `None` if it has nothing outstanding.
+    /// Details of group `key` under `query`; `None` if `query` selects none of its blocks.
     fn group_details(&self, query: &GroupQuery, key: GroupKey) -> Option<GroupDetails>;
 
-    /// Up to `limit` of group `key`'s outstanding allocations, from the `offset`-th on.
+    /// Up to `limit` of group `key`'s allocations that `query` selects, from the `offset`-th on.
     fn allocations(&self, query: &GroupQuery, key: GroupKey, offset: usize, limit: usize) -> AllocationPage;
 
     /// The frames of a stack, innermost first.

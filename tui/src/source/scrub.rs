@@ -1,17 +1,22 @@
-//! Incremental "outstanding at T" aggregates, so a scrub step costs work proportional to the
-//! events between the old and the new T rather than to everything outstanding.
+//! Incremental "counted at T" aggregates, so a scrub step costs work proportional to the
+//! events between the old and the new T rather than to everything counted.
 //!
 //! Built once at load from the analyzer's blocks (dense ids in allocation order):
 //! - `by_free`: freed block ids in order of free time;
 //! - `by_stack`: block ids grouped by stack (each stack's ids in allocation order).
 //!
-//! [`Live`] holds, for one moment T, bytes and blocks per stack, per (stack, size class) and
-//! per (stack, thread). Moving T applies only the allocations and frees in between: a block
-//! counts at T when it was allocated at or before T and not freed by T, the analyzer's rule.
+//! [`Live`] holds, for one moment T and one [`Selection`], bytes and blocks per stack, per
+//! (stack, size class) and per (stack, thread). Moving T applies only the allocations and frees
+//! in between, by the analyzer's rules ([`counts_at`]): an outstanding block counts at T when
+//! it was allocated at or before T and not freed by T (both kinds of event move it), an
+//! allocated block when it was allocated at or before T (allocations only), a temporary block
+//! when it was freed by T (frees only).
 
 use std::collections::HashMap;
 
-use leakview_analyzer::{Analysis, Block, BlockId, StackId, size_class};
+use leakview_analyzer::{AllocWindow, Analysis, Block, BlockId, Selection, StackId, size_class};
+
+use super::counts_at;
 
 /// Bytes and blocks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -121,14 +126,21 @@ impl ScrubIndex {
         &ids[..end]
     }
 
-    /// Alloc times of the oldest and newest blocks of stack `dense` outstanding at `t`.
-    pub fn live_span(&self, analysis: &Analysis, dense: u32, t: u64) -> Option<(u64, u64)> {
+    /// Alloc times of the oldest and newest blocks of stack `dense` that `what` counts at `t`
+    /// (every one of them was allocated by `t`).
+    pub fn span(&self, analysis: &Analysis, dense: u32, t: u64, what: Selection) -> Option<(u64, u64)> {
         let ids = self.stack_blocks_until(analysis, dense, t);
-        let live = |id: &&u32| block(analysis, **id).filter(|b| b.is_live_at(t));
-        let first = ids.iter().find_map(|id| live(&id))?;
-        let last = ids.iter().rev().find_map(|id| live(&id))?;
+        let counted = |id: &u32| block(analysis, *id).filter(|b| counted_at(analysis, b, t, what));
+        let first = ids.iter().find_map(counted)?;
+        let last = ids.iter().rev().find_map(counted)?;
         Some((first.alloc_ns, last.alloc_ns))
     }
+}
+
+/// Whether `what` counts block `b` at `t`.
+pub fn counted_at(analysis: &Analysis, b: &Block, t: u64, what: Selection) -> bool {
+    let temporary = what == Selection::Temporary && analysis.is_temporary(b.id);
+    counts_at(what, b.alloc_ns, b.free_ns, t, temporary)
 }
 
 /// The first index in `0..len` for which `before` is false (`before` must be true then false).
@@ -150,10 +162,11 @@ pub const CLASS_KEY_BITS: u32 = 8;
 /// Bits below the dense stack in a key of [`Live::per_thread`] (a thread index is a `u32`).
 pub const THREAD_KEY_BITS: u32 = 32;
 
-/// Aggregates of the blocks outstanding at one moment.
+/// Aggregates of the blocks a selection counts at one moment.
 #[derive(Default)]
 pub struct Live {
-    at_ns: Option<u64>,
+    /// The moment and the selection counted, once built.
+    at: Option<(u64, Selection)>,
     pub per_stack: Vec<Agg>,
     /// Key: dense stack << [`CLASS_KEY_BITS`] | size class.
     pub per_class: HashMap<u64, Agg>,
@@ -187,44 +200,61 @@ impl Live {
         add_keyed(&mut self.per_thread, thread_key, b.size, sign);
     }
 
-    fn rebuild(&mut self, index: &ScrubIndex, analysis: &Analysis, t: u64) {
+    fn rebuild(&mut self, index: &ScrubIndex, analysis: &Analysis, t: u64, what: Selection) {
         *self = Live { per_stack: vec![Agg::default(); index.stack_count()], ..Live::default() };
-        let snapshot = analysis.outstanding_at(t);
+        let snapshot = analysis.select(t, &AllocWindow::all(), what);
         for b in analysis.blocks(&snapshot) {
             self.apply(index, &b, 1);
         }
-        self.at_ns = Some(t);
+        self.at = Some((t, what));
     }
 
-    /// Brings the aggregates to moment `t`.
-    pub fn move_to(&mut self, index: &ScrubIndex, analysis: &Analysis, t: u64) {
-        let Some(from) = self.at_ns else { return self.rebuild(index, analysis, t) };
+    /// Brings the aggregates to moment `t`, counting what `what` selects.
+    pub fn move_to(&mut self, index: &ScrubIndex, analysis: &Analysis, t: u64, what: Selection) {
+        let Some((from, _)) = self.at.filter(|&(_, counted)| counted == what) else {
+            return self.rebuild(index, analysis, t, what);
+        };
         if from == t {
             return;
         }
         let (lo, hi) = (from.min(t), from.max(t));
-        let allocs = index.alloc_boundary(analysis, lo)..index.alloc_boundary(analysis, hi);
-        let frees = index.free_boundary(analysis, lo)..index.free_boundary(analysis, hi);
+        // Allocations matter to outstanding and allocated blocks, frees to outstanding and
+        // temporary ones.
+        let allocs = match what {
+            Selection::Temporary => 0..0,
+            _ => index.alloc_boundary(analysis, lo)..index.alloc_boundary(analysis, hi),
+        };
+        let frees = match what {
+            Selection::Allocated => 0..0,
+            _ => index.free_boundary(analysis, lo)..index.free_boundary(analysis, hi),
+        };
         if allocs.len() + frees.len() > REBUILD_FACTOR * (self.total.blocks as usize) + 4096 {
-            return self.rebuild(index, analysis, t);
+            return self.rebuild(index, analysis, t, what);
         }
-        let forward = t > from;
-        // Allocated in (lo, hi]: outstanding at hi if not freed by then; never at lo.
+        // A block counted at hi and not at lo is added going forward, taken away going back; one
+        // counted at lo and not at hi the other way round.
+        let (gained, lost) = if t > from { (1, -1) } else { (-1, 1) };
         for id in allocs {
-            if let Some(b) = block(analysis, id as u32)
-                && b.is_live_at(hi)
-            {
-                self.apply(index, &b, if forward { 1 } else { -1 });
+            if let Some(b) = block(analysis, id as u32) {
+                // Allocated in (lo, hi]: never counted at lo.
+                if counted_at(analysis, &b, hi, what) {
+                    self.apply(index, &b, gained);
+                }
             }
         }
-        // Freed in (lo, hi] and allocated by lo: outstanding at lo, not at hi.
         for &id in &index.by_free[frees] {
-            if let Some(b) = block(analysis, id)
-                && b.alloc_ns <= lo
-            {
-                self.apply(index, &b, if forward { -1 } else { 1 });
+            if let Some(b) = block(analysis, id) {
+                // Freed in (lo, hi]: an outstanding block allocated by lo was counted at lo and
+                // is not at hi; a temporary one is counted at hi only.
+                match what {
+                    Selection::Outstanding if b.alloc_ns <= lo => self.apply(index, &b, lost),
+                    Selection::Temporary if counted_at(analysis, &b, hi, what) => {
+                        self.apply(index, &b, gained)
+                    }
+                    _ => {}
+                }
             }
         }
-        self.at_ns = Some(t);
+        self.at = Some((t, what));
     }
 }

@@ -1,10 +1,11 @@
-//! The left pane: the ranked groups outstanding at T, or an open group's allocations.
+//! The left pane: the ranked groups of the blocks counted at T (outstanding, or as the `w` key
+//! chose: allocated or temporary), or an open group's allocations.
 
 use ratatui::Frame;
 use ratatui::text::{Line, Span};
 
 use crate::format;
-use crate::source::{Grouping, SortKey, Verdict, alike};
+use crate::source::{Grouping, Selection, SortKey, Verdict, alike};
 use crate::state::{OpenGroup, Pane};
 
 use super::pane::{Position, with_position};
@@ -17,6 +18,24 @@ fn label_header(grouping: Grouping) -> &'static str {
         Grouping::Function => "function",
         Grouping::Size => "size",
         Grouping::Thread => "thread",
+    }
+}
+
+/// How a blank list says that `what` counts nothing at T.
+fn counted_nothing(what: Selection) -> &'static str {
+    match what {
+        Selection::Outstanding => "outstanding at T",
+        Selection::Allocated => "allocated by T",
+        Selection::Temporary => "temporary by T",
+    }
+}
+
+/// `" · allocated"` or `" · temporary"` in a pane title when the list counts those blocks;
+/// nothing for outstanding blocks, the browser's usual view.
+fn what_in_title(what: Selection) -> String {
+    match what {
+        Selection::Outstanding => String::new(),
+        other => format!(" · {}", other.name()),
     }
 }
 
@@ -89,8 +108,9 @@ pub(super) fn draw_groups(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Scre
     let theme = screen.theme;
     let width = usize::from(body.list_rows.width);
     let title = format!(
-        " At {} · by {} · {} ",
+        " At {}{} · by {} · {} ",
         format::duration(state.at_ns),
+        what_in_title(state.what),
         state.grouping.name(),
         match screen.groups.len() {
             1 => "1 group".to_string(),
@@ -128,10 +148,10 @@ pub(super) fn draw_groups(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Scre
     );
     lines.push(Line::styled(pad(&header, width), theme.header));
     if screen.groups.is_empty() {
-        let empty = if state.query().filter.is_empty() {
-            "nothing outstanding at T".to_string()
-        } else {
-            format!("no outstanding stack matches \"{}\"", state.query().filter)
+        let empty = match (state.query().filter.as_str(), state.what) {
+            ("", what) => format!("nothing {}", counted_nothing(what)),
+            (filter, Selection::Outstanding) => format!("no outstanding stack matches \"{filter}\""),
+            (filter, what) => format!("no stack of {} blocks matches \"{filter}\"", what.name()),
         };
         lines.push(Line::styled(format::fit(&empty, width), theme.dim));
     }
@@ -169,7 +189,13 @@ pub(super) fn draw_allocations(
     let width = usize::from(body.list_rows.width);
     let page = screen.allocations;
     // The label takes what the rest of the title leaves on the pane's top border, up to 30.
-    let rest = format!(" · {} at {} ", format::blocks(page.total), format::duration(state.at_ns));
+    let when = if state.what == Selection::Outstanding { "at" } else { "by" };
+    let rest = format!(
+        "{} · {} {when} {} ",
+        what_in_title(state.what),
+        format::blocks(page.total),
+        format::duration(state.at_ns)
+    );
     let room = usize::from(body.list.width).saturating_sub(rest.chars().count() + 3).clamp(8, 30);
     let title = Line::from(vec![
         Span::raw(" "),
@@ -186,7 +212,8 @@ pub(super) fn draw_allocations(
         theme.header,
     ));
     if page.rows.is_empty() {
-        lines.push(Line::styled(format::fit("nothing of this group is outstanding at T", width), theme.dim));
+        let empty = format!("nothing of this group is {}", counted_nothing(state.what));
+        lines.push(Line::styled(format::fit(&empty, width), theme.dim));
     }
     for (i, (row, (tid, name))) in page.rows.iter().zip(screen.allocation_threads).enumerate() {
         let numbers = format!(

@@ -1,12 +1,12 @@
-//! The two bottom lines: the status (T, totals, grouping, sort, filter) and the key hints, which
-//! come from the key table.
+//! The two bottom lines: the status (T, the totals of what is counted, grouping, sort, filter)
+//! and the key hints, which come from the key table.
 
 use ratatui::Frame;
 use ratatui::text::{Line, Span};
 
 use crate::format;
 use crate::keys::BROWSE_KEYS;
-use crate::source::{Grouping, SortKey};
+use crate::source::{Grouping, Selection, SortKey, counted_name};
 
 use super::status_pieces::{draw_hints, filter_spans, grouping_and_sort, hints_of, mark_span};
 use super::{Areas, Screen};
@@ -22,7 +22,7 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>) {
     ];
     spans.extend(mark_span(summary, state.at_ns, theme));
     spans.extend([
-        Span::styled("  live ", theme.dim),
+        Span::styled(format!("  {} ", counted_name(state.what)), theme.dim),
         Span::raw(format::bytes(screen.totals.bytes)),
         Span::styled(" · ", theme.dim),
         Span::raw(format::blocks(screen.totals.blocks)),
@@ -31,6 +31,9 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>) {
     // Suspicion ranks stack groups only; other groupings, or a source without verdicts, keep
     // bytes order, and the status says so.
     let note = match (state.sort, state.grouping) {
+        (SortKey::Suspicion, _) if state.what != Selection::Outstanding => {
+            Some("  suspicion: outstanding only")
+        }
         (SortKey::Suspicion, Grouping::Stack) if screen.no_verdicts => Some("  no verdicts for this trace"),
         (SortKey::Suspicion, Grouping::Stack) => None,
         (SortKey::Suspicion, _) => Some("  suspicion: stacks only"),

@@ -236,6 +236,12 @@ pub fn write_diff_trace(path: &Path, after: bool) {
 /// 997 call sites (stacks three frames deep), each freed 1,000 allocations later except every
 /// thirteenth, which leaks. Returns the number of events written.
 pub fn write_synthetic_trace(path: &Path, events: u64) -> u64 {
+    write_synthetic_trace_with_scratch(path, events, None)
+}
+
+/// [`write_synthetic_trace`], where with `scratch_every` k every k-th allocation is instead
+/// freed 50 ns later, before its thread allocates again (a temporary block).
+pub fn write_synthetic_trace_with_scratch(path: &Path, events: u64, scratch_every: Option<u64>) -> u64 {
     const SITES: u64 = 997;
     const LAG: u64 = 1_000;
     let mut t = Trace::create(path, &["synthetic", "--events", &events.to_string()]);
@@ -260,6 +266,7 @@ pub fn write_synthetic_trace(path: &Path, events: u64) -> u64 {
     // An allocation, plus a free for all but every 13th: 25 events per 13 allocations.
     let allocations = (events.saturating_sub(written)) * 13 / 25;
     let address = |i: u64| 0x1000_0000 + i * 0x40;
+    let scratch = |i: u64| scratch_every.is_some_and(|k| i.is_multiple_of(k));
     for i in 0..allocations {
         let ts = START + i * 100;
         let tid = 1 + (i % 4) as u32;
@@ -267,8 +274,12 @@ pub fn write_synthetic_trace(path: &Path, events: u64) -> u64 {
         let stack = 100 + (i % SITES) as u32;
         t.event(tid, Event::Alloc { ts, addr: address(i), size, align: 0, stack });
         written += 1;
-        if i >= LAG && !(i - LAG).is_multiple_of(13) {
+        if i >= LAG && !scratch(i - LAG) && !(i - LAG).is_multiple_of(13) {
             t.event(tid, Event::Free { ts, addr: address(i - LAG) });
+            written += 1;
+        }
+        if scratch(i) {
+            t.event(tid, Event::Free { ts: ts + 50, addr: address(i) });
             written += 1;
         }
         if i == allocations / 2 {
