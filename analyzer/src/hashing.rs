@@ -10,9 +10,10 @@ pub(crate) fn mix(x: u64) -> u64 {
     (x ^ (x >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
-/// Hasher for integer keys.
+/// Hasher for integer keys: one multiply per word instead of SipHash, for maps whose keys need no
+/// protection against adversarial collisions (the browser's per-stack tables use it too).
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct IntHasher(u64);
+pub struct IntHasher(u64);
 
 impl Hasher for IntHasher {
     fn finish(&self) -> u64 {
@@ -38,7 +39,10 @@ impl Hasher for IntHasher {
     }
 }
 
-pub(crate) type IntMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<IntHasher>>;
+/// A `HashMap` with [`IntHasher`].
+pub type IntMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<IntHasher>>;
+/// A `HashSet` with [`IntHasher`].
+pub type IntSet<K> = std::collections::HashSet<K, BuildHasherDefault<IntHasher>>;
 
 /// A map from non-zero `u64` keys (addresses) to `u64` values: linear probing over one array of
 /// (key, value) slots, Fibonacci hashing (good spread for aligned, clustered addresses) and

@@ -12,7 +12,8 @@ mod trace;
 
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use leakview_analyzer::{Analysis, LoadOptions, NoProgress, Selection};
 use leakview_tui::{AnalysisSource, App, Theme};
 use ratatui::Terminal;
@@ -27,6 +28,23 @@ fn events() -> u64 {
 fn step(app: &mut App<AnalysisSource>, terminal: &mut Terminal<TestBackend>, code: KeyCode) {
     app.handle_key(KeyEvent::new(code, KeyModifiers::NONE));
     terminal.draw(|f| app.draw(f)).expect("draw");
+}
+
+/// Benchmarks `name`: `steps` presses of `away`, then as many of `back`, over and over.
+fn back_and_forth(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    (app, terminal): (&mut App<AnalysisSource>, &mut Terminal<TestBackend>),
+    (away, back, steps): (KeyCode, KeyCode, u64),
+) {
+    let mut i = 0u64;
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            let code = if i % (2 * steps) < steps { away } else { back };
+            i += 1;
+            step(app, terminal, code);
+        })
+    });
 }
 
 fn scrub(c: &mut Criterion) {
@@ -56,50 +74,22 @@ fn scrub(c: &mut Criterion) {
     group.sample_size(20).measurement_time(Duration::from_secs(15));
 
     // Near the end, where the most blocks are outstanding: back and forth over ten steps.
-    let mut i = 0u64;
-    group.bench_function("step_near_end_10m_events", |b| {
-        b.iter(|| {
-            let code = if i % 20 < 10 { KeyCode::Left } else { KeyCode::Right };
-            i += 1;
-            step(&mut app, &mut terminal, code);
-        })
-    });
+    let near_end = (KeyCode::Left, KeyCode::Right, 10);
+    back_and_forth(&mut group, "step_near_end_10m_events", (&mut app, &mut terminal), near_end);
 
     // Across the whole trace, ten steps at a time.
     step(&mut app, &mut terminal, KeyCode::Home);
-    let mut i = 0u64;
-    group.bench_function("jump_across_trace_10m_events", |b| {
-        b.iter(|| {
-            let code = if i % 40 < 20 { KeyCode::Char(']') } else { KeyCode::Char('[') };
-            i += 1;
-            step(&mut app, &mut terminal, code);
-        })
-    });
+    let across = (KeyCode::Char(']'), KeyCode::Char('['), 20);
+    back_and_forth(&mut group, "jump_across_trace_10m_events", (&mut app, &mut terminal), across);
 
-    // The same near the end, grouped by function.
+    // The same near the end, grouped by function, then by size, then by thread: the rows and
+    // the selected group's details of the last two come from the outstanding blocks rather
+    // than from per-stack totals alone.
     step(&mut app, &mut terminal, KeyCode::End);
-    step(&mut app, &mut terminal, KeyCode::Char('g'));
-    let mut i = 0u64;
-    group.bench_function("step_near_end_by_function_10m_events", |b| {
-        b.iter(|| {
-            let code = if i % 20 < 10 { KeyCode::Left } else { KeyCode::Right };
-            i += 1;
-            step(&mut app, &mut terminal, code);
-        })
-    });
-
-    // The same grouped by size, then by thread: their rows and the selected group's details
-    // come from the outstanding blocks rather than from per-stack totals alone.
-    for grouping in ["size", "thread"] {
+    for grouping in ["function", "size", "thread"] {
         step(&mut app, &mut terminal, KeyCode::Char('g'));
-        let mut i = 0u64;
-        group.bench_function(format!("step_near_end_by_{grouping}_10m_events"), |b| {
-            b.iter(|| {
-                let code = if i % 20 < 10 { KeyCode::Left } else { KeyCode::Right };
-                i += 1;
-                step(&mut app, &mut terminal, code);
-            })
-        });
+        let name = format!("step_near_end_by_{grouping}_10m_events");
+        back_and_forth(&mut group, &name, (&mut app, &mut terminal), near_end);
     }
 
     // Back to stack groups, then the `w` key: each switch of what is counted (outstanding,
@@ -113,14 +103,7 @@ fn scrub(c: &mut Criterion) {
     while app.state().what != Selection::Allocated {
         step(&mut app, &mut terminal, KeyCode::Char('w'));
     }
-    let mut i = 0u64;
-    group.bench_function("step_near_end_allocated_10m_events", |b| {
-        b.iter(|| {
-            let code = if i % 20 < 10 { KeyCode::Left } else { KeyCode::Right };
-            i += 1;
-            step(&mut app, &mut terminal, code);
-        })
-    });
+    back_and_forth(&mut group, "step_near_end_allocated_10m_events", (&mut app, &mut terminal), near_end);
     group.finish();
 }
 

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use leakview_analyzer as analyzer;
 use leakview_analyzer::{
-    AllocWindow, Analysis, Block, LoadOptions, Selection, ShownStackId, StackId, size_class,
+    AllocWindow, Analysis, Block, IntMap, IntSet, LoadOptions, Selection, ShownStackId, StackId, size_class,
 };
 
 use super::alike;
@@ -249,11 +249,11 @@ impl AnalysisSource {
     /// blocks of the `shown` stacks in (a walk of the analyzer's snapshot of the moment).
     fn newest_by(
         &self,
-        shown: &HashSet<u32>,
+        shown: &IntSet<u32>,
         (at_ns, what): (u64, Selection),
         group_of: impl Fn(&Block) -> u64,
-    ) -> HashMap<u64, u64> {
-        let mut newest: HashMap<u64, u64> = HashMap::new();
+    ) -> IntMap<u64, u64> {
+        let mut newest: IntMap<u64, u64> = IntMap::default();
         let snapshot = self.analysis.select(at_ns, &AllocWindow::all(), what);
         for b in self.analysis.blocks(&snapshot) {
             if self.index.dense(b.stack).is_some_and(|d| shown.contains(&d)) {
@@ -270,14 +270,14 @@ impl AnalysisSource {
     /// for them (at that moment, of that selection).
     fn rows_by_key(
         &self,
-        per: &HashMap<u64, Agg>,
+        per: &IntMap<u64, Agg>,
         key_bits: u32,
-        shown: &HashSet<u32>,
+        shown: &IntSet<u32>,
         newest_at: Option<(u64, Selection)>,
         key_of: impl Fn(&Block) -> u64,
         label: impl Fn(u64) -> String,
     ) -> Vec<GroupRow> {
-        let mut by_key: HashMap<u64, Agg> = HashMap::new();
+        let mut by_key: IntMap<u64, Agg> = IntMap::default();
         for (k, agg) in per {
             if shown.contains(&((k >> key_bits) as u32)) {
                 let entry = by_key.entry(k & ((1 << key_bits) - 1)).or_default();
@@ -287,7 +287,7 @@ impl AnalysisSource {
         }
         let newest_by_key = match newest_at {
             Some(at_ns) => self.newest_by(shown, at_ns, key_of),
-            None => HashMap::new(),
+            None => IntMap::default(),
         };
         by_key
             .into_iter()
@@ -322,7 +322,7 @@ impl AnalysisSource {
 
     /// Blocks `query` selects that belong to group `key`, in allocation order.
     fn members(&self, scrub: &Scrub, query: &GroupQuery, key: GroupKey) -> Vec<Block> {
-        let stacks: HashSet<u32> = self.group_stacks(scrub, query.grouping, key).into_iter().collect();
+        let stacks: IntSet<u32> = self.group_stacks(scrub, query.grouping, key).into_iter().collect();
         let snapshot = self.analysis.select(query.at_ns, &AllocWindow::all(), query.what);
         self.analysis
             .blocks(&snapshot)
@@ -335,7 +335,7 @@ impl AnalysisSource {
             .collect()
     }
 
-    fn threads(&self, counts: HashMap<u32, u64>) -> Vec<ThreadShare> {
+    fn threads(&self, counts: IntMap<u32, u64>) -> Vec<ThreadShare> {
         let mut threads: Vec<ThreadShare> = counts
             .into_iter()
             .map(|(index, blocks)| {
@@ -351,7 +351,7 @@ impl AnalysisSource {
         threads
     }
 
-    fn histogram(counts: HashMap<u8, u64>) -> Vec<SizeBucket> {
+    fn histogram(counts: IntMap<u8, u64>) -> Vec<SizeBucket> {
         let mut histogram: Vec<SizeBucket> = counts
             .into_iter()
             .map(|(class, blocks)| SizeBucket { min_size: analyzer::size_class_bounds(class).0, blocks })
@@ -370,7 +370,7 @@ impl AnalysisSource {
         if stacks.is_empty() {
             return None;
         }
-        let member: HashSet<u32> = stacks.iter().copied().collect();
+        let member: IntSet<u32> = stacks.iter().copied().collect();
         let mut totals = Agg::default();
         for &d in &stacks {
             let a = scrub.live.per_stack[d as usize];
@@ -381,13 +381,13 @@ impl AnalysisSource {
             let (x, y) = (scrub.live.per_stack[a as usize], scrub.live.per_stack[b as usize]);
             x.bytes.cmp(&y.bytes).then(b.cmp(&a))
         })?;
-        let mut classes: HashMap<u8, u64> = HashMap::new();
+        let mut classes: IntMap<u8, u64> = IntMap::default();
         for (k, agg) in &scrub.live.per_class {
             if member.contains(&((k >> CLASS_KEY_BITS) as u32)) {
                 *classes.entry(*k as u8).or_default() += agg.blocks;
             }
         }
-        let mut threads: HashMap<u32, u64> = HashMap::new();
+        let mut threads: IntMap<u32, u64> = IntMap::default();
         for (k, agg) in &scrub.live.per_thread {
             if member.contains(&((k >> THREAD_KEY_BITS) as u32)) {
                 *threads.entry(*k as u32).or_default() += agg.blocks;
@@ -432,9 +432,9 @@ impl AnalysisSource {
     fn walked_details(&self, scrub: &Scrub, query: &GroupQuery, key: GroupKey) -> Option<GroupDetails> {
         let blocks = self.members(scrub, query, key);
         let first = blocks.first()?;
-        let mut stack_bytes: HashMap<StackId, u64> = HashMap::new();
-        let mut threads: HashMap<u32, u64> = HashMap::new();
-        let mut classes: HashMap<u8, u64> = HashMap::new();
+        let mut stack_bytes: IntMap<StackId, u64> = IntMap::default();
+        let mut threads: IntMap<u32, u64> = IntMap::default();
+        let mut classes: IntMap<u8, u64> = IntMap::default();
         let mut totals = Agg::default();
         for b in &blocks {
             totals.bytes += b.size;
@@ -565,7 +565,7 @@ impl DataSource for AnalysisSource {
         let mut rows: Vec<GroupRow> = match query.grouping {
             Grouping::Stack => {
                 // The shown stacks by canonical stack, in order of first appearance.
-                let mut by_canonical: HashMap<u32, usize> = HashMap::new();
+                let mut by_canonical: IntMap<u32, usize> = IntMap::default();
                 let mut groups: Vec<(u32, Agg, Vec<u32>)> = Vec::new();
                 for &d in &shown {
                     let canonical = Self::canonical(scrub, d);
@@ -599,7 +599,7 @@ impl DataSource for AnalysisSource {
                 rows
             }
             Grouping::Function => {
-                let mut by_function: HashMap<u32, (Agg, Vec<u32>, u32)> = HashMap::new();
+                let mut by_function: IntMap<u32, (Agg, Vec<u32>, u32)> = IntMap::default();
                 for &d in &shown {
                     let a = scrub.live.per_stack[d as usize];
                     let functions = scrub.facts[d as usize].as_ref().map(|f| &f.functions[..]).unwrap_or(&[]);
@@ -628,7 +628,7 @@ impl DataSource for AnalysisSource {
                     .collect()
             }
             Grouping::Size => {
-                let shown: HashSet<u32> = shown.into_iter().collect();
+                let shown: IntSet<u32> = shown.into_iter().collect();
                 self.rows_by_key(
                     &scrub.live.per_class,
                     CLASS_KEY_BITS,
@@ -639,7 +639,7 @@ impl DataSource for AnalysisSource {
                 )
             }
             Grouping::Thread => {
-                let shown: HashSet<u32> = shown.into_iter().collect();
+                let shown: IntSet<u32> = shown.into_iter().collect();
                 self.rows_by_key(
                     &scrub.live.per_thread,
                     THREAD_KEY_BITS,
@@ -713,7 +713,7 @@ impl DataSource for AnalysisSource {
         let scrub = &mut *guard;
         let dense: Vec<Option<u32>> = suspects.iter().map(|s| self.index.dense(s.stack)).collect();
         self.find_canonical(scrub, &dense.iter().flatten().copied().collect::<Vec<u32>>());
-        let mut judged: HashSet<GroupKey> = HashSet::new();
+        let mut judged: IntSet<GroupKey> = IntSet::default();
         Some(
             suspects
                 .iter()

@@ -12,9 +12,7 @@
 //! allocated block when it was allocated at or before T (allocations only), a temporary block
 //! when it was freed by T (frees only).
 
-use std::collections::HashMap;
-
-use leakview_analyzer::{AllocWindow, Analysis, Block, BlockId, Selection, StackId, size_class};
+use leakview_analyzer::{AllocWindow, Analysis, Block, BlockId, IntMap, Selection, StackId, size_class};
 
 use super::counts_at;
 
@@ -43,7 +41,7 @@ pub struct ScrubIndex {
     by_stack: Vec<u32>,
     stack_start: Vec<u32>,
     stacks: Vec<StackId>,
-    dense: HashMap<u32, u32>,
+    dense: IntMap<u32, u32>,
 }
 
 fn block(analysis: &Analysis, id: u32) -> Option<Block> {
@@ -54,7 +52,7 @@ impl ScrubIndex {
     /// Indexes every block of `analysis` (two passes over the blocks and one sort).
     pub fn build(analysis: &Analysis) -> Self {
         let n = analysis.block_count();
-        let mut dense: HashMap<u32, u32> = HashMap::new();
+        let mut dense: IntMap<u32, u32> = IntMap::default();
         let mut stacks = Vec::new();
         let mut block_stack = Vec::with_capacity(n);
         let mut frees: Vec<(u64, u32)> = Vec::new();
@@ -169,15 +167,15 @@ pub struct Live {
     at: Option<(u64, Selection)>,
     pub per_stack: Vec<Agg>,
     /// Key: dense stack << [`CLASS_KEY_BITS`] | size class.
-    pub per_class: HashMap<u64, Agg>,
+    pub per_class: IntMap<u64, Agg>,
     /// Key: dense stack << [`THREAD_KEY_BITS`] | thread index.
-    pub per_thread: HashMap<u64, Agg>,
+    pub per_thread: IntMap<u64, Agg>,
     pub total: Agg,
 }
 
 /// Adds (or with `sign` −1 removes) a block of `size` bytes to the totals under `key`, which
 /// go away when no block is left under it.
-fn add_keyed(totals: &mut HashMap<u64, Agg>, key: u64, size: u64, sign: i8) {
+fn add_keyed(totals: &mut IntMap<u64, Agg>, key: u64, size: u64, sign: i8) {
     let entry = totals.entry(key).or_default();
     entry.add(size, sign);
     if entry.blocks == 0 {
