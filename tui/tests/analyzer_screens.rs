@@ -44,6 +44,15 @@ fn source_answers_match_the_scenario() {
         .group_details(&GroupQuery { at_ns: summary.duration_ns, ..GroupQuery::default() }, groups[1].key);
     let details = details.expect("the leak has details");
     assert_eq!(details.totals.blocks, 100);
+    // Its history: 1 KiB more every 100 ms, the k-th point at (k + 1) × 100 ms.
+    let leaked: Vec<u64> = (1..=100).map(|k| k * 1024).collect();
+    assert_eq!((details.history.as_slice(), details.history_at), (leaked.as_slice(), 99));
+    let cache = source
+        .group_details(&GroupQuery { at_ns: 5_000_000_000, ..GroupQuery::default() }, groups[0].key)
+        .expect("the cache has details");
+    // 4 KiB every 50 ms, each freed 2 s later: 40 blocks from 2 s on (39 just before each free).
+    assert_eq!((cache.history[9], cache.history[19], cache.history[99]), (20 * 4096, 40 * 4096, 40 * 4096));
+    assert_eq!(cache.history_at, 49);
     assert_eq!(details.frames.len(), 3);
     assert_eq!(details.threads.first().and_then(|t| t.name.as_deref()), Some("main"));
 }

@@ -304,3 +304,33 @@ fn stacks_that_read_the_same_are_one_row_with_the_allocations_of_both() {
         vec![(5, 4 * ms), (4, 3 * ms)]
     );
 }
+
+#[test]
+fn a_groups_history_is_its_stacks_bytes_outstanding_at_each_moment_of_the_trace() {
+    let Loaded { _dir, reference, source, at } = load_synthetic();
+    let end = reference.duration_ns();
+    let moments: Vec<u64> = (1..=100u64).map(|k| end * k / 100).collect();
+    // The level at each moment by the analyzer's own rule, from the blocks of `stacks`.
+    let expected = |stacks: &[leakview_analyzer::StackId]| -> Vec<u64> {
+        moments
+            .iter()
+            .map(|&t| {
+                let snapshot = reference.outstanding_at(t);
+                reference.blocks(&snapshot).filter(|b| stacks.contains(&b.stack)).map(|b| b.size).sum()
+            })
+            .collect()
+    };
+    let query = GroupQuery { at_ns: at, ..GroupQuery::default() };
+    let row = &source.groups(&query)[0];
+    let details = source.group_details(&query, row.key).expect("details");
+    let stack = leakview_analyzer::StackId(row.key.0 as u32);
+    assert_eq!(details.history, expected(&[stack]));
+    assert_eq!(details.history_at, 74, "T three quarters in");
+    assert!(details.history.iter().any(|&l| l > 0) && details.history[0] < details.history[50]);
+    // The function every stack shares (the root): the sum over all stacks, the whole heap.
+    let by_function = GroupQuery { grouping: Grouping::Function, ..query };
+    let root = source.groups(&by_function).into_iter().find(|r| r.label == "server+0x100").expect("the root");
+    let details = source.group_details(&by_function, root.key).expect("details");
+    let all: Vec<u64> = moments.iter().map(|&t| reference.live_at(t).bytes).collect();
+    assert_eq!(details.history, all);
+}

@@ -30,7 +30,8 @@ use super::alike;
 use super::scrub::{Agg, CLASS_KEY_BITS, Live, ScrubIndex, THREAD_KEY_BITS};
 use super::{
     AllocationPage, AllocationRow, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow,
-    Grouping, Mark, SizeBucket, SortKey, StackKey, StackVerdict, Summary, ThreadShare, Totals,
+    Grouping, HistoryBuilder, Mark, SizeBucket, SortKey, StackKey, StackVerdict, Summary, ThreadShare,
+    Totals,
 };
 use crate::format;
 use crate::runner::ProgressFn;
@@ -65,7 +66,16 @@ struct Scrub {
     /// The opened group's selected block ids, for the query and group they were listed for.
     members_for: Option<(GroupQuery, GroupKey)>,
     members: Arc<Vec<u32>>,
+    /// The history of the stacks of the group whose details were shown last.
+    history_for: Option<(Vec<u32>, Arc<Vec<u64>>)>,
+    /// Histories of stacks with many blocks, kept once built.
+    stack_histories: IntMap<u32, Arc<Vec<u64>>>,
 }
+
+/// Stacks with at least this many blocks keep their history once built: a group's history is
+/// the sum of its stacks', and walking these again for each group they are in would take a
+/// noticeable moment.
+const KEPT_HISTORY_BLOCKS: usize = 4096;
 
 /// A [`DataSource`] over an analyzed trace.
 pub struct AnalysisSource {
@@ -421,10 +431,48 @@ impl AnalysisSource {
             suppression,
             frames: self.frames_of(self.index.stack(heaviest)),
             histogram: Self::histogram(classes),
+            history: Vec::new(),
+            history_at: 0,
             first_alloc_ns: spans.iter().map(|s| s.0).min().unwrap_or(0),
             last_alloc_ns: spans.iter().map(|s| s.1).max().unwrap_or(0),
             threads: self.threads(threads),
         })
+    }
+
+    /// The history of dense stacks `stacks`: their bytes outstanding at each moment of a
+    /// [`HistoryBuilder`] over the whole trace.
+    fn history_of(&self, scrub: &mut Scrub, stacks: &[u32]) -> Arc<Vec<u64>> {
+        if let Some((for_stacks, history)) = &scrub.history_for
+            && for_stacks == stacks
+        {
+            return history.clone();
+        }
+        let duration = self.summary.duration_ns;
+        let mut history = HistoryBuilder::new(duration);
+        for &d in stacks {
+            let ids = self.index.stack_blocks(d);
+            if ids.len() < KEPT_HISTORY_BLOCKS {
+                self.add_blocks(&mut history, ids);
+                continue;
+            }
+            let kept = scrub.stack_histories.entry(d).or_insert_with(|| {
+                let mut own = HistoryBuilder::new(duration);
+                self.add_blocks(&mut own, ids);
+                Arc::new(own.finish())
+            });
+            history.add_history(kept);
+        }
+        let history = Arc::new(history.finish());
+        scrub.history_for = Some((stacks.to_vec(), history.clone()));
+        history
+    }
+
+    fn add_blocks(&self, history: &mut HistoryBuilder, ids: &[u32]) {
+        for &id in ids {
+            if let Some(b) = self.analysis.block(analyzer::BlockId(id)) {
+                history.add(b.alloc_ns, b.free_ns, b.size);
+            }
+        }
     }
 
     /// Details of a size or thread group, from the blocks selected at the moment (the
@@ -456,6 +504,8 @@ impl AnalysisSource {
             suppression: None,
             frames: self.frames_of(heaviest),
             histogram: Self::histogram(classes),
+            history: Vec::new(),
+            history_at: 0,
             first_alloc_ns: first.alloc_ns,
             last_alloc_ns: blocks.last().map(|b| b.alloc_ns).unwrap_or(first.alloc_ns),
             threads: self.threads(threads),
@@ -660,7 +710,13 @@ impl DataSource for AnalysisSource {
         self.prepare(scrub, query);
         match query.grouping {
             Grouping::Size | Grouping::Thread => self.walked_details(scrub, query, key),
-            Grouping::Stack | Grouping::Function => self.rolled_up_details(scrub, query, key),
+            Grouping::Stack | Grouping::Function => {
+                let details = self.rolled_up_details(scrub, query, key)?;
+                let stacks = self.group_stacks(scrub, query.grouping, key);
+                let history = self.history_of(scrub, &stacks).to_vec();
+                let history_at = HistoryBuilder::new(self.summary.duration_ns).point_at(query.at_ns);
+                Some(GroupDetails { history, history_at, ..details })
+            }
         }
     }
 

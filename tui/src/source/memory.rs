@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{
     AllocationPage, AllocationRow, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow,
-    Grouping, Mark, Selection, SizeBucket, SortKey, StackKey, StackVerdict, Summary, ThreadShare, Totals,
-    counts_at,
+    Grouping, HistoryBuilder, Mark, Selection, SizeBucket, SortKey, StackKey, StackVerdict, Summary,
+    ThreadShare, Totals, counts_at,
 };
 
 /// One allocation's lifetime.
@@ -293,6 +293,16 @@ impl DataSource for MemorySource {
             .collect();
         threads.sort_by(|a, b| b.blocks.cmp(&a.blocks).then(a.tid.cmp(&b.tid)));
         details.threads = threads;
+        if matches!(query.grouping, Grouping::Stack | Grouping::Function) {
+            // Every block of the group's stacks over the whole trace, whatever T is.
+            let mut history = HistoryBuilder::new(self.summary.duration_ns);
+            let stacks: Vec<usize> = stack_bytes.keys().copied().collect();
+            for a in self.allocations.iter().filter(|a| stacks.contains(&a.stack)) {
+                history.add(a.alloc_ns, a.free_ns, a.size);
+            }
+            details.history_at = history.point_at(query.at_ns);
+            details.history = history.finish();
+        }
         Some(details)
     }
 

@@ -228,6 +228,64 @@ pub struct ThreadShare {
     pub blocks: u64,
 }
 
+/// How many moments a group's history samples: the ends of this many equal slices of the trace.
+pub const HISTORY_POINTS: usize = 100;
+
+/// Builds a group's history: how many bytes of its blocks were outstanding at each of the ends
+/// of [`HISTORY_POINTS`] equal slices of a trace (the last is the end of the trace).
+pub struct HistoryBuilder {
+    moments: Vec<u64>,
+    /// Changes of the level from each moment on (wrapping: the sums are exact).
+    changes: Vec<u64>,
+}
+
+impl HistoryBuilder {
+    pub fn new(duration_ns: u64) -> Self {
+        let points = HISTORY_POINTS as u128;
+        let moments = (1..=points).map(|k| (u128::from(duration_ns) * k / points) as u64).collect();
+        HistoryBuilder { moments, changes: vec![0; HISTORY_POINTS + 1] }
+    }
+
+    /// Adds a block of `size` bytes allocated at `alloc_ns` and freed at `free_ns` (`None`:
+    /// never): it counts at each moment at or after its allocation and before its free, the rule
+    /// of "outstanding at T".
+    pub fn add(&mut self, alloc_ns: u64, free_ns: Option<u64>, size: u64) {
+        let from = self.moments.partition_point(|&t| t < alloc_ns);
+        let to = free_ns.map_or(HISTORY_POINTS, |f| self.moments.partition_point(|&t| t < f));
+        if from < to {
+            self.changes[from] = self.changes[from].wrapping_add(size);
+            self.changes[to] = self.changes[to].wrapping_sub(size);
+        }
+    }
+
+    /// The moment of the history that shows `at_ns`: the first at or after it.
+    pub fn point_at(&self, at_ns: u64) -> usize {
+        self.moments.partition_point(|&t| t < at_ns).min(HISTORY_POINTS - 1)
+    }
+
+    /// Adds a history built over the same trace.
+    pub fn add_history(&mut self, history: &[u64]) {
+        let mut before = 0u64;
+        for (k, &level) in history.iter().enumerate().take(HISTORY_POINTS) {
+            self.changes[k] = self.changes[k].wrapping_add(level.wrapping_sub(before));
+            before = level;
+        }
+        self.changes[HISTORY_POINTS] = self.changes[HISTORY_POINTS].wrapping_sub(before);
+    }
+
+    /// The level at each moment.
+    pub fn finish(self) -> Vec<u64> {
+        let mut level = 0u64;
+        self.changes[..HISTORY_POINTS]
+            .iter()
+            .map(|&change| {
+                level = level.wrapping_add(change);
+                level
+            })
+            .collect()
+    }
+}
+
 /// Everything the details pane shows about one group at one moment.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct GroupDetails {
@@ -248,6 +306,12 @@ pub struct GroupDetails {
     /// When grouped by stack: the `leak:` line that would suppress the group in `leakview
     /// check` (`None` where no line can name it alone, or the source does not say).
     pub suppression: Option<String>,
+    /// Grouped by stack or function: how many bytes of the group's stacks were outstanding at
+    /// each of [`HistoryBuilder`]'s moments over the whole trace, whatever T is; empty where the
+    /// source does not say (size and thread groups).
+    pub history: Vec<u64>,
+    /// The point of `history` that shows T.
+    pub history_at: usize,
 }
 
 /// One selected allocation of a group.
@@ -323,5 +387,33 @@ pub trait DataSource {
     fn suspects(&self, at_ns: u64) -> Option<Vec<StackVerdict>> {
         let _ = at_ns;
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_history_counts_a_block_from_its_allocation_until_its_free() {
+        let mut h = HistoryBuilder::new(1_000);
+        // Moments at 10, 20, ..., 1000.
+        h.add(0, Some(15), 5); // at 10
+        h.add(10, Some(30), 7); // at 10 and 20 (freed at 30: not outstanding at 30)
+        h.add(995, None, 100); // at 1000
+        h.add(11, Some(19), 1_000); // between two moments: never seen
+        assert_eq!(h.point_at(0), 0);
+        assert_eq!((h.point_at(20), h.point_at(21), h.point_at(5_000)), (1, 2, 99));
+        let levels = h.finish();
+        assert_eq!(levels.len(), HISTORY_POINTS);
+        assert_eq!(&levels[..4], &[12, 7, 0, 0]);
+        assert_eq!(levels[99], 100);
+        assert_eq!(levels.iter().filter(|&&l| l > 0).count(), 3);
+        let mut sum = HistoryBuilder::new(1_000);
+        sum.add_history(&levels);
+        sum.add_history(&levels);
+        sum.add(500, None, 1);
+        let doubled = sum.finish();
+        assert_eq!((doubled[0], doubled[1], doubled[49], doubled[98], doubled[99]), (24, 14, 1, 1, 201));
     }
 }

@@ -116,10 +116,15 @@ impl ScrubIndex {
         })
     }
 
+    /// Ids of stack `dense`'s blocks, in allocation order.
+    pub fn stack_blocks(&self, dense: u32) -> &[u32] {
+        &self.by_stack
+            [self.stack_start[dense as usize] as usize..self.stack_start[dense as usize + 1] as usize]
+    }
+
     /// Ids of stack `dense`'s blocks allocated at or before `t`, in allocation order.
     fn stack_blocks_until<'a>(&'a self, analysis: &Analysis, dense: u32, t: u64) -> &'a [u32] {
-        let ids = &self.by_stack
-            [self.stack_start[dense as usize] as usize..self.stack_start[dense as usize + 1] as usize];
+        let ids = self.stack_blocks(dense);
         let end = partition(ids.len(), |i| block(analysis, ids[i]).is_some_and(|b| b.alloc_ns <= t));
         &ids[..end]
     }

@@ -1,6 +1,6 @@
-//! The right pane: the selected group's details (stack, size histogram, times, threads, and the
-//! leak-suspect verdict on a stack group when known), or the stack of the selected allocation of
-//! an open group.
+//! The right pane: the selected group's details (stack, size histogram, times, its bytes over
+//! the trace, threads, and the leak-suspect verdict on a stack group when known), or the stack of
+//! the selected allocation of an open group.
 
 use ratatui::Frame;
 use ratatui::text::{Line, Span};
@@ -70,6 +70,36 @@ fn split_at_width(text: &str, width: usize) -> Vec<String> {
     chars.chunks(width).map(|c| c.iter().collect()).collect()
 }
 
+/// Eighths of a cell, for the history's bars.
+const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// A group's history in two lines: a header with its peak, then one bar per column (each the
+/// highest level of the points it covers) across `width` columns at most, the column of T
+/// (`history_at`) marked.
+fn history_lines<'a>(history: &[u64], history_at: usize, width: usize, theme: &Theme) -> Vec<Line<'a>> {
+    let peak = history.iter().copied().max().unwrap_or(0);
+    let header = Line::from(vec![
+        Span::styled("live over time", theme.header),
+        Span::styled(format!(" · peak {}", format::bytes(peak)), theme.dim),
+    ]);
+    let points = history.len();
+    let columns = width.clamp(1, points.max(1));
+    let column_of = |point: usize| point * columns / points.max(1);
+    let mut bars = Vec::with_capacity(columns);
+    for c in 0..columns {
+        let from = c * points / columns;
+        let to = ((c + 1) * points / columns).clamp(from + 1, points.max(from + 1));
+        let level = history.get(from..to).and_then(|p| p.iter().copied().max()).unwrap_or(0);
+        let bar = match level {
+            0 => ' ',
+            _ => BARS[((u128::from(level) * 8).div_ceil(u128::from(peak.max(1))) as usize).clamp(1, 8) - 1],
+        };
+        let style = if c == column_of(history_at) { theme.cursor } else { theme.bar };
+        bars.push(Span::styled(bar.to_string(), style));
+    }
+    vec![header, Line::from(bars)]
+}
+
 /// The verdict on a stack and its evidence, wrapped to `width`.
 fn verdict_lines<'a>(v: &StackVerdict, width: usize, theme: &Theme) -> Vec<Line<'a>> {
     let style = match v.verdict {
@@ -120,6 +150,9 @@ pub fn group_lines<'a>(
             Span::raw(format::duration(d.last_alloc_ns)),
         ]),
     ];
+    if !d.history.is_empty() {
+        lines.extend(history_lines(&d.history, d.history_at, wrap_width(width), theme));
+    }
     if let Some(v) = verdict {
         lines.extend(verdict_lines(v, width, theme));
     }
@@ -224,6 +257,25 @@ mod tests {
 
     fn text(lines: &[Line<'_>]) -> Vec<String> {
         lines.iter().map(|l| l.to_string()).collect()
+    }
+
+    #[test]
+    fn a_history_has_a_bar_per_column_scaled_to_its_peak() {
+        let theme = Theme::monochrome();
+        // 100 points: nothing, then a rise to 800 bytes, held, then freed.
+        let mut history = vec![0u64; 100];
+        for (k, level) in history.iter_mut().enumerate().take(90).skip(10) {
+            *level = (k as u64 * 10).min(800);
+        }
+        let lines = history_lines(&history, 50, 10, &theme);
+        assert_eq!(lines[0].to_string(), "live over time · peak 800 B");
+        // Ten columns of ten points each: the highest of each.
+        assert_eq!(lines[1].to_string(), " ▂▃▄▅▆▇██ ");
+        let wide = history_lines(&history, 0, 200, &theme);
+        assert_eq!(wide[1].to_string().chars().count(), 100, "one column per point at most");
+        // The column of T is marked.
+        assert_eq!(lines[1].spans[5].style, theme.cursor);
+        assert_eq!(lines[1].spans[4].style, theme.bar);
     }
 
     #[test]
