@@ -3,12 +3,17 @@
 //! Scrubbing asks "what is outstanding at T, grouped" many times a second. Regrouping every
 //! outstanding block at each step costs time proportional to the live heap (too slow for tens of
 //! millions of events), so the source keeps per-stack aggregates for the current T and moves
-//! them with the events between two moments ([`super::scrub`]). The same holds for the other
-//! selections a query may ask for (every block allocated by T, or the temporary ones). Function, size and thread
-//! groups are rolled up from those per-stack aggregates with the analyzer's rules (a block counts
-//! once for every function on its trimmed stack; power-of-two size classes; the allocating
-//! thread). Only the details of size and thread groups, their newest allocations and the
-//! allocation lists of an opened group walk the analyzer's snapshot of the moment.
+//! them with the events between two moments ([`super::scrub`]); so it does for the other
+//! selections a query may ask for (every block allocated by T, or the temporary ones).
+//! Function, size and thread groups are rolled up from those per-stack aggregates with the
+//! analyzer's rules (a block counts once for every function on its trimmed stack; power-of-two
+//! size classes; the allocating thread). Only the details of size and thread groups, their
+//! newest allocations and the allocation lists of an opened group walk the analyzer's snapshot
+//! of the moment.
+//!
+//! A stack or function group's history (its stacks' outstanding bytes over the whole trace) is
+//! built from the blocks of its stacks when its details are first asked for, and kept while the
+//! group's stacks stay the same; stacks with many blocks keep their own history.
 //!
 //! Grouped by stack, stacks that read the same once symbolized and trimmed (two return
 //! addresses on one source line; see [`analyzer::ShownStackId`]) are one row, as in `leakview

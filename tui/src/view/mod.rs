@@ -67,7 +67,7 @@ pub struct Screen<'a> {
     pub theme: &'a Theme,
     /// Timeline levels for the timeline's inner width.
     pub levels: &'a [u64],
-    /// Outstanding at T (unfiltered).
+    /// What is counted at T (outstanding, allocated or temporary; unfiltered).
     pub totals: Totals,
     pub groups: &'a [GroupRow],
     pub details: Option<&'a GroupDetails>,
