@@ -334,3 +334,35 @@ fn a_groups_history_is_its_stacks_bytes_outstanding_at_each_moment_of_the_trace(
     let all: Vec<u64> = moments.iter().map(|&t| reference.live_at(t).bytes).collect();
     assert_eq!(details.history, all);
 }
+
+#[test]
+fn a_thread_or_size_groups_history_holds_its_blocks_on_the_stacks_it_holds_at_t() {
+    let Loaded { _dir, reference, source, at } = load_synthetic();
+    let end = reference.duration_ns();
+    let moments: Vec<u64> = (1..=100u64).map(|k| end * k / 100).collect();
+    let at_t: Vec<leakview_analyzer::Block> = reference.blocks(&reference.outstanding_at(at)).collect();
+    // The level at each moment of the blocks `in_group` on the stacks holding such blocks at T.
+    let expected = |in_group: &dyn Fn(&leakview_analyzer::Block) -> bool| -> Vec<u64> {
+        let stacks: Vec<_> = at_t.iter().filter(|b| in_group(b)).map(|b| b.stack).collect();
+        moments
+            .iter()
+            .map(|&t| {
+                let snapshot = reference.outstanding_at(t);
+                let blocks = reference.blocks(&snapshot);
+                blocks.filter(|b| in_group(b) && stacks.contains(&b.stack)).map(|b| b.size).sum()
+            })
+            .collect()
+    };
+    let by_thread = GroupQuery { at_ns: at, grouping: Grouping::Thread, ..GroupQuery::default() };
+    let row = &source.groups(&by_thread)[1];
+    let details = source.group_details(&by_thread, row.key).expect("details");
+    let thread = row.key.0 as u32;
+    assert_eq!(details.history, expected(&|b| b.thread.0 == thread), "{}", row.label);
+    let by_size = GroupQuery { grouping: Grouping::Size, ..by_thread };
+    let row = &source.groups(&by_size)[2];
+    let details = source.group_details(&by_size, row.key).expect("details");
+    let class = row.key.0 as u8;
+    let history = expected(&|b| leakview_analyzer::size_class(b.size) == class);
+    assert!(history.iter().any(|&l| l > 0));
+    assert_eq!(details.history, history, "{}", row.label);
+}

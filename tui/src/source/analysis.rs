@@ -11,9 +11,10 @@
 //! newest allocations and the allocation lists of an opened group walk the analyzer's snapshot
 //! of the moment.
 //!
-//! A stack or function group's history (its stacks' outstanding bytes over the whole trace) is
-//! built from the blocks of its stacks when its details are first asked for, and kept while the
-//! group's stacks stay the same; stacks with many blocks keep their own history.
+//! A group's history (its outstanding bytes over the whole trace) is built from the blocks of
+//! its stacks (of its size class or thread, for those groups) when its details are first asked
+//! for, and kept while the group's stacks stay the same; stacks with many blocks keep their own
+//! history for stack and function groups.
 //!
 //! Grouped by stack, stacks that read the same once symbolized and trimmed (two return
 //! addresses on one source line; see [`analyzer::ShownStackId`]) are one row, as in `leakview
@@ -71,10 +72,17 @@ struct Scrub {
     /// The opened group's selected block ids, for the query and group they were listed for.
     members_for: Option<(GroupQuery, GroupKey)>,
     members: Arc<Vec<u32>>,
-    /// The history of the stacks of the group whose details were shown last.
-    history_for: Option<(Vec<u32>, Arc<Vec<u64>>)>,
+    /// The history of the group whose details were shown last.
+    last_history: Option<GroupHistory>,
     /// Histories of stacks with many blocks, kept once built.
     stack_histories: IntMap<u32, Arc<Vec<u64>>>,
+}
+
+/// A group's history, with the group and its stacks it was built for.
+struct GroupHistory {
+    group: (Grouping, GroupKey),
+    stacks: Vec<u32>,
+    levels: Arc<Vec<u64>>,
 }
 
 /// Stacks with at least this many blocks keep their history once built: a group's history is
@@ -238,8 +246,8 @@ impl AnalysisSource {
             .collect()
     }
 
-    /// The shown stacks that belong to group `key` (all shown stacks for a size group; those
-    /// with blocks of the thread for a thread group).
+    /// The shown stacks that belong to group `key` (those with blocks of the size class or the
+    /// thread for a size or thread group).
     fn group_stacks(&self, scrub: &Scrub, grouping: Grouping, key: GroupKey) -> Vec<u32> {
         let shown = self.shown_stacks(scrub);
         match grouping {
@@ -252,7 +260,10 @@ impl AnalysisSource {
                         .is_some_and(|f| f.functions.iter().any(|&id| u64::from(id) == key.0))
                 })
                 .collect(),
-            Grouping::Size => shown,
+            Grouping::Size => shown
+                .into_iter()
+                .filter(|&d| scrub.live.per_class.contains_key(&(u64::from(d) << CLASS_KEY_BITS | key.0)))
+                .collect(),
             Grouping::Thread => shown
                 .into_iter()
                 .filter(|&d| scrub.live.per_thread.contains_key(&(u64::from(d) << THREAD_KEY_BITS | key.0)))
@@ -444,37 +455,49 @@ impl AnalysisSource {
         })
     }
 
-    /// The history of dense stacks `stacks`: their bytes outstanding at each moment of a
-    /// [`HistoryBuilder`] over the whole trace.
-    fn history_of(&self, scrub: &mut Scrub, stacks: &[u32]) -> Arc<Vec<u64>> {
-        if let Some((for_stacks, history)) = &scrub.history_for
-            && for_stacks == stacks
+    /// The history of `group`, whose blocks are on dense stacks `stacks`: its bytes outstanding
+    /// at each moment of a [`HistoryBuilder`] over the whole trace. A stack or function group
+    /// holds every block of its stacks; a size or thread group those of its size class or
+    /// thread.
+    fn history_of(&self, scrub: &mut Scrub, group: (Grouping, GroupKey), stacks: &[u32]) -> Arc<Vec<u64>> {
+        if let Some(last) = &scrub.last_history
+            && last.group == group
+            && last.stacks == stacks
         {
-            return history.clone();
+            return last.levels.clone();
         }
         let duration = self.summary.duration_ns;
         let mut history = HistoryBuilder::new(duration);
+        let (grouping, GroupKey(key)) = group;
         for &d in stacks {
             let ids = self.index.stack_blocks(d);
-            if ids.len() < KEPT_HISTORY_BLOCKS {
-                self.add_blocks(&mut history, ids);
+            let in_group = |b: &Block| match grouping {
+                Grouping::Size => u64::from(size_class(b.size)) == key,
+                Grouping::Thread => u64::from(b.thread.0) == key,
+                Grouping::Stack | Grouping::Function => true,
+            };
+            if ids.len() < KEPT_HISTORY_BLOCKS || matches!(grouping, Grouping::Size | Grouping::Thread) {
+                self.add_blocks(&mut history, ids, in_group);
                 continue;
             }
             let kept = scrub.stack_histories.entry(d).or_insert_with(|| {
                 let mut own = HistoryBuilder::new(duration);
-                self.add_blocks(&mut own, ids);
+                self.add_blocks(&mut own, ids, in_group);
                 Arc::new(own.finish())
             });
             history.add_history(kept);
         }
-        let history = Arc::new(history.finish());
-        scrub.history_for = Some((stacks.to_vec(), history.clone()));
-        history
+        let levels = Arc::new(history.finish());
+        scrub.last_history = Some(GroupHistory { group, stacks: stacks.to_vec(), levels: levels.clone() });
+        levels
     }
 
-    fn add_blocks(&self, history: &mut HistoryBuilder, ids: &[u32]) {
+    /// Adds the blocks of `ids` that are `in_group` to `history`.
+    fn add_blocks(&self, history: &mut HistoryBuilder, ids: &[u32], in_group: impl Fn(&Block) -> bool) {
         for &id in ids {
-            if let Some(b) = self.analysis.block(analyzer::BlockId(id)) {
+            if let Some(b) = self.analysis.block(analyzer::BlockId(id))
+                && in_group(&b)
+            {
                 history.add(b.alloc_ns, b.free_ns, b.size);
             }
         }
@@ -713,16 +736,14 @@ impl DataSource for AnalysisSource {
         let mut guard = lock(&self.scrub);
         let scrub = &mut *guard;
         self.prepare(scrub, query);
-        match query.grouping {
+        let details = match query.grouping {
             Grouping::Size | Grouping::Thread => self.walked_details(scrub, query, key),
-            Grouping::Stack | Grouping::Function => {
-                let details = self.rolled_up_details(scrub, query, key)?;
-                let stacks = self.group_stacks(scrub, query.grouping, key);
-                let history = self.history_of(scrub, &stacks).to_vec();
-                let history_at = HistoryBuilder::new(self.summary.duration_ns).point_at(query.at_ns);
-                Some(GroupDetails { history, history_at, ..details })
-            }
-        }
+            Grouping::Stack | Grouping::Function => self.rolled_up_details(scrub, query, key),
+        }?;
+        let stacks = self.group_stacks(scrub, query.grouping, key);
+        let history = self.history_of(scrub, (query.grouping, key), &stacks).to_vec();
+        let history_at = HistoryBuilder::new(self.summary.duration_ns).point_at(query.at_ns);
+        Some(GroupDetails { history, history_at, ..details })
     }
 
     fn allocations(&self, query: &GroupQuery, key: GroupKey, offset: usize, limit: usize) -> AllocationPage {

@@ -293,16 +293,16 @@ impl DataSource for MemorySource {
             .collect();
         threads.sort_by(|a, b| b.blocks.cmp(&a.blocks).then(a.tid.cmp(&b.tid)));
         details.threads = threads;
-        if matches!(query.grouping, Grouping::Stack | Grouping::Function) {
-            // Every block of the group's stacks over the whole trace, whatever T is.
-            let mut history = HistoryBuilder::new(self.summary.duration_ns);
-            let stacks: Vec<usize> = stack_bytes.keys().copied().collect();
-            for a in self.allocations.iter().filter(|a| stacks.contains(&a.stack)) {
-                history.add(a.alloc_ns, a.free_ns, a.size);
-            }
-            details.history_at = history.point_at(query.at_ns);
-            details.history = history.finish();
+        // Every block of the group on the group's stacks over the whole trace, whatever T is.
+        let mut history = HistoryBuilder::new(self.summary.duration_ns);
+        let stacks: Vec<usize> = stack_bytes.keys().copied().collect();
+        let in_group =
+            |a: &&MemoryAllocation| stacks.contains(&a.stack) && self.group_of(a, query.grouping) == key;
+        for a in self.allocations.iter().filter(in_group) {
+            history.add(a.alloc_ns, a.free_ns, a.size);
         }
+        details.history_at = history.point_at(query.at_ns);
+        details.history = history.finish();
         Some(details)
     }
 

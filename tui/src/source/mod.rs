@@ -306,9 +306,9 @@ pub struct GroupDetails {
     /// When grouped by stack: the `leak:` line that would suppress the group in `leakview
     /// check` (`None` where no line can name it alone, or the source does not say).
     pub suppression: Option<String>,
-    /// Grouped by stack or function: how many bytes of the group's stacks were outstanding at
-    /// each of [`HistoryBuilder`]'s moments over the whole trace, whatever T is; empty where the
-    /// source does not say (size and thread groups).
+    /// How many bytes of the group were outstanding at each of [`HistoryBuilder`]'s moments
+    /// over the whole trace, whatever T is: the blocks of the group's stacks (those it holds at
+    /// T), of its size class or thread for those groups; empty where the source does not say.
     pub history: Vec<u64>,
     /// The point of `history` that shows T.
     pub history_at: usize,
