@@ -248,6 +248,18 @@ fn diff_browser_shows_statuses_and_scrubs_each_side() {
     assert!(row("leak_growing").contains("↑ grew"), "{screen}");
     tmux.keys(&["q"]);
     tmux.expect("leakview exited with 0");
+
+    // `--what` opens the diff browser on allocated blocks; `w` moves on to the temporary ones.
+    let tmux = Tmux::new("diff-allocated");
+    tmux.start(&format!(
+        "NO_COLOR=1 {leakview} diff --tui --what allocated --at-a mark:warmup --at-b end {}",
+        shell_quote(&a)
+    ));
+    tmux.expect("groups of allocated blocks");
+    tmux.keys(&["w"]);
+    tmux.expect("groups of temporary blocks");
+    tmux.keys(&["q"]);
+    tmux.expect("leakview exited with 0");
 }
 
 #[test]

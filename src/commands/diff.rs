@@ -14,7 +14,7 @@ use leakview_analyzer::{Analysis, Comparison, DiffBy, DiffReport, Selection, Sid
 
 use super::loading::{self, Bars};
 use super::moment;
-use crate::cli::{DiffArgs, DiffFormat, DiffGroupBy, What};
+use crate::cli::{DiffArgs, DiffFormat, DiffGroupBy};
 use crate::messages::{self, say};
 
 pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
@@ -23,11 +23,6 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         DiffGroupBy::Function => DiffBy::Function,
     };
     if args.tui {
-        if args.what != What::Outstanding {
-            bail!(
-                "the diff browser shows outstanding blocks only; leave out --tui for a diff of --what allocated or temporary"
-            );
-        }
         return browse(args, by);
     }
     let bars = Bars::new();
@@ -96,6 +91,7 @@ fn browse(args: &DiffArgs, by: DiffBy) -> anyhow::Result<ExitCode> {
         at_a: args.at_a.clone(),
         at_b: args.at_b.clone(),
         by,
+        what: Selection::from(args.what),
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
-use leakview_analyzer::DiffBy;
+use leakview_analyzer::{DiffBy, Selection};
 use leakview_tui::DiffRequest;
 
 use super::loading;
@@ -29,6 +29,7 @@ pub fn run(traces: &[PathBuf]) -> anyhow::Result<ExitCode> {
                 at_a: "end".into(),
                 at_b: "end".into(),
                 by: DiffBy::Stack,
+                what: Selection::Outstanding,
             })?;
         }
         _ => bail!("give one trace to browse, or two to browse their difference"),

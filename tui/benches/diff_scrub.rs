@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use leakview_analyzer::{Analysis, Comparison, DiffBy, LoadOptions, NoProgress};
+use leakview_analyzer::{Analysis, Comparison, DiffBy, LoadOptions, NoProgress, Selection};
 use leakview_tui::source::DiffMoment;
 use leakview_tui::{ComparisonSource, DiffApp, Theme};
 use ratatui::Terminal;
@@ -44,7 +44,8 @@ fn scrub(c: &mut Criterion) {
     );
     let end = analysis.duration_ns();
     let source = Arc::new(ComparisonSource::new(Comparison::one_trace(Arc::new(analysis))));
-    let moment = DiffMoment { at_a_ns: end / 2, at_b_ns: end, by: DiffBy::Stack };
+    let moment =
+        DiffMoment { at_a_ns: end / 2, at_b_ns: end, by: DiffBy::Stack, what: Selection::Outstanding };
     let started = Instant::now();
     let mut app = DiffApp::at(source.clone(), moment, Theme::colour());
     let mut terminal = Terminal::new(TestBackend::new(120, 40)).expect("terminal");

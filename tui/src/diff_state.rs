@@ -8,7 +8,7 @@
 use leakview_analyzer::{DiffBy, Side};
 
 use crate::keys::Action;
-use crate::source::{DiffMoment, DiffSort, GroupKey, next_diff_by};
+use crate::source::{DiffMoment, DiffSort, GroupKey, Selection, next_diff_by, next_selection};
 use crate::state::{Filter, HelpOverlay, ListCursor, Timespan, moved_time, time_at_column};
 
 /// The panes the focus moves between.
@@ -84,6 +84,8 @@ pub struct DiffState {
     /// The side the time keys move.
     pub side: Side,
     pub by: DiffBy,
+    /// Which blocks are compared: outstanding (the default), allocated or temporary.
+    pub what: Selection,
     pub sort: DiffSort,
     pub filter: Filter,
     pub focus: DiffPane,
@@ -107,6 +109,7 @@ impl DiffState {
             at_b_ns: moment.at_b_ns,
             side: Side::A,
             by: moment.by,
+            what: moment.what,
             sort: DiffSort::default(),
             filter: Filter::default(),
             focus: DiffPane::List,
@@ -122,7 +125,7 @@ impl DiffState {
 
     /// The moments and grouping the list is for.
     pub fn moment(&self) -> DiffMoment {
-        DiffMoment { at_a_ns: self.at_a_ns, at_b_ns: self.at_b_ns, by: self.by }
+        DiffMoment { at_a_ns: self.at_a_ns, at_b_ns: self.at_b_ns, by: self.by, what: self.what }
     }
 
     /// The moment of `side`.
@@ -194,6 +197,8 @@ impl DiffState {
                 self.details_scroll = 0;
             }
             Action::CycleSort => self.sort = self.sort.next(),
+            // The groups keep their keys: the selected one stays selected where it is listed.
+            Action::CycleWhat => self.what = next_selection(self.what),
             Action::StartFilter => self.help.shown = false,
             Action::FocusNext => self.focus_on(self.focus.next()),
             Action::FocusPrev => self.focus_on(self.focus.prev()),
@@ -265,7 +270,12 @@ mod tests {
     }
 
     fn start() -> DiffState {
-        DiffState::new(DiffMoment { at_a_ns: 1_000, at_b_ns: 4_000, by: DiffBy::Stack })
+        DiffState::new(DiffMoment {
+            at_a_ns: 1_000,
+            at_b_ns: 4_000,
+            by: DiffBy::Stack,
+            what: Selection::Outstanding,
+        })
     }
 
     #[test]

@@ -245,6 +245,7 @@ pub const DIFF_KEYS: &[Binding] = &[
     described(ROWS, "previous / next group (scrolls the details pane)"),
     PAGES,
     described(BACK, "close help; clear the filter"),
+    Binding { hint: None, ..described(WHAT, "compare outstanding, allocated or temporary blocks") },
     described(GROUPING, "group by stack, function"),
     described(SORT, "sort by change, A bytes, B bytes, status"),
     FILTER,

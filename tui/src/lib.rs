@@ -47,7 +47,8 @@ pub fn browse(path: &std::path::Path) -> Result<(), TuiError> {
 
 /// What the diff browser opens on: trace `a` against trace `b` (or, without `b`, two moments of
 /// trace `a`), at the moments `at_a` and `at_b` (`end`, `peak`, `40%`, `1.5s`, `mark:LABEL`, as
-/// `leakview diff --at-a` / `--at-b` take them), grouped `by`.
+/// `leakview diff --at-a` / `--at-b` take them), grouped `by`, counting `what` (as `leakview
+/// diff --what` does).
 #[derive(Clone, Debug)]
 pub struct DiffRequest {
     pub a: std::path::PathBuf,
@@ -55,6 +56,7 @@ pub struct DiffRequest {
     pub at_a: String,
     pub at_b: String,
     pub by: leakview_analyzer::DiffBy,
+    pub what: leakview_analyzer::Selection,
 }
 
 /// Opens the diff browser: loads both traces and the first diff (showing progress), then
@@ -74,7 +76,7 @@ pub fn browse_diff(request: DiffRequest) -> Result<(), TuiError> {
         let at_b = source
             .resolve_when(Side::B, &request.at_b)
             .map_err(|e| format!("--at-b {}: {e}", request.at_b.trim()))?;
-        let moment = source::DiffMoment { at_a_ns: at_a, at_b_ns: at_b, by: request.by };
+        let moment = source::DiffMoment { at_a_ns: at_a, at_b_ns: at_b, by: request.by, what: request.what };
         let table = source.table_for_loading(moment, progress);
         Ok((std::sync::Arc::new(source), table))
     };

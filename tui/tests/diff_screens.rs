@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::trace::write_diff_trace;
 use common::{key, terminal, typed};
-use leakview_analyzer::{Analysis, Comparison, DiffBy, DiffStatus, LoadOptions, NoProgress, Side};
+use leakview_analyzer::{Analysis, Comparison, DiffBy, DiffStatus, LoadOptions, NoProgress, Selection, Side};
 use leakview_tui::diff_state::DiffPane;
 use leakview_tui::source::{DiffMoment, DiffSort};
 use leakview_tui::{ComparisonSource, DiffApp, Theme};
@@ -41,7 +41,8 @@ fn traces() -> Traces {
 fn two_versions(theme: Theme) -> (Traces, DiffApp) {
     let t = traces();
     let source = Arc::new(ComparisonSource::new(Comparison::new(t.a.clone(), t.b.clone())));
-    let moment = DiffMoment { at_a_ns: 10 * S, at_b_ns: 8 * S, by: DiffBy::Stack };
+    let moment =
+        DiffMoment { at_a_ns: 10 * S, at_b_ns: 8 * S, by: DiffBy::Stack, what: Selection::Outstanding };
     (t, DiffApp::at(source, moment, theme))
 }
 
@@ -200,8 +201,11 @@ fn two_moments_of_one_trace() {
     let source = Arc::new(ComparisonSource::new(comparison));
     let warmup = source.resolve_when(Side::A, "mark:warmup").expect("the mark");
     let end = source.resolve_when(Side::B, "end").expect("the end");
-    let mut app =
-        DiffApp::at(source, DiffMoment { at_a_ns: warmup, at_b_ns: end, by: DiffBy::Stack }, Theme::colour());
+    let mut app = DiffApp::at(
+        source,
+        DiffMoment { at_a_ns: warmup, at_b_ns: end, by: DiffBy::Stack, what: Selection::Outstanding },
+        Theme::colour(),
+    );
     let mut term = terminal(100, 30);
     draw(&mut app, &mut term);
     // At the mark: two of the three 0x1600 blocks; none of the five 0x1c00 blocks yet.
@@ -258,4 +262,43 @@ fn background_diffs_arrive_and_match_the_moment() {
     assert_eq!(app.table().moment, app.state().moment());
     assert_eq!(app.state().at_a_ns, 2_050_000_000);
     assert!(!screen_text(&term).contains("updating"));
+}
+
+#[test]
+fn w_compares_every_allocation_then_the_temporary_ones() {
+    let (t, mut app) = two_versions(Theme::colour());
+    let mut term = terminal(100, 30);
+    let w = key(KeyCode::Char('w'));
+    press(&mut app, &mut term, &[w]);
+    assert_eq!(app.table().moment.what, Selection::Allocated);
+    // Version 2 frees the three 1000-byte buffers version 1 leaked, but allocates them all the
+    // same: fixed among the outstanding blocks, the same among the allocated ones.
+    let rows = listed(&app);
+    assert!(rows.contains(&row("server+0x1600", DiffStatus::Same, 3000, 3000)), "{rows:?}");
+    // The cache allocates 4 KiB every 100 ms until the end: 99 blocks in 10 s, 79 in 8 s.
+    assert!(rows.contains(&row("server+0x1800", DiffStatus::Shrank, 99 * 4096, 79 * 4096)), "{rows:?}");
+    // Every group and the totals as the analyzer's diff of allocated blocks has them.
+    let comparison = Comparison::new(t.a.clone(), t.b.clone());
+    let expected = comparison.diff_selected(10 * S, 8 * S, DiffBy::Stack, Selection::Allocated, &NoProgress);
+    assert_eq!(rows.len(), expected.groups.len());
+    for g in &expected.groups {
+        assert!(
+            rows.iter().any(|r| (r.1, r.2, r.3) == (g.status, g.bytes_a, g.bytes_b)),
+            "{g:?} in {rows:?}"
+        );
+    }
+    let screen = screen_text(&term);
+    assert!(screen.contains("groups of allocated blocks"), "{screen}");
+    let totals = format!(
+        "allocated {} → {}",
+        leakview_tui::format::bytes(expected.totals_a.bytes),
+        leakview_tui::format::bytes(expected.totals_b.bytes)
+    );
+    assert!(screen.contains(&totals), "{totals} in {screen}");
+    press(&mut app, &mut term, &[w]);
+    assert_eq!(app.table().moment.what, Selection::Temporary);
+    assert!(screen_text(&term).contains("of temporary blocks"));
+    press(&mut app, &mut term, &[w]);
+    assert_eq!(app.table().moment.what, Selection::Outstanding);
+    assert!(listed(&app).contains(&row("server+0x1600", DiffStatus::Fixed, 3000, 0)));
 }

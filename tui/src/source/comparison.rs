@@ -12,18 +12,20 @@ use std::sync::{Arc, Mutex};
 
 use leakview_analyzer as analyzer;
 use leakview_analyzer::diff::DiffKey;
-use leakview_analyzer::{Analysis, Comparison, DiffBy, DiffGroup, DiffStatus, LoadOptions, Side};
+use leakview_analyzer::{Analysis, Comparison, DiffBy, DiffGroup, DiffStatus, LoadOptions, Selection, Side};
 
 use super::analysis::{LoadReporter, frame_info, summary_of, timeline_levels};
 use super::{FrameInfo, GroupKey, Summary, Totals};
 use crate::runner::ProgressFn;
 
-/// The two moments compared and how blocks are grouped: what a [`DiffTable`] answers.
+/// The two moments compared, how blocks are grouped and which blocks are counted (those
+/// outstanding at each moment, by default): what a [`DiffTable`] answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct DiffMoment {
     pub at_a_ns: u64,
     pub at_b_ns: u64,
     pub by: DiffBy,
+    pub what: Selection,
 }
 
 impl DiffMoment {
@@ -255,7 +257,8 @@ impl ComparisonSource {
     /// The diff at `moment` (the slow part: see the module docs), symbolizing what it needs with
     /// progress reported to `progress`.
     pub fn table_with_progress(&self, moment: DiffMoment, progress: &dyn analyzer::Progress) -> DiffTable {
-        let diff = self.comparison.diff_with_progress(moment.at_a_ns, moment.at_b_ns, moment.by, progress);
+        let diff =
+            self.comparison.diff_selected(moment.at_a_ns, moment.at_b_ns, moment.by, moment.what, progress);
         let rows = {
             let mut keys = self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             diff.groups
@@ -348,7 +351,7 @@ mod tests {
 
     fn table(rows: Vec<DiffRow>) -> DiffTable {
         DiffTable {
-            moment: DiffMoment { at_a_ns: 0, at_b_ns: 0, by: DiffBy::Stack },
+            moment: DiffMoment { at_a_ns: 0, at_b_ns: 0, by: DiffBy::Stack, what: Selection::Outstanding },
             totals_a: Totals::default(),
             totals_b: Totals::default(),
             rows,

@@ -1,7 +1,7 @@
 //! The diff list: every group present on either side, with its status, its change and its size
 //! on each side, in the chosen order.
 
-use leakview_analyzer::{DiffBy, DiffStatus};
+use leakview_analyzer::{DiffBy, DiffStatus, Selection};
 use ratatui::Frame;
 use ratatui::text::{Line, Span};
 
@@ -27,7 +27,8 @@ fn label_header(by: DiffBy) -> &'static str {
 }
 
 /// ` 5 groups · 1 new 2 grew ` (statuses without groups are left out; the grouping is on the
-/// status line).
+/// status line), ` 5 groups of allocated blocks · …` when the diff counts other blocks than the
+/// outstanding ones.
 fn title(screen: &DiffScreen<'_>) -> String {
     let mut counts = [0u64; 5];
     for &i in screen.shown {
@@ -40,6 +41,10 @@ fn title(screen: &DiffScreen<'_>) -> String {
         1 => " 1 group".to_string(),
         n => format!(" {} groups", format::count(n as u64)),
     };
+    let what = screen.table.moment.what;
+    if what != Selection::Outstanding {
+        title.push_str(&format!(" of {} blocks", what.name()));
+    }
     let statuses: Vec<String> =
         DiffStatus::ALL.iter().zip(counts).filter(|(_, n)| *n > 0).map(|(s, n)| format!("{n} {s}")).collect();
     if !statuses.is_empty() {

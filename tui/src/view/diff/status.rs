@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 
 use crate::format;
 use crate::keys::DIFF_KEYS;
-use crate::source::side_index;
+use crate::source::{counted_name, side_index};
 use crate::view::status_pieces::{draw_hints, filter_spans, grouping_and_sort, hints_of, mark_span};
 
 use super::{DiffAreas, DiffScreen, side_name};
@@ -32,7 +32,7 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &DiffAreas, screen: &DiffScreen
     let (a, b) = (screen.table.totals_a.bytes, screen.table.totals_b.bytes);
     let change = (i128::from(b) - i128::from(a)).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
     spans.extend([
-        Span::styled("  live ", theme.dim),
+        Span::styled(format!("  {} ", counted_name(screen.table.moment.what)), theme.dim),
         Span::raw(format!("{} → {} ({})", format::bytes(a), format::bytes(b), format::signed_bytes(change))),
     ]);
     spans.extend(grouping_and_sort(state.by.name(), state.sort.name(), theme));
