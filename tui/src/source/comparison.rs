@@ -15,7 +15,7 @@ use leakview_analyzer::diff::DiffKey;
 use leakview_analyzer::{Analysis, Comparison, DiffBy, DiffGroup, DiffStatus, LoadOptions, Selection, Side};
 
 use super::analysis::{LoadReporter, frame_info, summary_of, timeline_levels};
-use super::{FrameInfo, GroupKey, Summary, Totals};
+use super::{FrameInfo, GroupKey, Summary, Totals, alike};
 use crate::runner::ProgressFn;
 
 /// The two moments compared, how blocks are grouped and which blocks are counted (those
@@ -259,7 +259,7 @@ impl ComparisonSource {
     pub fn table_with_progress(&self, moment: DiffMoment, progress: &dyn analyzer::Progress) -> DiffTable {
         let diff =
             self.comparison.diff_selected(moment.at_a_ns, moment.at_b_ns, moment.by, moment.what, progress);
-        let rows = {
+        let mut rows = {
             let mut keys = self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             diff.groups
                 .iter()
@@ -274,8 +274,11 @@ impl ComparisonSource {
                         label: label_of(g),
                     }
                 })
-                .collect()
+                .collect::<Vec<DiffRow>>()
         };
+        if moment.by == DiffBy::Stack {
+            tell_alike_apart(&mut rows, &diff.groups);
+        }
         DiffTable {
             moment,
             totals_a: Totals { bytes: diff.totals_a.bytes, blocks: diff.totals_a.blocks },
@@ -322,6 +325,51 @@ impl ComparisonSource {
             frames_side,
             frames,
         })
+    }
+}
+
+/// Stack rows (`rows[i]` of `groups[i]`) whose top frames share a name get the caller, or else
+/// the place, that sets each apart, as in the browser of one trace (see [`alike`]).
+fn tell_alike_apart(rows: &mut [DiffRow], groups: &[DiffGroup]) {
+    let mut ids: HashMap<String, u32> = HashMap::new();
+    let mut names: Vec<String> = Vec::new();
+    let functions: Vec<Vec<u32>> = groups
+        .iter()
+        .map(|g| {
+            let mut own: Vec<u32> = Vec::new();
+            for frame in g.frames.iter() {
+                let name = frame.display_name();
+                let next = names.len() as u32;
+                let id = *ids.entry(name.clone()).or_insert(next);
+                if id == next {
+                    names.push(name);
+                }
+                if !own.contains(&id) {
+                    own.push(id);
+                }
+            }
+            own
+        })
+        .collect();
+    let places: Vec<Option<String>> = groups
+        .iter()
+        .map(|g| {
+            let top = g.frames.first()?;
+            let file = Path::new(top.file.as_deref()?).file_name()?.to_string_lossy().into_owned();
+            Some(format!("{file}:{}", top.line?))
+        })
+        .collect();
+    let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+    let suffixes = alike::distinguishing_callers(
+        &labels.iter().map(String::as_str).collect::<Vec<_>>(),
+        &functions.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+        &places.iter().map(Option::as_deref).collect::<Vec<_>>(),
+        |id| names.get(id as usize).cloned(),
+    );
+    for (row, suffix) in rows.iter_mut().zip(suffixes) {
+        if let Some(suffix) = suffix {
+            row.label.push_str(&suffix);
+        }
     }
 }
 
