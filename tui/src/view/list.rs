@@ -71,17 +71,32 @@ fn grouping_label(label: &str, room: usize, grouping: Grouping) -> String {
 
 /// A group's label for a column `room` characters wide: as it is when it fits, else each
 /// function name in it (the top frame's, and the caller that tells it apart from groups of the
-/// same top frame) made short ([`format::short_function`]); the full name is in the details pane.
+/// same top frame) made short ([`format::short_function`]), and a caller without symbols in the
+/// top frame's module (`libsqlite3.so.0+0x3974e` after `libsqlite3.so.0+0xa7504`) named by its
+/// offset alone (`+0x3974e`); the full name is in the details pane.
 pub(crate) fn fitted_label(label: &str, room: usize) -> String {
     if label.chars().count() <= room {
         return label.to_string();
     }
     for arrow in [alike::FAR_CALLER_ARROW, alike::CALLER_ARROW] {
         if let Some((top, caller)) = label.split_once(arrow) {
-            return format!("{}{arrow}{}", short_top(top), format::short_function(caller));
+            let caller = match (module_offset(top), module_offset(caller)) {
+                (Some((module, _)), Some((same, offset))) if module == same => format!("+{offset}"),
+                _ => format::short_function(caller),
+            };
+            return format!("{}{arrow}{caller}", short_top(top));
         }
     }
     short_top(label)
+}
+
+/// `module+0xOFFSET`, the name of a frame without symbols, split into the module and the
+/// offset (`0x…`).
+fn module_offset(name: &str) -> Option<(&str, &str)> {
+    let (module, offset) = name.rsplit_once('+')?;
+    let hex = offset.strip_prefix("0x")?;
+    (!module.is_empty() && !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()))
+        .then_some((module, offset))
 }
 
 /// The top frame's part of a label made short: its function name, and the ` (PLACE)` that
@@ -261,5 +276,11 @@ mod tests {
         // A parameter list with brackets of its own is not a place.
         let pointer = "void apply(int (*)(int), int)";
         assert_eq!(grouping_label(pointer, 12, Grouping::Stack), "apply(…)");
+        // A caller without symbols in the top frame's module goes by its offset.
+        let stripped = "libsqlite3.so.0+0xa7504 ← … ← libsqlite3.so.0+0x3974e";
+        assert_eq!(grouping_label(stripped, 40, Grouping::Stack), "libsqlite3.so.0+0xa7504 ← … ← +0x3974e");
+        assert_eq!(grouping_label(stripped, 60, Grouping::Stack), stripped, "whole where it fits");
+        let other = "libsqlite3.so.0+0xa7504 ← sqlite3+0x200c4";
+        assert_eq!(grouping_label(other, 30, Grouping::Stack), "libsqlite3.so.0+0xa7504 ← sql…");
     }
 }
