@@ -3,18 +3,14 @@
 
 mod common;
 
-use common::trace::write_server_trace;
+use common::trace::{loaded, write_server_trace};
 use common::*;
-use leakview_analyzer::{Analysis, LoadOptions, NoProgress};
 use leakview_tui::source::{DataSource, GroupQuery, Grouping, Selection};
 use leakview_tui::{AnalysisSource, App};
 use ratatui::crossterm::event::KeyCode;
 
 fn server() -> (tempfile::TempDir, App<AnalysisSource>) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("server.bin");
-    write_server_trace(&path);
-    let analysis = Analysis::open(&path, &LoadOptions::default(), &NoProgress).expect("the trace loads");
+    let (dir, analysis) = loaded(write_server_trace);
     (dir, app(AnalysisSource::new(analysis)))
 }
 
@@ -115,10 +111,7 @@ fn sorted_by_suspicion_with_the_analyzers_verdicts() {
 }
 
 fn threads() -> (tempfile::TempDir, App<AnalysisSource>) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("threads.bin");
-    common::trace::write_threads_trace(&path);
-    let analysis = Analysis::open(&path, &LoadOptions::default(), &NoProgress).expect("the trace loads");
+    let (dir, analysis) = loaded(common::trace::write_threads_trace);
     (dir, app(AnalysisSource::new(analysis)))
 }
 

@@ -187,10 +187,7 @@ fn thread_groups_details_and_allocations_match_the_analyzers() {
 
 /// The source over `common::trace::write_wrapper_trace`'s trace, and the trace's end.
 fn wrapper_source() -> (tempfile::TempDir, AnalysisSource, u64) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("wrapper.bin");
-    common::trace::write_wrapper_trace(&path);
-    let analysis = Analysis::open(&path, &LoadOptions::default(), &NoProgress).expect("loads");
+    let (dir, analysis) = common::trace::loaded(common::trace::write_wrapper_trace);
     let end = analysis.duration_ns();
     (dir, AnalysisSource::new(analysis), end)
 }

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::trace::{write_diff_trace, write_wrapper_trace};
+use common::trace::{loaded, write_diff_trace, write_wrapper_trace};
 use common::{key, terminal, typed};
 use leakview_analyzer::{Analysis, Comparison, DiffBy, DiffStatus, LoadOptions, NoProgress, Selection, Side};
 use leakview_tui::diff_state::DiffPane;
@@ -306,12 +306,9 @@ fn w_compares_every_allocation_then_the_temporary_ones() {
 #[test]
 fn stack_rows_of_one_allocation_wrapper_are_told_apart_by_their_callers() {
     // The wrapper `server+0x1600` called from three places, everything outstanding at the end.
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("wrapper.bin");
-    write_wrapper_trace(&path);
-    let analysis = Arc::new(Analysis::open(&path, &LoadOptions::default(), &NoProgress).expect("loads"));
+    let (_dir, analysis) = loaded(write_wrapper_trace);
     let end = analysis.duration_ns();
-    let source = Arc::new(ComparisonSource::new(Comparison::one_trace(analysis)));
+    let source = Arc::new(ComparisonSource::new(Comparison::one_trace(Arc::new(analysis))));
     let moment = DiffMoment { at_a_ns: 0, at_b_ns: end, by: DiffBy::Stack, what: Selection::Outstanding };
     let app = DiffApp::at(source, moment, Theme::colour());
     let mut labels: Vec<(String, u64)> = listed(&app).into_iter().map(|r| (r.0, r.3)).collect();

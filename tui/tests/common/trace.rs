@@ -6,7 +6,18 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use leakview_analyzer::{Analysis, LoadOptions, NoProgress};
 use leakview_format::{Event, Segment, Segments, ThreadStream, TraceMetadata, TraceWriter, WriterOptions};
+
+/// The trace `write` writes into a fresh temporary directory, loaded through the analyzer (the
+/// directory goes when the returned guard is dropped).
+pub fn loaded(write: impl FnOnce(&Path)) -> (tempfile::TempDir, Analysis) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("trace.bin");
+    write(&path);
+    let analysis = Analysis::open(&path, &LoadOptions::default(), &NoProgress).expect("the trace loads");
+    (dir, analysis)
+}
 
 /// Monotonic time of the start of every trace written here; events are relative to it.
 pub const START: u64 = 1_000_000_000;
