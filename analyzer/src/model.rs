@@ -33,7 +33,7 @@ pub struct Block {
 impl Block {
     /// Whether the block was outstanding at `t` (allocated at or before `t`, not freed by `t`).
     pub fn is_live_at(&self, t: u64) -> bool {
-        self.alloc_ns <= t && self.free_ns.is_none_or(|f| f > t)
+        crate::selection::Selection::Outstanding.counts(self.alloc_ns, self.free_ns, t, false)
     }
 }
 

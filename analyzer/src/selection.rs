@@ -34,6 +34,19 @@ impl Selection {
             Selection::Temporary => "temporary",
         }
     }
+
+    /// Whether this selection counts at `t` a block allocated at `alloc_ns` and freed at
+    /// `free_ns` (`None`: never); `temporary` says whether the block is temporary (see
+    /// [`TemporaryBlocks`]), which only [`Selection::Temporary`] asks.
+    #[inline]
+    pub fn counts(self, alloc_ns: u64, free_ns: Option<u64>, t: u64, temporary: bool) -> bool {
+        match self {
+            Selection::Outstanding => alloc_ns <= t && free_ns.is_none_or(|f| f > t),
+            Selection::Allocated => alloc_ns <= t,
+            // Freed at or after its allocation: freed by `t` means allocated by it too.
+            Selection::Temporary => temporary && free_ns.is_some_and(|f| f <= t),
+        }
+    }
 }
 
 /// The temporary blocks of a trace, one bit per block id: a block is temporary when it was
@@ -180,6 +193,23 @@ mod tests {
         let ids: Vec<u32> = (0..s.len() as u32).filter(|&i| found.contains(i)).collect();
         assert_eq!(found.count(), ids.len() as u64);
         ids
+    }
+
+    #[test]
+    fn each_selection_counts_a_block_by_its_own_rule() {
+        let (alloc, free) = (10, Some(20));
+        let at = |what: Selection, t, temporary| what.counts(alloc, free, t, temporary);
+        assert!(!at(Selection::Outstanding, 9, false) && at(Selection::Outstanding, 10, false));
+        assert!(at(Selection::Outstanding, 19, false) && !at(Selection::Outstanding, 20, false));
+        assert!(Selection::Outstanding.counts(alloc, None, u64::MAX, false), "never freed");
+        assert!(!at(Selection::Allocated, 9, false) && at(Selection::Allocated, 10, false));
+        assert!(at(Selection::Allocated, 1_000, false), "freed or not");
+        assert!(
+            !at(Selection::Temporary, 19, true) && at(Selection::Temporary, 20, true),
+            "from its free on"
+        );
+        assert!(!at(Selection::Temporary, 1_000, false), "only a temporary block");
+        assert!(!Selection::Temporary.counts(alloc, None, 1_000, true), "a block never freed is not");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::{
     AllocationPage, AllocationRow, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow,
     Grouping, HistoryBuilder, Mark, Selection, SizeBucket, SortKey, StackKey, StackVerdict, Summary,
-    ThreadShare, Totals, counts_at,
+    ThreadShare, Totals,
 };
 
 /// One allocation's lifetime.
@@ -139,7 +139,7 @@ impl MemorySource {
         self.allocations
             .iter()
             .zip(&self.temporary)
-            .filter(move |(a, temporary)| counts_at(what, a.alloc_ns, a.free_ns, at_ns, **temporary))
+            .filter(move |(a, temporary)| what.counts(a.alloc_ns, a.free_ns, at_ns, **temporary))
             .map(|(a, _)| a)
     }
 

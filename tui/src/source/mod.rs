@@ -108,19 +108,6 @@ pub fn counted_name(what: Selection) -> &'static str {
     }
 }
 
-/// Whether `what` counts block `(alloc_ns, free_ns)` at `at_ns`; `temporary` says whether the
-/// block is temporary (freed before its thread allocated again), which only
-/// [`Selection::Temporary`] asks. The analyzer's rules: outstanding when allocated at or before
-/// T and not freed by T; allocated when allocated at or before T; temporary when temporary and
-/// freed by T.
-pub fn counts_at(what: Selection, alloc_ns: u64, free_ns: Option<u64>, at_ns: u64, temporary: bool) -> bool {
-    match what {
-        Selection::Outstanding => alloc_ns <= at_ns && free_ns.is_none_or(|f| f > at_ns),
-        Selection::Allocated => alloc_ns <= at_ns,
-        Selection::Temporary => temporary && free_ns.is_some_and(|f| f <= at_ns),
-    }
-}
-
 /// Which groups to list: the blocks `what` selects at `at_ns` (by default those outstanding),
 /// gathered by `grouping`, restricted to stacks with a frame containing `filter` (function,
 /// file or module; empty = all), in `sort` order.

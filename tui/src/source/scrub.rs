@@ -7,14 +7,12 @@
 //!
 //! [`Live`] holds, for one moment T and one [`Selection`], bytes and blocks per stack, per
 //! (stack, size class) and per (stack, thread). Moving T applies only the allocations and frees
-//! in between, by the analyzer's rules ([`counts_at`]): an outstanding block counts at T when
+//! in between, by the analyzer's rules ([`Selection::counts`]): an outstanding block counts at T when
 //! it was allocated at or before T and not freed by T (both kinds of event move it), an
 //! allocated block when it was allocated at or before T (allocations only), a temporary block
 //! when it was freed by T (frees only).
 
 use leakview_analyzer::{AllocWindow, Analysis, Block, BlockId, IntMap, Selection, StackId, size_class};
-
-use super::counts_at;
 
 /// Bytes and blocks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -143,7 +141,7 @@ impl ScrubIndex {
 /// Whether `what` counts block `b` at `t`.
 pub fn counted_at(analysis: &Analysis, b: &Block, t: u64, what: Selection) -> bool {
     let temporary = what == Selection::Temporary && analysis.is_temporary(b.id);
-    counts_at(what, b.alloc_ns, b.free_ns, t, temporary)
+    what.counts(b.alloc_ns, b.free_ns, t, temporary)
 }
 
 /// The first index in `0..len` for which `before` is false (`before` must be true then false).
