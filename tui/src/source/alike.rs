@@ -3,7 +3,52 @@
 //! that all read `xmalloc` says nothing about which is which. Such rows get the caller that sets
 //! each apart: `xmalloc ← parse_header`, or `xmalloc ← … ← main_loop` when the nearest callers
 //! are shared too; rows whose stacks hold the same functions (two calls in one function) get the
-//! top frame's place instead where it is theirs alone: `xmalloc (util.c:41)`.
+//! top frame's place instead where it is theirs alone: `xmalloc (util.c:41)`. Both browsers
+//! number a stack's functions ([`FunctionIds`]) and name a top frame's place ([`place_of`]) here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use leakview_analyzer::Frame;
+
+/// Function names numbered in order of first sight: a stack's functions as ids, for
+/// [`distinguishing_callers`] and function groups.
+#[derive(Debug, Default)]
+pub struct FunctionIds {
+    names: Vec<Arc<str>>,
+    ids: HashMap<Arc<str>, u32>,
+}
+
+impl FunctionIds {
+    /// The functions of `frames` (innermost first) as ids, each once.
+    pub fn of_frames(&mut self, frames: &[Frame]) -> Vec<u32> {
+        let mut own: Vec<u32> = Vec::new();
+        for frame in frames {
+            let name: Arc<str> = frame.display_name().into();
+            let next = self.names.len() as u32;
+            let id = *self.ids.entry(name.clone()).or_insert(next);
+            if id == next {
+                self.names.push(name);
+            }
+            if !own.contains(&id) {
+                own.push(id);
+            }
+        }
+        own
+    }
+
+    /// The name of function `id`.
+    pub fn name(&self, id: u32) -> Option<&str> {
+        self.names.get(id as usize).map(|n| &**n)
+    }
+}
+
+/// Where a row's top frame is, as a row shows it: its source file's name and line
+/// (`leaky.c:107`), when known.
+pub fn place_of(frame: &Frame) -> Option<String> {
+    let file = std::path::Path::new(frame.file.as_deref()?).file_name()?.to_string_lossy().into_owned();
+    Some(format!("{file}:{}", frame.line?))
+}
 
 /// Between the top frame's name and the caller that tells a group apart.
 pub const CALLER_ARROW: &str = " ← ";
@@ -25,7 +70,7 @@ pub fn distinguishing_callers(
     name_of: impl Fn(u32) -> Option<String>,
 ) -> Vec<Option<String>> {
     let mut suffixes = vec![None; labels.len()];
-    let mut by_label: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+    let mut by_label: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, label) in labels.iter().enumerate() {
         by_label.entry(label).or_default().push(i);
     }

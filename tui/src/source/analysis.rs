@@ -22,7 +22,7 @@
 //! (the first of its look seen), and rows sum the per-stack aggregates of the stacks of one
 //! canonical stack. The row's key is the canonical stack's id.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -64,8 +64,7 @@ struct Scrub {
     canonical: Vec<u32>,
     /// The canonical dense stack of each look.
     canonical_of: HashMap<ShownStackId, u32>,
-    function_names: Vec<Arc<str>>,
-    function_ids: HashMap<Arc<str>, u32>,
+    functions: alike::FunctionIds,
     /// Which stacks match `filter` (computed lazily per stack).
     filter: String,
     matches: Vec<Option<bool>>,
@@ -169,27 +168,10 @@ impl AnalysisSource {
             self.find_canonical(scrub, &missing);
             for d in missing {
                 let frames = self.analysis.stack_frames(self.index.stack(d));
-                let mut seen = HashSet::new();
-                let mut functions = Vec::new();
-                for frame in frames.iter() {
-                    let name = frame.display_name();
-                    if seen.insert(name.clone()) {
-                        let name: Arc<str> = name.into();
-                        let next = scrub.function_names.len() as u32;
-                        let id = *scrub.function_ids.entry(name.clone()).or_insert(next);
-                        if id == next {
-                            scrub.function_names.push(name);
-                        }
-                        functions.push(id);
-                    }
-                }
+                let functions = scrub.functions.of_frames(&frames);
                 let label =
                     frames.first().map(|f| f.display_name()).unwrap_or_else(|| "(no stack)".to_string());
-                let place = frames.first().and_then(|f| {
-                    let file =
-                        std::path::Path::new(f.file.as_deref()?).file_name()?.to_string_lossy().into_owned();
-                    Some(format!("{file}:{}", f.line?))
-                });
+                let place = frames.first().and_then(alike::place_of);
                 scrub.facts[d as usize] = Some(StackFacts { label, functions: functions.into(), place });
             }
         }
@@ -424,7 +406,7 @@ impl AnalysisSource {
             .filter_map(|&d| self.index.span(&self.analysis, d, query.at_ns, query.what))
             .collect();
         let label = match query.grouping {
-            Grouping::Function => scrub.function_names.get(key.0 as usize).map(|n| n.to_string()),
+            Grouping::Function => scrub.functions.name(key.0 as u32).map(str::to_string),
             _ => scrub.facts[heaviest as usize].as_ref().map(|f| f.label.clone()),
         };
         // A stack group's stacks read the same: it is one stack, from several call sites.
@@ -609,7 +591,7 @@ impl AnalysisSource {
         let functions: Vec<&[u32]> = facts.iter().map(|f| f.map_or(&[][..], |f| &f.functions[..])).collect();
         let places: Vec<Option<&str>> = facts.iter().map(|f| f.and_then(|f| f.place.as_deref())).collect();
         let suffixes = alike::distinguishing_callers(&labels, &functions, &places, |id| {
-            scrub.function_names.get(id as usize).map(|n| n.to_string())
+            scrub.functions.name(id).map(str::to_string)
         });
         for (row, suffix) in rows.iter_mut().zip(suffixes) {
             if let Some(suffix) = suffix {
@@ -697,11 +679,7 @@ impl DataSource for AnalysisSource {
                         key: GroupKey(u64::from(f)),
                         totals: Totals { bytes: a.bytes, blocks: a.blocks },
                         newest_ns: if newest { self.newest_of(&stacks, query) } else { 0 },
-                        label: scrub
-                            .function_names
-                            .get(f as usize)
-                            .map(|n| n.to_string())
-                            .unwrap_or_default(),
+                        label: scrub.functions.name(f).map(str::to_string).unwrap_or_default(),
                     })
                     .collect()
             }

@@ -331,40 +331,16 @@ impl ComparisonSource {
 /// Stack rows (`rows[i]` of `groups[i]`) whose top frames share a name get the caller, or else
 /// the place, that sets each apart, as in the browser of one trace (see [`alike`]).
 fn tell_alike_apart(rows: &mut [DiffRow], groups: &[DiffGroup]) {
-    let mut ids: HashMap<String, u32> = HashMap::new();
-    let mut names: Vec<String> = Vec::new();
-    let functions: Vec<Vec<u32>> = groups
-        .iter()
-        .map(|g| {
-            let mut own: Vec<u32> = Vec::new();
-            for frame in g.frames.iter() {
-                let name = frame.display_name();
-                let next = names.len() as u32;
-                let id = *ids.entry(name.clone()).or_insert(next);
-                if id == next {
-                    names.push(name);
-                }
-                if !own.contains(&id) {
-                    own.push(id);
-                }
-            }
-            own
-        })
-        .collect();
-    let places: Vec<Option<String>> = groups
-        .iter()
-        .map(|g| {
-            let top = g.frames.first()?;
-            let file = Path::new(top.file.as_deref()?).file_name()?.to_string_lossy().into_owned();
-            Some(format!("{file}:{}", top.line?))
-        })
-        .collect();
+    let mut ids = alike::FunctionIds::default();
+    let functions: Vec<Vec<u32>> = groups.iter().map(|g| ids.of_frames(&g.frames)).collect();
+    let places: Vec<Option<String>> =
+        groups.iter().map(|g| g.frames.first().and_then(alike::place_of)).collect();
     let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
     let suffixes = alike::distinguishing_callers(
         &labels.iter().map(String::as_str).collect::<Vec<_>>(),
         &functions.iter().map(Vec::as_slice).collect::<Vec<_>>(),
         &places.iter().map(Option::as_deref).collect::<Vec<_>>(),
-        |id| names.get(id as usize).cloned(),
+        |id| ids.name(id).map(str::to_string),
     );
     for (row, suffix) in rows.iter_mut().zip(suffixes) {
         if let Some(suffix) = suffix {
