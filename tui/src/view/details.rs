@@ -75,9 +75,16 @@ const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█']
 
 /// A group's history in two lines: a header with its peak, then one bar per column (each the
 /// highest level of the points it covers) across `width` columns at most, the column of T
-/// (`history_at`) marked.
+/// (`history_at`) marked. A history that is 0 at every point (blocks freed between two
+/// samples, as temporary ones are) is one line that says so.
 fn history_lines<'a>(history: &[u64], history_at: usize, width: usize, theme: &Theme) -> Vec<Line<'a>> {
     let peak = history.iter().copied().max().unwrap_or(0);
+    if peak == 0 {
+        return vec![Line::from(vec![
+            Span::styled("live over time", theme.header),
+            Span::styled(" · 0 B at every sample", theme.dim),
+        ])];
+    }
     let header = Line::from(vec![
         Span::styled("live over time", theme.header),
         Span::styled(format!(" · peak {}", format::bytes(peak)), theme.dim),
@@ -273,6 +280,8 @@ mod tests {
         assert_eq!(lines[1].to_string(), " ▂▃▄▅▆▇██ ");
         let wide = history_lines(&history, 0, 200, &theme);
         assert_eq!(wide[1].to_string().chars().count(), 100, "one column per point at most");
+        let none = history_lines(&[0; 100], 3, 40, &theme);
+        assert_eq!(text(&none), ["live over time · 0 B at every sample"], "no empty row of bars");
         // The column of T is marked.
         assert_eq!(lines[1].spans[5].style, theme.cursor);
         assert_eq!(lines[1].spans[4].style, theme.bar);
