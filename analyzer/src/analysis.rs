@@ -109,6 +109,30 @@ impl Analysis {
         &self.timeline
     }
 
+    /// What `what` counts over the trace, for a chart of `slices` equal slices: outstanding
+    /// bytes, the most at any moment of each slice (from the [`Timeline`]); bytes allocated, or
+    /// in temporary blocks, by each slice's end (they only grow, so their chart is cumulative).
+    pub fn bytes_over_time(&self, what: Selection, slices: usize) -> Vec<u64> {
+        let duration = self.summary.duration_ns;
+        match what {
+            Selection::Outstanding => {
+                let points = self.timeline.downsample(slices);
+                if points.is_empty() {
+                    return vec![0; slices];
+                }
+                // Fewer points than slices (a short trace): each slice shows the point covering it.
+                (0..slices).map(|i| points[i * points.len() / slices].max_live_bytes).collect()
+            }
+            Selection::Allocated => crate::over_time::cumulative_bytes(&self.store, None, duration, slices),
+            Selection::Temporary => crate::over_time::cumulative_bytes(
+                &self.store,
+                Some(self.temporary_blocks()),
+                duration,
+                slices,
+            ),
+        }
+    }
+
     /// Blocks and bytes outstanding at `t` (exact; cost proportional to the events near `t`).
     pub fn live_at(&self, t: u64) -> LiveTotals {
         self.index.totals_at(&self.store, t)

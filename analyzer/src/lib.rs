@@ -41,6 +41,7 @@ mod index;
 mod lifetimes;
 mod load;
 mod model;
+mod over_time;
 mod progress;
 pub mod report;
 mod runtime_blocks;

@@ -222,6 +222,26 @@ impl LifetimeStore {
         }
     }
 
+    /// Calls `visit(id, alloc time, free time ([`OPEN`] if never freed), size)` for each block of
+    /// `ids` in id order, reading the high bits of the alloc times run by run rather than block
+    /// by block.
+    pub fn for_each_in(&self, ids: std::ops::Range<u32>, mut visit: impl FnMut(u32, u64, u64, u64)) {
+        let end = (ids.end as usize).min(self.entries.len());
+        let mut i = ids.start as usize;
+        let mut run = self.alloc_highs.partition_point(|&(first, _)| first as usize <= i);
+        while i < end {
+            let high = run.checked_sub(1).map_or(0, |r| u64::from(self.alloc_highs[r].1) << 32);
+            // The next run starts after `i` (the search above and each step keep it so).
+            let run_end = self.alloc_highs.get(run).map_or(end, |&(first, _)| (first as usize).min(end));
+            for (k, e) in self.entries[i..run_end].iter().enumerate() {
+                let id = (i + k) as u32;
+                visit(id, high | u64::from(e.alloc_low), e.free_ns(), self.full_size(id, e.size32));
+            }
+            i = run_end;
+            run += 1;
+        }
+    }
+
     /// (alloc time, free time ([`OPEN`] if never freed), site id) of block `i`, read together.
     #[inline]
     pub fn times_and_site(&self, i: u32) -> (u64, u64, u32) {

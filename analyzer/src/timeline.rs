@@ -67,7 +67,6 @@ impl Timeline {
     }
 
     /// Index of the bucket holding time `t`.
-    #[cfg(test)]
     pub(crate) fn bucket_of(duration_ns: u64, buckets: usize, t: u64) -> usize {
         let span = u128::from(duration_ns) + 1;
         ((u128::from(t.min(duration_ns)) * buckets as u128 / span) as usize).min(buckets - 1)

@@ -212,3 +212,30 @@ fn functions_tied_when_ranked_by_blocks_read_from_the_allocating_one_outward() {
         vec![("Function(\"make_temp\")".to_string(), 2), ("Function(\"main\")".to_string(), 2)]
     );
 }
+
+#[test]
+fn bytes_over_time_are_cumulative_for_allocated_and_temporary_blocks() {
+    let f = fixture();
+    let a = f.load();
+    assert_eq!(a.duration_ns(), 60);
+    // Six slices of 0..=60 end at 10, 20, 30, 40, 50 and 60.
+    let allocated = a.bytes_over_time(Selection::Allocated, 6);
+    assert_eq!(allocated, vec![64, 64 + 24 + 16, 104 + 32 + 40, 176 + 8, 184 + 100, 284]);
+    // By free time: 0x100 at 15, 0x600 at 28, 0x400 (by realloc) at 45 and 0x500 at 50.
+    let temporary = a.bytes_over_time(Selection::Temporary, 6);
+    assert_eq!(temporary, vec![0, 64, 88, 88, 196, 196]);
+    for (k, end) in [10, 20, 30, 40, 50, 60].into_iter().enumerate() {
+        for (levels, what) in [(&allocated, Selection::Allocated), (&temporary, Selection::Temporary)] {
+            assert_eq!(
+                levels[k],
+                a.select(end, &AllocWindow::all(), what).totals().bytes,
+                "{what:?} at {end}"
+            );
+        }
+    }
+    // Outstanding bytes: the most live at any moment of each slice (0x100 and 0x600 from 12 to 15).
+    let outstanding = a.bytes_over_time(Selection::Outstanding, 6);
+    assert_eq!(outstanding.len(), 6);
+    assert_eq!(outstanding[1], 64 + 24);
+    assert_eq!(outstanding[5], 32 + 40);
+}

@@ -31,7 +31,8 @@ struct Shown {
     page_threads: Vec<(u32, Option<String>)>,
     stack_for: Option<crate::source::StackKey>,
     stack: Vec<FrameInfo>,
-    timeline_dots: usize,
+    /// The dots and the selection `levels` are for.
+    timeline_for: (usize, Selection),
     levels: Vec<u64>,
     suspicion: Suspicion,
     /// The moment whose verdicts ranked `groups`, when they are ranked by suspicion.
@@ -256,9 +257,9 @@ impl<S: DataSource> App<S> {
         (self.state.list_rows, self.state.details_rows) = self.areas.body.rows();
         self.refresh_judging(true);
         let dots = Timeline::dots_for(self.areas.timeline_inner.width);
-        if dots != self.shown.timeline_dots {
-            self.shown.levels = self.source.timeline(dots);
-            self.shown.timeline_dots = dots;
+        if (dots, self.state.what) != self.shown.timeline_for {
+            self.shown.levels = self.source.timeline(dots, self.state.what);
+            self.shown.timeline_for = (dots, self.state.what);
         }
         let screen = Screen {
             summary: self.source.summary(),

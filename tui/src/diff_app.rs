@@ -13,7 +13,7 @@ use crate::differ::Differ;
 use crate::keys::{self, Action, DIFF_KEYS};
 use crate::pointer::{Pointer, wheel_row_step, wheel_time_step};
 use crate::source::{
-    ComparisonSource, DiffDetails, DiffMoment, DiffSort, DiffTable, GroupKey, Totals, side_index,
+    ComparisonSource, DiffDetails, DiffMoment, DiffSort, DiffTable, GroupKey, Selection, Totals, side_index,
 };
 use crate::state::Timespan;
 use crate::view::diff::{self as diff_view, DiffAreas, DiffScreen, SideView};
@@ -39,9 +39,9 @@ pub struct DiffApp {
     /// The latest diff computed; for the state's moments unless an answer is awaited.
     table: DiffTable,
     listed: Listed,
-    /// Each side's timeline levels, for `timeline_dots` dots.
+    /// Each side's timeline levels, for the dots and the selection of `timeline_for`.
     levels: [Vec<u64>; 2],
-    timeline_dots: usize,
+    timeline_for: (usize, Selection),
     /// Each side's live totals at its T, and the T they are for.
     live: [(u64, Totals); 2],
     marks: [Vec<u64>; 2],
@@ -67,7 +67,7 @@ impl DiffApp {
             table,
             listed: Listed::default(),
             levels: [Vec::new(), Vec::new()],
-            timeline_dots: 0,
+            timeline_for: (0, Selection::default()),
             live,
             marks,
             areas: DiffAreas::default(),
@@ -259,9 +259,10 @@ impl DiffApp {
         (self.state.list_rows, self.state.details_rows) = self.areas.body.rows();
         self.refresh();
         let dots = Timeline::dots_for(self.areas.timelines_inner[0].width);
-        if dots != self.timeline_dots {
-            self.levels = [Side::A, Side::B].map(|side| self.source().timeline(side, dots));
-            self.timeline_dots = dots;
+        let what = self.state.what;
+        if (dots, what) != self.timeline_for {
+            self.levels = [Side::A, Side::B].map(|side| self.source().timeline(side, dots, what));
+            self.timeline_for = (dots, what);
         }
         let source = self.differ.source();
         let side_view = |side: Side| SideView {

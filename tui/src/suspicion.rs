@@ -101,8 +101,8 @@ mod tests {
         fn summary(&self) -> &Summary {
             self.inner.summary()
         }
-        fn timeline(&self, buckets: usize) -> Vec<u64> {
-            self.inner.timeline(buckets)
+        fn timeline(&self, buckets: usize, what: Selection) -> Vec<u64> {
+            self.inner.timeline(buckets, what)
         }
         fn totals_at(&self, at_ns: u64, what: Selection) -> Totals {
             self.inner.totals_at(at_ns, what)

@@ -127,7 +127,8 @@ fn screen_lines(term: &ratatui::Terminal<ratatui::backend::TestBackend>) -> Vec<
 fn list_rows(term: &ratatui::Terminal<ratatui::backend::TestBackend>) -> Vec<String> {
     screen_lines(term)
         .iter()
-        .skip_while(|line| !line.starts_with("┌ Live heap"))
+        // Past the timeline's pane (its title says what it charts) to the list's.
+        .skip_while(|line| !line.starts_with('┌'))
         .skip(1)
         .skip_while(|line| !line.starts_with('┌'))
         .skip(1)
@@ -235,6 +236,10 @@ fn the_w_key_counts_every_allocation_then_the_temporary_ones() {
     let screen = screen_lines(&term).join("\n");
     assert!(screen.contains("allocated 955 KiB · 549 blocks"), "{screen}");
     assert!(screen.contains(" At 10.000s · allocated · by stack · 4 groups "), "{screen}");
+    // The timeline charts the bytes allocated so far, up to the same total at the end.
+    assert!(screen.contains("┌ Bytes allocated so far ─"), "{screen}");
+    assert!(screen.contains(" 955 KiB allocated in all ▼│"), "{screen}");
+    assert!(!screen.contains("▼ peak"), "{screen}");
     // Temporary: freed before their thread allocated again. Only the worker frees each buffer
     // before its next one (45 of 50; every tenth is kept); the main thread's blocks all
     // outlive its next allocation.
@@ -261,6 +266,7 @@ fn the_w_key_counts_every_allocation_then_the_temporary_ones() {
     let screen = screen_lines(&term).join("\n");
     assert!(screen.contains("server+0x2200 · 5 blocks at 10.000s"), "the 5 kept buffers: {screen}");
     assert!(screen.contains("live 261 KiB · 145 blocks"), "{screen}");
+    assert!(screen.contains("┌ Live heap ─") && screen.contains("▼ peak 268 KiB at 5.999s"), "{screen}");
     // Leak verdicts judge outstanding blocks only: sorted by suspicion, allocated blocks keep
     // bytes order and nobody judges them.
     let sort = key(KeyCode::Char('s'));

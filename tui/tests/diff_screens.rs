@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use common::trace::{loaded, write_diff_trace, write_wrapper_trace};
 use common::{key, terminal, typed};
-use leakview_analyzer::{Analysis, Comparison, DiffBy, DiffStatus, LoadOptions, NoProgress, Selection, Side};
+use leakview_analyzer::{
+    AllocWindow, Analysis, Comparison, DiffBy, DiffStatus, LoadOptions, NoProgress, Selection, Side,
+};
 use leakview_tui::diff_state::DiffPane;
 use leakview_tui::source::{DiffMoment, DiffSort};
 use leakview_tui::{ComparisonSource, DiffApp, Theme};
@@ -295,6 +297,12 @@ fn w_compares_every_allocation_then_the_temporary_ones() {
         leakview_tui::format::bytes(expected.totals_b.bytes)
     );
     assert!(screen.contains(&totals), "{totals} in {screen}");
+    // Each side's timeline charts its bytes allocated so far, up to its trace's total.
+    for analysis in [&t.a, &t.b] {
+        let all = analysis.select(analysis.duration_ns(), &AllocWindow::all(), Selection::Allocated);
+        let total = format!("{} allocated in all ▼", leakview_tui::format::bytes(all.totals().bytes));
+        assert!(screen.contains(&total), "{total} in {screen}");
+    }
     press(&mut app, &mut term, &[w]);
     assert_eq!(app.table().moment.what, Selection::Temporary);
     assert!(screen_text(&term).contains("of temporary blocks"));

@@ -554,16 +554,6 @@ pub(crate) fn summary_of(analysis: &Analysis) -> Summary {
     }
 }
 
-/// The highest live bytes in each of `buckets` equal slices of the trace.
-pub(crate) fn timeline_levels(analysis: &Analysis, buckets: usize) -> Vec<u64> {
-    let points = analysis.timeline().downsample(buckets);
-    if points.is_empty() {
-        return vec![0; buckets];
-    }
-    // Fewer points than buckets (a short trace): each bucket shows the point covering it.
-    (0..buckets).map(|i| points[i * points.len() / buckets].max_live_bytes).collect()
-}
-
 fn sort_rows(rows: &mut [GroupRow], sort: SortKey) {
     rows.sort_by(|a, b| {
         let primary = match sort {
@@ -606,8 +596,8 @@ impl DataSource for AnalysisSource {
         &self.summary
     }
 
-    fn timeline(&self, buckets: usize) -> Vec<u64> {
-        timeline_levels(&self.analysis, buckets)
+    fn timeline(&self, buckets: usize, what: Selection) -> Vec<u64> {
+        self.analysis.bytes_over_time(what, buckets)
     }
 
     fn totals_at(&self, at_ns: u64, what: Selection) -> Totals {

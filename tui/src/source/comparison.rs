@@ -14,7 +14,7 @@ use leakview_analyzer as analyzer;
 use leakview_analyzer::diff::DiffKey;
 use leakview_analyzer::{Analysis, Comparison, DiffBy, DiffGroup, DiffStatus, LoadOptions, Selection, Side};
 
-use super::analysis::{LoadReporter, frame_info, summary_of, timeline_levels};
+use super::analysis::{LoadReporter, frame_info, summary_of};
 use super::{FrameInfo, GroupKey, Summary, Totals, alike};
 use crate::runner::ProgressFn;
 
@@ -244,9 +244,10 @@ impl ComparisonSource {
         Totals { bytes: live.bytes, blocks: live.blocks }
     }
 
-    /// The highest live bytes of `side` in each of `buckets` equal slices of its trace.
-    pub fn timeline(&self, side: Side, buckets: usize) -> Vec<u64> {
-        timeline_levels(self.comparison.analysis(side), buckets)
+    /// What `what` counts on `side` in each of `buckets` equal slices of its trace (see
+    /// [`DataSource::timeline`](super::DataSource::timeline)).
+    pub fn timeline(&self, side: Side, buckets: usize, what: Selection) -> Vec<u64> {
+        self.comparison.analysis(side).bytes_over_time(what, buckets)
     }
 
     /// Resolves a `WHEN` string (`end`, `peak`, `40%`, `1.5s`, `mark:LABEL`) on `side`.

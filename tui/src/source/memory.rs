@@ -209,7 +209,7 @@ impl DataSource for MemorySource {
         &self.summary
     }
 
-    fn timeline(&self, buckets: usize) -> Vec<u64> {
+    fn timeline(&self, buckets: usize, what: Selection) -> Vec<u64> {
         let mut out = vec![0u64; buckets];
         if buckets == 0 {
             return out;
@@ -217,6 +217,25 @@ impl DataSource for MemorySource {
         let duration = self.summary.duration_ns.max(1);
         let bucket_of =
             |t: u64| ((u128::from(t) * buckets as u128 / u128::from(duration)) as usize).min(buckets - 1);
+        if what != Selection::Outstanding {
+            // Each block counts from its allocation on (allocated) or from its free on (temporary).
+            for (a, &temporary) in self.allocations.iter().zip(&self.temporary) {
+                let counted_from = match what {
+                    Selection::Temporary if temporary => a.free_ns,
+                    Selection::Temporary => None,
+                    _ => Some(a.alloc_ns),
+                };
+                if let Some(t) = counted_from {
+                    out[bucket_of(t)] += a.size;
+                }
+            }
+            let mut total = 0;
+            for level in &mut out {
+                total += *level;
+                *level = total;
+            }
+            return out;
+        }
         let mut live = 0i128;
         let mut bucket = 0usize;
         for (t, d, _) in self.changes() {
@@ -411,11 +430,20 @@ mod tests {
     #[test]
     fn timeline_keeps_the_highest_level_per_bucket() {
         let s = source();
-        let line = s.timeline(10);
+        let line = s.timeline(10, Selection::Outstanding);
         assert_eq!(line.len(), 10);
         assert_eq!(line[0], 0);
         assert_eq!(line[3], 180);
         assert_eq!(line[9], 100);
+    }
+
+    #[test]
+    fn allocated_and_temporary_timelines_count_bytes_so_far() {
+        let s = source();
+        // Ten slices of 10 ns: allocations at 10, 20 and 30; the temporary 0x30 freed at 40.
+        assert_eq!(s.timeline(10, Selection::Allocated), [0, 100, 150, 180, 180, 180, 180, 180, 180, 180]);
+        assert_eq!(s.timeline(10, Selection::Temporary), [0, 0, 0, 0, 30, 30, 30, 30, 30, 30]);
+        assert!(s.timeline(0, Selection::Allocated).is_empty());
     }
 
     #[test]

@@ -347,8 +347,10 @@ pub fn allocation_order(sort: SortKey, size: u64, at_ns: u64, address: u64) -> (
 pub trait DataSource {
     fn summary(&self) -> &Summary;
 
-    /// The highest live bytes in each of `buckets` equal slices of the trace.
-    fn timeline(&self, buckets: usize) -> Vec<u64>;
+    /// What `what` counts in each of `buckets` equal slices of the trace: the most outstanding
+    /// bytes at any moment of the slice, or the bytes allocated (or in temporary blocks) by its
+    /// end, which only grow.
+    fn timeline(&self, buckets: usize, what: Selection) -> Vec<u64>;
 
     /// The blocks `what` selects at `at_ns` (no filter).
     fn totals_at(&self, at_ns: u64, what: Selection) -> Totals;

@@ -92,10 +92,10 @@ pub fn draw(frame: &mut Frame<'_>, screen: &Screen<'_>) {
     frame.render_widget(title_line(screen, areas.title.width), areas.title);
 
     let mark_times = screen.summary.mark_times();
-    let timeline_block = pane_block(" Live heap ", state.focus == Pane::Timeline, theme);
+    let timeline_block = pane_block(Timeline::title(state.what), state.focus == Pane::Timeline, theme);
     frame.render_widget(timeline_block, areas.timeline);
     frame.render_widget(
-        Timeline::of_trace(screen.summary, screen.levels, state.at_ns, &mark_times, theme),
+        Timeline::of_trace(screen.summary, state.what, screen.levels, state.at_ns, &mark_times, theme),
         areas.timeline_inner,
     );
 

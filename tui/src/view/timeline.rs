@@ -1,7 +1,9 @@
 //! The timeline: live heap bytes over the whole trace as a braille area chart, with the cursor
-//! at T, the peak marked above the chart and marks on the time axis below it.
+//! at T, the peak marked above the chart and marks on the time axis below it; or, when the
+//! browser counts allocated or temporary blocks, their bytes so far (a cumulative chart, its
+//! total marked at the end).
 //!
-//! Rows of the area it is given: one marker row (the peak), the chart, one axis row.
+//! Rows of the area it is given: one marker row (the peak or the total), the chart, one axis row.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -9,7 +11,7 @@ use ratatui::style::Style;
 use ratatui::widgets::Widget;
 
 use crate::format;
-use crate::source::Summary;
+use crate::source::{Selection, Summary};
 use crate::state::column_of;
 
 use super::theme::Theme;
@@ -18,37 +20,65 @@ use super::theme::Theme;
 const DOTS: [[u8; 2]; 4] = [[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]];
 const BRAILLE_BLANK: u32 = 0x2800;
 
-/// The timeline widget. `levels` holds the highest live bytes of `2 * width` equal slices of
-/// the trace (two braille dots per column).
+/// The label above the chart and the moment it points at.
+pub struct Marker {
+    pub at_ns: u64,
+    pub label: String,
+}
+
+/// The timeline widget. `levels` holds what is charted for `2 * width` equal slices of the
+/// trace (two braille dots per column): the highest live bytes of each, or bytes so far.
 pub struct Timeline<'a> {
     pub levels: &'a [u64],
     pub duration_ns: u64,
     pub at_ns: u64,
-    pub peak_at_ns: u64,
-    pub peak_bytes: u64,
+    /// The peak (live bytes) or the total at the end (bytes so far); none when nothing is charted.
+    pub marker: Option<Marker>,
+    /// The chart's full height stands for at least this many bytes (the peak: no slice of the
+    /// downsampled levels may reach it).
+    pub scale_floor: u64,
     /// Mark times, ns from the start.
     pub marks: &'a [u64],
     pub theme: &'a Theme,
 }
 
 impl<'a> Timeline<'a> {
-    /// The timeline of the trace `summary` describes, with the cursor at `at_ns`; `marks` are
-    /// its mark times ([`Summary::mark_times`]).
+    /// The timeline of the trace `summary` describes, charting what `what` counts (the levels
+    /// of [`DataSource::timeline`](crate::source::DataSource::timeline)), with the cursor at
+    /// `at_ns`; `marks` are its mark times ([`Summary::mark_times`]).
     pub fn of_trace(
         summary: &Summary,
+        what: Selection,
         levels: &'a [u64],
         at_ns: u64,
         marks: &'a [u64],
         theme: &'a Theme,
     ) -> Self {
-        Timeline {
-            levels,
-            duration_ns: summary.duration_ns,
-            at_ns,
-            peak_at_ns: summary.peak_at_ns,
-            peak_bytes: summary.peak.bytes,
-            marks,
-            theme,
+        let so_far = levels.last().copied().unwrap_or(0);
+        let (marker, scale_floor) = match what {
+            Selection::Outstanding => {
+                let peak = summary.peak.bytes;
+                let label =
+                    format!("peak {} at {}", format::bytes(peak), format::duration(summary.peak_at_ns));
+                ((peak > 0).then_some(Marker { at_ns: summary.peak_at_ns, label }), peak)
+            }
+            Selection::Allocated | Selection::Temporary => {
+                let label = match what {
+                    Selection::Temporary => format!("{} in temporary blocks in all", format::bytes(so_far)),
+                    _ => format!("{} allocated in all", format::bytes(so_far)),
+                };
+                ((so_far > 0).then_some(Marker { at_ns: summary.duration_ns, label }), 0)
+            }
+        };
+        Timeline { levels, duration_ns: summary.duration_ns, at_ns, marker, scale_floor, marks, theme }
+    }
+
+    /// The pane title of the timeline charting what `what` counts.
+    pub fn title(what: Selection) -> &'static str {
+        match what {
+            Selection::Outstanding => " Live heap ",
+            Selection::Allocated => " Bytes allocated so far ",
+            Selection::Temporary => " Bytes in temporary blocks so far ",
         }
     }
 
@@ -59,7 +89,7 @@ impl<'a> Timeline<'a> {
 
     fn render_chart(&self, area: Rect, buf: &mut Buffer) {
         let dot_rows = u64::from(area.height) * 4;
-        let scale = self.levels.iter().copied().max().unwrap_or(0).max(self.peak_bytes).max(1);
+        let scale = self.levels.iter().copied().max().unwrap_or(0).max(self.scale_floor).max(1);
         for column in 0..area.width {
             for half in [0usize, 1] {
                 let level = self.levels.get(usize::from(column) * 2 + half).copied().unwrap_or(0);
@@ -94,22 +124,19 @@ impl<'a> Timeline<'a> {
         }
     }
 
-    fn render_peak_row(&self, area: Rect, buf: &mut Buffer) {
-        if self.peak_bytes == 0 {
-            return;
-        }
-        let column = column_of(self.peak_at_ns, area.width, self.duration_ns);
-        let label =
-            format!("peak {} at {}", format::bytes(self.peak_bytes), format::duration(self.peak_at_ns));
+    fn render_marker_row(&self, area: Rect, buf: &mut Buffer) {
+        let Some(marker) = &self.marker else { return };
+        let column = column_of(marker.at_ns, area.width, self.duration_ns);
+        let label = &marker.label;
         let x = area.x + column;
         buf[(x, area.y)].set_char('▼').set_style(self.theme.peak);
         let width = label.chars().count() as u16;
         if column + 2 + width <= area.width {
-            buf.set_string(x + 2, area.y, &label, self.theme.peak);
+            buf.set_string(x + 2, area.y, label, self.theme.peak);
         } else if column > width {
-            buf.set_string(x - 1 - width, area.y, &label, self.theme.peak);
+            buf.set_string(x - 1 - width, area.y, label, self.theme.peak);
         } else {
-            let label = format::fit(&label, usize::from(area.width.saturating_sub(column + 2)));
+            let label = format::fit(label, usize::from(area.width.saturating_sub(column + 2)));
             buf.set_string(x + 2, area.y, label, self.theme.peak);
         }
     }
@@ -149,7 +176,7 @@ impl Widget for Timeline<'_> {
         let axis_row = Rect { y: area.bottom() - 1, height: 1, ..area };
         let chart = Rect { y: area.y + 1, height: area.height - 2, ..area };
         self.render_chart(chart, buf);
-        self.render_peak_row(peak_row, buf);
+        self.render_marker_row(peak_row, buf);
         self.render_axis(axis_row, buf);
     }
 }
@@ -166,12 +193,13 @@ mod tests {
         let theme = Theme::monochrome();
         let area = Rect::new(0, 0, width, height);
         let mut buf = Buffer::empty(area);
+        let peak = levels.iter().copied().max().unwrap_or(0);
         Timeline {
             levels,
             duration_ns: 100,
             at_ns,
-            peak_at_ns: 50,
-            peak_bytes: levels.iter().copied().max().unwrap_or(0),
+            marker: Some(Marker { at_ns: 50, label: format!("peak {peak} B at 50ns") }),
+            scale_floor: peak,
             marks,
             theme: &theme,
         }

@@ -184,7 +184,7 @@ fn draw_timeline(frame: &mut Frame<'_>, areas: &DiffAreas, screen: &DiffScreen<'
     frame.render_widget(pane_block(Line::from(title), focused, theme), areas.timelines[side_index(side)]);
     let marks = view.summary.mark_times();
     frame.render_widget(
-        Timeline::of_trace(view.summary, view.levels, at_ns, &marks, theme),
+        Timeline::of_trace(view.summary, state.what, view.levels, at_ns, &marks, theme),
         areas.timelines_inner[side_index(side)],
     );
 }
