@@ -43,9 +43,10 @@ pub struct DiffAreas {
 impl DiffAreas {
     pub fn new(area: Rect) -> Self {
         let rows = ScreenRows::<2>::split(area, (area.height / 5).clamp(6, 10));
-        // The list needs room for four number columns and a name; the details pane gets the rest.
+        // The list needs room for four number columns and a name (about 45 columns: a wrapper's
+        // name and the caller that tells its rows apart); the details pane gets the rest.
         let list_share = match area.width {
-            140.. => 55,
+            160.. => 55,
             100.. => 60,
             _ => 68,
         };
