@@ -18,6 +18,9 @@ use super::{DiffScreen, status_style, status_text};
 const STATUS: usize = 8;
 const CHANGE: usize = 9;
 const SIZE: usize = 8;
+/// Columns before a row's label: the status and the three numbers.
+#[cfg(test)]
+pub(super) const LABEL_START: usize = STATUS + 1 + CHANGE + 1 + SIZE + 1 + SIZE + 2;
 
 fn label_header(by: DiffBy) -> &'static str {
     match by {

@@ -189,3 +189,18 @@ fn draw_timeline(frame: &mut Frame<'_>, areas: &DiffAreas, screen: &DiffScreen<'
         areas.timelines_inner[side_index(side)],
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_140_columns_the_list_fits_a_wrapper_and_the_caller_that_tells_its_rows_apart() {
+        // `libsqlite3.so.0+0xa7504 ← … ← sqlite3BtreeInsert`: 44 columns.
+        for width in [140, 150, 159, 160, 200] {
+            let areas = DiffAreas::new(Rect::new(0, 0, width, 40));
+            let room = usize::from(areas.body.list_rows.width).saturating_sub(list::LABEL_START);
+            assert!(room >= 44, "{width} columns: {room} for the label");
+        }
+    }
+}
