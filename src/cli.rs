@@ -115,6 +115,9 @@ pub enum ReportFormat {
     /// One line per stack, root first, with its bytes (blocks, ranked by blocks), heaviest first:
     /// input for flamegraph tools.
     Folded,
+    /// The --top stacks merged into one call tree, outermost frame first, each frame with the
+    /// bytes, blocks and share below it.
+    Tree,
 }
 
 /// Which blocks `report` and `diff` count.
@@ -160,7 +163,7 @@ pub struct ReportArgs {
     /// blocks].
     #[arg(long, value_enum, value_name = "FIGURE")]
     pub rank_by: Option<RankBy>,
-    /// How to group the blocks (`--format folded`: stack only).
+    /// How to group the blocks (`--format folded` and `tree`: stack only).
     #[arg(long, value_enum, default_value_t = GroupBy::Stack)]
     pub group_by: GroupBy,
     /// Show at most N groups, 0 for all [default: 20; with `--format folded`, every stack].

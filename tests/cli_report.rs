@@ -166,21 +166,36 @@ fn bad_moments_are_usage_errors() {
 }
 
 #[test]
-fn folded_stacks_go_with_grouping_by_stack_only() {
+fn folded_stacks_and_trees_go_with_grouping_by_stack_only() {
     let dir = tempfile::tempdir().expect("temp dir");
     let trace = write_trace(dir.path());
     let t = trace.to_str().expect("utf-8");
-    for group in ["function", "size", "size-class", "thread"] {
-        let out = leakview(&["report", "--format", "folded", "--group-by", group, t]);
-        assert_eq!(out.status.code(), Some(2), "--group-by {group}");
-        let err = stderr(&out);
-        assert!(err.contains("one line per stack") && err.contains(&format!("--group-by {group}")), "{err}");
-        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-        assert!(out.stdout.is_empty());
+    for (format, says) in [("folded", "one line per stack"), ("tree", "merges stacks into a call tree")] {
+        for group in ["function", "size", "size-class", "thread"] {
+            let out = leakview(&["report", "--format", format, "--group-by", group, t]);
+            assert_eq!(out.status.code(), Some(2), "--format {format} --group-by {group}");
+            let err = stderr(&out);
+            assert!(err.contains(says) && err.contains(&format!("--group-by {group}")), "{err}");
+            assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+            assert!(out.stdout.is_empty());
+        }
     }
     let by_stack = leakview(&["report", "--format", "folded", "--group-by", "stack", t]);
     assert_eq!(by_stack.status.code(), Some(0), "{}", stderr(&by_stack));
     assert_eq!(stdout(&by_stack), "0x1000;0x2000 64\n");
+    // At 60%: the 1000-byte block from frame 0x1000, the 64-byte one from 0x2000 below it.
+    let tree = leakview(&["report", "--format", "tree", "--at", "60%", t]);
+    assert_eq!(tree.status.code(), Some(0), "{}", stderr(&tree));
+    let text = stdout(&tree);
+    let drawn: Vec<&str> = text.lines().skip_while(|l| !l.contains("call tree")).skip(1).collect();
+    // The frame's own 1000 bytes rank above its callee's 64.
+    let expected = [
+        "1.0 KiB       2  100.0%  0x1000",
+        " 1000 B       1   94.0%  ├─ (allocated here)",
+        "   64 B       1    6.0%  └─ 0x2000",
+    ];
+    assert_eq!(drawn, expected, "{text}");
+    assert!(text.contains("in 2 stacks") && text.contains("(every stack)"), "{text}");
 }
 
 #[test]

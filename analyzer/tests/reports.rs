@@ -215,3 +215,43 @@ fn an_allocation_window_narrows_every_report_to_the_blocks_allocated_in_it() {
     // The evidence about the stack still counts both of its blocks.
     assert_eq!(suspects[0].allocations, 2);
 }
+
+#[test]
+fn the_call_tree_merges_stacks_from_main_down() {
+    use leakview_analyzer::{ReportSpec, Selection, SortBy};
+    // make_leak's 64 bytes (behind the recorder's frame), make_temp's 16 and main's own 8.
+    let f = LeakyTrace::write(60, |b| {
+        b.alloc(1, 10, 0x100, 64, 2);
+        b.alloc(1, 20, 0x200, 16, 3);
+        b.alloc(1, 30, 0x300, 8, 1);
+    });
+    let a = f.load();
+    let spec = |top| ReportSpec {
+        when: "end".to_string(),
+        at_ns: 60,
+        window: AllocWindow::all(),
+        selection: Selection::Outstanding,
+        by: GroupBy::Stack,
+        sort: SortBy::Bytes,
+        top,
+    };
+    let text = Report::build(&a, &spec(0), &NoProgress).to_tree();
+    let drawn: Vec<&str> = text.lines().skip_while(|l| !l.contains("call tree")).skip(1).collect();
+    assert_eq!(drawn.len(), 4, "{text}");
+    let starts = [
+        " 88 B       3  100.0%  main  ",
+        " 64 B       1   72.7%  ├─ make_leak  ",
+        " 16 B       1   18.2%  ├─ make_temp  ",
+    ];
+    for (line, start) in drawn.iter().zip(starts) {
+        assert!(line.starts_with(start) && line.contains("leaky.c:"), "{start:?} in {text}");
+    }
+    assert_eq!(drawn[3], "  8 B       1    9.1%  └─ (allocated here)", "{text}");
+    assert!(text.contains("(every stack)") && !text.contains("libleakview_preload"), "{text}");
+    // The two largest stacks only: the root holds their bytes, the rest is counted below.
+    let top = Report::build(&a, &spec(2), &NoProgress).to_tree();
+    assert!(top.contains("(the 2 largest of 3 stacks)"), "{top}");
+    assert!(top.contains(" 80 B       2  90.9%  main  "), "{top}");
+    assert!(!top.contains("(allocated here)"), "{top}");
+    assert!(top.ends_with("\n… and 1 more stack, 8 B (--top 0 draws all)\n"), "{top}");
+}

@@ -1,5 +1,5 @@
 //! `leakview report`: what was outstanding at a moment (or allocated up to it, or temporary),
-//! grouped and ranked, as text, JSON or folded stacks.
+//! grouped and ranked, as text, JSON, folded stacks or a call tree.
 
 use std::process::ExitCode;
 
@@ -16,9 +16,15 @@ use crate::messages;
 const DEFAULT_TOP: usize = 20;
 
 pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
-    if args.format == ReportFormat::Folded && args.group_by != cli::GroupBy::Stack {
+    if matches!(args.format, ReportFormat::Folded | ReportFormat::Tree)
+        && args.group_by != cli::GroupBy::Stack
+    {
         let name = args.group_by.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
-        bail!("--format folded prints one line per stack; it does not go with --group-by {name}");
+        let (format, prints) = match args.format {
+            ReportFormat::Tree => ("tree", "merges stacks into a call tree"),
+            _ => ("folded", "prints one line per stack"),
+        };
+        bail!("--format {format} {prints}; it does not go with --group-by {name}");
     }
     // Folded stacks feed flamegraph tools, which want every stack unless told otherwise.
     let top = args.top.unwrap_or(if args.format == ReportFormat::Folded { 0 } else { DEFAULT_TOP });
@@ -45,6 +51,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         ReportFormat::Text => report.to_text(),
         ReportFormat::Json => report.to_json(),
         ReportFormat::Folded => first_lines(report.to_folded(), top),
+        ReportFormat::Tree => report.to_tree(),
     };
     drop(bars);
     messages::print_result(&text, "report")?;

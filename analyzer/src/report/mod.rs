@@ -1,10 +1,11 @@
 //! Reports of what was outstanding at a moment (or allocated up to it, or temporary): built once
 //! ([`Report::new`], [`Report::build`]) and rendered as text for people, JSON for programs
-//! (`"schema": 1`, fields only ever added) or folded stacks for flamegraph tools.
+//! (`"schema": 1`, fields only ever added), folded stacks for flamegraph tools or a call tree.
 
 mod folded;
 mod json;
 mod text;
+mod tree;
 pub mod units;
 
 use crate::analysis::Analysis;
@@ -135,5 +136,11 @@ impl<'a> Report<'a> {
     /// them, whatever the grouping and however many groups are shown).
     pub fn to_folded(&self) -> String {
         folded::render(self)
+    }
+
+    /// The shown stacks as one call tree, outermost frame first, under the text report's header
+    /// (see the `tree` module).
+    pub fn to_tree(&self) -> String {
+        tree::render(self)
     }
 }

@@ -234,7 +234,8 @@ pub fn write_incomplete_warning_about(s: &Summary, name: Option<&str>, out: &mut
     }
 }
 
-fn write_header(report: &Report<'_>, out: &mut String) {
+/// The text report's header: the trace, its heap, the moment and what is counted.
+pub(super) fn write_header(report: &Report<'_>, out: &mut String) {
     let s = report.analysis.summary();
     write_trace_lines(s, out);
     let (one, by) = match report.grouping.by {
