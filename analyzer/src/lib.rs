@@ -30,6 +30,7 @@
 
 mod alike;
 mod analysis;
+pub mod call_tree;
 pub mod check;
 mod check_json;
 pub mod diff;
@@ -58,6 +59,7 @@ mod window;
 
 pub use alike::ShownStackId;
 pub use analysis::{Analysis, LoadOptions};
+pub use call_tree::{CallTreeLine, TreePart, call_tree_lines};
 pub use check::{CheckOutcome, RuntimeBlocks, check};
 pub use diff::{Comparison, Diff, DiffBy, DiffGroup, DiffReport, DiffStatus, Side};
 pub use error::{LoadError, WhenError};

@@ -1,0 +1,265 @@
+//! Call trees: stacks merged from the outermost frame in, each frame with the bytes and blocks of
+//! everything below it — how memory got where it is, top down (heaptrack's top-down tree,
+//! memray's `tree`). The tree is laid out as lines ready to draw: a frame whose caller calls
+//! nothing else sits at its caller's indentation, so the tree indents only where it branches (of
+//! a longer run of such frames the first and last two are kept and the rest counted); a frame
+//! that branches and also allocated itself has that part as a line of its own, ranked among its
+//! callees. `report --format tree` and the browser's tree draw these lines.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+/// Runs of frames without a branch longer than this keep their first and last [`RUN_ENDS`].
+const LONGEST_RUN: usize = 6;
+const RUN_ENDS: usize = 2;
+
+/// What a line of the tree stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreePart<F> {
+    /// A frame, with the blocks of every stack through it.
+    Frame(F),
+    /// The blocks the frame above allocated itself (it also calls on: its callees are its
+    /// other branches).
+    AllocatedHere,
+    /// This many frames of a run without a branch, left out.
+    Elided(usize),
+}
+
+/// One line of a call tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallTreeLine<F> {
+    pub bytes: u64,
+    pub blocks: u64,
+    /// The branch lines before the line's text (`│  ├─ `).
+    pub prefix: String,
+    pub part: TreePart<F>,
+}
+
+/// A frame of the tree: the blocks of the stacks through it.
+struct Node<F> {
+    /// `None` for the root.
+    frame: Option<F>,
+    bytes: u64,
+    blocks: u64,
+    /// Of which allocated with this frame innermost.
+    own_bytes: u64,
+    own_blocks: u64,
+    children: Vec<usize>,
+}
+
+/// The tree's nodes; node 0 is the root above every outermost frame.
+struct Tree<F> {
+    nodes: Vec<Node<F>>,
+    /// Each node's children by frame.
+    by_frame: HashMap<(usize, F), usize>,
+    /// Ranked by blocks (else by bytes).
+    by_blocks: bool,
+}
+
+impl<F: Clone + Eq + Hash> Tree<F> {
+    fn new(by_blocks: bool) -> Self {
+        let root =
+            Node { frame: None, bytes: 0, blocks: 0, own_bytes: 0, own_blocks: 0, children: Vec::new() };
+        Tree { nodes: vec![root], by_frame: HashMap::new(), by_blocks }
+    }
+
+    fn child(&mut self, parent: usize, frame: F) -> usize {
+        let next = self.nodes.len();
+        let id = *self.by_frame.entry((parent, frame.clone())).or_insert(next);
+        if id == next {
+            let node = Node {
+                frame: Some(frame),
+                bytes: 0,
+                blocks: 0,
+                own_bytes: 0,
+                own_blocks: 0,
+                children: Vec::new(),
+            };
+            self.nodes.push(node);
+            self.nodes[parent].children.push(id);
+        }
+        id
+    }
+
+    /// Adds a stack's blocks along its frames, outermost first.
+    fn add(&mut self, frames: impl IntoIterator<Item = F>, bytes: u64, blocks: u64) {
+        let mut at = 0;
+        self.nodes[0].bytes += bytes;
+        self.nodes[0].blocks += blocks;
+        for frame in frames {
+            at = self.child(at, frame);
+            self.nodes[at].bytes += bytes;
+            self.nodes[at].blocks += blocks;
+        }
+        self.nodes[at].own_bytes += bytes;
+        self.nodes[at].own_blocks += blocks;
+    }
+
+    /// The ranking figure of (bytes, blocks), as a key to sort on, largest first.
+    fn rank(&self, bytes: u64, blocks: u64) -> (u64, u64) {
+        if self.by_blocks { (blocks, bytes) } else { (bytes, blocks) }
+    }
+
+    /// Ranks every node's children (a stable sort: ties keep the order stacks were added in).
+    fn sort(&mut self) {
+        for i in 0..self.nodes.len() {
+            let mut children = std::mem::take(&mut self.nodes[i].children);
+            children
+                .sort_by_key(|&c| std::cmp::Reverse(self.rank(self.nodes[c].bytes, self.nodes[c].blocks)));
+            self.nodes[i].children = children;
+        }
+    }
+
+    fn frame_line(&self, id: usize, prefix: String) -> CallTreeLine<F> {
+        let node = &self.nodes[id];
+        // Only the root, never drawn, has no frame.
+        let part = node.frame.clone().map_or(TreePart::Elided(0), TreePart::Frame);
+        CallTreeLine { bytes: node.bytes, blocks: node.blocks, prefix, part }
+    }
+
+    /// Lays out `children` (of `parent`) below lines starting with `prefix`: an only child at the
+    /// parent's indentation, several behind `├─`/`└─` branches, and the parent's own blocks as a
+    /// branch of their own where it has children too.
+    fn lay_out(&self, children: &[usize], parent: usize, prefix: &str, lines: &mut Vec<CallTreeLine<F>>) {
+        let p = &self.nodes[parent];
+        let own = parent != 0 && p.own_blocks > 0 && !children.is_empty();
+        if children.len() == 1 && !own {
+            self.lay_out_run(children[0], prefix, lines);
+            return;
+        }
+        // The parent's own blocks ranked among its children (which are in rank order).
+        let own_rank = self.rank(p.own_bytes, p.own_blocks);
+        let own_at = own.then(|| {
+            children
+                .iter()
+                .position(|&c| own_rank > self.rank(self.nodes[c].bytes, self.nodes[c].blocks))
+                .unwrap_or(children.len())
+        });
+        let branches = children.len() + usize::from(own);
+        for k in 0..branches {
+            let (branch, below) = if k + 1 == branches { ("└─ ", "   ") } else { ("├─ ", "│  ") };
+            let child = match own_at {
+                Some(at) if k == at => None,
+                Some(at) if k > at => Some(children[k - 1]),
+                _ => Some(children[k]),
+            };
+            match child {
+                Some(child) => {
+                    lines.push(self.frame_line(child, format!("{prefix}{branch}")));
+                    let below = format!("{prefix}{below}");
+                    self.lay_out(&self.nodes[child].children, child, &below, lines);
+                }
+                None => lines.push(CallTreeLine {
+                    bytes: p.own_bytes,
+                    blocks: p.own_blocks,
+                    prefix: format!("{prefix}{branch}"),
+                    part: TreePart::AllocatedHere,
+                }),
+            }
+        }
+    }
+
+    /// Lays out the run of frames from `first` down to the next branch (or allocating frame, or
+    /// leaf), then what is below it.
+    fn lay_out_run(&self, first: usize, prefix: &str, lines: &mut Vec<CallTreeLine<F>>) {
+        let mut run = vec![first];
+        loop {
+            let node = &self.nodes[run[run.len() - 1]];
+            match node.children[..] {
+                [only] if node.own_blocks == 0 => run.push(only),
+                _ => break,
+            }
+        }
+        if run.len() > LONGEST_RUN {
+            lines.extend(run[..RUN_ENDS].iter().map(|&id| self.frame_line(id, prefix.to_string())));
+            let node = &self.nodes[first];
+            lines.push(CallTreeLine {
+                bytes: node.bytes,
+                blocks: node.blocks,
+                prefix: prefix.to_string(),
+                part: TreePart::Elided(run.len() - 2 * RUN_ENDS),
+            });
+            lines.extend(
+                run[run.len() - RUN_ENDS..].iter().map(|&id| self.frame_line(id, prefix.to_string())),
+            );
+        } else {
+            lines.extend(run.iter().map(|&id| self.frame_line(id, prefix.to_string())));
+        }
+        let last = run[run.len() - 1];
+        self.lay_out(&self.nodes[last].children, last, prefix, lines);
+    }
+}
+
+/// The call tree of `stacks` — each its frames outermost first, with its bytes and blocks — as
+/// lines to draw, every level ranked by bytes (or by blocks), ties in the order given. Frames
+/// are merged where they are equal and have equal callers.
+pub fn call_tree_lines<F, S>(
+    stacks: impl IntoIterator<Item = (S, u64, u64)>,
+    by_blocks: bool,
+) -> Vec<CallTreeLine<F>>
+where
+    F: Clone + Eq + Hash,
+    S: IntoIterator<Item = F>,
+{
+    let mut tree = Tree::new(by_blocks);
+    for (frames, bytes, blocks) in stacks {
+        tree.add(frames, bytes, blocks);
+    }
+    tree.sort();
+    let mut lines = Vec::new();
+    tree.lay_out(&tree.nodes[0].children, 0, "", &mut lines);
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lines of `stacks` (frames, bytes, blocks) as `BYTES PREFIX TEXT`.
+    fn drawn(stacks: &[(&[&str], u64, u64)], by_blocks: bool) -> Vec<String> {
+        let stacks = stacks.iter().map(|(frames, bytes, blocks)| (frames.iter().copied(), *bytes, *blocks));
+        call_tree_lines(stacks, by_blocks)
+            .into_iter()
+            .map(|l| {
+                let text = match l.part {
+                    TreePart::Frame(f) => f.to_string(),
+                    TreePart::AllocatedHere => "(allocated here)".to_string(),
+                    TreePart::Elided(n) => format!("… {n} frames"),
+                };
+                format!("{} {}{text}", l.bytes, l.prefix)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn runs_without_a_branch_keep_their_ends_and_count_the_rest() {
+        let long: Vec<String> = (0..10).map(|k| format!("f{k}")).collect();
+        let long: Vec<&str> = long.iter().map(String::as_str).collect();
+        assert_eq!(drawn(&[(&long, 5, 1)], false), ["5 f0", "5 f1", "5 … 6 frames", "5 f8", "5 f9"]);
+        // Six frames are drawn whole; a branch ends a run.
+        assert_eq!(drawn(&[(&long[..6], 5, 1)], false).len(), 6);
+        let mut other = long.clone();
+        other[9] = "g9";
+        assert_eq!(
+            drawn(&[(&long, 5, 1), (&other, 7, 1)], false),
+            ["12 f0", "12 f1", "12 … 5 frames", "12 f7", "12 f8", "7 ├─ g9", "5 └─ f9"]
+        );
+    }
+
+    #[test]
+    fn separate_roots_branch_at_the_top_and_own_blocks_rank_among_callees() {
+        let stacks: [(&[&str], u64, u64); 4] =
+            [(&["main", "a"], 10, 5), (&["main"], 30, 1), (&["main", "b"], 20, 2), (&["thread"], 1, 1)];
+        assert_eq!(
+            drawn(&stacks, false),
+            ["60 ├─ main", "30 │  ├─ (allocated here)", "20 │  ├─ b", "10 │  └─ a", "1 └─ thread"]
+        );
+        // By blocks: a's 5, b's 2, main's own 1.
+        assert_eq!(
+            drawn(&stacks, true),
+            ["60 ├─ main", "10 │  ├─ a", "20 │  ├─ b", "30 │  └─ (allocated here)", "1 └─ thread"]
+        );
+        // Equal figures keep the order the stacks came in.
+        assert_eq!(drawn(&[(&["x"], 4, 1), (&["y"], 4, 1)], false), ["4 ├─ x", "4 └─ y"]);
+    }
+}
