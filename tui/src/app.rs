@@ -7,8 +7,8 @@ use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 use crate::keys::{self, Action};
 use crate::pointer::{Pointer, wheel_row_step, wheel_time_step};
 use crate::source::{
-    AllocationPage, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow, Grouping, Selection,
-    StackVerdict, Totals,
+    AllocationPage, CallTree, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow, Grouping,
+    Selection, StackVerdict, Totals, call_tree, tree_query,
 };
 use crate::state::{Context, Pane, ViewState};
 use crate::suspicion::{Suspicion, Verdicts};
@@ -20,7 +20,12 @@ use crate::view::{self, Areas, Screen, theme::Theme, timeline::Timeline};
 struct Shown {
     query: Option<GroupQuery>,
     groups: Vec<GroupRow>,
+    /// What is counted at T, for the (moment, selection) it is for.
+    totals_for: Option<(u64, Selection)>,
     totals: Totals,
+    /// The call tree, for the stack query it was laid out for.
+    tree_for: Option<GroupQuery>,
+    tree: CallTree,
     details_for: Option<(GroupQuery, GroupKey)>,
     details: Option<GroupDetails>,
     details_lines: usize,
@@ -87,19 +92,37 @@ impl<S: DataSource> App<S> {
         let summary = self.source.summary();
         let open = self.state.open.is_some();
         let selected = self.shown.groups.get(self.state.groups.selected).map(|g| (g.key, g.label.as_str()));
+        let tree = self.state.tree && !open;
+        let (list_len, details_len) = if open {
+            (self.shown.page.total as usize, self.stack_line_count() + 1)
+        } else if tree {
+            (self.shown.tree.lines.len(), self.tree_details_line_count())
+        } else {
+            (self.shown.groups.len(), self.shown.details_lines)
+        };
         Context {
             duration_ns: summary.duration_ns,
             peak_at_ns: summary.peak_at_ns,
             marks: &self.mark_times,
-            list_len: if open { self.shown.page.total as usize } else { self.shown.groups.len() },
-            details_len: if open { self.stack_line_count() + 1 } else { self.shown.details_lines },
+            list_len,
+            details_len,
             help_overflow: view::help_overflow(keys::BROWSE_KEYS, self.areas_height),
-            selected_group: if open { None } else { selected },
+            selected_group: if open || tree { None } else { selected },
         }
     }
 
     fn stack_line_count(&self) -> usize {
         view::stack_line_count(&self.shown.stack, self.areas.body.details_inner.width)
+    }
+
+    fn tree_details_line_count(&self) -> usize {
+        let width = self.areas.body.details_inner.width;
+        view::tree_details_line_count(
+            &self.shown.tree,
+            self.state.tree_cursor.selected,
+            self.shown.totals,
+            width,
+        )
     }
 
     /// Applies an action and brings the data up to date.
@@ -130,7 +153,11 @@ impl<S: DataSource> App<S> {
                 if timeline.contains(at) {
                     state.click_timeline(at.x - timeline.x, timeline.width, &ctx);
                 } else if let Some(row) = body.list_row_at(at) {
-                    let cursor = state.open.as_ref().map(|o| o.cursor).unwrap_or(state.groups);
+                    let cursor = match &state.open {
+                        Some(open) => open.cursor,
+                        None if state.tree => state.tree_cursor,
+                        None => state.groups,
+                    };
                     state.select_row(cursor.offset + row, &ctx);
                 } else if body.details.contains(at) {
                     state.focus = Pane::Details;
@@ -165,6 +192,11 @@ impl<S: DataSource> App<S> {
     /// (the runner applies every key already waiting before it draws).
     fn refresh_judging(&mut self, judge: bool) {
         let query = self.state.query();
+        self.refresh_totals(&query);
+        if self.state.tree && self.state.open.is_none() {
+            self.refresh_tree(&query);
+            return;
+        }
         let by_suspicion = Suspicion::wanted(&query);
         if by_suspicion && judge {
             self.shown.suspicion.judge_at(&self.source, query.at_ns);
@@ -176,9 +208,6 @@ impl<S: DataSource> App<S> {
                 verdicts.rank(&mut self.shown.groups);
             }
             self.shown.ranked_at = ranked_at;
-            if self.shown.query.as_ref().map(|q| (q.at_ns, q.what)) != Some((query.at_ns, query.what)) {
-                self.shown.totals = self.source.totals_at(query.at_ns, query.what);
-            }
             self.shown.query = Some(query.clone());
         }
         let keys: Vec<GroupKey> = self.shown.groups.iter().map(|g| g.key).collect();
@@ -191,6 +220,23 @@ impl<S: DataSource> App<S> {
             self.refresh_page(&query, key);
             self.refresh_stack();
         }
+    }
+
+    fn refresh_totals(&mut self, query: &GroupQuery) {
+        let want = (query.at_ns, query.what);
+        if self.shown.totals_for != Some(want) {
+            self.shown.totals = self.source.totals_at(query.at_ns, query.what);
+            self.shown.totals_for = Some(want);
+        }
+    }
+
+    fn refresh_tree(&mut self, query: &GroupQuery) {
+        let want = tree_query(query);
+        if self.shown.tree_for.as_ref() != Some(&want) {
+            self.shown.tree = call_tree(&self.source, query);
+            self.shown.tree_for = Some(want);
+        }
+        self.state.sync_tree(self.shown.tree.lines.len());
     }
 
     fn refresh_details(&mut self, query: &GroupQuery) {
@@ -269,6 +315,7 @@ impl<S: DataSource> App<S> {
             totals: self.shown.totals,
             groups: &self.shown.groups,
             details: self.shown.details.as_ref(),
+            tree: (self.state.tree && self.state.open.is_none()).then_some(&self.shown.tree),
             allocations: &self.shown.page,
             allocation_threads: &self.shown.page_threads,
             stack: &self.shown.stack,

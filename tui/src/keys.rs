@@ -27,6 +27,8 @@ pub enum Action {
     CycleSort,
     /// Count outstanding, allocated or temporary blocks.
     CycleWhat,
+    /// Show the call tree of the largest stacks instead of the groups, or the groups again.
+    ToggleTree,
     StartFilter,
     FocusNext,
     FocusPrev,
@@ -183,6 +185,13 @@ const WHAT: Binding = Binding {
     hint: Some(("w", "what")),
 };
 
+const TREE: Binding = Binding {
+    keys: &[(ch('t'), Action::ToggleTree)],
+    label: "t",
+    description: "call tree of the largest stacks, top down / back to the groups",
+    hint: Some(("t", "tree")),
+};
+
 const SORT: Binding = Binding {
     keys: &[(ch('s'), Action::CycleSort)],
     label: "s",
@@ -225,7 +234,8 @@ const fn described(binding: Binding, description: &'static str) -> Binding {
 
 /// Keys while browsing.
 pub const BROWSE_KEYS: &[Binding] = &[
-    STEP, JUMP, ENDS, PEAK, MARKS, ROWS, PAGES, OPEN, BACK, WHAT, GROUPING, SORT, FILTER, FOCUS, HELP, QUIT,
+    STEP, JUMP, ENDS, PEAK, MARKS, ROWS, PAGES, OPEN, BACK, WHAT, GROUPING, TREE, SORT, FILTER, FOCUS, HELP,
+    QUIT,
 ];
 
 /// Keys of the diff browser. Each side has its own moment; the time keys move the side chosen

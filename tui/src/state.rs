@@ -86,6 +86,10 @@ pub struct ViewState {
     pub selected_key: Option<GroupKey>,
     pub details_scroll: usize,
     pub open: Option<OpenGroup>,
+    /// The list shows the call tree of the largest stacks at T instead of the groups (`t`).
+    pub tree: bool,
+    /// The selected line of the call tree.
+    pub tree_cursor: ListCursor,
     /// Rows the list pane shows and lines the details pane shows (set when drawing).
     pub list_rows: usize,
     pub details_rows: usize,
@@ -107,6 +111,8 @@ impl ViewState {
             selected_key: None,
             details_scroll: 0,
             open: None,
+            tree: false,
+            tree_cursor: ListCursor::default(),
             list_rows: 10,
             details_rows: 10,
             quit: false,
@@ -149,6 +155,8 @@ impl ViewState {
             Action::PageDown => self.scroll(self.page() as isize, ctx),
             Action::Open => self.open_selected(ctx),
             Action::Back => self.back(),
+            // From the tree, `g` goes back to the groups as they were.
+            Action::CycleGrouping if self.tree => self.tree = false,
             Action::CycleGrouping => {
                 self.grouping = self.grouping.next();
                 self.open = None;
@@ -164,6 +172,11 @@ impl ViewState {
                     open.cursor = ListCursor::default();
                     open.stack_scroll = 0;
                 }
+            }
+            Action::ToggleTree if self.open.is_none() => {
+                self.tree = !self.tree;
+                self.tree_cursor = ListCursor::default();
+                self.details_scroll = 0;
             }
             Action::StartFilter => self.help.shown = false,
             Action::FocusNext => self.focus = self.focus.next(),
@@ -196,6 +209,10 @@ impl ViewState {
                 open.cursor.move_by(delta, ctx.list_len, self.list_rows);
                 open.stack_scroll = 0;
             }
+            (None, _) if self.tree => {
+                self.tree_cursor.move_by(delta, ctx.list_len, self.list_rows);
+                self.details_scroll = 0;
+            }
             (None, _) => {
                 self.groups.move_by(delta, ctx.list_len, self.list_rows);
                 self.selected_key = None;
@@ -208,6 +225,7 @@ impl ViewState {
     pub fn select_row(&mut self, row: usize, ctx: &Context<'_>) {
         let cursor = match &mut self.open {
             Some(open) => &mut open.cursor,
+            None if self.tree => &mut self.tree_cursor,
             None => &mut self.groups,
         };
         let delta = row as isize - cursor.selected as isize;
@@ -218,7 +236,7 @@ impl ViewState {
     }
 
     fn open_selected(&mut self, ctx: &Context<'_>) {
-        if self.open.is_some() {
+        if self.open.is_some() || self.tree {
             return;
         }
         if let Some((key, label)) = ctx.selected_group {
@@ -238,6 +256,8 @@ impl ViewState {
             self.help.shown = false;
         } else if let Some(open) = self.open.take() {
             self.focus = open.focus_before;
+        } else if self.tree {
+            self.tree = false;
         } else if !self.filter.in_force.is_empty() {
             self.filter.in_force.clear();
         }
@@ -247,6 +267,11 @@ impl ViewState {
     /// selected if it is still listed, else keeps the row index; scrolls it into view.
     pub fn sync_groups(&mut self, keys: &[GroupKey]) {
         self.selected_key = self.groups.follow(self.selected_key, keys, self.list_rows);
+    }
+
+    /// After the call tree was laid out anew (`len` lines): keeps the cursor within it.
+    pub fn sync_tree(&mut self, len: usize) {
+        self.tree_cursor.keep_visible(len, self.list_rows);
     }
 
     /// After an open group's allocations were counted: keeps the cursor within them.
@@ -422,6 +447,36 @@ mod tests {
         // `g` goes on to stack groups and closes the thread group, back at the top of the list.
         s.apply(Action::CycleGrouping, &allocations);
         assert_eq!((s.grouping, s.open.is_none(), s.groups.selected), (Grouping::Stack, true, 0));
+    }
+
+    #[test]
+    fn t_shows_the_call_tree_and_g_or_esc_go_back_to_the_groups_as_they_were() {
+        let mut s = ViewState::new(1_000);
+        let c = ctx(3);
+        s.apply(Action::CycleGrouping, &c);
+        assert_eq!(s.grouping, Grouping::Function);
+        s.apply(Action::ToggleTree, &c);
+        assert!(s.tree);
+        // The tree's own cursor moves over its lines; Enter opens nothing there.
+        let lines = Context { selected_group: None, ..ctx(12) };
+        s.apply(Action::Down, &lines);
+        s.apply(Action::Down, &lines);
+        assert_eq!((s.tree_cursor.selected, s.groups.selected), (2, 0));
+        s.apply(Action::Open, &c);
+        assert!(s.open.is_none());
+        s.sync_tree(1);
+        assert_eq!(s.tree_cursor.selected, 0, "kept within a shorter tree");
+        // `g` leaves the tree without moving on to the next grouping; `t` again starts at the top.
+        s.apply(Action::CycleGrouping, &c);
+        assert_eq!((s.tree, s.grouping), (false, Grouping::Function));
+        s.apply(Action::ToggleTree, &c);
+        assert_eq!((s.tree, s.tree_cursor.selected), (true, 0));
+        s.apply(Action::Back, &c);
+        assert!(!s.tree);
+        // With a group open, `t` does nothing.
+        s.apply(Action::Open, &c);
+        s.apply(Action::ToggleTree, &c);
+        assert!(s.open.is_some() && !s.tree);
     }
 
     #[test]

@@ -276,3 +276,69 @@ fn the_w_key_counts_every_allocation_then_the_temporary_ones() {
     assert_eq!(list_rows(&term)[1], "796 KiB    199   83%  server+0x1800");
     assert_eq!(app.suspicion().times_asked(), 0);
 }
+
+/// The list pane's rows by its width (the tree's branch lines use the border's `│`).
+fn tree_rows(term: &ratatui::Terminal<ratatui::backend::TestBackend>) -> Vec<String> {
+    let lines = screen_lines(term);
+    let mut panes = lines.iter().enumerate().filter(|(_, l)| l.starts_with('┌'));
+    let Some((top, border)) = panes.nth(1) else { return Vec::new() };
+    let width = border.chars().position(|c| c == '┐').unwrap_or(0).saturating_sub(1);
+    lines[top + 1..]
+        .iter()
+        .take_while(|l| !l.starts_with('└'))
+        .map(|l| l.chars().skip(1).take(width).collect::<String>().trim().to_string())
+        .filter(|row| !row.is_empty())
+        .collect()
+}
+
+#[test]
+fn t_draws_the_call_tree_of_the_stacks_at_t() {
+    let (_dir, mut app) = server();
+    let mut term = terminal(100, 30);
+    press(&mut app, &mut term, &[key(KeyCode::Char('t'))]);
+    assert!(app.state().tree);
+    insta::assert_snapshot!("trace_call_tree", term.backend());
+    // The cache's and the leak's stacks part at the frame they share; the worker's is its own root.
+    assert_eq!(
+        tree_rows(&term),
+        [
+            "bytes↓ blocks share  outermost frame first",
+            "260 KiB    140  100%  ├─ server+0x1200",
+            "260 KiB    140  100%  │  server+0x1400",
+            "160 KiB     40   61%  │  ├─ server+0x1800",
+            "100 KiB    100   38%  │  └─ server+0x1600",
+            "1.2 KiB      5   <1%  └─ server+0x2000",
+            "1.2 KiB      5   <1%     server+0x2200",
+        ]
+    );
+    let screen = screen_lines(&term).join("\n");
+    assert!(screen.contains(" At 10.000s · call tree · 3 stacks "), "{screen}");
+    assert!(screen.contains("live 261 KiB · 145 blocks  call tree, bytes↓"), "{screen}");
+    assert!(screen.contains("260 KiB · 140 blocks below this frame"), "{screen}");
+    // A click on a line selects it (rows start on screen row 13: title, timeline, border, header).
+    app.handle_mouse(ratatui::crossterm::event::MouseEvent {
+        kind: ratatui::crossterm::event::MouseEventKind::Down(ratatui::crossterm::event::MouseButton::Left),
+        column: 10,
+        row: 16,
+        modifiers: ratatui::crossterm::event::KeyModifiers::NONE,
+    });
+    common::draw(&mut app, &mut term);
+    assert_eq!(app.state().tree_cursor.selected, 3);
+    assert!(screen_lines(&term).join("\n").contains("100 KiB · 100 blocks below this frame"));
+    // Every allocation, ranked by blocks: the 200 header buffers' stack comes first.
+    let (w, s) = (key(KeyCode::Char('w')), key(KeyCode::Char('s')));
+    press(&mut app, &mut term, &[w, s, key(KeyCode::Down), key(KeyCode::Down)]);
+    let rows = tree_rows(&term);
+    assert_eq!(rows[0], "bytes blocks↓ share  outermost frame first", "{rows:#?}");
+    assert_eq!(rows.len(), 1 + 7, "{rows:#?}");
+    assert!(rows[1].ends_with("├─ server+0x1200") && rows[1].contains(" 499 "), "{rows:#?}");
+    let screen = screen_lines(&term).join("\n");
+    assert!(screen.contains(" At 10.000s · allocated · call tree · 4 stacks "), "{screen}");
+    assert!(screen.contains("call tree, blocks↓"), "{screen}");
+    // Nothing is counted at the start; Esc goes back to the groups.
+    press(&mut app, &mut term, &[key(KeyCode::Home)]);
+    assert!(screen_lines(&term).join("\n").contains("no stack holds blocks counted at T"));
+    press(&mut app, &mut term, &[key(KeyCode::End), key(KeyCode::Esc)]);
+    assert!(!app.state().tree);
+    assert_eq!(list_rows(&term)[0], "bytes blocks↓ share  top frame");
+}

@@ -5,12 +5,14 @@
 
 pub(crate) mod alike;
 mod analysis;
+mod call_tree;
 mod comparison;
 mod memory;
 mod memory_suspects;
 mod scrub;
 
 pub use analysis::{AnalysisSource, frame_info};
+pub use call_tree::{CallTree, TREE_STACKS, call_tree, tree_query};
 pub use comparison::{
     ComparisonSource, DiffDetails, DiffMoment, DiffRow, DiffSort, DiffTable, next_diff_by, side_index,
 };
@@ -187,7 +189,7 @@ pub struct GroupRow {
 }
 
 /// One symbolized frame, ready to show.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FrameInfo {
     /// Function name, or `module+0xOFFSET`, or the address.
     pub function: String,

@@ -15,13 +15,16 @@ mod status;
 mod status_pieces;
 pub mod theme;
 pub mod timeline;
+mod tree;
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
 use crate::format;
-use crate::source::{AllocationPage, FrameInfo, GroupDetails, GroupRow, StackVerdict, Summary, Totals};
+use crate::source::{
+    AllocationPage, CallTree, FrameInfo, GroupDetails, GroupRow, StackVerdict, Summary, Totals,
+};
 use crate::state::{Pane, ViewState};
 use crate::suspicion::Verdicts;
 
@@ -71,6 +74,8 @@ pub struct Screen<'a> {
     pub totals: Totals,
     pub groups: &'a [GroupRow],
     pub details: Option<&'a GroupDetails>,
+    /// The call tree, when the list shows it (`t`).
+    pub tree: Option<&'a CallTree>,
     /// The open group's visible allocations, their thread labels and the selected one's stack.
     pub allocations: &'a AllocationPage,
     /// (tid, name) of each allocation's thread.
@@ -99,12 +104,16 @@ pub fn draw(frame: &mut Frame<'_>, screen: &Screen<'_>) {
         areas.timeline_inner,
     );
 
-    match &state.open {
-        None => {
+    match (&state.open, screen.tree) {
+        (None, Some(call_tree)) => {
+            tree::draw_list(frame, &areas.body, screen, call_tree);
+            tree::draw_details(frame, &areas.body, screen, call_tree);
+        }
+        (None, None) => {
             list::draw_groups(frame, &areas.body, screen);
             details::draw_group(frame, &areas.body, screen);
         }
-        Some(open) => {
+        (Some(open), _) => {
             list::draw_allocations(frame, &areas.body, screen, open);
             details::draw_stack(frame, &areas.body, screen, open);
         }
@@ -163,6 +172,12 @@ pub fn help_overflow(keys: &[crate::keys::Binding], screen_height: u16) -> usize
 /// Lines the stack pane `width` columns wide has for `frames` (for bounding its scrolling).
 pub fn stack_line_count(frames: &[FrameInfo], width: u16) -> usize {
     details::frame_lines(frames, usize::from(width), &Theme::monochrome()).len()
+}
+
+/// Lines the details pane `width` columns wide has for the selected line of `tree` (for bounding
+/// its scrolling).
+pub fn tree_details_line_count(tree: &CallTree, selected: usize, totals: Totals, width: u16) -> usize {
+    tree::details(tree, selected, totals, usize::from(width), &Theme::monochrome()).len()
 }
 
 /// Lines the details pane `width` columns wide has for `details` and the group's `verdict` (for

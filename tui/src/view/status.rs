@@ -1,5 +1,5 @@
-//! The two bottom lines: the status (T, the totals of what is counted, grouping, sort, filter)
-//! and the key hints, which come from the key table.
+//! The two bottom lines: the status (T, the totals of what is counted, grouping or call tree,
+//! sort, filter) and the key hints, which come from the key table.
 
 use ratatui::Frame;
 use ratatui::text::{Line, Span};
@@ -28,6 +28,37 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>) {
         Span::raw(format::blocks(screen.totals.blocks)),
     ]);
     spans.extend(filter_spans(&state.filter, theme));
+    if screen.tree.is_some() {
+        // The tree ranks by blocks when the list is sorted by blocks, else by bytes.
+        let sort = if state.sort == SortKey::Blocks { SortKey::Blocks } else { SortKey::Bytes };
+        spans.extend([
+            Span::styled("  call tree", theme.dim),
+            Span::styled(", ", theme.dim),
+            Span::raw(format!("{}↓", sort.name())),
+        ]);
+        frame.render_widget(Line::from(spans), areas.status);
+    } else {
+        draw_grouped_status(frame, areas, screen, spans);
+    }
+    let mut hints = hints_of(BROWSE_KEYS, state.typing_filter());
+    if (state.open.is_some() || screen.tree.is_some()) && !state.typing_filter() {
+        // Enter opens a group; one is open (or the tree is shown), Esc goes back to the groups:
+        // the first hint, so that a narrow screen keeps it.
+        hints.retain(|&(key, _)| key != "Enter");
+        hints.insert(0, ("Esc", "back"));
+    }
+    draw_hints(frame, areas.hints, &hints, theme);
+}
+
+/// The rest of the status line for the groups: the grouping and sort, and why the sort asked
+/// for is not the one in force where it is not.
+fn draw_grouped_status<'a>(
+    frame: &mut Frame<'_>,
+    areas: &Areas,
+    screen: &Screen<'a>,
+    mut spans: Vec<Span<'a>>,
+) {
+    let (state, theme) = (screen.state, screen.theme);
     // Suspicion ranks stack groups only; other groupings, or a source without verdicts, keep
     // bytes order, and the status says so.
     let note = match (state.sort, state.grouping) {
@@ -43,12 +74,4 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>) {
     spans.extend(grouping_and_sort(state.grouping.name(), sort.name(), theme));
     spans.extend(note.map(|n| Span::styled(n, theme.dim)));
     frame.render_widget(Line::from(spans), areas.status);
-    let mut hints = hints_of(BROWSE_KEYS, state.typing_filter());
-    if state.open.is_some() && !state.typing_filter() {
-        // Enter opens a group; one is open, Esc goes back to the groups: the first hint, so
-        // that a narrow screen keeps it.
-        hints.retain(|&(key, _)| key != "Enter");
-        hints.insert(0, ("Esc", "back"));
-    }
-    draw_hints(frame, areas.hints, &hints, theme);
 }

@@ -1,0 +1,137 @@
+//! The browser's call tree (the `t` key): the largest stacks of the blocks counted at T merged
+//! from the outermost frame in, laid out by the analyzer's [`call_tree_lines`] as `report
+//! --format tree` draws them. Built from what any [`DataSource`] answers: its stack groups at T
+//! and their frames.
+
+use leakview_analyzer::{CallTreeLine, call_tree_lines};
+
+use super::{DataSource, FrameInfo, GroupQuery, Grouping, SortKey, StackKey, Totals};
+
+/// Stacks a tree merges at most: the largest at T.
+pub const TREE_STACKS: usize = 200;
+
+/// A call tree at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallTree {
+    pub lines: Vec<CallTreeLine<FrameInfo>>,
+    /// Stacks holding counted blocks at T, and how many of them (the largest) the tree merges.
+    pub stacks: usize,
+    pub drawn: usize,
+    /// What the stacks left out hold.
+    pub left_out: Totals,
+}
+
+/// The stack query behind the tree of `query`: its moment, selection and filter, stacks ranked
+/// by blocks when the list is sorted by blocks, else by bytes.
+pub fn tree_query(query: &GroupQuery) -> GroupQuery {
+    let sort = if query.sort == SortKey::Blocks { SortKey::Blocks } else { SortKey::Bytes };
+    GroupQuery { grouping: Grouping::Stack, sort, ..query.clone() }
+}
+
+/// The call tree of the [`TREE_STACKS`] largest stacks `query` selects (see [`tree_query`]).
+pub fn call_tree<S: DataSource + ?Sized>(source: &S, query: &GroupQuery) -> CallTree {
+    let query = tree_query(query);
+    let rows = source.groups(&query);
+    let drawn = rows.len().min(TREE_STACKS);
+    let left_out = rows[drawn..].iter().fold(Totals::default(), |t, r| Totals {
+        bytes: t.bytes + r.totals.bytes,
+        blocks: t.blocks + r.totals.blocks,
+    });
+    let stacks = rows[..drawn].iter().map(|row| {
+        let mut frames = source.stack_frames(StackKey(row.key.0));
+        if frames.is_empty() {
+            frames.push(FrameInfo {
+                function: "(no stack recorded)".to_string(),
+                location: None,
+                module: None,
+                inlined: false,
+            });
+        }
+        frames.reverse();
+        (frames, row.totals.bytes, row.totals.blocks)
+    });
+    let lines = call_tree_lines(stacks, query.sort == SortKey::Blocks);
+    CallTree { lines, stacks: rows.len(), drawn, left_out }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use leakview_analyzer::TreePart;
+
+    use super::*;
+    use crate::source::{MemoryAllocation, MemorySource, Selection};
+
+    fn frame(name: &str) -> FrameInfo {
+        FrameInfo { function: name.to_string(), location: None, module: None, inlined: false }
+    }
+
+    fn source() -> MemorySource {
+        let alloc = |address, size, alloc_ns, free_ns, stack| MemoryAllocation {
+            address,
+            size,
+            alloc_ns,
+            free_ns,
+            tid: 1,
+            stack,
+        };
+        MemorySource::new(
+            "prog",
+            100,
+            vec![
+                vec![frame("leak"), frame("serve"), frame("main")],
+                vec![frame("cache"), frame("serve"), frame("main")],
+                vec![frame("main")],
+            ],
+            vec![
+                alloc(0x10, 100, 10, None, 0),
+                alloc(0x20, 50, 20, None, 1),
+                alloc(0x30, 30, 30, Some(40), 2),
+                alloc(0x40, 10, 50, None, 2),
+                alloc(0x50, 5, 60, None, 2),
+                alloc(0x60, 5, 70, None, 2),
+            ],
+            vec![],
+            HashMap::new(),
+        )
+    }
+
+    fn texts(tree: &CallTree) -> Vec<String> {
+        tree.lines
+            .iter()
+            .map(|l| {
+                let text = match &l.part {
+                    TreePart::Frame(f) => f.function.clone(),
+                    TreePart::AllocatedHere => "(here)".to_string(),
+                    TreePart::Elided(n) => format!("… {n}"),
+                };
+                format!("{} {}{text}", l.bytes, l.prefix)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_tree_merges_the_stacks_at_t_from_the_outermost_frame() {
+        let s = source();
+        let at_end = GroupQuery { at_ns: 100, ..GroupQuery::default() };
+        let tree = call_tree(&s, &at_end);
+        assert_eq!(
+            texts(&tree),
+            ["170 main", "150 ├─ serve", "100 │  ├─ leak", "50 │  └─ cache", "20 └─ (here)"]
+        );
+        assert_eq!((tree.stacks, tree.drawn, tree.left_out), (3, 3, Totals::default()));
+        // By blocks, main's own three come before serve's two.
+        let blocks = GroupQuery { sort: SortKey::Blocks, ..at_end.clone() };
+        assert_eq!(
+            texts(&call_tree(&s, &blocks)),
+            ["170 main", "20 ├─ (here)", "150 └─ serve", "100    ├─ leak", "50    └─ cache"]
+        );
+        // Every allocation by 35: main's own block is the 30-byte one freed at 40.
+        let allocated = GroupQuery { at_ns: 35, what: Selection::Allocated, ..at_end.clone() };
+        assert_eq!(texts(&call_tree(&s, &allocated))[4], "30 └─ (here)");
+        // A filter narrows the stacks merged.
+        let filtered = GroupQuery { filter: "cache".to_string(), ..at_end };
+        assert_eq!(texts(&call_tree(&s, &filtered)), ["50 main", "50 serve", "50 cache"]);
+    }
+}

@@ -1,0 +1,180 @@
+//! The call tree in the browser (the `t` key): the list pane draws the tree's lines, each with
+//! its bytes, blocks and share of what is counted at T; the details pane tells the selected
+//! line's frame in full (function, place, module) and what its figures cover.
+
+use leakview_analyzer::{CallTreeLine, TreePart};
+use ratatui::Frame;
+use ratatui::text::{Line, Span};
+
+use crate::format;
+use crate::source::{CallTree, FrameInfo, SortKey, Totals};
+use crate::state::Pane;
+
+use super::pane::{Position, draw_scrolled, with_position};
+use super::rows::{draw_with_header, pad, row_style};
+use super::theme::Theme;
+use super::{BodyAreas, Screen, details, pane_block};
+
+/// How a line of the tree reads after its branch lines: a frame by its function (its place
+/// follows where it has a line number, shortened to the file's name), the frame's own blocks, or
+/// the frames left out of a run.
+fn line_text(part: &TreePart<FrameInfo>) -> String {
+    match part {
+        TreePart::Frame(f) => match f.location.as_deref() {
+            Some(place) => format!("{} ({})", f.function, place.rsplit('/').next().unwrap_or(place)),
+            None => f.function.clone(),
+        },
+        TreePart::AllocatedHere => "(allocated here)".to_string(),
+        TreePart::Elided(n) => format!("… {n} frames"),
+    }
+}
+
+pub(super) fn draw_list(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Screen<'_>, tree: &CallTree) {
+    let state = screen.state;
+    let theme = screen.theme;
+    let width = usize::from(body.list_rows.width);
+    let what = match state.what {
+        crate::source::Selection::Outstanding => String::new(),
+        other => format!(" · {}", other.name()),
+    };
+    let stacks = if tree.drawn < tree.stacks {
+        format!(
+            "the {} largest of {} stacks",
+            format::count(tree.drawn as u64),
+            format::count(tree.stacks as u64)
+        )
+    } else if tree.stacks == 1 {
+        "1 stack".to_string()
+    } else {
+        format!("{} stacks", format::count(tree.stacks as u64))
+    };
+    let title = format!(" At {}{what} · call tree · {stacks} ", format::duration(state.at_ns));
+    let focused = state.focus == Pane::List;
+    let shown = usize::from(body.list_rows.height);
+    let position = Position::Row { selected: state.tree_cursor.selected, len: tree.lines.len(), shown };
+    frame.render_widget(with_position(pane_block(title, focused, theme), position, theme), body.list);
+    let by_blocks = state.sort == SortKey::Blocks;
+    let mark = |name: &str, on: bool| if on { format!("{name}↓") } else { name.to_string() };
+    let header = format!(
+        "{:>9} {:>6} {:>5}  outermost frame first",
+        mark("bytes", !by_blocks),
+        mark("blocks", by_blocks),
+        "share"
+    );
+    let mut lines = Vec::with_capacity(shown + 1);
+    lines.push(Line::styled(pad(&header, width), theme.header));
+    if tree.lines.is_empty() {
+        lines.push(Line::styled(format::fit("no stack holds blocks counted at T", width), theme.dim));
+    }
+    let visible = tree.lines.iter().enumerate().skip(state.tree_cursor.offset).take(shown);
+    for (i, line) in visible {
+        let numbers = format!(
+            "{:>9} {:>6} {:>5}  ",
+            format::bytes(line.bytes),
+            format::compact_count(line.blocks),
+            share(line, screen.totals, by_blocks),
+        );
+        let text = format!("{numbers}{}{}", line.prefix, line_text(&line.part));
+        lines.push(Line::styled(
+            pad(&text, width),
+            row_style(i == state.tree_cursor.selected, focused, theme),
+        ));
+    }
+    draw_with_header(frame, body.list_rows, lines);
+}
+
+/// A line's share of what is counted at T, by the ranking figure.
+fn share(line: &CallTreeLine<FrameInfo>, totals: Totals, by_blocks: bool) -> String {
+    if by_blocks {
+        format::percent(line.blocks, totals.blocks)
+    } else {
+        format::percent(line.bytes, totals.bytes)
+    }
+}
+
+/// The details pane's lines for the selected line of `tree` (and what the tree leaves out), in a
+/// pane `width` columns wide.
+pub(super) fn details<'a>(
+    tree: &CallTree,
+    selected: usize,
+    totals: Totals,
+    width: usize,
+    theme: &Theme,
+) -> Vec<Line<'a>> {
+    let mut lines = match tree.lines.get(selected) {
+        Some(line) => line_details(line, totals, width, theme),
+        None => vec![Line::styled("no line selected", theme.dim)],
+    };
+    if tree.drawn < tree.stacks {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            format!(
+                "{} more stacks, {} · {}, are not in the tree",
+                format::count((tree.stacks - tree.drawn) as u64),
+                format::bytes(tree.left_out.bytes),
+                format::blocks(tree.left_out.blocks)
+            ),
+            theme.dim,
+        ));
+    }
+    lines
+}
+
+fn line_details<'a>(
+    line: &CallTreeLine<FrameInfo>,
+    totals: Totals,
+    width: usize,
+    theme: &Theme,
+) -> Vec<Line<'a>> {
+    // What the line holds, then its shares of what is counted at T.
+    let figures = |what: &str| {
+        [
+            Line::from(vec![
+                Span::raw(format!("{} · {}", format::bytes(line.bytes), format::blocks(line.blocks))),
+                Span::styled(format!(" {what}"), theme.dim),
+            ]),
+            Line::styled(
+                format!(
+                    "{} of the bytes, {} of the blocks at T",
+                    format::percent(line.bytes, totals.bytes),
+                    format::percent(line.blocks, totals.blocks)
+                ),
+                theme.dim,
+            ),
+        ]
+    };
+    match &line.part {
+        TreePart::Frame(frame) => {
+            let mut lines = details::frame_lines(std::slice::from_ref(frame), width, theme);
+            // The frame's number means nothing here: its function starts the line.
+            if let Some(first) = lines.first_mut().filter(|l| l.spans.len() > 1) {
+                first.spans.remove(0);
+            }
+            lines.extend(figures("below this frame"));
+            lines
+        }
+        TreePart::AllocatedHere => {
+            let mut lines = vec![Line::styled("allocated by the frame above itself", theme.function)];
+            lines.extend(figures("(its callees are its other branches)"));
+            lines
+        }
+        TreePart::Elided(n) => {
+            let mut lines = vec![
+                Line::styled(format!("{n} frames left out"), theme.function),
+                Line::styled("a run of frames with no branch keeps its first and last two", theme.dim),
+            ];
+            lines.extend(figures("below them"));
+            lines
+        }
+    }
+}
+
+pub(super) fn draw_details(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Screen<'_>, tree: &CallTree) {
+    let state = screen.state;
+    let theme = screen.theme;
+    let focused = state.focus == Pane::Details;
+    let width = usize::from(body.details_inner.width);
+    let lines = details(tree, state.tree_cursor.selected, screen.totals, width, theme);
+    let block = pane_block(" Details ", focused, theme);
+    draw_scrolled(frame, (body.details, body.details_inner), block, lines, state.details_scroll, theme);
+}
