@@ -25,6 +25,18 @@ pub enum TreePart<F> {
     Elided(usize),
 }
 
+impl<F> TreePart<F> {
+    /// How the line reads after its branch lines, `frame` naming a frame: `(allocated here)`,
+    /// `… 6 frames`.
+    pub fn text(&self, frame: impl FnOnce(&F) -> String) -> String {
+        match self {
+            TreePart::Frame(f) => frame(f),
+            TreePart::AllocatedHere => "(allocated here)".to_string(),
+            TreePart::Elided(n) => format!("… {n} frames"),
+        }
+    }
+}
+
 /// One line of a call tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallTreeLine<F> {
@@ -220,14 +232,7 @@ mod tests {
         let stacks = stacks.iter().map(|(frames, bytes, blocks)| (frames.iter().copied(), *bytes, *blocks));
         call_tree_lines(stacks, by_blocks)
             .into_iter()
-            .map(|l| {
-                let text = match l.part {
-                    TreePart::Frame(f) => f.to_string(),
-                    TreePart::AllocatedHere => "(allocated here)".to_string(),
-                    TreePart::Elided(n) => format!("… {n} frames"),
-                };
-                format!("{} {}{text}", l.bytes, l.prefix)
-            })
+            .map(|l| format!("{} {}{}", l.bytes, l.prefix, l.part.text(|f| f.to_string())))
             .collect()
     }
 

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use super::Report;
 use super::text::{location, write_header};
 use super::units::{bytes, count, share};
-use crate::call_tree::{TreePart, call_tree_lines};
+use crate::call_tree::call_tree_lines;
 use crate::group::SortBy;
 
 /// One line of the tree: its figures and the text after them (branch lines and label).
@@ -50,12 +50,8 @@ pub(super) fn render(report: &Report<'_>) -> String {
     let lines: Vec<Line> = call_tree_lines(stacks, by_blocks)
         .into_iter()
         .map(|l| {
-            let text = match l.part {
-                TreePart::Frame(label) => label,
-                TreePart::AllocatedHere => "(allocated here)".to_string(),
-                TreePart::Elided(n) => format!("… {n} frames"),
-            };
-            Line { bytes: l.bytes, blocks: l.blocks, text: format!("{}{text}", l.prefix) }
+            let text = format!("{}{}", l.prefix, l.part.text(String::clone));
+            Line { bytes: l.bytes, blocks: l.blocks, text }
         })
         .collect();
     let drawn_bytes: u64 = shown.iter().map(|g| g.bytes).sum();

@@ -58,8 +58,6 @@ pub fn call_tree<S: DataSource + ?Sized>(source: &S, query: &GroupQuery) -> Call
 mod tests {
     use std::collections::HashMap;
 
-    use leakview_analyzer::TreePart;
-
     use super::*;
     use crate::source::{MemoryAllocation, MemorySource, Selection};
 
@@ -100,14 +98,7 @@ mod tests {
     fn texts(tree: &CallTree) -> Vec<String> {
         tree.lines
             .iter()
-            .map(|l| {
-                let text = match &l.part {
-                    TreePart::Frame(f) => f.function.clone(),
-                    TreePart::AllocatedHere => "(here)".to_string(),
-                    TreePart::Elided(n) => format!("… {n}"),
-                };
-                format!("{} {}{text}", l.bytes, l.prefix)
-            })
+            .map(|l| format!("{} {}{}", l.bytes, l.prefix, l.part.text(|f| f.function.clone())))
             .collect()
     }
 
@@ -118,18 +109,18 @@ mod tests {
         let tree = call_tree(&s, &at_end);
         assert_eq!(
             texts(&tree),
-            ["170 main", "150 ├─ serve", "100 │  ├─ leak", "50 │  └─ cache", "20 └─ (here)"]
+            ["170 main", "150 ├─ serve", "100 │  ├─ leak", "50 │  └─ cache", "20 └─ (allocated here)"]
         );
         assert_eq!((tree.stacks, tree.drawn, tree.left_out), (3, 3, Totals::default()));
         // By blocks, main's own three come before serve's two.
         let blocks = GroupQuery { sort: SortKey::Blocks, ..at_end.clone() };
         assert_eq!(
             texts(&call_tree(&s, &blocks)),
-            ["170 main", "20 ├─ (here)", "150 └─ serve", "100    ├─ leak", "50    └─ cache"]
+            ["170 main", "20 ├─ (allocated here)", "150 └─ serve", "100    ├─ leak", "50    └─ cache"]
         );
         // Every allocation by 35: main's own block is the 30-byte one freed at 40.
         let allocated = GroupQuery { at_ns: 35, what: Selection::Allocated, ..at_end.clone() };
-        assert_eq!(texts(&call_tree(&s, &allocated))[4], "30 └─ (here)");
+        assert_eq!(texts(&call_tree(&s, &allocated))[4], "30 └─ (allocated here)");
         // A filter narrows the stacks merged.
         let filtered = GroupQuery { filter: "cache".to_string(), ..at_end };
         assert_eq!(texts(&call_tree(&s, &filtered)), ["50 main", "50 serve", "50 cache"]);

@@ -15,18 +15,13 @@ use super::rows::{draw_with_header, pad, row_style};
 use super::theme::Theme;
 use super::{BodyAreas, Screen, details, pane_block};
 
-/// How a line of the tree reads after its branch lines: a frame by its function (its place
-/// follows where it has a line number, shortened to the file's name), the frame's own blocks, or
-/// the frames left out of a run.
+/// How a line of the tree reads after its branch lines: a frame by its function, its place
+/// after it where it has a line number, shortened to the file's name.
 fn line_text(part: &TreePart<FrameInfo>) -> String {
-    match part {
-        TreePart::Frame(f) => match f.location.as_deref() {
-            Some(place) => format!("{} ({})", f.function, place.rsplit('/').next().unwrap_or(place)),
-            None => f.function.clone(),
-        },
-        TreePart::AllocatedHere => "(allocated here)".to_string(),
-        TreePart::Elided(n) => format!("… {n} frames"),
-    }
+    part.text(|f| match f.location.as_deref() {
+        Some(place) => format!("{} ({})", f.function, place.rsplit('/').next().unwrap_or(place)),
+        None => f.function.clone(),
+    })
 }
 
 pub(super) fn draw_list(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Screen<'_>, tree: &CallTree) {
