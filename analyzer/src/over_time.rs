@@ -7,7 +7,7 @@
 use rayon::prelude::*;
 
 use crate::lifetimes::{LifetimeStore, OPEN};
-use crate::selection::TemporaryBlocks;
+use crate::selection::{Selection, TemporaryBlocks};
 use crate::timeline::Timeline;
 
 /// Blocks each parallel task sums.
@@ -35,6 +35,8 @@ fn cumulative_bytes_in_tasks(
     if buckets == 0 {
         return Vec::new();
     }
+    // Either selection counts each block from one moment on (`Selection::counted_from`).
+    let what = if temporary.is_some() { Selection::Temporary } else { Selection::Allocated };
     let blocks = store.len() as u32;
     let tasks: Vec<std::ops::Range<u32>> =
         (0..blocks.div_ceil(per_task)).map(|k| k * per_task..((k + 1) * per_task).min(blocks)).collect();
@@ -43,12 +45,11 @@ fn cumulative_bytes_in_tasks(
         .map(|ids| {
             let mut sums = vec![0u64; buckets];
             store.for_each_in(ids, |id, alloc_ns, free_ns, size| {
-                let counted_at = match temporary {
-                    None => alloc_ns,
-                    Some(t) if free_ns != OPEN && t.contains(id) => free_ns,
-                    Some(_) => return,
-                };
-                sums[Timeline::bucket_of(duration_ns, buckets, counted_at)] += size;
+                let free_ns = (free_ns != OPEN).then_some(free_ns);
+                let is_temporary = temporary.is_some_and(|t| t.contains(id));
+                if let Some(from) = what.counted_from(alloc_ns, free_ns, is_temporary) {
+                    sums[Timeline::bucket_of(duration_ns, buckets, from)] += size;
+                }
             });
             sums
         })
@@ -72,7 +73,6 @@ fn cumulative_bytes_in_tasks(
 mod tests {
     use super::*;
     use crate::lifetimes::Site;
-    use crate::selection::Selection;
 
     /// 3,000 blocks of two threads over 12.9 s (so the alloc times' high 32 bits change several
     /// times), most freed a little later, some never.

@@ -40,11 +40,20 @@ impl Selection {
     /// [`TemporaryBlocks`]), which only [`Selection::Temporary`] asks.
     #[inline]
     pub fn counts(self, alloc_ns: u64, free_ns: Option<u64>, t: u64, temporary: bool) -> bool {
+        let from = self.counted_from(alloc_ns, free_ns, temporary);
+        let until = if self == Selection::Outstanding { free_ns } else { None };
+        from.is_some_and(|from| from <= t) && until.is_none_or(|f| f > t)
+    }
+
+    /// From which moment on this selection counts such a block (`None`: never): its allocation
+    /// (outstanding and allocated blocks), or its free (temporary ones; freed at or after its
+    /// allocation, so freed by `t` means allocated by it too). Allocated and temporary blocks are
+    /// counted from then on; an outstanding one until its free.
+    #[inline]
+    pub fn counted_from(self, alloc_ns: u64, free_ns: Option<u64>, temporary: bool) -> Option<u64> {
         match self {
-            Selection::Outstanding => alloc_ns <= t && free_ns.is_none_or(|f| f > t),
-            Selection::Allocated => alloc_ns <= t,
-            // Freed at or after its allocation: freed by `t` means allocated by it too.
-            Selection::Temporary => temporary && free_ns.is_some_and(|f| f <= t),
+            Selection::Outstanding | Selection::Allocated => Some(alloc_ns),
+            Selection::Temporary => free_ns.filter(|_| temporary),
         }
     }
 }
@@ -210,6 +219,9 @@ mod tests {
         );
         assert!(!at(Selection::Temporary, 1_000, false), "only a temporary block");
         assert!(!Selection::Temporary.counts(alloc, None, 1_000, true), "a block never freed is not");
+        assert_eq!(Selection::Allocated.counted_from(alloc, free, false), Some(10));
+        assert_eq!(Selection::Temporary.counted_from(alloc, free, true), Some(20));
+        assert_eq!(Selection::Temporary.counted_from(alloc, free, false), None);
     }
 
     #[test]

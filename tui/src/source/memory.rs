@@ -218,14 +218,9 @@ impl DataSource for MemorySource {
         let bucket_of =
             |t: u64| ((u128::from(t) * buckets as u128 / u128::from(duration)) as usize).min(buckets - 1);
         if what != Selection::Outstanding {
-            // Each block counts from its allocation on (allocated) or from its free on (temporary).
+            // Each block counts from one moment on: its allocation, or its free if temporary.
             for (a, &temporary) in self.allocations.iter().zip(&self.temporary) {
-                let counted_from = match what {
-                    Selection::Temporary if temporary => a.free_ns,
-                    Selection::Temporary => None,
-                    _ => Some(a.alloc_ns),
-                };
-                if let Some(t) = counted_from {
+                if let Some(t) = what.counted_from(a.alloc_ns, a.free_ns, temporary) {
                     out[bucket_of(t)] += a.size;
                 }
             }
