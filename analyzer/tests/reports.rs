@@ -254,4 +254,7 @@ fn the_call_tree_merges_stacks_from_main_down() {
     assert!(top.contains(" 80 B       2  90.9%  main  "), "{top}");
     assert!(!top.contains("(allocated here)"), "{top}");
     assert!(top.ends_with("\n… and 1 more stack, 8 B (--top 0 draws all)\n"), "{top}");
+    // Before the first allocation there is nothing to draw, as the text report says.
+    let empty = Report::build(&a, &ReportSpec { at_ns: 0, ..spec(0) }, &NoProgress).to_tree();
+    assert!(empty.ends_with("\nNo outstanding allocations.\n") && !empty.contains("call tree"), "{empty}");
 }

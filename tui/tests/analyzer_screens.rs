@@ -337,7 +337,7 @@ fn t_draws_the_call_tree_of_the_stacks_at_t() {
     assert!(screen.contains("call tree, blocks↓"), "{screen}");
     // Nothing is counted at the start; Esc goes back to the groups.
     press(&mut app, &mut term, &[key(KeyCode::Home)]);
-    assert!(screen_lines(&term).join("\n").contains("no stack holds blocks counted at T"));
+    assert!(screen_lines(&term).join("\n").contains("nothing allocated by T"));
     press(&mut app, &mut term, &[key(KeyCode::End), key(KeyCode::Esc)]);
     assert!(!app.state().tree);
     assert_eq!(list_rows(&term)[0], "bytes blocks↓ share  top frame");

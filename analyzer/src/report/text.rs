@@ -60,12 +60,7 @@ pub(super) fn render(report: &Report<'_>) -> String {
     write_header(report, &mut out);
     let shown = report.shown();
     if shown.is_empty() {
-        let none = match report.selection {
-            Selection::Outstanding => "No outstanding allocations.",
-            Selection::Allocated => "No allocations.",
-            Selection::Temporary => "No temporary allocations.",
-        };
-        let _ = writeln!(out, "\n{none}");
+        let _ = writeln!(out, "\n{}", nothing_counted(report.selection));
         return out;
     }
     let totals = report.grouping.totals;
@@ -134,6 +129,15 @@ pub(super) fn render(report: &Report<'_>) -> String {
         let _ = writeln!(out, "\n… and {} more {noun} (--top 0 shows all)", count(hidden as u64));
     }
     out
+}
+
+/// What a report of no blocks says.
+pub(super) fn nothing_counted(selection: Selection) -> &'static str {
+    match selection {
+        Selection::Outstanding => "No outstanding allocations.",
+        Selection::Allocated => "No allocations.",
+        Selection::Temporary => "No temporary allocations.",
+    }
 }
 
 fn span(first: u64, last: u64) -> String {

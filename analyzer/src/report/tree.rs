@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::Report;
-use super::text::{location, write_header};
+use super::text::{location, nothing_counted, write_header};
 use super::units::{bytes, count, share};
 use crate::call_tree::call_tree_lines;
 use crate::group::SortBy;
@@ -22,7 +22,7 @@ pub(super) fn render(report: &Report<'_>) -> String {
     write_header(report, &mut out);
     let shown = report.shown();
     if shown.is_empty() {
-        let _ = writeln!(out, "\nNothing to draw.");
+        let _ = writeln!(out, "\n{}", nothing_counted(report.selection));
         return out;
     }
     let stacks = shown.iter().map(|group| {

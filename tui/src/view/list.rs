@@ -22,7 +22,7 @@ fn label_header(grouping: Grouping) -> &'static str {
 }
 
 /// How a blank list says that `what` counts nothing at T.
-fn counted_nothing(what: Selection) -> &'static str {
+pub(super) fn counted_nothing(what: Selection) -> &'static str {
     match what {
         Selection::Outstanding => "outstanding at T",
         Selection::Allocated => "allocated by T",
@@ -32,7 +32,7 @@ fn counted_nothing(what: Selection) -> &'static str {
 
 /// `" · allocated"` or `" · temporary"` in a pane title when the list counts those blocks;
 /// nothing for outstanding blocks, the browser's usual view.
-fn what_in_title(what: Selection) -> String {
+pub(super) fn what_in_title(what: Selection) -> String {
     match what {
         Selection::Outstanding => String::new(),
         other => format!(" · {}", other.name()),

@@ -10,6 +10,7 @@ use crate::format;
 use crate::source::{CallTree, FrameInfo, SortKey, Totals};
 use crate::state::Pane;
 
+use super::list::{counted_nothing, what_in_title};
 use super::pane::{Position, draw_scrolled, with_position};
 use super::rows::{draw_with_header, pad, row_style};
 use super::theme::Theme;
@@ -28,10 +29,7 @@ pub(super) fn draw_list(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Screen
     let state = screen.state;
     let theme = screen.theme;
     let width = usize::from(body.list_rows.width);
-    let what = match state.what {
-        crate::source::Selection::Outstanding => String::new(),
-        other => format!(" · {}", other.name()),
-    };
+    let what = what_in_title(state.what);
     let stacks = if tree.drawn < tree.stacks {
         format!(
             "the {} largest of {} stacks",
@@ -59,7 +57,8 @@ pub(super) fn draw_list(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Screen
     let mut lines = Vec::with_capacity(shown + 1);
     lines.push(Line::styled(pad(&header, width), theme.header));
     if tree.lines.is_empty() {
-        lines.push(Line::styled(format::fit("no stack holds blocks counted at T", width), theme.dim));
+        let empty = format!("nothing {}", counted_nothing(state.what));
+        lines.push(Line::styled(format::fit(&empty, width), theme.dim));
     }
     let visible = tree.lines.iter().enumerate().skip(state.tree_cursor.offset).take(shown);
     for (i, line) in visible {
