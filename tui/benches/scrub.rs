@@ -4,8 +4,9 @@
 //! analyzer in the setup (not measured).
 //!
 //! Run: `cargo bench -p leakview-tui --bench scrub` (set `LEAKVIEW_BENCH_EVENTS` for another
-//! size). The target is under 50 ms per step. Also measured: switching what is counted (`w`)
-//! and steps while every allocation is counted.
+//! size). The target is under 50 ms per step. Also measured: switching what is counted (`w`),
+//! steps while every allocation is counted, the timeline's charts of allocated and temporary
+//! bytes, and steps with the call tree shown (`t`).
 
 #[path = "../tests/common/trace.rs"]
 mod trace;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use leakview_analyzer::{Analysis, LoadOptions, NoProgress, Selection};
-use leakview_tui::{AnalysisSource, App, Theme};
+use leakview_tui::{AnalysisSource, App, DataSource, Theme};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -104,6 +105,15 @@ fn scrub(c: &mut Criterion) {
         step(&mut app, &mut terminal, KeyCode::Char('w'));
     }
     back_and_forth(&mut group, "step_near_end_allocated_10m_events", (&mut app, &mut terminal), near_end);
+    // The timeline's chart of each growing selection (what a `w` switch recomputes), for a
+    // 120-column screen: the source's answer alone.
+    for what in [Selection::Allocated, Selection::Temporary] {
+        let name = format!("chart_{}_10m_events", what.name());
+        group.bench_function(name, |b| b.iter(|| app.source().timeline(236, what)));
+    }
+    // Steps near the end with the call tree shown (`t`), of every allocation.
+    step(&mut app, &mut terminal, KeyCode::Char('t'));
+    back_and_forth(&mut group, "step_near_end_call_tree_10m_events", (&mut app, &mut terminal), near_end);
     group.finish();
 }
 
