@@ -57,12 +57,10 @@ fn exact_size(size: u64) -> String {
 
 pub(super) fn render(report: &Report<'_>) -> String {
     let mut out = String::new();
-    write_header(report, &mut out);
-    let shown = report.shown();
-    if shown.is_empty() {
-        let _ = writeln!(out, "\n{}", nothing_counted(report.selection));
+    if !write_start(report, &mut out) {
         return out;
     }
+    let shown = report.shown();
     let totals = report.grouping.totals;
     let share_of = |g: &crate::group::Group| match report.sort {
         SortBy::Blocks => share(g.blocks, totals.blocks),
@@ -131,13 +129,20 @@ pub(super) fn render(report: &Report<'_>) -> String {
     out
 }
 
-/// What a report of no blocks says.
-pub(super) fn nothing_counted(selection: Selection) -> &'static str {
-    match selection {
+/// Writes the report's header, and where it shows no group the line that says so; whether it
+/// shows any.
+pub(super) fn write_start(report: &Report<'_>, out: &mut String) -> bool {
+    write_header(report, out);
+    if !report.shown().is_empty() {
+        return true;
+    }
+    let none = match report.selection {
         Selection::Outstanding => "No outstanding allocations.",
         Selection::Allocated => "No allocations.",
         Selection::Temporary => "No temporary allocations.",
-    }
+    };
+    let _ = writeln!(out, "\n{none}");
+    false
 }
 
 fn span(first: u64, last: u64) -> String {
@@ -239,7 +244,7 @@ pub fn write_incomplete_warning_about(s: &Summary, name: Option<&str>, out: &mut
 }
 
 /// The text report's header: the trace, its heap, the moment and what is counted.
-pub(super) fn write_header(report: &Report<'_>, out: &mut String) {
+fn write_header(report: &Report<'_>, out: &mut String) {
     let s = report.analysis.summary();
     write_trace_lines(s, out);
     let (one, by) = match report.grouping.by {

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::Report;
-use super::text::{location, nothing_counted, write_header};
+use super::text::{location, write_start};
 use super::units::{bytes, count, share};
 use crate::call_tree::call_tree_lines;
 use crate::group::SortBy;
@@ -19,12 +19,10 @@ struct Line {
 
 pub(super) fn render(report: &Report<'_>) -> String {
     let mut out = String::new();
-    write_header(report, &mut out);
-    let shown = report.shown();
-    if shown.is_empty() {
-        let _ = writeln!(out, "\n{}", nothing_counted(report.selection));
+    if !write_start(report, &mut out) {
         return out;
     }
+    let shown = report.shown();
     let stacks = shown.iter().map(|group| {
         let frames = report.frames_of(group);
         let labels: Vec<String> = if frames.is_empty() {
