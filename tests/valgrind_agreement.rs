@@ -1,11 +1,12 @@
 //! leakview's counts must equal valgrind's on real programs: the number of allocations
 //! (valgrind's "total heap usage", every block that came into being, each successful realloc
 //! included), frees, bytes allocated, and the blocks and bytes still in use at exit, for the
-//! same run of sqlite3, jq, perl, python3 (also calling libc's malloc through ctypes), sed and
-//! zstd with worker threads.
+//! same run of sqlite3, jq, perl, python3 (also calling libc's malloc through ctypes), sed, bash,
+//! zstd with worker threads, curl (libcurl and OpenSSL) and apt-config (C++: libstdc++'s
+//! `operator new` over libapt-pkg's containers).
 //!
-//! The programs are Debian's (sed is always there; `.ci/run` installs the others with valgrind
-//! when missing). Outside CI, a program or valgrind that is not installed is skipped with a note;
+//! The programs are Debian's (sed, bash and apt-config are always there; `.ci/run` installs the
+//! others with valgrind when missing). Outside CI, a program or valgrind that is not installed is skipped with a note;
 //! under CI (`CI` set) a missing one fails the test, so CI never passes without comparing.
 
 use std::path::{Path, PathBuf};
@@ -322,4 +323,27 @@ fn sed_agrees_with_valgrind() {
     let input: String =
         (0..3000).map(|i| format!("{i} item{} x{}y {}\n", i % 17, i * 7 % 101, "ab".repeat(i % 9))).collect();
     agree("sed", &["-E", "s/([a-z]+)([0-9]*)/\\2<\\1>/g; /^9/d; y/abc/ABC/"], &input);
+}
+
+/// A C++ program: apt-config reads APT's configuration into libapt-pkg's tree of `std::string`s
+/// and containers, every block through libstdc++'s `operator new`.
+#[test]
+fn apt_config_cpp_agrees_with_valgrind() {
+    agree("apt-config", &["dump"], "");
+}
+
+/// libcurl with OpenSSL initialised, reading a local file.
+#[test]
+fn curl_agrees_with_valgrind() {
+    agree("curl", &["-s", "file:///etc/passwd"], "");
+}
+
+/// bash's own arrays and associative arrays (no subshell: each would be a process of its own).
+#[test]
+fn bash_agrees_with_valgrind() {
+    agree(
+        "bash",
+        &["-c", "declare -A h; for i in {1..500}; do h[k$i]=$i; a[$i]=$i; done; echo ${#a[@]} ${#h[@]}"],
+        "",
+    );
 }
