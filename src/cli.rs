@@ -118,6 +118,9 @@ pub enum ReportFormat {
     /// The --top stacks merged into one call tree, outermost frame first, each frame with the
     /// bytes, blocks and share below it.
     Tree,
+    /// The --top stacks merged into one call tree from the allocating frames out, each frame's
+    /// callers below it (heaptrack's bottom-up view).
+    BottomUp,
 }
 
 /// Which blocks `report` and `diff` count.
@@ -163,7 +166,7 @@ pub struct ReportArgs {
     /// blocks].
     #[arg(long, value_enum, value_name = "FIGURE")]
     pub rank_by: Option<RankBy>,
-    /// How to group the blocks (`--format folded` and `tree`: stack only).
+    /// How to group the blocks (`--format folded`, `tree` and `bottom-up`: stack only).
     #[arg(long, value_enum, default_value_t = GroupBy::Stack)]
     pub group_by: GroupBy,
     /// Show at most N groups, 0 for all [default: 20; with `--format folded`, every stack].

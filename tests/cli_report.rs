@@ -170,7 +170,11 @@ fn folded_stacks_and_trees_go_with_grouping_by_stack_only() {
     let dir = tempfile::tempdir().expect("temp dir");
     let trace = write_trace(dir.path());
     let t = trace.to_str().expect("utf-8");
-    for (format, says) in [("folded", "one line per stack"), ("tree", "merges stacks into a call tree")] {
+    for (format, says) in [
+        ("folded", "one line per stack"),
+        ("tree", "merges stacks into a call tree"),
+        ("bottom-up", "merges stacks into a call tree"),
+    ] {
         for group in ["function", "size", "size-class", "thread"] {
             let out = leakview(&["report", "--format", format, "--group-by", group, t]);
             assert_eq!(out.status.code(), Some(2), "--format {format} --group-by {group}");
@@ -196,6 +200,17 @@ fn folded_stacks_and_trees_go_with_grouping_by_stack_only() {
     ];
     assert_eq!(drawn, expected, "{text}");
     assert!(text.contains("in 2 stacks") && text.contains("(every stack)"), "{text}");
+    // Bottom up: each frame that allocated, its callers below it.
+    let bottom_up = leakview(&["report", "--format", "bottom-up", "--at", "60%", t]);
+    assert_eq!(bottom_up.status.code(), Some(0), "{}", stderr(&bottom_up));
+    let text = stdout(&bottom_up);
+    let drawn: Vec<&str> = text.lines().skip_while(|l| !l.contains("call tree")).skip(1).collect();
+    let expected = [
+        "1000 B       1  94.0%  ├─ 0x1000",
+        "  64 B       1   6.0%  └─ 0x2000",
+        "  64 B       1   6.0%     0x1000",
+    ];
+    assert_eq!(drawn, expected, "{text}");
 }
 
 #[test]

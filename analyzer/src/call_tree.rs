@@ -1,10 +1,12 @@
 //! Call trees: stacks merged from the outermost frame in, each frame with the bytes and blocks of
 //! everything below it — how memory got where it is, top down (heaptrack's top-down tree,
-//! memray's `tree`). The tree is laid out as lines ready to draw: a frame whose caller calls
-//! nothing else sits at its caller's indentation, so the tree indents only where it branches (of
-//! a longer run of such frames the first and last two are kept and the rest counted); a frame
-//! that branches and also allocated itself has that part as a line of its own, ranked among its
-//! callees. `report --format tree` and the browser's tree draw these lines.
+//! memray's `tree`) — or from the allocating frame out, each frame with its callers below it
+//! (heaptrack's bottom-up tree). The tree is laid out as lines ready to draw: a frame whose
+//! parent has no other child sits at its parent's indentation, so the tree indents only where it
+//! branches (of a longer run of such frames the first and last two are kept and the rest
+//! counted); a frame that branches and where stacks also end has that part as a line of its own,
+//! ranked among its children. `report --format tree` and `bottom-up` and the browser's tree draw
+//! these lines.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -13,25 +15,39 @@ use std::hash::Hash;
 const LONGEST_RUN: usize = 6;
 const RUN_ENDS: usize = 2;
 
+/// Which way a tree runs along its stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TreeOrder {
+    /// From the outermost frame in: each frame's callees below it.
+    #[default]
+    TopDown,
+    /// From the allocating frame out: each frame's callers below it.
+    BottomUp,
+}
+
 /// What a line of the tree stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TreePart<F> {
     /// A frame, with the blocks of every stack through it.
     Frame(F),
     /// The blocks the frame above allocated itself (it also calls on: its callees are its
-    /// other branches).
+    /// other branches). Top down only.
     AllocatedHere,
+    /// The blocks of stacks whose outermost frame is the frame above (other stacks go on to its
+    /// callers, its other branches). Bottom up only.
+    NoCaller,
     /// This many frames of a run without a branch, left out.
     Elided(usize),
 }
 
 impl<F> TreePart<F> {
     /// How the line reads after its branch lines, `frame` naming a frame: `(allocated here)`,
-    /// `… 6 frames`.
+    /// `(no caller recorded)`, `… 6 frames`.
     pub fn text(&self, frame: impl FnOnce(&F) -> String) -> String {
         match self {
             TreePart::Frame(f) => frame(f),
             TreePart::AllocatedHere => "(allocated here)".to_string(),
+            TreePart::NoCaller => "(no caller recorded)".to_string(),
             TreePart::Elided(n) => format!("… {n} frames"),
         }
     }
@@ -66,13 +82,19 @@ struct Tree<F> {
     by_frame: HashMap<(usize, F), usize>,
     /// Ranked by blocks (else by bytes).
     by_blocks: bool,
+    /// What a stack's end reads as where it is not a leaf.
+    end_part: TreePart<F>,
 }
 
 impl<F: Clone + Eq + Hash> Tree<F> {
-    fn new(by_blocks: bool) -> Self {
+    fn new(by_blocks: bool, order: TreeOrder) -> Self {
         let root =
             Node { frame: None, bytes: 0, blocks: 0, own_bytes: 0, own_blocks: 0, children: Vec::new() };
-        Tree { nodes: vec![root], by_frame: HashMap::new(), by_blocks }
+        let end_part = match order {
+            TreeOrder::TopDown => TreePart::AllocatedHere,
+            TreeOrder::BottomUp => TreePart::NoCaller,
+        };
+        Tree { nodes: vec![root], by_frame: HashMap::new(), by_blocks, end_part }
     }
 
     fn child(&mut self, parent: usize, frame: F) -> usize {
@@ -93,7 +115,7 @@ impl<F: Clone + Eq + Hash> Tree<F> {
         id
     }
 
-    /// Adds a stack's blocks along its frames, outermost first.
+    /// Adds a stack's blocks along its frames, from the tree's root down.
     fn add(&mut self, frames: impl IntoIterator<Item = F>, bytes: u64, blocks: u64) {
         let mut at = 0;
         self.nodes[0].bytes += bytes;
@@ -165,7 +187,7 @@ impl<F: Clone + Eq + Hash> Tree<F> {
                     bytes: p.own_bytes,
                     blocks: p.own_blocks,
                     prefix: format!("{prefix}{branch}"),
-                    part: TreePart::AllocatedHere,
+                    part: self.end_part.clone(),
                 }),
             }
         }
@@ -202,20 +224,29 @@ impl<F: Clone + Eq + Hash> Tree<F> {
     }
 }
 
-/// The call tree of `stacks` — each its frames outermost first, with its bytes and blocks — as
-/// lines to draw, every level ranked by bytes (or by blocks), ties in the order given. Frames
-/// are merged where they are equal and have equal callers.
+/// The call tree of `stacks` — each its frames innermost (allocating) first, as stacks are
+/// kept, with its bytes and blocks — as lines to draw in `order`, every level ranked by bytes
+/// (or by blocks), ties in the order given. Frames are merged where they are equal and so is
+/// their path from the root.
 pub fn call_tree_lines<F, S>(
     stacks: impl IntoIterator<Item = (S, u64, u64)>,
     by_blocks: bool,
+    order: TreeOrder,
 ) -> Vec<CallTreeLine<F>>
 where
     F: Clone + Eq + Hash,
     S: IntoIterator<Item = F>,
 {
-    let mut tree = Tree::new(by_blocks);
+    let mut tree = Tree::new(by_blocks, order);
     for (frames, bytes, blocks) in stacks {
-        tree.add(frames, bytes, blocks);
+        match order {
+            TreeOrder::BottomUp => tree.add(frames, bytes, blocks),
+            TreeOrder::TopDown => {
+                let mut frames: Vec<F> = frames.into_iter().collect();
+                frames.reverse();
+                tree.add(frames, bytes, blocks);
+            }
+        }
     }
     tree.sort();
     let mut lines = Vec::new();
@@ -227,10 +258,16 @@ where
 mod tests {
     use super::*;
 
-    /// The lines of `stacks` (frames, bytes, blocks) as `BYTES PREFIX TEXT`.
+    /// The lines of the top-down tree of `stacks` (frames outermost first, bytes, blocks) as
+    /// `BYTES PREFIX TEXT`.
     fn drawn(stacks: &[(&[&str], u64, u64)], by_blocks: bool) -> Vec<String> {
-        let stacks = stacks.iter().map(|(frames, bytes, blocks)| (frames.iter().copied(), *bytes, *blocks));
-        call_tree_lines(stacks, by_blocks)
+        drawn_in(stacks, by_blocks, TreeOrder::TopDown)
+    }
+
+    fn drawn_in(stacks: &[(&[&str], u64, u64)], by_blocks: bool, order: TreeOrder) -> Vec<String> {
+        let stacks =
+            stacks.iter().map(|(frames, bytes, blocks)| (frames.iter().rev().copied(), *bytes, *blocks));
+        call_tree_lines(stacks, by_blocks, order)
             .into_iter()
             .map(|l| format!("{} {}{}", l.bytes, l.prefix, l.part.text(|f| f.to_string())))
             .collect()
@@ -266,5 +303,34 @@ mod tests {
         );
         // Equal figures keep the order the stacks came in.
         assert_eq!(drawn(&[(&["x"], 4, 1), (&["y"], 4, 1)], false), ["4 ├─ x", "4 └─ y"]);
+    }
+
+    #[test]
+    fn bottom_up_trees_start_at_the_allocating_frames_and_branch_to_their_callers() {
+        // xmalloc is called from parse (from main) and from load (from main and from worker);
+        // one stack ends at load (no caller recorded: a truncated stack).
+        let stacks: [(&[&str], u64, u64); 5] = [
+            (&["main", "parse", "xmalloc"], 40, 4),
+            (&["main", "load", "xmalloc"], 20, 2),
+            (&["worker", "load", "xmalloc"], 10, 1),
+            (&["load", "xmalloc"], 5, 1),
+            (&["main", "cache"], 8, 1),
+        ];
+        assert_eq!(
+            drawn_in(&stacks, false, TreeOrder::BottomUp),
+            [
+                "75 ├─ xmalloc",
+                "40 │  ├─ parse",
+                "40 │  │  main",
+                "35 │  └─ load",
+                "20 │     ├─ main",
+                "10 │     ├─ worker",
+                "5 │     └─ (no caller recorded)",
+                "8 └─ cache",
+                "8    main",
+            ]
+        );
+        // The same stacks top down.
+        assert_eq!(drawn(&stacks, false)[..3], ["68 ├─ main", "40 │  ├─ parse", "40 │  │  xmalloc"]);
     }
 }

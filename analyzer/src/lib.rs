@@ -59,7 +59,7 @@ mod window;
 
 pub use alike::ShownStackId;
 pub use analysis::{Analysis, LoadOptions};
-pub use call_tree::{CallTreeLine, TreePart, call_tree_lines};
+pub use call_tree::{CallTreeLine, TreeOrder, TreePart, call_tree_lines};
 pub use check::{CheckOutcome, RuntimeBlocks, check};
 pub use diff::{Comparison, Diff, DiffBy, DiffGroup, DiffReport, DiffStatus, Side};
 pub use error::{LoadError, WhenError};

@@ -218,7 +218,7 @@ fn an_allocation_window_narrows_every_report_to_the_blocks_allocated_in_it() {
 
 #[test]
 fn the_call_tree_merges_stacks_from_main_down() {
-    use leakview_analyzer::{ReportSpec, Selection, SortBy};
+    use leakview_analyzer::{ReportSpec, Selection, SortBy, TreeOrder};
     // make_leak's 64 bytes (behind the recorder's frame), make_temp's 16 and main's own 8.
     let f = LeakyTrace::write(60, |b| {
         b.alloc(1, 10, 0x100, 64, 2);
@@ -235,7 +235,7 @@ fn the_call_tree_merges_stacks_from_main_down() {
         sort: SortBy::Bytes,
         top,
     };
-    let text = Report::build(&a, &spec(0), &NoProgress).to_tree();
+    let text = Report::build(&a, &spec(0), &NoProgress).to_tree(TreeOrder::TopDown);
     let drawn: Vec<&str> = text.lines().skip_while(|l| !l.contains("call tree")).skip(1).collect();
     assert_eq!(drawn.len(), 4, "{text}");
     let starts = [
@@ -249,12 +249,28 @@ fn the_call_tree_merges_stacks_from_main_down() {
     assert_eq!(drawn[3], "  8 B       1    9.1%  └─ (allocated here)", "{text}");
     assert!(text.contains("(every stack)") && !text.contains("libleakview_preload"), "{text}");
     // The two largest stacks only: the root holds their bytes, the rest is counted below.
-    let top = Report::build(&a, &spec(2), &NoProgress).to_tree();
+    let top = Report::build(&a, &spec(2), &NoProgress).to_tree(TreeOrder::TopDown);
     assert!(top.contains("(the 2 largest of 3 stacks)"), "{top}");
     assert!(top.contains(" 80 B       2  90.9%  main  "), "{top}");
     assert!(!top.contains("(allocated here)"), "{top}");
     assert!(top.ends_with("\n… and 1 more stack, 8 B (--top 0 draws all)\n"), "{top}");
+    // Bottom up: each allocating function first, main below it as its caller.
+    let bottom_up = Report::build(&a, &spec(0), &NoProgress).to_tree(TreeOrder::BottomUp);
+    let drawn: Vec<&str> = bottom_up.lines().skip_while(|l| !l.contains("call tree")).skip(1).collect();
+    let starts = [
+        " 64 B       1  72.7%  ├─ make_leak  ",
+        " 64 B       1  72.7%  │  main  ",
+        " 16 B       1  18.2%  ├─ make_temp  ",
+        " 16 B       1  18.2%  │  main  ",
+        "  8 B       1   9.1%  └─ main  ",
+    ];
+    assert_eq!(drawn.len(), starts.len(), "{bottom_up}");
+    for (line, start) in drawn.iter().zip(starts) {
+        assert!(line.starts_with(start) && line.contains("leaky.c:"), "{start:?} in {bottom_up}");
+    }
+    assert!(bottom_up.contains("call tree, bottom up: allocating frame first"), "{bottom_up}");
     // Before the first allocation there is nothing to draw, as the text report says.
-    let empty = Report::build(&a, &ReportSpec { at_ns: 0, ..spec(0) }, &NoProgress).to_tree();
+    let empty =
+        Report::build(&a, &ReportSpec { at_ns: 0, ..spec(0) }, &NoProgress).to_tree(TreeOrder::TopDown);
     assert!(empty.ends_with("\nNo outstanding allocations.\n") && !empty.contains("call tree"), "{empty}");
 }

@@ -1,11 +1,11 @@
 //! `leakview report`: what was outstanding at a moment (or allocated up to it, or temporary),
-//! grouped and ranked, as text, JSON, folded stacks or a call tree.
+//! grouped and ranked, as text, JSON, folded stacks or a call tree (top down or bottom up).
 
 use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::ValueEnum;
-use leakview_analyzer::{GroupBy, Report, ReportSpec, Selection, SortBy};
+use leakview_analyzer::{GroupBy, Report, ReportSpec, Selection, SortBy, TreeOrder};
 
 use super::loading::{self, Bars};
 use super::{moment, window};
@@ -16,12 +16,13 @@ use crate::messages;
 const DEFAULT_TOP: usize = 20;
 
 pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
-    if matches!(args.format, ReportFormat::Folded | ReportFormat::Tree)
+    if matches!(args.format, ReportFormat::Folded | ReportFormat::Tree | ReportFormat::BottomUp)
         && args.group_by != cli::GroupBy::Stack
     {
         let name = args.group_by.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
         let (format, prints) = match args.format {
             ReportFormat::Tree => ("tree", "merges stacks into a call tree"),
+            ReportFormat::BottomUp => ("bottom-up", "merges stacks into a call tree"),
             _ => ("folded", "prints one line per stack"),
         };
         bail!("--format {format} {prints}; it does not go with --group-by {name}");
@@ -51,7 +52,8 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         ReportFormat::Text => report.to_text(),
         ReportFormat::Json => report.to_json(),
         ReportFormat::Folded => first_lines(report.to_folded(), top),
-        ReportFormat::Tree => report.to_tree(),
+        ReportFormat::Tree => report.to_tree(TreeOrder::TopDown),
+        ReportFormat::BottomUp => report.to_tree(TreeOrder::BottomUp),
     };
     drop(bars);
     messages::print_result(&text, "report")?;

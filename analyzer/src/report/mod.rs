@@ -9,6 +9,7 @@ mod tree;
 pub mod units;
 
 use crate::analysis::Analysis;
+use crate::call_tree::TreeOrder;
 use crate::frames::Frames;
 use crate::group::{Group, GroupBy, GroupKey, Grouping, SortBy};
 use crate::model::StackId;
@@ -138,9 +139,9 @@ impl<'a> Report<'a> {
         folded::render(self)
     }
 
-    /// The shown stacks as one call tree, outermost frame first, under the text report's header
-    /// (see the `tree` module).
-    pub fn to_tree(&self) -> String {
-        tree::render(self)
+    /// The shown stacks as one call tree in `order` (outermost frame first, or bottom up from
+    /// the allocating frames), under the text report's header (see the `tree` module).
+    pub fn to_tree(&self, order: TreeOrder) -> String {
+        tree::render(self, order)
     }
 }

@@ -1,13 +1,14 @@
-//! The call tree as text (`report --format tree`): the report's shown stacks laid out by
-//! [`crate::call_tree`], each line with the bytes, blocks and share below it, under the text
-//! report's header; what the stacks left out hold is counted at the end.
+//! The call tree as text (`report --format tree` top down, `--format bottom-up` from the
+//! allocating frames out): the report's shown stacks laid out by [`crate::call_tree`], each line
+//! with the bytes, blocks and share below it, under the text report's header; what the stacks
+//! left out hold is counted at the end.
 
 use std::fmt::Write;
 
 use super::Report;
 use super::text::{location, write_start};
 use super::units::{bytes, count, share};
-use crate::call_tree::call_tree_lines;
+use crate::call_tree::{TreeOrder, call_tree_lines};
 use crate::group::SortBy;
 
 /// One line of the tree: its figures and the text after them (branch lines and label).
@@ -17,7 +18,7 @@ struct Line {
     text: String,
 }
 
-pub(super) fn render(report: &Report<'_>) -> String {
+pub(super) fn render(report: &Report<'_>, order: TreeOrder) -> String {
     let mut out = String::new();
     if !write_start(report, &mut out) {
         return out;
@@ -30,7 +31,6 @@ pub(super) fn render(report: &Report<'_>) -> String {
         } else {
             frames
                 .iter()
-                .rev()
                 .map(|f| {
                     let loc = location(f);
                     let inlined = if f.inlined { "  [inlined]" } else { "" };
@@ -45,7 +45,7 @@ pub(super) fn render(report: &Report<'_>) -> String {
         (labels, group.bytes, group.blocks)
     });
     let by_blocks = report.sort == SortBy::Blocks;
-    let lines: Vec<Line> = call_tree_lines(stacks, by_blocks)
+    let lines: Vec<Line> = call_tree_lines(stacks, by_blocks, order)
         .into_iter()
         .map(|l| {
             let text = format!("{}{}", l.prefix, l.part.text(String::clone));
@@ -70,9 +70,13 @@ pub(super) fn render(report: &Report<'_>) -> String {
     } else {
         "every stack".to_string()
     };
+    let runs = match order {
+        TreeOrder::TopDown => "outermost frame first",
+        TreeOrder::BottomUp => "bottom up: allocating frame first, its callers below it",
+    };
     let _ = writeln!(
         out,
-        "\n{:>w0$}  {:>w1$}  {:>w2$}  call tree, outermost frame first ({whose})",
+        "\n{:>w0$}  {:>w1$}  {:>w2$}  call tree, {runs} ({whose})",
         "bytes",
         "blocks",
         "share",

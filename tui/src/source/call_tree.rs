@@ -3,7 +3,7 @@
 //! --format tree` draws them. Built from what any [`DataSource`] answers: its stack groups at T
 //! and their frames.
 
-use leakview_analyzer::{CallTreeLine, call_tree_lines};
+use leakview_analyzer::{CallTreeLine, TreeOrder, call_tree_lines};
 
 use super::{DataSource, FrameInfo, GroupQuery, Grouping, SortKey, StackKey, Totals};
 
@@ -47,10 +47,9 @@ pub fn call_tree<S: DataSource + ?Sized>(source: &S, query: &GroupQuery) -> Call
                 inlined: false,
             });
         }
-        frames.reverse();
         (frames, row.totals.bytes, row.totals.blocks)
     });
-    let lines = call_tree_lines(stacks, query.sort == SortKey::Blocks);
+    let lines = call_tree_lines(stacks, query.sort == SortKey::Blocks, TreeOrder::TopDown);
     CallTree { lines, stacks: rows.len(), drawn, left_out }
 }
 

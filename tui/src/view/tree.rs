@@ -152,6 +152,11 @@ fn line_details<'a>(
             lines.extend(figures("(its callees are its other branches)"));
             lines
         }
+        TreePart::NoCaller => {
+            let mut lines = vec![Line::styled("stacks that end at the frame above", theme.function)];
+            lines.extend(figures("(its callers are its other branches)"));
+            lines
+        }
         TreePart::Elided(n) => {
             let mut lines = vec![
                 Line::styled(format!("{n} frames left out"), theme.function),
