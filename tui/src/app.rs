@@ -1,6 +1,7 @@
 //! [`App`]: the browser over one data source. It turns key and mouse events into state changes,
 //! asks the source for what the state selects (only when the selection changed), and draws.
 
+use leakview_analyzer::TreeOrder;
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 
@@ -24,7 +25,7 @@ struct Shown {
     totals_for: Option<(u64, Selection)>,
     totals: Totals,
     /// The call tree, for the stack query it was laid out for.
-    tree_for: Option<GroupQuery>,
+    tree_for: Option<(GroupQuery, TreeOrder)>,
     tree: CallTree,
     details_for: Option<(GroupQuery, GroupKey)>,
     details: Option<GroupDetails>,
@@ -92,7 +93,7 @@ impl<S: DataSource> App<S> {
         let summary = self.source.summary();
         let open = self.state.open.is_some();
         let selected = self.shown.groups.get(self.state.groups.selected).map(|g| (g.key, g.label.as_str()));
-        let tree = self.state.tree && !open;
+        let tree = self.state.tree.is_some() && !open;
         let (list_len, details_len) = if open {
             (self.shown.page.total as usize, self.stack_line_count() + 1)
         } else if tree {
@@ -155,7 +156,7 @@ impl<S: DataSource> App<S> {
                 } else if let Some(row) = body.list_row_at(at) {
                     let cursor = match &state.open {
                         Some(open) => open.cursor,
-                        None if state.tree => state.tree_cursor,
+                        None if state.tree.is_some() => state.tree_cursor,
                         None => state.groups,
                     };
                     state.select_row(cursor.offset + row, &ctx);
@@ -193,8 +194,8 @@ impl<S: DataSource> App<S> {
     fn refresh_judging(&mut self, judge: bool) {
         let query = self.state.query();
         self.refresh_totals(&query);
-        if self.state.tree && self.state.open.is_none() {
-            self.refresh_tree(&query);
+        if let Some(order) = self.state.tree.filter(|_| self.state.open.is_none()) {
+            self.refresh_tree(&query, order);
             return;
         }
         let by_suspicion = Suspicion::wanted(&query);
@@ -230,10 +231,10 @@ impl<S: DataSource> App<S> {
         }
     }
 
-    fn refresh_tree(&mut self, query: &GroupQuery) {
-        let want = tree_query(query);
+    fn refresh_tree(&mut self, query: &GroupQuery, order: TreeOrder) {
+        let want = (tree_query(query), order);
         if self.shown.tree_for.as_ref() != Some(&want) {
-            self.shown.tree = call_tree(&self.source, query);
+            self.shown.tree = call_tree(&self.source, query, order);
             self.shown.tree_for = Some(want);
         }
         self.state.sync_tree(self.shown.tree.lines.len());
@@ -315,7 +316,7 @@ impl<S: DataSource> App<S> {
             totals: self.shown.totals,
             groups: &self.shown.groups,
             details: self.shown.details.as_ref(),
-            tree: (self.state.tree && self.state.open.is_none()).then_some(&self.shown.tree),
+            tree: (self.state.tree.is_some() && self.state.open.is_none()).then_some(&self.shown.tree),
             allocations: &self.shown.page,
             allocation_threads: &self.shown.page_threads,
             stack: &self.shown.stack,

@@ -27,7 +27,8 @@ pub enum Action {
     CycleSort,
     /// Count outstanding, allocated or temporary blocks.
     CycleWhat,
-    /// Show the call tree of the largest stacks instead of the groups, or the groups again.
+    /// Show the call tree of the largest stacks instead of the groups (top down, then bottom
+    /// up), or the groups again.
     ToggleTree,
     StartFilter,
     FocusNext,
@@ -188,7 +189,7 @@ const WHAT: Binding = Binding {
 const TREE: Binding = Binding {
     keys: &[(ch('t'), Action::ToggleTree)],
     label: "t",
-    description: "call tree of the largest stacks, top down / back to the groups",
+    description: "call tree of the largest stacks, top down / bottom up / groups",
     hint: Some(("t", "tree")),
 };
 

@@ -14,6 +14,8 @@ pub use filter::Filter;
 pub use help::HelpOverlay;
 pub use time::{JUMP_STEPS, STEPS_PER_TRACE, Timespan, column_of, moved_time, time_at_column};
 
+use leakview_analyzer::TreeOrder;
+
 use crate::keys::Action;
 use crate::source::{GroupKey, GroupQuery, Grouping, Selection, SortKey, next_selection};
 
@@ -86,8 +88,9 @@ pub struct ViewState {
     pub selected_key: Option<GroupKey>,
     pub details_scroll: usize,
     pub open: Option<OpenGroup>,
-    /// The list shows the call tree of the largest stacks at T instead of the groups (`t`).
-    pub tree: bool,
+    /// The list shows the call tree of the largest stacks at T, top down or bottom up, instead
+    /// of the groups (`t`).
+    pub tree: Option<TreeOrder>,
     /// The selected line of the call tree.
     pub tree_cursor: ListCursor,
     /// Rows the list pane shows and lines the details pane shows (set when drawing).
@@ -111,7 +114,7 @@ impl ViewState {
             selected_key: None,
             details_scroll: 0,
             open: None,
-            tree: false,
+            tree: None,
             tree_cursor: ListCursor::default(),
             list_rows: 10,
             details_rows: 10,
@@ -156,7 +159,7 @@ impl ViewState {
             Action::Open => self.open_selected(ctx),
             Action::Back => self.back(),
             // From the tree, `g` goes back to the groups as they were.
-            Action::CycleGrouping if self.tree => self.tree = false,
+            Action::CycleGrouping if self.tree.is_some() => self.tree = None,
             Action::CycleGrouping => {
                 self.grouping = self.grouping.next();
                 self.open = None;
@@ -174,7 +177,12 @@ impl ViewState {
                 }
             }
             Action::ToggleTree if self.open.is_none() => {
-                self.tree = !self.tree;
+                // Top down, then bottom up, then the groups again.
+                self.tree = match self.tree {
+                    None => Some(TreeOrder::TopDown),
+                    Some(TreeOrder::TopDown) => Some(TreeOrder::BottomUp),
+                    Some(TreeOrder::BottomUp) => None,
+                };
                 self.tree_cursor = ListCursor::default();
                 self.details_scroll = 0;
             }
@@ -209,7 +217,7 @@ impl ViewState {
                 open.cursor.move_by(delta, ctx.list_len, self.list_rows);
                 open.stack_scroll = 0;
             }
-            (None, _) if self.tree => {
+            (None, _) if self.tree.is_some() => {
                 self.tree_cursor.move_by(delta, ctx.list_len, self.list_rows);
                 self.details_scroll = 0;
             }
@@ -225,7 +233,7 @@ impl ViewState {
     pub fn select_row(&mut self, row: usize, ctx: &Context<'_>) {
         let cursor = match &mut self.open {
             Some(open) => &mut open.cursor,
-            None if self.tree => &mut self.tree_cursor,
+            None if self.tree.is_some() => &mut self.tree_cursor,
             None => &mut self.groups,
         };
         let delta = row as isize - cursor.selected as isize;
@@ -236,7 +244,7 @@ impl ViewState {
     }
 
     fn open_selected(&mut self, ctx: &Context<'_>) {
-        if self.open.is_some() || self.tree {
+        if self.open.is_some() || self.tree.is_some() {
             return;
         }
         if let Some((key, label)) = ctx.selected_group {
@@ -256,8 +264,8 @@ impl ViewState {
             self.help.shown = false;
         } else if let Some(open) = self.open.take() {
             self.focus = open.focus_before;
-        } else if self.tree {
-            self.tree = false;
+        } else if self.tree.is_some() {
+            self.tree = None;
         } else if !self.filter.in_force.is_empty() {
             self.filter.in_force.clear();
         }
@@ -456,7 +464,7 @@ mod tests {
         s.apply(Action::CycleGrouping, &c);
         assert_eq!(s.grouping, Grouping::Function);
         s.apply(Action::ToggleTree, &c);
-        assert!(s.tree);
+        assert_eq!(s.tree, Some(TreeOrder::TopDown));
         // The tree's own cursor moves over its lines; Enter opens nothing there.
         let lines = Context { selected_group: None, ..ctx(12) };
         s.apply(Action::Down, &lines);
@@ -466,17 +474,25 @@ mod tests {
         assert!(s.open.is_none());
         s.sync_tree(1);
         assert_eq!(s.tree_cursor.selected, 0, "kept within a shorter tree");
-        // `g` leaves the tree without moving on to the next grouping; `t` again starts at the top.
-        s.apply(Action::CycleGrouping, &c);
-        assert_eq!((s.tree, s.grouping), (false, Grouping::Function));
+        // `t` again turns the tree bottom up, from its top; a third time goes back to the groups.
         s.apply(Action::ToggleTree, &c);
-        assert_eq!((s.tree, s.tree_cursor.selected), (true, 0));
+        assert_eq!((s.tree, s.tree_cursor.selected), (Some(TreeOrder::BottomUp), 0));
+        s.apply(Action::ToggleTree, &c);
+        assert_eq!((s.tree, s.grouping), (None, Grouping::Function));
+        // `g` leaves the tree without moving on to the next grouping; `t` again starts at the top.
+        s.apply(Action::ToggleTree, &c);
+        s.apply(Action::Down, &lines);
+        s.apply(Action::CycleGrouping, &c);
+        assert_eq!((s.tree, s.grouping), (None, Grouping::Function));
+        s.apply(Action::ToggleTree, &c);
+        assert_eq!((s.tree, s.tree_cursor.selected), (Some(TreeOrder::TopDown), 0));
+        s.apply(Action::ToggleTree, &c);
         s.apply(Action::Back, &c);
-        assert!(!s.tree);
+        assert_eq!(s.tree, None, "Esc leaves the bottom-up tree too");
         // With a group open, `t` does nothing.
         s.apply(Action::Open, &c);
         s.apply(Action::ToggleTree, &c);
-        assert!(s.open.is_some() && !s.tree);
+        assert!(s.open.is_some() && s.tree.is_none());
     }
 
     #[test]

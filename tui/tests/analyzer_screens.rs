@@ -5,6 +5,7 @@ mod common;
 
 use common::trace::{loaded, write_server_trace};
 use common::*;
+use leakview_analyzer::TreeOrder;
 use leakview_tui::source::{DataSource, GroupQuery, Grouping, Selection};
 use leakview_tui::{AnalysisSource, App};
 use ratatui::crossterm::event::KeyCode;
@@ -296,7 +297,7 @@ fn t_draws_the_call_tree_of_the_stacks_at_t() {
     let (_dir, mut app) = server();
     let mut term = terminal(100, 30);
     press(&mut app, &mut term, &[key(KeyCode::Char('t'))]);
-    assert!(app.state().tree);
+    assert_eq!(app.state().tree, Some(TreeOrder::TopDown));
     insta::assert_snapshot!("trace_call_tree", term.backend());
     // The cache's and the leak's stacks part at the frame they share; the worker's is its own root.
     assert_eq!(
@@ -339,6 +340,39 @@ fn t_draws_the_call_tree_of_the_stacks_at_t() {
     press(&mut app, &mut term, &[key(KeyCode::Home)]);
     assert!(screen_lines(&term).join("\n").contains("nothing allocated by T"));
     press(&mut app, &mut term, &[key(KeyCode::End), key(KeyCode::Esc)]);
-    assert!(!app.state().tree);
+    assert_eq!(app.state().tree, None);
     assert_eq!(list_rows(&term)[0], "bytes blocks↓ share  top frame");
+}
+
+#[test]
+fn t_twice_draws_the_call_tree_bottom_up() {
+    let (_dir, mut app) = server();
+    let mut term = terminal(100, 30);
+    let t = key(KeyCode::Char('t'));
+    press(&mut app, &mut term, &[t, t]);
+    assert_eq!(app.state().tree, Some(TreeOrder::BottomUp));
+    // Each allocating frame first, its callers below it: the leak's and the cache's frames are
+    // roots of their own, their shared callers under each.
+    assert_eq!(
+        tree_rows(&term),
+        [
+            "bytes↓ blocks share  allocating frame first",
+            "160 KiB     40   61%  ├─ server+0x1800",
+            "160 KiB     40   61%  │  server+0x1400",
+            "160 KiB     40   61%  │  server+0x1200",
+            "100 KiB    100   38%  ├─ server+0x1600",
+            "100 KiB    100   38%  │  server+0x1400",
+            "100 KiB    100   38%  │  server+0x1200",
+            "1.2 KiB      5   <1%  └─ server+0x2200",
+            "1.2 KiB      5   <1%     server+0x2000",
+        ]
+    );
+    let screen = screen_lines(&term).join("\n");
+    assert!(screen.contains(" At 10.000s · call tree bottom up · 3 stacks "), "{screen}");
+    assert!(screen.contains("live 261 KiB · 145 blocks  call tree bottom up, bytes↓"), "{screen}");
+    assert!(screen.contains("160 KiB · 40 blocks on this path"), "{screen}");
+    // A third `t` goes back to the groups.
+    press(&mut app, &mut term, &[t]);
+    assert_eq!(app.state().tree, None);
+    assert_eq!(list_rows(&term)[0], "bytes↓ blocks share  top frame");
 }

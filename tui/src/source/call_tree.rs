@@ -1,6 +1,6 @@
 //! The browser's call tree (the `t` key): the largest stacks of the blocks counted at T merged
-//! from the outermost frame in, laid out by the analyzer's [`call_tree_lines`] as `report
-//! --format tree` draws them. Built from what any [`DataSource`] answers: its stack groups at T
+//! from the outermost frame in (or bottom up, from the allocating frame out), laid out by the
+//! analyzer's [`call_tree_lines`] as `report --format tree` (or `bottom-up`) draws them. Built from what any [`DataSource`] answers: its stack groups at T
 //! and their frames.
 
 use leakview_analyzer::{CallTreeLine, TreeOrder, call_tree_lines};
@@ -14,11 +14,22 @@ pub const TREE_STACKS: usize = 200;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CallTree {
     pub lines: Vec<CallTreeLine<FrameInfo>>,
+    pub order: TreeOrder,
     /// Stacks holding counted blocks at T, and how many of them (the largest) the tree merges.
     pub stacks: usize,
     pub drawn: usize,
     /// What the stacks left out hold.
     pub left_out: Totals,
+}
+
+impl CallTree {
+    /// What the tree is called on screen: `call tree`, `call tree bottom up`.
+    pub fn name(&self) -> &'static str {
+        match self.order {
+            TreeOrder::TopDown => "call tree",
+            TreeOrder::BottomUp => "call tree bottom up",
+        }
+    }
 }
 
 /// The stack query behind the tree of `query`: its moment, selection and filter, stacks ranked
@@ -28,8 +39,9 @@ pub fn tree_query(query: &GroupQuery) -> GroupQuery {
     GroupQuery { grouping: Grouping::Stack, sort, ..query.clone() }
 }
 
-/// The call tree of the [`TREE_STACKS`] largest stacks `query` selects (see [`tree_query`]).
-pub fn call_tree<S: DataSource + ?Sized>(source: &S, query: &GroupQuery) -> CallTree {
+/// The call tree, in `order`, of the [`TREE_STACKS`] largest stacks `query` selects (see
+/// [`tree_query`]).
+pub fn call_tree<S: DataSource + ?Sized>(source: &S, query: &GroupQuery, order: TreeOrder) -> CallTree {
     let query = tree_query(query);
     let rows = source.groups(&query);
     let drawn = rows.len().min(TREE_STACKS);
@@ -49,8 +61,8 @@ pub fn call_tree<S: DataSource + ?Sized>(source: &S, query: &GroupQuery) -> Call
         }
         (frames, row.totals.bytes, row.totals.blocks)
     });
-    let lines = call_tree_lines(stacks, query.sort == SortKey::Blocks, TreeOrder::TopDown);
-    CallTree { lines, stacks: rows.len(), drawn, left_out }
+    let lines = call_tree_lines(stacks, query.sort == SortKey::Blocks, order);
+    CallTree { lines, order, stacks: rows.len(), drawn, left_out }
 }
 
 #[cfg(test)]
@@ -105,7 +117,7 @@ mod tests {
     fn the_tree_merges_the_stacks_at_t_from_the_outermost_frame() {
         let s = source();
         let at_end = GroupQuery { at_ns: 100, ..GroupQuery::default() };
-        let tree = call_tree(&s, &at_end);
+        let tree = call_tree(&s, &at_end, TreeOrder::TopDown);
         assert_eq!(
             texts(&tree),
             ["170 main", "150 ├─ serve", "100 │  ├─ leak", "50 │  └─ cache", "20 └─ (allocated here)"]
@@ -114,14 +126,29 @@ mod tests {
         // By blocks, main's own three come before serve's two.
         let blocks = GroupQuery { sort: SortKey::Blocks, ..at_end.clone() };
         assert_eq!(
-            texts(&call_tree(&s, &blocks)),
+            texts(&call_tree(&s, &blocks, TreeOrder::TopDown)),
             ["170 main", "20 ├─ (allocated here)", "150 └─ serve", "100    ├─ leak", "50    └─ cache"]
         );
         // Every allocation by 35: main's own block is the 30-byte one freed at 40.
         let allocated = GroupQuery { at_ns: 35, what: Selection::Allocated, ..at_end.clone() };
-        assert_eq!(texts(&call_tree(&s, &allocated))[4], "30 └─ (allocated here)");
+        assert_eq!(texts(&call_tree(&s, &allocated, TreeOrder::TopDown))[4], "30 └─ (allocated here)");
         // A filter narrows the stacks merged.
         let filtered = GroupQuery { filter: "cache".to_string(), ..at_end };
-        assert_eq!(texts(&call_tree(&s, &filtered)), ["50 main", "50 serve", "50 cache"]);
+        assert_eq!(texts(&call_tree(&s, &filtered, TreeOrder::TopDown)), ["50 main", "50 serve", "50 cache"]);
+        // Bottom up: each allocating frame, its callers below it.
+        let bottom_up = call_tree(&s, &at_end, TreeOrder::BottomUp);
+        assert_eq!(
+            texts(&bottom_up),
+            [
+                "100 ├─ leak",
+                "100 │  serve",
+                "100 │  main",
+                "50 ├─ cache",
+                "50 │  serve",
+                "50 │  main",
+                "20 └─ main"
+            ]
+        );
+        assert_eq!(bottom_up.order, TreeOrder::BottomUp);
     }
 }

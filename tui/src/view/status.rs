@@ -28,11 +28,11 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>) {
         Span::raw(format::blocks(screen.totals.blocks)),
     ]);
     spans.extend(filter_spans(&state.filter, theme));
-    if screen.tree.is_some() {
+    if let Some(tree) = screen.tree {
         // The tree ranks by blocks when the list is sorted by blocks, else by bytes.
         let sort = if state.sort == SortKey::Blocks { SortKey::Blocks } else { SortKey::Bytes };
         spans.extend([
-            Span::styled("  call tree", theme.dim),
+            Span::styled(format!("  {}", tree.name()), theme.dim),
             Span::styled(", ", theme.dim),
             Span::raw(format!("{}↓", sort.name())),
         ]);

@@ -1,8 +1,9 @@
-//! The call tree in the browser (the `t` key): the list pane draws the tree's lines, each with
+//! The call tree in the browser (the `t` key, top down, then bottom up): the list pane draws the
+//! tree's lines, each with
 //! its bytes, blocks and share of what is counted at T; the details pane tells the selected
 //! line's frame in full (function, place, module) and what its figures cover.
 
-use leakview_analyzer::{CallTreeLine, TreePart};
+use leakview_analyzer::{CallTreeLine, TreeOrder, TreePart};
 use ratatui::Frame;
 use ratatui::text::{Line, Span};
 
@@ -41,19 +42,19 @@ pub(super) fn draw_list(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Screen
     } else {
         format!("{} stacks", format::count(tree.stacks as u64))
     };
-    let title = format!(" At {}{what} · call tree · {stacks} ", format::duration(state.at_ns));
+    let title = format!(" At {}{what} · {} · {stacks} ", format::duration(state.at_ns), tree.name());
     let focused = state.focus == Pane::List;
     let shown = usize::from(body.list_rows.height);
     let position = Position::Row { selected: state.tree_cursor.selected, len: tree.lines.len(), shown };
     frame.render_widget(with_position(pane_block(title, focused, theme), position, theme), body.list);
     let by_blocks = state.sort == SortKey::Blocks;
     let mark = |name: &str, on: bool| if on { format!("{name}↓") } else { name.to_string() };
-    let header = format!(
-        "{:>9} {:>6} {:>5}  outermost frame first",
-        mark("bytes", !by_blocks),
-        mark("blocks", by_blocks),
-        "share"
-    );
+    let first = match tree.order {
+        TreeOrder::TopDown => "outermost frame first",
+        TreeOrder::BottomUp => "allocating frame first",
+    };
+    let header =
+        format!("{:>9} {:>6} {:>5}  {first}", mark("bytes", !by_blocks), mark("blocks", by_blocks), "share");
     let mut lines = Vec::with_capacity(shown + 1);
     lines.push(Line::styled(pad(&header, width), theme.header));
     if tree.lines.is_empty() {
@@ -96,7 +97,7 @@ pub(super) fn details<'a>(
     theme: &Theme,
 ) -> Vec<Line<'a>> {
     let mut lines = match tree.lines.get(selected) {
-        Some(line) => line_details(line, totals, width, theme),
+        Some(line) => line_details(line, tree.order, totals, width, theme),
         None => vec![Line::styled("no line selected", theme.dim)],
     };
     if tree.drawn < tree.stacks {
@@ -116,6 +117,7 @@ pub(super) fn details<'a>(
 
 fn line_details<'a>(
     line: &CallTreeLine<FrameInfo>,
+    order: TreeOrder,
     totals: Totals,
     width: usize,
     theme: &Theme,
@@ -144,7 +146,12 @@ fn line_details<'a>(
             if let Some(first) = lines.first_mut().filter(|l| l.spans.len() > 1) {
                 first.spans.remove(0);
             }
-            lines.extend(figures("below this frame"));
+            // Top down, the stacks through the frame; bottom up, those through it from the
+            // allocating frame at the top of its branch.
+            lines.extend(figures(match order {
+                TreeOrder::TopDown => "below this frame",
+                TreeOrder::BottomUp => "on this path",
+            }));
             lines
         }
         TreePart::AllocatedHere => {
