@@ -236,16 +236,13 @@ pub fn call_tree_lines<F, S>(
 where
     F: Clone + Eq + Hash,
     S: IntoIterator<Item = F>,
+    S::IntoIter: DoubleEndedIterator,
 {
     let mut tree = Tree::new(by_blocks, order);
     for (frames, bytes, blocks) in stacks {
         match order {
             TreeOrder::BottomUp => tree.add(frames, bytes, blocks),
-            TreeOrder::TopDown => {
-                let mut frames: Vec<F> = frames.into_iter().collect();
-                frames.reverse();
-                tree.add(frames, bytes, blocks);
-            }
+            TreeOrder::TopDown => tree.add(frames.into_iter().rev(), bytes, blocks),
         }
     }
     tree.sort();

@@ -74,28 +74,15 @@ pub(super) fn render(report: &Report<'_>, order: TreeOrder) -> String {
         TreeOrder::TopDown => "outermost frame first",
         TreeOrder::BottomUp => "bottom up: allocating frame first, its callers below it",
     };
-    let _ = writeln!(
-        out,
-        "\n{:>w0$}  {:>w1$}  {:>w2$}  call tree, {runs} ({whose})",
-        "bytes",
-        "blocks",
-        "share",
-        w0 = widths[0],
-        w1 = widths[1],
-        w2 = widths[2]
-    );
+    // After a blank line, the header and every line: three figures right-aligned, then the text.
+    out.push('\n');
+    let mut row = |figures: [&str; 3], text: &str| {
+        let [w0, w1, w2] = widths;
+        let _ = writeln!(out, "{:>w0$}  {:>w1$}  {:>w2$}  {text}", figures[0], figures[1], figures[2]);
+    };
+    row(["bytes", "blocks", "share"], &format!("call tree, {runs} ({whose})"));
     for (line, cell) in lines.iter().zip(&cells) {
-        let _ = writeln!(
-            out,
-            "{:>w0$}  {:>w1$}  {:>w2$}  {}",
-            cell[0],
-            cell[1],
-            cell[2],
-            line.text,
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2]
-        );
+        row([&cell[0], &cell[1], &cell[2]], &line.text);
     }
     let hidden = stacks - shown.len();
     if hidden > 0 {
