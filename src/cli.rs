@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::recording::{DEFAULT_DEPTH, MAX_DEPTH};
+use crate::recording::{DEFAULT_DEPTH, DEFAULT_RSS_INTERVAL_MS, MAX_DEPTH};
 
 /// Find native memory leaks: record every allocation of a program, then see what was never freed.
 #[derive(Debug, Parser)]
@@ -56,6 +56,10 @@ pub struct RecordArgs {
         value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DEPTH))
     )]
     pub depth: u32,
+    /// Milliseconds between samples of the program's resident set size (RSS), taken while it
+    /// allocates; 0 takes none.
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_RSS_INTERVAL_MS)]
+    pub rss_interval: u64,
     /// Overwrite the output file if it exists.
     #[arg(long)]
     pub force: bool,

@@ -25,6 +25,9 @@ pub const OUTPUT_ENV: &str = "LEAKVIEW_OUTPUT";
 pub const DEPTH_ENV: &str = "LEAKVIEW_DEPTH";
 pub const MANIFEST_ENV: &str = "LEAKVIEW_MANIFEST";
 pub const ONLY_CHILD_OF_ENV: &str = "LEAKVIEW_ONLY_CHILD_OF";
+pub const RSS_INTERVAL_ENV: &str = "LEAKVIEW_RSS_INTERVAL_MS";
+/// Milliseconds between RSS samples (the recorder's default too).
+pub const DEFAULT_RSS_INTERVAL_MS: u64 = 10;
 /// Stack depth `leakview record` records with by default, and `leakview demo` always.
 pub const DEFAULT_DEPTH: u32 = 128;
 /// The deepest stack the recorder captures (its `MAX_DEPTH_LIMIT`; it would cut a deeper
@@ -40,6 +43,8 @@ pub struct RecordPlan<'a> {
     /// Absolute trace path (it may hold `%p`).
     pub output: &'a Path,
     pub depth: u32,
+    /// Milliseconds between samples of the resident set size (0: none).
+    pub rss_interval_ms: u64,
     /// Record the program started (and the images it execs) only, not the processes it forks.
     pub no_children: bool,
 }
@@ -71,6 +76,7 @@ pub fn run(plan: &RecordPlan<'_>) -> anyhow::Result<Finished> {
         .env("LD_PRELOAD", ld_preload_value(&library, std::env::var_os("LD_PRELOAD")))
         .env(OUTPUT_ENV, plan.output)
         .env(DEPTH_ENV, plan.depth.to_string())
+        .env(RSS_INTERVAL_ENV, plan.rss_interval_ms.to_string())
         .env(MANIFEST_ENV, &manifest_path);
     if plan.no_children {
         command.env(ONLY_CHILD_OF_ENV, std::process::id().to_string());

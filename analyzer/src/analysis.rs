@@ -16,6 +16,7 @@ use crate::lifetimes::{LifetimeStore, LiveBlock};
 use crate::load::{self, Loaded};
 use crate::model::{Block, BlockId, LiveTotals, Mark, StackId, Summary, ThreadIndex, ThreadInfo, Totals};
 use crate::progress::Progress;
+use crate::resident::ResidentMemory;
 use crate::selection::{self, Selection, TemporaryBlocks};
 use crate::stacks::StackTable;
 use crate::symbolize::{ModuleInfo, SymbolizeOptions, Symbolizer};
@@ -45,6 +46,7 @@ pub struct Analysis {
     threads: Vec<ThreadInfo>,
     marks: Vec<Mark>,
     modules: Vec<ModuleInfo>,
+    resident: ResidentMemory,
     frames: FrameCache,
     /// Which blocks are temporary, found on first use.
     temporary: OnceLock<TemporaryBlocks>,
@@ -71,7 +73,7 @@ impl Analysis {
         options: &LoadOptions,
         progress: &dyn Progress,
     ) -> Result<Self, LoadError> {
-        let Loaded { summary, store, index, timeline, stacks, threads, marks, modules } =
+        let Loaded { summary, store, index, timeline, stacks, threads, marks, modules, resident } =
             load::load(reader, progress)?;
         let frames = FrameCache::new(Symbolizer::new(modules.clone(), options.symbolize.clone()));
         Ok(Analysis {
@@ -84,6 +86,7 @@ impl Analysis {
             threads,
             marks,
             modules,
+            resident,
             frames,
             temporary: OnceLock::new(),
         })
@@ -141,6 +144,12 @@ impl Analysis {
     /// Marks in time order, each with its occurrence number among marks of the same label.
     pub fn marks(&self) -> &[Mark] {
         &self.marks
+    }
+
+    /// The process's resident set size as the recorder sampled it (empty for traces written
+    /// before format 2.1).
+    pub fn resident_memory(&self) -> &ResidentMemory {
+        &self.resident
     }
 
     /// The trace's threads; [`ThreadIndex`] indexes this.

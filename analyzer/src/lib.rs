@@ -45,6 +45,7 @@ mod model;
 mod over_time;
 mod progress;
 pub mod report;
+pub mod resident;
 mod runtime_blocks;
 mod selection;
 mod stacks;
@@ -71,6 +72,7 @@ pub use model::{
 };
 pub use progress::{NoProgress, Progress, Stage};
 pub use report::{Report, ReportSpec};
+pub use resident::{ResidentMemory, ResidentSample};
 pub use selection::Selection;
 pub use stacks::MAX_STACK_DEPTH;
 pub use suggest::{SuggestedSuppression, suppression_line};

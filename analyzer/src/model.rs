@@ -77,6 +77,7 @@ pub struct EventCounts {
     pub module_unload: u64,
     pub thread_name: u64,
     pub mark: u64,
+    pub resident_memory: u64,
 }
 
 impl EventCounts {
@@ -90,6 +91,7 @@ impl EventCounts {
             + self.module_unload
             + self.thread_name
             + self.mark
+            + self.resident_memory
     }
 
     /// Adds another count into this one.
@@ -102,10 +104,11 @@ impl EventCounts {
         self.module_unload += other.module_unload;
         self.thread_name += other.thread_name;
         self.mark += other.mark;
+        self.resident_memory += other.resident_memory;
     }
 
     /// `(kind name, count)` pairs in a fixed order, for display.
-    pub fn by_kind(&self) -> [(&'static str, u64); 8] {
+    pub fn by_kind(&self) -> [(&'static str, u64); 9] {
         [
             ("alloc", self.alloc),
             ("free", self.free),
@@ -115,6 +118,7 @@ impl EventCounts {
             ("module-unload", self.module_unload),
             ("thread-name", self.thread_name),
             ("mark", self.mark),
+            ("rss-sample", self.resident_memory),
         ]
     }
 }

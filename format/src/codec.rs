@@ -44,6 +44,7 @@ const META_MODULE_LOAD: u8 = 0;
 const META_MODULE_UNLOAD: u8 = 1;
 const META_THREAD_NAME: u8 = 2;
 const META_MARK: u8 = 3;
+const META_RESIDENT_MEMORY: u8 = 4;
 
 /// Addresses remembered for frees: a free of one of them costs no address bytes.
 const RECENT_SLOTS: usize = 15;
@@ -549,7 +550,8 @@ fn encode_cold(state: &mut DeltaState, mut next: Small, event: &Event<'_>, out: 
         Event::ModuleLoad { ts, .. }
         | Event::ModuleUnload { ts, .. }
         | Event::ThreadName { ts, .. }
-        | Event::Mark { ts, .. } => {
+        | Event::Mark { ts, .. }
+        | Event::ResidentMemory { ts, .. } => {
             varint::put(out, &mut pos, next.advance_time(ts))?;
             let (sub, len) = meta_payload_len(event);
             varint::put(out, &mut pos, len as u64)?;
@@ -634,6 +636,7 @@ fn meta_payload_len(event: &Event<'_>) -> (u8, usize) {
             (META_THREAD_NAME, varint::encoded_len(u64::from(tid)) + bytes_len(name))
         }
         Event::Mark { label, .. } => (META_MARK, bytes_len(label)),
+        Event::ResidentMemory { bytes, .. } => (META_RESIDENT_MEMORY, varint::encoded_len(bytes)),
         _ => (0, 0),
     }
 }
@@ -658,6 +661,7 @@ fn put_meta_payload(event: &Event<'_>, out: &mut [u8], pos: &mut usize) -> Optio
             put_bytes(out, pos, name)?;
         }
         Event::Mark { label, .. } => put_bytes(out, pos, label)?,
+        Event::ResidentMemory { bytes, .. } => varint::put(out, pos, bytes)?,
         _ => {}
     }
     Some(())
@@ -911,6 +915,7 @@ fn decode_meta(sub: u8, ts: u64, payload: &[u8]) -> Result<Option<Event<'_>>, De
             Event::ThreadName { ts, tid, name: get_bytes(payload, &mut pos)? }
         }
         META_MARK => Event::Mark { ts, label: get_bytes(payload, &mut pos)? },
+        META_RESIDENT_MEMORY => Event::ResidentMemory { ts, bytes: get_u64(payload, &mut pos)? },
         _ => return Ok(None),
     };
     Ok(Some(event))

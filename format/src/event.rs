@@ -83,6 +83,8 @@ pub enum Event<'a> {
     ThreadName { ts: u64, tid: u32, name: &'a [u8] },
     /// A user-placed label (`leakview_mark`).
     Mark { ts: u64, label: &'a [u8] },
+    /// The process's resident set size was `bytes` (sampled by the recorder now and then).
+    ResidentMemory { ts: u64, bytes: u64 },
 }
 
 /// The kind of an [`Event`], for counting.
@@ -96,10 +98,11 @@ pub enum EventKind {
     ModuleUnload,
     ThreadName,
     Mark,
+    ResidentMemory,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::Alloc,
         EventKind::Free,
         EventKind::Realloc,
@@ -108,6 +111,7 @@ impl EventKind {
         EventKind::ModuleUnload,
         EventKind::ThreadName,
         EventKind::Mark,
+        EventKind::ResidentMemory,
     ];
 
     pub fn name(self) -> &'static str {
@@ -120,6 +124,7 @@ impl EventKind {
             EventKind::ModuleUnload => "module-unload",
             EventKind::ThreadName => "thread-name",
             EventKind::Mark => "mark",
+            EventKind::ResidentMemory => "rss-sample",
         }
     }
 }
@@ -135,6 +140,7 @@ impl Event<'_> {
             Event::ModuleUnload { .. } => EventKind::ModuleUnload,
             Event::ThreadName { .. } => EventKind::ThreadName,
             Event::Mark { .. } => EventKind::Mark,
+            Event::ResidentMemory { .. } => EventKind::ResidentMemory,
         }
     }
 
@@ -147,7 +153,8 @@ impl Event<'_> {
             | Event::ModuleLoad { ts, .. }
             | Event::ModuleUnload { ts, .. }
             | Event::ThreadName { ts, .. }
-            | Event::Mark { ts, .. } => Some(ts),
+            | Event::Mark { ts, .. }
+            | Event::ResidentMemory { ts, .. } => Some(ts),
             Event::StackNode { .. } => None,
         }
     }
@@ -183,6 +190,7 @@ impl Event<'_> {
             Event::ModuleUnload { ts, id } => OwnedEvent::ModuleUnload { ts, id },
             Event::ThreadName { ts, tid, name } => OwnedEvent::ThreadName { ts, tid, name: name.to_vec() },
             Event::Mark { ts, label } => OwnedEvent::Mark { ts, label: label.to_vec() },
+            Event::ResidentMemory { ts, bytes } => OwnedEvent::ResidentMemory { ts, bytes },
         }
     }
 }
@@ -198,6 +206,7 @@ pub enum OwnedEvent {
     ModuleUnload { ts: u64, id: u32 },
     ThreadName { ts: u64, tid: u32, name: Vec<u8> },
     Mark { ts: u64, label: Vec<u8> },
+    ResidentMemory { ts: u64, bytes: u64 },
 }
 
 impl OwnedEvent {
@@ -230,6 +239,7 @@ impl OwnedEvent {
             OwnedEvent::ModuleUnload { ts, id } => Event::ModuleUnload { ts: *ts, id: *id },
             OwnedEvent::ThreadName { ts, tid, name } => Event::ThreadName { ts: *ts, tid: *tid, name },
             OwnedEvent::Mark { ts, label } => Event::Mark { ts: *ts, label },
+            OwnedEvent::ResidentMemory { ts, bytes } => Event::ResidentMemory { ts: *ts, bytes: *bytes },
         }
     }
 }

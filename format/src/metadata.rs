@@ -137,11 +137,12 @@ fn shorten(s: &str, max: usize) -> String {
 }
 
 /// Metadata fields appended after version 1.0 that a trace of version `major.minor` holds:
-/// 1.1 appended one, 2.0 holds the same fields as 1.1, and each later minor of 2 appends one.
+/// 1.1 appended one, 2.0 holds the same fields as 1.1, 2.1 added an event sub-kind and no
+/// field. (A minor that appends a field adds its count here.)
 fn appended_fields(major: u16, minor: u16) -> usize {
     match major {
         0 | 1 => usize::from(minor.min(1)),
-        _ => 1 + usize::from(minor),
+        _ => 1,
     }
 }
 

@@ -61,6 +61,7 @@ fn event_strategy() -> impl Strategy<Value = OwnedEvent> {
             name
         }),
         (0u64..10_000, bytes).prop_map(|(dt, label)| OwnedEvent::Mark { ts: dt, label }),
+        (0u64..10_000, any::<u64>()).prop_map(|(dt, bytes)| OwnedEvent::ResidentMemory { ts: dt, bytes }),
     ]
 }
 
@@ -76,7 +77,8 @@ fn with_real_timestamps(events: Vec<OwnedEvent>, start: u64) -> Vec<OwnedEvent> 
                 | OwnedEvent::ModuleLoad { ts, .. }
                 | OwnedEvent::ModuleUnload { ts, .. }
                 | OwnedEvent::ThreadName { ts, .. }
-                | OwnedEvent::Mark { ts, .. } => {
+                | OwnedEvent::Mark { ts, .. }
+                | OwnedEvent::ResidentMemory { ts, .. } => {
                     now += *ts;
                     *ts = now;
                 }

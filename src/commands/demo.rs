@@ -16,7 +16,7 @@ use rustix::fs::Access;
 
 use crate::cli::{DemoArgs, GroupBy, ReportArgs, ReportFormat, What, WindowArgs};
 use crate::messages::say;
-use crate::recording::{self, DEFAULT_DEPTH, RecordPlan};
+use crate::recording::{self, DEFAULT_DEPTH, DEFAULT_RSS_INTERVAL_MS, RecordPlan};
 use crate::{cache_dir, embedded, trace_paths};
 
 use super::report;
@@ -45,6 +45,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         argv: &argv,
         output: &output,
         depth: DEFAULT_DEPTH,
+        rss_interval_ms: DEFAULT_RSS_INTERVAL_MS,
         no_children: false,
     })?;
     if !finished.status.success() {

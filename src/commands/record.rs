@@ -1,5 +1,6 @@
-//! `leakview record [-o FILE] [--depth N] [--force] -- CMD ARGS...`: runs a program with the
-//! recorder preloaded, tells where its traces went, and exits the way the program did.
+//! `leakview record [-o FILE] [--depth N] [--rss-interval MS] [--force] -- CMD ARGS...`: runs a
+//! program with the recorder preloaded, tells where its traces went, and exits the way the
+//! program did.
 
 use std::ffi::OsStr;
 use std::process::ExitCode;
@@ -28,6 +29,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         argv: &args.command,
         output: &output,
         depth: args.depth,
+        rss_interval_ms: args.rss_interval,
         no_children: args.no_children,
     })?;
     settle_traces(&finished.traces);

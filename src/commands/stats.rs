@@ -120,6 +120,7 @@ fn render(reader: &TraceReader, analysis: &Analysis) -> anyhow::Result<String> {
         bytes(s.outstanding_at_end.bytes),
         plural(s.outstanding_at_end.blocks, "block", "blocks")
     )?;
+    write_resident(w, analysis)?;
     write_marks(w, analysis.marks())?;
     writeln!(w, "complete     {}", if s.complete { "yes" } else { "no" })?;
     if !s.finished {
@@ -158,6 +159,23 @@ fn recorder_kind(kind: RecorderKind) -> &'static str {
         RecorderKind::RustApi => "Rust API, in-process",
         RecorderKind::Synthetic => "written by a tool",
     }
+}
+
+/// The resident set size the recorder sampled: its peak and its last sample.
+fn write_resident(w: &mut String, analysis: &Analysis) -> std::fmt::Result {
+    let memory = analysis.resident_memory();
+    let (Some(peak), Some(last)) = (memory.peak(), memory.last()) else {
+        return writeln!(w, "RSS          not sampled");
+    };
+    writeln!(
+        w,
+        "RSS          peak {} at {}, {} at {} ({})",
+        bytes(peak.bytes),
+        format_duration(peak.at_ns),
+        bytes(last.bytes),
+        format_duration(last.at_ns),
+        plural(memory.samples().len() as u64, "sample", "samples")
+    )
 }
 
 /// Marks listed after the count, each as `--at` names it, at most [`MARKS_LISTED`].

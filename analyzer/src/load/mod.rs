@@ -38,6 +38,7 @@ use crate::index::{IndexBuild, IndexBuilder, TimeIndex, apply_peak};
 use crate::lifetimes::LifetimeStore;
 use crate::model::{EventCounts, LiveTotals, Mark, Summary, ThreadInfo, Totals};
 use crate::progress::{Progress, Stage};
+use crate::resident::{ResidentMemory, ResidentSample};
 use crate::stacks::StackTable;
 use crate::symbolize::ModuleInfo;
 use crate::timeline::Timeline;
@@ -57,6 +58,7 @@ pub(crate) struct Loaded {
     pub threads: Vec<ThreadInfo>,
     pub marks: Vec<Mark>,
     pub modules: Vec<ModuleInfo>,
+    pub resident: ResidentMemory,
 }
 
 fn check_cancel(progress: &dyn Progress) -> Result<(), LoadError> {
@@ -213,7 +215,8 @@ fn load_in(
 
     let undecodable_chunks = scans.iter().filter(|s| s.undecodable).count() as u64;
     let last_event_ns = scans.iter().filter_map(|s| s.max_ts).max().map_or(0, |ts| ts.saturating_sub(origin));
-    let (stacks, threads, marks, modules) = collect_small_records(scans, &tids, origin);
+    let SmallRecords { stacks, threads, marks, modules, resident } =
+        collect_small_records(scans, &tids, origin);
     let damaged = u64::from(reader.damaged_chunks()) + u64::from(reader.missing_chunks());
     let summary = Summary {
         path: reader.path().to_path_buf(),
@@ -241,16 +244,24 @@ fn load_in(
         totals,
         outstanding_at_end,
     };
-    Ok(Some(Loaded { summary, store, index, timeline, stacks, threads, marks, modules }))
+    Ok(Some(Loaded { summary, store, index, timeline, stacks, threads, marks, modules, resident }))
 }
 
-type SmallRecords = (StackTable, Vec<ThreadInfo>, Vec<Mark>, Vec<ModuleInfo>);
+/// What a load gathers from the chunks' small records.
+struct SmallRecords {
+    stacks: StackTable,
+    threads: Vec<ThreadInfo>,
+    marks: Vec<Mark>,
+    modules: Vec<ModuleInfo>,
+    resident: ResidentMemory,
+}
 
 fn collect_small_records(scans: Vec<ChunkScan>, tids: &[u32], origin: u64) -> SmallRecords {
     let mut nodes = Vec::new();
     let mut names: BTreeMap<u32, (u64, String)> = BTreeMap::new();
     let mut raw_marks: Vec<(u64, String)> = Vec::new();
     let mut module_events: Vec<ModuleEvent> = Vec::new();
+    let mut resident = Vec::new();
     for s in scans {
         nodes.extend(s.nodes);
         for (ts, tid, name) in s.thread_names {
@@ -261,6 +272,9 @@ fn collect_small_records(scans: Vec<ChunkScan>, tids: &[u32], origin: u64) -> Sm
         }
         raw_marks.extend(s.marks);
         module_events.extend(s.modules);
+        resident.extend(
+            s.resident.iter().map(|&(ts, bytes)| ResidentSample { at_ns: ts.saturating_sub(origin), bytes }),
+        );
     }
     let threads =
         tids.iter().map(|&tid| ThreadInfo { tid, name: names.get(&tid).map(|(_, n)| n.clone()) }).collect();
@@ -296,7 +310,13 @@ fn collect_small_records(scans: Vec<ChunkScan>, tids: &[u32], origin: u64) -> Sm
             }
         }
     }
-    (StackTable::new(nodes), threads, marks, modules)
+    SmallRecords {
+        stacks: StackTable::new(nodes),
+        threads,
+        marks,
+        modules,
+        resident: ResidentMemory::new(resident),
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! What a load learns about each chunk besides its allocations and frees: event counts, time
-//! span, and the small records (stack nodes, modules, thread names, marks). The replay's decoder
+//! span, and the small records (stack nodes, modules, thread names, marks, resident memory samples). The replay's decoder
 //! gathers it as it goes ([`ChunkScan::observe`]). A separate scan pass over all chunks
 //! ([`scan_all`]) is needed only when a trace does not say its own time span (it was not
 //! finished cleanly, or its timestamps fall outside the span its header gives).
@@ -45,6 +45,8 @@ pub(crate) struct ChunkScan {
     pub thread_names: Vec<(u64, u32, String)>,
     /// (ts, label)
     pub marks: Vec<(u64, String)>,
+    /// (ts, resident set size in bytes)
+    pub resident: Vec<(u64, u64)>,
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -108,6 +110,11 @@ impl ChunkScan {
                 c.mark += 1;
                 self.saw_time(ts);
                 self.marks.push((ts, text(label)));
+            }
+            Event::ResidentMemory { ts, bytes } => {
+                c.resident_memory += 1;
+                self.saw_time(ts);
+                self.resident.push((ts, bytes));
             }
         }
     }

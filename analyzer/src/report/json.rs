@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use super::Report;
 use crate::group::{GroupKey, SortBy, size_class_bounds};
 use crate::model::Summary;
+use crate::resident::ResidentMemory;
 use crate::selection::Selection;
 use crate::symbolize::Frame;
 
@@ -36,6 +37,20 @@ pub fn trace_json(s: &Summary) -> Value {
         "events": s.events,
         "threads": s.threads,
         "complete": s.complete,
+    })
+}
+
+/// The `rss` object: how many samples of the resident set size, their peak and the last one at
+/// or before `at_ns` (`at_bytes` null before the first); null for a trace without samples.
+pub fn rss_json(memory: &ResidentMemory, at_ns: u64) -> Value {
+    let Some(peak) = memory.peak() else { return Value::Null };
+    let then = memory.at(at_ns);
+    json!({
+        "samples": memory.samples().len(),
+        "peak_bytes": peak.bytes,
+        "peak_at_ns": peak.at_ns,
+        "at_bytes": then.map(|s| s.bytes),
+        "at_sample_ns": then.map(|s| s.at_ns),
     })
 }
 
@@ -110,6 +125,7 @@ pub(super) fn render(report: &Report<'_>) -> String {
                 Value::Null
             },
         },
+        "rss": rss_json(a.resident_memory(), report.at_ns),
         "selected": {
             "blocks": selected.blocks,
             "bytes": selected.bytes,

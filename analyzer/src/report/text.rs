@@ -8,6 +8,7 @@ use super::Report;
 use super::units::{bytes, count, duration, plural, share, size_range};
 use crate::group::{GroupBy, GroupKey, SortBy, size_class_bounds};
 use crate::model::Summary;
+use crate::resident::ResidentMemory;
 use crate::selection::Selection;
 use crate::symbolize::Frame;
 use crate::window::AllocWindow;
@@ -278,8 +279,22 @@ fn write_header(report: &Report<'_>, out: &mut String) {
         plural(totals.blocks, "block", "blocks"),
         plural(report.grouping.len() as u64, one, by),
     );
+    write_resident(report.analysis.resident_memory(), report.at_ns, out);
     write_window(&report.window, out);
     write_incomplete_warning(s, out);
+}
+
+/// The `rss` line: the process's resident set size at the report's moment (the last sample by
+/// then) and its peak; nothing for a trace without samples.
+fn write_resident(memory: &ResidentMemory, at_ns: u64, out: &mut String) {
+    let Some(peak) = memory.peak() else { return };
+    let then = match memory.at(at_ns) {
+        Some(sample) => {
+            format!("{} at {} (the last sample by then)", bytes(sample.bytes), duration(sample.at_ns))
+        }
+        None => "not sampled yet by then".to_string(),
+    };
+    let _ = writeln!(out, "rss      {then}; peak {} at {}", bytes(peak.bytes), duration(peak.at_ns));
 }
 
 #[cfg(test)]

@@ -132,6 +132,9 @@ fn every_kind_round_trips() {
         Event::ModuleUnload { ts: 1070, id: 3 },
         Event::ThreadName { ts: 1080, tid: 42, name: b"worker" },
         Event::Mark { ts: 1090, label: b"warmup done" },
+        Event::ResidentMemory { ts: 1100, bytes: 0 },
+        Event::ResidentMemory { ts: 1100, bytes: 37 << 20 },
+        Event::ResidentMemory { ts: 1110, bytes: u64::MAX },
     ]);
 }
 
@@ -325,4 +328,14 @@ fn garbage_is_an_error_not_a_panic() {
     }
     let free_from_empty_slot = [KIND_FREE | (3 << FREE_RECENT_SHIFT), 0];
     assert!(decode_event(&mut DeltaState::new(0), &free_from_empty_slot, &mut 0).is_err());
+}
+
+#[test]
+fn resident_memory_with_fields_of_a_later_minor_still_decodes() {
+    // Sub-kind 4, dt 5, a payload of 4 bytes: the size (300 as a varint) and two more bytes.
+    let input = [KIND_META | (4 << META_SHIFT), 5, 4, 0xac, 0x02, 0x07, 0x08];
+    let mut pos = 0;
+    let got = decode_event(&mut DeltaState::new(10), &input, &mut pos).expect("decodes");
+    assert_eq!(got, Some(Event::ResidentMemory { ts: 15, bytes: 300 }));
+    assert_eq!(pos, input.len());
 }

@@ -83,9 +83,10 @@ pub fn sample_events(thread: u64, count: usize) -> Vec<OwnedEvent> {
                     Segment { vaddr: 0x3000, memsz: 0x100, flags: 6 },
                 ],
             },
-            _ => match i % 3 {
+            _ => match i % 4 {
                 0 => OwnedEvent::Mark { ts, label: format!("mark {i}").into_bytes() },
                 1 => OwnedEvent::ThreadName { ts, tid: thread as u32, name: b"worker".to_vec() },
+                2 => OwnedEvent::ResidentMemory { ts, bytes: 4096 * i },
                 _ => OwnedEvent::ModuleUnload { ts, id: i as u32 },
             },
         };

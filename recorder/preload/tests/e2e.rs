@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use leakview_format::RecorderKind;
-use support::{Attribution, Trace, compile, expect, manifest_traces, record, record_within};
+use support::{Attribution, Trace, compile, expect, manifest_traces, record, record_with, record_within};
 
 fn run_fixture(dir: &Path, sources: &[&str], extra: &[&str], args: &[&str]) -> (std::path::PathBuf, Trace) {
     let exe = dir.join("fixture");
@@ -60,6 +60,39 @@ fn basic_allocation_functions_and_c_api() {
     let mut sorted = aligns.clone();
     sorted.sort_unstable();
     assert_eq!(sorted, vec![32, 64, 128]);
+}
+
+#[test]
+fn resident_memory_is_sampled_from_start_to_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("fixture");
+    compile(&["resident.c"], &exe, &[]);
+    let interval = 10_000_000u64;
+    let path = dir.path().join("trace.bin");
+    record_with(&exe, &path, &dir.path().join("manifest"), &[("LEAKVIEW_RSS_INTERVAL_MS", "10")]);
+    let trace = Trace::load(&path);
+    assert!(trace.outstanding.is_empty(), "{:?}", trace.outstanding);
+    let samples = &trace.resident;
+    // The start, at least a few while the program allocates for about 100 ms, and the end.
+    assert!(samples.len() >= 5, "{samples:?}");
+    let (first, last) = (samples[0], samples[samples.len() - 1]);
+    let (first_event, last_event) = trace.alloc_time_span().expect("allocations recorded");
+    assert!(first.0 <= first_event && last.0 >= last_event, "{samples:?} around {first_event}..{last_event}");
+    // The ones taken on the way are due one interval after the one before.
+    for pair in samples[..samples.len() - 1].windows(2) {
+        assert!(pair[1].0 - pair[0].0 >= interval, "samples closer than the interval: {pair:?}");
+    }
+    let big = 48u64 << 20;
+    let peak = samples.iter().map(|s| s.1).max().unwrap_or(0);
+    assert!(peak >= big, "peak RSS {peak} below the 48 MiB written");
+    assert!(last.1 + (40 << 20) <= peak, "RSS at the end {} not 40 MiB below the peak {peak}", last.1);
+
+    // 0 takes no samples.
+    let off = dir.path().join("off.bin");
+    record_with(&exe, &off, &dir.path().join("manifest"), &[("LEAKVIEW_RSS_INTERVAL_MS", "0")]);
+    let trace = Trace::load(&off);
+    assert!(trace.resident.is_empty(), "{:?}", trace.resident);
+    assert!(trace.alloc_time_span().is_some());
 }
 
 #[test]

@@ -16,6 +16,7 @@ use leakview_format::{Event, RecorderKind, ThreadStream, WriteError};
 use crate::engine::config::Config;
 use crate::engine::modules::ModuleRegistry;
 use crate::engine::recorder::Guard;
+use crate::engine::resident;
 use crate::engine::session::{self, Profile, Session};
 use crate::engine::stack::HookRegisters;
 use crate::engine::thread::ThreadState;
@@ -217,7 +218,26 @@ impl Entered {
         stack: StackRef,
     ) -> bool {
         let stack = trace_stack(stack);
-        self.append(&Event::Alloc { ts, addr: address as u64, size: size as u64, align: align as u64, stack })
+        let written = self.append(&Event::Alloc {
+            ts,
+            addr: address as u64,
+            size: size as u64,
+            align: align as u64,
+            stack,
+        });
+        if written && resident::due(ts) {
+            self.write_resident(ts);
+        }
+        written
+    }
+
+    /// Writes a sample of the resident set size if this thread claims the one due at `ts`.
+    #[cold]
+    #[inline(never)]
+    fn write_resident(&mut self, ts: u64) {
+        if let Some(bytes) = resident::claim(ts) {
+            self.append(&Event::ResidentMemory { ts, bytes });
+        }
     }
 
     /// Writes a `Realloc` event (the old block was in the trace).

@@ -13,12 +13,14 @@
 //!   reported once on stderr (a diagnostic, for testing the caches on real programs).
 //! - `LEAKVIEW_CLOCK=monotonic`: take every timestamp with clock_gettime instead of the
 //!   calibrated TSC (see clock.rs).
+//! - `LEAKVIEW_RSS_INTERVAL_MS`: milliseconds between samples of the resident set size (default
+//!   10; 0: none).
 //! - `LEAKVIEW_ONLY_CHILD_OF=PID`: record only in a process whose parent is PID (`leakview
 //!   record --no-children` gives its own pid: the program it starts and the images that program
 //!   execs record; processes it forks, and what they run, do not).
 
 use crate::engine::stack::{DEFAULT_DEPTH, MAX_DEPTH_LIMIT};
-use crate::engine::sys;
+use crate::engine::{resident, sys};
 
 pub const ENV_OUTPUT: &str = "LEAKVIEW_OUTPUT";
 pub const ENV_DEPTH: &str = "LEAKVIEW_DEPTH";
@@ -27,6 +29,7 @@ pub const ENV_STACK_REUSE: &str = "LEAKVIEW_STACK_REUSE";
 pub const ENV_STACK_VERIFY: &str = "LEAKVIEW_STACK_VERIFY";
 pub const ENV_CLOCK: &str = "LEAKVIEW_CLOCK";
 pub const ENV_ONLY_CHILD_OF: &str = "LEAKVIEW_ONLY_CHILD_OF";
+pub const ENV_RSS_INTERVAL_MS: &str = "LEAKVIEW_RSS_INTERVAL_MS";
 
 /// The settings of one recording.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,6 +44,8 @@ pub struct Config {
     pub verify_stacks: bool,
     /// Timestamps from the calibrated TSC where it can stand in for CLOCK_MONOTONIC (default on).
     pub tsc_clock: bool,
+    /// Time between samples of the resident set size (0: none).
+    pub rss_interval_ns: u64,
 }
 
 fn getenv(name: &str) -> Option<Vec<u8>> {
@@ -81,6 +86,15 @@ pub fn parse_depth(value: Option<&[u8]>) -> usize {
         .map_or(DEFAULT_DEPTH, |d| d.min(MAX_DEPTH_LIMIT))
 }
 
+/// Parses an RSS interval setting in milliseconds (default [`resident::DEFAULT_INTERVAL_NS`];
+/// 0 turns sampling off) into nanoseconds.
+pub fn parse_rss_interval(value: Option<&[u8]>) -> u64 {
+    value
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(resident::DEFAULT_INTERVAL_NS, |ms| ms.saturating_mul(1_000_000))
+}
+
 impl Config {
     /// Reads the settings from the environment. Allocates: call with the guard held.
     pub fn from_env() -> Config {
@@ -91,6 +105,7 @@ impl Config {
             stack_reuse: getenv(ENV_STACK_REUSE).as_deref() != Some(b"0"),
             verify_stacks: getenv(ENV_STACK_VERIFY).as_deref() == Some(b"1"),
             tsc_clock: getenv(ENV_CLOCK).as_deref() != Some(b"monotonic"),
+            rss_interval_ns: parse_rss_interval(getenv(ENV_RSS_INTERVAL_MS).as_deref()),
         }
     }
 }
@@ -114,5 +129,13 @@ mod tests {
         assert_eq!(parse_depth(Some(b"0")), DEFAULT_DEPTH);
         assert_eq!(parse_depth(Some(b"lots")), DEFAULT_DEPTH);
         assert_eq!(parse_depth(Some(b"100000")), MAX_DEPTH_LIMIT);
+    }
+
+    #[test]
+    fn rss_interval_defaults_and_zero_turns_it_off() {
+        assert_eq!(parse_rss_interval(None), resident::DEFAULT_INTERVAL_NS);
+        assert_eq!(parse_rss_interval(Some(b"250")), 250_000_000);
+        assert_eq!(parse_rss_interval(Some(b"0")), 0);
+        assert_eq!(parse_rss_interval(Some(b"often")), resident::DEFAULT_INTERVAL_NS);
     }
 }

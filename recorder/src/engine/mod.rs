@@ -16,6 +16,7 @@
 //! - [`trie`]: lock-free interning of stacks into dense node ids.
 //! - [`modules`]: the module map (scan, load/unload events, unwinder snapshots).
 //! - [`config`], [`output`]: environment settings and where the trace file goes.
+//! - [`resident`]: samples of the process's resident set size, taken on the allocation path.
 //! - [`clock`], [`sys`], [`elf`]: small system helpers.
 
 pub mod capture_pool;
@@ -29,6 +30,7 @@ pub mod kept_stacks;
 pub mod modules;
 pub mod output;
 pub mod recorder;
+pub mod resident;
 #[cfg(target_arch = "x86_64")]
 pub mod rule_probes;
 pub mod session;

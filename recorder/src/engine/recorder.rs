@@ -7,6 +7,7 @@ use crate::engine::clock;
 use crate::engine::deferred::{self, DeferredEvent, DeferredKind};
 use crate::engine::modules;
 use crate::engine::modules::Snapshot;
+use crate::engine::resident;
 use crate::engine::session::{self, ALLOCATIONS_ENABLED, Profile, Session};
 use crate::engine::stack::{self, CaptureState, HookRegisters, Walk};
 use crate::engine::sys;
@@ -400,6 +401,20 @@ pub fn alloc(held: Held<'_>, profile: &Profile, addr: u64, size: u64, align: u64
     // SAFETY: the thread is ready for the session, so its stream is bound to it (the capture
     // keeps it so: it appends to it only through the session).
     unsafe { session.append_ready(state.ready_stream(), &Event::Alloc { ts, addr, size, align, stack }) };
+    if resident::due(ts) {
+        record_resident(session, state, ts);
+    }
+}
+
+/// Appends a sample of the resident set size if this thread claims the one due at `ts`.
+#[cold]
+#[inline(never)]
+fn record_resident(session: &Session, state: &mut ThreadState, ts: u64) {
+    if let Some(bytes) = resident::claim(ts) {
+        // The allocation's time: read a few microseconds later, the size is the size then.
+        // SAFETY: called right after this thread appended as a ready thread: still bound.
+        unsafe { session.append_ready(state.ready_stream(), &Event::ResidentMemory { ts, bytes }) };
+    }
 }
 
 /// [`alloc`] of a thread not ready for the live session (see [`ready_session`]).
@@ -477,6 +492,9 @@ pub fn realloc(
         // SAFETY: the thread is ready for the session, so its stream is bound to it (the
         // capture keeps it so).
         unsafe { session.append_ready(state.ready_stream(), &event) };
+        if resident::due(ts) {
+            record_resident(session, state, ts);
+        }
         return;
     }
     realloc_by_full_path(state, profile, (ts_free, ts), old_addr, new_addr, size, hook);
@@ -545,6 +563,7 @@ pub fn process_exit() {
         return;
     };
     session::settle_thread(guard.state());
+    record_final_resident(guard.state());
     let lost = deferred::lost();
     if lost > 0 {
         let mut line = sys::Line::new();
@@ -554,6 +573,19 @@ pub fn process_exit() {
         sys::warn(line.as_bytes());
     }
     session::finish();
+}
+
+/// The resident set size at the end, as the last sample.
+fn record_final_resident(state: &mut ThreadState) {
+    let Some(session) = session::current() else { return };
+    if session.stopped() || session.pid != sys::getpid() {
+        return;
+    }
+    if let Some(bytes) = resident::now() {
+        let ts = clock::monotonic_ns();
+        let stream = state.bind(session.id);
+        session.append(stream, &Event::ResidentMemory { ts, bytes });
+    }
 }
 
 /// `_exit`/`_Exit`: the process ends without running atexit handlers, so mark its trace

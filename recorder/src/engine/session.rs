@@ -19,7 +19,7 @@ use crate::engine::output;
 use crate::engine::sys;
 use crate::engine::thread::{self, ThreadState};
 use crate::engine::trie::StackTable;
-use crate::engine::{clock, fork_canary};
+use crate::engine::{clock, fork_canary, resident};
 
 /// Who is recording: goes into the trace metadata.
 #[derive(Debug)]
@@ -218,6 +218,7 @@ fn start(
     let pid = sys::getpid();
     let executable = modules::executable_path();
     let start_ts = clock::monotonic_ns();
+    resident::configure(config.rss_interval_ns, start_ts);
     let metadata = TraceMetadata {
         pid,
         // SAFETY: getppid cannot fail.
@@ -258,6 +259,9 @@ fn start(
     session.modules.rescan(start_ts, &mut |event| {
         let _ = session.writer.append(stream, event);
     });
+    if let Some(bytes) = resident::now() {
+        let _ = session.writer.append(stream, &Event::ResidentMemory { ts: start_ts, bytes });
+    }
     // A manifest that is gone belongs to a `leakview record` that has finished: this process
     // outlived the program recorded (a daemon); nobody is left to read the list, nothing to say.
     if let Some(manifest) = &config.manifest

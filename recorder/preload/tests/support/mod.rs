@@ -79,6 +79,16 @@ pub fn record(exe: &Path, args: &[&str], trace: &Path, manifest: &Path, depth: O
     output
 }
 
+/// [`record`] with these environment settings for the recorder added.
+pub fn record_with(exe: &Path, trace: &Path, manifest: &Path, settings: &[(&str, &str)]) -> Output {
+    let output = recording_command(exe, &[], trace, manifest, None)
+        .envs(settings.iter().copied())
+        .output()
+        .expect("run fixture");
+    assert_succeeded(exe, &output);
+    output
+}
+
 /// [`record`], failing the test if the program has not ended within `limit` (it is killed).
 pub fn record_within(exe: &Path, trace: &Path, manifest: &Path, limit: std::time::Duration) -> Output {
     let mut child = recording_command(exe, &[], trace, manifest, None)
@@ -174,6 +184,10 @@ pub struct Trace {
     pub marks: Vec<String>,
     /// (tid, name) of every ThreadName event.
     pub thread_names: Vec<(u32, String)>,
+    /// (ts, bytes) of every ResidentMemory event, in time order.
+    pub resident: Vec<(u64, u64)>,
+    /// Times of the first and the last allocation.
+    alloc_span: Option<(u64, u64)>,
     pub chunk_tids: Vec<u32>,
     pub outstanding: Vec<Block>,
     pub counts: ReplayCounts,
@@ -298,6 +312,7 @@ impl Trace {
         let mut modules: Vec<Module> = Vec::new();
         let mut marks = Vec::new();
         let mut thread_names = Vec::new();
+        let mut resident = Vec::new();
         let mut chunk_tids = Vec::new();
         // (ts, chunk index, position, tid, op): replay in time order; same-thread order breaks ties.
         let mut ops: Vec<TimedOp> = Vec::new();
@@ -344,10 +359,14 @@ impl Trace {
                     OwnedEvent::ThreadName { tid, name, .. } => {
                         thread_names.push((tid, String::from_utf8_lossy(&name).into_owned()));
                     }
+                    OwnedEvent::ResidentMemory { ts, bytes } => resident.push((ts, bytes)),
                 }
             }
         }
         ops.sort_by_key(|(ts, tid, pos, _, _)| (*ts, *tid, *pos));
+        resident.sort_unstable();
+        let alloc_times = ops.iter().filter(|op| matches!(op.4, Op::Alloc { .. })).map(|op| op.0);
+        let alloc_span = alloc_times.clone().min().zip(alloc_times.max());
         let mut replay = Replay::default();
         for moment in ops.chunk_by(|a, b| a.0 == b.0) {
             replay.moment(moment);
@@ -363,10 +382,17 @@ impl Trace {
             modules,
             marks,
             thread_names,
+            resident,
+            alloc_span,
             chunk_tids,
             outstanding,
             counts,
         }
+    }
+
+    /// Times of the first and the last allocation, if any.
+    pub fn alloc_time_span(&self) -> Option<(u64, u64)> {
+        self.alloc_span
     }
 
     /// Return addresses of stack `id`, innermost first.

@@ -1,0 +1,129 @@
+//! Samples of the process's resident set size (RSS) for the trace: taken on the allocation path
+//! when one is due (every `LEAKVIEW_RSS_INTERVAL_MS`, 10 ms by default, as heaptrack and memray
+//! sample), by whichever thread allocates first after the due time, and once at the end. The
+//! check on the allocation path is one relaxed load and a compare; the sample itself reads
+//! `/proc/self/statm` with three system calls and no allocation. The session takes the first
+//! sample when it starts.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Default time between samples.
+pub const DEFAULT_INTERVAL_NS: u64 = 10_000_000;
+
+/// When the next sample is due (monotonic ns); `u64::MAX`: never (sampling off, or
+/// `/proc/self/statm` could not be read).
+static NEXT_DUE: AtomicU64 = AtomicU64::new(u64::MAX);
+/// Time between samples; 0 turns sampling off.
+static INTERVAL_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Sets the interval (0: no samples), counted from `now` (when the session takes its first
+/// sample).
+pub fn configure(interval_ns: u64, now: u64) {
+    INTERVAL_NS.store(interval_ns, Ordering::Relaxed);
+    let next = if interval_ns == 0 { u64::MAX } else { now.saturating_add(interval_ns) };
+    NEXT_DUE.store(next, Ordering::Relaxed);
+}
+
+/// Whether a sample is due at `ts` (the allocation path's check).
+#[inline(always)]
+pub fn due(ts: u64) -> bool {
+    ts >= NEXT_DUE.load(Ordering::Relaxed)
+}
+
+/// Claims the sample due at `ts` (one thread wins; the others go on) and reads the resident
+/// set size: `None` if another thread claimed it or it cannot be read. The sample is the size
+/// at `ts` (read microseconds later); the next is due one interval after `ts`, so samples are
+/// never closer than the interval.
+#[cold]
+#[inline(never)]
+pub fn claim(ts: u64) -> Option<u64> {
+    let due = NEXT_DUE.load(Ordering::Relaxed);
+    let interval = INTERVAL_NS.load(Ordering::Relaxed);
+    if ts < due || interval == 0 {
+        return None;
+    }
+    NEXT_DUE.compare_exchange(due, ts.saturating_add(interval), Ordering::Relaxed, Ordering::Relaxed).ok()?;
+    let bytes = read();
+    if bytes.is_none() {
+        // No /proc (a sandbox): stop asking.
+        NEXT_DUE.store(u64::MAX, Ordering::Relaxed);
+    }
+    bytes
+}
+
+/// The resident set size now, whatever the interval (for the sample at the end); `None` when
+/// sampling is off or `/proc/self/statm` cannot be read.
+pub fn now() -> Option<u64> {
+    if INTERVAL_NS.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    read()
+}
+
+/// Reads `/proc/self/statm` (resident pages, its second field) without allocating.
+fn read() -> Option<u64> {
+    let mut buf = [0u8; 128];
+    // SAFETY: a NUL-terminated path; raw system calls (a program's own `open` interposer, if
+    // any, is not called from inside its allocator); the descriptor is closed before returning.
+    let len = unsafe {
+        let fd = libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            c"/proc/self/statm".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            return None;
+        }
+        let len = libc::syscall(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len());
+        libc::syscall(libc::SYS_close, fd);
+        len
+    };
+    let text = buf.get(..usize::try_from(len).ok()?)?;
+    resident_bytes(text, page_size())
+}
+
+fn page_size() -> u64 {
+    // SAFETY: getauxval has no preconditions; AT_PAGESZ is always supplied on Linux.
+    match unsafe { libc::getauxval(libc::AT_PAGESZ) } {
+        0 => 4096,
+        size => size,
+    }
+}
+
+/// The resident bytes in a `statm` line (`size resident shared text lib data dt`, in pages).
+fn resident_bytes(statm: &[u8], page_size: u64) -> Option<u64> {
+    let field = statm.split(|&b| b == b' ').nth(1)?;
+    if field.is_empty() {
+        return None;
+    }
+    let mut pages = 0u64;
+    for &b in field {
+        let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
+        pages = pages.checked_mul(10)?.checked_add(u64::from(digit))?;
+    }
+    pages.checked_mul(page_size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_second_field_counts_resident_pages() {
+        assert_eq!(resident_bytes(b"5702 1370 1053 63 0 178 0\n", 4096), Some(1370 * 4096));
+        assert_eq!(resident_bytes(b"5702 1370", 16384), Some(1370 * 16384));
+        assert_eq!(resident_bytes(b"5702", 4096), None);
+        assert_eq!(resident_bytes(b"5702  1370", 4096), None);
+        assert_eq!(resident_bytes(b"5702 13x0 1", 4096), None);
+        assert_eq!(resident_bytes(b"1 99999999999999999999999 1", 4096), None);
+    }
+
+    #[test]
+    fn this_process_has_resident_memory() {
+        let bytes = read().expect("/proc/self/statm is readable");
+        // A test binary's code and heap alone take more than a megabyte.
+        assert!(bytes > 1 << 20, "{bytes}");
+        assert_eq!(bytes % page_size(), 0);
+    }
+}
