@@ -9,7 +9,7 @@ use crate::keys::{self, Action};
 use crate::pointer::{Pointer, wheel_row_step, wheel_time_step};
 use crate::source::{
     AllocationPage, CallTree, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow, Grouping,
-    Selection, StackVerdict, Totals, call_tree, tree_query,
+    Selection, StackVerdict, Totals, call_tree, resident_levels, tree_query,
 };
 use crate::state::{Context, Pane, ViewState};
 use crate::suspicion::{Suspicion, Verdicts};
@@ -38,8 +38,10 @@ struct Shown {
     stack_for: Option<crate::source::StackKey>,
     stack: Vec<FrameInfo>,
     /// The dots and the selection `levels` are for.
-    timeline_for: (usize, Selection),
+    timeline_for: (usize, Selection, bool),
     levels: Vec<u64>,
+    /// The resident set size line for the same dots, where it is drawn (else empty).
+    resident_levels: Vec<Option<u64>>,
     suspicion: Suspicion,
     /// The moment whose verdicts ranked `groups`, when they are ranked by suspicion.
     ranked_at: Option<u64>,
@@ -296,6 +298,26 @@ impl<S: DataSource> App<S> {
         }
     }
 
+    /// Asks for the timeline's levels (and the resident set size line over them) when the
+    /// timeline's width or what it counts changed.
+    fn refresh_timeline(&mut self) {
+        let dots = Timeline::dots_for(self.areas.timeline_inner.width);
+        let what = self.state.what;
+        let asked = self.state.chart_resident;
+        if (dots, what, asked) == self.shown.timeline_for {
+            return;
+        }
+        self.shown.levels = self.source.timeline(dots, what);
+        let duration_ns = self.source.summary().duration_ns;
+        self.shown.resident_levels = match self.source.resident() {
+            Some(resident) if Timeline::charts_resident(what, asked) => {
+                resident_levels(resident, duration_ns, dots)
+            }
+            _ => Vec::new(),
+        };
+        self.shown.timeline_for = (dots, what, asked);
+    }
+
     /// Lays out the screen for `frame`, brings the data up to date for that size (judging the
     /// moment's leak suspects if the list is sorted by suspicion) and draws it.
     pub fn draw(&mut self, frame: &mut Frame<'_>) {
@@ -303,16 +325,14 @@ impl<S: DataSource> App<S> {
         self.areas_height = frame.area().height;
         (self.state.list_rows, self.state.details_rows) = self.areas.body.rows();
         self.refresh_judging(true);
-        let dots = Timeline::dots_for(self.areas.timeline_inner.width);
-        if (dots, self.state.what) != self.shown.timeline_for {
-            self.shown.levels = self.source.timeline(dots, self.state.what);
-            self.shown.timeline_for = (dots, self.state.what);
-        }
+        self.refresh_timeline();
         let screen = Screen {
             summary: self.source.summary(),
             state: &self.state,
             theme: &self.theme,
             levels: &self.shown.levels,
+            resident: self.source.resident(),
+            resident_levels: &self.shown.resident_levels,
             totals: self.shown.totals,
             groups: &self.shown.groups,
             details: self.shown.details.as_ref(),

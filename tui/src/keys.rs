@@ -30,6 +30,8 @@ pub enum Action {
     /// Show the call tree of the largest stacks instead of the groups (top down, then bottom
     /// up), or the groups again.
     ToggleTree,
+    /// Draw the resident set size line over the live heap, or stop drawing it.
+    ToggleResident,
     StartFilter,
     FocusNext,
     FocusPrev,
@@ -193,6 +195,13 @@ const TREE: Binding = Binding {
     hint: Some(("t", "tree")),
 };
 
+const RESIDENT: Binding = Binding {
+    keys: &[(ch('r'), Action::ToggleResident)],
+    label: "r",
+    description: "RSS line over the live heap (one scale) on / off",
+    hint: None,
+};
+
 const SORT: Binding = Binding {
     keys: &[(ch('s'), Action::CycleSort)],
     label: "s",
@@ -235,8 +244,8 @@ const fn described(binding: Binding, description: &'static str) -> Binding {
 
 /// Keys while browsing.
 pub const BROWSE_KEYS: &[Binding] = &[
-    STEP, JUMP, ENDS, PEAK, MARKS, ROWS, PAGES, OPEN, BACK, WHAT, GROUPING, TREE, SORT, FILTER, FOCUS, HELP,
-    QUIT,
+    STEP, JUMP, ENDS, PEAK, MARKS, ROWS, PAGES, OPEN, BACK, WHAT, GROUPING, TREE, SORT, FILTER, FOCUS,
+    RESIDENT, HELP, QUIT,
 ];
 
 /// Keys of the diff browser. Each side has its own moment; the time keys move the side chosen

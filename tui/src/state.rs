@@ -93,6 +93,8 @@ pub struct ViewState {
     pub tree: Option<TreeOrder>,
     /// The selected line of the call tree.
     pub tree_cursor: ListCursor,
+    /// The timeline draws the resident set size line over the live heap (`r`).
+    pub chart_resident: bool,
     /// Rows the list pane shows and lines the details pane shows (set when drawing).
     pub list_rows: usize,
     pub details_rows: usize,
@@ -116,6 +118,7 @@ impl ViewState {
             open: None,
             tree: None,
             tree_cursor: ListCursor::default(),
+            chart_resident: false,
             list_rows: 10,
             details_rows: 10,
             quit: false,
@@ -186,6 +189,7 @@ impl ViewState {
                 self.tree_cursor = ListCursor::default();
                 self.details_scroll = 0;
             }
+            Action::ToggleResident => self.chart_resident = !self.chart_resident,
             Action::StartFilter => self.help.shown = false,
             Action::FocusNext => self.focus = self.focus.next(),
             Action::FocusPrev => self.focus = self.focus.prev(),

@@ -376,3 +376,29 @@ fn t_twice_draws_the_call_tree_bottom_up() {
     assert_eq!(app.state().tree, None);
     assert_eq!(list_rows(&term)[0], "bytes↓ blocks share  top frame");
 }
+
+#[test]
+fn a_trace_with_resident_set_size_samples_charts_them_and_tells_the_rss_at_t() {
+    let (_dir, analysis) = loaded(common::trace::write_resident_trace);
+    let mut app = app(AnalysisSource::new(analysis));
+    let samples = app.source().resident().expect("the trace has RSS samples").samples().to_vec();
+    assert_eq!(samples.len(), 11, "{samples:?}");
+    assert_eq!((samples[0].at_ns, samples[0].bytes), (50_000_000, (1 << 20) + (16 << 10)));
+    assert_eq!((samples[10].at_ns, samples[10].bytes), (1_000_000_000, 2 << 20));
+    let mut term = terminal(80, 24);
+    draw(&mut app, &mut term);
+    let screen = format!("{}", term.backend());
+    assert!(screen.contains("┌ Live heap · RSS at T 2.0 MiB ─"), "at the end: {screen}");
+    press(&mut app, &mut term, &[key(KeyCode::Char('r'))]);
+    let screen = format!("{}", term.backend());
+    assert!(screen.contains("┌ Live heap · ⠒ RSS at T 2.0 MiB ─"), "charted: {screen}");
+    press(&mut app, &mut term, &[key(KeyCode::Home)]);
+    let screen = format!("{}", term.backend());
+    assert!(screen.contains("┌ Live heap · ⠒ RSS at T: none sampled yet ─"), "{screen}");
+}
+
+#[test]
+fn a_trace_without_resident_set_size_samples_has_no_rss() {
+    let (_dir, app) = server();
+    assert!(app.source().resident().is_none());
+}

@@ -258,3 +258,80 @@ fn a_narrow_screen_drops_a_threads_tid_rather_than_cutting_its_name_short() {
     assert!(screen.contains("288 B at 744.1us by threadpool-wo…│"), "{screen}");
     assert!(screen.contains("│0x1000            288 B  744.1us  threadp…││"), "{screen}");
 }
+
+/// The "server" with its resident set size sampled every 100 ms from 250 ms on (and at the
+/// end): 160 KiB of code and stacks plus the live heap, taken from the allocator in 64 KiB
+/// pieces (and given back when the heap shrinks).
+fn server_source_with_rss() -> leakview_tui::MemorySource {
+    use leakview_tui::source::{DataSource, ResidentSample, Selection};
+    const MS: u64 = 1_000_000;
+    const PIECE: u64 = 64 << 10;
+    let source = server_source();
+    let moments = (0..98).map(|i| 250 * MS + i * 100 * MS).chain([10_000 * MS]);
+    let samples = moments
+        .map(|at_ns| {
+            let live = source.totals_at(at_ns, Selection::Outstanding).bytes;
+            ResidentSample { at_ns, bytes: (160 << 10) + live.div_ceil(PIECE) * PIECE }
+        })
+        .collect();
+    source.with_resident(samples)
+}
+
+/// The cells of the timeline's chart (inside its border, between the marker and axis rows)
+/// drawn in `colour`.
+fn chart_cells_in(
+    term: &ratatui::Terminal<ratatui::backend::TestBackend>,
+    colour: ratatui::style::Color,
+) -> usize {
+    let buffer = term.backend().buffer();
+    let chart = ratatui::layout::Rect { x: 1, y: 3, width: buffer.area.width - 2, height: 4 };
+    chart.positions().filter(|&at| buffer[at].fg == colour).count()
+}
+
+#[test]
+fn the_resident_set_size_is_drawn_over_the_heap_and_told_at_t() {
+    let mut app = app(server_source_with_rss());
+    let mut term = terminal(80, 24);
+    // At first the RSS at T is told, and the heap charted alone, on its own scale.
+    press(&mut app, &mut term, &[key(KeyCode::Char('p'))]);
+    let screen = format!("{}", term.backend());
+    assert!(screen.contains("┌ Live heap · RSS at T 480 KiB ─"), "{screen}");
+    assert_eq!(chart_cells_in(&term, ratatui::style::Color::Magenta), 0, "{screen}");
+    // `r` draws the RSS line over it.
+    press(&mut app, &mut term, &[key(KeyCode::Char('r'))]);
+    insta::assert_snapshot!("peak_with_rss_80x24", term.backend());
+    let screen = format!("{}", term.backend());
+    // At the peak (5.999s) the last sample is at 5.950s: 160 KiB + 320 KiB of heap pieces.
+    assert!(screen.contains("┌ Live heap · ⠒ RSS at T 480 KiB ─"), "{screen}");
+    assert!(chart_cells_in(&term, ratatui::style::Color::Magenta) > 60, "the RSS line: {screen}");
+    assert!(chart_cells_in(&term, ratatui::style::Color::Cyan) > 60, "and the heap under it: {screen}");
+    // Before the first sample there is no RSS to tell, nor a line at the start.
+    press(&mut app, &mut term, &[key(KeyCode::Home)]);
+    let screen = format!("{}", term.backend());
+    assert!(screen.contains("┌ Live heap · ⠒ RSS at T: none sampled yet ─"), "{screen}");
+    let first_chart_column = (3..7).map(|y| term.backend().buffer()[(1, y)].fg);
+    assert!(first_chart_column.into_iter().all(|fg| fg != ratatui::style::Color::Magenta));
+    // `r` again: the line is gone.
+    press(&mut app, &mut term, &[key(KeyCode::End), key(KeyCode::Char('r'))]);
+    let screen = format!("{}", term.backend());
+    assert!(screen.contains("┌ Live heap · RSS at T "), "{screen}");
+    assert_eq!(chart_cells_in(&term, ratatui::style::Color::Magenta), 0, "{screen}");
+}
+
+#[test]
+fn the_resident_set_size_reads_whole_at_100_columns_and_when_counting_bytes_so_far() {
+    let mut app = app(server_source_with_rss());
+    let mut term = terminal(100, 30);
+    press(&mut app, &mut term, &[key(KeyCode::Char('p')), key(KeyCode::Char('m')), key(KeyCode::Char('r'))]);
+    let screen = format!("{}", term.backend());
+    assert!(screen.contains("┌ Live heap · ⠒ RSS at T 480 KiB ─"), "{screen}");
+    assert!(
+        screen.contains(" T 6.000s 60% mark:load-end  live 221 KiB · 103 blocks  by stack, bytes↓"),
+        "{screen}"
+    );
+    // Bytes so far only grow: no RSS line over them, but the RSS at T is still told.
+    press(&mut app, &mut term, &[key(KeyCode::Char('w'))]);
+    let screen = format!("{}", term.backend());
+    assert!(screen.contains("┌ Bytes allocated so far · RSS at T 480 KiB ─"), "{screen}");
+    assert_eq!(chart_cells_in(&term, ratatui::style::Color::Magenta), 0, "{screen}");
+}

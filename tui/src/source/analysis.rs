@@ -36,8 +36,8 @@ use super::alike;
 use super::scrub::{Agg, CLASS_KEY_BITS, Live, ScrubIndex, THREAD_KEY_BITS};
 use super::{
     AllocationPage, AllocationRow, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow,
-    Grouping, HistoryBuilder, Mark, SizeBucket, SortKey, StackKey, StackVerdict, Summary, ThreadShare,
-    Totals,
+    Grouping, HistoryBuilder, Mark, ResidentMemory, SizeBucket, SortKey, StackKey, StackVerdict, Summary,
+    ThreadShare, Totals,
 };
 use crate::format;
 use crate::runner::ProgressFn;
@@ -598,6 +598,11 @@ impl DataSource for AnalysisSource {
 
     fn timeline(&self, buckets: usize, what: Selection) -> Vec<u64> {
         self.analysis.bytes_over_time(what, buckets)
+    }
+
+    fn resident(&self) -> Option<&ResidentMemory> {
+        let resident = self.analysis.resident_memory();
+        (!resident.is_empty()).then_some(resident)
     }
 
     fn totals_at(&self, at_ns: u64, what: Selection) -> Totals {

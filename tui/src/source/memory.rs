@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{
     AllocationPage, AllocationRow, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow,
-    Grouping, HistoryBuilder, Mark, Selection, SizeBucket, SortKey, StackKey, StackVerdict, Summary,
-    ThreadShare, Totals,
+    Grouping, HistoryBuilder, Mark, ResidentMemory, ResidentSample, Selection, SizeBucket, SortKey, StackKey,
+    StackVerdict, Summary, ThreadShare, Totals,
 };
 
 /// One allocation's lifetime.
@@ -34,6 +34,8 @@ pub struct MemorySource {
     thread_names: HashMap<u32, String>,
     /// Distinct innermost function names, sorted; a function group's key is its index here.
     functions: Vec<String>,
+    /// Resident set size samples (none unless given with [`MemorySource::with_resident`]).
+    resident: ResidentMemory,
 }
 
 impl MemorySource {
@@ -58,6 +60,7 @@ impl MemorySource {
             temporary,
             thread_names,
             functions,
+            resident: ResidentMemory::default(),
         };
         let (peak_at_ns, peak) = source.peak();
         let mut marks = marks;
@@ -74,6 +77,12 @@ impl MemorySource {
             complete: true,
         };
         source
+    }
+
+    /// The source with the process's resident set size sampled as `samples` (in any order).
+    pub fn with_resident(mut self, samples: Vec<ResidentSample>) -> Self {
+        self.resident = ResidentMemory::new(samples);
+        self
     }
 
     fn frames(&self, stack: usize) -> &[FrameInfo] {
@@ -351,6 +360,10 @@ impl DataSource for MemorySource {
 
     fn suspects(&self, at_ns: u64) -> Option<Vec<StackVerdict>> {
         Some(super::memory_suspects::rank(&self.allocations, at_ns))
+    }
+
+    fn resident(&self) -> Option<&ResidentMemory> {
+        (!self.resident.is_empty()).then_some(&self.resident)
     }
 }
 

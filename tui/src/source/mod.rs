@@ -9,6 +9,7 @@ mod call_tree;
 mod comparison;
 mod memory;
 mod memory_suspects;
+mod resident;
 mod scrub;
 
 pub use analysis::{AnalysisSource, frame_info};
@@ -18,6 +19,7 @@ pub use comparison::{
 };
 pub use leakview_analyzer::{Selection, Verdict};
 pub use memory::{MemoryAllocation, MemorySource, frame_matches, size_class, size_class_label};
+pub use resident::{ResidentMemory, ResidentSample, resident_levels};
 
 /// How the selected allocations are gathered into groups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -377,6 +379,12 @@ pub trait DataSource {
     /// other answers this is a pass over the whole trace: callers keep it per moment.
     fn suspects(&self, at_ns: u64) -> Option<Vec<StackVerdict>> {
         let _ = at_ns;
+        None
+    }
+
+    /// The process's resident set size as the recorder sampled it, in time order; `None` when
+    /// the trace has no samples (recorded before format 2.1) or the source does not say.
+    fn resident(&self) -> Option<&ResidentMemory> {
         None
     }
 }

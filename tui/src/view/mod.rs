@@ -23,7 +23,8 @@ use ratatui::text::{Line, Span};
 
 use crate::format;
 use crate::source::{
-    AllocationPage, CallTree, FrameInfo, GroupDetails, GroupRow, StackVerdict, Summary, Totals,
+    AllocationPage, CallTree, FrameInfo, GroupDetails, GroupRow, ResidentMemory, StackVerdict, Summary,
+    Totals,
 };
 use crate::state::{Pane, ViewState};
 use crate::suspicion::Verdicts;
@@ -70,6 +71,10 @@ pub struct Screen<'a> {
     pub theme: &'a Theme,
     /// Timeline levels for the timeline's inner width.
     pub levels: &'a [u64],
+    /// The resident set size samples, when the trace has any.
+    pub resident: Option<&'a ResidentMemory>,
+    /// The resident set size line for the timeline's dots; empty when it is not drawn.
+    pub resident_levels: &'a [Option<u64>],
     /// What is counted at T (outstanding, allocated or temporary; unfiltered).
     pub totals: Totals,
     pub groups: &'a [GroupRow],
@@ -97,10 +102,13 @@ pub fn draw(frame: &mut Frame<'_>, screen: &Screen<'_>) {
     frame.render_widget(title_line(screen, areas.title.width), areas.title);
 
     let mark_times = screen.summary.mark_times();
-    let timeline_block = pane_block(Timeline::title(state.what), state.focus == Pane::Timeline, theme);
+    let charted = Timeline::charts_resident(state.what, state.chart_resident);
+    let timeline_title = Timeline::title_line(state.what, screen.resident, state.at_ns, charted, theme);
+    let timeline_block = pane_block(timeline_title, state.focus == Pane::Timeline, theme);
     frame.render_widget(timeline_block, areas.timeline);
     frame.render_widget(
-        Timeline::of_trace(screen.summary, state.what, screen.levels, state.at_ns, &mark_times, theme),
+        Timeline::of_trace(screen.summary, state.what, screen.levels, state.at_ns, &mark_times, theme)
+            .with_resident(screen.resident_levels),
         areas.timeline_inner,
     );
 

@@ -10,6 +10,8 @@ use ratatui::style::{Color, Modifier, Style};
 pub struct Theme {
     pub title: Style,
     pub chart: Style,
+    /// The resident set size line drawn over the live heap chart.
+    pub resident: Style,
     pub cursor: Style,
     pub peak: Style,
     pub mark: Style,
@@ -47,6 +49,7 @@ impl Theme {
         Theme {
             title: plain.add_modifier(Modifier::BOLD),
             chart: plain.fg(Color::Cyan),
+            resident: plain.fg(Color::Magenta),
             cursor: plain.fg(Color::Yellow).add_modifier(Modifier::BOLD),
             peak: plain.fg(Color::Red).add_modifier(Modifier::BOLD),
             mark: plain.fg(Color::Magenta),
@@ -75,6 +78,7 @@ impl Theme {
         Theme {
             title: strip(c.title),
             chart: strip(c.chart),
+            resident: strip(c.resident),
             cursor: strip(c.cursor).add_modifier(Modifier::REVERSED),
             peak: strip(c.peak),
             mark: strip(c.mark),
@@ -108,6 +112,7 @@ mod tests {
         for s in [
             t.title,
             t.chart,
+            t.resident,
             t.cursor,
             t.peak,
             t.mark,
@@ -125,6 +130,7 @@ mod tests {
             assert_eq!((s.fg, s.bg), (None, None));
         }
         assert_ne!(Theme::colour().chart.fg, None);
+        assert_ne!(Theme::colour().resident.fg, Theme::colour().chart.fg, "RSS and heap differ");
         assert_ne!(Theme::colour().new.fg, Theme::colour().fixed.fg);
     }
 }

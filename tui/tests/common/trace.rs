@@ -434,3 +434,24 @@ pub fn write_threads_trace(path: &Path) {
     }
     t.finish(1_000 * MS);
 }
+
+/// A one-second program that allocates 16 KiB every 100 ms (never freed) on two threads, which
+/// take turns sampling its resident set size (format 2.1): every 100 ms from 50 ms on, 1 MiB
+/// plus what it has allocated, and once more at the end.
+pub fn write_resident_trace(path: &Path) {
+    const MAIN: u32 = 500;
+    const WORKER: u32 = 501;
+    let mut t = Trace::create(path, &["grower"]);
+    t.module(MAIN, 1, SERVER_BASE, SERVER);
+    t.event(MAIN, Event::StackNode { id: 1, parent: 0, ip: SERVER_BASE + 0x1200 });
+    for i in 0..10u64 {
+        let tid = if i % 2 == 0 { MAIN } else { WORKER };
+        let ts = START + i * 100 * MS;
+        let addr = 0x5555_9000_0000 + i * 0x10_000;
+        t.event(tid, Event::Alloc { ts, addr, size: 16 << 10, align: 0, stack: 1 });
+        let sampled = START + i * 100 * MS + 50 * MS;
+        t.event(tid, Event::ResidentMemory { ts: sampled, bytes: (1 << 20) + (i + 1) * (16 << 10) });
+    }
+    t.event(MAIN, Event::ResidentMemory { ts: START + 1_000 * MS, bytes: 2 << 20 });
+    t.finish(1_000 * MS);
+}
