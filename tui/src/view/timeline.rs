@@ -289,8 +289,11 @@ mod tests {
 
     fn render_with_marks(levels: &[u64], at_ns: u64, width: u16, height: u16, marks: &[u64]) -> Buffer {
         let theme = Theme::monochrome();
-        let area = Rect::new(0, 0, width, height);
-        let mut buf = Buffer::empty(area);
+        draw(timeline(levels, at_ns, marks, &theme), width, height)
+    }
+
+    /// A timeline of `levels` over 100ns with T at `at_ns`, the peak marked at 50ns.
+    fn timeline<'a>(levels: &'a [u64], at_ns: u64, marks: &'a [u64], theme: &'a Theme) -> Timeline<'a> {
         let peak = levels.iter().copied().max().unwrap_or(0);
         Timeline {
             levels,
@@ -300,9 +303,14 @@ mod tests {
             scale_floor: peak,
             marks,
             resident: &[],
-            theme: &theme,
+            theme,
         }
-        .render(area, &mut buf);
+    }
+
+    fn draw(timeline: Timeline<'_>, width: u16, height: u16) -> Buffer {
+        let area = Rect::new(0, 0, width, height);
+        let mut buf = Buffer::empty(area);
+        timeline.render(area, &mut buf);
         buf
     }
 
@@ -312,21 +320,8 @@ mod tests {
 
     fn render_with_resident(levels: &[u64], resident: &[Option<u64>], width: u16, height: u16) -> Buffer {
         let theme = Theme::colour();
-        let area = Rect::new(0, 0, width, height);
-        let mut buf = Buffer::empty(area);
-        let peak = levels.iter().copied().max().unwrap_or(0);
-        Timeline {
-            levels,
-            duration_ns: 100,
-            at_ns: 100,
-            marker: None,
-            scale_floor: peak,
-            marks: &[],
-            resident,
-            theme: &theme,
-        }
-        .render(area, &mut buf);
-        buf
+        let timeline = Timeline { marker: None, ..timeline(levels, 100, &[], &theme) };
+        draw(timeline.with_resident(resident), width, height)
     }
 
     #[test]
