@@ -1,8 +1,9 @@
 //! What a load learns about each chunk besides its allocations and frees: event counts, time
-//! span, and the small records (stack nodes, modules, thread names, marks, resident memory samples). The replay's decoder
-//! gathers it as it goes ([`ChunkScan::observe`]). A separate scan pass over all chunks
-//! ([`scan_all`]) is needed only when a trace does not say its own time span (it was not
-//! finished cleanly, or its timestamps fall outside the span its header gives).
+//! span, and the small records (stack nodes, modules, thread names, marks, resident memory
+//! samples). The replay's decoder gathers it as it goes ([`ChunkScan::observe`]). A separate
+//! scan pass over all chunks ([`scan_all`]) is needed only when a trace does not say its own
+//! time span (it was not finished cleanly, or its timestamps fall outside the span its header
+//! gives).
 
 use leakview_format::{ChunkInfo, Event, TraceReader};
 use rayon::prelude::*;
