@@ -76,6 +76,11 @@ mod engine {
         let mut grown: Vec<u32> = Vec::with_capacity(2);
         grown.extend(0..5000);
         let grown_address = grown.as_ptr() as usize;
+        // Allocations for 25 ms: the resident set size is sampled again once 10 ms have passed.
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(25);
+        while std::time::Instant::now() < until {
+            drop(std::hint::black_box(vec![0u8; 64]));
+        }
         let in_process = LeakTracker::leaks();
 
         assert!(LeakTracker::stop_recording());
@@ -133,5 +138,18 @@ mod engine {
         assert!(events.iter().any(|(_, e)| matches!(e,
         OwnedEvent::Realloc { new_addr, size, stack, .. } if *new_addr == grown_address as u64 && *size == grown.capacity() as u64 * 4 && *stack != 0)));
         drop(grown);
+
+        // The resident set size: sampled when the recording started and on the way, 10 ms apart.
+        let mut resident: Vec<(u64, u64)> = events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                OwnedEvent::ResidentMemory { ts, bytes } => Some((*ts, *bytes)),
+                _ => None,
+            })
+            .collect();
+        resident.sort_unstable();
+        assert!(resident.len() >= 2, "{resident:?}");
+        assert!(resident.iter().all(|&(_, bytes)| bytes > 1 << 20), "{resident:?}");
+        assert!(resident.windows(2).all(|w| w[1].0 - w[0].0 >= 10_000_000), "{resident:?}");
     }
 }
