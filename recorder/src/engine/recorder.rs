@@ -578,7 +578,7 @@ pub fn process_exit() {
 /// The resident set size at the end, as the last sample.
 fn record_final_resident(state: &mut ThreadState) {
     let Some(session) = session::current() else { return };
-    if session.stopped() || session.pid != sys::getpid() {
+    if session.stopped() {
         return;
     }
     if let Some(bytes) = resident::now() {

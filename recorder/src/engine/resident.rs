@@ -38,11 +38,12 @@ pub fn due(ts: u64) -> bool {
 #[inline(never)]
 pub fn claim(ts: u64) -> Option<u64> {
     let due = NEXT_DUE.load(Ordering::Relaxed);
-    let interval = INTERVAL_NS.load(Ordering::Relaxed);
-    if ts < due || interval == 0 {
+    if ts < due {
         return None;
     }
-    NEXT_DUE.compare_exchange(due, ts.saturating_add(interval), Ordering::Relaxed, Ordering::Relaxed).ok()?;
+    // Sampling off never gets here: `due` is then `u64::MAX`.
+    let next = ts.saturating_add(INTERVAL_NS.load(Ordering::Relaxed));
+    NEXT_DUE.compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed).ok()?;
     let bytes = read();
     if bytes.is_none() {
         // No /proc (a sandbox): stop asking.
@@ -94,14 +95,7 @@ fn page_size() -> u64 {
 /// The resident bytes in a `statm` line (`size resident shared text lib data dt`, in pages).
 fn resident_bytes(statm: &[u8], page_size: u64) -> Option<u64> {
     let field = statm.split(|&b| b == b' ').nth(1)?;
-    if field.is_empty() {
-        return None;
-    }
-    let mut pages = 0u64;
-    for &b in field {
-        let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
-        pages = pages.checked_mul(10)?.checked_add(u64::from(digit))?;
-    }
+    let pages: u64 = std::str::from_utf8(field).ok()?.parse().ok()?;
     pages.checked_mul(page_size)
 }
 
@@ -117,6 +111,7 @@ mod tests {
         assert_eq!(resident_bytes(b"5702  1370", 4096), None);
         assert_eq!(resident_bytes(b"5702 13x0 1", 4096), None);
         assert_eq!(resident_bytes(b"1 99999999999999999999999 1", 4096), None);
+        assert_eq!(resident_bytes(b"1 18446744073709551615 1", 4096), None);
     }
 
     #[test]
