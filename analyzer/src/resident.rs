@@ -1,8 +1,5 @@
 //! The process's resident memory over time: the recorder's samples of its resident set size
-//! (RSS), in time order, and what is asked of them — the peak, the size at a moment, the highest
-//! sample within a span of time (a chart's column).
-
-use std::ops::Range;
+//! (RSS), in time order, and what is asked of them: the peak, the last one, the size at a moment.
 
 /// One sample: the resident set size at a moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,13 +46,6 @@ impl ResidentMemory {
         let after = self.samples.partition_point(|s| s.at_ns <= at_ns);
         after.checked_sub(1).map(|i| self.samples[i])
     }
-
-    /// The highest size sampled within `span` (ns), if any sample lies in it.
-    pub fn highest_in(&self, span: Range<u64>) -> Option<u64> {
-        let from = self.samples.partition_point(|s| s.at_ns < span.start);
-        let to = self.samples.partition_point(|s| s.at_ns < span.end);
-        self.samples.get(from..to)?.iter().map(|s| s.bytes).max()
-    }
 }
 
 #[cfg(test)]
@@ -91,14 +81,5 @@ mod tests {
         assert_eq!(m.at(10), Some(sample(10, 100)));
         assert_eq!(m.at(29), Some(sample(20, 900)));
         assert_eq!(m.at(u64::MAX), Some(sample(40, 900)));
-    }
-
-    #[test]
-    fn a_span_gives_its_highest_sample_or_none() {
-        let m = memory();
-        assert_eq!(m.highest_in(10..20), Some(100));
-        assert_eq!(m.highest_in(25..40), Some(700));
-        assert_eq!(m.highest_in(11..20), None);
-        assert_eq!(m.highest_in(0..100), Some(900));
     }
 }

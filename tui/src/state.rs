@@ -12,7 +12,7 @@ mod time;
 pub use cursor::ListCursor;
 pub use filter::Filter;
 pub use help::HelpOverlay;
-pub use time::{JUMP_STEPS, STEPS_PER_TRACE, Timespan, column_of, moved_time, time_at_column};
+pub use time::{JUMP_STEPS, STEPS_PER_TRACE, Timespan, column_of, moved_time, slice_of, time_at_column};
 
 use leakview_analyzer::TreeOrder;
 

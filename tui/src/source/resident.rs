@@ -1,34 +1,27 @@
 //! The process's resident set size (RSS) as the timeline charts it: one level per equal slice
 //! of the trace, the same slices as the heap's levels, from the recorder's samples.
 
-use std::ops::Range;
-
 pub use leakview_analyzer::{ResidentMemory, ResidentSample};
 
-/// The resident size charted in each of `slices` equal slices of a trace lasting `duration_ns`:
-/// the highest sample taken within the slice; a slice with no sample keeps the level of the one
-/// before it, once a first sample was seen; slices before the first sample have none.
-pub fn resident_levels(resident: &ResidentMemory, duration_ns: u64, slices: usize) -> Vec<Option<u64>> {
-    let mut carried = None;
-    (0..slices)
-        .map(|slice| {
-            let highest = resident.highest_in(slice_span(slice, slices, duration_ns));
-            carried = highest.or(carried);
-            carried
-        })
-        .collect()
-}
+use crate::state::slice_of;
 
-/// The times slice `slice` of `slices` equal slices of a trace lasting `duration_ns` covers:
-/// those a chart shows in it (`t * slices / duration` rounded down is `slice`). The last slice
-/// also covers whatever lies after the end, so that a sample at the very end is charted.
-fn slice_span(slice: usize, slices: usize, duration_ns: u64) -> Range<u64> {
-    let start_of = |k: usize| {
-        let start = (u128::from(duration_ns.max(1)) * k as u128).div_ceil(slices.max(1) as u128);
-        u64::try_from(start).unwrap_or(u64::MAX)
-    };
-    let end = if slice + 1 >= slices { u64::MAX } else { start_of(slice + 1) };
-    start_of(slice)..end
+/// The resident size charted in each of `slices` equal slices of a trace lasting `duration_ns`
+/// (split as the timeline's columns split it, [`slice_of`]): the highest sample taken within
+/// the slice; a slice with no sample keeps the level of the one before it, once a first sample
+/// was seen; slices before the first sample have none.
+pub fn resident_levels(resident: &ResidentMemory, duration_ns: u64, slices: usize) -> Vec<Option<u64>> {
+    let mut levels = vec![None; slices];
+    for sample in resident.samples() {
+        if let Some(level) = levels.get_mut(slice_of(sample.at_ns, slices, duration_ns)) {
+            *level = (*level).max(Some(sample.bytes));
+        }
+    }
+    let mut carried = None;
+    for level in &mut levels {
+        carried = level.or(carried);
+        *level = carried;
+    }
+    levels
 }
 
 #[cfg(test)]
@@ -62,11 +55,11 @@ mod tests {
 
     #[test]
     fn slices_split_time_as_the_chart_columns_do() {
-        // 100ns in 3 slices: a time is in slice `t * 3 / 100`, so 33 is in slice 0, 34 in 1.
-        assert_eq!(slice_span(0, 3, 100), 0..34);
-        assert_eq!(slice_span(1, 3, 100), 34..67);
-        assert_eq!(slice_span(2, 3, 100), 67..u64::MAX);
+        // 100ns in 3 slices: a time is in slice `t * 3 / 100`, so 33 is in slice 0, 34 in 1,
+        // and a sample past the end in the last.
         assert_eq!(resident_levels(&memory(&[(33, 1), (34, 2)]), 100, 3), [Some(1), Some(2), Some(2)]);
+        assert_eq!(resident_levels(&memory(&[(66, 1), (67, 2)]), 100, 3), [None, Some(1), Some(2)]);
+        assert_eq!(resident_levels(&memory(&[(150, 7)]), 100, 3), [None, None, Some(7)]);
     }
 
     #[test]

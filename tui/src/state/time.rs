@@ -39,11 +39,17 @@ pub fn moved_time(action: Action, at_ns: u64, span: &Timespan<'_>) -> Option<u64
 
 /// The column of a timeline `width` columns wide that shows time `at_ns`.
 pub fn column_of(at_ns: u64, width: u16, duration_ns: u64) -> u16 {
-    if width == 0 || duration_ns == 0 {
+    slice_of(at_ns, usize::from(width), duration_ns) as u16
+}
+
+/// Which of `slices` equal slices of a trace lasting `duration_ns` shows time `at_ns` (a
+/// column, or a dot column of the chart); times past the end are in the last.
+pub fn slice_of(at_ns: u64, slices: usize, duration_ns: u64) -> usize {
+    if slices == 0 || duration_ns == 0 {
         return 0;
     }
-    let column = u128::from(at_ns) * u128::from(width) / u128::from(duration_ns);
-    column.min(u128::from(width - 1)) as u16
+    let slice = u128::from(at_ns) * slices as u128 / u128::from(duration_ns);
+    slice.min(slices as u128 - 1) as usize
 }
 
 /// The time a click on `column` of a timeline `width` columns wide stands for: the middle of
