@@ -165,6 +165,16 @@ fn bad_moments_are_usage_errors() {
     assert_eq!(bad_group.status.code(), Some(2));
 }
 
+/// `report --format FORMAT --at 60%` of `trace`: the whole text and the lines under its
+/// `call tree` header.
+fn tree_at_60_percent(format: &str, trace: &str) -> (String, Vec<String>) {
+    let out = leakview(&["report", "--format", format, "--at", "60%", trace]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let drawn = text.lines().skip_while(|l| !l.contains("call tree")).skip(1).map(str::to_string).collect();
+    (text, drawn)
+}
+
 #[test]
 fn folded_stacks_and_trees_go_with_grouping_by_stack_only() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -188,10 +198,7 @@ fn folded_stacks_and_trees_go_with_grouping_by_stack_only() {
     assert_eq!(by_stack.status.code(), Some(0), "{}", stderr(&by_stack));
     assert_eq!(stdout(&by_stack), "0x1000;0x2000 64\n");
     // At 60%: the 1000-byte block from frame 0x1000, the 64-byte one from 0x2000 below it.
-    let tree = leakview(&["report", "--format", "tree", "--at", "60%", t]);
-    assert_eq!(tree.status.code(), Some(0), "{}", stderr(&tree));
-    let text = stdout(&tree);
-    let drawn: Vec<&str> = text.lines().skip_while(|l| !l.contains("call tree")).skip(1).collect();
+    let (text, drawn) = tree_at_60_percent("tree", t);
     // The frame's own 1000 bytes rank above its callee's 64.
     let expected = [
         "1.0 KiB       2  100.0%  0x1000",
@@ -201,10 +208,7 @@ fn folded_stacks_and_trees_go_with_grouping_by_stack_only() {
     assert_eq!(drawn, expected, "{text}");
     assert!(text.contains("in 2 stacks") && text.contains("(every stack)"), "{text}");
     // Bottom up: each frame that allocated, its callers below it.
-    let bottom_up = leakview(&["report", "--format", "bottom-up", "--at", "60%", t]);
-    assert_eq!(bottom_up.status.code(), Some(0), "{}", stderr(&bottom_up));
-    let text = stdout(&bottom_up);
-    let drawn: Vec<&str> = text.lines().skip_while(|l| !l.contains("call tree")).skip(1).collect();
+    let (text, drawn) = tree_at_60_percent("bottom-up", t);
     let expected = [
         "1000 B       1  94.0%  ├─ 0x1000",
         "  64 B       1   6.0%  └─ 0x2000",
