@@ -79,6 +79,42 @@ fn scopes_are_isolated_from_the_outer_registry_and_each_other() {
 }
 
 #[test]
+fn disable_then_reset_leaves_nothing_while_other_threads_allocate() {
+    let _serial = PROCESS_WIDE.lock().unwrap_or_else(|p| p.into_inner());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut kept: Vec<Vec<u8>> = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    kept.push(vec![7u8; 64]);
+                    if kept.len() > 100 {
+                        // Freed and grown blocks too, not only new ones.
+                        kept.drain(..50);
+                        kept.iter_mut().take(5).for_each(|v| v.resize(v.len() + 64, 1));
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut left_behind = 0;
+    for _ in 0..200 {
+        LeakTracker::enable();
+        std::thread::yield_now();
+        LeakTracker::disable();
+        LeakTracker::reset();
+        left_behind += LeakTracker::leaks().len();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.join().expect("worker");
+    }
+    assert_eq!(left_behind, 0);
+    LeakTracker::reset();
+}
+
+#[test]
 fn parallel_scopes_do_not_see_each_other() {
     let barrier = Arc::new(Barrier::new(4));
     let handles: Vec<_> = (0..4usize)

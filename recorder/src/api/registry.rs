@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::mem::{Region, SpinLock};
 use super::platform::StackRef;
 
-/// Owner id of the process-wide registry; scopes get ids from 1 up.
+/// The process-wide registry's first owner id; scopes, and the process-wide registry after each
+/// reset, get ids from 1 up.
 pub(crate) const GLOBAL_OWNER: u32 = 0;
 
 /// The block was written to the trace being recorded (its free must be written too).

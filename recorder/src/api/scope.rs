@@ -109,6 +109,17 @@ pub(crate) fn current_handle() -> Option<ScopeHandle> {
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(GLOBAL_OWNER + 1);
 
+/// The id the process-wide registry's blocks carry now. [`reset_process_registry`] gives it a
+/// new one, so a block whose allocation began before a reset and is recorded after it keeps
+/// the old id and is not seen by queries (it stays invisible until freed).
+static PROCESS_REGISTRY: AtomicU32 = AtomicU32::new(GLOBAL_OWNER);
+
+/// Forgets the process-wide registry's blocks: a new id first, then the blocks of the old one.
+pub(crate) fn reset_process_registry() {
+    let old = PROCESS_REGISTRY.swap(NEXT_ID.fetch_add(1, Ordering::Relaxed), Ordering::SeqCst);
+    REGISTRY.remove_where(|r| r.owner == old);
+}
+
 thread_local! {
     static CURRENT: Cell<*const ScopeFrame<'static>> = const { Cell::new(std::ptr::null()) };
 }
@@ -147,7 +158,10 @@ pub(crate) fn current_owner() -> Option<Owner> {
         // SAFETY: see `Owner::keeps`.
         return Some(Owner { id: unsafe { (*frame).id }, frame });
     }
-    state::enabled().then_some(Owner { id: GLOBAL_OWNER, frame })
+    // The id is read before the switch: a thread that saw tracking on before `disable` then
+    // holds the id from before any `reset` that follows it.
+    let id = PROCESS_REGISTRY.load(Ordering::SeqCst);
+    state::enabled().then_some(Owner { id, frame })
 }
 
 /// Whether an allocation made now on the calling thread would be tracked at all, i.e. whether
@@ -175,7 +189,12 @@ pub(crate) fn probe_lands_in(id: u32) -> bool {
 pub(crate) fn current_registry() -> u32 {
     let frame = current_frame();
     // SAFETY: see `Owner::keeps`.
-    if frame.is_null() { GLOBAL_OWNER } else { unsafe { (*frame).id } }
+    if frame.is_null() { PROCESS_REGISTRY.load(Ordering::SeqCst) } else { unsafe { (*frame).id } }
+}
+
+/// Whether the calling thread's queries act on the process-wide registry (it is in no scope).
+pub(crate) fn in_process_registry() -> bool {
+    current_frame().is_null()
 }
 
 /// The calling thread is inside `frame` until this is dropped (on the same thread).

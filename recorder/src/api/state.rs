@@ -23,17 +23,18 @@ pub(crate) fn wanted() -> bool {
     WANTED.load(Ordering::Relaxed) != 0
 }
 
-/// Whether tracking is enabled process-wide.
+/// Whether tracking is enabled process-wide. Sequentially consistent with `set_enabled` and
+/// the process registry's id (see `scope::current_owner`): a plain load on x86.
 pub(crate) fn enabled() -> bool {
-    WANTED.load(Ordering::Relaxed) & ENABLED_BIT != 0
+    WANTED.load(Ordering::SeqCst) & ENABLED_BIT != 0
 }
 
 pub(crate) fn set_enabled(on: bool) {
     if on {
         mark_epoch();
-        WANTED.fetch_or(ENABLED_BIT, Ordering::Relaxed);
+        WANTED.fetch_or(ENABLED_BIT, Ordering::SeqCst);
     } else {
-        WANTED.fetch_and(!ENABLED_BIT, Ordering::Relaxed);
+        WANTED.fetch_and(!ENABLED_BIT, Ordering::SeqCst);
     }
 }
 

@@ -7,7 +7,7 @@ use super::emit::LeaksEmitter;
 use super::filter::AllocationFilter;
 use super::leak::{Backtrace, Leak, LeakError};
 use super::platform;
-use super::registry::{GLOBAL_OWNER, REGISTRY};
+use super::registry::REGISTRY;
 use super::scope::{self, ScopeFrame, ScopeHandle};
 use super::state;
 use super::symbolize;
@@ -80,11 +80,17 @@ impl LeakTracker {
     }
 
     /// Forgets every block of the current registry (they will not be reported; their frees are
-    /// ignored).
+    /// ignored). After `disable()` then `reset()`, the process-wide registry stays empty even
+    /// while other threads allocate: a block whose allocation was under way on another thread
+    /// when tracking was disabled is forgotten with the rest.
     pub fn reset() {
         let _entered = platform::enter();
-        let registry = scope::current_registry();
-        REGISTRY.remove_where(|r| r.owner == registry);
+        if scope::in_process_registry() {
+            scope::reset_process_registry();
+        } else {
+            let registry = scope::current_registry();
+            REGISTRY.remove_where(|r| r.owner == registry);
+        }
     }
 
     /// `Ok` if the current registry has no outstanding blocks; otherwise a [`LeakError`] whose
@@ -114,7 +120,7 @@ impl LeakTracker {
         }
         let entered = platform::enter();
         Err(match entered {
-            Some(mut entered) if scope::current_registry() == GLOBAL_OWNER => {
+            Some(mut entered) if scope::in_process_registry() => {
                 LeakError::process_wide(leaks, entered.thread_id())
             }
             _ => LeakError::new(leaks),
