@@ -76,10 +76,15 @@ mod engine {
         let mut grown: Vec<u32> = Vec::with_capacity(2);
         grown.extend(0..5000);
         let grown_address = grown.as_ptr() as usize;
-        // Allocations for 25 ms: the resident set size is sampled again once 10 ms have passed.
+        // Allocations for 25 ms, the last one after them (however the thread was scheduled):
+        // the resident set size is sampled again once 10 ms have passed.
         let until = std::time::Instant::now() + std::time::Duration::from_millis(25);
-        while std::time::Instant::now() < until {
+        loop {
+            let done = std::time::Instant::now() >= until;
             drop(std::hint::black_box(vec![0u8; 64]));
+            if done {
+                break;
+            }
         }
         let in_process = LeakTracker::leaks();
 
