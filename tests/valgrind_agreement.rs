@@ -347,3 +347,19 @@ fn bash_agrees_with_valgrind() {
         "",
     );
 }
+
+/// GNU make: the environment imported as variables, a makefile's variables, functions and
+/// pattern rules expanded (`-n`: nothing is run).
+#[test]
+fn make_agrees_with_valgrind() {
+    let makefile = "NAMES := $(foreach i,1 2 3 4 5 6 7 8 9,item$(i))\nOBJS := $(patsubst %,%.o,$(NAMES))\nall: $(OBJS)\n\t@echo $(words $^) $(sort $(NAMES))\n%.o:\n\t@echo build $@ $(subst item,x,$@)\n";
+    agree("make", &["-n", "-f", "-"], makefile);
+}
+
+/// coreutils sort with two threads and a 200 KiB buffer: lines sorted in runs, spilled to
+/// temporary files and merged.
+#[test]
+fn sort_threads_agree_with_valgrind() {
+    let input: String = (1..=300_000u64).map(|i| format!("{}\n", i * 7919 % 300_007)).collect();
+    agree("sort", &["-u", "--parallel=2", "-S", "200K"], &input);
+}
