@@ -40,6 +40,7 @@ pub mod group;
 mod hashing;
 mod index;
 mod lifetimes;
+mod liveness;
 mod load;
 mod model;
 mod over_time;
@@ -67,6 +68,7 @@ pub use error::{LoadError, WhenError};
 pub use frames::Frames;
 pub use group::{Group, GroupBy, GroupKey, Grouping, Snapshot, SortBy, size_class, size_class_bounds};
 pub use hashing::{IntHasher, IntMap, IntSet};
+pub use liveness::still_recording;
 pub use model::{
     Block, BlockId, EventCounts, LiveTotals, Mark, StackId, Summary, ThreadIndex, ThreadInfo, Totals,
 };

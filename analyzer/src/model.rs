@@ -185,6 +185,9 @@ pub struct Summary {
     pub complete: bool,
     /// The recorder finished cleanly (false when the program was killed or is still running).
     pub finished: bool,
+    /// The trace was still being recorded when it was loaded: unfinished, and its process was
+    /// running (see [`crate::still_recording`]); what was read is what was recorded so far.
+    pub recording: bool,
     /// Recording stopped early (disk full or size limit).
     pub truncated: bool,
     /// Events the writer refused after recording stopped: a lower bound of the events lost (a

@@ -21,6 +21,7 @@ mod event;
 mod exec_end;
 pub mod layout;
 mod metadata;
+mod process;
 mod reader;
 pub mod rust_std_names;
 #[doc(hidden)]
@@ -34,6 +35,7 @@ pub use error::{DecodeError, ReadError, WriteError};
 pub use event::{Event, EventKind, OwnedEvent, Segment, Segments};
 pub use exec_end::finish_replaced_image;
 pub use metadata::{RecorderKind, TraceMetadata, display_command};
+pub use process::{process_running, start_ticks_in_stat};
 pub use reader::{ChunkEvents, ChunkInfo, EventSink, HeaderInfo, TraceHead, TraceReader, read_head};
 pub use trim::trim_finished;
 pub use writer::{ThreadStream, TraceWriter, WriterOptions};

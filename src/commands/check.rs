@@ -32,7 +32,14 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         CheckFormat::Text => outcome.to_text(&analysis, args.at.trim()),
     };
     messages::print_result(&text, "report")?;
-    if !analysis.summary().complete {
+    let summary = analysis.summary();
+    if summary.recording {
+        say!(
+            "leakview: note: {} is still being recorded (pid {} is running); checked what was recorded so far",
+            args.trace.display(),
+            summary.pid
+        );
+    } else if !summary.complete {
         say!("leakview: warning: {} is incomplete; checked what could be read", args.trace.display());
     }
     Ok(if outcome.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })

@@ -123,7 +123,13 @@ fn render(reader: &TraceReader, analysis: &Analysis) -> anyhow::Result<String> {
     write_resident(w, analysis)?;
     write_marks(w, analysis.marks())?;
     writeln!(w, "complete     {}", if s.complete { "yes" } else { "no" })?;
-    if !s.finished {
+    if s.recording {
+        writeln!(
+            w,
+            "  still being recorded (pid {} is running); read up to the last published event",
+            s.pid
+        )?;
+    } else if !s.finished {
         writeln!(
             w,
             "  the recorder did not finish (program killed or still running); read up to the last published event"

@@ -41,6 +41,40 @@ pub fn compile_fixture(dir: &Path, source: &str, name: &str, extra: &[&str]) -> 
     exe
 }
 
+/// `leakview record` of a program that is still running, killed when dropped (a test that
+/// fails half-way leaves nothing running).
+pub struct Running(pub std::process::Child);
+
+impl Running {
+    /// Starts recording `exe` into `dir/<trace>` (cache in `dir/cache`), output discarded.
+    pub fn record(dir: &Path, exe: &Path, trace: &str) -> Running {
+        let child = leakview_in(dir, &dir.join("cache"))
+            .args(["record", "--force", "-o", trace, "--"])
+            .arg(exe)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("leakview runs");
+        Running(child)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits (up to 30 s) until `path` exists.
+pub fn wait_for_file(path: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !path.exists() {
+        assert!(std::time::Instant::now() < deadline, "{} never appeared", path.display());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Records `exe` into `dir/<trace>` with `leakview record` (cache in `dir/cache`), checks that
 /// the program printed `stdout`, and returns the trace's path.
 pub fn record_fixture(dir: &Path, exe: &Path, trace: &str, stdout: &str) -> PathBuf {

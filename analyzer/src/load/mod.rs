@@ -234,6 +234,7 @@ fn load_in(
         stacks: stacks.len() as u64,
         complete: reader.is_complete() && undecodable_chunks == 0,
         finished: header.finished(),
+        recording: crate::liveness::recorded_now(header, meta),
         truncated: header.truncated(),
         lost_events: header.lost_events,
         last_event_ns,

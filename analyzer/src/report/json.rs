@@ -37,6 +37,7 @@ pub fn trace_json(s: &Summary) -> Value {
         "events": s.events,
         "threads": s.threads,
         "complete": s.complete,
+        "recording": s.recording,
     })
 }
 

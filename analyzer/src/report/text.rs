@@ -229,6 +229,13 @@ pub fn write_incomplete_warning_about(s: &Summary, name: Option<&str>, out: &mut
              recorded: blocks freed later show as outstanding, later allocations are missing",
             duration(s.last_event_ns)
         );
+    } else if s.recording && s.damaged_chunks == 0 && s.undecodable_chunks == 0 {
+        let _ = writeln!(
+            out,
+            "note     {subject} is still being recorded (pid {} is running); shown is what was recorded up to {}",
+            s.pid,
+            duration(s.duration_ns)
+        );
     } else if !s.complete {
         // Where chunks are missing, the events read may end well before the trace does.
         let read_up_to = if s.duration_ns > s.last_event_ns {

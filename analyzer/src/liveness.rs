@@ -1,0 +1,58 @@
+//! Whether a trace is still being recorded: its writer has not finished it and the process it
+//! records is running on this machine (the same pid, started at the same time). A browser
+//! follows such a trace, loading it again as it grows.
+
+use std::path::Path;
+
+use leakview_format::{HeaderInfo, TraceMetadata};
+
+/// True while the trace at `path` is unfinished and its process runs; false for a finished
+/// trace, one whose process has ended (crashed, killed) or runs elsewhere, or an unreadable one.
+pub fn still_recording(path: &Path) -> bool {
+    let Ok(head) = leakview_format::read_head(path) else { return false };
+    recorded_now(&head.header, &head.metadata)
+}
+
+/// [`still_recording`] for a trace whose header and metadata are read.
+pub(crate) fn recorded_now(header: &HeaderInfo, metadata: &TraceMetadata) -> bool {
+    !header.finished() && leakview_format::process_running(metadata.pid, metadata.process_start_ticks)
+}
+
+#[cfg(test)]
+mod tests {
+    use leakview_format::{Event, RecorderKind, ThreadStream, TraceMetadata, TraceWriter, WriterOptions};
+
+    use super::*;
+
+    fn this_process_start_ticks() -> u64 {
+        let stat = std::fs::read("/proc/self/stat").expect("/proc/self/stat");
+        leakview_format::start_ticks_in_stat(&stat).expect("start time")
+    }
+
+    #[test]
+    fn a_trace_is_recorded_until_finished_and_only_while_its_process_runs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.bin");
+        let meta = TraceMetadata {
+            pid: std::process::id(),
+            process_start_ticks: this_process_start_ticks(),
+            start_monotonic_ns: 1_000,
+            recorder_kind: RecorderKind::Synthetic,
+            ..TraceMetadata::default()
+        };
+        let writer = TraceWriter::create(&path, &meta, &WriterOptions::default()).expect("create");
+        let mut stream = ThreadStream::new(1);
+        let alloc = Event::Alloc { ts: 2_000, addr: 0x1000, size: 8, align: 0, stack: 0 };
+        writer.append(&mut stream, &alloc).expect("append");
+        assert!(still_recording(&path), "unfinished, and this process runs");
+
+        let other = dir.path().join("other.bin");
+        let gone = TraceMetadata { process_start_ticks: meta.process_start_ticks + 1, ..meta.clone() };
+        drop(TraceWriter::create(&other, &gone, &WriterOptions::default()).expect("create"));
+        assert!(!still_recording(&other), "the pid's process started at another time");
+
+        writer.finish(3_000);
+        assert!(!still_recording(&path), "finished");
+        assert!(!still_recording(&dir.path().join("missing.bin")));
+    }
+}
