@@ -3,11 +3,14 @@
 //! a note, where tmux is not installed. The diff browser runs on `fixtures/diff/leaks.c` built in
 //! its two variants and recorded with `leakview record`.
 
+mod common;
 #[path = "../tui/tests/common/trace.rs"]
 mod trace;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
+
+use common::{Running, compile_fixture, leakview_in, wait_for_file};
 use std::time::{Duration, Instant};
 
 /// A tmux server of our own (its own socket), killed when dropped.
@@ -151,36 +154,61 @@ fn browser_scrubs_groups_drills_down_and_quits_cleanly() {
 
 /// Builds `fixtures/diff/leaks.c` (variant B with `-DVARIANT_B`) and records it into `dir`.
 fn record_diff_variant(dir: &Path, variant_b: bool) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let name = if variant_b { "b" } else { "a" };
-    let exe = dir.join(format!("leaks_{name}"));
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let mut compile = Command::new(cc);
-    compile
-        .args(["-O2", "-g", "-fomit-frame-pointer", "-o"])
-        .arg(&exe)
-        .arg(root.join("fixtures/diff/leaks.c"))
-        .arg("-I")
-        .arg(root.join("recorder/preload/include"));
-    if variant_b {
-        compile.arg("-DVARIANT_B");
-    }
-    let out = compile.output().expect("the C compiler runs");
-    assert!(out.status.success(), "compiling {name}: {}", String::from_utf8_lossy(&out.stderr));
+    let defines: &[&str] = if variant_b { &["-DVARIANT_B"] } else { &[] };
+    let exe = compile_fixture(dir, "diff/leaks.c", &format!("leaks_{name}"), defines);
     let trace = format!("{name}.bin");
-    let out = Command::new(env!("CARGO_BIN_EXE_leakview"))
-        .current_dir(dir)
-        .env("XDG_CACHE_HOME", dir.join("cache"))
-        .env_remove("LEAKVIEW_PRELOAD_PATH")
-        .env_remove("LEAKVIEW_OUTPUT")
-        .env_remove("LD_PRELOAD")
-        .stdin(Stdio::null())
+    let out = leakview_in(dir, &dir.join("cache"))
         .args(["record", "--force", "-o", &trace, "--"])
         .arg(&exe)
         .output()
         .expect("leakview runs");
     assert!(out.status.success(), "recording {name}: {}", String::from_utf8_lossy(&out.stderr));
     dir.join(trace)
+}
+
+/// The browser opened on a trace while its program runs (`fixtures/growing.c`, which leaks in
+/// two steps the test lets it take): it says it is recording, shows each step's leaks as the
+/// trace grows, and once the program has ended shows the finished trace.
+#[test]
+fn browser_follows_a_trace_while_it_is_recorded() {
+    if !Tmux::available() {
+        eprintln!("note: tmux is not installed; skipping the pseudo-terminal test of following");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    let exe = compile_fixture(d, "growing.c", "growing", &[]);
+    let mut recording = Running::record(d, &exe, "live.bin");
+    wait_for_file(&d.join("ready"));
+    let tmux = Tmux::new("follow");
+    tmux.start(&format!(
+        "NO_COLOR=1 TERM=xterm-256color {} {}",
+        shell_quote(Path::new(env!("CARGO_BIN_EXE_leakview"))),
+        shell_quote(&d.join("live.bin"))
+    ));
+
+    tmux.expect("● recording");
+    let screen = tmux.expect("leak_before");
+    assert!(screen.contains("live 9.8 KiB · 10 blocks"), "{screen}");
+    assert!(!screen.contains("leak_after"), "{screen}");
+
+    // The second step: its leaks appear while the program still runs.
+    std::fs::write(d.join("step"), "").expect("step");
+    wait_for_file(&d.join("ready2"));
+    let screen = tmux.expect("leak_after");
+    assert!(screen.contains("● recording"), "{screen}");
+
+    // The program ends: the finished trace, no longer recording.
+    std::fs::write(d.join("finish"), "").expect("finish");
+    let status = recording.0.wait().expect("leakview record ends");
+    assert!(status.success(), "{status:?}");
+    tmux.expect_gone("● recording");
+    let screen = tmux.expect("live 68.4 KiB · 30 blocks");
+    assert!(!screen.contains("trace cut short"), "{screen}");
+
+    tmux.keys(&["q"]);
+    tmux.expect("leakview exited with 0");
 }
 
 #[test]

@@ -57,12 +57,14 @@ pub struct App<S> {
     /// Height of the screen last drawn.
     areas_height: u16,
     mark_times: Vec<u64>,
+    /// The trace is still being recorded (the title says so).
+    recording: bool,
 }
 
 impl<S: DataSource> App<S> {
     pub fn new(source: S, theme: Theme) -> Self {
         let state = ViewState::new(source.summary().duration_ns);
-        let mark_times = source.summary().marks.iter().map(|m| m.at_ns).collect();
+        let mark_times = source.summary().mark_times();
         App {
             source,
             state,
@@ -71,7 +73,34 @@ impl<S: DataSource> App<S> {
             areas: Areas::default(),
             areas_height: 0,
             mark_times,
+            recording: false,
         }
+    }
+
+    /// Whether the trace is still being recorded: the title then says so instead of calling an
+    /// unfinished trace cut short.
+    pub fn set_recording(&mut self, recording: bool) {
+        self.recording = recording;
+    }
+
+    /// Swaps in a newer load of the same trace (one still being recorded), keeping what the
+    /// user looks at: T stays at its moment, or stays at the end if it was there; the selected
+    /// group stays selected (by key), and an open group stays open if it is still in the list.
+    pub fn replace_source(&mut self, source: S) {
+        let at_end = self.state.at_ns >= self.source.summary().duration_ns;
+        self.source = source;
+        let summary = self.source.summary();
+        self.mark_times = summary.mark_times();
+        self.state.at_ns =
+            if at_end { summary.duration_ns } else { self.state.at_ns.min(summary.duration_ns) };
+        self.shown = Shown::default();
+        if let Some(key) = self.state.open.as_ref().map(|open| open.key)
+            && !self.source.groups(&self.state.query()).iter().any(|g| g.key == key)
+            && let Some(open) = self.state.open.take()
+        {
+            self.state.focus = open.focus_before;
+        }
+        self.refresh();
     }
 
     pub fn state(&self) -> &ViewState {
@@ -343,6 +372,7 @@ impl<S: DataSource> App<S> {
             verdicts: self.verdicts(),
             selected_verdict: self.selected_verdict(),
             no_verdicts: self.shown.suspicion.unavailable_at(self.state.at_ns),
+            recording: self.recording,
         };
         view::draw(frame, &screen);
     }

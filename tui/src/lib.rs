@@ -11,7 +11,8 @@
 //!   the leak-suspect verdicts of the moment kept in [`suspicion`];
 //! - the diff browser, the same layers for two traces (or two moments of one):
 //!   [`ComparisonSource`], [`diff_state`], [`keys::DIFF_KEYS`], [`view::diff`], [`DiffApp`];
-//! - [`run`]: the terminal runner (raw mode, background loading, restore on exit and panic).
+//! - [`run`]: the terminal runner (raw mode, background loading, restore on exit and panic);
+//!   [`Following`]: the browser on a trace still being recorded, loaded again as it grows.
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +21,7 @@ mod diff_app;
 pub mod diff_state;
 mod differ;
 mod error;
+mod follow;
 pub mod format;
 pub mod keys;
 mod pointer;
@@ -32,17 +34,26 @@ pub mod view;
 pub use app::App;
 pub use diff_app::DiffApp;
 pub use error::TuiError;
+pub use follow::Following;
 pub use runner::{Browser, ProgressFn, run, run_with};
 pub use source::{AnalysisSource, ComparisonSource, DataSource, MemorySource};
 pub use view::loading::LoadProgress;
 pub use view::theme::Theme;
 
 /// Opens the browser on the trace at `path`: loads it (showing progress) and browses it until
-/// the user quits.
+/// the user quits. A trace still being recorded is followed: loaded again as it grows, until
+/// its process ends.
 pub fn browse(path: &std::path::Path) -> Result<(), TuiError> {
     let label = path.display().to_string();
-    let path = path.to_path_buf();
-    run(&label, move |progress| AnalysisSource::open(&path, progress).map_err(|e| e.to_string()))
+    let load_path = path.to_path_buf();
+    let load = move |progress: ProgressFn<'_>| {
+        let started = std::time::Instant::now();
+        let source = AnalysisSource::open(&load_path, progress).map_err(|e| e.to_string())?;
+        Ok((source, started.elapsed()))
+    };
+    run_with(&label, load, |(source, load_time), theme| {
+        Following::new(App::new(source, theme), path, load_time)
+    })
 }
 
 /// What the diff browser opens on: trace `a` against trace `b` (or, without `b`, two moments of

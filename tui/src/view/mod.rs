@@ -92,6 +92,8 @@ pub struct Screen<'a> {
     pub selected_verdict: Option<&'a StackVerdict>,
     /// The source was asked for verdicts at T and cannot judge.
     pub no_verdicts: bool,
+    /// The trace is still being recorded (and is loaded again as it grows).
+    pub recording: bool,
 }
 
 /// Draws the whole screen.
@@ -145,7 +147,9 @@ fn title_line<'a>(screen: &Screen<'a>, width: u16) -> Line<'a> {
         format!("  {} · {} events", format::duration(s.duration_ns), format::count(s.events)),
         theme.dim,
     ));
-    if !s.complete {
+    if screen.recording {
+        spans.push(Span::styled("  ● recording", theme.emphasis));
+    } else if !s.complete {
         spans.push(Span::styled("  trace cut short", theme.warning));
     }
     fit_span(spans, command, width)

@@ -29,6 +29,27 @@ fn frame(function: &str, location: &str, module: &str) -> FrameInfo {
 /// `load-start` and `load-end` (freed at 6 s: the peak is at the end of the burst), and a worker
 /// thread whose scratch buffers are freed quickly except every tenth.
 pub fn server_source() -> MemorySource {
+    let (stacks, allocations, marks, threads) = server_parts();
+    MemorySource::new("./server --port 8080", 10_000 * MS, stacks, allocations, marks, threads)
+}
+
+/// [`server_source`] as a load of it taken at `end_ns`, while it was still being recorded:
+/// what happened after `end_ns` is not there yet.
+pub fn server_source_until(end_ns: u64) -> MemorySource {
+    let (stacks, allocations, marks, threads) = server_parts();
+    let allocations = allocations
+        .into_iter()
+        .filter(|a| a.alloc_ns <= end_ns)
+        .map(|a| MemoryAllocation { free_ns: a.free_ns.filter(|&f| f <= end_ns), ..a })
+        .collect();
+    let marks = marks.into_iter().filter(|m| m.at_ns <= end_ns).collect();
+    MemorySource::new("./server --port 8080", end_ns, stacks, allocations, marks, threads)
+}
+
+type Parts = (Vec<Vec<FrameInfo>>, Vec<MemoryAllocation>, Vec<Mark>, HashMap<u32, String>);
+
+/// The stacks, allocations, marks and thread names of [`server_source`].
+fn server_parts() -> Parts {
     let main = frame("main", "src/main.c:12", "server");
     let handle = frame("handle_request", "src/server.c:88", "server");
     let stacks = vec![
@@ -94,7 +115,7 @@ pub fn server_source() -> MemorySource {
         Mark { at_ns: 6_000 * MS, label: "load-end".into() },
     ];
     let threads = HashMap::from([(100, "main".to_string()), (101, "worker".to_string())]);
-    MemorySource::new("./server --port 8080", 10_000 * MS, stacks, allocations, marks, threads)
+    (stacks, allocations, marks, threads)
 }
 
 /// An app over `source` with the colour theme.
