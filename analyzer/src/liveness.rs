@@ -1,6 +1,6 @@
 //! Whether a trace is still being recorded: its writer has not finished it and the process it
-//! records is running on this machine (the same pid, started at the same time). A browser
-//! follows such a trace, loading it again as it grows.
+//! records is running on this machine (the same pid, started at the same time, still running
+//! the same executable). A browser follows such a trace, loading it again as it grows.
 
 use std::path::Path;
 
@@ -15,7 +15,20 @@ pub fn still_recording(path: &Path) -> bool {
 
 /// [`still_recording`] for a trace whose header and metadata are read.
 pub(crate) fn recorded_now(header: &HeaderInfo, metadata: &TraceMetadata) -> bool {
-    !header.finished() && leakview_format::process_running(metadata.pid, metadata.process_start_ticks)
+    !header.finished()
+        && leakview_format::process_running(metadata.pid, metadata.process_start_ticks)
+        && runs_executable(metadata.pid, &metadata.executable)
+}
+
+/// Whether process `pid` still runs `executable`, the image the trace records: after an `exec`
+/// of another program the trace no longer grows (the new image records into a trace of its
+/// own), though the process runs on. True when that cannot be told (another user's process, no
+/// executable recorded).
+fn runs_executable(pid: u32, executable: &str) -> bool {
+    let Ok(running) = std::fs::read_link(format!("/proc/{pid}/exe")) else { return true };
+    let running = running.to_string_lossy();
+    // A binary replaced on disk while it runs reads " (deleted)".
+    executable.is_empty() || running.strip_suffix(" (deleted)").unwrap_or(&running) == executable
 }
 
 #[cfg(test)]
@@ -33,9 +46,11 @@ mod tests {
     fn a_trace_is_recorded_until_finished_and_only_while_its_process_runs() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.bin");
+        let exe = std::fs::read_link("/proc/self/exe").expect("/proc/self/exe");
         let meta = TraceMetadata {
             pid: std::process::id(),
             process_start_ticks: this_process_start_ticks(),
+            executable: exe.display().to_string(),
             start_monotonic_ns: 1_000,
             recorder_kind: RecorderKind::Synthetic,
             ..TraceMetadata::default()
@@ -50,6 +65,11 @@ mod tests {
         let gone = TraceMetadata { process_start_ticks: meta.process_start_ticks + 1, ..meta.clone() };
         drop(TraceWriter::create(&other, &gone, &WriterOptions::default()).expect("create"));
         assert!(!still_recording(&other), "the pid's process started at another time");
+
+        let replaced = dir.path().join("replaced.bin");
+        let exec_d = TraceMetadata { executable: "/bin/another-program".into(), ..meta.clone() };
+        drop(TraceWriter::create(&replaced, &exec_d, &WriterOptions::default()).expect("create"));
+        assert!(!still_recording(&replaced), "the process runs another executable since an exec");
 
         writer.finish(3_000);
         assert!(!still_recording(&path), "finished");
