@@ -13,11 +13,19 @@ fn leakview(dir: &Path, args: &[&str]) -> std::process::Output {
     leakview_in(dir, &dir.join("cache")).args(args).output().expect("leakview runs")
 }
 
-fn trace_json(dir: &Path) -> Value {
+/// (recording, complete, outstanding blocks, outstanding bytes) as `report --format json` says.
+fn recording_state(dir: &Path) -> (bool, bool, u64, u64) {
     let out = leakview(dir, &["report", "--format", "json", "live.bin"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    doc
+    let field = |v: &Value| v.as_u64().unwrap_or_else(|| panic!("a number in {doc}"));
+    let flag = |v: &Value| v.as_bool().unwrap_or_else(|| panic!("a bool in {doc}"));
+    (
+        flag(&doc["trace"]["recording"]),
+        flag(&doc["trace"]["complete"]),
+        field(&doc["outstanding"]["blocks"]),
+        field(&doc["outstanding"]["bytes"]),
+    )
 }
 
 #[test]
@@ -29,13 +37,7 @@ fn a_trace_being_recorded_says_so_until_its_program_ends() {
     wait_for_file(&d.join("ready"));
 
     // The first step's 10 blocks of 1,000 bytes, read while the program waits.
-    let doc = trace_json(d);
-    assert_eq!(doc["trace"]["recording"], true, "{doc}");
-    assert_eq!(doc["trace"]["complete"], false, "{doc}");
-    assert_eq!(
-        (doc["outstanding"]["blocks"].as_u64(), doc["outstanding"]["bytes"].as_u64()),
-        (Some(10), Some(10_000))
-    );
+    assert_eq!(recording_state(d), (true, false, 10, 10_000));
     let report = String::from_utf8_lossy(&leakview(d, &["report", "live.bin"]).stdout).into_owned();
     assert!(report.contains("note     the trace is still being recorded (pid "), "{report}");
     assert!(!report.contains("incomplete"), "{report}");
@@ -51,13 +53,7 @@ fn a_trace_being_recorded_says_so_until_its_program_ends() {
     std::fs::write(d.join("finish"), "").expect("finish");
     let status = recording.0.wait().expect("leakview record ends");
     assert!(status.success(), "{status:?}");
-    let doc = trace_json(d);
-    assert_eq!(doc["trace"]["recording"], false, "{doc}");
-    assert_eq!(doc["trace"]["complete"], true, "{doc}");
-    assert_eq!(
-        (doc["outstanding"]["blocks"].as_u64(), doc["outstanding"]["bytes"].as_u64()),
-        (Some(30), Some(70_000))
-    );
+    assert_eq!(recording_state(d), (false, true, 30, 70_000));
     let report = String::from_utf8_lossy(&leakview(d, &["report", "live.bin"]).stdout).into_owned();
     assert!(!report.contains("still being recorded"), "{report}");
 }

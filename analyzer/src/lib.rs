@@ -68,7 +68,6 @@ pub use error::{LoadError, WhenError};
 pub use frames::Frames;
 pub use group::{Group, GroupBy, GroupKey, Grouping, Snapshot, SortBy, size_class, size_class_bounds};
 pub use hashing::{IntHasher, IntMap, IntSet};
-pub use liveness::still_recording;
 pub use model::{
     Block, BlockId, EventCounts, LiveTotals, Mark, StackId, Summary, ThreadIndex, ThreadInfo, Totals,
 };

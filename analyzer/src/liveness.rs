@@ -1,19 +1,13 @@
 //! Whether a trace is still being recorded: its writer has not finished it and the process it
 //! records is running on this machine (the same pid, started at the same time, still running
-//! the same executable). A browser follows such a trace, loading it again as it grows.
-
-use std::path::Path;
+//! the same executable): `Summary::recording`. A browser follows such a trace, loading it again
+//! as it grows.
 
 use leakview_format::{HeaderInfo, TraceMetadata};
 
-/// True while the trace at `path` is unfinished and its process runs; false for a finished
-/// trace, one whose process has ended (crashed, killed) or runs elsewhere, or an unreadable one.
-pub fn still_recording(path: &Path) -> bool {
-    let Ok(head) = leakview_format::read_head(path) else { return false };
-    recorded_now(&head.header, &head.metadata)
-}
-
-/// [`still_recording`] for a trace whose header and metadata are read.
+/// True while the trace with this header and metadata is unfinished and its process runs;
+/// false for a finished trace, or one whose process has ended (crashed, killed), runs another
+/// executable or runs elsewhere.
 pub(crate) fn recorded_now(header: &HeaderInfo, metadata: &TraceMetadata) -> bool {
     !header.finished()
         && leakview_format::process_running(metadata.pid, metadata.process_start_ticks)
@@ -36,6 +30,11 @@ mod tests {
     use leakview_format::{Event, RecorderKind, ThreadStream, TraceMetadata, TraceWriter, WriterOptions};
 
     use super::*;
+
+    fn still_recording(path: &std::path::Path) -> bool {
+        let Ok(head) = leakview_format::read_head(path) else { return false };
+        recorded_now(&head.header, &head.metadata)
+    }
 
     fn this_process_start_ticks() -> u64 {
         let stat = std::fs::read("/proc/self/stat").expect("/proc/self/stat");

@@ -186,7 +186,8 @@ pub struct Summary {
     /// The recorder finished cleanly (false when the program was killed or is still running).
     pub finished: bool,
     /// The trace was still being recorded when it was loaded: unfinished, and its process was
-    /// running (see [`crate::still_recording`]); what was read is what was recorded so far.
+    /// running the recorded executable on this machine (the same pid, started at the same
+    /// time); what was read is what was recorded so far.
     pub recording: bool,
     /// Recording stopped early (disk full or size limit).
     pub truncated: bool,

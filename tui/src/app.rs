@@ -94,13 +94,14 @@ impl<S: DataSource> App<S> {
         self.state.at_ns =
             if at_end { summary.duration_ns } else { self.state.at_ns.min(summary.duration_ns) };
         self.shown = Shown::default();
+        self.refresh();
         if let Some(key) = self.state.open.as_ref().map(|open| open.key)
-            && !self.source.groups(&self.state.query()).iter().any(|g| g.key == key)
+            && !self.shown.groups.iter().any(|g| g.key == key)
             && let Some(open) = self.state.open.take()
         {
             self.state.focus = open.focus_before;
+            self.refresh();
         }
-        self.refresh();
     }
 
     pub fn state(&self) -> &ViewState {

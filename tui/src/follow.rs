@@ -1,14 +1,14 @@
-//! Following a trace that is still being recorded: while the recorded process runs, the trace is
-//! loaded again in the background every few seconds and the browser's data swapped for the new
-//! load when it is ready, the view kept as it was (see [`App::replace_source`]). Once the process
-//! has ended, one last load shows the finished trace and following stops.
+//! Following a trace that is still being recorded: while each load finds it so
+//! (`Summary::recording`), the trace is loaded again in the background every few seconds and the
+//! browser's data swapped for the new load when it is ready, the view kept as it was (see
+//! [`App::replace_source`]). The first load after the process has ended shows the finished trace
+//! and following stops.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use leakview_analyzer::still_recording;
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 
@@ -26,7 +26,7 @@ const PAUSE_PER_LOAD: u32 = 3;
 pub struct Following {
     app: App<AnalysisSource>,
     path: PathBuf,
-    /// The recorded process ran at the last look: there will be another load.
+    /// The last load found the trace still being recorded: there will be another load.
     following: bool,
     /// The load under way, and when it started.
     loading: Option<(Receiver<Option<AnalysisSource>>, Instant)>,
@@ -35,9 +35,9 @@ pub struct Following {
 
 impl Following {
     /// The browser `app` on the trace at `path`, whose load took `load_time`; follows the trace
-    /// if it is still being recorded.
+    /// if it was still being recorded when loaded.
     pub fn new(mut app: App<AnalysisSource>, path: &Path, load_time: Duration) -> Self {
-        let following = still_recording(path);
+        let following = recording(app.source());
         app.set_recording(following);
         Following {
             app,
@@ -57,7 +57,6 @@ impl Following {
         let (tx, rx) = mpsc::channel();
         let path = self.path.clone();
         let started = thread::Builder::new().name("leakview-follow".into()).spawn(move || {
-            // A load that fails (the trace caught mid-growth) is tried again at the next turn.
             let _ = tx.send(AnalysisSource::open(&path, &|_| {}).ok());
         });
         if started.is_ok() {
@@ -77,15 +76,21 @@ impl Following {
         };
         self.next_load = Instant::now() + pause_after(started.elapsed());
         self.loading = None;
-        let grown = loaded.filter(|source| {
-            !self.following || source.summary().events != self.app.source().summary().events
-        });
-        if let Some(source) = grown {
-            self.app.replace_source(source);
+        // A load that fails (the trace caught mid-growth) is tried again at the next turn.
+        let Some(source) = loaded else { return false };
+        self.following = recording(&source);
+        if self.following && source.summary().events == self.app.source().summary().events {
+            return false;
         }
+        self.app.replace_source(source);
         self.app.set_recording(self.following);
         true
     }
+}
+
+/// Whether the trace of `source` was still being recorded when it was loaded.
+fn recording(source: &AnalysisSource) -> bool {
+    source.analysis().summary().recording
 }
 
 /// How long to wait after a load that took `load_time`.
@@ -119,8 +124,6 @@ impl Browser for Following {
             return self.take_load();
         }
         if self.following && Instant::now() >= self.next_load {
-            // Once the process has ended, this load is the last: it finds the trace finished.
-            self.following = still_recording(&self.path);
             self.start_load();
         }
         false
