@@ -234,7 +234,8 @@ pub struct CheckArgs {
     /// (mark:LABEL, mark:LABEL#2).
     #[arg(long, value_name = "WHEN", default_value = "end")]
     pub at: String,
-    /// LeakSanitizer-style suppressions file (`leak:PATTERN` lines).
+    /// Suppressions file: LeakSanitizer's `leak:PATTERN` lines, valgrind's `{ ... }` entries
+    /// (`Memcheck:Leak`, as `valgrind --gen-suppressions=all` prints them), or both.
     #[arg(long, value_name = "FILE")]
     pub suppressions: Option<PathBuf>,
     /// Count the blocks the C, C++ and Rust runtimes keep for themselves (stdio buffers, locale

@@ -182,13 +182,7 @@ impl CheckOutcome {
                 .rule_hits
                 .iter()
                 .filter(|(_, h)| h.blocks > 0)
-                .map(|(rule, hits)| {
-                    [
-                        format!("leak:{}", rule.pattern),
-                        bytes(hits.bytes),
-                        plural(hits.blocks, "block", "blocks"),
-                    ]
-                })
+                .map(|(rule, hits)| [rule.label(), bytes(hits.bytes), plural(hits.blocks, "block", "blocks")])
                 .collect();
             let width = |k: usize| rows.iter().map(|r| r[k].chars().count()).max().unwrap_or(0);
             let (w0, w1) = (width(0), width(1));

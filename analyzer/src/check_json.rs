@@ -9,6 +9,7 @@ use crate::check::CheckOutcome;
 use crate::group::GroupKey;
 use crate::model::LiveTotals;
 use crate::report::{JSON_SCHEMA, frame_json, trace_json};
+use crate::suppress::RuleKind;
 
 fn totals_json(totals: &LiveTotals) -> Value {
     json!({ "blocks": totals.blocks, "bytes": totals.bytes })
@@ -37,7 +38,17 @@ pub(crate) fn render(outcome: &CheckOutcome, analysis: &Analysis, when: &str) ->
         .rule_hits
         .iter()
         .map(|(rule, hits)| {
-            json!({ "pattern": rule.pattern, "line": rule.line, "blocks": hits.blocks, "bytes": hits.bytes })
+            let syntax = match rule.kind {
+                RuleKind::LeakSanitizer => "leak",
+                RuleKind::Valgrind(_) => "valgrind",
+            };
+            json!({
+                "pattern": rule.pattern,
+                "line": rule.line,
+                "syntax": syntax,
+                "blocks": hits.blocks,
+                "bytes": hits.bytes,
+            })
         })
         .collect();
     let suggested: Vec<Value> = outcome
