@@ -66,14 +66,17 @@ pub(super) fn plain_function_name(name: &str) -> &str {
 }
 
 /// The names glibc exports for one of its functions that debug information names by an internal
-/// alias (`__GI___nss_passwd_lookup2`, `__getpwuid_r`, `_IO_new_file_overflow`, `_IO_fputs`,
+/// alias (`__GI___nss_passwd_lookup2`, `__getpwuid_r`, `___dlopen`, `_IO_new_file_overflow`, `_IO_fputs`,
 /// `__libc_start_main_impl`): valgrind prints an exported one. Only the prefixes and suffixes
 /// glibc uses for the purpose.
 pub(super) fn glibc_export_names(name: &str) -> impl Iterator<Item = String> + '_ {
     let bare = name.strip_prefix("__GI_").unwrap_or(name);
     let candidates = [
         (bare != name).then(|| bare.to_string()),
-        bare.strip_prefix("__").filter(|rest| !rest.starts_with('_')).map(str::to_string),
+        bare.strip_prefix("__")
+            .map(|rest| rest.trim_start_matches('_'))
+            .filter(|r| !r.is_empty())
+            .map(str::to_string),
         bare.strip_prefix("_IO_new_").map(|rest| format!("_IO_{rest}")),
         bare.strip_prefix("_IO_").filter(|rest| !rest.starts_with("new_")).map(str::to_string),
         bare.strip_suffix("_impl").filter(|stem| stem.starts_with("__libc_")).map(str::to_string),
@@ -298,6 +301,7 @@ mod tests {
         let names = |n: &str| glibc_export_names(n).collect::<Vec<_>>();
         assert_eq!(names("__GI___nss_passwd_lookup2"), vec!["__nss_passwd_lookup2", "nss_passwd_lookup2"]);
         assert_eq!(names("__getpwuid_r"), vec!["getpwuid_r"]);
+        assert_eq!(names("___dlopen"), vec!["dlopen"]);
         assert_eq!(names("_IO_new_file_overflow"), vec!["_IO_file_overflow"]);
         assert_eq!(names("__GI__IO_fputs"), vec!["_IO_fputs", "fputs"]);
         assert_eq!(names("__libc_start_main_impl"), vec!["libc_start_main_impl", "__libc_start_main"]);
