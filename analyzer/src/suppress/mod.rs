@@ -68,7 +68,8 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// How the rule is named in a report: `leak:PATTERN`, or the valgrind entry's name.
+    /// How the rule is named in a report: `leak:PATTERN`, or `{NAME} (line N)` for a valgrind
+    /// entry (generated entries all have the same name).
     pub fn label(&self) -> String {
         match self.kind {
             RuleKind::LeakSanitizer => format!("leak:{}", self.pattern),

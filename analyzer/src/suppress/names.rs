@@ -1,6 +1,7 @@
 //! How a valgrind suppression's names compare with leakview's frames: valgrind's whole-string
 //! wildcard match, function names compared in the forms both tools may print (mangled or not,
-//! with or without a parameter list, a symbol version or a compiler clone suffix), and module
+//! with or without a parameter list, a symbol version or a compiler clone suffix, qualified or
+//! bare, glibc's internal aliases or its exported names, valgrind's `(below main)`), and module
 //! paths compared as recorded and as the file they resolve to.
 
 use std::cell::RefCell;
@@ -66,9 +67,9 @@ pub(super) fn plain_function_name(name: &str) -> &str {
 }
 
 /// The names glibc exports for one of its functions that debug information names by an internal
-/// alias (`__GI___nss_passwd_lookup2`, `__getpwuid_r`, `___dlopen`, `_IO_new_file_overflow`, `_IO_fputs`,
-/// `__libc_start_main_impl`): valgrind prints an exported one. Only the prefixes and suffixes
-/// glibc uses for the purpose.
+/// alias (`__GI___nss_passwd_lookup2`, `__getpwuid_r`, `___dlopen`, `_IO_new_file_overflow`,
+/// `_IO_fputs`, `__libc_start_main_impl`): valgrind prints an exported one. Only the prefixes
+/// and suffixes glibc uses for the purpose.
 pub(super) fn glibc_export_names(name: &str) -> impl Iterator<Item = String> + '_ {
     let bare = name.strip_prefix("__GI_").unwrap_or(name);
     let candidates = [
