@@ -39,6 +39,17 @@ impl Tmux {
         assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
     }
 
+    /// Starts `leakview ARGS` without colour in an xterm-like terminal (see [`Tmux::start`]).
+    fn start_leakview(&self, args: &[&str]) {
+        let mut command =
+            format!("NO_COLOR=1 TERM=xterm-256color {}", shell_quote(env!("CARGO_BIN_EXE_leakview")));
+        for arg in args {
+            command.push(' ');
+            command.push_str(&shell_quote(arg));
+        }
+        self.start(&command);
+    }
+
     fn screen(&self) -> String {
         String::from_utf8_lossy(&self.run(&["capture-pane", "-p"]).stdout).into_owned()
     }
@@ -85,8 +96,8 @@ impl Drop for Tmux {
     }
 }
 
-fn shell_quote(path: &Path) -> String {
-    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 #[test]
@@ -99,11 +110,7 @@ fn browser_scrubs_groups_drills_down_and_quits_cleanly() {
     let trace = dir.path().join("server.bin");
     trace::write_server_trace(&trace);
     let tmux = Tmux::new("browse");
-    tmux.start(&format!(
-        "NO_COLOR=1 TERM=xterm-256color {} {}",
-        shell_quote(Path::new(env!("CARGO_BIN_EXE_leakview"))),
-        shell_quote(&trace)
-    ));
+    tmux.start_leakview(&[&trace.to_string_lossy()]);
 
     // Opens at the end of the trace, ranked by bytes.
     // (A screen is read while it may still be drawing, so every check waits for its text.)
@@ -182,11 +189,7 @@ fn browser_follows_a_trace_while_it_is_recorded() {
     let mut recording = Running::record(d, &exe, "live.bin");
     wait_for_file(&d.join("ready"));
     let tmux = Tmux::new("follow");
-    tmux.start(&format!(
-        "NO_COLOR=1 TERM=xterm-256color {} {}",
-        shell_quote(Path::new(env!("CARGO_BIN_EXE_leakview"))),
-        shell_quote(&d.join("live.bin"))
-    ));
+    tmux.start_leakview(&[&d.join("live.bin").to_string_lossy()]);
 
     tmux.expect("● recording");
     let screen = tmux.expect("leak_before");
@@ -220,9 +223,9 @@ fn diff_browser_shows_statuses_and_scrubs_each_side() {
     let dir = tempfile::tempdir().expect("temp dir");
     let a = record_diff_variant(dir.path(), false);
     let b = record_diff_variant(dir.path(), true);
-    let leakview = shell_quote(Path::new(env!("CARGO_BIN_EXE_leakview")));
+    let (a, b) = (a.to_string_lossy(), b.to_string_lossy());
     let tmux = Tmux::new("diff");
-    tmux.start(&format!("NO_COLOR=1 TERM=xterm-256color {leakview} {} {}", shell_quote(&a), shell_quote(&b)));
+    tmux.start_leakview(&[&a, &b]);
 
     // Both traces at their ends; every status reads without colour, by its marker and name.
     tmux.expect("a.bin → b.bin");
@@ -259,10 +262,7 @@ fn diff_browser_shows_statuses_and_scrubs_each_side() {
 
     // Two moments of one trace: at the mark "warmup" and at the end of variant A.
     let tmux = Tmux::new("diff-moments");
-    tmux.start(&format!(
-        "NO_COLOR=1 {leakview} diff --tui --at-a mark:warmup --at-b end {}",
-        shell_quote(&a)
-    ));
+    tmux.start_leakview(&["diff", "--tui", "--at-a", "mark:warmup", "--at-b", "end", &a]);
     tmux.expect("a.bin at two moments");
     tmux.expect("1 new 1 fixed 1 grew 2 same");
     let screen = tmux.expect("scratch_fill");
@@ -279,10 +279,17 @@ fn diff_browser_shows_statuses_and_scrubs_each_side() {
 
     // `--what` opens the diff browser on allocated blocks; `w` moves on to the temporary ones.
     let tmux = Tmux::new("diff-allocated");
-    tmux.start(&format!(
-        "NO_COLOR=1 {leakview} diff --tui --what allocated --at-a mark:warmup --at-b end {}",
-        shell_quote(&a)
-    ));
+    tmux.start_leakview(&[
+        "diff",
+        "--tui",
+        "--what",
+        "allocated",
+        "--at-a",
+        "mark:warmup",
+        "--at-b",
+        "end",
+        &a,
+    ]);
     tmux.expect("groups of allocated blocks");
     tmux.keys(&["w"]);
     tmux.expect("groups of temporary blocks");

@@ -9,8 +9,12 @@
 //! others with valgrind when missing). Outside CI, a program or valgrind that is not installed is skipped with a note;
 //! under CI (`CI` set) a missing one fails the test, so CI never passes without comparing.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use common::installed;
 
 #[derive(Debug, PartialEq, Eq)]
 struct Counts {
@@ -65,18 +69,6 @@ fn leakview_counts(trace: &Path) -> Counts {
         blocks_at_exit: get("outstanding", "blocks"),
         bytes_at_exit: get("outstanding", "bytes"),
     }
-}
-
-fn installed(program: &str) -> Option<PathBuf> {
-    let found = ["/usr/bin", "/bin", "/usr/local/bin"]
-        .iter()
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        assert!(std::env::var_os("CI").is_none(), "{program} is required under CI (.ci/run installs it)");
-        eprintln!("note: {program} is not installed; skipping its agreement check");
-    }
-    found
 }
 
 type Env = Vec<(String, String)>;

@@ -4,14 +4,14 @@
 //! suppresses exactly the blocks and bytes of its loss record.
 //!
 //! valgrind is required under CI (`.ci/run` installs it); elsewhere a missing valgrind skips the
-//! tests with a note.
+//! tests with a note (see [`common::installed`]).
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::{compile_fixture, leakview_in, record_fixture};
+use common::{compile_fixture, installed, leakview_in, record_fixture};
 
 /// One loss record valgrind printed, with the suppression entry it generated for it.
 #[derive(Debug)]
@@ -31,15 +31,6 @@ impl LossRecord {
             .filter(|l| l.starts_with("fun:") || l.starts_with("obj:") || *l == "...")
             .collect()
     }
-}
-
-fn valgrind_installed() -> bool {
-    let found = Path::new("/usr/bin/valgrind").is_file();
-    if !found {
-        assert!(std::env::var_os("CI").is_none(), "valgrind is required under CI (.ci/run installs it)");
-        eprintln!("note: valgrind is not installed; skipping");
-    }
-    found
 }
 
 fn number(text: &str) -> u64 {
@@ -144,7 +135,7 @@ fn every_entry_suppresses_its_loss_record(dir: &Path, exe: &Path, trace: &Path, 
 
 #[test]
 fn valgrinds_suppressions_of_a_c_program_suppress_exactly_its_loss_records() {
-    if !valgrind_installed() {
+    if installed("valgrind").is_none() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -154,27 +145,13 @@ fn valgrinds_suppressions_of_a_c_program_suppress_exactly_its_loss_records() {
     every_entry_suppresses_its_loss_record(dir.path(), &exe, &trace, (8, 1478));
 }
 
-fn compile_cpp_fixture(dir: &Path, source: &str, name: &str) -> PathBuf {
-    let exe = dir.join(name);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
-    let out = Command::new(cxx)
-        .args(["-O2", "-g", "-fomit-frame-pointer", "-o"])
-        .arg(&exe)
-        .arg(root.join("fixtures").join(source))
-        .output()
-        .expect("the C++ compiler runs");
-    assert!(out.status.success(), "compiling {source}: {}", String::from_utf8_lossy(&out.stderr));
-    exe
-}
-
 #[test]
 fn valgrinds_suppressions_of_a_cpp_program_suppress_exactly_its_loss_records() {
-    if !valgrind_installed() {
+    if installed("valgrind").is_none() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let exe = compile_cpp_fixture(dir.path(), "containers.cpp", "containers");
+    let exe = compile_fixture(dir.path(), "containers.cpp", "containers", &[]);
     let trace = record_fixture(dir.path(), &exe, "containers.bin", "containers: done\n");
     // What valgrind finds in use at exit (the fixture's blocks and libstdc++'s exception pool)
     // is what leakview finds: the sums of the loss records.

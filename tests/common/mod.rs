@@ -23,12 +23,17 @@ pub fn leakview_in(cwd: &Path, cache: &Path) -> Command {
 }
 
 /// The fixture at `fixtures/<source>` compiled into `dir/<name>` at -O2 -g without frame
-/// pointers, with leakview.h on the include path and `extra` arguments (defines).
+/// pointers, with leakview.h on the include path and `extra` arguments (defines); a `.cpp`
+/// source with the C++ compiler.
 pub fn compile_fixture(dir: &Path, source: &str, name: &str, extra: &[&str]) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let exe = dir.join(name);
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let out = Command::new(cc)
+    let compiler = if source.ends_with(".cpp") {
+        std::env::var("CXX").unwrap_or_else(|_| "c++".into())
+    } else {
+        std::env::var("CC").unwrap_or_else(|_| "cc".into())
+    };
+    let out = Command::new(compiler)
         .args(["-O2", "-g", "-fomit-frame-pointer", "-o"])
         .arg(&exe)
         .arg(root.join("fixtures").join(source))
@@ -39,6 +44,21 @@ pub fn compile_fixture(dir: &Path, source: &str, name: &str, extra: &[&str]) -> 
         .expect("the C compiler runs");
     assert!(out.status.success(), "compiling {source}: {}", String::from_utf8_lossy(&out.stderr));
     exe
+}
+
+/// The path of `program` if it is installed in /usr/bin, /bin or /usr/local/bin. Outside CI a
+/// missing one is noted and the caller skips its check; under CI (`CI` set, where `.ci/run`
+/// installs what the tests need) it fails the test, so CI never passes without checking.
+pub fn installed(program: &str) -> Option<PathBuf> {
+    let found = ["/usr/bin", "/bin", "/usr/local/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(std::env::var_os("CI").is_none(), "{program} is required under CI (.ci/run installs it)");
+        eprintln!("note: {program} is not installed; skipping its check");
+    }
+    found
 }
 
 /// `leakview record` of a program that is still running, killed when dropped (a test that
