@@ -10,7 +10,14 @@
 //!   address the word at `bp + 8` (and a bp of 0 ends the walk);
 //! - *end of stack*.
 //!
-//! This cache stores the shape per address in 16 bytes and applies it directly (`apply`).
+//! This cache stores the shape per address in 16 bytes and applies it directly (`apply`). An
+//! address's entry lies in its home slot or in the slot beside it: two addresses that share a
+//! home slot both keep their rules. (With one slot each, two such addresses on one busy path
+//! kept evicting each other, and stacks through them were never kept, as keeping needs every
+//! step's rule learned: about one sqlite3 run in a thousand, by where the libraries happened to
+//! be loaded, recorded at full-unwind cost.) The walk's inline steps look at the home slot
+//! only (looking beside it too cost the C workload of bench/instructions.sh 42 instructions per
+//! allocation); an entry beside its home is stepped by [`UnwindRules::step`], one call more.
 //!
 //! Exactness: a step framehop takes by a *cached* rule (`UnwindRuleX86_64::exec`) is a function
 //! of sp, bp and the stack words it reads alone, fixed by the frame's address. So once framehop
@@ -308,6 +315,7 @@ fn inline_steps(entries: &[Entry; SLOTS], cursor: &mut Cursor, out: &mut [u64], 
         len += 1;
         let product = ra.wrapping_mul(stack_cache::ADDRESS_MULTIPLIER);
         hash = stack_cache::hash_product(hash, product);
+        // (The home slot only: an entry beside it is stepped by `UnwindRules::step`.)
         let entry = entries[(product >> (64 - SLOTS_LOG2)) as usize];
         // A return address of 0 (no key is 0) always stops here.
         if entry.key != ra || entry.word & SLOW != 0 || entry.word == 0 {
@@ -348,6 +356,7 @@ pub struct UnwindRules {
     entries: [Entry; SLOTS],
 }
 
+/// The home slot of `key` (its entry is there or in the slot beside it, `home ^ 1`).
 #[inline(always)]
 fn slot(key: u64) -> usize {
     (key.wrapping_mul(stack_cache::ADDRESS_MULTIPLIER) >> (64 - SLOTS_LOG2)) as usize
@@ -389,9 +398,30 @@ impl UnwindRules {
         }
     }
 
+    /// The entry of `key` if it is cached: the one in its home slot, or else the one beside
+    /// it (whose key the caller compares).
+    #[inline(always)]
+    fn entry(&self, key: u64) -> Entry {
+        let home = slot(key);
+        let entry = self.entries[home];
+        if entry.key == key { entry } else { self.entries[home ^ 1] }
+    }
+
+    /// [`UnwindRules::entry`], moving an entry found beside its home slot into it (swapped with
+    /// what is there): an address stepped now is likely stepped again soon, and the walk steps
+    /// inline only by entries at home.
+    #[inline(always)]
+    fn entry_to_home(&mut self, key: u64) -> Entry {
+        let home = slot(key);
+        if self.entries[home].key != key && self.entries[home ^ 1].key == key {
+            self.entries.swap(home, home ^ 1);
+        }
+        self.entries[home]
+    }
+
     /// The rule learned for the return address `ra`, if it is cached and not left to framehop.
     pub fn rule_of(&self, ra: u64) -> Option<Rule> {
-        let entry = self.entries[slot(ra)];
+        let entry = self.entry(ra);
         if entry.key == ra { entry.rule() } else { None }
     }
 
@@ -436,7 +466,7 @@ impl UnwindRules {
             return caller;
         }
         let key = ip | INNERMOST;
-        let entry = self.entries[slot(key)];
+        let entry = self.entry(key);
         if entry.key == key
             && let Some(rule) = entry.rule()
         {
@@ -531,7 +561,7 @@ impl UnwindRules {
         bounds: StackBounds,
         unknown: &mut bool,
     ) -> Option<Caller> {
-        let entry = self.entries[slot(ra)];
+        let entry = self.entry_to_home(ra);
         // Whether `ra` lies outside every module, for an entry still to be learned.
         let mut outside = false;
         if entry.key == ra {
@@ -565,7 +595,7 @@ impl UnwindRules {
         let last = ips.len().checked_sub(1)?;
         for i in 0..last {
             let (sp, bp) = (*sps.get(i)?, *bps.get(i)?);
-            let entry = self.entries[slot(ips[i])];
+            let entry = self.entry(ips[i]);
             if entry.key == ips[i] && entry.word & SLOW == 0 && bounds.holds_sp(sp) {
                 // The rules the walk applies inline, as it applies them.
                 // SAFETY: just checked.
@@ -688,17 +718,26 @@ impl UnwindRules {
     ) -> Option<Caller> {
         let mut read = |a: u64| bounds.read(a).ok_or(());
         let caller = framehop_step(snapshot, cache, address, sp, bp, &mut read);
-        let entry = &mut self.entries[slot(key)];
-        if entry.key != key {
+        if self.entry(key).key != key {
             let mut rule = rule_probes::probe_rule(snapshot, cache, address);
             if key & INNERMOST != 0 && matches!(rule, Some(Rule::Sp { bp_slot: Some(s), .. }) if s < 0) {
                 // framehop keeps bp when the innermost frame's bp slot lies below sp and cannot
                 // be read; the rule would end the walk instead.
                 rule = None;
             }
-            *entry = Entry::new(key, rule, outside);
+            self.insert(Entry::new(key, rule, outside));
         }
         caller
+    }
+
+    /// Puts `entry` (of a key not cached) in its home slot, where the walk steps by it inline;
+    /// what was there moves beside it, in place of what was there.
+    fn insert(&mut self, entry: Entry) {
+        let home = slot(entry.key);
+        if self.entries[home].key != 0 {
+            self.entries[home ^ 1] = self.entries[home];
+        }
+        self.entries[home] = entry;
     }
 }
 
@@ -756,16 +795,22 @@ mod tests {
         let mut values: Vec<u64> = (1..40u64).map(|i| 0x40_0000 + i * 0x31).collect();
         values.extend((0..96u64).map(|i| base + 8 * i));
         values.extend((0..8u64).map(|i| base + 8 * i + 4));
+        // Return addresses that share a home slot with another: both keep a rule, one of them
+        // beside its home at any time.
+        let partners: Vec<u64> = values[..8].iter().map(|&v| keys_sharing_a_home_slot(v, 2)[1]).collect();
+        values.extend(partners);
         let mut rule_of = std::collections::HashMap::new();
         for &value in &values {
-            if rules.entries[slot(value)].key != 0 {
+            let home = slot(value);
+            if rules.entries[home].key != 0 && rules.entries[home ^ 1].key != 0 {
                 continue;
             }
             let rule = shapes[rng.below(shapes.len() as u64) as usize];
-            rules.entries[slot(value)] = Entry::new(value, Some(rule), false);
+            rules.insert(Entry::new(value, Some(rule), false));
             rule_of.insert(value, rule);
         }
-        // (Values whose slot was taken are left out: the walk would ask framehop about them.)
+        // (Values whose slots were both taken are left out: the walk would ask framehop about
+        // them.)
         let known: Vec<u64> = values.iter().copied().filter(|v| rule_of.contains_key(v)).collect();
         let pointers: Vec<u64> = known.iter().copied().filter(|&v| v >= base).collect();
         assert!(known.len() > 100 && pointers.len() > 80);
@@ -792,12 +837,11 @@ mod tests {
                 }
             }
             // The link of kept stacks steps as the walk does, where the rule is applied inline.
-            if rules.entries[slot(start.0)].word & SLOW == 0 {
+            if inline_at_home(&rules, start.0) {
                 let step = apply(rule_of[&start.0], start.1, start.2, |a| bounds.read(a));
                 let outer = step
                     .and_then(|c| {
-                        let entry = rules.entries[slot(c.0)];
-                        (entry.key == c.0 && entry.word & SLOW == 0)
+                        inline_at_home(&rules, c.0)
                             .then(|| apply(rule_of[&c.0], c.1, c.2, |a| bounds.read(a)))
                             .flatten()
                     })
@@ -825,9 +869,58 @@ mod tests {
                 expected.iter().fold(stack_cache::HASH_START, |h, &ip| stack_cache::hash_frame(h, ip));
             assert_eq!(hash, expected_hash, "round {round}");
             assert!(!unknown);
-            inline_frames += expected.iter().filter(|ra| rules.entries[slot(**ra)].word & SLOW == 0).count();
+            inline_frames += expected.iter().filter(|ra| inline_at_home(&rules, **ra)).count();
         }
         assert!(inline_frames > 1000, "only {inline_frames} frames had inline rules");
+    }
+
+    /// Whether the walk steps out of `key`'s frame inline: its entry is at home, with a rule
+    /// applied inline (steps beside home go by `UnwindRules::step`, which moves them home).
+    fn inline_at_home(rules: &UnwindRules, key: u64) -> bool {
+        let entry = rules.entries[slot(key)];
+        entry.key == key && entry.word & SLOW == 0
+    }
+
+    /// `count` keys (code addresses above `from`) whose home slot is the same.
+    fn keys_sharing_a_home_slot(from: u64, count: usize) -> Vec<u64> {
+        let home = slot(from);
+        (from..).filter(|&key| slot(key) == home).take(count).collect()
+    }
+
+    #[test]
+    fn addresses_that_share_a_home_slot_both_keep_their_rules() {
+        let empty = crate::engine::modules::tests::empty_snapshot();
+        let mut rules = Box::new(UnwindRules { snapshot: empty, entries: [Entry::EMPTY; SLOTS] });
+        let keys = keys_sharing_a_home_slot(0x40_1000, 3);
+        let (inner, outer) =
+            (Rule::Sp { offset: 16, bp_slot: None }, Rule::Sp { offset: 24, bp_slot: Some(8) });
+        rules.insert(Entry::new(keys[0], Some(inner), false));
+        rules.insert(Entry::new(keys[1], Some(outer), false));
+        assert_eq!((rules.rule_of(keys[0]), rules.rule_of(keys[1])), (Some(inner), Some(outer)));
+        // A walk through both frames steps each by its rule, and the replay that keeping a
+        // stack needs (every step by a learned rule) succeeds.
+        // Frame 0 (sp = base) returns to keys[1] at base + 8; frame 1 (sp = base + 16) keeps
+        // its caller's bp at base + 24 and returns to 0 at base + 32: the end.
+        let stack = [0u64, keys[1], 0, 0x5151, 0, 0];
+        let base = stack.as_ptr() as u64;
+        let bounds = StackBounds::new(base, base + 48).expect("bounds");
+        let mut framehop = FramehopCache::new_in();
+        let mut out = [0u64; 8];
+        let mut unknown = false;
+        let (len, _) = rules.walk(empty, &mut framehop, (keys[0], base, 7), bounds, &mut out, &mut unknown);
+        assert_eq!(&out[..len], &keys[..2]);
+        let (mut sps, mut bps, mut reads) = ([base; 2], [7; 2], [Reads::NONE; 2]);
+        assert_eq!(rules.replay(&keys[..2], &mut sps, &mut bps, &mut reads, bounds), Some(outer));
+        assert_eq!((sps[1], bps[1]), (base + 16, 7));
+        // Each step out of a frame whose entry lay beside its home moved it home: the last
+        // stepped is there.
+        assert_eq!(rules.entries[slot(keys[1])].key, keys[1]);
+        // A third key of that home takes it; the one there moves beside it, in place of the
+        // one that was there.
+        rules.insert(Entry::new(keys[2], Some(inner), false));
+        assert_eq!(rules.rule_of(keys[2]), Some(inner));
+        assert_eq!(rules.rule_of(keys[1]), Some(outer));
+        assert_eq!(rules.rule_of(keys[0]), None);
     }
 
     #[test]
