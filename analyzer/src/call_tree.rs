@@ -61,6 +61,9 @@ pub struct CallTreeLine<F> {
     /// The branch lines before the line's text (`│  ├─ `).
     pub prefix: String,
     pub part: TreePart<F>,
+    /// The stacks whose blocks the line counts, as indices into the stacks the tree was made
+    /// of, ascending (the browser opens their blocks).
+    pub stacks: Vec<usize>,
 }
 
 /// A frame of the tree: the blocks of the stacks through it.
@@ -72,7 +75,26 @@ struct Node<F> {
     /// Of which allocated with this frame innermost.
     own_bytes: u64,
     own_blocks: u64,
+    /// The stacks through the frame, and those that end at it (indices in the order added).
+    stacks: Vec<usize>,
+    own_stacks: Vec<usize>,
     children: Vec<usize>,
+}
+
+impl<F> Node<F> {
+    /// A node of `frame` (`None`: the root) that no stack passes yet.
+    fn new(frame: Option<F>) -> Self {
+        Node {
+            frame,
+            bytes: 0,
+            blocks: 0,
+            own_bytes: 0,
+            own_blocks: 0,
+            stacks: Vec::new(),
+            own_stacks: Vec::new(),
+            children: Vec::new(),
+        }
+    }
 }
 
 /// The tree's nodes; node 0 is the root above every outermost frame.
@@ -88,8 +110,7 @@ struct Tree<F> {
 
 impl<F: Clone + Eq + Hash> Tree<F> {
     fn new(by_blocks: bool, order: TreeOrder) -> Self {
-        let root =
-            Node { frame: None, bytes: 0, blocks: 0, own_bytes: 0, own_blocks: 0, children: Vec::new() };
+        let root = Node::new(None);
         let end_part = match order {
             TreeOrder::TopDown => TreePart::AllocatedHere,
             TreeOrder::BottomUp => TreePart::NoCaller,
@@ -101,32 +122,29 @@ impl<F: Clone + Eq + Hash> Tree<F> {
         let next = self.nodes.len();
         let id = *self.by_frame.entry((parent, frame.clone())).or_insert(next);
         if id == next {
-            let node = Node {
-                frame: Some(frame),
-                bytes: 0,
-                blocks: 0,
-                own_bytes: 0,
-                own_blocks: 0,
-                children: Vec::new(),
-            };
-            self.nodes.push(node);
+            self.nodes.push(Node::new(Some(frame)));
             self.nodes[parent].children.push(id);
         }
         id
     }
 
-    /// Adds a stack's blocks along its frames, from the tree's root down.
-    fn add(&mut self, frames: impl IntoIterator<Item = F>, bytes: u64, blocks: u64) {
+    /// Adds stack number `index`'s blocks along its frames, from the tree's root down.
+    fn add(&mut self, index: usize, frames: impl IntoIterator<Item = F>, bytes: u64, blocks: u64) {
         let mut at = 0;
         self.nodes[0].bytes += bytes;
         self.nodes[0].blocks += blocks;
         for frame in frames {
             at = self.child(at, frame);
-            self.nodes[at].bytes += bytes;
-            self.nodes[at].blocks += blocks;
+            let node = &mut self.nodes[at];
+            node.bytes += bytes;
+            node.blocks += blocks;
+            // (Each step goes a level deeper: a stack passes a node once.)
+            node.stacks.push(index);
         }
-        self.nodes[at].own_bytes += bytes;
-        self.nodes[at].own_blocks += blocks;
+        let node = &mut self.nodes[at];
+        node.own_bytes += bytes;
+        node.own_blocks += blocks;
+        node.own_stacks.push(index);
     }
 
     /// The ranking figure of (bytes, blocks), as a key to sort on, largest first.
@@ -148,7 +166,7 @@ impl<F: Clone + Eq + Hash> Tree<F> {
         let node = &self.nodes[id];
         // Only the root, never drawn, has no frame.
         let part = node.frame.clone().map_or(TreePart::Elided(0), TreePart::Frame);
-        CallTreeLine { bytes: node.bytes, blocks: node.blocks, prefix, part }
+        CallTreeLine { bytes: node.bytes, blocks: node.blocks, prefix, part, stacks: node.stacks.clone() }
     }
 
     /// Lays out `children` (of `parent`) below lines starting with `prefix`: an only child at the
@@ -188,6 +206,7 @@ impl<F: Clone + Eq + Hash> Tree<F> {
                     blocks: p.own_blocks,
                     prefix: format!("{prefix}{branch}"),
                     part: self.end_part.clone(),
+                    stacks: p.own_stacks.clone(),
                 }),
             }
         }
@@ -212,6 +231,7 @@ impl<F: Clone + Eq + Hash> Tree<F> {
                 blocks: node.blocks,
                 prefix: prefix.to_string(),
                 part: TreePart::Elided(run.len() - 2 * RUN_ENDS),
+                stacks: node.stacks.clone(),
             });
             lines.extend(
                 run[run.len() - RUN_ENDS..].iter().map(|&id| self.frame_line(id, prefix.to_string())),
@@ -239,10 +259,10 @@ where
     S::IntoIter: DoubleEndedIterator,
 {
     let mut tree = Tree::new(by_blocks, order);
-    for (frames, bytes, blocks) in stacks {
+    for (index, (frames, bytes, blocks)) in stacks.into_iter().enumerate() {
         match order {
-            TreeOrder::BottomUp => tree.add(frames, bytes, blocks),
-            TreeOrder::TopDown => tree.add(frames.into_iter().rev(), bytes, blocks),
+            TreeOrder::BottomUp => tree.add(index, frames, bytes, blocks),
+            TreeOrder::TopDown => tree.add(index, frames.into_iter().rev(), bytes, blocks),
         }
     }
     tree.sort();
@@ -283,6 +303,56 @@ mod tests {
             drawn(&[(&long, 5, 1), (&other, 7, 1)], false),
             ["12 f0", "12 f1", "12 … 5 frames", "12 f7", "12 f8", "7 ├─ g9", "5 └─ f9"]
         );
+    }
+
+    #[test]
+    fn each_line_names_the_stacks_whose_blocks_it_counts() {
+        let stacks: [(&[&str], u64, u64); 4] =
+            [(&["main", "a"], 10, 5), (&["main"], 30, 1), (&["main", "b"], 20, 2), (&["thread"], 1, 1)];
+        let lines = |order| {
+            let stacks =
+                stacks.iter().map(|(frames, bytes, blocks)| (frames.iter().rev().copied(), *bytes, *blocks));
+            call_tree_lines(stacks, false, order)
+                .into_iter()
+                .map(|l| (l.part.text(|f| f.to_string()), l.stacks))
+                .collect::<Vec<_>>()
+        };
+        let named = |text: &str, stacks: &[usize]| (text.to_string(), stacks.to_vec());
+        assert_eq!(
+            lines(TreeOrder::TopDown),
+            [
+                named("main", &[0, 1, 2]),
+                named("(allocated here)", &[1]),
+                named("b", &[2]),
+                named("a", &[0]),
+                named("thread", &[3])
+            ]
+        );
+        // Bottom up, `main` is where stacks 1 (its own blocks) and 0 and 2 (its callees') meet
+        // at different depths: each line counts its own path.
+        assert_eq!(
+            lines(TreeOrder::BottomUp),
+            [
+                named("main", &[1]),
+                named("b", &[2]),
+                named("main", &[2]),
+                named("a", &[0]),
+                named("main", &[0]),
+                named("thread", &[3])
+            ]
+        );
+        // A run cut short counts the stacks of its frames.
+        let long: Vec<String> = (0..10).map(|k| format!("f{k}")).collect();
+        let long: Vec<&str> = long.iter().map(String::as_str).collect();
+        let run = call_tree_lines(
+            [(long.iter().rev().copied(), 5, 1), (long[..9].iter().rev().copied(), 3, 1)],
+            false,
+            TreeOrder::TopDown,
+        );
+        let elided = run.iter().find(|l| matches!(l.part, TreePart::Elided(_))).expect("a run cut short");
+        assert_eq!(elided.stacks, [0, 1]);
+        let own = run.iter().find(|l| l.part == TreePart::AllocatedHere).expect("f8's own blocks");
+        assert_eq!(own.stacks, [1]);
     }
 
     #[test]
