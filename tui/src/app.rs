@@ -8,10 +8,11 @@ use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 use crate::keys::{self, Action};
 use crate::pointer::{Pointer, wheel_row_step, wheel_time_step};
 use crate::source::{
-    AllocationPage, CallTree, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery, GroupRow, Grouping,
-    Selection, StackVerdict, Totals, call_tree, resident_levels, tree_query,
+    AllocationPage, AllocationRow, CallTree, DataSource, FrameInfo, GroupDetails, GroupKey, GroupQuery,
+    GroupRow, Grouping, Selection, StackVerdict, Totals, call_tree, resident_levels, stacks_allocations,
+    tree_query,
 };
-use crate::state::{Context, Pane, ViewState};
+use crate::state::{Context, Opened, Pane, ViewState};
 use crate::suspicion::{Suspicion, Verdicts};
 use crate::view::{self, Areas, Screen, theme::Theme, timeline::Timeline};
 
@@ -30,9 +31,12 @@ struct Shown {
     details_for: Option<(GroupQuery, GroupKey)>,
     details: Option<GroupDetails>,
     details_lines: usize,
-    /// (query, group, offset, rows) the page was fetched for.
-    page_for: Option<(GroupQuery, GroupKey, usize, usize)>,
+    /// (query, what is open, offset, rows) the page was made for.
+    page_for: Option<(GroupQuery, Opened, usize, usize)>,
     page: AllocationPage,
+    /// The blocks of an open call-tree line, for the query and stack groups they are of.
+    line_blocks_for: Option<(GroupQuery, Vec<GroupKey>)>,
+    line_blocks: Vec<AllocationRow>,
     /// (tid, name) of each row of `page`.
     page_threads: Vec<(u32, Option<String>)>,
     stack_for: Option<crate::source::StackKey>,
@@ -85,7 +89,8 @@ impl<S: DataSource> App<S> {
 
     /// Swaps in a newer load of the same trace (one still being recorded), keeping what the
     /// user looks at: T stays at its moment, or stays at the end if it was there; the selected
-    /// group stays selected (by key), and an open group stays open if it is still in the list.
+    /// group stays selected (by key), and an open group stays open if it is still in the list
+    /// (an open line of the call tree, with those of its stacks still listed).
     pub fn replace_source(&mut self, source: S) {
         let at_end = self.state.at_ns >= self.source.summary().duration_ns;
         self.source = source;
@@ -94,11 +99,18 @@ impl<S: DataSource> App<S> {
         self.state.at_ns =
             if at_end { summary.duration_ns } else { self.state.at_ns.min(summary.duration_ns) };
         self.shown = Shown::default();
+        let query = self.state.query();
+        if let Some(Opened::TreeLine(keys)) = self.state.open.as_mut().map(|open| &mut open.opened) {
+            let listed = self.source.groups(&tree_query(&query));
+            keys.retain(|key| listed.iter().any(|g| g.key == *key));
+        }
         self.refresh();
-        if let Some(key) = self.state.open.as_ref().map(|open| open.key)
-            && !self.shown.groups.iter().any(|g| g.key == key)
-            && let Some(open) = self.state.open.take()
-        {
+        let gone = match self.state.open.as_ref().map(|open| &open.opened) {
+            Some(Opened::Group(key)) => !self.shown.groups.iter().any(|g| g.key == *key),
+            Some(Opened::TreeLine(keys)) => keys.is_empty(),
+            None => false,
+        };
+        if gone && let Some(open) = self.state.open.take() {
             self.state.focus = open.focus_before;
             self.refresh();
         }
@@ -126,6 +138,10 @@ impl<S: DataSource> App<S> {
         let open = self.state.open.is_some();
         let selected = self.shown.groups.get(self.state.groups.selected).map(|g| (g.key, g.label.as_str()));
         let tree = self.state.tree.is_some() && !open;
+        let selected_tree_line = tree
+            .then_some(self.state.tree_cursor.selected)
+            .filter(|&line| line < self.shown.tree.lines.len())
+            .map(|line| (self.shown.tree.line_stacks(line), view::tree_line_label(&self.shown.tree, line)));
         let (list_len, details_len) = if open {
             (self.shown.page.total as usize, self.stack_line_count() + 1)
         } else if tree {
@@ -141,6 +157,7 @@ impl<S: DataSource> App<S> {
             details_len,
             help_overflow: view::help_overflow(keys::BROWSE_KEYS, self.areas_height),
             selected_group: if open || tree { None } else { selected },
+            selected_tree_line,
         }
     }
 
@@ -230,6 +247,14 @@ impl<S: DataSource> App<S> {
             self.refresh_tree(&query, order);
             return;
         }
+        if let Some(Opened::TreeLine(keys)) = self.state.open.as_ref().map(|o| o.opened.clone()) {
+            // The tree stays as it was; the line's blocks are listed.
+            self.refresh_line_page(&query, &keys);
+            self.state.sync_open(self.shown.page.total as usize);
+            self.refresh_line_page(&query, &keys);
+            self.refresh_stack();
+            return;
+        }
         let by_suspicion = Suspicion::wanted(&query);
         if by_suspicion && judge {
             self.shown.suspicion.judge_at(&self.source, query.at_ns);
@@ -246,8 +271,8 @@ impl<S: DataSource> App<S> {
         let keys: Vec<GroupKey> = self.shown.groups.iter().map(|g| g.key).collect();
         self.state.sync_groups(&keys);
         self.refresh_details(&query);
-        if let Some(open) = &self.state.open {
-            let key = open.key;
+        if let Some(Opened::Group(key)) = self.state.open.as_ref().map(|o| &o.opened) {
+            let key = *key;
             self.refresh_page(&query, key);
             self.state.sync_open(self.shown.page.total as usize);
             self.refresh_page(&query, key);
@@ -307,14 +332,42 @@ impl<S: DataSource> App<S> {
     fn refresh_page(&mut self, query: &GroupQuery, key: GroupKey) {
         let offset = self.state.open.as_ref().map(|o| o.cursor.offset).unwrap_or(0);
         let rows = self.state.list_rows;
-        let want = (query.clone(), key, offset, rows);
+        let want = (query.clone(), Opened::Group(key), offset, rows);
         if self.shown.page_for.as_ref() == Some(&want) {
             return;
         }
         self.shown.page = self.source.allocations(query, key, offset, rows);
+        self.note_page_threads();
+        self.shown.page_for = Some(want);
+    }
+
+    /// [`App::refresh_page`] for an open call-tree line: the page of the blocks of its stack
+    /// groups `keys` (gathered once per query).
+    fn refresh_line_page(&mut self, query: &GroupQuery, keys: &[GroupKey]) {
+        let offset = self.state.open.as_ref().map(|o| o.cursor.offset).unwrap_or(0);
+        let rows = self.state.list_rows;
+        let want = (query.clone(), Opened::TreeLine(keys.to_vec()), offset, rows);
+        if self.shown.page_for.as_ref() == Some(&want) {
+            return;
+        }
+        let blocks_for = (query.clone(), keys.to_vec());
+        if self.shown.line_blocks_for.as_ref() != Some(&blocks_for) {
+            self.shown.line_blocks = stacks_allocations(&self.source, query, keys);
+            self.shown.line_blocks_for = Some(blocks_for);
+        }
+        let blocks = &self.shown.line_blocks;
+        self.shown.page = AllocationPage {
+            total: blocks.len() as u64,
+            rows: blocks.iter().skip(offset).take(rows).cloned().collect(),
+        };
+        self.note_page_threads();
+        self.shown.page_for = Some(want);
+    }
+
+    /// The thread of each row of the page, with its name.
+    fn note_page_threads(&mut self) {
         self.shown.page_threads =
             self.shown.page.rows.iter().map(|r| (r.tid, self.source.thread_name(r.tid))).collect();
-        self.shown.page_for = Some(want);
     }
 
     fn refresh_stack(&mut self) {

@@ -163,7 +163,7 @@ const PAGES: Binding = Binding {
 const OPEN: Binding = Binding {
     keys: &[(key(KeyCode::Enter), Action::Open)],
     label: "Enter",
-    description: "open the group: its allocations and their stacks",
+    description: "open the group or tree line: its allocations and their stacks",
     hint: Some(("Enter", "open")),
 };
 

@@ -42,10 +42,19 @@ impl Pane {
     }
 }
 
-/// An opened group: its allocations are listed.
+/// What an open list holds the blocks of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Opened {
+    /// A group of the list.
+    Group(GroupKey),
+    /// A line of the call tree: the stack groups it counts.
+    TreeLine(Vec<GroupKey>),
+}
+
+/// An opened group (or call-tree line): its allocations are listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpenGroup {
-    pub key: GroupKey,
+    pub opened: Opened,
     pub label: String,
     pub cursor: ListCursor,
     /// Lines the stack pane is scrolled by.
@@ -69,6 +78,8 @@ pub struct Context<'a> {
     pub help_overflow: usize,
     /// The key of the selected group, if any.
     pub selected_group: Option<(GroupKey, &'a str)>,
+    /// The stack groups the selected call-tree line counts, and its label, if a tree is shown.
+    pub selected_tree_line: Option<(Vec<GroupKey>, String)>,
 }
 
 /// Everything about what the browser shows, apart from the data itself.
@@ -161,8 +172,13 @@ impl ViewState {
             Action::PageDown => self.scroll(self.page() as isize, ctx),
             Action::Open => self.open_selected(ctx),
             Action::Back => self.back(),
-            // From the tree, `g` goes back to the groups as they were.
-            Action::CycleGrouping if self.tree.is_some() => self.tree = None,
+            // From the tree (or a line of it opened), `g` goes back to the groups as they were.
+            Action::CycleGrouping if self.tree.is_some() => {
+                if let Some(open) = self.open.take() {
+                    self.focus = open.focus_before;
+                }
+                self.tree = None;
+            }
             Action::CycleGrouping => {
                 self.grouping = self.grouping.next();
                 self.open = None;
@@ -247,20 +263,30 @@ impl ViewState {
         }
     }
 
+    /// Opens the selected group, or the selected line of the call tree (Esc goes back to it).
     fn open_selected(&mut self, ctx: &Context<'_>) {
-        if self.open.is_some() || self.tree.is_some() {
+        if self.open.is_some() {
             return;
         }
-        if let Some((key, label)) = ctx.selected_group {
-            self.open = Some(OpenGroup {
-                key,
-                label: label.to_string(),
-                cursor: ListCursor::default(),
-                stack_scroll: 0,
-                focus_before: self.focus,
-            });
-            self.focus = Pane::List;
-        }
+        let (opened, label) = if self.tree.is_some() {
+            match &ctx.selected_tree_line {
+                Some((keys, label)) => (Opened::TreeLine(keys.clone()), label.clone()),
+                None => return,
+            }
+        } else {
+            match ctx.selected_group {
+                Some((key, label)) => (Opened::Group(key), label.to_string()),
+                None => return,
+            }
+        };
+        self.open = Some(OpenGroup {
+            opened,
+            label,
+            cursor: ListCursor::default(),
+            stack_scroll: 0,
+            focus_before: self.focus,
+        });
+        self.focus = Pane::List;
     }
 
     fn back(&mut self) {
@@ -308,6 +334,7 @@ mod tests {
             details_len: 30,
             help_overflow: 4,
             selected_group: Some((GroupKey(7), "leak")),
+            selected_tree_line: None,
         }
     }
 
@@ -383,7 +410,7 @@ mod tests {
         let mut s = ViewState::new(1_000);
         s.focus = Pane::Timeline;
         s.apply(Action::Open, &c);
-        assert_eq!(s.open.as_ref().map(|o| o.key), Some(GroupKey(7)));
+        assert_eq!(s.open.as_ref().map(|o| &o.opened), Some(&Opened::Group(GroupKey(7))));
         assert_eq!(s.focus, Pane::List);
         s.filter.in_force = "x".into();
         s.apply(Action::ToggleHelp, &c);
@@ -447,8 +474,8 @@ mod tests {
         let thread = Context { selected_group: Some((GroupKey(2), "worker-0 (573)")), ..ctx(3) };
         s.apply(Action::Down, &thread);
         s.apply(Action::Open, &thread);
-        let open = s.open.as_ref().map(|o| (o.key, o.label.as_str()));
-        assert_eq!(open, Some((GroupKey(2), "worker-0 (573)")));
+        let open = s.open.as_ref().map(|o| (&o.opened, o.label.as_str()));
+        assert_eq!(open, Some((&Opened::Group(GroupKey(2)), "worker-0 (573)")));
         // Its allocations scroll, T moves and the sort changes with the group kept open.
         let allocations = Context { list_len: 40, selected_group: None, ..ctx(40) };
         s.apply(Action::Down, &allocations);
@@ -469,7 +496,8 @@ mod tests {
         assert_eq!(s.grouping, Grouping::Function);
         s.apply(Action::ToggleTree, &c);
         assert_eq!(s.tree, Some(TreeOrder::TopDown));
-        // The tree's own cursor moves over its lines; Enter opens nothing there.
+        // The tree's own cursor moves over its lines; with no line selected (an empty tree),
+        // Enter opens nothing, not the selected group either.
         let lines = Context { selected_group: None, ..ctx(12) };
         s.apply(Action::Down, &lines);
         s.apply(Action::Down, &lines);
@@ -500,6 +528,32 @@ mod tests {
     }
 
     #[test]
+    fn enter_opens_a_tree_line_and_esc_goes_back_to_the_tree_where_it_was() {
+        let mut s = ViewState::new(1_000);
+        s.apply(Action::ToggleTree, &ctx(3));
+        let line = (vec![GroupKey(4), GroupKey(9)], "worker_main (leaky.c:163)".to_string());
+        let tree = Context { selected_group: None, selected_tree_line: Some(line), ..ctx(12) };
+        s.apply(Action::Down, &tree);
+        s.apply(Action::Open, &tree);
+        let open = s.open.as_ref().map(|o| (&o.opened, o.label.as_str()));
+        assert_eq!(
+            open,
+            Some((&Opened::TreeLine(vec![GroupKey(4), GroupKey(9)]), "worker_main (leaky.c:163)"))
+        );
+        // Its blocks scroll; `t` does nothing while it is open; Esc goes back to the same line.
+        let blocks = Context { selected_tree_line: None, ..ctx(40) };
+        s.apply(Action::Down, &blocks);
+        s.apply(Action::ToggleTree, &blocks);
+        assert_eq!((s.open.as_ref().map(|o| o.cursor.selected), s.tree), (Some(1), Some(TreeOrder::TopDown)));
+        s.apply(Action::Back, &blocks);
+        assert_eq!((s.open.is_none(), s.tree, s.tree_cursor.selected), (true, Some(TreeOrder::TopDown), 1));
+        // `g` from an open line goes back to the groups, where the list was.
+        s.apply(Action::Open, &tree);
+        s.apply(Action::CycleGrouping, &blocks);
+        assert_eq!((s.open.is_none(), s.tree, s.grouping), (true, None, Grouping::Stack));
+    }
+
+    #[test]
     fn w_cycles_what_is_counted_and_keeps_the_selected_and_open_group() {
         let mut s = ViewState::new(1_000);
         let c = ctx(3);
@@ -517,7 +571,10 @@ mod tests {
         }
         assert_eq!(seen, [Selection::Allocated, Selection::Temporary, Selection::Outstanding]);
         // The group stays open, its allocation list starts again from the top.
-        assert_eq!(s.open.as_ref().map(|o| (o.key, o.cursor.selected)), Some((GroupKey(7), 0)));
+        assert_eq!(
+            s.open.as_ref().map(|o| (&o.opened, o.cursor.selected)),
+            Some((&Opened::Group(GroupKey(7)), 0))
+        );
         s.apply(Action::Back, &allocations);
         s.apply(Action::CycleWhat, &c);
         s.sync_groups(&[GroupKey(3), GroupKey(7)]);

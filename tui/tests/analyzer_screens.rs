@@ -345,6 +345,38 @@ fn t_draws_the_call_tree_of_the_stacks_at_t() {
 }
 
 #[test]
+fn enter_on_a_tree_line_lists_the_blocks_it_counts() {
+    let (_dir, mut app) = server();
+    let mut term = terminal(100, 30);
+    let down = key(KeyCode::Down);
+    // The line where the stacks part (server+0x1400: the cache's 40 blocks and the leak's 100).
+    press(&mut app, &mut term, &[key(KeyCode::Char('t')), down, key(KeyCode::Enter)]);
+    insta::assert_snapshot!("trace_call_tree_line_open", term.backend());
+    let screen = screen_lines(&term).join("\n");
+    assert!(screen.contains("┌ server+0x1400 · 140 blocks at 10.000s ─"), "{screen}");
+    // Biggest first: the cache's 4 KiB blocks, then the leak's 1 KiB ones.
+    let rows = list_rows(&term);
+    assert!(rows[1].contains("4.0 KiB") && rows.last().is_some_and(|r| r.contains("4.0 KiB")), "{rows:#?}");
+    press(&mut app, &mut term, &[key(KeyCode::End)]);
+    let open = app.state().open.as_ref().map(|o| o.label.as_str());
+    assert_eq!(open, Some("server+0x1400"));
+    // Scrolled to the last block: one of the leak's, its stack in the details pane.
+    press(&mut app, &mut term, &[key(KeyCode::PageDown); 20]);
+    let rows = list_rows(&term);
+    assert!(rows.last().is_some_and(|r| r.contains("1.0 KiB")), "{rows:#?}");
+    assert!(screen_lines(&term).join("\n").contains("server+0x1600"));
+    // Esc goes back to the tree, the line still selected; the worker's line holds its 5 blocks.
+    press(&mut app, &mut term, &[key(KeyCode::Esc)]);
+    assert_eq!((app.state().open.is_none(), app.state().tree_cursor.selected), (true, 1));
+    press(&mut app, &mut term, &[down, down, down, key(KeyCode::Enter)]);
+    let screen = screen_lines(&term).join("\n");
+    assert!(screen.contains("┌ server+0x2000 · 5 blocks at 10.000s ─"), "{screen}");
+    // At the start nothing of it is outstanding.
+    press(&mut app, &mut term, &[key(KeyCode::Home)]);
+    assert!(screen_lines(&term).join("\n").contains("nothing of this group is outstanding"));
+}
+
+#[test]
 fn t_twice_draws_the_call_tree_bottom_up() {
     let (_dir, mut app) = server();
     let mut term = terminal(100, 30);

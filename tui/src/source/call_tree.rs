@@ -1,11 +1,15 @@
 //! The browser's call tree (the `t` key): the largest stacks of the blocks counted at T merged
 //! from the outermost frame in (or bottom up, from the allocating frame out), laid out by the
 //! analyzer's [`call_tree_lines`] as `report --format tree` (or `bottom-up`) draws them. Built from what any [`DataSource`] answers: its stack groups at T
-//! and their frames.
+//! and their frames. A line opens ([`stacks_allocations`]) as the blocks of the stacks it
+//! counts.
 
 use leakview_analyzer::{CallTreeLine, TreeOrder, call_tree_lines};
 
-use super::{DataSource, FrameInfo, GroupQuery, Grouping, SortKey, StackKey, Totals};
+use super::{
+    AllocationRow, DataSource, FrameInfo, GroupKey, GroupQuery, Grouping, SortKey, StackKey, Totals,
+    allocation_order,
+};
 
 /// Stacks a tree merges at most: the largest at T.
 pub const TREE_STACKS: usize = 200;
@@ -14,6 +18,8 @@ pub const TREE_STACKS: usize = 200;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CallTree {
     pub lines: Vec<CallTreeLine<FrameInfo>>,
+    /// The stack groups merged, in the order the lines' `stacks` number them.
+    pub stack_keys: Vec<GroupKey>,
     pub order: TreeOrder,
     /// Stacks holding counted blocks at T, and how many of them (the largest) the tree merges.
     pub stacks: usize,
@@ -23,12 +29,23 @@ pub struct CallTree {
 }
 
 impl CallTree {
-    /// What the tree is called on screen: `call tree`, `call tree bottom up`.
+    /// What the tree is called on screen (see [`tree_name`]).
     pub fn name(&self) -> &'static str {
-        match self.order {
-            TreeOrder::TopDown => "call tree",
-            TreeOrder::BottomUp => "call tree bottom up",
-        }
+        tree_name(self.order)
+    }
+
+    /// The stack groups whose blocks line `line` counts.
+    pub fn line_stacks(&self, line: usize) -> Vec<GroupKey> {
+        let Some(line) = self.lines.get(line) else { return Vec::new() };
+        line.stacks.iter().filter_map(|&i| self.stack_keys.get(i).copied()).collect()
+    }
+}
+
+/// What a tree in `order` is called on screen: `call tree`, `call tree bottom up`.
+pub fn tree_name(order: TreeOrder) -> &'static str {
+    match order {
+        TreeOrder::TopDown => "call tree",
+        TreeOrder::BottomUp => "call tree bottom up",
     }
 }
 
@@ -62,7 +79,22 @@ pub fn call_tree<S: DataSource + ?Sized>(source: &S, query: &GroupQuery, order: 
         (frames, row.totals.bytes, row.totals.blocks)
     });
     let lines = call_tree_lines(stacks, query.sort == SortKey::Blocks, order);
-    CallTree { lines, order, stacks: rows.len(), drawn, left_out }
+    let stack_keys = rows[..drawn].iter().map(|row| row.key).collect();
+    CallTree { lines, stack_keys, order, stacks: rows.len(), drawn, left_out }
+}
+
+/// The blocks of the stack groups `keys` that `query` counts (its moment, selection and
+/// filter), in [`allocation_order`] of its sort: what an opened tree line lists.
+pub fn stacks_allocations<S: DataSource + ?Sized>(
+    source: &S,
+    query: &GroupQuery,
+    keys: &[GroupKey],
+) -> Vec<AllocationRow> {
+    let query = GroupQuery { grouping: Grouping::Stack, ..query.clone() };
+    let mut rows: Vec<AllocationRow> =
+        keys.iter().flat_map(|&key| source.allocations(&query, key, 0, usize::MAX).rows).collect();
+    rows.sort_by_key(|r| allocation_order(query.sort, r.size, r.at_ns, r.address));
+    rows
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ mod resident;
 mod scrub;
 
 pub use analysis::{AnalysisSource, frame_info};
-pub use call_tree::{CallTree, TREE_STACKS, call_tree, tree_query};
+pub use call_tree::{CallTree, TREE_STACKS, call_tree, stacks_allocations, tree_name, tree_query};
 pub use comparison::{
     ComparisonSource, DiffDetails, DiffMoment, DiffRow, DiffSort, DiffTable, next_diff_by, side_index,
 };

@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 
 use crate::format;
 use crate::source::{Grouping, Selection, SortKey, Verdict, alike};
-use crate::state::{OpenGroup, Pane};
+use crate::state::{OpenGroup, Opened, Pane};
 
 use super::pane::{Position, with_position};
 use super::rows::{draw_with_header, pad, row_style};
@@ -193,6 +193,15 @@ pub(super) fn draw_groups(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Scre
     draw_with_header(frame, body.list_rows, lines);
 }
 
+/// How an open list's label is fitted: as the grouping's labels, or as a function (a frame of
+/// the call tree).
+fn open_grouping(open: &OpenGroup, grouping: Grouping) -> Grouping {
+    match open.opened {
+        Opened::Group(_) => grouping,
+        Opened::TreeLine(_) => Grouping::Function,
+    }
+}
+
 pub(super) fn draw_allocations(
     frame: &mut Frame<'_>,
     body: &BodyAreas,
@@ -214,7 +223,7 @@ pub(super) fn draw_allocations(
     let room = usize::from(body.list.width).saturating_sub(rest.chars().count() + 3).clamp(8, 30);
     let title = Line::from(vec![
         Span::raw(" "),
-        Span::styled(grouping_label(&open.label, room, state.grouping), theme.function),
+        Span::styled(grouping_label(&open.label, room, open_grouping(open, state.grouping)), theme.function),
         Span::raw(rest),
     ]);
     let focused = state.focus == Pane::List;

@@ -34,6 +34,7 @@ use layout::{ScreenRows, inner};
 pub(crate) use pane::pane_block;
 use theme::Theme;
 use timeline::Timeline;
+pub(crate) use tree::tree_line_label;
 
 /// Where each part of the screen is; also used to find what a mouse event points at.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 
 use crate::format;
 use crate::keys::BROWSE_KEYS;
-use crate::source::{Grouping, Selection, SortKey, counted_name};
+use crate::source::{Grouping, Selection, SortKey, counted_name, tree_name};
 
 use super::status_pieces::{draw_hints, filter_spans, grouping_and_sort, hints_of, mark_span};
 use super::{Areas, Screen};
@@ -28,11 +28,12 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>) {
         Span::raw(format::blocks(screen.totals.blocks)),
     ]);
     spans.extend(filter_spans(&state.filter, theme));
-    if let Some(tree) = screen.tree {
-        // The tree ranks by blocks when the list is sorted by blocks, else by bytes.
+    if let Some(order) = state.tree {
+        // (Also while a line of the tree is open: Esc goes back to the tree.) The tree ranks by
+        // blocks when the list is sorted by blocks, else by bytes.
         let sort = if state.sort == SortKey::Blocks { SortKey::Blocks } else { SortKey::Bytes };
         spans.extend([
-            Span::styled(format!("  {}", tree.name()), theme.dim),
+            Span::styled(format!("  {}", tree_name(order)), theme.dim),
             Span::styled(", ", theme.dim),
             Span::raw(format!("{}↓", sort.name())),
         ]);
@@ -42,9 +43,12 @@ pub(super) fn draw(frame: &mut Frame<'_>, areas: &Areas, screen: &Screen<'_>) {
     }
     let mut hints = hints_of(BROWSE_KEYS, state.typing_filter());
     if (state.open.is_some() || screen.tree.is_some()) && !state.typing_filter() {
-        // Enter opens a group; one is open (or the tree is shown), Esc goes back to the groups:
-        // the first hint, so that a narrow screen keeps it.
-        hints.retain(|&(key, _)| key != "Enter");
+        // Enter opens a group or a line of the tree; with one open, nothing more opens. Esc goes
+        // back (to the groups, or from an open list to where it was opened): the first hint, so
+        // that a narrow screen keeps it.
+        if state.open.is_some() {
+            hints.retain(|&(key, _)| key != "Enter");
+        }
         hints.insert(0, ("Esc", "back"));
     }
     draw_hints(frame, areas.hints, &hints, theme);

@@ -26,6 +26,26 @@ fn line_text(part: &TreePart<FrameInfo>) -> String {
     })
 }
 
+/// What an opened line is called (the open list's title): a frame line by its frame; a line
+/// of a frame's own blocks, of stacks without a caller, or of frames left out by the frame
+/// line above it, with what the line is.
+pub(crate) fn tree_line_label(tree: &CallTree, line: usize) -> String {
+    let Some(part) = tree.lines.get(line).map(|l| &l.part) else { return String::new() };
+    let frame_above = || {
+        tree.lines[..line]
+            .iter()
+            .rev()
+            .find(|l| matches!(l.part, TreePart::Frame(_)))
+            .map(|l| line_text(&l.part))
+            .unwrap_or_default()
+    };
+    match part {
+        TreePart::Frame(_) => line_text(part),
+        TreePart::AllocatedHere | TreePart::NoCaller => format!("{} {}", frame_above(), line_text(part)),
+        TreePart::Elided(_) => format!("{} ({})", frame_above(), line_text(part)),
+    }
+}
+
 pub(super) fn draw_list(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Screen<'_>, tree: &CallTree) {
     let state = screen.state;
     let theme = screen.theme;
