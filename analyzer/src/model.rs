@@ -215,4 +215,10 @@ impl Summary {
     pub fn command_line(&self) -> String {
         leakview_format::display_command(&self.command)
     }
+
+    /// The trace is only short of its end because it is still being recorded: nothing read
+    /// was truncated, damaged or undecodable, so what was read is everything recorded so far.
+    pub fn recorded_so_far(&self) -> bool {
+        self.recording && !self.truncated && self.damaged_chunks == 0 && self.undecodable_chunks == 0
+    }
 }

@@ -33,7 +33,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     };
     messages::print_result(&text, "report")?;
     let summary = analysis.summary();
-    if summary.recording {
+    if summary.recorded_so_far() {
         say!(
             "leakview: note: {} is still being recorded (pid {} is running); checked what was recorded so far",
             args.trace.display(),

@@ -229,7 +229,7 @@ pub fn write_incomplete_warning_about(s: &Summary, name: Option<&str>, out: &mut
              recorded: blocks freed later show as outstanding, later allocations are missing",
             duration(s.last_event_ns)
         );
-    } else if s.recording && s.damaged_chunks == 0 && s.undecodable_chunks == 0 {
+    } else if s.recorded_so_far() {
         let _ = writeln!(
             out,
             "note     {subject} is still being recorded (pid {} is running); shown is what was recorded up to {}",
