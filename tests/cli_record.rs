@@ -952,3 +952,29 @@ int main(int argc, char **argv) {
     assert!(stderr_of(&own).contains("2 traces written"), "{}", stderr_of(&own));
     assert_eq!(sizes_recorded("own"), [4242, 8888]);
 }
+
+/// A shell script that opens its own file under descriptor 3 (`exec 3>file`, the number the
+/// trace's file got when it was created) and allocates enough for the trace to grow: the
+/// script's file holds exactly what it wrote, and the trace is complete.
+#[test]
+fn a_shell_that_takes_descriptor_3_keeps_its_file() {
+    let Some(bash) = common::installed("bash") else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = "exec 3>out.txt; echo one >&3; i=0; \
+                  while [ $i -lt 40000 ]; do a[$i]=value-$i; i=$((i+1)); done; unset a; echo two >&3";
+    let out = run(leakview(dir.path())
+        .args(["record", "--no-children", "-o", "t.bin", "--"])
+        .arg(&bash)
+        .args(["-c", script]));
+    assert!(out.status.success(), "status {:?}, stderr: {}", out.status, stderr_of(&out));
+    assert_eq!(fs::read_to_string(dir.path().join("out.txt")).expect("the script's file"), "one\ntwo\n");
+    let reader = TraceReader::open(&dir.path().join("t.bin")).expect("trace");
+    assert!(reader.is_complete(), "trace not complete");
+    let allocations = reader
+        .chunks()
+        .iter()
+        .flat_map(|chunk| reader.events(chunk))
+        .filter(|event| matches!(event, Ok(Event::Alloc { .. })))
+        .count();
+    assert!(allocations > 40_000, "{allocations} allocations recorded");
+}

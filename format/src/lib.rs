@@ -26,6 +26,7 @@ mod reader;
 pub mod rust_std_names;
 #[doc(hidden)]
 pub mod testing;
+mod trace_fd;
 mod trim;
 pub mod varint;
 mod writer;

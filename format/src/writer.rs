@@ -7,7 +7,6 @@
 //! is safe to call from inside `malloc` hooks. It may clobber `errno`; callers in hooks save it.
 
 use std::fs::OpenOptions;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::ptr::NonNull;
@@ -18,6 +17,7 @@ use crate::error::WriteError;
 use crate::event::Event;
 use crate::layout::{self, CHUNK_HEADER_LEN, HEADER_LEN, chunk_offset};
 use crate::metadata::TraceMetadata;
+use crate::trace_fd::TraceFd;
 use crate::trim::SlowPunches;
 
 /// Chunks reserved when the file is created.
@@ -57,7 +57,7 @@ static NEXT_WRITER_ID: AtomicU64 = AtomicU64::new(1);
 pub struct TraceWriter {
     base: NonNull<u8>,
     map_len: usize,
-    fd: OwnedFd,
+    fd: TraceFd,
     id: u64,
     chunk_size: u32,
     max_chunks: u32,
@@ -68,7 +68,7 @@ pub struct TraceWriter {
 
 // SAFETY: the mapping is shared memory whose header fields are only touched through atomics and
 // whose chunks are each written by the one stream that claimed it; `fd` is only used for
-// fallocate/pwrite, which are thread-safe.
+// fstat/fallocate/pwrite, which are thread-safe, and swapped atomically when reopened.
 unsafe impl Send for TraceWriter {}
 // SAFETY: as above; every `&self` method synchronises through atomics.
 unsafe impl Sync for TraceWriter {}
@@ -115,7 +115,7 @@ impl ThreadStream {
 /// Reserves `len` bytes of disk at `offset`: fallocate, or zero-filling where the filesystem
 /// has no fallocate. Returns false if the space cannot be had. Never allocates.
 fn reserve(fd: i32, offset: u64, len: u64) -> bool {
-    // SAFETY: fallocate on a file descriptor we own; no memory is passed.
+    // SAFETY: fallocate on a descriptor just checked to refer to the trace; no memory is passed.
     let rc = unsafe { libc::fallocate(fd, 0, offset as libc::off_t, len as libc::off_t) };
     if rc == 0 {
         return true;
@@ -166,14 +166,15 @@ impl TraceWriter {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)
             .map_err(|error| WriteError::Create { path: path.to_path_buf(), error })?;
-        let fd = OwnedFd::from(file);
         let create_err = |error| WriteError::Create { path: path.to_path_buf(), error };
+        let fd = TraceFd::new(file, path).map_err(create_err)?;
+        let raw_fd = fd.get().ok_or_else(|| create_err(std::io::Error::other("the new trace went away")))?;
         // Where the disk has no room for the usual first reservation, fewer chunks will do: a
         // small trace is better than none, and growing reserves what later threads need.
         let mut first_chunks = INITIAL_CHUNKS;
         let first_len = loop {
             let len = chunk_offset(first_chunks, chunk_size).min(options.max_file_size);
-            if reserve(fd.as_raw_fd(), 0, len) {
+            if reserve(raw_fd, 0, len) {
                 break len;
             }
             if first_chunks == 1 {
@@ -181,7 +182,7 @@ impl TraceWriter {
             }
             first_chunks /= 2;
         };
-        let (base, map_len) = map_window(fd.as_raw_fd(), options.max_file_size.max(first_len))
+        let (base, map_len) = map_window(raw_fd, options.max_file_size.max(first_len))
             .ok_or_else(|| create_err(std::io::Error::last_os_error()))?;
         let max_chunks = ((map_len as u64 - HEADER_LEN as u64) / u64::from(chunk_size))
             .min(u64::from(u32::MAX - 1)) as u32;
@@ -339,8 +340,9 @@ impl TraceWriter {
     /// stays allocated.
     fn free_unused_pages(&self, chunk: *mut u8, used: u32) {
         let start = chunk as u64 - self.base.as_ptr() as u64;
-        self.slow_punches
-            .timed(|| crate::trim::free_chunk_tail(self.fd.as_raw_fd(), start, self.chunk_size, used));
+        if let Some(fd) = self.fd.get() {
+            self.slow_punches.timed(|| crate::trim::free_chunk_tail(fd, start, self.chunk_size, used));
+        }
     }
 
     fn close_chunk(&self, stream: &mut ThreadStream) {
@@ -412,7 +414,9 @@ impl TraceWriter {
                     (u64::from(have) + step).max(u64::from(index) + 1).min(u64::from(self.max_chunks)) as u32;
                 let from = chunk_offset(have, self.chunk_size);
                 let reserve_up_to = |upto: u32| {
-                    reserve(self.fd.as_raw_fd(), from, chunk_offset(upto, self.chunk_size) - from)
+                    self.fd
+                        .get()
+                        .is_some_and(|fd| reserve(fd, from, chunk_offset(upto, self.chunk_size) - from))
                 };
                 // A full step or, where the disk has no room for one, just the chunk asked for.
                 let needed = index + 1;
@@ -482,6 +486,9 @@ impl TraceWriter {
 
 impl Drop for TraceWriter {
     fn drop(&mut self) {
+        // Closed while the mapping still keeps the file's inode from being handed to another
+        // file, so the descriptor's check (device and inode) cannot be fooled.
+        self.fd.close();
         // SAFETY: unmapping our own mapping; `&mut self` means no stream is mid-append, and
         // streams holding pointers into it re-claim on their next append (writer id mismatch
         // cannot happen for a dropped writer, whose streams must not be used with it again).

@@ -382,6 +382,31 @@ fn fork_and_exec_write_their_own_traces() {
 }
 
 #[test]
+fn a_program_that_closes_and_reuses_descriptors_keeps_its_files_and_its_trace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("fixture");
+    compile(&["closes_descriptors.c"], &exe, &[]);
+    let data = dir.path().join("data.txt");
+    let trace_path = dir.path().join("trace.bin");
+    let data_arg = data.to_str().expect("utf-8 path");
+    let output = record(&exe, &[data_arg], &trace_path, &dir.path().join("manifest"), None);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "closes_descriptors: done\n");
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "", "the recorder warned");
+    // Neither grown nor holed by the recorder, though it sits under the trace's old numbers.
+    assert_eq!(std::fs::read_to_string(&data).expect("read data"), "start\nend\n");
+
+    let trace = Trace::load(&trace_path);
+    assert!(trace.complete, "trace not marked complete");
+    let attribution = Attribution::new(&[&exe]);
+    let leaks = attribution.leaks(&trace);
+    assert_eq!(leaks.get("leak_after_close"), Some(&(100, 2400)), "leaks: {leaks:?}");
+    assert_eq!(leaks.get("thread_leak"), Some(&(4, 160)), "leaks: {leaks:?}");
+    // Every pair of the churn after the descriptors were closed: 2 x 200,000 + 4 x 1,000.
+    assert_eq!(trace.counts.frees, 404_000);
+    assert_eq!(trace.counts.allocations - trace.counts.frees, trace.outstanding.len() as u64);
+}
+
+#[test]
 fn weak_c_api_runs_without_leakview() {
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = dir.path().join("fixture");

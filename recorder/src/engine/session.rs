@@ -313,8 +313,8 @@ impl Session {
         }
         if !self.warned.swap(true, Ordering::Relaxed) && !self.quiet_when_cut_short {
             sys::warn(
-                b"leakview: cannot write the trace any more (disk full or size limit reached); \
-recording stopped, the program continues\n",
+                b"leakview: cannot write the trace any more (disk full, size limit reached or its file \
+gone); recording stopped, the program continues\n",
             );
         }
     }
