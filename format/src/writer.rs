@@ -113,8 +113,13 @@ impl ThreadStream {
 }
 
 /// Reserves `len` bytes of disk at `offset`: fallocate, or zero-filling where the filesystem
-/// has no fallocate. Returns false if the space cannot be had. Never allocates.
+/// has no fallocate. Returns false if the space cannot be had, or if the file would pass the
+/// process's file size limit (`ulimit -f`): there the kernel would end the program with
+/// SIGXFSZ. Never allocates.
 fn reserve(fd: i32, offset: u64, len: u64) -> bool {
+    if offset.saturating_add(len) > file_size_limit() {
+        return false;
+    }
     // SAFETY: fallocate on a descriptor just checked to refer to the trace; no memory is passed.
     let rc = unsafe { libc::fallocate(fd, 0, offset as libc::off_t, len as libc::off_t) };
     if rc == 0 {
@@ -137,6 +142,18 @@ fn reserve(fd: i32, offset: u64, len: u64) -> bool {
         done += wrote as u64;
     }
     true
+}
+
+/// The process's file size limit (`RLIMIT_FSIZE`) in bytes; `u64::MAX` for none.
+fn file_size_limit() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: getrlimit writes the limit into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit) } != 0
+        || limit.rlim_cur == libc::RLIM_INFINITY
+    {
+        return u64::MAX;
+    }
+    limit.rlim_cur
 }
 
 impl TraceWriter {

@@ -732,6 +732,41 @@ fn an_unwritable_output_leaves_one_warning_and_the_program_runs() {
 }
 
 #[test]
+fn a_file_size_limit_stops_the_recording_not_the_program() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("churn");
+    compile(&["churn.c"], &exe, &[]);
+    let trace_path = dir.path().join("trace.bin");
+    // `ulimit -f 1024`: files of at most 1 MiB; 200,000 pairs need about 2 MiB of trace. Past the
+    // limit the kernel ends a writer with SIGXFSZ, so the recorder must not go there.
+    let output = std::process::Command::new("bash")
+        .args(["-c", "ulimit -f 1024 && LD_PRELOAD=\"$LIB\" exec \"$0\" 200000"])
+        .arg(&exe)
+        .env("LIB", support::preload_library())
+        .env("LEAKVIEW_OUTPUT", &trace_path)
+        .env_remove("LEAKVIEW_MANIFEST")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "status {:?}, stderr: {stderr}", output.status);
+    assert_eq!(stderr.lines().count(), 1, "stderr: {stderr}");
+    assert!(stderr.starts_with("leakview: cannot write the trace any more"), "stderr: {stderr}");
+
+    assert!(std::fs::metadata(&trace_path).expect("trace").len() <= 1 << 20);
+    let reader = leakview_format::TraceReader::open(&trace_path).expect("open trace");
+    assert!(reader.header().truncated(), "the trace does not say it was cut short");
+    let mut allocations = 0;
+    for chunk in reader.chunks() {
+        for event in reader.events(chunk) {
+            if matches!(event.expect("decodes"), leakview_format::Event::Alloc { .. }) {
+                allocations += 1;
+            }
+        }
+    }
+    assert!((10_000..200_000).contains(&allocations), "{allocations} allocations recorded");
+}
+
+#[test]
 fn an_existing_output_file_is_never_overwritten() {
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = dir.path().join("fixture");
