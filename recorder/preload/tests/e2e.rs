@@ -767,6 +767,40 @@ fn a_file_size_limit_stops_the_recording_not_the_program() {
 }
 
 #[test]
+fn an_address_space_limit_leaves_room_to_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("fixture");
+    compile(&["basic.c"], &exe, &[]);
+    let trace_path = dir.path().join("trace.bin");
+    // `ulimit -v 2000000`: 2 GB of address space. The recorder's reservations (the trace's
+    // mapping, the stack nodes) used to take what they wanted of it and then fail, leaving a
+    // trace file behind and no recording.
+    let output = std::process::Command::new("bash")
+        .args(["-c", "ulimit -v 2000000 && LD_PRELOAD=\"$LIB\" exec \"$0\""])
+        .arg(&exe)
+        .env("LIB", support::preload_library())
+        .env("LEAKVIEW_OUTPUT", &trace_path)
+        .env_remove("LEAKVIEW_MANIFEST")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "status {:?}, stderr: {stderr}", output.status);
+    assert_eq!(stderr, "", "the recorder warned");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "basic: done\n");
+    let traces: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .filter_map(|entry| entry.ok().map(|e| e.file_name()))
+        .filter(|name| name.to_string_lossy().ends_with(".bin"))
+        .collect();
+    assert_eq!(traces, vec![std::ffi::OsString::from("trace.bin")]);
+    let trace = Trace::load(&trace_path);
+    assert!(trace.complete, "trace not marked complete");
+    let leaks = Attribution::new(&[&exe]).leaks(&trace);
+    assert_eq!(leaks.get("leak_malloc_blocks"), Some(&(5, 120)), "leaks: {leaks:?}");
+    assert_eq!(leaks.get("deep_leak"), Some(&(1, 77)), "leaks: {leaks:?}");
+}
+
+#[test]
 fn an_existing_output_file_is_never_overwritten() {
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = dir.path().join("fixture");

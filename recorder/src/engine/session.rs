@@ -31,6 +31,10 @@ pub struct Profile {
 
 /// Most stack nodes one trace can define (address space is reserved, memory used as needed).
 const NODE_CAPACITY: u32 = 1 << 26;
+/// Under an address space limit (`ulimit -v`), the share of it the trace's mapping may take, and
+/// the share the stack nodes may: the rest is the program's.
+const TRACE_SHARE_OF_LIMIT: u64 = 8;
+const NODES_SHARE_OF_LIMIT: u64 = 16;
 
 /// One trace being written.
 pub struct Session {
@@ -231,8 +235,18 @@ fn start(
         Some(path) => path.to_path_buf(),
         None => output::primary_path(config.output.as_deref(), &executable, pid),
     };
-    let (writer, path) = output::create_trace(&primary, pid, &metadata, &WriterOptions::default())?;
-    let stacks = StackTable::new(NODE_CAPACITY).ok_or("cannot reserve memory for stacks")?;
+    // The address space reserved for the trace and the stacks fits a limit the program has, with
+    // room left for the program. The stacks come first: a failure then leaves no file behind.
+    let limit = sys::address_space_limit();
+    let node_capacity = limit.map_or(NODE_CAPACITY, |limit| {
+        StackTable::capacity_within(limit / NODES_SHARE_OF_LIMIT).min(NODE_CAPACITY)
+    });
+    let stacks = StackTable::new(node_capacity).ok_or("cannot reserve memory for stacks")?;
+    let mut options = WriterOptions::default();
+    if let Some(limit) = limit {
+        options.max_file_size = options.max_file_size.min(limit / TRACE_SHARE_OF_LIMIT);
+    }
+    let (writer, path) = output::create_trace(&primary, pid, &metadata, &options)?;
     let session = Session {
         id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         pid,

@@ -56,6 +56,14 @@ impl Drop for Region {
     }
 }
 
+/// The process's address space limit (`RLIMIT_AS`, `ulimit -v`) in bytes, if it has one.
+pub fn address_space_limit() -> Option<u64> {
+    let mut limit = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: getrlimit writes the limit into the struct we pass.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) };
+    (rc == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+}
+
 /// The calling thread's errno slot (the same for the thread's whole life).
 #[inline]
 pub fn errno_slot() -> *mut i32 {

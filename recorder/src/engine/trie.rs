@@ -90,6 +90,11 @@ impl Interned {
 }
 
 impl StackTable {
+    /// The most nodes whose memory fits in `bytes`.
+    pub fn capacity_within(bytes: u64) -> u32 {
+        u32::try_from(bytes / std::mem::size_of::<Node>() as u64).unwrap_or(u32::MAX)
+    }
+
     /// A table for up to `node_capacity` nodes (address space is reserved, memory is used as
     /// nodes are created).
     pub fn new(node_capacity: u32) -> Option<StackTable> {
