@@ -731,6 +731,28 @@ fn an_unwritable_output_leaves_one_warning_and_the_program_runs() {
     assert!(stderr.starts_with("leakview: "), "stderr: {stderr}");
 }
 
+/// Records `exe ARGS` into `trace` (warnings on its stderr, no manifest) under bash's
+/// `ulimit LIMIT`, which only the program's process gets; fails unless it exits with 0.
+fn record_under_limit(
+    limit: &str,
+    exe: &Path,
+    args: &[&str],
+    trace: &Path,
+) -> (std::process::Output, String) {
+    let output = std::process::Command::new("bash")
+        .args(["-c", &format!("ulimit {limit} && LD_PRELOAD=\"$LIB\" exec \"$0\" \"$@\"")])
+        .arg(exe)
+        .args(args)
+        .env("LIB", support::preload_library())
+        .env("LEAKVIEW_OUTPUT", trace)
+        .env_remove("LEAKVIEW_MANIFEST")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "status {:?}, stderr: {stderr}", output.status);
+    (output, stderr)
+}
+
 #[test]
 fn a_file_size_limit_stops_the_recording_not_the_program() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -739,16 +761,7 @@ fn a_file_size_limit_stops_the_recording_not_the_program() {
     let trace_path = dir.path().join("trace.bin");
     // `ulimit -f 1024`: files of at most 1 MiB; 200,000 pairs need about 2 MiB of trace. Past the
     // limit the kernel ends a writer with SIGXFSZ, so the recorder must not go there.
-    let output = std::process::Command::new("bash")
-        .args(["-c", "ulimit -f 1024 && LD_PRELOAD=\"$LIB\" exec \"$0\" 200000"])
-        .arg(&exe)
-        .env("LIB", support::preload_library())
-        .env("LEAKVIEW_OUTPUT", &trace_path)
-        .env_remove("LEAKVIEW_MANIFEST")
-        .output()
-        .expect("run");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "status {:?}, stderr: {stderr}", output.status);
+    let (_, stderr) = record_under_limit("-f 1024", &exe, &["200000"], &trace_path);
     assert_eq!(stderr.lines().count(), 1, "stderr: {stderr}");
     assert!(stderr.starts_with("leakview: cannot write the trace any more"), "stderr: {stderr}");
 
@@ -775,16 +788,7 @@ fn an_address_space_limit_leaves_room_to_record() {
     // `ulimit -v 2000000`: 2 GB of address space. The recorder's reservations (the trace's
     // mapping, the stack nodes) used to take what they wanted of it and then fail, leaving a
     // trace file behind and no recording.
-    let output = std::process::Command::new("bash")
-        .args(["-c", "ulimit -v 2000000 && LD_PRELOAD=\"$LIB\" exec \"$0\""])
-        .arg(&exe)
-        .env("LIB", support::preload_library())
-        .env("LEAKVIEW_OUTPUT", &trace_path)
-        .env_remove("LEAKVIEW_MANIFEST")
-        .output()
-        .expect("run");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "status {:?}, stderr: {stderr}", output.status);
+    let (output, stderr) = record_under_limit("-v 2000000", &exe, &[], &trace_path);
     assert_eq!(stderr, "", "the recorder warned");
     assert_eq!(String::from_utf8_lossy(&output.stdout), "basic: done\n");
     let traces: Vec<_> = std::fs::read_dir(dir.path())
