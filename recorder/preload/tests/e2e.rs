@@ -731,6 +731,25 @@ fn an_unwritable_output_leaves_one_warning_and_the_program_runs() {
     assert!(stderr.starts_with("leakview: "), "stderr: {stderr}");
 }
 
+#[test]
+fn a_warning_to_a_stderr_nobody_reads_does_not_end_the_program() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("fixture");
+    compile(&["basic.c"], &exe, &[]);
+    // The recorder warns (it cannot create its trace) into a pipe whose reader is gone: the
+    // write fails with EPIPE and must not bring the program down with SIGPIPE.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let output = std::process::Command::new(&exe)
+        .env("LD_PRELOAD", support::preload_library())
+        .env("LEAKVIEW_OUTPUT", dir.path().join("no-such-dir/trace.bin"))
+        .stderr(writer)
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "status {:?}", output.status);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "basic: done\n");
+}
+
 /// Records `exe ARGS` into `trace` (warnings on its stderr, no manifest) under bash's
 /// `ulimit LIMIT`, which only the program's process gets; fails unless it exits with 0.
 fn record_under_limit(

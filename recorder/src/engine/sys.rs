@@ -98,9 +98,36 @@ pub fn getpid() -> u32 {
 }
 
 /// Writes `message` to stderr with one write(2): no buffering, no allocation, no formatting.
+/// A stderr that is a pipe nobody reads any more does not end the program: the SIGPIPE such a
+/// write raises is blocked for the write and taken back (one the program had pending is left).
 pub fn warn(message: &[u8]) {
+    let mut pipe = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    let mut before = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    let mut pending = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset/sigaddset initialise the set we pass; pthread_sigmask fills `before`
+    // when it returns 0, and sigpending fills `pending` when it does.
+    let blocked = unsafe {
+        libc::sigemptyset(pipe.as_mut_ptr());
+        libc::sigaddset(pipe.as_mut_ptr(), libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, pipe.as_ptr(), before.as_mut_ptr()) == 0
+    };
+    // SAFETY: as above.
+    let had_pending = blocked
+        && unsafe {
+            libc::sigpending(pending.as_mut_ptr()) == 0
+                && libc::sigismember(pending.as_ptr(), libc::SIGPIPE) == 1
+        };
     // SAFETY: writing a caller-provided byte slice to fd 2; failure is ignored on purpose.
-    unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
+    let written = unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
+    if blocked {
+        if written < 0 && errno() == libc::EPIPE && !had_pending {
+            let now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: takes this write's SIGPIPE, pending on this thread, without waiting.
+            unsafe { libc::sigtimedwait(pipe.as_ptr(), std::ptr::null_mut(), &now) };
+        }
+        // SAFETY: `before` was filled by the successful pthread_sigmask above.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, before.as_ptr(), std::ptr::null_mut()) };
+    }
 }
 
 /// A line of text for [`warn`], built without allocating (cut short past 128 bytes).
