@@ -123,7 +123,7 @@ fn verdict_lines<'a>(v: &StackVerdict, width: usize, theme: &Theme) -> Vec<Line<
 
 /// The width text is wrapped to in a pane `width` columns wide: narrower than 20 columns the
 /// pane is not drawn readably anyway (and before the first draw the width is not known).
-fn wrap_width(width: usize) -> usize {
+pub(super) fn wrap_width(width: usize) -> usize {
     if width < 20 { 40 } else { width }
 }
 

@@ -122,15 +122,15 @@ pub(super) fn details<'a>(
     };
     if tree.drawn < tree.stacks {
         lines.push(Line::raw(""));
-        lines.push(Line::styled(
-            format!(
-                "{} more stacks, {} · {}, are not in the tree",
-                format::count((tree.stacks - tree.drawn) as u64),
-                format::bytes(tree.left_out.bytes),
-                format::blocks(tree.left_out.blocks)
-            ),
-            theme.dim,
-        ));
+        let note = format!(
+            "{} more stacks, {} · {}, are not in the tree",
+            format::count((tree.stacks - tree.drawn) as u64),
+            format::bytes(tree.left_out.bytes),
+            format::blocks(tree.left_out.blocks)
+        );
+        lines.extend(
+            format::wrap(&note, details::wrap_width(width)).into_iter().map(|l| Line::styled(l, theme.dim)),
+        );
     }
     lines
 }
@@ -203,4 +203,27 @@ pub(super) fn draw_details(frame: &mut Frame<'_>, body: &BodyAreas, screen: &Scr
     let lines = details(tree, state.tree_cursor.selected, screen.totals, width, theme);
     let block = pane_block(" Details ", focused, theme);
     draw_scrolled(frame, (body.details, body.details_inner), block, lines, state.details_scroll, theme);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_note_on_stacks_left_out_wraps_to_the_pane() {
+        let tree = CallTree {
+            lines: Vec::new(),
+            stack_keys: Vec::new(),
+            order: TreeOrder::TopDown,
+            stacks: 207,
+            drawn: 200,
+            left_out: Totals { bytes: 94, blocks: 7 },
+        };
+        let width = 30;
+        let lines = details(&tree, 0, Totals { bytes: 1000, blocks: 20 }, width, &Theme::monochrome());
+        let texts: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        assert!(texts.iter().all(|t| t.chars().count() <= width), "{texts:?}");
+        let note = texts[2..].join(" ");
+        assert_eq!(note, "7 more stacks, 94 B · 7 blocks, are not in the tree");
+    }
 }
