@@ -139,8 +139,12 @@ mod tests {
 
     fn inode_of(fd: i32) -> Option<u64> {
         let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
-        // SAFETY: fstat fills the buffer when it returns 0.
-        (unsafe { libc::fstat(fd, stat.as_mut_ptr()) } == 0).then(|| unsafe { stat.assume_init() }.st_ino)
+        // SAFETY: fstat writes a `stat` into the buffer we pass.
+        if unsafe { libc::fstat(fd, stat.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        // SAFETY: fstat returned 0, so it filled the buffer.
+        Some(unsafe { stat.assume_init() }.st_ino)
     }
 
     /// A trace's descriptor, plus a second one that keeps the file's inode alive as the
