@@ -119,6 +119,9 @@ pub enum ReportFormat {
     /// One line per stack, root first, with its bytes (blocks, ranked by blocks), heaviest first:
     /// input for flamegraph tools.
     Folded,
+    /// An interactive flame graph (SVG, for a web browser) of every stack (--top: the heaviest),
+    /// each frame as wide as the bytes (blocks, ranked by blocks) below it: `> leaks.svg`.
+    Svg,
     /// The --top stacks merged into one call tree, outermost frame first, each frame with the
     /// bytes, blocks and share below it.
     Tree,
@@ -170,7 +173,7 @@ pub struct ReportArgs {
     /// blocks].
     #[arg(long, value_enum, value_name = "FIGURE")]
     pub rank_by: Option<RankBy>,
-    /// How to group the blocks (`--format folded`, `tree` and `bottom-up`: stack only).
+    /// How to group the blocks (`--format folded`, `svg`, `tree` and `bottom-up`: stack only).
     #[arg(long, value_enum, default_value_t = GroupBy::Stack)]
     pub group_by: GroupBy,
     /// Show at most N groups, 0 for all [default: 20; with `--format folded`, every stack].

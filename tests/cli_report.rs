@@ -1,6 +1,8 @@
 //! `leakview report`, `stats` and `check` as a user runs them: exit codes, output formats and the
 //! one-line errors for missing, empty and damaged traces.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -370,4 +372,45 @@ fn check_exit_codes_and_suppressions() {
     let missing = leakview(&["check", "--suppressions", "/nonexistent/x.supp", t]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("cannot read suppressions"), "{}", stderr(&missing));
+}
+
+#[test]
+fn report_svg_draws_each_stack_as_wide_as_its_bytes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trace = write_trace(dir.path());
+    let t = trace.to_str().expect("utf-8");
+
+    // At 60% both blocks are outstanding: 1000 B from stack 1 (0x1000), 64 B from stack 2
+    // (0x1000 calling 0x2000).
+    let out = leakview(&["report", "--format", "svg", "--at", "60%", t]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let svg = stdout(&out);
+    assert!(svg.starts_with("<?xml") && svg.trim_end().ends_with("</svg>"), "{svg}");
+    assert!(svg.contains("Outstanding at 60% (240ns): leaky --once (pid 77)"), "{svg}");
+    assert!(svg.contains("1.0 KiB in 2 blocks, widths by bytes<"), "{svg}");
+    let mut titles = common::frame_titles(&svg);
+    titles.sort();
+    assert_eq!(
+        titles,
+        ["0x1000 (1,064 bytes, 100.00%)", "0x2000 (64 bytes, 6.02%)", "all (1,064 bytes, 100%)"],
+        "{svg}"
+    );
+
+    // --top keeps the heaviest stacks; ranked by blocks, widths are blocks.
+    let top = stdout(&leakview(&["report", "--format", "svg", "--at", "60%", "--top", "1", t]));
+    assert!(top.contains("widths by bytes, the 1 heaviest of 2 stacks<"), "{top}");
+    assert!(common::frame_titles(&top).contains(&"0x1000 (1,000 bytes, 100.00%)".to_string()), "{top}");
+    assert!(!top.contains("0x2000"), "{top}");
+    let blocks = stdout(&leakview(&["report", "--format", "svg", "--at", "60%", "--rank-by", "blocks", t]));
+    assert!(common::frame_titles(&blocks).contains(&"0x1000 (2 blocks, 100.00%)".to_string()), "{blocks}");
+
+    // Nothing outstanding: still an SVG, saying so.
+    let none = leakview(&["report", "--format", "svg", "--at", "0%", t]);
+    assert_eq!(none.status.code(), Some(0), "{}", stderr(&none));
+    assert!(stdout(&none).contains(">No outstanding allocations.</text>"), "{}", stdout(&none));
+
+    // Drawn stacks go with stack grouping only.
+    let by_size = leakview(&["report", "--format", "svg", "--group-by", "size", t]);
+    assert_eq!(by_size.status.code(), Some(2));
+    assert!(stderr(&by_size).contains("--format svg draws stacks"), "{}", stderr(&by_size));
 }

@@ -72,7 +72,7 @@ pub use model::{
     Block, BlockId, EventCounts, LiveTotals, Mark, StackId, Summary, ThreadIndex, ThreadInfo, Totals,
 };
 pub use progress::{NoProgress, Progress, Stage};
-pub use report::{Report, ReportSpec};
+pub use report::{FlameGraphError, Report, ReportSpec};
 pub use resident::{ResidentMemory, ResidentSample};
 pub use selection::Selection;
 pub use stacks::MAX_STACK_DEPTH;

@@ -1,9 +1,10 @@
 //! `leakview report`: what was outstanding at a moment (or allocated up to it, or temporary),
-//! grouped and ranked, as text, JSON, folded stacks or a call tree (top down or bottom up).
+//! grouped and ranked, as text, JSON, folded stacks, a flame graph SVG or a call tree (top down
+//! or bottom up).
 
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::ValueEnum;
 use leakview_analyzer::{GroupBy, Report, ReportSpec, Selection, SortBy, TreeOrder};
 
@@ -16,19 +17,24 @@ use crate::messages;
 const DEFAULT_TOP: usize = 20;
 
 pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
-    if matches!(args.format, ReportFormat::Folded | ReportFormat::Tree | ReportFormat::BottomUp)
-        && args.group_by != cli::GroupBy::Stack
+    if matches!(
+        args.format,
+        ReportFormat::Folded | ReportFormat::Svg | ReportFormat::Tree | ReportFormat::BottomUp
+    ) && args.group_by != cli::GroupBy::Stack
     {
         let name = args.group_by.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
         let (format, prints) = match args.format {
             ReportFormat::Tree => ("tree", "merges stacks into a call tree"),
             ReportFormat::BottomUp => ("bottom-up", "merges stacks into a call tree"),
+            ReportFormat::Svg => ("svg", "draws stacks"),
             _ => ("folded", "prints one line per stack"),
         };
         bail!("--format {format} {prints}; it does not go with --group-by {name}");
     }
-    // Folded stacks feed flamegraph tools, which want every stack unless told otherwise.
-    let top = args.top.unwrap_or(if args.format == ReportFormat::Folded { 0 } else { DEFAULT_TOP });
+    // Folded stacks feed flamegraph tools, which want every stack unless told otherwise; so does
+    // the flame graph.
+    let every_stack = matches!(args.format, ReportFormat::Folded | ReportFormat::Svg);
+    let top = args.top.unwrap_or(if every_stack { 0 } else { DEFAULT_TOP });
     let bars = Bars::new();
     let analysis = loading::load(&args.trace, &bars)?;
     let at_ns = moment::named(analysis.resolve_when(&args.at), "--at", &args.at)?;
@@ -52,6 +58,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         ReportFormat::Text => report.to_text(),
         ReportFormat::Json => report.to_json(),
         ReportFormat::Folded => first_lines(report.to_folded(), top),
+        ReportFormat::Svg => report.to_flamegraph_svg(top).context("report --format svg")?,
         ReportFormat::Tree => report.to_tree(TreeOrder::TopDown),
         ReportFormat::BottomUp => report.to_tree(TreeOrder::BottomUp),
     };

@@ -127,3 +127,12 @@ pub fn recorded_once(
         (dir, trace)
     })
 }
+
+/// The `<title>` texts of an SVG flame graph's frames (`name (N bytes, P%)`), in document order.
+pub fn frame_titles(svg: &str) -> Vec<String> {
+    svg.split("<title>")
+        .skip(1)
+        .filter_map(|s| s.split_once("</title>"))
+        .map(|(t, _)| t.to_string())
+        .collect()
+}

@@ -1,7 +1,9 @@
 //! Reports of what was outstanding at a moment (or allocated up to it, or temporary): built once
 //! ([`Report::new`], [`Report::build`]) and rendered as text for people, JSON for programs
-//! (`"schema": 1`, fields only ever added), folded stacks for flamegraph tools or a call tree.
+//! (`"schema": 1`, fields only ever added), folded stacks for flamegraph tools, a flame graph
+//! SVG or a call tree.
 
+mod flamegraph;
 mod folded;
 mod json;
 mod text;
@@ -18,6 +20,7 @@ use crate::selection::Selection;
 use crate::symbolize::Frame;
 use crate::window::AllocWindow;
 
+pub use flamegraph::FlameGraphError;
 pub use json::{JSON_SCHEMA, frame_json, trace_json};
 pub use text::location as text_location;
 pub(crate) use text::{
@@ -137,6 +140,12 @@ impl<'a> Report<'a> {
     /// them, whatever the grouping and however many groups are shown).
     pub fn to_folded(&self) -> String {
         folded::render(self)
+    }
+
+    /// The `top` heaviest stacks of the selected blocks (0: all; stacks as
+    /// [`Report::to_folded`] lists them) as an interactive flame graph, an SVG document.
+    pub fn to_flamegraph_svg(&self, top: usize) -> Result<String, FlameGraphError> {
+        flamegraph::render(self, top)
     }
 
     /// The shown stacks as one call tree in `order` (outermost frame first, or bottom up from

@@ -137,13 +137,17 @@ pub(super) fn write_start(report: &Report<'_>, out: &mut String) -> bool {
     if !report.shown().is_empty() {
         return true;
     }
-    let none = match report.selection {
+    let _ = writeln!(out, "\n{}", nothing_selected(report.selection));
+    false
+}
+
+/// What a report says where `selection` counts no block.
+pub(super) fn nothing_selected(selection: Selection) -> &'static str {
+    match selection {
         Selection::Outstanding => "No outstanding allocations.",
         Selection::Allocated => "No allocations.",
         Selection::Temporary => "No temporary allocations.",
-    };
-    let _ = writeln!(out, "\n{none}");
-    false
+    }
 }
 
 fn span(first: u64, last: u64) -> String {
