@@ -176,7 +176,8 @@ pub struct ReportArgs {
     /// How to group the blocks (`--format folded`, `svg`, `tree` and `bottom-up`: stack only).
     #[arg(long, value_enum, default_value_t = GroupBy::Stack)]
     pub group_by: GroupBy,
-    /// Show at most N groups, 0 for all [default: 20; with `--format folded`, every stack].
+    /// Show at most N groups, 0 for all [default: 20; with `--format folded` and `svg`, every
+    /// stack].
     #[arg(long, value_name = "N")]
     pub top: Option<usize>,
     /// Output format.
@@ -274,6 +275,9 @@ pub enum DiffFormat {
     Text,
     /// JSON, one object per group with both sides' blocks and bytes.
     Json,
+    /// A differential flame graph (SVG, for a web browser) of B's stacks, each frame as wide as
+    /// B's bytes below it, red where B holds more than A, blue where less: `> diff.svg`.
+    Svg,
 }
 
 #[derive(Debug, Args)]
@@ -293,9 +297,10 @@ pub struct DiffArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
     pub format: DiffFormat,
-    /// Show at most N groups, largest change first (0: all).
-    #[arg(long, value_name = "N", default_value_t = 20)]
-    pub top: usize,
+    /// Show at most N groups, largest change first, 0 for all [default: 20; with `--format
+    /// svg`, every stack].
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
     /// Exit 1 if any group is new or grew by more than --threshold bytes.
     #[arg(long)]
     pub fail_on_growth: bool,

@@ -296,3 +296,68 @@ fn bad_input_exits_2_with_one_line() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
+
+/// Each frame of an SVG flame graph: its `<title>` text and the `fill` of its box.
+fn frames_and_fills(svg: &str) -> Vec<(String, String)> {
+    svg.split("<title>")
+        .skip(1)
+        .filter_map(|s| {
+            let (title, rest) = s.split_once("</title>")?;
+            let fill = rest.split_once("fill=\"")?.1.split_once('"')?.0;
+            Some((title.to_string(), fill.to_string()))
+        })
+        .collect()
+}
+
+/// `red`, `blue` or `grey` for an SVG `rgb(R,G,B)` fill.
+fn hue(fill: &str) -> &'static str {
+    let channels: Vec<u32> = fill
+        .trim_start_matches("rgb(")
+        .trim_end_matches(')')
+        .split(',')
+        .map(|c| c.trim().parse().unwrap_or_else(|_| panic!("not rgb(): {fill}")))
+        .collect();
+    match channels[..] {
+        [r, g, b] if r > b && r > g => "red",
+        [r, g, b] if b > r && b > g => "blue",
+        [r, g, b] if r == g && g == b => "grey",
+        _ => "other",
+    }
+}
+
+#[test]
+fn two_variants_as_a_differential_flame_graph() {
+    let out = diff(&["--format", "svg", a(), b()]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr_of(&out));
+    let svg = stdout_of(&out);
+    assert!(svg.starts_with("<?xml") && svg.trim_end().ends_with("</svg>"), "{svg}");
+    assert!(svg.contains("Outstanding: A at end ("), "{svg}");
+    // leak_fixed's 3 × 1000 B are only in A: no width in B.
+    assert!(svg.contains("A 4.1 KiB in 20 blocks → B 2.6 KiB in 18 blocks (-1.5 KiB)"), "{svg}");
+    assert!(svg.contains("; 1 stack only in A not drawn<"), "{svg}");
+    assert!(!svg.contains("leak_fixed"), "{svg}");
+    let frames = frames_and_fills(&svg);
+    let frame = |function: &str| {
+        frames
+            .iter()
+            .find(|(title, _)| title.starts_with(&format!("{function} (")))
+            .unwrap_or_else(|| panic!("no frame {function} in {frames:#?}"))
+            .clone()
+    };
+    // Widths are B's bytes; red where B holds more than A, blue where less, grey where equal.
+    for (function, bytes, colour) in [
+        ("leak_growing", "1,280", "red"),
+        ("leak_added", "1,024", "red"),
+        ("leak_shrinking", "64", "blue"),
+        ("leak_unchanged", "256", "grey"),
+    ] {
+        let (title, fill) = frame(function);
+        assert!(title.starts_with(&format!("{function} ({bytes} bytes, ")), "{title}");
+        assert_eq!(hue(&fill), colour, "{title}: {fill}");
+    }
+
+    // A diff by function has no stacks to draw.
+    let by_function = diff(&["--format", "svg", "--group-by", "function", a(), b()]);
+    assert_eq!(by_function.status.code(), Some(2));
+    assert!(stderr_of(&by_function).contains("--format svg draws stacks"), "{}", stderr_of(&by_function));
+}

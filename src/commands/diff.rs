@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use leakview_analyzer::report::units::{bytes, plural};
 use leakview_analyzer::{Analysis, Comparison, DiffBy, DiffReport, Selection, Side, format_duration};
 
@@ -17,11 +17,17 @@ use super::moment;
 use crate::cli::{DiffArgs, DiffFormat, DiffGroupBy};
 use crate::messages::{self, say};
 
+/// Groups shown by the text and JSON diffs when `--top` is not given.
+const DEFAULT_TOP: usize = 20;
+
 pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
     let by = match args.group_by {
         DiffGroupBy::Stack => DiffBy::Stack,
         DiffGroupBy::Function => DiffBy::Function,
     };
+    if args.format == DiffFormat::Svg && by != DiffBy::Stack {
+        bail!("--format svg draws stacks; it does not go with --group-by function");
+    }
     if args.tui {
         return browse(args, by);
     }
@@ -44,10 +50,13 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let diff = comparison.diff_selected(at_a, at_b, by, Selection::from(args.what), &bars);
-    let report = DiffReport::new(&comparison, &diff, &args.at_a, &args.at_b, args.top);
+    // The flame graph draws every stack unless told otherwise.
+    let top = args.top.unwrap_or(if args.format == DiffFormat::Svg { 0 } else { DEFAULT_TOP });
+    let report = DiffReport::new(&comparison, &diff, &args.at_a, &args.at_b, top);
     let text = match args.format {
         DiffFormat::Text => report.to_text(),
         DiffFormat::Json => report.to_json(),
+        DiffFormat::Svg => report.to_flamegraph_svg().context("diff --format svg")?,
     };
     drop(bars);
     messages::print_result(&text, "diff")?;

@@ -22,8 +22,9 @@
 //! Matching keys (`key`) ignore addresses, line numbers and directories and are interned to
 //! dense ids (`intern`); each side's blocks are summed per key (`side`, with a per-stack key
 //! cache); the sums are paired, classified and ranked (`matching`, `status`); [`DiffReport`]
-//! renders text (`text`) and JSON (`json`).
+//! renders text (`text`), JSON (`json`) and a differential flame graph (`flamegraph`).
 
+mod flamegraph;
 mod intern;
 mod json;
 mod key;
@@ -305,6 +306,12 @@ impl<'a> DiffReport<'a> {
     /// JSON (`"schema": 1`), pretty-printed; its shape is documented in the README.
     pub fn to_json(&self) -> String {
         json::render(self)
+    }
+
+    /// The shown groups of a diff by stack as a differential flame graph, an SVG document:
+    /// widths by B's bytes, red where B holds more than A, blue where less.
+    pub fn to_flamegraph_svg(&self) -> Result<String, crate::report::FlameGraphError> {
+        flamegraph::render(self)
     }
 }
 

@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use super::{DiffBy, DiffGroup, DiffKey, DiffReport, DiffStatus};
 use crate::analysis::Analysis;
+use crate::model::LiveTotals;
 use crate::report::units::{bytes, count, duration, plural};
 use crate::report::write_frames_up_to;
 use crate::selection::Selection;
@@ -20,6 +21,11 @@ pub(crate) fn signed_bytes(change: i64) -> String {
         -1 => format!("-{}", bytes(change.unsigned_abs())),
         _ => bytes(0),
     }
+}
+
+/// `1.2 KiB in 30 blocks`.
+pub(crate) fn bytes_in_blocks(totals: LiveTotals) -> String {
+    format!("{} in {}", bytes(totals.bytes), plural(totals.blocks, "block", "blocks"))
 }
 
 /// `+3`, `-2`, `0`.
@@ -152,11 +158,9 @@ fn write_header(report: &DiffReport<'_>, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "totals   A {} in {}, B {} in {}, change {} ({} {})",
-        bytes(d.totals_a.bytes),
-        plural(d.totals_a.blocks, "block", "blocks"),
-        bytes(d.totals_b.bytes),
-        plural(d.totals_b.blocks, "block", "blocks"),
+        "totals   A {}, B {}, change {} ({} {})",
+        bytes_in_blocks(d.totals_a),
+        bytes_in_blocks(d.totals_b),
         signed_bytes(d.change_bytes()),
         signed_count(d.change_blocks()),
         if d.change_blocks().unsigned_abs() == 1 { "block" } else { "blocks" },

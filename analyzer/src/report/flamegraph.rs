@@ -11,6 +11,7 @@ use super::Report;
 use super::text::nothing_selected;
 use super::units::{bytes, count, duration, plural};
 use crate::group::SortBy;
+use crate::model::Summary;
 use crate::selection::Selection;
 
 /// Longest command line shown in the title; longer ones end in `…`.
@@ -30,14 +31,27 @@ pub(super) fn render(report: &Report<'_>, top: usize) -> Result<String, FlameGra
     if drawn == 0 {
         return Ok(empty(&title, nothing_selected(report.selection)));
     }
+    let count_name = if report.sort == SortBy::Blocks { "blocks" } else { "bytes" };
+    draw(title, subtitle(report, drawn, stacks), count_name, folded.lines().take(drawn))
+}
+
+/// Draws folded stack `lines` (`root;...;leaf N`, or `... A B` for a differential graph: widths
+/// by B, red where B has more, blue where less) under `title` and `subtitle`, figures named
+/// `count_name`.
+pub(crate) fn draw<'l>(
+    title: String,
+    subtitle: String,
+    count_name: &str,
+    lines: impl IntoIterator<Item = &'l str>,
+) -> Result<String, FlameGraphError> {
     let mut options = Options::default();
     options.title = title;
-    options.subtitle = Some(subtitle(report, drawn, stacks));
+    options.subtitle = Some(subtitle);
     options.colors = Palette::Basic(BasicPalette::Mem);
     options.deterministic = true;
-    options.count_name = if report.sort == SortBy::Blocks { "blocks" } else { "bytes" }.to_string();
+    options.count_name = count_name.to_string();
     let mut svg = Vec::new();
-    flamegraph::from_lines(&mut options, folded.lines().take(drawn), &mut svg)?;
+    flamegraph::from_lines(&mut options, lines, &mut svg)?;
     Ok(String::from_utf8_lossy(&svg).into_owned())
 }
 
@@ -49,6 +63,12 @@ fn title(report: &Report<'_>) -> String {
         Selection::Allocated => "Allocated by",
         Selection::Temporary => "Temporary by",
     };
+    format!("{which} {} ({}): {}", report.when, duration(report.at_ns), program(s))
+}
+
+/// The recorded program for a title: `./server --port 80 (pid 4242)`, a long command line cut
+/// short with `…`.
+pub(crate) fn program(s: &Summary) -> String {
     let command = if s.command.is_empty() { s.executable.clone() } else { s.command_line() };
     let command = if command.chars().count() > MAX_COMMAND_CHARS {
         let cut: String = command.chars().take(MAX_COMMAND_CHARS - 1).collect();
@@ -56,7 +76,7 @@ fn title(report: &Report<'_>) -> String {
     } else {
         command
     };
-    format!("{which} {} ({}): {command} (pid {})", report.when, duration(report.at_ns), s.pid)
+    format!("{command} (pid {})", s.pid)
 }
 
 /// `12.0 KiB in 138 blocks, widths by bytes` (and how many stacks of how many are drawn, and
@@ -76,7 +96,7 @@ fn subtitle(report: &Report<'_>, drawn: usize, stacks: usize) -> String {
 }
 
 /// An SVG with the title and `message` where there is no stack to draw.
-fn empty(title: &str, message: &str) -> String {
+pub(crate) fn empty(title: &str, message: &str) -> String {
     format!(
         "<?xml version=\"1.0\" standalone=\"no\"?>\n\
          <svg version=\"1.1\" width=\"1200\" height=\"90\" xmlns=\"http://www.w3.org/2000/svg\">\n\

@@ -5,6 +5,7 @@
 use super::Report;
 use crate::group::{GroupBy, SortBy};
 use crate::model::StackId;
+use crate::symbolize::Frame;
 
 pub(super) fn render(report: &Report<'_>) -> String {
     let a = report.analysis;
@@ -24,15 +25,19 @@ pub(super) fn render(report: &Report<'_>) -> String {
     let mut out = String::new();
     for g in &groups {
         let Some(&stack) = g.stacks.first() else { continue };
-        let frames = a.stack_frames(stack);
-        let names: Vec<String> =
-            frames.iter().rev().map(|f| f.display_name().replace(';', ":").replace('\n', " ")).collect();
-        let line = if names.is_empty() { "[unknown]".to_string() } else { names.join(";") };
-        out.push_str(&line);
+        out.push_str(&folded_stack(&a.stack_frames(stack)));
         out.push(' ');
         let figure = if report.sort == SortBy::Blocks { g.blocks } else { g.bytes };
         out.push_str(&figure.to_string());
         out.push('\n');
     }
     out
+}
+
+/// `frames` (innermost first) as one folded stack, `root;caller;...;leaf` (`[unknown]` for no
+/// frame), with the separators a name may hold replaced.
+pub(crate) fn folded_stack(frames: &[Frame]) -> String {
+    let names: Vec<String> =
+        frames.iter().rev().map(|f| f.display_name().replace(';', ":").replace('\n', " ")).collect();
+    if names.is_empty() { "[unknown]".to_string() } else { names.join(";") }
 }

@@ -3,8 +3,8 @@
 //! (`"schema": 1`, fields only ever added), folded stacks for flamegraph tools, a flame graph
 //! SVG or a call tree.
 
-mod flamegraph;
-mod folded;
+pub(crate) mod flamegraph;
+pub(crate) mod folded;
 mod json;
 mod text;
 mod tree;
