@@ -398,11 +398,20 @@ fn report_svg_draws_each_stack_as_wide_as_its_bytes() {
 
     // --top keeps the heaviest stacks; ranked by blocks, widths are blocks.
     let top = stdout(&leakview(&["report", "--format", "svg", "--at", "60%", "--top", "1", t]));
-    assert!(top.contains("widths by bytes, the 1 heaviest of 2 stacks<"), "{top}");
+    assert!(top.contains("widths by bytes; the 1 heaviest of 2 stacks<"), "{top}");
     assert!(common::frame_titles(&top).contains(&"0x1000 (1,000 bytes, 100.00%)".to_string()), "{top}");
     assert!(!top.contains("0x2000"), "{top}");
     let blocks = stdout(&leakview(&["report", "--format", "svg", "--at", "60%", "--rank-by", "blocks", t]));
     assert!(common::frame_titles(&blocks).contains(&"0x1000 (2 blocks, 100.00%)".to_string()), "{blocks}");
+
+    // A window keeps the blocks allocated in it, and the subtitle says so.
+    let window =
+        stdout(&leakview(&["report", "--format", "svg", "--at", "60%", "--allocated-after", "mark:half", t]));
+    assert!(
+        window.contains("1000 B in 1 block, widths by bytes; only blocks allocated from 150ns (mark:half)<"),
+        "{window}"
+    );
+    assert!(!window.contains("0x2000"), "{window}");
 
     // Nothing outstanding: still an SVG, saying so.
     let none = leakview(&["report", "--format", "svg", "--at", "0%", t]);

@@ -1,7 +1,7 @@
 //! A diff as a differential flame graph (SVG): B's stacks, each frame as wide as the bytes B
 //! holds below it, red where B holds more than A, blue where less (the deeper the colour, the
-//! larger the change). Stacks only A holds have no width in B and are not drawn; the title says
-//! how many there are.
+//! larger the change). Stacks only A holds have no width in B and are not drawn; the subtitle
+//! says how many there are.
 
 use std::fmt::Write;
 

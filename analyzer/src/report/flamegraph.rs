@@ -79,18 +79,21 @@ pub(crate) fn program(s: &Summary) -> String {
     format!("{command} (pid {})", s.pid)
 }
 
-/// `12.0 KiB in 138 blocks, widths by bytes` (and how many stacks of how many are drawn, and
-/// whether the trace is incomplete).
+/// `12.0 KiB in 138 blocks, widths by bytes` (and which blocks the window keeps, how many stacks
+/// of how many are drawn, and whether the trace is incomplete).
 fn subtitle(report: &Report<'_>, drawn: usize, stacks: usize) -> String {
     let totals = report.grouping.totals;
     let by = if report.sort == SortBy::Blocks { "blocks" } else { "bytes" };
     let mut line =
         format!("{} in {}, widths by {by}", bytes(totals.bytes), plural(totals.blocks, "block", "blocks"));
+    if let Some(window) = report.window.describe() {
+        let _ = write!(line, "; only blocks {window}");
+    }
     if drawn < stacks {
-        let _ = write!(line, ", the {} heaviest of {} stacks", count(drawn as u64), count(stacks as u64));
+        let _ = write!(line, "; the {} heaviest of {} stacks", count(drawn as u64), count(stacks as u64));
     }
     if !report.analysis.summary().complete {
-        line.push_str(" (the trace is incomplete: what it holds)");
+        line.push_str("; an incomplete trace: what could be read");
     }
     line
 }
