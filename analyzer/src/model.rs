@@ -216,6 +216,11 @@ impl Summary {
         leakview_format::display_command(&self.command)
     }
 
+    /// What ran: the command line, or the executable's path where no command was recorded.
+    pub fn program(&self) -> String {
+        if self.command.is_empty() { self.executable.clone() } else { self.command_line() }
+    }
+
     /// The trace is only short of its end because it is still being recorded: nothing read
     /// was truncated, damaged or undecodable, so what was read is everything recorded so far.
     pub fn recorded_so_far(&self) -> bool {

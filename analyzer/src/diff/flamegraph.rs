@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use super::text::{bytes_in_blocks, signed_bytes};
 use super::{DiffBy, DiffReport};
-use crate::report::flamegraph::{FlameGraphError, draw, empty, program};
+use crate::report::flamegraph::{FlameGraphError, draw, empty, program_and_pid};
 use crate::report::folded::folded_stack;
 use crate::report::units::{count, duration, plural};
 use crate::selection::Selection;
@@ -24,9 +24,9 @@ pub(super) fn render(report: &DiffReport<'_>) -> Result<String, FlameGraphError>
     let moment_a = format!("{} ({})", report.when_a, duration(d.at_a_ns));
     let moment_b = format!("{} ({})", report.when_b, duration(d.at_b_ns));
     let title = if c.is_one_trace() {
-        format!("{which}: at {moment_a} → at {moment_b}: {}", program(c.a().summary()))
+        format!("{which}: at {moment_a} → at {moment_b}: {}", program_and_pid(c.a().summary()))
     } else {
-        format!("{which}: A at {moment_a} → B at {moment_b}: {}", program(c.b().summary()))
+        format!("{which}: A at {moment_a} → B at {moment_b}: {}", program_and_pid(c.b().summary()))
     };
     let shown = report.shown();
     if d.by != DiffBy::Stack {

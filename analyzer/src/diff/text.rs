@@ -127,7 +127,7 @@ pub(super) fn render(report: &DiffReport<'_>) -> String {
 
 fn trace_line(analysis: &Analysis) -> String {
     let s = analysis.summary();
-    let command = if s.command.is_empty() { s.executable.clone() } else { s.command_line() };
+    let command = s.program();
     format!("{} (pid {}: {})", s.path.display(), s.pid, command)
 }
 

@@ -63,13 +63,13 @@ fn title(report: &Report<'_>) -> String {
         Selection::Allocated => "Allocated by",
         Selection::Temporary => "Temporary by",
     };
-    format!("{which} {} ({}): {}", report.when, duration(report.at_ns), program(s))
+    format!("{which} {} ({}): {}", report.when, duration(report.at_ns), program_and_pid(s))
 }
 
 /// The recorded program for a title: `./server --port 80 (pid 4242)`, a long command line cut
 /// short with `…`.
-pub(crate) fn program(s: &Summary) -> String {
-    let command = if s.command.is_empty() { s.executable.clone() } else { s.command_line() };
+pub(crate) fn program_and_pid(s: &Summary) -> String {
+    let command = s.program();
     let command = if command.chars().count() > MAX_COMMAND_CHARS {
         let cut: String = command.chars().take(MAX_COMMAND_CHARS - 1).collect();
         format!("{cut}…")

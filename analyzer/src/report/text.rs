@@ -189,7 +189,7 @@ pub fn write_frames_up_to(frames: &[Frame], limit: usize, out: &mut String) {
 /// The `trace` and `heap` lines every text report of the analyzer starts with.
 pub fn write_trace_lines(s: &Summary, out: &mut String) {
     let t = &s.totals;
-    let command = if s.command.is_empty() { s.executable.clone() } else { s.command_line() };
+    let command = s.program();
     let _ = writeln!(out, "trace    {} (pid {}: {})", s.path.display(), s.pid, command);
     let _ = writeln!(
         out,

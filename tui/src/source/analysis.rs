@@ -526,12 +526,9 @@ impl AnalysisSource {
 /// What the browser shows about a whole trace: its title, length, peak, marks...
 pub(crate) fn summary_of(analysis: &Analysis) -> Summary {
     let s = analysis.summary();
-    let title = if !s.command.is_empty() {
-        s.command_line()
-    } else if !s.executable.is_empty() {
-        s.executable.clone()
-    } else {
-        s.path.display().to_string()
+    let title = match s.program() {
+        program if program.is_empty() => s.path.display().to_string(),
+        program => program,
     };
     let marks = analysis
         .marks()
