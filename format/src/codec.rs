@@ -2,7 +2,7 @@
 //! chunk's running [`DeltaState`]. `FORMAT.md` describes every bit.
 
 use crate::error::DecodeError;
-use crate::event::{Event, Segments};
+use crate::event::{Event, References, Segments};
 use crate::reader::EventSink;
 use crate::varint::{self, unzigzag, zigzag};
 
@@ -45,6 +45,9 @@ const META_MODULE_UNLOAD: u8 = 1;
 const META_THREAD_NAME: u8 = 2;
 const META_MARK: u8 = 3;
 const META_RESIDENT_MEMORY: u8 = 4;
+const META_SCAN_REGION: u8 = 5;
+const META_REFERENCES: u8 = 6;
+const META_SCAN_END: u8 = 7;
 
 /// Addresses remembered for frees: a free of one of them costs no address bytes.
 const RECENT_SLOTS: usize = 15;
@@ -551,7 +554,10 @@ fn encode_cold(state: &mut DeltaState, mut next: Small, event: &Event<'_>, out: 
         | Event::ModuleUnload { ts, .. }
         | Event::ThreadName { ts, .. }
         | Event::Mark { ts, .. }
-        | Event::ResidentMemory { ts, .. } => {
+        | Event::ResidentMemory { ts, .. }
+        | Event::ScanRegion { ts, .. }
+        | Event::References { ts, .. }
+        | Event::ScanEnd { ts, .. } => {
             varint::put(out, &mut pos, next.advance_time(ts))?;
             let (sub, len) = meta_payload_len(event);
             varint::put(out, &mut pos, len as u64)?;
@@ -637,6 +643,24 @@ fn meta_payload_len(event: &Event<'_>) -> (u8, usize) {
         }
         Event::Mark { label, .. } => (META_MARK, bytes_len(label)),
         Event::ResidentMemory { bytes, .. } => (META_RESIDENT_MEMORY, varint::encoded_len(bytes)),
+        Event::ScanRegion { start, len, kind, .. } => (
+            META_SCAN_REGION,
+            varint::encoded_len(start) + varint::encoded_len(len) + varint::encoded_len(u64::from(kind)),
+        ),
+        Event::References { refs, .. } => {
+            let mut len = varint::encoded_len(refs.len() as u64);
+            let (mut location, mut value) = (0u64, 0u64);
+            for (l, v) in refs.iter() {
+                len += varint::encoded_len(l.wrapping_sub(location));
+                len += varint::encoded_len(zigzag(v.wrapping_sub(value) as i64));
+                (location, value) = (l, v);
+            }
+            (META_REFERENCES, len)
+        }
+        Event::ScanEnd { regions, bytes, references, .. } => (
+            META_SCAN_END,
+            varint::encoded_len(regions) + varint::encoded_len(bytes) + varint::encoded_len(references),
+        ),
         _ => (0, 0),
     }
 }
@@ -662,6 +686,25 @@ fn put_meta_payload(event: &Event<'_>, out: &mut [u8], pos: &mut usize) -> Optio
         }
         Event::Mark { label, .. } => put_bytes(out, pos, label)?,
         Event::ResidentMemory { bytes, .. } => varint::put(out, pos, bytes)?,
+        Event::ScanRegion { start, len, kind, .. } => {
+            varint::put(out, pos, start)?;
+            varint::put(out, pos, len)?;
+            varint::put(out, pos, u64::from(kind))?;
+        }
+        Event::References { refs, .. } => {
+            varint::put(out, pos, refs.len() as u64)?;
+            let (mut location, mut value) = (0u64, 0u64);
+            for (l, v) in refs.iter() {
+                varint::put(out, pos, l.wrapping_sub(location))?;
+                varint::put(out, pos, zigzag(v.wrapping_sub(value) as i64))?;
+                (location, value) = (l, v);
+            }
+        }
+        Event::ScanEnd { regions, bytes, references, .. } => {
+            varint::put(out, pos, regions)?;
+            varint::put(out, pos, bytes)?;
+            varint::put(out, pos, references)?;
+        }
         _ => {}
     }
     Some(())
@@ -916,6 +959,29 @@ fn decode_meta(sub: u8, ts: u64, payload: &[u8]) -> Result<Option<Event<'_>>, De
         }
         META_MARK => Event::Mark { ts, label: get_bytes(payload, &mut pos)? },
         META_RESIDENT_MEMORY => Event::ResidentMemory { ts, bytes: get_u64(payload, &mut pos)? },
+        META_SCAN_REGION => {
+            let start = get_u64(payload, &mut pos)?;
+            let len = get_u64(payload, &mut pos)?;
+            let kind = u8::try_from(get_u64(payload, &mut pos)?)
+                .map_err(|_| DecodeError::BadValue("region kind"))?;
+            Event::ScanRegion { ts, start, len, kind }
+        }
+        META_REFERENCES => {
+            let count = get_u32(payload, &mut pos, "reference count")?;
+            let start = pos;
+            for _ in 0..count {
+                get_u64(payload, &mut pos)?;
+                get_u64(payload, &mut pos)?;
+            }
+            let bytes = payload.get(start..pos).ok_or(DecodeError::Truncated)?;
+            Event::References { ts, refs: References::Encoded { count, bytes } }
+        }
+        META_SCAN_END => Event::ScanEnd {
+            ts,
+            regions: get_u64(payload, &mut pos)?,
+            bytes: get_u64(payload, &mut pos)?,
+            references: get_u64(payload, &mut pos)?,
+        },
         _ => return Ok(None),
     };
     Ok(Some(event))

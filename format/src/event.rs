@@ -61,6 +61,73 @@ impl PartialEq for Segments<'_> {
 
 impl Eq for Segments<'_> {}
 
+/// The kind of memory a heap scan read ([`Event::ScanRegion`]); the analyzer decides from it
+/// which words are roots.
+pub mod region_kind {
+    /// A module's writable data (its `.data`, `.bss` and the like, file-backed).
+    pub const MODULE_DATA: u8 = 0;
+    /// The live part of a thread's stack (from its stack pointer up).
+    pub const STACK: u8 = 1;
+    /// The program break's heap (`[heap]`).
+    pub const BRK_HEAP: u8 = 2;
+    /// Other private anonymous memory: the allocator's arenas and large blocks, other threads'
+    /// stacks, the program's own mappings, a module's `.bss` beyond its file.
+    pub const ANONYMOUS: u8 = 3;
+}
+
+/// The words of a heap scan that look like heap pointers ([`Event::References`]): pairs of
+/// (where the word is, its value), locations ascending. A slice when writing, still-encoded
+/// bytes when read.
+#[derive(Clone, Copy, Debug)]
+pub enum References<'a> {
+    Slice(&'a [(u64, u64)]),
+    Encoded { count: u32, bytes: &'a [u8] },
+}
+
+impl<'a> References<'a> {
+    pub fn len(&self) -> usize {
+        match self {
+            References::Slice(s) => s.len(),
+            References::Encoded { count, .. } => *count as usize,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Iterates the (location, value) pairs; encoded pairs were validated when the event was
+    /// decoded.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + 'a {
+        let this = *self;
+        let mut index = 0usize;
+        let mut pos = 0usize;
+        let (mut location, mut value) = (0u64, 0u64);
+        std::iter::from_fn(move || {
+            if index >= this.len() {
+                return None;
+            }
+            index += 1;
+            match this {
+                References::Slice(s) => s.get(index - 1).copied(),
+                References::Encoded { bytes, .. } => {
+                    location = location.wrapping_add(varint::get(bytes, &mut pos)?);
+                    value = value.wrapping_add(varint::unzigzag(varint::get(bytes, &mut pos)?) as u64);
+                    Some((location, value))
+                }
+            }
+        })
+    }
+}
+
+impl PartialEq for References<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for References<'_> {}
+
 /// One recorded event. Timestamps (`ts`) are CLOCK_MONOTONIC nanoseconds. Stack ids name nodes
 /// defined by [`Event::StackNode`]; id 0 is the empty stack. The thread of an event is the thread
 /// that owns the chunk it is in.
@@ -85,6 +152,13 @@ pub enum Event<'a> {
     Mark { ts: u64, label: &'a [u8] },
     /// The process's resident set size was `bytes` (sampled by the recorder now and then).
     ResidentMemory { ts: u64, bytes: u64 },
+    /// A heap scan at exit read the `len` bytes at `start`, memory of kind `kind` (see
+    /// [`region_kind`]).
+    ScanRegion { ts: u64, start: u64, len: u64, kind: u8 },
+    /// Words a heap scan found that look like heap pointers.
+    References { ts: u64, refs: References<'a> },
+    /// A heap scan ended: `regions` regions and `bytes` bytes read, `references` words found.
+    ScanEnd { ts: u64, regions: u64, bytes: u64, references: u64 },
 }
 
 /// The kind of an [`Event`], for counting.
@@ -99,10 +173,13 @@ pub enum EventKind {
     ThreadName,
     Mark,
     ResidentMemory,
+    ScanRegion,
+    References,
+    ScanEnd,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::Alloc,
         EventKind::Free,
         EventKind::Realloc,
@@ -112,6 +189,9 @@ impl EventKind {
         EventKind::ThreadName,
         EventKind::Mark,
         EventKind::ResidentMemory,
+        EventKind::ScanRegion,
+        EventKind::References,
+        EventKind::ScanEnd,
     ];
 
     pub fn name(self) -> &'static str {
@@ -125,6 +205,9 @@ impl EventKind {
             EventKind::ThreadName => "thread-name",
             EventKind::Mark => "mark",
             EventKind::ResidentMemory => "rss-sample",
+            EventKind::ScanRegion => "scan-region",
+            EventKind::References => "scan-references",
+            EventKind::ScanEnd => "scan-end",
         }
     }
 }
@@ -141,6 +224,9 @@ impl Event<'_> {
             Event::ThreadName { .. } => EventKind::ThreadName,
             Event::Mark { .. } => EventKind::Mark,
             Event::ResidentMemory { .. } => EventKind::ResidentMemory,
+            Event::ScanRegion { .. } => EventKind::ScanRegion,
+            Event::References { .. } => EventKind::References,
+            Event::ScanEnd { .. } => EventKind::ScanEnd,
         }
     }
 
@@ -154,7 +240,10 @@ impl Event<'_> {
             | Event::ModuleUnload { ts, .. }
             | Event::ThreadName { ts, .. }
             | Event::Mark { ts, .. }
-            | Event::ResidentMemory { ts, .. } => Some(ts),
+            | Event::ResidentMemory { ts, .. }
+            | Event::ScanRegion { ts, .. }
+            | Event::References { ts, .. }
+            | Event::ScanEnd { ts, .. } => Some(ts),
             Event::StackNode { .. } => None,
         }
     }
@@ -191,6 +280,11 @@ impl Event<'_> {
             Event::ThreadName { ts, tid, name } => OwnedEvent::ThreadName { ts, tid, name: name.to_vec() },
             Event::Mark { ts, label } => OwnedEvent::Mark { ts, label: label.to_vec() },
             Event::ResidentMemory { ts, bytes } => OwnedEvent::ResidentMemory { ts, bytes },
+            Event::ScanRegion { ts, start, len, kind } => OwnedEvent::ScanRegion { ts, start, len, kind },
+            Event::References { ts, refs } => OwnedEvent::References { ts, refs: refs.iter().collect() },
+            Event::ScanEnd { ts, regions, bytes, references } => {
+                OwnedEvent::ScanEnd { ts, regions, bytes, references }
+            }
         }
     }
 }
@@ -207,6 +301,9 @@ pub enum OwnedEvent {
     ThreadName { ts: u64, tid: u32, name: Vec<u8> },
     Mark { ts: u64, label: Vec<u8> },
     ResidentMemory { ts: u64, bytes: u64 },
+    ScanRegion { ts: u64, start: u64, len: u64, kind: u8 },
+    References { ts: u64, refs: Vec<(u64, u64)> },
+    ScanEnd { ts: u64, regions: u64, bytes: u64, references: u64 },
 }
 
 impl OwnedEvent {
@@ -240,6 +337,13 @@ impl OwnedEvent {
             OwnedEvent::ThreadName { ts, tid, name } => Event::ThreadName { ts: *ts, tid: *tid, name },
             OwnedEvent::Mark { ts, label } => Event::Mark { ts: *ts, label },
             OwnedEvent::ResidentMemory { ts, bytes } => Event::ResidentMemory { ts: *ts, bytes: *bytes },
+            OwnedEvent::ScanRegion { ts, start, len, kind } => {
+                Event::ScanRegion { ts: *ts, start: *start, len: *len, kind: *kind }
+            }
+            OwnedEvent::References { ts, refs } => Event::References { ts: *ts, refs: References::Slice(refs) },
+            OwnedEvent::ScanEnd { ts, regions, bytes, references } => {
+                Event::ScanEnd { ts: *ts, regions: *regions, bytes: *bytes, references: *references }
+            }
         }
     }
 }

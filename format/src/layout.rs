@@ -6,7 +6,7 @@ pub const MAGIC: [u8; 8] = *b"LVTRACE\0";
 /// size with its two low bits in the tag); its layout is version 1's.
 pub const VERSION_MAJOR: u16 = 2;
 /// Compatible additions (new event sub-kinds, appended metadata fields) bump the minor version.
-pub const VERSION_MINOR: u16 = 1;
+pub const VERSION_MINOR: u16 = 2;
 /// The oldest major version readers still read (every event kind of it is still decoded).
 pub const OLDEST_READABLE_MAJOR: u16 = 1;
 

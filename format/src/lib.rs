@@ -33,7 +33,7 @@ mod writer;
 
 pub use codec::{DecodeState, DeltaState, EncodeState, MAX_HOT_EVENT_LEN, decode_event, encode_event};
 pub use error::{DecodeError, ReadError, WriteError};
-pub use event::{Event, EventKind, OwnedEvent, Segment, Segments};
+pub use event::{Event, EventKind, OwnedEvent, References, Segment, Segments, region_kind};
 pub use exec_end::finish_replaced_image;
 pub use metadata::{RecorderKind, TraceMetadata, display_command};
 pub use process::{process_running, start_ticks_in_stat};

@@ -137,7 +137,7 @@ fn shorten(s: &str, max: usize) -> String {
 }
 
 /// Metadata fields appended after version 1.0 that a trace of version `major.minor` holds:
-/// 1.1 appended one, 2.0 holds the same fields as 1.1, 2.1 added an event sub-kind and no
+/// 1.1 appended one, 2.0 holds the same fields as 1.1, 2.1 and 2.2 added event sub-kinds and no
 /// field. (A minor that appends a field adds its count here.)
 fn appended_fields(major: u16, minor: u16) -> usize {
     match major {

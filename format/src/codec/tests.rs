@@ -135,6 +135,13 @@ fn every_kind_round_trips() {
         Event::ResidentMemory { ts: 1100, bytes: 0 },
         Event::ResidentMemory { ts: 1100, bytes: 37 << 20 },
         Event::ResidentMemory { ts: 1110, bytes: u64::MAX },
+        Event::ScanRegion { ts: 1120, start: 0x5555_0000_0000, len: 1 << 20, kind: 3 },
+        Event::References {
+            ts: 1120,
+            refs: References::Slice(&[(0x5555_0000_0010, 0x5555_0000_2000), (0x5555_0000_0018, 8), (u64::MAX, 0)]),
+        },
+        Event::References { ts: 1121, refs: References::Slice(&[]) },
+        Event::ScanEnd { ts: 1130, regions: 12, bytes: 40 << 20, references: 3 },
     ]);
 }
 
@@ -338,4 +345,24 @@ fn resident_memory_with_fields_of_a_later_minor_still_decodes() {
     let got = decode_event(&mut DeltaState::new(10), &input, &mut pos).expect("decodes");
     assert_eq!(got, Some(Event::ResidentMemory { ts: 15, bytes: 300 }));
     assert_eq!(pos, input.len());
+}
+
+#[test]
+fn references_cost_the_deltas_of_their_locations_and_values() {
+    // Two words 8 bytes apart pointing 64 bytes apart: a location delta and a value delta of one
+    // byte each after the first pair.
+    let one = [(0x7f00_0000_1000u64, 0x5555_0000_2000u64)];
+    let two = [(0x7f00_0000_1000u64, 0x5555_0000_2000u64), (0x7f00_0000_1008, 0x5555_0000_2040)];
+    let len = |refs: &[(u64, u64)]| round_trip(&[Event::References { ts: 1001, refs: References::Slice(refs) }]).len();
+    assert_eq!(len(&two) - len(&one), 1 + 2, "8 is one byte; zigzag(64) = 128 takes two");
+}
+
+#[test]
+fn a_references_event_cut_short_is_an_error() {
+    let refs = [(0x1000u64, 0x2000u64), (0x1008, 0x2008)];
+    let encoded = round_trip(&[Event::References { ts: 1005, refs: References::Slice(&refs) }]);
+    // Claim one pair more than the payload holds: the payload length stays, so the count lies.
+    let mut lying = encoded.clone();
+    lying[3] = 3;
+    assert!(decode_event(&mut DeltaState::new(0), &lying, &mut 0).is_err(), "{lying:02x?}");
 }
