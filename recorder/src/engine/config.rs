@@ -15,6 +15,8 @@
 //!   calibrated TSC (see clock.rs).
 //! - `LEAKVIEW_RSS_INTERVAL_MS`: milliseconds between samples of the resident set size (default
 //!   10; 0: none).
+//! - `LEAKVIEW_HEAP_SCAN=1`: at exit, scan the process's memory for references to heap blocks
+//!   (see heap_scan.rs), so the analyzer can tell lost blocks from reachable ones.
 //! - `LEAKVIEW_ONLY_CHILD_OF=PID`: record only in a process whose parent is PID (`leakview
 //!   record --no-children` gives its own pid: the program it starts and the images that program
 //!   execs record; processes it forks, and what they run, do not).
@@ -30,6 +32,7 @@ pub const ENV_STACK_VERIFY: &str = "LEAKVIEW_STACK_VERIFY";
 pub const ENV_CLOCK: &str = "LEAKVIEW_CLOCK";
 pub const ENV_ONLY_CHILD_OF: &str = "LEAKVIEW_ONLY_CHILD_OF";
 pub const ENV_RSS_INTERVAL_MS: &str = "LEAKVIEW_RSS_INTERVAL_MS";
+pub const ENV_HEAP_SCAN: &str = "LEAKVIEW_HEAP_SCAN";
 
 /// The settings of one recording.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +49,8 @@ pub struct Config {
     pub tsc_clock: bool,
     /// Time between samples of the resident set size (0: none).
     pub rss_interval_ns: u64,
+    /// Scan memory for references to heap blocks at exit (default off).
+    pub heap_scan: bool,
 }
 
 fn getenv(name: &str) -> Option<Vec<u8>> {
@@ -106,6 +111,7 @@ impl Config {
             verify_stacks: getenv(ENV_STACK_VERIFY).as_deref() == Some(b"1"),
             tsc_clock: getenv(ENV_CLOCK).as_deref() != Some(b"monotonic"),
             rss_interval_ns: parse_rss_interval(getenv(ENV_RSS_INTERVAL_MS).as_deref()),
+            heap_scan: getenv(ENV_HEAP_SCAN).as_deref() == Some(b"1"),
         }
     }
 }

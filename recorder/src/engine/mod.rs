@@ -25,10 +25,13 @@ pub mod config;
 pub mod deferred;
 pub mod elf;
 pub mod fork_canary;
+pub mod heap_scan;
 #[cfg(target_arch = "x86_64")]
 pub mod kept_stacks;
+pub mod memory_map;
 pub mod modules;
 pub mod output;
+pub mod own_memory;
 pub mod recorder;
 pub mod resident;
 #[cfg(target_arch = "x86_64")]

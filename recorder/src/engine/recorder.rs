@@ -5,6 +5,7 @@ use leakview_format::Event;
 
 use crate::engine::clock;
 use crate::engine::deferred::{self, DeferredEvent, DeferredKind};
+use crate::engine::heap_scan;
 use crate::engine::modules;
 use crate::engine::modules::Snapshot;
 use crate::engine::resident;
@@ -564,6 +565,7 @@ pub fn process_exit() {
     };
     session::settle_thread(guard.state());
     record_final_resident(guard.state());
+    scan_heap(guard.state());
     let lost = deferred::lost();
     if lost > 0 {
         let mut line = sys::Line::new();
@@ -573,6 +575,26 @@ pub fn process_exit() {
         sys::warn(line.as_bytes());
     }
     session::finish();
+}
+
+/// The heap scan at exit, when asked for (see heap_scan.rs); a scan that cannot run or finish
+/// says why in one warning and leaves the trace without a scan end.
+fn scan_heap(state: &mut ThreadState) {
+    let Some(session) = session::current() else { return };
+    if !session.heap_scan || session.stopped() || session.pid != sys::getpid() {
+        return;
+    }
+    let here = 0u64;
+    let sp = &raw const here as u64;
+    let ts = clock::monotonic_ns();
+    let stream = state.bind(session.id);
+    if let Err(failure) = heap_scan::scan(session, stream, ts, std::hint::black_box(sp)) {
+        let mut line = sys::Line::new();
+        line.push(b"leakview: no leak kinds for this run: ");
+        line.push(failure.message());
+        line.push(b"\n");
+        sys::warn(line.as_bytes());
+    }
 }
 
 /// The resident set size at the end, as the last sample.

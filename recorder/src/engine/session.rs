@@ -16,6 +16,7 @@ use leakview_format::{Event, RecorderKind, TraceMetadata, TraceWriter, WriteErro
 use crate::engine::config::{self, Config};
 use crate::engine::modules::{self, ModuleRegistry};
 use crate::engine::output;
+use crate::engine::own_memory;
 use crate::engine::sys;
 use crate::engine::thread::{self, ThreadState};
 use crate::engine::trie::StackTable;
@@ -51,6 +52,8 @@ pub struct Session {
     /// `stack_reuse` and not `verify_stacks`: a kept stack found is the capture's result.
     pub kept_stacks_as_found: bool,
     pub path: PathBuf,
+    /// Scan memory for references to heap blocks at exit (`LEAKVIEW_HEAP_SCAN`; preload only).
+    pub heap_scan: bool,
     warned: AtomicBool,
     /// Under `leakview record` (a manifest is set), which tells of traces cut short once for the
     /// whole run: this process then says nothing of it on the program's stderr.
@@ -215,6 +218,9 @@ fn start(
     let executable = modules::executable_path();
     let start_ts = clock::monotonic_ns();
     resident::configure(config.rss_interval_ns, start_ts);
+    if config.heap_scan {
+        own_memory::track_dead_stacks();
+    }
     let metadata = TraceMetadata {
         pid,
         // SAFETY: getppid cannot fail.
@@ -258,6 +264,7 @@ fn start(
         verify_stacks: config.verify_stacks,
         kept_stacks_as_found: config.stack_reuse && !config.verify_stacks,
         path,
+        heap_scan: config.heap_scan && profile.kind == RecorderKind::Preload,
         warned: AtomicBool::new(false),
         quiet_when_cut_short: config.manifest.is_some(),
     };

@@ -3,11 +3,15 @@
 
 use std::ptr::NonNull;
 
+use crate::engine::own_memory;
+
 /// An anonymous private mapping, reserved with `MAP_NORESERVE`: untouched pages cost nothing.
 /// The engine's own memory comes from here, never from the program's allocator.
 pub struct Region {
     ptr: NonNull<u8>,
     len: usize,
+    /// Its slot in the list of the recorder's own memory (see [`own_memory`]), if listed.
+    listed: Option<u32>,
 }
 
 // SAFETY: a region is plain memory; the types built on it synchronise their own accesses.
@@ -33,7 +37,9 @@ impl Region {
         if ptr == libc::MAP_FAILED {
             return None;
         }
-        NonNull::new(ptr.cast::<u8>()).map(|ptr| Region { ptr, len })
+        let ptr = NonNull::new(ptr.cast::<u8>())?;
+        let listed = own_memory::add_region(ptr.as_ptr() as u64, len as u64);
+        Some(Region { ptr, len, listed })
     }
 
     pub fn as_ptr(&self) -> *mut u8 {
@@ -51,6 +57,9 @@ impl Region {
 
 impl Drop for Region {
     fn drop(&mut self) {
+        if let Some(slot) = self.listed {
+            own_memory::remove_region(slot);
+        }
         // SAFETY: unmapping the mapping this region created; its users are gone (`&mut self`).
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }

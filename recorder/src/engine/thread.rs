@@ -14,6 +14,7 @@ use leakview_format::ThreadStream;
 
 use crate::engine::capture_pool;
 use crate::engine::deferred::Deferred;
+use crate::engine::own_memory;
 use crate::engine::side_stack::SideStack;
 use crate::engine::stack::{self, CaptureState};
 use crate::engine::sys;
@@ -224,6 +225,13 @@ unsafe extern "C" fn on_thread_exit(ptr: *mut c_void) {
         hook(state);
     }
     state.drop_capture();
+    if state.stack_known != 0 {
+        // What lies below this frame is dead from now on; the frames above (the thread's exit
+        // path) and its descriptor at the top of the stack stay readable, as memcheck has them.
+        let here = 0u64;
+        let sp = (&raw const here as u64).clamp(state.stack_low, state.stack_high);
+        own_memory::stack_died(ptr as u64, state.stack_low, std::hint::black_box(sp));
+    }
     state.status = EXITED;
     state.guard -= 1;
     sys::set_errno(saved);
@@ -315,6 +323,9 @@ impl ThreadState {
         if self.status == FRESH {
             self.tid = sys::gettid();
             self.status = ACTIVE;
+            let block = (self as *mut ThreadState) as u64;
+            own_memory::add_tls_block(block, TLS_BLOCK_SIZE as u64);
+            own_memory::stack_lives(block);
             if let Some(key) = exit_key() {
                 // SAFETY: storing our own TLS block pointer under our key; glibc may allocate
                 // for keys ≥ 32, which the held guard passes straight through.
