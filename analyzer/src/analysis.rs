@@ -11,11 +11,13 @@ use crate::alike::ShownStackId;
 use crate::error::{LoadError, WhenError};
 use crate::frames::{FrameCache, Frames};
 use crate::group::{self, Group, GroupBy, Grouping, ScratchPool, Snapshot};
+use crate::heap_scan::{HeapScan, ScanFound};
 use crate::index::TimeIndex;
 use crate::lifetimes::{LifetimeStore, LiveBlock};
 use crate::load::{self, Loaded};
 use crate::model::{Block, BlockId, LiveTotals, Mark, StackId, Summary, ThreadIndex, ThreadInfo, Totals};
 use crate::progress::Progress;
+use crate::reachability::{LeakKindSet, LeakKinds};
 use crate::resident::ResidentMemory;
 use crate::selection::{self, Selection, TemporaryBlocks};
 use crate::stacks::StackTable;
@@ -50,6 +52,9 @@ pub struct Analysis {
     frames: FrameCache,
     /// Which blocks are temporary, found on first use.
     temporary: OnceLock<TemporaryBlocks>,
+    heap_scan: ScanFound,
+    /// The leak kinds of the blocks outstanding at the end, found on first use.
+    leak_kinds: OnceLock<Option<LeakKinds>>,
 }
 
 impl std::fmt::Debug for Analysis {
@@ -73,7 +78,7 @@ impl Analysis {
         options: &LoadOptions,
         progress: &dyn Progress,
     ) -> Result<Self, LoadError> {
-        let Loaded { summary, store, index, timeline, stacks, threads, marks, modules, resident } =
+        let Loaded { summary, store, index, timeline, stacks, threads, marks, modules, resident, heap_scan } =
             load::load(reader, progress)?;
         let frames = FrameCache::new(Symbolizer::new(modules.clone(), options.symbolize.clone()));
         Ok(Analysis {
@@ -89,6 +94,8 @@ impl Analysis {
             resident,
             frames,
             temporary: OnceLock::new(),
+            heap_scan,
+            leak_kinds: OnceLock::new(),
         })
     }
 
@@ -244,6 +251,47 @@ impl Analysis {
         };
         let ids = self.allocated_ids(t, window);
         self.snapshot_of(t, selection::allocated_blocks(&self.store, ids, t, temporary))
+    }
+
+    /// The heap scan the recorder took at exit (`leakview record --leak-kinds`), if the trace
+    /// holds a complete one.
+    pub fn heap_scan(&self) -> Option<&HeapScan> {
+        match &self.heap_scan {
+            ScanFound::Complete(scan) => Some(scan),
+            _ => None,
+        }
+    }
+
+    /// Whether the trace holds a heap scan's events but not its end: the scan was interrupted,
+    /// and no leak kinds are known.
+    pub fn heap_scan_interrupted(&self) -> bool {
+        matches!(self.heap_scan, ScanFound::Interrupted)
+    }
+
+    /// The leak kind (definitely lost, ..., see [`crate::reachability`]) of every block
+    /// outstanding at the end of the trace; `None` without a complete heap scan. Worked out on
+    /// first use (a search over the blocks live at the scan and the scanned words).
+    pub fn leak_kinds(&self) -> Option<&LeakKinds> {
+        self.leak_kinds
+            .get_or_init(|| {
+                let scan = self.heap_scan()?;
+                let end = self.summary.duration_ns;
+                let scan_ns = scan.at_ns().min(end);
+                let at_scan = self.index.live_at(&self.store, scan_ns);
+                let at_end = self.index.live_at(&self.store, end);
+                Some(LeakKinds::find(&self.store, scan, scan_ns, &at_scan, &at_end))
+            })
+            .as_ref()
+    }
+
+    /// Those blocks of `snapshot` that were outstanding at the end of the trace with a leak kind
+    /// in `kinds` (none without a complete heap scan).
+    pub fn of_leak_kinds(&self, snapshot: &Snapshot, kinds: LeakKindSet) -> Snapshot {
+        let blocks = match self.leak_kinds() {
+            Some(found) => found.select(&snapshot.blocks, kinds),
+            None => Vec::new(),
+        };
+        self.snapshot_of(snapshot.at_ns, blocks)
     }
 
     /// How many blocks of the whole trace are temporary (see [`Selection::Temporary`]).

@@ -1,6 +1,7 @@
-//! The CI gate behind `leakview check`: outstanding blocks at a moment, minus the runtimes' own
-//! (unless asked to count them, see [`crate::runtime_blocks`]) and those whose stack matches a
-//! suppression rule. Any block left is a leak.
+//! The CI gate behind `leakview check`: outstanding blocks at a moment (optionally only those of
+//! some leak kinds, see [`crate::reachability`]), minus the runtimes' own (unless asked to count
+//! them, see [`crate::runtime_blocks`]) and those whose stack matches a suppression rule. Any
+//! block left is a leak.
 
 use std::fmt::Write;
 
@@ -8,6 +9,7 @@ use crate::analysis::Analysis;
 use crate::group::{Group, GroupBy, GroupKey};
 use crate::model::LiveTotals;
 use crate::progress::Progress;
+use crate::reachability::LeakKindSet;
 use crate::report::units::{bytes, plural};
 use crate::runtime_blocks::is_runtime_block;
 use crate::suggest::{SuggestedSuppression, suggest};
@@ -37,6 +39,10 @@ pub struct CheckOutcome {
     pub window: AllocWindow,
     /// Everything outstanding at `at_ns`.
     pub outstanding: LiveTotals,
+    /// Only blocks of these leak kinds were checked.
+    pub leak_kinds: Option<LeakKindSet>,
+    /// Outstanding blocks of other leak kinds than those checked, left out of the verdict.
+    pub other_kinds: LiveTotals,
     /// Outstanding and not suppressed.
     pub leaked: LiveTotals,
     /// The runtimes' own blocks, when they are not counted.
@@ -128,6 +134,13 @@ impl CheckOutcome {
                 (true, false) => "all the runtimes' own",
                 _ => "all suppressed",
             };
+            let why = match self.leak_kinds.filter(|_| self.other_kinds.blocks > 0) {
+                Some(kinds) if self.runtime.blocks + self.suppressed.blocks == 0 => {
+                    format!("none {}", kinds.describe())
+                }
+                Some(kinds) => format!("not {}, {}", kinds.describe(), why.trim_start_matches("all ")),
+                None => why.to_string(),
+            };
             let _ = writeln!(
                 out,
                 "ok: no leaks at {when} ({at}); {} in {} outstanding, {why}",
@@ -135,9 +148,10 @@ impl CheckOutcome {
                 plural(self.outstanding.blocks, "block", "blocks")
             );
         } else {
+            let kinds = self.leak_kinds.map(|k| format!(" ({})", k.describe())).unwrap_or_default();
             let _ = writeln!(
                 out,
-                "leaks: {} in {} outstanding at {when} ({at}) from {}",
+                "leaks: {} in {} outstanding{kinds} at {when} ({at}) from {}",
                 bytes(self.leaked.bytes),
                 plural(self.leaked.blocks, "block", "blocks"),
                 plural(self.leaks.len() as u64, "stack", "stacks")
@@ -160,6 +174,15 @@ impl CheckOutcome {
                     plural((self.leaks.len() - LISTED) as u64, "stack", "stacks")
                 );
             }
+        }
+        if let Some(kinds) = self.leak_kinds.filter(|_| self.other_kinds.blocks > 0) {
+            let _ = writeln!(
+                out,
+                "\nnot checked: {} in {} outstanding at the end, not {}",
+                bytes(self.other_kinds.bytes),
+                plural(self.other_kinds.blocks, "block", "blocks"),
+                kinds.describe()
+            );
         }
         if self.runtime.blocks > 0 {
             let _ = writeln!(
@@ -208,7 +231,30 @@ pub fn check(
     runtime: RuntimeBlocks,
     progress: &dyn Progress,
 ) -> CheckOutcome {
-    let snapshot = analysis.outstanding_in(at_ns, window);
+    check_leak_kinds(analysis, at_ns, window, suppressions, runtime, None, progress)
+}
+
+/// [`check`] of only the blocks whose leak kind is in `leak_kinds` (when given: see
+/// [`Analysis::leak_kinds`]; a trace without a complete heap scan has none, and every block is
+/// then of other kinds). The blocks of other kinds are totalled apart.
+pub fn check_leak_kinds(
+    analysis: &Analysis,
+    at_ns: u64,
+    window: &AllocWindow,
+    suppressions: &Suppressions,
+    runtime: RuntimeBlocks,
+    leak_kinds: Option<LeakKindSet>,
+    progress: &dyn Progress,
+) -> CheckOutcome {
+    let outstanding = analysis.outstanding_in(at_ns, window);
+    let snapshot = match leak_kinds {
+        Some(kinds) => analysis.of_leak_kinds(&outstanding, kinds),
+        None => outstanding.clone(),
+    };
+    let all = outstanding.totals();
+    let checked = snapshot.totals();
+    let other_kinds =
+        LiveTotals { blocks: all.blocks - checked.blocks, bytes: all.bytes.saturating_sub(checked.bytes) };
     // Symbolizes every stack; stacks that read the same are one group (their shown frames, which
     // the suppressions and the runtimes' rules look at, are equal).
     let groups = analysis.group_merged_with_progress(&snapshot, GroupBy::Stack, progress).all();
@@ -216,7 +262,9 @@ pub fn check(
     let mut outcome = CheckOutcome {
         at_ns,
         window: window.clone(),
-        outstanding: snapshot.totals(),
+        outstanding: all,
+        leak_kinds,
+        other_kinds,
         leaked: LiveTotals::default(),
         runtime: LiveTotals::default(),
         suppressed: LiveTotals::default(),

@@ -8,7 +8,8 @@ use crate::analysis::Analysis;
 use crate::check::CheckOutcome;
 use crate::group::GroupKey;
 use crate::model::LiveTotals;
-use crate::report::{JSON_SCHEMA, frame_json, trace_json};
+use crate::reachability::LeakKind;
+use crate::report::{JSON_SCHEMA, frame_json, leak_kinds_json, trace_json};
 use crate::suppress::RuleKind;
 
 fn totals_json(totals: &LiveTotals) -> Value {
@@ -56,7 +57,7 @@ pub(crate) fn render(outcome: &CheckOutcome, analysis: &Analysis, when: &str) ->
         .into_iter()
         .map(|s| json!({ "line": s.line, "leaks": s.matches }))
         .collect();
-    let doc = json!({
+    let mut doc = json!({
         "schema": JSON_SCHEMA,
         "trace": trace_json(analysis.summary()),
         "at": when,
@@ -72,6 +73,13 @@ pub(crate) fn render(outcome: &CheckOutcome, analysis: &Analysis, when: &str) ->
         "suppressions": rules,
         "suggested_suppressions": suggested,
     });
+    if let Some(kinds) = analysis.leak_kinds() {
+        doc["leak_kinds"] = leak_kinds_json(kinds);
+    }
+    if let Some(checked) = outcome.leak_kinds {
+        doc["leak_kinds_checked"] = json!(checked.kinds().map(LeakKind::json_key).collect::<Vec<_>>());
+        doc["other_kinds"] = totals_json(&outcome.other_kinds);
+    }
     let mut out = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".to_string());
     out.push('\n');
     out

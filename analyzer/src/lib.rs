@@ -24,7 +24,8 @@
 //! `selection` (outstanding, allocated or temporary blocks), `group` (grouping and ranking),
 //! `frames` + `trim` (symbol cache, allocator-frame trimming), `alike` (stacks that read the
 //! same), `symbolize` (addresses to frames), `suppress` (LeakSanitizer-style suppressions), `suspects` (leak suspects ranked with their
-//! evidence), `report` (text, JSON, folded).
+//! evidence), `heap_scan` (the heap scan at exit) + `reachability` (memcheck's leak kinds from
+//! it), `report` (text, JSON, folded).
 
 #![forbid(unsafe_code)]
 
@@ -38,6 +39,7 @@ mod error;
 mod frames;
 pub mod group;
 mod hashing;
+mod heap_scan;
 mod index;
 mod lifetimes;
 mod liveness;
@@ -45,6 +47,7 @@ mod load;
 mod model;
 mod over_time;
 mod progress;
+pub mod reachability;
 pub mod report;
 pub mod resident;
 mod runtime_blocks;
@@ -62,16 +65,18 @@ mod window;
 pub use alike::ShownStackId;
 pub use analysis::{Analysis, LoadOptions};
 pub use call_tree::{CallTreeLine, TreeOrder, TreePart, call_tree_lines};
-pub use check::{CheckOutcome, RuntimeBlocks, check};
+pub use check::{CheckOutcome, RuntimeBlocks, check, check_leak_kinds};
 pub use diff::{Comparison, Diff, DiffBy, DiffGroup, DiffReport, DiffStatus, Side};
 pub use error::{LoadError, WhenError};
 pub use frames::Frames;
 pub use group::{Group, GroupBy, GroupKey, Grouping, Snapshot, SortBy, size_class, size_class_bounds};
 pub use hashing::{IntHasher, IntMap, IntSet};
+pub use heap_scan::{HeapScan, ScanRegion, ScanTotals};
 pub use model::{
     Block, BlockId, EventCounts, LiveTotals, Mark, StackId, Summary, ThreadIndex, ThreadInfo, Totals,
 };
 pub use progress::{NoProgress, Progress, Stage};
+pub use reachability::{LeakKind, LeakKindError, LeakKindSet, LeakKinds};
 pub use report::{FlameGraphError, Report, ReportSpec};
 pub use resident::{ResidentMemory, ResidentSample};
 pub use selection::Selection;

@@ -209,6 +209,21 @@ impl LifetimeStore {
         }
     }
 
+    /// The address of block `i` (0 for an id out of range).
+    #[inline]
+    pub fn address(&self, i: u32) -> u64 {
+        self.addr.get(i as usize).copied().unwrap_or(0)
+    }
+
+    /// (address, size) of block `i` ((0, 0) for an id out of range).
+    #[inline]
+    pub fn extent(&self, i: u32) -> (u64, u64) {
+        match self.entries.get(i as usize) {
+            Some(e) => (self.address(i), self.full_size(i, e.size32)),
+            None => (0, 0),
+        }
+    }
+
     /// (alloc time, size, site) of block `i`, read together.
     #[inline]
     pub fn fields(&self, i: u32) -> (u64, u64, Site) {

@@ -78,6 +78,12 @@ pub struct EventCounts {
     pub thread_name: u64,
     pub mark: u64,
     pub resident_memory: u64,
+    /// Heap scan at exit (format 2.2): regions read.
+    pub scan_region: u64,
+    /// Heap scan at exit: events listing the words that may point into the heap.
+    pub references: u64,
+    /// Heap scan at exit: its end.
+    pub scan_end: u64,
 }
 
 impl EventCounts {
@@ -92,6 +98,9 @@ impl EventCounts {
             + self.thread_name
             + self.mark
             + self.resident_memory
+            + self.scan_region
+            + self.references
+            + self.scan_end
     }
 
     /// Adds another count into this one.
@@ -105,10 +114,13 @@ impl EventCounts {
         self.thread_name += other.thread_name;
         self.mark += other.mark;
         self.resident_memory += other.resident_memory;
+        self.scan_region += other.scan_region;
+        self.references += other.references;
+        self.scan_end += other.scan_end;
     }
 
     /// `(kind name, count)` pairs in a fixed order, for display.
-    pub fn by_kind(&self) -> [(&'static str, u64); 9] {
+    pub fn by_kind(&self) -> [(&'static str, u64); 12] {
         [
             ("alloc", self.alloc),
             ("free", self.free),
@@ -119,6 +131,9 @@ impl EventCounts {
             ("thread-name", self.thread_name),
             ("mark", self.mark),
             ("rss-sample", self.resident_memory),
+            ("scan-region", self.scan_region),
+            ("scan-references", self.references),
+            ("scan-end", self.scan_end),
         ]
     }
 }

@@ -234,6 +234,7 @@ fn the_call_tree_merges_stacks_from_main_down() {
         by: GroupBy::Stack,
         sort: SortBy::Bytes,
         top,
+        leak_kinds: None,
     };
     let text = Report::build(&a, &spec(0), &NoProgress).to_tree(TreeOrder::TopDown);
     let drawn: Vec<&str> = text.lines().skip_while(|l| !l.contains("call tree")).skip(1).collect();

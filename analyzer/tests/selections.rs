@@ -40,6 +40,7 @@ fn spec(at_ns: u64, selection: Selection, sort: SortBy) -> ReportSpec {
         by: GroupBy::Stack,
         sort,
         top: 0,
+        leak_kinds: None,
     }
 }
 

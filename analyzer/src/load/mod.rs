@@ -34,6 +34,7 @@ use std::path::PathBuf;
 use leakview_format::{RecorderKind, TraceReader};
 
 use crate::error::LoadError;
+use crate::heap_scan::{ScanFound, ScanParts};
 use crate::index::{IndexBuild, IndexBuilder, TimeIndex, apply_peak};
 use crate::lifetimes::LifetimeStore;
 use crate::model::{EventCounts, LiveTotals, Mark, Summary, ThreadInfo, Totals};
@@ -59,6 +60,7 @@ pub(crate) struct Loaded {
     pub marks: Vec<Mark>,
     pub modules: Vec<ModuleInfo>,
     pub resident: ResidentMemory,
+    pub heap_scan: ScanFound,
 }
 
 fn check_cancel(progress: &dyn Progress) -> Result<(), LoadError> {
@@ -215,7 +217,7 @@ fn load_in(
 
     let undecodable_chunks = scans.iter().filter(|s| s.undecodable).count() as u64;
     let last_event_ns = scans.iter().filter_map(|s| s.max_ts).max().map_or(0, |ts| ts.saturating_sub(origin));
-    let SmallRecords { stacks, threads, marks, modules, resident } =
+    let SmallRecords { stacks, threads, marks, modules, resident, heap_scan } =
         collect_small_records(scans, &tids, origin);
     let damaged = u64::from(reader.damaged_chunks()) + u64::from(reader.missing_chunks());
     let summary = Summary {
@@ -245,7 +247,7 @@ fn load_in(
         totals,
         outstanding_at_end,
     };
-    Ok(Some(Loaded { summary, store, index, timeline, stacks, threads, marks, modules, resident }))
+    Ok(Some(Loaded { summary, store, index, timeline, stacks, threads, marks, modules, resident, heap_scan }))
 }
 
 /// What a load gathers from the chunks' small records.
@@ -255,6 +257,7 @@ struct SmallRecords {
     marks: Vec<Mark>,
     modules: Vec<ModuleInfo>,
     resident: ResidentMemory,
+    heap_scan: ScanFound,
 }
 
 fn collect_small_records(scans: Vec<ChunkScan>, tids: &[u32], origin: u64) -> SmallRecords {
@@ -263,7 +266,9 @@ fn collect_small_records(scans: Vec<ChunkScan>, tids: &[u32], origin: u64) -> Sm
     let mut raw_marks: Vec<(u64, String)> = Vec::new();
     let mut module_events: Vec<ModuleEvent> = Vec::new();
     let mut resident = Vec::new();
+    let mut heap_scan = ScanParts::default();
     for s in scans {
+        heap_scan.merge(s.heap_scan);
         nodes.extend(s.nodes);
         for (ts, tid, name) in s.thread_names {
             let e = names.entry(tid).or_insert((ts, name.clone()));
@@ -317,6 +322,7 @@ fn collect_small_records(scans: Vec<ChunkScan>, tids: &[u32], origin: u64) -> Sm
         marks,
         modules,
         resident: ResidentMemory::new(resident),
+        heap_scan: heap_scan.finish(origin),
     }
 }
 

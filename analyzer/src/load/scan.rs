@@ -1,6 +1,6 @@
 //! What a load learns about each chunk besides its allocations and frees: event counts, time
 //! span, and the small records (stack nodes, modules, thread names, marks, resident memory
-//! samples). The replay's decoder gathers it as it goes ([`ChunkScan::observe`]). A separate
+//! samples, the heap scan at exit). The replay's decoder gathers it as it goes ([`ChunkScan::observe`]). A separate
 //! scan pass over all chunks ([`scan_all`]) is needed only when a trace does not say its own
 //! time span (it was not finished cleanly, or its timestamps fall outside the span its header
 //! gives).
@@ -8,6 +8,7 @@
 use leakview_format::{ChunkInfo, Event, TraceReader};
 use rayon::prelude::*;
 
+use crate::heap_scan::{ScanParts, ScanTotals};
 use crate::model::EventCounts;
 use crate::progress::Progress;
 
@@ -48,6 +49,8 @@ pub(crate) struct ChunkScan {
     pub marks: Vec<(u64, String)>,
     /// (ts, resident set size in bytes)
     pub resident: Vec<(u64, u64)>,
+    /// The heap scan's events in this chunk.
+    pub heap_scan: ScanParts,
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -116,6 +119,21 @@ impl ChunkScan {
                 c.resident_memory += 1;
                 self.saw_time(ts);
                 self.resident.push((ts, bytes));
+            }
+            Event::ScanRegion { ts, start, len, kind } => {
+                c.scan_region += 1;
+                self.saw_time(ts);
+                self.heap_scan.region(ts, start, len, kind);
+            }
+            Event::References { ts, ref refs } => {
+                c.references += 1;
+                self.saw_time(ts);
+                self.heap_scan.references(ts, refs);
+            }
+            Event::ScanEnd { ts, regions, bytes, references } => {
+                c.scan_end += 1;
+                self.saw_time(ts);
+                self.heap_scan.end(ts, ScanTotals { regions, bytes, references });
             }
         }
     }

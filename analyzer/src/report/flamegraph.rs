@@ -58,10 +58,11 @@ pub(crate) fn draw<'l>(
 /// `Outstanding at end (1.2s): ./server --port 80 (pid 4242)`.
 fn title(report: &Report<'_>) -> String {
     let s = report.analysis.summary();
-    let which = match report.selection {
-        Selection::Outstanding => "Outstanding at",
-        Selection::Allocated => "Allocated by",
-        Selection::Temporary => "Temporary by",
+    let which = match (report.selection, report.leak_kinds) {
+        (Selection::Outstanding, Some(kinds)) => format!("Outstanding ({}) at", kinds.describe()),
+        (Selection::Outstanding, None) => "Outstanding at".to_string(),
+        (Selection::Allocated, _) => "Allocated by".to_string(),
+        (Selection::Temporary, _) => "Temporary by".to_string(),
     };
     format!("{which} {} ({}): {}", report.when, duration(report.at_ns), program_and_pid(s))
 }

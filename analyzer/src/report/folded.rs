@@ -12,8 +12,7 @@ pub(super) fn render(report: &Report<'_>) -> String {
     let by_stack = if report.grouping.by == GroupBy::Stack {
         report.grouping.clone()
     } else {
-        let mut grouping =
-            a.group_merged(&a.select(report.at_ns, &report.window, report.selection), GroupBy::Stack);
+        let mut grouping = a.group_merged(&report.snapshot(), GroupBy::Stack);
         if report.sort != SortBy::Bytes {
             grouping.sort(report.sort);
         }

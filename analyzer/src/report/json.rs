@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use super::Report;
 use crate::group::{GroupKey, SortBy, size_class_bounds};
 use crate::model::Summary;
+use crate::reachability::{LeakKind, LeakKinds};
 use crate::resident::ResidentMemory;
 use crate::selection::Selection;
 use crate::symbolize::Frame;
@@ -55,6 +56,16 @@ pub fn rss_json(memory: &ResidentMemory, at_ns: u64) -> Value {
     })
 }
 
+/// The `leak_kinds` object: blocks and bytes outstanding at the end by kind (`not_scanned` too).
+pub fn leak_kinds_json(kinds: &LeakKinds) -> Value {
+    let mut v = json!({});
+    for kind in LeakKind::ALL {
+        let t = kinds.totals(kind);
+        v[kind.json_key()] = json!({ "blocks": t.blocks, "bytes": t.bytes });
+    }
+    v
+}
+
 pub(super) fn render(report: &Report<'_>) -> String {
     let a = report.analysis;
     let s = a.summary();
@@ -94,11 +105,10 @@ pub(super) fn render(report: &Report<'_>) -> String {
         .collect();
     let selected = report.grouping.totals;
     // Outstanding at the moment (within the window) whatever the report counts.
-    let outstanding = match report.selection {
-        Selection::Outstanding => selected,
-        _ => a.outstanding_in(report.at_ns, &report.window).totals(),
-    };
-    let doc = json!({
+    let counts_outstanding = report.selection == Selection::Outstanding && report.leak_kinds.is_none();
+    let outstanding =
+        if counts_outstanding { selected } else { a.outstanding_in(report.at_ns, &report.window).totals() };
+    let mut doc = json!({
         "schema": JSON_SCHEMA,
         "trace": trace_json(s),
         "at": report.when,
@@ -120,7 +130,7 @@ pub(super) fn render(report: &Report<'_>) -> String {
         "outstanding": {
             "blocks": outstanding.blocks,
             "bytes": outstanding.bytes,
-            "groups": if report.selection == Selection::Outstanding {
+            "groups": if counts_outstanding {
                 json!(report.grouping.len())
             } else {
                 Value::Null
@@ -134,6 +144,12 @@ pub(super) fn render(report: &Report<'_>) -> String {
         },
         "groups": groups,
     });
+    if let Some(kinds) = a.leak_kinds() {
+        doc["leak_kinds"] = leak_kinds_json(kinds);
+    }
+    if let Some(selected) = report.leak_kinds {
+        doc["leak_kinds_selected"] = json!(selected.kinds().map(LeakKind::json_key).collect::<Vec<_>>());
+    }
     let mut out = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".to_string());
     out.push('\n');
     out

@@ -13,14 +13,16 @@ pub mod units;
 use crate::analysis::Analysis;
 use crate::call_tree::TreeOrder;
 use crate::frames::Frames;
-use crate::group::{Group, GroupBy, GroupKey, Grouping, SortBy};
+use crate::group::{Group, GroupBy, GroupKey, Grouping, Snapshot, SortBy};
 use crate::model::StackId;
 use crate::progress::Progress;
+use crate::reachability::LeakKindSet;
 use crate::selection::Selection;
 use crate::symbolize::Frame;
 use crate::window::AllocWindow;
 
 pub use flamegraph::FlameGraphError;
+pub(crate) use json::leak_kinds_json;
 pub use json::{JSON_SCHEMA, frame_json, trace_json};
 pub use text::location as text_location;
 pub(crate) use text::{
@@ -42,6 +44,9 @@ pub struct ReportSpec {
     pub sort: SortBy,
     /// Groups to show (0: all).
     pub top: usize,
+    /// Only blocks outstanding at the end of the trace with these leak kinds (see
+    /// [`Analysis::leak_kinds`]; none where the trace has no complete heap scan).
+    pub leak_kinds: Option<LeakKindSet>,
 }
 
 /// Blocks at one moment (outstanding, allocated or temporary), grouped, ranked and symbolized.
@@ -53,6 +58,8 @@ pub struct Report<'a> {
     /// Only blocks allocated within this window are reported.
     pub window: AllocWindow,
     pub selection: Selection,
+    /// Only blocks of these leak kinds are reported.
+    pub leak_kinds: Option<LeakKindSet>,
     pub sort: SortBy,
     pub grouping: Grouping,
     /// The groups shown, best first (made once; the others stay unmade).
@@ -80,6 +87,7 @@ impl<'a> Report<'a> {
             by,
             sort: SortBy::Bytes,
             top,
+            leak_kinds: None,
         };
         Self::build(analysis, &spec, progress)
     }
@@ -87,7 +95,7 @@ impl<'a> Report<'a> {
     /// Groups the blocks `spec` selects (stacks that read the same are one group:
     /// [`Analysis::group_merged`]), ranks them, and symbolizes the stacks the report shows.
     pub fn build(analysis: &'a Analysis, spec: &ReportSpec, progress: &dyn Progress) -> Self {
-        let snapshot = analysis.select(spec.at_ns, &spec.window, spec.selection);
+        let snapshot = select(analysis, spec.at_ns, &spec.window, spec.selection, spec.leak_kinds);
         let mut grouping = analysis.group_merged_with_progress(&snapshot, spec.by, progress);
         if spec.sort != SortBy::Bytes {
             grouping.sort(spec.sort);
@@ -99,6 +107,7 @@ impl<'a> Report<'a> {
             at_ns: spec.at_ns,
             window: spec.window.clone(),
             selection: spec.selection,
+            leak_kinds: spec.leak_kinds,
             sort: spec.sort,
             grouping,
             shown,
@@ -106,6 +115,11 @@ impl<'a> Report<'a> {
         let stacks: Vec<StackId> = report.shown().iter().filter_map(|g| g.stacks.first().copied()).collect();
         analysis.prepare_symbols(&stacks, progress);
         report
+    }
+
+    /// The blocks the report counts.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        select(self.analysis, self.at_ns, &self.window, self.selection, self.leak_kinds)
     }
 
     /// The groups to show, best first.
@@ -152,5 +166,20 @@ impl<'a> Report<'a> {
     /// the allocating frames), under the text report's header (see the `tree` module).
     pub fn to_tree(&self, order: TreeOrder) -> String {
         tree::render(self, order)
+    }
+}
+
+/// The blocks `selection` picks at `at_ns` within `window`, narrowed to `leak_kinds`.
+fn select(
+    analysis: &Analysis,
+    at_ns: u64,
+    window: &AllocWindow,
+    selection: Selection,
+    leak_kinds: Option<LeakKindSet>,
+) -> Snapshot {
+    let snapshot = analysis.select(at_ns, window, selection);
+    match leak_kinds {
+        Some(kinds) => analysis.of_leak_kinds(&snapshot, kinds),
+        None => snapshot,
     }
 }

@@ -8,6 +8,7 @@ use super::Report;
 use super::units::{bytes, count, duration, plural, share, size_range};
 use crate::group::{GroupBy, GroupKey, SortBy, size_class_bounds};
 use crate::model::Summary;
+use crate::reachability::{LeakKind, LeakKinds};
 use crate::resident::ResidentMemory;
 use crate::selection::Selection;
 use crate::symbolize::Frame;
@@ -137,7 +138,14 @@ pub(super) fn write_start(report: &Report<'_>, out: &mut String) -> bool {
     if !report.shown().is_empty() {
         return true;
     }
-    let _ = writeln!(out, "\n{}", nothing_selected(report.selection));
+    match report.leak_kinds {
+        Some(kinds) => {
+            let _ = writeln!(out, "\nNo outstanding allocations are {}.", kinds.describe());
+        }
+        None => {
+            let _ = writeln!(out, "\n{}", nothing_selected(report.selection));
+        }
+    }
     false
 }
 
@@ -279,6 +287,10 @@ fn write_header(report: &Report<'_>, out: &mut String) {
             )
         }
     };
+    let counted = match report.leak_kinds {
+        Some(kinds) => format!("{counted}, {}", kinds.describe()),
+        None => counted,
+    };
     let ranked = if report.sort == SortBy::Blocks { ", ranked by blocks" } else { "" };
     let _ = writeln!(
         out,
@@ -290,9 +302,26 @@ fn write_header(report: &Report<'_>, out: &mut String) {
         plural(totals.blocks, "block", "blocks"),
         plural(report.grouping.len() as u64, one, by),
     );
+    if let Some(kinds) = report.analysis.leak_kinds() {
+        write_leak_kinds(kinds, out);
+    }
     write_resident(report.analysis.resident_memory(), report.at_ns, out);
     write_window(&report.window, out);
     write_incomplete_warning(s, out);
+}
+
+/// The `leaks` line: the blocks outstanding at the end by leak kind (`not scanned` only where
+/// there are such blocks).
+pub fn write_leak_kinds(kinds: &LeakKinds, out: &mut String) {
+    let parts: Vec<String> = LeakKind::ALL
+        .into_iter()
+        .filter(|&k| k != LeakKind::NotScanned || kinds.totals(k).blocks > 0)
+        .map(|k| {
+            let t = kinds.totals(k);
+            format!("{} {} in {}", k.label(), bytes(t.bytes), plural(t.blocks, "block", "blocks"))
+        })
+        .collect();
+    let _ = writeln!(out, "leaks    at the end: {}", parts.join(", "));
 }
 
 /// The `rss` line: the process's resident set size at the report's moment (the last sample by
