@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use leakview_analyzer::{LeakKindError, LeakKindSet};
 
 use crate::recording::{DEFAULT_DEPTH, DEFAULT_RSS_INTERVAL_MS, MAX_DEPTH};
 
@@ -60,6 +61,11 @@ pub struct RecordArgs {
     /// allocates; 0 takes none.
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_RSS_INTERVAL_MS)]
     pub rss_interval: u64,
+    /// At exit, scan the program's memory for pointers to its heap blocks, so that reports can
+    /// tell blocks that are lost (definitely, indirectly, possibly) from those still reachable,
+    /// as valgrind's memcheck does (`stats`, `report --leak-kind`, `check --leak-kind`).
+    #[arg(long)]
+    pub leak_kinds: bool,
     /// Overwrite the output file if it exists.
     #[arg(long)]
     pub force: bool,
@@ -183,6 +189,11 @@ pub struct ReportArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+    /// Only blocks outstanding at the end of these leak kinds (valgrind's): a comma-separated
+    /// list of definite, indirect, possible, reachable, not-scanned; lost (definite,indirect),
+    /// all. Needs a trace recorded with `record --leak-kinds`.
+    #[arg(long, value_name = "KINDS", value_parser = leak_kinds)]
+    pub leak_kind: Option<LeakKindSet>,
     #[command(flatten)]
     pub window: WindowArgs,
     /// Trace file written by `leakview record` or the leakview crate.
@@ -253,10 +264,20 @@ pub struct CheckArgs {
     /// Output format; the exit code is the same for both.
     #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
     pub format: CheckFormat,
+    /// Fail only for blocks outstanding at the end of these leak kinds (`lost`: definitely or
+    /// indirectly lost, as LeakSanitizer reports; same list as `report --leak-kind`). Needs a
+    /// trace recorded with `record --leak-kinds`.
+    #[arg(long, value_name = "KINDS", value_parser = leak_kinds)]
+    pub leak_kind: Option<LeakKindSet>,
     #[command(flatten)]
     pub window: WindowArgs,
     /// Trace file written by `leakview record` or the leakview crate.
     pub trace: PathBuf,
+}
+
+/// A `--leak-kind` list.
+fn leak_kinds(text: &str) -> Result<LeakKindSet, LeakKindError> {
+    LeakKindSet::parse(text)
 }
 
 /// Grouping for `diff`.

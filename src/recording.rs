@@ -26,6 +26,7 @@ pub const DEPTH_ENV: &str = "LEAKVIEW_DEPTH";
 pub const MANIFEST_ENV: &str = "LEAKVIEW_MANIFEST";
 pub const ONLY_CHILD_OF_ENV: &str = "LEAKVIEW_ONLY_CHILD_OF";
 pub const RSS_INTERVAL_ENV: &str = "LEAKVIEW_RSS_INTERVAL_MS";
+pub const HEAP_SCAN_ENV: &str = "LEAKVIEW_HEAP_SCAN";
 /// Milliseconds between RSS samples (the recorder's default too).
 pub const DEFAULT_RSS_INTERVAL_MS: u64 = 10;
 /// Stack depth `leakview record` records with by default, and `leakview demo` always.
@@ -45,6 +46,8 @@ pub struct RecordPlan<'a> {
     pub depth: u32,
     /// Milliseconds between samples of the resident set size (0: none).
     pub rss_interval_ms: u64,
+    /// Scan memory for references to heap blocks at exit (leak kinds).
+    pub leak_kinds: bool,
     /// Record the program started (and the images it execs) only, not the processes it forks.
     pub no_children: bool,
 }
@@ -77,7 +80,8 @@ pub fn run(plan: &RecordPlan<'_>) -> anyhow::Result<Finished> {
         .env(OUTPUT_ENV, plan.output)
         .env(DEPTH_ENV, plan.depth.to_string())
         .env(RSS_INTERVAL_ENV, plan.rss_interval_ms.to_string())
-        .env(MANIFEST_ENV, &manifest_path);
+        .env(MANIFEST_ENV, &manifest_path)
+        .env(HEAP_SCAN_ENV, if plan.leak_kinds { "1" } else { "0" });
     if plan.no_children {
         command.env(ONLY_CHILD_OF_ENV, std::process::id().to_string());
     } else {

@@ -1,6 +1,7 @@
 //! leakview's counts must equal valgrind's on real programs: the number of allocations
 //! (valgrind's "total heap usage", every block that came into being, each successful realloc
-//! included), frees, bytes allocated, and the blocks and bytes still in use at exit, for the
+//! included), frees, bytes allocated, the blocks and bytes still in use at exit, and how those
+//! split into memcheck's leak kinds (definitely, indirectly, possibly lost, still reachable), for the
 //! same run of sqlite3, jq, perl, python3 (also calling libc's malloc through ctypes), sed, bash,
 //! zstd with worker threads, curl (libcurl and OpenSSL) and apt-config (C++: libstdc++'s
 //! `operator new` over libapt-pkg's containers).
@@ -23,6 +24,21 @@ struct Counts {
     bytes_allocated: u64,
     blocks_at_exit: u64,
     bytes_at_exit: u64,
+    /// (bytes, blocks) definitely lost, indirectly lost, possibly lost, still reachable.
+    leak_kinds: [(u64, u64); 4],
+}
+
+/// memcheck's LEAK SUMMARY lines, in the order of [`Counts::leak_kinds`].
+const LEAK_SUMMARY: [&str; 4] =
+    ["definitely lost:", "indirectly lost:", "possibly lost:", "still reachable:"];
+/// The same kinds in leakview's report JSON (`leak_kinds`).
+const LEAK_KIND_KEYS: [&str; 4] = ["definitely_lost", "indirectly_lost", "possibly_lost", "still_reachable"];
+
+/// "8,937 bytes in 15 blocks" → (8937, 15).
+fn bytes_in_blocks(text: &str) -> (u64, u64) {
+    let (bytes, rest) =
+        text.split_once(" bytes in ").unwrap_or_else(|| panic!("not bytes in blocks: {text:?}"));
+    (number(bytes), number(rest.trim().trim_end_matches(" blocks").trim_end_matches(" block")))
 }
 
 fn number(text: &str) -> u64 {
@@ -38,9 +54,9 @@ fn valgrind_counts(stderr: &str) -> Counts {
             .unwrap_or_else(|| panic!("valgrind printed no {key:?}:\n{stderr}"))
     };
     // "in use at exit: 8,937 bytes in 15 blocks"
-    let in_use = line("in use at exit:");
-    let (bytes, rest) = in_use.split_once(" bytes in ").expect("bytes in");
-    let blocks = rest.trim_end_matches(" blocks").trim_end_matches(" block");
+    let (bytes, blocks) = bytes_in_blocks(&line("in use at exit:"));
+    // With nothing in use at exit memcheck prints no LEAK SUMMARY: every kind is empty.
+    let leak_kinds = LEAK_SUMMARY.map(|key| if blocks == 0 { (0, 0) } else { bytes_in_blocks(&line(key)) });
     // "total heap usage: 489 allocs, 474 frees, 114,431 bytes allocated"
     let usage = line("total heap usage:");
     let parts: Vec<&str> = usage.split(", ").collect();
@@ -48,8 +64,9 @@ fn valgrind_counts(stderr: &str) -> Counts {
         allocations: number(parts[0].trim_end_matches(" allocs").trim_end_matches(" alloc")),
         frees: number(parts[1].trim_end_matches(" frees").trim_end_matches(" free")),
         bytes_allocated: number(parts[2].trim_end_matches(" bytes allocated")),
-        blocks_at_exit: number(blocks),
-        bytes_at_exit: number(bytes),
+        blocks_at_exit: blocks,
+        bytes_at_exit: bytes,
+        leak_kinds,
     }
 }
 
@@ -68,6 +85,12 @@ fn leakview_counts(trace: &Path) -> Counts {
         bytes_allocated: get("totals", "bytes_allocated"),
         blocks_at_exit: get("outstanding", "blocks"),
         bytes_at_exit: get("outstanding", "bytes"),
+        leak_kinds: LEAK_KIND_KEYS.map(|k| {
+            let kind = &json["leak_kinds"][k];
+            let field =
+                |f: &str| kind[f].as_u64().unwrap_or_else(|| panic!("no leak_kinds.{k}.{f} in {json}"));
+            (field("bytes"), field("blocks"))
+        }),
     }
 }
 
@@ -209,6 +232,18 @@ fn tls_module_library(dir: &Path) -> PathBuf {
 
 /// Runs `program args` (with `stdin` fed in) under valgrind and under leakview and compares.
 fn agree(program: &str, args: &[&str], stdin: &str) {
+    agree_on(program, args, stdin, Compare::LeakKindsToo);
+}
+
+/// What [`agree_on`] compares besides the heap's counts.
+#[derive(PartialEq, Eq)]
+enum Compare {
+    LeakKindsToo,
+    /// Known to differ (see the test).
+    NotLeakKinds,
+}
+
+fn agree_on(program: &str, args: &[&str], stdin: &str, compare: Compare) {
     let (Some(path), Some(_)) = (installed(program), installed("valgrind")) else { return };
     // python3's counts depend on the address-space layout (ASLR): in about one run in three
     // it allocates one more 128 KiB block, under either tool. So a pair of runs is repeated
@@ -220,7 +255,14 @@ fn agree(program: &str, args: &[&str], stdin: &str) {
         let d = same.dir.path();
         let valgrind = run(
             Command::new("valgrind")
-                .args(["--run-libc-freeres=no", "--run-cxx-freeres=no", "--leak-check=no"])
+                // Interior pointers count as such: memcheck's heuristics for some (std::string,
+                // new[] cookies, multiple inheritance) are not leakview's.
+                .args([
+                    "--run-libc-freeres=no",
+                    "--run-cxx-freeres=no",
+                    "--leak-check=full",
+                    "--leak-check-heuristics=none",
+                ])
                 .arg(&path)
                 .args(args),
             d,
@@ -230,14 +272,18 @@ fn agree(program: &str, args: &[&str], stdin: &str) {
         let expected = valgrind_counts(&String::from_utf8_lossy(&valgrind.stderr));
         run(
             Command::new(env!("CARGO_BIN_EXE_leakview"))
-                .args(["record", "-o", "trace.bin", "--force", "--"])
+                .args(["record", "--leak-kinds", "-o", "trace.bin", "--force", "--"])
                 .arg(&path)
                 .args(args),
             d,
             &same.leakview_env,
             stdin,
         );
-        let got = leakview_counts(&d.join("trace.bin"));
+        let mut got = leakview_counts(&d.join("trace.bin"));
+        let mut expected = expected;
+        if compare == Compare::NotLeakKinds {
+            (got.leak_kinds, expected.leak_kinds) = ([(0, 0); 4], [(0, 0); 4]);
+        }
         if got == expected || attempt == 5 {
             break (got, expected);
         }
@@ -287,16 +333,20 @@ fn python3_agrees_with_valgrind() {
 }
 
 /// Allocation functions called through a handle of the C library (ctypes' `libc.malloc`), not
-/// through the program's own references.
+/// through the program's own references. Leak kinds are not compared: the 100 blocks the script
+/// keeps are held only as Python ints (30-bit digits), which hold no address of a normal run's
+/// heap, so leakview finds about that many definitely lost; under valgrind the heap lies below
+/// 2^30, one digit holds a whole address, and memcheck finds them reachable.
 #[test]
 fn python3_ctypes_agrees_with_valgrind() {
-    agree(
+    agree_on(
         "python3",
         &[
             "-c",
             "import ctypes\nlibc = ctypes.CDLL('libc.so.6')\nlibc.malloc.restype = ctypes.c_void_p\nlibc.free.argtypes = [ctypes.c_void_p]\nkept = [libc.malloc(16 + i) for i in range(200)]\nfor p in kept[::2]: libc.free(p)\nprint(len(kept))",
         ],
         "",
+        Compare::NotLeakKinds,
     );
 }
 

@@ -340,7 +340,9 @@ impl OwnedEvent {
             OwnedEvent::ScanRegion { ts, start, len, kind } => {
                 Event::ScanRegion { ts: *ts, start: *start, len: *len, kind: *kind }
             }
-            OwnedEvent::References { ts, refs } => Event::References { ts: *ts, refs: References::Slice(refs) },
+            OwnedEvent::References { ts, refs } => {
+                Event::References { ts: *ts, refs: References::Slice(refs) }
+            }
             OwnedEvent::ScanEnd { ts, regions, bytes, references } => {
                 Event::ScanEnd { ts: *ts, regions: *regions, bytes: *bytes, references: *references }
             }

@@ -64,13 +64,15 @@ fn event_strategy() -> impl Strategy<Value = OwnedEvent> {
         (0u64..10_000, any::<u64>()).prop_map(|(dt, bytes)| OwnedEvent::ResidentMemory { ts: dt, bytes }),
         (0u64..10_000, any::<u64>(), any::<u64>(), any::<u8>())
             .prop_map(|(dt, start, len, kind)| OwnedEvent::ScanRegion { ts: dt, start, len, kind }),
-        (0u64..10_000, proptest::collection::vec((any::<u64>(), any::<u64>()), 0..40)).prop_map(|(dt, mut refs)| {
-            refs.sort_unstable();
-            OwnedEvent::References { ts: dt, refs }
-        }),
-        (0u64..10_000, any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(dt, regions, bytes, references)| {
-            OwnedEvent::ScanEnd { ts: dt, regions, bytes, references }
-        }),
+        (0u64..10_000, proptest::collection::vec((any::<u64>(), any::<u64>()), 0..40)).prop_map(
+            |(dt, mut refs)| {
+                refs.sort_unstable();
+                OwnedEvent::References { ts: dt, refs }
+            }
+        ),
+        (0u64..10_000, any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
+            |(dt, regions, bytes, references)| { OwnedEvent::ScanEnd { ts: dt, regions, bytes, references } }
+        ),
     ]
 }
 

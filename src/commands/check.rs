@@ -1,13 +1,14 @@
 //! `leakview check`: a CI gate. Exit 1 with a short report if any block outstanding at the
-//! moment is not suppressed (nor, by default, the runtimes' own), 0 otherwise (2 on usage or
+//! moment (with `--leak-kind`, of those kinds) is not suppressed (nor, by default, the
+//! runtimes' own), 0 otherwise (2 on usage or
 //! input errors, via `main`).
 
 use std::process::ExitCode;
 
-use leakview_analyzer::{RuntimeBlocks, Suppressions, check};
+use leakview_analyzer::{RuntimeBlocks, Suppressions, check_leak_kinds};
 
 use super::loading::{self, Bars};
-use super::{moment, window};
+use super::{leak_kinds, moment, window};
 use crate::cli::{CheckArgs, CheckFormat};
 use crate::messages::{self, say};
 
@@ -21,8 +22,11 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let at_ns = moment::named(analysis.resolve_when(&args.at), "--at", &args.at)?;
     let runtime =
         if args.no_default_suppressions { RuntimeBlocks::Counted } else { RuntimeBlocks::NotCounted };
+    if let Some(kinds) = args.leak_kind {
+        leak_kinds::require(&analysis, &args.trace, kinds, &args.at, at_ns)?;
+    }
     let window = window::resolve(&analysis, &args.window, at_ns)?;
-    let outcome = check(&analysis, at_ns, &window, &suppressions, runtime, &bars);
+    let outcome = check_leak_kinds(&analysis, at_ns, &window, &suppressions, runtime, args.leak_kind, &bars);
     drop(bars);
     let text = match args.format {
         CheckFormat::Json => outcome.to_json(&analysis, args.at.trim()),

@@ -46,6 +46,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         output: &output,
         depth: DEFAULT_DEPTH,
         rss_interval_ms: DEFAULT_RSS_INTERVAL_MS,
+        leak_kinds: false,
         no_children: false,
     })?;
     if !finished.status.success() {
@@ -77,6 +78,7 @@ fn show_leaks(trace: &Path, no_tui: bool) -> anyhow::Result<()> {
         group_by: GroupBy::Stack,
         top: Some(10),
         format: ReportFormat::Text,
+        leak_kind: None,
         window: WindowArgs { allocated_after: None, allocated_before: None },
         trace: trace.to_path_buf(),
     };

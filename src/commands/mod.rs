@@ -3,6 +3,7 @@
 mod check;
 mod demo;
 mod diff;
+mod leak_kinds;
 mod library;
 mod loading;
 mod moment;

@@ -30,6 +30,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         output: &output,
         depth: args.depth,
         rss_interval_ms: args.rss_interval,
+        leak_kinds: args.leak_kinds,
         no_children: args.no_children,
     })?;
     settle_traces(&finished.traces);

@@ -9,8 +9,8 @@ use clap::ValueEnum;
 use leakview_analyzer::{GroupBy, Report, ReportSpec, Selection, SortBy, TreeOrder};
 
 use super::loading::{self, Bars};
-use super::{moment, window};
-use crate::cli::{self, RankBy, ReportArgs, ReportFormat};
+use super::{leak_kinds, moment, window};
+use crate::cli::{self, RankBy, ReportArgs, ReportFormat, What};
 use crate::messages;
 
 /// Groups shown by the text and JSON reports when `--top` is not given.
@@ -31,6 +31,15 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         };
         bail!("--format {format} {prints}; it does not go with --group-by {name}");
     }
+    if let Some(kinds) = args.leak_kind
+        && args.what != What::Outstanding
+    {
+        let what = args.what.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+        bail!(
+            "--leak-kind {} classifies outstanding blocks; it does not go with --what {what}",
+            leak_kinds::names(kinds)
+        );
+    }
     // Folded stacks feed flamegraph tools, which want every stack unless told otherwise; so does
     // the flame graph.
     let every_stack = matches!(args.format, ReportFormat::Folded | ReportFormat::Svg);
@@ -45,6 +54,9 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         cli::GroupBy::SizeClass => GroupBy::SizeClass,
         cli::GroupBy::Thread => GroupBy::Thread,
     };
+    if let Some(kinds) = args.leak_kind {
+        leak_kinds::require(&analysis, &args.trace, kinds, &args.at, at_ns)?;
+    }
     let window = window::resolve(&analysis, &args.window, at_ns)?;
     let selection = Selection::from(args.what);
     // How many blocks matters most for churn; how many bytes for what is held.
@@ -52,7 +64,16 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         (Some(RankBy::Bytes), _) | (None, Selection::Outstanding) => SortBy::Bytes,
         (Some(RankBy::Blocks), _) | (None, _) => SortBy::Blocks,
     };
-    let spec = ReportSpec { when: args.at.trim().to_string(), at_ns, window, selection, by, sort, top };
+    let spec = ReportSpec {
+        when: args.at.trim().to_string(),
+        at_ns,
+        window,
+        selection,
+        by,
+        sort,
+        top,
+        leak_kinds: args.leak_kind,
+    };
     let report = Report::build(&analysis, &spec, &bars);
     let text = match args.format {
         ReportFormat::Text => report.to_text(),

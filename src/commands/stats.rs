@@ -1,5 +1,5 @@
 //! `leakview stats TRACE`: the trace's header, event counts per kind, and the analyzer's figures
-//! (allocations, frees, peak, outstanding at the end).
+//! (allocations, frees, peak, outstanding at the end, their leak kinds).
 
 use std::fmt::Write;
 use std::process::ExitCode;
@@ -8,6 +8,7 @@ use leakview_analyzer::report::units::{bytes, count, plural, share};
 use leakview_analyzer::{Analysis, Mark, format_duration};
 use leakview_format::{RecorderKind, TraceReader};
 
+use super::leak_kinds;
 use super::loading::{self, Bars};
 use crate::cli::StatsArgs;
 use crate::messages;
@@ -70,8 +71,12 @@ fn render(reader: &TraceReader, analysis: &Analysis) -> anyhow::Result<String> {
         bytes(u64::from(header.chunk_size))
     )?;
     writeln!(w, "events       {}", count(s.events))?;
-    for (kind, n) in s.event_counts.by_kind() {
-        writeln!(w, "  {kind:<15}{}", count(n))?;
+    // The heap scan's kinds only where the trace has them (most do not).
+    let kinds: Vec<(&str, u64)> =
+        s.event_counts.by_kind().into_iter().filter(|(k, n)| *n > 0 || !k.starts_with("scan-")).collect();
+    let width = kinds.iter().map(|(k, _)| k.len() + 1).max().unwrap_or(0).max(15);
+    for (kind, n) in kinds {
+        writeln!(w, "  {kind:<width$}{}", count(n))?;
     }
     if s.events > 0 {
         writeln!(w, "bytes/event  {:.2}", s.event_bytes as f64 / s.events as f64)?;
@@ -120,6 +125,7 @@ fn render(reader: &TraceReader, analysis: &Analysis) -> anyhow::Result<String> {
         bytes(s.outstanding_at_end.bytes),
         plural(s.outstanding_at_end.blocks, "block", "blocks")
     )?;
+    leak_kinds::write_summary(w, analysis)?;
     write_resident(w, analysis)?;
     write_marks(w, analysis.marks())?;
     writeln!(w, "complete     {}", if s.complete { "yes" } else { "no" })?;

@@ -138,7 +138,11 @@ fn every_kind_round_trips() {
         Event::ScanRegion { ts: 1120, start: 0x5555_0000_0000, len: 1 << 20, kind: 3 },
         Event::References {
             ts: 1120,
-            refs: References::Slice(&[(0x5555_0000_0010, 0x5555_0000_2000), (0x5555_0000_0018, 8), (u64::MAX, 0)]),
+            refs: References::Slice(&[
+                (0x5555_0000_0010, 0x5555_0000_2000),
+                (0x5555_0000_0018, 8),
+                (u64::MAX, 0),
+            ]),
         },
         Event::References { ts: 1121, refs: References::Slice(&[]) },
         Event::ScanEnd { ts: 1130, regions: 12, bytes: 40 << 20, references: 3 },
@@ -353,7 +357,9 @@ fn references_cost_the_deltas_of_their_locations_and_values() {
     // byte each after the first pair.
     let one = [(0x7f00_0000_1000u64, 0x5555_0000_2000u64)];
     let two = [(0x7f00_0000_1000u64, 0x5555_0000_2000u64), (0x7f00_0000_1008, 0x5555_0000_2040)];
-    let len = |refs: &[(u64, u64)]| round_trip(&[Event::References { ts: 1001, refs: References::Slice(refs) }]).len();
+    let len = |refs: &[(u64, u64)]| {
+        round_trip(&[Event::References { ts: 1001, refs: References::Slice(refs) }]).len()
+    };
     assert_eq!(len(&two) - len(&one), 1 + 2, "8 is one byte; zigzag(64) = 128 takes two");
 }
 
