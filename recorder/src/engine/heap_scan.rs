@@ -94,7 +94,7 @@ pub fn scan(
             std::slice::from_raw_parts_mut(pages_buf.as_ptr(), MINCORE_PAGES),
         )
     };
-    let maps_len = read_maps(maps).ok_or(ScanFailure::MapsUnreadable)?;
+    let maps_len = sys::read_file(c"/proc/self/maps", maps).ok_or(ScanFailure::MapsUnreadable)?;
     let maps = &maps[..maps_len];
     let own_file = own_library(maps);
     let count = memory_map::collect(maps, own_file, areas).ok_or(ScanFailure::MapsUnreadable)?;
@@ -164,9 +164,9 @@ impl Emitter<'_> {
         if self.len == 0 {
             return Ok(());
         }
-        let refs = self.batch;
         let len = std::mem::take(&mut self.len);
-        self.event(&Event::References { ts: self.ts, refs: References::Slice(&refs[..len]) })
+        let event = Event::References { ts: self.ts, refs: References::Slice(&self.batch[..len]) };
+        if self.session.append(self.stream, &event) { Ok(()) } else { Err(ScanFailure::TraceFull) }
     }
 }
 
@@ -255,38 +255,6 @@ fn read(from: u64, to: u64, words: &mut [u64]) -> Result<usize, ScanFailure> {
     Ok(got as usize / 8)
 }
 
-/// Reads `/proc/self/maps` into `buf`; its length, or `None` if unreadable or too long.
-fn read_maps(buf: &mut [u8]) -> Option<usize> {
-    // SAFETY: a NUL-terminated path; raw system calls; the descriptor is closed before returning;
-    // reads go into `buf` within its length.
-    unsafe {
-        let fd = libc::syscall(
-            libc::SYS_openat,
-            libc::AT_FDCWD,
-            c"/proc/self/maps".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        );
-        if fd < 0 {
-            return None;
-        }
-        let mut len = 0usize;
-        let result = loop {
-            if len == buf.len() {
-                break None;
-            }
-            let got = libc::syscall(libc::SYS_read, fd, buf.as_mut_ptr().add(len), buf.len() - len);
-            match got {
-                0 => break Some(len),
-                n if n > 0 => len += n as usize,
-                _ if sys::errno() == libc::EINTR => {}
-                _ => break None,
-            }
-        };
-        libc::syscall(libc::SYS_close, fd);
-        result
-    }
-}
-
 /// The (device, inode) of the file this code was loaded from, found by the address of one of
 /// its statics; (0, 0) if it cannot be told.
 fn own_library(maps: &[u8]) -> (u64, u64) {
@@ -314,7 +282,7 @@ mod tests {
     #[test]
     fn the_recorders_own_library_is_found_in_the_maps() {
         let mut buf = vec![0u8; MAPS_CAPACITY];
-        let len = read_maps(&mut buf).expect("readable");
+        let len = sys::read_file(c"/proc/self/maps", &mut buf).expect("readable");
         assert_ne!(own_library(&buf[..len]), (0, 0));
     }
 }

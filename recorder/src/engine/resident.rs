@@ -7,6 +7,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::engine::sys;
+
 /// Default time between samples.
 pub const DEFAULT_INTERVAL_NS: u64 = 10_000_000;
 
@@ -64,23 +66,8 @@ pub fn now() -> Option<u64> {
 /// Reads `/proc/self/statm` (resident pages, its second field) without allocating.
 fn read() -> Option<u64> {
     let mut buf = [0u8; 128];
-    // SAFETY: a NUL-terminated path; raw system calls (a program's own `open` interposer, if
-    // any, is not called from inside its allocator); the descriptor is closed before returning.
-    let len = unsafe {
-        let fd = libc::syscall(
-            libc::SYS_openat,
-            libc::AT_FDCWD,
-            c"/proc/self/statm".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        );
-        if fd < 0 {
-            return None;
-        }
-        let len = libc::syscall(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len());
-        libc::syscall(libc::SYS_close, fd);
-        len
-    };
-    let text = buf.get(..usize::try_from(len).ok()?)?;
+    let len = sys::read_file(c"/proc/self/statm", &mut buf)?;
+    let text = buf.get(..len)?;
     resident_bytes(text, page_size())
 }
 

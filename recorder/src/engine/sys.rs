@@ -65,6 +65,36 @@ impl Drop for Region {
     }
 }
 
+/// Reads the file at `path` (a `/proc` file: short, no interposed `open`) into `buf` with raw
+/// system calls, without allocating; the length read, or `None` if it cannot be read or does
+/// not fit in `buf`.
+pub fn read_file(path: &std::ffi::CStr, buf: &mut [u8]) -> Option<usize> {
+    // SAFETY: a NUL-terminated path; raw system calls (a program's own `open` interposer, if
+    // any, is not called from inside its allocator); reads go into `buf` within its length; the
+    // descriptor is closed before returning.
+    unsafe {
+        let fd =
+            libc::syscall(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return None;
+        }
+        let mut len = 0usize;
+        let result = loop {
+            if len == buf.len() {
+                break None;
+            }
+            match libc::syscall(libc::SYS_read, fd, buf.as_mut_ptr().add(len), buf.len() - len) {
+                0 => break Some(len),
+                n if n > 0 => len += n as usize,
+                _ if errno() == libc::EINTR => {}
+                _ => break None,
+            }
+        };
+        libc::syscall(libc::SYS_close, fd);
+        result
+    }
+}
+
 /// The process's address space limit (`RLIMIT_AS`, `ulimit -v`) in bytes, if it has one.
 pub fn address_space_limit() -> Option<u64> {
     let mut limit = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
