@@ -222,22 +222,10 @@ impl CheckOutcome {
 }
 
 /// Checks the blocks outstanding at `at_ns` and allocated within `window` against
-/// `suppressions`, with or without the runtimes' own.
+/// `suppressions`, with or without the runtimes' own; with `leak_kinds`, only the blocks of
+/// those kinds (see [`Analysis::leak_kinds`]: a trace without a complete heap scan has none, and
+/// every block is then of other kinds), the others totalled apart.
 pub fn check(
-    analysis: &Analysis,
-    at_ns: u64,
-    window: &AllocWindow,
-    suppressions: &Suppressions,
-    runtime: RuntimeBlocks,
-    progress: &dyn Progress,
-) -> CheckOutcome {
-    check_leak_kinds(analysis, at_ns, window, suppressions, runtime, None, progress)
-}
-
-/// [`check`] of only the blocks whose leak kind is in `leak_kinds` (when given: see
-/// [`Analysis::leak_kinds`]; a trace without a complete heap scan has none, and every block is
-/// then of other kinds). The blocks of other kinds are totalled apart.
-pub fn check_leak_kinds(
     analysis: &Analysis,
     at_ns: u64,
     window: &AllocWindow,

@@ -65,7 +65,7 @@ mod window;
 pub use alike::ShownStackId;
 pub use analysis::{Analysis, LoadOptions};
 pub use call_tree::{CallTreeLine, TreeOrder, TreePart, call_tree_lines};
-pub use check::{CheckOutcome, RuntimeBlocks, check, check_leak_kinds};
+pub use check::{CheckOutcome, RuntimeBlocks, check};
 pub use diff::{Comparison, Diff, DiffBy, DiffGroup, DiffReport, DiffStatus, Side};
 pub use error::{LoadError, WhenError};
 pub use frames::Frames;

@@ -96,13 +96,20 @@ fn reports_and_check_show_one_group_for_stacks_that_read_alike() {
     assert!(text.contains("from 3 call sites with these frames"), "{text}");
     assert_eq!(report.to_folded(), "main;make_leak 120\nmain;make_temp 100\n");
 
-    let outcome =
-        check(&a, 60, &AllocWindow::all(), &Suppressions::default(), RuntimeBlocks::Counted, &NoProgress);
+    let outcome = check(
+        &a,
+        60,
+        &AllocWindow::all(),
+        &Suppressions::default(),
+        RuntimeBlocks::Counted,
+        None,
+        &NoProgress,
+    );
     assert_eq!(outcome.leaks.iter().map(|g| g.bytes).collect::<Vec<_>>(), vec![120, 100]);
     assert_eq!((outcome.leaked.blocks, outcome.leaked.bytes), (5, 220));
     assert!(outcome.to_text(&a, "end").contains("from 2 stacks"));
     let rules = Suppressions::parse("leak:make_leak\n").expect("parses");
-    let suppressed = check(&a, 60, &AllocWindow::all(), &rules, RuntimeBlocks::Counted, &NoProgress);
+    let suppressed = check(&a, 60, &AllocWindow::all(), &rules, RuntimeBlocks::Counted, None, &NoProgress);
     assert_eq!((suppressed.suppressed.blocks, suppressed.suppressed.bytes), (4, 120));
     assert_eq!(suppressed.rule_hits[0].1.bytes, 120);
 }

@@ -151,26 +151,41 @@ fn text_names_each_group_thread_once() {
 fn check_with_suppressions() {
     let f = fixture();
     let a = f.load();
-    let none =
-        check(&a, 60, &AllocWindow::all(), &Suppressions::default(), RuntimeBlocks::Counted, &NoProgress);
+    let none = check(
+        &a,
+        60,
+        &AllocWindow::all(),
+        &Suppressions::default(),
+        RuntimeBlocks::Counted,
+        None,
+        &NoProgress,
+    );
     assert!(!none.passed());
     assert_eq!((none.leaked.blocks, none.leaked.bytes), (2, 96));
     assert!(none.to_text(&a, "end").contains("make_leak"));
     for pattern in ["make_leak", "make_*", "leaky.c", "^make_leak$"] {
         let rules = Suppressions::parse(&format!("# ours\nleak:{pattern}\n")).expect("parses");
-        let outcome = check(&a, 60, &AllocWindow::all(), &rules, RuntimeBlocks::Counted, &NoProgress);
+        let outcome = check(&a, 60, &AllocWindow::all(), &rules, RuntimeBlocks::Counted, None, &NoProgress);
         assert!(outcome.passed(), "leak:{pattern}");
         assert_eq!((outcome.suppressed.blocks, outcome.suppressed.bytes), (2, 96));
         assert_eq!(outcome.rule_hits[0].1.blocks, 2);
     }
     let other = Suppressions::parse("leak:make_temp\nleak:^main_$\n").expect("parses");
-    assert!(!check(&a, 60, &AllocWindow::all(), &other, RuntimeBlocks::Counted, &NoProgress).passed());
+    assert!(!check(&a, 60, &AllocWindow::all(), &other, RuntimeBlocks::Counted, None, &NoProgress).passed());
     // At 20, make_temp's block is outstanding too; suppressing it alone leaves make_leak's.
-    let partial = check(&a, 20, &AllocWindow::all(), &other, RuntimeBlocks::Counted, &NoProgress);
+    let partial = check(&a, 20, &AllocWindow::all(), &other, RuntimeBlocks::Counted, None, &NoProgress);
     assert_eq!((partial.leaked.blocks, partial.suppressed.blocks), (1, 1));
     assert!(
-        check(&a, 5, &AllocWindow::all(), &Suppressions::default(), RuntimeBlocks::Counted, &NoProgress)
-            .passed()
+        check(
+            &a,
+            5,
+            &AllocWindow::all(),
+            &Suppressions::default(),
+            RuntimeBlocks::Counted,
+            None,
+            &NoProgress
+        )
+        .passed()
     );
 }
 
@@ -202,11 +217,18 @@ fn an_allocation_window_narrows_every_report_to_the_blocks_allocated_in_it() {
     assert_eq!((json["allocated_after_ns"].as_u64(), json["allocated_before_ns"].as_u64()), (Some(40), None));
     assert_eq!(json["outstanding"]["bytes"], 32);
 
-    let outcome = check(&a, 60, &early, &Suppressions::default(), RuntimeBlocks::Counted, &NoProgress);
+    let outcome = check(&a, 60, &early, &Suppressions::default(), RuntimeBlocks::Counted, None, &NoProgress);
     assert_eq!((outcome.leaked.blocks, outcome.leaked.bytes), (1, 64));
     assert!(outcome.to_text(&a, "end").contains("allocated before 40ns"), "{}", outcome.to_text(&a, "end"));
-    let none =
-        check(&a, 60, &window(Some(50), None), &Suppressions::default(), RuntimeBlocks::Counted, &NoProgress);
+    let none = check(
+        &a,
+        60,
+        &window(Some(50), None),
+        &Suppressions::default(),
+        RuntimeBlocks::Counted,
+        None,
+        &NoProgress,
+    );
     assert!(none.passed());
 
     let suspects = a.suspects_in(60, &late);

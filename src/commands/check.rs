@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use leakview_analyzer::{RuntimeBlocks, Suppressions, check_leak_kinds};
+use leakview_analyzer::{RuntimeBlocks, Suppressions, check};
 
 use super::loading::{self, Bars};
 use super::{leak_kinds, moment, window};
@@ -26,7 +26,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         leak_kinds::require(&analysis, &args.trace, kinds, &args.at, at_ns)?;
     }
     let window = window::resolve(&analysis, &args.window, at_ns)?;
-    let outcome = check_leak_kinds(&analysis, at_ns, &window, &suppressions, runtime, args.leak_kind, &bars);
+    let outcome = check(&analysis, at_ns, &window, &suppressions, runtime, args.leak_kind, &bars);
     drop(bars);
     let text = match args.format {
         CheckFormat::Json => outcome.to_json(&analysis, args.at.trim()),

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use anyhow::bail;
-use leakview_analyzer::report::units::{bytes, count, duration, plural};
+use leakview_analyzer::report::units::{bytes, duration, plural};
 use leakview_analyzer::{Analysis, LeakKind, LeakKindSet};
 
 /// Errs unless `kinds` (given with `--at at` resolved to `at_ns`) can be answered for the
@@ -66,10 +66,9 @@ pub fn write_summary(w: &mut String, analysis: &Analysis) -> std::fmt::Result {
     let sizes: Vec<String> = shown.iter().map(|&k| bytes(kinds.totals(k).bytes)).collect();
     let width = sizes.iter().map(String::len).max().unwrap_or(0);
     for (kind, size) in shown.iter().zip(&sizes) {
-        let blocks = kinds.totals(*kind).blocks;
-        let noun = if blocks == 1 { "block" } else { "blocks" };
+        let blocks = plural(kinds.totals(*kind).blocks, "block", "blocks");
         let after = if *kind == LeakKind::NotScanned { " (allocated after the scan began)" } else { "" };
-        writeln!(w, "  {:<17}{size:>width$} in {} {noun}{after}", kind.label(), count(blocks))?;
+        writeln!(w, "  {:<17}{size:>width$} in {blocks}{after}", kind.label())?;
     }
     Ok(())
 }
