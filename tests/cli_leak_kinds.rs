@@ -3,8 +3,12 @@
 //! one-line errors where the trace or the other options cannot go with it. The traces are
 //! written with the format crate: blocks, then the scan's regions, references and end.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+use common::{leakview, stderr, stdout};
 
 use leakview_format::{
     Event, References, ThreadStream, TraceMetadata, TraceWriter, WriterOptions, region_kind,
@@ -75,18 +79,6 @@ fn write(dir: &Path, name: &str, scan: Scan) -> PathBuf {
     writer.release(&mut main);
     writer.finish(START + 400);
     path
-}
-
-fn leakview(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_leakview")).args(args).output().expect("run leakview")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn json(o: &Output) -> serde_json::Value {

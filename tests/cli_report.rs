@@ -4,7 +4,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+use common::{leakview, stderr, stdout};
 
 use leakview_format::{Event, ThreadStream, TraceMetadata, TraceWriter, WriterOptions};
 
@@ -58,18 +59,6 @@ fn write_one_block(dir: &Path, size: u64) -> PathBuf {
     writer.release(&mut main);
     writer.finish(START + 400);
     path
-}
-
-fn leakview(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_leakview")).args(args).output().expect("run leakview")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[test]

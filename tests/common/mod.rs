@@ -136,3 +136,16 @@ pub fn frame_titles(svg: &str) -> Vec<String> {
         .map(|(t, _)| t.to_string())
         .collect()
 }
+
+/// `leakview ARGS` run with the test's environment, its output captured.
+pub fn leakview(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_leakview")).args(args).output().expect("run leakview")
+}
+
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
